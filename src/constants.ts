@@ -1,0 +1,51 @@
+/** Input, output and state names: the one place they are spelled. */
+export const Inputs = {
+  Artifacts: 'artifacts',
+  Root: 'root',
+  Bucket: 'bucket',
+  VersionPrefix: 'version-prefix',
+  DistributionId: 'distribution-id',
+  UrlBase: 'url-base',
+  Invalidate: 'invalidate',
+  InvalidationPaths: 'invalidation-paths',
+  WaitForInvalidation: 'wait-for-invalidation',
+  WaitTimeoutMinutes: 'wait-timeout-minutes',
+  MultipartThresholdMb: 'multipart-threshold-mb',
+  PartSizeMb: 'part-size-mb',
+  Concurrency: 'concurrency',
+  ContentType: 'content-type',
+  CacheControl: 'cache-control',
+  Metadata: 'metadata',
+  Overwrite: 'overwrite',
+  Manifest: 'manifest',
+  DryRun: 'dry-run',
+  AwsRegion: 'aws-region',
+  EndpointUrl: 'endpoint-url'
+} as const
+
+export const Outputs = {
+  VersionPrefix: 'version-prefix',
+  Urls: 'urls',
+  Manifest: 'manifest',
+  ManifestUrl: 'manifest-url',
+  Uploaded: 'uploaded',
+  Skipped: 'skipped',
+  BytesUploaded: 'bytes-uploaded',
+  InvalidationIds: 'invalidation-ids',
+  InvalidationStatus: 'invalidation-status'
+} as const
+
+/** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
+export const SHA256_METADATA_KEY = 'sha256'
+export const MANIFEST_FILE_NAME = 'manifest.json'
+export const MANIFEST_SCHEMA_VERSION = 1
+
+export const MiB = 1024 * 1024
+export const GiB = 1024 * MiB
+/** S3 multipart limits. */
+export const MIN_PART_SIZE = 5 * MiB
+export const MAX_PART_SIZE = 5 * GiB
+export const MAX_PARTS = 10_000
+/** S3 limits on keys and user metadata. */
+export const MAX_KEY_BYTES = 1024
+export const MAX_METADATA_BYTES = 2048

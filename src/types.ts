@@ -1,0 +1,99 @@
+/** Domain types shared by the modules. Core logic depends on these, not on @actions/core. */
+
+export type InvalidateMode = 'auto' | 'all' | 'none'
+
+/** Inputs, parsed once and validated (see inputs.ts). */
+export interface DeployInputs {
+  /** Glob patterns, one per line as given; `!` lines exclude. */
+  artifacts: string[]
+  /** Absolute directory keys are relative to; undefined = common ancestor of the search paths. */
+  root?: string
+  bucket: string
+  /** Normalised: no leading or trailing `/`. */
+  versionPrefix: string
+  distributionId?: string
+  /** Without trailing `/`. */
+  urlBase?: string
+  invalidate: InvalidateMode
+  /** Extra CloudFront paths, each starting with `/`. */
+  invalidationPaths: string[]
+  waitForInvalidation: boolean
+  waitTimeoutMinutes: number
+  multipartThresholdBytes: number
+  /** undefined = automatic per file (see part-size.ts). */
+  partSizeBytes?: number
+  concurrency: number
+  contentType?: string
+  cacheControl: string
+  /** Lower-cased keys, as S3 stores them. */
+  metadata: Record<string, string>
+  overwrite: boolean
+  manifest: boolean
+  dryRun: boolean
+  region: string
+  endpointUrl?: string
+  /** Absolute path of the workspace (GITHUB_WORKSPACE or cwd). */
+  workspace: string
+}
+
+/** A regular file found by the artifact patterns. */
+export interface LocalFile {
+  absolutePath: string
+  /** Relative to root, always with `/`. */
+  relativePath: string
+  size: number
+}
+
+/** What happens to one file. */
+export type FileAction = 'upload' | 'skip'
+
+export interface PlannedFile extends LocalFile {
+  key: string
+  sha256: string
+  contentType: string
+  action: FileAction
+  /** The key held an object before this run (so `auto` invalidation must cover it if uploaded). */
+  existed: boolean
+}
+
+export interface PublishedFile extends PlannedFile {
+  url: string
+}
+
+export interface InvalidationOutcome {
+  /** Why these paths (or none) were chosen; shown in the summary. */
+  reason: string
+  paths: string[]
+  ids: string[]
+  status: 'Completed' | 'InProgress' | 'none'
+  waitedMs: number
+}
+
+export interface ManifestFile {
+  path: string
+  key: string
+  url: string
+  size: number
+  sha256: string
+  contentType: string
+  metadata: Record<string, string>
+}
+
+export interface Manifest {
+  schemaVersion: number
+  versionPrefix: string
+  bucket: string
+  createdAt: string
+  git: { sha?: string; ref?: string; repository?: string; runId?: string; runAttempt?: string }
+  distribution: { id: string; domain: string } | null
+  files: ManifestFile[]
+}
+
+/** Where progress and decisions are reported; main passes @actions/core's functions. */
+export interface Logger {
+  info(message: string): void
+  warning(message: string): void
+  debug(message: string): void
+}
+
+export type Sleep = (ms: number) => Promise<void>
