@@ -59,7 +59,11 @@ export function httpStatusOf(err: unknown): number | undefined {
 }
 
 /** What a person should check for the common AWS failures. */
-function hintFor(code: string, status: number | undefined, ctx: AwsErrorContext): string | undefined {
+function hintFor(
+  code: string,
+  status: number | undefined,
+  ctx: AwsErrorContext
+): string | undefined {
   const bucket = ctx.bucket ? `"${ctx.bucket}"` : 'the bucket'
   switch (code) {
     case 'NoSuchBucket':

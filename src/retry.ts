@@ -15,7 +15,10 @@ export interface BackoffOptions {
 }
 
 /** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
-export function backoffDelay(attempt: number, opts: Pick<BackoffOptions, 'baseMs' | 'capMs' | 'random'>): number {
+export function backoffDelay(
+  attempt: number,
+  opts: Pick<BackoffOptions, 'baseMs' | 'capMs' | 'random'>
+): number {
   const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** attempt)
   return Math.round(ceiling / 2 + (opts.random ?? Math.random)() * (ceiling / 2))
 }

@@ -12,7 +12,13 @@ describe('retryWithBackoff', () => {
         return 'done'
       },
       () => true,
-      { attempts: 5, baseMs: 100, capMs: 300, random: () => 0.999, sleep: async (ms) => void waits.push(ms) }
+      {
+        attempts: 5,
+        baseMs: 100,
+        capMs: 300,
+        random: () => 0.999,
+        sleep: async (ms) => void waits.push(ms)
+      }
     )
     expect(result).toBe('done')
     expect(calls).toBe(4)
@@ -22,12 +28,16 @@ describe('retryWithBackoff', () => {
   it('rethrows at once an error that is not retryable', async () => {
     const sleep = jest.fn(async () => undefined)
     await expect(
-      retryWithBackoff(async () => Promise.reject(new Error('fatal')), () => false, {
-        attempts: 5,
-        baseMs: 1,
-        capMs: 1,
-        sleep
-      })
+      retryWithBackoff(
+        async () => Promise.reject(new Error('fatal')),
+        () => false,
+        {
+          attempts: 5,
+          baseMs: 1,
+          capMs: 1,
+          sleep
+        }
+      )
     ).rejects.toThrow('fatal')
     expect(sleep).not.toHaveBeenCalled()
   })

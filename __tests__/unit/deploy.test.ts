@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {
+  CloudFrontClient,
+  CreateInvalidationCommand,
+  GetDistributionCommand,
+  GetInvalidationCommand
+} from '@aws-sdk/client-cloudfront'
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client
+} from '@aws-sdk/client-s3'
+import { mockClient } from 'aws-sdk-client-mock'
+import { deploy } from '../../src/deploy.js'
+import { parseInputs } from '../../src/inputs.js'
+import type { DeployInputs } from '../../src/types.js'
+import { silentLogger } from '../../__fixtures__/logger.js'
+
+const s3Mock = mockClient(S3Client)
+const cfMock = mockClient(CloudFrontClient)
+const clients = {
+  s3: new S3Client({ region: 'us-east-1' }),
+  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
+}
+const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+let workspace: string
+
+function inputs(values: Record<string, string> = {}): DeployInputs {
+  const all: Record<string, string> = {
+    artifacts: 'models/**',
+    bucket: 'models',
+    'version-prefix': 'v1',
+    'distribution-id': 'E2ABCDEFGHIJKL',
+    ...values
+  }
+  return parseInputs((n) => all[n] ?? '', { GITHUB_WORKSPACE: workspace })
+}
+
+const env = { GITHUB_RUN_ID: '42', GITHUB_RUN_ATTEMPT: '1', GITHUB_SHA: 'abc123' }
+const deps = () => ({ logger: silentLogger(), sleep: async () => undefined, env })
+
+beforeEach(() => {
+  s3Mock.reset()
+  cfMock.reset()
+  workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-deploy-'))
+  fs.mkdirSync(path.join(workspace, 'models/sub dir'), { recursive: true })
+  fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
+  fs.writeFileSync(path.join(workspace, 'models/sub dir/b.json'), '{"b":2}')
+  cfMock.on(GetDistributionCommand).resolves({
+    Distribution: {
+      Id: 'E2ABCDEFGHIJKL',
+      ARN: 'arn:aws:cloudfront::123456789012:distribution/E2ABCDEFGHIJKL',
+      DomainName: 'd111.cloudfront.net',
+      Status: 'Deployed',
+      LastModifiedTime: new Date(),
+      InProgressInvalidationBatches: 0,
+      ActiveTrustedSigners: undefined,
+      DistributionConfig: undefined
+    }
+  })
+  cfMock
+    .on(CreateInvalidationCommand)
+    .resolves({
+      Invalidation: {
+        Id: 'I1',
+        Status: 'InProgress',
+        CreateTime: new Date(),
+        InvalidationBatch: undefined
+      }
+    })
+  cfMock
+    .on(GetInvalidationCommand)
+    .resolves({
+      Invalidation: {
+        Id: 'I1',
+        Status: 'Completed',
+        CreateTime: new Date(),
+        InvalidationBatch: undefined
+      }
+    })
+  s3Mock.on(PutObjectCommand).resolves({})
+})
+afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))
+
+/** The bucket already holds v1 as published before: a.onnx with other bytes, and a manifest. */
+function previousVersion(): void {
+  s3Mock.on(ListObjectsV2Command).resolves({
+    Contents: [
+      { Key: 'v1/a.onnx', Size: 1 },
+      { Key: 'v1/sub dir/b.json', Size: 7 },
+      { Key: 'v1/manifest.json', Size: 300 }
+    ]
+  })
+  s3Mock
+    .on(HeadObjectCommand, { Key: 'v1/a.onnx' })
+    .resolves({ ContentLength: 1, Metadata: { sha256: sha('Z') } })
+  s3Mock
+    .on(HeadObjectCommand, { Key: 'v1/sub dir/b.json' })
+    .resolves({ ContentLength: 7, Metadata: { sha256: sha('{"b":2}') } })
+  const stored = JSON.stringify({ versionPrefix: 'v1', files: [] })
+  s3Mock.on(GetObjectCommand).resolves({
+    Body: { transformToString: async () => stored } as unknown as GetObjectCommandOutput['Body']
+  })
+}
+
+const putKeys = () => s3Mock.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key)
+const invalidatedPaths = () =>
+  cfMock
+    .commandCalls(CreateInvalidationCommand)
+    .flatMap((c) => c.args[0].input.InvalidationBatch?.Paths?.Items ?? [])
+
+describe('deploy', () => {
+  it('publishes a new version: uploads everything, writes the manifest last, invalidates nothing', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const report = await deploy(inputs(), clients, deps())
+    expect([...putKeys()].sort()).toEqual(['v1/a.onnx', 'v1/manifest.json', 'v1/sub dir/b.json'])
+    expect(putKeys().at(-1)).toBe('v1/manifest.json')
+    expect(cfMock.commandCalls(CreateInvalidationCommand)).toHaveLength(0)
+    expect(report.invalidation.status).toBe('none')
+    expect(report.invalidation.reason).toContain('every uploaded key is new')
+    expect(report.files.map((f) => f.url)).toEqual([
+      'https://d111.cloudfront.net/v1/a.onnx',
+      'https://d111.cloudfront.net/v1/sub%20dir/b.json'
+    ])
+    expect(report.manifestUrl).toBe('https://d111.cloudfront.net/v1/manifest.json')
+    const manifestPut = s3Mock
+      .commandCalls(PutObjectCommand)
+      .find((c) => c.args[0].input.Key === 'v1/manifest.json')
+    const manifest = JSON.parse(String(manifestPut?.args[0].input.Body))
+    expect(manifest.files.map((f: { sha256: string }) => f.sha256)).toEqual([
+      sha('A'),
+      sha('{"b":2}')
+    ])
+    expect(manifest.git.sha).toBe('abc123')
+  })
+
+  it('auto: overwriting invalidates exactly the overwritten key and the rewritten manifest', async () => {
+    previousVersion()
+    const report = await deploy(inputs({ overwrite: 'true' }), clients, deps())
+    expect(putKeys()).toEqual(['v1/a.onnx', 'v1/manifest.json'])
+    expect(invalidatedPaths().sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
+    const batch = cfMock.commandCalls(CreateInvalidationCommand)[0].args[0].input
+    expect(batch.DistributionId).toBe('E2ABCDEFGHIJKL')
+    expect(report.invalidation).toMatchObject({ ids: ['I1'], status: 'Completed' })
+  })
+
+  it('all: invalidates every uploaded key; none: only the extra paths', async () => {
+    previousVersion()
+    await deploy(inputs({ overwrite: 'true', invalidate: 'all' }), clients, deps())
+    expect(invalidatedPaths().sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
+
+    cfMock.resetHistory()
+    s3Mock.resetHistory()
+    await deploy(
+      inputs({ overwrite: 'true', invalidate: 'none', 'invalidation-paths': '/latest/*' }),
+      clients,
+      deps()
+    )
+    expect(invalidatedPaths()).toEqual(['/latest/*'])
+  })
+
+  it('dry run reads but writes nothing and creates no invalidation', async () => {
+    previousVersion()
+    const report = await deploy(inputs({ overwrite: 'true', 'dry-run': 'true' }), clients, deps())
+    expect(putKeys()).toEqual([])
+    expect(cfMock.commandCalls(CreateInvalidationCommand)).toHaveLength(0)
+    expect(report.dryRun).toBe(true)
+    expect(report.invalidation.paths.sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
+    expect(report.files.map((f) => f.action)).toEqual(['upload', 'skip'])
+  })
+
+  it('without a distribution returns S3 URLs and never calls CloudFront', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const report = await deploy(
+      inputs({ 'distribution-id': '', 'aws-region': 'eu-west-1' }),
+      clients,
+      deps()
+    )
+    expect(report.files[0].url).toBe('https://models.s3.eu-west-1.amazonaws.com/v1/a.onnx')
+    expect(cfMock.calls()).toHaveLength(0)
+    expect(report.invalidation.reason).toContain('No distribution-id given')
+  })
+
+  it('warns and reports InProgress when the wait times out', async () => {
+    previousVersion()
+    cfMock
+      .on(GetInvalidationCommand)
+      .resolves({
+        Invalidation: {
+          Id: 'I1',
+          Status: 'InProgress',
+          CreateTime: new Date(),
+          InvalidationBatch: undefined
+        }
+      })
+    let clock = 0
+    const d = { ...deps(), now: () => clock, sleep: async (ms: number) => void (clock += ms) }
+    const report = await deploy(
+      inputs({ overwrite: 'true', 'wait-timeout-minutes': '1' }),
+      clients,
+      d
+    )
+    expect(report.invalidation.status).toBe('InProgress')
+    expect(report.warnings.join('\n')).toContain('I1 still in progress after 1 min')
+  })
+
+  it('fails before any upload when the distribution does not exist', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    cfMock.on(GetDistributionCommand).rejects(
+      Object.assign(new Error('The specified distribution does not exist.'), {
+        name: 'NoSuchDistribution',
+        $metadata: { httpStatusCode: 404 }
+      })
+    )
+    await expect(deploy(inputs(), clients, deps())).rejects.toThrow(
+      /reading CloudFront distribution E2ABCDEFGHIJKL/
+    )
+    expect(putKeys()).toEqual([])
+  })
+})

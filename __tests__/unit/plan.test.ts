@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { mockClient } from 'aws-sdk-client-mock'
+import { AwsError, ImmutableVersionError, InputError } from '../../src/errors.js'
+import { planDeploy, type PlanInputs } from '../../src/plan.js'
+import type { LocalFile } from '../../src/types.js'
+import { silentLogger } from '../../__fixtures__/logger.js'
+
+const s3Mock = mockClient(S3Client)
+const s3 = new S3Client({ region: 'us-east-1' })
+let dir: string
+let files: LocalFile[]
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+const inputs: PlanInputs = {
+  bucket: 'models',
+  versionPrefix: 'v3',
+  contentType: undefined,
+  overwrite: false,
+  manifest: true,
+  multipartThresholdBytes: 16 * 1024 * 1024,
+  partSizeBytes: undefined
+}
+
+function localFile(rel: string, content: string): LocalFile {
+  const absolutePath = path.join(dir, rel)
+  fs.mkdirSync(path.dirname(absolutePath), { recursive: true })
+  fs.writeFileSync(absolutePath, content)
+  return { absolutePath, relativePath: rel, size: Buffer.byteLength(content) }
+}
+
+beforeEach(() => {
+  s3Mock.reset()
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-plan-'))
+  files = [
+    localFile('same.onnx', 'same bytes'),
+    localFile('new.safetensors', 'new bytes'),
+    localFile('changed.gguf', 'changed!'),
+    localFile('resized.json', '{"a":1}')
+  ]
+})
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+function storeExisting(): void {
+  s3Mock.on(ListObjectsV2Command).resolves({
+    Contents: [
+      { Key: 'v3/same.onnx', Size: 10 },
+      { Key: 'v3/changed.gguf', Size: 8 },
+      { Key: 'v3/resized.json', Size: 100 },
+      { Key: 'v3/other.bin', Size: 1 }
+    ]
+  })
+  s3Mock
+    .on(HeadObjectCommand, { Key: 'v3/same.onnx' })
+    .resolves({ ContentLength: 10, Metadata: { sha256: sha('same bytes') } })
+  s3Mock
+    .on(HeadObjectCommand, { Key: 'v3/changed.gguf' })
+    .resolves({ ContentLength: 8, Metadata: { sha256: sha('old one') } })
+}
+
+describe('planDeploy', () => {
+  it('uploads new keys, skips keys holding the same SHA-256, and hashes every file', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({
+      Contents: [{ Key: 'v3/same.onnx', Size: 10 }]
+    })
+    s3Mock
+      .on(HeadObjectCommand)
+      .resolves({ ContentLength: 10, Metadata: { sha256: sha('same bytes') } })
+    const plan = await planDeploy(s3, files.slice(0, 2), inputs, silentLogger())
+    expect(plan.files.map((f) => [f.key, f.action, f.existed, f.sha256, f.contentType])).toEqual([
+      ['v3/same.onnx', 'skip', true, sha('same bytes'), 'application/octet-stream'],
+      ['v3/new.safetensors', 'upload', false, sha('new bytes'), 'application/octet-stream']
+    ])
+    expect(s3Mock.commandCalls(ListObjectsV2Command)[0].args[0].input).toMatchObject({
+      Bucket: 'models',
+      Prefix: 'v3/'
+    })
+    // Only the key that exists with the same size needs a HEAD.
+    expect(s3Mock.commandCalls(HeadObjectCommand).map((c) => c.args[0].input.Key)).toEqual([
+      'v3/same.onnx'
+    ])
+  })
+
+  it('refuses to overwrite different bytes without `overwrite`, naming each key', async () => {
+    storeExisting()
+    const err = await planDeploy(s3, files, inputs, silentLogger()).catch((e) => e)
+    expect(err).toBeInstanceOf(ImmutableVersionError)
+    expect(err.message).toContain('2 key(s) already hold different bytes')
+    expect(err.message).toContain('changed.gguf → s3://models/v3/changed.gguf')
+    expect(err.message).toContain('resized.json → s3://models/v3/resized.json')
+    expect(err.message).not.toContain('same.onnx')
+    expect(err.hint).toContain('overwrite: true')
+    // A size mismatch is proof enough: no HEAD for resized.json.
+    expect(
+      s3Mock
+        .commandCalls(HeadObjectCommand)
+        .map((c) => c.args[0].input.Key)
+        .sort()
+    ).toEqual(['v3/changed.gguf', 'v3/same.onnx'])
+  })
+
+  it('plans overwrites when allowed, marking them as existing', async () => {
+    storeExisting()
+    const plan = await planDeploy(s3, files, { ...inputs, overwrite: true }, silentLogger())
+    expect(
+      Object.fromEntries(plan.files.map((f) => [f.relativePath, [f.action, f.existed]]))
+    ).toEqual({
+      'same.onnx': ['skip', true],
+      'new.safetensors': ['upload', false],
+      'changed.gguf': ['upload', true],
+      'resized.json': ['upload', true]
+    })
+    expect([...plan.existing.keys()]).toContain('v3/other.bin')
+  })
+
+  it('explains an object without a recorded SHA-256', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/same.onnx', Size: 10 }] })
+    s3Mock.on(HeadObjectCommand).resolves({ ContentLength: 10, Metadata: {} })
+    const err = await planDeploy(s3, files.slice(0, 1), inputs, silentLogger()).catch((e) => e)
+    expect(err.message).toContain('stored without x-amz-meta-sha256')
+  })
+
+  it('follows list pagination', async () => {
+    s3Mock
+      .on(ListObjectsV2Command)
+      .resolvesOnce({
+        Contents: [{ Key: 'v3/a', Size: 1 }],
+        IsTruncated: true,
+        NextContinuationToken: 't1'
+      })
+      .resolvesOnce({ Contents: [{ Key: 'v3/b', Size: 1 }], IsTruncated: false })
+    const plan = await planDeploy(s3, files.slice(1, 2), inputs, silentLogger())
+    expect([...plan.existing.keys()]).toEqual(['v3/a', 'v3/b'])
+    expect(s3Mock.commandCalls(ListObjectsV2Command)[1].args[0].input.ContinuationToken).toBe('t1')
+  })
+
+  it('explains a missing bucket', async () => {
+    s3Mock.on(ListObjectsV2Command).rejects(
+      Object.assign(new Error('The specified bucket does not exist'), {
+        name: 'NoSuchBucket',
+        $metadata: { httpStatusCode: 404 }
+      })
+    )
+    const err = await planDeploy(s3, files, inputs, silentLogger()).catch((e) => e)
+    expect(err).toBeInstanceOf(AwsError)
+    expect(err.message).toContain('listing s3://models/v3/')
+    expect(err.message).toContain('NoSuchBucket')
+    expect(err.hint).toContain('Bucket "models" does not exist')
+  })
+
+  it('rejects a part size too small for a file before any request', async () => {
+    const big: LocalFile = {
+      absolutePath: '/nonexistent',
+      relativePath: 'big.gguf',
+      size: 60 * 1024 ** 3
+    }
+    const err = await planDeploy(
+      s3,
+      [big],
+      { ...inputs, partSizeBytes: 5 * 1024 * 1024 },
+      silentLogger()
+    ).catch((e) => e)
+    expect(err).toBeInstanceOf(InputError)
+    expect(s3Mock.calls()).toHaveLength(0)
+  })
+})

@@ -1,0 +1,265 @@
+import { customS3Endpoint, type Clients } from './clients.js'
+import { getDistribution, type DistributionInfo } from './distribution.js'
+import { discoverFiles } from './files.js'
+import {
+  createInvalidations,
+  planInvalidation,
+  toBatches,
+  waitForInvalidations
+} from './invalidation.js'
+import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from './manifest.js'
+import { readStoredManifest, sameFiles, writeManifest } from './manifest-store.js'
+import { planDeploy } from './plan.js'
+import { formatBytes } from './progress.js'
+import { uploadFiles } from './upload.js'
+import { objectUrl, s3UrlBase } from './urls.js'
+import type {
+  DeployInputs,
+  InvalidationOutcome,
+  Logger,
+  Manifest,
+  PlannedFile,
+  PublishedFile,
+  Sleep
+} from './types.js'
+
+export interface DeployDeps {
+  logger: Logger
+  sleep: Sleep
+  env: NodeJS.ProcessEnv
+  now?: () => number
+}
+
+export interface DeployReport {
+  versionPrefix: string
+  bucket: string
+  dryRun: boolean
+  root: string
+  files: PublishedFile[]
+  manifest: Manifest | null
+  manifestUrl: string
+  /** What happened to the manifest object. */
+  manifestAction: 'written' | 'unchanged' | 'none'
+  invalidation: InvalidationOutcome
+  bytesUploaded: number
+  durationMs: number
+  distribution: { id: string; domain: string } | null
+  warnings: string[]
+}
+
+/**
+ * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
+ * validated first (files, distribution, existing keys, hashes), then the uploads, then the
+ * manifest (so it never lists an object that is not there), then invalidation.
+ */
+export async function deploy(
+  inputs: DeployInputs,
+  clients: Clients,
+  deps: DeployDeps
+): Promise<DeployReport> {
+  const { logger } = deps
+  const now = deps.now ?? Date.now
+  const started = now()
+  const warnings: string[] = []
+  const warn = (message: string): void => {
+    warnings.push(message)
+    logger.warning(message)
+  }
+
+  const { root, files: local } = await discoverFiles(inputs.artifacts, {
+    workspace: inputs.workspace,
+    root: inputs.root
+  })
+  const total = local.reduce((sum, f) => sum + f.size, 0)
+  logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`)
+
+  let distribution: DistributionInfo | undefined
+  if (inputs.distributionId) {
+    distribution = await getDistribution(clients.cloudfront, inputs.distributionId)
+    if (!distribution.enabled) {
+      warn(
+        `CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`
+      )
+    }
+  }
+  const urlBase =
+    inputs.urlBase ??
+    (distribution
+      ? `https://${distribution.domain}`
+      : s3UrlBase(inputs.bucket, inputs.region, customS3Endpoint(inputs, deps.env)))
+
+  const plan = await planDeploy(clients.s3, local, inputs, logger)
+  const files: PublishedFile[] = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
+  logPlan(files, inputs, logger)
+
+  const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
+  const manifest = inputs.manifest
+    ? buildManifest({
+        versionPrefix: inputs.versionPrefix,
+        bucket: inputs.bucket,
+        files,
+        metadata: inputs.metadata,
+        distribution: distributionRef,
+        git: gitContextFromEnv(deps.env),
+        createdAt: new Date(now())
+      })
+    : null
+  const manifestObjectKey = manifestKey(inputs.versionPrefix)
+  const manifestExisted = plan.existing.has(manifestObjectKey)
+  let manifestAction: DeployReport['manifestAction'] = 'none'
+  if (manifest) {
+    const stored = manifestExisted
+      ? await readStoredManifest(clients.s3, inputs.bucket, manifestObjectKey)
+      : undefined
+    manifestAction = sameFiles(stored, manifest) ? 'unchanged' : 'written'
+  }
+
+  const toInvalidate = invalidationKeys(
+    files,
+    inputs,
+    manifestAction === 'written' && manifestExisted
+  )
+  const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...files.map((f) => f.key)])]
+  if (manifest) keysUnderPrefix.push(manifestObjectKey)
+  const paths = inputs.distributionId
+    ? planInvalidation({
+        keys: toInvalidate.keys,
+        keysUnderPrefix: [...new Set(keysUnderPrefix)],
+        extraPaths: inputs.invalidationPaths
+      })
+    : []
+  const invalidation: InvalidationOutcome = {
+    reason: inputs.distributionId
+      ? toInvalidate.reason
+      : 'No distribution-id given, so there is nothing to invalidate.',
+    paths,
+    ids: [],
+    status: 'none',
+    waitedMs: 0
+  }
+
+  const report = (bytesUploaded: number): DeployReport => ({
+    versionPrefix: inputs.versionPrefix,
+    bucket: inputs.bucket,
+    dryRun: inputs.dryRun,
+    root,
+    files,
+    manifest,
+    manifestUrl: manifest ? objectUrl(urlBase, manifestObjectKey) : '',
+    manifestAction,
+    invalidation,
+    bytesUploaded,
+    durationMs: now() - started,
+    distribution: distributionRef,
+    warnings
+  })
+
+  if (inputs.dryRun) {
+    logger.info(
+      `Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
+        `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`
+    )
+    return report(0)
+  }
+
+  const { bytesUploaded } = await uploadFiles(clients.s3, files, {
+    bucket: inputs.bucket,
+    multipartThresholdBytes: inputs.multipartThresholdBytes,
+    partSizeBytes: inputs.partSizeBytes,
+    concurrency: inputs.concurrency,
+    cacheControl: inputs.cacheControl,
+    metadata: inputs.metadata,
+    logger
+  })
+
+  if (manifest && manifestAction === 'written') {
+    await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest))
+    logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`)
+  }
+
+  if (inputs.distributionId && paths.length > 0) {
+    invalidation.ids = await createInvalidations(
+      clients.cloudfront,
+      inputs.distributionId,
+      toBatches(paths),
+      {
+        runId: deps.env.GITHUB_RUN_ID ?? `local-${started}`,
+        runAttempt: deps.env.GITHUB_RUN_ATTEMPT ?? '1',
+        logger,
+        sleep: deps.sleep
+      }
+    )
+    logger.info(
+      `Created invalidation(s) ${invalidation.ids.join(', ')} for ${paths.length} path(s).`
+    )
+    invalidation.status = 'InProgress'
+    if (inputs.waitForInvalidation) {
+      const waited = await waitForInvalidations(
+        clients.cloudfront,
+        inputs.distributionId,
+        invalidation.ids,
+        {
+          timeoutMs: inputs.waitTimeoutMinutes * 60_000,
+          logger,
+          sleep: deps.sleep,
+          now
+        }
+      )
+      invalidation.status = waited.status
+      invalidation.waitedMs = waited.waitedMs
+      if (waited.status !== 'Completed') {
+        warn(
+          `Invalidation(s) ${waited.pending.join(', ')} still in progress after ${inputs.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
+        )
+      }
+    }
+  }
+  return report(bytesUploaded)
+}
+
+/** Which keys must be invalidated, and why, per the `invalidate` mode. */
+function invalidationKeys(
+  files: PlannedFile[],
+  inputs: Pick<DeployInputs, 'invalidate' | 'versionPrefix'>,
+  manifestOverwritten: boolean
+): { keys: string[]; reason: string } {
+  const uploaded = files.filter((f) => f.action === 'upload')
+  const manifest = manifestOverwritten ? [manifestKey(inputs.versionPrefix)] : []
+  switch (inputs.invalidate) {
+    case 'none':
+      return {
+        keys: [],
+        reason: 'invalidate is none: only the extra invalidation-paths, if any, are invalidated.'
+      }
+    case 'all':
+      return {
+        keys: [...uploaded.map((f) => f.key), ...manifest],
+        reason: `invalidate is all: every uploaded key (${uploaded.length}) is invalidated.`
+      }
+    case 'auto': {
+      const overwritten = uploaded.filter((f) => f.existed)
+      return {
+        keys: [...overwritten.map((f) => f.key), ...manifest],
+        reason:
+          overwritten.length + manifest.length > 0
+            ? `invalidate is auto: ${overwritten.length} overwritten key(s)${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
+            : 'invalidate is auto: every uploaded key is new, so no edge cache can hold a stale copy.'
+      }
+    }
+  }
+}
+
+function logPlan(
+  files: PublishedFile[],
+  inputs: Pick<DeployInputs, 'dryRun' | 'bucket'>,
+  logger: Logger
+): void {
+  const dry = inputs.dryRun
+  for (const f of files) {
+    const what =
+      f.action === 'skip'
+        ? `${dry ? 'Would skip' : 'Skip'} ${f.relativePath}: s3://${inputs.bucket}/${f.key} already holds these bytes`
+        : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${f.existed ? ' (overwrite)' : ''}`
+    logger.info(what)
+  }
+}

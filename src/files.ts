@@ -1,0 +1,151 @@
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import * as glob from '@actions/glob'
+import { MANIFEST_FILE_NAME, MAX_KEY_BYTES } from './constants.js'
+import { InputError } from './errors.js'
+import { isInside } from './inputs.js'
+import type { LocalFile } from './types.js'
+
+export interface DiscoverOptions {
+  workspace: string
+  /** Absolute; undefined = common ancestor of the patterns' search paths. */
+  root?: string
+}
+
+export interface Discovery {
+  root: string
+  files: LocalFile[]
+}
+
+/**
+ * Finds the regular files the patterns match. Directories are never returned; a match whose
+ * real path (after symlinks) lies outside the workspace is an error, so a link cannot publish
+ * e.g. ~/.aws/credentials.
+ */
+export async function discoverFiles(patterns: string[], opts: DiscoverOptions): Promise<Discovery> {
+  const workspace = path.resolve(opts.workspace)
+  const realWorkspace = await fs.realpath(workspace)
+  // Patterns are relative to the workspace, not to whatever the process cwd is.
+  const anchored = patterns.map((p) => {
+    const negated = p.startsWith('!')
+    const body = negated ? p.slice(1) : p
+    return `${negated ? '!' : ''}${path.resolve(workspace, body)}`
+  })
+  const globber = await glob.create(anchored.join('\n'), {
+    followSymbolicLinks: true,
+    implicitDescendants: true,
+    matchDirectories: false,
+    omitBrokenSymbolicLinks: true
+  })
+  const matches = await globber.glob()
+
+  const outside: string[] = []
+  const found: { absolutePath: string; size: number }[] = []
+  for (const match of [...new Set(matches)].sort()) {
+    const real = await fs.realpath(match)
+    if (!isInside(real, realWorkspace)) {
+      outside.push(`${path.relative(workspace, match)} -> ${real}`)
+      continue
+    }
+    const stat = await fs.stat(real)
+    if (stat.isFile()) found.push({ absolutePath: match, size: stat.size })
+  }
+  if (outside.length > 0) {
+    throw new InputError(
+      `These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`,
+      'Copy the files into the workspace, or exclude the links with a "!pattern" line.'
+    )
+  }
+  if (found.length === 0) {
+    throw new InputError(
+      `No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`,
+      'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.'
+    )
+  }
+
+  const root = opts.root ?? defaultRoot(globber.getSearchPaths(), found)
+  const files = found.map(({ absolutePath, size }) => {
+    if (!isInside(absolutePath, root)) {
+      throw new InputError(
+        `File ${path.relative(workspace, absolutePath)} is not inside \`root\` ${path.relative(workspace, root) || '.'}.`,
+        'Set `root` to a directory that contains every matched file, or leave it empty.'
+      )
+    }
+    return { absolutePath, size, relativePath: toPosix(path.relative(root, absolutePath)) }
+  })
+  return { root, files }
+}
+
+/**
+ * The least common ancestor of the search paths, as actions/upload-artifact computes it; a
+ * single literal file is keyed by its name alone.
+ */
+export function defaultRoot(searchPaths: string[], found: { absolutePath: string }[]): string {
+  if (searchPaths.length === 1) {
+    const only = searchPaths[0]
+    return found.some((f) => f.absolutePath === only) ? path.dirname(only) : only
+  }
+  const split = searchPaths.map((p) => p.split(path.sep))
+  const common: string[] = []
+  for (let i = 0; i < split[0].length; i++) {
+    const segment = split[0][i]
+    if (split.every((s) => s[i] === segment)) common.push(segment)
+    else break
+  }
+  const lca = common.join(path.sep) || path.sep
+  // A search path that is itself a matched file cannot be the root: use its directory.
+  return found.some((f) => f.absolutePath === lca) ? path.dirname(lca) : lca
+}
+
+export function toPosix(p: string): string {
+  return p.split(path.sep).join('/')
+}
+
+/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
+export function objectKey(versionPrefix: string, relativePath: string): string {
+  return `${versionPrefix}/${relativePath}`
+}
+
+/**
+ * Checks the keys the files map to before anything is sent: S3's key length limit, characters
+ * that break S3's XML API, case-insensitive collisions (which break on case-insensitive file
+ * systems and in CloudFront paths people type), and the manifest's own key.
+ */
+export function checkKeys(
+  files: { relativePath: string }[],
+  versionPrefix: string,
+  opts: { manifest: boolean }
+): void {
+  const problems: string[] = []
+  const seen = new Map<string, string>()
+  for (const { relativePath } of files) {
+    const key = objectKey(versionPrefix, relativePath)
+    const bytes = Buffer.byteLength(key)
+    if (bytes > MAX_KEY_BYTES) {
+      problems.push(`key for ${relativePath} is ${bytes} bytes; S3 allows ${MAX_KEY_BYTES}.`)
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(relativePath)) {
+      problems.push(
+        `${JSON.stringify(relativePath)} contains control characters, which S3 keys cannot carry safely.`
+      )
+    }
+    const folded = key.normalize('NFC').toLowerCase()
+    const other = seen.get(folded)
+    if (other !== undefined) {
+      problems.push(
+        `${other} and ${relativePath} map to keys that differ only in case or Unicode form.`
+      )
+    } else {
+      seen.set(folded, relativePath)
+    }
+    if (opts.manifest && relativePath === MANIFEST_FILE_NAME) {
+      problems.push(
+        `${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${MANIFEST_FILE_NAME}; rename it or set \`manifest: false\`.`
+      )
+    }
+  }
+  if (problems.length > 0) {
+    throw new InputError(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`)
+  }
+}

@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto'
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { SHA256_METADATA_KEY } from './constants.js'
+import { explainAwsError } from './errors.js'
+import type { Manifest } from './types.js'
+
+/**
+ * The manifest changes only when the version's files do, so clients may cache it briefly; it is
+ * invalidated in CloudFront whenever it is rewritten.
+ */
+export const MANIFEST_CACHE_CONTROL = 'public, max-age=60'
+
+/** The manifest stored under the key, or undefined when there is none or it is not ours. */
+export async function readStoredManifest(
+  s3: S3Client,
+  bucket: string,
+  key: string
+): Promise<Manifest | undefined> {
+  try {
+    const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+    const parsed = JSON.parse((await Body?.transformToString('utf-8')) ?? '') as Partial<Manifest>
+    return Array.isArray(parsed.files) ? (parsed as Manifest) : undefined
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined
+    throw explainAwsError(err, {
+      action: `reading the existing manifest s3://${bucket}/${key}`,
+      bucket
+    })
+  }
+}
+
+/**
+ * True when the stored manifest describes the same published files, so rewriting it would only
+ * change provenance fields (run id, time) and force an invalidation for nothing.
+ */
+export function sameFiles(stored: Manifest | undefined, next: Manifest): boolean {
+  if (!stored) return false
+  return (
+    stored.versionPrefix === next.versionPrefix &&
+    JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
+    JSON.stringify(stored.files) === JSON.stringify(next.files)
+  )
+}
+
+export async function writeManifest(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: string
+): Promise<void> {
+  const sha256 = createHash('sha256').update(body).digest('hex')
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        CacheControl: MANIFEST_CACHE_CONTROL,
+        Metadata: { [SHA256_METADATA_KEY]: sha256 }
+      })
+    )
+  } catch (err) {
+    throw explainAwsError(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket })
+  }
+}

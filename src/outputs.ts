@@ -1,0 +1,88 @@
+import { Outputs } from './constants.js'
+import { compareCodeUnits } from './manifest.js'
+import type { InvalidationOutcome, Manifest, PublishedFile } from './types.js'
+
+/**
+ * GitHub keeps at most 1 MB of outputs per job; `urls` and `manifest` must leave room for the
+ * small outputs and for the caller's own.
+ */
+export const OUTPUTS_BUDGET_BYTES = 900_000
+
+export interface OutputsReport {
+  versionPrefix: string
+  files: PublishedFile[]
+  manifest: Manifest | null
+  manifestUrl: string
+  invalidation: InvalidationOutcome
+  bytesUploaded: number
+}
+
+export interface BuiltOutputs {
+  /** Keyed by the `Outputs` names. */
+  outputs: Record<string, string>
+  /** For core.warning: why an output was left out or may be too large. */
+  warnings: string[]
+}
+
+export function buildOutputs(r: OutputsReport): BuiltOutputs {
+  const urls = urlsJson(r.files)
+  const urlsBytes = Buffer.byteLength(urls)
+  const fullManifest = r.manifest ? JSON.stringify(r.manifest) : ''
+  const bothBytes = urlsBytes + Buffer.byteLength(fullManifest)
+  const limits =
+    `the ${kilobytes(OUTPUTS_BUDGET_BYTES)} this action keeps for urls and manifest ` +
+    '(GitHub allows 1 MB of outputs per job)'
+  const manifestAt = r.manifestUrl && `manifest-url (${r.manifestUrl})`
+  const warnings: string[] = []
+
+  let manifest = fullManifest
+  if (manifest && bothBytes > OUTPUTS_BUDGET_BYTES) {
+    manifest = ''
+    warnings.push(
+      `The manifest output is empty: with urls it would take ${kilobytes(bothBytes)}, ` +
+        `over ${limits}; ` +
+        (manifestAt
+          ? `read it from ${manifestAt} instead.`
+          : 'the manifest was not uploaded in this run, so manifest-url is empty.')
+    )
+  }
+  if (urlsBytes > OUTPUTS_BUDGET_BYTES) {
+    warnings.push(
+      `The urls output takes ${kilobytes(urlsBytes)}, over ${limits}, ` +
+        'so it may not reach other jobs; ' +
+        (manifestAt
+          ? `read the file list from ${manifestAt} instead.`
+          : 'set manifest to true and read the file list from manifest-url instead.')
+    )
+  }
+
+  return {
+    outputs: {
+      [Outputs.VersionPrefix]: r.versionPrefix,
+      [Outputs.Urls]: urls,
+      [Outputs.Manifest]: manifest,
+      [Outputs.ManifestUrl]: r.manifestUrl,
+      [Outputs.Uploaded]: String(r.files.filter((f) => f.action === 'upload').length),
+      [Outputs.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
+      [Outputs.BytesUploaded]: String(r.bytesUploaded),
+      [Outputs.InvalidationIds]: JSON.stringify(r.invalidation.ids),
+      [Outputs.InvalidationStatus]: r.invalidation.status
+    },
+    warnings
+  }
+}
+
+/**
+ * Written by hand because a JS object puts integer-like keys (a file named `0`) first, whatever
+ * the insertion order.
+ */
+function urlsJson(files: PublishedFile[]): string {
+  const entries = [...files]
+    .sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
+    .map((f) => `${JSON.stringify(f.relativePath)}:${JSON.stringify(f.url)}`)
+  return `{${entries.join(',')}}`
+}
+
+function kilobytes(bytes: number): string {
+  return `${Math.ceil(bytes / 1000)} KB`
+}

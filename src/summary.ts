@@ -1,0 +1,277 @@
+import { compareCodeUnits } from './manifest.js'
+import { formatBytes } from './progress.js'
+import type { InvalidationOutcome, PublishedFile } from './types.js'
+
+/**
+ * GitHub rejects a step summary over 1 MiB; stay under 900 KiB so that thousands of files still
+ * leave room for anything else main appends.
+ */
+export const SUMMARY_BUDGET_BYTES = 900 * 1024
+/**
+ * When not everything fits, the invalidation path list gets at most this much: the file table
+ * matters more.
+ */
+const PATH_LIST_SHARE_BYTES = 64 * 1024
+/** Warnings are ours and few; the caps only guarantee that they cannot crowd out the tables. */
+const MAX_WARNINGS_SHOWN = 50
+const MAX_WARNING_CHARS = 1000
+
+export interface SummaryReport {
+  versionPrefix: string
+  bucket: string
+  dryRun: boolean
+  files: PublishedFile[]
+  bytesUploaded: number
+  durationMs: number
+  invalidation: InvalidationOutcome
+  distribution: { id: string; domain: string } | null
+  manifestUrl: string
+  warnings: string[]
+}
+
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' }
+
+/**
+ * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
+ * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
+ * cell) is backslash-escaped, and line breaks become `<br>`.
+ */
+export function escapeMarkdown(text: string): string {
+  return text
+    .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
+    .replace(/[\\`|*_[\]~$]/g, '\\$&')
+    .replace(/\r\n|\r|\n/g, '<br>')
+}
+
+export function headingSection(
+  report: Pick<SummaryReport, 'versionPrefix' | 'bucket' | 'distribution' | 'dryRun'>
+): string {
+  const distribution = report.distribution
+    ? `${escapeMarkdown(report.distribution.id)} (${escapeMarkdown(report.distribution.domain)})`
+    : 'none'
+  const lines = [
+    `## Model CDN deploy: ${escapeMarkdown(report.versionPrefix)}`,
+    '',
+    `**Bucket:** ${escapeMarkdown(report.bucket)} · **Distribution:** ${distribution}`
+  ]
+  if (report.dryRun) {
+    lines.push('', '> **Dry run — nothing was changed.** This is what a real run would do.')
+  }
+  return lines.join('\n')
+}
+
+/** The table, sorted by path; `limit` rows at most, with a line saying where the rest is. */
+export function filesSection(
+  report: Pick<SummaryReport, 'files' | 'dryRun' | 'manifestUrl'>,
+  limit = report.files.length
+): string {
+  if (report.files.length === 0) return '### Files\n\nNo files.'
+  const files = [...report.files].sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
+  const shown = files.slice(0, Math.max(0, limit))
+  const lines = [
+    '### Files',
+    '',
+    '| File | Size | SHA-256 | Status |',
+    '| --- | ---: | --- | --- |',
+    ...shown.map((f) => fileRow(f, report.dryRun))
+  ]
+  if (shown.length < files.length) {
+    const fullList = report.manifestUrl && !report.dryRun ? 'manifest.json' : 'the `urls` output'
+    lines.push(
+      '',
+      `Showing ${shown.length} of ${files.length} files; the full list is in ${fullList}.`
+    )
+  }
+  return lines.join('\n')
+}
+
+function fileRow(f: PublishedFile, dryRun: boolean): string {
+  const [done, planned] =
+    f.action === 'upload' ? ['uploaded', 'would upload'] : ['skipped', 'would skip']
+  const cells = [
+    `[${escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
+    formatBytes(f.size),
+    `\`${f.sha256.slice(0, 12)}\``,
+    dryRun ? planned : done
+  ]
+  return `| ${cells.join(' | ')} |`
+}
+
+export function totalsSection(
+  report: Pick<SummaryReport, 'files' | 'bytesUploaded' | 'durationMs' | 'dryRun'>
+): string {
+  const uploads = report.files.filter((f) => f.action === 'upload')
+  const skipped = report.files.length - uploads.length
+  const all = report.files.length
+  const duration = `- **Duration:** ${formatDuration(report.durationMs)}`
+  const lines = report.dryRun
+    ? [
+        `- **Files:** ${uploads.length} would upload, ${skipped} would skip (${all} in all)`,
+        `- **Bytes to upload:** ${exactBytes(uploads.reduce((sum, f) => sum + f.size, 0))}`,
+        duration
+      ]
+    : [
+        `- **Files:** ${uploads.length} uploaded, ${skipped} skipped (${all} in all)`,
+        `- **Bytes uploaded:** ${exactBytes(report.bytesUploaded)}`,
+        duration,
+        `- **Average throughput:** ${throughput(report.bytesUploaded, report.durationMs)}`
+      ]
+  return ['### Totals', '', ...lines].join('\n')
+}
+
+function throughput(bytes: number, durationMs: number): string {
+  if (bytes <= 0) return '— (nothing uploaded)'
+  if (!(durationMs > 0)) return '— (too fast to measure)'
+  return `${(bytes / 1e6 / (durationMs / 1000)).toFixed(1)} MB/s`
+}
+
+/** Reason, ids, status, time waited and the paths; `pathLimit` paths at most. */
+export function invalidationSection(
+  report: Pick<SummaryReport, 'invalidation' | 'dryRun'>,
+  pathLimit = report.invalidation.paths.length
+): string {
+  const inv = report.invalidation
+  const lines = ['### CloudFront invalidation', '']
+  if (inv.paths.length === 0 && inv.ids.length === 0) {
+    lines.push(`No invalidation: ${escapeMarkdown(inv.reason)}`)
+    return lines.join('\n')
+  }
+  lines.push(`- **Reason:** ${escapeMarkdown(inv.reason)}`)
+  if (report.dryRun) {
+    lines.push('- **Status:** not created (dry run)')
+  } else {
+    const ids = inv.ids.length > 0 ? inv.ids.map(escapeMarkdown).join(', ') : 'none'
+    lines.push(`- **Invalidation ids:** ${ids}`, `- **Status:** ${invalidationStatus(inv)}`)
+    if (inv.waitedMs > 0) lines.push(`- **Waited:** ${formatDuration(inv.waitedMs)}`)
+  }
+  const shown = inv.paths.slice(0, Math.max(0, pathLimit))
+  lines.push(
+    '',
+    `<details><summary>${plural(inv.paths.length, 'path')}</summary>`,
+    '',
+    ...shown.map((p) => `- ${escapeMarkdown(p)}`)
+  )
+  if (shown.length < inv.paths.length) {
+    lines.push('', `Showing ${shown.length} of ${inv.paths.length} paths.`)
+  }
+  lines.push('', '</details>')
+  return lines.join('\n')
+}
+
+function invalidationStatus(inv: InvalidationOutcome): string {
+  if (inv.status !== 'InProgress') return inv.status
+  return inv.waitedMs > 0
+    ? 'InProgress (the wait timed out; CloudFront carries on)'
+    : 'InProgress (not waited for)'
+}
+
+export function manifestSection(report: Pick<SummaryReport, 'manifestUrl' | 'dryRun'>): string {
+  const url = report.manifestUrl
+  if (!url) return '**Manifest:** not uploaded.'
+  if (report.dryRun) return `**Manifest:** would be uploaded to ${escapeMarkdown(url)}`
+  return `**Manifest:** [${escapeMarkdown(url)}](${linkTarget(url)})`
+}
+
+/** Empty when there is nothing to warn about, so buildSummary leaves the section out. */
+export function warningsSection(warnings: string[]): string {
+  if (warnings.length === 0) return ''
+  const lines = warnings
+    .slice(0, MAX_WARNINGS_SHOWN)
+    .map((w) => `- ⚠️ ${escapeMarkdown(truncateChars(w, MAX_WARNING_CHARS))}`)
+  if (warnings.length > MAX_WARNINGS_SHOWN) {
+    lines.push(`- … and ${warnings.length - MAX_WARNINGS_SHOWN} more in the step log`)
+  }
+  return ['### Warnings', '', ...lines].join('\n')
+}
+
+/**
+ * All sections, with the file table and the path list cut so that the summary stays within
+ * SUMMARY_BUDGET_BYTES of UTF-8.
+ */
+export function buildSummary(report: SummaryReport): string {
+  // Sorted once, so that the sort in each trial render below is a single pass.
+  const sorted = {
+    ...report,
+    files: [...report.files].sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
+  }
+  const render = (fileLimit: number, pathLimit: number): string =>
+    [
+      headingSection(sorted),
+      totalsSection(sorted),
+      filesSection(sorted, fileLimit),
+      invalidationSection(sorted, pathLimit),
+      manifestSection(sorted),
+      warningsSection(sorted.warnings)
+    ]
+      .filter((section) => section !== '')
+      .join('\n\n') + '\n'
+  const fits = (fileLimit: number, pathLimit: number): boolean =>
+    utf8Bytes(render(fileLimit, pathLimit)) <= SUMMARY_BUDGET_BYTES
+
+  const fileCount = sorted.files.length
+  const pathCount = sorted.invalidation.paths.length
+  const full = render(fileCount, pathCount)
+  if (utf8Bytes(full) <= SUMMARY_BUDGET_BYTES) return full
+  // Cap the path list at its share, give the table what is left, then let the list use any rest.
+  const pathShare = largestFitting(
+    pathCount,
+    (n) => utf8Bytes(invalidationSection(sorted, n)) <= PATH_LIST_SHARE_BYTES
+  )
+  const fileLimit = largestFitting(fileCount, (n) => fits(n, pathShare))
+  const pathLimit = largestFitting(pathCount, (n) => fits(fileLimit, n))
+  return render(fileLimit, pathLimit)
+}
+
+/**
+ * The largest n in [0, max] for which `ok(n)` holds (0 if none), given that `ok` holds up to some
+ * n and no further.
+ */
+function largestFitting(max: number, ok: (n: number) => boolean): number {
+  let lo = 0
+  let hi = max
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2)
+    if (ok(mid)) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+function utf8Bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8')
+}
+
+/** Percent-encodes what would end a Markdown link destination or split a table cell. */
+function linkTarget(url: string): string {
+  return url.replace(/[\s()<>|\\`]/g, (c) =>
+    c.charCodeAt(0) < 0x80
+      ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`
+      : encodeURIComponent(c)
+  )
+}
+
+function truncateChars(text: string, max: number): string {
+  if (text.length <= max) return text
+  // By code point, so that an emoji or CJK supplement is never cut in half.
+  const chars = Array.from(text)
+  return chars.length <= max ? text : `${chars.slice(0, max).join('')}…`
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
+}
+
+function exactBytes(n: number): string {
+  return n < 1024 ? formatBytes(n) : `${formatBytes(n)} (${n.toLocaleString('en-US')} bytes)`
+}
+
+function formatDuration(ms: number): string {
+  if (!(ms > 0)) return '0 s'
+  if (ms < 999.5) return `${Math.round(ms)} ms`
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`
+  const totalSeconds = Math.round(ms / 1000)
+  const hours = Math.floor(totalSeconds / 3600)
+  const minutes = Math.floor((totalSeconds % 3600) / 60)
+  const seconds = totalSeconds % 60
+  return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds} s`
+}
