@@ -93,25 +93,27 @@ export async function deploy(
   logPlan(files, inputs, logger)
 
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
-  const manifest = inputs.manifest
-    ? buildManifest({
-        versionPrefix: inputs.versionPrefix,
-        bucket: inputs.bucket,
-        files,
-        metadata: inputs.metadata,
-        distribution: distributionRef,
-        git: gitContextFromEnv(deps.env),
-        createdAt: new Date(now())
-      })
-    : null
   const manifestObjectKey = manifestKey(inputs.versionPrefix)
   const manifestExisted = plan.existing.has(manifestObjectKey)
+  let manifest: Manifest | null = null
   let manifestAction: DeployReport['manifestAction'] = 'none'
-  if (manifest) {
+  if (inputs.manifest) {
+    const built = buildManifest({
+      versionPrefix: inputs.versionPrefix,
+      bucket: inputs.bucket,
+      files,
+      metadata: inputs.metadata,
+      distribution: distributionRef,
+      git: gitContextFromEnv(deps.env),
+      createdAt: new Date(now())
+    })
     const stored = manifestExisted
       ? await readStoredManifest(clients.s3, inputs.bucket, manifestObjectKey)
       : undefined
-    manifestAction = sameFiles(stored, manifest) ? 'unchanged' : 'written'
+    // Same files: keep the stored manifest, whose provenance is the run that published them.
+    const unchanged = stored !== undefined && sameFiles(stored, built)
+    manifest = unchanged ? stored : built
+    manifestAction = unchanged ? 'unchanged' : 'written'
   }
 
   const toInvalidate = invalidationKeys(
@@ -178,15 +180,19 @@ export async function deploy(
   }
 
   if (inputs.distributionId && paths.length > 0) {
+    const batches = toBatches(paths)
     invalidation.ids = await createInvalidations(
       clients.cloudfront,
       inputs.distributionId,
-      toBatches(paths),
+      batches,
       {
         runId: deps.env.GITHUB_RUN_ID ?? `local-${started}`,
         runAttempt: deps.env.GITHUB_RUN_ATTEMPT ?? '1',
         logger,
-        sleep: deps.sleep
+        sleep: deps.sleep,
+        // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress
+        // quota, which takes minutes: give it ~25 min of capped backoff rather than ~3.
+        maxAttempts: batches.length > 1 ? 30 : undefined
       }
     )
     logger.info(

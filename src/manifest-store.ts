@@ -33,8 +33,7 @@ export async function readStoredManifest(
  * True when the stored manifest describes the same published files, so rewriting it would only
  * change provenance fields (run id, time) and force an invalidation for nothing.
  */
-export function sameFiles(stored: Manifest | undefined, next: Manifest): boolean {
-  if (!stored) return false
+export function sameFiles(stored: Manifest, next: Manifest): boolean {
   return (
     stored.versionPrefix === next.versionPrefix &&
     JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&

@@ -1,0 +1,371 @@
+/**
+ * A local AWS emulator (moto_server: S3 + CloudFront) for the integration tests and `npm run demo`.
+ *
+ * startEmulator() starts `moto_server` on a free loopback port in its own process group, waits
+ * until it answers HTTP, and returns { endpoint, stop() }. The server never outlives the process
+ * that started it: stop() kills the whole group (TERM, then KILL), an 'exit' hook does the same
+ * when the process ends without calling stop(), and a small guard process kills the group when
+ * the parent dies in a way no hook sees (SIGKILL, a crashed Jest worker).
+ *
+ * setupWorld() builds what the action is deployed to, as the tutorial does it: a private,
+ * versioned bucket with its public access blocked, an Origin Access Control, a distribution whose
+ * origin is the bucket, and a bucket policy that lets only that distribution read.
+ */
+import { spawn } from 'node:child_process'
+import { accessSync, closeSync, constants, openSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { request } from 'node:http'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  CreateBucketCommand,
+  PutBucketPolicyCommand,
+  PutBucketVersioningCommand,
+  PutPublicAccessBlockCommand,
+  S3Client
+} from '@aws-sdk/client-s3'
+import {
+  CloudFrontClient,
+  CreateDistributionCommand,
+  CreateOriginAccessControlCommand
+} from '@aws-sdk/client-cloudfront'
+
+export const TEST_REGION = 'us-east-1'
+/** The emulator accepts any credentials; these are the ones the tests and the demo use. */
+export const TEST_ACCESS_KEY_ID = 'test'
+export const TEST_SECRET_ACCESS_KEY = 'test'
+
+const INSTALL_HINT =
+  "Install it with: python3 -m pip install 'moto[server]'   (moto 5.x; then `moto_server --help` must work)"
+
+/** Kills a process group when the parent's pipe closes, i.e. when the parent dies in any way. */
+const GUARD_SOURCE = `
+const pgid = Number(process.argv[1])
+const alive = () => { try { process.kill(-pgid, 0); return true } catch { return false } }
+const kill = (signal) => { try { process.kill(-pgid, signal) } catch {} }
+const reap = () => {
+  kill('SIGTERM')
+  setTimeout(() => { kill('SIGKILL'); process.exit(0) }, 3000).unref()
+  const poll = setInterval(() => { if (!alive()) process.exit(0) }, 100)
+  poll.unref()
+}
+process.stdin.on('end', reap)
+process.stdin.on('error', reap)
+process.stdin.resume()
+setInterval(() => { if (!alive()) process.exit(0) }, 1000)
+`
+
+function isExecutable(file) {
+  try {
+    accessSync(file, constants.X_OK)
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+/** `name` itself when it is a path, else the first executable called `name` on PATH. */
+function findOnPath(name) {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && isExecutable(join(dir, name))) return join(dir, name)
+  }
+  return undefined
+}
+
+async function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, host, () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Resolves true when anything answers HTTP at host:port. */
+function answers(host, port) {
+  return new Promise((resolve) => {
+    const req = request({ host, port, path: '/moto-api/', method: 'GET', timeout: 1000 }, (res) => {
+      res.resume()
+      resolve(true)
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(false))
+    req.end()
+  })
+}
+
+function tail(file, max = 4000) {
+  try {
+    const text = readFileSync(file, 'utf8')
+    return text.length > max ? `…${text.slice(-max)}` : text
+  } catch {
+    return ''
+  }
+}
+
+function killGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Starts moto_server on a free loopback port.
+ * @param {{ command?: string, host?: string, readyTimeoutMs?: number }} [options]
+ */
+export async function startEmulator(options = {}) {
+  const command = options.command ?? process.env.MOTO_SERVER_COMMAND ?? 'moto_server'
+  const host = options.host ?? '127.0.0.1'
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
+
+  const executable = findOnPath(command)
+  if (!executable) {
+    throw new Error(
+      `The AWS emulator \`${command}\` was not found on PATH. The integration tests and the demo ` +
+        `need it (they are never skipped). ${INSTALL_HINT}`
+    )
+  }
+
+  let lastError
+  // A port found free can be taken before moto binds it: try a few.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort(host)
+    try {
+      return await launch(executable, host, port, readyTimeoutMs)
+    } catch (err) {
+      lastError = err
+      if (!err.portInUse) break
+    }
+  }
+  throw lastError
+}
+
+async function launch(executable, host, port, readyTimeoutMs) {
+  const logFile = join(tmpdir(), `moto-server-${process.pid}-${port}.log`)
+  const logFd = openSync(logFile, 'w')
+  const child = spawn(executable, ['-H', host, '-p', String(port)], {
+    detached: true, // own process group, so stop() also reaches the children of the pyenv shim
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, PYTHONUNBUFFERED: '1' }
+  })
+  closeSync(logFd)
+  child.unref()
+
+  let exited = false
+  let exitInfo = ''
+  const exitPromise = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = true
+      exitInfo = signal ? `signal ${signal}` : `exit code ${code}`
+      resolve()
+    })
+  })
+  let spawnError
+  child.on('error', (err) => {
+    spawnError = err
+    exited = true
+  })
+  // Wait for the spawn to settle so a missing executable surfaces as an error, not a hang.
+  await new Promise((resolve) => {
+    child.once('spawn', resolve)
+    child.once('error', resolve)
+  })
+  if (spawnError) {
+    rmSync(logFile, { force: true })
+    const hint = spawnError.code === 'ENOENT' ? ` ${INSTALL_HINT}` : ''
+    throw new Error(`Could not start ${executable}: ${spawnError.message}.${hint}`)
+  }
+  const pid = child.pid
+
+  const guard = spawn(process.execPath, ['-e', GUARD_SOURCE, String(pid)], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore']
+  })
+  guard.unref()
+  guard.stdin.on('error', () => undefined)
+  guard.stdin.unref?.()
+
+  const onExit = () => killGroup(pid, 'SIGKILL')
+  process.on('exit', onExit)
+
+  let stopped
+  const stop = () => {
+    stopped ??= (async () => {
+      process.off('exit', onExit)
+      if (!exited) {
+        killGroup(pid, 'SIGTERM')
+        const deadline = Date.now() + 5000
+        while (!exited && Date.now() < deadline) await sleep(50)
+      }
+      killGroup(pid, 'SIGKILL') // stragglers of the group, if any
+      guard.stdin.end()
+      await Promise.race([exitPromise, sleep(1000)])
+      rmSync(logFile, { force: true })
+    })()
+    return stopped
+  }
+
+  const deadline = Date.now() + readyTimeoutMs
+  while (!(await answers(host, port))) {
+    if (exited) {
+      const log = tail(logFile)
+      await stop()
+      const portInUse = /address already in use/i.test(log)
+      const err = new Error(
+        `moto_server (${executable}) exited (${exitInfo}) before answering on ${host}:${port}.` +
+          (portInUse ? '' : ` Is moto installed with its server extra? ${INSTALL_HINT}`) +
+          (log ? `\n--- moto_server output ---\n${log}` : '')
+      )
+      err.portInUse = portInUse
+      throw err
+    }
+    if (Date.now() > deadline) {
+      const log = tail(logFile)
+      await stop()
+      throw new Error(
+        `moto_server did not answer on ${host}:${port} within ${readyTimeoutMs} ms.` +
+          (log ? `\n--- moto_server output ---\n${log}` : '')
+      )
+    }
+    await sleep(100)
+  }
+
+  return { endpoint: `http://${host}:${port}`, host, port, pid, logFile, stop }
+}
+
+/** S3 and CloudFront clients for the emulator (path-style, test credentials, us-east-1). */
+export function makeClients(endpoint) {
+  const common = {
+    endpoint,
+    region: TEST_REGION,
+    // A fresh object per client: the SDK annotates the credentials object it is given.
+    credentials: { accessKeyId: TEST_ACCESS_KEY_ID, secretAccessKey: TEST_SECRET_ACCESS_KEY },
+    maxAttempts: 2
+  }
+  return {
+    s3: new S3Client({
+      ...common,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED'
+    }),
+    cloudfront: new CloudFrontClient(common)
+  }
+}
+
+/**
+ * Creates the bucket and the distribution in front of it, as the tutorial does.
+ * @param {string} endpoint
+ * @param {{ bucket: string }} options
+ */
+export async function setupWorld(endpoint, { bucket }) {
+  const { s3, cloudfront } = makeClients(endpoint)
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }))
+    await s3.send(
+      new PutBucketVersioningCommand({
+        Bucket: bucket,
+        VersioningConfiguration: { Status: 'Enabled' }
+      })
+    )
+    await s3.send(
+      new PutPublicAccessBlockCommand({
+        Bucket: bucket,
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          IgnorePublicAcls: true,
+          BlockPublicPolicy: true,
+          RestrictPublicBuckets: true
+        }
+      })
+    )
+
+    const oac = await cloudfront.send(
+      new CreateOriginAccessControlCommand({
+        OriginAccessControlConfig: {
+          Name: `${bucket}-oac`,
+          Description: 'OAC for model artifact CDN',
+          SigningProtocol: 'sigv4',
+          SigningBehavior: 'always',
+          OriginAccessControlOriginType: 's3'
+        }
+      })
+    )
+    const oacId = oac.OriginAccessControl?.Id
+    if (!oacId) throw new Error('CreateOriginAccessControl returned no id')
+
+    const originId = `${bucket}-s3-origin`
+    const dist = await cloudfront.send(
+      new CreateDistributionCommand({
+        DistributionConfig: {
+          CallerReference: `${bucket}-${Date.now()}`,
+          Comment: 'Model artifact CDN',
+          Enabled: true,
+          PriceClass: 'PriceClass_100',
+          HttpVersion: 'http2and3',
+          Origins: {
+            Quantity: 1,
+            Items: [
+              {
+                Id: originId,
+                DomainName: `${bucket}.s3.${TEST_REGION}.amazonaws.com`,
+                S3OriginConfig: { OriginAccessIdentity: '' },
+                OriginAccessControlId: oacId
+              }
+            ]
+          },
+          DefaultCacheBehavior: {
+            TargetOriginId: originId,
+            ViewerProtocolPolicy: 'redirect-to-https',
+            AllowedMethods: {
+              Quantity: 2,
+              Items: ['GET', 'HEAD'],
+              CachedMethods: { Quantity: 2, Items: ['GET', 'HEAD'] }
+            },
+            CachePolicyId: '658327ea-f89d-4fab-a63d-7e88639e58f6', // CachingOptimized
+            Compress: true,
+            TrustedKeyGroups: { Enabled: false, Quantity: 0 }
+          }
+        }
+      })
+    )
+    const distributionId = dist.Distribution?.Id
+    const domain = dist.Distribution?.DomainName
+    const distributionArn = dist.Distribution?.ARN
+    if (!distributionId || !domain || !distributionArn) {
+      throw new Error('CreateDistribution returned no id, domain or ARN')
+    }
+
+    await s3.send(
+      new PutBucketPolicyCommand({
+        Bucket: bucket,
+        Policy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'AllowCloudFrontServicePrincipal',
+              Effect: 'Allow',
+              Principal: { Service: 'cloudfront.amazonaws.com' },
+              Action: 's3:GetObject',
+              Resource: `arn:aws:s3:::${bucket}/*`,
+              Condition: { StringEquals: { 'AWS:SourceArn': distributionArn } }
+            }
+          ]
+        })
+      })
+    )
+
+    return { bucket, distributionId, domain, distributionArn, oacId }
+  } finally {
+    s3.destroy()
+    cloudfront.destroy()
+  }
+}
