@@ -21,7 +21,8 @@ const SAFE_SEGMENT = /^[A-Za-z0-9._+=@,-]+$/
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
 /** CloudFront ids: upper-case letters and digits, e.g. E1A2B3C4D5E6F7. */
 const DISTRIBUTION_ID = /^[A-Z0-9]{8,32}$/
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/
+/** AWS regions (us-east-1), and the names S3-compatible stores use (R2's `auto`). */
+const REGION = /^[a-z0-9]+(-[a-z0-9]+)*$/
 const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
 const MIME_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/
 
@@ -124,7 +125,8 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     problems.push('`invalidation-paths` needs `distribution-id`.')
   }
 
-  const multipartThresholdMb = num(Inputs.MultipartThresholdMb, 16, 5, 5120, ' MiB')
+  // Files below the threshold are read into memory whole, up to `concurrency` at once.
+  const multipartThresholdMb = num(Inputs.MultipartThresholdMb, 16, 5, 1024, ' MiB')
   const partSizeMb = num(
     Inputs.PartSizeMb,
     undefined,
@@ -153,7 +155,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
 
   const region = text(Inputs.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'
   if (!REGION.test(region)) {
-    problems.push(`\`aws-region\` "${region}" is not an AWS region name such as us-east-1.`)
+    problems.push(`\`aws-region\` "${region}" is not a region name such as us-east-1.`)
   }
 
   const endpointUrl = text(Inputs.EndpointUrl) || undefined

@@ -6,6 +6,7 @@ import { ImmutableVersionError, explainAwsError, httpStatusOf } from './errors.j
 import { checkKeys, objectKey } from './files.js'
 import { sha256File } from './hash.js'
 import { choosePartSize } from './part-size.js'
+import { isMultipart } from './upload.js'
 import type { DeployInputs, LocalFile, Logger, PlannedFile } from './types.js'
 
 /** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
@@ -22,6 +23,8 @@ export type PlanInputs = Pick<
   | 'manifest'
   | 'multipartThresholdBytes'
   | 'partSizeBytes'
+  | 'cacheControl'
+  | 'metadata'
 >
 
 export interface Plan {
@@ -34,12 +37,15 @@ export interface Plan {
 interface StoredObject {
   size: number
   sha256?: string
+  contentType?: string
+  cacheControl?: string
+  metadata: Record<string, string>
 }
 
 /**
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
- * hold the same bytes (same SHA-256) are skipped; keys holding different bytes are an error
- * unless `overwrite` is set. Also rejects keys S3 cannot take and files the part-size rules
+ * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
+ * error unless `overwrite` is set. Also rejects keys S3 cannot take and files the part-size rules
  * cannot upload.
  */
 export async function planDeploy(
@@ -50,7 +56,9 @@ export async function planDeploy(
 ): Promise<Plan> {
   checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
   for (const file of local) {
-    if (file.size >= inputs.multipartThresholdBytes) choosePartSize(file.size, inputs.partSizeBytes)
+    if (isMultipart(file.size, inputs.multipartThresholdBytes)) {
+      choosePartSize(file.size, inputs.partSizeBytes, file.relativePath)
+    }
   }
 
   const [existing, hashes] = await Promise.all([
@@ -61,50 +69,90 @@ export async function planDeploy(
     `Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`
   )
 
-  const unverifiable = new Set<string>()
+  /** Why each existing key cannot be skipped. */
+  const differences = new Map<string, string>()
   const files = await mapLimit(local, HEAD_CONCURRENCY, async (file, i): Promise<PlannedFile> => {
     const key = objectKey(inputs.versionPrefix, file.relativePath)
     const sha256 = hashes[i]
     const contentType = contentTypeFor(file.relativePath, inputs.contentType)
     const storedSize = existing.get(key)
+    if (storedSize === undefined) {
+      return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+    }
     // A different size proves different bytes without a HEAD request.
     const stored =
       storedSize === file.size
         ? await headObject(s3, inputs.bucket, key)
-        : storedSize === undefined
-          ? undefined
-          : { size: storedSize }
+        : { size: storedSize, metadata: {} }
     if (!stored) return { ...file, key, sha256, contentType, action: 'upload', existed: false }
-    if (stored.size === file.size && stored.sha256 === undefined) unverifiable.add(key)
-    const same = stored.size === file.size && stored.sha256 === sha256
-    return { ...file, key, sha256, contentType, action: same ? 'skip' : 'upload', existed: true }
+    const difference = describeDifference(stored, { size: file.size, sha256, contentType }, inputs)
+    if (difference) differences.set(key, difference)
+    return {
+      ...file,
+      key,
+      sha256,
+      contentType,
+      action: difference ? 'upload' : 'skip',
+      existed: true
+    }
   })
 
-  const conflicts = files.filter((f) => f.existed && f.action === 'upload')
+  const conflicts = files.filter((f) => differences.has(f.key))
   if (conflicts.length > 0 && !inputs.overwrite) {
-    throw immutableError(conflicts, unverifiable, inputs.bucket)
+    throw immutableError(conflicts, differences, inputs.bucket)
   }
   return { files, existing }
 }
 
+/**
+ * Why the stored object is not what this run would write, or undefined when it is. Headers
+ * count too: skipping an object whose metadata differs would leave the manifest describing
+ * something S3 does not hold.
+ */
+function describeDifference(
+  stored: StoredObject,
+  local: { size: number; sha256: string; contentType: string },
+  inputs: Pick<PlanInputs, 'cacheControl' | 'metadata'>
+): string | undefined {
+  if (stored.size !== local.size) {
+    return `different bytes: ${stored.size} bytes stored, ${local.size} bytes here`
+  }
+  if (stored.sha256 === undefined) {
+    return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared'
+  }
+  if (stored.sha256 !== local.sha256) return 'different bytes: SHA-256 differs'
+  const changed: string[] = []
+  if (stored.contentType !== local.contentType) {
+    changed.push(`content-type ${stored.contentType ?? '(none)'} → ${local.contentType}`)
+  }
+  if (stored.cacheControl !== inputs.cacheControl) {
+    changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${inputs.cacheControl}`)
+  }
+  const storedMeta = { ...stored.metadata }
+  delete storedMeta[SHA256_METADATA_KEY]
+  if (!sameRecord(storedMeta, inputs.metadata)) {
+    changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`)
+  }
+  return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined
+}
+
+function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
+}
+
 function immutableError(
   conflicts: PlannedFile[],
-  unverifiable: Set<string>,
+  differences: Map<string, string>,
   bucket: string
 ): ImmutableVersionError {
   const shown = conflicts
     .slice(0, 20)
-    .map(
-      (f) =>
-        `${f.relativePath} → s3://${bucket}/${f.key}` +
-        (unverifiable.has(f.key)
-          ? ' (same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared)'
-          : '')
-    )
+    .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`)
   const more =
     conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : ''
   return new ImmutableVersionError(
-    `${conflicts.length} key(s) already hold different bytes (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`,
+    `${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`,
     'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).'
   )
 }
@@ -133,7 +181,7 @@ async function listPrefix(
   return existing
 }
 
-/** The stored object's size and recorded SHA-256, or undefined when it no longer exists. */
+/** The stored object's size, recorded SHA-256 and headers, or undefined when it no longer exists. */
 async function headObject(
   s3: S3Client,
   bucket: string,
@@ -141,7 +189,13 @@ async function headObject(
 ): Promise<StoredObject | undefined> {
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
-    return { size: head.ContentLength ?? 0, sha256: head.Metadata?.[SHA256_METADATA_KEY] }
+    return {
+      size: head.ContentLength ?? 0,
+      sha256: head.Metadata?.[SHA256_METADATA_KEY],
+      contentType: head.ContentType,
+      cacheControl: head.CacheControl,
+      metadata: head.Metadata ?? {}
+    }
   } catch (err) {
     // Listed a moment ago but deleted since: nothing to protect.
     if (httpStatusOf(err) === 404) return undefined

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
@@ -38,6 +39,11 @@ export interface UploadStats {
 
 /** fs.readFile refuses files of 2 GiB or more, so those go multipart whatever the threshold. */
 const MAX_SINGLE_PUT_BYTES = 2 * GiB
+
+/** Whether a file of this size goes up as a multipart upload. */
+export function isMultipart(size: number, multipartThresholdBytes: number): boolean {
+  return size >= Math.min(multipartThresholdBytes, MAX_SINGLE_PUT_BYTES)
+}
 
 interface Job {
   file: PlannedFile
@@ -80,6 +86,8 @@ export async function uploadFiles(
 
   const controller = new AbortController()
   const cancel = controller.signal
+  // A listener or two per file in flight, each removed when it settles: no leak, so no warning.
+  setMaxListeners(0, cancel)
   const cancelled = new Error('Upload cancelled.')
   const onSignal = (): void => controller.abort(cancelled)
   if (opts.signal?.aborted) onSignal()
@@ -148,7 +156,7 @@ export async function uploadFiles(
 }
 
 function planJob(file: PlannedFile, opts: UploadOptions, budget: number): Job {
-  if (file.size < Math.min(opts.multipartThresholdBytes, MAX_SINGLE_PUT_BYTES)) {
+  if (!isMultipart(file.size, opts.multipartThresholdBytes)) {
     return { file, slots: 1 }
   }
   const partSize = choosePartSize(file.size, opts.partSizeBytes, file.relativePath)
@@ -178,8 +186,8 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
 
   // No `{ start: 0 }`: lib-storage then cannot tell the stream's size (see aws-facts.md).
   const body = createReadStream(file.absolutePath)
-  // lib-storage reads errors through its iterator; this only keeps an error the stream emits
-  // when nothing is reading it (e.g. the cancel below after a part failed) from crashing Node.
+  // lib-storage sees read errors through its iterator; this only keeps an error emitted while
+  // no iterator is attached (a cancel racing lib-storage's own shutdown) from crashing Node.
   body.on('error', () => undefined)
   // Cancel by failing the body rather than with upload.abort(): abort() makes done() reject at
   // once while parts are still in flight and AbortMultipartUpload is sent later, unobserved.
@@ -225,9 +233,10 @@ function uploadedLine(job: Job, bucket: string): string {
 /** Names the file and key; a local read error is not reported as something AWS said. */
 function explain(err: unknown, file: PlannedFile, bucket: string): DeployError {
   const target = `${file.relativePath} to s3://${bucket}/${file.key}`
-  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).path === 'string') {
+  const local = err as NodeJS.ErrnoException | undefined
+  if (typeof local?.path === 'string') {
     return new DeployError(
-      `Failed reading ${file.absolutePath} to upload ${target}: ${err.message}`,
+      `Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`,
       'The file changed or disappeared after it was found and hashed. Run the step again.',
       { cause: err }
     )

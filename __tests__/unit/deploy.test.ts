@@ -64,26 +64,22 @@ beforeEach(() => {
       DistributionConfig: undefined
     }
   })
-  cfMock
-    .on(CreateInvalidationCommand)
-    .resolves({
-      Invalidation: {
-        Id: 'I1',
-        Status: 'InProgress',
-        CreateTime: new Date(),
-        InvalidationBatch: undefined
-      }
-    })
-  cfMock
-    .on(GetInvalidationCommand)
-    .resolves({
-      Invalidation: {
-        Id: 'I1',
-        Status: 'Completed',
-        CreateTime: new Date(),
-        InvalidationBatch: undefined
-      }
-    })
+  cfMock.on(CreateInvalidationCommand).resolves({
+    Invalidation: {
+      Id: 'I1',
+      Status: 'InProgress',
+      CreateTime: new Date(),
+      InvalidationBatch: undefined
+    }
+  })
+  cfMock.on(GetInvalidationCommand).resolves({
+    Invalidation: {
+      Id: 'I1',
+      Status: 'Completed',
+      CreateTime: new Date(),
+      InvalidationBatch: undefined
+    }
+  })
   s3Mock.on(PutObjectCommand).resolves({})
 })
 afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))
@@ -100,9 +96,12 @@ function previousVersion(): void {
   s3Mock
     .on(HeadObjectCommand, { Key: 'v1/a.onnx' })
     .resolves({ ContentLength: 1, Metadata: { sha256: sha('Z') } })
-  s3Mock
-    .on(HeadObjectCommand, { Key: 'v1/sub dir/b.json' })
-    .resolves({ ContentLength: 7, Metadata: { sha256: sha('{"b":2}') } })
+  s3Mock.on(HeadObjectCommand, { Key: 'v1/sub dir/b.json' }).resolves({
+    ContentLength: 7,
+    ContentType: 'application/json',
+    CacheControl: 'public, max-age=31536000, immutable',
+    Metadata: { sha256: sha('{"b":2}') }
+  })
   const stored = JSON.stringify({ versionPrefix: 'v1', files: [] })
   s3Mock.on(GetObjectCommand).resolves({
     Body: { transformToString: async () => stored } as unknown as GetObjectCommandOutput['Body']
@@ -189,16 +188,14 @@ describe('deploy', () => {
 
   it('warns and reports InProgress when the wait times out', async () => {
     previousVersion()
-    cfMock
-      .on(GetInvalidationCommand)
-      .resolves({
-        Invalidation: {
-          Id: 'I1',
-          Status: 'InProgress',
-          CreateTime: new Date(),
-          InvalidationBatch: undefined
-        }
-      })
+    cfMock.on(GetInvalidationCommand).resolves({
+      Invalidation: {
+        Id: 'I1',
+        Status: 'InProgress',
+        CreateTime: new Date(),
+        InvalidationBatch: undefined
+      }
+    })
     let clock = 0
     const d = { ...deps(), now: () => clock, sleep: async (ms: number) => void (clock += ms) }
     const report = await deploy(

@@ -149,7 +149,7 @@ describe('parseInputs', () => {
     [{ metadata: 'a=1\nA=2' }, 'is given twice'],
     [{ metadata: 'author=Zoë' }, 'must be printable ASCII'],
     [{ metadata: `notes=${'x'.repeat(2000)}` }, 'S3 allows 2048 bytes of user metadata'],
-    [{ 'aws-region': 'Frankfurt' }, 'is not an AWS region name'],
+    [{ 'aws-region': 'Frankfurt' }, 'is not a region name'],
     [{ 'endpoint-url': 'localhost:9000' }, '`endpoint-url` "localhost:9000" must be an http(s) URL']
   ])('rejects %j', (values, expected) => {
     expect(problemsOf(values)).toContain(expected)

@@ -22,8 +22,17 @@ const inputs: PlanInputs = {
   overwrite: false,
   manifest: true,
   multipartThresholdBytes: 16 * 1024 * 1024,
-  partSizeBytes: undefined
+  partSizeBytes: undefined,
+  cacheControl: 'public, max-age=31536000, immutable',
+  metadata: { framework: 'onnx' }
 }
+/** What HEAD returns for an object this action stored with `inputs`. */
+const storedHeaders = (content: string) => ({
+  ContentLength: Buffer.byteLength(content),
+  ContentType: 'application/octet-stream',
+  CacheControl: inputs.cacheControl,
+  Metadata: { framework: 'onnx', sha256: sha(content) }
+})
 
 function localFile(rel: string, content: string): LocalFile {
   const absolutePath = path.join(dir, rel)
@@ -53,12 +62,10 @@ function storeExisting(): void {
       { Key: 'v3/other.bin', Size: 1 }
     ]
   })
-  s3Mock
-    .on(HeadObjectCommand, { Key: 'v3/same.onnx' })
-    .resolves({ ContentLength: 10, Metadata: { sha256: sha('same bytes') } })
+  s3Mock.on(HeadObjectCommand, { Key: 'v3/same.onnx' }).resolves(storedHeaders('same bytes'))
   s3Mock
     .on(HeadObjectCommand, { Key: 'v3/changed.gguf' })
-    .resolves({ ContentLength: 8, Metadata: { sha256: sha('old one') } })
+    .resolves({ ...storedHeaders('changed!'), Metadata: { framework: 'onnx', sha256: sha('old') } })
 }
 
 describe('planDeploy', () => {
@@ -66,9 +73,7 @@ describe('planDeploy', () => {
     s3Mock.on(ListObjectsV2Command).resolves({
       Contents: [{ Key: 'v3/same.onnx', Size: 10 }]
     })
-    s3Mock
-      .on(HeadObjectCommand)
-      .resolves({ ContentLength: 10, Metadata: { sha256: sha('same bytes') } })
+    s3Mock.on(HeadObjectCommand).resolves(storedHeaders('same bytes'))
     const plan = await planDeploy(s3, files.slice(0, 2), inputs, silentLogger())
     expect(plan.files.map((f) => [f.key, f.action, f.existed, f.sha256, f.contentType])).toEqual([
       ['v3/same.onnx', 'skip', true, sha('same bytes'), 'application/octet-stream'],
@@ -88,9 +93,13 @@ describe('planDeploy', () => {
     storeExisting()
     const err = await planDeploy(s3, files, inputs, silentLogger()).catch((e) => e)
     expect(err).toBeInstanceOf(ImmutableVersionError)
-    expect(err.message).toContain('2 key(s) already hold different bytes')
-    expect(err.message).toContain('changed.gguf → s3://models/v3/changed.gguf')
-    expect(err.message).toContain('resized.json → s3://models/v3/resized.json')
+    expect(err.message).toContain('2 key(s) already hold a different object')
+    expect(err.message).toContain(
+      'changed.gguf → s3://models/v3/changed.gguf (different bytes: SHA-256 differs)'
+    )
+    expect(err.message).toContain(
+      'resized.json → s3://models/v3/resized.json (different bytes: 100 bytes stored, 7 bytes here)'
+    )
     expect(err.message).not.toContain('same.onnx')
     expect(err.hint).toContain('overwrite: true')
     // A size mismatch is proof enough: no HEAD for resized.json.
@@ -114,6 +123,37 @@ describe('planDeploy', () => {
       'resized.json': ['upload', true]
     })
     expect([...plan.existing.keys()]).toContain('v3/other.bin')
+  })
+
+  it('treats the same bytes with other headers as a different object', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/same.onnx', Size: 10 }] })
+    s3Mock.on(HeadObjectCommand).resolves(storedHeaders('same bytes'))
+    const changedInputs = {
+      ...inputs,
+      cacheControl: 'public, max-age=60',
+      metadata: { framework: 'onnx', task: 'vision' },
+      contentType: 'application/x-onnx'
+    }
+    const err = await planDeploy(s3, files.slice(0, 1), changedInputs, silentLogger()).catch(
+      (e) => e
+    )
+    expect(err).toBeInstanceOf(ImmutableVersionError)
+    expect(err.message).toContain('same bytes, different headers')
+    expect(err.message).toContain('content-type application/octet-stream → application/x-onnx')
+    expect(err.message).toContain(
+      'cache-control public, max-age=31536000, immutable → public, max-age=60'
+    )
+    expect(err.message).toContain(
+      'metadata {"framework":"onnx"} → {"framework":"onnx","task":"vision"}'
+    )
+
+    const plan = await planDeploy(
+      s3,
+      files.slice(0, 1),
+      { ...changedInputs, overwrite: true },
+      silentLogger()
+    )
+    expect(plan.files[0]).toMatchObject({ action: 'upload', existed: true })
   })
 
   it('explains an object without a recorded SHA-256', async () => {

@@ -1,0 +1,527 @@
+import { jest } from '@jest/globals'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type PutObjectCommandInput,
+  type UploadPartCommandInput
+} from '@aws-sdk/client-s3'
+import { mockClient } from 'aws-sdk-client-mock'
+import { MiB } from '../../src/constants.js'
+import { AwsError, DeployError, InputError } from '../../src/errors.js'
+import type { PlannedFile } from '../../src/types.js'
+import { uploadFiles, type UploadOptions } from '../../src/upload.js'
+
+const BUCKET = 'models-bucket'
+const CACHE_CONTROL = 'public, max-age=31536000, immutable'
+
+const s3 = new S3Client({
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }
+})
+const s3Mock = mockClient(s3)
+
+let dir: string
+let info: string[]
+let warnings: string[]
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'upload-test-'))
+})
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+beforeEach(() => {
+  info = []
+  warnings = []
+  s3Mock.reset()
+  s3Mock.on(PutObjectCommand).resolves({ ETag: '"put"' })
+  s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' })
+  s3Mock
+    .on(UploadPartCommand)
+    .callsFake(async (input: UploadPartCommandInput) => ({ ETag: `"etag-${input.PartNumber}"` }))
+  s3Mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"complete"' })
+  s3Mock.on(AbortMultipartUploadCommand).resolves({})
+})
+
+function options(overrides: Partial<UploadOptions> = {}): UploadOptions {
+  return {
+    bucket: BUCKET,
+    multipartThresholdBytes: 5 * MiB,
+    partSizeBytes: 5 * MiB,
+    concurrency: 4,
+    cacheControl: CACHE_CONTROL,
+    metadata: { 'model-version': '2.0.1' },
+    logger: {
+      info: (message) => info.push(message),
+      warning: (message) => warnings.push(message),
+      debug: () => undefined
+    },
+    ...overrides
+  }
+}
+
+const RAMP = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+
+/** Writes `size` bytes stamped with their offset every 4 KiB, so swapped or shifted parts show. */
+async function makeFile(
+  relativePath: string,
+  size: number,
+  overrides: Partial<PlannedFile> = {}
+): Promise<{ file: PlannedFile; bytes: Buffer }> {
+  const bytes = Buffer.alloc(size, RAMP)
+  for (let offset = 0; offset + 4 <= size; offset += 4096) bytes.writeUInt32BE(offset, offset)
+  const absolutePath = join(dir, relativePath)
+  await mkdir(dirname(absolutePath), { recursive: true })
+  await writeFile(absolutePath, bytes)
+  const file: PlannedFile = {
+    absolutePath,
+    relativePath,
+    size,
+    key: `v1/${relativePath}`,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    contentType: 'application/octet-stream',
+    action: 'upload',
+    existed: false,
+    ...overrides
+  }
+  return { file, bytes }
+}
+
+function putInputs(): PutObjectCommandInput[] {
+  return s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input)
+}
+
+function partInputs(): UploadPartCommandInput[] {
+  return s3Mock
+    .commandCalls(UploadPartCommand)
+    .map((call) => call.args[0].input)
+    .sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0))
+}
+
+function accessDenied(): Error {
+  return Object.assign(new Error('Access Denied'), {
+    name: 'AccessDenied',
+    $metadata: { httpStatusCode: 403, requestId: 'REQ123' }
+  })
+}
+
+const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('uploadFiles, single PutObject', () => {
+  it('sends a small file in one PutObject with its headers, metadata and exact bytes', async () => {
+    const { file, bytes } = await makeFile('models/tokenizer.json', 1000, {
+      contentType: 'application/json'
+    })
+    const opts = options()
+    const stats = await uploadFiles(s3, [file], opts)
+
+    expect(putInputs()).toEqual([
+      {
+        Bucket: BUCKET,
+        Key: 'v1/models/tokenizer.json',
+        ContentType: 'application/json',
+        CacheControl: CACHE_CONTROL,
+        Metadata: { 'model-version': '2.0.1', sha256: file.sha256 },
+        ContentLength: 1000,
+        Body: bytes
+      }
+    ])
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
+    expect(opts.metadata).toEqual({ 'model-version': '2.0.1' })
+    expect(stats.bytesUploaded).toBe(1000)
+    expect(info).toEqual([
+      'Uploaded models/tokenizer.json → s3://models-bucket/v1/models/tokenizer.json (1000 B, 1 part)'
+    ])
+  })
+
+  it('uploads a 0-byte file', async () => {
+    const { file } = await makeFile('models/empty.txt', 0)
+    const stats = await uploadFiles(s3, [file], options())
+
+    const [put] = putInputs()
+    expect(put.Key).toBe('v1/models/empty.txt')
+    expect(put.ContentLength).toBe(0)
+    expect(Buffer.from(put.Body as Uint8Array)).toHaveLength(0)
+    expect(put.Metadata).toEqual({ 'model-version': '2.0.1', sha256: file.sha256 })
+    expect(stats.bytesUploaded).toBe(0)
+    expect(info).toEqual([
+      'Uploaded models/empty.txt → s3://models-bucket/v1/models/empty.txt (0 B, 1 part)'
+    ])
+  })
+
+  it('measures the duration with the injected clock', async () => {
+    let time = 1000
+    s3Mock.on(PutObjectCommand).callsFake(async () => {
+      time = 1750
+      return {}
+    })
+    const { file } = await makeFile('models/a.bin', 10)
+    const stats = await uploadFiles(s3, [file], options({ clock: { now: () => time } }))
+    expect(stats).toEqual({ bytesUploaded: 10, durationMs: 750 })
+  })
+})
+
+describe('uploadFiles, multipart', () => {
+  it('sends 12 MiB as parts of 5, 5 and 2 MiB with metadata on CreateMultipartUpload', async () => {
+    const { file, bytes } = await makeFile('models/model.onnx', 12 * MiB)
+    const stats = await uploadFiles(s3, [file], options())
+
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        Bucket: BUCKET,
+        Key: 'v1/models/model.onnx',
+        ContentType: 'application/octet-stream',
+        CacheControl: CACHE_CONTROL,
+        Metadata: { 'model-version': '2.0.1', sha256: file.sha256 },
+        // Added by lib-storage under the SDK's default checksum mode.
+        ChecksumAlgorithm: 'CRC32'
+      }
+    ])
+    const parts = partInputs()
+    expect(parts.map((p) => [p.PartNumber, p.UploadId, p.Key, (p.Body as Buffer).length])).toEqual([
+      [1, 'upload-1', 'v1/models/model.onnx', 5 * MiB],
+      [2, 'upload-1', 'v1/models/model.onnx', 5 * MiB],
+      [3, 'upload-1', 'v1/models/model.onnx', 2 * MiB]
+    ])
+    expect(Buffer.concat(parts.map((p) => p.Body as Buffer)).equals(bytes)).toBe(true)
+    const [complete] = s3Mock.commandCalls(CompleteMultipartUploadCommand)
+    expect(complete.args[0].input).toMatchObject({
+      Bucket: BUCKET,
+      Key: 'v1/models/model.onnx',
+      UploadId: 'upload-1',
+      MultipartUpload: {
+        Parts: [
+          { PartNumber: 1, ETag: '"etag-1"' },
+          { PartNumber: 2, ETag: '"etag-2"' },
+          { PartNumber: 3, ETag: '"etag-3"' }
+        ]
+      }
+    })
+    expect(putInputs()).toHaveLength(0)
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0)
+    expect(stats.bytesUploaded).toBe(12 * MiB)
+    expect(info).toEqual([
+      'Uploaded models/model.onnx → s3://models-bucket/v1/models/model.onnx (12.0 MiB, 3 parts)'
+    ])
+  })
+
+  it('sizes parts automatically when no part size is given', async () => {
+    const { file } = await makeFile('models/auto.bin', 20 * MiB)
+    await uploadFiles(s3, [file], options({ partSizeBytes: undefined }))
+    expect(partInputs().map((p) => (p.Body as Buffer).length)).toEqual([16 * MiB, 4 * MiB])
+    expect(info).toEqual([expect.stringMatching(/\(20\.0 MiB, 2 parts\)$/)])
+  })
+
+  it('uses multipart from the threshold on, and one PutObject just below it', async () => {
+    const below = await makeFile('models/below.bin', 6 * MiB - 1)
+    const at = await makeFile('models/at.bin', 6 * MiB)
+    await uploadFiles(s3, [below.file, at.file], options({ multipartThresholdBytes: 6 * MiB }))
+    expect(putInputs().map((p) => [p.Key, p.ContentLength])).toEqual([
+      ['v1/models/below.bin', 6 * MiB - 1]
+    ])
+    expect(
+      s3Mock.commandCalls(CreateMultipartUploadCommand).map((c) => c.args[0].input.Key)
+    ).toEqual(['v1/models/at.bin'])
+    expect(partInputs().map((p) => (p.Body as Buffer).length)).toEqual([5 * MiB, MiB])
+  })
+
+  it('keeps headers and metadata when a file above the threshold fits in one part', async () => {
+    // 16 MiB automatic parts: lib-storage sends this 6 MiB file as a single PutObject.
+    const { file, bytes } = await makeFile('models/one-part.bin', 6 * MiB)
+    await uploadFiles(s3, [file], options({ partSizeBytes: undefined }))
+    const [put] = putInputs()
+    expect(put).toMatchObject({
+      Bucket: BUCKET,
+      Key: 'v1/models/one-part.bin',
+      ContentType: 'application/octet-stream',
+      CacheControl: CACHE_CONTROL,
+      Metadata: { 'model-version': '2.0.1', sha256: file.sha256 }
+    })
+    expect(Buffer.from(put.Body as Uint8Array).equals(bytes)).toBe(true)
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
+    expect(info).toEqual([expect.stringMatching(/\(6\.0 MiB, 1 part\)$/)])
+  })
+
+  it('rejects a part size the file cannot use before sending anything', async () => {
+    const { file: small } = await makeFile('models/first.bin', 10)
+    const { file } = await makeFile('models/big.bin', 6 * MiB)
+    // 6 MiB claimed as 50 GiB: only the planned size matters for the check.
+    const huge = { ...file, size: 50 * 1024 * MiB }
+    const err = await uploadFiles(s3, [small, huge], options()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(InputError)
+    expect((err as Error).message).toMatch(
+      /^models\/big\.bin of 50\.0 GiB .* 10,240 parts of 5 MiB/
+    )
+    expect(s3Mock.calls()).toHaveLength(0)
+  })
+
+  it('aggregates per-part progress into timed lines', async () => {
+    let time = 0
+    let tick: (() => void) | undefined
+    const clearInterval = jest.fn()
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      if (input.PartNumber === 3) {
+        time = 2000
+        tick?.()
+        tick?.() // nothing new: no second line
+      }
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+    const { file } = await makeFile('models/progress.bin', 12 * MiB)
+    await uploadFiles(
+      s3,
+      [file],
+      options({
+        concurrency: 1,
+        progressIntervalMs: 5000,
+        clock: {
+          now: () => time,
+          setInterval: (fn, ms) => {
+            expect(ms).toBe(5000)
+            tick = fn
+            return 'handle'
+          },
+          clearInterval
+        }
+      })
+    )
+    // With one part at a time, parts 1 and 2 (10 MiB) are done when part 3 is sent.
+    expect(info).toEqual([
+      'Uploaded 10.0 MiB of 12.0 MiB (83%), 0 of 1 files, 5.2 MB/s, ETA 1s',
+      'Uploaded models/progress.bin → s3://models-bucket/v1/models/progress.bin (12.0 MiB, 3 parts)'
+    ])
+    expect(clearInterval).toHaveBeenCalledWith('handle')
+  })
+})
+
+describe('uploadFiles, selection', () => {
+  it('sends nothing for skipped files', async () => {
+    const { file: skipped } = await makeFile('models/same.bin', 100, { action: 'skip' })
+    const { file: big } = await makeFile('models/same-big.bin', 6 * MiB, { action: 'skip' })
+    const stats = await uploadFiles(s3, [skipped, big], options())
+    expect(s3Mock.calls()).toHaveLength(0)
+    expect(stats.bytesUploaded).toBe(0)
+    expect(info).toEqual([])
+  })
+
+  it('uploads only the files to upload and counts their bytes', async () => {
+    const { file: skipped } = await makeFile('models/same.bin', 100, { action: 'skip' })
+    const { file: changed } = await makeFile('models/changed.bin', 300)
+    const stats = await uploadFiles(s3, [skipped, changed], options())
+    expect(putInputs().map((p) => p.Key)).toEqual(['v1/models/changed.bin'])
+    expect(stats.bytesUploaded).toBe(300)
+  })
+})
+
+describe('uploadFiles, concurrency', () => {
+  it('keeps parts and small files in flight within the budget, across files', async () => {
+    const limit = 3
+    const total = 6 + 1 + 2 + 1 + 1 // parts of a, s1, parts of b, s2, s3
+    const order: string[] = []
+    let inFlight = 0
+    let maxInFlight = 0
+    let held: Array<() => void> = []
+    let fallback: NodeJS.Timeout | undefined
+    const releaseAll = () => {
+      clearTimeout(fallback)
+      const release = held
+      held = []
+      for (const r of release) r()
+    }
+    // Holds each request until `limit` are in flight (or all have arrived), so a correct
+    // implementation reaches the limit, and one that admits too much shows it while they wait.
+    const hold = async (name: string) => {
+      order.push(name)
+      inFlight++
+      maxInFlight = Math.max(maxInFlight, inFlight)
+      const released = new Promise<void>((resolve) => held.push(resolve))
+      clearTimeout(fallback)
+      if (held.length >= limit || order.length === total) setTimeout(releaseAll, 20)
+      else fallback = setTimeout(releaseAll, 2000) // a stall: let the assertions report it
+      await released
+      inFlight--
+    }
+    s3Mock.on(PutObjectCommand).callsFake(async (input: PutObjectCommandInput) => {
+      await hold(input.Key!)
+      return {}
+    })
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      await hold(input.Key!)
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+
+    const a = await makeFile('c/a.bin', 30 * MiB) // 6 parts: takes all 3 slots
+    const s1 = await makeFile('c/s1.bin', 1000)
+    const b = await makeFile('c/b.bin', 8 * MiB) // 2 parts: 2 slots, next to s1
+    const s2 = await makeFile('c/s2.bin', 2000)
+    const s3File = await makeFile('c/s3.bin', 3000)
+    const files = [a, s1, b, s2, s3File].map((f) => f.file)
+    const stats = await uploadFiles(s3, files, options({ concurrency: limit }))
+
+    expect(maxInFlight).toBe(limit)
+    expect(order).toHaveLength(total)
+    expect(order.slice(0, 6)).toEqual(Array(6).fill('v1/c/a.bin'))
+    expect(order.slice(6, 9).sort()).toEqual(['v1/c/b.bin', 'v1/c/b.bin', 'v1/c/s1.bin'])
+    expect(stats.bytesUploaded).toBe(30 * MiB + 1000 + 8 * MiB + 2000 + 3000)
+  })
+})
+
+describe('uploadFiles, failures', () => {
+  it('rejects with an AwsError naming the file and starts no file after the failure', async () => {
+    const bad = await makeFile('models/bad.bin', 100)
+    const ok1 = await makeFile('models/ok1.bin', 200)
+    const later = await Promise.all([
+      makeFile('models/ok2.bin', 300),
+      makeFile('models/big.bin', 6 * MiB)
+    ])
+    let ok1Started!: () => void
+    const ok1Arrived = new Promise<void>((resolve) => (ok1Started = resolve))
+    let badRejected!: () => void
+    const badDone = new Promise<void>((resolve) => (badRejected = resolve))
+    s3Mock.on(PutObjectCommand).callsFake(async (input: PutObjectCommandInput) => {
+      if (input.Key === bad.file.key) {
+        await ok1Arrived
+        badRejected()
+        throw accessDenied()
+      }
+      ok1Started()
+      // Finish only after the failure has been handled, freeing a slot a new file could take.
+      await badDone
+      await nextMacrotask()
+      return {}
+    })
+
+    const files = [bad, ok1, ...later].map((f) => f.file)
+    const err = await uploadFiles(s3, files, options({ concurrency: 2 })).catch((e: unknown) => e)
+
+    expect(err).toBeInstanceOf(AwsError)
+    const aws = err as AwsError
+    expect(aws.message).toBe(
+      'Failed uploading models/bad.bin to s3://models-bucket/v1/models/bad.bin: ' +
+        'AWS said AccessDenied (HTTP 403): Access Denied [request id REQ123]'
+    )
+    expect(aws.code).toBe('AccessDenied')
+    expect(aws.hint).toMatch(/s3:PutObject/)
+    expect(
+      putInputs()
+        .map((p) => p.Key)
+        .sort()
+    ).toEqual(['v1/models/bad.bin', 'v1/models/ok1.bin'])
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
+    expect(info).toEqual([
+      'Uploaded models/ok1.bin → s3://models-bucket/v1/models/ok1.bin (200 B, 1 part)'
+    ])
+  })
+
+  it('aborts the multipart upload of a file whose part fails, before rejecting', async () => {
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      if (input.PartNumber === 2) throw accessDenied()
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+    const big = await makeFile('models/big.bin', 30 * MiB)
+    const after = await makeFile('models/after.bin', 100)
+
+    const err = await uploadFiles(s3, [big.file, after.file], options({ concurrency: 2 })).catch(
+      (e: unknown) => e
+    )
+
+    expect(err).toBeInstanceOf(AwsError)
+    expect((err as AwsError).message).toMatch(
+      /^Failed uploading models\/big\.bin to s3:\/\/models-bucket\/v1\/models\/big\.bin: AWS said AccessDenied/
+    )
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input)).toEqual([
+      { Bucket: BUCKET, Key: 'v1/models/big.bin', UploadId: 'upload-1' }
+    ])
+    expect(s3Mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0)
+    expect(putInputs()).toHaveLength(0)
+    expect(info).toEqual([])
+  })
+
+  it('reports a file that vanished as a local read error, not as an AWS one', async () => {
+    const { file } = await makeFile('models/gone.bin', 10)
+    await rm(file.absolutePath)
+    const err = await uploadFiles(s3, [file], options()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(DeployError)
+    expect(err).not.toBeInstanceOf(AwsError)
+    expect((err as DeployError).message).toMatch(
+      new RegExp(
+        `^Failed reading ${file.absolutePath} to upload models/gone.bin to s3://models-bucket/v1/models/gone.bin: ENOENT`
+      )
+    )
+    expect(s3Mock.calls()).toHaveLength(0)
+  })
+})
+
+describe('uploadFiles, cancellation', () => {
+  it('stops reading, aborts the multipart upload and rejects once it has settled', async () => {
+    const controller = new AbortController()
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      if (input.PartNumber === 1) controller.abort()
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+    const big = await makeFile('models/big.bin', 30 * MiB) // 6 parts, 2 at a time
+    const after = await makeFile('models/after.bin', 100)
+
+    const err = await uploadFiles(
+      s3,
+      [big.file, after.file],
+      options({ concurrency: 2, signal: controller.signal })
+    ).catch((e: unknown) => e)
+
+    expect(err).toBeInstanceOf(DeployError)
+    expect((err as DeployError).message).toBe(
+      'Upload to s3://models-bucket cancelled: 0 of 2 file(s) were uploaded.'
+    )
+    // Only the parts already read went out; the upload was aborted, not completed.
+    expect(partInputs().length).toBeLessThanOrEqual(2)
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input)).toEqual([
+      { Bucket: BUCKET, Key: 'v1/models/big.bin', UploadId: 'upload-1' }
+    ])
+    expect(s3Mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0)
+    expect(putInputs()).toHaveLength(0)
+    expect(warnings).toEqual([])
+  })
+
+  it('warns when the multipart upload cannot be aborted', async () => {
+    const controller = new AbortController()
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      controller.abort()
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+    s3Mock.on(AbortMultipartUploadCommand).rejects(accessDenied())
+    const big = await makeFile('models/big.bin', 30 * MiB)
+
+    const err = await uploadFiles(
+      s3,
+      [big.file],
+      options({ concurrency: 2, signal: controller.signal })
+    ).catch((e: unknown) => e)
+
+    expect((err as Error).message).toMatch(/cancelled: 0 of 1 file/)
+    expect(warnings).toEqual([
+      'While stopping: Failed uploading models/big.bin to s3://models-bucket/v1/models/big.bin: ' +
+        'AWS said AccessDenied (HTTP 403): Access Denied [request id REQ123]'
+    ])
+  })
+
+  it('sends nothing when already cancelled', async () => {
+    const { file } = await makeFile('models/a.bin', 10)
+    const err = await uploadFiles(s3, [file], options({ signal: AbortSignal.abort() })).catch(
+      (e: unknown) => e
+    )
+    expect((err as Error).message).toBe(
+      'Upload to s3://models-bucket cancelled: 0 of 1 file(s) were uploaded.'
+    )
+    expect(s3Mock.calls()).toHaveLength(0)
+  })
+})
