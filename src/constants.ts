@@ -35,6 +35,26 @@ export const Outputs = {
   InvalidationStatus: 'invalidation-status'
 } as const
 
+/**
+ * What the main step leaves for the post step (core.saveState; the runner hands each value to
+ * the post step as `STATE_<name>`). A value saved again replaces the earlier one.
+ */
+export const State = {
+  /** Set by the main step: the same bundle then knows it runs as the post step. */
+  IsPost: 'isPost',
+  Bucket: 'bucket',
+  VersionPrefix: 'versionPrefix',
+  Region: 'region',
+  /** The custom S3 endpoint in use, or '' for AWS's own. */
+  EndpointUrl: 'endpointUrl',
+  /** When the main step started (ISO 8601): multipart uploads initiated since are this run's. */
+  StartedAt: 'startedAt',
+  /** JSON array of the multipart uploads started and not yet completed or aborted. */
+  MultipartUploads: 'multipartUploads',
+  /** 'true' once the deploy has succeeded: the post step then has nothing to do. */
+  Succeeded: 'succeeded'
+} as const
+
 /** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
 export const SHA256_METADATA_KEY = 'sha256'
 export const MANIFEST_FILE_NAME = 'manifest.json'

@@ -1,5 +1,6 @@
 import { customS3Endpoint, type Clients } from './clients.js'
 import { getDistribution, type DistributionInfo } from './distribution.js'
+import { DeployError } from './errors.js'
 import { discoverFiles } from './files.js'
 import {
   createInvalidations,
@@ -28,6 +29,11 @@ export interface DeployDeps {
   sleep: Sleep
   env: NodeJS.ProcessEnv
   now?: () => number
+  /**
+   * Cancels the deploy: uploads stop and their multipart uploads are aborted, and no later stage
+   * (manifest, invalidation) starts. `sleep` should end early on it too.
+   */
+  signal?: AbortSignal
 }
 
 export interface DeployReport {
@@ -171,15 +177,23 @@ export async function deploy(
     concurrency: inputs.concurrency,
     cacheControl: inputs.cacheControl,
     metadata: inputs.metadata,
-    logger
+    logger,
+    signal: deps.signal
   })
 
+  // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
+  stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written')
   if (manifest && manifestAction === 'written') {
     await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest))
     logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`)
   }
 
   if (inputs.distributionId && paths.length > 0) {
+    stopIfCancelled(
+      deps.signal,
+      `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
+        `${paths.length} path(s): edge caches may serve their old bytes until they expire`
+    )
     const batches = toBatches(paths)
     invalidation.ids = await createInvalidations(
       clients.cloudfront,
@@ -221,6 +235,12 @@ export async function deploy(
     }
   }
   return report(bytesUploaded)
+}
+
+/** Ends the deploy between stages once it is cancelled, saying how far it got. */
+function stopIfCancelled(signal: AbortSignal | undefined, state: string): void {
+  if (signal?.aborted)
+    throw new DeployError(`Cancelled ${state}.`, undefined, { cause: signal.reason })
 }
 
 /** Which keys must be invalidated, and why, per the `invalidate` mode. */

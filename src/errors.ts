@@ -1,3 +1,5 @@
+import { redact } from './secrets.js'
+
 /**
  * Typed errors. Modules throw these; main turns them into the one message given to
  * core.setFailed, so every failure says what went wrong and what to check.
@@ -114,7 +116,8 @@ export function explainAwsError(err: unknown, ctx: AwsErrorContext): DeployError
   if (err instanceof DeployError) return err
   const code = awsErrorCode(err) ?? 'Error'
   const status = httpStatusOf(err)
-  const raw = err instanceof Error ? err.message : String(err)
+  // SDK messages can quote a presigned URL or the signing material of SignatureDoesNotMatch.
+  const raw = redact(err instanceof Error ? err.message : String(err))
   // The SDK reports HEAD failures with an empty body as "UnknownError"; the status says more.
   const said = raw && raw !== 'UnknownError' ? raw : status ? `HTTP ${status}` : 'no details'
   const requestId = (err as SdkErrorShape | undefined)?.$metadata?.requestId
@@ -124,9 +127,10 @@ export function explainAwsError(err: unknown, ctx: AwsErrorContext): DeployError
   return new AwsError(message, hintFor(code, status, ctx), code, status, { cause: err })
 }
 
-/** The text given to core.setFailed. */
+/** The text given to core.setFailed, with anything secret an unwrapped error carried removed. */
 export function failureMessage(err: unknown): string {
-  if (err instanceof DeployError) return err.hint ? `${err.message}\n${err.hint}` : err.message
-  if (err instanceof Error) return err.message
-  return String(err)
+  if (err instanceof DeployError) {
+    return redact(err.hint ? `${err.message}\n${err.hint}` : err.message)
+  }
+  return redact(err instanceof Error ? err.message : String(err))
 }

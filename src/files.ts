@@ -146,6 +146,9 @@ export function checkKeys(
     }
   }
   if (problems.length > 0) {
-    throw new InputError(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`)
+    throw new InputError(
+      `These files cannot be published as they are:\n- ${problems.join('\n- ')}`,
+      'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.'
+    )
   }
 }

@@ -80,7 +80,9 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
   if (rootInput) {
     root = path.resolve(workspace, rootInput)
     if (!isInside(root, workspace)) {
-      problems.push(`\`root\` "${rootInput}" is outside the workspace ${workspace}.`)
+      problems.push(
+        `\`root\` "${rootInput}" is outside the workspace ${workspace}; give a directory inside it, relative to the workspace, or leave \`root\` empty.`
+      )
     }
   }
 

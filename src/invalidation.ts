@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-cloudfront'
 import { DeployError, InputError, awsErrorCode, explainAwsError, httpStatusOf } from './errors.js'
 import { retryWithBackoff } from './retry.js'
+import { redact } from './secrets.js'
 import type { Logger, Sleep } from './types.js'
 
 /** CloudFront quotas (see the Developer Guide, "Invalidation quotas"). */
@@ -206,7 +207,7 @@ function isTransient(err: unknown): boolean {
 
 function describeError(err: unknown): string {
   const status = httpStatusOf(err)
-  const reason = err instanceof Error ? err.message : String(err)
+  const reason = redact(err instanceof Error ? err.message : String(err))
   return `${errorCode(err) ?? 'error'}${status ? `, HTTP ${status}` : ''}: ${reason}`
 }
 

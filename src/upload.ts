@@ -5,6 +5,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { GiB, SHA256_METADATA_KEY } from './constants.js'
 import { DeployError, explainAwsError } from './errors.js'
+import { abortFailureWarning, abortMultipartUploads } from './multipart-tracker.js'
 import { choosePartSize, partCount } from './part-size.js'
 import {
   createProgressReporter,
@@ -126,7 +127,7 @@ export async function uploadFiles(
             failure = explain(err, job.file, opts.bucket)
             controller.abort(cancelled)
           } else if (err !== cancelled && (err as Error | undefined)?.name !== 'AbortError') {
-            // Not the cancellation itself: e.g. AbortMultipartUpload refused, so parts may remain.
+            // Not the cancellation itself: a transfer that failed on its own meanwhile.
             opts.logger.warning(`While stopping: ${explain(err, job.file, opts.bucket).message}`)
           }
         }
@@ -191,8 +192,7 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
   body.on('error', () => undefined)
   // Cancel by failing the body rather than with upload.abort(): abort() makes done() reject at
   // once while parts are still in flight and AbortMultipartUpload is sent later, unobserved.
-  // A failed body makes lib-storage stop reading, let its parts finish, abort the multipart
-  // upload (leavePartsOnError: false) and only then reject done().
+  // A failed body makes lib-storage stop reading and let its parts finish before done() rejects.
   const onCancel = (): void => {
     body.destroy(ctx.cancelled)
   }
@@ -203,7 +203,8 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
       params: { ...params, Body: body },
       partSize: job.partSize,
       queueSize: job.slots,
-      leavePartsOnError: false
+      // We abort ourselves: lib-storage's abort, when refused, replaces the original error.
+      leavePartsOnError: true
     })
     // One event per completed part, in completion order, with this upload's running total.
     let loaded = 0
@@ -213,7 +214,18 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
         loaded = p.loaded
       }
     })
-    await upload.done()
+    try {
+      await upload.done()
+    } catch (err) {
+      if (upload.uploadId) {
+        const { Bucket, Key } = params
+        const outcome = await abortMultipartUploads(ctx.s3, [
+          { Bucket, Key, UploadId: upload.uploadId }
+        ])
+        for (const failure of outcome.failed) opts.logger.warning(abortFailureWarning(failure))
+      }
+      throw err
+    }
   } finally {
     cancel.removeEventListener('abort', onCancel)
     // Closes the file descriptor on every path, including a failed part.

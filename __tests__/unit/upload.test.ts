@@ -447,6 +447,30 @@ describe('uploadFiles, failures', () => {
     expect(info).toEqual([])
   })
 
+  it('reports the part that failed, not the refused abort after it', async () => {
+    s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
+      if (input.PartNumber === 2) {
+        throw Object.assign(new Error('Please reduce your request rate.'), {
+          name: 'SlowDown',
+          $metadata: { httpStatusCode: 503 }
+        })
+      }
+      return { ETag: `"etag-${input.PartNumber}"` }
+    })
+    s3Mock.on(AbortMultipartUploadCommand).rejects(accessDenied())
+    const big = await makeFile('models/big.bin', 30 * MiB)
+
+    const err = await uploadFiles(s3, [big.file], options({ concurrency: 2 })).catch(
+      (e: unknown) => e
+    )
+
+    expect((err as AwsError).code).toBe('SlowDown')
+    expect((err as AwsError).message).toMatch(/^Failed uploading models\/big\.bin .*SlowDown/)
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1)
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/^Failed aborting multipart upload upload-1 .*AccessDenied/)
+  })
+
   it('reports a file that vanished as a local read error, not as an AWS one', async () => {
     const { file } = await makeFile('models/gone.bin', 10)
     await rm(file.absolutePath)
@@ -509,8 +533,10 @@ describe('uploadFiles, cancellation', () => {
 
     expect((err as Error).message).toMatch(/cancelled: 0 of 1 file/)
     expect(warnings).toEqual([
-      'While stopping: Failed uploading models/big.bin to s3://models-bucket/v1/models/big.bin: ' +
-        'AWS said AccessDenied (HTTP 403): Access Denied [request id REQ123]'
+      'Failed aborting multipart upload upload-1 of s3://models-bucket/v1/models/big.bin: ' +
+        'AWS said AccessDenied (HTTP 403): Access Denied [request id REQ123]. Until it is ' +
+        'aborted its parts stay stored and billed; a bucket lifecycle rule with ' +
+        'AbortIncompleteMultipartUpload (DaysAfterInitiation: 1) removes them (see the README).'
     ])
   })
 

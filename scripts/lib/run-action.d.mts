@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process'
+
 export declare const REPO_ROOT: string
 
 export interface ActionInput {
@@ -41,6 +43,12 @@ export interface RunActionOptions {
   timeoutMs?: number
   /** Keep the runner's temp files (returned as tempDir). */
   keepTemp?: boolean
+  /** Called with the action's process right after it is spawned (e.g. to watch its resources). */
+  onSpawn?: (child: ChildProcess) => void
+  /** Which of action.yml's `runs` scripts to run; default `main`. */
+  phase?: 'main' | 'post'
+  /** State saved by the main step (its result's `state`), passed as `STATE_<name>`. */
+  state?: Record<string, string>
 }
 
 export interface RunActionResult {

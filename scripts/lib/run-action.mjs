@@ -9,8 +9,10 @@
  * - the working directory and GITHUB_WORKSPACE are the workspace; GITHUB_OUTPUT,
  *   GITHUB_STEP_SUMMARY, GITHUB_STATE, GITHUB_ENV, GITHUB_PATH are fresh temp files read back
  *   afterwards; the usual GITHUB_* / RUNNER_* context variables are set;
- * - nothing of the parent's INPUT_*, GITHUB_*, RUNNER_*, ACTIONS_*, AWS_* or NODE_OPTIONS leaks
- *   in: the child sees test credentials and, given `endpoint`, the emulator's endpoints.
+ * - `phase: 'post'` runs action.yml's `runs.post` instead of `runs.main`, with the state the main
+ *   step saved (its result's `state`) as `STATE_<name>` variables, as the runner passes it;
+ * - nothing of the parent's INPUT_*, GITHUB_*, RUNNER_*, ACTIONS_*, AWS_*, STATE_* or NODE_OPTIONS
+ *   leaks in: the child sees test credentials and, given `endpoint`, the emulator's endpoints.
  */
 import { spawn } from 'node:child_process'
 import { randomBytes, randomInt } from 'node:crypto'
@@ -23,7 +25,7 @@ import { fileURLToPath } from 'node:url'
 /** The repository this script lives in (scripts/lib/ → ../../). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-const LEAKY_ENV = /^(INPUT_|GITHUB_|RUNNER_|ACTIONS_|AWS_)/i
+const LEAKY_ENV = /^(INPUT_|GITHUB_|RUNNER_|ACTIONS_|AWS_|STATE_)/i
 const DROPPED_ENV = new Set(['NODE_OPTIONS', 'CI'])
 
 // ---------------------------------------------------------------------------------------------
@@ -189,6 +191,15 @@ export function readActionInputs(actionPath = REPO_ROOT) {
   return parseActionInputs(readFileSync(file, 'utf8'), file)
 }
 
+/** The script action.yml's `runs.main` or `runs.post` names, as an absolute path. */
+function readActionEntry(phase, actionPath = REPO_ROOT) {
+  const file = join(actionPath, 'action.yml')
+  const runs = /^runs:[^\n]*\n((?:(?:[ \t][^\n]*)?\n?)*)/m.exec(readFileSync(file, 'utf8'))?.[1]
+  const entry = runs && new RegExp(`^[ \\t]+${phase}:[ \\t]*['"]?([^'"\\s#]+)`, 'm').exec(runs)?.[1]
+  if (!entry) throw new Error(`${file}: no runs.${phase}`)
+  return join(actionPath, entry)
+}
+
 /** The environment variable a runner uses for an input (`distribution-id` → `INPUT_DISTRIBUTION-ID`). */
 export function inputEnvName(name) {
   return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`
@@ -256,11 +267,15 @@ export async function runAction(options) {
     endpoint,
     actionPath = REPO_ROOT,
     timeoutMs = 120_000,
-    keepTemp = false
+    keepTemp = false,
+    onSpawn,
+    phase = 'main',
+    state = {}
   } = options
   if (!cwd) throw new Error('runAction: cwd (the workspace) is required')
+  if (phase !== 'main' && phase !== 'post') throw new Error(`runAction: unknown phase "${phase}"`)
   const workspace = resolve(cwd)
-  const main = join(actionPath, 'dist', 'index.js')
+  const entry = readActionEntry(phase, actionPath)
 
   const declared = readActionInputs(actionPath)
   for (const name of Object.keys(inputs)) {
@@ -338,6 +353,7 @@ export async function runAction(options) {
   })
   if (endpoint) childEnv.AWS_ENDPOINT_URL_CLOUDFRONT = endpoint
   for (const [name, value] of Object.entries(values)) childEnv[inputEnvName(name)] = value
+  for (const [name, value] of Object.entries(state)) childEnv[`STATE_${name}`] = value
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete childEnv[k]
     else childEnv[k] = String(v)
@@ -346,11 +362,12 @@ export async function runAction(options) {
   const started = Date.now()
   try {
     const { exitCode, signal, stdout, stderr, timedOut } = await new Promise((done, reject) => {
-      const child = spawn(process.execPath, [main], {
+      const child = spawn(process.execPath, [entry], {
         cwd: workspace,
         env: childEnv,
         stdio: ['ignore', 'pipe', 'pipe']
       })
+      onSpawn?.(child)
       const out = []
       const err = []
       child.stdout.on('data', (b) => out.push(b))

@@ -1,0 +1,267 @@
+/**
+ * A cancelled or killed deploy leaves nothing behind (issue 3, "No orphaned multipart uploads"):
+ * the committed dist/index.js runs as a runner runs it, against moto_server, and is stopped
+ * mid-upload as a runner stops it (SIGINT; SIGINT then SIGTERM 7.5 s later; or killed), or fails
+ * for good with its abort refused too. Then the post step runs with the state the main step saved.
+ * Each scenario checks what is STORED: no multipart upload open, no object and no manifest under
+ * the version prefix.
+ *
+ * A fault proxy holds back every UploadPart answer, as a slow link would, so the main step is
+ * reliably mid-upload when it is signalled; "mid-upload" is read from the requests seen and
+ * from moto's ListMultipartUploads, never guessed from a fixed sleep.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
+  type S3Client
+} from '@aws-sdk/client-s3'
+import {
+  makeClients,
+  setupWorld,
+  startEmulator,
+  type Emulator
+} from '../../scripts/lib/emulator.mjs'
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
+import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+
+const MiB = 1024 * 1024
+const BUCKET = 'model-cdn-cancel'
+/** The runner's cancel sequence: SIGINT, SIGTERM 7.5 s later, kill 2.5 s after that. */
+const SIGTERM_AFTER_MS = 7500
+const KILL_AFTER_MS = 2500
+
+let emulator: Emulator | undefined
+let proxy: FaultProxy | undefined
+let s3: S3Client
+let workspace: string
+
+beforeAll(async () => {
+  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
+    throw new Error('dist/index.js is missing: run `npm run build` first.')
+  }
+  emulator = await startEmulator()
+  await setupWorld(emulator.endpoint, { bucket: BUCKET })
+  // Checks read moto directly, never through the proxy.
+  ;({ s3 } = makeClients(emulator.endpoint))
+  proxy = await startFaultProxy(emulator.endpoint)
+  workspace = await mkdtemp(join(tmpdir(), 'model-cdn-cancel-'))
+  await mkdir(join(workspace, 'models'))
+  // Three multipart files of six 5 MiB parts; with concurrency 2 one uploads at a time.
+  for (const name of ['a', 'b', 'c']) {
+    await writeFile(join(workspace, 'models', `${name}.safetensors`), randomBytes(30 * MiB))
+  }
+}, 60_000)
+
+afterAll(async () => {
+  s3?.destroy()
+  await proxy?.stop()
+  await emulator?.stop()
+  if (workspace) await rm(workspace, { recursive: true, force: true })
+})
+
+const inputs = (prefix: string) => ({
+  artifacts: 'models/**',
+  bucket: BUCKET,
+  'version-prefix': prefix,
+  'multipart-threshold-mb': 5,
+  'part-size-mb': 5,
+  concurrency: 2
+})
+
+/** Every UploadPart answer held back `ms`, as on a slow link. */
+function slowParts(ms: number): void {
+  proxy!.setRules([
+    { operations: ['UploadPart'], every: 1, fault: { kind: 'stall', ms, phase: 'response' } }
+  ])
+}
+
+async function openUploads(prefix: string): Promise<string[]> {
+  const { Uploads } = await s3.send(
+    new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` })
+  )
+  return (Uploads ?? []).map((u) => u.Key!)
+}
+
+/** Every key ever written under the prefix: versions and delete markers too. */
+async function storedKeys(prefix: string): Promise<string[]> {
+  const page = await s3.send(
+    new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` })
+  )
+  return [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map((v) => v.Key!)
+}
+
+async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`)
+    await sleep(20)
+  }
+}
+
+/**
+ * Runs the main step and, once it is mid-upload (a part sent, a multipart upload open in moto),
+ * hands its process to `stop`.
+ */
+function mainStep(prefix: string, stop: (child: ChildProcess) => Promise<void>) {
+  let stopping: Promise<void> | undefined
+  const result = runAction({
+    cwd: workspace,
+    endpoint: proxy!.endpoint,
+    inputs: inputs(prefix),
+    onSpawn: (child) => {
+      stopping = (async () => {
+        await until('a part is sent', () =>
+          proxy!.requests.some((r) => r.operation === 'UploadPart')
+        )
+        expect(await openUploads(prefix)).not.toEqual([])
+        await stop(child)
+      })()
+      // Awaited with the result below; this only keeps an early failure from going unhandled.
+      stopping.catch(() => undefined)
+    }
+  })
+  return result.then(async (r) => {
+    await stopping
+    return r
+  })
+}
+
+const postStep = (prefix: string, main: RunActionResult) =>
+  runAction({
+    cwd: workspace,
+    endpoint: proxy!.endpoint,
+    inputs: inputs(prefix),
+    phase: 'post',
+    state: main.state
+  })
+
+const diagnostics = (r: RunActionResult) =>
+  `exit ${r.exitCode} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-2000)}`
+
+function expectNoWarnings(r: RunActionResult): void {
+  if (r.exitCode !== 0 || r.warnings.length > 0) {
+    throw new Error(`The post step should succeed quietly:\n${diagnostics(r)}`)
+  }
+}
+
+describe('cancelling the deploy', () => {
+  it('SIGINT mid-upload: aborts in order, fails with the cause, writes no manifest', async () => {
+    slowParts(1000)
+    const main = await mainStep('v-sigint', async (child) => {
+      child.kill('SIGINT')
+    })
+
+    expect(main.exitCode).toBe(1)
+    expect(main.signal).toBeNull()
+    expect(main.warnings[0]).toMatch(/^Received SIGINT: the workflow run was cancelled\./)
+    expect(main.errors).toEqual([
+      'Upload to s3://model-cdn-cancel cancelled: 0 of 3 file(s) were uploaded.'
+    ])
+    // The main step cleaned up on its own; the post step finds nothing left.
+    expect(await openUploads('v-sigint')).toEqual([])
+    expect(JSON.parse(main.state.multipartUploads)).toEqual([])
+    expect(main.state.succeeded).toBeUndefined()
+
+    const post = await postStep('v-sigint', main)
+    expectNoWarnings(post)
+    expect(post.stdout).toMatch(/No multipart upload of this run is left open/)
+    expect(await openUploads('v-sigint')).toEqual([])
+    expect(await storedKeys('v-sigint')).toEqual([])
+  })
+
+  it('SIGINT, then SIGTERM 7.5 s later: aborts every open upload at once and exits before the kill', async () => {
+    // Parts in flight never finish in time, so the orderly stop cannot complete.
+    slowParts(60_000)
+    let killedByRunner = false
+    const main = await mainStep('v-sigterm', async (child) => {
+      child.kill('SIGINT')
+      await sleep(SIGTERM_AFTER_MS)
+      if (child.exitCode !== null) throw new Error('The orderly stop was expected not to finish')
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      const runnerKill = setTimeout(() => {
+        killedByRunner = true
+        child.kill('SIGKILL')
+      }, KILL_AFTER_MS)
+      await exited
+      clearTimeout(runnerKill)
+    })
+
+    expect({ killedByRunner, exitCode: main.exitCode }).toEqual({
+      killedByRunner: false,
+      exitCode: 1
+    })
+    expect(main.errors).toEqual([
+      'The workflow run was cancelled (SIGINT, then SIGTERM) and the deploy stopped at once: ' +
+        '1 of 1 open multipart upload(s) aborted.'
+    ])
+    // Aborted by the main step itself, before the post step runs.
+    expect(await openUploads('v-sigterm')).toEqual([])
+
+    const post = await postStep('v-sigterm', main)
+    expectNoWarnings(post)
+    expect(await openUploads('v-sigterm')).toEqual([])
+    expect(await storedKeys('v-sigterm')).toEqual([])
+  }, 60_000)
+
+  it('a part refused for good, and the abort too: reports the part, the post step aborts', async () => {
+    const denied = { kind: 's3Error', status: 403, code: 'AccessDenied' } as const
+    proxy!.setRules([
+      { operations: ['UploadPart'], first: 1, fault: denied },
+      { operations: ['AbortMultipartUpload'], fault: denied }
+    ])
+    const main = await runAction({
+      cwd: workspace,
+      endpoint: proxy!.endpoint,
+      inputs: inputs('v-refused')
+    })
+
+    expect(main.exitCode).toBe(1)
+    expect(main.errors).toHaveLength(1)
+    expect(main.errors[0]).toMatch(
+      /^Failed uploading a\.safetensors to s3:\/\/model-cdn-cancel\/v-refused\/a\.safetensors: AWS said AccessDenied/
+    )
+    expect(main.warnings).toEqual([
+      expect.stringMatching(
+        /^Failed aborting multipart upload \S+ of s3:\/\/model-cdn-cancel\/v-refused\/a\.safetensors: AWS said AccessDenied .*lifecycle rule/
+      )
+    ])
+    expect(await openUploads('v-refused')).toEqual(['v-refused/a.safetensors'])
+
+    proxy!.setRules([])
+    const post = await postStep('v-refused', main)
+    expectNoWarnings(post)
+    expect(post.stdout).toMatch(/Aborted 1 multipart upload\(s\) this run left open/)
+    expect(await openUploads('v-refused')).toEqual([])
+    expect(await storedKeys('v-refused')).toEqual([])
+  })
+
+  it('killed mid-upload: the post step aborts what the main step left open', async () => {
+    slowParts(1000)
+    const main = await mainStep('v-killed', async (child) => {
+      child.kill('SIGKILL')
+    })
+
+    expect(main.signal).toBe('SIGKILL')
+    const left = await openUploads('v-killed')
+    expect(left).toEqual(['v-killed/a.safetensors'])
+    expect(JSON.parse(main.state.multipartUploads)).toMatchObject([
+      { Bucket: BUCKET, Key: 'v-killed/a.safetensors' }
+    ])
+
+    const post = await postStep('v-killed', main)
+    expectNoWarnings(post)
+    expect(post.stdout).toMatch(
+      /Aborted 1 multipart upload\(s\) this run left open:\n- s3:\/\/model-cdn-cancel\/v-killed\/a\.safetensors \(upload id /
+    )
+    expect(await openUploads('v-killed')).toEqual([])
+    expect(await storedKeys('v-killed')).toEqual([])
+  })
+})
