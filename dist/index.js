@@ -78625,10 +78625,11 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 
 /** SHA-256 (hex) of a file, streamed so memory stays flat for multi-GB weights. */
-async function sha256File(filePath) {
+async function sha256File(filePath, signal) {
     const hash = (0,external_node_crypto_.createHash)('sha256');
-    // 1 MiB reads: fewer syscalls and callbacks than the 64 KiB default.
-    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(filePath, { highWaterMark: 1024 * 1024 }), hash);
+    // 1 MiB reads: fewer syscalls and callbacks than the 64 KiB default. The signal stops a
+    // multi-GB hash at once when the run is cancelled.
+    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(filePath, { highWaterMark: 1024 * 1024 }), hash, { signal });
     return hash.digest('hex');
 }
 
@@ -78953,7 +78954,7 @@ const HEAD_CONCURRENCY = 16;
  * error unless `overwrite` is set. Also rejects keys S3 cannot take and files the part-size rules
  * cannot upload.
  */
-async function planDeploy(s3, local, inputs, logger) {
+async function planDeploy(s3, local, inputs, logger, signal) {
     checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest });
     for (const file of local) {
         if (isMultipart(file.size, inputs.multipartThresholdBytes)) {
@@ -78962,7 +78963,7 @@ async function planDeploy(s3, local, inputs, logger) {
     }
     const [existing, hashes] = await Promise.all([
         listPrefix(s3, inputs.bucket, inputs.versionPrefix),
-        mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath))
+        mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
     ]);
     logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
     /** Why each existing key cannot be skipped. */
@@ -79137,7 +79138,10 @@ async function deploy(inputs, clients, deps) {
         (distribution
             ? `https://${distribution.domain}`
             : s3UrlBase(inputs.bucket, inputs.region, (0,src_clients/* customS3Endpoint */.FS)(inputs, deps.env)));
-    const plan = await planDeploy(clients.s3, local, inputs, logger);
+    const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
+        stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
+        throw err;
+    });
     const files = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
     logPlan(files, inputs, logger);
     const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
@@ -79766,11 +79770,13 @@ function describeUpload(upload) {
 /* harmony export */ });
 /* unused harmony export readCleanupState */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
-/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3711);
+/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3711);
 /* harmony import */ var _clients_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9071);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7242);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
 /* harmony import */ var _multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8846);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
+
 
 
 
@@ -79812,6 +79818,7 @@ function readCleanupState(getState) {
  * warns about.
  */
 async function runPost() {
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .maskCredentials */ .Bs)(process.env, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq);
     const logger = { info: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq, warning: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e, debug: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz };
     try {
         const state = readCleanupState(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu);
@@ -79878,7 +79885,7 @@ async function listUploadsSince(s3, bucket, prefix, since) {
     let KeyMarker;
     let UploadIdMarker;
     do {
-        const page = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_5__.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
+        const page = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_6__.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
         for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
             // The prefix again: an S3-compatible store may ignore it.
             if (Key?.startsWith(prefix) && UploadId && Initiated && Initiated.getTime() >= from) {

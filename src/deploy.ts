@@ -94,7 +94,10 @@ export async function deploy(
       ? `https://${distribution.domain}`
       : s3UrlBase(inputs.bucket, inputs.region, customS3Endpoint(inputs, deps.env)))
 
-  const plan = await planDeploy(clients.s3, local, inputs, logger)
+  const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
+    stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
+    throw err
+  })
   const files: PublishedFile[] = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
   logPlan(files, inputs, logger)
 

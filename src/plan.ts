@@ -52,7 +52,8 @@ export async function planDeploy(
   s3: S3Client,
   local: LocalFile[],
   inputs: PlanInputs,
-  logger: Logger
+  logger: Logger,
+  signal?: AbortSignal
 ): Promise<Plan> {
   checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
   for (const file of local) {
@@ -63,7 +64,7 @@ export async function planDeploy(
 
   const [existing, hashes] = await Promise.all([
     listPrefix(s3, inputs.bucket, inputs.versionPrefix),
-    mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath))
+    mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
   ])
   logger.info(
     `Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`

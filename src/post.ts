@@ -12,6 +12,7 @@ import {
   type MultipartTracker,
   type MultipartUpload
 } from './multipart-tracker.js'
+import { maskCredentials } from './secrets.js'
 import type { DeployInputs, Logger } from './types.js'
 
 /** What the main step saved for the post step. */
@@ -68,6 +69,7 @@ export function readCleanupState(getState: (name: string) => string): CleanupSta
  * warns about.
  */
 export async function runPost(): Promise<void> {
+  maskCredentials(process.env, core.setSecret)
   const logger: Logger = { info: core.info, warning: core.warning, debug: core.debug }
   try {
     const state = readCleanupState(core.getState)

@@ -220,4 +220,14 @@ describe('deploy', () => {
     )
     expect(putKeys()).toEqual([])
   })
+
+  it('stops while hashing when the run is cancelled, before any upload', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const controller = new AbortController()
+    controller.abort(new Error('SIGINT'))
+    await expect(
+      deploy(inputs(), clients, { ...deps(), signal: controller.signal })
+    ).rejects.toThrow('Cancelled while hashing and checking existing keys: nothing was uploaded.')
+    expect(putKeys()).toEqual([])
+  })
 })
