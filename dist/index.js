@@ -79149,6 +79149,8 @@ async function deploy(inputs, clients, deps) {
     const manifestExisted = plan.existing.has(manifestObjectKey);
     let manifest = null;
     let manifestAction = 'none';
+    /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
+    let replacedEarlier = [];
     if (inputs.manifest) {
         const built = buildManifest({
             versionPrefix: inputs.versionPrefix,
@@ -79164,10 +79166,11 @@ async function deploy(inputs, clients, deps) {
             : undefined;
         // Same files: keep the stored manifest, whose provenance is the run that published them.
         const unchanged = stored !== undefined && sameFiles(stored, built);
+        replacedEarlier = stored ? skippedSinceChanged(files, stored) : [];
         manifest = unchanged ? stored : built;
         manifestAction = unchanged ? 'unchanged' : 'written';
     }
-    const toInvalidate = invalidationKeys(files, inputs, manifestAction === 'written' && manifestExisted);
+    const toInvalidate = invalidationKeys(files, inputs, manifestAction === 'written' && manifestExisted, replacedEarlier);
     const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...files.map((f) => f.key)])];
     if (manifest)
         keysUnderPrefix.push(manifestObjectKey);
@@ -79260,9 +79263,12 @@ function stopIfCancelled(signal, state) {
         throw new errors/* DeployError */.sH(`Cancelled ${state}.`, undefined, { cause: signal.reason });
 }
 /** Which keys must be invalidated, and why, per the `invalidate` mode. */
-function invalidationKeys(files, inputs, manifestOverwritten) {
+function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
     const uploaded = files.filter((f) => f.action === 'upload');
     const manifest = manifestOverwritten ? [manifestKey(inputs.versionPrefix)] : [];
+    const resumed = replacedEarlier.length
+        ? ` and ${replacedEarlier.length} key(s) an unfinished earlier run replaced`
+        : '';
     switch (inputs.invalidate) {
         case 'none':
             return {
@@ -79271,19 +79277,30 @@ function invalidationKeys(files, inputs, manifestOverwritten) {
             };
         case 'all':
             return {
-                keys: [...uploaded.map((f) => f.key), ...manifest],
-                reason: `invalidate is all: every uploaded key (${uploaded.length}) is invalidated.`
+                keys: [...uploaded.map((f) => f.key), ...replacedEarlier, ...manifest],
+                reason: `invalidate is all: every uploaded key (${uploaded.length})${resumed} is invalidated.`
             };
         case 'auto': {
             const overwritten = uploaded.filter((f) => f.existed);
+            const count = overwritten.length + replacedEarlier.length + manifest.length;
             return {
-                keys: [...overwritten.map((f) => f.key), ...manifest],
-                reason: overwritten.length + manifest.length > 0
-                    ? `invalidate is auto: ${overwritten.length} overwritten key(s)${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
+                keys: [...overwritten.map((f) => f.key), ...replacedEarlier, ...manifest],
+                reason: count > 0
+                    ? `invalidate is auto: ${overwritten.length} overwritten key(s)${resumed}${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
                     : 'invalidate is auto: every uploaded key is new, so no edge cache can hold a stale copy.'
             };
         }
     }
+}
+/**
+ * Skipped keys whose bytes differ from what the stored manifest (the last finished deploy)
+ * recorded: an earlier run replaced them and then failed before invalidating them.
+ */
+function skippedSinceChanged(files, stored) {
+    const published = new Map(stored.files.map((f) => [f.key, f.sha256]));
+    return files
+        .filter((f) => f.action === 'skip' && published.has(f.key) && published.get(f.key) !== f.sha256)
+        .map((f) => f.key);
 }
 function logPlan(files, inputs, logger) {
     const dry = inputs.dryRun;

@@ -106,6 +106,8 @@ export async function deploy(
   const manifestExisted = plan.existing.has(manifestObjectKey)
   let manifest: Manifest | null = null
   let manifestAction: DeployReport['manifestAction'] = 'none'
+  /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
+  let replacedEarlier: string[] = []
   if (inputs.manifest) {
     const built = buildManifest({
       versionPrefix: inputs.versionPrefix,
@@ -121,6 +123,7 @@ export async function deploy(
       : undefined
     // Same files: keep the stored manifest, whose provenance is the run that published them.
     const unchanged = stored !== undefined && sameFiles(stored, built)
+    replacedEarlier = stored ? skippedSinceChanged(files, stored) : []
     manifest = unchanged ? stored : built
     manifestAction = unchanged ? 'unchanged' : 'written'
   }
@@ -128,7 +131,8 @@ export async function deploy(
   const toInvalidate = invalidationKeys(
     files,
     inputs,
-    manifestAction === 'written' && manifestExisted
+    manifestAction === 'written' && manifestExisted,
+    replacedEarlier
   )
   const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...files.map((f) => f.key)])]
   if (manifest) keysUnderPrefix.push(manifestObjectKey)
@@ -250,10 +254,14 @@ function stopIfCancelled(signal: AbortSignal | undefined, state: string): void {
 function invalidationKeys(
   files: PlannedFile[],
   inputs: Pick<DeployInputs, 'invalidate' | 'versionPrefix'>,
-  manifestOverwritten: boolean
+  manifestOverwritten: boolean,
+  replacedEarlier: string[]
 ): { keys: string[]; reason: string } {
   const uploaded = files.filter((f) => f.action === 'upload')
   const manifest = manifestOverwritten ? [manifestKey(inputs.versionPrefix)] : []
+  const resumed = replacedEarlier.length
+    ? ` and ${replacedEarlier.length} key(s) an unfinished earlier run replaced`
+    : ''
   switch (inputs.invalidate) {
     case 'none':
       return {
@@ -262,20 +270,32 @@ function invalidationKeys(
       }
     case 'all':
       return {
-        keys: [...uploaded.map((f) => f.key), ...manifest],
-        reason: `invalidate is all: every uploaded key (${uploaded.length}) is invalidated.`
+        keys: [...uploaded.map((f) => f.key), ...replacedEarlier, ...manifest],
+        reason: `invalidate is all: every uploaded key (${uploaded.length})${resumed} is invalidated.`
       }
     case 'auto': {
       const overwritten = uploaded.filter((f) => f.existed)
+      const count = overwritten.length + replacedEarlier.length + manifest.length
       return {
-        keys: [...overwritten.map((f) => f.key), ...manifest],
+        keys: [...overwritten.map((f) => f.key), ...replacedEarlier, ...manifest],
         reason:
-          overwritten.length + manifest.length > 0
-            ? `invalidate is auto: ${overwritten.length} overwritten key(s)${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
+          count > 0
+            ? `invalidate is auto: ${overwritten.length} overwritten key(s)${resumed}${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
             : 'invalidate is auto: every uploaded key is new, so no edge cache can hold a stale copy.'
       }
     }
   }
+}
+
+/**
+ * Skipped keys whose bytes differ from what the stored manifest (the last finished deploy)
+ * recorded: an earlier run replaced them and then failed before invalidating them.
+ */
+function skippedSinceChanged(files: PlannedFile[], stored: Manifest): string[] {
+  const published = new Map(stored.files.map((f) => [f.key, f.sha256]))
+  return files
+    .filter((f) => f.action === 'skip' && published.has(f.key) && published.get(f.key) !== f.sha256)
+    .map((f) => f.key)
 }
 
 function logPlan(

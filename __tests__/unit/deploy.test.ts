@@ -230,4 +230,43 @@ describe('deploy', () => {
     ).rejects.toThrow('Cancelled while hashing and checking existing keys: nothing was uploaded.')
     expect(putKeys()).toEqual([])
   })
+
+  it('auto: invalidates keys an unfinished earlier overwrite replaced, when resuming', async () => {
+    // The earlier run stored the new a.onnx, then died before the manifest and invalidation.
+    const headers = { CacheControl: 'public, max-age=31536000, immutable' }
+    s3Mock.on(ListObjectsV2Command).resolves({
+      Contents: [
+        { Key: 'v1/a.onnx', Size: 1 },
+        { Key: 'v1/sub dir/b.json', Size: 7 },
+        { Key: 'v1/manifest.json', Size: 300 }
+      ]
+    })
+    s3Mock.on(HeadObjectCommand, { Key: 'v1/a.onnx' }).resolves({
+      ...headers,
+      ContentLength: 1,
+      ContentType: 'application/octet-stream',
+      Metadata: { sha256: sha('A') }
+    })
+    s3Mock.on(HeadObjectCommand, { Key: 'v1/sub dir/b.json' }).resolves({
+      ...headers,
+      ContentLength: 7,
+      ContentType: 'application/json',
+      Metadata: { sha256: sha('{"b":2}') }
+    })
+    const stored = JSON.stringify({
+      versionPrefix: 'v1',
+      files: [
+        { key: 'v1/a.onnx', sha256: sha('Z') },
+        { key: 'v1/sub dir/b.json', sha256: sha('{"b":2}') }
+      ]
+    })
+    s3Mock.on(GetObjectCommand).resolves({
+      Body: { transformToString: async () => stored } as unknown as GetObjectCommandOutput['Body']
+    })
+    const report = await deploy(inputs(), clients, deps())
+    expect(report.files.map((f) => f.action)).toEqual(['skip', 'skip'])
+    expect(putKeys()).toEqual(['v1/manifest.json'])
+    expect(invalidatedPaths().sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
+    expect(report.invalidation.reason).toContain('1 key(s) an unfinished earlier run replaced')
+  })
 })
