@@ -328,6 +328,28 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
     expect(await keysUnder('v-permanent')).toEqual([])
   })
 
+  it('a bucket the credentials cannot read: AccessDenied is explained and nothing is written', async () => {
+    const { result } = runDeploy('v-denied', [
+      {
+        operations: ['ListObjectsV2'],
+        fault: { kind: 's3Error', status: 403, code: 'AccessDenied' }
+      }
+    ])
+    const error = await result.then(
+      () => {
+        throw new Error('the deploy succeeded although the bucket refused the listing')
+      },
+      (err: Error & { hint?: string }) => err
+    )
+    expect(error.message).toContain(`listing s3://${BUCKET}/v-denied/`)
+    expect(error.message).toContain('AccessDenied (HTTP 403)')
+    expect(error.hint).toContain('s3:ListBucket')
+    // Not retried (a 403 is permanent) and nothing was sent after it.
+    expect(proxy!.requests.filter((r) => r.operation === 'ListObjectsV2')).toHaveLength(1)
+    expect(proxy!.requests.filter((r) => S3_WRITES.includes(r.operation))).toEqual([])
+    expect(await keysUnder('v-denied')).toEqual([])
+  })
+
   it('the committed dist/index.js rides out 503 SlowDown and resets, and logs each retry', async () => {
     if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
       throw new Error('dist/index.js is missing: run `npm run build` first.')
