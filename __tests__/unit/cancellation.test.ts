@@ -23,6 +23,7 @@ import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { MultipartUpload } from '../../src/multipart-tracker.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
 
 const s3Mock = mockClient(S3Client)
 const cfMock = mockClient(CloudFrontClient)
@@ -169,26 +170,8 @@ describe('deploy, cancelled', () => {
     fs.writeFileSync(path.join(workspace, 'models/b.json'), '{"b":2}')
     s3Mock.on(ListObjectsV2Command).resolves({})
     s3Mock.on(PutObjectCommand).resolves({})
-    cfMock.on(GetDistributionCommand).resolves({
-      Distribution: {
-        Id: 'E2ABCDEFGHIJKL',
-        ARN: 'arn:aws:cloudfront::123456789012:distribution/E2ABCDEFGHIJKL',
-        DomainName: 'd111.cloudfront.net',
-        Status: 'Deployed',
-        LastModifiedTime: new Date(),
-        InProgressInvalidationBatches: 0,
-        ActiveTrustedSigners: undefined,
-        DistributionConfig: undefined
-      }
-    })
-    cfMock.on(CreateInvalidationCommand).resolves({
-      Invalidation: {
-        Id: 'I1',
-        Status: 'InProgress',
-        CreateTime: new Date(),
-        InvalidationBatch: undefined
-      }
-    })
+    cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
+    cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
   })
   afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))
 

@@ -21,6 +21,7 @@ import { deploy } from '../../src/deploy.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
 
 const s3Mock = mockClient(S3Client)
 const cfMock = mockClient(CloudFrontClient)
@@ -52,34 +53,9 @@ beforeEach(() => {
   fs.mkdirSync(path.join(workspace, 'models/sub dir'), { recursive: true })
   fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
   fs.writeFileSync(path.join(workspace, 'models/sub dir/b.json'), '{"b":2}')
-  cfMock.on(GetDistributionCommand).resolves({
-    Distribution: {
-      Id: 'E2ABCDEFGHIJKL',
-      ARN: 'arn:aws:cloudfront::123456789012:distribution/E2ABCDEFGHIJKL',
-      DomainName: 'd111.cloudfront.net',
-      Status: 'Deployed',
-      LastModifiedTime: new Date(),
-      InProgressInvalidationBatches: 0,
-      ActiveTrustedSigners: undefined,
-      DistributionConfig: undefined
-    }
-  })
-  cfMock.on(CreateInvalidationCommand).resolves({
-    Invalidation: {
-      Id: 'I1',
-      Status: 'InProgress',
-      CreateTime: new Date(),
-      InvalidationBatch: undefined
-    }
-  })
-  cfMock.on(GetInvalidationCommand).resolves({
-    Invalidation: {
-      Id: 'I1',
-      Status: 'Completed',
-      CreateTime: new Date(),
-      InvalidationBatch: undefined
-    }
-  })
+  cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
+  cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
+  cfMock.on(GetInvalidationCommand).resolves(invalidation('Completed'))
   s3Mock.on(PutObjectCommand).resolves({})
 })
 afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))
@@ -188,14 +164,7 @@ describe('deploy', () => {
 
   it('warns and reports InProgress when the wait times out', async () => {
     previousVersion()
-    cfMock.on(GetInvalidationCommand).resolves({
-      Invalidation: {
-        Id: 'I1',
-        Status: 'InProgress',
-        CreateTime: new Date(),
-        InvalidationBatch: undefined
-      }
-    })
+    cfMock.on(GetInvalidationCommand).resolves(invalidation('InProgress'))
     let clock = 0
     const d = { ...deps(), now: () => clock, sleep: async (ms: number) => void (clock += ms) }
     const report = await deploy(
