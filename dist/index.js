@@ -72397,10 +72397,16 @@ module.exports = {
 /* harmony export */   hP: () => (/* binding */ createClients)
 /* harmony export */ });
 /* unused harmony export MAX_ATTEMPTS */
-/* harmony import */ var _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3169);
-/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3711);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7194);
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7067);
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_http__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4708);
+/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_https__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3169);
+/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3711);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
+
+
 
 
 
@@ -72432,20 +72438,25 @@ function customS3Endpoint(inputs, env = process.env) {
  * from the SDK's default chain (environment, OIDC web identity, instance roles).
  */
 function createClients(inputs, env = process.env, options = {}) {
-    const requestHandler = {
+    // Enough sockets for every part in flight plus HEAD/List calls.
+    const maxSockets = Math.max(50, inputs.concurrency * 2);
+    // One handler (and agents) per client: destroying one client must not close the other's sockets.
+    const requestHandler = () => ({
         connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
         socketTimeout: options.socketTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
-        // Enough sockets for every part in flight plus HEAD/List calls.
-        httpsAgent: { keepAlive: true, maxSockets: Math.max(50, inputs.concurrency * 2) },
-        httpAgent: { keepAlive: true, maxSockets: Math.max(50, inputs.concurrency * 2) }
-    };
+        // Agents, not agent options: for a request with `Expect: 100-continue` (every UploadPart and
+        // every PutObject over 2 MB) the SDK swaps an agent it made itself for a new keepAlive:false
+        // one, i.e. a new TCP + TLS connection per part or file. An agent it is given is kept.
+        httpsAgent: new node_https__WEBPACK_IMPORTED_MODULE_1__.Agent({ keepAlive: true, maxSockets }),
+        httpAgent: new node_http__WEBPACK_IMPORTED_MODULE_0__.Agent({ keepAlive: true, maxSockets })
+    });
     // Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them.
     const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS };
     const endpoint = customS3Endpoint(inputs, env);
-    const s3 = new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_1__.S3Client({
+    const s3 = new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__.S3Client({
         region: inputs.region,
         ...retry,
-        requestHandler,
+        requestHandler: requestHandler(),
         ...(endpoint
             ? {
                 endpoint,
@@ -72458,7 +72469,11 @@ function createClients(inputs, env = process.env, options = {}) {
             : {})
     });
     // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
-    const cloudfront = new _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_2__/* .CloudFrontClient */ .GHk({ region: 'us-east-1', ...retry, requestHandler });
+    const cloudfront = new _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__/* .CloudFrontClient */ .GHk({
+        region: 'us-east-1',
+        ...retry,
+        requestHandler: requestHandler()
+    });
     if (options.logger) {
         const logger = options.logger;
         s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION);
@@ -72527,15 +72542,15 @@ function describeTarget(input) {
 /** `SlowDown (HTTP 503)`, `ECONNRESET`, or `TimeoutError: <what timed out>`. */
 function describeFailure(error) {
     const errno = error?.code;
-    const code = typeof errno === 'string' ? errno : ((0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(error) ?? 'error');
-    const status = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .httpStatusOf */ .s_)(error);
+    const code = typeof errno === 'string' ? errno : ((0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .awsErrorCode */ .J6)(error) ?? 'error');
+    const status = (0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .httpStatusOf */ .s_)(error);
     if (status !== undefined)
         return `${code} (HTTP ${status})`;
     // Without the "@smithy/node-http-handler - " prefix and the full stop of the SDK's messages.
     const message = (error instanceof Error ? error.message : '')
         .replace(/^@[\w-]+\/[\w-]+ - /, '')
         .replace(/\.$/, '');
-    return message && message !== code ? `${code}: ${(0,_secrets_js__WEBPACK_IMPORTED_MODULE_3__/* .redact */ .E$)(message)}` : code;
+    return message && message !== code ? `${code}: ${(0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .redact */ .E$)(message)}` : code;
 }
 
 

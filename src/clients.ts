@@ -1,3 +1,5 @@
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import { S3Client } from '@aws-sdk/client-s3'
 import type { FinalizeRequestMiddleware } from '@smithy/types'
@@ -50,20 +52,25 @@ export function createClients(
   env = process.env,
   options: ClientOptions = {}
 ): Clients {
-  const requestHandler = {
+  // Enough sockets for every part in flight plus HEAD/List calls.
+  const maxSockets = Math.max(50, inputs.concurrency * 2)
+  // One handler (and agents) per client: destroying one client must not close the other's sockets.
+  const requestHandler = () => ({
     connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
     socketTimeout: options.socketTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
-    // Enough sockets for every part in flight plus HEAD/List calls.
-    httpsAgent: { keepAlive: true, maxSockets: Math.max(50, inputs.concurrency * 2) },
-    httpAgent: { keepAlive: true, maxSockets: Math.max(50, inputs.concurrency * 2) }
-  }
+    // Agents, not agent options: for a request with `Expect: 100-continue` (every UploadPart and
+    // every PutObject over 2 MB) the SDK swaps an agent it made itself for a new keepAlive:false
+    // one, i.e. a new TCP + TLS connection per part or file. An agent it is given is kept.
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+    httpAgent: new HttpAgent({ keepAlive: true, maxSockets })
+  })
   // Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them.
   const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS }
   const endpoint = customS3Endpoint(inputs, env)
   const s3 = new S3Client({
     region: inputs.region,
     ...retry,
-    requestHandler,
+    requestHandler: requestHandler(),
     ...(endpoint
       ? {
           endpoint,
@@ -76,7 +83,11 @@ export function createClients(
       : {})
   })
   // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
-  const cloudfront = new CloudFrontClient({ region: 'us-east-1', ...retry, requestHandler })
+  const cloudfront = new CloudFrontClient({
+    region: 'us-east-1',
+    ...retry,
+    requestHandler: requestHandler()
+  })
   if (options.logger) {
     const logger = options.logger
     s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION)
