@@ -1,0 +1,1084 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the bundled action (dist/index.js, run exactly as a GitHub runner runs it, via
+ * scripts/lib/run-action.mjs) against AWS CLI v1 on the same S3 endpoint, on this machine.
+ *
+ * The endpoint is ../shared/bench/s3sink.mjs over HTTPS (a self-signed certificate made with
+ * `openssl`, trusted through NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE): it answers S3 like a store
+ * (objects and their metadata are remembered for HEAD and List) but discards the bytes, so the
+ * clients alone are measured. Scenario 6 repeats the main ones, smaller, against moto_server, a
+ * store that keeps the bytes.
+ *
+ *   1  one 1 GiB file                     ours vs `aws s3 cp`, and a single `curl -T` (the floor)
+ *   2  200 files × 5 MiB                  ours vs `aws s3 cp --recursive`
+ *   3  peak RSS: 1 GiB (from 1) and 5 GiB ours vs `aws s3 cp` (5 GiB only with --large)
+ *   4  unchanged re-deploy                ours (same prefix again) vs `aws s3 sync` (fresh mtimes)
+ *   5  new version, 9 of 10 shards known  ours (v3 then v4) vs `aws s3 sync`
+ *   6  moto_server: 1, 2 and 4, smaller   (skipped with a note when moto_server is missing)
+ *
+ * Each run is timed from spawn to exit (wall); CPU (user+sys) and peak RSS come from GNU time
+ * for the peers and from getrusage inside the action's process (scripts/bench/rusage-hook.mjs,
+ * loaded with NODE_OPTIONS=--import) for ours, which runs in a single process. Runs alternate
+ * within each pair (peer first in odd pairs, ours first in even ones); the table shows medians
+ * and the median of the per-pair ratios, so a noisy machine skews both sides alike.
+ *
+ * Usage: npm run bench -- [options]
+ *   --pairs N              pairs per scenario (default 3)
+ *   --scenarios 1,2,4      which scenarios (default 1,2,3,4,5,6)
+ *   --large                also the 5 GiB file in scenario 3 (~6 GiB more disk, ~2 min more)
+ *   --variant NAME=DIR[:k=v,…]  an action to measure: DIR holds action.yml and dist/index.js;
+ *                          k=v are its inputs (e.g. part-size-mb=32,concurrency=8), env.K=V its
+ *                          environment. Repeatable; default: ours=<this repository>. Variants
+ *                          alternate with the peer and with each other.
+ *   --input k=v            an input for every variant (repeatable)
+ *   --env K=V              environment for the action's process (repeatable)
+ *   --no-peer, --no-curl   skip AWS CLI / curl (e.g. to compare variants only)
+ *   --http                 s3sink over plain HTTP instead of HTTPS
+ *   --data-dir DIR         generate the files there and keep them for the next run
+ *   --cpu-prof DIR         write a .cpuprofile of each of our runs into DIR
+ *   --json FILE            every run's numbers, as JSON
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { createCipheriv, createHash } from 'node:crypto'
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  writeSync
+} from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { REPO_ROOT, runAction } from './lib/run-action.mjs'
+
+const MiB = 1024 * 1024
+const GiB = 1024 * MiB
+const BUCKET = 'bench'
+const SINK = resolve(REPO_ROOT, '..', 'shared', 'bench', 's3sink.mjs')
+const RUSAGE_HOOK = pathToFileURL(join(REPO_ROOT, 'scripts', 'bench', 'rusage-hook.mjs')).href
+const PROF_HOOK = pathToFileURL(join(REPO_ROOT, 'scripts', 'bench', 'cpu-prof-hook.mjs')).href
+const RUN_TIMEOUT_MS = 20 * 60_000
+const AWS_CLI_HINT =
+  'Install AWS CLI v1 with: python3 -m pip install awscli   (then `aws --version` must print aws-cli/1.x)'
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+const { values: opt } = parseArgs({
+  options: {
+    pairs: { type: 'string', default: '3' },
+    scenarios: { type: 'string', default: '1,2,3,4,5,6' },
+    large: { type: 'boolean', default: false },
+    variant: { type: 'string', multiple: true },
+    input: { type: 'string', multiple: true },
+    env: { type: 'string', multiple: true },
+    'no-peer': { type: 'boolean', default: false },
+    'no-curl': { type: 'boolean', default: false },
+    http: { type: 'boolean', default: false },
+    'data-dir': { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'string' },
+    sink: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false }
+  }
+})
+if (opt.help) {
+  const text = readFileSync(new URL(import.meta.url), 'utf8')
+  console.log(
+    text
+      .slice(text.indexOf('/**') + 3, text.indexOf('*/'))
+      .replace(/^ \* ?/gm, '')
+      .trim()
+  )
+  process.exit(0)
+}
+
+const PAIRS = Number(opt.pairs)
+if (!Number.isInteger(PAIRS) || PAIRS < 1) fail(`--pairs must be a whole number ≥ 1`)
+const SCENARIOS = new Set(opt.scenarios.split(',').map((s) => s.trim()))
+const keyValues = (list, what) =>
+  Object.fromEntries(
+    (list ?? []).map((kv) => {
+      const eq = kv.indexOf('=')
+      if (eq <= 0) fail(`${what} must be key=value, got "${kv}"`)
+      return [kv.slice(0, eq), kv.slice(eq + 1)]
+    })
+  )
+const COMMON_INPUTS = keyValues(opt.input, '--input')
+const EXTRA_ENV = keyValues(opt.env, '--env')
+const VARIANTS = (opt.variant?.length ? opt.variant : [`ours=${REPO_ROOT}`]).map((spec) => {
+  const m = /^([\w.+-]+)=([^:]+)(?::(.*))?$/.exec(spec)
+  if (!m) fail(`--variant must be NAME=DIR[:k=v,…], got "${spec}"`)
+  const dir = resolve(m[2])
+  if (!existsSync(join(dir, 'dist', 'index.js')) || !existsSync(join(dir, 'action.yml'))) {
+    fail(`--variant ${m[1]}: ${dir} has no action.yml and dist/index.js (run npm run build there)`)
+  }
+  const settings = keyValues(m[3] ? m[3].split(',') : [], `--variant ${m[1]} input`)
+  const inputs = {}
+  const env = {}
+  for (const [k, v] of Object.entries(settings)) {
+    if (k.startsWith('env.')) env[k.slice(4)] = v
+    else inputs[k] = v
+  }
+  return { name: m[1], dir, inputs, env }
+})
+const WITH_PEER = !opt['no-peer']
+const WITH_CURL = !opt['no-curl']
+
+function fail(message) {
+  console.error(`bench: ${message}`)
+  process.exit(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+const now = () => Number(process.hrtime.bigint()) / 1e9
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–')
+const mb = (kib) => (kib * 1024) / 1e6
+
+function tryRun(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' })
+  return r.error || r.status !== 0 ? undefined : `${r.stdout}${r.stderr}`.trim()
+}
+
+async function freePort() {
+  return new Promise((ok, ko) => {
+    const server = createServer()
+    server.on('error', ko)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => ok(port))
+    })
+  })
+}
+
+/** Kills what this script started, whatever way it ends. */
+const cleanups = []
+async function cleanup() {
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()()
+    } catch {
+      // best effort
+    }
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring one process
+// ---------------------------------------------------------------------------------------------
+
+const GNU_TIME = /GNU/.test(tryRun('/usr/bin/time', ['--version']) ?? '') ? '/usr/bin/time' : null
+
+/** Sum of utime+stime (s) and the largest VmHWM (KiB) over a process and its descendants. */
+function procSnapshot(rootPid) {
+  const tick = 100 // USER_HZ on Linux
+  let cpu = 0
+  let hwm = 0
+  const visit = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      cpu += (Number(fields[11]) + Number(fields[12])) / tick
+      const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      if (m) hwm = Math.max(hwm, Number(m[1]))
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const kids = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim()
+        for (const kid of kids ? kids.split(' ') : []) visit(kid)
+      }
+    } catch {
+      // gone
+    }
+  }
+  visit(rootPid)
+  return { cpu, hwm }
+}
+
+/**
+ * Runs a command; wall from spawn to exit, CPU and peak RSS from GNU time (or, without it, by
+ * sampling /proc every 20 ms, which misses the last few milliseconds of CPU).
+ */
+async function measureCommand(cmd, args, { env, cwd }) {
+  const timeFile = join(TMP, `time-${process.hrtime.bigint()}.txt`)
+  const argv = GNU_TIME ? ['-f', '%e %U %S %M', '-o', timeFile, cmd, ...args] : args
+  const started = now()
+  const child = spawn(GNU_TIME ?? cmd, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (b) => (out += b))
+  child.stderr.on('data', (b) => (out += b))
+  let sampled = { cpu: 0, hwm: 0 }
+  const sampler = GNU_TIME
+    ? undefined
+    : setInterval(() => {
+        const s = procSnapshot(child.pid)
+        sampled = { cpu: Math.max(sampled.cpu, s.cpu), hwm: Math.max(sampled.hwm, s.hwm) }
+      }, 20)
+  const code = await new Promise((ok, ko) => {
+    child.on('error', ko)
+    child.on('close', ok)
+  })
+  const wall = now() - started
+  if (sampler) clearInterval(sampler)
+  if (code !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${out.slice(-3000)}`)
+  }
+  if (!GNU_TIME) return { wall, cpu: sampled.cpu, rssMB: mb(sampled.hwm), log: out }
+  const [, user, sys, maxKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ')
+  rmSync(timeFile, { force: true })
+  return { wall, cpu: Number(user) + Number(sys), rssMB: mb(Number(maxKiB)), log: out }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contestants
+// ---------------------------------------------------------------------------------------------
+
+let TMP
+let CERT
+let runCounter = 0
+
+function peerEnv(endpoint) {
+  const env = {}
+  for (const [k, v] of Object.entries(process.env)) if (!/^AWS_/i.test(k)) env[k] = v
+  Object.assign(env, {
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    // No user configuration: the CLI's defaults (8 MiB parts, 10 threads) are what is compared.
+    AWS_CONFIG_FILE: join(TMP, 'aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(TMP, 'aws-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_PAGER: ''
+  })
+  if (endpoint.startsWith('https:')) env.AWS_CA_BUNDLE = CERT
+  return env
+}
+
+/** `aws <args>` against the endpoint. */
+async function runPeer(endpoint, args, cwd) {
+  return measureCommand('aws', ['--endpoint-url', endpoint, ...args, '--only-show-errors'], {
+    env: peerEnv(endpoint),
+    cwd
+  })
+}
+
+async function runCurl(endpoint, file, key) {
+  const args = ['-sS', '--fail', '-o', '/dev/null', '-T', file, `${endpoint}/${BUCKET}/${key}`]
+  if (endpoint.startsWith('https:')) args.unshift('--cacert', CERT)
+  return measureCommand('curl', args, { env: process.env })
+}
+
+/**
+ * Our action, via run-action (exactly as a runner runs dist/index.js). `expect` checks the
+ * outputs, so a run that skipped work it should have done cannot pass for a fast one.
+ */
+async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUCKET, expect }) {
+  const n = ++runCounter
+  const rusageFile = join(TMP, `rusage-${n}.json`)
+  const imports = [`--import ${RUSAGE_HOOK}`]
+  const env = { BENCH_RUSAGE_FILE: rusageFile, ...EXTRA_ENV, ...variant.env }
+  if (opt['cpu-prof']) {
+    imports.push(`--import ${PROF_HOOK}`)
+    env.BENCH_CPU_PROF_FILE = resolve(
+      opt['cpu-prof'],
+      `${variant.name}-${prefix.replace(/\W+/g, '_')}-${n}.cpuprofile`
+    )
+  }
+  if (endpoint.startsWith('https:')) env.NODE_EXTRA_CA_CERTS = CERT
+  env.NODE_OPTIONS = imports.join(' ')
+  let started
+  let exited
+  const result = await runAction({
+    cwd,
+    actionPath: variant.dir,
+    endpoint,
+    timeoutMs: RUN_TIMEOUT_MS,
+    inputs: {
+      artifacts,
+      bucket,
+      'version-prefix': prefix,
+      ...COMMON_INPUTS,
+      ...variant.inputs
+    },
+    env,
+    onSpawn: (child) => {
+      started = now()
+      child.on('exit', () => (exited = now()))
+    }
+  })
+  if (result.exitCode !== 0) {
+    throw new Error(
+      `${variant.name} (${variant.dir}) failed for ${prefix} (exit ${result.exitCode}${result.timedOut ? ', timed out' : ''}):\n` +
+        `${result.errors.join('\n')}\n--- stdout ---\n${result.stdout.slice(-3000)}\n--- stderr ---\n${result.stderr.slice(-2000)}`
+    )
+  }
+  const usage = JSON.parse(readFileSync(rusageFile, 'utf8'))
+  rmSync(rusageFile, { force: true })
+  const outputs = result.outputs
+  for (const [name, value] of Object.entries(expect ?? {})) {
+    if (outputs[name] !== String(value)) {
+      throw new Error(
+        `${variant.name}: output ${name} is ${JSON.stringify(outputs[name])}, expected ${value} (${prefix})\n${result.stdout.slice(-3000)}`
+      )
+    }
+  }
+  return {
+    wall: (exited ?? now()) - started,
+    cpu: usage.userS + usage.sysS,
+    rssMB: mb(usage.maxRssKiB),
+    uploaded: Number(outputs.uploaded),
+    skipped: Number(outputs.skipped),
+    copied: outputs.copied === undefined ? undefined : Number(outputs.copied),
+    bytesUploaded: Number(outputs['bytes-uploaded'])
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data: random (AES-CTR keystream) bytes, so no layer of the stack can compress them.
+// ---------------------------------------------------------------------------------------------
+
+function writeRandomFile(path, size, seed) {
+  const key = createHash('sha256').update(`key:${seed}`).digest().subarray(0, 16)
+  const iv = createHash('sha256').update(`iv:${seed}`).digest().subarray(0, 16)
+  const cipher = createCipheriv('aes-128-ctr', key, iv)
+  const zeros = Buffer.alloc(8 * MiB)
+  const fd = openSync(path, 'w')
+  try {
+    for (let left = size; left > 0;) {
+      const n = Math.min(left, zeros.length)
+      const chunk = cipher.update(n === zeros.length ? zeros : zeros.subarray(0, n))
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off)
+      left -= n
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Files (relative path → size and seed, or a hard link to another) per data set. */
+function dataSets(large) {
+  const sets = {
+    one: { 'one/model.safetensors': { size: GiB, seed: 'one' } },
+    many: {},
+    release: {},
+    large: large ? { 'large/model.safetensors': { size: 5 * GiB, seed: 'large' } } : {},
+    moto: { 'moto/one/model.safetensors': { size: 256 * MiB, seed: 'moto-one' } }
+  }
+  for (let i = 0; i < 200; i++) {
+    sets.many[`many/shard-${String(i).padStart(3, '0')}.bin`] = { size: 5 * MiB, seed: `m${i}` }
+  }
+  for (let i = 0; i < 50; i++) {
+    const name = `moto/many/shard-${String(i).padStart(2, '0')}.bin`
+    sets.moto[name] = { size: 5 * MiB, seed: `mm${i}` }
+  }
+  // A sharded model: v3, and v4 where 9 of the 10 shards are the same bytes (hard links).
+  for (let i = 1; i <= 10; i++) {
+    const shard = `model-${String(i).padStart(5, '0')}-of-00010.safetensors`
+    sets.release[`release/v3/${shard}`] = { size: 64 * MiB, seed: `r3-${i}` }
+    sets.release[`release/v4/${shard}`] =
+      i === 7 ? { size: 64 * MiB, seed: `r4-${i}` } : { link: `release/v3/${shard}` }
+  }
+  for (const v of ['v3', 'v4']) {
+    sets.release[`release/${v}/config.json`] = { size: 4096, seed: `config-${v}` }
+    sets.release[`release/${v}/tokenizer.json`] = { size: 2 * MiB, seed: 'tokenizer' }
+  }
+  return sets
+}
+
+function prepareData(dir, large) {
+  mkdirSync(dir, { recursive: true })
+  const want = Object.assign({}, ...Object.values(dataSets(large)))
+  let written = 0
+  const started = now()
+  for (const [rel, spec] of Object.entries(want)) {
+    const path = join(dir, rel)
+    const size = spec.link ? want[spec.link].size : spec.size
+    const marker = join(dir, '.seeds', `${rel}.seed`)
+    const seed = spec.link ? `link:${spec.link}` : spec.seed
+    if (existsSync(path) && statSync(path).size === size && readMarker(marker) === seed) continue
+    mkdirSync(resolve(path, '..'), { recursive: true })
+    rmSync(path, { force: true })
+    if (spec.link) linkSync(join(dir, spec.link), path)
+    else writeRandomFile(path, size, spec.seed)
+    // What each file was made from, outside the directories that are uploaded.
+    mkdirSync(resolve(marker, '..'), { recursive: true })
+    writeFileSync(marker, seed)
+    written += spec.link ? 0 : size
+  }
+  if (written > 0) {
+    console.log(`Generated ${fmt(written / GiB)} GiB of test data in ${fmt(now() - started, 1)} s.`)
+  }
+}
+function readMarker(file) {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+// ---------------------------------------------------------------------------------------------
+
+async function startSink(https) {
+  const sink = opt.sink ? resolve(opt.sink) : SINK
+  if (!existsSync(sink)) {
+    fail(
+      `the S3 sink ${sink} is missing. It lives in the shared folder next to the project ` +
+        `(../shared/bench/s3sink.mjs); pass --sink PATH if it is elsewhere.`
+    )
+  }
+  const port = await freePort()
+  const args = [sink, String(port)]
+  if (https) args.push(join(TMP, 'cert.pem'), join(TMP, 'key.pem'))
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  serverPid = child.pid
+  cleanups.push(async () => {
+    if (child.exitCode === null) child.kill('SIGTERM')
+  })
+  await new Promise((ok, ko) => {
+    let out = ''
+    const timer = setTimeout(() => ko(new Error(`s3sink did not start: ${out}`)), 10_000)
+    const onData = (b) => {
+      out += b
+      if (/s3sink on/.test(out)) {
+        clearTimeout(timer)
+        ok()
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.on('exit', (code) => ko(new Error(`s3sink exited (${code}): ${out}`)))
+  })
+  return `${https ? 'https' : 'http'}://127.0.0.1:${port}`
+}
+
+function makeCertificate() {
+  const args = [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(TMP, 'key.pem'),
+    '-out',
+    join(TMP, 'cert.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost'
+  ]
+  const r = spawnSync('openssl', args, { encoding: 'utf8' })
+  if (r.error || r.status !== 0) {
+    fail(
+      `openssl could not make a self-signed certificate (${r.error?.message ?? r.stderr.trim()}). ` +
+        'Install openssl, or run with --http.'
+    )
+  }
+  CERT = join(TMP, 'cert.pem')
+}
+
+/** moto_server with a bucket, or undefined (and why) when it cannot run here. */
+async function startMoto() {
+  let emulatorLib
+  try {
+    emulatorLib = await import('./lib/emulator.mjs')
+  } catch (err) {
+    return { why: `scripts/lib/emulator.mjs failed to load: ${err.message}` }
+  }
+  try {
+    const emu = await emulatorLib.startEmulator()
+    cleanups.push(() => emu.stop())
+    serverPid = emu.pid
+    const { s3 } = emulatorLib.makeClients(emu.endpoint)
+    const sdk = await import('@aws-sdk/client-s3')
+    await s3.send(new sdk.CreateBucketCommand({ Bucket: MOTO_BUCKET }))
+    /** Deletes a prefix: moto keeps objects in memory. */
+    const clear = async (prefix) => {
+      let token
+      do {
+        const page = await s3.send(
+          new sdk.ListObjectsV2Command({
+            Bucket: MOTO_BUCKET,
+            Prefix: `${prefix}/`,
+            ContinuationToken: token
+          })
+        )
+        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }))
+        if (keys.length) {
+          await s3.send(
+            new sdk.DeleteObjectsCommand({ Bucket: MOTO_BUCKET, Delete: { Objects: keys } })
+          )
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined
+      } while (token)
+    }
+    return { endpoint: emu.endpoint, clear }
+  } catch (err) {
+    return { why: err.message.split('\n')[0] }
+  }
+}
+const MOTO_BUCKET = 'bench-moto'
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios. Each contestant's `run(pair)` returns { step: measurement }; a pair runs every
+// contestant once, in an order that rotates from pair to pair.
+// ---------------------------------------------------------------------------------------------
+
+/** The endpoint's process (s3sink or moto_server): its CPU per run shows what the server paid. */
+let serverPid
+const serverCpu = () => (serverPid ? procSnapshot(serverPid).cpu : NaN)
+
+/** results[scenario][contestant][step] = measurements, one per pair */
+const results = {}
+
+async function runScenario(id, title, contestants) {
+  console.log(`\n== ${id}: ${title}`)
+  results[id] = {}
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const shift = pair % contestants.length
+    const order = [...contestants.slice(shift), ...contestants.slice(0, shift)]
+    for (const c of order) {
+      const sinkBefore = serverCpu()
+      const steps = await c.run(pair)
+      const sinkCpu = serverCpu() - sinkBefore
+      for (const [step, m] of Object.entries(steps)) {
+        ;((results[id][c.name] ??= {})[step] ??= [])[pair] = m
+        const extra =
+          m.uploaded !== undefined
+            ? `, uploaded ${m.uploaded}, skipped ${m.skipped}${m.copied !== undefined ? `, copied ${m.copied}` : ''}, ${fmt(m.bytesUploaded / MiB, 0)} MiB sent`
+            : ''
+        console.log(
+          `  pair ${pair + 1}/${PAIRS} ${c.name.padEnd(10)} ${step.padEnd(6)} ` +
+            `${fmt(m.wall).padStart(7)} s wall ${fmt(m.cpu).padStart(7)} CPU-s ${fmt(m.rssMB, 0).padStart(5)} MB${extra}` +
+            (Object.keys(steps).length === 1 ? ` (server ${fmt(sinkCpu)} CPU-s)` : '')
+        )
+      }
+    }
+  }
+}
+
+function peerContestant(run) {
+  return WITH_PEER ? [{ name: 'aws-cli', peer: true, run }] : []
+}
+
+function ourContestants(run) {
+  return VARIANTS.map((v) => ({ name: v.name, variant: v, run: (pair) => run(v, pair) }))
+}
+
+/** Medians over pairs, and per-pair ratios of ours to the peer. */
+function summarize(id, step, peerName = 'aws-cli') {
+  const byContestant = results[id] ?? {}
+  const peer = byContestant[peerName]?.[step] ?? []
+  return VARIANTS.map((v) => {
+    const ours = byContestant[v.name]?.[step] ?? []
+    const ratio = (key) => median(ours.map((m, i) => (peer[i] ? m[key] / peer[i][key] : NaN)))
+    const med = (list, key) => median(list.map((m) => m?.[key]))
+    return {
+      variant: v.name,
+      n: ours.length,
+      peerWall: med(peer, 'wall'),
+      ourWall: med(ours, 'wall'),
+      wallRatio: ratio('wall'),
+      peerCpu: med(peer, 'cpu'),
+      ourCpu: med(ours, 'cpu'),
+      cpuRatio: ratio('cpu'),
+      peerRss: med(peer, 'rssMB'),
+      ourRss: med(ours, 'rssMB'),
+      ours,
+      peer
+    }
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  TMP = await mkdtemp(join(os.tmpdir(), 'model-cdn-bench-'))
+  cleanups.push(async () => rmSync(TMP, { recursive: true, force: true }))
+  const dataDir = opt['data-dir'] ? resolve(opt['data-dir']) : join(TMP, 'data')
+
+  // Tools.
+  const awsVersion = tryRun('aws', ['--version'])
+  if (WITH_PEER && !awsVersion) fail(`AWS CLI (\`aws\`) not found. ${AWS_CLI_HINT}`)
+  if (WITH_PEER && !/^aws-cli\/1\./.test(awsVersion)) {
+    console.warn(`Note: the peer is meant to be AWS CLI v1; found ${awsVersion}. ${AWS_CLI_HINT}`)
+  }
+  if (WITH_CURL && !tryRun('curl', ['--version'])) fail('curl not found (it gives the floor).')
+  if (!GNU_TIME) {
+    console.warn(
+      'Note: GNU time (/usr/bin/time) not found; peer CPU and RSS are sampled from /proc.'
+    )
+  }
+  const https = !opt.http
+  if (https) makeCertificate()
+
+  const cpuModel =
+    /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0].model
+  const machine = {
+    cpu: cpuModel.trim(),
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    memoryGiB: os.totalmem() / GiB,
+    node: process.version,
+    aws: awsVersion?.split(' ')[0] ?? 'not used',
+    botocore: /botocore\/(\S+)/.exec(awsVersion ?? '')?.[1],
+    curl: tryRun('curl', ['--version'])?.split(' ')[1],
+    kernel: os.release(),
+    loadAtStart: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')
+  }
+  console.log(
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB, ` +
+      `Node ${machine.node}, ${machine.aws} (botocore ${machine.botocore}), curl ${machine.curl}; ` +
+      `load ${machine.loadAtStart}`
+  )
+  console.log(
+    `Variants: ${VARIANTS.map((v) => `${v.name}=${v.dir} ${JSON.stringify({ ...COMMON_INPUTS, ...v.inputs })}${Object.keys(v.env).length ? ` env ${JSON.stringify(v.env)}` : ''}`).join('; ')}`
+  )
+
+  const large = opt.large && SCENARIOS.has('3')
+  prepareData(dataDir, large)
+  if (opt['cpu-prof']) mkdirSync(resolve(opt['cpu-prof']), { recursive: true })
+
+  const endpoint = await startSink(https)
+  console.log(`s3sink at ${endpoint}; test data in ${dataDir}; ${PAIRS} pair(s) per scenario.`)
+
+  const ONE = join(dataDir, 'one/model.safetensors')
+  const LARGE = join(dataDir, 'large/model.safetensors')
+  const fileCount = (dir) => readdirSync(join(dataDir, dir)).length
+  const tag = (pair) => `${Date.now().toString(36)}-${pair}`
+
+  if (SCENARIOS.has('1') || SCENARIOS.has('3')) {
+    await runScenario('1', 'one 1 GiB file', [
+      ...peerContestant(async (pair) => ({
+        cp: await runPeer(endpoint, [
+          's3',
+          'cp',
+          ONE,
+          `s3://${BUCKET}/s1/peer-${tag(pair)}/model.safetensors`
+        ])
+      })),
+      ...ourContestants(async (v, pair) => ({
+        cp: await runOurs(v, {
+          endpoint,
+          cwd: dataDir,
+          artifacts: 'one/*.safetensors',
+          prefix: `s1/${v.name}-${tag(pair)}`,
+          expect: { uploaded: 1, 'bytes-uploaded': GiB }
+        })
+      })),
+      ...(WITH_CURL
+        ? [
+            {
+              name: 'curl',
+              run: async (pair) => ({
+                cp: await runCurl(endpoint, ONE, `s1/curl-${tag(pair)}/model.safetensors`)
+              })
+            }
+          ]
+        : [])
+    ])
+  }
+
+  if (SCENARIOS.has('2')) {
+    const n = fileCount('many')
+    await runScenario('2', `${n} files × 5 MiB`, [
+      ...peerContestant(async (pair) => ({
+        cp: await runPeer(endpoint, [
+          's3',
+          'cp',
+          '--recursive',
+          join(dataDir, 'many'),
+          `s3://${BUCKET}/s2/peer-${tag(pair)}/`
+        ])
+      })),
+      ...ourContestants(async (v, pair) => ({
+        cp: await runOurs(v, {
+          endpoint,
+          cwd: dataDir,
+          artifacts: 'many/*.bin',
+          prefix: `s2/${v.name}-${tag(pair)}`,
+          expect: { uploaded: n, 'bytes-uploaded': n * 5 * MiB }
+        })
+      }))
+    ])
+  }
+
+  if (SCENARIOS.has('3') && large) {
+    await runScenario('3', 'memory: one 5 GiB file', [
+      ...peerContestant(async (pair) => ({
+        cp: await runPeer(endpoint, [
+          's3',
+          'cp',
+          LARGE,
+          `s3://${BUCKET}/s3/peer-${tag(pair)}/model.safetensors`
+        ])
+      })),
+      ...ourContestants(async (v, pair) => ({
+        cp: await runOurs(v, {
+          endpoint,
+          cwd: dataDir,
+          artifacts: 'large/*.safetensors',
+          prefix: `s3/${v.name}-${tag(pair)}`,
+          expect: { uploaded: 1, 'bytes-uploaded': 5 * GiB }
+        })
+      }))
+    ])
+  }
+
+  const v3 = join(dataDir, 'release/v3')
+  const v4 = join(dataDir, 'release/v4')
+  const releaseFiles = fileCount('release/v3')
+  const releaseBytes = readdirSync(v3).reduce((sum, f) => sum + statSync(join(v3, f)).size, 0)
+  const sync = (from, to) => ['s3', 'sync', from, to]
+  /** CI checkouts have fresh mtimes: newer than the objects stored by the previous run. */
+  const freshMtimes = (dir) => {
+    const t = new Date(Date.now() + 3600_000)
+    for (const f of readdirSync(dir)) utimesSync(join(dir, f), t, t)
+  }
+
+  if (SCENARIOS.has('4')) {
+    await runScenario(
+      '4',
+      `unchanged re-deploy (${releaseFiles} files, ${fmt(releaseBytes / MiB, 0)} MiB)`,
+      [
+        ...peerContestant(async (pair) => {
+          const to = `s3://${BUCKET}/s4/peer-${tag(pair)}/`
+          const first = await runPeer(endpoint, sync(v3, to))
+          freshMtimes(v3)
+          return { first, again: await runPeer(endpoint, sync(v3, to)) }
+        }),
+        ...ourContestants(async (v, pair) => {
+          const args = {
+            endpoint,
+            cwd: dataDir,
+            artifacts: 'release/v3/*',
+            prefix: `s4/${v.name}-${tag(pair)}`
+          }
+          const first = await runOurs(v, { ...args, expect: { uploaded: releaseFiles } })
+          const again = await runOurs(v, {
+            ...args,
+            expect: { uploaded: 0, skipped: releaseFiles, 'bytes-uploaded': 0 }
+          })
+          return { first, again }
+        })
+      ]
+    )
+  }
+
+  if (SCENARIOS.has('5')) {
+    await runScenario('5', 'new version, 9 of 10 shards byte-identical to the previous one', [
+      ...peerContestant(async (pair) => {
+        const base = `s3://${BUCKET}/s5/peer-${tag(pair)}`
+        const full = await runPeer(endpoint, sync(v3, `${base}/v3/`))
+        return { full, next: await runPeer(endpoint, sync(v4, `${base}/v4/`)) }
+      }),
+      ...ourContestants(async (v, pair) => {
+        const base = `s5/${v.name}-${tag(pair)}`
+        const common = { endpoint, cwd: dataDir }
+        const full = await runOurs(v, {
+          ...common,
+          artifacts: 'release/v3/*',
+          prefix: `${base}/v3`,
+          expect: { uploaded: releaseFiles }
+        })
+        const next = await runOurs(v, {
+          ...common,
+          artifacts: 'release/v4/*',
+          prefix: `${base}/v4`
+        })
+        return { full, next }
+      })
+    ])
+  }
+
+  let motoNote
+  if (SCENARIOS.has('6')) {
+    const moto = await startMoto()
+    if (!moto.endpoint) {
+      motoNote = `Scenario 6 skipped: moto_server unavailable (${moto.why}).`
+      console.warn(motoNote)
+    } else {
+      const motoDir = join(dataDir, 'moto')
+      const nMany = fileCount('moto/many')
+      const mOne = join(motoDir, 'one/model.safetensors')
+      const ours = (v, prefix, artifacts, expect) =>
+        runOurs(v, {
+          endpoint: moto.endpoint,
+          cwd: dataDir,
+          bucket: MOTO_BUCKET,
+          artifacts,
+          prefix,
+          expect
+        })
+      const peer = (args) => runPeer(moto.endpoint, args)
+      await runScenario('6a', 'moto_server (HTTP): one 256 MiB file', [
+        ...peerContestant(async (pair) => {
+          const p = `s6a/peer-${tag(pair)}`
+          const cp = await peer(['s3', 'cp', mOne, `s3://${MOTO_BUCKET}/${p}/model.safetensors`])
+          await moto.clear(p)
+          return { cp }
+        }),
+        ...ourContestants(async (v, pair) => {
+          const p = `s6a/${v.name}-${tag(pair)}`
+          const cp = await ours(v, p, 'moto/one/*.safetensors', { uploaded: 1 })
+          await moto.clear(p)
+          return { cp }
+        })
+      ])
+      await runScenario('6b', `moto_server (HTTP): ${nMany} files × 5 MiB, then unchanged again`, [
+        ...peerContestant(async (pair) => {
+          const p = `s6b/peer-${tag(pair)}`
+          const to = `s3://${MOTO_BUCKET}/${p}/`
+          const first = await peer(sync(join(motoDir, 'many'), to))
+          freshMtimes(join(motoDir, 'many'))
+          const again = await peer(sync(join(motoDir, 'many'), to))
+          await moto.clear(p)
+          return { first, again }
+        }),
+        ...ourContestants(async (v, pair) => {
+          const p = `s6b/${v.name}-${tag(pair)}`
+          const first = await ours(v, p, 'moto/many/*.bin', { uploaded: nMany })
+          const again = await ours(v, p, 'moto/many/*.bin', { uploaded: 0, 'bytes-uploaded': 0 })
+          await moto.clear(p)
+          return { first, again }
+        })
+      ])
+    }
+  }
+
+  machine.loadAtEnd = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+  report(machine, { motoNote, releaseFiles })
+  if (opt.json) {
+    writeFileSync(
+      resolve(opt.json),
+      JSON.stringify({ machine, variants: VARIANTS, results }, null, 2)
+    )
+    console.log(`\nRaw numbers: ${resolve(opt.json)}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+function report(machine, { motoNote, releaseFiles }) {
+  const rows = []
+  const check = (ok) => (ok === undefined ? '' : ok ? 'yes' : 'NO')
+  const add = (scenario, peer, s, target = '', met) =>
+    rows.push({
+      scenario: VARIANTS.length > 1 ? `${scenario} [${s.variant}]` : scenario,
+      peer,
+      peerWall: fmt(s.peerWall),
+      ourWall: fmt(s.ourWall),
+      wallRatio: fmt(s.wallRatio),
+      cpu: `${fmt(s.ourCpu)} / ${fmt(s.peerCpu)}`,
+      cpuRatio: fmt(s.cpuRatio),
+      rss: `${fmt(s.ourRss, 0)} / ${fmt(s.peerRss, 0)}`,
+      target,
+      met: check(met)
+    })
+
+  if (results['1']) {
+    for (const s of summarize('1', 'cp')) {
+      add(
+        '1. one 1 GiB file',
+        'aws s3 cp',
+        s,
+        'wall ≤ 0.60×, CPU ≤ 0.80×',
+        s.n && s.peer.length ? s.wallRatio <= 0.6 && s.cpuRatio <= 0.8 : undefined
+      )
+      if (results['1'].curl) {
+        const c = summarize('1', 'cp', 'curl').find((x) => x.variant === s.variant)
+        add('1. one 1 GiB file', 'curl -T (floor)', c, 'wall ≤ 1.5× curl', c.wallRatio <= 1.5)
+      }
+    }
+  }
+  if (results['2']) {
+    for (const s of summarize('2', 'cp')) {
+      add(
+        '2. 200 files × 5 MiB',
+        'aws s3 cp --recursive',
+        s,
+        'wall ≤ 0.70×',
+        s.peer.length ? s.wallRatio <= 0.7 : undefined
+      )
+    }
+  }
+  if (results['1']) {
+    for (const s of summarize('1', 'cp')) {
+      add('3. peak RSS, 1 GiB file', 'aws s3 cp', s, 'RSS ≤ 160 MB', s.ourRss <= 160)
+    }
+  }
+  if (results['3']) {
+    const oneGiB = results['1'] ? summarize('1', 'cp') : []
+    for (const s of summarize('3', 'cp')) {
+      const base = oneGiB.find((x) => x.variant === s.variant)?.ourRss
+      add(
+        '3. peak RSS, 5 GiB file',
+        'aws s3 cp',
+        s,
+        `RSS ≤ 1.10× 1 GiB${Number.isFinite(base) ? ` (${fmt(s.ourRss / base)}×)` : ''}`,
+        Number.isFinite(base) ? s.ourRss <= 1.1 * base : undefined
+      )
+    }
+  } else if (SCENARIOS.has('3')) {
+    rows.push({ scenario: '3. peak RSS, 5 GiB file', peer: 'not run: add --large' })
+  }
+  if (results['4']) {
+    const firsts = summarize('4', 'first')
+    for (const s of summarize('4', 'again')) {
+      const f = firsts.find((x) => x.variant === s.variant)
+      add(`4. first deploy (${releaseFiles} files)`, 'aws s3 sync', f)
+      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
+      const noBytes = s.ours.every((m) => m.bytesUploaded === 0)
+      add(
+        '4. unchanged re-deploy',
+        'aws s3 sync (fresh mtimes)',
+        s,
+        `≤ 10% of first: ${fmt(100 * share, 0)}%${noBytes ? ', 0 bytes' : ', BYTES SENT'}`,
+        share <= 0.1 && noBytes
+      )
+    }
+  }
+  if (results['5']) {
+    const fulls = summarize('5', 'full')
+    for (const s of summarize('5', 'next')) {
+      const f = fulls.find((x) => x.variant === s.variant)
+      add('5. full upload (v3)', 'aws s3 sync', f)
+      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
+      const last = s.ours[s.ours.length - 1]
+      const how = last
+        ? `, ${last.uploaded} up/${last.copied ?? 0} copied/${last.skipped} skipped`
+        : ''
+      add(
+        '5. v4, 9/10 shards known',
+        'aws s3 sync (new prefix)',
+        s,
+        `≤ 20% of full: ${fmt(100 * share, 0)}%${how}${last?.copied === undefined ? ' (baseline: no server-side copy yet)' : ''}`,
+        share <= 0.2
+      )
+    }
+  }
+  if (results['6a']) {
+    for (const s of summarize('6a', 'cp')) add('6. moto: one 256 MiB file', 'aws s3 cp', s)
+    const firsts = summarize('6b', 'first')
+    for (const s of summarize('6b', 'again')) {
+      const f = firsts.find((x) => x.variant === s.variant)
+      add('6. moto: 50 × 5 MiB', 'aws s3 sync', f)
+      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
+      add(
+        '6. moto: unchanged again',
+        'aws s3 sync (fresh mtimes)',
+        s,
+        `≤ 10% of first: ${fmt(100 * share, 0)}%`,
+        share <= 0.1
+      )
+    }
+  }
+
+  const columns = [
+    ['scenario', 'Scenario'],
+    ['peer', 'Peer'],
+    ['peerWall', 'Peer wall s'],
+    ['ourWall', 'Our wall s'],
+    ['wallRatio', 'Wall ours/peer'],
+    ['cpu', 'CPU s ours / peer'],
+    ['cpuRatio', 'CPU ours/peer'],
+    ['rss', 'Peak RSS MB ours / peer'],
+    ['target', 'Target'],
+    ['met', 'Met']
+  ]
+  const cell = (r, k) => r[k] ?? ''
+  const widths = columns.map(([k, h]) => Math.max(h.length, ...rows.map((r) => cell(r, k).length)))
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
+  const machineLine =
+    `${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB RAM, Linux ${machine.kernel}; ` +
+    `Node ${machine.node}; ${machine.aws} (botocore ${machine.botocore}); curl ${machine.curl}; ` +
+    `load average ${machine.loadAtStart} at start, ${machine.loadAtEnd} at end`
+  const how =
+    `Medians of ${PAIRS} alternating pair(s); ratios are medians of per-pair ratios. ` +
+    `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
+    `${results['6a'] ? ', and moto_server over HTTP (scenario 6)' : ''}. ` +
+    'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes).'
+
+  console.log(`\n${'='.repeat(100)}\nResults — ${machineLine}\n${how}\n`)
+  console.log(line(columns.map(([, h]) => h)))
+  console.log(line(widths.map((w) => '-'.repeat(w))))
+  for (const r of rows) console.log(line(columns.map(([k]) => cell(r, k))))
+  if (motoNote) console.log(`\n${motoNote}`)
+  if (VARIANTS.length > 1) printVariantComparison()
+
+  console.log('\n--- Markdown (for the README) ---\n')
+  console.log(`Machine: ${machineLine}.\n\n${how}\n`)
+  console.log(`| ${columns.map(([, h]) => h).join(' | ')} |`)
+  console.log(`| ${columns.map(() => '---').join(' | ')} |`)
+  for (const r of rows)
+    console.log(`| ${columns.map(([k]) => cell(r, k).replace(/\|/g, '\\|')).join(' | ')} |`)
+  if (motoNote) console.log(`\n${motoNote}`)
+}
+
+/** Each variant against the first one, per scenario and step (per-pair ratios). */
+function printVariantComparison() {
+  const [base, ...others] = VARIANTS
+  console.log(`\nVariants vs ${base.name} (median of per-pair ratios; wall / CPU / RSS):`)
+  for (const [id, byContestant] of Object.entries(results)) {
+    for (const step of Object.keys(byContestant[base.name] ?? {})) {
+      const b = byContestant[base.name][step]
+      const parts = [
+        `${base.name} ${fmt(median(b.map((m) => m.wall)))} s / ${fmt(median(b.map((m) => m.cpu)))} CPU-s / ${fmt(median(b.map((m) => m.rssMB)), 0)} MB`
+      ]
+      for (const v of others) {
+        const o = byContestant[v.name]?.[step] ?? []
+        const r = (k) => median(o.map((m, i) => m[k] / b[i]?.[k]))
+        parts.push(
+          `${v.name} ${fmt(median(o.map((m) => m.wall)))} s (${fmt(r('wall'))}×) / ${fmt(median(o.map((m) => m.cpu)))} (${fmt(r('cpu'))}×) / ${fmt(median(o.map((m) => m.rssMB)), 0)} MB (${fmt(r('rssMB'))}×)`
+        )
+      }
+      console.log(`  ${id} ${step}: ${parts.join('; ')}`)
+    }
+  }
+}
+
+try {
+  await main()
+} catch (err) {
+  console.error(`\nbench failed: ${err.stack ?? err}`)
+  process.exitCode = 1
+} finally {
+  await cleanup()
+}
