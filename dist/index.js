@@ -79644,10 +79644,11 @@ async function run() {
     lib_core/* saveState */.LZ(constants/* State */.Uw.IsPost, 'true');
     const startedAt = new Date();
     let cancellation;
+    let clients;
     try {
         const inputs = parseInputs((name) => lib_core/* getInput */.V4(name));
         const logger = { info: lib_core/* info */.pq, warning: lib_core/* warning */.$e, debug: lib_core/* debug */.Yz };
-        const clients = (0,src_clients/* createClients */.hP)(inputs, process.env, { logger });
+        clients = (0,src_clients/* createClients */.hP)(inputs, process.env, { logger });
         const uploads = (0,post/* prepareCleanup */.Cg)(inputs, clients.s3, startedAt);
         cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow });
         const { signal, sleep } = cancellation;
@@ -79674,6 +79675,9 @@ async function run() {
     }
     finally {
         cancellation?.dispose();
+        // Keep-alive sockets would otherwise hold the process open after the work is done.
+        clients?.s3.destroy();
+        clients?.cloudfront.destroy();
     }
 }
 /** Fails the step and exits at once, after the log has been flushed (stdout may be async). */

@@ -106,13 +106,13 @@ if (opt.help) {
 }
 
 const PAIRS = Number(opt.pairs)
-if (!Number.isInteger(PAIRS) || PAIRS < 1) fail(`--pairs must be a whole number ≥ 1`)
+if (!Number.isInteger(PAIRS) || PAIRS < 1) usage(`--pairs must be a whole number ≥ 1`)
 const SCENARIOS = new Set(opt.scenarios.split(',').map((s) => s.trim()))
 const keyValues = (list, what) =>
   Object.fromEntries(
     (list ?? []).map((kv) => {
       const eq = kv.indexOf('=')
-      if (eq <= 0) fail(`${what} must be key=value, got "${kv}"`)
+      if (eq <= 0) usage(`${what} must be key=value, got "${kv}"`)
       return [kv.slice(0, eq), kv.slice(eq + 1)]
     })
   )
@@ -120,10 +120,10 @@ const COMMON_INPUTS = keyValues(opt.input, '--input')
 const EXTRA_ENV = keyValues(opt.env, '--env')
 const VARIANTS = (opt.variant?.length ? opt.variant : [`ours=${REPO_ROOT}`]).map((spec) => {
   const m = /^([\w.+-]+)=([^:]+)(?::(.*))?$/.exec(spec)
-  if (!m) fail(`--variant must be NAME=DIR[:k=v,…], got "${spec}"`)
+  if (!m) usage(`--variant must be NAME=DIR[:k=v,…], got "${spec}"`)
   const dir = resolve(m[2])
   if (!existsSync(join(dir, 'dist', 'index.js')) || !existsSync(join(dir, 'action.yml'))) {
-    fail(`--variant ${m[1]}: ${dir} has no action.yml and dist/index.js (run npm run build there)`)
+    usage(`--variant ${m[1]}: ${dir} has no action.yml and dist/index.js (run npm run build there)`)
   }
   const settings = keyValues(m[3] ? m[3].split(',') : [], `--variant ${m[1]} input`)
   const inputs = {}
@@ -137,9 +137,15 @@ const VARIANTS = (opt.variant?.length ? opt.variant : [`ours=${REPO_ROOT}`]).map
 const WITH_PEER = !opt['no-peer']
 const WITH_CURL = !opt['no-curl']
 
-function fail(message) {
+/** A usage error, before anything has been started. */
+function usage(message) {
   console.error(`bench: ${message}`)
-  process.exit(1)
+  process.exit(2)
+}
+
+/** Stops the run with a message (no stack); what was started is cleaned up on the way out. */
+function fail(message) {
+  throw Object.assign(new Error(message), { benchMessage: true })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -444,7 +450,8 @@ function readMarker(file) {
 // Endpoints
 // ---------------------------------------------------------------------------------------------
 
-async function startSink(https) {
+/** ../shared/bench/s3sink.mjs (or --sink), or a clear stop when it is not there. */
+function sinkPath() {
   const sink = opt.sink ? resolve(opt.sink) : SINK
   if (!existsSync(sink)) {
     fail(
@@ -452,6 +459,11 @@ async function startSink(https) {
         `(../shared/bench/s3sink.mjs); pass --sink PATH if it is elsewhere.`
     )
   }
+  return sink
+}
+
+async function startSink(https) {
+  const sink = sinkPath()
   const port = await freePort()
   const args = [sink, String(port)]
   if (https) args.push(join(TMP, 'cert.pem'), join(TMP, 'key.pem'))
@@ -627,7 +639,8 @@ async function main() {
   cleanups.push(async () => rmSync(TMP, { recursive: true, force: true }))
   const dataDir = opt['data-dir'] ? resolve(opt['data-dir']) : join(TMP, 'data')
 
-  // Tools.
+  // Tools, before any test data is written.
+  sinkPath()
   const awsVersion = tryRun('aws', ['--version'])
   if (WITH_PEER && !awsVersion) fail(`AWS CLI (\`aws\`) not found. ${AWS_CLI_HINT}`)
   if (WITH_PEER && !/^aws-cli\/1\./.test(awsVersion)) {
@@ -666,6 +679,19 @@ async function main() {
   console.log(
     `Variants: ${VARIANTS.map((v) => `${v.name}=${v.dir} ${JSON.stringify({ ...COMMON_INPUTS, ...v.inputs })}${Object.keys(v.env).length ? ` env ${JSON.stringify(v.env)}` : ''}`).join('; ')}`
   )
+
+  for (const v of VARIANTS) {
+    const built = statSync(join(v.dir, 'dist', 'index.js')).mtimeMs
+    const src = join(v.dir, 'src')
+    const newest = existsSync(src)
+      ? Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs))
+      : 0
+    if (newest > built) {
+      console.warn(
+        `Note: ${v.dir}/src is newer than its dist/index.js: run npm run build there first.`
+      )
+    }
+  }
 
   const large = opt.large && SCENARIOS.has('3')
   prepareData(dataDir, large)
@@ -1077,7 +1103,7 @@ function printVariantComparison() {
 try {
   await main()
 } catch (err) {
-  console.error(`\nbench failed: ${err.stack ?? err}`)
+  console.error(err?.benchMessage ? `bench: ${err.message}` : `\nbench failed: ${err.stack ?? err}`)
   process.exitCode = 1
 } finally {
   await cleanup()

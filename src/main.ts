@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { cancelOnSignals, type Cancellation } from './cancellation.js'
-import { createClients } from './clients.js'
+import { createClients, type Clients } from './clients.js'
 import { State } from './constants.js'
 import { deploy } from './deploy.js'
 import { failureMessage } from './errors.js'
@@ -17,10 +17,11 @@ export async function run(): Promise<void> {
   core.saveState(State.IsPost, 'true')
   const startedAt = new Date()
   let cancellation: Cancellation | undefined
+  let clients: Clients | undefined
   try {
     const inputs = parseInputs((name) => core.getInput(name))
     const logger = { info: core.info, warning: core.warning, debug: core.debug }
-    const clients = createClients(inputs, process.env, { logger })
+    clients = createClients(inputs, process.env, { logger })
     const uploads = prepareCleanup(inputs, clients.s3, startedAt)
     cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow })
     const { signal, sleep } = cancellation
@@ -45,6 +46,9 @@ export async function run(): Promise<void> {
     core.setFailed(failureMessage(err))
   } finally {
     cancellation?.dispose()
+    // Keep-alive sockets would otherwise hold the process open after the work is done.
+    clients?.s3.destroy()
+    clients?.cloudfront.destroy()
   }
 }
 
