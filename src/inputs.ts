@@ -127,7 +127,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     problems.push('`invalidation-paths` needs `distribution-id`.')
   }
 
-  // Files below the threshold are read into memory whole, up to `concurrency` at once.
+  // Above 1 GiB a single PutObject is a poor bet: a failure late in it resends every byte.
   const multipartThresholdMb = num(Inputs.MultipartThresholdMb, 16, 5, 1024, ' MiB')
   const partSizeMb = num(
     Inputs.PartSizeMb,

@@ -6,7 +6,6 @@ import { ImmutableVersionError, explainAwsError, httpStatusOf } from './errors.j
 import { checkKeys, objectKey } from './files.js'
 import { sha256File } from './hash.js'
 import { choosePartSize } from './part-size.js'
-import { isMultipart } from './upload.js'
 import type { DeployInputs, LocalFile, Logger, PlannedFile } from './types.js'
 
 /** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
@@ -57,7 +56,7 @@ export async function planDeploy(
 ): Promise<Plan> {
   checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
   for (const file of local) {
-    if (isMultipart(file.size, inputs.multipartThresholdBytes)) {
+    if (file.size >= inputs.multipartThresholdBytes) {
       choosePartSize(file.size, inputs.partSizeBytes, file.relativePath)
     }
   }

@@ -2,6 +2,9 @@
  * The tracker is SDK middleware, and aws-sdk-client-mock replaces send() so no middleware runs:
  * these tests give a real S3Client a stand-in request handler answering as S3 does.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,7 +12,6 @@ import {
   PutObjectCommand,
   S3Client
 } from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
 import { MiB } from '../../src/constants.js'
 import {
   abortFailureWarning,
@@ -17,21 +19,13 @@ import {
   trackMultipartUploads,
   type MultipartUpload
 } from '../../src/multipart-tracker.js'
+import { uploadFiles } from '../../src/upload.js'
+import { recordingHandler, type Reply, type SentRequest } from '../../__fixtures__/http-handler.js'
+import { silentLogger } from '../../__fixtures__/logger.js'
 
-interface SentRequest {
-  method: string
-  path: string
-  query: Record<string, string | string[] | null>
-}
+type Responder = (request: SentRequest) => Reply | Promise<Reply>
 
-interface Answer {
-  status: number
-  body?: string
-}
-
-type Responder = (request: SentRequest) => Answer | Promise<Answer>
-
-const xmlError = (status: number, code: string): Answer => ({
+const xmlError = (status: number, code: string): Reply => ({
   status,
   body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message><RequestId>R1</RequestId></Error>`
 })
@@ -59,29 +53,19 @@ function s3Like(): Responder {
 }
 
 function client(respond: Responder): { s3: S3Client; sent: SentRequest[] } {
-  const sent: SentRequest[] = []
+  const handler = recordingHandler(async (request) => ({
+    headers: { 'content-type': 'application/xml', etag: '"part"' },
+    ...(await respond(request))
+  }))
   const s3 = new S3Client({
     region: 'us-east-1',
     endpoint: 'http://s3.test',
     forcePathStyle: true,
     credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
     maxAttempts: 1,
-    requestHandler: {
-      handle: async (request: SentRequest & { headers: Record<string, string> }) => {
-        const seen = { method: request.method, path: request.path, query: request.query }
-        sent.push(seen)
-        const answer = await respond(seen)
-        return {
-          response: {
-            statusCode: answer.status,
-            headers: { 'content-type': 'application/xml', etag: '"part"' },
-            body: new TextEncoder().encode(answer.body ?? '')
-          }
-        }
-      }
-    }
+    requestHandler: handler
   })
-  return { s3, sent }
+  return { s3, sent: handler.sent }
 }
 
 const upload = (UploadId: string, Key = 'v1/a.bin'): MultipartUpload => ({
@@ -152,15 +136,40 @@ describe('trackMultipartUploads', () => {
     expect(changes).toEqual([])
   })
 
-  it("sees lib-storage's uploads without any change to it", async () => {
+  it("sees uploadFiles' multipart uploads without any change to it", async () => {
     const { s3, sent } = client(s3Like())
     const changes: MultipartUpload[][] = []
     trackMultipartUploads(s3, (open) => changes.push(open))
-    await new Upload({
-      client: s3,
-      params: { Bucket: 'models', Key: 'v1/big.bin', Body: Buffer.alloc(11 * MiB) },
-      partSize: 5 * MiB
-    }).done()
+    const dir = mkdtempSync(join(tmpdir(), 'tracker-'))
+    try {
+      const absolutePath = join(dir, 'big.bin')
+      writeFileSync(absolutePath, Buffer.alloc(11 * MiB))
+      const file = { absolutePath, relativePath: 'big.bin', size: 11 * MiB }
+      await uploadFiles(
+        s3,
+        [
+          {
+            ...file,
+            key: 'v1/big.bin',
+            sha256: 'a'.repeat(64),
+            contentType: 'x/y',
+            action: 'upload',
+            existed: false
+          }
+        ],
+        {
+          bucket: 'models',
+          multipartThresholdBytes: 5 * MiB,
+          partSizeBytes: 5 * MiB,
+          concurrency: 2,
+          cacheControl: 'no-cache',
+          metadata: {},
+          logger: silentLogger()
+        }
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
     expect(sent.filter((r) => 'partNumber' in r.query)).toHaveLength(3)
     expect(changes).toEqual([[upload('u1', 'v1/big.bin')], []])
   })
@@ -201,7 +210,7 @@ describe('abortMultipartUploads', () => {
   })
 
   it('gives up on a store that does not answer within the timeout', async () => {
-    const { s3 } = client(() => new Promise<Answer>(() => undefined))
+    const { s3 } = client(() => new Promise<Reply>(() => undefined))
     const started = Date.now()
     const outcome = await abortMultipartUploads(s3, [upload('slow')], { timeoutMs: 200 })
     expect(Date.now() - started).toBeLessThan(2000)

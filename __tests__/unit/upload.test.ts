@@ -1,6 +1,8 @@
 import { jest } from '@jest/globals'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { crc32 } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import {
@@ -16,8 +18,10 @@ import {
 import { mockClient } from 'aws-sdk-client-mock'
 import { MiB } from '../../src/constants.js'
 import { AwsError, DeployError, InputError } from '../../src/errors.js'
+import { FileBody } from '../../src/file-body.js'
 import type { PlannedFile } from '../../src/types.js'
 import { uploadFiles, type UploadOptions } from '../../src/upload.js'
+import { recordingHandler, type Reply, type SentRequest } from '../../__fixtures__/http-handler.js'
 
 const BUCKET = 'models-bucket'
 const CACHE_CONTROL = 'public, max-age=31536000, immutable'
@@ -97,6 +101,19 @@ async function makeFile(
   return { file, bytes }
 }
 
+/** The bytes a request body stands for: a FileBody is a range of its file, read here. */
+function bodyBytes(body: unknown): Buffer {
+  if (!(body instanceof FileBody)) throw new Error(`not a FileBody: ${String(body)}`)
+  return readFileSync(body.path).subarray(body.start, body.end + 1)
+}
+
+/** What S3 expects in x-amz-checksum-crc32: the big-endian CRC32, base64. */
+function crc32Base64(bytes: Buffer): string {
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE(crc32(bytes))
+  return out.toString('base64')
+}
+
 function putInputs(): PutObjectCommandInput[] {
   return s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input)
 }
@@ -125,17 +142,21 @@ describe('uploadFiles, single PutObject', () => {
     const opts = options()
     const stats = await uploadFiles(s3, [file], opts)
 
-    expect(putInputs()).toEqual([
+    const puts = putInputs()
+    expect(puts).toEqual([
       {
         Bucket: BUCKET,
         Key: 'v1/models/tokenizer.json',
         ContentType: 'application/json',
         CacheControl: CACHE_CONTROL,
         Metadata: { 'model-version': '2.0.1', sha256: file.sha256 },
+        // On AWS S3 checks the bytes against the SHA-256 computed when planning.
+        ChecksumSHA256: Buffer.from(file.sha256, 'hex').toString('base64'),
         ContentLength: 1000,
-        Body: bytes
+        Body: expect.any(FileBody)
       }
     ])
+    expect(bodyBytes(puts[0].Body).equals(bytes)).toBe(true)
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
     expect(opts.metadata).toEqual({ 'model-version': '2.0.1' })
     expect(stats.bytesUploaded).toBe(1000)
@@ -151,7 +172,7 @@ describe('uploadFiles, single PutObject', () => {
     const [put] = putInputs()
     expect(put.Key).toBe('v1/models/empty.txt')
     expect(put.ContentLength).toBe(0)
-    expect(Buffer.from(put.Body as Uint8Array)).toHaveLength(0)
+    expect(bodyBytes(put.Body)).toHaveLength(0)
     expect(put.Metadata).toEqual({ 'model-version': '2.0.1', sha256: file.sha256 })
     expect(stats.bytesUploaded).toBe(0)
     expect(info).toEqual([
@@ -183,28 +204,31 @@ describe('uploadFiles, multipart', () => {
         ContentType: 'application/octet-stream',
         CacheControl: CACHE_CONTROL,
         Metadata: { 'model-version': '2.0.1', sha256: file.sha256 },
-        // Added by lib-storage under the SDK's default checksum mode.
+        // The SDK's default checksum mode on AWS: S3 checks every part's CRC32.
         ChecksumAlgorithm: 'CRC32'
       }
     ])
     const parts = partInputs()
-    expect(parts.map((p) => [p.PartNumber, p.UploadId, p.Key, (p.Body as Buffer).length])).toEqual([
+    const partBytes = parts.map((p) => bodyBytes(p.Body))
+    expect(parts.map((p, i) => [p.PartNumber, p.UploadId, p.Key, partBytes[i].length])).toEqual([
       [1, 'upload-1', 'v1/models/model.onnx', 5 * MiB],
       [2, 'upload-1', 'v1/models/model.onnx', 5 * MiB],
       [3, 'upload-1', 'v1/models/model.onnx', 2 * MiB]
     ])
-    expect(Buffer.concat(parts.map((p) => p.Body as Buffer)).equals(bytes)).toBe(true)
+    expect(parts.map((p) => p.ContentLength)).toEqual([5 * MiB, 5 * MiB, 2 * MiB])
+    expect(Buffer.concat(partBytes).equals(bytes)).toBe(true)
+    expect(parts.map((p) => p.ChecksumCRC32)).toEqual(partBytes.map(crc32Base64))
     const [complete] = s3Mock.commandCalls(CompleteMultipartUploadCommand)
     expect(complete.args[0].input).toMatchObject({
       Bucket: BUCKET,
       Key: 'v1/models/model.onnx',
       UploadId: 'upload-1',
       MultipartUpload: {
-        Parts: [
-          { PartNumber: 1, ETag: '"etag-1"' },
-          { PartNumber: 2, ETag: '"etag-2"' },
-          { PartNumber: 3, ETag: '"etag-3"' }
-        ]
+        Parts: [1, 2, 3].map((n) => ({
+          PartNumber: n,
+          ETag: `"etag-${n}"`,
+          ChecksumCRC32: crc32Base64(partBytes[n - 1])
+        }))
       }
     })
     expect(putInputs()).toHaveLength(0)
@@ -218,7 +242,7 @@ describe('uploadFiles, multipart', () => {
   it('sizes parts automatically when no part size is given', async () => {
     const { file } = await makeFile('models/auto.bin', 20 * MiB)
     await uploadFiles(s3, [file], options({ partSizeBytes: undefined }))
-    expect(partInputs().map((p) => (p.Body as Buffer).length)).toEqual([16 * MiB, 4 * MiB])
+    expect(partInputs().map((p) => bodyBytes(p.Body).length)).toEqual([16 * MiB, 4 * MiB])
     expect(info).toEqual([expect.stringMatching(/\(20\.0 MiB, 2 parts\)$/)])
   })
 
@@ -232,11 +256,11 @@ describe('uploadFiles, multipart', () => {
     expect(
       s3Mock.commandCalls(CreateMultipartUploadCommand).map((c) => c.args[0].input.Key)
     ).toEqual(['v1/models/at.bin'])
-    expect(partInputs().map((p) => (p.Body as Buffer).length)).toEqual([5 * MiB, MiB])
+    expect(partInputs().map((p) => bodyBytes(p.Body).length)).toEqual([5 * MiB, MiB])
   })
 
   it('keeps headers and metadata when a file above the threshold fits in one part', async () => {
-    // 16 MiB automatic parts: lib-storage sends this 6 MiB file as a single PutObject.
+    // 16 MiB automatic parts: this 6 MiB file is one part, so one PutObject.
     const { file, bytes } = await makeFile('models/one-part.bin', 6 * MiB)
     await uploadFiles(s3, [file], options({ partSizeBytes: undefined }))
     const [put] = putInputs()
@@ -247,7 +271,7 @@ describe('uploadFiles, multipart', () => {
       CacheControl: CACHE_CONTROL,
       Metadata: { 'model-version': '2.0.1', sha256: file.sha256 }
     })
-    expect(Buffer.from(put.Body as Uint8Array).equals(bytes)).toBe(true)
+    expect(bodyBytes(put.Body).equals(bytes)).toBe(true)
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
     expect(info).toEqual([expect.stringMatching(/\(6\.0 MiB, 1 part\)$/)])
   })
@@ -471,8 +495,10 @@ describe('uploadFiles, failures', () => {
     expect(warnings[0]).toMatch(/^Failed aborting multipart upload upload-1 .*AccessDenied/)
   })
 
-  it('reports a file that vanished as a local read error, not as an AWS one', async () => {
-    const { file } = await makeFile('models/gone.bin', 10)
+  it('reports a file that vanished as a local read error and aborts its upload', async () => {
+    // Parts are read for their CRC32 before they are sent (the body itself is read in the
+    // request, below this mock: file-body.test.ts covers that path).
+    const { file } = await makeFile('models/gone.bin', 12 * MiB)
     await rm(file.absolutePath)
     const err = await uploadFiles(s3, [file], options()).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DeployError)
@@ -482,7 +508,8 @@ describe('uploadFiles, failures', () => {
         `^Failed reading ${file.absolutePath} to upload models/gone.bin to s3://models-bucket/v1/models/gone.bin: ENOENT`
       )
     )
-    expect(s3Mock.calls()).toHaveLength(0)
+    expect(s3Mock.commandCalls(UploadPartCommand)).toHaveLength(0)
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1)
   })
 })
 
@@ -549,5 +576,74 @@ describe('uploadFiles, cancellation', () => {
       'Upload to s3://models-bucket cancelled: 0 of 1 file(s) were uploaded.'
     )
     expect(s3Mock.calls()).toHaveLength(0)
+  })
+})
+
+describe('uploadFiles, on the wire (a real client, default AWS checksum mode)', () => {
+  /** S3 answers for the calls uploadFiles makes, enough for the SDK to parse. */
+  const answer = (request: SentRequest): Reply => {
+    if (request.method === 'POST' && 'uploads' in request.query) {
+      return {
+        status: 200,
+        body: '<InitiateMultipartUploadResult><UploadId>up-1</UploadId></InitiateMultipartUploadResult>'
+      }
+    }
+    if (request.method === 'POST') {
+      return {
+        status: 200,
+        body: '<CompleteMultipartUploadResult></CompleteMultipartUploadResult>'
+      }
+    }
+    return { status: 200, headers: { etag: '"part"' } }
+  }
+
+  function wireClient() {
+    const handler = recordingHandler(answer)
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      requestHandler: handler
+    })
+    return { client, sent: handler.sent }
+  }
+
+  it('signs a PutObject with the planned SHA-256 and lets S3 check it', async () => {
+    const { client, sent } = wireClient()
+    const { file, bytes } = await makeFile('wire/small.json', 3000)
+    await uploadFiles(client, [file], options())
+    expect(sent).toHaveLength(1)
+    expect(sent[0].body.equals(bytes)).toBe(true)
+    expect(sent[0].headers['x-amz-content-sha256']).toBe(file.sha256)
+    expect(sent[0].headers['x-amz-checksum-sha256']).toBe(
+      Buffer.from(file.sha256, 'hex').toString('base64')
+    )
+  })
+
+  it('sends each part unsigned with its CRC32, and completes with the CRC32s', async () => {
+    const { client, sent } = wireClient()
+    const { file, bytes } = await makeFile('wire/big.bin', 11 * MiB)
+    await uploadFiles(client, [file], options())
+    const parts = sent.filter((r) => r.method === 'PUT')
+    expect(parts).toHaveLength(3)
+    const expected = [
+      bytes.subarray(0, 5 * MiB),
+      bytes.subarray(5 * MiB, 10 * MiB),
+      bytes.subarray(10 * MiB)
+    ]
+    for (const part of parts) {
+      const index = Number(part.query.partNumber) - 1
+      expect(part.body.equals(expected[index])).toBe(true)
+      expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD')
+      expect(part.headers['x-amz-checksum-crc32']).toBe(crc32Base64(expected[index]))
+    }
+    const create = sent.find((r) => r.method === 'POST' && 'uploads' in r.query)!
+    expect(create.headers['x-amz-checksum-algorithm']).toBe('CRC32')
+    expect(create.headers['x-amz-meta-sha256']).toBe(file.sha256)
+    const complete = sent.filter((r) => r.method === 'POST').at(-1)!
+    for (const part of expected) {
+      expect(complete.body.toString()).toContain(
+        `<ChecksumCRC32>${crc32Base64(part)}</ChecksumCRC32>`
+      )
+    }
   })
 })
