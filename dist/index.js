@@ -17865,7 +17865,7 @@ __webpack_unused_export__ = CompressionType;
 __webpack_unused_export__ = Condition$;
 __webpack_unused_export__ = ContinuationEvent$;
 __webpack_unused_export__ = CopyObject$;
-__webpack_unused_export__ = CopyObjectCommand;
+exports.s9Z = CopyObjectCommand;
 __webpack_unused_export__ = CopyObjectOutput$;
 __webpack_unused_export__ = CopyObjectRequest$;
 __webpack_unused_export__ = CopyObjectResult$;
@@ -18484,7 +18484,7 @@ __webpack_unused_export__ = UpdateObjectEncryptionResponse$;
 __webpack_unused_export__ = UploadPart$;
 exports.iVK = UploadPartCommand;
 __webpack_unused_export__ = UploadPartCopy$;
-__webpack_unused_export__ = UploadPartCopyCommand;
+exports.Xp2 = UploadPartCopyCommand;
 __webpack_unused_export__ = UploadPartCopyOutput$;
 __webpack_unused_export__ = UploadPartCopyRequest$;
 __webpack_unused_export__ = UploadPartOutput$;
@@ -72051,6 +72051,7 @@ const Inputs = {
     Metadata: 'metadata',
     Overwrite: 'overwrite',
     Manifest: 'manifest',
+    ReuseFrom: 'reuse-from',
     DryRun: 'dry-run',
     AwsRegion: 'aws-region',
     EndpointUrl: 'endpoint-url'
@@ -72061,6 +72062,7 @@ const Outputs = {
     Manifest: 'manifest',
     ManifestUrl: 'manifest-url',
     Uploaded: 'uploaded',
+    Copied: 'copied',
     Skipped: 'skipped',
     BytesUploaded: 'bytes-uploaded',
     InvalidationIds: 'invalidation-ids',
@@ -72106,6 +72108,7 @@ const MAX_METADATA_BYTES = 2048;
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Gy: () => (/* binding */ AwsError),
 /* harmony export */   J6: () => (/* binding */ awsErrorCode),
 /* harmony export */   Ni: () => (/* binding */ explainAwsError),
 /* harmony export */   VG: () => (/* binding */ ImmutableVersionError),
@@ -72114,7 +72117,6 @@ const MAX_METADATA_BYTES = 2048;
 /* harmony export */   sH: () => (/* binding */ DeployError),
 /* harmony export */   s_: () => (/* binding */ httpStatusOf)
 /* harmony export */ });
-/* unused harmony export AwsError */
 /* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7194);
 
 /**
@@ -72235,7 +72237,7 @@ function failureMessage(err) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6832);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8544);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -72249,7 +72251,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6832:
+/***/ 8544:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -76459,7 +76461,7 @@ function parseInputs(read, env = process.env) {
     if (bucket && !BUCKET_NAME.test(bucket)) {
         problems.push(`\`bucket\` "${bucket}" is not a valid S3 bucket name (3–63 characters: lower-case letters, digits, dots, hyphens). Give the name only, not an ARN or s3:// URL.`);
     }
-    const versionPrefix = validateVersionPrefix(required(constants/* Inputs */.G0.VersionPrefix), problems);
+    const versionPrefix = validatePrefix(required(constants/* Inputs */.G0.VersionPrefix), problems);
     const distributionId = text(constants/* Inputs */.G0.DistributionId) || undefined;
     if (distributionId && !DISTRIBUTION_ID.test(distributionId)) {
         problems.push(`\`distribution-id\` "${distributionId}" is not a CloudFront distribution id (upper-case letters and digits, e.g. E1A2B3C4D5E6F7). Give the id, not the domain or ARN.`);
@@ -76502,6 +76504,7 @@ function parseInputs(read, env = process.env) {
         problems.push('`cache-control` must be one line of ASCII text.');
     }
     const metadata = parseMetadata(lines(constants/* Inputs */.G0.Metadata), problems);
+    const reuseFrom = parseReuseFrom(lines(constants/* Inputs */.G0.ReuseFrom), problems);
     const region = text(constants/* Inputs */.G0.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
     if (!REGION.test(region)) {
         problems.push(`\`aws-region\` "${region}" is not a region name such as us-east-1.`);
@@ -76529,6 +76532,7 @@ function parseInputs(read, env = process.env) {
         metadata,
         overwrite: bool(constants/* Inputs */.G0.Overwrite, false),
         manifest: bool(constants/* Inputs */.G0.Manifest, true),
+        reuseFrom,
         dryRun: bool(constants/* Inputs */.G0.DryRun, false),
         region,
         endpointUrl,
@@ -76539,10 +76543,11 @@ function parseInputs(read, env = process.env) {
     }
     return inputs;
 }
-function validateVersionPrefix(raw, problems) {
+/** A key prefix given as an input (`version-prefix`, `alias`…): normalised, or problems added. */
+function validatePrefix(raw, problems, name = constants/* Inputs */.G0.VersionPrefix) {
     if (!raw)
         return raw;
-    const where = `\`version-prefix\` "${raw}"`;
+    const where = `\`${name}\` "${raw}"`;
     if (raw.startsWith('/'))
         problems.push(`${where} must not start with "/" (write v3, not /v3).`);
     const prefix = raw.replace(/^\/+/, '').replace(/\/$/, '');
@@ -76557,6 +76562,15 @@ function validateVersionPrefix(raw, problems) {
         problems.push(`${where} may only use letters, digits and . _ - + = @ , (S3, URLs and CloudFront paths treat other characters differently).`);
     }
     return prefix;
+}
+/** `auto` (or empty), `none`, or the prefixes to search for identical objects. */
+function parseReuseFrom(entries, problems) {
+    if (entries.length === 0 || (entries.length === 1 && entries[0].toLowerCase() === 'auto')) {
+        return 'auto';
+    }
+    if (entries.length === 1 && entries[0].toLowerCase() === 'none')
+        return [];
+    return entries.map((entry) => validatePrefix(entry, problems, constants/* Inputs */.G0.ReuseFrom));
 }
 function parseMetadata(entries, problems) {
     const metadata = {};
@@ -78384,6 +78398,313 @@ async function headObject(s3, bucket, key) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/copy.ts
+
+
+
+
+
+/** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
+const MAX_SINGLE_COPY_BYTES = 5 * constants/* GiB */.T3;
+/**
+ * The `x-amz-copy-source` value for a key. The SDK sends CopySource as given, and S3 URL-decodes
+ * it, so each segment is percent-encoded (spaces, non-ASCII, `%`, `+`, `?`) and the `/`s kept.
+ */
+function copySource(bucket, key) {
+    return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+/**
+ * Copies one object server-side with exactly the headers of `request` (MetadataDirective and
+ * TaggingDirective REPLACE: no header or tag of the source follows it). Sources up to
+ * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
+ * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
+ * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
+ */
+async function copyObject(s3, request, opts) {
+    const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
+    throwIfCancelled(opts.signal, what);
+    const headers = {
+        Bucket: request.bucket,
+        Key: request.destKey,
+        ContentType: request.contentType,
+        CacheControl: request.cacheControl,
+        Metadata: request.metadata
+    };
+    const source = {
+        CopySource: copySource(request.bucket, request.sourceKey),
+        ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
+    };
+    if (request.size <= (opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES)) {
+        try {
+            const { CopyObjectResult } = await s3.send(new client_s3_dist_cjs/* CopyObjectCommand */.s9Z({
+                ...headers,
+                ...source,
+                MetadataDirective: 'REPLACE',
+                TaggingDirective: 'REPLACE'
+            }), { abortSignal: opts.signal });
+            return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false };
+        }
+        catch (err) {
+            throwIfCancelled(opts.signal, what);
+            throw explainCopyError(err, what, request.bucket);
+        }
+    }
+    return copyMultipart(s3, request, headers, source, opts, what);
+}
+async function copyMultipart(s3, request, headers, source, opts, what) {
+    const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
+    const count = partCount(request.size, partSize);
+    let uploadId;
+    try {
+        ;
+        ({ UploadId: uploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
+            abortSignal: opts.signal
+        }));
+    }
+    catch (err) {
+        throwIfCancelled(opts.signal, what);
+        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
+    }
+    if (!uploadId) {
+        throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
+    }
+    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
+    const parts = new Array(count);
+    let next = 0;
+    let failure;
+    const worker = async () => {
+        while (next < count && failure === undefined && !opts.signal?.aborted) {
+            const index = next++;
+            const first = index * partSize;
+            const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`;
+            try {
+                // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
+                const { CopyPartResult } = await s3.send(new client_s3_dist_cjs/* UploadPartCopyCommand */.Xp2({
+                    ...upload,
+                    ...source,
+                    PartNumber: index + 1,
+                    CopySourceRange: range
+                }));
+                parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag };
+            }
+            catch (err) {
+                failure ??= explainCopyError(err, `${what} (part ${index + 1} of ${count}, ${range})`, request.bucket);
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
+    if (failure === undefined && !opts.signal?.aborted) {
+        try {
+            const { ETag } = await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }));
+            return { eTag: ETag, parts: count, multipart: true };
+        }
+        catch (err) {
+            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
+        }
+    }
+    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
+    for (const f of outcome.failed)
+        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
+    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
+}
+function cancelled(signal, what, state) {
+    return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
+}
+function throwIfCancelled(signal, what) {
+    if (signal?.aborted)
+        throw cancelled(signal, what, '');
+}
+/** explainAwsError, with what a failed CopySourceIfMatch means for us. */
+function explainCopyError(err, action, bucket) {
+    const explained = (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
+    if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
+        return explained;
+    }
+    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
+}
+
+;// CONCATENATED MODULE: ./src/reuse.ts
+
+
+
+
+
+
+/** Below this an upload costs about what a copy does (one request): not worth a search. */
+const MIN_REUSE_BYTES = constants/* MiB */.lv;
+/** Keys listed at most when searching (20 requests), so a crowded bucket cannot slow every run. */
+const MAX_SEARCHED_KEYS = 20_000;
+/** Same-size objects whose SHA-256 is read (one HEAD each) per file, newest first. */
+const MAX_CANDIDATES_PER_FILE = 4;
+const reuse_HEAD_CONCURRENCY = 16;
+/**
+ * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
+ * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
+ * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
+ * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
+ * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
+ * shards are distinctive enough that few HEADs are needed.
+ */
+async function findReusableObjects(s3, files, search) {
+    const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES);
+    if (wanted.length === 0 || search.searchPrefixes.length === 0)
+        return files;
+    const sizes = new Set(wanted.map((f) => f.size));
+    let listed;
+    try {
+        listed = await listCandidates(s3, sizes, search);
+    }
+    catch (err) {
+        // Searching is an optimisation: a role allowed to list only its own prefix still deploys.
+        if (err instanceof errors/* AwsError */.Gy && err.httpStatus === 403) {
+            search.logger.warning(`Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`);
+            return files;
+        }
+        throw err;
+    }
+    const sha256Of = new Map();
+    const readSha256 = (key) => {
+        let pending = sha256Of.get(key);
+        if (!pending) {
+            pending = headSha256(s3, search.bucket, key);
+            sha256Of.set(key, pending);
+        }
+        return pending;
+    };
+    const sources = await mapLimit(wanted, reuse_HEAD_CONCURRENCY, async (file) => {
+        const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE);
+        for (const candidate of candidates) {
+            search.signal?.throwIfAborted();
+            if ((await readSha256(candidate.key)) === file.sha256)
+                return candidate;
+        }
+        return undefined;
+    });
+    const found = new Map();
+    wanted.forEach((file, i) => {
+        const source = sources[i];
+        if (source)
+            found.set(file.key, { key: source.key, eTag: source.eTag });
+    });
+    const copied = wanted.filter((f) => found.has(f.key));
+    search.logger.info(`Searched ${listed.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
+        `${listed.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
+        `${copied.length} of ${wanted.length} new file(s) of ${formatBytes(MIN_REUSE_BYTES)} or more are already stored and will be copied server-side` +
+        `${copied.length ? ` (${formatBytes(copied.reduce((sum, f) => sum + f.size, 0))} not uploaded)` : ''}.`);
+    return files.map((f) => {
+        const source = found.get(f.key);
+        return source ? { ...f, action: 'copy', copyFrom: source } : f;
+    });
+}
+function describePrefixes(prefixes) {
+    return prefixes.map((p) => (p ? `${p}/` : 'the whole bucket')).join(', ');
+}
+/** Objects of the wanted sizes under the search prefixes, newest first per size. */
+async function listCandidates(s3, sizes, search) {
+    const bySize = new Map();
+    const own = `${search.versionPrefix}/`;
+    let searched = 0;
+    let truncated = false;
+    for (const prefix of search.searchPrefixes) {
+        const listPrefix = prefix ? `${prefix}/` : '';
+        let token;
+        do {
+            search.signal?.throwIfAborted();
+            const page = await s3
+                .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({
+                Bucket: search.bucket,
+                Prefix: listPrefix,
+                ContinuationToken: token,
+                MaxKeys: Math.min(1000, MAX_SEARCHED_KEYS - searched)
+            }), { abortSignal: search.signal })
+                .catch((err) => {
+                throw (0,errors/* explainAwsError */.Ni)(err, {
+                    action: `listing s3://${search.bucket}/${listPrefix} for identical objects`,
+                    bucket: search.bucket
+                });
+            });
+            for (const obj of page.Contents ?? []) {
+                searched++;
+                if (obj.Key === undefined || obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1))
+                    continue;
+                const list = bySize.get(obj.Size) ?? [];
+                list.push({ key: obj.Key, eTag: obj.ETag, lastModified: obj.LastModified?.getTime() ?? 0 });
+                bySize.set(obj.Size, list);
+            }
+            token = page.IsTruncated ? page.NextContinuationToken : undefined;
+            if (token && searched >= MAX_SEARCHED_KEYS) {
+                truncated = true;
+                token = undefined;
+            }
+        } while (token);
+        if (truncated)
+            break;
+    }
+    for (const list of bySize.values())
+        list.sort((a, b) => b.lastModified - a.lastModified);
+    return { bySize, searched, truncated };
+}
+/** The SHA-256 this action recorded on the object, or undefined (not ours, or gone since). */
+async function headSha256(s3, bucket, key) {
+    try {
+        const head = await s3.send(new client_s3_dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
+        return head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6];
+    }
+    catch (err) {
+        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
+            return undefined;
+        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+    }
+}
+/**
+ * Copies the files whose action is `copy` from their sources, with this run's headers (the
+ * source's own headers and tags do not follow). A source that changed or vanished since it was
+ * found (ETag precondition failed, 404) is not an error: that file is returned to be uploaded.
+ */
+async function copyFiles(s3, files, opts) {
+    const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom);
+    const fallBack = [];
+    let bytesCopied = 0;
+    // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
+    const perCopy = Math.max(1, Math.floor(opts.concurrency / 2));
+    await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
+        const source = file.copyFrom;
+        try {
+            await copyObject(s3, {
+                bucket: opts.bucket,
+                sourceKey: source.key,
+                destKey: file.key,
+                size: file.size,
+                contentType: file.contentType,
+                cacheControl: opts.cacheControl,
+                metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+                sourceETag: source.eTag
+            }, {
+                partSize: opts.partSizeBytes,
+                concurrency: perCopy,
+                signal: opts.signal,
+                logger: opts.logger
+            });
+            bytesCopied += file.size;
+            opts.logger.info(`Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`);
+        }
+        catch (err) {
+            if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
+                opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
+                fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
+                return;
+            }
+            throw err instanceof errors/* DeployError */.sH
+                ? err
+                : (0,errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
+        }
+    });
+    return { bytesCopied, fallBack };
+}
+function sourceGone(err) {
+    return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
+}
+
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:zlib"
@@ -78773,6 +79094,7 @@ function s3UrlBase(bucket, region, customEndpoint) {
 
 
 
+
 /**
  * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
  * validated first (files, distribution, existing keys, hashes), then the uploads, then the
@@ -78808,7 +79130,14 @@ async function deploy(inputs, clients, deps) {
         stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
         throw err;
     });
-    const files = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
+    const planned = await findReusableObjects(clients.s3, plan.files, {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        searchPrefixes: reuseSearchPrefixes(inputs),
+        logger,
+        signal: deps.signal
+    });
+    const files = planned.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
     logPlan(files, inputs, logger);
     const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
     const manifestObjectKey = manifestKey(inputs.versionPrefix);
@@ -78856,7 +79185,7 @@ async function deploy(inputs, clients, deps) {
         status: 'none',
         waitedMs: 0
     };
-    const report = (bytesUploaded) => ({
+    const report = (bytesUploaded, bytesCopied = 0) => ({
         versionPrefix: inputs.versionPrefix,
         bucket: inputs.bucket,
         dryRun: inputs.dryRun,
@@ -78867,6 +79196,7 @@ async function deploy(inputs, clients, deps) {
         manifestAction,
         invalidation,
         bytesUploaded,
+        bytesCopied,
         durationMs: now() - started,
         distribution: distributionRef,
         warnings
@@ -78875,6 +79205,21 @@ async function deploy(inputs, clients, deps) {
         logger.info(`Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
             `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
         return report(0);
+    }
+    // Copies first: a source that changed since it was found falls back to an upload.
+    const { bytesCopied, fallBack } = await copyFiles(clients.s3, files, {
+        bucket: inputs.bucket,
+        cacheControl: inputs.cacheControl,
+        metadata: inputs.metadata,
+        partSizeBytes: inputs.partSizeBytes,
+        concurrency: inputs.concurrency,
+        logger,
+        signal: deps.signal
+    });
+    for (const file of fallBack) {
+        const published = files.find((f) => f.key === file.key);
+        if (published)
+            Object.assign(published, { action: 'upload', copyFrom: undefined });
     }
     const { bytesUploaded } = await uploadFiles(clients.s3, files, {
         bucket: inputs.bucket,
@@ -78921,7 +79266,14 @@ async function deploy(inputs, clients, deps) {
             }
         }
     }
-    return report(bytesUploaded);
+    return report(bytesUploaded, bytesCopied);
+}
+/** The prefixes `reuse-from` stands for; `auto` is the version's parent ('' = the bucket). */
+function reuseSearchPrefixes(inputs) {
+    if (inputs.reuseFrom !== 'auto')
+        return inputs.reuseFrom;
+    const slash = inputs.versionPrefix.lastIndexOf('/');
+    return [slash === -1 ? '' : inputs.versionPrefix.slice(0, slash)];
 }
 /** Ends the deploy between stages once it is cancelled, saying how far it got. */
 function stopIfCancelled(signal, state) {
@@ -78930,7 +79282,7 @@ function stopIfCancelled(signal, state) {
 }
 /** Which keys must be invalidated, and why, per the `invalidate` mode. */
 function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
-    const uploaded = files.filter((f) => f.action === 'upload');
+    const uploaded = files.filter((f) => f.action !== 'skip');
     const manifest = manifestOverwritten ? [manifestKey(inputs.versionPrefix)] : [];
     const resumed = replacedEarlier.length
         ? ` and ${replacedEarlier.length} key(s) an unfinished earlier run replaced`
@@ -78944,7 +79296,7 @@ function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
         case 'all':
             return {
                 keys: [...uploaded.map((f) => f.key), ...replacedEarlier, ...manifest],
-                reason: `invalidate is all: every uploaded key (${uploaded.length})${resumed} is invalidated.`
+                reason: `invalidate is all: every uploaded or copied key (${uploaded.length})${resumed} is invalidated.`
             };
         case 'auto': {
             const overwritten = uploaded.filter((f) => f.existed);
@@ -78953,7 +79305,7 @@ function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
                 keys: [...overwritten.map((f) => f.key), ...replacedEarlier, ...manifest],
                 reason: count > 0
                     ? `invalidate is auto: ${overwritten.length} overwritten key(s)${resumed}${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
-                    : 'invalidate is auto: every uploaded key is new, so no edge cache can hold a stale copy.'
+                    : 'invalidate is auto: every uploaded or copied key is new, so no edge cache can hold a stale copy.'
             };
         }
     }
@@ -78971,9 +79323,12 @@ function skippedSinceChanged(files, stored) {
 function logPlan(files, inputs, logger) {
     const dry = inputs.dryRun;
     for (const f of files) {
+        const overwrite = f.existed ? ' (overwrite)' : '';
         const what = f.action === 'skip'
             ? `${dry ? 'Would skip' : 'Skip'} ${f.relativePath}: s3://${inputs.bucket}/${f.key} already holds these bytes`
-            : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${f.existed ? ' (overwrite)' : ''}`;
+            : f.action === 'copy'
+                ? `${dry ? 'Would copy' : 'Copy'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite} server-side from ${f.copyFrom?.key}, which holds the same bytes`
+                : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite}`;
         logger.info(what);
     }
 }
@@ -79018,6 +79373,7 @@ function buildOutputs(r) {
             [constants/* Outputs */.tY.Manifest]: manifest,
             [constants/* Outputs */.tY.ManifestUrl]: r.manifestUrl,
             [constants/* Outputs */.tY.Uploaded]: String(r.files.filter((f) => f.action === 'upload').length),
+            [constants/* Outputs */.tY.Copied]: String(r.files.filter((f) => f.action === 'copy').length),
             [constants/* Outputs */.tY.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
             [constants/* Outputs */.tY.BytesUploaded]: String(r.bytesUploaded),
             [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(r.invalidation.ids),
@@ -79103,8 +79459,13 @@ function filesSection(report, limit = report.files.length) {
     }
     return lines.join('\n');
 }
+const FILE_STATUS = {
+    upload: ['uploaded', 'would upload'],
+    copy: ['copied in S3', 'would copy in S3'],
+    skip: ['skipped', 'would skip']
+};
 function fileRow(f, dryRun) {
-    const [done, planned] = f.action === 'upload' ? ['uploaded', 'would upload'] : ['skipped', 'would skip'];
+    const [done, planned] = FILE_STATUS[f.action];
     const cells = [
         `[${escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
         formatBytes(f.size),
@@ -79114,19 +79475,28 @@ function fileRow(f, dryRun) {
     return `| ${cells.join(' | ')} |`;
 }
 function totalsSection(report) {
-    const uploads = report.files.filter((f) => f.action === 'upload');
-    const skipped = report.files.length - uploads.length;
+    const count = (action) => report.files.filter((f) => f.action === action);
+    const [uploads, copies, skips] = [count('upload'), count('copy'), count('skip')];
+    const bytesOf = (files) => files.reduce((sum, f) => sum + f.size, 0);
     const all = report.files.length;
     const duration = `- **Duration:** ${formatDuration(report.durationMs)}`;
+    const copied = copies.length
+        ? [
+            `- **Bytes ${report.dryRun ? 'to copy' : 'copied'} server-side (not uploaded):** ${exactBytes(report.dryRun ? bytesOf(copies) : report.bytesCopied)}`
+        ]
+        : [];
+    const copiedCount = (verb) => (copies.length ? `, ${copies.length} ${verb}` : '');
     const lines = report.dryRun
         ? [
-            `- **Files:** ${uploads.length} would upload, ${skipped} would skip (${all} in all)`,
-            `- **Bytes to upload:** ${exactBytes(uploads.reduce((sum, f) => sum + f.size, 0))}`,
+            `- **Files:** ${uploads.length} would upload${copiedCount('would copy in S3')}, ${skips.length} would skip (${all} in all)`,
+            `- **Bytes to upload:** ${exactBytes(bytesOf(uploads))}`,
+            ...copied,
             duration
         ]
         : [
-            `- **Files:** ${uploads.length} uploaded, ${skipped} skipped (${all} in all)`,
+            `- **Files:** ${uploads.length} uploaded${copiedCount('copied in S3')}, ${skips.length} skipped (${all} in all)`,
             `- **Bytes uploaded:** ${exactBytes(report.bytesUploaded)}`,
+            ...copied,
             duration,
             `- **Average throughput:** ${throughput(report.bytesUploaded, report.durationMs)}`
         ];

@@ -18,6 +18,7 @@ export const Inputs = {
   Metadata: 'metadata',
   Overwrite: 'overwrite',
   Manifest: 'manifest',
+  ReuseFrom: 'reuse-from',
   DryRun: 'dry-run',
   AwsRegion: 'aws-region',
   EndpointUrl: 'endpoint-url'
@@ -29,6 +30,7 @@ export const Outputs = {
   Manifest: 'manifest',
   ManifestUrl: 'manifest-url',
   Uploaded: 'uploaded',
+  Copied: 'copied',
   Skipped: 'skipped',
   BytesUploaded: 'bytes-uploaded',
   InvalidationIds: 'invalidation-ids',

@@ -12,6 +12,7 @@ import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from
 import { readStoredManifest, sameFiles, writeManifest } from './manifest-store.js'
 import { planDeploy } from './plan.js'
 import { formatBytes } from './progress.js'
+import { copyFiles, findReusableObjects } from './reuse.js'
 import { uploadFiles } from './upload.js'
 import { objectUrl, s3UrlBase } from './urls.js'
 import type {
@@ -48,6 +49,8 @@ export interface DeployReport {
   manifestAction: 'written' | 'unchanged' | 'none'
   invalidation: InvalidationOutcome
   bytesUploaded: number
+  /** Bytes S3 copied server-side instead of uploading them. */
+  bytesCopied: number
   durationMs: number
   distribution: { id: string; domain: string } | null
   warnings: string[]
@@ -98,7 +101,14 @@ export async function deploy(
     stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
     throw err
   })
-  const files: PublishedFile[] = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
+  const planned = await findReusableObjects(clients.s3, plan.files, {
+    bucket: inputs.bucket,
+    versionPrefix: inputs.versionPrefix,
+    searchPrefixes: reuseSearchPrefixes(inputs),
+    logger,
+    signal: deps.signal
+  })
+  const files: PublishedFile[] = planned.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
   logPlan(files, inputs, logger)
 
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
@@ -153,7 +163,7 @@ export async function deploy(
     waitedMs: 0
   }
 
-  const report = (bytesUploaded: number): DeployReport => ({
+  const report = (bytesUploaded: number, bytesCopied = 0): DeployReport => ({
     versionPrefix: inputs.versionPrefix,
     bucket: inputs.bucket,
     dryRun: inputs.dryRun,
@@ -164,6 +174,7 @@ export async function deploy(
     manifestAction,
     invalidation,
     bytesUploaded,
+    bytesCopied,
     durationMs: now() - started,
     distribution: distributionRef,
     warnings
@@ -177,6 +188,20 @@ export async function deploy(
     return report(0)
   }
 
+  // Copies first: a source that changed since it was found falls back to an upload.
+  const { bytesCopied, fallBack } = await copyFiles(clients.s3, files, {
+    bucket: inputs.bucket,
+    cacheControl: inputs.cacheControl,
+    metadata: inputs.metadata,
+    partSizeBytes: inputs.partSizeBytes,
+    concurrency: inputs.concurrency,
+    logger,
+    signal: deps.signal
+  })
+  for (const file of fallBack) {
+    const published = files.find((f) => f.key === file.key)
+    if (published) Object.assign(published, { action: 'upload', copyFrom: undefined })
+  }
   const { bytesUploaded } = await uploadFiles(clients.s3, files, {
     bucket: inputs.bucket,
     multipartThresholdBytes: inputs.multipartThresholdBytes,
@@ -241,7 +266,14 @@ export async function deploy(
       }
     }
   }
-  return report(bytesUploaded)
+  return report(bytesUploaded, bytesCopied)
+}
+
+/** The prefixes `reuse-from` stands for; `auto` is the version's parent ('' = the bucket). */
+function reuseSearchPrefixes(inputs: Pick<DeployInputs, 'reuseFrom' | 'versionPrefix'>): string[] {
+  if (inputs.reuseFrom !== 'auto') return inputs.reuseFrom
+  const slash = inputs.versionPrefix.lastIndexOf('/')
+  return [slash === -1 ? '' : inputs.versionPrefix.slice(0, slash)]
 }
 
 /** Ends the deploy between stages once it is cancelled, saying how far it got. */
@@ -257,7 +289,7 @@ function invalidationKeys(
   manifestOverwritten: boolean,
   replacedEarlier: string[]
 ): { keys: string[]; reason: string } {
-  const uploaded = files.filter((f) => f.action === 'upload')
+  const uploaded = files.filter((f) => f.action !== 'skip')
   const manifest = manifestOverwritten ? [manifestKey(inputs.versionPrefix)] : []
   const resumed = replacedEarlier.length
     ? ` and ${replacedEarlier.length} key(s) an unfinished earlier run replaced`
@@ -271,7 +303,7 @@ function invalidationKeys(
     case 'all':
       return {
         keys: [...uploaded.map((f) => f.key), ...replacedEarlier, ...manifest],
-        reason: `invalidate is all: every uploaded key (${uploaded.length})${resumed} is invalidated.`
+        reason: `invalidate is all: every uploaded or copied key (${uploaded.length})${resumed} is invalidated.`
       }
     case 'auto': {
       const overwritten = uploaded.filter((f) => f.existed)
@@ -281,7 +313,7 @@ function invalidationKeys(
         reason:
           count > 0
             ? `invalidate is auto: ${overwritten.length} overwritten key(s)${resumed}${manifest.length ? ' and the rewritten manifest' : ''} may be cached at the edge; new keys cannot be.`
-            : 'invalidate is auto: every uploaded key is new, so no edge cache can hold a stale copy.'
+            : 'invalidate is auto: every uploaded or copied key is new, so no edge cache can hold a stale copy.'
       }
     }
   }
@@ -305,10 +337,13 @@ function logPlan(
 ): void {
   const dry = inputs.dryRun
   for (const f of files) {
+    const overwrite = f.existed ? ' (overwrite)' : ''
     const what =
       f.action === 'skip'
         ? `${dry ? 'Would skip' : 'Skip'} ${f.relativePath}: s3://${inputs.bucket}/${f.key} already holds these bytes`
-        : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${f.existed ? ' (overwrite)' : ''}`
+        : f.action === 'copy'
+          ? `${dry ? 'Would copy' : 'Copy'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite} server-side from ${f.copyFrom?.key}, which holds the same bytes`
+          : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite}`
     logger.info(what)
   }
 }

@@ -93,7 +93,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     )
   }
 
-  const versionPrefix = validateVersionPrefix(required(Inputs.VersionPrefix), problems)
+  const versionPrefix = validatePrefix(required(Inputs.VersionPrefix), problems)
 
   const distributionId = text(Inputs.DistributionId) || undefined
   if (distributionId && !DISTRIBUTION_ID.test(distributionId)) {
@@ -155,6 +155,8 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
 
   const metadata = parseMetadata(lines(Inputs.Metadata), problems)
 
+  const reuseFrom = parseReuseFrom(lines(Inputs.ReuseFrom), problems)
+
   const region = text(Inputs.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'
   if (!REGION.test(region)) {
     problems.push(`\`aws-region\` "${region}" is not a region name such as us-east-1.`)
@@ -184,6 +186,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     metadata,
     overwrite: bool(Inputs.Overwrite, false),
     manifest: bool(Inputs.Manifest, true),
+    reuseFrom,
     dryRun: bool(Inputs.DryRun, false),
     region,
     endpointUrl,
@@ -197,9 +200,14 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
   return inputs
 }
 
-export function validateVersionPrefix(raw: string, problems: string[]): string {
+/** A key prefix given as an input (`version-prefix`, `alias`…): normalised, or problems added. */
+export function validatePrefix(
+  raw: string,
+  problems: string[],
+  name: string = Inputs.VersionPrefix
+): string {
   if (!raw) return raw
-  const where = `\`version-prefix\` "${raw}"`
+  const where = `\`${name}\` "${raw}"`
   if (raw.startsWith('/')) problems.push(`${where} must not start with "/" (write v3, not /v3).`)
   const prefix = raw.replace(/^\/+/, '').replace(/\/$/, '')
   const segments = prefix.split('/')
@@ -214,6 +222,15 @@ export function validateVersionPrefix(raw: string, problems: string[]): string {
     )
   }
   return prefix
+}
+
+/** `auto` (or empty), `none`, or the prefixes to search for identical objects. */
+function parseReuseFrom(entries: string[], problems: string[]): DeployInputs['reuseFrom'] {
+  if (entries.length === 0 || (entries.length === 1 && entries[0].toLowerCase() === 'auto')) {
+    return 'auto'
+  }
+  if (entries.length === 1 && entries[0].toLowerCase() === 'none') return []
+  return entries.map((entry) => validatePrefix(entry, problems, Inputs.ReuseFrom))
 }
 
 function parseMetadata(entries: string[], problems: string[]): Record<string, string> {

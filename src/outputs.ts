@@ -63,6 +63,7 @@ export function buildOutputs(r: OutputsReport): BuiltOutputs {
       [Outputs.Manifest]: manifest,
       [Outputs.ManifestUrl]: r.manifestUrl,
       [Outputs.Uploaded]: String(r.files.filter((f) => f.action === 'upload').length),
+      [Outputs.Copied]: String(r.files.filter((f) => f.action === 'copy').length),
       [Outputs.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
       [Outputs.BytesUploaded]: String(r.bytesUploaded),
       [Outputs.InvalidationIds]: JSON.stringify(r.invalidation.ids),

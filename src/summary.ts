@@ -22,6 +22,7 @@ export interface SummaryReport {
   dryRun: boolean
   files: PublishedFile[]
   bytesUploaded: number
+  bytesCopied: number
   durationMs: number
   invalidation: InvalidationOutcome
   distribution: { id: string; domain: string } | null
@@ -85,9 +86,14 @@ export function filesSection(
   return lines.join('\n')
 }
 
+const FILE_STATUS: Record<PublishedFile['action'], [string, string]> = {
+  upload: ['uploaded', 'would upload'],
+  copy: ['copied in S3', 'would copy in S3'],
+  skip: ['skipped', 'would skip']
+}
+
 function fileRow(f: PublishedFile, dryRun: boolean): string {
-  const [done, planned] =
-    f.action === 'upload' ? ['uploaded', 'would upload'] : ['skipped', 'would skip']
+  const [done, planned] = FILE_STATUS[f.action]
   const cells = [
     `[${escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
     formatBytes(f.size),
@@ -98,21 +104,30 @@ function fileRow(f: PublishedFile, dryRun: boolean): string {
 }
 
 export function totalsSection(
-  report: Pick<SummaryReport, 'files' | 'bytesUploaded' | 'durationMs' | 'dryRun'>
+  report: Pick<SummaryReport, 'files' | 'bytesUploaded' | 'bytesCopied' | 'durationMs' | 'dryRun'>
 ): string {
-  const uploads = report.files.filter((f) => f.action === 'upload')
-  const skipped = report.files.length - uploads.length
+  const count = (action: PublishedFile['action']) => report.files.filter((f) => f.action === action)
+  const [uploads, copies, skips] = [count('upload'), count('copy'), count('skip')]
+  const bytesOf = (files: PublishedFile[]) => files.reduce((sum, f) => sum + f.size, 0)
   const all = report.files.length
   const duration = `- **Duration:** ${formatDuration(report.durationMs)}`
+  const copied = copies.length
+    ? [
+        `- **Bytes ${report.dryRun ? 'to copy' : 'copied'} server-side (not uploaded):** ${exactBytes(report.dryRun ? bytesOf(copies) : report.bytesCopied)}`
+      ]
+    : []
+  const copiedCount = (verb: string) => (copies.length ? `, ${copies.length} ${verb}` : '')
   const lines = report.dryRun
     ? [
-        `- **Files:** ${uploads.length} would upload, ${skipped} would skip (${all} in all)`,
-        `- **Bytes to upload:** ${exactBytes(uploads.reduce((sum, f) => sum + f.size, 0))}`,
+        `- **Files:** ${uploads.length} would upload${copiedCount('would copy in S3')}, ${skips.length} would skip (${all} in all)`,
+        `- **Bytes to upload:** ${exactBytes(bytesOf(uploads))}`,
+        ...copied,
         duration
       ]
     : [
-        `- **Files:** ${uploads.length} uploaded, ${skipped} skipped (${all} in all)`,
+        `- **Files:** ${uploads.length} uploaded${copiedCount('copied in S3')}, ${skips.length} skipped (${all} in all)`,
         `- **Bytes uploaded:** ${exactBytes(report.bytesUploaded)}`,
+        ...copied,
         duration,
         `- **Average throughput:** ${throughput(report.bytesUploaded, report.durationMs)}`
       ]

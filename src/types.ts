@@ -29,6 +29,11 @@ export interface DeployInputs {
   metadata: Record<string, string>
   overwrite: boolean
   manifest: boolean
+  /**
+   * Where objects holding a new file's exact bytes are looked for, to copy them server-side:
+   * `auto` = the version prefix's parent; [] = nowhere. '' means the whole bucket.
+   */
+  reuseFrom: 'auto' | string[]
   dryRun: boolean
   region: string
   endpointUrl?: string
@@ -44,8 +49,15 @@ export interface LocalFile {
   size: number
 }
 
-/** What happens to one file. */
-export type FileAction = 'upload' | 'skip'
+/** What happens to one file: sent, copied server-side from identical bytes, or already there. */
+export type FileAction = 'upload' | 'copy' | 'skip'
+
+/** An object elsewhere in the bucket holding a file's exact bytes. */
+export interface CopySource {
+  key: string
+  /** As listed: the copy is refused if the source changed since. */
+  eTag?: string
+}
 
 export interface PlannedFile extends LocalFile {
   key: string
@@ -54,6 +66,8 @@ export interface PlannedFile extends LocalFile {
   action: FileAction
   /** The key held an object before this run (so `auto` invalidation must cover it if uploaded). */
   existed: boolean
+  /** Set when action is `copy`. */
+  copyFrom?: CopySource
 }
 
 export interface PublishedFile extends PlannedFile {

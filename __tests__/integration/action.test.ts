@@ -344,7 +344,16 @@ describe('model-cdn-deploy against moto_server, run as a GitHub runner runs it',
     const invalidationsBefore = await listInvalidations(cloudfront, world.distributionId)
     const r = await deploy({ 'distribution-id': undefined, 'version-prefix': 'v2' })
     expectSuccess(r)
-    expect(r.outputs['uploaded']).toBe(String(files.length))
+    // The 12 MiB file (the only one of 1 MiB or more) is already in v1/: copied in S3, not sent.
+    const big = files.filter((f) => f.bytes.length >= 1024 * 1024)
+    expect(big).toHaveLength(1)
+    expect(r.outputs['copied']).toBe('1')
+    expect(r.outputs['uploaded']).toBe(String(files.length - 1))
+    expect(Number(r.outputs['bytes-uploaded'])).toBe(
+      files.reduce((sum, f) => sum + f.bytes.length, 0) - big[0].bytes.length
+    )
+    expect(r.stdout).toContain(`server-side from ${keyOf(big[0].rel, 'v1')}`)
+    expect(r.summary).toContain('copied in S3')
     for (const f of files) await expectStored(f, 'v2')
     expect(r.outputs['invalidation-status']).toBe('none')
     expect(JSON.parse(r.outputs['invalidation-ids'])).toEqual([])

@@ -108,6 +108,8 @@ function inputsFor(prefix: string, values: Record<string, string> = {}) {
     'multipart-threshold-mb': '5',
     'part-size-mb': '5',
     'endpoint-url': proxy!.endpoint,
+    // Every scenario publishes the same files: they must be uploaded, not copied from the last.
+    'reuse-from': 'none',
     ...values
   }
   return parseInputs((name) => all[name] ?? '', { GITHUB_WORKSPACE: workspace })
@@ -367,7 +369,8 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
         'version-prefix': 'v-dist',
         'distribution-id': world.distributionId,
         'multipart-threshold-mb': 5,
-        'part-size-mb': 5
+        'part-size-mb': 5,
+        'reuse-from': 'none'
       }
     })
     if (r.exitCode !== 0) {

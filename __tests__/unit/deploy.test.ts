@@ -98,7 +98,7 @@ describe('deploy', () => {
     expect(putKeys().at(-1)).toBe('v1/manifest.json')
     expect(cfMock.commandCalls(CreateInvalidationCommand)).toHaveLength(0)
     expect(report.invalidation.status).toBe('none')
-    expect(report.invalidation.reason).toContain('every uploaded key is new')
+    expect(report.invalidation.reason).toContain('every uploaded or copied key is new')
     expect(report.files.map((f) => f.url)).toEqual([
       'https://d111.cloudfront.net/v1/a.onnx',
       'https://d111.cloudfront.net/v1/sub%20dir/b.json'

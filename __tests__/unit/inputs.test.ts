@@ -47,11 +47,23 @@ describe('parseInputs', () => {
       metadata: {},
       overwrite: false,
       manifest: true,
+      reuseFrom: 'auto',
       dryRun: false,
       region: 'us-east-1',
       endpointUrl: undefined,
       workspace
     })
+  })
+
+  it('reads reuse-from as auto, none, or prefixes checked like version-prefix', () => {
+    expect(parseInputs(reader({ 'reuse-from': 'AUTO' }), env).reuseFrom).toBe('auto')
+    expect(parseInputs(reader({ 'reuse-from': 'none' }), env).reuseFrom).toEqual([])
+    expect(
+      parseInputs(reader({ 'reuse-from': 'resnet50/v2/\nresnet50/v1' }), env).reuseFrom
+    ).toEqual(['resnet50/v2', 'resnet50/v1'])
+    expect(() => parseInputs(reader({ 'reuse-from': 'v1\n../v0' }), env)).toThrow(
+      '`reuse-from` "../v0" must not contain "." or ".." segments.'
+    )
   })
 
   it('parses every input', () => {

@@ -1,31 +1,11 @@
 import { buildManifest } from '../../src/manifest.js'
 import { buildOutputs, OUTPUTS_BUDGET_BYTES } from '../../src/outputs.js'
-import type { InvalidationOutcome, PublishedFile } from '../../src/types.js'
+import type { PublishedFile } from '../../src/types.js'
+import { noInvalidation, publishedFile, URL_BASE } from '../../__fixtures__/published.js'
 
-const BASE = 'https://models.example.com'
-
-function published(relativePath: string, overrides: Partial<PublishedFile> = {}): PublishedFile {
-  return {
-    absolutePath: `/work/out/${relativePath}`,
-    relativePath,
-    size: 100,
-    key: `v3/${relativePath}`,
-    sha256: 'c'.repeat(64),
-    contentType: 'application/octet-stream',
-    action: 'upload',
-    existed: false,
-    url: `${BASE}/v3/${relativePath}`,
-    ...overrides
-  }
-}
-
-const noInvalidation: InvalidationOutcome = {
-  reason: 'every key is new',
-  paths: [],
-  ids: [],
-  status: 'none',
-  waitedMs: 0
-}
+const BASE = URL_BASE
+const published = (relativePath: string, overrides: Partial<PublishedFile> = {}) =>
+  publishedFile(relativePath, { size: 100, sha256: 'c'.repeat(64), ...overrides })
 
 function manifestOf(files: PublishedFile[]) {
   return buildManifest({
@@ -64,6 +44,7 @@ describe('buildOutputs', () => {
       manifest: JSON.stringify(manifest),
       'manifest-url': `${BASE}/v3/manifest.json`,
       uploaded: '1',
+      copied: '0',
       skipped: '1',
       'bytes-uploaded': '1234567890',
       'invalidation-ids': '["I2J0I21PCUYOIK","I3ABCDEF"]',
@@ -79,7 +60,7 @@ describe('buildOutputs', () => {
       files,
       manifest: null,
       manifestUrl: '',
-      invalidation: noInvalidation,
+      invalidation: noInvalidation(),
       bytesUploaded: 0
     })
     expect(outputs.urls).toBe(
@@ -94,7 +75,7 @@ describe('buildOutputs', () => {
       files: [published('a "quoted" name.bin', { action: 'skip' })],
       manifest: null,
       manifestUrl: '',
-      invalidation: noInvalidation,
+      invalidation: noInvalidation(),
       bytesUploaded: 0
     })
     expect(outputs.manifest).toBe('')
@@ -120,7 +101,7 @@ describe('buildOutputs', () => {
       files,
       manifest,
       manifestUrl: `${BASE}/v3/manifest.json`,
-      invalidation: noInvalidation,
+      invalidation: noInvalidation(),
       bytesUploaded: 150_000
     })
 
@@ -149,7 +130,7 @@ describe('buildOutputs', () => {
       files,
       manifest,
       manifestUrl: `${BASE}/v3/manifest.json`,
-      invalidation: noInvalidation,
+      invalidation: noInvalidation(),
       bytesUploaded: 0
     })
     expect(outputs.urls.length + JSON.stringify(manifest).length).toBeLessThan(OUTPUTS_BUDGET_BYTES)
@@ -164,7 +145,7 @@ describe('buildOutputs', () => {
       files,
       manifest: null,
       manifestUrl: '',
-      invalidation: noInvalidation,
+      invalidation: noInvalidation(),
       bytesUploaded: 0
     })
     expect(Buffer.byteLength(outputs.urls)).toBeGreaterThan(OUTPUTS_BUDGET_BYTES)

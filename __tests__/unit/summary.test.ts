@@ -10,33 +10,18 @@ import {
   warningsSection,
   type SummaryReport
 } from '../../src/summary.js'
-import type { InvalidationOutcome, PublishedFile } from '../../src/types.js'
+import type { InvalidationOutcome } from '../../src/types.js'
+import {
+  noInvalidation as noInvalidationOf,
+  publishedFile,
+  URL_BASE
+} from '../../__fixtures__/published.js'
 
-const BASE = 'https://models.example.com'
-const SHA = '0123456789abcdef'.repeat(4)
-
-function published(relativePath: string, overrides: Partial<PublishedFile> = {}): PublishedFile {
-  return {
-    absolutePath: `/work/out/${relativePath}`,
-    relativePath,
-    size: 1536,
-    key: `v3/${relativePath}`,
-    sha256: SHA,
-    contentType: 'application/octet-stream',
-    action: 'upload',
-    existed: false,
-    url: `${BASE}/v3/${relativePath}`,
-    ...overrides
-  }
-}
-
-const noInvalidation: InvalidationOutcome = {
-  reason: 'every uploaded key is new, so no edge can hold a stale copy',
-  paths: [],
-  ids: [],
-  status: 'none',
-  waitedMs: 0
-}
+const BASE = URL_BASE
+const published = publishedFile
+const noInvalidation = noInvalidationOf(
+  'every uploaded key is new, so no edge can hold a stale copy'
+)
 
 function report(overrides: Partial<SummaryReport> = {}): SummaryReport {
   return {
@@ -48,6 +33,7 @@ function report(overrides: Partial<SummaryReport> = {}): SummaryReport {
       published('config.json', { size: 512, action: 'skip' })
     ],
     bytesUploaded: 1.5 * 1024 ** 3,
+    bytesCopied: 0,
     durationMs: 80_000,
     invalidation: noInvalidation,
     distribution: { id: 'E1A2B3C4D5E6F7', domain: 'd111.cloudfront.net' },

@@ -1,0 +1,233 @@
+import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import { mapLimit } from './concurrency.js'
+import { MiB, SHA256_METADATA_KEY } from './constants.js'
+import { copyObject } from './copy.js'
+import { AwsError, DeployError, explainAwsError, httpStatusOf } from './errors.js'
+import { formatBytes } from './progress.js'
+import type { CopySource, Logger, PlannedFile } from './types.js'
+
+/** Below this an upload costs about what a copy does (one request): not worth a search. */
+export const MIN_REUSE_BYTES = MiB
+/** Keys listed at most when searching (20 requests), so a crowded bucket cannot slow every run. */
+export const MAX_SEARCHED_KEYS = 20_000
+/** Same-size objects whose SHA-256 is read (one HEAD each) per file, newest first. */
+const MAX_CANDIDATES_PER_FILE = 4
+const HEAD_CONCURRENCY = 16
+
+export interface ReuseSearch {
+  bucket: string
+  versionPrefix: string
+  /** Where identical objects are looked for; '' is the whole bucket. Empty list: nowhere. */
+  searchPrefixes: string[]
+  logger: Logger
+  signal?: AbortSignal
+}
+
+interface Candidate {
+  key: string
+  eTag?: string
+  lastModified: number
+}
+
+/**
+ * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
+ * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
+ * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
+ * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
+ * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
+ * shards are distinctive enough that few HEADs are needed.
+ */
+export async function findReusableObjects(
+  s3: S3Client,
+  files: PlannedFile[],
+  search: ReuseSearch
+): Promise<PlannedFile[]> {
+  const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES)
+  if (wanted.length === 0 || search.searchPrefixes.length === 0) return files
+
+  const sizes = new Set(wanted.map((f) => f.size))
+  let listed: { bySize: Map<number, Candidate[]>; searched: number; truncated: boolean }
+  try {
+    listed = await listCandidates(s3, sizes, search)
+  } catch (err) {
+    // Searching is an optimisation: a role allowed to list only its own prefix still deploys.
+    if (err instanceof AwsError && err.httpStatus === 403) {
+      search.logger.warning(
+        `Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`
+      )
+      return files
+    }
+    throw err
+  }
+
+  const sha256Of = new Map<string, Promise<string | undefined>>()
+  const readSha256 = (key: string) => {
+    let pending = sha256Of.get(key)
+    if (!pending) {
+      pending = headSha256(s3, search.bucket, key)
+      sha256Of.set(key, pending)
+    }
+    return pending
+  }
+  const sources = await mapLimit(wanted, HEAD_CONCURRENCY, async (file) => {
+    const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE)
+    for (const candidate of candidates) {
+      search.signal?.throwIfAborted()
+      if ((await readSha256(candidate.key)) === file.sha256) return candidate
+    }
+    return undefined
+  })
+  const found = new Map<string, CopySource>()
+  wanted.forEach((file, i) => {
+    const source = sources[i]
+    if (source) found.set(file.key, { key: source.key, eTag: source.eTag })
+  })
+
+  const copied = wanted.filter((f) => found.has(f.key))
+  search.logger.info(
+    `Searched ${listed.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
+      `${listed.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
+      `${copied.length} of ${wanted.length} new file(s) of ${formatBytes(MIN_REUSE_BYTES)} or more are already stored and will be copied server-side` +
+      `${copied.length ? ` (${formatBytes(copied.reduce((sum, f) => sum + f.size, 0))} not uploaded)` : ''}.`
+  )
+  return files.map((f) => {
+    const source = found.get(f.key)
+    return source ? { ...f, action: 'copy', copyFrom: source } : f
+  })
+}
+
+function describePrefixes(prefixes: string[]): string {
+  return prefixes.map((p) => (p ? `${p}/` : 'the whole bucket')).join(', ')
+}
+
+/** Objects of the wanted sizes under the search prefixes, newest first per size. */
+async function listCandidates(
+  s3: S3Client,
+  sizes: Set<number>,
+  search: ReuseSearch
+): Promise<{ bySize: Map<number, Candidate[]>; searched: number; truncated: boolean }> {
+  const bySize = new Map<number, Candidate[]>()
+  const own = `${search.versionPrefix}/`
+  let searched = 0
+  let truncated = false
+  for (const prefix of search.searchPrefixes) {
+    const listPrefix = prefix ? `${prefix}/` : ''
+    let token: string | undefined
+    do {
+      search.signal?.throwIfAborted()
+      const page = await s3
+        .send(
+          new ListObjectsV2Command({
+            Bucket: search.bucket,
+            Prefix: listPrefix,
+            ContinuationToken: token,
+            MaxKeys: Math.min(1000, MAX_SEARCHED_KEYS - searched)
+          }),
+          { abortSignal: search.signal }
+        )
+        .catch((err: unknown) => {
+          throw explainAwsError(err, {
+            action: `listing s3://${search.bucket}/${listPrefix} for identical objects`,
+            bucket: search.bucket
+          })
+        })
+      for (const obj of page.Contents ?? []) {
+        searched++
+        if (obj.Key === undefined || obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1)) continue
+        const list = bySize.get(obj.Size!) ?? []
+        list.push({ key: obj.Key, eTag: obj.ETag, lastModified: obj.LastModified?.getTime() ?? 0 })
+        bySize.set(obj.Size!, list)
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+      if (token && searched >= MAX_SEARCHED_KEYS) {
+        truncated = true
+        token = undefined
+      }
+    } while (token)
+    if (truncated) break
+  }
+  for (const list of bySize.values()) list.sort((a, b) => b.lastModified - a.lastModified)
+  return { bySize, searched, truncated }
+}
+
+/** The SHA-256 this action recorded on the object, or undefined (not ours, or gone since). */
+async function headSha256(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    return head.Metadata?.[SHA256_METADATA_KEY]
+  } catch (err) {
+    if (httpStatusOf(err) === 404) return undefined
+    throw explainAwsError(err, { action: `reading s3://${bucket}/${key}`, bucket })
+  }
+}
+
+export interface CopyFilesOptions {
+  bucket: string
+  cacheControl: string
+  metadata: Record<string, string>
+  partSizeBytes?: number
+  concurrency: number
+  logger: Logger
+  signal?: AbortSignal
+}
+
+/**
+ * Copies the files whose action is `copy` from their sources, with this run's headers (the
+ * source's own headers and tags do not follow). A source that changed or vanished since it was
+ * found (ETag precondition failed, 404) is not an error: that file is returned to be uploaded.
+ */
+export async function copyFiles(
+  s3: S3Client,
+  files: PlannedFile[],
+  opts: CopyFilesOptions
+): Promise<{ bytesCopied: number; fallBack: PlannedFile[] }> {
+  const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom)
+  const fallBack: PlannedFile[] = []
+  let bytesCopied = 0
+  // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
+  const perCopy = Math.max(1, Math.floor(opts.concurrency / 2))
+  await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
+    const source = file.copyFrom!
+    try {
+      await copyObject(
+        s3,
+        {
+          bucket: opts.bucket,
+          sourceKey: source.key,
+          destKey: file.key,
+          size: file.size,
+          contentType: file.contentType,
+          cacheControl: opts.cacheControl,
+          metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+          sourceETag: source.eTag
+        },
+        {
+          partSize: opts.partSizeBytes,
+          concurrency: perCopy,
+          signal: opts.signal,
+          logger: opts.logger
+        }
+      )
+      bytesCopied += file.size
+      opts.logger.info(
+        `Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`
+      )
+    } catch (err) {
+      if (err instanceof AwsError && sourceGone(err)) {
+        opts.logger.warning(
+          `${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`
+        )
+        fallBack.push({ ...file, action: 'upload', copyFrom: undefined })
+        return
+      }
+      throw err instanceof DeployError
+        ? err
+        : explainAwsError(err, { action: 'copying', bucket: opts.bucket })
+    }
+  })
+  return { bytesCopied, fallBack }
+}
+
+function sourceGone(err: AwsError): boolean {
+  return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404
+}
