@@ -1,6 +1,849 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
+/***/ 9659:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+var __awaiter = (this && this.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.HttpClient = exports.HttpClientResponse = exports.HttpClientError = exports.MediaTypes = exports.Headers = exports.HttpCodes = void 0;
+exports.getProxyUrl = getProxyUrl;
+exports.isHttps = isHttps;
+const http = __importStar(__nccwpck_require__(8611));
+const https = __importStar(__nccwpck_require__(5692));
+const pm = __importStar(__nccwpck_require__(3335));
+const tunnel = __importStar(__nccwpck_require__(770));
+const undici_1 = __nccwpck_require__(6752);
+var HttpCodes;
+(function (HttpCodes) {
+    HttpCodes[HttpCodes["OK"] = 200] = "OK";
+    HttpCodes[HttpCodes["MultipleChoices"] = 300] = "MultipleChoices";
+    HttpCodes[HttpCodes["MovedPermanently"] = 301] = "MovedPermanently";
+    HttpCodes[HttpCodes["ResourceMoved"] = 302] = "ResourceMoved";
+    HttpCodes[HttpCodes["SeeOther"] = 303] = "SeeOther";
+    HttpCodes[HttpCodes["NotModified"] = 304] = "NotModified";
+    HttpCodes[HttpCodes["UseProxy"] = 305] = "UseProxy";
+    HttpCodes[HttpCodes["SwitchProxy"] = 306] = "SwitchProxy";
+    HttpCodes[HttpCodes["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+    HttpCodes[HttpCodes["PermanentRedirect"] = 308] = "PermanentRedirect";
+    HttpCodes[HttpCodes["BadRequest"] = 400] = "BadRequest";
+    HttpCodes[HttpCodes["Unauthorized"] = 401] = "Unauthorized";
+    HttpCodes[HttpCodes["PaymentRequired"] = 402] = "PaymentRequired";
+    HttpCodes[HttpCodes["Forbidden"] = 403] = "Forbidden";
+    HttpCodes[HttpCodes["NotFound"] = 404] = "NotFound";
+    HttpCodes[HttpCodes["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+    HttpCodes[HttpCodes["NotAcceptable"] = 406] = "NotAcceptable";
+    HttpCodes[HttpCodes["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+    HttpCodes[HttpCodes["RequestTimeout"] = 408] = "RequestTimeout";
+    HttpCodes[HttpCodes["Conflict"] = 409] = "Conflict";
+    HttpCodes[HttpCodes["Gone"] = 410] = "Gone";
+    HttpCodes[HttpCodes["TooManyRequests"] = 429] = "TooManyRequests";
+    HttpCodes[HttpCodes["InternalServerError"] = 500] = "InternalServerError";
+    HttpCodes[HttpCodes["NotImplemented"] = 501] = "NotImplemented";
+    HttpCodes[HttpCodes["BadGateway"] = 502] = "BadGateway";
+    HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+    HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (exports.HttpCodes = HttpCodes = {}));
+var Headers;
+(function (Headers) {
+    Headers["Accept"] = "accept";
+    Headers["ContentType"] = "content-type";
+})(Headers || (exports.Headers = Headers = {}));
+var MediaTypes;
+(function (MediaTypes) {
+    MediaTypes["ApplicationJson"] = "application/json";
+})(MediaTypes || (exports.MediaTypes = MediaTypes = {}));
+/**
+ * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
+ * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+ */
+function getProxyUrl(serverUrl) {
+    const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
+    return proxyUrl ? proxyUrl.href : '';
+}
+const HttpRedirectCodes = [
+    HttpCodes.MovedPermanently,
+    HttpCodes.ResourceMoved,
+    HttpCodes.SeeOther,
+    HttpCodes.TemporaryRedirect,
+    HttpCodes.PermanentRedirect
+];
+const HttpResponseRetryCodes = [
+    HttpCodes.BadGateway,
+    HttpCodes.ServiceUnavailable,
+    HttpCodes.GatewayTimeout
+];
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
+const ExponentialBackoffCeiling = 10;
+const ExponentialBackoffTimeSlice = 5;
+class HttpClientError extends Error {
+    constructor(message, statusCode) {
+        super(message);
+        this.name = 'HttpClientError';
+        this.statusCode = statusCode;
+        Object.setPrototypeOf(this, HttpClientError.prototype);
+    }
+}
+exports.HttpClientError = HttpClientError;
+class HttpClientResponse {
+    constructor(message) {
+        this.message = message;
+    }
+    readBody() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                let output = Buffer.alloc(0);
+                this.message.on('data', (chunk) => {
+                    output = Buffer.concat([output, chunk]);
+                });
+                this.message.on('end', () => {
+                    resolve(output.toString());
+                });
+            }));
+        });
+    }
+    readBodyBuffer() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                const chunks = [];
+                this.message.on('data', (chunk) => {
+                    chunks.push(chunk);
+                });
+                this.message.on('end', () => {
+                    resolve(Buffer.concat(chunks));
+                });
+            }));
+        });
+    }
+}
+exports.HttpClientResponse = HttpClientResponse;
+function isHttps(requestUrl) {
+    const parsedUrl = new URL(requestUrl);
+    return parsedUrl.protocol === 'https:';
+}
+class HttpClient {
+    constructor(userAgent, handlers, requestOptions) {
+        this._ignoreSslError = false;
+        this._allowRedirects = true;
+        this._allowRedirectDowngrade = false;
+        this._maxRedirects = 50;
+        this._allowRetries = false;
+        this._maxRetries = 1;
+        this._keepAlive = false;
+        this._disposed = false;
+        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent);
+        this.handlers = handlers || [];
+        this.requestOptions = requestOptions;
+        if (requestOptions) {
+            if (requestOptions.ignoreSslError != null) {
+                this._ignoreSslError = requestOptions.ignoreSslError;
+            }
+            this._socketTimeout = requestOptions.socketTimeout;
+            if (requestOptions.allowRedirects != null) {
+                this._allowRedirects = requestOptions.allowRedirects;
+            }
+            if (requestOptions.allowRedirectDowngrade != null) {
+                this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
+            }
+            if (requestOptions.maxRedirects != null) {
+                this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
+            }
+            if (requestOptions.keepAlive != null) {
+                this._keepAlive = requestOptions.keepAlive;
+            }
+            if (requestOptions.allowRetries != null) {
+                this._allowRetries = requestOptions.allowRetries;
+            }
+            if (requestOptions.maxRetries != null) {
+                this._maxRetries = requestOptions.maxRetries;
+            }
+        }
+    }
+    options(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('OPTIONS', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    get(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('GET', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    del(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('DELETE', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    post(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('POST', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    patch(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PATCH', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    put(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PUT', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    head(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('HEAD', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    sendStream(verb, requestUrl, stream, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request(verb, requestUrl, stream, additionalHeaders);
+        });
+    }
+    /**
+     * Gets a typed object from an endpoint
+     * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
+     */
+    getJson(requestUrl_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            const res = yield this.get(requestUrl, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    postJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.post(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    putJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.put(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    patchJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.patch(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    /**
+     * Makes a raw http request.
+     * All other methods such as get, post, patch, and request ultimately call this.
+     * Prefer get, del, post and patch
+     */
+    request(verb, requestUrl, data, headers) {
+        return __awaiter(this, void 0, void 0, function* () {
+            if (this._disposed) {
+                throw new Error('Client has already been disposed.');
+            }
+            const parsedUrl = new URL(requestUrl);
+            let info = this._prepareRequest(verb, parsedUrl, headers);
+            // Only perform retries on reads since writes may not be idempotent.
+            const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb)
+                ? this._maxRetries + 1
+                : 1;
+            let numTries = 0;
+            let response;
+            do {
+                response = yield this.requestRaw(info, data);
+                // Check if it's an authentication challenge
+                if (response &&
+                    response.message &&
+                    response.message.statusCode === HttpCodes.Unauthorized) {
+                    let authenticationHandler;
+                    for (const handler of this.handlers) {
+                        if (handler.canHandleAuthentication(response)) {
+                            authenticationHandler = handler;
+                            break;
+                        }
+                    }
+                    if (authenticationHandler) {
+                        return authenticationHandler.handleAuthentication(this, info, data);
+                    }
+                    else {
+                        // We have received an unauthorized response but have no handlers to handle it.
+                        // Let the response return to the caller.
+                        return response;
+                    }
+                }
+                let redirectsRemaining = this._maxRedirects;
+                while (response.message.statusCode &&
+                    HttpRedirectCodes.includes(response.message.statusCode) &&
+                    this._allowRedirects &&
+                    redirectsRemaining > 0) {
+                    const redirectUrl = response.message.headers['location'];
+                    if (!redirectUrl) {
+                        // if there's no location to redirect to, we won't
+                        break;
+                    }
+                    const parsedRedirectUrl = new URL(redirectUrl);
+                    if (parsedUrl.protocol === 'https:' &&
+                        parsedUrl.protocol !== parsedRedirectUrl.protocol &&
+                        !this._allowRedirectDowngrade) {
+                        throw new Error('Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.');
+                    }
+                    // we need to finish reading the response before reassigning response
+                    // which will leak the open socket.
+                    yield response.readBody();
+                    // strip authorization header if redirected to a different hostname
+                    if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
+                        for (const header in headers) {
+                            // header names are case insensitive
+                            if (header.toLowerCase() === 'authorization') {
+                                delete headers[header];
+                            }
+                        }
+                    }
+                    // let's make the request with the new redirectUrl
+                    info = this._prepareRequest(verb, parsedRedirectUrl, headers);
+                    response = yield this.requestRaw(info, data);
+                    redirectsRemaining--;
+                }
+                if (!response.message.statusCode ||
+                    !HttpResponseRetryCodes.includes(response.message.statusCode)) {
+                    // If not a retry code, return immediately instead of retrying
+                    return response;
+                }
+                numTries += 1;
+                if (numTries < maxTries) {
+                    yield response.readBody();
+                    yield this._performExponentialBackoff(numTries);
+                }
+            } while (numTries < maxTries);
+            return response;
+        });
+    }
+    /**
+     * Needs to be called if keepAlive is set to true in request options.
+     */
+    dispose() {
+        if (this._agent) {
+            this._agent.destroy();
+        }
+        this._disposed = true;
+    }
+    /**
+     * Raw request.
+     * @param info
+     * @param data
+     */
+    requestRaw(info, data) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => {
+                function callbackForResult(err, res) {
+                    if (err) {
+                        reject(err);
+                    }
+                    else if (!res) {
+                        // If `err` is not passed, then `res` must be passed.
+                        reject(new Error('Unknown error'));
+                    }
+                    else {
+                        resolve(res);
+                    }
+                }
+                this.requestRawWithCallback(info, data, callbackForResult);
+            });
+        });
+    }
+    /**
+     * Raw request with callback.
+     * @param info
+     * @param data
+     * @param onResult
+     */
+    requestRawWithCallback(info, data, onResult) {
+        if (typeof data === 'string') {
+            if (!info.options.headers) {
+                info.options.headers = {};
+            }
+            info.options.headers['Content-Length'] = Buffer.byteLength(data, 'utf8');
+        }
+        let callbackCalled = false;
+        function handleResult(err, res) {
+            if (!callbackCalled) {
+                callbackCalled = true;
+                onResult(err, res);
+            }
+        }
+        const req = info.httpModule.request(info.options, (msg) => {
+            const res = new HttpClientResponse(msg);
+            handleResult(undefined, res);
+        });
+        let socket;
+        req.on('socket', sock => {
+            socket = sock;
+        });
+        // If we ever get disconnected, we want the socket to timeout eventually
+        req.setTimeout(this._socketTimeout || 3 * 60000, () => {
+            if (socket) {
+                socket.end();
+            }
+            handleResult(new Error(`Request timeout: ${info.options.path}`));
+        });
+        req.on('error', function (err) {
+            // err has statusCode property
+            // res should have headers
+            handleResult(err);
+        });
+        if (data && typeof data === 'string') {
+            req.write(data, 'utf8');
+        }
+        if (data && typeof data !== 'string') {
+            data.on('close', function () {
+                req.end();
+            });
+            data.pipe(req);
+        }
+        else {
+            req.end();
+        }
+    }
+    /**
+     * Gets an http agent. This function is useful when you need an http agent that handles
+     * routing through a proxy server - depending upon the url and proxy environment variables.
+     * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+     */
+    getAgent(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        return this._getAgent(parsedUrl);
+    }
+    getAgentDispatcher(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (!useProxy) {
+            return;
+        }
+        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
+    }
+    _prepareRequest(method, requestUrl, headers) {
+        const info = {};
+        info.parsedUrl = requestUrl;
+        const usingSsl = info.parsedUrl.protocol === 'https:';
+        info.httpModule = usingSsl ? https : http;
+        const defaultPort = usingSsl ? 443 : 80;
+        info.options = {};
+        info.options.host = info.parsedUrl.hostname;
+        info.options.port = info.parsedUrl.port
+            ? parseInt(info.parsedUrl.port)
+            : defaultPort;
+        info.options.path =
+            (info.parsedUrl.pathname || '') + (info.parsedUrl.search || '');
+        info.options.method = method;
+        info.options.headers = this._mergeHeaders(headers);
+        if (this.userAgent != null) {
+            info.options.headers['user-agent'] = this.userAgent;
+        }
+        info.options.agent = this._getAgent(info.parsedUrl);
+        // gives handlers an opportunity to participate
+        if (this.handlers) {
+            for (const handler of this.handlers) {
+                handler.prepareRequest(info.options);
+            }
+        }
+        return info;
+    }
+    _mergeHeaders(headers) {
+        if (this.requestOptions && this.requestOptions.headers) {
+            return Object.assign({}, lowercaseKeys(this.requestOptions.headers), lowercaseKeys(headers || {}));
+        }
+        return lowercaseKeys(headers || {});
+    }
+    /**
+     * Gets an existing header value or returns a default.
+     * Handles converting number header values to strings since HTTP headers must be strings.
+     * Note: This returns string | string[] since some headers can have multiple values.
+     * For headers that must always be a single string (like Content-Type), use the
+     * specialized _getExistingOrDefaultContentTypeHeader method instead.
+     */
+    _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[header];
+            if (headerValue) {
+                clientHeader =
+                    typeof headerValue === 'number' ? headerValue.toString() : headerValue;
+            }
+        }
+        const additionalValue = additionalHeaders[header];
+        if (additionalValue !== undefined) {
+            return typeof additionalValue === 'number'
+                ? additionalValue.toString()
+                : additionalValue;
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    /**
+     * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
+     * Always returns a single string (not an array) since Content-Type should be a single value.
+     * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
+     * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
+     * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
+     */
+    _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
+            if (headerValue) {
+                if (typeof headerValue === 'number') {
+                    clientHeader = String(headerValue);
+                }
+                else if (Array.isArray(headerValue)) {
+                    clientHeader = headerValue.join(', ');
+                }
+                else {
+                    clientHeader = headerValue;
+                }
+            }
+        }
+        const additionalValue = additionalHeaders[Headers.ContentType];
+        // Return the first non-undefined value, converting numbers or arrays to strings if necessary
+        if (additionalValue !== undefined) {
+            if (typeof additionalValue === 'number') {
+                return String(additionalValue);
+            }
+            else if (Array.isArray(additionalValue)) {
+                return additionalValue.join(', ');
+            }
+            else {
+                return additionalValue;
+            }
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    _getAgent(parsedUrl) {
+        let agent;
+        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (this._keepAlive && useProxy) {
+            agent = this._proxyAgent;
+        }
+        if (!useProxy) {
+            agent = this._agent;
+        }
+        // if agent is already assigned use that agent.
+        if (agent) {
+            return agent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        let maxSockets = 100;
+        if (this.requestOptions) {
+            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+        }
+        // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
+        if (proxyUrl && proxyUrl.hostname) {
+            const agentOptions = {
+                maxSockets,
+                keepAlive: this._keepAlive,
+                proxy: Object.assign(Object.assign({}, ((proxyUrl.username || proxyUrl.password) && {
+                    proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
+                })), { host: proxyUrl.hostname, port: proxyUrl.port })
+            };
+            let tunnelAgent;
+            const overHttps = proxyUrl.protocol === 'https:';
+            if (usingSsl) {
+                tunnelAgent = overHttps ? tunnel.httpsOverHttps : tunnel.httpsOverHttp;
+            }
+            else {
+                tunnelAgent = overHttps ? tunnel.httpOverHttps : tunnel.httpOverHttp;
+            }
+            agent = tunnelAgent(agentOptions);
+            this._proxyAgent = agent;
+        }
+        // if tunneling agent isn't assigned create a new agent
+        if (!agent) {
+            const options = { keepAlive: this._keepAlive, maxSockets };
+            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            this._agent = agent;
+        }
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            agent.options = Object.assign(agent.options || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return agent;
+    }
+    _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
+        let proxyAgent;
+        if (this._keepAlive) {
+            proxyAgent = this._proxyAgentDispatcher;
+        }
+        // if agent is already assigned use that agent.
+        if (proxyAgent) {
+            return proxyAgent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        proxyAgent = new undici_1.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+            token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
+        })));
+        this._proxyAgentDispatcher = proxyAgent;
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return proxyAgent;
+    }
+    _getUserAgentWithOrchestrationId(userAgent) {
+        const baseUserAgent = userAgent || 'actions/http-client';
+        const orchId = process.env['ACTIONS_ORCHESTRATION_ID'];
+        if (orchId) {
+            // Sanitize the orchestration ID to ensure it contains only valid characters
+            // Valid characters: 0-9, a-z, _, -, .
+            const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+            return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
+        }
+        return baseUserAgent;
+    }
+    _performExponentialBackoff(retryNumber) {
+        return __awaiter(this, void 0, void 0, function* () {
+            retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
+            const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+            return new Promise(resolve => setTimeout(() => resolve(), ms));
+        });
+    }
+    _processResponse(res, options) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => __awaiter(this, void 0, void 0, function* () {
+                const statusCode = res.message.statusCode || 0;
+                const response = {
+                    statusCode,
+                    result: null,
+                    headers: {}
+                };
+                // not found leads to null obj returned
+                if (statusCode === HttpCodes.NotFound) {
+                    resolve(response);
+                }
+                // get the result from the body
+                function dateTimeDeserializer(key, value) {
+                    if (typeof value === 'string') {
+                        const a = new Date(value);
+                        if (!isNaN(a.valueOf())) {
+                            return a;
+                        }
+                    }
+                    return value;
+                }
+                let obj;
+                let contents;
+                try {
+                    contents = yield res.readBody();
+                    if (contents && contents.length > 0) {
+                        if (options && options.deserializeDates) {
+                            obj = JSON.parse(contents, dateTimeDeserializer);
+                        }
+                        else {
+                            obj = JSON.parse(contents);
+                        }
+                        response.result = obj;
+                    }
+                    response.headers = res.message.headers;
+                }
+                catch (err) {
+                    // Invalid resource (contents not json);  leaving result obj null
+                }
+                // note that 3xx redirects are handled by the http layer.
+                if (statusCode > 299) {
+                    let msg;
+                    // if exception/error in body, attempt to get better error
+                    if (obj && obj.message) {
+                        msg = obj.message;
+                    }
+                    else if (contents && contents.length > 0) {
+                        // it may be the case that the exception is in the body message as string
+                        msg = contents;
+                    }
+                    else {
+                        msg = `Failed request: (${statusCode})`;
+                    }
+                    const err = new HttpClientError(msg, statusCode);
+                    err.result = response.result;
+                    reject(err);
+                }
+                else {
+                    resolve(response);
+                }
+            }));
+        });
+    }
+}
+exports.HttpClient = HttpClient;
+const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 3335:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.getProxyUrl = getProxyUrl;
+exports.checkBypass = checkBypass;
+function getProxyUrl(reqUrl) {
+    const usingSsl = reqUrl.protocol === 'https:';
+    if (checkBypass(reqUrl)) {
+        return undefined;
+    }
+    const proxyVar = (() => {
+        if (usingSsl) {
+            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
+        }
+        else {
+            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
+        }
+    })();
+    if (proxyVar) {
+        try {
+            return new DecodedURL(proxyVar);
+        }
+        catch (_a) {
+            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
+                return new DecodedURL(`http://${proxyVar}`);
+        }
+    }
+    else {
+        return undefined;
+    }
+}
+function checkBypass(reqUrl) {
+    if (!reqUrl.hostname) {
+        return false;
+    }
+    const reqHost = reqUrl.hostname;
+    if (isLoopbackAddress(reqHost)) {
+        return true;
+    }
+    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
+    if (!noProxy) {
+        return false;
+    }
+    // Determine the request port
+    let reqPort;
+    if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+    }
+    else if (reqUrl.protocol === 'http:') {
+        reqPort = 80;
+    }
+    else if (reqUrl.protocol === 'https:') {
+        reqPort = 443;
+    }
+    // Format the request hostname and hostname with port
+    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+    if (typeof reqPort === 'number') {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+    }
+    // Compare request host against noproxy
+    for (const upperNoProxyItem of noProxy
+        .split(',')
+        .map(x => x.trim().toUpperCase())
+        .filter(x => x)) {
+        if (upperNoProxyItem === '*' ||
+            upperReqHosts.some(x => x === upperNoProxyItem ||
+                x.endsWith(`.${upperNoProxyItem}`) ||
+                (upperNoProxyItem.startsWith('.') &&
+                    x.endsWith(`${upperNoProxyItem}`)))) {
+            return true;
+        }
+    }
+    return false;
+}
+function isLoopbackAddress(host) {
+    const hostLower = host.toLowerCase();
+    return (hostLower === 'localhost' ||
+        hostLower.startsWith('127.') ||
+        hostLower.startsWith('[::1]') ||
+        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
+}
+class DecodedURL extends URL {
+    constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+    }
+    get username() {
+        return this._decodedUsername;
+    }
+    get password() {
+        return this._decodedPassword;
+    }
+}
+//# sourceMappingURL=proxy.js.map
+
+/***/ }),
+
 /***/ 8282:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -11016,7 +11859,7 @@ __webpack_unused_export__ = GetInvalidationForDistributionTenantResult$;
 __webpack_unused_export__ = GetInvalidationRequest$;
 __webpack_unused_export__ = GetInvalidationResult$;
 __webpack_unused_export__ = GetKeyGroup$;
-__webpack_unused_export__ = GetKeyGroupCommand;
+exports.qVg = GetKeyGroupCommand;
 __webpack_unused_export__ = GetKeyGroupConfig$;
 __webpack_unused_export__ = GetKeyGroupConfigCommand;
 __webpack_unused_export__ = GetKeyGroupConfigRequest$;
@@ -11032,7 +11875,7 @@ __webpack_unused_export__ = GetMonitoringSubscriptionCommand;
 __webpack_unused_export__ = GetMonitoringSubscriptionRequest$;
 __webpack_unused_export__ = GetMonitoringSubscriptionResult$;
 __webpack_unused_export__ = GetOriginAccessControl$;
-__webpack_unused_export__ = GetOriginAccessControlCommand;
+exports.FU4 = GetOriginAccessControlCommand;
 __webpack_unused_export__ = GetOriginAccessControlConfig$;
 __webpack_unused_export__ = GetOriginAccessControlConfigCommand;
 __webpack_unused_export__ = GetOriginAccessControlConfigRequest$;
@@ -11048,7 +11891,7 @@ __webpack_unused_export__ = GetOriginRequestPolicyConfigResult$;
 __webpack_unused_export__ = GetOriginRequestPolicyRequest$;
 __webpack_unused_export__ = GetOriginRequestPolicyResult$;
 __webpack_unused_export__ = GetPublicKey$;
-__webpack_unused_export__ = GetPublicKeyCommand;
+exports.QSA = GetPublicKeyCommand;
 __webpack_unused_export__ = GetPublicKeyConfig$;
 __webpack_unused_export__ = GetPublicKeyConfigCommand;
 __webpack_unused_export__ = GetPublicKeyConfigRequest$;
@@ -11294,7 +12137,7 @@ __webpack_unused_export__ = ListInvalidationsForDistributionTenantResult$;
 __webpack_unused_export__ = ListInvalidationsRequest$;
 __webpack_unused_export__ = ListInvalidationsResult$;
 __webpack_unused_export__ = ListKeyGroups$;
-__webpack_unused_export__ = ListKeyGroupsCommand;
+exports.pEf = ListKeyGroupsCommand;
 __webpack_unused_export__ = ListKeyGroupsRequest$;
 __webpack_unused_export__ = ListKeyGroupsResult$;
 __webpack_unused_export__ = ListKeyValueStores$;
@@ -17953,7 +18796,7 @@ __webpack_unused_export__ = DeleteObjectTaggingCommand;
 __webpack_unused_export__ = DeleteObjectTaggingOutput$;
 __webpack_unused_export__ = DeleteObjectTaggingRequest$;
 __webpack_unused_export__ = DeleteObjects$;
-__webpack_unused_export__ = DeleteObjectsCommand;
+exports.xvx = DeleteObjectsCommand;
 __webpack_unused_export__ = DeleteObjectsOutput$;
 __webpack_unused_export__ = DeleteObjectsRequest$;
 __webpack_unused_export__ = DeletePublicAccessBlock$;
@@ -18015,7 +18858,7 @@ __webpack_unused_export__ = GetBucketInventoryConfigurationCommand;
 __webpack_unused_export__ = GetBucketInventoryConfigurationOutput$;
 __webpack_unused_export__ = GetBucketInventoryConfigurationRequest$;
 __webpack_unused_export__ = GetBucketLifecycleConfiguration$;
-__webpack_unused_export__ = GetBucketLifecycleConfigurationCommand;
+exports.iQ1 = GetBucketLifecycleConfigurationCommand;
 __webpack_unused_export__ = GetBucketLifecycleConfigurationOutput$;
 __webpack_unused_export__ = GetBucketLifecycleConfigurationRequest$;
 __webpack_unused_export__ = GetBucketLocation$;
@@ -18048,7 +18891,7 @@ __webpack_unused_export__ = GetBucketOwnershipControlsCommand;
 __webpack_unused_export__ = GetBucketOwnershipControlsOutput$;
 __webpack_unused_export__ = GetBucketOwnershipControlsRequest$;
 __webpack_unused_export__ = GetBucketPolicy$;
-__webpack_unused_export__ = GetBucketPolicyCommand;
+exports.mCJ = GetBucketPolicyCommand;
 __webpack_unused_export__ = GetBucketPolicyOutput$;
 __webpack_unused_export__ = GetBucketPolicyRequest$;
 __webpack_unused_export__ = GetBucketPolicyStatus$;
@@ -18068,7 +18911,7 @@ __webpack_unused_export__ = GetBucketTaggingCommand;
 __webpack_unused_export__ = GetBucketTaggingOutput$;
 __webpack_unused_export__ = GetBucketTaggingRequest$;
 __webpack_unused_export__ = GetBucketVersioning$;
-__webpack_unused_export__ = GetBucketVersioningCommand;
+exports._rj = GetBucketVersioningCommand;
 __webpack_unused_export__ = GetBucketVersioningOutput$;
 __webpack_unused_export__ = GetBucketVersioningRequest$;
 __webpack_unused_export__ = GetBucketWebsite$;
@@ -18113,7 +18956,7 @@ __webpack_unused_export__ = GetObjectTorrentCommand;
 __webpack_unused_export__ = GetObjectTorrentOutput$;
 __webpack_unused_export__ = GetObjectTorrentRequest$;
 __webpack_unused_export__ = GetPublicAccessBlock$;
-__webpack_unused_export__ = GetPublicAccessBlockCommand;
+exports.GLk = GetPublicAccessBlockCommand;
 __webpack_unused_export__ = GetPublicAccessBlockOutput$;
 __webpack_unused_export__ = GetPublicAccessBlockRequest$;
 __webpack_unused_export__ = GlacierJobParameters$;
@@ -18512,6 +19355,326 @@ __webpack_unused_export__ = waitUntilBucketExists;
 __webpack_unused_export__ = waitUntilBucketNotExists;
 __webpack_unused_export__ = waitUntilObjectExists;
 __webpack_unused_export__ = waitUntilObjectNotExists;
+
+
+/***/ }),
+
+/***/ 248:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+const { extendedEncodeURIComponent } = __nccwpck_require__(3422);
+const { createSign } = __nccwpck_require__(7598);
+
+function getSignedUrl({ dateLessThan, dateGreaterThan, url, keyPairId, privateKey, ipAddress, policy, passphrase, algorithm, }) {
+    const cloudfrontSignBuilder = new CloudfrontSignBuilder({
+        keyPairId,
+        privateKey,
+        passphrase,
+        algorithm,
+    });
+    if (!url && !policy) {
+        throw new Error("@aws-sdk/cloudfront-signer: Please provide 'url' or 'policy'.");
+    }
+    let baseUrl;
+    if (url) {
+        baseUrl = encodeUrlPath(url);
+    }
+    else if (policy) {
+        const resources = getPolicyResources(policy);
+        if (!resources[0]) {
+            throw new Error("@aws-sdk/cloudfront-signer: No URL provided and unable to determine URL from first policy statement resource.");
+        }
+        baseUrl = resources[0].replace("*://", "https://");
+    }
+    if (policy) {
+        cloudfrontSignBuilder.setCustomPolicy(policy);
+    }
+    else {
+        cloudfrontSignBuilder.setPolicyParameters({
+            url: baseUrl,
+            dateLessThan,
+            dateGreaterThan,
+            ipAddress,
+        });
+    }
+    const startFlag = baseUrl.includes("?") ? "&" : "?";
+    const attributes = cloudfrontSignBuilder.createCloudfrontAttribute();
+    if (algorithm === "SHA256") {
+        attributes["Hash-Algorithm"] = "SHA256";
+    }
+    const params = Object.entries(attributes)
+        .filter(([, value]) => value !== undefined)
+        .map(([key, value]) => `${extendedEncodeURIComponent(key)}=${extendedEncodeURIComponent(value)}`)
+        .join("&");
+    const urlString = baseUrl + startFlag + params;
+    return getResource(urlString);
+}
+function getSignedCookies({ ipAddress, url, privateKey, keyPairId, dateLessThan, dateGreaterThan, policy, passphrase, algorithm, }) {
+    const cloudfrontSignBuilder = new CloudfrontSignBuilder({
+        keyPairId,
+        privateKey,
+        passphrase,
+        algorithm,
+    });
+    if (policy) {
+        cloudfrontSignBuilder.setCustomPolicy(policy);
+    }
+    else {
+        cloudfrontSignBuilder.setPolicyParameters({
+            url,
+            dateLessThan,
+            dateGreaterThan,
+            ipAddress,
+        });
+    }
+    const cloudfrontCookieAttributes = cloudfrontSignBuilder.createCloudfrontAttribute();
+    const cookies = {
+        "CloudFront-Key-Pair-Id": cloudfrontCookieAttributes["Key-Pair-Id"],
+        "CloudFront-Signature": cloudfrontCookieAttributes["Signature"],
+    };
+    if (cloudfrontCookieAttributes["Expires"]) {
+        cookies["CloudFront-Expires"] = cloudfrontCookieAttributes["Expires"];
+    }
+    if (cloudfrontCookieAttributes["Policy"]) {
+        cookies["CloudFront-Policy"] = cloudfrontCookieAttributes["Policy"];
+    }
+    if (algorithm === "SHA256") {
+        cookies["CloudFront-Hash-Algorithm"] = "SHA256";
+    }
+    return cookies;
+}
+function encodeUrlPath(url) {
+    const protocolEnd = url.indexOf("//");
+    if (protocolEnd === -1) {
+        return url;
+    }
+    const authorityStart = protocolEnd + 2;
+    const pathStart = url.indexOf("/", authorityStart);
+    if (pathStart === -1) {
+        return url;
+    }
+    const origin = url.slice(0, pathStart);
+    const rest = url.slice(pathStart);
+    const queryIndex = rest.indexOf("?");
+    const rawPath = queryIndex === -1 ? rest : rest.slice(0, queryIndex);
+    const rawQuery = queryIndex === -1 ? "" : rest.slice(queryIndex);
+    const encodedPath = rawPath.replace(/[^/]+/g, (segment) => {
+        try {
+            return encodeURIComponent(decodeURIComponent(segment));
+        }
+        catch {
+            return encodeURIComponent(segment);
+        }
+    });
+    let encodedQuery = "";
+    if (rawQuery) {
+        const pairs = rawQuery
+            .slice(1)
+            .split("&")
+            .filter((p) => p.length > 0)
+            .map((pair) => {
+            const eqIdx = pair.indexOf("=");
+            const rawKey = eqIdx === -1 ? pair : pair.slice(0, eqIdx);
+            const rawValue = eqIdx === -1 ? "" : pair.slice(eqIdx + 1);
+            return `${encodeQueryComponent(rawKey)}=${encodeQueryComponent(rawValue)}`;
+        });
+        encodedQuery = pairs.length > 0 ? `?${pairs.join("&")}` : "";
+    }
+    return origin + encodedPath + encodedQuery;
+}
+function encodeQueryComponent(component) {
+    const wellFormedComponent = component.replace(/[\uD800-\uDFFF]/gu, "\uFFFD");
+    return wellFormedComponent
+        .split(/(%[0-9A-Fa-f]{2}|\+)/g)
+        .map((part, i) => {
+        if (i % 2 === 1) {
+            return part === "+" ? "+" : part.toUpperCase();
+        }
+        return encodeURIComponent(part).replace(/'/g, "%27");
+    })
+        .join("");
+}
+function getPolicyResources(policy) {
+    const parsedPolicy = typeof policy === "string" ? JSON.parse(policy) : policy;
+    return (parsedPolicy?.Statement ?? []).map((s) => s.Resource);
+}
+function getResource(urlString) {
+    const protocol = urlString.slice(0, urlString.indexOf("//"));
+    switch (protocol) {
+        case "http:":
+        case "https:":
+        case "ws:":
+        case "wss:":
+            return urlString;
+        case "rtmp:":
+            const url = new URL(urlString);
+            const origin = `${protocol}//${url.hostname}`;
+            return urlString.substring(origin.length).replace(/(?::\d+)?\//, "");
+        default:
+            throw new Error("Invalid URI scheme. Scheme must be one of http, https, or rtmp");
+    }
+}
+class CloudfrontSignBuilder {
+    keyPairId;
+    privateKey;
+    passphrase;
+    algorithm;
+    policy;
+    customPolicy = false;
+    dateLessThan;
+    constructor({ privateKey, keyPairId, passphrase, algorithm }) {
+        this.keyPairId = keyPairId;
+        this.privateKey = privateKey;
+        this.policy = "";
+        this.passphrase = passphrase;
+        this.algorithm = algorithm ?? "SHA1";
+    }
+    buildPolicy(args) {
+        const policy = {
+            Statement: [
+                {
+                    Resource: args.resource,
+                    Condition: {
+                        DateLessThan: {
+                            "AWS:EpochTime": args.dateLessThan,
+                        },
+                    },
+                },
+            ],
+        };
+        if (args.dateGreaterThan) {
+            policy.Statement[0].Condition["DateGreaterThan"] = {
+                "AWS:EpochTime": args.dateGreaterThan,
+            };
+        }
+        if (args.ipAddress) {
+            const cidr = this.parseCIDR(args.ipAddress);
+            policy.Statement[0].Condition["IpAddress"] = {
+                "AWS:SourceIp": cidr,
+            };
+        }
+        return policy;
+    }
+    normalizeBase64(str) {
+        const replacements = {
+            "+": "-",
+            "=": "_",
+            "/": "~",
+        };
+        return str.replace(/[+=/]/g, function (match) {
+            return replacements[match];
+        });
+    }
+    encodeToBase64(str) {
+        return this.normalizeBase64(Buffer.from(str).toString("base64"));
+    }
+    validateIP(ipStr) {
+        const octets = ipStr.split(".");
+        if (octets.length !== 4) {
+            throw new Error(`IP does not contain four octets.`);
+        }
+        const isValid = octets.every((octet) => {
+            const num = Number(octet);
+            return Number.isInteger(num) && num >= 0 && num <= 255;
+        });
+        if (!isValid) {
+            throw new Error("invalid IP octets");
+        }
+    }
+    validateMask(maskStr) {
+        const mask = Number(maskStr);
+        const isValid = Number.isInteger(mask) && mask >= 0 && mask <= 32;
+        if (!isValid) {
+            throw new Error("invalid mask");
+        }
+    }
+    parseCIDR(cidrStr) {
+        try {
+            const cidrParts = cidrStr.split("/");
+            if (cidrParts.some((part) => part.length === 0)) {
+                throw new Error("missing ip or mask part of CIDR");
+            }
+            this.validateIP(cidrParts[0]);
+            let mask = "32";
+            if (cidrParts.length === 2) {
+                this.validateMask(cidrParts[1]);
+                mask = cidrParts[1];
+            }
+            return `${cidrParts[0]}/${mask}`;
+        }
+        catch (error) {
+            const errMessage = `IP address "${cidrStr}" is invalid`;
+            if (error instanceof Error) {
+                throw new Error(`${errMessage} due to ${error.message}.`);
+            }
+            else {
+                throw new Error(`${errMessage}.`);
+            }
+        }
+    }
+    epochTime(date) {
+        return Math.round(date.getTime() / 1000);
+    }
+    parseDate(date) {
+        if (!date) {
+            return undefined;
+        }
+        const parsedDate = new Date(date);
+        return isNaN(parsedDate.getTime()) ? undefined : this.epochTime(parsedDate);
+    }
+    parseDateWindow(expiration, start) {
+        const dateLessThan = this.parseDate(expiration);
+        if (!dateLessThan) {
+            throw new Error("dateLessThan is invalid. Ensure the date value is compatible with the Date constructor.");
+        }
+        return {
+            dateLessThan,
+            dateGreaterThan: this.parseDate(start),
+        };
+    }
+    signData(data, privateKey, passphrase) {
+        const sign = createSign(this.algorithm === "SHA256" ? "RSA-SHA256" : "RSA-SHA1");
+        sign.update(data);
+        return sign.sign({ key: privateKey, passphrase }, "base64");
+    }
+    signPolicy(policy, privateKey, passphrase) {
+        return this.normalizeBase64(this.signData(policy, privateKey, passphrase));
+    }
+    setCustomPolicy(policy) {
+        this.customPolicy = true;
+        this.policy = policy;
+    }
+    setPolicyParameters({ url, dateLessThan, dateGreaterThan, ipAddress, }) {
+        if (!url || !dateLessThan) {
+            return false;
+        }
+        const resource = getResource(url);
+        const parsedDates = this.parseDateWindow(dateLessThan, dateGreaterThan);
+        this.dateLessThan = parsedDates.dateLessThan;
+        this.customPolicy = Boolean(parsedDates.dateGreaterThan) || Boolean(ipAddress);
+        this.policy = JSON.stringify(this.buildPolicy({
+            resource,
+            ipAddress,
+            dateLessThan: parsedDates.dateLessThan,
+            dateGreaterThan: parsedDates.dateGreaterThan,
+        }));
+    }
+    createCloudfrontAttribute() {
+        if (!this.policy) {
+            throw new Error("Invalid policy");
+        }
+        const signature = this.signPolicy(this.policy, this.privateKey, this.passphrase);
+        return {
+            Expires: this.customPolicy ? undefined : this.dateLessThan,
+            Policy: this.customPolicy ? this.encodeToBase64(this.policy) : undefined,
+            "Key-Pair-Id": this.keyPairId,
+            Signature: signature,
+        };
+    }
+}
+
+exports.M = getSignedCookies;
+exports.A = getSignedUrl;
 
 
 /***/ }),
@@ -43480,7 +44643,7 @@ function(e,t){for(var r=0;r<t.length;r++){var i=t[r];i.enumerable=i.enumerable||
 /***/ 770:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(218);
+module.exports = __nccwpck_require__(218);
 
 
 /***/ }),
@@ -43488,7 +44651,6 @@ function(e,t){for(var r=0;r<t.length;r++){var i=t[r];i.enumerable=i.enumerable||
 /***/ 218:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-var __webpack_unused_export__;
 
 
 var net = __nccwpck_require__(9278);
@@ -43500,10 +44662,10 @@ var assert = __nccwpck_require__(2613);
 var util = __nccwpck_require__(9023);
 
 
-__webpack_unused_export__ = httpOverHttp;
-__webpack_unused_export__ = httpsOverHttp;
-__webpack_unused_export__ = httpOverHttps;
-__webpack_unused_export__ = httpsOverHttps;
+exports.httpOverHttp = httpOverHttp;
+exports.httpsOverHttp = httpsOverHttp;
+exports.httpOverHttps = httpOverHttps;
+exports.httpsOverHttps = httpsOverHttps;
 
 
 function httpOverHttp(options) {
@@ -43752,7 +44914,7 @@ if (process.env.NODE_DEBUG && /\btunnel\b/.test(process.env.NODE_DEBUG)) {
 } else {
   debug = function() {};
 }
-__webpack_unused_export__ = debug; // for test
+exports.debug = debug; // for test
 
 
 /***/ }),
@@ -43760,7 +44922,6 @@ __webpack_unused_export__ = debug; // for test
 /***/ 6752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var __webpack_unused_export__;
 
 
 const Client = __nccwpck_require__(3701)
@@ -43788,29 +44949,29 @@ const createRedirectInterceptor = __nccwpck_require__(5092)
 
 Object.assign(Dispatcher.prototype, api)
 
-__webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
-__webpack_unused_export__ = Pool
-__webpack_unused_export__ = BalancedPool
-__webpack_unused_export__ = Agent
-__webpack_unused_export__ = ProxyAgent
-__webpack_unused_export__ = EnvHttpProxyAgent
-__webpack_unused_export__ = RetryAgent
-__webpack_unused_export__ = RetryHandler
+module.exports.Dispatcher = Dispatcher
+module.exports.Client = Client
+module.exports.Pool = Pool
+module.exports.BalancedPool = BalancedPool
+module.exports.Agent = Agent
+module.exports.ProxyAgent = ProxyAgent
+module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent
+module.exports.RetryAgent = RetryAgent
+module.exports.RetryHandler = RetryHandler
 
-__webpack_unused_export__ = DecoratorHandler
-__webpack_unused_export__ = RedirectHandler
-__webpack_unused_export__ = createRedirectInterceptor
-__webpack_unused_export__ = {
+module.exports.DecoratorHandler = DecoratorHandler
+module.exports.RedirectHandler = RedirectHandler
+module.exports.createRedirectInterceptor = createRedirectInterceptor
+module.exports.interceptors = {
   redirect: __nccwpck_require__(1514),
   retry: __nccwpck_require__(2026),
   dump: __nccwpck_require__(8060),
   dns: __nccwpck_require__(379)
 }
 
-__webpack_unused_export__ = buildConnector
-__webpack_unused_export__ = errors
-__webpack_unused_export__ = {
+module.exports.buildConnector = buildConnector
+module.exports.errors = errors
+module.exports.util = {
   parseHeaders: util.parseHeaders,
   headerNameToString: util.headerNameToString
 }
@@ -43864,11 +45025,11 @@ function makeDispatcher (fn) {
   }
 }
 
-__webpack_unused_export__ = setGlobalDispatcher
-__webpack_unused_export__ = getGlobalDispatcher
+module.exports.setGlobalDispatcher = setGlobalDispatcher
+module.exports.getGlobalDispatcher = getGlobalDispatcher
 
 const fetchImpl = (__nccwpck_require__(4398).fetch)
-__webpack_unused_export__ = async function fetch (init, options = undefined) {
+module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
   } catch (err) {
@@ -43879,57 +45040,57 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
-__webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+module.exports.Headers = __nccwpck_require__(660).Headers
+module.exports.Response = __nccwpck_require__(9051).Response
+module.exports.Request = __nccwpck_require__(9967).Request
+module.exports.FormData = __nccwpck_require__(5910).FormData
+module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
+module.exports.FileReader = __nccwpck_require__(8355).FileReader
 
 const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
 
-__webpack_unused_export__ = setGlobalOrigin
-__webpack_unused_export__ = getGlobalOrigin
+module.exports.setGlobalOrigin = setGlobalOrigin
+module.exports.getGlobalOrigin = getGlobalOrigin
 
 const { CacheStorage } = __nccwpck_require__(3245)
 const { kConstruct } = __nccwpck_require__(109)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
-__webpack_unused_export__ = new CacheStorage(kConstruct)
+module.exports.caches = new CacheStorage(kConstruct)
 
 const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
 
-__webpack_unused_export__ = deleteCookie
-__webpack_unused_export__ = getCookies
-__webpack_unused_export__ = getSetCookies
-__webpack_unused_export__ = setCookie
+module.exports.deleteCookie = deleteCookie
+module.exports.getCookies = getCookies
+module.exports.getSetCookies = getSetCookies
+module.exports.setCookie = setCookie
 
 const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
 
-__webpack_unused_export__ = parseMIMEType
-__webpack_unused_export__ = serializeAMimeType
+module.exports.parseMIMEType = parseMIMEType
+module.exports.serializeAMimeType = serializeAMimeType
 
 const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
-__webpack_unused_export__ = CloseEvent
-__webpack_unused_export__ = ErrorEvent
-__webpack_unused_export__ = MessageEvent
+module.exports.WebSocket = __nccwpck_require__(3726).WebSocket
+module.exports.CloseEvent = CloseEvent
+module.exports.ErrorEvent = ErrorEvent
+module.exports.MessageEvent = MessageEvent
 
-__webpack_unused_export__ = makeDispatcher(api.request)
-__webpack_unused_export__ = makeDispatcher(api.stream)
-__webpack_unused_export__ = makeDispatcher(api.pipeline)
-__webpack_unused_export__ = makeDispatcher(api.connect)
-__webpack_unused_export__ = makeDispatcher(api.upgrade)
+module.exports.request = makeDispatcher(api.request)
+module.exports.stream = makeDispatcher(api.stream)
+module.exports.pipeline = makeDispatcher(api.pipeline)
+module.exports.connect = makeDispatcher(api.connect)
+module.exports.upgrade = makeDispatcher(api.upgrade)
 
-__webpack_unused_export__ = MockClient
-__webpack_unused_export__ = MockPool
-__webpack_unused_export__ = MockAgent
-__webpack_unused_export__ = mockErrors
+module.exports.MockClient = MockClient
+module.exports.MockPool = MockPool
+module.exports.MockAgent = MockAgent
+module.exports.mockErrors = mockErrors
 
 const { EventSource } = __nccwpck_require__(1238)
 
-__webpack_unused_export__ = EventSource
+module.exports.EventSource = EventSource
 
 
 /***/ }),
@@ -72054,7 +73215,19 @@ const Inputs = {
     ReuseFrom: 'reuse-from',
     DryRun: 'dry-run',
     AwsRegion: 'aws-region',
-    EndpointUrl: 'endpoint-url'
+    EndpointUrl: 'endpoint-url',
+    Mode: 'mode',
+    Alias: 'alias',
+    AliasCacheControl: 'alias-cache-control',
+    Aliases: 'aliases',
+    Preflight: 'preflight',
+    Verify: 'verify',
+    SigningKeyPairId: 'signing-key-pair-id',
+    SigningPrivateKey: 'signing-private-key',
+    SignedUrlExpiresIn: 'signed-url-expires-in',
+    PrComment: 'pr-comment',
+    PrCommentId: 'pr-comment-id',
+    GithubToken: 'github-token'
 };
 const Outputs = {
     VersionPrefix: 'version-prefix',
@@ -72066,7 +73239,14 @@ const Outputs = {
     Skipped: 'skipped',
     BytesUploaded: 'bytes-uploaded',
     InvalidationIds: 'invalidation-ids',
-    InvalidationStatus: 'invalidation-status'
+    InvalidationStatus: 'invalidation-status',
+    SignedUrls: 'signed-urls',
+    SignedCookies: 'signed-cookies',
+    SignedUrlsExpireAt: 'signed-urls-expire-at',
+    Verified: 'verified',
+    AliasUrls: 'alias-urls',
+    CommentUrl: 'comment-url',
+    Deleted: 'deleted'
 };
 /**
  * What the main step leaves for the post step (core.saveState; the runner hands each value to
@@ -72112,6 +73292,7 @@ const MAX_METADATA_BYTES = 2048;
 /* harmony export */   J6: () => (/* binding */ awsErrorCode),
 /* harmony export */   Ni: () => (/* binding */ explainAwsError),
 /* harmony export */   VG: () => (/* binding */ ImmutableVersionError),
+/* harmony export */   Vb: () => (/* binding */ collectInputError),
 /* harmony export */   dz: () => (/* binding */ InputError),
 /* harmony export */   oh: () => (/* binding */ failureMessage),
 /* harmony export */   sH: () => (/* binding */ DeployError),
@@ -72227,6 +73408,21 @@ function failureMessage(err) {
     }
     return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err instanceof Error ? err.message : String(err));
 }
+/**
+ * Runs `parse`; an InputError it throws becomes one more line of `problems` (so every bad input
+ * is reported at once) and undefined is returned.
+ */
+function collectInputError(problems, parse) {
+    try {
+        return parse();
+    }
+    catch (err) {
+        if (!(err instanceof InputError))
+            throw err;
+        problems.push(err.hint ? `${err.message} ${err.hint}` : err.message);
+        return undefined;
+    }
+}
 
 
 /***/ }),
@@ -72237,7 +73433,7 @@ function failureMessage(err) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8544);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7182);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -72251,7 +73447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8544:
+/***/ 7182:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72265,7 +73461,7 @@ var lib_core = __nccwpck_require__(8179);
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var src_errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/multipart-tracker.ts
 var multipart_tracker = __nccwpck_require__(8846);
 ;// CONCATENATED MODULE: ./src/cancellation.ts
@@ -72297,7 +73493,7 @@ function cancelOnSignals(opts) {
             first = name;
             opts.logger.warning(`Received ${name}: the workflow run was cancelled. Stopping the deploy: no new file ` +
                 'starts, transfers in flight are cancelled and their multipart uploads aborted.');
-            controller.abort(new errors/* DeployError */.sH(`The workflow run was cancelled (${name}).`));
+            controller.abort(new src_errors/* DeployError */.sH(`The workflow run was cancelled (${name}).`));
             return;
         }
         if (forced)
@@ -72340,39 +73536,264 @@ function cancelOnSignals(opts) {
 var src_clients = __nccwpck_require__(9071);
 // EXTERNAL MODULE: ./src/constants.ts
 var constants = __nccwpck_require__(7242);
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
-var dist_cjs = __nccwpck_require__(3169);
-;// CONCATENATED MODULE: ./src/distribution.ts
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
+var dist_cjs = __nccwpck_require__(3711);
+;// CONCATENATED MODULE: ./src/concurrency.ts
+/** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
+async function mapLimit(items, limit, fn) {
+    const results = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const index = next++;
+            results[index] = await fn(items[index], index);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return results;
+}
+
+;// CONCATENATED MODULE: ./src/progress.ts
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    let value = n / 1024;
+    let unit = 0;
+    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
+    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
+function formatProgress(s) {
+    // Rounded down, so 100% means done.
+    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
+    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
+    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    const eta = bytesPerSecond > 0
+        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
+        : 'unknown';
+    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
+}
+/** `33s`, `2m 05s`, `1h 02m`. */
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+function pad(n) {
+    return String(n).padStart(2, '0');
+}
+/**
+ * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
+ * events, and a log line per part buries everything else. Silent when nothing changed since the
+ * last line, so a transfer that ends before the first tick prints none.
+ */
+function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
+    const started = now();
+    let sentBytes = 0;
+    let filesDone = 0;
+    let logged = { sentBytes, filesDone };
+    const handle = setInterval(() => {
+        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
+            return;
+        logged = { sentBytes, filesDone };
+        const elapsedMs = now() - started;
+        logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }));
+    }, intervalMs);
+    return {
+        addBytes: (n) => {
+            sentBytes += n;
+        },
+        fileDone: () => {
+            filesDone++;
+        },
+        stop: () => clearInterval(handle)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/part-size.ts
 
 
-/** Reads the distribution once: its domain is the default URL base, and a typo in the id fails here, before any upload. */
-async function getDistribution(cf, id) {
+
+/** Automatic part size: large enough for throughput, small enough that a retried part costs little. */
+const DEFAULT_PART_SIZE = 16 * constants/* MiB */.lv;
+/** The largest object S3 stores. */
+const MAX_OBJECT_SIZE = 5 * 1024 * constants/* GiB */.T3;
+/** Requests needed to send `fileSize` bytes in `partSize` parts; an empty file still takes one. */
+function partCount(fileSize, partSize) {
+    return Math.max(1, Math.ceil(fileSize / partSize));
+}
+/**
+ * The part size for a multipart upload of `fileSize` bytes: `requested` when S3 can take it,
+ * otherwise DEFAULT_PART_SIZE raised to a whole MiB so the file fits in MAX_PARTS parts.
+ * Throws InputError for what S3 would refuse, so callers can check every file before sending any.
+ * `fileName` only makes the message name the file.
+ */
+function choosePartSize(fileSize, requested, fileName) {
+    const file = `${fileName ?? 'A file'} of ${formatBytes(fileSize)} (${fileSize.toLocaleString('en-US')} bytes)`;
+    if (fileSize > MAX_OBJECT_SIZE) {
+        throw new src_errors/* InputError */.dz(`${file} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
+    }
+    const smallest = Math.max(constants/* MIN_PART_SIZE */.fq, Math.ceil(fileSize / (constants/* MAX_PARTS */.kz * constants/* MiB */.lv)) * constants/* MiB */.lv);
+    if (requested === undefined)
+        return Math.max(DEFAULT_PART_SIZE, smallest);
+    if (!Number.isSafeInteger(requested) || requested < constants/* MIN_PART_SIZE */.fq || requested > constants/* MAX_PART_SIZE */.Tp) {
+        throw new src_errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
+    }
+    const parts = partCount(fileSize, requested);
+    if (parts > constants/* MAX_PARTS */.kz) {
+        throw new src_errors/* InputError */.dz(`${file} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
+            `but S3 allows at most ${constants/* MAX_PARTS */.kz.toLocaleString('en-US')}.`, `Set \`${constants/* Inputs */.G0.PartSizeMb}\` to at least ${smallest / constants/* MiB */.lv}, or leave it empty to size parts automatically.`);
+    }
+    return requested;
+}
+function size(bytes) {
+    return bytes % constants/* MiB */.lv === 0 ? `${bytes / constants/* MiB */.lv} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
+}
+
+;// CONCATENATED MODULE: ./src/copy.ts
+
+
+
+
+
+/** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
+const MAX_SINGLE_COPY_BYTES = 5 * constants/* GiB */.T3;
+/**
+ * The `x-amz-copy-source` value for a key. The SDK sends CopySource as given, and S3 URL-decodes
+ * it, so each segment is percent-encoded (spaces, non-ASCII, `%`, `+`, `?`) and the `/`s kept.
+ */
+function copySource(bucket, key) {
+    return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+/**
+ * Copies one object server-side with exactly the headers of `request` (MetadataDirective and
+ * TaggingDirective REPLACE: no header or tag of the source follows it). Sources up to
+ * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
+ * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
+ * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
+ */
+async function copyObject(s3, request, opts) {
+    const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
+    throwIfCancelled(opts.signal, what);
+    const headers = {
+        Bucket: request.bucket,
+        Key: request.destKey,
+        ContentType: request.contentType,
+        CacheControl: request.cacheControl,
+        Metadata: request.metadata,
+        ...(request.tagging ? { Tagging: request.tagging } : {})
+    };
+    const source = {
+        CopySource: copySource(request.bucket, request.sourceKey),
+        ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
+    };
+    if (request.size <= (opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES)) {
+        try {
+            const { CopyObjectResult } = await s3.send(new dist_cjs/* CopyObjectCommand */.s9Z({
+                ...headers,
+                ...source,
+                MetadataDirective: 'REPLACE',
+                TaggingDirective: 'REPLACE'
+            }), { abortSignal: opts.signal });
+            return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false };
+        }
+        catch (err) {
+            throwIfCancelled(opts.signal, what);
+            throw explainCopyError(err, what, request.bucket);
+        }
+    }
+    return copyMultipart(s3, request, headers, source, opts, what);
+}
+async function copyMultipart(s3, request, headers, source, opts, what) {
+    const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
+    const count = partCount(request.size, partSize);
+    let uploadId;
     try {
-        const { Distribution: d } = await cf.send(new dist_cjs/* GetDistributionCommand */.seO({ Id: id }));
-        if (!d?.DomainName)
-            throw new Error('GetDistribution returned no domain name');
-        return {
-            id,
-            domain: d.DomainName,
-            arn: d.ARN,
-            enabled: d.DistributionConfig?.Enabled ?? true,
-            status: d.Status
-        };
+        ;
+        ({ UploadId: uploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
+            abortSignal: opts.signal
+        }));
     }
     catch (err) {
-        throw (0,errors/* explainAwsError */.Ni)(err, {
-            action: `reading CloudFront distribution ${id}`,
-            distributionId: id
-        });
+        throwIfCancelled(opts.signal, what);
+        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
     }
+    if (!uploadId) {
+        throw new src_errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
+    }
+    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
+    const parts = new Array(count);
+    let next = 0;
+    let failure;
+    const worker = async () => {
+        while (next < count && failure === undefined && !opts.signal?.aborted) {
+            const index = next++;
+            const first = index * partSize;
+            const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`;
+            try {
+                // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
+                const { CopyPartResult } = await s3.send(new dist_cjs/* UploadPartCopyCommand */.Xp2({
+                    ...upload,
+                    ...source,
+                    PartNumber: index + 1,
+                    CopySourceRange: range
+                }));
+                parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag };
+            }
+            catch (err) {
+                failure ??= explainCopyError(err, `${what} (part ${index + 1} of ${count}, ${range})`, request.bucket);
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
+    if (failure === undefined && !opts.signal?.aborted) {
+        try {
+            const { ETag } = await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }));
+            return { eTag: ETag, parts: count, multipart: true };
+        }
+        catch (err) {
+            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
+        }
+    }
+    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
+    for (const f of outcome.failed)
+        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
+    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
+}
+function cancelled(signal, what, state) {
+    return new src_errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
+}
+function throwIfCancelled(signal, what) {
+    if (signal?.aborted)
+        throw cancelled(signal, what, '');
+}
+/** explainAwsError, with what a failed CopySourceIfMatch means for us. */
+function explainCopyError(err, action, bucket) {
+    const explained = (0,src_errors/* explainAwsError */.Ni)(err, { action, bucket });
+    if ((0,src_errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof src_errors/* AwsError */.Gy)) {
+        return explained;
+    }
+    return new src_errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
 }
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 var external_node_fs_promises_default = /*#__PURE__*/__nccwpck_require__.n(promises_);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 ;// CONCATENATED MODULE: ./node_modules/@actions/glob/lib/internal-glob-options-helper.js
@@ -76091,8 +77512,127 @@ function glob_hashFiles(patterns_1) {
     });
 }
 //# sourceMappingURL=glob.js.map
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/files.ts
+
+
+
+
+
+
+/**
+ * Finds the regular files the patterns match. Directories are never returned; a match whose
+ * real path (after symlinks) lies outside the workspace is an error, so a link cannot publish
+ * e.g. ~/.aws/credentials.
+ */
+async function discoverFiles(patterns, opts) {
+    const workspace = external_node_path_default().resolve(opts.workspace);
+    const realWorkspace = await external_node_fs_promises_default().realpath(workspace);
+    // Patterns are relative to the workspace, not to whatever the process cwd is.
+    const anchored = patterns.map((p) => {
+        const negated = p.startsWith('!');
+        const body = negated ? p.slice(1) : p;
+        return `${negated ? '!' : ''}${external_node_path_default().resolve(workspace, body)}`;
+    });
+    const globber = await create(anchored.join('\n'), {
+        followSymbolicLinks: true,
+        implicitDescendants: true,
+        matchDirectories: false,
+        omitBrokenSymbolicLinks: true
+    });
+    const matches = await globber.glob();
+    const outside = [];
+    const found = [];
+    for (const match of [...new Set(matches)].sort()) {
+        const real = await external_node_fs_promises_default().realpath(match);
+        if (!isInside(real, realWorkspace)) {
+            outside.push(`${external_node_path_default().relative(workspace, match)} -> ${real}`);
+            continue;
+        }
+        const stat = await external_node_fs_promises_default().stat(real);
+        if (stat.isFile())
+            found.push({ absolutePath: match, size: stat.size });
+    }
+    if (outside.length > 0) {
+        throw new src_errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
+    }
+    if (found.length === 0) {
+        throw new src_errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
+    }
+    const root = opts.root ?? defaultRoot(globber.getSearchPaths(), found);
+    const files = found.map(({ absolutePath, size }) => {
+        if (!isInside(absolutePath, root)) {
+            throw new src_errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
+        }
+        return { absolutePath, size, relativePath: toPosix(external_node_path_default().relative(root, absolutePath)) };
+    });
+    return { root, files };
+}
+/**
+ * The least common ancestor of the search paths, as actions/upload-artifact computes it; a
+ * single literal file is keyed by its name alone.
+ */
+function defaultRoot(searchPaths, found) {
+    if (searchPaths.length === 1) {
+        const only = searchPaths[0];
+        return found.some((f) => f.absolutePath === only) ? external_node_path_default().dirname(only) : only;
+    }
+    const split = searchPaths.map((p) => p.split((external_node_path_default()).sep));
+    const common = [];
+    for (let i = 0; i < split[0].length; i++) {
+        const segment = split[0][i];
+        if (split.every((s) => s[i] === segment))
+            common.push(segment);
+        else
+            break;
+    }
+    const lca = common.join((external_node_path_default()).sep) || (external_node_path_default()).sep;
+    // A search path that is itself a matched file cannot be the root: use its directory.
+    return found.some((f) => f.absolutePath === lca) ? external_node_path_default().dirname(lca) : lca;
+}
+function toPosix(p) {
+    return p.split((external_node_path_default()).sep).join('/');
+}
+/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
+function objectKey(versionPrefix, relativePath) {
+    return `${versionPrefix}/${relativePath}`;
+}
+/**
+ * Checks the keys the files map to before anything is sent: S3's key length limit, characters
+ * that break S3's XML API, case-insensitive collisions (which break on case-insensitive file
+ * systems and in CloudFront paths people type), and the manifest's own key.
+ */
+function checkKeys(files, versionPrefix, opts) {
+    const problems = [];
+    const seen = new Map();
+    for (const { relativePath } of files) {
+        const key = objectKey(versionPrefix, relativePath);
+        const bytes = Buffer.byteLength(key);
+        if (bytes > constants/* MAX_KEY_BYTES */.Xd) {
+            problems.push(`key for ${relativePath} is ${bytes} bytes; S3 allows ${constants/* MAX_KEY_BYTES */.Xd}.`);
+        }
+        // eslint-disable-next-line no-control-regex
+        if (/[\x00-\x1f\x7f]/.test(relativePath)) {
+            problems.push(`${JSON.stringify(relativePath)} contains control characters, which S3 keys cannot carry safely.`);
+        }
+        const folded = key.normalize('NFC').toLowerCase();
+        const other = seen.get(folded);
+        if (other !== undefined) {
+            problems.push(`${other} and ${relativePath} map to keys that differ only in case or Unicode form.`);
+        }
+        else {
+            seen.set(folded, relativePath);
+        }
+        if (opts.manifest && relativePath === constants/* MANIFEST_FILE_NAME */.xF) {
+            problems.push(`${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}; rename it or set \`manifest: false\`.`);
+        }
+    }
+    if (problems.length > 0) {
+        throw new src_errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
+    }
+}
+
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
+var client_cloudfront_dist_cjs = __nccwpck_require__(3169);
 ;// CONCATENATED MODULE: ./src/retry.ts
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
@@ -76157,7 +77697,7 @@ function toInvalidationPath(key) {
 }
 /** Checks a user-supplied `invalidation-paths` entry; returns it unchanged. */
 function validateExtraPath(path) {
-    const problem = (what, fix) => new errors/* InputError */.dz(`Invalidation path "${path}" ${what}.`, fix);
+    const problem = (what, fix) => new src_errors/* InputError */.dz(`Invalidation path "${path}" ${what}.`, fix);
     if (!path.startsWith('/')) {
         throw problem('does not start with "/"', `Write it relative to the distribution root: "/${path}".`);
     }
@@ -76270,20 +77810,20 @@ const NETWORK_ERRORS = new Set([
 /** Node's errno (`ECONNRESET`...) for network failures, else the AWS error code. */
 function errorCode(err) {
     const errno = err?.code;
-    return typeof errno === 'string' ? errno : (0,errors/* awsErrorCode */.J6)(err);
+    return typeof errno === 'string' ? errno : (0,src_errors/* awsErrorCode */.J6)(err);
 }
 /** Throttling, 5xx and network failures: worth asking again. */
 function isTransient(err) {
     const code = errorCode(err) ?? '';
-    const status = (0,errors/* httpStatusOf */.s_)(err);
+    const status = (0,src_errors/* httpStatusOf */.s_)(err);
     if (THROTTLING_CODES.has(code))
         return true;
     if (status !== undefined)
         return status === 429 || status >= 500;
-    return NETWORK_ERRORS.has(code) || (0,errors/* awsErrorCode */.J6)(err) === 'TimeoutError';
+    return NETWORK_ERRORS.has(code) || (0,src_errors/* awsErrorCode */.J6)(err) === 'TimeoutError';
 }
 function describeError(err) {
-    const status = (0,errors/* httpStatusOf */.s_)(err);
+    const status = (0,src_errors/* httpStatusOf */.s_)(err);
     const reason = (0,secrets/* redact */.E$)(err instanceof Error ? err.message : String(err));
     return `${errorCode(err) ?? 'error'}${status ? `, HTTP ${status}` : ''}: ${reason}`;
 }
@@ -76299,7 +77839,7 @@ async function createInvalidations(cf, distributionId, batches, opts) {
         const action = `creating a CloudFront invalidation for ${batch.length} paths on distribution ${distributionId}`;
         let id;
         try {
-            const result = await retryWithBackoff(() => cf.send(new dist_cjs/* CreateInvalidationCommand */.Yo6({
+            const result = await retryWithBackoff(() => cf.send(new client_cloudfront_dist_cjs/* CreateInvalidationCommand */.Yo6({
                 DistributionId: distributionId,
                 InvalidationBatch: {
                     CallerReference: reference,
@@ -76308,7 +77848,7 @@ async function createInvalidations(cf, distributionId, batches, opts) {
             })), 
             // TooManyInvalidationsInProgress is a client fault the SDK never retries, yet it clears as
             // running invalidations finish; the CallerReference makes every retry idempotent.
-            (err) => (0,errors/* awsErrorCode */.J6)(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
+            (err) => (0,src_errors/* awsErrorCode */.J6)(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
                 attempts,
                 baseMs: opts.baseDelayMs ?? 5000,
                 capMs: opts.maxDelayMs ?? 60_000,
@@ -76321,10 +77861,10 @@ async function createInvalidations(cf, distributionId, batches, opts) {
             id = result.Invalidation?.Id;
         }
         catch (err) {
-            throw (0,errors/* explainAwsError */.Ni)(err, { action, distributionId });
+            throw (0,src_errors/* explainAwsError */.Ni)(err, { action, distributionId });
         }
         if (!id)
-            throw new errors/* DeployError */.sH(`Failed ${action}: CloudFront returned no invalidation id.`);
+            throw new src_errors/* DeployError */.sH(`Failed ${action}: CloudFront returned no invalidation id.`);
         opts.logger.info(`Created invalidation ${id} for ${batch.length} paths (batch ${index + 1}/${batches.length}, ` +
             `caller reference ${reference})`);
         ids.push(id);
@@ -76349,7 +77889,7 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
         const stillPending = [];
         for (const id of pending) {
             try {
-                const result = await cf.send(new dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
+                const result = await cf.send(new client_cloudfront_dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
                 const status = result.Invalidation?.Status ?? 'unknown';
                 opts.logger.info(`Invalidation ${id}: ${status} after ${seconds(now() - start)}`);
                 if (status.toLowerCase() !== 'completed')
@@ -76357,7 +77897,7 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
             }
             catch (err) {
                 if (!isTransient(err)) {
-                    throw (0,errors/* explainAwsError */.Ni)(err, {
+                    throw (0,src_errors/* explainAwsError */.Ni)(err, {
                         action: `checking invalidation ${id} on distribution ${distributionId}`,
                         distributionId
                     });
@@ -76379,6 +77919,6269 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
         pending
     };
 }
+/**
+ * Invalidates `paths` in batches and waits for them when asked; what the deploy, an alias move
+ * and a clean-up do alike. The outcome's status is InProgress when not waited for or timed out
+ * (a warning then says edge caches may serve old bytes until CloudFront finishes).
+ */
+async function invalidateAndWait(cf, distributionId, paths, opts) {
+    const batches = toBatches(paths);
+    const ids = await createInvalidations(cf, distributionId, batches, {
+        runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
+        runAttempt: opts.env.GITHUB_RUN_ATTEMPT ?? '1',
+        logger: opts.logger,
+        sleep: opts.sleep,
+        // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress quota,
+        // which takes minutes: give it ~25 min of capped backoff rather than ~3.
+        maxAttempts: batches.length > 1 ? 30 : undefined
+    });
+    const label = opts.label ? ` (${opts.label})` : '';
+    opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`);
+    if (!opts.wait)
+        return { ids, status: 'InProgress', waitedMs: 0 };
+    const waited = await waitForInvalidations(cf, distributionId, ids, {
+        timeoutMs: opts.waitTimeoutMinutes * 60_000,
+        logger: opts.logger,
+        sleep: opts.sleep,
+        now: opts.now
+    });
+    return {
+        ids,
+        status: waited.status,
+        waitedMs: waited.waitedMs,
+        warning: waited.status === 'Completed'
+            ? undefined
+            : `Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
+    };
+}
+
+;// CONCATENATED MODULE: ./src/stored-objects.ts
+
+
+
+/** Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys). */
+async function listPrefix(s3, bucket, prefix) {
+    const objects = new Map();
+    let token;
+    do {
+        const page = await s3
+            .send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }))
+            .catch((err) => {
+            throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
+        });
+        for (const obj of page.Contents ?? []) {
+            if (obj.Key !== undefined)
+                objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+}
+/** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
+async function headObject(s3, bucket, key) {
+    try {
+        const head = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
+        return {
+            size: head.ContentLength ?? 0,
+            eTag: head.ETag,
+            sha256: head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6],
+            contentType: head.ContentType,
+            cacheControl: head.CacheControl,
+            metadata: head.Metadata ?? {}
+        };
+    }
+    catch (err) {
+        // Listed a moment ago but deleted since.
+        if ((0,src_errors/* httpStatusOf */.s_)(err) === 404)
+            return undefined;
+        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/manifest.ts
+
+/** Manifest git fields and the runner variables they come from, in manifest order. */
+const GIT_ENV = [
+    ['sha', 'GITHUB_SHA'],
+    ['ref', 'GITHUB_REF'],
+    ['repository', 'GITHUB_REPOSITORY'],
+    ['runId', 'GITHUB_RUN_ID'],
+    ['runAttempt', 'GITHUB_RUN_ATTEMPT']
+];
+/** Code-unit order, so that sorting does not depend on the runner's locale. */
+function compareCodeUnits(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+function manifestKey(versionPrefix) {
+    return `${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}`;
+}
+function gitContextFromEnv(env) {
+    const git = {};
+    for (const [field, name] of GIT_ENV) {
+        const value = env[name];
+        if (value)
+            git[field] = value;
+    }
+    return git;
+}
+function buildManifest(input) {
+    return canonicalManifest({
+        schemaVersion: constants/* MANIFEST_SCHEMA_VERSION */.v5,
+        versionPrefix: input.versionPrefix,
+        bucket: input.bucket,
+        createdAt: input.createdAt.toISOString(),
+        git: input.git,
+        distribution: input.distribution,
+        files: input.files.map((f) => ({
+            path: f.relativePath,
+            key: f.key,
+            url: f.url,
+            size: f.size,
+            sha256: f.sha256,
+            contentType: f.contentType,
+            metadata: input.metadata
+        }))
+    });
+}
+/** Pretty JSON with a trailing newline; the same manifest always gives the same bytes. */
+function serializeManifest(manifest) {
+    return `${JSON.stringify(canonicalManifest(manifest), null, 2)}\n`;
+}
+/**
+ * Copies the manifest with fields in schema order, files sorted by path, metadata keys sorted and
+ * absent git fields dropped, so that equal manifests serialise identically and share no objects
+ * with the caller.
+ */
+function canonicalManifest(m) {
+    const git = {};
+    for (const [field] of GIT_ENV) {
+        const value = m.git[field];
+        if (value)
+            git[field] = value;
+    }
+    return {
+        schemaVersion: m.schemaVersion,
+        versionPrefix: m.versionPrefix,
+        bucket: m.bucket,
+        createdAt: m.createdAt,
+        git,
+        distribution: m.distribution && { id: m.distribution.id, domain: m.distribution.domain },
+        files: [...m.files].sort((a, b) => compareCodeUnits(a.path, b.path)).map(canonicalFile)
+    };
+}
+function canonicalFile(f) {
+    return {
+        path: f.path,
+        key: f.key,
+        url: f.url,
+        size: f.size,
+        sha256: f.sha256,
+        contentType: f.contentType,
+        metadata: Object.fromEntries(Object.entries(f.metadata).sort(([a], [b]) => compareCodeUnits(a, b)))
+    };
+}
+
+;// CONCATENATED MODULE: ./src/manifest-store.ts
+
+
+
+
+/**
+ * The manifest changes only when the version's files do, so clients may cache it briefly; it is
+ * invalidated in CloudFront whenever it is rewritten.
+ */
+const MANIFEST_CACHE_CONTROL = 'public, max-age=60';
+/** The manifest stored under the key, or undefined when there is none or it is not ours. */
+async function readStoredManifest(s3, bucket, key) {
+    try {
+        const { Body } = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({ Bucket: bucket, Key: key }));
+        const parsed = JSON.parse((await Body?.transformToString('utf-8')) ?? '');
+        return Array.isArray(parsed.files) ? parsed : undefined;
+    }
+    catch (err) {
+        if (err instanceof SyntaxError)
+            return undefined;
+        throw (0,src_errors/* explainAwsError */.Ni)(err, {
+            action: `reading the existing manifest s3://${bucket}/${key}`,
+            bucket
+        });
+    }
+}
+/**
+ * True when the stored manifest describes the same published files, so rewriting it would only
+ * change provenance fields (run id, time) and force an invalidation for nothing.
+ */
+function sameFiles(stored, next) {
+    return (stored.versionPrefix === next.versionPrefix &&
+        JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
+        JSON.stringify(stored.files) === JSON.stringify(next.files));
+}
+async function writeManifest(s3, bucket, key, body, 
+/** Object tags, URL-encoded, e.g. a preview's (so its manifest expires with its files). */
+tagging) {
+    const sha256 = (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex');
+    try {
+        await s3.send(new dist_cjs/* PutObjectCommand */.wKZ({
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentType: 'application/json',
+            CacheControl: MANIFEST_CACHE_CONTROL,
+            Metadata: { [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
+            ...(tagging ? { Tagging: tagging } : {})
+        }));
+    }
+    catch (err) {
+        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/alias.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** HEAD requests at once when comparing alias objects. */
+const HEAD_CONCURRENCY = 16;
+/** DeleteObjects takes at most this many keys per request. */
+const MAX_DELETE_KEYS = 1000;
+/** Files named in an error before "… and N more". */
+const SHOWN = 20;
+/**
+ * Reads `<version>/manifest.json` and checks that every file it lists is stored with the listed
+ * size, so an alias is never pointed at a version that is incomplete or was never published.
+ */
+async function loadVersion(s3, bucket, versionPrefix) {
+    const objects = await listPrefix(s3, bucket, versionPrefix);
+    const key = manifestKey(versionPrefix);
+    if (!objects.has(key)) {
+        throw new src_errors/* DeployError */.sH(`${key} not found in s3://${bucket}: an alias can only point to a version published with \`manifest: true\`` +
+            (objects.size > 0
+                ? ` (${objects.size} other object(s) are under ${versionPrefix}/).`
+                : '.'), 'Check `version-prefix`, or publish that version with `manifest: true` first.');
+    }
+    const manifest = await readStoredManifest(s3, bucket, key);
+    if (!manifest) {
+        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
+    }
+    if (manifest.versionPrefix !== versionPrefix) {
+        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${key} describes version ${manifest.versionPrefix}, not ${versionPrefix}: ` +
+            `${versionPrefix} is an alias, not a version.`, `Set \`version-prefix\` to ${manifest.versionPrefix} to point an alias at that version.`);
+    }
+    const problems = [];
+    for (const file of manifest.files) {
+        const expected = objectKey(versionPrefix, file.path);
+        const stored = objects.get(file.key);
+        if (file.key !== expected) {
+            problems.push(`${file.path} (listed under key ${file.key}, expected ${expected})`);
+        }
+        else if (!stored) {
+            problems.push(`${file.path} (not found)`);
+        }
+        else if (stored.size !== file.size) {
+            problems.push(`${file.path} (${stored.size} bytes stored, the manifest says ${file.size})`);
+        }
+    }
+    if (problems.length > 0) {
+        throw new src_errors/* DeployError */.sH(`${versionPrefix} is missing ${problems.length} of ${manifest.files.length} file(s) its manifest lists: ` +
+            listed(problems), `Publish ${versionPrefix} again (same \`version-prefix\`, \`overwrite: true\` if bytes changed) before pointing an alias at it.`);
+    }
+    return { versionPrefix, manifest, objects };
+}
+/**
+ * Decides, read-only, how `<alias>/` becomes a copy of the version: which files to copy (new, or
+ * different SHA-256 or headers), which already match, which alias keys to remove, and what to
+ * invalidate. Refuses an alias that overlaps the version, and refuses to delete from a prefix
+ * that holds no alias manifest (it is then not known to be an alias this action manages).
+ */
+async function planAlias(s3, inputs, version) {
+    const { bucket, alias, aliasCacheControl } = inputs;
+    const { versionPrefix, manifest } = version;
+    checkAliasName(alias, versionPrefix);
+    const aliasManifestKey = manifestKey(alias);
+    const tooLong = manifest.files
+        .map((f) => objectKey(alias, f.path))
+        .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
+    if (tooLong.length > 0) {
+        throw new src_errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
+    }
+    const held = await listPrefix(s3, bucket, alias);
+    const current = held.has(aliasManifestKey)
+        ? await readStoredManifest(s3, bucket, aliasManifestKey)
+        : undefined;
+    if (current?.versionPrefix === alias) {
+        throw new src_errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
+    }
+    const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
+        bucket,
+        path: file.path,
+        sourceKey: file.key,
+        destKey: objectKey(alias, file.path),
+        size: file.size,
+        contentType: file.contentType,
+        cacheControl: aliasCacheControl,
+        metadata: { ...file.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+        sourceETag: version.objects?.get(file.key)?.eTag
+    }));
+    const manifestEntry = await planEntry(s3, held, await manifestCopy(s3, inputs, version, aliasManifestKey));
+    const wanted = new Set(files.map((f) => f.destKey));
+    const stale = [...held.keys()]
+        .filter((key) => key !== aliasManifestKey && !wanted.has(key))
+        .sort(compareCodeUnits);
+    if (stale.length > 0 && current === undefined) {
+        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
+            `${aliasManifestKey}, so it is not an alias this action manages; nothing was changed: ${listed(stale)}`, `Choose another \`alias\`, or remove those objects from s3://${bucket}/${alias}/ first.`);
+    }
+    const overwritten = [...files, manifestEntry]
+        .filter((f) => f.action === 'copy' && f.existed)
+        .map((f) => f.destKey);
+    return {
+        bucket,
+        alias,
+        versionPrefix,
+        previousVersion: current?.versionPrefix,
+        files,
+        manifest: manifestEntry,
+        stale,
+        invalidationPaths: aliasInvalidationPaths(alias, [...overwritten, ...stale])
+    };
+}
+/**
+ * Moves the alias as planned, in the order that keeps it readable: the files first, then the
+ * manifest (which names the version once all its files are in place), then the stale keys
+ * (which clients of the previous manifest may still fetch until then). With `dryRun` nothing
+ * is sent and the result says what would be done.
+ */
+async function applyAlias(s3, plan, opts) {
+    const { logger, signal } = opts;
+    const copies = plan.files.filter((f) => f.action === 'copy');
+    const result = {
+        alias: plan.alias,
+        versionPrefix: plan.versionPrefix,
+        previousVersion: plan.previousVersion,
+        dryRun: opts.dryRun === true,
+        files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
+        copied: copies.map((f) => f.destKey),
+        unchanged: plan.files.filter((f) => f.action === 'unchanged').map((f) => f.destKey),
+        removed: plan.stale,
+        manifestKey: plan.manifest.destKey,
+        manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
+        invalidationPaths: plan.invalidationPaths
+    };
+    const move = `alias ${plan.alias} from ${plan.previousVersion ?? '(none)'} to ${plan.versionPrefix}`;
+    if (opts.dryRun) {
+        logger.info(`Dry run: would move ${move}: copy ${copies.length} file(s), keep ${result.unchanged.length}, ` +
+            `${plan.manifest.action === 'copy' ? 'copy' : 'keep'} ${plan.manifest.destKey}, remove ` +
+            `${plan.stale.length}, invalidate ${plan.invalidationPaths.length} path(s)` +
+            `${plan.invalidationPaths.length ? `: ${plan.invalidationPaths.join(' ')}` : ''}. Nothing was changed.`);
+        return result;
+    }
+    const copyOpts = {
+        concurrency: opts.concurrency,
+        signal,
+        logger,
+        maxSingleCopyBytes: opts.maxSingleCopyBytes,
+        partSize: opts.partSize
+    };
+    const copy = async (entry) => {
+        const { parts } = await copyObject(s3, entry, copyOpts);
+        logger.info(`Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
+            `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`);
+    };
+    // Small copies run side by side; a large one uses the whole budget for its parts.
+    const maxSingle = opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES;
+    let done = 0;
+    let failure;
+    const run = async (entry) => {
+        if (failure !== undefined || signal?.aborted)
+            return;
+        try {
+            await copy(entry);
+            done++;
+        }
+        catch (err) {
+            failure ??= err;
+        }
+    };
+    await mapLimit(copies.filter((f) => f.size <= maxSingle), Math.max(1, opts.concurrency), run);
+    for (const entry of copies.filter((f) => f.size > maxSingle))
+        await run(entry);
+    const state = `${done} of ${copies.length} file(s) were copied; ${plan.manifest.destKey} still names ` +
+        `${plan.previousVersion ?? 'no version'}`;
+    // A copy cut short by the cancel fails too: the cancel is the news.
+    if (signal?.aborted) {
+        throw new src_errors/* DeployError */.sH(`Cancelled moving ${move}: ${state}.`, undefined, {
+            cause: signal.reason
+        });
+    }
+    if (failure !== undefined) {
+        logger.warning(`Stopped moving ${move}: ${state}. Running the step again completes the move.`);
+        throw failure;
+    }
+    if (plan.manifest.action === 'copy') {
+        await copyObject(s3, plan.manifest, copyOpts);
+        logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
+    }
+    if (plan.stale.length > 0 && signal?.aborted) {
+        throw new src_errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
+    }
+    await deleteKeys(s3, plan.bucket, plan.stale);
+    if (plan.stale.length > 0) {
+        logger.info(`Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`);
+    }
+    return result;
+}
+/**
+ * Points the alias at an existing version without uploading anything (promote, rollback): checks
+ * the version is complete, plans, and applies (or, with `dryRun`, only reports the plan).
+ */
+async function promote(s3, inputs, opts) {
+    const version = await loadVersion(s3, inputs.bucket, inputs.versionPrefix);
+    const plan = await planAlias(s3, inputs, version);
+    return applyAlias(s3, plan, opts);
+}
+/** Exact paths for up to one key, else one wildcard over the alias. */
+function aliasInvalidationPaths(alias, keys) {
+    const unique = [...new Set(keys)];
+    if (unique.length === 0)
+        return [];
+    if (unique.length === 1)
+        return [toInvalidationPath(unique[0])];
+    return [`${toInvalidationPath(alias)}/*`];
+}
+/**
+ * Throws InputError when the alias and the version prefix overlap (one is the other or inside
+ * it): moving the alias would then delete objects of the version.
+ */
+function checkAliasName(alias, versionPrefix) {
+    const nested = (a, b) => a === b || a.startsWith(`${b}/`);
+    if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
+        throw new src_errors/* InputError */.dz(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
+            'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
+    }
+}
+/** The manifest copy: the version's stored manifest, or, before it is written (a dry run), the one given. */
+async function manifestCopy(s3, inputs, version, destKey) {
+    const sourceKey = manifestKey(version.versionPrefix);
+    const common = { bucket: inputs.bucket, path: constants/* MANIFEST_FILE_NAME */.xF, sourceKey, destKey };
+    const cacheControl = inputs.aliasCacheControl;
+    const stored = await headObject(s3, inputs.bucket, sourceKey);
+    if (stored) {
+        return {
+            ...common,
+            size: stored.size,
+            contentType: stored.contentType ?? 'application/json',
+            cacheControl,
+            metadata: stored.metadata,
+            sourceETag: stored.eTag
+        };
+    }
+    const body = serializeManifest(version.manifest);
+    return {
+        ...common,
+        size: Buffer.byteLength(body),
+        contentType: 'application/json',
+        cacheControl,
+        metadata: { [constants/* SHA256_METADATA_KEY */.U6]: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex') }
+    };
+}
+/** Copy unless the alias key holds the same size, SHA-256 and headers already. */
+async function planEntry(s3, held, request) {
+    const listedObject = held.get(request.destKey);
+    if (!listedObject)
+        return { ...request, action: 'copy', existed: false };
+    // A different size proves different bytes without a HEAD request.
+    const stored = listedObject.size === request.size
+        ? await headObject(s3, request.bucket, request.destKey)
+        : undefined;
+    if (!stored)
+        return { ...request, action: 'copy', existed: true };
+    const same = stored.metadata[constants/* SHA256_METADATA_KEY */.U6] !== undefined &&
+        stored.contentType === request.contentType &&
+        stored.cacheControl === request.cacheControl &&
+        sameRecord(stored.metadata, request.metadata);
+    return { ...request, action: same ? 'unchanged' : 'copy', existed: true };
+}
+function sameRecord(a, b) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+/** DeleteObjects in batches of 1,000; any key S3 reports as not deleted fails the call. */
+async function deleteKeys(s3, bucket, keys) {
+    const failed = [];
+    for (let i = 0; i < keys.length; i += MAX_DELETE_KEYS) {
+        const batch = keys.slice(i, i + MAX_DELETE_KEYS);
+        const { Errors } = await s3
+            .send(new dist_cjs/* DeleteObjectsCommand */.xvx({
+            Bucket: bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+        }))
+            .catch((err) => {
+            throw (0,src_errors/* explainAwsError */.Ni)(err, {
+                action: `removing ${batch.length} stale key(s) from s3://${bucket}`,
+                bucket
+            });
+        });
+        for (const e of Errors ?? [])
+            failed.push(`${e.Key} (${e.Code ?? 'Error'}: ${e.Message ?? ''})`);
+    }
+    if (failed.length > 0) {
+        throw new src_errors/* DeployError */.sH(`S3 did not delete ${failed.length} stale alias key(s) from s3://${bucket}: ${listed(failed)}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
+    }
+}
+function listed(items) {
+    const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
+    return items.slice(0, SHOWN).join(', ') + more;
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
+
+
+class Context {
+    /**
+     * Hydrate the context from the environment
+     */
+    constructor() {
+        var _a, _b, _c;
+        this.payload = {};
+        if (process.env.GITHUB_EVENT_PATH) {
+            if ((0,external_fs_.existsSync)(process.env.GITHUB_EVENT_PATH)) {
+                this.payload = JSON.parse((0,external_fs_.readFileSync)(process.env.GITHUB_EVENT_PATH, { encoding: 'utf8' }));
+            }
+            else {
+                const path = process.env.GITHUB_EVENT_PATH;
+                process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${external_os_.EOL}`);
+            }
+        }
+        this.eventName = process.env.GITHUB_EVENT_NAME;
+        this.sha = process.env.GITHUB_SHA;
+        this.ref = process.env.GITHUB_REF;
+        this.workflow = process.env.GITHUB_WORKFLOW;
+        this.action = process.env.GITHUB_ACTION;
+        this.actor = process.env.GITHUB_ACTOR;
+        this.job = process.env.GITHUB_JOB;
+        this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
+        this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
+        this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
+        this.apiUrl = (_a = process.env.GITHUB_API_URL) !== null && _a !== void 0 ? _a : `https://api.github.com`;
+        this.serverUrl = (_b = process.env.GITHUB_SERVER_URL) !== null && _b !== void 0 ? _b : `https://github.com`;
+        this.graphqlUrl =
+            (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
+    }
+    get issue() {
+        const payload = this.payload;
+        return Object.assign(Object.assign({}, this.repo), { number: (payload.issue || payload.pull_request || payload).number });
+    }
+    get repo() {
+        if (process.env.GITHUB_REPOSITORY) {
+            const [owner, repo] = process.env.GITHUB_REPOSITORY.split('/');
+            return { owner, repo };
+        }
+        if (this.payload.repository) {
+            return {
+                owner: this.payload.repository.owner.login,
+                repo: this.payload.repository.name
+            };
+        }
+        throw new Error("context.repo requires a GITHUB_REPOSITORY environment variable like 'owner/repo'");
+    }
+}
+//# sourceMappingURL=context.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
+var lib = __nccwpck_require__(9659);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(6752);
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
+var utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+function getAuthString(token, options) {
+    if (!token && !options.auth) {
+        throw new Error('Parameter token or opts.auth is required');
+    }
+    else if (token && options.auth) {
+        throw new Error('Parameters token and opts.auth may not both be specified');
+    }
+    return typeof options.auth === 'string' ? options.auth : `token ${token}`;
+}
+function getProxyAgent(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgent(destinationUrl);
+}
+function getProxyAgentDispatcher(destinationUrl) {
+    const hc = new lib.HttpClient();
+    return hc.getAgentDispatcher(destinationUrl);
+}
+function getProxyFetch(destinationUrl) {
+    const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
+    const proxyFetch = (url, opts) => utils_awaiter(this, void 0, void 0, function* () {
+        return (0,undici.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
+    });
+    return proxyFetch;
+}
+function getApiBaseUrl() {
+    return process.env['GITHUB_API_URL'] || 'https://api.github.com';
+}
+function getUserAgentWithOrchestrationId(baseUserAgent) {
+    var _a;
+    const orchId = (_a = process.env['ACTIONS_ORCHESTRATION_ID']) === null || _a === void 0 ? void 0 : _a.trim();
+    if (orchId) {
+        const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+        const tag = `actions_orchestration_id/${sanitizedId}`;
+        if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
+            return baseUserAgent;
+        const ua = baseUserAgent ? `${baseUserAgent} ` : '';
+        return `${ua}${tag}`;
+    }
+    return baseUserAgent;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/universal-user-agent/index.js
+function getUserAgent() {
+  if (typeof navigator === "object" && "userAgent" in navigator) {
+    return navigator.userAgent;
+  }
+
+  if (typeof process === "object" && process.version !== undefined) {
+    return `Node.js/${process.version.substr(1)} (${process.platform}; ${
+      process.arch
+    })`;
+  }
+
+  return "<environment undetectable>";
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/register.js
+// @ts-check
+
+function register(state, name, method, options) {
+  if (typeof method !== "function") {
+    throw new Error("method for before hook must be a function");
+  }
+
+  if (!options) {
+    options = {};
+  }
+
+  if (Array.isArray(name)) {
+    return name.reverse().reduce((callback, name) => {
+      return register.bind(null, state, name, callback, options);
+    }, method)();
+  }
+
+  return Promise.resolve().then(() => {
+    if (!state.registry[name]) {
+      return method(options);
+    }
+
+    return state.registry[name].reduce((method, registered) => {
+      return registered.hook.bind(null, method, options);
+    }, method)();
+  });
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/add.js
+// @ts-check
+
+function addHook(state, kind, name, hook) {
+  const orig = hook;
+  if (!state.registry[name]) {
+    state.registry[name] = [];
+  }
+
+  if (kind === "before") {
+    hook = (method, options) => {
+      return Promise.resolve()
+        .then(orig.bind(null, options))
+        .then(method.bind(null, options));
+    };
+  }
+
+  if (kind === "after") {
+    hook = (method, options) => {
+      let result;
+      return Promise.resolve()
+        .then(method.bind(null, options))
+        .then((result_) => {
+          result = result_;
+          return orig(result, options);
+        })
+        .then(() => {
+          return result;
+        });
+    };
+  }
+
+  if (kind === "error") {
+    hook = (method, options) => {
+      return Promise.resolve()
+        .then(method.bind(null, options))
+        .catch((error) => {
+          return orig(error, options);
+        });
+    };
+  }
+
+  state.registry[name].push({
+    hook: hook,
+    orig: orig,
+  });
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/lib/remove.js
+// @ts-check
+
+function removeHook(state, name, method) {
+  if (!state.registry[name]) {
+    return;
+  }
+
+  const index = state.registry[name]
+    .map((registered) => {
+      return registered.orig;
+    })
+    .indexOf(method);
+
+  if (index === -1) {
+    return;
+  }
+
+  state.registry[name].splice(index, 1);
+}
+
+;// CONCATENATED MODULE: ./node_modules/before-after-hook/index.js
+// @ts-check
+
+
+
+
+
+// bind with array of arguments: https://stackoverflow.com/a/21792913
+const bind = Function.bind;
+const bindable = bind.bind(bind);
+
+function bindApi(hook, state, name) {
+  const removeHookRef = bindable(removeHook, null).apply(
+    null,
+    name ? [state, name] : [state]
+  );
+  hook.api = { remove: removeHookRef };
+  hook.remove = removeHookRef;
+  ["before", "error", "after", "wrap"].forEach((kind) => {
+    const args = name ? [state, kind, name] : [state, kind];
+    hook[kind] = hook.api[kind] = bindable(addHook, null).apply(null, args);
+  });
+}
+
+function Singular() {
+  const singularHookName = Symbol("Singular");
+  const singularHookState = {
+    registry: {},
+  };
+  const singularHook = register.bind(null, singularHookState, singularHookName);
+  bindApi(singularHook, singularHookState, singularHookName);
+  return singularHook;
+}
+
+function Collection() {
+  const state = {
+    registry: {},
+  };
+
+  const hook = register.bind(null, state);
+  bindApi(hook, state);
+
+  return hook;
+}
+
+/* harmony default export */ const before_after_hook = ({ Singular, Collection });
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/endpoint/dist-bundle/index.js
+// pkg/dist-src/defaults.js
+
+
+// pkg/dist-src/version.js
+var VERSION = "0.0.0-development";
+
+// pkg/dist-src/defaults.js
+var userAgent = `octokit-endpoint.js/${VERSION} ${getUserAgent()}`;
+var DEFAULTS = {
+  method: "GET",
+  baseUrl: "https://api.github.com",
+  headers: {
+    accept: "application/vnd.github.v3+json",
+    "user-agent": userAgent
+  },
+  mediaType: {
+    format: ""
+  }
+};
+
+// pkg/dist-src/util/lowercase-keys.js
+function lowercaseKeys(object) {
+  if (!object) {
+    return {};
+  }
+  return Object.keys(object).reduce((newObj, key) => {
+    newObj[key.toLowerCase()] = object[key];
+    return newObj;
+  }, {});
+}
+
+// pkg/dist-src/util/is-plain-object.js
+function isPlainObject(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+
+// pkg/dist-src/util/merge-deep.js
+function mergeDeep(defaults, options) {
+  const result = Object.assign({}, defaults);
+  Object.keys(options).forEach((key) => {
+    if (isPlainObject(options[key])) {
+      if (!(key in defaults)) Object.assign(result, { [key]: options[key] });
+      else result[key] = mergeDeep(defaults[key], options[key]);
+    } else {
+      Object.assign(result, { [key]: options[key] });
+    }
+  });
+  return result;
+}
+
+// pkg/dist-src/util/remove-undefined-properties.js
+function removeUndefinedProperties(obj) {
+  for (const key in obj) {
+    if (obj[key] === void 0) {
+      delete obj[key];
+    }
+  }
+  return obj;
+}
+
+// pkg/dist-src/merge.js
+function merge(defaults, route, options) {
+  if (typeof route === "string") {
+    let [method, url] = route.split(" ");
+    options = Object.assign(url ? { method, url } : { url: method }, options);
+  } else {
+    options = Object.assign({}, route);
+  }
+  options.headers = lowercaseKeys(options.headers);
+  removeUndefinedProperties(options);
+  removeUndefinedProperties(options.headers);
+  const mergedOptions = mergeDeep(defaults || {}, options);
+  if (options.url === "/graphql") {
+    if (defaults && defaults.mediaType.previews?.length) {
+      mergedOptions.mediaType.previews = defaults.mediaType.previews.filter(
+        (preview) => !mergedOptions.mediaType.previews.includes(preview)
+      ).concat(mergedOptions.mediaType.previews);
+    }
+    mergedOptions.mediaType.previews = (mergedOptions.mediaType.previews || []).map((preview) => preview.replace(/-preview/, ""));
+  }
+  return mergedOptions;
+}
+
+// pkg/dist-src/util/add-query-parameters.js
+function addQueryParameters(url, parameters) {
+  const separator = /\?/.test(url) ? "&" : "?";
+  const names = Object.keys(parameters);
+  if (names.length === 0) {
+    return url;
+  }
+  return url + separator + names.map((name) => {
+    if (name === "q") {
+      return "q=" + parameters.q.split("+").map(encodeURIComponent).join("+");
+    }
+    return `${name}=${encodeURIComponent(parameters[name])}`;
+  }).join("&");
+}
+
+// pkg/dist-src/util/extract-url-variable-names.js
+var urlVariableRegex = /\{[^{}}]+\}/g;
+function removeNonChars(variableName) {
+  return variableName.replace(/(?:^\W+)|(?:(?<!\W)\W+$)/g, "").split(/,/);
+}
+function extractUrlVariableNames(url) {
+  const matches = url.match(urlVariableRegex);
+  if (!matches) {
+    return [];
+  }
+  return matches.map(removeNonChars).reduce((a, b) => a.concat(b), []);
+}
+
+// pkg/dist-src/util/omit.js
+function omit(object, keysToOmit) {
+  const result = { __proto__: null };
+  for (const key of Object.keys(object)) {
+    if (keysToOmit.indexOf(key) === -1) {
+      result[key] = object[key];
+    }
+  }
+  return result;
+}
+
+// pkg/dist-src/util/url-template.js
+function encodeReserved(str) {
+  return str.split(/(%[0-9A-Fa-f]{2})/g).map(function(part) {
+    if (!/%[0-9A-Fa-f]/.test(part)) {
+      part = encodeURI(part).replace(/%5B/g, "[").replace(/%5D/g, "]");
+    }
+    return part;
+  }).join("");
+}
+function encodeUnreserved(str) {
+  return encodeURIComponent(str).replace(/[!'()*]/g, function(c) {
+    return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+  });
+}
+function encodeValue(operator, value, key) {
+  value = operator === "+" || operator === "#" ? encodeReserved(value) : encodeUnreserved(value);
+  if (key) {
+    return encodeUnreserved(key) + "=" + value;
+  } else {
+    return value;
+  }
+}
+function isDefined(value) {
+  return value !== void 0 && value !== null;
+}
+function isKeyOperator(operator) {
+  return operator === ";" || operator === "&" || operator === "?";
+}
+function getValues(context, operator, key, modifier) {
+  var value = context[key], result = [];
+  if (isDefined(value) && value !== "") {
+    if (typeof value === "string" || typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") {
+      value = value.toString();
+      if (modifier && modifier !== "*") {
+        value = value.substring(0, parseInt(modifier, 10));
+      }
+      result.push(
+        encodeValue(operator, value, isKeyOperator(operator) ? key : "")
+      );
+    } else {
+      if (modifier === "*") {
+        if (Array.isArray(value)) {
+          value.filter(isDefined).forEach(function(value2) {
+            result.push(
+              encodeValue(operator, value2, isKeyOperator(operator) ? key : "")
+            );
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined(value[k])) {
+              result.push(encodeValue(operator, value[k], k));
+            }
+          });
+        }
+      } else {
+        const tmp = [];
+        if (Array.isArray(value)) {
+          value.filter(isDefined).forEach(function(value2) {
+            tmp.push(encodeValue(operator, value2));
+          });
+        } else {
+          Object.keys(value).forEach(function(k) {
+            if (isDefined(value[k])) {
+              tmp.push(encodeUnreserved(k));
+              tmp.push(encodeValue(operator, value[k].toString()));
+            }
+          });
+        }
+        if (isKeyOperator(operator)) {
+          result.push(encodeUnreserved(key) + "=" + tmp.join(","));
+        } else if (tmp.length !== 0) {
+          result.push(tmp.join(","));
+        }
+      }
+    }
+  } else {
+    if (operator === ";") {
+      if (isDefined(value)) {
+        result.push(encodeUnreserved(key));
+      }
+    } else if (value === "" && (operator === "&" || operator === "?")) {
+      result.push(encodeUnreserved(key) + "=");
+    } else if (value === "") {
+      result.push("");
+    }
+  }
+  return result;
+}
+function parseUrl(template) {
+  return {
+    expand: dist_bundle_expand.bind(null, template)
+  };
+}
+function dist_bundle_expand(template, context) {
+  var operators = ["+", "#", ".", "/", ";", "?", "&"];
+  template = template.replace(
+    /\{([^\{\}]+)\}|([^\{\}]+)/g,
+    function(_, expression, literal) {
+      if (expression) {
+        let operator = "";
+        const values = [];
+        if (operators.indexOf(expression.charAt(0)) !== -1) {
+          operator = expression.charAt(0);
+          expression = expression.substr(1);
+        }
+        expression.split(/,/g).forEach(function(variable) {
+          var tmp = /([^:\*]*)(?::(\d+)|(\*))?/.exec(variable);
+          values.push(getValues(context, operator, tmp[1], tmp[2] || tmp[3]));
+        });
+        if (operator && operator !== "+") {
+          var separator = ",";
+          if (operator === "?") {
+            separator = "&";
+          } else if (operator !== "#") {
+            separator = operator;
+          }
+          return (values.length !== 0 ? operator : "") + values.join(separator);
+        } else {
+          return values.join(",");
+        }
+      } else {
+        return encodeReserved(literal);
+      }
+    }
+  );
+  if (template === "/") {
+    return template;
+  } else {
+    return template.replace(/\/$/, "");
+  }
+}
+
+// pkg/dist-src/parse.js
+function parse(options) {
+  let method = options.method.toUpperCase();
+  let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
+  let headers = Object.assign({}, options.headers);
+  let body;
+  let parameters = omit(options, [
+    "method",
+    "baseUrl",
+    "url",
+    "headers",
+    "request",
+    "mediaType"
+  ]);
+  const urlVariableNames = extractUrlVariableNames(url);
+  url = parseUrl(url).expand(parameters);
+  if (!/^http/.test(url)) {
+    url = options.baseUrl + url;
+  }
+  const omittedParameters = Object.keys(options).filter((option) => urlVariableNames.includes(option)).concat("baseUrl");
+  const remainingParameters = omit(parameters, omittedParameters);
+  const isBinaryRequest = /application\/octet-stream/i.test(headers.accept);
+  if (!isBinaryRequest) {
+    if (options.mediaType.format) {
+      headers.accept = headers.accept.split(/,/).map(
+        (format) => format.replace(
+          /application\/vnd(\.\w+)(\.v3)?(\.\w+)?(\+json)?$/,
+          `application/vnd$1$2.${options.mediaType.format}`
+        )
+      ).join(",");
+    }
+    if (url.endsWith("/graphql")) {
+      if (options.mediaType.previews?.length) {
+        const previewsFromAcceptHeader = headers.accept.match(/(?<![\w-])[\w-]+(?=-preview)/g) || [];
+        headers.accept = previewsFromAcceptHeader.concat(options.mediaType.previews).map((preview) => {
+          const format = options.mediaType.format ? `.${options.mediaType.format}` : "+json";
+          return `application/vnd.github.${preview}-preview${format}`;
+        }).join(",");
+      }
+    }
+  }
+  if (["GET", "HEAD"].includes(method)) {
+    url = addQueryParameters(url, remainingParameters);
+  } else {
+    if ("data" in remainingParameters) {
+      body = remainingParameters.data;
+    } else {
+      if (Object.keys(remainingParameters).length) {
+        body = remainingParameters;
+      }
+    }
+  }
+  if (!headers["content-type"] && typeof body !== "undefined") {
+    headers["content-type"] = "application/json; charset=utf-8";
+  }
+  if (["PATCH", "PUT"].includes(method) && typeof body === "undefined") {
+    body = "";
+  }
+  return Object.assign(
+    { method, url, headers },
+    typeof body !== "undefined" ? { body } : null,
+    options.request ? { request: options.request } : null
+  );
+}
+
+// pkg/dist-src/endpoint-with-defaults.js
+function endpointWithDefaults(defaults, route, options) {
+  return parse(merge(defaults, route, options));
+}
+
+// pkg/dist-src/with-defaults.js
+function withDefaults(oldDefaults, newDefaults) {
+  const DEFAULTS2 = merge(oldDefaults, newDefaults);
+  const endpoint2 = endpointWithDefaults.bind(null, DEFAULTS2);
+  return Object.assign(endpoint2, {
+    DEFAULTS: DEFAULTS2,
+    defaults: withDefaults.bind(null, DEFAULTS2),
+    merge: merge.bind(null, DEFAULTS2),
+    parse
+  });
+}
+
+// pkg/dist-src/index.js
+var endpoint = withDefaults(null, DEFAULTS);
+
+
+;// CONCATENATED MODULE: ./node_modules/content-type/dist/index.js
+/*!
+ * content-type
+ * Copyright(c) 2015 Douglas Christopher Wilson
+ * MIT Licensed
+ */
+const SP = 32; // " "
+const HTAB = 9; // "\t"
+const SEMI = 59; // ";"
+const EQ = 61; // "="
+const DQUOTE = 34; // '"'
+const BSLASH = 92; // "\\"
+const COMMA = 44; // ","
+const LOWER_CASE = 1;
+const OWS = 2;
+const SEMI_FLAG = 4;
+const COMMA_FLAG = 8;
+const TOKEN_FLAG = 16;
+const NON_ASCII = 0xff00;
+const CASE_FLAGS = LOWER_CASE | NON_ASCII;
+/**
+ * Character flags used to normalize HTTP field values while scanning.
+ * Out-of-range reads intentionally coerce to zero in bitwise expressions.
+ */
+const CHAR_MAP = new Uint8Array(0x100);
+CHAR_MAP[HTAB] |= OWS;
+CHAR_MAP[SP] |= OWS;
+CHAR_MAP[SEMI] |= SEMI_FLAG;
+CHAR_MAP[COMMA] |= COMMA_FLAG;
+for (let code = 0x80 /* non-ASCII */; code <= 0xff; code++) {
+    CHAR_MAP[code] |= LOWER_CASE;
+}
+for (const char of "!#$%&'*+-.^_`|~") {
+    CHAR_MAP[char.charCodeAt(0)] |= TOKEN_FLAG;
+}
+for (let code = 0x30 /* 0 */; code <= 0x39 /* 9 */; code++) {
+    CHAR_MAP[code] |= TOKEN_FLAG;
+}
+for (let code = 0x41 /* A */; code <= 0x5a /* Z */; code++) {
+    CHAR_MAP[code] |= LOWER_CASE | TOKEN_FLAG;
+}
+for (let code = 0x61 /* a */; code <= 0x7a /* z */; code++) {
+    CHAR_MAP[code] |= TOKEN_FLAG;
+}
+/**
+ * Null object perf optimization. Faster than `Object.create(null)` and `{ __proto__: null }`.
+ */
+const NullObject = /* @__PURE__ */ (() => {
+    const C = function () { };
+    C.prototype = Object.create(null);
+    return C;
+})();
+/**
+ * Validate a type string against RFC 9110.
+ */
+function isTypeValid(type, start = 0, end = type.length) {
+    let hasSlash = false;
+    for (let index = start; index < end; index++) {
+        const code = type.charCodeAt(index);
+        if (code === 47 /* / */) {
+            if (hasSlash || index === start || index >= end - 1)
+                return false;
+            hasSlash = true;
+        }
+        else if (!isTokenCode(code)) {
+            return false;
+        }
+    }
+    return hasSlash;
+}
+/**
+ * Validate a token against RFC 9110.
+ */
+function isTokenValid(token, start = 0, end = token.length) {
+    if (start >= end)
+        return false;
+    for (let index = start; index < end; index++) {
+        if (!isTokenCode(token.charCodeAt(index)))
+            return false;
+    }
+    return true;
+}
+/**
+ * Check whether a character code belongs to the token production in RFC 9110.
+ */
+function isTokenCode(code) {
+    return (CHAR_MAP[code] & TOKEN_FLAG) !== 0;
+}
+/**
+ * Serialize a parameter value.
+ */
+function parameterValue(str) {
+    const len = str.length;
+    if (len === 0)
+        return '""';
+    let index = 0;
+    while (index < len && isTokenCode(str.charCodeAt(index)))
+        index++;
+    if (index === len)
+        return str;
+    let result = '"';
+    let start = 0;
+    while (index < len) {
+        const code = str.charCodeAt(index);
+        if (code !== HTAB && (code < SP || code === 127 || code > 255)) {
+            throw new TypeError(`Invalid parameter value: ${str}`);
+        }
+        if (code === 34 /* " */ || code === 92 /* \\ */) {
+            result += `${str.slice(start, index)}\\`;
+            start = index;
+        }
+        index++;
+    }
+    return `${result}${str.slice(start)}"`;
+}
+/**
+ * Format an object into a `Content-Type` header.
+ */
+function format(obj) {
+    const { type, parameters } = obj;
+    if (!type || !isTypeValid(type)) {
+        throw new TypeError(`Invalid type: ${type}`);
+    }
+    let result = type;
+    if (parameters) {
+        for (const param of Object.keys(parameters)) {
+            if (!isTokenValid(param)) {
+                throw new TypeError(`Invalid parameter name: ${param}`);
+            }
+            result += `; ${param}=${parameterValue(parameters[param])}`;
+        }
+    }
+    return result;
+}
+/**
+ * Parse a `Content-Type` header.
+ */
+function dist_parse(header, options) {
+    const stopFlags = SEMI_FLAG | (options?.comma === true ? COMMA_FLAG : 0);
+    const len = header.length;
+    let valueStart = options?.start ?? 0;
+    while ((CHAR_MAP[header.charCodeAt(valueStart)] & OWS) !== 0) {
+        valueStart++;
+    }
+    let index = valueStart;
+    let typeFlags = 0;
+    let whitespace = -1;
+    let stop = options?.parameters === false ? COMMA_FLAG : 0;
+    while (index < len) {
+        const code = header.charCodeAt(index);
+        const flags = CHAR_MAP[code];
+        if ((flags & stopFlags) !== 0) {
+            stop |= flags & COMMA_FLAG;
+            break;
+        }
+        if ((flags & OWS) !== 0) {
+            if (whitespace === -1)
+                whitespace = index;
+        }
+        else {
+            whitespace = -1;
+        }
+        typeFlags |= (code & NON_ASCII) | flags;
+        index++;
+    }
+    const valueEnd = whitespace === -1 ? index : whitespace;
+    const value = header.slice(valueStart, valueEnd);
+    const type = (typeFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+    if (index === len || stop !== 0) {
+        return { type, index, parameters: new NullObject() };
+    }
+    return parseParameters(header, type, index, len, stopFlags);
+}
+/**
+ * Parses the parameters of a `Content-Type` header starting at the given index.
+ */
+function parseParameters(header, type, index, len, stopFlags) {
+    const parameters = new NullObject();
+    parameter: while (index < len) {
+        index++; // Skip over ;
+        while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+            index++;
+        }
+        const keyStart = index;
+        let keyFlags = 0;
+        let keyWhitespace = -1;
+        while (index < len) {
+            const code = header.charCodeAt(index);
+            const flags = CHAR_MAP[code];
+            if ((flags & stopFlags) !== 0) {
+                if ((flags & COMMA_FLAG) !== 0)
+                    break parameter;
+                continue parameter;
+            }
+            if (code === EQ) {
+                const keyEnd = keyWhitespace === -1 ? index : keyWhitespace;
+                const value = header.slice(keyStart, keyEnd);
+                const key = (keyFlags & CASE_FLAGS) === 0 ? value : value.toLowerCase();
+                index++;
+                while ((CHAR_MAP[header.charCodeAt(index)] & OWS) !== 0) {
+                    index++;
+                }
+                if (index < len && header.charCodeAt(index) === DQUOTE) {
+                    const quotedStart = ++index;
+                    let escaped = false;
+                    while (index < len) {
+                        const code = header.charCodeAt(index);
+                        if (code === DQUOTE) {
+                            if (parameters[key] === undefined) {
+                                parameters[key] = escaped
+                                    ? unescapeQuotedPairs(header, quotedStart, index)
+                                    : header.slice(quotedStart, index);
+                            }
+                            index++;
+                            let stop = 0;
+                            // Discard characters between quote and delimiter.
+                            while (index < len) {
+                                const code = header.charCodeAt(index);
+                                const flags = CHAR_MAP[code];
+                                if ((flags & stopFlags) !== 0) {
+                                    stop = flags & COMMA_FLAG;
+                                    break;
+                                }
+                                index++;
+                            }
+                            if (stop !== 0)
+                                break parameter;
+                            continue parameter;
+                        }
+                        if (code === BSLASH && index + 1 < len) {
+                            escaped = true;
+                            index += 2;
+                            continue;
+                        }
+                        index++;
+                    }
+                    continue parameter;
+                }
+                const valueStart = index;
+                let stop = 0;
+                let valueWhitespace = -1;
+                while (index < len) {
+                    const code = header.charCodeAt(index);
+                    const flags = CHAR_MAP[code];
+                    if ((flags & stopFlags) !== 0) {
+                        stop = flags & COMMA_FLAG;
+                        break;
+                    }
+                    if ((flags & OWS) !== 0) {
+                        if (valueWhitespace === -1)
+                            valueWhitespace = index;
+                    }
+                    else {
+                        valueWhitespace = -1;
+                    }
+                    index++;
+                }
+                if (parameters[key] === undefined) {
+                    const valueEnd = valueWhitespace === -1 ? index : valueWhitespace;
+                    parameters[key] = header.slice(valueStart, valueEnd);
+                }
+                if (stop !== 0)
+                    break parameter;
+                continue parameter;
+            }
+            if ((flags & OWS) !== 0) {
+                if (keyWhitespace === -1)
+                    keyWhitespace = index;
+            }
+            else {
+                keyWhitespace = -1;
+            }
+            keyFlags |= (code & NON_ASCII) | flags;
+            index++;
+        }
+    }
+    return { type, index, parameters };
+}
+/**
+ * Remove backslashes from quoted pairs in a known-terminated quoted string body.
+ */
+function unescapeQuotedPairs(str, start, end) {
+    let result = "";
+    for (let index = start; index < end; index++) {
+        if (str.charCodeAt(index) === BSLASH) {
+            result += str.slice(start, index);
+            start = ++index;
+        }
+    }
+    return result + str.slice(start, end);
+}
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./node_modules/json-with-bigint/json-with-bigint.js
+const intRegex = /^-?\d+$/;
+const noiseValue = /^-?\d+n+$/; // Noise - strings that match the custom format before being converted to it
+const originalStringify = JSON.stringify;
+const originalParse = JSON.parse;
+const customFormat = /^-?\d+n$/;
+
+const bigIntsStringify = /([\[:])?"(-?\d+)n"($|\s*[,\}\]])/g;
+const noiseStringify = /([\[:])?("-?\d+n+)n("$|"\s*[,\}\]])/g;
+
+/**
+ * @typedef {(this: any, key: string | number | undefined, value: any) => any} Replacer
+ * @typedef {(key: string | number | undefined, value: any, context?: { source: string }) => any} Reviver
+ */
+
+/**
+ * Checks if a value is unstringifiable according to native JSON.stringify rules.
+ *
+ * @param {any} val The value to check.
+ * @returns {boolean} True if the value is undefined, a function, or a symbol.
+ */
+const isUnstringifiable = (val) =>
+  val === undefined || typeof val === "function" || typeof val === "symbol";
+
+/**
+ * Checks if a value is a native JSON.rawJSON object (Node.js 22+).
+ *
+ * @param {any} val The value to check.
+ * @returns {boolean} True if the value is a RawJSON instance.
+ */
+const isRawJSON = (val) =>
+  val !== null &&
+  typeof val === "object" &&
+  val.constructor &&
+  val.constructor.name === "RawJSON";
+
+/**
+ * Iteratively converts a JS value to a JSON string.
+ * Used as a fallback when the native JSON.stringify hits the Maximum Call Stack size.
+ * Fully compliant with JSON formatting (space), replacers, and toJSON behaviors.
+ *
+ * @param {any} rootValue The value to stringify.
+ * @param {Replacer | Array<string | number> | null} [replacer] User's custom replacer function.
+ * @param {string | number} [spaceParam] Indentation for pretty-printing.
+ * @returns {string | undefined} The generated JSON string.
+ */
+const stringifyIteratively = (rootValue, replacer, spaceParam) => {
+  let space = "";
+
+  if (typeof spaceParam === "number") {
+    space = " ".repeat(Math.min(10, Math.max(0, Math.floor(spaceParam))));
+  } else if (typeof spaceParam === "string") {
+    space = spaceParam.slice(0, 10);
+  }
+
+  const isFunctionReplacer = typeof replacer === "function";
+  const propertyList = Array.isArray(replacer)
+    ? new Set(replacer.map(String))
+    : null;
+
+  /**
+   * Prepares a value for stringification by resolving toJSON, handling BigInts,
+   * applying custom replacers, and unwrapping primitive objects.
+   *
+   * @param {object|Array} parent The parent object or array holding the value.
+   * @param {string} key The key associated with the value.
+   * @param {any} val The raw value to process.
+   * @returns {any} The processed value ready for stringification.
+   */
+  const prepareVal = (parent, key, val) => {
+    const isObject = val !== null && typeof val === "object";
+    const hasToJSON = isObject && typeof val.toJSON === "function";
+
+    if (hasToJSON) {
+      val = val.toJSON(key);
+    }
+
+    const isNoise = typeof val === "string" && noiseValue.test(val);
+
+    if (isNoise) return val + "n";
+
+    const isBigInt = typeof val === "bigint";
+
+    if (isBigInt) {
+      const supportsRawJSON = "rawJSON" in JSON;
+
+      if (supportsRawJSON) return JSON.rawJSON(val.toString());
+
+      return val.toString() + "n";
+    }
+
+    if (isFunctionReplacer) {
+      val = replacer.call(parent, key, val);
+    }
+
+    const isPostReplacerObject = val !== null && typeof val === "object";
+
+    if (isPostReplacerObject) {
+      const isPrimitiveWrapper =
+        val instanceof Number ||
+        val instanceof String ||
+        val instanceof Boolean;
+
+      if (isPrimitiveWrapper) {
+        val = val.valueOf();
+      }
+    }
+
+    return val;
+  };
+
+  const rootProcessed = prepareVal({ "": rootValue }, "", rootValue);
+
+  if (isUnstringifiable(rootProcessed)) {
+    return undefined;
+  }
+
+  const isRootPrimitive =
+    rootProcessed === null || typeof rootProcessed !== "object";
+  const isRootNativeRawJSON = isRawJSON(rootProcessed);
+
+  if (isRootPrimitive || isRootNativeRawJSON) {
+    return originalStringify(rootProcessed);
+  }
+
+  const chunks = [];
+  let level = 0;
+
+  const stack = [
+    {
+      parent: { "": rootProcessed },
+      key: "",
+      val: rootProcessed,
+      isArray: Array.isArray(rootProcessed),
+      keys: Array.isArray(rootProcessed) ? null : Object.keys(rootProcessed),
+      index: 0,
+      first: true,
+    },
+  ];
+
+  const visited = new WeakSet([rootProcessed]);
+
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+
+    if (node.index === 0) {
+      chunks.push(node.isArray ? "[" : "{");
+      level++;
+    }
+
+    let isDone = false;
+
+    if (node.isArray) {
+      if (node.index < node.val.length) {
+        if (!node.first) chunks.push(",");
+
+        if (space) chunks.push("\n" + space.repeat(level));
+
+        const childRaw = node.val[node.index];
+        const childVal = prepareVal(node.val, String(node.index), childRaw);
+
+        if (isUnstringifiable(childVal)) {
+          chunks.push("null");
+          node.first = false;
+          node.index++;
+        } else {
+          const isComplexObject =
+            childVal !== null && typeof childVal === "object";
+          const isNativeRaw = isRawJSON(childVal);
+
+          if (isComplexObject && !isNativeRaw) {
+            if (visited.has(childVal)) {
+              throw new TypeError("Converting circular structure to JSON");
+            }
+
+            visited.add(childVal);
+
+            stack.push({
+              parent: node.val,
+              key: String(node.index),
+              val: childVal,
+              isArray: Array.isArray(childVal),
+              keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+              index: 0,
+              first: true,
+            });
+
+            node.first = false;
+            node.index++;
+          } else {
+            chunks.push(originalStringify(childVal));
+            node.first = false;
+            node.index++;
+          }
+        }
+      } else {
+        isDone = true;
+      }
+    } else {
+      while (node.index < node.keys.length) {
+        const k = node.keys[node.index++];
+
+        const isFilteredOutByArray = propertyList && !propertyList.has(k);
+
+        if (isFilteredOutByArray) continue;
+
+        const childRaw = node.val[k];
+        const childVal = prepareVal(node.val, k, childRaw);
+
+        if (isUnstringifiable(childVal)) continue;
+
+        if (!node.first) chunks.push(",");
+
+        if (space) {
+          chunks.push("\n" + space.repeat(level) + originalStringify(k) + ": ");
+        } else {
+          chunks.push(originalStringify(k) + ":");
+        }
+
+        const isComplexObject =
+          childVal !== null && typeof childVal === "object";
+        const isNativeRaw = isRawJSON(childVal);
+
+        if (isComplexObject && !isNativeRaw) {
+          if (visited.has(childVal)) {
+            throw new TypeError("Converting circular structure to JSON");
+          }
+
+          visited.add(childVal);
+
+          stack.push({
+            parent: node.val,
+            key: k,
+            val: childVal,
+            isArray: Array.isArray(childVal),
+            keys: Array.isArray(childVal) ? null : Object.keys(childVal),
+            index: 0,
+            first: true,
+          });
+
+          node.first = false;
+
+          break; // Stop current loop level to process the newly pushed stack node
+        } else {
+          chunks.push(originalStringify(childVal));
+          node.first = false;
+        }
+      }
+
+      const isNodeFullyProcessed =
+        node.index >= node.keys.length && stack[stack.length - 1] === node;
+
+      if (isNodeFullyProcessed) {
+        isDone = true;
+      }
+    }
+
+    if (isDone) {
+      level--;
+
+      if (!node.first && space) chunks.push("\n" + space.repeat(level));
+
+      chunks.push(node.isArray ? "]" : "}");
+      visited.delete(node.val);
+      stack.pop();
+    }
+  }
+
+  return chunks.join("");
+};
+
+/**
+ * Converts a JavaScript value to a JSON string.
+ *
+ * Supports serialization of BigInt values using two strategies:
+ * 1. Custom format "123n" → "123" (universal fallback)
+ * 2. Native JSON.rawJSON() (Node.js 22+, fastest) when available
+ *
+ * All other values are serialized exactly like native JSON.stringify().
+ *
+ * @param {*} value The value to convert to a JSON string.
+ * @param {Replacer | Array<string | number> | null} [replacer]
+ * A function that alters the behavior of the stringification process,
+ * or an array of strings/numbers to indicate properties to exclude.
+ * @param {string | number} [space]
+ * A string or number to specify indentation or pretty-printing.
+ * @returns {string} The JSON string representation.
+ */
+const JSONStringify = (value, replacer, space) => {
+  try {
+    const supportsRawJSON = "rawJSON" in JSON;
+
+    if (supportsRawJSON) {
+      return originalStringify(
+        value,
+        (key, val) => {
+          if (typeof val === "bigint") return JSON.rawJSON(val.toString());
+
+          const hasFunctionReplacer = typeof replacer === "function";
+
+          if (hasFunctionReplacer) return replacer(key, val);
+
+          const isKeyInArrayReplacer =
+            Array.isArray(replacer) && replacer.includes(key);
+
+          if (isKeyInArrayReplacer) return val;
+
+          return val;
+        },
+        space,
+      );
+    }
+
+    if (!value) return originalStringify(value, replacer, space);
+
+    const convertedToCustomJSON = originalStringify(
+      value,
+      (key, val) => {
+        const isNoise = typeof val === "string" && noiseValue.test(val);
+
+        if (isNoise) return val.toString() + "n"; // Mark noise values with additional "n" to offset the deletion of one "n" during the processing
+
+        if (typeof val === "bigint") return val.toString() + "n";
+
+        const hasFunctionReplacer = typeof replacer === "function";
+
+        if (hasFunctionReplacer) return replacer(key, val);
+
+        const isKeyInArrayReplacer =
+          Array.isArray(replacer) && replacer.includes(key);
+
+        if (isKeyInArrayReplacer) return val;
+
+        return val;
+      },
+      space,
+    );
+
+    const processedJSON = convertedToCustomJSON.replace(
+      bigIntsStringify,
+      "$1$2$3",
+    ); // Delete one "n" off the end of every BigInt value
+
+    const denoisedJSON = processedJSON.replace(noiseStringify, "$1$2$3"); // Remove one "n" off the end of every noisy string
+
+    return denoisedJSON;
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const convertedJSON = stringifyIteratively(value, replacer, space);
+
+      if (convertedJSON === undefined) return undefined;
+
+      const supportsRawJSON = "rawJSON" in JSON;
+
+      if (supportsRawJSON) return convertedJSON;
+
+      const processedJSON = convertedJSON.replace(bigIntsStringify, "$1$2$3");
+
+      return processedJSON.replace(noiseStringify, "$1$2$3");
+    }
+
+    throw error;
+  }
+};
+
+const featureCache = new Map();
+
+/**
+ * Detects if the current JSON.parse implementation supports the context.source feature.
+ *
+ * Uses toString() fingerprinting to cache results and automatically detect runtime
+ * replacements of JSON.parse (polyfills, mocks, etc.).
+ *
+ * @returns {boolean} true if context.source is supported, false otherwise.
+ */
+const isContextSourceSupported = () => {
+  const parseFingerprint = JSON.parse.toString();
+
+  if (featureCache.has(parseFingerprint)) {
+    return featureCache.get(parseFingerprint);
+  }
+
+  try {
+    const result = JSON.parse(
+      "1",
+      (_, __, context) => !!context?.source && context.source === "1",
+    );
+    featureCache.set(parseFingerprint, result);
+
+    return result;
+  } catch {
+    featureCache.set(parseFingerprint, false);
+
+    return false;
+  }
+};
+
+/**
+ * Reviver function that converts custom-format BigInt strings back to BigInt values.
+ * Also handles "noise" strings that accidentally match the BigInt format.
+ *
+ * @param {string | number | undefined} key The object key.
+ * @param {*} value The value being parsed.
+ * @param {object} [context] Parse context (if supported by JSON.parse).
+ * @param {Reviver} [userReviver] User's custom reviver function.
+ * @returns {any} The transformed value.
+ */
+const convertMarkedBigIntsReviver = (key, value, context, userReviver) => {
+  const isCustomFormatBigInt =
+    typeof value === "string" && customFormat.test(value);
+
+  if (isCustomFormatBigInt) return BigInt(value.slice(0, -1));
+
+  const isNoiseValue = typeof value === "string" && noiseValue.test(value);
+  if (isNoiseValue) return value.slice(0, -1);
+
+  const hasUserReviver = typeof userReviver === "function";
+
+  if (!hasUserReviver) return value;
+
+  return userReviver(key, value, context);
+};
+
+/**
+ * Fast JSON.parse implementation (~2x faster than classic fallback).
+ * Uses JSON.parse's context.source feature to detect integers and convert
+ * large numbers directly to BigInt without string manipulation.
+ *
+ * Does not support legacy custom format from v1 of this library.
+ *
+ * @param {string} text JSON string to parse.
+ * @param {Reviver} [reviver] Transform function to apply to each value.
+ * @returns {any} Parsed JavaScript value.
+ */
+const JSONParseV2 = (text, reviver) => {
+  return JSON.parse(text, (key, value, context) => {
+    const isNumber = typeof value === "number";
+    const isOutOfBounds =
+      value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
+    const isBigNumber = isNumber && isOutOfBounds;
+    const isInt = context && intRegex.test(context.source);
+    const isBigInt = isBigNumber && isInt;
+
+    if (isBigInt) return BigInt(context.source);
+
+    const hasCustomReviver = typeof reviver === "function";
+
+    if (!hasCustomReviver) return value;
+
+    return reviver(key, value, context);
+  });
+};
+
+const MAX_INT = Number.MAX_SAFE_INTEGER.toString();
+const MAX_DIGITS = MAX_INT.length;
+const stringsOrLargeNumbers =
+  /"(?:[^"\\]|\\.)*"|-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/g;
+const noiseValueWithQuotes = /^"-?\d+n+"$/; // Noise - strings that match the custom format before being converted to it
+
+/**
+ * Iteratively traverses the parsed object bottom-up (post-order),
+ * emulating the native JSON.parse reviver behavior.
+ * This avoids Call Stack overflows (RangeError) on deeply nested structures.
+ *
+ * @param {any} parsed The natively parsed JSON object.
+ * @param {Reviver} [userReviver] User's custom reviver function.
+ * @returns {any} The fully processed object.
+ */
+const applyReviverIteratively = (parsed, userReviver) => {
+  const rootHolder = { "": parsed };
+  const stack = [{ parent: rootHolder, key: "", visited: false }];
+
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+
+    if (!node.visited) {
+      node.visited = true;
+
+      const value = node.parent[node.key];
+      const isComplexObject = value !== null && typeof value === "object";
+
+      if (isComplexObject) {
+        const keys = Object.keys(value);
+
+        for (let i = keys.length - 1; i >= 0; i--) {
+          stack.push({ parent: value, key: keys[i], visited: false });
+        }
+      }
+    } else {
+      const { parent, key } = node;
+      let value = parent[key];
+
+      if (typeof value === "string") {
+        const isCustomFormatBigInt = customFormat.test(value);
+
+        if (isCustomFormatBigInt) {
+          value = BigInt(value.slice(0, -1));
+        } else {
+          const isNoise = noiseValue.test(value);
+
+          if (isNoise) value = value.slice(0, -1);
+        }
+      }
+
+      const hasUserReviver = typeof userReviver === "function";
+
+      if (hasUserReviver) {
+        value = userReviver.call(parent, key, value);
+      }
+
+      const isDeleted = value === undefined;
+
+      if (isDeleted) {
+        delete parent[key];
+      } else {
+        parent[key] = value;
+      }
+
+      stack.pop();
+    }
+  }
+
+  return rootHolder[""];
+};
+
+/**
+ * Pre-processes the JSON string to mark large numbers with an 'n' suffix.
+ *
+ * @param {string} text The raw JSON string.
+ * @returns {string} The serialized string with marked BigInts.
+ */
+const serializeBigInts = (text) => {
+  return text.replace(
+    stringsOrLargeNumbers,
+    (match, digits, fractional, exponential) => {
+      const isString = match[0] === '"';
+      const isNoise = isString && noiseValueWithQuotes.test(match);
+
+      if (isNoise) return match.substring(0, match.length - 1) + 'n"'; // Mark noise values with additional "n" to offset the deletion of one "n" during the processing
+
+      const hasFractionalOrExponential = fractional || exponential;
+
+      // With a fixed number of digits, we can correctly use lexicographical comparison to do a numeric comparison
+      const isLessThanMaxSafeInt =
+        digits &&
+        (digits.length < MAX_DIGITS ||
+          (digits.length === MAX_DIGITS && digits <= MAX_INT));
+
+      const isStandardValue =
+        isString || hasFractionalOrExponential || isLessThanMaxSafeInt;
+
+      if (isStandardValue) return match;
+
+      return '"' + match + 'n"';
+    },
+  );
+};
+
+/**
+ * Converts a JSON string into a JavaScript value.
+ *
+ * Supports parsing of large integers using two strategies:
+ * 1. Classic fallback: Marks large numbers with "123n" format, then converts to BigInt
+ * 2. Fast path (JSONParseV2): Uses context.source feature (~2x faster) when available
+ *
+ * All other JSON values are parsed exactly like native JSON.parse().
+ *
+ * @param {string} text A valid JSON string.
+ * @param {Reviver} [reviver]
+ * A function that transforms the results. This function is called for each member
+ * of the object. If a member contains nested objects, the nested objects are
+ * transformed before the parent object is.
+ * @returns {any} The parsed JavaScript value.
+ * @throws {SyntaxError} If text is not valid JSON.
+ */
+const JSONParse = (text, reviver) => {
+  if (!text) return originalParse(text, reviver);
+
+  try {
+    if (isContextSourceSupported()) return JSONParseV2(text, reviver); // Shortcut to a faster (2x) and simpler version
+
+    // Find and mark big numbers with "n"
+    const serializedData = serializeBigInts(text);
+
+    return originalParse(serializedData, (key, value, context) =>
+      convertMarkedBigIntsReviver(key, value, context, reviver),
+    );
+  } catch (error) {
+    if (error instanceof RangeError) {
+      const serializedData = serializeBigInts(text);
+      const parsed = originalParse(serializedData);
+
+      return applyReviverIteratively(parsed, reviver);
+    }
+
+    throw error;
+  }
+};
+
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/request-error/dist-src/index.js
+class RequestError extends Error {
+  name;
+  /**
+   * http status code
+   */
+  status;
+  /**
+   * Request options that lead to the error.
+   */
+  request;
+  /**
+   * Response object if a response was received
+   */
+  response;
+  constructor(message, statusCode, options) {
+    super(message, { cause: options.cause });
+    this.name = "HttpError";
+    this.status = Number.parseInt(statusCode);
+    if (Number.isNaN(this.status)) {
+      this.status = 0;
+    }
+    /* v8 ignore else -- @preserve -- Bug with vitest coverage where it sees an else branch that doesn't exist */
+    if ("response" in options) {
+      this.response = options.response;
+    }
+    const requestCopy = Object.assign({}, options.request);
+    if (options.request.headers.authorization) {
+      requestCopy.headers = Object.assign({}, options.request.headers, {
+        authorization: options.request.headers.authorization.replace(
+          /(?<! ) .*$/,
+          " [REDACTED]"
+        )
+      });
+    }
+    requestCopy.url = requestCopy.url.replace(/\bclient_secret=\w+/g, "client_secret=[REDACTED]").replace(/\baccess_token=\w+/g, "access_token=[REDACTED]");
+    this.request = requestCopy;
+  }
+}
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/request/dist-bundle/index.js
+// pkg/dist-src/index.js
+
+
+// pkg/dist-src/defaults.js
+
+
+// pkg/dist-src/version.js
+var dist_bundle_VERSION = "10.0.16";
+
+// pkg/dist-src/defaults.js
+var defaults_default = {
+  headers: {
+    "user-agent": `octokit-request.js/${dist_bundle_VERSION} ${getUserAgent()}`
+  }
+};
+
+// pkg/dist-src/fetch-wrapper.js
+
+
+
+// pkg/dist-src/is-plain-object.js
+function dist_bundle_isPlainObject(value) {
+  if (typeof value !== "object" || value === null) return false;
+  if (Object.prototype.toString.call(value) !== "[object Object]") return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === null) return true;
+  const Ctor = Object.prototype.hasOwnProperty.call(proto, "constructor") && proto.constructor;
+  return typeof Ctor === "function" && Ctor instanceof Ctor && Function.prototype.call(Ctor) === Function.prototype.call(value);
+}
+
+// pkg/dist-src/fetch-wrapper.js
+
+var noop = () => "";
+async function fetchWrapper(requestOptions) {
+  const fetch = requestOptions.request?.fetch || globalThis.fetch;
+  if (!fetch) {
+    throw new Error(
+      "fetch is not set. Please pass a fetch implementation as new Octokit({ request: { fetch }}). Learn more at https://github.com/octokit/octokit.js/#fetch-missing"
+    );
+  }
+  const log = requestOptions.request?.log || console;
+  const parseSuccessResponseBody = requestOptions.request?.parseSuccessResponseBody !== false;
+  const body = dist_bundle_isPlainObject(requestOptions.body) || Array.isArray(requestOptions.body) ? JSONStringify(requestOptions.body) : requestOptions.body;
+  const requestHeaders = Object.fromEntries(
+    Object.entries(requestOptions.headers).map(([name, value]) => [
+      name,
+      String(value)
+    ])
+  );
+  let fetchResponse;
+  try {
+    fetchResponse = await fetch(requestOptions.url, {
+      method: requestOptions.method,
+      body,
+      redirect: requestOptions.request?.redirect,
+      headers: requestHeaders,
+      signal: requestOptions.request?.signal,
+      // duplex must be set if request.body is ReadableStream or Async Iterables.
+      // See https://fetch.spec.whatwg.org/#dom-requestinit-duplex.
+      ...requestOptions.body && { duplex: "half" }
+    });
+  } catch (error) {
+    let message = "Unknown Error";
+    if (error instanceof Error) {
+      if (error.name === "AbortError") {
+        error.status = 500;
+        throw error;
+      }
+      message = error.message;
+      if (error.name === "TypeError" && "cause" in error) {
+        if (error.cause instanceof Error) {
+          message = error.cause.message;
+        } else if (typeof error.cause === "string") {
+          message = error.cause;
+        }
+      }
+    }
+    const requestError = new RequestError(message, 500, {
+      request: requestOptions
+    });
+    requestError.cause = error;
+    throw requestError;
+  }
+  const status = fetchResponse.status;
+  const url = fetchResponse.url;
+  const responseHeaders = {};
+  for (const [key, value] of fetchResponse.headers) {
+    responseHeaders[key] = value;
+  }
+  const octokitResponse = {
+    url,
+    status,
+    headers: responseHeaders,
+    data: ""
+  };
+  if ("deprecation" in responseHeaders) {
+    const matches = responseHeaders.link && responseHeaders.link.match(/<([^<>]+)>; rel="deprecation"/);
+    const deprecationLink = matches && matches.pop();
+    log.warn(
+      `[@octokit/request] "${requestOptions.method} ${requestOptions.url}" is deprecated. It is scheduled to be removed on ${responseHeaders.sunset}${deprecationLink ? `. See ${deprecationLink}` : ""}`
+    );
+  }
+  if (status === 204 || status === 205) {
+    return octokitResponse;
+  }
+  if (requestOptions.method === "HEAD") {
+    if (status < 400) {
+      return octokitResponse;
+    }
+    throw new RequestError(fetchResponse.statusText, status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status === 304) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError("Not modified", status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  if (status >= 400) {
+    octokitResponse.data = await getResponseData(fetchResponse);
+    throw new RequestError(toErrorMessage(octokitResponse.data), status, {
+      response: octokitResponse,
+      request: requestOptions
+    });
+  }
+  octokitResponse.data = parseSuccessResponseBody ? await getResponseData(fetchResponse) : fetchResponse.body;
+  return octokitResponse;
+}
+async function getResponseData(response) {
+  const contentType = response.headers.get("content-type");
+  if (!contentType) {
+    return response.text().catch(noop);
+  }
+  const mimetype = dist_parse(contentType);
+  if (isJSONResponse(mimetype)) {
+    let text = "";
+    try {
+      text = await response.text();
+      return JSONParse(text);
+    } catch (err) {
+      return text;
+    }
+  } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
+  // (RFC 2046) and must never be decoded as text, even when the response
+  // carries a (misleading) `charset=utf-8` parameter — see #751.
+  mimetype.parameters.charset?.toLowerCase() === "utf-8" && mimetype.type !== "application/octet-stream") {
+    return response.text().catch(noop);
+  } else {
+    return response.arrayBuffer().catch(
+      /* v8 ignore next -- @preserve */
+      () => new ArrayBuffer(0)
+    );
+  }
+}
+function isJSONResponse(mimetype) {
+  return mimetype.type === "application/json" || mimetype.type === "application/scim+json";
+}
+function toErrorMessage(data) {
+  if (typeof data === "string") {
+    return data;
+  }
+  if (data instanceof ArrayBuffer) {
+    return "Unknown error";
+  }
+  if (typeof data === "object" && data !== null && "message" in data) {
+    const objectData = data;
+    const suffix = "documentation_url" in objectData ? ` - ${objectData.documentation_url}` : "";
+    return Array.isArray(objectData.errors) ? `${objectData.message}: ${objectData.errors.map((v) => JSON.stringify(v)).join(", ")}${suffix}` : `${objectData.message}${suffix}`;
+  }
+  return `Unknown error: ${JSON.stringify(data)}`;
+}
+
+// pkg/dist-src/with-defaults.js
+function dist_bundle_withDefaults(oldEndpoint, newDefaults) {
+  const endpoint2 = oldEndpoint.defaults(newDefaults);
+  const newApi = function(route, parameters) {
+    const endpointOptions = endpoint2.merge(route, parameters);
+    if (!endpointOptions.request || !endpointOptions.request.hook) {
+      return fetchWrapper(endpoint2.parse(endpointOptions));
+    }
+    const request2 = (route2, parameters2) => {
+      return fetchWrapper(
+        endpoint2.parse(endpoint2.merge(route2, parameters2))
+      );
+    };
+    Object.assign(request2, {
+      endpoint: endpoint2,
+      defaults: dist_bundle_withDefaults.bind(null, endpoint2)
+    });
+    return endpointOptions.request.hook(request2, endpointOptions);
+  };
+  return Object.assign(newApi, {
+    endpoint: endpoint2,
+    defaults: dist_bundle_withDefaults.bind(null, endpoint2)
+  });
+}
+
+// pkg/dist-src/index.js
+var request = dist_bundle_withDefaults(endpoint, defaults_default);
+
+/* v8 ignore next -- @preserve */
+/* v8 ignore else -- @preserve */
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/graphql/dist-bundle/index.js
+// pkg/dist-src/index.js
+
+
+
+// pkg/dist-src/version.js
+var graphql_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/with-defaults.js
+
+
+// pkg/dist-src/graphql.js
+
+
+// pkg/dist-src/error.js
+function _buildMessageForResponseErrors(data) {
+  return `Request failed due to following response errors:
+` + data.errors.map((e) => ` - ${e.message}`).join("\n");
+}
+var GraphqlResponseError = class extends Error {
+  constructor(request2, headers, response) {
+    super(_buildMessageForResponseErrors(response));
+    this.request = request2;
+    this.headers = headers;
+    this.response = response;
+    this.errors = response.errors;
+    this.data = response.data;
+    if (Error.captureStackTrace) {
+      Error.captureStackTrace(this, this.constructor);
+    }
+  }
+  request;
+  headers;
+  response;
+  name = "GraphqlResponseError";
+  errors;
+  data;
+};
+
+// pkg/dist-src/graphql.js
+var NON_VARIABLE_OPTIONS = [
+  "method",
+  "baseUrl",
+  "url",
+  "headers",
+  "request",
+  "query",
+  "mediaType",
+  "operationName"
+];
+var FORBIDDEN_VARIABLE_OPTIONS = ["query", "method", "url"];
+var GHES_V3_SUFFIX_REGEX = /\/api\/v3\/?$/;
+function graphql(request2, query, options) {
+  if (options) {
+    if (typeof query === "string" && "query" in options) {
+      return Promise.reject(
+        new Error(`[@octokit/graphql] "query" cannot be used as variable name`)
+      );
+    }
+    for (const key in options) {
+      if (!FORBIDDEN_VARIABLE_OPTIONS.includes(key)) continue;
+      return Promise.reject(
+        new Error(
+          `[@octokit/graphql] "${key}" cannot be used as variable name`
+        )
+      );
+    }
+  }
+  const parsedOptions = typeof query === "string" ? Object.assign({ query }, options) : query;
+  const requestOptions = Object.keys(
+    parsedOptions
+  ).reduce((result, key) => {
+    if (NON_VARIABLE_OPTIONS.includes(key)) {
+      result[key] = parsedOptions[key];
+      return result;
+    }
+    if (!result.variables) {
+      result.variables = {};
+    }
+    result.variables[key] = parsedOptions[key];
+    return result;
+  }, {});
+  const baseUrl = parsedOptions.baseUrl || request2.endpoint.DEFAULTS.baseUrl;
+  if (GHES_V3_SUFFIX_REGEX.test(baseUrl)) {
+    requestOptions.url = baseUrl.replace(GHES_V3_SUFFIX_REGEX, "/api/graphql");
+  }
+  return request2(requestOptions).then((response) => {
+    if (response.data.errors) {
+      const headers = {};
+      for (const key of Object.keys(response.headers)) {
+        headers[key] = response.headers[key];
+      }
+      throw new GraphqlResponseError(
+        requestOptions,
+        headers,
+        response.data
+      );
+    }
+    return response.data.data;
+  });
+}
+
+// pkg/dist-src/with-defaults.js
+function graphql_dist_bundle_withDefaults(request2, newDefaults) {
+  const newRequest = request2.defaults(newDefaults);
+  const newApi = (query, options) => {
+    return graphql(newRequest, query, options);
+  };
+  return Object.assign(newApi, {
+    defaults: graphql_dist_bundle_withDefaults.bind(null, newRequest),
+    endpoint: newRequest.endpoint
+  });
+}
+
+// pkg/dist-src/index.js
+var graphql2 = graphql_dist_bundle_withDefaults(request, {
+  headers: {
+    "user-agent": `octokit-graphql.js/${graphql_dist_bundle_VERSION} ${getUserAgent()}`
+  },
+  method: "POST",
+  url: "/graphql"
+});
+function withCustomRequest(customRequest) {
+  return graphql_dist_bundle_withDefaults(customRequest, {
+    method: "POST",
+    url: "/graphql"
+  });
+}
+
+/* v8 ignore if -- @preserve */
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/auth-token/dist-bundle/index.js
+// pkg/dist-src/is-jwt.js
+var b64url = "(?:[a-zA-Z0-9_-]+)";
+var dist_bundle_sep = "\\.";
+var jwtRE = new RegExp(`^${b64url}${dist_bundle_sep}${b64url}${dist_bundle_sep}${b64url}$`);
+var isJWT = jwtRE.test.bind(jwtRE);
+
+// pkg/dist-src/auth.js
+async function auth(token) {
+  const isApp = isJWT(token);
+  const isInstallation = token.startsWith("v1.") || token.startsWith("ghs_");
+  const isUserToServer = token.startsWith("ghu_");
+  const tokenType = isApp ? "app" : isInstallation ? "installation" : isUserToServer ? "user-to-server" : "oauth";
+  return {
+    type: "token",
+    token,
+    tokenType
+  };
+}
+
+// pkg/dist-src/with-authorization-prefix.js
+function withAuthorizationPrefix(token) {
+  if (token.split(/\./).length === 3) {
+    return `bearer ${token}`;
+  }
+  return `token ${token}`;
+}
+
+// pkg/dist-src/hook.js
+async function hook(token, request, route, parameters) {
+  const endpoint = request.endpoint.merge(
+    route,
+    parameters
+  );
+  endpoint.headers.authorization = withAuthorizationPrefix(token);
+  return request(endpoint);
+}
+
+// pkg/dist-src/index.js
+var createTokenAuth = function createTokenAuth2(token) {
+  if (!token) {
+    throw new Error("[@octokit/auth-token] No token passed to createTokenAuth");
+  }
+  if (typeof token !== "string") {
+    throw new Error(
+      "[@octokit/auth-token] Token passed to createTokenAuth is not a string"
+    );
+  }
+  token = token.replace(/^(token|bearer) +/i, "");
+  return Object.assign(auth.bind(null, token), {
+    hook: hook.bind(null, token)
+  });
+};
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/core/dist-src/version.js
+const version_VERSION = "7.0.8";
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/core/dist-src/index.js
+
+
+
+
+
+
+const dist_src_noop = () => {
+};
+const consoleWarn = console.warn.bind(console);
+const consoleError = console.error.bind(console);
+function createLogger(logger = {}) {
+  if (typeof logger.debug !== "function") {
+    logger.debug = dist_src_noop;
+  }
+  if (typeof logger.info !== "function") {
+    logger.info = dist_src_noop;
+  }
+  if (typeof logger.warn !== "function") {
+    logger.warn = consoleWarn;
+  }
+  if (typeof logger.error !== "function") {
+    logger.error = consoleError;
+  }
+  return logger;
+}
+const userAgentTrail = `octokit-core.js/${version_VERSION} ${getUserAgent()}`;
+class Octokit {
+  static VERSION = version_VERSION;
+  static defaults(defaults) {
+    const OctokitWithDefaults = class extends this {
+      constructor(...args) {
+        const options = args[0] || {};
+        if (typeof defaults === "function") {
+          super(defaults(options));
+          return;
+        }
+        super(
+          Object.assign(
+            {},
+            defaults,
+            options,
+            options.userAgent && defaults.userAgent ? {
+              userAgent: `${options.userAgent} ${defaults.userAgent}`
+            } : null
+          )
+        );
+      }
+    };
+    return OctokitWithDefaults;
+  }
+  static plugins = [];
+  /**
+   * Attach a plugin (or many) to your Octokit instance.
+   *
+   * @example
+   * const API = Octokit.plugin(plugin1, plugin2, plugin3, ...)
+   */
+  static plugin(...newPlugins) {
+    const currentPlugins = this.plugins;
+    const NewOctokit = class extends this {
+      static plugins = currentPlugins.concat(
+        newPlugins.filter((plugin) => !currentPlugins.includes(plugin))
+      );
+    };
+    return NewOctokit;
+  }
+  constructor(options = {}) {
+    const hook = new before_after_hook.Collection();
+    const requestDefaults = {
+      baseUrl: request.endpoint.DEFAULTS.baseUrl,
+      headers: {},
+      request: Object.assign({}, options.request, {
+        // @ts-ignore internal usage only, no need to type
+        hook: hook.bind(null, "request")
+      }),
+      mediaType: {
+        previews: [],
+        format: ""
+      }
+    };
+    requestDefaults.headers["user-agent"] = options.userAgent ? `${options.userAgent} ${userAgentTrail}` : userAgentTrail;
+    if (options.baseUrl) {
+      requestDefaults.baseUrl = options.baseUrl;
+    }
+    if (options.previews) {
+      requestDefaults.mediaType.previews = options.previews;
+    }
+    if (options.timeZone) {
+      requestDefaults.headers["time-zone"] = options.timeZone;
+    }
+    this.request = request.defaults(requestDefaults);
+    this.graphql = withCustomRequest(this.request).defaults(requestDefaults);
+    this.log = createLogger(options.log);
+    this.hook = hook;
+    if (!options.authStrategy) {
+      if (!options.auth) {
+        this.auth = async () => ({
+          type: "unauthenticated"
+        });
+      } else {
+        const auth = createTokenAuth(options.auth);
+        hook.wrap("request", auth.hook);
+        this.auth = auth;
+      }
+    } else {
+      const { authStrategy, ...otherOptions } = options;
+      const auth = authStrategy(
+        Object.assign(
+          {
+            request: this.request,
+            log: this.log,
+            // we pass the current octokit instance as well as its constructor options
+            // to allow for authentication strategies that return a new octokit instance
+            // that shares the same internal state as the current one. The original
+            // requirement for this was the "event-octokit" authentication strategy
+            // of https://github.com/probot/octokit-auth-probot.
+            octokit: this,
+            octokitOptions: otherOptions
+          },
+          options.auth
+        )
+      );
+      hook.wrap("request", auth.hook);
+      this.auth = auth;
+    }
+    const classConstructor = this.constructor;
+    for (let i = 0; i < classConstructor.plugins.length; ++i) {
+      Object.assign(this, classConstructor.plugins[i](this, options));
+    }
+  }
+  // assigned during constructor
+  request;
+  graphql;
+  log;
+  hook;
+  // TODO: type `octokit.auth` based on passed options.authStrategy
+  auth;
+}
+
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/version.js
+const dist_src_version_VERSION = "17.0.0";
+
+//# sourceMappingURL=version.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/generated/endpoints.js
+const Endpoints = {
+  actions: {
+    addCustomLabelsToSelfHostedRunnerForOrg: [
+      "POST /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    addCustomLabelsToSelfHostedRunnerForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    addRepoAccessToSelfHostedRunnerGroupInOrg: [
+      "PUT /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    approveWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/approve"
+    ],
+    cancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+    ],
+    createEnvironmentVariable: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    createHostedRunnerForOrg: ["POST /orgs/{org}/actions/hosted-runners"],
+    createOrUpdateEnvironmentSecret: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    createOrUpdateOrgSecret: ["PUT /orgs/{org}/actions/secrets/{secret_name}"],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    createOrgVariable: ["POST /orgs/{org}/actions/variables"],
+    createRegistrationTokenForOrg: [
+      "POST /orgs/{org}/actions/runners/registration-token"
+    ],
+    createRegistrationTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/registration-token"
+    ],
+    createRemoveTokenForOrg: ["POST /orgs/{org}/actions/runners/remove-token"],
+    createRemoveTokenForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/remove-token"
+    ],
+    createRepoVariable: ["POST /repos/{owner}/{repo}/actions/variables"],
+    createWorkflowDispatch: [
+      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"
+    ],
+    deleteActionsCacheById: [
+      "DELETE /repos/{owner}/{repo}/actions/caches/{cache_id}"
+    ],
+    deleteActionsCacheByKey: [
+      "DELETE /repos/{owner}/{repo}/actions/caches{?key,ref}"
+    ],
+    deleteArtifact: [
+      "DELETE /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"
+    ],
+    deleteCustomImageFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    deleteCustomImageVersionFromOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    deleteEnvironmentSecret: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    deleteEnvironmentVariable: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    deleteHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/actions/secrets/{secret_name}"],
+    deleteOrgVariable: ["DELETE /orgs/{org}/actions/variables/{name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}"
+    ],
+    deleteRepoVariable: [
+      "DELETE /repos/{owner}/{repo}/actions/variables/{name}"
+    ],
+    deleteSelfHostedRunnerFromOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}"
+    ],
+    deleteSelfHostedRunnerFromRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    deleteWorkflowRun: ["DELETE /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    deleteWorkflowRunLogs: [
+      "DELETE /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    disableSelectedRepositoryGithubActionsOrganization: [
+      "DELETE /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    disableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/disable"
+    ],
+    downloadArtifact: [
+      "GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"
+    ],
+    downloadJobLogsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+    ],
+    downloadWorkflowRunAttemptLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/logs"
+    ],
+    downloadWorkflowRunLogs: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/logs"
+    ],
+    enableSelectedRepositoryGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories/{repository_id}"
+    ],
+    enableWorkflow: [
+      "PUT /repos/{owner}/{repo}/actions/workflows/{workflow_id}/enable"
+    ],
+    forceCancelWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/force-cancel"
+    ],
+    generateRunnerJitconfigForOrg: [
+      "POST /orgs/{org}/actions/runners/generate-jitconfig"
+    ],
+    generateRunnerJitconfigForRepo: [
+      "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"
+    ],
+    getActionsCacheList: ["GET /repos/{owner}/{repo}/actions/caches"],
+    getActionsCacheUsage: ["GET /repos/{owner}/{repo}/actions/cache/usage"],
+    getActionsCacheUsageByRepoForOrg: [
+      "GET /orgs/{org}/actions/cache/usage-by-repository"
+    ],
+    getActionsCacheUsageForOrg: ["GET /orgs/{org}/actions/cache/usage"],
+    getAllowedActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    getAllowedActionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    getArtifact: ["GET /repos/{owner}/{repo}/actions/artifacts/{artifact_id}"],
+    getCustomImageForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}"
+    ],
+    getCustomImageVersionForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions/{version}"
+    ],
+    getCustomOidcSubClaimForRepo: [
+      "GET /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    getEnvironmentPublicKey: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key"
+    ],
+    getEnvironmentSecret: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"
+    ],
+    getEnvironmentVariable: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/workflow"
+    ],
+    getGithubActionsDefaultWorkflowPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    getGithubActionsPermissionsOrganization: [
+      "GET /orgs/{org}/actions/permissions"
+    ],
+    getGithubActionsPermissionsRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions"
+    ],
+    getHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    getHostedRunnersGithubOwnedImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/github-owned"
+    ],
+    getHostedRunnersLimitsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/limits"
+    ],
+    getHostedRunnersMachineSpecsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/machine-sizes"
+    ],
+    getHostedRunnersPartnerImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/partner"
+    ],
+    getHostedRunnersPlatformsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/platforms"
+    ],
+    getJobForWorkflowRun: ["GET /repos/{owner}/{repo}/actions/jobs/{job_id}"],
+    getOrgPublicKey: ["GET /orgs/{org}/actions/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/actions/secrets/{secret_name}"],
+    getOrgVariable: ["GET /orgs/{org}/actions/variables/{name}"],
+    getPendingDeploymentsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    getRepoPermissions: [
+      "GET /repos/{owner}/{repo}/actions/permissions",
+      {},
+      { renamed: ["actions", "getGithubActionsPermissionsRepository"] }
+    ],
+    getRepoPublicKey: ["GET /repos/{owner}/{repo}/actions/secrets/public-key"],
+    getRepoSecret: ["GET /repos/{owner}/{repo}/actions/secrets/{secret_name}"],
+    getRepoVariable: ["GET /repos/{owner}/{repo}/actions/variables/{name}"],
+    getReviewsForRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals"
+    ],
+    getSelfHostedRunnerForOrg: ["GET /orgs/{org}/actions/runners/{runner_id}"],
+    getSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}"
+    ],
+    getWorkflow: ["GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}"],
+    getWorkflowAccessToRepository: [
+      "GET /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    getWorkflowRun: ["GET /repos/{owner}/{repo}/actions/runs/{run_id}"],
+    getWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"
+    ],
+    getWorkflowRunUsage: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/timing"
+    ],
+    getWorkflowUsage: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/timing"
+    ],
+    listArtifactsForRepo: ["GET /repos/{owner}/{repo}/actions/artifacts"],
+    listCustomImageVersionsForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom/{image_definition_id}/versions"
+    ],
+    listCustomImagesForOrg: [
+      "GET /orgs/{org}/actions/hosted-runners/images/custom"
+    ],
+    listEnvironmentSecrets: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets"
+    ],
+    listEnvironmentVariables: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/variables"
+    ],
+    listGithubHostedRunnersInGroupForOrg: [
+      "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners"
+    ],
+    listHostedRunnersForOrg: ["GET /orgs/{org}/actions/hosted-runners"],
+    listJobsForWorkflowRun: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+    ],
+    listJobsForWorkflowRunAttempt: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs"
+    ],
+    listLabelsForSelfHostedRunnerForOrg: [
+      "GET /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    listLabelsForSelfHostedRunnerForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/actions/secrets"],
+    listOrgVariables: ["GET /orgs/{org}/actions/variables"],
+    listRepoOrganizationSecrets: [
+      "GET /repos/{owner}/{repo}/actions/organization-secrets"
+    ],
+    listRepoOrganizationVariables: [
+      "GET /repos/{owner}/{repo}/actions/organization-variables"
+    ],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/actions/secrets"],
+    listRepoVariables: ["GET /repos/{owner}/{repo}/actions/variables"],
+    listRepoWorkflows: ["GET /repos/{owner}/{repo}/actions/workflows"],
+    listRunnerApplicationsForOrg: ["GET /orgs/{org}/actions/runners/downloads"],
+    listRunnerApplicationsForRepo: [
+      "GET /repos/{owner}/{repo}/actions/runners/downloads"
+    ],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    listSelectedReposForOrgVariable: [
+      "GET /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    listSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "GET /orgs/{org}/actions/permissions/repositories"
+    ],
+    listSelfHostedRunnersForOrg: ["GET /orgs/{org}/actions/runners"],
+    listSelfHostedRunnersForRepo: ["GET /repos/{owner}/{repo}/actions/runners"],
+    listWorkflowRunArtifacts: [
+      "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts"
+    ],
+    listWorkflowRuns: [
+      "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+    ],
+    listWorkflowRunsForRepo: ["GET /repos/{owner}/{repo}/actions/runs"],
+    reRunJobForWorkflowRun: [
+      "POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun"
+    ],
+    reRunWorkflow: ["POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun"],
+    reRunWorkflowFailedJobs: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    removeAllCustomLabelsFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForOrg: [
+      "DELETE /orgs/{org}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeCustomLabelFromSelfHostedRunnerForRepo: [
+      "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}/labels/{name}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/actions/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgVariable: [
+      "DELETE /orgs/{org}/actions/variables/{name}/repositories/{repository_id}"
+    ],
+    reviewCustomGatesForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"
+    ],
+    reviewPendingDeploymentsForRun: [
+      "POST /repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+    ],
+    setAllowedActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/selected-actions"
+    ],
+    setAllowedActionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/selected-actions"
+    ],
+    setCustomLabelsForSelfHostedRunnerForOrg: [
+      "PUT /orgs/{org}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomLabelsForSelfHostedRunnerForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/runners/{runner_id}/labels"
+    ],
+    setCustomOidcSubClaimForRepo: [
+      "PUT /repos/{owner}/{repo}/actions/oidc/customization/sub"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/workflow"
+    ],
+    setGithubActionsDefaultWorkflowPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/workflow"
+    ],
+    setGithubActionsPermissionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions"
+    ],
+    setGithubActionsPermissionsRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/actions/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgVariable: [
+      "PUT /orgs/{org}/actions/variables/{name}/repositories"
+    ],
+    setSelectedRepositoriesEnabledGithubActionsOrganization: [
+      "PUT /orgs/{org}/actions/permissions/repositories"
+    ],
+    setWorkflowAccessToRepository: [
+      "PUT /repos/{owner}/{repo}/actions/permissions/access"
+    ],
+    updateEnvironmentVariable: [
+      "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}"
+    ],
+    updateHostedRunnerForOrg: [
+      "PATCH /orgs/{org}/actions/hosted-runners/{hosted_runner_id}"
+    ],
+    updateOrgVariable: ["PATCH /orgs/{org}/actions/variables/{name}"],
+    updateRepoVariable: [
+      "PATCH /repos/{owner}/{repo}/actions/variables/{name}"
+    ]
+  },
+  activity: {
+    checkRepoIsStarredByAuthenticatedUser: ["GET /user/starred/{owner}/{repo}"],
+    deleteRepoSubscription: ["DELETE /repos/{owner}/{repo}/subscription"],
+    deleteThreadSubscription: [
+      "DELETE /notifications/threads/{thread_id}/subscription"
+    ],
+    getFeeds: ["GET /feeds"],
+    getRepoSubscription: ["GET /repos/{owner}/{repo}/subscription"],
+    getThread: ["GET /notifications/threads/{thread_id}"],
+    getThreadSubscriptionForAuthenticatedUser: [
+      "GET /notifications/threads/{thread_id}/subscription"
+    ],
+    listEventsForAuthenticatedUser: ["GET /users/{username}/events"],
+    listNotificationsForAuthenticatedUser: ["GET /notifications"],
+    listOrgEventsForAuthenticatedUser: [
+      "GET /users/{username}/events/orgs/{org}"
+    ],
+    listPublicEvents: ["GET /events"],
+    listPublicEventsForRepoNetwork: ["GET /networks/{owner}/{repo}/events"],
+    listPublicEventsForUser: ["GET /users/{username}/events/public"],
+    listPublicOrgEvents: ["GET /orgs/{org}/events"],
+    listReceivedEventsForUser: ["GET /users/{username}/received_events"],
+    listReceivedPublicEventsForUser: [
+      "GET /users/{username}/received_events/public"
+    ],
+    listRepoEvents: ["GET /repos/{owner}/{repo}/events"],
+    listRepoNotificationsForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/notifications"
+    ],
+    listReposStarredByAuthenticatedUser: ["GET /user/starred"],
+    listReposStarredByUser: ["GET /users/{username}/starred"],
+    listReposWatchedByUser: ["GET /users/{username}/subscriptions"],
+    listStargazersForRepo: ["GET /repos/{owner}/{repo}/stargazers"],
+    listWatchedReposForAuthenticatedUser: ["GET /user/subscriptions"],
+    listWatchersForRepo: ["GET /repos/{owner}/{repo}/subscribers"],
+    markNotificationsAsRead: ["PUT /notifications"],
+    markRepoNotificationsAsRead: ["PUT /repos/{owner}/{repo}/notifications"],
+    markThreadAsDone: ["DELETE /notifications/threads/{thread_id}"],
+    markThreadAsRead: ["PATCH /notifications/threads/{thread_id}"],
+    setRepoSubscription: ["PUT /repos/{owner}/{repo}/subscription"],
+    setThreadSubscription: [
+      "PUT /notifications/threads/{thread_id}/subscription"
+    ],
+    starRepoForAuthenticatedUser: ["PUT /user/starred/{owner}/{repo}"],
+    unstarRepoForAuthenticatedUser: ["DELETE /user/starred/{owner}/{repo}"]
+  },
+  apps: {
+    addRepoToInstallation: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "addRepoToInstallationForAuthenticatedUser"] }
+    ],
+    addRepoToInstallationForAuthenticatedUser: [
+      "PUT /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    checkToken: ["POST /applications/{client_id}/token"],
+    createFromManifest: ["POST /app-manifests/{code}/conversions"],
+    createInstallationAccessToken: [
+      "POST /app/installations/{installation_id}/access_tokens"
+    ],
+    deleteAuthorization: ["DELETE /applications/{client_id}/grant"],
+    deleteInstallation: ["DELETE /app/installations/{installation_id}"],
+    deleteToken: ["DELETE /applications/{client_id}/token"],
+    getAuthenticated: ["GET /app"],
+    getBySlug: ["GET /apps/{app_slug}"],
+    getInstallation: ["GET /app/installations/{installation_id}"],
+    getOrgInstallation: ["GET /orgs/{org}/installation"],
+    getRepoInstallation: ["GET /repos/{owner}/{repo}/installation"],
+    getSubscriptionPlanForAccount: [
+      "GET /marketplace_listing/accounts/{account_id}"
+    ],
+    getSubscriptionPlanForAccountStubbed: [
+      "GET /marketplace_listing/stubbed/accounts/{account_id}"
+    ],
+    getUserInstallation: ["GET /users/{username}/installation"],
+    getWebhookConfigForApp: ["GET /app/hook/config"],
+    getWebhookDelivery: ["GET /app/hook/deliveries/{delivery_id}"],
+    listAccountsForPlan: ["GET /marketplace_listing/plans/{plan_id}/accounts"],
+    listAccountsForPlanStubbed: [
+      "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts"
+    ],
+    listInstallationReposForAuthenticatedUser: [
+      "GET /user/installations/{installation_id}/repositories"
+    ],
+    listInstallationRequestsForAuthenticatedApp: [
+      "GET /app/installation-requests"
+    ],
+    listInstallations: ["GET /app/installations"],
+    listInstallationsForAuthenticatedUser: ["GET /user/installations"],
+    listPlans: ["GET /marketplace_listing/plans"],
+    listPlansStubbed: ["GET /marketplace_listing/stubbed/plans"],
+    listReposAccessibleToInstallation: ["GET /installation/repositories"],
+    listSubscriptionsForAuthenticatedUser: ["GET /user/marketplace_purchases"],
+    listSubscriptionsForAuthenticatedUserStubbed: [
+      "GET /user/marketplace_purchases/stubbed"
+    ],
+    listWebhookDeliveries: ["GET /app/hook/deliveries"],
+    redeliverWebhookDelivery: [
+      "POST /app/hook/deliveries/{delivery_id}/attempts"
+    ],
+    removeRepoFromInstallation: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}",
+      {},
+      { renamed: ["apps", "removeRepoFromInstallationForAuthenticatedUser"] }
+    ],
+    removeRepoFromInstallationForAuthenticatedUser: [
+      "DELETE /user/installations/{installation_id}/repositories/{repository_id}"
+    ],
+    resetToken: ["PATCH /applications/{client_id}/token"],
+    revokeInstallationAccessToken: ["DELETE /installation/token"],
+    scopeToken: ["POST /applications/{client_id}/token/scoped"],
+    suspendInstallation: ["PUT /app/installations/{installation_id}/suspended"],
+    unsuspendInstallation: [
+      "DELETE /app/installations/{installation_id}/suspended"
+    ],
+    updateWebhookConfigForApp: ["PATCH /app/hook/config"]
+  },
+  billing: {
+    getGithubActionsBillingOrg: ["GET /orgs/{org}/settings/billing/actions"],
+    getGithubActionsBillingUser: [
+      "GET /users/{username}/settings/billing/actions"
+    ],
+    getGithubBillingPremiumRequestUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingPremiumRequestUsageReportUser: [
+      "GET /users/{username}/settings/billing/premium_request/usage"
+    ],
+    getGithubBillingUsageReportOrg: [
+      "GET /organizations/{org}/settings/billing/usage"
+    ],
+    getGithubBillingUsageReportUser: [
+      "GET /users/{username}/settings/billing/usage"
+    ],
+    getGithubPackagesBillingOrg: ["GET /orgs/{org}/settings/billing/packages"],
+    getGithubPackagesBillingUser: [
+      "GET /users/{username}/settings/billing/packages"
+    ],
+    getSharedStorageBillingOrg: [
+      "GET /orgs/{org}/settings/billing/shared-storage"
+    ],
+    getSharedStorageBillingUser: [
+      "GET /users/{username}/settings/billing/shared-storage"
+    ]
+  },
+  campaigns: {
+    createCampaign: ["POST /orgs/{org}/campaigns"],
+    deleteCampaign: ["DELETE /orgs/{org}/campaigns/{campaign_number}"],
+    getCampaignSummary: ["GET /orgs/{org}/campaigns/{campaign_number}"],
+    listOrgCampaigns: ["GET /orgs/{org}/campaigns"],
+    updateCampaign: ["PATCH /orgs/{org}/campaigns/{campaign_number}"]
+  },
+  checks: {
+    create: ["POST /repos/{owner}/{repo}/check-runs"],
+    createSuite: ["POST /repos/{owner}/{repo}/check-suites"],
+    get: ["GET /repos/{owner}/{repo}/check-runs/{check_run_id}"],
+    getSuite: ["GET /repos/{owner}/{repo}/check-suites/{check_suite_id}"],
+    listAnnotations: [
+      "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations"
+    ],
+    listForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-runs"],
+    listForSuite: [
+      "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs"
+    ],
+    listSuitesForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/check-suites"],
+    rerequestRun: [
+      "POST /repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest"
+    ],
+    rerequestSuite: [
+      "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest"
+    ],
+    setSuitesPreferences: [
+      "PATCH /repos/{owner}/{repo}/check-suites/preferences"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"]
+  },
+  codeScanning: {
+    commitAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix/commits"
+    ],
+    createAutofix: [
+      "POST /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    createVariantAnalysis: [
+      "POST /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses"
+    ],
+    deleteAnalysis: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}{?confirm_delete}"
+    ],
+    deleteCodeqlDatabase: [
+      "DELETE /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}",
+      {},
+      { renamedParameters: { alert_id: "alert_number" } }
+    ],
+    getAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/analyses/{analysis_id}"
+    ],
+    getAutofix: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/autofix"
+    ],
+    getCodeqlDatabase: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases/{language}"
+    ],
+    getDefaultSetup: ["GET /repos/{owner}/{repo}/code-scanning/default-setup"],
+    getSarif: ["GET /repos/{owner}/{repo}/code-scanning/sarifs/{sarif_id}"],
+    getVariantAnalysis: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}"
+    ],
+    getVariantAnalysisRepoTask: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/variant-analyses/{codeql_variant_analysis_id}/repos/{repo_owner}/{repo_name}"
+    ],
+    listAlertInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/code-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/code-scanning/alerts"],
+    listAlertsInstances: [
+      "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+      {},
+      { renamed: ["codeScanning", "listAlertInstances"] }
+    ],
+    listCodeqlDatabases: [
+      "GET /repos/{owner}/{repo}/code-scanning/codeql/databases"
+    ],
+    listRecentAnalyses: ["GET /repos/{owner}/{repo}/code-scanning/analyses"],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}"
+    ],
+    updateDefaultSetup: [
+      "PATCH /repos/{owner}/{repo}/code-scanning/default-setup"
+    ],
+    uploadSarif: ["POST /repos/{owner}/{repo}/code-scanning/sarifs"]
+  },
+  codeSecurity: {
+    attachConfiguration: [
+      "POST /orgs/{org}/code-security/configurations/{configuration_id}/attach"
+    ],
+    attachEnterpriseConfiguration: [
+      "POST /enterprises/{enterprise}/code-security/configurations/{configuration_id}/attach"
+    ],
+    createConfiguration: ["POST /orgs/{org}/code-security/configurations"],
+    createConfigurationForEnterprise: [
+      "POST /enterprises/{enterprise}/code-security/configurations"
+    ],
+    deleteConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    deleteConfigurationForEnterprise: [
+      "DELETE /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    detachConfiguration: [
+      "DELETE /orgs/{org}/code-security/configurations/detach"
+    ],
+    getConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    getConfigurationForRepository: [
+      "GET /repos/{owner}/{repo}/code-security-configuration"
+    ],
+    getConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations"
+    ],
+    getConfigurationsForOrg: ["GET /orgs/{org}/code-security/configurations"],
+    getDefaultConfigurations: [
+      "GET /orgs/{org}/code-security/configurations/defaults"
+    ],
+    getDefaultConfigurationsForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/defaults"
+    ],
+    getRepositoriesForConfiguration: [
+      "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getRepositoriesForEnterpriseConfiguration: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories"
+    ],
+    getSingleConfigurationForEnterprise: [
+      "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ],
+    setConfigurationAsDefault: [
+      "PUT /orgs/{org}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    setConfigurationAsDefaultForEnterprise: [
+      "PUT /enterprises/{enterprise}/code-security/configurations/{configuration_id}/defaults"
+    ],
+    updateConfiguration: [
+      "PATCH /orgs/{org}/code-security/configurations/{configuration_id}"
+    ],
+    updateEnterpriseConfiguration: [
+      "PATCH /enterprises/{enterprise}/code-security/configurations/{configuration_id}"
+    ]
+  },
+  codesOfConduct: {
+    getAllCodesOfConduct: ["GET /codes_of_conduct"],
+    getConductCode: ["GET /codes_of_conduct/{key}"]
+  },
+  codespaces: {
+    addRepositoryForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    checkPermissionsForDevcontainer: [
+      "GET /repos/{owner}/{repo}/codespaces/permissions_check"
+    ],
+    codespaceMachinesForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/machines"
+    ],
+    createForAuthenticatedUser: ["POST /user/codespaces"],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    createOrUpdateSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}"
+    ],
+    createWithPrForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/codespaces"
+    ],
+    createWithRepoForAuthenticatedUser: [
+      "POST /repos/{owner}/{repo}/codespaces"
+    ],
+    deleteForAuthenticatedUser: ["DELETE /user/codespaces/{codespace_name}"],
+    deleteFromOrganization: [
+      "DELETE /orgs/{org}/members/{username}/codespaces/{codespace_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/codespaces/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    deleteSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}"
+    ],
+    exportForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/exports"
+    ],
+    getCodespacesForUserInOrg: [
+      "GET /orgs/{org}/members/{username}/codespaces"
+    ],
+    getExportDetailsForAuthenticatedUser: [
+      "GET /user/codespaces/{codespace_name}/exports/{export_id}"
+    ],
+    getForAuthenticatedUser: ["GET /user/codespaces/{codespace_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/codespaces/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/codespaces/secrets/{secret_name}"],
+    getPublicKeyForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/public-key"
+    ],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/codespaces/secrets/{secret_name}"
+    ],
+    getSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}"
+    ],
+    listDevcontainersInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/devcontainers"
+    ],
+    listForAuthenticatedUser: ["GET /user/codespaces"],
+    listInOrganization: [
+      "GET /orgs/{org}/codespaces",
+      {},
+      { renamedParameters: { org_id: "org" } }
+    ],
+    listInRepositoryForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces"
+    ],
+    listOrgSecrets: ["GET /orgs/{org}/codespaces/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/codespaces/secrets"],
+    listRepositoriesForSecretForAuthenticatedUser: [
+      "GET /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    listSecretsForAuthenticatedUser: ["GET /user/codespaces/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    preFlightWithRepoForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/new"
+    ],
+    publishForAuthenticatedUser: [
+      "POST /user/codespaces/{codespace_name}/publish"
+    ],
+    removeRepositoryForSecretForAuthenticatedUser: [
+      "DELETE /user/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/codespaces/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repoMachinesForAuthenticatedUser: [
+      "GET /repos/{owner}/{repo}/codespaces/machines"
+    ],
+    setRepositoriesForSecretForAuthenticatedUser: [
+      "PUT /user/codespaces/secrets/{secret_name}/repositories"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/codespaces/secrets/{secret_name}/repositories"
+    ],
+    startForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/start"],
+    stopForAuthenticatedUser: ["POST /user/codespaces/{codespace_name}/stop"],
+    stopInOrganization: [
+      "POST /orgs/{org}/members/{username}/codespaces/{codespace_name}/stop"
+    ],
+    updateForAuthenticatedUser: ["PATCH /user/codespaces/{codespace_name}"]
+  },
+  copilot: {
+    addCopilotSeatsForTeams: [
+      "POST /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    addCopilotSeatsForUsers: [
+      "POST /orgs/{org}/copilot/billing/selected_users"
+    ],
+    cancelCopilotSeatAssignmentForTeams: [
+      "DELETE /orgs/{org}/copilot/billing/selected_teams"
+    ],
+    cancelCopilotSeatAssignmentForUsers: [
+      "DELETE /orgs/{org}/copilot/billing/selected_users"
+    ],
+    copilotMetricsForOrganization: ["GET /orgs/{org}/copilot/metrics"],
+    copilotMetricsForTeam: ["GET /orgs/{org}/team/{team_slug}/copilot/metrics"],
+    getCopilotOrganizationDetails: ["GET /orgs/{org}/copilot/billing"],
+    getCopilotSeatDetailsForUser: [
+      "GET /orgs/{org}/members/{username}/copilot"
+    ],
+    listCopilotSeats: ["GET /orgs/{org}/copilot/billing/seats"]
+  },
+  credentials: { revoke: ["POST /credentials/revoke"] },
+  dependabot: {
+    addSelectedRepoToOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    createOrUpdateOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}"
+    ],
+    createOrUpdateRepoSecret: [
+      "PUT /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    deleteOrgSecret: ["DELETE /orgs/{org}/dependabot/secrets/{secret_name}"],
+    deleteRepoSecret: [
+      "DELETE /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    getAlert: ["GET /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"],
+    getOrgPublicKey: ["GET /orgs/{org}/dependabot/secrets/public-key"],
+    getOrgSecret: ["GET /orgs/{org}/dependabot/secrets/{secret_name}"],
+    getRepoPublicKey: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/public-key"
+    ],
+    getRepoSecret: [
+      "GET /repos/{owner}/{repo}/dependabot/secrets/{secret_name}"
+    ],
+    listAlertsForEnterprise: [
+      "GET /enterprises/{enterprise}/dependabot/alerts"
+    ],
+    listAlertsForOrg: ["GET /orgs/{org}/dependabot/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/dependabot/alerts"],
+    listOrgSecrets: ["GET /orgs/{org}/dependabot/secrets"],
+    listRepoSecrets: ["GET /repos/{owner}/{repo}/dependabot/secrets"],
+    listSelectedReposForOrgSecret: [
+      "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    removeSelectedRepoFromOrgSecret: [
+      "DELETE /orgs/{org}/dependabot/secrets/{secret_name}/repositories/{repository_id}"
+    ],
+    repositoryAccessForOrg: [
+      "GET /organizations/{org}/dependabot/repository-access"
+    ],
+    setRepositoryAccessDefaultLevel: [
+      "PUT /organizations/{org}/dependabot/repository-access/default-level"
+    ],
+    setSelectedReposForOrgSecret: [
+      "PUT /orgs/{org}/dependabot/secrets/{secret_name}/repositories"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/dependabot/alerts/{alert_number}"
+    ],
+    updateRepositoryAccessForOrg: [
+      "PATCH /organizations/{org}/dependabot/repository-access"
+    ]
+  },
+  dependencyGraph: {
+    createRepositorySnapshot: [
+      "POST /repos/{owner}/{repo}/dependency-graph/snapshots"
+    ],
+    diffRange: [
+      "GET /repos/{owner}/{repo}/dependency-graph/compare/{basehead}"
+    ],
+    exportSbom: ["GET /repos/{owner}/{repo}/dependency-graph/sbom"]
+  },
+  emojis: { get: ["GET /emojis"] },
+  enterpriseTeamMemberships: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/memberships/remove"
+    ],
+    get: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ],
+    list: ["GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships"],
+    remove: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/memberships/{username}"
+    ]
+  },
+  enterpriseTeamOrganizations: {
+    add: [
+      "PUT /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    bulkAdd: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/add"
+    ],
+    bulkRemove: [
+      "POST /enterprises/{enterprise}/teams/{enterprise-team}/organizations/remove"
+    ],
+    delete: [
+      "DELETE /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignment: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations/{org}"
+    ],
+    getAssignments: [
+      "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations"
+    ]
+  },
+  enterpriseTeams: {
+    create: ["POST /enterprises/{enterprise}/teams"],
+    delete: ["DELETE /enterprises/{enterprise}/teams/{team_slug}"],
+    get: ["GET /enterprises/{enterprise}/teams/{team_slug}"],
+    list: ["GET /enterprises/{enterprise}/teams"],
+    update: ["PATCH /enterprises/{enterprise}/teams/{team_slug}"]
+  },
+  gists: {
+    checkIsStarred: ["GET /gists/{gist_id}/star"],
+    create: ["POST /gists"],
+    createComment: ["POST /gists/{gist_id}/comments"],
+    delete: ["DELETE /gists/{gist_id}"],
+    deleteComment: ["DELETE /gists/{gist_id}/comments/{comment_id}"],
+    fork: ["POST /gists/{gist_id}/forks"],
+    get: ["GET /gists/{gist_id}"],
+    getComment: ["GET /gists/{gist_id}/comments/{comment_id}"],
+    getRevision: ["GET /gists/{gist_id}/{sha}"],
+    list: ["GET /gists"],
+    listComments: ["GET /gists/{gist_id}/comments"],
+    listCommits: ["GET /gists/{gist_id}/commits"],
+    listForUser: ["GET /users/{username}/gists"],
+    listForks: ["GET /gists/{gist_id}/forks"],
+    listPublic: ["GET /gists/public"],
+    listStarred: ["GET /gists/starred"],
+    star: ["PUT /gists/{gist_id}/star"],
+    unstar: ["DELETE /gists/{gist_id}/star"],
+    update: ["PATCH /gists/{gist_id}"],
+    updateComment: ["PATCH /gists/{gist_id}/comments/{comment_id}"]
+  },
+  git: {
+    createBlob: ["POST /repos/{owner}/{repo}/git/blobs"],
+    createCommit: ["POST /repos/{owner}/{repo}/git/commits"],
+    createRef: ["POST /repos/{owner}/{repo}/git/refs"],
+    createTag: ["POST /repos/{owner}/{repo}/git/tags"],
+    createTree: ["POST /repos/{owner}/{repo}/git/trees"],
+    deleteRef: ["DELETE /repos/{owner}/{repo}/git/refs/{ref}"],
+    getBlob: ["GET /repos/{owner}/{repo}/git/blobs/{file_sha}"],
+    getCommit: ["GET /repos/{owner}/{repo}/git/commits/{commit_sha}"],
+    getRef: ["GET /repos/{owner}/{repo}/git/ref/{ref}"],
+    getTag: ["GET /repos/{owner}/{repo}/git/tags/{tag_sha}"],
+    getTree: ["GET /repos/{owner}/{repo}/git/trees/{tree_sha}"],
+    listMatchingRefs: ["GET /repos/{owner}/{repo}/git/matching-refs/{ref}"],
+    updateRef: ["PATCH /repos/{owner}/{repo}/git/refs/{ref}"]
+  },
+  gitignore: {
+    getAllTemplates: ["GET /gitignore/templates"],
+    getTemplate: ["GET /gitignore/templates/{name}"]
+  },
+  hostedCompute: {
+    createNetworkConfigurationForOrg: [
+      "POST /orgs/{org}/settings/network-configurations"
+    ],
+    deleteNetworkConfigurationFromOrg: [
+      "DELETE /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkConfigurationForOrg: [
+      "GET /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ],
+    getNetworkSettingsForOrg: [
+      "GET /orgs/{org}/settings/network-settings/{network_settings_id}"
+    ],
+    listNetworkConfigurationsForOrg: [
+      "GET /orgs/{org}/settings/network-configurations"
+    ],
+    updateNetworkConfigurationForOrg: [
+      "PATCH /orgs/{org}/settings/network-configurations/{network_configuration_id}"
+    ]
+  },
+  interactions: {
+    getRestrictionsForAuthenticatedUser: ["GET /user/interaction-limits"],
+    getRestrictionsForOrg: ["GET /orgs/{org}/interaction-limits"],
+    getRestrictionsForRepo: ["GET /repos/{owner}/{repo}/interaction-limits"],
+    getRestrictionsForYourPublicRepos: [
+      "GET /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "getRestrictionsForAuthenticatedUser"] }
+    ],
+    removeRestrictionsForAuthenticatedUser: ["DELETE /user/interaction-limits"],
+    removeRestrictionsForOrg: ["DELETE /orgs/{org}/interaction-limits"],
+    removeRestrictionsForRepo: [
+      "DELETE /repos/{owner}/{repo}/interaction-limits"
+    ],
+    removeRestrictionsForYourPublicRepos: [
+      "DELETE /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "removeRestrictionsForAuthenticatedUser"] }
+    ],
+    setRestrictionsForAuthenticatedUser: ["PUT /user/interaction-limits"],
+    setRestrictionsForOrg: ["PUT /orgs/{org}/interaction-limits"],
+    setRestrictionsForRepo: ["PUT /repos/{owner}/{repo}/interaction-limits"],
+    setRestrictionsForYourPublicRepos: [
+      "PUT /user/interaction-limits",
+      {},
+      { renamed: ["interactions", "setRestrictionsForAuthenticatedUser"] }
+    ]
+  },
+  issues: {
+    addAssignees: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    addBlockedByDependency: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    addLabels: ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    addSubIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    checkUserCanBeAssigned: ["GET /repos/{owner}/{repo}/assignees/{assignee}"],
+    checkUserCanBeAssignedToIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/assignees/{assignee}"
+    ],
+    create: ["POST /repos/{owner}/{repo}/issues"],
+    createComment: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+    ],
+    createLabel: ["POST /repos/{owner}/{repo}/labels"],
+    createMilestone: ["POST /repos/{owner}/{repo}/milestones"],
+    deleteComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}"
+    ],
+    deleteLabel: ["DELETE /repos/{owner}/{repo}/labels/{name}"],
+    deleteMilestone: [
+      "DELETE /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ],
+    get: ["GET /repos/{owner}/{repo}/issues/{issue_number}"],
+    getComment: ["GET /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    getEvent: ["GET /repos/{owner}/{repo}/issues/events/{event_id}"],
+    getLabel: ["GET /repos/{owner}/{repo}/labels/{name}"],
+    getMilestone: ["GET /repos/{owner}/{repo}/milestones/{milestone_number}"],
+    getParent: ["GET /repos/{owner}/{repo}/issues/{issue_number}/parent"],
+    list: ["GET /issues"],
+    listAssignees: ["GET /repos/{owner}/{repo}/assignees"],
+    listComments: ["GET /repos/{owner}/{repo}/issues/{issue_number}/comments"],
+    listCommentsForRepo: ["GET /repos/{owner}/{repo}/issues/comments"],
+    listDependenciesBlockedBy: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by"
+    ],
+    listDependenciesBlocking: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking"
+    ],
+    listEvents: ["GET /repos/{owner}/{repo}/issues/{issue_number}/events"],
+    listEventsForRepo: ["GET /repos/{owner}/{repo}/issues/events"],
+    listEventsForTimeline: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline"
+    ],
+    listForAuthenticatedUser: ["GET /user/issues"],
+    listForOrg: ["GET /orgs/{org}/issues"],
+    listForRepo: ["GET /repos/{owner}/{repo}/issues"],
+    listLabelsForMilestone: [
+      "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels"
+    ],
+    listLabelsForRepo: ["GET /repos/{owner}/{repo}/labels"],
+    listLabelsOnIssue: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    listMilestones: ["GET /repos/{owner}/{repo}/milestones"],
+    listSubIssues: [
+      "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues"
+    ],
+    lock: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    removeAllLabels: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels"
+    ],
+    removeAssignees: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/assignees"
+    ],
+    removeDependencyBlockedBy: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by/{issue_id}"
+    ],
+    removeLabel: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
+    ],
+    removeSubIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/sub_issue"
+    ],
+    reprioritizeSubIssue: [
+      "PATCH /repos/{owner}/{repo}/issues/{issue_number}/sub_issues/priority"
+    ],
+    setLabels: ["PUT /repos/{owner}/{repo}/issues/{issue_number}/labels"],
+    unlock: ["DELETE /repos/{owner}/{repo}/issues/{issue_number}/lock"],
+    update: ["PATCH /repos/{owner}/{repo}/issues/{issue_number}"],
+    updateComment: ["PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}"],
+    updateLabel: ["PATCH /repos/{owner}/{repo}/labels/{name}"],
+    updateMilestone: [
+      "PATCH /repos/{owner}/{repo}/milestones/{milestone_number}"
+    ]
+  },
+  licenses: {
+    get: ["GET /licenses/{license}"],
+    getAllCommonlyUsed: ["GET /licenses"],
+    getForRepo: ["GET /repos/{owner}/{repo}/license"]
+  },
+  markdown: {
+    render: ["POST /markdown"],
+    renderRaw: [
+      "POST /markdown/raw",
+      { headers: { "content-type": "text/plain; charset=utf-8" } }
+    ]
+  },
+  meta: {
+    get: ["GET /meta"],
+    getAllVersions: ["GET /versions"],
+    getOctocat: ["GET /octocat"],
+    getZen: ["GET /zen"],
+    root: ["GET /"]
+  },
+  migrations: {
+    deleteArchiveForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/archive"
+    ],
+    deleteArchiveForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    downloadArchiveForOrg: [
+      "GET /orgs/{org}/migrations/{migration_id}/archive"
+    ],
+    getArchiveForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/archive"
+    ],
+    getStatusForAuthenticatedUser: ["GET /user/migrations/{migration_id}"],
+    getStatusForOrg: ["GET /orgs/{org}/migrations/{migration_id}"],
+    listForAuthenticatedUser: ["GET /user/migrations"],
+    listForOrg: ["GET /orgs/{org}/migrations"],
+    listReposForAuthenticatedUser: [
+      "GET /user/migrations/{migration_id}/repositories"
+    ],
+    listReposForOrg: ["GET /orgs/{org}/migrations/{migration_id}/repositories"],
+    listReposForUser: [
+      "GET /user/migrations/{migration_id}/repositories",
+      {},
+      { renamed: ["migrations", "listReposForAuthenticatedUser"] }
+    ],
+    startForAuthenticatedUser: ["POST /user/migrations"],
+    startForOrg: ["POST /orgs/{org}/migrations"],
+    unlockRepoForAuthenticatedUser: [
+      "DELETE /user/migrations/{migration_id}/repos/{repo_name}/lock"
+    ],
+    unlockRepoForOrg: [
+      "DELETE /orgs/{org}/migrations/{migration_id}/repos/{repo_name}/lock"
+    ]
+  },
+  oidc: {
+    getOidcCustomSubTemplateForOrg: [
+      "GET /orgs/{org}/actions/oidc/customization/sub"
+    ],
+    updateOidcCustomSubTemplateForOrg: [
+      "PUT /orgs/{org}/actions/oidc/customization/sub"
+    ]
+  },
+  orgs: {
+    addSecurityManagerTeam: [
+      "PUT /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.addSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#add-a-security-manager-team"
+      }
+    ],
+    assignTeamToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    assignUserToOrgRole: [
+      "PUT /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    blockUser: ["PUT /orgs/{org}/blocks/{username}"],
+    cancelInvitation: ["DELETE /orgs/{org}/invitations/{invitation_id}"],
+    checkBlockedUser: ["GET /orgs/{org}/blocks/{username}"],
+    checkMembershipForUser: ["GET /orgs/{org}/members/{username}"],
+    checkPublicMembershipForUser: ["GET /orgs/{org}/public_members/{username}"],
+    convertMemberToOutsideCollaborator: [
+      "PUT /orgs/{org}/outside_collaborators/{username}"
+    ],
+    createArtifactStorageRecord: [
+      "POST /orgs/{org}/artifacts/metadata/storage-record"
+    ],
+    createInvitation: ["POST /orgs/{org}/invitations"],
+    createIssueType: ["POST /orgs/{org}/issue-types"],
+    createWebhook: ["POST /orgs/{org}/hooks"],
+    customPropertiesForOrgsCreateOrUpdateOrganizationValues: [
+      "PATCH /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForOrgsGetOrganizationValues: [
+      "GET /organizations/{org}/org-properties/values"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinition: [
+      "PUT /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationDefinitions: [
+      "PATCH /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposCreateOrUpdateOrganizationValues: [
+      "PATCH /orgs/{org}/properties/values"
+    ],
+    customPropertiesForReposDeleteOrganizationDefinition: [
+      "DELETE /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinition: [
+      "GET /orgs/{org}/properties/schema/{custom_property_name}"
+    ],
+    customPropertiesForReposGetOrganizationDefinitions: [
+      "GET /orgs/{org}/properties/schema"
+    ],
+    customPropertiesForReposGetOrganizationValues: [
+      "GET /orgs/{org}/properties/values"
+    ],
+    delete: ["DELETE /orgs/{org}"],
+    deleteAttestationsBulk: ["POST /orgs/{org}/attestations/delete-request"],
+    deleteAttestationsById: [
+      "DELETE /orgs/{org}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /orgs/{org}/attestations/digest/{subject_digest}"
+    ],
+    deleteIssueType: ["DELETE /orgs/{org}/issue-types/{issue_type_id}"],
+    deleteWebhook: ["DELETE /orgs/{org}/hooks/{hook_id}"],
+    disableSelectedRepositoryImmutableReleasesOrganization: [
+      "DELETE /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    enableSelectedRepositoryImmutableReleasesOrganization: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories/{repository_id}"
+    ],
+    get: ["GET /orgs/{org}"],
+    getImmutableReleasesSettings: [
+      "GET /orgs/{org}/settings/immutable-releases"
+    ],
+    getImmutableReleasesSettingsRepositories: [
+      "GET /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    getMembershipForAuthenticatedUser: ["GET /user/memberships/orgs/{org}"],
+    getMembershipForUser: ["GET /orgs/{org}/memberships/{username}"],
+    getOrgRole: ["GET /orgs/{org}/organization-roles/{role_id}"],
+    getOrgRulesetHistory: ["GET /orgs/{org}/rulesets/{ruleset_id}/history"],
+    getOrgRulesetVersion: [
+      "GET /orgs/{org}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getWebhook: ["GET /orgs/{org}/hooks/{hook_id}"],
+    getWebhookConfigForOrg: ["GET /orgs/{org}/hooks/{hook_id}/config"],
+    getWebhookDelivery: [
+      "GET /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    list: ["GET /organizations"],
+    listAppInstallations: ["GET /orgs/{org}/installations"],
+    listArtifactStorageRecords: [
+      "GET /orgs/{org}/artifacts/{subject_digest}/metadata/storage-records"
+    ],
+    listAttestationRepositories: ["GET /orgs/{org}/attestations/repositories"],
+    listAttestations: ["GET /orgs/{org}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /orgs/{org}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedUsers: ["GET /orgs/{org}/blocks"],
+    listFailedInvitations: ["GET /orgs/{org}/failed_invitations"],
+    listForAuthenticatedUser: ["GET /user/orgs"],
+    listForUser: ["GET /users/{username}/orgs"],
+    listInvitationTeams: ["GET /orgs/{org}/invitations/{invitation_id}/teams"],
+    listIssueTypes: ["GET /orgs/{org}/issue-types"],
+    listMembers: ["GET /orgs/{org}/members"],
+    listMembershipsForAuthenticatedUser: ["GET /user/memberships/orgs"],
+    listOrgRoleTeams: ["GET /orgs/{org}/organization-roles/{role_id}/teams"],
+    listOrgRoleUsers: ["GET /orgs/{org}/organization-roles/{role_id}/users"],
+    listOrgRoles: ["GET /orgs/{org}/organization-roles"],
+    listOrganizationFineGrainedPermissions: [
+      "GET /orgs/{org}/organization-fine-grained-permissions"
+    ],
+    listOutsideCollaborators: ["GET /orgs/{org}/outside_collaborators"],
+    listPatGrantRepositories: [
+      "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories"
+    ],
+    listPatGrantRequestRepositories: [
+      "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories"
+    ],
+    listPatGrantRequests: ["GET /orgs/{org}/personal-access-token-requests"],
+    listPatGrants: ["GET /orgs/{org}/personal-access-tokens"],
+    listPendingInvitations: ["GET /orgs/{org}/invitations"],
+    listPublicMembers: ["GET /orgs/{org}/public_members"],
+    listSecurityManagerTeams: [
+      "GET /orgs/{org}/security-managers",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.listSecurityManagerTeams() is deprecated, see https://docs.github.com/rest/orgs/security-managers#list-security-manager-teams"
+      }
+    ],
+    listWebhookDeliveries: ["GET /orgs/{org}/hooks/{hook_id}/deliveries"],
+    listWebhooks: ["GET /orgs/{org}/hooks"],
+    pingWebhook: ["POST /orgs/{org}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeMember: ["DELETE /orgs/{org}/members/{username}"],
+    removeMembershipForUser: ["DELETE /orgs/{org}/memberships/{username}"],
+    removeOutsideCollaborator: [
+      "DELETE /orgs/{org}/outside_collaborators/{username}"
+    ],
+    removePublicMembershipForAuthenticatedUser: [
+      "DELETE /orgs/{org}/public_members/{username}"
+    ],
+    removeSecurityManagerTeam: [
+      "DELETE /orgs/{org}/security-managers/teams/{team_slug}",
+      {},
+      {
+        deprecated: "octokit.rest.orgs.removeSecurityManagerTeam() is deprecated, see https://docs.github.com/rest/orgs/security-managers#remove-a-security-manager-team"
+      }
+    ],
+    reviewPatGrantRequest: [
+      "POST /orgs/{org}/personal-access-token-requests/{pat_request_id}"
+    ],
+    reviewPatGrantRequestsInBulk: [
+      "POST /orgs/{org}/personal-access-token-requests"
+    ],
+    revokeAllOrgRolesTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}"
+    ],
+    revokeAllOrgRolesUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}"
+    ],
+    revokeOrgRoleTeam: [
+      "DELETE /orgs/{org}/organization-roles/teams/{team_slug}/{role_id}"
+    ],
+    revokeOrgRoleUser: [
+      "DELETE /orgs/{org}/organization-roles/users/{username}/{role_id}"
+    ],
+    setImmutableReleasesSettings: [
+      "PUT /orgs/{org}/settings/immutable-releases"
+    ],
+    setImmutableReleasesSettingsRepositories: [
+      "PUT /orgs/{org}/settings/immutable-releases/repositories"
+    ],
+    setMembershipForUser: ["PUT /orgs/{org}/memberships/{username}"],
+    setPublicMembershipForAuthenticatedUser: [
+      "PUT /orgs/{org}/public_members/{username}"
+    ],
+    unblockUser: ["DELETE /orgs/{org}/blocks/{username}"],
+    update: ["PATCH /orgs/{org}"],
+    updateIssueType: ["PUT /orgs/{org}/issue-types/{issue_type_id}"],
+    updateMembershipForAuthenticatedUser: [
+      "PATCH /user/memberships/orgs/{org}"
+    ],
+    updatePatAccess: ["POST /orgs/{org}/personal-access-tokens/{pat_id}"],
+    updatePatAccesses: ["POST /orgs/{org}/personal-access-tokens"],
+    updateWebhook: ["PATCH /orgs/{org}/hooks/{hook_id}"],
+    updateWebhookConfigForOrg: ["PATCH /orgs/{org}/hooks/{hook_id}/config"]
+  },
+  packages: {
+    deletePackageForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    deletePackageVersionForAuthenticatedUser: [
+      "DELETE /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForOrg: [
+      "DELETE /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    deletePackageVersionForUser: [
+      "DELETE /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getAllPackageVersionsForAPackageOwnedByAnOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+      {},
+      { renamed: ["packages", "getAllPackageVersionsForPackageOwnedByOrg"] }
+    ],
+    getAllPackageVersionsForAPackageOwnedByTheAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions",
+      {},
+      {
+        renamed: [
+          "packages",
+          "getAllPackageVersionsForPackageOwnedByAuthenticatedUser"
+        ]
+      }
+    ],
+    getAllPackageVersionsForPackageOwnedByAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByOrg: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions"
+    ],
+    getAllPackageVersionsForPackageOwnedByUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions"
+    ],
+    getPackageForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}"
+    ],
+    getPackageForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}"
+    ],
+    getPackageForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}"
+    ],
+    getPackageVersionForAuthenticatedUser: [
+      "GET /user/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForOrganization: [
+      "GET /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    getPackageVersionForUser: [
+      "GET /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}"
+    ],
+    listDockerMigrationConflictingPackagesForAuthenticatedUser: [
+      "GET /user/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForOrganization: [
+      "GET /orgs/{org}/docker/conflicts"
+    ],
+    listDockerMigrationConflictingPackagesForUser: [
+      "GET /users/{username}/docker/conflicts"
+    ],
+    listPackagesForAuthenticatedUser: ["GET /user/packages"],
+    listPackagesForOrganization: ["GET /orgs/{org}/packages"],
+    listPackagesForUser: ["GET /users/{username}/packages"],
+    restorePackageForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/restore{?token}"
+    ],
+    restorePackageVersionForAuthenticatedUser: [
+      "POST /user/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForOrg: [
+      "POST /orgs/{org}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ],
+    restorePackageVersionForUser: [
+      "POST /users/{username}/packages/{package_type}/{package_name}/versions/{package_version_id}/restore"
+    ]
+  },
+  privateRegistries: {
+    createOrgPrivateRegistry: ["POST /orgs/{org}/private-registries"],
+    deleteOrgPrivateRegistry: [
+      "DELETE /orgs/{org}/private-registries/{secret_name}"
+    ],
+    getOrgPrivateRegistry: ["GET /orgs/{org}/private-registries/{secret_name}"],
+    getOrgPublicKey: ["GET /orgs/{org}/private-registries/public-key"],
+    listOrgPrivateRegistries: ["GET /orgs/{org}/private-registries"],
+    updateOrgPrivateRegistry: [
+      "PATCH /orgs/{org}/private-registries/{secret_name}"
+    ]
+  },
+  projects: {
+    addItemForOrg: ["POST /orgs/{org}/projectsV2/{project_number}/items"],
+    addItemForUser: [
+      "POST /users/{username}/projectsV2/{project_number}/items"
+    ],
+    deleteItemForOrg: [
+      "DELETE /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    deleteItemForUser: [
+      "DELETE /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    getFieldForOrg: [
+      "GET /orgs/{org}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getFieldForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields/{field_id}"
+    ],
+    getForOrg: ["GET /orgs/{org}/projectsV2/{project_number}"],
+    getForUser: ["GET /users/{username}/projectsV2/{project_number}"],
+    getOrgItem: ["GET /orgs/{org}/projectsV2/{project_number}/items/{item_id}"],
+    getUserItem: [
+      "GET /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    listFieldsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/fields"],
+    listFieldsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/fields"
+    ],
+    listForOrg: ["GET /orgs/{org}/projectsV2"],
+    listForUser: ["GET /users/{username}/projectsV2"],
+    listItemsForOrg: ["GET /orgs/{org}/projectsV2/{project_number}/items"],
+    listItemsForUser: [
+      "GET /users/{username}/projectsV2/{project_number}/items"
+    ],
+    updateItemForOrg: [
+      "PATCH /orgs/{org}/projectsV2/{project_number}/items/{item_id}"
+    ],
+    updateItemForUser: [
+      "PATCH /users/{username}/projectsV2/{project_number}/items/{item_id}"
+    ]
+  },
+  pulls: {
+    checkIfMerged: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    create: ["POST /repos/{owner}/{repo}/pulls"],
+    createReplyForReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
+    ],
+    createReview: ["POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    createReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    deletePendingReview: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    deleteReviewComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ],
+    dismissReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"
+    ],
+    get: ["GET /repos/{owner}/{repo}/pulls/{pull_number}"],
+    getReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    getReviewComment: ["GET /repos/{owner}/{repo}/pulls/comments/{comment_id}"],
+    list: ["GET /repos/{owner}/{repo}/pulls"],
+    listCommentsForReview: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/commits"],
+    listFiles: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/files"],
+    listRequestedReviewers: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    listReviewComments: [
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments"
+    ],
+    listReviewCommentsForRepo: ["GET /repos/{owner}/{repo}/pulls/comments"],
+    listReviews: ["GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"],
+    merge: ["PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge"],
+    removeRequestedReviewers: [
+      "DELETE /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    requestReviewers: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+    ],
+    submitReview: [
+      "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/events"
+    ],
+    update: ["PATCH /repos/{owner}/{repo}/pulls/{pull_number}"],
+    updateBranch: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch"
+    ],
+    updateReview: [
+      "PUT /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}"
+    ],
+    updateReviewComment: [
+      "PATCH /repos/{owner}/{repo}/pulls/comments/{comment_id}"
+    ]
+  },
+  rateLimit: { get: ["GET /rate_limit"] },
+  reactions: {
+    createForCommitComment: [
+      "POST /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    createForIssue: [
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions"
+    ],
+    createForIssueComment: [
+      "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    createForPullRequestReviewComment: [
+      "POST /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    createForRelease: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    createForTeamDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    createForTeamDiscussionInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ],
+    deleteForCommitComment: [
+      "DELETE /repos/{owner}/{repo}/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForIssue: [
+      "DELETE /repos/{owner}/{repo}/issues/{issue_number}/reactions/{reaction_id}"
+    ],
+    deleteForIssueComment: [
+      "DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForPullRequestComment: [
+      "DELETE /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions/{reaction_id}"
+    ],
+    deleteForRelease: [
+      "DELETE /repos/{owner}/{repo}/releases/{release_id}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussion: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions/{reaction_id}"
+    ],
+    deleteForTeamDiscussionComment: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions/{reaction_id}"
+    ],
+    listForCommitComment: [
+      "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions"
+    ],
+    listForIssue: ["GET /repos/{owner}/{repo}/issues/{issue_number}/reactions"],
+    listForIssueComment: [
+      "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+    ],
+    listForPullRequestReviewComment: [
+      "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"
+    ],
+    listForRelease: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/reactions"
+    ],
+    listForTeamDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions"
+    ],
+    listForTeamDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions"
+    ]
+  },
+  repos: {
+    acceptInvitation: [
+      "PATCH /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "acceptInvitationForAuthenticatedUser"] }
+    ],
+    acceptInvitationForAuthenticatedUser: [
+      "PATCH /user/repository_invitations/{invitation_id}"
+    ],
+    addAppAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    addCollaborator: ["PUT /repos/{owner}/{repo}/collaborators/{username}"],
+    addStatusCheckContexts: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    addTeamAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    addUserAccessRestrictions: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    cancelPagesDeployment: [
+      "POST /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}/cancel"
+    ],
+    checkAutomatedSecurityFixes: [
+      "GET /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    checkCollaborator: ["GET /repos/{owner}/{repo}/collaborators/{username}"],
+    checkImmutableReleases: ["GET /repos/{owner}/{repo}/immutable-releases"],
+    checkPrivateVulnerabilityReporting: [
+      "GET /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    checkVulnerabilityAlerts: [
+      "GET /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    codeownersErrors: ["GET /repos/{owner}/{repo}/codeowners/errors"],
+    compareCommits: ["GET /repos/{owner}/{repo}/compare/{base}...{head}"],
+    compareCommitsWithBasehead: [
+      "GET /repos/{owner}/{repo}/compare/{basehead}"
+    ],
+    createAttestation: ["POST /repos/{owner}/{repo}/attestations"],
+    createAutolink: ["POST /repos/{owner}/{repo}/autolinks"],
+    createCommitComment: [
+      "POST /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    createCommitSignatureProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    createCommitStatus: ["POST /repos/{owner}/{repo}/statuses/{sha}"],
+    createDeployKey: ["POST /repos/{owner}/{repo}/keys"],
+    createDeployment: ["POST /repos/{owner}/{repo}/deployments"],
+    createDeploymentBranchPolicy: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    createDeploymentProtectionRule: [
+      "POST /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    createDeploymentStatus: [
+      "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    createDispatchEvent: ["POST /repos/{owner}/{repo}/dispatches"],
+    createForAuthenticatedUser: ["POST /user/repos"],
+    createFork: ["POST /repos/{owner}/{repo}/forks"],
+    createInOrg: ["POST /orgs/{org}/repos"],
+    createOrUpdateEnvironment: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    createOrUpdateFileContents: ["PUT /repos/{owner}/{repo}/contents/{path}"],
+    createOrgRuleset: ["POST /orgs/{org}/rulesets"],
+    createPagesDeployment: ["POST /repos/{owner}/{repo}/pages/deployments"],
+    createPagesSite: ["POST /repos/{owner}/{repo}/pages"],
+    createRelease: ["POST /repos/{owner}/{repo}/releases"],
+    createRepoRuleset: ["POST /repos/{owner}/{repo}/rulesets"],
+    createUsingTemplate: [
+      "POST /repos/{template_owner}/{template_repo}/generate"
+    ],
+    createWebhook: ["POST /repos/{owner}/{repo}/hooks"],
+    customPropertiesForReposCreateOrUpdateRepositoryValues: [
+      "PATCH /repos/{owner}/{repo}/properties/values"
+    ],
+    customPropertiesForReposGetRepositoryValues: [
+      "GET /repos/{owner}/{repo}/properties/values"
+    ],
+    declineInvitation: [
+      "DELETE /user/repository_invitations/{invitation_id}",
+      {},
+      { renamed: ["repos", "declineInvitationForAuthenticatedUser"] }
+    ],
+    declineInvitationForAuthenticatedUser: [
+      "DELETE /user/repository_invitations/{invitation_id}"
+    ],
+    delete: ["DELETE /repos/{owner}/{repo}"],
+    deleteAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    deleteAdminBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    deleteAnEnvironment: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    deleteAutolink: ["DELETE /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    deleteBranchProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    deleteCommitComment: ["DELETE /repos/{owner}/{repo}/comments/{comment_id}"],
+    deleteCommitSignatureProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    deleteDeployKey: ["DELETE /repos/{owner}/{repo}/keys/{key_id}"],
+    deleteDeployment: [
+      "DELETE /repos/{owner}/{repo}/deployments/{deployment_id}"
+    ],
+    deleteDeploymentBranchPolicy: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    deleteFile: ["DELETE /repos/{owner}/{repo}/contents/{path}"],
+    deleteInvitation: [
+      "DELETE /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    deleteOrgRuleset: ["DELETE /orgs/{org}/rulesets/{ruleset_id}"],
+    deletePagesSite: ["DELETE /repos/{owner}/{repo}/pages"],
+    deletePullRequestReviewProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    deleteRelease: ["DELETE /repos/{owner}/{repo}/releases/{release_id}"],
+    deleteReleaseAsset: [
+      "DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    deleteRepoRuleset: ["DELETE /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    deleteWebhook: ["DELETE /repos/{owner}/{repo}/hooks/{hook_id}"],
+    disableAutomatedSecurityFixes: [
+      "DELETE /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    disableDeploymentProtectionRule: [
+      "DELETE /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    disableImmutableReleases: [
+      "DELETE /repos/{owner}/{repo}/immutable-releases"
+    ],
+    disablePrivateVulnerabilityReporting: [
+      "DELETE /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    disableVulnerabilityAlerts: [
+      "DELETE /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    downloadArchive: [
+      "GET /repos/{owner}/{repo}/zipball/{ref}",
+      {},
+      { renamed: ["repos", "downloadZipballArchive"] }
+    ],
+    downloadTarballArchive: ["GET /repos/{owner}/{repo}/tarball/{ref}"],
+    downloadZipballArchive: ["GET /repos/{owner}/{repo}/zipball/{ref}"],
+    enableAutomatedSecurityFixes: [
+      "PUT /repos/{owner}/{repo}/automated-security-fixes"
+    ],
+    enableImmutableReleases: ["PUT /repos/{owner}/{repo}/immutable-releases"],
+    enablePrivateVulnerabilityReporting: [
+      "PUT /repos/{owner}/{repo}/private-vulnerability-reporting"
+    ],
+    enableVulnerabilityAlerts: [
+      "PUT /repos/{owner}/{repo}/vulnerability-alerts"
+    ],
+    generateReleaseNotes: [
+      "POST /repos/{owner}/{repo}/releases/generate-notes"
+    ],
+    get: ["GET /repos/{owner}/{repo}"],
+    getAccessRestrictions: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions"
+    ],
+    getAdminBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    getAllDeploymentProtectionRules: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules"
+    ],
+    getAllEnvironments: ["GET /repos/{owner}/{repo}/environments"],
+    getAllStatusCheckContexts: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts"
+    ],
+    getAllTopics: ["GET /repos/{owner}/{repo}/topics"],
+    getAppsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps"
+    ],
+    getAutolink: ["GET /repos/{owner}/{repo}/autolinks/{autolink_id}"],
+    getBranch: ["GET /repos/{owner}/{repo}/branches/{branch}"],
+    getBranchProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    getBranchRules: ["GET /repos/{owner}/{repo}/rules/branches/{branch}"],
+    getClones: ["GET /repos/{owner}/{repo}/traffic/clones"],
+    getCodeFrequencyStats: ["GET /repos/{owner}/{repo}/stats/code_frequency"],
+    getCollaboratorPermissionLevel: [
+      "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+    ],
+    getCombinedStatusForRef: ["GET /repos/{owner}/{repo}/commits/{ref}/status"],
+    getCommit: ["GET /repos/{owner}/{repo}/commits/{ref}"],
+    getCommitActivityStats: ["GET /repos/{owner}/{repo}/stats/commit_activity"],
+    getCommitComment: ["GET /repos/{owner}/{repo}/comments/{comment_id}"],
+    getCommitSignatureProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ],
+    getCommunityProfileMetrics: ["GET /repos/{owner}/{repo}/community/profile"],
+    getContent: ["GET /repos/{owner}/{repo}/contents/{path}"],
+    getContributorsStats: ["GET /repos/{owner}/{repo}/stats/contributors"],
+    getCustomDeploymentProtectionRule: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/{protection_rule_id}"
+    ],
+    getDeployKey: ["GET /repos/{owner}/{repo}/keys/{key_id}"],
+    getDeployment: ["GET /repos/{owner}/{repo}/deployments/{deployment_id}"],
+    getDeploymentBranchPolicy: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    getDeploymentStatus: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses/{status_id}"
+    ],
+    getEnvironment: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}"
+    ],
+    getLatestPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/latest"],
+    getLatestRelease: ["GET /repos/{owner}/{repo}/releases/latest"],
+    getOrgRuleSuite: ["GET /orgs/{org}/rulesets/rule-suites/{rule_suite_id}"],
+    getOrgRuleSuites: ["GET /orgs/{org}/rulesets/rule-suites"],
+    getOrgRuleset: ["GET /orgs/{org}/rulesets/{ruleset_id}"],
+    getOrgRulesets: ["GET /orgs/{org}/rulesets"],
+    getPages: ["GET /repos/{owner}/{repo}/pages"],
+    getPagesBuild: ["GET /repos/{owner}/{repo}/pages/builds/{build_id}"],
+    getPagesDeployment: [
+      "GET /repos/{owner}/{repo}/pages/deployments/{pages_deployment_id}"
+    ],
+    getPagesHealthCheck: ["GET /repos/{owner}/{repo}/pages/health"],
+    getParticipationStats: ["GET /repos/{owner}/{repo}/stats/participation"],
+    getPullRequestReviewProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    getPunchCardStats: ["GET /repos/{owner}/{repo}/stats/punch_card"],
+    getReadme: ["GET /repos/{owner}/{repo}/readme"],
+    getReadmeInDirectory: ["GET /repos/{owner}/{repo}/readme/{dir}"],
+    getRelease: ["GET /repos/{owner}/{repo}/releases/{release_id}"],
+    getReleaseAsset: ["GET /repos/{owner}/{repo}/releases/assets/{asset_id}"],
+    getReleaseByTag: ["GET /repos/{owner}/{repo}/releases/tags/{tag}"],
+    getRepoRuleSuite: [
+      "GET /repos/{owner}/{repo}/rulesets/rule-suites/{rule_suite_id}"
+    ],
+    getRepoRuleSuites: ["GET /repos/{owner}/{repo}/rulesets/rule-suites"],
+    getRepoRuleset: ["GET /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    getRepoRulesetHistory: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history"
+    ],
+    getRepoRulesetVersion: [
+      "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history/{version_id}"
+    ],
+    getRepoRulesets: ["GET /repos/{owner}/{repo}/rulesets"],
+    getStatusChecksProtection: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    getTeamsWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams"
+    ],
+    getTopPaths: ["GET /repos/{owner}/{repo}/traffic/popular/paths"],
+    getTopReferrers: ["GET /repos/{owner}/{repo}/traffic/popular/referrers"],
+    getUsersWithAccessToProtectedBranch: [
+      "GET /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users"
+    ],
+    getViews: ["GET /repos/{owner}/{repo}/traffic/views"],
+    getWebhook: ["GET /repos/{owner}/{repo}/hooks/{hook_id}"],
+    getWebhookConfigForRepo: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    getWebhookDelivery: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}"
+    ],
+    listActivities: ["GET /repos/{owner}/{repo}/activity"],
+    listAttestations: [
+      "GET /repos/{owner}/{repo}/attestations/{subject_digest}"
+    ],
+    listAutolinks: ["GET /repos/{owner}/{repo}/autolinks"],
+    listBranches: ["GET /repos/{owner}/{repo}/branches"],
+    listBranchesForHeadCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/branches-where-head"
+    ],
+    listCollaborators: ["GET /repos/{owner}/{repo}/collaborators"],
+    listCommentsForCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments"
+    ],
+    listCommitCommentsForRepo: ["GET /repos/{owner}/{repo}/comments"],
+    listCommitStatusesForRef: [
+      "GET /repos/{owner}/{repo}/commits/{ref}/statuses"
+    ],
+    listCommits: ["GET /repos/{owner}/{repo}/commits"],
+    listContributors: ["GET /repos/{owner}/{repo}/contributors"],
+    listCustomDeploymentRuleIntegrations: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps"
+    ],
+    listDeployKeys: ["GET /repos/{owner}/{repo}/keys"],
+    listDeploymentBranchPolicies: [
+      "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+    ],
+    listDeploymentStatuses: [
+      "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+    ],
+    listDeployments: ["GET /repos/{owner}/{repo}/deployments"],
+    listForAuthenticatedUser: ["GET /user/repos"],
+    listForOrg: ["GET /orgs/{org}/repos"],
+    listForUser: ["GET /users/{username}/repos"],
+    listForks: ["GET /repos/{owner}/{repo}/forks"],
+    listInvitations: ["GET /repos/{owner}/{repo}/invitations"],
+    listInvitationsForAuthenticatedUser: ["GET /user/repository_invitations"],
+    listLanguages: ["GET /repos/{owner}/{repo}/languages"],
+    listPagesBuilds: ["GET /repos/{owner}/{repo}/pages/builds"],
+    listPublic: ["GET /repositories"],
+    listPullRequestsAssociatedWithCommit: [
+      "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"
+    ],
+    listReleaseAssets: [
+      "GET /repos/{owner}/{repo}/releases/{release_id}/assets"
+    ],
+    listReleases: ["GET /repos/{owner}/{repo}/releases"],
+    listTags: ["GET /repos/{owner}/{repo}/tags"],
+    listTeams: ["GET /repos/{owner}/{repo}/teams"],
+    listWebhookDeliveries: [
+      "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+    ],
+    listWebhooks: ["GET /repos/{owner}/{repo}/hooks"],
+    merge: ["POST /repos/{owner}/{repo}/merges"],
+    mergeUpstream: ["POST /repos/{owner}/{repo}/merge-upstream"],
+    pingWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/pings"],
+    redeliverWebhookDelivery: [
+      "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts"
+    ],
+    removeAppAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    removeCollaborator: [
+      "DELETE /repos/{owner}/{repo}/collaborators/{username}"
+    ],
+    removeStatusCheckContexts: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    removeStatusCheckProtection: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    removeTeamAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    removeUserAccessRestrictions: [
+      "DELETE /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    renameBranch: ["POST /repos/{owner}/{repo}/branches/{branch}/rename"],
+    replaceAllTopics: ["PUT /repos/{owner}/{repo}/topics"],
+    requestPagesBuild: ["POST /repos/{owner}/{repo}/pages/builds"],
+    setAdminBranchProtection: [
+      "POST /repos/{owner}/{repo}/branches/{branch}/protection/enforce_admins"
+    ],
+    setAppAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/apps",
+      {},
+      { mapToData: "apps" }
+    ],
+    setStatusCheckContexts: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts",
+      {},
+      { mapToData: "contexts" }
+    ],
+    setTeamAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/teams",
+      {},
+      { mapToData: "teams" }
+    ],
+    setUserAccessRestrictions: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection/restrictions/users",
+      {},
+      { mapToData: "users" }
+    ],
+    testPushWebhook: ["POST /repos/{owner}/{repo}/hooks/{hook_id}/tests"],
+    transfer: ["POST /repos/{owner}/{repo}/transfer"],
+    update: ["PATCH /repos/{owner}/{repo}"],
+    updateBranchProtection: [
+      "PUT /repos/{owner}/{repo}/branches/{branch}/protection"
+    ],
+    updateCommitComment: ["PATCH /repos/{owner}/{repo}/comments/{comment_id}"],
+    updateDeploymentBranchPolicy: [
+      "PUT /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}"
+    ],
+    updateInformationAboutPagesSite: ["PUT /repos/{owner}/{repo}/pages"],
+    updateInvitation: [
+      "PATCH /repos/{owner}/{repo}/invitations/{invitation_id}"
+    ],
+    updateOrgRuleset: ["PUT /orgs/{org}/rulesets/{ruleset_id}"],
+    updatePullRequestReviewProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews"
+    ],
+    updateRelease: ["PATCH /repos/{owner}/{repo}/releases/{release_id}"],
+    updateReleaseAsset: [
+      "PATCH /repos/{owner}/{repo}/releases/assets/{asset_id}"
+    ],
+    updateRepoRuleset: ["PUT /repos/{owner}/{repo}/rulesets/{ruleset_id}"],
+    updateStatusCheckPotection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+      {},
+      { renamed: ["repos", "updateStatusCheckProtection"] }
+    ],
+    updateStatusCheckProtection: [
+      "PATCH /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+    ],
+    updateWebhook: ["PATCH /repos/{owner}/{repo}/hooks/{hook_id}"],
+    updateWebhookConfigForRepo: [
+      "PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config"
+    ],
+    uploadReleaseAsset: [
+      "POST /repos/{owner}/{repo}/releases/{release_id}/assets{?name,label}",
+      { baseUrl: "https://uploads.github.com" }
+    ]
+  },
+  search: {
+    code: ["GET /search/code"],
+    commits: ["GET /search/commits"],
+    issuesAndPullRequests: ["GET /search/issues"],
+    labels: ["GET /search/labels"],
+    repos: ["GET /search/repositories"],
+    topics: ["GET /search/topics"],
+    users: ["GET /search/users"]
+  },
+  secretScanning: {
+    createPushProtectionBypass: [
+      "POST /repos/{owner}/{repo}/secret-scanning/push-protection-bypasses"
+    ],
+    getAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    getScanHistory: ["GET /repos/{owner}/{repo}/secret-scanning/scan-history"],
+    listAlertsForOrg: ["GET /orgs/{org}/secret-scanning/alerts"],
+    listAlertsForRepo: ["GET /repos/{owner}/{repo}/secret-scanning/alerts"],
+    listLocationsForAlert: [
+      "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations"
+    ],
+    listOrgPatternConfigs: [
+      "GET /orgs/{org}/secret-scanning/pattern-configurations"
+    ],
+    updateAlert: [
+      "PATCH /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"
+    ],
+    updateOrgPatternConfigs: [
+      "PATCH /orgs/{org}/secret-scanning/pattern-configurations"
+    ]
+  },
+  securityAdvisories: {
+    createFork: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/forks"
+    ],
+    createPrivateVulnerabilityReport: [
+      "POST /repos/{owner}/{repo}/security-advisories/reports"
+    ],
+    createRepositoryAdvisory: [
+      "POST /repos/{owner}/{repo}/security-advisories"
+    ],
+    createRepositoryAdvisoryCveRequest: [
+      "POST /repos/{owner}/{repo}/security-advisories/{ghsa_id}/cve"
+    ],
+    getGlobalAdvisory: ["GET /advisories/{ghsa_id}"],
+    getRepositoryAdvisory: [
+      "GET /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ],
+    listGlobalAdvisories: ["GET /advisories"],
+    listOrgRepositoryAdvisories: ["GET /orgs/{org}/security-advisories"],
+    listRepositoryAdvisories: ["GET /repos/{owner}/{repo}/security-advisories"],
+    updateRepositoryAdvisory: [
+      "PATCH /repos/{owner}/{repo}/security-advisories/{ghsa_id}"
+    ]
+  },
+  teams: {
+    addOrUpdateMembershipForUserInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    addOrUpdateRepoPermissionsInOrg: [
+      "PUT /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    checkPermissionsForRepoInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    create: ["POST /orgs/{org}/teams"],
+    createDiscussionCommentInOrg: [
+      "POST /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    createDiscussionInOrg: ["POST /orgs/{org}/teams/{team_slug}/discussions"],
+    deleteDiscussionCommentInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    deleteDiscussionInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    deleteInOrg: ["DELETE /orgs/{org}/teams/{team_slug}"],
+    getByName: ["GET /orgs/{org}/teams/{team_slug}"],
+    getDiscussionCommentInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    getDiscussionInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    getMembershipForUserInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    list: ["GET /orgs/{org}/teams"],
+    listChildInOrg: ["GET /orgs/{org}/teams/{team_slug}/teams"],
+    listDiscussionCommentsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments"
+    ],
+    listDiscussionsInOrg: ["GET /orgs/{org}/teams/{team_slug}/discussions"],
+    listForAuthenticatedUser: ["GET /user/teams"],
+    listMembersInOrg: ["GET /orgs/{org}/teams/{team_slug}/members"],
+    listPendingInvitationsInOrg: [
+      "GET /orgs/{org}/teams/{team_slug}/invitations"
+    ],
+    listReposInOrg: ["GET /orgs/{org}/teams/{team_slug}/repos"],
+    removeMembershipForUserInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/memberships/{username}"
+    ],
+    removeRepoInOrg: [
+      "DELETE /orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"
+    ],
+    updateDiscussionCommentInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}"
+    ],
+    updateDiscussionInOrg: [
+      "PATCH /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}"
+    ],
+    updateInOrg: ["PATCH /orgs/{org}/teams/{team_slug}"]
+  },
+  users: {
+    addEmailForAuthenticated: [
+      "POST /user/emails",
+      {},
+      { renamed: ["users", "addEmailForAuthenticatedUser"] }
+    ],
+    addEmailForAuthenticatedUser: ["POST /user/emails"],
+    addSocialAccountForAuthenticatedUser: ["POST /user/social_accounts"],
+    block: ["PUT /user/blocks/{username}"],
+    checkBlocked: ["GET /user/blocks/{username}"],
+    checkFollowingForUser: ["GET /users/{username}/following/{target_user}"],
+    checkPersonIsFollowedByAuthenticated: ["GET /user/following/{username}"],
+    createGpgKeyForAuthenticated: [
+      "POST /user/gpg_keys",
+      {},
+      { renamed: ["users", "createGpgKeyForAuthenticatedUser"] }
+    ],
+    createGpgKeyForAuthenticatedUser: ["POST /user/gpg_keys"],
+    createPublicSshKeyForAuthenticated: [
+      "POST /user/keys",
+      {},
+      { renamed: ["users", "createPublicSshKeyForAuthenticatedUser"] }
+    ],
+    createPublicSshKeyForAuthenticatedUser: ["POST /user/keys"],
+    createSshSigningKeyForAuthenticatedUser: ["POST /user/ssh_signing_keys"],
+    deleteAttestationsBulk: [
+      "POST /users/{username}/attestations/delete-request"
+    ],
+    deleteAttestationsById: [
+      "DELETE /users/{username}/attestations/{attestation_id}"
+    ],
+    deleteAttestationsBySubjectDigest: [
+      "DELETE /users/{username}/attestations/digest/{subject_digest}"
+    ],
+    deleteEmailForAuthenticated: [
+      "DELETE /user/emails",
+      {},
+      { renamed: ["users", "deleteEmailForAuthenticatedUser"] }
+    ],
+    deleteEmailForAuthenticatedUser: ["DELETE /user/emails"],
+    deleteGpgKeyForAuthenticated: [
+      "DELETE /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "deleteGpgKeyForAuthenticatedUser"] }
+    ],
+    deleteGpgKeyForAuthenticatedUser: ["DELETE /user/gpg_keys/{gpg_key_id}"],
+    deletePublicSshKeyForAuthenticated: [
+      "DELETE /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "deletePublicSshKeyForAuthenticatedUser"] }
+    ],
+    deletePublicSshKeyForAuthenticatedUser: ["DELETE /user/keys/{key_id}"],
+    deleteSocialAccountForAuthenticatedUser: ["DELETE /user/social_accounts"],
+    deleteSshSigningKeyForAuthenticatedUser: [
+      "DELETE /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    follow: ["PUT /user/following/{username}"],
+    getAuthenticated: ["GET /user"],
+    getById: ["GET /user/{account_id}"],
+    getByUsername: ["GET /users/{username}"],
+    getContextForUser: ["GET /users/{username}/hovercard"],
+    getGpgKeyForAuthenticated: [
+      "GET /user/gpg_keys/{gpg_key_id}",
+      {},
+      { renamed: ["users", "getGpgKeyForAuthenticatedUser"] }
+    ],
+    getGpgKeyForAuthenticatedUser: ["GET /user/gpg_keys/{gpg_key_id}"],
+    getPublicSshKeyForAuthenticated: [
+      "GET /user/keys/{key_id}",
+      {},
+      { renamed: ["users", "getPublicSshKeyForAuthenticatedUser"] }
+    ],
+    getPublicSshKeyForAuthenticatedUser: ["GET /user/keys/{key_id}"],
+    getSshSigningKeyForAuthenticatedUser: [
+      "GET /user/ssh_signing_keys/{ssh_signing_key_id}"
+    ],
+    list: ["GET /users"],
+    listAttestations: ["GET /users/{username}/attestations/{subject_digest}"],
+    listAttestationsBulk: [
+      "POST /users/{username}/attestations/bulk-list{?per_page,before,after}"
+    ],
+    listBlockedByAuthenticated: [
+      "GET /user/blocks",
+      {},
+      { renamed: ["users", "listBlockedByAuthenticatedUser"] }
+    ],
+    listBlockedByAuthenticatedUser: ["GET /user/blocks"],
+    listEmailsForAuthenticated: [
+      "GET /user/emails",
+      {},
+      { renamed: ["users", "listEmailsForAuthenticatedUser"] }
+    ],
+    listEmailsForAuthenticatedUser: ["GET /user/emails"],
+    listFollowedByAuthenticated: [
+      "GET /user/following",
+      {},
+      { renamed: ["users", "listFollowedByAuthenticatedUser"] }
+    ],
+    listFollowedByAuthenticatedUser: ["GET /user/following"],
+    listFollowersForAuthenticatedUser: ["GET /user/followers"],
+    listFollowersForUser: ["GET /users/{username}/followers"],
+    listFollowingForUser: ["GET /users/{username}/following"],
+    listGpgKeysForAuthenticated: [
+      "GET /user/gpg_keys",
+      {},
+      { renamed: ["users", "listGpgKeysForAuthenticatedUser"] }
+    ],
+    listGpgKeysForAuthenticatedUser: ["GET /user/gpg_keys"],
+    listGpgKeysForUser: ["GET /users/{username}/gpg_keys"],
+    listPublicEmailsForAuthenticated: [
+      "GET /user/public_emails",
+      {},
+      { renamed: ["users", "listPublicEmailsForAuthenticatedUser"] }
+    ],
+    listPublicEmailsForAuthenticatedUser: ["GET /user/public_emails"],
+    listPublicKeysForUser: ["GET /users/{username}/keys"],
+    listPublicSshKeysForAuthenticated: [
+      "GET /user/keys",
+      {},
+      { renamed: ["users", "listPublicSshKeysForAuthenticatedUser"] }
+    ],
+    listPublicSshKeysForAuthenticatedUser: ["GET /user/keys"],
+    listSocialAccountsForAuthenticatedUser: ["GET /user/social_accounts"],
+    listSocialAccountsForUser: ["GET /users/{username}/social_accounts"],
+    listSshSigningKeysForAuthenticatedUser: ["GET /user/ssh_signing_keys"],
+    listSshSigningKeysForUser: ["GET /users/{username}/ssh_signing_keys"],
+    setPrimaryEmailVisibilityForAuthenticated: [
+      "PATCH /user/email/visibility",
+      {},
+      { renamed: ["users", "setPrimaryEmailVisibilityForAuthenticatedUser"] }
+    ],
+    setPrimaryEmailVisibilityForAuthenticatedUser: [
+      "PATCH /user/email/visibility"
+    ],
+    unblock: ["DELETE /user/blocks/{username}"],
+    unfollow: ["DELETE /user/following/{username}"],
+    updateAuthenticated: ["PATCH /user"]
+  }
+};
+var endpoints_default = Endpoints;
+
+//# sourceMappingURL=endpoints.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/endpoints-to-methods.js
+
+const endpointMethodsMap = /* @__PURE__ */ new Map();
+for (const [scope, endpoints] of Object.entries(endpoints_default)) {
+  for (const [methodName, endpoint] of Object.entries(endpoints)) {
+    const [route, defaults, decorations] = endpoint;
+    const [method, url] = route.split(/ /);
+    const endpointDefaults = Object.assign(
+      {
+        method,
+        url
+      },
+      defaults
+    );
+    if (!endpointMethodsMap.has(scope)) {
+      endpointMethodsMap.set(scope, /* @__PURE__ */ new Map());
+    }
+    endpointMethodsMap.get(scope).set(methodName, {
+      scope,
+      methodName,
+      endpointDefaults,
+      decorations
+    });
+  }
+}
+const handler = {
+  has({ scope }, methodName) {
+    return endpointMethodsMap.get(scope).has(methodName);
+  },
+  getOwnPropertyDescriptor(target, methodName) {
+    return {
+      value: this.get(target, methodName),
+      // ensures method is in the cache
+      configurable: true,
+      writable: true,
+      enumerable: true
+    };
+  },
+  defineProperty(target, methodName, descriptor) {
+    Object.defineProperty(target.cache, methodName, descriptor);
+    return true;
+  },
+  deleteProperty(target, methodName) {
+    delete target.cache[methodName];
+    return true;
+  },
+  ownKeys({ scope }) {
+    return [...endpointMethodsMap.get(scope).keys()];
+  },
+  set(target, methodName, value) {
+    return target.cache[methodName] = value;
+  },
+  get({ octokit, scope, cache }, methodName) {
+    if (cache[methodName]) {
+      return cache[methodName];
+    }
+    const method = endpointMethodsMap.get(scope).get(methodName);
+    if (!method) {
+      return void 0;
+    }
+    const { endpointDefaults, decorations } = method;
+    if (decorations) {
+      cache[methodName] = decorate(
+        octokit,
+        scope,
+        methodName,
+        endpointDefaults,
+        decorations
+      );
+    } else {
+      cache[methodName] = octokit.request.defaults(endpointDefaults);
+    }
+    return cache[methodName];
+  }
+};
+function endpointsToMethods(octokit) {
+  const newMethods = {};
+  for (const scope of endpointMethodsMap.keys()) {
+    newMethods[scope] = new Proxy({ octokit, scope, cache: {} }, handler);
+  }
+  return newMethods;
+}
+function decorate(octokit, scope, methodName, defaults, decorations) {
+  const requestWithDefaults = octokit.request.defaults(defaults);
+  function withDecorations(...args) {
+    let options = requestWithDefaults.endpoint.merge(...args);
+    if (decorations.mapToData) {
+      options = Object.assign({}, options, {
+        data: options[decorations.mapToData],
+        [decorations.mapToData]: void 0
+      });
+      return requestWithDefaults(options);
+    }
+    if (decorations.renamed) {
+      const [newScope, newMethodName] = decorations.renamed;
+      octokit.log.warn(
+        `octokit.${scope}.${methodName}() has been renamed to octokit.${newScope}.${newMethodName}()`
+      );
+    }
+    if (decorations.deprecated) {
+      octokit.log.warn(decorations.deprecated);
+    }
+    if (decorations.renamedParameters) {
+      const options2 = requestWithDefaults.endpoint.merge(...args);
+      for (const [name, alias] of Object.entries(
+        decorations.renamedParameters
+      )) {
+        if (name in options2) {
+          octokit.log.warn(
+            `"${name}" parameter is deprecated for "octokit.${scope}.${methodName}()". Use "${alias}" instead`
+          );
+          if (!(alias in options2)) {
+            options2[alias] = options2[name];
+          }
+          delete options2[name];
+        }
+      }
+      return requestWithDefaults(options2);
+    }
+    return requestWithDefaults(...args);
+  }
+  return Object.assign(withDecorations, requestWithDefaults);
+}
+
+//# sourceMappingURL=endpoints-to-methods.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-rest-endpoint-methods/dist-src/index.js
+
+
+function restEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    rest: api
+  };
+}
+restEndpointMethods.VERSION = dist_src_version_VERSION;
+function legacyRestEndpointMethods(octokit) {
+  const api = endpointsToMethods(octokit);
+  return {
+    ...api,
+    rest: api
+  };
+}
+legacyRestEndpointMethods.VERSION = dist_src_version_VERSION;
+
+//# sourceMappingURL=index.js.map
+
+;// CONCATENATED MODULE: ./node_modules/@octokit/plugin-paginate-rest/dist-bundle/index.js
+// pkg/dist-src/version.js
+var plugin_paginate_rest_dist_bundle_VERSION = "0.0.0-development";
+
+// pkg/dist-src/normalize-paginated-list-response.js
+function normalizePaginatedListResponse(response) {
+  if (!response.data) {
+    return {
+      ...response,
+      data: []
+    };
+  }
+  const responseNeedsNormalization = ("total_count" in response.data || "total_commits" in response.data) && !("url" in response.data);
+  if (!responseNeedsNormalization) return response;
+  const incompleteResults = response.data.incomplete_results;
+  const repositorySelection = response.data.repository_selection;
+  const totalCount = response.data.total_count;
+  const totalCommits = response.data.total_commits;
+  delete response.data.incomplete_results;
+  delete response.data.repository_selection;
+  delete response.data.total_count;
+  delete response.data.total_commits;
+  const namespaceKey = Object.keys(response.data)[0];
+  const data = response.data[namespaceKey];
+  response.data = data;
+  if (typeof incompleteResults !== "undefined") {
+    response.data.incomplete_results = incompleteResults;
+  }
+  if (typeof repositorySelection !== "undefined") {
+    response.data.repository_selection = repositorySelection;
+  }
+  response.data.total_count = totalCount;
+  response.data.total_commits = totalCommits;
+  return response;
+}
+
+// pkg/dist-src/iterator.js
+function iterator(octokit, route, parameters) {
+  const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
+  const requestMethod = typeof route === "function" ? route : octokit.request;
+  const method = options.method;
+  const headers = options.headers;
+  let url = options.url;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next() {
+        if (!url) return { done: true };
+        try {
+          const response = await requestMethod({ method, url, headers });
+          const normalizedResponse = normalizePaginatedListResponse(response);
+          url = ((normalizedResponse.headers.link || "").match(
+            /<([^<>]+)>;\s*rel="next"/
+          ) || [])[1];
+          if (!url && "total_commits" in normalizedResponse.data) {
+            const parsedUrl = new URL(normalizedResponse.url);
+            const params = parsedUrl.searchParams;
+            const page = parseInt(params.get("page") || "1", 10);
+            const per_page = parseInt(params.get("per_page") || "250", 10);
+            if (page * per_page < normalizedResponse.data.total_commits) {
+              params.set("page", String(page + 1));
+              url = parsedUrl.toString();
+            }
+          }
+          return { value: normalizedResponse };
+        } catch (error) {
+          if (error.status !== 409) throw error;
+          url = "";
+          return {
+            value: {
+              status: 200,
+              headers: {},
+              data: []
+            }
+          };
+        }
+      }
+    })
+  };
+}
+
+// pkg/dist-src/paginate.js
+function paginate(octokit, route, parameters, mapFn) {
+  if (typeof parameters === "function") {
+    mapFn = parameters;
+    parameters = void 0;
+  }
+  return gather(
+    octokit,
+    [],
+    iterator(octokit, route, parameters)[Symbol.asyncIterator](),
+    mapFn
+  );
+}
+function gather(octokit, results, iterator2, mapFn) {
+  return iterator2.next().then((result) => {
+    if (result.done) {
+      return results;
+    }
+    let earlyExit = false;
+    function done() {
+      earlyExit = true;
+    }
+    results = results.concat(
+      mapFn ? mapFn(result.value, done) : result.value.data
+    );
+    if (earlyExit) {
+      return results;
+    }
+    return gather(octokit, results, iterator2, mapFn);
+  });
+}
+
+// pkg/dist-src/compose-paginate.js
+var composePaginateRest = Object.assign(paginate, {
+  iterator
+});
+
+// pkg/dist-src/generated/paginating-endpoints.js
+var paginatingEndpoints = (/* unused pure expression or super */ null && ([
+  "GET /advisories",
+  "GET /app/hook/deliveries",
+  "GET /app/installation-requests",
+  "GET /app/installations",
+  "GET /assignments/{assignment_id}/accepted_assignments",
+  "GET /classrooms",
+  "GET /classrooms/{classroom_id}/assignments",
+  "GET /enterprises/{enterprise}/code-security/configurations",
+  "GET /enterprises/{enterprise}/code-security/configurations/{configuration_id}/repositories",
+  "GET /enterprises/{enterprise}/dependabot/alerts",
+  "GET /enterprises/{enterprise}/teams",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/memberships",
+  "GET /enterprises/{enterprise}/teams/{enterprise-team}/organizations",
+  "GET /events",
+  "GET /gists",
+  "GET /gists/public",
+  "GET /gists/starred",
+  "GET /gists/{gist_id}/comments",
+  "GET /gists/{gist_id}/commits",
+  "GET /gists/{gist_id}/forks",
+  "GET /installation/repositories",
+  "GET /issues",
+  "GET /licenses",
+  "GET /marketplace_listing/plans",
+  "GET /marketplace_listing/plans/{plan_id}/accounts",
+  "GET /marketplace_listing/stubbed/plans",
+  "GET /marketplace_listing/stubbed/plans/{plan_id}/accounts",
+  "GET /networks/{owner}/{repo}/events",
+  "GET /notifications",
+  "GET /organizations",
+  "GET /organizations/{org}/dependabot/repository-access",
+  "GET /orgs/{org}/actions/cache/usage-by-repository",
+  "GET /orgs/{org}/actions/hosted-runners",
+  "GET /orgs/{org}/actions/permissions/repositories",
+  "GET /orgs/{org}/actions/permissions/self-hosted-runners/repositories",
+  "GET /orgs/{org}/actions/runner-groups",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/hosted-runners",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories",
+  "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/runners",
+  "GET /orgs/{org}/actions/runners",
+  "GET /orgs/{org}/actions/secrets",
+  "GET /orgs/{org}/actions/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/actions/variables",
+  "GET /orgs/{org}/actions/variables/{name}/repositories",
+  "GET /orgs/{org}/attestations/repositories",
+  "GET /orgs/{org}/attestations/{subject_digest}",
+  "GET /orgs/{org}/blocks",
+  "GET /orgs/{org}/campaigns",
+  "GET /orgs/{org}/code-scanning/alerts",
+  "GET /orgs/{org}/code-security/configurations",
+  "GET /orgs/{org}/code-security/configurations/{configuration_id}/repositories",
+  "GET /orgs/{org}/codespaces",
+  "GET /orgs/{org}/codespaces/secrets",
+  "GET /orgs/{org}/codespaces/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/copilot/billing/seats",
+  "GET /orgs/{org}/copilot/metrics",
+  "GET /orgs/{org}/dependabot/alerts",
+  "GET /orgs/{org}/dependabot/secrets",
+  "GET /orgs/{org}/dependabot/secrets/{secret_name}/repositories",
+  "GET /orgs/{org}/events",
+  "GET /orgs/{org}/failed_invitations",
+  "GET /orgs/{org}/hooks",
+  "GET /orgs/{org}/hooks/{hook_id}/deliveries",
+  "GET /orgs/{org}/insights/api/route-stats/{actor_type}/{actor_id}",
+  "GET /orgs/{org}/insights/api/subject-stats",
+  "GET /orgs/{org}/insights/api/user-stats/{user_id}",
+  "GET /orgs/{org}/installations",
+  "GET /orgs/{org}/invitations",
+  "GET /orgs/{org}/invitations/{invitation_id}/teams",
+  "GET /orgs/{org}/issues",
+  "GET /orgs/{org}/members",
+  "GET /orgs/{org}/members/{username}/codespaces",
+  "GET /orgs/{org}/migrations",
+  "GET /orgs/{org}/migrations/{migration_id}/repositories",
+  "GET /orgs/{org}/organization-roles/{role_id}/teams",
+  "GET /orgs/{org}/organization-roles/{role_id}/users",
+  "GET /orgs/{org}/outside_collaborators",
+  "GET /orgs/{org}/packages",
+  "GET /orgs/{org}/packages/{package_type}/{package_name}/versions",
+  "GET /orgs/{org}/personal-access-token-requests",
+  "GET /orgs/{org}/personal-access-token-requests/{pat_request_id}/repositories",
+  "GET /orgs/{org}/personal-access-tokens",
+  "GET /orgs/{org}/personal-access-tokens/{pat_id}/repositories",
+  "GET /orgs/{org}/private-registries",
+  "GET /orgs/{org}/projects",
+  "GET /orgs/{org}/projectsV2",
+  "GET /orgs/{org}/projectsV2/{project_number}/fields",
+  "GET /orgs/{org}/projectsV2/{project_number}/items",
+  "GET /orgs/{org}/properties/values",
+  "GET /orgs/{org}/public_members",
+  "GET /orgs/{org}/repos",
+  "GET /orgs/{org}/rulesets",
+  "GET /orgs/{org}/rulesets/rule-suites",
+  "GET /orgs/{org}/rulesets/{ruleset_id}/history",
+  "GET /orgs/{org}/secret-scanning/alerts",
+  "GET /orgs/{org}/security-advisories",
+  "GET /orgs/{org}/settings/immutable-releases/repositories",
+  "GET /orgs/{org}/settings/network-configurations",
+  "GET /orgs/{org}/team/{team_slug}/copilot/metrics",
+  "GET /orgs/{org}/teams",
+  "GET /orgs/{org}/teams/{team_slug}/discussions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/discussions/{discussion_number}/reactions",
+  "GET /orgs/{org}/teams/{team_slug}/invitations",
+  "GET /orgs/{org}/teams/{team_slug}/members",
+  "GET /orgs/{org}/teams/{team_slug}/projects",
+  "GET /orgs/{org}/teams/{team_slug}/repos",
+  "GET /orgs/{org}/teams/{team_slug}/teams",
+  "GET /projects/{project_id}/collaborators",
+  "GET /repos/{owner}/{repo}/actions/artifacts",
+  "GET /repos/{owner}/{repo}/actions/caches",
+  "GET /repos/{owner}/{repo}/actions/organization-secrets",
+  "GET /repos/{owner}/{repo}/actions/organization-variables",
+  "GET /repos/{owner}/{repo}/actions/runners",
+  "GET /repos/{owner}/{repo}/actions/runs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs",
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+  "GET /repos/{owner}/{repo}/actions/secrets",
+  "GET /repos/{owner}/{repo}/actions/variables",
+  "GET /repos/{owner}/{repo}/actions/workflows",
+  "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+  "GET /repos/{owner}/{repo}/activity",
+  "GET /repos/{owner}/{repo}/assignees",
+  "GET /repos/{owner}/{repo}/attestations/{subject_digest}",
+  "GET /repos/{owner}/{repo}/branches",
+  "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
+  "GET /repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts",
+  "GET /repos/{owner}/{repo}/code-scanning/alerts/{alert_number}/instances",
+  "GET /repos/{owner}/{repo}/code-scanning/analyses",
+  "GET /repos/{owner}/{repo}/codespaces",
+  "GET /repos/{owner}/{repo}/codespaces/devcontainers",
+  "GET /repos/{owner}/{repo}/codespaces/secrets",
+  "GET /repos/{owner}/{repo}/collaborators",
+  "GET /repos/{owner}/{repo}/comments",
+  "GET /repos/{owner}/{repo}/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/commits",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/comments",
+  "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+  "GET /repos/{owner}/{repo}/commits/{ref}/check-suites",
+  "GET /repos/{owner}/{repo}/commits/{ref}/status",
+  "GET /repos/{owner}/{repo}/commits/{ref}/statuses",
+  "GET /repos/{owner}/{repo}/compare/{basehead}",
+  "GET /repos/{owner}/{repo}/compare/{base}...{head}",
+  "GET /repos/{owner}/{repo}/contributors",
+  "GET /repos/{owner}/{repo}/dependabot/alerts",
+  "GET /repos/{owner}/{repo}/dependabot/secrets",
+  "GET /repos/{owner}/{repo}/deployments",
+  "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+  "GET /repos/{owner}/{repo}/environments",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules/apps",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets",
+  "GET /repos/{owner}/{repo}/environments/{environment_name}/variables",
+  "GET /repos/{owner}/{repo}/events",
+  "GET /repos/{owner}/{repo}/forks",
+  "GET /repos/{owner}/{repo}/hooks",
+  "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries",
+  "GET /repos/{owner}/{repo}/invitations",
+  "GET /repos/{owner}/{repo}/issues",
+  "GET /repos/{owner}/{repo}/issues/comments",
+  "GET /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/issues/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocking",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/events",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/labels",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/reactions",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+  "GET /repos/{owner}/{repo}/issues/{issue_number}/timeline",
+  "GET /repos/{owner}/{repo}/keys",
+  "GET /repos/{owner}/{repo}/labels",
+  "GET /repos/{owner}/{repo}/milestones",
+  "GET /repos/{owner}/{repo}/milestones/{milestone_number}/labels",
+  "GET /repos/{owner}/{repo}/notifications",
+  "GET /repos/{owner}/{repo}/pages/builds",
+  "GET /repos/{owner}/{repo}/projects",
+  "GET /repos/{owner}/{repo}/pulls",
+  "GET /repos/{owner}/{repo}/pulls/comments",
+  "GET /repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+  "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+  "GET /repos/{owner}/{repo}/releases",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/assets",
+  "GET /repos/{owner}/{repo}/releases/{release_id}/reactions",
+  "GET /repos/{owner}/{repo}/rules/branches/{branch}",
+  "GET /repos/{owner}/{repo}/rulesets",
+  "GET /repos/{owner}/{repo}/rulesets/rule-suites",
+  "GET /repos/{owner}/{repo}/rulesets/{ruleset_id}/history",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts",
+  "GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}/locations",
+  "GET /repos/{owner}/{repo}/security-advisories",
+  "GET /repos/{owner}/{repo}/stargazers",
+  "GET /repos/{owner}/{repo}/subscribers",
+  "GET /repos/{owner}/{repo}/tags",
+  "GET /repos/{owner}/{repo}/teams",
+  "GET /repos/{owner}/{repo}/topics",
+  "GET /repositories",
+  "GET /search/code",
+  "GET /search/commits",
+  "GET /search/issues",
+  "GET /search/labels",
+  "GET /search/repositories",
+  "GET /search/topics",
+  "GET /search/users",
+  "GET /teams/{team_id}/discussions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments",
+  "GET /teams/{team_id}/discussions/{discussion_number}/comments/{comment_number}/reactions",
+  "GET /teams/{team_id}/discussions/{discussion_number}/reactions",
+  "GET /teams/{team_id}/invitations",
+  "GET /teams/{team_id}/members",
+  "GET /teams/{team_id}/projects",
+  "GET /teams/{team_id}/repos",
+  "GET /teams/{team_id}/teams",
+  "GET /user/blocks",
+  "GET /user/codespaces",
+  "GET /user/codespaces/secrets",
+  "GET /user/emails",
+  "GET /user/followers",
+  "GET /user/following",
+  "GET /user/gpg_keys",
+  "GET /user/installations",
+  "GET /user/installations/{installation_id}/repositories",
+  "GET /user/issues",
+  "GET /user/keys",
+  "GET /user/marketplace_purchases",
+  "GET /user/marketplace_purchases/stubbed",
+  "GET /user/memberships/orgs",
+  "GET /user/migrations",
+  "GET /user/migrations/{migration_id}/repositories",
+  "GET /user/orgs",
+  "GET /user/packages",
+  "GET /user/packages/{package_type}/{package_name}/versions",
+  "GET /user/public_emails",
+  "GET /user/repos",
+  "GET /user/repository_invitations",
+  "GET /user/social_accounts",
+  "GET /user/ssh_signing_keys",
+  "GET /user/starred",
+  "GET /user/subscriptions",
+  "GET /user/teams",
+  "GET /users",
+  "GET /users/{username}/attestations/{subject_digest}",
+  "GET /users/{username}/events",
+  "GET /users/{username}/events/orgs/{org}",
+  "GET /users/{username}/events/public",
+  "GET /users/{username}/followers",
+  "GET /users/{username}/following",
+  "GET /users/{username}/gists",
+  "GET /users/{username}/gpg_keys",
+  "GET /users/{username}/keys",
+  "GET /users/{username}/orgs",
+  "GET /users/{username}/packages",
+  "GET /users/{username}/projects",
+  "GET /users/{username}/projectsV2",
+  "GET /users/{username}/projectsV2/{project_number}/fields",
+  "GET /users/{username}/projectsV2/{project_number}/items",
+  "GET /users/{username}/received_events",
+  "GET /users/{username}/received_events/public",
+  "GET /users/{username}/repos",
+  "GET /users/{username}/social_accounts",
+  "GET /users/{username}/ssh_signing_keys",
+  "GET /users/{username}/starred",
+  "GET /users/{username}/subscriptions"
+]));
+
+// pkg/dist-src/paginating-endpoints.js
+function isPaginatingEndpoint(arg) {
+  if (typeof arg === "string") {
+    return paginatingEndpoints.includes(arg);
+  } else {
+    return false;
+  }
+}
+
+// pkg/dist-src/index.js
+function paginateRest(octokit) {
+  return {
+    paginate: Object.assign(paginate.bind(null, octokit), {
+      iterator: iterator.bind(null, octokit)
+    })
+  };
+}
+paginateRest.VERSION = plugin_paginate_rest_dist_bundle_VERSION;
+
+
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/utils.js
+
+
+// octokit + plugins
+
+
+
+const context = new Context();
+const baseUrl = getApiBaseUrl();
+const utils_defaults = {
+    baseUrl,
+    request: {
+        agent: getProxyAgent(baseUrl),
+        fetch: getProxyFetch(baseUrl)
+    }
+};
+const GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(utils_defaults);
+
+/**
+ * Convience function to correctly format Octokit Options to pass into the constructor.
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function getOctokitOptions(token, options) {
+    const opts = Object.assign({}, options || {}); // Shallow clone - don't mutate the object provided by the caller
+    // Auth
+    const auth = getAuthString(token, opts);
+    if (auth) {
+        opts.auth = auth;
+    }
+    // Orchestration ID
+    const userAgent = getUserAgentWithOrchestrationId(opts.userAgent);
+    if (userAgent) {
+        opts.userAgent = userAgent;
+    }
+    return opts;
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/github.js
+
+
+const github_context = new Context();
+/**
+ * Returns a hydrated octokit ready to use for GitHub Actions
+ *
+ * @param     token    the repo PAT or GITHUB_TOKEN
+ * @param     options  other options to set
+ */
+function getOctokit(token, options, ...additionalPlugins) {
+    const GitHubWithPlugins = GitHub.plugin(...additionalPlugins);
+    return new GitHubWithPlugins(getOctokitOptions(token, options));
+}
+//# sourceMappingURL=github.js.map
+;// CONCATENATED MODULE: ./src/pr-comment.ts
+
+
+
+
+
+
+/**
+ * The sticky pull-request comment of a preview deploy: built from the deploy's result, found
+ * again on later runs by a hidden marker, and edited in place. Commenting is a convenience on
+ * top of a deploy that has already succeeded, so no failure here throws: it becomes a warning.
+ */
+/** GitHub refuses comment bodies longer than this. */
+const MAX_COMMENT_LENGTH = 65_536;
+const MARKER_PREFIX = 'model-cdn-deploy:preview';
+const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
+const PR_EVENTS = new Set(['pull_request', 'pull_request_target']);
+/**
+ * The pull request of a `pull_request`/`pull_request_target` run; undefined for other events.
+ * Reads GITHUB_EVENT_PATH, since the head SHA and the fork flag are only in the payload.
+ */
+function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.readFileSync)(path, 'utf8')) {
+    const eventName = env.GITHUB_EVENT_NAME ?? '';
+    if (!PR_EVENTS.has(eventName))
+        return undefined;
+    const where = env.GITHUB_EVENT_PATH;
+    const broken = (what) => new src_errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH); run the action in a workflow triggered by pull_request, or set `pr-comment: false`.');
+    if (!where)
+        throw broken('is missing: GITHUB_EVENT_PATH is not set');
+    let payload;
+    try {
+        payload = JSON.parse(readFile(where));
+    }
+    catch (err) {
+        throw broken(`could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const pr = payload.pull_request;
+    const number = pr?.number ?? payload.number;
+    const headSha = pr?.head?.sha;
+    if (!pr || !Number.isInteger(number) || number < 1 || !headSha) {
+        throw broken('has no pull_request with a number and a head.sha');
+    }
+    const base = pr.base?.repo ?? payload.repository;
+    const [envOwner, envRepo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+    const owner = base?.owner?.login ?? envOwner;
+    const repo = base?.name ?? envRepo;
+    if (!owner || !repo)
+        throw broken('names no repository, and GITHUB_REPOSITORY is not set');
+    const baseName = `${owner}/${repo}`.toLowerCase();
+    // head.repo is null when the fork was deleted; a same-repo PR has the base's full name.
+    const headName = pr.head?.repo?.full_name?.toLowerCase();
+    const serverUrl = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repoUrl = `${serverUrl}/${owner}/${repo}`;
+    return {
+        eventName: eventName,
+        action: payload.action ?? '',
+        owner,
+        repo,
+        number: number,
+        headSha,
+        fork: headName !== baseName,
+        merged: pr.merged === true,
+        repoUrl,
+        runUrl: runUrl(env, serverUrl)
+    };
+}
+function runUrl(env, serverUrl) {
+    if (!env.GITHUB_RUN_ID || !env.GITHUB_REPOSITORY)
+        return undefined;
+    const url = `${serverUrl}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`;
+    const attempt = Number(env.GITHUB_RUN_ATTEMPT);
+    return attempt > 1 ? `${url}/attempts/${attempt}` : url;
+}
+/**
+ * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
+ * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
+ */
+function validateCommentId(id) {
+    const trimmed = id.trim();
+    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
+        throw new src_errors/* InputError */.dz(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
+    }
+    return trimmed;
+}
+/** The hidden first line that marks our comment: one per PR, or one per id. */
+function previewMarker(id) {
+    return id ? `<!-- ${MARKER_PREFIX}:${validateCommentId(id)} -->` : `<!-- ${MARKER_PREFIX} -->`;
+}
+/**
+ * True when the comment is the one this marker names. The marker must be the whole first line:
+ * a comment that quotes or discusses the marker elsewhere is a person's, not ours, and the exact
+ * match keeps `…:preview` and `…:preview:resnet` apart. Bodies edited on github.com use CRLF.
+ */
+function hasMarker(body, marker) {
+    return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker;
+}
+/**
+ * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
+ * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
+ * in the text; control characters (file names may hold a newline) are shown as their symbols.
+ */
+function code(text) {
+    const visible = text.replace(/\p{Cc}/gu, (c) => {
+        const n = c.charCodeAt(0);
+        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
+    });
+    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
+    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
+    return `${fence}${pad}${visible}${pad}${fence}`;
+}
+/** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
+function cell(markdown) {
+    return markdown.replace(/\|/g, '\\|');
+}
+/** A link destination GitHub cannot misread: no spaces, brackets, angle brackets or pipes. */
+function href(url) {
+    return url.replace(/[\s()<>|]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+/** `2024-05-01 12:34:56 UTC` */
+function utc(date) {
+    return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+function title(input, suffix = '') {
+    const id = input.commentId ? ` (${code(input.commentId)})` : '';
+    return `### Model preview ${code(input.versionPrefix)}${id}${suffix}`;
+}
+/** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
+function previewCommentBody(input) {
+    const { pr, files } = input;
+    const signed = input.signedUrlsExpireAt !== undefined;
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    const head = [
+        previewMarker(input.commentId),
+        title(input),
+        '',
+        `${files.length} file(s), ${formatBytes(total)}, under ${code(`${input.versionPrefix}/`)}.`,
+        ''
+    ];
+    if (signed) {
+        head.push(`> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
+            'shown here, since anyone who can read this pull request could use them: take them from ' +
+            'the step output `signed-urls`.', '');
+    }
+    const header = signed
+        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
+        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
+    const rows = files.map((f) => {
+        const cells = [cell(code(f.relativePath)), formatBytes(f.size), code(f.sha256.slice(0, 12))];
+        if (!signed)
+            cells.push(`[link](<${href(f.url)}>)`);
+        return `| ${cells.join(' | ')} |`;
+    });
+    const manifestKey = `${input.versionPrefix}/manifest.json`;
+    const tail = [''];
+    if (input.manifestUrl !== undefined) {
+        tail.push(signed
+            ? `Manifest: ${code(manifestKey)} (signed like the files).`
+            : `Manifest: [${code(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
+    }
+    const shortSha = pr.headSha.slice(0, 7);
+    tail.push([
+        `Built from [${code(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
+        ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
+        `updated ${utc(input.updatedAt)}`
+    ].join(' · '));
+    if (files.length === 0)
+        return [...head, 'No files were published.', ...tail].join('\n');
+    const max = input.maxLength ?? MAX_COMMENT_LENGTH;
+    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
+    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
+    // The blank line ends the table: a text line right after it would become a row.
+    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
+    const full = join(rows);
+    if (full.length <= max)
+        return full;
+    // Row by row while the rest, including the longest note it could need, still fits.
+    let used = join([], note(files.length)).length;
+    const kept = [];
+    for (const row of rows) {
+        if (used + 1 + row.length > max)
+            break;
+        kept.push(row);
+        used += row.length + 1;
+    }
+    return join(kept, note(files.length - kept.length));
+}
+/** The comment once the preview's objects are deleted (clean-up mode). */
+function removedCommentBody(input) {
+    const { pr } = input;
+    const after = pr.merged
+        ? 'after the pull request was merged'
+        : pr.action === 'closed'
+            ? 'after the pull request was closed'
+            : '';
+    const what = input.deletedObjects === 0
+        ? `nothing was left under ${code(`${input.versionPrefix}/`)}`
+        : `${input.deletedObjects} object(s)` +
+            (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
+            ` under ${code(`${input.versionPrefix}/`)} were deleted`;
+    return [
+        previewMarker(input.commentId),
+        title(input, ' removed'),
+        '',
+        `This preview was removed${after ? ` ${after}` : ''}: ${what}.`,
+        '',
+        [
+            ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
+            `removed ${utc(input.removedAt)}`
+        ].join(' · ')
+    ].join('\n');
+}
+/**
+ * The REST client, against GITHUB_API_URL (GitHub Enterprise Server sets it). @actions/github
+ * picks its proxy-aware fetch for the API URL in process.env at import; on a runner that is the
+ * same variable, so proxies configured for the runner apply.
+ */
+function createGitHubClient(token, env) {
+    if (!token.trim()) {
+        throw new src_errors/* InputError */.dz('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
+    }
+    const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
+    return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' });
+}
+/** Octokit reports network failures and timeouts as status 500 without a response. */
+function httpStatus(err) {
+    const e = err;
+    return e?.response ? e.status : undefined;
+}
+class StaleComment extends Error {
+}
+/**
+ * 5xx, network failures, timeouts (octokit's errors all carry a status), and a comment deleted
+ * between finding and editing it. Anything else is not GitHub's answer, so asking again won't help.
+ */
+function pr_comment_isTransient(err) {
+    if (err instanceof StaleComment)
+        return true;
+    if (typeof err?.status !== 'number')
+        return false;
+    const status = httpStatus(err);
+    return status === undefined || status >= 500;
+}
+function isRateLimit(err) {
+    const e = err;
+    const status = httpStatus(err);
+    return (status === 429 ||
+        (status === 403 &&
+            (e.response?.headers?.['x-ratelimit-remaining'] === '0' ||
+                /rate limit/i.test(e.message ?? ''))));
+}
+/**
+ * What GitHub said, without its documentation link and anything secret. Octokit words network
+ * failures as "fetch failed" or "Unknown Error", so those are described by their innermost cause
+ * (`connect ECONNREFUSED …`, `The operation was aborted due to timeout`).
+ */
+function said(err) {
+    let e = err;
+    if (httpStatus(err) === undefined) {
+        while (typeof e?.cause === 'object' && e.cause !== null && 'message' in e.cause) {
+            e = e.cause;
+        }
+    }
+    const message = typeof e?.message === 'string' ? e.message : String(e);
+    return (0,secrets/* redact */.E$)(message.replace(/ - https:\/\/docs\.github\.com\S*$/, ''));
+}
+function failureWarning(err, stage, target, attempts) {
+    const pr = `pull request #${target.number} of ${target.owner}/${target.repo}`;
+    const status = httpStatus(err);
+    const answer = status
+        ? `GitHub answered ${status} (${said(err)})`
+        : `the request failed: ${said(err)}`;
+    const head = `Could not ${stage} the preview comment on ${pr}: ${answer}.`;
+    const tail = ' The step does not fail for this: the comment only repeats the step outputs and the job summary.';
+    let why;
+    if (isRateLimit(err)) {
+        why = ' The token hit a GitHub rate limit; the next run will update the comment.';
+    }
+    else if (status === 401) {
+        why = ' The token was refused: check `github-token` (an expired or revoked token?).';
+    }
+    else if (status === 403) {
+        const needs = err.response?.headers?.['x-accepted-github-permissions'];
+        const fork = target.fork && target.eventName === 'pull_request';
+        why =
+            (fork
+                ? ' The pull request comes from a fork, and GitHub gives pull_request runs from forks a ' +
+                    'read-only GITHUB_TOKEN, so no comment can be written from this run.'
+                : ' The token cannot write comments: give the job `permissions: pull-requests: write` ' +
+                    '(a `permissions:` block that omits it makes the token read-only; Dependabot pull ' +
+                    'requests always get a read-only token), or pass another `github-token`.') +
+                (needs ? ` GitHub names the permissions the call needs: ${needs}.` : '');
+    }
+    else if (status === 404) {
+        why =
+            ' The token cannot see the pull request (GitHub answers 404 to a token without access to a ' +
+                'private repository): check `github-token`.';
+    }
+    else if (pr_comment_isTransient(err)) {
+        why = ` Gave up after ${attempts} attempt(s).`;
+    }
+    else {
+        why = '';
+    }
+    return head + why + tail;
+}
+/**
+ * Creates the marked comment on the pull request, or edits it when a run made one already. The
+ * marker is the body's first line (see previewMarker). Failures come back as a warning.
+ *
+ * When several comments carry the marker (two runs racing to create one), the oldest is edited:
+ * it is where the conversation first showed the preview, every run picks the same one, and the
+ * listing can stop at the first match. The author is not compared: GITHUB_TOKEN cannot ask who
+ * it is, and a repository moving from GITHUB_TOKEN to an app or personal token keeps its comment.
+ */
+async function upsertPreviewComment(octokit, target, body, opts) {
+    const marker = body.split('\n', 1)[0];
+    if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
+        throw new TypeError('The comment body must start with previewMarker()');
+    }
+    const { owner, repo, number } = target;
+    const { logger } = opts;
+    const maxAttempts = opts.maxAttempts ?? 3;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const request = () => ({
+        signal: opts.signal
+            ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
+            : AbortSignal.timeout(timeoutMs)
+    });
+    let stage = 'look for';
+    const find = async () => {
+        stage = 'look for';
+        let response = await octokit.rest.issues.listComments({
+            owner,
+            repo,
+            issue_number: number,
+            per_page: 100,
+            request: request()
+        });
+        for (;;) {
+            const found = response.data.find((c) => hasMarker(c.body, marker));
+            if (found)
+                return found;
+            // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
+            const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
+            if (!next)
+                return undefined;
+            response = await octokit.request({ method: 'GET', url: next, request: request() });
+        }
+    };
+    const write = async () => {
+        const existing = await find();
+        if (opts.dryRun) {
+            const message = existing
+                ? `Dry run: would update the preview comment ${existing.html_url}.`
+                : opts.create === false
+                    ? `Dry run: pull request #${number} has no preview comment to update.`
+                    : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
+            return { action: 'skipped', message };
+        }
+        if (existing) {
+            stage = 'update';
+            try {
+                const { data } = await octokit.rest.issues.updateComment({
+                    owner,
+                    repo,
+                    comment_id: existing.id,
+                    body,
+                    request: request()
+                });
+                return {
+                    action: 'updated',
+                    url: data.html_url,
+                    message: `Updated the preview comment ${data.html_url}.`
+                };
+            }
+            catch (err) {
+                // Deleted since we listed it: look again rather than report a permission problem.
+                if (httpStatus(err) === 404)
+                    throw new StaleComment('the comment was deleted meanwhile');
+                throw err;
+            }
+        }
+        if (opts.create === false) {
+            return {
+                action: 'skipped',
+                message: `Pull request #${number} has no preview comment to update.`
+            };
+        }
+        stage = 'create';
+        const { data } = await octokit.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: number,
+            body,
+            request: request()
+        });
+        return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
+    };
+    let attempts = 0;
+    try {
+        // The unit retried is find-then-write: after a failed create GitHub may have stored the
+        // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
+        const outcome = await retryWithBackoff(() => {
+            attempts++;
+            return write();
+        }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
+            attempts: maxAttempts,
+            baseMs: 1000,
+            capMs: 8000,
+            sleep: opts.sleep ?? sleep,
+            random: opts.random,
+            onRetry: (err, attempt, delayMs) => logger.info(`Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
+                `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
+        });
+        logger.info(outcome.message);
+        if (opts.dryRun)
+            logger.debug(`The comment would read:\n${body}`);
+        return outcome;
+    }
+    catch (err) {
+        if (opts.signal?.aborted) {
+            throw new src_errors/* DeployError */.sH(`Cancelled while writing the preview comment.`, undefined, {
+                cause: opts.signal.reason
+            });
+        }
+        const warning = failureWarning(err, stage, target, attempts);
+        logger.warning(warning);
+        return { action: 'failed', warning, message: warning };
+    }
+}
+
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/cloudfront-signer/dist-cjs/index.js
+var cloudfront_signer_dist_cjs = __nccwpck_require__(248);
+;// CONCATENATED MODULE: ./src/urls.ts
+/** Percent-encodes each key segment as a client sends it (RFC 3986), keeping the `/`s. */
+function encodeKeyForUrl(key) {
+    return key.split('/').map(encodeURIComponent).join('/');
+}
+function objectUrl(base, key) {
+    return `${base}/${encodeKeyForUrl(key)}`;
+}
+/** Where objects are readable without a distribution: the store's own URL for the bucket. */
+function s3UrlBase(bucket, region, customEndpoint) {
+    if (customEndpoint)
+        return `${customEndpoint.replace(/\/+$/, '')}/${bucket}`;
+    // Dotted bucket names break virtual-hosted TLS certificates; use the path style for them.
+    return bucket.includes('.')
+        ? `https://s3.${region}.amazonaws.com/${bucket}`
+        : `https://${bucket}.s3.${region}.amazonaws.com`;
+}
+
+;// CONCATENATED MODULE: ./src/signing.ts
+/**
+ * CloudFront signed URLs and signed cookies for a published version: the signing inputs parsed
+ * and checked before anything is sent, the private key masked in every form it can take, and
+ * the signing itself, over exactly the URLs a client sends.
+ */
+
+
+
+
+
+const DEFAULT_EXPIRES_IN_SECONDS = 3600;
+/**
+ * Shorter lifetimes would expire while a large deploy is still being verified or before the
+ * next job of the workflow uses the URLs, and leave no room for a runner clock that is off.
+ */
+const MIN_EXPIRES_IN_SECONDS = 300;
+/**
+ * A signed URL cannot be revoked except by removing its public key from the key group (which
+ * revokes every URL signed with it): a longer lifetime makes it a permanent public link.
+ */
+const MAX_EXPIRES_IN_SECONDS = 365 * 24 * 3600;
+const KEY_INPUT = '`signing-private-key`';
+const ID_INPUT = '`signing-key-pair-id`';
+const EXPIRES_INPUT = '`signed-url-expires-in`';
+const CREATE_KEY_HINT = 'CloudFront key groups take RSA 2048 public keys: create the pair with ' +
+    '`openssl genrsa -out private_key.pem 2048` and `openssl rsa -pubout -in private_key.pem ' +
+    '-out public_key.pem`, upload the public key to a key group trusted by the distribution, and ' +
+    'store the whole private_key.pem (BEGIN and END lines included) as a secret.';
+/**
+ * The key text as the user meant it: trimmed, without surrounding quotes, with `\n` and `\r\n`
+ * escapes (one-line secrets, .env and JSON values) and CRLF turned into newlines.
+ */
+function unescapeKeyText(raw) {
+    let text = raw.trim();
+    const quote = text[0];
+    if (text.length >= 2 && (quote === '"' || quote === "'") && text.endsWith(quote)) {
+        text = text.slice(1, -1).trim();
+    }
+    // Base64 has no backslash, so an escape can only be a newline the secret store flattened.
+    return text.replace(/\\r\\n|\\n|\\r/g, '\n').replace(/\r\n?/g, '\n');
+}
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+const ARMOR_LINE = /^-----(BEGIN|END) [A-Z0-9 ]+-----$/;
+function pemBlocks(text) {
+    return [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1], body: m[2] }));
+}
+/** The block with its body re-wrapped at 64 columns: tolerates any line breaks or none. */
+function canonicalPem(block) {
+    const base64 = block.body.replace(/\s+/g, '');
+    const lines = base64.match(/.{1,64}/g) ?? [];
+    return `-----BEGIN ${block.label}-----\n${lines.join('\n')}\n-----END ${block.label}-----\n`;
+}
+/**
+ * Registers the private key with the log masker in every form it can be printed in: as given
+ * (the escaped one-line form too), and each real line of it, before and after re-wrapping.
+ * The runner masks per log line, so lines are what matches. Main calls this first thing.
+ */
+function maskSigningKey(raw, setSecret) {
+    if (!raw?.trim())
+        return;
+    // The armor lines are public constants; masking them would only garble messages about keys.
+    const mask = (value) => {
+        if (!ARMOR_LINE.test(value))
+            setSecret(value);
+    };
+    (0,secrets/* maskSecret */.$l)(raw, mask);
+    const text = unescapeKeyText(raw);
+    (0,secrets/* maskSecret */.$l)(text, mask);
+    for (const block of pemBlocks(text))
+        (0,secrets/* maskSecret */.$l)(canonicalPem(block), mask);
+}
+function keyProblem(what, hint = CREATE_KEY_HINT) {
+    return new src_errors/* InputError */.dz(`${KEY_INPUT} ${what}.`, hint);
+}
+/** Names what a non-private-key PEM block holds, for the error. */
+function describeOtherBlocks(blocks) {
+    const labels = blocks.map((b) => b.label);
+    if (labels.some((l) => l.includes('PUBLIC KEY'))) {
+        return 'holds a public key, not the private key: CloudFront keeps the public key; the action signs with the private key that matches it';
+    }
+    if (labels.includes('CERTIFICATE'))
+        return 'holds a certificate, not a private key';
+    return labels.length ? `holds a PEM "${labels[0]}" block, not a private key` : undefined;
+}
+/**
+ * Parses the `signing-private-key` input: an unencrypted RSA 2048 private key, PKCS#1
+ * (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM. Returns the canonical PEM;
+ * throws an InputError that says what is wrong without quoting any of the key.
+ */
+function parsePrivateKey(raw) {
+    const text = unescapeKeyText(raw);
+    if (!text)
+        throw keyProblem('is empty');
+    const blocks = pemBlocks(text);
+    const keys = blocks.filter((b) => b.label.endsWith('PRIVATE KEY'));
+    if (keys.length === 0) {
+        if (/^LS0tLS1CRUdJT/.test(text)) {
+            throw keyProblem('is base64-encoded PEM', 'Store the PEM text itself (-----BEGIN … PRIVATE KEY----- … -----END … PRIVATE KEY-----) as the secret, not its base64 encoding.');
+        }
+        const other = describeOtherBlocks(blocks);
+        if (other)
+            throw keyProblem(other);
+        if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) {
+            throw keyProblem('has a BEGIN line but no matching END line', 'The secret looks truncated: store the whole PEM file, END line included.');
+        }
+        throw keyProblem('is not a PEM private key (no "-----BEGIN … PRIVATE KEY-----" line)');
+    }
+    if (keys.length > 1)
+        throw keyProblem(`holds ${keys.length} private keys; give exactly one`);
+    const [block] = keys;
+    if (block.label === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,\s*ENCRYPTED/i.test(block.body)) {
+        throw keyProblem('is an encrypted (passphrase-protected) key', 'Decrypt it once (`openssl pkey -in key.pem -out plain.pem`) and store the plain key as the secret: the secret store protects it.');
+    }
+    if (block.label === 'OPENSSH PRIVATE KEY') {
+        throw keyProblem('is in OpenSSH format', 'Convert an RSA key to PEM with `ssh-keygen -p -m PEM -f <file>`, or create one with openssl. ' +
+            CREATE_KEY_HINT);
+    }
+    if (block.label === 'EC PRIVATE KEY')
+        throw ecKeyProblem();
+    if (block.label !== 'RSA PRIVATE KEY' && block.label !== 'PRIVATE KEY') {
+        throw keyProblem(`is a "${block.label}", not an RSA private key`);
+    }
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(block.body.replace(/\s+/g, ''))) {
+        throw keyProblem('is damaged: the text between its BEGIN and END lines is not base64', 'Paste the PEM file again, unchanged, as the secret.');
+    }
+    const pem = canonicalPem(block);
+    let key;
+    try {
+        key = (0,external_node_crypto_.createPrivateKey)({ key: pem, format: 'pem' });
+    }
+    catch (err) {
+        // OpenSSL's message names the decoder that failed, never the key's bytes.
+        const detail = (0,secrets/* redact */.E$)(err instanceof Error ? err.message : String(err));
+        throw keyProblem(`could not be read as a private key (${detail})`, 'The PEM text is damaged or incomplete: paste the PEM file again, unchanged, as the secret.');
+    }
+    if (key.asymmetricKeyType === 'ec')
+        throw ecKeyProblem();
+    if (key.asymmetricKeyType !== 'rsa') {
+        throw keyProblem(`has key type ${key.asymmetricKeyType ?? 'unknown'}: CloudFront signed URLs need an RSA key`);
+    }
+    const bits = key.asymmetricKeyDetails?.modulusLength;
+    if (bits !== 2048) {
+        throw keyProblem(`is an RSA ${bits}-bit key: CloudFront key groups accept RSA keys of 2048 bits only, so no public key there can match it`);
+    }
+    return pem;
+}
+function ecKeyProblem() {
+    return keyProblem('is an EC key: CloudFront signed URLs need RSA here (@aws-sdk/cloudfront-signer signs with RSA only)');
+}
+/** CloudFront public key ids, e.g. K2JCJMDEHXQW5F. */
+const PUBLIC_KEY_ID = /^K[A-Z0-9]{9,31}$/;
+/** Key pairs of the account root user (legacy trusted signers), e.g. APKAEIBAERJR2EXAMPLE. */
+const LEGACY_KEY_PAIR_ID = /^APKA[A-Z0-9]{12,28}$/;
+const KEY_GROUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Checks the `signing-key-pair-id` input; returns it trimmed. */
+function validateKeyPairId(raw) {
+    const id = raw.trim();
+    if (PUBLIC_KEY_ID.test(id) || LEGACY_KEY_PAIR_ID.test(id))
+        return id;
+    const hint = 'Give the ID of the public key (CloudFront console > Key management > Public keys, e.g. K2JCJMDEHXQW5F) whose key group the distribution trusts, or a legacy key pair ID (APKA…).';
+    if (!id)
+        throw new src_errors/* InputError */.dz(`${ID_INPUT} is empty.`, hint);
+    // Never echo what may be key material pasted into the wrong input.
+    if (/PRIVATE KEY|\s/.test(id) || id.length > 64) {
+        throw new src_errors/* InputError */.dz(`${ID_INPUT} is not a key pair ID (it is ${id.length} characters long${/PRIVATE KEY/.test(id) ? ' and holds a private key' : ''}).`, `The private key belongs in ${KEY_INPUT}. ${hint}`);
+    }
+    const what = KEY_GROUP_ID.test(id)
+        ? 'is a key group ID, not a public key ID'
+        : /^(AKIA|ASIA)/.test(id)
+            ? 'is an IAM access key ID, not a CloudFront key'
+            : /^E[A-Z0-9]{7,}$/.test(id)
+                ? 'looks like a distribution ID, not a public key ID'
+                : PUBLIC_KEY_ID.test(id.toUpperCase()) || LEGACY_KEY_PAIR_ID.test(id.toUpperCase())
+                    ? 'must be in upper case, as CloudFront shows it'
+                    : 'is not a CloudFront public key ID (K…) or key pair ID (APKA…)';
+    throw new src_errors/* InputError */.dz(`${ID_INPUT} "${id}" ${what}.`, hint);
+}
+/** Parses `signed-url-expires-in`: whole seconds within the bounds; '' is the default. */
+function parseExpiresIn(raw) {
+    const text = raw.trim();
+    if (!text)
+        return DEFAULT_EXPIRES_IN_SECONDS;
+    const seconds = Number(text);
+    const range = `${MIN_EXPIRES_IN_SECONDS} (5 minutes) and ${MAX_EXPIRES_IN_SECONDS} (365 days)`;
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(seconds)) {
+        throw new src_errors/* InputError */.dz(`${EXPIRES_INPUT} must be a whole number of seconds, got "${text}".`, `Give seconds between ${range}, e.g. 3600 for an hour.`);
+    }
+    if (seconds < MIN_EXPIRES_IN_SECONDS || seconds > MAX_EXPIRES_IN_SECONDS) {
+        throw new src_errors/* InputError */.dz(`${EXPIRES_INPUT} must be between ${range} seconds, got ${seconds}.`, seconds < MIN_EXPIRES_IN_SECONDS
+            ? 'Shorter URLs would expire before the deploy is verified and the next job can use them.'
+            : 'A signed URL cannot be revoked except by removing its key from the key group: sign again when needed instead.');
+    }
+    return seconds;
+}
+/**
+ * The signing inputs, checked together in the style of parseInputs: each mistake is added to
+ * `problems`. Returns undefined when signing is not configured (no key and no key pair id).
+ */
+function parseSigningInputs(values, problems) {
+    const attempt = (parse) => (0,src_errors/* collectInputError */.Vb)(problems, parse);
+    const expiresInSeconds = attempt(() => parseExpiresIn(values.expiresIn));
+    const hasKey = values.privateKey.trim() !== '';
+    const hasId = values.keyPairId.trim() !== '';
+    if (!hasKey && !hasId)
+        return undefined;
+    if (!hasKey || !hasId) {
+        problems.push(hasKey
+            ? `${KEY_INPUT} is set but ${ID_INPUT} is empty: signing needs both (the ID of the public key matching the private key).`
+            : `${ID_INPUT} is set but ${KEY_INPUT} is empty: signing needs both. If it reads a secret, the secret may be unset or not available to this workflow (runs triggered from forks get no secrets).`);
+        return undefined;
+    }
+    const keyPairId = attempt(() => validateKeyPairId(values.keyPairId));
+    const privateKey = attempt(() => parsePrivateKey(values.privateKey));
+    if (keyPairId === undefined || privateKey === undefined || expiresInSeconds === undefined) {
+        return undefined;
+    }
+    return { keyPairId, privateKey, expiresInSeconds };
+}
+/** When signatures made now stop working: whole seconds, as CloudFront's policies count them. */
+function signatureExpiry(expiresInSeconds, now = Date.now()) {
+    return new Date((Math.floor(now / 1000) + expiresInSeconds) * 1000);
+}
+/**
+ * Signs each URL with a canned policy (valid until `expiresAt`); returns relative path -> signed
+ * URL. The URLs must come from objectUrl(), with each key segment percent-encoded: the signer
+ * (3.1166) decodes and re-encodes every path segment with encodeURIComponent *before* it builds
+ * and signs the policy, which leaves such URLs unchanged, so the signed resource, the returned
+ * URL and the request line a client sends for it are the same string (see aws-sdk-js-v3 #8033
+ * for the version that encoded after signing and got 403s).
+ */
+function signUrls(files, key, expiresAt) {
+    return Object.fromEntries(files.map((file) => [
+        file.relativePath,
+        (0,cloudfront_signer_dist_cjs/* getSignedUrl */.A)({
+            url: file.url,
+            keyPairId: key.keyPairId,
+            privateKey: key.privateKey,
+            dateLessThan: expiresAt
+        })
+    ]));
+}
+/**
+ * Signed cookies for a whole version (custom policy on `<url-base>/<version-prefix>/*`, valid
+ * until `expiresAt`): one credential for clients that fetch many shards.
+ */
+function signedCookies(urlBase, versionPrefix, key, expiresAt) {
+    const prefix = versionPrefix ? `${encodeKeyForUrl(versionPrefix)}/` : '';
+    const resource = `${urlBase}/${prefix}*`;
+    // The statement's member order is the one AWS documents (and botocore writes).
+    const policy = JSON.stringify({
+        Statement: [
+            {
+                Resource: resource,
+                Condition: { DateLessThan: { 'AWS:EpochTime': Math.floor(expiresAt.getTime() / 1000) } }
+            }
+        ]
+    });
+    const signed = (0,cloudfront_signer_dist_cjs/* getSignedCookies */.M)({
+        policy,
+        keyPairId: key.keyPairId,
+        privateKey: key.privateKey
+    });
+    const cookies = {
+        'CloudFront-Policy': signed['CloudFront-Policy'],
+        'CloudFront-Signature': signed['CloudFront-Signature'],
+        'CloudFront-Key-Pair-Id': signed['CloudFront-Key-Pair-Id']
+    };
+    const header = Object.entries(cookies)
+        .map(([name, value]) => `${name}=${value}`)
+        .join('; ');
+    return { cookies, resource, expiresAt, header };
+}
+/** Signs every published URL and issues cookies for the whole version, all with one expiry. */
+function signPublished(published, urlBase, versionPrefix, config, now) {
+    const expiresAt = signatureExpiry(config.expiresInSeconds, now);
+    const cookies = signedCookies(urlBase, versionPrefix, config, expiresAt);
+    return {
+        keyPairId: config.keyPairId,
+        expiresAt,
+        urls: signUrls(published, config, expiresAt),
+        cookies: { ...cookies.cookies },
+        cookieResource: cookies.resource
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/inputs.ts
 
@@ -76386,7 +84189,11 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
 
 
 
+
+
+
 const INVALIDATE_MODES = ['auto', 'all', 'none'];
+const MODES = ['deploy', 'promote', 'cleanup'];
 /** Characters a version segment may hold: safe unencoded in S3 keys, URLs and CloudFront paths. */
 const SAFE_SEGMENT = /^[A-Za-z0-9._+=@,-]+$/;
 /** S3 bucket naming rules (general purpose buckets). */
@@ -76440,10 +84247,16 @@ function parseInputs(read, env = process.env) {
         .split(/\r?\n/)
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith('#'));
+    const attempt = (parse) => (0,src_errors/* collectInputError */.Vb)(problems, parse);
     const workspace = external_node_path_default().resolve(env.GITHUB_WORKSPACE || process.cwd());
+    const mode = (text(constants/* Inputs */.G0.Mode) || 'deploy').toLowerCase();
+    if (!MODES.includes(mode)) {
+        problems.push(`\`mode\` must be one of ${MODES.join(', ')}; got "${text(constants/* Inputs */.G0.Mode)}".`);
+    }
     const artifacts = lines(constants/* Inputs */.G0.Artifacts);
-    if (artifacts.length === 0)
+    if (artifacts.length === 0 && mode === 'deploy') {
         problems.push('`artifacts` is required: one glob pattern per line.');
+    }
     for (const pattern of artifacts) {
         const problem = patternEscapesWorkspace(pattern, workspace);
         if (problem)
@@ -76505,6 +84318,33 @@ function parseInputs(read, env = process.env) {
     }
     const metadata = parseMetadata(lines(constants/* Inputs */.G0.Metadata), problems);
     const reuseFrom = parseReuseFrom(lines(constants/* Inputs */.G0.ReuseFrom), problems);
+    const manifest = bool(constants/* Inputs */.G0.Manifest, true);
+    const alias = validatePrefix(text(constants/* Inputs */.G0.Alias), problems, constants/* Inputs */.G0.Alias) || undefined;
+    if (alias && versionPrefix)
+        attempt(() => checkAliasName(alias, versionPrefix));
+    if (mode === 'promote' && !alias) {
+        problems.push('`mode: promote` needs `alias`: the alias to point at `version-prefix`.');
+    }
+    if (alias && mode === 'deploy' && !manifest) {
+        problems.push('`alias` needs `manifest: true`: `<alias>/manifest.json` is how clients and later runs tell which version the alias points to.');
+    }
+    const aliasCacheControl = text(constants/* Inputs */.G0.AliasCacheControl) || 'public, max-age=60';
+    if (/[\r\n]/.test(aliasCacheControl) || !isAscii(aliasCacheControl)) {
+        problems.push('`alias-cache-control` must be one line of ASCII text.');
+    }
+    const aliases = lines(constants/* Inputs */.G0.Aliases).map((a) => validatePrefix(a, problems, constants/* Inputs */.G0.Aliases));
+    const signing = parseSigningInputs({
+        keyPairId: read(constants/* Inputs */.G0.SigningKeyPairId),
+        privateKey: read(constants/* Inputs */.G0.SigningPrivateKey),
+        expiresIn: text(constants/* Inputs */.G0.SignedUrlExpiresIn)
+    }, problems);
+    if (signing && !distributionId && !urlBase) {
+        problems.push('`signing-private-key` needs `distribution-id` or `url-base`: signed URLs are CloudFront URLs.');
+    }
+    const prCommentIdInput = text(constants/* Inputs */.G0.PrCommentId);
+    const prCommentId = prCommentIdInput
+        ? attempt(() => validateCommentId(prCommentIdInput))
+        : undefined;
     const region = text(constants/* Inputs */.G0.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
     if (!REGION.test(region)) {
         problems.push(`\`aws-region\` "${region}" is not a region name such as us-east-1.`);
@@ -76514,6 +84354,7 @@ function parseInputs(read, env = process.env) {
         problems.push(`\`endpoint-url\` "${endpointUrl}" must be an http(s) URL.`);
     }
     const inputs = {
+        mode,
         artifacts,
         root,
         bucket,
@@ -76531,15 +84372,24 @@ function parseInputs(read, env = process.env) {
         cacheControl,
         metadata,
         overwrite: bool(constants/* Inputs */.G0.Overwrite, false),
-        manifest: bool(constants/* Inputs */.G0.Manifest, true),
+        manifest,
         reuseFrom,
         dryRun: bool(constants/* Inputs */.G0.DryRun, false),
         region,
         endpointUrl,
-        workspace
+        workspace,
+        alias,
+        aliasCacheControl,
+        aliases,
+        preflight: bool(constants/* Inputs */.G0.Preflight, true),
+        verify: bool(constants/* Inputs */.G0.Verify, true),
+        signing,
+        prComment: bool(constants/* Inputs */.G0.PrComment, true),
+        prCommentId,
+        githubToken: text(constants/* Inputs */.G0.GithubToken)
     };
     if (problems.length > 0) {
-        throw new errors/* InputError */.dz(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
+        throw new src_errors/* InputError */.dz(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
     }
     return inputs;
 }
@@ -76631,275 +84481,336 @@ function isAscii(value) {
     return /^[\x20-\x7e]*$/.test(value);
 }
 
-;// CONCATENATED MODULE: ./src/files.ts
+;// CONCATENATED MODULE: ./src/cleanup.ts
 
 
 
 
 
 
+
+
+
+/** The object tag of preview uploads, which a lifecycle rule can expire (see the README). */
+const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' };
+/** S3 accepts at most this many keys per DeleteObjects request. */
+const MAX_KEYS_PER_DELETE = 1000;
 /**
- * Finds the regular files the patterns match. Directories are never returned; a match whose
- * real path (after symlinks) lies outside the workspace is an error, so a link cannot publish
- * e.g. ~/.aws/credentials.
+ * The bytes read from a manifest to learn its `versionPrefix`: serializeManifest writes
+ * `schemaVersion` then `versionPrefix` first, and keys are at most 1,024 bytes, so this holds it.
  */
-async function discoverFiles(patterns, opts) {
-    const workspace = external_node_path_default().resolve(opts.workspace);
-    const realWorkspace = await external_node_fs_promises_default().realpath(workspace);
-    // Patterns are relative to the workspace, not to whatever the process cwd is.
-    const anchored = patterns.map((p) => {
-        const negated = p.startsWith('!');
-        const body = negated ? p.slice(1) : p;
-        return `${negated ? '!' : ''}${external_node_path_default().resolve(workspace, body)}`;
-    });
-    const globber = await create(anchored.join('\n'), {
-        followSymbolicLinks: true,
-        implicitDescendants: true,
-        matchDirectories: false,
-        omitBrokenSymbolicLinks: true
-    });
-    const matches = await globber.glob();
-    const outside = [];
-    const found = [];
-    for (const match of [...new Set(matches)].sort()) {
-        const real = await external_node_fs_promises_default().realpath(match);
-        if (!isInside(real, realWorkspace)) {
-            outside.push(`${external_node_path_default().relative(workspace, match)} -> ${real}`);
-            continue;
-        }
-        const stat = await external_node_fs_promises_default().stat(real);
-        if (stat.isFile())
-            found.push({ absolutePath: match, size: stat.size });
-    }
-    if (outside.length > 0) {
-        throw new errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
-    }
-    if (found.length === 0) {
-        throw new errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
-    }
-    const root = opts.root ?? defaultRoot(globber.getSearchPaths(), found);
-    const files = found.map(({ absolutePath, size }) => {
-        if (!isInside(absolutePath, root)) {
-            throw new errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
-        }
-        return { absolutePath, size, relativePath: toPosix(external_node_path_default().relative(root, absolutePath)) };
-    });
-    return { root, files };
+const MANIFEST_HEAD_BYTES = 4096;
+/** The start of a manifest as serializeManifest writes it (aliases are byte copies of one). */
+const CANONICAL_HEAD = /^\{\s*"schemaVersion":\s*\d+,\s*"versionPrefix":\s*("(?:[^"\\]|\\.)*")/;
+/** Keys named in a refusal or failure message; the rest are counted. */
+const SHOWN_KEYS = 20;
+/** The `Tagging` value of PutObject / CreateMultipartUpload for a preview upload (URL-encoded). */
+function previewTagging() {
+    return `${encodeURIComponent(PREVIEW_TAG.key)}=${encodeURIComponent(PREVIEW_TAG.value)}`;
 }
 /**
- * The least common ancestor of the search paths, as actions/upload-artifact computes it; a
- * single literal file is keyed by its name alone.
+ * The alias prefixes whose manifest names `versionPrefix` as its version, sorted. Candidates are
+ * the version's siblings (one ListObjectsV2 per 1,000) and `extraAliases`; for each, only the
+ * first 4 KiB of `<candidate>/manifest.json` is read (one ranged GET), however many files it
+ * lists. A candidate without a manifest, or with one this action did not write, is no alias.
  */
-function defaultRoot(searchPaths, found) {
-    if (searchPaths.length === 1) {
-        const only = searchPaths[0];
-        return found.some((f) => f.absolutePath === only) ? external_node_path_default().dirname(only) : only;
-    }
-    const split = searchPaths.map((p) => p.split((external_node_path_default()).sep));
-    const common = [];
-    for (let i = 0; i < split[0].length; i++) {
-        const segment = split[0][i];
-        if (split.every((s) => s[i] === segment))
-            common.push(segment);
-        else
-            break;
-    }
-    const lca = common.join((external_node_path_default()).sep) || (external_node_path_default()).sep;
-    // A search path that is itself a matched file cannot be the root: use its directory.
-    return found.some((f) => f.absolutePath === lca) ? external_node_path_default().dirname(lca) : lca;
-}
-function toPosix(p) {
-    return p.split((external_node_path_default()).sep).join('/');
-}
-/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
-function objectKey(versionPrefix, relativePath) {
-    return `${versionPrefix}/${relativePath}`;
+async function findAliasesOf(s3, bucket, versionPrefix, opts) {
+    const target = checkPrefix(versionPrefix);
+    const candidates = new Set(await listSiblings(s3, bucket, target, opts.signal));
+    for (const extra of opts.extraAliases ?? [])
+        candidates.add(normalizePrefix(extra));
+    candidates.delete(target);
+    candidates.delete('');
+    const named = await mapLimit([...candidates], opts.concurrency, (candidate) => readVersionPrefix(s3, bucket, candidate, opts.signal));
+    return [...candidates].filter((_, i) => named[i] === target).sort(compareCodeUnits);
 }
 /**
- * Checks the keys the files map to before anything is sent: S3's key length limit, characters
- * that break S3's XML API, case-insensitive collisions (which break on case-insensitive file
- * systems and in CloudFront paths people type), and the manifest's own key.
+ * Decides, read-only, what a clean-up of the version prefix removes. Refuses a prefix an alias
+ * points to, a prefix that is itself an alias, and one holding other versions' manifests.
  */
-function checkKeys(files, versionPrefix, opts) {
-    const problems = [];
-    const seen = new Map();
-    for (const { relativePath } of files) {
-        const key = objectKey(versionPrefix, relativePath);
-        const bytes = Buffer.byteLength(key);
-        if (bytes > constants/* MAX_KEY_BYTES */.Xd) {
-            problems.push(`key for ${relativePath} is ${bytes} bytes; S3 allows ${constants/* MAX_KEY_BYTES */.Xd}.`);
-        }
-        // eslint-disable-next-line no-control-regex
-        if (/[\x00-\x1f\x7f]/.test(relativePath)) {
-            problems.push(`${JSON.stringify(relativePath)} contains control characters, which S3 keys cannot carry safely.`);
-        }
-        const folded = key.normalize('NFC').toLowerCase();
-        const other = seen.get(folded);
-        if (other !== undefined) {
-            problems.push(`${other} and ${relativePath} map to keys that differ only in case or Unicode form.`);
-        }
-        else {
-            seen.set(folded, relativePath);
-        }
-        if (opts.manifest && relativePath === constants/* MANIFEST_FILE_NAME */.xF) {
-            problems.push(`${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}; rename it or set \`manifest: false\`.`);
-        }
+async function planCleanup(s3, target, opts) {
+    const { bucket } = target;
+    const versionPrefix = checkPrefix(target.versionPrefix);
+    const where = `s3://${bucket}/${versionPrefix}/`;
+    const [aliases, ownVersion] = await Promise.all([
+        findAliasesOf(s3, bucket, versionPrefix, {
+            extraAliases: target.aliases,
+            concurrency: opts.concurrency,
+            signal: opts.signal
+        }),
+        readVersionPrefix(s3, bucket, versionPrefix, opts.signal)
+    ]);
+    if (aliases.length > 0) {
+        const one = aliases.length === 1;
+        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: the alias${one ? '' : 'es'} ${enumerate(aliases)} ` +
+            `${one ? 'points' : 'point'} to it (manifest.json names versionPrefix "${versionPrefix}"); nothing was deleted.`, `Move the alias first with \`mode: promote\` (promote another version to ${aliases.join(', ')}), then run the clean-up again.`);
     }
-    if (problems.length > 0) {
-        throw new errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
+    if (ownVersion !== undefined && ownVersion !== versionPrefix) {
+        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: it is an alias of "${ownVersion}" (its manifest.json names that version), not a version; nothing was deleted.`, 'Set `version-prefix` to the preview to remove; move an alias with `mode: promote`.');
     }
-}
-
-;// CONCATENATED MODULE: ./src/manifest.ts
-
-/** Manifest git fields and the runner variables they come from, in manifest order. */
-const GIT_ENV = [
-    ['sha', 'GITHUB_SHA'],
-    ['ref', 'GITHUB_REF'],
-    ['repository', 'GITHUB_REPOSITORY'],
-    ['runId', 'GITHUB_RUN_ID'],
-    ['runAttempt', 'GITHUB_RUN_ATTEMPT']
-];
-/** Code-unit order, so that sorting does not depend on the runner's locale. */
-function compareCodeUnits(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-function manifestKey(versionPrefix) {
-    return `${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}`;
-}
-function gitContextFromEnv(env) {
-    const git = {};
-    for (const [field, name] of GIT_ENV) {
-        const value = env[name];
-        if (value)
-            git[field] = value;
+    const objects = await listObjects(s3, bucket, versionPrefix, opts.signal);
+    const nested = await nestedManifests(s3, bucket, versionPrefix, objects, opts);
+    if (nested.length > 0) {
+        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: it holds other published versions or aliases (${enumerate(nested)}); nothing was deleted.`, 'Clean-up removes one version prefix; set `version-prefix` to the preview itself (e.g. resnet50/pr-42, not resnet50).');
     }
-    return git;
-}
-function buildManifest(input) {
-    return canonicalManifest({
-        schemaVersion: constants/* MANIFEST_SCHEMA_VERSION */.v5,
-        versionPrefix: input.versionPrefix,
-        bucket: input.bucket,
-        createdAt: input.createdAt.toISOString(),
-        git: input.git,
-        distribution: input.distribution,
-        files: input.files.map((f) => ({
-            path: f.relativePath,
-            key: f.key,
-            url: f.url,
-            size: f.size,
-            sha256: f.sha256,
-            contentType: f.contentType,
-            metadata: input.metadata
-        }))
-    });
-}
-/** Pretty JSON with a trailing newline; the same manifest always gives the same bytes. */
-function serializeManifest(manifest) {
-    return `${JSON.stringify(canonicalManifest(manifest), null, 2)}\n`;
+    const uploads = await listUploads(s3, bucket, versionPrefix, opts);
+    const bytes = objects.reduce((sum, o) => sum + o.size, 0);
+    opts.logger.info(`Clean-up plan for ${where}: ${objects.length} object(s), ${formatBytes(bytes)}, and ` +
+        `${uploads.length} multipart upload(s) in progress; no alias points to it.`);
+    return { bucket, versionPrefix, objects, bytes, uploads };
 }
 /**
- * Copies the manifest with fields in schema order, files sorted by path, metadata keys sorted and
- * absent git fields dropped, so that equal manifests serialise identically and share no objects
- * with the caller.
+ * Aborts the plan's multipart uploads, then deletes its objects with DeleteObjects (1,000 keys a
+ * request). The bucket is versioned, so this adds delete markers and the old versions stay
+ * until a NoncurrentVersionExpiration lifecycle rule removes them. Keys S3 refuses are reported
+ * together, after every batch was tried.
  */
-function canonicalManifest(m) {
-    const git = {};
-    for (const [field] of GIT_ENV) {
-        const value = m.git[field];
-        if (value)
-            git[field] = value;
+async function executeCleanup(s3, plan, opts) {
+    const { bucket, objects, uploads } = plan;
+    const versionPrefix = checkPrefix(plan.versionPrefix);
+    const where = `s3://${bucket}/${versionPrefix}/`;
+    const invalidationPath = `${toInvalidationPath(versionPrefix)}/*`;
+    // The plan must not reach outside the prefix, whoever built it.
+    const outside = objects.find((o) => !o.key.startsWith(`${versionPrefix}/`));
+    if (outside) {
+        throw new src_errors/* DeployError */.sH(`Refusing to delete s3://${bucket}/${outside.key}: it is outside ${where}.`);
     }
-    return {
-        schemaVersion: m.schemaVersion,
-        versionPrefix: m.versionPrefix,
-        bucket: m.bucket,
-        createdAt: m.createdAt,
-        git,
-        distribution: m.distribution && { id: m.distribution.id, domain: m.distribution.domain },
-        files: [...m.files].sort((a, b) => compareCodeUnits(a.path, b.path)).map(canonicalFile)
+    const result = {
+        dryRun: opts.dryRun,
+        deleted: objects.length,
+        bytes: plan.bytes,
+        abortedUploads: uploads.length,
+        invalidationPath
     };
-}
-function canonicalFile(f) {
-    return {
-        path: f.path,
-        key: f.key,
-        url: f.url,
-        size: f.size,
-        sha256: f.sha256,
-        contentType: f.contentType,
-        metadata: Object.fromEntries(Object.entries(f.metadata).sort(([a], [b]) => compareCodeUnits(a, b)))
-    };
-}
-
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
-var client_s3_dist_cjs = __nccwpck_require__(3711);
-;// CONCATENATED MODULE: ./src/manifest-store.ts
-
-
-
-
-/**
- * The manifest changes only when the version's files do, so clients may cache it briefly; it is
- * invalidated in CloudFront whenever it is rewritten.
- */
-const MANIFEST_CACHE_CONTROL = 'public, max-age=60';
-/** The manifest stored under the key, or undefined when there is none or it is not ours. */
-async function readStoredManifest(s3, bucket, key) {
-    try {
-        const { Body } = await s3.send(new client_s3_dist_cjs/* GetObjectCommand */.jLs({ Bucket: bucket, Key: key }));
-        const parsed = JSON.parse((await Body?.transformToString('utf-8')) ?? '');
-        return Array.isArray(parsed.files) ? parsed : undefined;
+    if (opts.dryRun) {
+        opts.logger.info(`Dry run: would delete ${objects.length} object(s) (${formatBytes(plan.bytes)}) under ` +
+            `${where} and abort ${uploads.length} multipart upload(s).`);
+        for (const o of objects)
+            opts.logger.debug(`Would delete s3://${bucket}/${o.key}`);
+        for (const u of uploads)
+            opts.logger.debug(`Would abort ${(0,multipart_tracker/* describeUpload */.bp)(u)}`);
+        return result;
     }
-    catch (err) {
-        if (err instanceof SyntaxError)
-            return undefined;
-        throw (0,errors/* explainAwsError */.Ni)(err, {
-            action: `reading the existing manifest s3://${bucket}/${key}`,
-            bucket
+    opts.signal?.throwIfAborted();
+    // First, so that no upload completes into the prefix once its objects are gone.
+    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, uploads);
+    for (const failure of outcome.failed)
+        opts.logger.warning((0,multipart_tracker/* abortFailureWarning */.dB)(failure));
+    result.abortedUploads = outcome.aborted.length + outcome.gone.length;
+    const failures = [];
+    let deleted = 0;
+    for (let i = 0; i < objects.length; i += MAX_KEYS_PER_DELETE) {
+        if (opts.signal?.aborted) {
+            throw new src_errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
+        }
+        const batch = objects.slice(i, i + MAX_KEYS_PER_DELETE);
+        let response;
+        try {
+            response = await s3.send(new dist_cjs/* DeleteObjectsCommand */.xvx({
+                Bucket: bucket,
+                Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true }
+            }), { abortSignal: opts.signal });
+        }
+        catch (err) {
+            if (opts.signal?.aborted)
+                throw opts.signal.reason;
+            throw (0,src_errors/* explainAwsError */.Ni)(err, {
+                action: `deleting ${batch.length} object(s) under ${where} (${deleted} deleted before)`,
+                bucket
+            });
+        }
+        const refused = new Set();
+        for (const e of response.Errors ?? []) {
+            const key = e.Key ?? '(no key)';
+            refused.add(key);
+            failures.push({ key, code: e.Code ?? 'Error', message: (0,secrets/* redact */.E$)(e.Message ?? '') });
+        }
+        deleted += batch.filter((o) => !refused.has(o.key)).length;
+        opts.logger.info(`Deleted ${deleted} of ${objects.length} object(s) under ${where}`);
+    }
+    if (failures.length > 0)
+        throw deleteFailure(where, failures, deleted, objects.length);
+    opts.logger.info(`Removed ${where}: ${deleted} object(s), ${formatBytes(plan.bytes)}; ` +
+        `${result.abortedUploads} multipart upload(s) aborted.`);
+    return result;
+}
+function deleteFailure(where, failures, deleted, total) {
+    const shown = failures
+        .slice(0, SHOWN_KEYS)
+        .map((f) => `${f.key}: ${f.code}${f.message ? ` (${f.message})` : ''}`);
+    const more = failures.length > shown.length ? `\n- … and ${failures.length - shown.length} more` : '';
+    const denied = failures.some((f) => f.code === 'AccessDenied');
+    return new src_errors/* DeployError */.sH(`S3 refused to delete ${failures.length} of ${total} object(s) under ${where} ` +
+        `(${deleted} deleted):\n- ${shown.join('\n- ')}${more}`, denied
+        ? 'The credentials lack s3:DeleteObject on these keys: grant it on the bucket objects (see the README), then run the clean-up again.'
+        : 'Run the clean-up again: it deletes what is left.');
+}
+/** `a/, b/ and 3 more`: prefixes for a message, the first few named. */
+function enumerate(prefixes) {
+    const shown = prefixes.slice(0, SHOWN_KEYS).map((p) => `${p}/`);
+    const more = prefixes.length - shown.length;
+    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+/** `a/b/` → `a/b`: the form the action uses for prefixes. */
+function normalizePrefix(prefix) {
+    return prefix.replace(/^\/+|\/+$/g, '');
+}
+/**
+ * A prefix safe to delete under: never the bucket root, `.` or `..`, or one with empty
+ * segments. The inputs are validated already; a delete must not depend on that alone.
+ */
+function checkPrefix(prefix) {
+    // '' is one empty segment, and a leading, trailing or doubled '/' makes one.
+    if (prefix.split('/').some((s) => s.trim() === '' || s === '.' || s === '..')) {
+        throw new src_errors/* DeployError */.sH(`Refusing to clean up the version prefix ${JSON.stringify(prefix)}: it is empty or has an ` +
+            'empty, "." or ".." segment, so the delete could reach the whole bucket.', 'Set `version-prefix` to the preview to remove, e.g. pr-42 or resnet50/pr-42.');
+    }
+    return prefix;
+}
+/** Rethrows the cancellation itself when the signal caused the failure, else explains it. */
+function failure(err, action, bucket, signal) {
+    return signal?.aborted ? signal.reason : (0,src_errors/* explainAwsError */.Ni)(err, { action, bucket });
+}
+/** The prefixes next to `prefix` under the same parent (`pr-42` → `pr-41`, `latest`, …). */
+async function listSiblings(s3, bucket, prefix, signal) {
+    const parent = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const siblings = [];
+    let token;
+    do {
+        signal?.throwIfAborted();
+        const page = await s3
+            .send(new dist_cjs/* ListObjectsV2Command */.u6x({
+            Bucket: bucket,
+            Prefix: parent,
+            Delimiter: '/',
+            ContinuationToken: token
+        }), { abortSignal: signal })
+            .catch((err) => {
+            throw failure(err, `listing the prefixes in s3://${bucket}/${parent}`, bucket, signal);
         });
-    }
+        for (const { Prefix } of page.CommonPrefixes ?? []) {
+            if (Prefix?.startsWith(parent))
+                siblings.push(normalizePrefix(Prefix));
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return siblings;
 }
 /**
- * True when the stored manifest describes the same published files, so rewriting it would only
- * change provenance fields (run id, time) and force an invalidation for nothing.
+ * The `versionPrefix` named by `<prefix>/manifest.json` (or by `key`), read from its first
+ * bytes; undefined when there is no such object or it is not a manifest of this action.
  */
-function sameFiles(stored, next) {
-    return (stored.versionPrefix === next.versionPrefix &&
-        JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
-        JSON.stringify(stored.files) === JSON.stringify(next.files));
-}
-async function writeManifest(s3, bucket, key, body) {
-    const sha256 = (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex');
+async function readVersionPrefix(s3, bucket, prefix, signal, key = `${prefix}/${constants/* MANIFEST_FILE_NAME */.xF}`) {
+    signal?.throwIfAborted();
+    let head;
+    let complete;
     try {
-        await s3.send(new client_s3_dist_cjs/* PutObjectCommand */.wKZ({
+        const got = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({
             Bucket: bucket,
             Key: key,
-            Body: body,
-            ContentType: 'application/json',
-            CacheControl: MANIFEST_CACHE_CONTROL,
-            Metadata: { [constants/* SHA256_METADATA_KEY */.U6]: sha256 }
-        }));
+            Range: `bytes=0-${MANIFEST_HEAD_BYTES - 1}`
+        }), { abortSignal: signal });
+        head = (await got.Body?.transformToString('utf-8')) ?? '';
+        // `bytes 0-4095/12345`; a store that ignores Range sends the whole object without it.
+        const total = Number(got.ContentRange?.split('/')[1] ?? Number.NaN);
+        complete = !got.ContentRange || total <= MANIFEST_HEAD_BYTES;
     }
     catch (err) {
-        throw (0,errors/* explainAwsError */.Ni)(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket });
+        const code = (0,src_errors/* awsErrorCode */.J6)(err);
+        if (code === 'NoSuchKey' || (code !== 'NoSuchBucket' && (0,src_errors/* httpStatusOf */.s_)(err) === 404)) {
+            return undefined;
+        }
+        // An empty object has no byte 0 to start a range at: not a manifest.
+        if (code === 'InvalidRange' || (0,src_errors/* httpStatusOf */.s_)(err) === 416)
+            return undefined;
+        throw failure(err, `reading the manifest s3://${bucket}/${key}`, bucket, signal);
+    }
+    const match = CANONICAL_HEAD.exec(head);
+    if (match)
+        return JSON.parse(match[1]);
+    if (!complete)
+        return undefined;
+    try {
+        const parsed = JSON.parse(head);
+        return typeof parsed.versionPrefix === 'string' && Array.isArray(parsed.files)
+            ? parsed.versionPrefix
+            : undefined;
+    }
+    catch {
+        return undefined;
     }
 }
-
-;// CONCATENATED MODULE: ./src/concurrency.ts
-/** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
-async function mapLimit(items, limit, fn) {
-    const results = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const index = next++;
-            results[index] = await fn(items[index], index);
+/** Every object under `<prefix>/` (the slash keeps `pr-7` from matching `pr-70/`), all pages. */
+async function listObjects(s3, bucket, prefix, signal) {
+    const under = `${prefix}/`;
+    const objects = [];
+    let token;
+    do {
+        signal?.throwIfAborted();
+        const page = await s3
+            .send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: under, ContinuationToken: token }), {
+            abortSignal: signal
+        })
+            .catch((err) => {
+            throw failure(err, `listing s3://${bucket}/${under}`, bucket, signal);
+        });
+        for (const { Key, Size } of page.Contents ?? []) {
+            // The prefix again: an S3-compatible store may ignore it.
+            if (Key?.startsWith(under))
+                objects.push({ key: Key, size: Size ?? 0 });
         }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return results;
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+}
+/**
+ * The prefixes below `prefix` whose manifest.json is one of this action's: other versions or
+ * aliases (`resnet50/v1` under `resnet50`), which a clean-up of `prefix` must not take along.
+ */
+async function nestedManifests(s3, bucket, prefix, objects, opts) {
+    const suffix = `/${constants/* MANIFEST_FILE_NAME */.xF}`;
+    const own = `${prefix}${suffix}`;
+    const keys = objects.map((o) => o.key).filter((k) => k.endsWith(suffix) && k !== own);
+    const named = await mapLimit(keys, opts.concurrency, (key) => readVersionPrefix(s3, bucket, key.slice(0, -suffix.length), opts.signal, key));
+    return keys.filter((_, i) => named[i] !== undefined).map((k) => k.slice(0, -suffix.length));
+}
+/**
+ * The multipart uploads in progress under `<prefix>/`, all pages. Without
+ * s3:ListBucketMultipartUploads they cannot be listed: that is a warning, as in the post step.
+ */
+async function listUploads(s3, bucket, prefix, opts) {
+    const under = `${prefix}/`;
+    const where = `s3://${bucket}/${under}`;
+    const found = [];
+    let KeyMarker;
+    let UploadIdMarker;
+    try {
+        do {
+            opts.signal?.throwIfAborted();
+            const page = await s3.send(new dist_cjs/* ListMultipartUploadsCommand */.mo2({
+                Bucket: bucket,
+                Prefix: under,
+                KeyMarker,
+                UploadIdMarker
+            }), { abortSignal: opts.signal });
+            for (const { Key, UploadId } of page.Uploads ?? []) {
+                if (Key?.startsWith(under) && UploadId)
+                    found.push({ Bucket: bucket, Key, UploadId });
+            }
+            KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+            UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+        } while (KeyMarker);
+    }
+    catch (err) {
+        if (opts.signal?.aborted)
+            throw opts.signal.reason;
+        opts.logger.warning(`Could not list the multipart uploads in progress under ${where} (this needs ` +
+            's3:ListBucketMultipartUploads), so none is aborted; a lifecycle rule with ' +
+            'AbortIncompleteMultipartUpload removes their parts (see the README): ' +
+            (0,src_errors/* explainAwsError */.Ni)(err, { action: `listing multipart uploads under ${where}`, bucket }).message);
+        return [];
+    }
+    return found;
 }
 
 ;// CONCATENATED MODULE: ./node_modules/mime/dist/types/other.js
@@ -78149,113 +86060,6 @@ async function sha256File(filePath, signal) {
     return hash.digest('hex');
 }
 
-;// CONCATENATED MODULE: ./src/progress.ts
-const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    let value = n / 1024;
-    let unit = 0;
-    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
-    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
-function formatProgress(s) {
-    // Rounded down, so 100% means done.
-    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
-    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
-    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    const eta = bytesPerSecond > 0
-        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
-        : 'unknown';
-    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
-        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
-}
-/** `33s`, `2m 05s`, `1h 02m`. */
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
-function pad(n) {
-    return String(n).padStart(2, '0');
-}
-/**
- * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
- * events, and a log line per part buries everything else. Silent when nothing changed since the
- * last line, so a transfer that ends before the first tick prints none.
- */
-function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    const started = now();
-    let sentBytes = 0;
-    let filesDone = 0;
-    let logged = { sentBytes, filesDone };
-    const handle = setInterval(() => {
-        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
-            return;
-        logged = { sentBytes, filesDone };
-        const elapsedMs = now() - started;
-        logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }));
-    }, intervalMs);
-    return {
-        addBytes: (n) => {
-            sentBytes += n;
-        },
-        fileDone: () => {
-            filesDone++;
-        },
-        stop: () => clearInterval(handle)
-    };
-}
-
-;// CONCATENATED MODULE: ./src/part-size.ts
-
-
-
-/** Automatic part size: large enough for throughput, small enough that a retried part costs little. */
-const DEFAULT_PART_SIZE = 16 * constants/* MiB */.lv;
-/** The largest object S3 stores. */
-const MAX_OBJECT_SIZE = 5 * 1024 * constants/* GiB */.T3;
-/** Requests needed to send `fileSize` bytes in `partSize` parts; an empty file still takes one. */
-function partCount(fileSize, partSize) {
-    return Math.max(1, Math.ceil(fileSize / partSize));
-}
-/**
- * The part size for a multipart upload of `fileSize` bytes: `requested` when S3 can take it,
- * otherwise DEFAULT_PART_SIZE raised to a whole MiB so the file fits in MAX_PARTS parts.
- * Throws InputError for what S3 would refuse, so callers can check every file before sending any.
- * `fileName` only makes the message name the file.
- */
-function choosePartSize(fileSize, requested, fileName) {
-    const file = `${fileName ?? 'A file'} of ${formatBytes(fileSize)} (${fileSize.toLocaleString('en-US')} bytes)`;
-    if (fileSize > MAX_OBJECT_SIZE) {
-        throw new errors/* InputError */.dz(`${file} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
-    }
-    const smallest = Math.max(constants/* MIN_PART_SIZE */.fq, Math.ceil(fileSize / (constants/* MAX_PARTS */.kz * constants/* MiB */.lv)) * constants/* MiB */.lv);
-    if (requested === undefined)
-        return Math.max(DEFAULT_PART_SIZE, smallest);
-    if (!Number.isSafeInteger(requested) || requested < constants/* MIN_PART_SIZE */.fq || requested > constants/* MAX_PART_SIZE */.Tp) {
-        throw new errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
-    }
-    const parts = partCount(fileSize, requested);
-    if (parts > constants/* MAX_PARTS */.kz) {
-        throw new errors/* InputError */.dz(`${file} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
-            `but S3 allows at most ${constants/* MAX_PARTS */.kz.toLocaleString('en-US')}.`, `Set \`${constants/* Inputs */.G0.PartSizeMb}\` to at least ${smallest / constants/* MiB */.lv}, or leave it empty to size parts automatically.`);
-    }
-    return requested;
-}
-function size(bytes) {
-    return bytes % constants/* MiB */.lv === 0 ? `${bytes / constants/* MiB */.lv} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
-}
-
 ;// CONCATENATED MODULE: ./src/plan.ts
 
 
@@ -78268,7 +86072,7 @@ function size(bytes) {
 /** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
 const HASH_CONCURRENCY = 4;
 /** HEAD requests at once when checking existing keys. */
-const HEAD_CONCURRENCY = 16;
+const plan_HEAD_CONCURRENCY = 16;
 /**
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
  * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
@@ -78283,13 +86087,13 @@ async function planDeploy(s3, local, inputs, logger, signal) {
         }
     }
     const [existing, hashes] = await Promise.all([
-        listPrefix(s3, inputs.bucket, inputs.versionPrefix),
+        listPrefix(s3, inputs.bucket, inputs.versionPrefix).then((objects) => new Map([...objects].map(([key, o]) => [key, o.size]))),
         mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
     ]);
     logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
     /** Why each existing key cannot be skipped. */
     const differences = new Map();
-    const files = await mapLimit(local, HEAD_CONCURRENCY, async (file, i) => {
+    const files = await mapLimit(local, plan_HEAD_CONCURRENCY, async (file, i) => {
         const key = objectKey(inputs.versionPrefix, file.relativePath);
         const sha256 = hashes[i];
         const contentType = contentTypeFor(file.relativePath, inputs.contentType);
@@ -78344,12 +86148,12 @@ function describeDifference(stored, local, inputs) {
     }
     const storedMeta = { ...stored.metadata };
     delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
-    if (!sameRecord(storedMeta, inputs.metadata)) {
+    if (!plan_sameRecord(storedMeta, inputs.metadata)) {
         changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
     }
     return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
 }
-function sameRecord(a, b) {
+function plan_sameRecord(a, b) {
     const keys = Object.keys(a);
     return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
@@ -78358,169 +86162,65 @@ function immutableError(conflicts, differences, bucket) {
         .slice(0, 20)
         .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`);
     const more = conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : '';
-    return new errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
+    return new src_errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
 }
-/** Every key under `<prefix>/` with its size, paginated (one request per 1,000 keys). */
-async function listPrefix(s3, bucket, prefix) {
-    const existing = new Map();
-    let token;
-    do {
-        const page = await s3
-            .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }))
-            .catch((err) => {
-            throw (0,errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
+
+;// CONCATENATED MODULE: ./src/release.ts
+
+
+
+/**
+ * Points `inputs.alias` at the version: server-side copies, the version's manifest, stale keys
+ * removed (alias.ts), then exactly the alias paths that changed invalidated and waited for.
+ * `version` is the published version (loadVersion), or, in a dry run before anything is
+ * uploaded, the manifest this run would write.
+ */
+async function moveAlias(clients, inputs, version, urlBase, deps) {
+    const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
+    const result = await applyAlias(clients.s3, plan, {
+        concurrency: inputs.concurrency,
+        logger: deps.logger,
+        signal: deps.signal,
+        dryRun: inputs.dryRun,
+        partSize: inputs.partSizeBytes
+    });
+    const paths = inputs.distributionId ? result.invalidationPaths : [];
+    const invalidation = {
+        reason: !inputs.distributionId
+            ? 'No distribution-id given, so there is nothing to invalidate.'
+            : paths.length
+                ? `alias ${inputs.alias} now serves ${result.versionPrefix}: its overwritten and removed paths and its manifest may be cached at the edge.`
+                : `alias ${inputs.alias}: no path that was served before changed.`,
+        paths,
+        ids: [],
+        status: 'none',
+        waitedMs: 0
+    };
+    if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
+        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+            env: deps.env,
+            logger: deps.logger,
+            sleep: deps.sleep,
+            now: deps.now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            label: `alias ${inputs.alias}`
         });
-        for (const obj of page.Contents ?? []) {
-            if (obj.Key !== undefined)
-                existing.set(obj.Key, obj.Size ?? 0);
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return existing;
+        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
+        if (done.warning)
+            deps.warn(done.warning);
+    }
+    const urls = {};
+    for (const file of result.files)
+        urls[file.path] = objectUrl(urlBase, file.key);
+    urls['manifest.json'] = objectUrl(urlBase, result.manifestKey);
+    return { result, urls, invalidation };
 }
-/** The stored object's size, recorded SHA-256 and headers, or undefined when it no longer exists. */
-async function headObject(s3, bucket, key) {
-    try {
-        const head = await s3.send(new client_s3_dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
-        return {
-            size: head.ContentLength ?? 0,
-            sha256: head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6],
-            contentType: head.ContentType,
-            cacheControl: head.CacheControl,
-            metadata: head.Metadata ?? {}
-        };
-    }
-    catch (err) {
-        // Listed a moment ago but deleted since: nothing to protect.
-        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
-            return undefined;
-        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/copy.ts
-
-
-
-
-
-/** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
-const MAX_SINGLE_COPY_BYTES = 5 * constants/* GiB */.T3;
-/**
- * The `x-amz-copy-source` value for a key. The SDK sends CopySource as given, and S3 URL-decodes
- * it, so each segment is percent-encoded (spaces, non-ASCII, `%`, `+`, `?`) and the `/`s kept.
- */
-function copySource(bucket, key) {
-    return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
-}
-/**
- * Copies one object server-side with exactly the headers of `request` (MetadataDirective and
- * TaggingDirective REPLACE: no header or tag of the source follows it). Sources up to
- * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
- * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
- * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
- */
-async function copyObject(s3, request, opts) {
-    const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
-    throwIfCancelled(opts.signal, what);
-    const headers = {
-        Bucket: request.bucket,
-        Key: request.destKey,
-        ContentType: request.contentType,
-        CacheControl: request.cacheControl,
-        Metadata: request.metadata
-    };
-    const source = {
-        CopySource: copySource(request.bucket, request.sourceKey),
-        ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
-    };
-    if (request.size <= (opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES)) {
-        try {
-            const { CopyObjectResult } = await s3.send(new client_s3_dist_cjs/* CopyObjectCommand */.s9Z({
-                ...headers,
-                ...source,
-                MetadataDirective: 'REPLACE',
-                TaggingDirective: 'REPLACE'
-            }), { abortSignal: opts.signal });
-            return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false };
-        }
-        catch (err) {
-            throwIfCancelled(opts.signal, what);
-            throw explainCopyError(err, what, request.bucket);
-        }
-    }
-    return copyMultipart(s3, request, headers, source, opts, what);
-}
-async function copyMultipart(s3, request, headers, source, opts, what) {
-    const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
-    const count = partCount(request.size, partSize);
-    let uploadId;
-    try {
-        ;
-        ({ UploadId: uploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
-            abortSignal: opts.signal
-        }));
-    }
-    catch (err) {
-        throwIfCancelled(opts.signal, what);
-        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
-    }
-    if (!uploadId) {
-        throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
-    }
-    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
-    const parts = new Array(count);
-    let next = 0;
-    let failure;
-    const worker = async () => {
-        while (next < count && failure === undefined && !opts.signal?.aborted) {
-            const index = next++;
-            const first = index * partSize;
-            const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`;
-            try {
-                // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
-                const { CopyPartResult } = await s3.send(new client_s3_dist_cjs/* UploadPartCopyCommand */.Xp2({
-                    ...upload,
-                    ...source,
-                    PartNumber: index + 1,
-                    CopySourceRange: range
-                }));
-                parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag };
-            }
-            catch (err) {
-                failure ??= explainCopyError(err, `${what} (part ${index + 1} of ${count}, ${range})`, request.bucket);
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
-    if (failure === undefined && !opts.signal?.aborted) {
-        try {
-            const { ETag } = await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }));
-            return { eTag: ETag, parts: count, multipart: true };
-        }
-        catch (err) {
-            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
-        }
-    }
-    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
-    for (const f of outcome.failed)
-        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
-    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
-}
-function cancelled(signal, what, state) {
-    return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
-}
-function throwIfCancelled(signal, what) {
-    if (signal?.aborted)
-        throw cancelled(signal, what, '');
-}
-/** explainAwsError, with what a failed CopySourceIfMatch means for us. */
-function explainCopyError(err, action, bucket) {
-    const explained = (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
-    if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
-        return explained;
-    }
-    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
+/** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
+async function promoteVersion(clients, inputs, urlBase, deps) {
+    const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
+    deps.logger.info(`${inputs.versionPrefix} is complete: ${version.manifest.files.length} file(s) as its manifest lists them.`);
+    return moveAlias(clients, inputs, version, urlBase, deps);
 }
 
 ;// CONCATENATED MODULE: ./src/reuse.ts
@@ -78556,7 +86256,7 @@ async function findReusableObjects(s3, files, search) {
     }
     catch (err) {
         // Searching is an optimisation: a role allowed to list only its own prefix still deploys.
-        if (err instanceof errors/* AwsError */.Gy && err.httpStatus === 403) {
+        if (err instanceof src_errors/* AwsError */.Gy && err.httpStatus === 403) {
             search.logger.warning(`Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`);
             return files;
         }
@@ -78566,13 +86266,17 @@ async function findReusableObjects(s3, files, search) {
     const readSha256 = (key) => {
         let pending = sha256Of.get(key);
         if (!pending) {
-            pending = headSha256(s3, search.bucket, key);
+            pending = headSha256(s3, search.bucket, key, search.signal);
             sha256Of.set(key, pending);
         }
         return pending;
     };
+    // Shards of one model often share a size: each file of a size adds its own candidates.
+    const filesOfSize = new Map();
+    for (const f of wanted)
+        filesOfSize.set(f.size, (filesOfSize.get(f.size) ?? 0) + 1);
     const sources = await mapLimit(wanted, reuse_HEAD_CONCURRENCY, async (file) => {
-        const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE);
+        const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE * (filesOfSize.get(file.size) ?? 1));
         for (const candidate of candidates) {
             search.signal?.throwIfAborted();
             if ((await readSha256(candidate.key)) === file.sha256)
@@ -78605,27 +86309,37 @@ async function listCandidates(s3, sizes, search) {
     const own = `${search.versionPrefix}/`;
     let searched = 0;
     let truncated = false;
+    const seen = new Set();
     for (const prefix of search.searchPrefixes) {
+        if (searched >= MAX_SEARCHED_KEYS) {
+            truncated = true;
+            break;
+        }
         const listPrefix = prefix ? `${prefix}/` : '';
         let token;
         do {
             search.signal?.throwIfAborted();
             const page = await s3
-                .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({
+                .send(new dist_cjs/* ListObjectsV2Command */.u6x({
                 Bucket: search.bucket,
                 Prefix: listPrefix,
                 ContinuationToken: token,
                 MaxKeys: Math.min(1000, MAX_SEARCHED_KEYS - searched)
             }), { abortSignal: search.signal })
                 .catch((err) => {
-                throw (0,errors/* explainAwsError */.Ni)(err, {
+                search.signal?.throwIfAborted();
+                throw (0,src_errors/* explainAwsError */.Ni)(err, {
                     action: `listing s3://${search.bucket}/${listPrefix} for identical objects`,
                     bucket: search.bucket
                 });
             });
             for (const obj of page.Contents ?? []) {
                 searched++;
-                if (obj.Key === undefined || obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1))
+                // Overlapping prefixes (`''` and `llama`) list a key twice.
+                if (obj.Key === undefined || seen.has(obj.Key))
+                    continue;
+                seen.add(obj.Key);
+                if (obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1))
                     continue;
                 const list = bySize.get(obj.Size) ?? [];
                 list.push({ key: obj.Key, eTag: obj.ETag, lastModified: obj.LastModified?.getTime() ?? 0 });
@@ -78644,16 +86358,23 @@ async function listCandidates(s3, sizes, search) {
         list.sort((a, b) => b.lastModified - a.lastModified);
     return { bySize, searched, truncated };
 }
-/** The SHA-256 this action recorded on the object, or undefined (not ours, or gone since). */
-async function headSha256(s3, bucket, key) {
+/**
+ * The SHA-256 this action recorded on the object, or undefined: not ours, gone since, or not
+ * readable by this role (which may list the bucket but read only its own prefix).
+ */
+async function headSha256(s3, bucket, key, signal) {
     try {
-        const head = await s3.send(new client_s3_dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
+        const head = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }), {
+            abortSignal: signal
+        });
         return head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6];
     }
     catch (err) {
-        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
+        signal?.throwIfAborted();
+        const status = (0,src_errors/* httpStatusOf */.s_)(err);
+        if (status === 404 || status === 403)
             return undefined;
-        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
     }
 }
 /**
@@ -78667,7 +86388,11 @@ async function copyFiles(s3, files, opts) {
     let bytesCopied = 0;
     // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
     const perCopy = Math.max(1, Math.floor(opts.concurrency / 2));
+    let failed = false;
     await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
+        // After a failure the deploy has failed: start no further copy.
+        if (failed)
+            return;
         const source = file.copyFrom;
         try {
             await copyObject(s3, {
@@ -78678,7 +86403,8 @@ async function copyFiles(s3, files, opts) {
                 contentType: file.contentType,
                 cacheControl: opts.cacheControl,
                 metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
-                sourceETag: source.eTag
+                sourceETag: source.eTag,
+                tagging: opts.tagging
             }, {
                 partSize: opts.partSizeBytes,
                 concurrency: perCopy,
@@ -78689,14 +86415,15 @@ async function copyFiles(s3, files, opts) {
             opts.logger.info(`Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`);
         }
         catch (err) {
-            if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
+            if (err instanceof src_errors/* AwsError */.Gy && sourceGone(err)) {
                 opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
                 fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
                 return;
             }
-            throw err instanceof errors/* DeployError */.sH
+            failed = true;
+            throw err instanceof src_errors/* DeployError */.sH
                 ? err
-                : (0,errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
+                : (0,src_errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
         }
     });
     return { bytesCopied, fallBack };
@@ -78705,12 +86432,1081 @@ function sourceGone(err) {
     return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
 }
 
+;// CONCATENATED MODULE: ./src/distribution.ts
+
+
+/** Reads the distribution once: its domain is the default URL base, and a typo in the id fails here, before any upload. */
+async function getDistribution(cf, id) {
+    try {
+        const { Distribution: d } = await cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }));
+        if (!d?.DomainName)
+            throw new Error('GetDistribution returned no domain name');
+        return {
+            id,
+            domain: d.DomainName,
+            arn: d.ARN,
+            enabled: d.DistributionConfig?.Enabled ?? true,
+            status: d.Status
+        };
+    }
+    catch (err) {
+        throw (0,src_errors/* explainAwsError */.Ni)(err, {
+            action: `reading CloudFront distribution ${id}`,
+            distributionId: id
+        });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/preflight.ts
+/**
+ * Pre-flight: read-only checks, before the first upload, that the bucket and the distribution are
+ * set up so the models end up private and reachable. Each finding says what is wrong and how to
+ * fix it. Severity follows one rule: `error` when every request for the deployed models would
+ * fail (AccessDenied, 403, wrong origin) or a private setup would serve them to anyone; `warning`
+ * when the deploy works but something is weaker than the documented setup (rollback, cleanup,
+ * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
+ */
+
+
+
+
+/** The IAM actions pre-flight reads with, by SDK call; none of them changes anything. */
+const PREFLIGHT_PERMISSIONS = {
+    getDistribution: 'cloudfront:GetDistribution',
+    getOriginAccessControl: 'cloudfront:GetOriginAccessControl',
+    getKeyGroup: 'cloudfront:GetKeyGroup',
+    listKeyGroups: 'cloudfront:ListKeyGroups',
+    getPublicKey: 'cloudfront:GetPublicKey',
+    getBucketPolicy: 's3:GetBucketPolicy',
+    getPublicAccessBlock: 's3:GetBucketPublicAccessBlock',
+    getBucketVersioning: 's3:GetBucketVersioning',
+    getLifecycleConfiguration: 's3:GetLifecycleConfiguration'
+};
+/** The order findings are reported in: from the distribution down to the bucket. */
+const CHECK_ORDER = [
+    'bucket',
+    'distribution',
+    'origin',
+    'origin-access-control',
+    'bucket-policy',
+    'signed-urls',
+    'public-access-block',
+    'versioning',
+    'lifecycle'
+];
+function read(promise) {
+    return promise.then((value) => ({ ok: true, value }), (err) => ({ ok: false, err }));
+}
+const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
+/** S3 errors that mean the bucket itself is wrong, not one of its settings. */
+const BUCKET_UNREACHABLE = new Set([
+    'NoSuchBucket',
+    'PermanentRedirect',
+    'AuthorizationHeaderMalformed',
+    'IllegalLocationConstraintException'
+]);
+/** A read that failed: "could not check" (with the permission when it was denied), never an error. */
+function readFailure(check, what, permission, err, target) {
+    const action = PREFLIGHT_PERMISSIONS[permission];
+    if (DENIED.has((0,src_errors/* awsErrorCode */.J6)(err) ?? '')) {
+        return {
+            check,
+            status: 'unchecked',
+            message: `Could not check ${what} (needs permission ${action}).`,
+            fix: `Allow ${action} to the role this step runs as for a complete pre-flight` +
+                (permission === 'getDistribution'
+                    ? ' (the deploy reads the distribution too).'
+                    : '; the deploy itself does not need it.')
+        };
+    }
+    const explained = (0,src_errors/* explainAwsError */.Ni)(err, {
+        action: `reading ${what}`,
+        bucket: target.bucket,
+        distributionId: target.distributionId
+    });
+    return {
+        check,
+        status: 'unchecked',
+        message: `Could not check ${what}: ${explained.message}`,
+        fix: explained.hint
+    };
+}
+// --- Patterns: CloudFront path patterns and IAM ARN/action patterns (`*` any run, `?` one char) ---
+/** Positions in the pattern reachable after matching all of `text`. */
+function globPositions(pattern, text) {
+    const close = (set) => {
+        // A Set iterates over what is added during iteration: this is the closure over `*`.
+        for (const i of set)
+            if (pattern[i] === '*')
+                set.add(i + 1);
+        return set;
+    };
+    let states = close(new Set([0]));
+    for (const char of text) {
+        const next = new Set();
+        for (const i of states) {
+            if (pattern[i] === '*')
+                next.add(i);
+            else if (pattern[i] === '?' || pattern[i] === char)
+                next.add(i + 1);
+        }
+        states = close(next);
+        if (states.size === 0)
+            break;
+    }
+    return states;
+}
+function globMatch(pattern, text) {
+    const chars = [...pattern];
+    return globPositions(chars, text).has(chars.length);
+}
+/**
+ * Which strings that start with `base` (and go on) a `*`/`?` pattern matches: `all` of them, only
+ * `some`, or `none`. Case-sensitive, as CloudFront path patterns and IAM resources are.
+ */
+function patternCoverage(pattern, base) {
+    const chars = [...pattern];
+    const states = [...globPositions(chars, base)].filter((i) => i < chars.length);
+    if (states.some((i) => chars.slice(i).every((c) => c === '*')))
+        return 'all';
+    return states.length > 0 ? 'some' : 'none';
+}
+/**
+ * The cache behaviours that serve keys under the version prefix, in CloudFront's order: every
+ * behaviour whose path pattern matches some of them, up to the first that matches all, else
+ * the default behaviour too.
+ */
+function servingBehaviors(config, versionPrefix) {
+    const base = `${toInvalidationPath(versionPrefix)}/`;
+    const serving = [];
+    for (const behavior of config.CacheBehaviors?.Items ?? []) {
+        const pattern = behavior.PathPattern ?? '';
+        // The leading `/` of a path pattern is optional.
+        const coverage = patternCoverage(pattern.startsWith('/') ? pattern : `/${pattern}`, base);
+        if (coverage === 'none')
+            continue;
+        serving.push({ label: `cache behavior "${pattern}"`, behavior });
+        if (coverage === 'all')
+            return serving;
+    }
+    if (config.DefaultCacheBehavior) {
+        serving.push({ label: 'the default cache behavior', behavior: config.DefaultCacheBehavior });
+    }
+    return serving;
+}
+const S3_WEBSITE = /^(.+)\.s3-website[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
+const S3_REST = [
+    /^(.+)\.s3\.amazonaws\.com$/,
+    /^(.+)\.s3\.(?:dualstack\.)?([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
+    /^(.+)\.s3-([a-z0-9-]+)\.amazonaws\.com$/
+];
+/** The bucket (and region) an origin domain names, for S3 REST and website endpoints. */
+function parseS3Domain(domain) {
+    const name = domain.toLowerCase().replace(/\.$/, '');
+    const website = S3_WEBSITE.exec(name);
+    if (website)
+        return { bucket: website[1], region: website[2], website: true };
+    for (const pattern of S3_REST) {
+        const rest = pattern.exec(name);
+        if (rest)
+            return { bucket: rest[1], region: rest[2], website: false };
+    }
+    return undefined;
+}
+async function distributionChecks(cloudfront, target, id, signal) {
+    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal }));
+    const none = { oaiIds: [], usesOac: false };
+    if (!got.ok) {
+        if ((0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchDistribution') {
+            const finding = {
+                check: 'distribution',
+                status: 'error',
+                message: `Distribution ${id} does not exist, or belongs to another account than these credentials.`,
+                fix: 'Set `distribution-id` to the ID (like E2ABCDEFGHIJKL, not the domain name) of the distribution in front of the bucket: ' +
+                    '`aws cloudfront list-distributions --query "DistributionList.Items[].[Id,DomainName,Origins.Items[0].DomainName]"`.'
+            };
+            return { findings: [finding], ...none };
+        }
+        const what = `distribution ${id}, its origin, origin access, the bucket policy and the signed-URL settings`;
+        return {
+            findings: [readFailure('distribution', what, 'getDistribution', got.err, target)],
+            ...none
+        };
+    }
+    const distribution = got.value.Distribution;
+    const config = distribution?.DistributionConfig;
+    if (!distribution?.ARN || !config) {
+        const finding = {
+            check: 'distribution',
+            status: 'unchecked',
+            message: `Could not check distribution ${id}: GetDistribution returned no ARN or configuration.`
+        };
+        return { findings: [finding], ...none };
+    }
+    const findings = distributionState(id, distribution.DomainName, config, distribution.Status);
+    const serving = servingBehaviors(config, target.versionPrefix);
+    const origin = originChecks(target, id, config, serving);
+    findings.push(...origin.findings);
+    const [access, signing] = await Promise.all([
+        Promise.all(origin.checked.map((o) => originAccessCheck(cloudfront, target, id, o, signal))),
+        target.signingKeyPairId
+            ? signedUrlChecks(cloudfront, target, id, serving, target.signingKeyPairId, signal)
+            : []
+    ]);
+    findings.push(...access, ...signing);
+    const restOrigins = origin.checked.filter((o) => !parseS3Domain(o.DomainName ?? '')?.website);
+    return {
+        findings,
+        arn: distribution.ARN,
+        usesOac: restOrigins.length === 0 || restOrigins.some((o) => o.OriginAccessControlId),
+        oaiIds: restOrigins
+            .map((o) => o.S3OriginConfig?.OriginAccessIdentity?.split('/').pop() ?? '')
+            .filter((oai) => oai !== '')
+    };
+}
+function distributionState(id, domain, config, status) {
+    const findings = [];
+    if (config.Enabled === false) {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is disabled: CloudFront serves nothing from it, so the URLs of this deploy answer nothing until it is enabled.`,
+            fix: `Enable it: CloudFront console → Distributions → ${id} → Enable (or set Enabled to true in its config and run \`aws cloudfront update-distribution\`).`
+        });
+    }
+    if (status !== undefined && status !== 'Deployed') {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is ${status}: a configuration change is still reaching the edge locations, which may serve the previous settings for a few minutes.`,
+            fix: `Wait for it before relying on the URLs: \`aws cloudfront wait distribution-deployed --id ${id}\`.`
+        });
+    }
+    if (findings.length === 0) {
+        findings.push({
+            check: 'distribution',
+            status: 'ok',
+            message: `Distribution ${id}${domain ? ` (${domain})` : ''} is enabled and deployed.`
+        });
+    }
+    return findings;
+}
+function originChecks(target, id, config, serving) {
+    const { bucket, region, versionPrefix } = target;
+    const origins = config.Origins?.Items ?? [];
+    const isBucket = (o) => parseS3Domain(o?.DomainName ?? '')?.bucket === bucket;
+    const bucketOrigins = origins.filter(isBucket);
+    const restDomain = `${bucket}.s3.${region}.amazonaws.com`;
+    if (bucketOrigins.length === 0) {
+        const list = origins.map((o) => `"${o.Id}" → ${o.DomainName}`).join(', ') || 'none';
+        const finding = {
+            check: 'origin',
+            status: 'error',
+            message: `No origin of distribution ${id} is bucket "${bucket}" (its origins: ${list}): requests for the deployed keys go elsewhere.`,
+            fix: `Add an origin with domain ${restDomain} and an Origin Access Control (CloudFront console → Distributions → ${id} → Origins → Create origin, ` +
+                `choose the bucket, Origin access: "Origin access control settings"), then make the cache behavior serving /${versionPrefix}/ use it.`
+        };
+        return { findings: [finding], checked: [] };
+    }
+    const findings = [];
+    const byId = new Map(origins.map((o) => [o.Id, o]));
+    const groups = new Map((config.OriginGroups?.Items ?? []).map((g) => [
+        g.Id,
+        (g.Members?.Items ?? []).map((m) => m.OriginId)
+    ]));
+    const targeted = new Map();
+    for (const { label, behavior } of serving) {
+        const originId = behavior.TargetOriginId ?? '';
+        // An origin group fails over between its members: any member may serve.
+        const members = (groups.get(originId) ?? [originId]).map((m) => byId.get(m)).filter(isBucket);
+        for (const o of members)
+            targeted.set(o.Id ?? '', o);
+        if (members.length === 0) {
+            const domain = byId.get(originId)?.DomainName;
+            findings.push({
+                check: 'origin',
+                status: 'error',
+                message: `${capitalise(label)} of distribution ${id} sends requests for /${versionPrefix}/… to origin "${originId}"${domain ? ` (${domain})` : ''}, not to bucket "${bucket}".`,
+                fix: `Set its origin to "${bucketOrigins[0].Id}" (CloudFront console → Distributions → ${id} → Behaviors → Edit → Origin and origin groups), or add a cache behavior with path pattern /${versionPrefix}/* that uses it.`
+            });
+        }
+    }
+    const checked = targeted.size > 0 ? [...targeted.values()] : bucketOrigins;
+    for (const o of checked) {
+        const s3 = parseS3Domain(o.DomainName ?? '');
+        if (s3.website) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" is the website endpoint of bucket "${bucket}" (${o.DomainName}): Origin Access Control does not work with website endpoints, so the bucket has to be public for CloudFront to read it.`,
+                fix: `Use the REST endpoint ${restDomain} as the origin domain, with an Origin Access Control, and keep the bucket private.`
+            });
+        }
+        else if (s3.region !== undefined && s3.region !== region) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" uses the ${s3.region} endpoint (${o.DomainName}), but the bucket is in ${region} (\`aws-region\`): S3 redirects or refuses those requests.`,
+                fix: `Set the origin domain to ${restDomain}.`
+            });
+        }
+        if (o.OriginPath) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" has origin path "${o.OriginPath}": CloudFront reads <origin path>/<URL path> from the bucket, so the URL of key ${versionPrefix}/<file> (which this action reports) does not reach it.`,
+                fix: 'Clear the origin path (Origins → Edit → Origin path), or publish with a version prefix and URLs that account for it.'
+            });
+        }
+    }
+    if (findings.length === 0) {
+        findings.push({
+            check: 'origin',
+            status: 'ok',
+            message: `Origin "${checked[0].Id}" (${checked[0].DomainName}) is bucket "${bucket}" and serves /${versionPrefix}/….`
+        });
+    }
+    return { findings, checked };
+}
+function capitalise(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+}
+function attachOacFix(target, id, originId) {
+    return (`Create one: \`aws cloudfront create-origin-access-control --origin-access-control-config ` +
+        `Name=${target.bucket}-oac,SigningProtocol=sigv4,SigningBehavior=always,OriginAccessControlOriginType=s3\`, ` +
+        `then attach it: CloudFront console → Distributions → ${id} → Origins → "${originId}" → Edit → Origin access: ` +
+        `"Origin access control settings (recommended)" → choose it → Save (CLI: \`aws cloudfront get-distribution-config --id ${id}\`, ` +
+        `set the origin's OriginAccessControlId to the new Id and S3OriginConfig.OriginAccessIdentity to "", then ` +
+        `\`aws cloudfront update-distribution --id ${id} --if-match <ETag> --distribution-config file://config.json\`).`);
+}
+async function originAccessCheck(cloudfront, target, id, origin, signal) {
+    const check = 'origin-access-control';
+    const name = `Origin "${origin.Id}"`;
+    if (parseS3Domain(origin.DomainName ?? '')?.website) {
+        return {
+            check,
+            status: 'warning',
+            message: `${name} is a website endpoint, which cannot use an Origin Access Control.`,
+            fix: `Switch the origin to ${target.bucket}.s3.${target.region}.amazonaws.com, then: ${attachOacFix(target, id, origin.Id)}`
+        };
+    }
+    const oacId = origin.OriginAccessControlId;
+    if (!oacId) {
+        const oai = origin.S3OriginConfig?.OriginAccessIdentity;
+        if (oai) {
+            return {
+                check,
+                status: 'warning',
+                message: `${name} reads the bucket with a legacy origin access identity (${oai}) instead of an Origin Access Control. It works, but OAI cannot read SSE-KMS objects or buckets in newer regions, and AWS recommends migrating.`,
+                fix: `${attachOacFix(target, id, origin.Id)} Then give the distribution access in the bucket policy (see bucket-policy) and remove the OAI statement.`
+            };
+        }
+        return {
+            check,
+            status: 'error',
+            message: `${name} has no Origin Access Control: CloudFront reads the bucket unsigned, so S3 answers AccessDenied to every request (unless the bucket is public, and the models with it).`,
+            fix: attachOacFix(target, id, origin.Id)
+        };
+    }
+    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
+    if (!got.ok) {
+        if ((0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
+            return {
+                check,
+                status: 'error',
+                message: `${name} names Origin Access Control ${oacId}, which does not exist: CloudFront cannot sign its requests to the bucket.`,
+                fix: attachOacFix(target, id, origin.Id)
+            };
+        }
+        const what = `the settings of Origin Access Control ${oacId}, attached to origin "${origin.Id}"`;
+        return readFailure(check, what, 'getOriginAccessControl', got.err, target);
+    }
+    const config = got.value.OriginAccessControl?.OriginAccessControlConfig;
+    if (config?.OriginAccessControlOriginType !== 's3') {
+        return {
+            check,
+            status: 'error',
+            message: `Origin Access Control ${oacId} of ${name.toLowerCase()} is for origin type "${config?.OriginAccessControlOriginType}", not "s3": CloudFront does not sign S3 requests with it.`,
+            fix: attachOacFix(target, id, origin.Id)
+        };
+    }
+    if (config.SigningBehavior === 'never') {
+        return {
+            check,
+            status: 'error',
+            message: `Origin Access Control ${oacId} (${config.Name}) of ${name.toLowerCase()} has signing behavior "never": CloudFront sends unsigned requests and S3 answers AccessDenied.`,
+            fix: `Set its signing behavior to "always": \`aws cloudfront get-origin-access-control-config --id ${oacId}\`, change SigningBehavior, then \`aws cloudfront update-origin-access-control --id ${oacId} --if-match <ETag> --origin-access-control-config file://oac.json\` (console: Security → Origin access → ${config.Name} → Edit → "Sign requests").`
+        };
+    }
+    return {
+        check,
+        status: 'ok',
+        message: `${name} signs its requests to the bucket with Origin Access Control ${oacId} (${config.Name}, signing ${config.SigningBehavior}).`
+    };
+}
+// --- Signed URLs: the serving behaviours must trust a key group holding the key ---
+function keyGroupNames(ids, groups) {
+    return ids
+        .map((g) => {
+        const name = groups.get(g)?.value?.KeyGroupConfig?.Name;
+        return name ? `${g} (${name})` : g;
+    })
+        .join(', ');
+}
+async function listKeyGroups(cloudfront, signal) {
+    const all = [];
+    let marker;
+    do {
+        const { KeyGroupList: list } = await cloudfront.send(new client_cloudfront_dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
+            abortSignal: signal
+        });
+        for (const item of list?.Items ?? [])
+            if (item.KeyGroup)
+                all.push(item.KeyGroup);
+        marker = list?.NextMarker || undefined;
+    } while (marker);
+    return all;
+}
+async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
+    const check = 'signed-urls';
+    const trusted = (b) => b.TrustedKeyGroups?.Enabled ? (b.TrustedKeyGroups.Items ?? []) : [];
+    const ids = [...new Set(serving.flatMap((s) => trusted(s.behavior)))];
+    const groups = new Map(await Promise.all(ids.map(async (g) => [
+        g,
+        await read(cloudfront
+            .send(new client_cloudfront_dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
+            .then((r) => r.KeyGroup))
+    ])));
+    // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
+    let whereabouts;
+    const locateKey = () => (whereabouts ??= Promise.all([
+        read(cloudfront.send(new client_cloudfront_dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
+        read(listKeyGroups(cloudfront, signal))
+    ]));
+    const findings = [];
+    for (const { label, behavior } of serving) {
+        const where = `${label} of distribution ${id}`;
+        const groupIds = trusted(behavior);
+        if (groupIds.length === 0) {
+            const signers = behavior.TrustedSigners;
+            if (signers?.Enabled && signers.Items?.length) {
+                findings.push({
+                    check,
+                    status: 'warning',
+                    message: `${capitalise(where)} trusts legacy CloudFront key pairs of account(s) ${signers.Items.join(', ')} (trusted signers), not key groups: pre-flight cannot check that key ${keyId} is one of them.`,
+                    fix: `Move to a trusted key group: upload the public key (CloudFront → Key management → Public keys), put it in a key group, and select that group under Behaviors → Edit → Restrict viewer access → Trusted key groups.`
+                });
+                continue;
+            }
+            findings.push({
+                check,
+                status: 'error',
+                message: `${capitalise(where)} does not restrict viewer access: CloudFront serves /${target.versionPrefix}/… to anyone, signed URL or not, so signing protects nothing.`,
+                fix: `Restrict it to a key group holding public key ${keyId}: CloudFront console → Distributions → ${id} → Behaviors → ${label} → Edit → ` +
+                    `Restrict viewer access: Yes → Trusted key groups → add the group (create it under Key management → Key groups). ` +
+                    `In the distribution config: TrustedKeyGroups = {"Enabled":true,"Quantity":1,"Items":["<key group id>"]}.`
+            });
+            continue;
+        }
+        const holding = groupIds.filter((g) => groups.get(g)?.value?.KeyGroupConfig?.Items?.includes(keyId));
+        if (holding.length > 0) {
+            findings.push({
+                check,
+                status: 'ok',
+                message: `${capitalise(where)} trusts key group ${keyGroupNames(holding.slice(0, 1), groups)}, which holds public key ${keyId}.`
+            });
+            continue;
+        }
+        const unreadable = groupIds.find((g) => {
+            const got = groups.get(g);
+            return got?.ok === false && (0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchResource';
+        });
+        if (unreadable !== undefined) {
+            const what = `that public key ${keyId} is in a key group trusted by ${where}`;
+            findings.push(readFailure(check, what, 'getKeyGroup', groups.get(unreadable)?.err, target));
+            continue;
+        }
+        const missing = groupIds.filter((g) => groups.get(g)?.ok === false);
+        const existing = groupIds.filter((g) => !missing.includes(g));
+        const trustedText = (existing.length
+            ? `it trusts key group(s) ${keyGroupNames(existing, groups)}`
+            : 'it trusts no existing key group') +
+            (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
+        const [publicKey, allGroups] = await locateKey();
+        const message = (problem) => `${problem} ${capitalise(where)} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
+        if ((0,src_errors/* awsErrorCode */.J6)(publicKey.err) === 'NoSuchPublicKey') {
+            findings.push({
+                check,
+                status: 'error',
+                message: message(`No public key with ID ${keyId} exists in this account.`),
+                fix: `Set \`signing-key-pair-id\` to the ID of the public key that matches the private key (CloudFront → Key management → Public keys, or \`aws cloudfront list-public-keys\`), and make sure it is in ${existing[0] ?? 'a key group the behavior trusts'}.`
+            });
+            continue;
+        }
+        const holders = (allGroups.value ?? []).filter((g) => g.KeyGroupConfig?.Items?.includes(keyId));
+        if (holders.length > 0) {
+            const holder = holders[0];
+            findings.push({
+                check,
+                status: 'error',
+                message: message(`Public key ${keyId} is in key group ${holder.Id} (${holder.KeyGroupConfig?.Name}), which ${label} does not trust.`),
+                fix: `Add key group ${holder.Id} to the trusted key groups of ${label}: CloudFront console → Distributions → ${id} → Behaviors → Edit → ` +
+                    `Trusted key groups → add "${holder.KeyGroupConfig?.Name}" (config: TrustedKeyGroups.Items += "${holder.Id}"), ` +
+                    `or add public key ${keyId} to ${existing[0] ?? 'a trusted key group'}.`
+            });
+            continue;
+        }
+        const addTo = existing[0];
+        findings.push({
+            check,
+            status: 'error',
+            message: message(`Public key ${keyId} is not in any key group ${label} trusts${allGroups.value ? ' (nor in any other key group)' : ''}.`),
+            fix: addTo
+                ? `Add public key ${keyId} to key group ${addTo}: CloudFront console → Key management → Key groups → ${keyGroupNames([addTo], groups)} → Edit → add the key ` +
+                    `(CLI: \`aws cloudfront get-key-group-config --id ${addTo}\`, add "${keyId}" to Items, then \`aws cloudfront update-key-group --id ${addTo} --if-match <ETag> --key-group-config file://key-group.json\`); ` +
+                    'or, if the URLs are signed with another key, set `signing-key-pair-id` to that public key ID.'
+                : `Create a key group holding public key ${keyId} (CloudFront → Key management → Key groups) and trust it in ${label} (Behaviors → Edit → Trusted key groups).`
+        });
+    }
+    return findings;
+}
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+function record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+/** The AWS:SourceArn values a statement is limited to, as exact ARNs or as patterns. */
+function sourceArns(condition) {
+    const found = [];
+    for (const [operator, block] of Object.entries(record(condition) ?? {})) {
+        const op = operator
+            .replace(/^For(Any|All)Values:/i, '')
+            .replace(/IfExists$/i, '')
+            .toLowerCase();
+        if (!['stringequals', 'arnequals', 'stringlike', 'arnlike'].includes(op))
+            continue;
+        for (const [key, value] of Object.entries(record(block) ?? {})) {
+            if (key.toLowerCase() === 'aws:sourcearn') {
+                found.push({ values: strings(value), like: op.endsWith('like') });
+            }
+        }
+    }
+    return found;
+}
+function policyStatementFor(bucket, partition, arn) {
+    return JSON.stringify({
+        Sid: 'AllowCloudFrontServicePrincipalReadOnly',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudfront.amazonaws.com' },
+        Action: 's3:GetObject',
+        Resource: `arn:${partition}:s3:::${bucket}/*`,
+        Condition: { StringEquals: { 'AWS:SourceArn': arn } }
+    });
+}
+function policyCheck(target, got, distribution) {
+    const check = 'bucket-policy';
+    const { bucket, versionPrefix } = target;
+    const { id, arn } = distribution;
+    let policy = '';
+    if (!got.ok) {
+        if ((0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchBucketPolicy') {
+            return readFailure(check, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
+        }
+    }
+    else
+        policy = got.value ?? '';
+    let statements = [];
+    if (policy) {
+        try {
+            const doc = record(JSON.parse(policy));
+            statements = [doc?.Statement].flat().map((s) => record(s) ?? {});
+        }
+        catch {
+            return {
+                check,
+                status: 'unchecked',
+                message: `Could not check the policy of bucket "${bucket}": it is not JSON.`
+            };
+        }
+    }
+    const partition = arn.split(':')[1] || 'aws';
+    const base = `arn:${partition}:s3:::${bucket}/${versionPrefix}/`;
+    // Deny statements are not evaluated: the usual ones (aws:SecureTransport) do not affect
+    // CloudFront's signed HTTPS requests.
+    const grants = statements.filter((s) => s.Effect === 'Allow' &&
+        !s.NotPrincipal &&
+        !s.NotAction &&
+        !s.NotResource &&
+        strings(s.Action).some((a) => globMatch(a.toLowerCase(), 's3:getobject')));
+    const covers = (s) => strings(s.Resource).some((r) => patternCoverage(r, base) === 'all');
+    const statement = policyStatementFor(bucket, partition, arn);
+    const addFix = `Add this statement to the bucket policy (S3 console → ${bucket} → Permissions → Bucket policy → Edit, or ` +
+        `\`aws s3api put-bucket-policy --bucket ${bucket} --policy file://policy.json\` with the existing statements kept): ${statement}`;
+    if (!distribution.usesOac && distribution.oaiIds.length > 0) {
+        const oaiGranted = distribution.oaiIds.find((oai) => grants.some((s) => covers(s) &&
+            strings(record(s.Principal)?.AWS).some((p) => p.endsWith(`Origin Access Identity ${oai}`))));
+        if (oaiGranted) {
+            return {
+                check,
+                status: 'ok',
+                message: `Bucket policy lets the legacy origin access identity ${oaiGranted} read ${bucket}/${versionPrefix}/*.`
+            };
+        }
+        return {
+            check,
+            status: 'error',
+            message: `Bucket policy does not let origin access identity ${distribution.oaiIds.join(', ')}, which the origin uses, read ${bucket}/${versionPrefix}/*: every request through ${id} gets AccessDenied from S3.`,
+            fix: `Attach an Origin Access Control to the origin (see origin-access-control), then: ${addFix}`
+        };
+    }
+    const isPublic = (s) => s.Principal === '*' || strings(record(s.Principal)?.AWS).includes('*');
+    const toCloudFront = grants.filter((s) => isPublic(s) || strings(record(s.Principal)?.Service).includes('cloudfront.amazonaws.com'));
+    const pinsThis = (s) => sourceArns(s.Condition).some((c) => c.values.some((v) => (c.like ? globMatch(v, arn) : v === arn)));
+    const unpinned = toCloudFront.filter((s) => sourceArns(s.Condition).length === 0 && covers(s));
+    // A public grant leaks the models whatever else the policy says, so it is reported first.
+    if (unpinned.some(isPublic)) {
+        return {
+            check,
+            status: target.signingKeyPairId ? 'error' : 'warning',
+            message: `Bucket policy lets anyone (Principal "*") read ${bucket}/${versionPrefix}/*, with no AWS:SourceArn condition: the models are public, bypassing CloudFront${target.signingKeyPairId ? ' and the signed URLs' : ''}.`,
+            fix: `Replace that statement with one for this distribution only: ${statement}`
+        };
+    }
+    if (toCloudFront.some((s) => pinsThis(s) && covers(s))) {
+        return {
+            check,
+            status: 'ok',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for this distribution only (AWS:SourceArn ${arn}).`
+        };
+    }
+    if (unpinned.length > 0) {
+        return {
+            check,
+            status: 'warning',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* without an AWS:SourceArn condition: any CloudFront distribution, in any AWS account, can read the models through its own Origin Access Control.`,
+            fix: `Limit the statement to this distribution with the condition {"StringEquals":{"AWS:SourceArn":"${arn}"}}, as in: ${statement}`
+        };
+    }
+    const narrow = toCloudFront.filter(pinsThis).flatMap((s) => strings(s.Resource));
+    if (narrow.length > 0) {
+        return {
+            check,
+            status: 'error',
+            message: `Bucket policy lets this distribution read only ${narrow.join(', ')}, not ${bucket}/${versionPrefix}/*: CloudFront gets AccessDenied for the deployed models.`,
+            fix: addFix
+        };
+    }
+    const others = [
+        ...new Set(toCloudFront.flatMap((s) => sourceArns(s.Condition).flatMap((c) => c.values)))
+    ];
+    const problem = others.length
+        ? `Bucket policy lets CloudFront read the bucket only for ${others.join(', ')}, not for this distribution (${arn})`
+        : policy
+            ? `Bucket policy has no statement that lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for distribution ${arn}`
+            : `Bucket "${bucket}" has no bucket policy, so nothing lets CloudFront read it`;
+    return {
+        check,
+        status: 'error',
+        message: `${problem}: every request through ${id} gets AccessDenied from S3.`,
+        fix: policy
+            ? addFix
+            : `Set this bucket policy: \`aws s3api put-bucket-policy --bucket ${bucket} --policy '{"Version":"2012-10-17","Statement":[${statement}]}'\`.`
+    };
+}
+const PUBLIC_ACCESS_FLAGS = [
+    'BlockPublicAcls',
+    'IgnorePublicAcls',
+    'BlockPublicPolicy',
+    'RestrictPublicBuckets'
+];
+function publicAccessCheck(target, got) {
+    const check = 'public-access-block';
+    const { bucket } = target;
+    if (!got.ok && (0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchPublicAccessBlockConfiguration') {
+        return readFailure(check, `the public access block of bucket "${bucket}"`, 'getPublicAccessBlock', got.err, target);
+    }
+    const off = PUBLIC_ACCESS_FLAGS.filter((flag) => got.value?.[flag] !== true);
+    if (off.length === 0) {
+        return { check, status: 'ok', message: `Bucket "${bucket}" blocks all public access.` };
+    }
+    const state = off.length === PUBLIC_ACCESS_FLAGS.length
+        ? 'is off'
+        : `is partly off (${off.join(', ')} not set)`;
+    const risk = target.signingKeyPairId
+        ? 'a bucket policy or ACL can make the models public, and a public bucket serves them to anyone, bypassing the signed URLs'
+        : 'a bucket policy or ACL can make the models readable by anyone, bypassing CloudFront';
+    return {
+        check,
+        // Signing means the models are meant to be private: a door around it is an error.
+        status: target.signingKeyPairId ? 'error' : 'warning',
+        message: `Block Public Access ${state} on bucket "${bucket}": ${risk}. (An account-level block is not checked.)`,
+        fix: `\`aws s3api put-public-access-block --bucket ${bucket} --public-access-block-configuration ` +
+            'BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true` ' +
+            "(CloudFront's Origin Access Control is not public access: it keeps working)."
+    };
+}
+function versioningCheck(target, got) {
+    const check = 'versioning';
+    const { bucket } = target;
+    if (!got.ok) {
+        return readFailure(check, `the versioning of bucket "${bucket}"`, 'getBucketVersioning', got.err, target);
+    }
+    if (got.value === 'Enabled') {
+        return {
+            check,
+            status: 'ok',
+            message: `Bucket "${bucket}" keeps object versions (rollback possible).`
+        };
+    }
+    return {
+        check,
+        status: 'warning',
+        message: `Versioning is ${got.value === 'Suspended' ? 'suspended' : 'not enabled'} on bucket "${bucket}": a model overwritten (\`overwrite: true\`) or deleted cannot be restored.`,
+        fix: `\`aws s3api put-bucket-versioning --bucket ${bucket} --versioning-configuration Status=Enabled\` ` +
+            '(a lifecycle rule with NoncurrentVersionExpiration bounds what old versions cost).'
+    };
+}
+function lifecycleCheck(target, got) {
+    const check = 'lifecycle';
+    const { bucket, versionPrefix } = target;
+    const missing = (0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchLifecycleConfiguration';
+    if (!got.ok && !missing) {
+        return readFailure(check, `the lifecycle rules of bucket "${bucket}"`, 'getLifecycleConfiguration', got.err, target);
+    }
+    const applies = (rule) => {
+        const filter = rule.Filter;
+        // Uploads by this action carry no tags, so a tag-filtered rule never applies to them.
+        if (filter?.Tag || filter?.And?.Tags?.length)
+            return false;
+        const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
+        return `${versionPrefix}/`.startsWith(prefix);
+    };
+    const rule = (got.value ?? []).find((r) => r.Status === 'Enabled' &&
+        r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined &&
+        applies(r));
+    if (rule) {
+        return {
+            check,
+            status: 'ok',
+            message: `Lifecycle rule "${rule.ID ?? '(no id)'}" aborts incomplete multipart uploads after ${rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation} day(s).`
+        };
+    }
+    const newRule = JSON.stringify({
+        ID: 'abort-incomplete-multipart-uploads',
+        Status: 'Enabled',
+        Filter: { Prefix: '' },
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+    });
+    return {
+        check,
+        status: 'warning',
+        message: `No enabled lifecycle rule of bucket "${bucket}" aborts incomplete multipart uploads under ${versionPrefix}/: the parts of an interrupted upload (a cancelled job, a lost runner) stay stored and billed, invisible to listings.`,
+        fix: missing
+            ? `\`aws s3api put-bucket-lifecycle-configuration --bucket ${bucket} --lifecycle-configuration '{"Rules":[${newRule}]}'\``
+            : `Add this rule to the bucket's lifecycle rules (put-bucket-lifecycle-configuration replaces them all, so send the existing ones too: ` +
+                `\`aws s3api get-bucket-lifecycle-configuration --bucket ${bucket}\`): ${newRule}`
+    };
+}
+/**
+ * Runs every check that applies, concurrently where independent, with read-only calls. Never
+ * throws for what it finds or cannot read; rethrows only when `signal` aborts.
+ */
+async function runPreflight(clients, target, opts = {}) {
+    const { s3, cloudfront } = clients;
+    const { bucket, distributionId } = target;
+    const send = { abortSignal: opts.signal };
+    const [policy, publicAccess, versioning, lifecycle, distribution] = await Promise.all([
+        read(s3.send(new dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
+        read(s3
+            .send(new dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
+            .then((r) => r.PublicAccessBlockConfiguration)),
+        read(s3.send(new dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
+        read(s3
+            .send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
+            .then((r) => r.Rules)),
+        distributionId ? distributionChecks(cloudfront, target, distributionId, opts.signal) : undefined
+    ]);
+    if (opts.signal?.aborted)
+        throw opts.signal.reason;
+    const findings = [...(distribution?.findings ?? [])];
+    const bucketError = [policy, publicAccess, versioning, lifecycle]
+        .map((r) => r.err)
+        .find((err) => BUCKET_UNREACHABLE.has((0,src_errors/* awsErrorCode */.J6)(err) ?? ''));
+    if (bucketError !== undefined) {
+        const explained = (0,src_errors/* explainAwsError */.Ni)(bucketError, { action: `reading bucket "${bucket}"`, bucket });
+        findings.push({
+            check: 'bucket',
+            status: 'error',
+            message: explained.message,
+            fix: explained.hint
+        });
+    }
+    else {
+        if (distributionId && distribution?.arn) {
+            findings.push(policyCheck(target, policy, { ...distribution, id: distributionId, arn: distribution.arn }));
+        }
+        findings.push(publicAccessCheck(target, publicAccess), versioningCheck(target, versioning), lifecycleCheck(target, lifecycle));
+    }
+    return findings.sort((a, b) => CHECK_ORDER.indexOf(a.check) - CHECK_ORDER.indexOf(b.check));
+}
+/** A finding as the log shows it: the message, then the fix on its own line. */
+function formatFinding(finding) {
+    return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`;
+}
+/** One DeployError listing every error finding with its fix, or undefined when there is none. */
+function preflightFailure(findings) {
+    const errors = findings.filter((f) => f.status === 'error');
+    if (errors.length === 0)
+        return undefined;
+    const list = errors
+        .map((f, i) => `${i + 1}. ${f.check}: ${f.message}${f.fix ? `\n   Fix: ${f.fix}` : ''}`)
+        .join('\n');
+    return new src_errors/* DeployError */.sH(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.');
+}
+
+;// CONCATENATED MODULE: ./src/target.ts
+
+
+
+
+/**
+ * Runs the pre-flight checks (read-only; an error finding stops the run before anything is
+ * written), reads the distribution, and settles the URL base: `url-base`, else the
+ * distribution's domain, else the bucket's own URL.
+ */
+async function resolveTarget(inputs, clients, deps) {
+    let preflight;
+    if (inputs.preflight) {
+        preflight = await runPreflight(clients, {
+            bucket: inputs.bucket,
+            region: inputs.region,
+            distributionId: inputs.distributionId,
+            versionPrefix: inputs.versionPrefix,
+            signingKeyPairId: inputs.signing?.keyPairId
+        }, { signal: deps.signal });
+        for (const finding of preflight) {
+            if (finding.status === 'ok')
+                deps.logger.info(formatFinding(finding));
+            else if (finding.status !== 'error')
+                deps.warn(formatFinding(finding));
+        }
+        const failure = preflightFailure(preflight);
+        if (failure)
+            throw failure;
+    }
+    let distribution;
+    if (inputs.distributionId) {
+        distribution = await getDistribution(clients.cloudfront, inputs.distributionId);
+        if (!distribution.enabled && !preflight) {
+            deps.warn(`CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`);
+        }
+    }
+    const urlBase = inputs.urlBase ??
+        (distribution
+            ? `https://${distribution.domain}`
+            : s3UrlBase(inputs.bucket, inputs.region, (0,src_clients/* customS3Endpoint */.FS)(inputs, deps.env)));
+    return { distribution, urlBase, preflight };
+}
+
+;// CONCATENATED MODULE: ./src/verify.ts
+/**
+ * Verification after a deploy: every published URL is requested as a client would (HEAD through
+ * `url-base`, signed when signing is configured) and must serve what was uploaded: status 200,
+ * its size and its SHA-256 (x-amz-meta-sha256). With signing, the unsigned URL must be refused.
+ */
+
+
+
+
+
+/**
+ * 2 + 4 + 8 = 14 s of retries: longer than the 10 s CloudFront caches an error response by
+ * default (ErrorCachingMinTTL), so a 404/403 cached by a request made just before the upload,
+ * which invalidation does not clear for keys that are new, has expired by the last attempt.
+ */
+const RETRY_DELAYS_MS = [2000, 4000, 8000];
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const SHA256_HEADER = `x-amz-meta-${constants/* SHA256_METADATA_KEY */.U6}`;
+function throwIfAborted(signal) {
+    if (signal?.aborted)
+        throw signal.reason;
+}
+/** Why fetch failed, without the URL (undici puts the reason in `cause`). */
+function describeFetchError(err, timeoutMs) {
+    // Duck-typed: fetch's errors (DOMException, undici's TypeError) may come from another realm.
+    const e = err;
+    if (e?.name === 'TimeoutError')
+        return `no answer within ${timeoutMs / 1000} s`;
+    const reason = [e?.cause?.code, e?.cause?.message, e?.message].find((part) => typeof part === 'string' && part !== '');
+    return (0,secrets/* redact */.E$)(reason ?? String(err));
+}
+/** One HEAD request; redirects are answers, not followed. */
+async function head(url, ctx) {
+    throwIfAborted(ctx.signal);
+    const timeout = AbortSignal.timeout(ctx.timeoutMs);
+    try {
+        const response = await ctx.fetch(url, {
+            method: 'HEAD',
+            redirect: 'manual',
+            // Content-Length must be the stored object's size, not that of a compressed variant.
+            headers: { 'accept-encoding': 'identity' },
+            signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout
+        });
+        await response.body?.cancel();
+        return { status: response.status, headers: response.headers };
+    }
+    catch (err) {
+        throwIfAborted(ctx.signal);
+        return { error: describeFetchError(err, ctx.timeoutMs) };
+    }
+}
+function describeAnswer(answer) {
+    return 'error' in answer ? answer.error : `HTTP ${answer.status}`;
+}
+/** Network failures, 5xx and 429: they pass on their own, so asking again is always worth it. */
+function verify_isTransient(answer) {
+    return 'error' in answer || answer.status >= 500 || answer.status === 429;
+}
+/** Asks again with backoff while `retryable` says the answer may change. */
+async function headWithRetries(url, retryable, ctx) {
+    for (let attempt = 0;; attempt++) {
+        const answer = await head(url, ctx);
+        if (attempt >= ctx.delays.length || !retryable(answer)) {
+            return { answer, attempts: attempt + 1 };
+        }
+        const wait = ctx.delays[attempt];
+        ctx.logger.debug(`HEAD ${(0,secrets/* redact */.E$)(url)}: ${describeAnswer(answer)}; asking again in ${wait / 1000} s.`);
+        await ctx.sleep(wait);
+    }
+}
+async function verifyOne(file, signedUrl, ctx) {
+    const problems = [];
+    const kinds = new Set();
+    const add = (kind, text) => {
+        kinds.add(kind);
+        problems.push(text);
+    };
+    const which = signedUrl ? 'the signed URL' : 'the URL';
+    const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
+        (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
+    if ('error' in answer) {
+        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
+    }
+    else if (answer.status === 200) {
+        checkHeaders(file, answer.headers, add);
+    }
+    else {
+        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
+        if (answer.status === 403 || answer.status === 404) {
+            if (attempts > ctx.delays.length)
+                ctx.persistentClientError = true;
+            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+        else if (answer.status >= 300 && answer.status < 400) {
+            const location = answer.headers.get('location');
+            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${(0,secrets/* redact */.E$)(location)}` : ''}; expected 200`);
+        }
+        else {
+            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+    }
+    if (signedUrl) {
+        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
+        if ('error' in bare.answer) {
+            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
+        }
+        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
+            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
+        }
+        else if (bare.answer.status !== 403) {
+            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
+        }
+    }
+    return {
+        relativePath: file.relativePath,
+        url: file.url,
+        ok: problems.length === 0,
+        status: 'status' in answer ? answer.status : undefined,
+        problems,
+        kinds: [...kinds]
+    };
+}
+function checkHeaders(file, headers, add) {
+    const length = headers.get('content-length');
+    const encoding = headers.get('content-encoding');
+    if (length === null) {
+        add('unexpected', `no Content-Length header, expected ${file.size} bytes`);
+    }
+    else if (Number(length) !== file.size) {
+        add('content', `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`);
+    }
+    const sha256 = headers.get(SHA256_HEADER);
+    if (sha256 === null) {
+        add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`);
+    }
+    else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
+        add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`);
+    }
+}
+/**
+ * Requests each published URL with HEAD (signed ones from `signedUrls`), at most `concurrency`
+ * at once, and compares status, Content-Length and x-amz-meta-sha256 with what was uploaded.
+ * Transient answers are retried (see RETRY_DELAYS_MS); a cancelled run rejects with the reason.
+ */
+async function verifyPublished(files, options) {
+    const signal = options.signal;
+    const ctx = {
+        logger: options.logger,
+        fetch: options.fetch ?? fetch,
+        sleep: options.sleep ??
+            ((ms) => (0,promises_namespaceObject.setTimeout)(ms, undefined, { signal }).catch((err) => {
+                throw signal?.aborted ? signal.reason : err;
+            })),
+        signal,
+        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        delays: options.retryDelaysMs ?? RETRY_DELAYS_MS,
+        persistentClientError: false
+    };
+    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, (file) => verifyOne(file, options.signedUrls?.[file.relativePath], ctx));
+    return { verified: results.every((r) => r.ok), results };
+}
+/** What to check for each kind of failure, in the order they are shown. */
+const HINTS = {
+    content: 'Other bytes than were uploaded were served: an edge still caches an older copy (let the invalidation finish with `wait-for-invalidation: true`, or use `invalidate: all`), or something else overwrote the object after this upload.',
+    'no-checksum': 'No x-amz-meta-sha256 header: the object was not uploaded by this action, or something between S3 and the client (a response headers policy, another origin) drops x-amz-meta-* headers.',
+    refused: '403: CloudFront or S3 refused the request. Check that the bucket policy lets the distribution read (s3:GetObject with the distribution ARN as AWS:SourceArn, through OAC); with signing, that `signing-key-pair-id` is a public key in a key group the cache behaviour trusts, matching `signing-private-key`. Without s3:ListBucket S3 also answers 403 for a missing object, so check `url-base` too.',
+    missing: "404: nothing at that URL. Check that `url-base` serves the bucket's root (keys are appended to it) and that the distribution's origin is this bucket.",
+    'unsigned-served': 'The files are served without a signature: restrict viewer access on the cache behaviour to the trusted key group of `signing-key-pair-id`, or stop signing if the files are meant to be public.',
+    redirect: '`url-base` redirects (http to https, or to another host): set it to the URL that answers directly. Verification does not follow redirects, as clients of signed URLs may not.',
+    unreachable: 'The URL gave no answer, or a server error, after retries: check that the distribution is deployed and enabled and that `url-base` resolves from the runner, then run again (files already in place are skipped). Set `verify: false` if the URLs are not reachable from the runner.',
+    unexpected: 'An unexpected answer: check that `url-base` is the URL of the distribution or bucket.'
+};
+/** At most this many failing files are listed in the message; the summary has them all. */
+const MAX_LISTED = 20;
+/** The error for a failed verification (verified: false): each failing URL and what differed. */
+function verificationError(result) {
+    const failed = result.results.filter((r) => !r.ok);
+    const lines = failed.slice(0, MAX_LISTED).map((r) => `- ${r.url}: ${r.problems.join('; ')}`);
+    if (failed.length > MAX_LISTED) {
+        lines.push(`- and ${failed.length - MAX_LISTED} more (see the job summary)`);
+    }
+    const kinds = new Set(failed.flatMap((r) => r.kinds));
+    const hints = Object.keys(HINTS)
+        .filter((kind) => kinds.has(kind))
+        .map((kind) => HINTS[kind]);
+    return new src_errors/* DeployError */.sH((0,secrets/* redact */.E$)(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
+}
+
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/file-body.ts
 
 /** Reads of a file streamed into a request. */
@@ -78893,7 +87689,7 @@ async function uploadFiles(s3, files, opts) {
     if (failure)
         throw failure;
     if (cancel.aborted) {
-        throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
+        throw new src_errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
     }
     return { bytesUploaded, durationMs: now() - started };
 }
@@ -78916,11 +87712,12 @@ async function sendFile(job, ctx) {
         Key: file.key,
         ContentType: file.contentType,
         CacheControl: opts.cacheControl,
-        Metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 }
+        Metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+        ...(opts.tagging ? { Tagging: opts.tagging } : {})
     };
     if (job.partSize === undefined) {
         const onAws = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-        const put = new client_s3_dist_cjs/* PutObjectCommand */.wKZ({
+        const put = new dist_cjs/* PutObjectCommand */.wKZ({
             ...params,
             // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
             // CRC32 the SDK would compute from the body.
@@ -78952,9 +87749,9 @@ async function sendMultipart(job, partSize, params, ctx) {
     const count = partCount(file.size, partSize);
     // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
     const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const { UploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4({
+    const { UploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4({
         ...params,
-        ...(crc32 ? { ChecksumAlgorithm: client_s3_dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {})
+        ...(crc32 ? { ChecksumAlgorithm: dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {})
     }), { abortSignal: cancel });
     if (!UploadId)
         throw new Error(`CreateMultipartUpload for ${params.Key} returned no UploadId.`);
@@ -78973,7 +87770,7 @@ async function sendMultipart(job, partSize, params, ctx) {
                 const checksum = crc32
                     ? { ChecksumCRC32: await crc32OfRange(file.absolutePath, start, length, cancel) }
                     : {};
-                const part = new client_s3_dist_cjs/* UploadPartCommand */.iVK({
+                const part = new dist_cjs/* UploadPartCommand */.iVK({
                     ...upload,
                     ...checksum,
                     PartNumber: index + 1,
@@ -78998,7 +87795,7 @@ async function sendMultipart(job, partSize, params, ctx) {
         if (failure === undefined && cancel.aborted)
             failure = ctx.cancelled;
         if (failure === undefined) {
-            await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }), { abortSignal: cancel });
+            await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }), { abortSignal: cancel });
             return;
         }
     }
@@ -79059,30 +87856,17 @@ function explain(err, file, bucket) {
     const target = `${file.relativePath} to s3://${bucket}/${file.key}`;
     const local = err;
     if (typeof local?.path === 'string') {
-        return new errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found and hashed. Run the step again.', { cause: err });
+        return new src_errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found and hashed. Run the step again.', { cause: err });
     }
-    return (0,errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
-}
-
-;// CONCATENATED MODULE: ./src/urls.ts
-/** Percent-encodes each key segment as a client sends it (RFC 3986), keeping the `/`s. */
-function encodeKeyForUrl(key) {
-    return key.split('/').map(encodeURIComponent).join('/');
-}
-function objectUrl(base, key) {
-    return `${base}/${encodeKeyForUrl(key)}`;
-}
-/** Where objects are readable without a distribution: the store's own URL for the bucket. */
-function s3UrlBase(bucket, region, customEndpoint) {
-    if (customEndpoint)
-        return `${customEndpoint.replace(/\/+$/, '')}/${bucket}`;
-    // Dotted bucket names break virtual-hosted TLS certificates; use the path style for them.
-    return bucket.includes('.')
-        ? `https://s3.${region}.amazonaws.com/${bucket}`
-        : `https://${bucket}.s3.${region}.amazonaws.com`;
+    return (0,src_errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
+
+
+
+
+
 
 
 
@@ -79115,17 +87899,12 @@ async function deploy(inputs, clients, deps) {
     });
     const total = local.reduce((sum, f) => sum + f.size, 0);
     logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`);
-    let distribution;
-    if (inputs.distributionId) {
-        distribution = await getDistribution(clients.cloudfront, inputs.distributionId);
-        if (!distribution.enabled) {
-            warn(`CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`);
-        }
-    }
-    const urlBase = inputs.urlBase ??
-        (distribution
-            ? `https://${distribution.domain}`
-            : s3UrlBase(inputs.bucket, inputs.region, (0,src_clients/* customS3Endpoint */.FS)(inputs, deps.env)));
+    const { distribution, urlBase, preflight } = await resolveTarget(inputs, clients, {
+        env: deps.env,
+        logger,
+        warn,
+        signal: deps.signal
+    });
     const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
         stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
         throw err;
@@ -79185,6 +87964,18 @@ async function deploy(inputs, clients, deps) {
         status: 'none',
         waitedMs: 0
     };
+    let alias;
+    let signing;
+    const releaseDeps = { logger, sleep: deps.sleep, env: deps.env, now, signal: deps.signal, warn };
+    const manifestTarget = (m) => {
+        const body = serializeManifest(m);
+        return {
+            relativePath: constants/* MANIFEST_FILE_NAME */.xF,
+            url: objectUrl(urlBase, manifestObjectKey),
+            size: Buffer.byteLength(body),
+            sha256: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex')
+        };
+    };
     const report = (bytesUploaded, bytesCopied = 0) => ({
         versionPrefix: inputs.versionPrefix,
         bucket: inputs.bucket,
@@ -79199,9 +87990,16 @@ async function deploy(inputs, clients, deps) {
         bytesCopied,
         durationMs: now() - started,
         distribution: distributionRef,
-        warnings
+        warnings,
+        preflight,
+        alias,
+        signing
     });
     if (inputs.dryRun) {
+        if (inputs.alias && manifest) {
+            const version = { versionPrefix: inputs.versionPrefix, manifest };
+            alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+        }
         logger.info(`Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
             `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
         return report(0);
@@ -79211,6 +88009,7 @@ async function deploy(inputs, clients, deps) {
         bucket: inputs.bucket,
         cacheControl: inputs.cacheControl,
         metadata: inputs.metadata,
+        tagging: deps.objectTagging,
         partSizeBytes: inputs.partSizeBytes,
         concurrency: inputs.concurrency,
         logger,
@@ -79228,45 +88027,74 @@ async function deploy(inputs, clients, deps) {
         concurrency: inputs.concurrency,
         cacheControl: inputs.cacheControl,
         metadata: inputs.metadata,
+        tagging: deps.objectTagging,
         logger,
         signal: deps.signal
     });
     // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
     stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written');
     if (manifest && manifestAction === 'written') {
-        await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest));
+        await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest), deps.objectTagging);
         logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`);
     }
     if (inputs.distributionId && paths.length > 0) {
         stopIfCancelled(deps.signal, `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
             `${paths.length} path(s): edge caches may serve their old bytes until they expire`);
-        const batches = toBatches(paths);
-        invalidation.ids = await createInvalidations(clients.cloudfront, inputs.distributionId, batches, {
-            runId: deps.env.GITHUB_RUN_ID ?? `local-${started}`,
-            runAttempt: deps.env.GITHUB_RUN_ATTEMPT ?? '1',
+        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+            env: deps.env,
             logger,
             sleep: deps.sleep,
-            // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress
-            // quota, which takes minutes: give it ~25 min of capped backoff rather than ~3.
-            maxAttempts: batches.length > 1 ? 30 : undefined
+            now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes
         });
-        logger.info(`Created invalidation(s) ${invalidation.ids.join(', ')} for ${paths.length} path(s).`);
-        invalidation.status = 'InProgress';
-        if (inputs.waitForInvalidation) {
-            const waited = await waitForInvalidations(clients.cloudfront, inputs.distributionId, invalidation.ids, {
-                timeoutMs: inputs.waitTimeoutMinutes * 60_000,
-                logger,
-                sleep: deps.sleep,
-                now
-            });
-            invalidation.status = waited.status;
-            invalidation.waitedMs = waited.waitedMs;
-            if (waited.status !== 'Completed') {
-                warn(`Invalidation(s) ${waited.pending.join(', ')} still in progress after ${inputs.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`);
-            }
-        }
+        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
+        if (done.warning)
+            warn(done.warning);
     }
-    return report(bytesUploaded, bytesCopied);
+    if (inputs.alias) {
+        stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
+        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
+        alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+    }
+    const targets = [...files, ...(manifest ? [manifestTarget(manifest)] : [])];
+    if (inputs.signing) {
+        signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now());
+    }
+    const verification = await verifyDeployed(targets, inputs, {
+        logger,
+        warn,
+        signedUrls: signing?.urls,
+        invalidations: [invalidation, ...(alias ? [alias.invalidation] : [])],
+        sleep: deps.sleep,
+        signal: deps.signal
+    });
+    return { ...report(bytesUploaded, bytesCopied), verification };
+}
+/**
+ * HEADs every published URL through `url-base` (verify.ts), unless `verify` is false or an
+ * invalidation is still running: an edge may then serve the bytes it replaced, and the check
+ * would fail for a deploy that is right.
+ */
+async function verifyDeployed(targets, inputs, opts) {
+    if (!inputs.verify)
+        return undefined;
+    if (opts.invalidations.some((i) => i.status === 'InProgress')) {
+        opts.warn('Verification skipped: invalidations are still in progress, so edges may serve the bytes they replace. Set `wait-for-invalidation: true` (and a long enough `wait-timeout-minutes`) to verify.');
+        return undefined;
+    }
+    const result = await verifyPublished(targets, {
+        logger: opts.logger,
+        signedUrls: opts.signedUrls,
+        concurrency: inputs.concurrency,
+        sleep: opts.sleep,
+        signal: opts.signal
+    });
+    const failed = result.results.filter((r) => !r.ok).length;
+    opts.logger.info(result.verified
+        ? `Verified ${result.results.length} URL(s): each serves its size and SHA-256${opts.signedUrls ? ', signed; unsigned requests are refused' : ''}.`
+        : `Verification failed for ${failed} of ${result.results.length} URL(s).`);
+    return result;
 }
 /** The prefixes `reuse-from` stands for; `auto` is the version's parent ('' = the bucket). */
 function reuseSearchPrefixes(inputs) {
@@ -79278,7 +88106,7 @@ function reuseSearchPrefixes(inputs) {
 /** Ends the deploy between stages once it is cancelled, saying how far it got. */
 function stopIfCancelled(signal, state) {
     if (signal?.aborted)
-        throw new errors/* DeployError */.sH(`Cancelled ${state}.`, undefined, { cause: signal.reason });
+        throw new src_errors/* DeployError */.sH(`Cancelled ${state}.`, undefined, { cause: signal.reason });
 }
 /** Which keys must be invalidated, and why, per the `invalidate` mode. */
 function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
@@ -79377,27 +88205,52 @@ function buildOutputs(r) {
             [constants/* Outputs */.tY.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
             [constants/* Outputs */.tY.BytesUploaded]: String(r.bytesUploaded),
             [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(r.invalidation.ids),
-            [constants/* Outputs */.tY.InvalidationStatus]: r.invalidation.status
+            [constants/* Outputs */.tY.InvalidationStatus]: r.invalidation.status,
+            [constants/* Outputs */.tY.SignedUrls]: r.signing ? sortedJson(r.signing.urls) : '',
+            [constants/* Outputs */.tY.SignedCookies]: r.signing ? JSON.stringify(r.signing.cookies) : '',
+            [constants/* Outputs */.tY.SignedUrlsExpireAt]: r.signing ? r.signing.expiresAt.toISOString() : '',
+            [constants/* Outputs */.tY.Verified]: verifiedOutput(r.verification),
+            [constants/* Outputs */.tY.AliasUrls]: r.aliasUrls ? sortedJson(r.aliasUrls) : ''
         },
-        warnings
+        warnings: [...warnings, ...signedUrlsWarning(r.signing)]
     };
 }
+/** `true`/`false`, or empty when nothing was verified. */
+function verifiedOutput(verification) {
+    return verification ? String(verification.verified) : '';
+}
 /**
- * Written by hand because a JS object puts integer-like keys (a file named `0`) first, whatever
- * the insertion order.
+ * Signed URLs are ~400 bytes each and cannot be shortened: past the budget they may not reach
+ * other jobs, and the cookies (one credential for the whole version) are the way to go.
  */
-function urlsJson(files) {
-    const entries = [...files]
-        .sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
-        .map((f) => `${JSON.stringify(f.relativePath)}:${JSON.stringify(f.url)}`);
+function signedUrlsWarning(signing) {
+    if (!signing)
+        return [];
+    const bytes = Buffer.byteLength(sortedJson(signing.urls));
+    return bytes > OUTPUTS_BUDGET_BYTES
+        ? [
+            `The signed-urls output takes ${kilobytes(bytes)} (GitHub allows 1 MB of outputs per job), so it may not reach other jobs; use the signed-cookies output, which opens every file of the version.`
+        ]
+        : [];
+}
+/**
+ * A record as JSON with its keys in code-unit order. Written by hand because JSON.stringify puts
+ * integer-like keys (a file named `0`) first, whatever the order.
+ */
+function sortedJson(record) {
+    const entries = Object.keys(record)
+        .sort(compareCodeUnits)
+        .map((key) => `${JSON.stringify(key)}:${JSON.stringify(record[key])}`);
     return `{${entries.join(',')}}`;
+}
+/** relative path → URL, sorted by path. */
+function urlsJson(files) {
+    return sortedJson(Object.fromEntries(files.map((f) => [f.relativePath, f.url])));
 }
 function kilobytes(bytes) {
     return `${Math.ceil(bytes / 1000)} KB`;
 }
 
-// EXTERNAL MODULE: ./src/post.ts
-var post = __nccwpck_require__(6661);
 ;// CONCATENATED MODULE: ./src/summary.ts
 
 
@@ -79414,6 +88267,8 @@ const PATH_LIST_SHARE_BYTES = 64 * 1024;
 /** Warnings are ours and few; the caps only guarantee that they cannot crowd out the tables. */
 const MAX_WARNINGS_SHOWN = 50;
 const MAX_WARNING_CHARS = 1000;
+/** Rows of a verification table at most: the failures first, so they are never the ones cut. */
+const MAX_VERIFICATION_ROWS = 50;
 const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
 /**
  * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
@@ -79550,6 +88405,119 @@ function manifestSection(report) {
         return `**Manifest:** would be uploaded to ${escapeMarkdown(url)}`;
     return `**Manifest:** [${escapeMarkdown(url)}](${linkTarget(url)})`;
 }
+const FINDING_ICONS = {
+    ok: '✅ ok',
+    warning: '⚠️ warning',
+    error: '❌ error',
+    unchecked: '❔ not checked'
+};
+/** One row per pre-flight check; empty when pre-flight was off. */
+function preflightSection(findings) {
+    if (!findings)
+        return '';
+    const rows = findings.map((f) => `| ${escapeMarkdown(f.check)} | ${FINDING_ICONS[f.status]} | ${escapeMarkdown(f.message)}${f.fix && f.status !== 'ok' ? `<br>**Fix:** ${escapeMarkdown(f.fix)}` : ''} |`);
+    return [
+        '### Pre-flight',
+        '',
+        '| Check | Result | Details |',
+        '| --- | --- | --- |',
+        ...rows
+    ].join('\n');
+}
+/** Which version the alias served before and after, and what moved; empty without an alias. */
+function aliasSection(move, dryRun) {
+    if (!move)
+        return '';
+    const r = move.result;
+    const alias = `\`${escapeMarkdown(r.alias)}\``;
+    const before = r.previousVersion ? `\`${escapeMarkdown(r.previousVersion)}\`` : 'nothing';
+    const verb = dryRun ? 'would point' : 'points';
+    const lines = [
+        '### Alias',
+        '',
+        `- ${alias} pointed to ${before}; it now ${verb} to \`${escapeMarkdown(r.versionPrefix)}\`.`,
+        `- Files ${dryRun ? 'to copy' : 'copied'} server-side: ${r.copied.length}; unchanged: ${r.unchanged.length}; ${dryRun ? 'to remove' : 'removed'}: ${r.removed.length}; manifest ${r.manifestAction === 'copied' ? (dryRun ? 'to copy' : 'copied') : 'unchanged'}.`,
+        `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map((p) => `\`${escapeMarkdown(p)}\``).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
+    ];
+    const manifestUrl = move.urls['manifest.json'];
+    if (manifestUrl && !dryRun) {
+        lines.push(`- Manifest: [${escapeMarkdown(manifestUrl)}](${linkTarget(manifestUrl)})`);
+    }
+    return lines.join('\n');
+}
+/** When the signatures expire and what the cookies open; never a signature. */
+function signingSection(signing) {
+    if (!signing)
+        return '';
+    return [
+        '### Signed URLs',
+        '',
+        `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key \`${escapeMarkdown(signing.keyPairId)}\`) expire at **${signing.expiresAt.toISOString()}**.`,
+        `- The cookies open \`${escapeMarkdown(signing.cookieResource)}\`.`,
+        '- They are in the `signed-urls` and `signed-cookies` outputs (never in this summary or the log).'
+    ].join('\n');
+}
+/** The outcome of the HEAD requests: failures listed first; empty when nothing was verified. */
+function verificationSection(verification) {
+    if (!verification)
+        return '';
+    const { results } = verification;
+    const failed = results.filter((r) => !r.ok);
+    const head = verification.verified
+        ? `✅ All ${results.length} URL(s) serve their size and SHA-256.`
+        : `❌ ${failed.length} of ${results.length} URL(s) did not serve what was uploaded.`;
+    const rows = [...failed, ...results.filter((r) => r.ok)]
+        .slice(0, MAX_VERIFICATION_ROWS)
+        .map((r) => `| ${escapeMarkdown(r.relativePath)} | ${r.status ?? '—'} | ${r.ok ? '✅' : `❌ ${escapeMarkdown(r.problems.join('; '))}`} |`);
+    const more = results.length > MAX_VERIFICATION_ROWS
+        ? [
+            '',
+            `… and ${results.length - MAX_VERIFICATION_ROWS} more (all ${verification.verified ? 'verified' : 'listed in the step log'}).`
+        ]
+        : [];
+    return [
+        '### Verification',
+        '',
+        head,
+        '',
+        '| File | Status | Result |',
+        '| --- | ---: | --- |',
+        ...rows,
+        ...more
+    ].join('\n');
+}
+function commentSection(comment) {
+    return comment ? `**Pull request comment:** ${escapeMarkdown(comment)}` : '';
+}
+/** The summary of `mode: promote`: the alias move and its invalidation. */
+function promoteSummary(move, bucket, warnings) {
+    return ([
+        `## Model CDN promote: ${escapeMarkdown(move.result.alias)} → ${escapeMarkdown(move.result.versionPrefix)}`,
+        '',
+        `**Bucket:** ${escapeMarkdown(bucket)}${move.result.dryRun ? '\n\n> **Dry run — nothing was changed.** This is what a real run would do.' : ''}`,
+        aliasSection(move, move.result.dryRun),
+        warningsSection(warnings)
+    ]
+        .filter((section) => section !== '')
+        .join('\n\n') + '\n');
+}
+/** The summary of `mode: cleanup`: what was removed and its invalidation. */
+function cleanupSummary(result, target, invalidation, warnings, comment) {
+    const where = `s3://${target.bucket}/${target.versionPrefix}/`;
+    const done = result.dryRun
+        ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
+        : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). The bucket keeps their old versions until a lifecycle rule expires them.`;
+    return ([
+        `## Model CDN clean-up: ${escapeMarkdown(target.versionPrefix)}`,
+        result.dryRun ? '> **Dry run — nothing was changed.** This is what a real run would do.' : '',
+        done,
+        invalidationSection({ invalidation, dryRun: result.dryRun }),
+        commentSection(comment),
+        warningsSection(warnings)
+    ]
+        .filter((section) => section !== '')
+        .join('\n\n') + '\n');
+}
 /** Empty when there is nothing to warn about, so buildSummary leaves the section out. */
 function warningsSection(warnings) {
     if (warnings.length === 0)
@@ -79578,6 +88546,11 @@ function buildSummary(report) {
         filesSection(sorted, fileLimit),
         invalidationSection(sorted, pathLimit),
         manifestSection(sorted),
+        preflightSection(sorted.preflight),
+        aliasSection(sorted.alias, sorted.dryRun),
+        signingSection(sorted.signing),
+        verificationSection(sorted.verification),
+        commentSection(sorted.comment),
         warningsSection(sorted.warnings)
     ]
         .filter((section) => section !== '')
@@ -79646,8 +88619,181 @@ function formatDuration(ms) {
     return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds} s`;
 }
 
-;// CONCATENATED MODULE: ./src/main.ts
+;// CONCATENATED MODULE: ./src/modes.ts
 
+
+
+
+
+
+
+
+
+
+
+/** Runs the `mode` the inputs ask for. */
+async function runMode(inputs, clients, deps) {
+    // Read first: a broken event payload is reported before anything is written.
+    const pr = pullRequestFromEvent(deps.env);
+    switch (inputs.mode) {
+        case 'deploy':
+            return deployMode(inputs, clients, deps, pr);
+        case 'promote':
+            return promoteMode(inputs, clients, deps);
+        case 'cleanup':
+            return cleanupMode(inputs, clients, deps, pr);
+    }
+}
+async function deployMode(inputs, clients, deps, pr) {
+    // Preview objects carry a tag, so a lifecycle rule can expire previews nobody cleaned up.
+    const report = await deploy(inputs, clients, {
+        ...deps,
+        objectTagging: pr ? previewTagging() : undefined
+    });
+    const failure = report.verification && !report.verification.verified
+        ? verificationError(report.verification)
+        : undefined;
+    // A comment would advertise URLs that do not serve what was uploaded.
+    const comment = pr && inputs.prComment && !failure
+        ? await commentOnPullRequest(inputs, pr, previewCommentBody({
+            pr,
+            versionPrefix: report.versionPrefix,
+            commentId: inputs.prCommentId,
+            files: report.files,
+            manifestUrl: report.manifest ? report.manifestUrl : undefined,
+            signedUrlsExpireAt: report.signing?.expiresAt,
+            updatedAt: new Date(deps.now())
+        }), deps, true)
+        : undefined;
+    const built = buildOutputs({ ...report, aliasUrls: report.alias?.urls });
+    for (const warning of built.warnings)
+        deps.logger.warning(warning);
+    return {
+        outputs: { ...built.outputs, [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? '' },
+        summary: buildSummary({
+            ...report,
+            warnings: [...report.warnings, ...built.warnings, ...commentWarnings(comment)],
+            comment: comment?.message
+        }),
+        failure
+    };
+}
+async function promoteMode(inputs, clients, deps) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const alias = inputs.alias;
+    const target = await resolveTarget(inputs, clients, { ...deps, warn });
+    const move = await promoteVersion(clients, { ...inputs, alias }, target.urlBase, {
+        ...deps,
+        warn
+    });
+    return {
+        outputs: {
+            [constants/* Outputs */.tY.VersionPrefix]: inputs.versionPrefix,
+            [constants/* Outputs */.tY.AliasUrls]: sortedJson(move.urls),
+            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(move.invalidation.ids),
+            [constants/* Outputs */.tY.InvalidationStatus]: move.invalidation.status
+        },
+        summary: promoteSummary(move, inputs.bucket, warnings)
+    };
+}
+async function cleanupMode(inputs, clients, deps, pr) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const plan = await planCleanup(clients.s3, {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
+    }, { concurrency: inputs.concurrency, logger: deps.logger, signal: deps.signal });
+    const result = await executeCleanup(clients.s3, plan, {
+        logger: deps.logger,
+        dryRun: inputs.dryRun,
+        signal: deps.signal
+    });
+    const paths = inputs.distributionId ? [result.invalidationPath] : [];
+    const invalidation = {
+        reason: inputs.distributionId
+            ? `the objects under ${inputs.versionPrefix}/ were deleted; edges may still cache them.`
+            : 'No distribution-id given, so there is nothing to invalidate.',
+        paths,
+        ids: [],
+        status: 'none',
+        waitedMs: 0
+    };
+    // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
+    if (inputs.distributionId && !inputs.dryRun) {
+        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+            env: deps.env,
+            logger: deps.logger,
+            sleep: deps.sleep,
+            now: deps.now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes
+        });
+        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
+        if (done.warning)
+            warn(done.warning);
+    }
+    const comment = pr && inputs.prComment
+        ? await commentOnPullRequest(inputs, pr, removedCommentBody({
+            pr,
+            versionPrefix: inputs.versionPrefix,
+            commentId: inputs.prCommentId,
+            deletedObjects: result.deleted,
+            deletedBytes: result.bytes,
+            removedAt: new Date(deps.now())
+        }), deps, false)
+        : undefined;
+    return {
+        outputs: {
+            [constants/* Outputs */.tY.VersionPrefix]: inputs.versionPrefix,
+            [constants/* Outputs */.tY.Deleted]: String(result.deleted),
+            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(invalidation.ids),
+            [constants/* Outputs */.tY.InvalidationStatus]: invalidation.status,
+            [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? ''
+        },
+        summary: cleanupSummary(result, inputs, invalidation, [...warnings, ...commentWarnings(comment)], comment?.message)
+    };
+}
+/**
+ * Creates or edits this step's comment on the pull request. Never fails the run: the deploy has
+ * succeeded by then, so a missing permission (fork PRs get a read-only token) is a warning.
+ */
+async function commentOnPullRequest(inputs, pr, body, deps, create) {
+    try {
+        const github = createGitHubClient(inputs.githubToken, deps.env);
+        return await upsertPreviewComment(github, pr, body, {
+            dryRun: inputs.dryRun,
+            logger: deps.logger,
+            create,
+            signal: deps.signal,
+            sleep: deps.sleep
+        });
+    }
+    catch (err) {
+        if (!(err instanceof src_errors/* InputError */.dz))
+            throw err;
+        const warning = `${err.message} ${err.hint ?? ''}`.trim();
+        deps.logger.warning(warning);
+        return { action: 'failed', warning, message: 'not written (no token)' };
+    }
+}
+/** The comment's warning, already logged, for the summary. */
+function commentWarnings(comment) {
+    return comment?.warning ? [comment.warning] : [];
+}
+function collectWarnings(logger) {
+    const warnings = [];
+    return {
+        warnings,
+        warn: (message) => {
+            warnings.push(message);
+            logger.warning(message);
+        }
+    };
+}
+
+// EXTERNAL MODULE: ./src/post.ts
+var post = __nccwpck_require__(6661);
+;// CONCATENATED MODULE: ./src/main.ts
 
 
 
@@ -79660,7 +88806,10 @@ function formatDuration(ms) {
 
 /** The action's entry point: the only place that talks to the runner and calls setFailed. */
 async function run() {
+    // Before anything can print them: AWS credentials, the signing key, a token given as input.
     (0,secrets/* maskCredentials */.Bs)(process.env, lib_core/* setSecret */.Pq);
+    maskSigningKey(lib_core/* getInput */.V4(constants/* Inputs */.G0.SigningPrivateKey), lib_core/* setSecret */.Pq);
+    (0,secrets/* maskSecret */.$l)(lib_core/* getInput */.V4(constants/* Inputs */.G0.GithubToken), lib_core/* setSecret */.Pq);
     // The post step runs this same bundle; this tells it apart (index.ts).
     lib_core/* saveState */.LZ(constants/* State */.Uw.IsPost, 'true');
     const startedAt = new Date();
@@ -79673,26 +88822,23 @@ async function run() {
         const uploads = (0,post/* prepareCleanup */.Cg)(inputs, clients.s3, startedAt);
         cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow });
         const { signal, sleep } = cancellation;
-        const report = await deploy(inputs, clients, { logger, sleep, env: process.env, signal });
-        const { outputs, warnings } = buildOutputs({
-            versionPrefix: report.versionPrefix,
-            files: report.files,
-            manifest: report.manifest,
-            manifestUrl: report.manifestUrl,
-            invalidation: report.invalidation,
-            bytesUploaded: report.bytesUploaded
+        const outcome = await runMode(inputs, clients, {
+            logger,
+            sleep,
+            env: process.env,
+            signal,
+            now: Date.now
         });
-        for (const [name, value] of Object.entries(outputs))
+        for (const [name, value] of Object.entries(outcome.outputs))
             lib_core/* setOutput */.uH(name, value);
-        for (const warning of warnings)
-            lib_core/* warning */.$e(warning);
-        await lib_core/* summary */.z
-            .addRaw(buildSummary({ ...report, warnings: [...report.warnings, ...warnings] }))
-            .write();
+        await lib_core/* summary */.z.addRaw(outcome.summary).write();
+        // Written and uploaded, so nothing is left for the post step to abort.
         lib_core/* saveState */.LZ(constants/* State */.Uw.Succeeded, 'true');
+        if (outcome.failure)
+            throw outcome.failure;
     }
     catch (err) {
-        lib_core/* setFailed */.C1((0,errors/* failureMessage */.oh)(err));
+        lib_core/* setFailed */.C1((0,src_errors/* failureMessage */.oh)(err));
     }
     finally {
         cancellation?.dispose();
@@ -79962,10 +89108,11 @@ async function listUploadsSince(s3, bucket, prefix, since) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $l: () => (/* binding */ maskSecret),
 /* harmony export */   Bs: () => (/* binding */ maskCredentials),
 /* harmony export */   E$: () => (/* binding */ redact)
 /* harmony export */ });
-/* unused harmony exports CREDENTIAL_VARIABLES, REDACTED, maskSecret */
+/* unused harmony exports CREDENTIAL_VARIABLES, REDACTED */
 /**
  * Keeping secrets out of the log, the summary and the outputs: credentials are masked before
  * anything can print them, and text that came from the SDK (error messages, URLs) is redacted

@@ -153,7 +153,9 @@ async function main() {
       'distribution-id': world.distributionId,
       'multipart-threshold-mb': 8,
       'part-size-mb': 5,
-      metadata: 'model-version=3.0.0\nframework=onnx\ntask=image-classification'
+      metadata: 'model-version=3.0.0\nframework=onnx\ntask=image-classification',
+      // The emulator's CloudFront domain does not resolve, so its URLs cannot be requested.
+      verify: false
     }
     section('The step, as a workflow would write it')
     console.log(

@@ -21,7 +21,19 @@ export const Inputs = {
   ReuseFrom: 'reuse-from',
   DryRun: 'dry-run',
   AwsRegion: 'aws-region',
-  EndpointUrl: 'endpoint-url'
+  EndpointUrl: 'endpoint-url',
+  Mode: 'mode',
+  Alias: 'alias',
+  AliasCacheControl: 'alias-cache-control',
+  Aliases: 'aliases',
+  Preflight: 'preflight',
+  Verify: 'verify',
+  SigningKeyPairId: 'signing-key-pair-id',
+  SigningPrivateKey: 'signing-private-key',
+  SignedUrlExpiresIn: 'signed-url-expires-in',
+  PrComment: 'pr-comment',
+  PrCommentId: 'pr-comment-id',
+  GithubToken: 'github-token'
 } as const
 
 export const Outputs = {
@@ -34,7 +46,14 @@ export const Outputs = {
   Skipped: 'skipped',
   BytesUploaded: 'bytes-uploaded',
   InvalidationIds: 'invalidation-ids',
-  InvalidationStatus: 'invalidation-status'
+  InvalidationStatus: 'invalidation-status',
+  SignedUrls: 'signed-urls',
+  SignedCookies: 'signed-cookies',
+  SignedUrlsExpireAt: 'signed-urls-expire-at',
+  Verified: 'verified',
+  AliasUrls: 'alias-urls',
+  CommentUrl: 'comment-url',
+  Deleted: 'deleted'
 } as const
 
 /**

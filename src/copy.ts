@@ -28,6 +28,8 @@ export interface CopyRequest {
   metadata: Record<string, string>
   /** The source's ETag as listed: the copy fails rather than copy bytes that changed since. */
   sourceETag?: string
+  /** The destination's tags, URL-encoded (`k=v&…`); none when undefined. */
+  tagging?: string
 }
 
 export interface CopyOptions {
@@ -77,7 +79,8 @@ export async function copyObject(
     Key: request.destKey,
     ContentType: request.contentType,
     CacheControl: request.cacheControl,
-    Metadata: request.metadata
+    Metadata: request.metadata,
+    ...(request.tagging ? { Tagging: request.tagging } : {})
   }
   const source = {
     CopySource: copySource(request.bucket, request.sourceKey),

@@ -1,20 +1,22 @@
-import { customS3Endpoint, type Clients } from './clients.js'
-import { getDistribution, type DistributionInfo } from './distribution.js'
+import { createHash } from 'node:crypto'
+import type { Clients } from './clients.js'
 import { DeployError } from './errors.js'
 import { discoverFiles } from './files.js'
-import {
-  createInvalidations,
-  planInvalidation,
-  toBatches,
-  waitForInvalidations
-} from './invalidation.js'
+import { invalidateAndWait, planInvalidation } from './invalidation.js'
+import { loadVersion } from './alias.js'
+import { MANIFEST_FILE_NAME } from './constants.js'
 import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from './manifest.js'
 import { readStoredManifest, sameFiles, writeManifest } from './manifest-store.js'
 import { planDeploy } from './plan.js'
 import { formatBytes } from './progress.js'
+import type { PreflightFinding } from './preflight.js'
+import { moveAlias, type AliasMove } from './release.js'
 import { copyFiles, findReusableObjects } from './reuse.js'
+import { signPublished, type SigningReport } from './signing.js'
+import { resolveTarget } from './target.js'
+import { verifyPublished, type VerifyResult, type VerifyTarget } from './verify.js'
 import { uploadFiles } from './upload.js'
-import { objectUrl, s3UrlBase } from './urls.js'
+import { objectUrl } from './urls.js'
 import type {
   DeployInputs,
   InvalidationOutcome,
@@ -35,6 +37,8 @@ export interface DeployDeps {
    * (manifest, invalidation) starts. `sleep` should end early on it too.
    */
   signal?: AbortSignal
+  /** Tags for every object written (URL-encoded), e.g. a preview's; none when undefined. */
+  objectTagging?: string
 }
 
 export interface DeployReport {
@@ -54,6 +58,14 @@ export interface DeployReport {
   durationMs: number
   distribution: { id: string; domain: string } | null
   warnings: string[]
+  /** Undefined when `preflight` is false. */
+  preflight?: PreflightFinding[]
+  /** The alias moved to this version, when `alias` is set. */
+  alias?: AliasMove
+  /** Signed URLs and cookies, when signing is configured. */
+  signing?: SigningReport
+  /** Undefined when not verified (`verify: false`, a dry run, or invalidations still running). */
+  verification?: VerifyResult
 }
 
 /**
@@ -82,20 +94,12 @@ export async function deploy(
   const total = local.reduce((sum, f) => sum + f.size, 0)
   logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`)
 
-  let distribution: DistributionInfo | undefined
-  if (inputs.distributionId) {
-    distribution = await getDistribution(clients.cloudfront, inputs.distributionId)
-    if (!distribution.enabled) {
-      warn(
-        `CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`
-      )
-    }
-  }
-  const urlBase =
-    inputs.urlBase ??
-    (distribution
-      ? `https://${distribution.domain}`
-      : s3UrlBase(inputs.bucket, inputs.region, customS3Endpoint(inputs, deps.env)))
+  const { distribution, urlBase, preflight } = await resolveTarget(inputs, clients, {
+    env: deps.env,
+    logger,
+    warn,
+    signal: deps.signal
+  })
 
   const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
     stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
@@ -163,6 +167,18 @@ export async function deploy(
     waitedMs: 0
   }
 
+  let alias: AliasMove | undefined
+  let signing: SigningReport | undefined
+  const releaseDeps = { logger, sleep: deps.sleep, env: deps.env, now, signal: deps.signal, warn }
+  const manifestTarget = (m: Manifest): VerifyTarget => {
+    const body = serializeManifest(m)
+    return {
+      relativePath: MANIFEST_FILE_NAME,
+      url: objectUrl(urlBase, manifestObjectKey),
+      size: Buffer.byteLength(body),
+      sha256: createHash('sha256').update(body).digest('hex')
+    }
+  }
   const report = (bytesUploaded: number, bytesCopied = 0): DeployReport => ({
     versionPrefix: inputs.versionPrefix,
     bucket: inputs.bucket,
@@ -177,10 +193,23 @@ export async function deploy(
     bytesCopied,
     durationMs: now() - started,
     distribution: distributionRef,
-    warnings
+    warnings,
+    preflight,
+    alias,
+    signing
   })
 
   if (inputs.dryRun) {
+    if (inputs.alias && manifest) {
+      const version = { versionPrefix: inputs.versionPrefix, manifest }
+      alias = await moveAlias(
+        clients,
+        { ...inputs, alias: inputs.alias },
+        version,
+        urlBase,
+        releaseDeps
+      )
+    }
     logger.info(
       `Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
         `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`
@@ -193,6 +222,7 @@ export async function deploy(
     bucket: inputs.bucket,
     cacheControl: inputs.cacheControl,
     metadata: inputs.metadata,
+    tagging: deps.objectTagging,
     partSizeBytes: inputs.partSizeBytes,
     concurrency: inputs.concurrency,
     logger,
@@ -209,6 +239,7 @@ export async function deploy(
     concurrency: inputs.concurrency,
     cacheControl: inputs.cacheControl,
     metadata: inputs.metadata,
+    tagging: deps.objectTagging,
     logger,
     signal: deps.signal
   })
@@ -216,7 +247,13 @@ export async function deploy(
   // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
   stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written')
   if (manifest && manifestAction === 'written') {
-    await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest))
+    await writeManifest(
+      clients.s3,
+      inputs.bucket,
+      manifestObjectKey,
+      serializeManifest(manifest),
+      deps.objectTagging
+    )
     logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`)
   }
 
@@ -226,47 +263,85 @@ export async function deploy(
       `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
         `${paths.length} path(s): edge caches may serve their old bytes until they expire`
     )
-    const batches = toBatches(paths)
-    invalidation.ids = await createInvalidations(
-      clients.cloudfront,
-      inputs.distributionId,
-      batches,
-      {
-        runId: deps.env.GITHUB_RUN_ID ?? `local-${started}`,
-        runAttempt: deps.env.GITHUB_RUN_ATTEMPT ?? '1',
-        logger,
-        sleep: deps.sleep,
-        // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress
-        // quota, which takes minutes: give it ~25 min of capped backoff rather than ~3.
-        maxAttempts: batches.length > 1 ? 30 : undefined
-      }
-    )
-    logger.info(
-      `Created invalidation(s) ${invalidation.ids.join(', ')} for ${paths.length} path(s).`
-    )
-    invalidation.status = 'InProgress'
-    if (inputs.waitForInvalidation) {
-      const waited = await waitForInvalidations(
-        clients.cloudfront,
-        inputs.distributionId,
-        invalidation.ids,
-        {
-          timeoutMs: inputs.waitTimeoutMinutes * 60_000,
-          logger,
-          sleep: deps.sleep,
-          now
-        }
-      )
-      invalidation.status = waited.status
-      invalidation.waitedMs = waited.waitedMs
-      if (waited.status !== 'Completed') {
-        warn(
-          `Invalidation(s) ${waited.pending.join(', ')} still in progress after ${inputs.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
-        )
-      }
-    }
+    const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+      env: deps.env,
+      logger,
+      sleep: deps.sleep,
+      now,
+      wait: inputs.waitForInvalidation,
+      waitTimeoutMinutes: inputs.waitTimeoutMinutes
+    })
+    Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
+    if (done.warning) warn(done.warning)
   }
-  return report(bytesUploaded, bytesCopied)
+  if (inputs.alias) {
+    stopIfCancelled(
+      deps.signal,
+      `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`
+    )
+    const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix)
+    alias = await moveAlias(
+      clients,
+      { ...inputs, alias: inputs.alias },
+      version,
+      urlBase,
+      releaseDeps
+    )
+  }
+
+  const targets: VerifyTarget[] = [...files, ...(manifest ? [manifestTarget(manifest)] : [])]
+  if (inputs.signing) {
+    signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
+  }
+  const verification = await verifyDeployed(targets, inputs, {
+    logger,
+    warn,
+    signedUrls: signing?.urls,
+    invalidations: [invalidation, ...(alias ? [alias.invalidation] : [])],
+    sleep: deps.sleep,
+    signal: deps.signal
+  })
+  return { ...report(bytesUploaded, bytesCopied), verification }
+}
+
+/**
+ * HEADs every published URL through `url-base` (verify.ts), unless `verify` is false or an
+ * invalidation is still running: an edge may then serve the bytes it replaced, and the check
+ * would fail for a deploy that is right.
+ */
+async function verifyDeployed(
+  targets: VerifyTarget[],
+  inputs: Pick<DeployInputs, 'verify' | 'concurrency'>,
+  opts: {
+    logger: Logger
+    warn: (message: string) => void
+    signedUrls?: Record<string, string>
+    invalidations: InvalidationOutcome[]
+    sleep: Sleep
+    signal?: AbortSignal
+  }
+): Promise<VerifyResult | undefined> {
+  if (!inputs.verify) return undefined
+  if (opts.invalidations.some((i) => i.status === 'InProgress')) {
+    opts.warn(
+      'Verification skipped: invalidations are still in progress, so edges may serve the bytes they replace. Set `wait-for-invalidation: true` (and a long enough `wait-timeout-minutes`) to verify.'
+    )
+    return undefined
+  }
+  const result = await verifyPublished(targets, {
+    logger: opts.logger,
+    signedUrls: opts.signedUrls,
+    concurrency: inputs.concurrency,
+    sleep: opts.sleep,
+    signal: opts.signal
+  })
+  const failed = result.results.filter((r) => !r.ok).length
+  opts.logger.info(
+    result.verified
+      ? `Verified ${result.results.length} URL(s): each serves its size and SHA-256${opts.signedUrls ? ', signed; unsigned requests are refused' : ''}.`
+      : `Verification failed for ${failed} of ${result.results.length} URL(s).`
+  )
+  return result
 }
 
 /** The prefixes `reuse-from` stands for; `auto` is the version's parent ('' = the bucket). */

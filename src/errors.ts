@@ -134,3 +134,17 @@ export function failureMessage(err: unknown): string {
   }
   return redact(err instanceof Error ? err.message : String(err))
 }
+
+/**
+ * Runs `parse`; an InputError it throws becomes one more line of `problems` (so every bad input
+ * is reported at once) and undefined is returned.
+ */
+export function collectInputError<T>(problems: string[], parse: () => T): T | undefined {
+  try {
+    return parse()
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err
+    problems.push(err.hint ? `${err.message} ${err.hint}` : err.message)
+    return undefined
+  }
+}

@@ -1,8 +1,11 @@
 import path from 'node:path'
 import { Inputs } from './constants.js'
-import { InputError } from './errors.js'
+import { collectInputError, InputError } from './errors.js'
+import { checkAliasName } from './alias.js'
 import { validateExtraPath } from './invalidation.js'
-import type { DeployInputs, InvalidateMode } from './types.js'
+import { validateCommentId } from './pr-comment.js'
+import { parseSigningInputs } from './signing.js'
+import type { DeployInputs, InvalidateMode, Mode } from './types.js'
 import {
   MAX_METADATA_BYTES,
   MAX_PART_SIZE,
@@ -15,6 +18,7 @@ import {
 export type InputReader = (name: string) => string
 
 const INVALIDATE_MODES: readonly InvalidateMode[] = ['auto', 'all', 'none']
+const MODES: readonly Mode[] = ['deploy', 'promote', 'cleanup']
 /** Characters a version segment may hold: safe unencoded in S3 keys, URLs and CloudFront paths. */
 const SAFE_SEGMENT = /^[A-Za-z0-9._+=@,-]+$/
 /** S3 bucket naming rules (general purpose buckets). */
@@ -66,10 +70,19 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'))
 
+  const attempt = <T>(parse: () => T) => collectInputError(problems, parse)
+
   const workspace = path.resolve(env.GITHUB_WORKSPACE || process.cwd())
 
+  const mode = (text(Inputs.Mode) || 'deploy').toLowerCase() as Mode
+  if (!MODES.includes(mode)) {
+    problems.push(`\`mode\` must be one of ${MODES.join(', ')}; got "${text(Inputs.Mode)}".`)
+  }
+
   const artifacts = lines(Inputs.Artifacts)
-  if (artifacts.length === 0) problems.push('`artifacts` is required: one glob pattern per line.')
+  if (artifacts.length === 0 && mode === 'deploy') {
+    problems.push('`artifacts` is required: one glob pattern per line.')
+  }
   for (const pattern of artifacts) {
     const problem = patternEscapesWorkspace(pattern, workspace)
     if (problem) problems.push(problem)
@@ -156,6 +169,42 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
   const metadata = parseMetadata(lines(Inputs.Metadata), problems)
 
   const reuseFrom = parseReuseFrom(lines(Inputs.ReuseFrom), problems)
+  const manifest = bool(Inputs.Manifest, true)
+
+  const alias = validatePrefix(text(Inputs.Alias), problems, Inputs.Alias) || undefined
+  if (alias && versionPrefix) attempt(() => checkAliasName(alias, versionPrefix))
+  if (mode === 'promote' && !alias) {
+    problems.push('`mode: promote` needs `alias`: the alias to point at `version-prefix`.')
+  }
+  if (alias && mode === 'deploy' && !manifest) {
+    problems.push(
+      '`alias` needs `manifest: true`: `<alias>/manifest.json` is how clients and later runs tell which version the alias points to.'
+    )
+  }
+  const aliasCacheControl = text(Inputs.AliasCacheControl) || 'public, max-age=60'
+  if (/[\r\n]/.test(aliasCacheControl) || !isAscii(aliasCacheControl)) {
+    problems.push('`alias-cache-control` must be one line of ASCII text.')
+  }
+  const aliases = lines(Inputs.Aliases).map((a) => validatePrefix(a, problems, Inputs.Aliases))
+
+  const signing = parseSigningInputs(
+    {
+      keyPairId: read(Inputs.SigningKeyPairId),
+      privateKey: read(Inputs.SigningPrivateKey),
+      expiresIn: text(Inputs.SignedUrlExpiresIn)
+    },
+    problems
+  )
+  if (signing && !distributionId && !urlBase) {
+    problems.push(
+      '`signing-private-key` needs `distribution-id` or `url-base`: signed URLs are CloudFront URLs.'
+    )
+  }
+
+  const prCommentIdInput = text(Inputs.PrCommentId)
+  const prCommentId = prCommentIdInput
+    ? attempt(() => validateCommentId(prCommentIdInput))
+    : undefined
 
   const region = text(Inputs.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'
   if (!REGION.test(region)) {
@@ -168,6 +217,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
   }
 
   const inputs: DeployInputs = {
+    mode,
     artifacts,
     root,
     bucket,
@@ -185,12 +235,21 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     cacheControl,
     metadata,
     overwrite: bool(Inputs.Overwrite, false),
-    manifest: bool(Inputs.Manifest, true),
+    manifest,
     reuseFrom,
     dryRun: bool(Inputs.DryRun, false),
     region,
     endpointUrl,
-    workspace
+    workspace,
+    alias,
+    aliasCacheControl,
+    aliases,
+    preflight: bool(Inputs.Preflight, true),
+    verify: bool(Inputs.Verify, true),
+    signing,
+    prComment: bool(Inputs.PrComment, true),
+    prCommentId,
+    githubToken: text(Inputs.GithubToken)
   }
   if (problems.length > 0) {
     throw new InputError(

@@ -7,7 +7,7 @@ import {
 import { DeployError, InputError, awsErrorCode, explainAwsError, httpStatusOf } from './errors.js'
 import { retryWithBackoff } from './retry.js'
 import { redact } from './secrets.js'
-import type { Logger, Sleep } from './types.js'
+import type { InvalidationOutcome, Logger, Sleep } from './types.js'
 
 /** CloudFront quotas (see the Developer Guide, "Invalidation quotas"). */
 export const MAX_PATHS_PER_BATCH = 3000
@@ -350,5 +350,58 @@ export async function waitForInvalidations(
     status: pending.length === 0 ? 'Completed' : 'InProgress',
     waitedMs: now() - start,
     pending
+  }
+}
+
+export interface InvalidateOptions {
+  env: NodeJS.ProcessEnv
+  logger: Logger
+  sleep: Sleep
+  now: () => number
+  /** Wait for completion, at most this long. */
+  wait: boolean
+  waitTimeoutMinutes: number
+  /** Said in the log: what the paths are, e.g. `alias latest`. */
+  label?: string
+}
+
+/**
+ * Invalidates `paths` in batches and waits for them when asked; what the deploy, an alias move
+ * and a clean-up do alike. The outcome's status is InProgress when not waited for or timed out
+ * (a warning then says edge caches may serve old bytes until CloudFront finishes).
+ */
+export async function invalidateAndWait(
+  cf: CloudFrontClient,
+  distributionId: string,
+  paths: string[],
+  opts: InvalidateOptions
+): Promise<Pick<InvalidationOutcome, 'ids' | 'status' | 'waitedMs'> & { warning?: string }> {
+  const batches = toBatches(paths)
+  const ids = await createInvalidations(cf, distributionId, batches, {
+    runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
+    runAttempt: opts.env.GITHUB_RUN_ATTEMPT ?? '1',
+    logger: opts.logger,
+    sleep: opts.sleep,
+    // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress quota,
+    // which takes minutes: give it ~25 min of capped backoff rather than ~3.
+    maxAttempts: batches.length > 1 ? 30 : undefined
+  })
+  const label = opts.label ? ` (${opts.label})` : ''
+  opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`)
+  if (!opts.wait) return { ids, status: 'InProgress', waitedMs: 0 }
+  const waited = await waitForInvalidations(cf, distributionId, ids, {
+    timeoutMs: opts.waitTimeoutMinutes * 60_000,
+    logger: opts.logger,
+    sleep: opts.sleep,
+    now: opts.now
+  })
+  return {
+    ids,
+    status: waited.status,
+    waitedMs: waited.waitedMs,
+    warning:
+      waited.status === 'Completed'
+        ? undefined
+        : `Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
   }
 }

@@ -1,18 +1,20 @@
 import * as core from '@actions/core'
 import { cancelOnSignals, type Cancellation } from './cancellation.js'
 import { createClients, type Clients } from './clients.js'
-import { State } from './constants.js'
-import { deploy } from './deploy.js'
+import { Inputs, State } from './constants.js'
 import { failureMessage } from './errors.js'
 import { parseInputs } from './inputs.js'
-import { buildOutputs } from './outputs.js'
+import { runMode } from './modes.js'
 import { prepareCleanup } from './post.js'
-import { maskCredentials } from './secrets.js'
-import { buildSummary } from './summary.js'
+import { maskCredentials, maskSecret } from './secrets.js'
+import { maskSigningKey } from './signing.js'
 
 /** The action's entry point: the only place that talks to the runner and calls setFailed. */
 export async function run(): Promise<void> {
+  // Before anything can print them: AWS credentials, the signing key, a token given as input.
   maskCredentials(process.env, core.setSecret)
+  maskSigningKey(core.getInput(Inputs.SigningPrivateKey), core.setSecret)
+  maskSecret(core.getInput(Inputs.GithubToken), core.setSecret)
   // The post step runs this same bundle; this tells it apart (index.ts).
   core.saveState(State.IsPost, 'true')
   const startedAt = new Date()
@@ -25,23 +27,19 @@ export async function run(): Promise<void> {
     const uploads = prepareCleanup(inputs, clients.s3, startedAt)
     cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow })
     const { signal, sleep } = cancellation
-    const report = await deploy(inputs, clients, { logger, sleep, env: process.env, signal })
-
-    const { outputs, warnings } = buildOutputs({
-      versionPrefix: report.versionPrefix,
-      files: report.files,
-      manifest: report.manifest,
-      manifestUrl: report.manifestUrl,
-      invalidation: report.invalidation,
-      bytesUploaded: report.bytesUploaded
+    const outcome = await runMode(inputs, clients, {
+      logger,
+      sleep,
+      env: process.env,
+      signal,
+      now: Date.now
     })
-    for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value)
-    for (const warning of warnings) core.warning(warning)
 
-    await core.summary
-      .addRaw(buildSummary({ ...report, warnings: [...report.warnings, ...warnings] }))
-      .write()
+    for (const [name, value] of Object.entries(outcome.outputs)) core.setOutput(name, value)
+    await core.summary.addRaw(outcome.summary).write()
+    // Written and uploaded, so nothing is left for the post step to abort.
     core.saveState(State.Succeeded, 'true')
+    if (outcome.failure) throw outcome.failure
   } catch (err) {
     core.setFailed(failureMessage(err))
   } finally {

@@ -45,7 +45,9 @@ export async function writeManifest(
   s3: S3Client,
   bucket: string,
   key: string,
-  body: string
+  body: string,
+  /** Object tags, URL-encoded, e.g. a preview's (so its manifest expires with its files). */
+  tagging?: string
 ): Promise<void> {
   const sha256 = createHash('sha256').update(body).digest('hex')
   try {
@@ -56,7 +58,8 @@ export async function writeManifest(
         Body: body,
         ContentType: 'application/json',
         CacheControl: MANIFEST_CACHE_CONTROL,
-        Metadata: { [SHA256_METADATA_KEY]: sha256 }
+        Metadata: { [SHA256_METADATA_KEY]: sha256 },
+        ...(tagging ? { Tagging: tagging } : {})
       })
     )
   } catch (err) {

@@ -1,6 +1,8 @@
 import { Outputs } from './constants.js'
 import { compareCodeUnits } from './manifest.js'
+import type { SigningReport } from './signing.js'
 import type { InvalidationOutcome, Manifest, PublishedFile } from './types.js'
+import type { VerifyResult } from './verify.js'
 
 /**
  * GitHub keeps at most 1 MB of outputs per job; `urls` and `manifest` must leave room for the
@@ -15,6 +17,10 @@ export interface OutputsReport {
   manifestUrl: string
   invalidation: InvalidationOutcome
   bytesUploaded: number
+  signing?: SigningReport
+  verification?: VerifyResult
+  /** Relative path → URL under the alias, when one was moved. */
+  aliasUrls?: Record<string, string>
 }
 
 export interface BuiltOutputs {
@@ -67,21 +73,50 @@ export function buildOutputs(r: OutputsReport): BuiltOutputs {
       [Outputs.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
       [Outputs.BytesUploaded]: String(r.bytesUploaded),
       [Outputs.InvalidationIds]: JSON.stringify(r.invalidation.ids),
-      [Outputs.InvalidationStatus]: r.invalidation.status
+      [Outputs.InvalidationStatus]: r.invalidation.status,
+      [Outputs.SignedUrls]: r.signing ? sortedJson(r.signing.urls) : '',
+      [Outputs.SignedCookies]: r.signing ? JSON.stringify(r.signing.cookies) : '',
+      [Outputs.SignedUrlsExpireAt]: r.signing ? r.signing.expiresAt.toISOString() : '',
+      [Outputs.Verified]: verifiedOutput(r.verification),
+      [Outputs.AliasUrls]: r.aliasUrls ? sortedJson(r.aliasUrls) : ''
     },
-    warnings
+    warnings: [...warnings, ...signedUrlsWarning(r.signing)]
   }
 }
 
+/** `true`/`false`, or empty when nothing was verified. */
+export function verifiedOutput(verification: VerifyResult | undefined): string {
+  return verification ? String(verification.verified) : ''
+}
+
 /**
- * Written by hand because a JS object puts integer-like keys (a file named `0`) first, whatever
- * the insertion order.
+ * Signed URLs are ~400 bytes each and cannot be shortened: past the budget they may not reach
+ * other jobs, and the cookies (one credential for the whole version) are the way to go.
  */
-function urlsJson(files: PublishedFile[]): string {
-  const entries = [...files]
-    .sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
-    .map((f) => `${JSON.stringify(f.relativePath)}:${JSON.stringify(f.url)}`)
+function signedUrlsWarning(signing: SigningReport | undefined): string[] {
+  if (!signing) return []
+  const bytes = Buffer.byteLength(sortedJson(signing.urls))
+  return bytes > OUTPUTS_BUDGET_BYTES
+    ? [
+        `The signed-urls output takes ${kilobytes(bytes)} (GitHub allows 1 MB of outputs per job), so it may not reach other jobs; use the signed-cookies output, which opens every file of the version.`
+      ]
+    : []
+}
+
+/**
+ * A record as JSON with its keys in code-unit order. Written by hand because JSON.stringify puts
+ * integer-like keys (a file named `0`) first, whatever the order.
+ */
+export function sortedJson(record: Record<string, string>): string {
+  const entries = Object.keys(record)
+    .sort(compareCodeUnits)
+    .map((key) => `${JSON.stringify(key)}:${JSON.stringify(record[key])}`)
   return `{${entries.join(',')}}`
+}
+
+/** relative path → URL, sorted by path. */
+function urlsJson(files: PublishedFile[]): string {
+  return sortedJson(Object.fromEntries(files.map((f) => [f.relativePath, f.url])))
 }
 
 function kilobytes(bytes: number): string {

@@ -1,10 +1,11 @@
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from './concurrency.js'
 import { SHA256_METADATA_KEY } from './constants.js'
 import { contentTypeFor } from './content-type.js'
-import { ImmutableVersionError, explainAwsError, httpStatusOf } from './errors.js'
+import { ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
 import { sha256File } from './hash.js'
+import { headObject, listPrefix, type StoredObject } from './stored-objects.js'
 import { choosePartSize } from './part-size.js'
 import type { DeployInputs, LocalFile, Logger, PlannedFile } from './types.js'
 
@@ -32,15 +33,6 @@ export interface Plan {
   existing: Map<string, number>
 }
 
-/** An object already stored under a key we are about to write. */
-interface StoredObject {
-  size: number
-  sha256?: string
-  contentType?: string
-  cacheControl?: string
-  metadata: Record<string, string>
-}
-
 /**
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
  * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
@@ -62,7 +54,9 @@ export async function planDeploy(
   }
 
   const [existing, hashes] = await Promise.all([
-    listPrefix(s3, inputs.bucket, inputs.versionPrefix),
+    listPrefix(s3, inputs.bucket, inputs.versionPrefix).then(
+      (objects) => new Map([...objects].map(([key, o]) => [key, o.size]))
+    ),
     mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
   ])
   logger.info(
@@ -155,50 +149,4 @@ function immutableError(
     `${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`,
     'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).'
   )
-}
-
-/** Every key under `<prefix>/` with its size, paginated (one request per 1,000 keys). */
-async function listPrefix(
-  s3: S3Client,
-  bucket: string,
-  prefix: string
-): Promise<Map<string, number>> {
-  const existing = new Map<string, number>()
-  let token: string | undefined
-  do {
-    const page = await s3
-      .send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token })
-      )
-      .catch((err: unknown) => {
-        throw explainAwsError(err, { action: `listing s3://${bucket}/${prefix}/`, bucket })
-      })
-    for (const obj of page.Contents ?? []) {
-      if (obj.Key !== undefined) existing.set(obj.Key, obj.Size ?? 0)
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined
-  } while (token)
-  return existing
-}
-
-/** The stored object's size, recorded SHA-256 and headers, or undefined when it no longer exists. */
-async function headObject(
-  s3: S3Client,
-  bucket: string,
-  key: string
-): Promise<StoredObject | undefined> {
-  try {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
-    return {
-      size: head.ContentLength ?? 0,
-      sha256: head.Metadata?.[SHA256_METADATA_KEY],
-      contentType: head.ContentType,
-      cacheControl: head.CacheControl,
-      metadata: head.Metadata ?? {}
-    }
-  } catch (err) {
-    // Listed a moment ago but deleted since: nothing to protect.
-    if (httpStatusOf(err) === 404) return undefined
-    throw explainAwsError(err, { action: `reading s3://${bucket}/${key}`, bucket })
-  }
 }

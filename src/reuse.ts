@@ -64,13 +64,19 @@ export async function findReusableObjects(
   const readSha256 = (key: string) => {
     let pending = sha256Of.get(key)
     if (!pending) {
-      pending = headSha256(s3, search.bucket, key)
+      pending = headSha256(s3, search.bucket, key, search.signal)
       sha256Of.set(key, pending)
     }
     return pending
   }
+  // Shards of one model often share a size: each file of a size adds its own candidates.
+  const filesOfSize = new Map<number, number>()
+  for (const f of wanted) filesOfSize.set(f.size, (filesOfSize.get(f.size) ?? 0) + 1)
   const sources = await mapLimit(wanted, HEAD_CONCURRENCY, async (file) => {
-    const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE)
+    const candidates = (listed.bySize.get(file.size) ?? []).slice(
+      0,
+      MAX_CANDIDATES_PER_FILE * (filesOfSize.get(file.size) ?? 1)
+    )
     for (const candidate of candidates) {
       search.signal?.throwIfAborted()
       if ((await readSha256(candidate.key)) === file.sha256) return candidate
@@ -110,7 +116,12 @@ async function listCandidates(
   const own = `${search.versionPrefix}/`
   let searched = 0
   let truncated = false
+  const seen = new Set<string>()
   for (const prefix of search.searchPrefixes) {
+    if (searched >= MAX_SEARCHED_KEYS) {
+      truncated = true
+      break
+    }
     const listPrefix = prefix ? `${prefix}/` : ''
     let token: string | undefined
     do {
@@ -126,6 +137,7 @@ async function listCandidates(
           { abortSignal: search.signal }
         )
         .catch((err: unknown) => {
+          search.signal?.throwIfAborted()
           throw explainAwsError(err, {
             action: `listing s3://${search.bucket}/${listPrefix} for identical objects`,
             bucket: search.bucket
@@ -133,7 +145,10 @@ async function listCandidates(
         })
       for (const obj of page.Contents ?? []) {
         searched++
-        if (obj.Key === undefined || obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1)) continue
+        // Overlapping prefixes (`''` and `llama`) list a key twice.
+        if (obj.Key === undefined || seen.has(obj.Key)) continue
+        seen.add(obj.Key)
+        if (obj.Key.startsWith(own) || !sizes.has(obj.Size ?? -1)) continue
         const list = bySize.get(obj.Size!) ?? []
         list.push({ key: obj.Key, eTag: obj.ETag, lastModified: obj.LastModified?.getTime() ?? 0 })
         bySize.set(obj.Size!, list)
@@ -150,13 +165,25 @@ async function listCandidates(
   return { bySize, searched, truncated }
 }
 
-/** The SHA-256 this action recorded on the object, or undefined (not ours, or gone since). */
-async function headSha256(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+/**
+ * The SHA-256 this action recorded on the object, or undefined: not ours, gone since, or not
+ * readable by this role (which may list the bucket but read only its own prefix).
+ */
+async function headSha256(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  signal?: AbortSignal
+): Promise<string | undefined> {
   try {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), {
+      abortSignal: signal
+    })
     return head.Metadata?.[SHA256_METADATA_KEY]
   } catch (err) {
-    if (httpStatusOf(err) === 404) return undefined
+    signal?.throwIfAborted()
+    const status = httpStatusOf(err)
+    if (status === 404 || status === 403) return undefined
     throw explainAwsError(err, { action: `reading s3://${bucket}/${key}`, bucket })
   }
 }
@@ -165,6 +192,8 @@ export interface CopyFilesOptions {
   bucket: string
   cacheControl: string
   metadata: Record<string, string>
+  /** The copies' tags, URL-encoded (`k=v&…`), e.g. a preview's; none when undefined. */
+  tagging?: string
   partSizeBytes?: number
   concurrency: number
   logger: Logger
@@ -186,7 +215,10 @@ export async function copyFiles(
   let bytesCopied = 0
   // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
   const perCopy = Math.max(1, Math.floor(opts.concurrency / 2))
+  let failed = false
   await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
+    // After a failure the deploy has failed: start no further copy.
+    if (failed) return
     const source = file.copyFrom!
     try {
       await copyObject(
@@ -199,7 +231,8 @@ export async function copyFiles(
           contentType: file.contentType,
           cacheControl: opts.cacheControl,
           metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 },
-          sourceETag: source.eTag
+          sourceETag: source.eTag,
+          tagging: opts.tagging
         },
         {
           partSize: opts.partSizeBytes,
@@ -220,6 +253,7 @@ export async function copyFiles(
         fallBack.push({ ...file, action: 'upload', copyFrom: undefined })
         return
       }
+      failed = true
       throw err instanceof DeployError
         ? err
         : explainAwsError(err, { action: 'copying', bucket: opts.bucket })

@@ -1,6 +1,11 @@
+import type { CleanupResult } from './cleanup.js'
 import { compareCodeUnits } from './manifest.js'
+import type { PreflightFinding } from './preflight.js'
 import { formatBytes } from './progress.js'
+import type { AliasMove } from './release.js'
+import type { SigningReport } from './signing.js'
 import type { InvalidationOutcome, PublishedFile } from './types.js'
+import type { VerifyResult } from './verify.js'
 
 /**
  * GitHub rejects a step summary over 1 MiB; stay under 900 KiB so that thousands of files still
@@ -28,7 +33,16 @@ export interface SummaryReport {
   distribution: { id: string; domain: string } | null
   manifestUrl: string
   warnings: string[]
+  preflight?: PreflightFinding[]
+  alias?: AliasMove
+  signing?: SigningReport
+  verification?: VerifyResult
+  /** What happened to the pull request comment, when there is one. */
+  comment?: string
 }
+
+/** Rows of a verification table at most: the failures first, so they are never the ones cut. */
+const MAX_VERIFICATION_ROWS = 50
 
 const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' }
 
@@ -187,6 +201,140 @@ export function manifestSection(report: Pick<SummaryReport, 'manifestUrl' | 'dry
   return `**Manifest:** [${escapeMarkdown(url)}](${linkTarget(url)})`
 }
 
+const FINDING_ICONS: Record<PreflightFinding['status'], string> = {
+  ok: '✅ ok',
+  warning: '⚠️ warning',
+  error: '❌ error',
+  unchecked: '❔ not checked'
+}
+
+/** One row per pre-flight check; empty when pre-flight was off. */
+export function preflightSection(findings: PreflightFinding[] | undefined): string {
+  if (!findings) return ''
+  const rows = findings.map(
+    (f) =>
+      `| ${escapeMarkdown(f.check)} | ${FINDING_ICONS[f.status]} | ${escapeMarkdown(f.message)}${f.fix && f.status !== 'ok' ? `<br>**Fix:** ${escapeMarkdown(f.fix)}` : ''} |`
+  )
+  return [
+    '### Pre-flight',
+    '',
+    '| Check | Result | Details |',
+    '| --- | --- | --- |',
+    ...rows
+  ].join('\n')
+}
+
+/** Which version the alias served before and after, and what moved; empty without an alias. */
+export function aliasSection(move: AliasMove | undefined, dryRun: boolean): string {
+  if (!move) return ''
+  const r = move.result
+  const alias = `\`${escapeMarkdown(r.alias)}\``
+  const before = r.previousVersion ? `\`${escapeMarkdown(r.previousVersion)}\`` : 'nothing'
+  const verb = dryRun ? 'would point' : 'points'
+  const lines = [
+    '### Alias',
+    '',
+    `- ${alias} pointed to ${before}; it now ${verb} to \`${escapeMarkdown(r.versionPrefix)}\`.`,
+    `- Files ${dryRun ? 'to copy' : 'copied'} server-side: ${r.copied.length}; unchanged: ${r.unchanged.length}; ${dryRun ? 'to remove' : 'removed'}: ${r.removed.length}; manifest ${r.manifestAction === 'copied' ? (dryRun ? 'to copy' : 'copied') : 'unchanged'}.`,
+    `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map((p) => `\`${escapeMarkdown(p)}\``).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
+  ]
+  const manifestUrl = move.urls['manifest.json']
+  if (manifestUrl && !dryRun) {
+    lines.push(`- Manifest: [${escapeMarkdown(manifestUrl)}](${linkTarget(manifestUrl)})`)
+  }
+  return lines.join('\n')
+}
+
+/** When the signatures expire and what the cookies open; never a signature. */
+export function signingSection(signing: SigningReport | undefined): string {
+  if (!signing) return ''
+  return [
+    '### Signed URLs',
+    '',
+    `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key \`${escapeMarkdown(signing.keyPairId)}\`) expire at **${signing.expiresAt.toISOString()}**.`,
+    `- The cookies open \`${escapeMarkdown(signing.cookieResource)}\`.`,
+    '- They are in the `signed-urls` and `signed-cookies` outputs (never in this summary or the log).'
+  ].join('\n')
+}
+
+/** The outcome of the HEAD requests: failures listed first; empty when nothing was verified. */
+export function verificationSection(verification: VerifyResult | undefined): string {
+  if (!verification) return ''
+  const { results } = verification
+  const failed = results.filter((r) => !r.ok)
+  const head = verification.verified
+    ? `✅ All ${results.length} URL(s) serve their size and SHA-256.`
+    : `❌ ${failed.length} of ${results.length} URL(s) did not serve what was uploaded.`
+  const rows = [...failed, ...results.filter((r) => r.ok)]
+    .slice(0, MAX_VERIFICATION_ROWS)
+    .map(
+      (r) =>
+        `| ${escapeMarkdown(r.relativePath)} | ${r.status ?? '—'} | ${r.ok ? '✅' : `❌ ${escapeMarkdown(r.problems.join('; '))}`} |`
+    )
+  const more =
+    results.length > MAX_VERIFICATION_ROWS
+      ? [
+          '',
+          `… and ${results.length - MAX_VERIFICATION_ROWS} more (all ${verification.verified ? 'verified' : 'listed in the step log'}).`
+        ]
+      : []
+  return [
+    '### Verification',
+    '',
+    head,
+    '',
+    '| File | Status | Result |',
+    '| --- | ---: | --- |',
+    ...rows,
+    ...more
+  ].join('\n')
+}
+
+export function commentSection(comment: string | undefined): string {
+  return comment ? `**Pull request comment:** ${escapeMarkdown(comment)}` : ''
+}
+
+/** The summary of `mode: promote`: the alias move and its invalidation. */
+export function promoteSummary(move: AliasMove, bucket: string, warnings: string[]): string {
+  return (
+    [
+      `## Model CDN promote: ${escapeMarkdown(move.result.alias)} → ${escapeMarkdown(move.result.versionPrefix)}`,
+      '',
+      `**Bucket:** ${escapeMarkdown(bucket)}${move.result.dryRun ? '\n\n> **Dry run — nothing was changed.** This is what a real run would do.' : ''}`,
+      aliasSection(move, move.result.dryRun),
+      warningsSection(warnings)
+    ]
+      .filter((section) => section !== '')
+      .join('\n\n') + '\n'
+  )
+}
+
+/** The summary of `mode: cleanup`: what was removed and its invalidation. */
+export function cleanupSummary(
+  result: CleanupResult,
+  target: { bucket: string; versionPrefix: string },
+  invalidation: InvalidationOutcome,
+  warnings: string[],
+  comment?: string
+): string {
+  const where = `s3://${target.bucket}/${target.versionPrefix}/`
+  const done = result.dryRun
+    ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
+    : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). The bucket keeps their old versions until a lifecycle rule expires them.`
+  return (
+    [
+      `## Model CDN clean-up: ${escapeMarkdown(target.versionPrefix)}`,
+      result.dryRun ? '> **Dry run — nothing was changed.** This is what a real run would do.' : '',
+      done,
+      invalidationSection({ invalidation, dryRun: result.dryRun }),
+      commentSection(comment),
+      warningsSection(warnings)
+    ]
+      .filter((section) => section !== '')
+      .join('\n\n') + '\n'
+  )
+}
+
 /** Empty when there is nothing to warn about, so buildSummary leaves the section out. */
 export function warningsSection(warnings: string[]): string {
   if (warnings.length === 0) return ''
@@ -216,6 +364,11 @@ export function buildSummary(report: SummaryReport): string {
       filesSection(sorted, fileLimit),
       invalidationSection(sorted, pathLimit),
       manifestSection(sorted),
+      preflightSection(sorted.preflight),
+      aliasSection(sorted.alias, sorted.dryRun),
+      signingSection(sorted.signing),
+      verificationSection(sorted.verification),
+      commentSection(sorted.comment),
       warningsSection(sorted.warnings)
     ]
       .filter((section) => section !== '')

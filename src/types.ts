@@ -1,9 +1,15 @@
 /** Domain types shared by the modules. Core logic depends on these, not on @actions/core. */
 
+import type { SigningConfig } from './signing.js'
+
 export type InvalidateMode = 'auto' | 'all' | 'none'
+
+/** deploy: publish files; promote: point an alias at an existing version; cleanup: delete one. */
+export type Mode = 'deploy' | 'promote' | 'cleanup'
 
 /** Inputs, parsed once and validated (see inputs.ts). */
 export interface DeployInputs {
+  mode: Mode
   /** Glob patterns, one per line as given; `!` lines exclude. */
   artifacts: string[]
   /** Absolute directory keys are relative to; undefined = common ancestor of the search paths. */
@@ -39,6 +45,20 @@ export interface DeployInputs {
   endpointUrl?: string
   /** Absolute path of the workspace (GITHUB_WORKSPACE or cwd). */
   workspace: string
+  /** A prefix that receives copies of the version (e.g. `latest`), normalised like versionPrefix. */
+  alias?: string
+  aliasCacheControl: string
+  /** Alias prefixes cleanup checks besides the version's siblings. */
+  aliases: string[]
+  /** Check the bucket and distribution set-up before the first upload. */
+  preflight: boolean
+  /** HEAD every published URL after the deploy. */
+  verify: boolean
+  signing?: SigningConfig
+  prComment: boolean
+  /** Tells this step's PR comment from other steps' (matrix jobs). */
+  prCommentId?: string
+  githubToken: string
 }
 
 /** A regular file found by the artifact patterns. */

@@ -37,6 +37,8 @@ export interface UploadOptions {
   cacheControl: string
   /** User metadata; the file's sha256 is added under SHA256_METADATA_KEY. */
   metadata: Record<string, string>
+  /** Object tags, URL-encoded (`k=v&…`), e.g. a preview's; none when undefined. */
+  tagging?: string
   logger: Logger
   /** Aborting stops new files, cancels those in flight, and rejects once they have settled. */
   signal?: AbortSignal
@@ -178,7 +180,8 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
     Key: file.key,
     ContentType: file.contentType,
     CacheControl: opts.cacheControl,
-    Metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 }
+    Metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+    ...(opts.tagging ? { Tagging: opts.tagging } : {})
   }
 
   if (job.partSize === undefined) {

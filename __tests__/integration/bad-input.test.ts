@@ -87,6 +87,8 @@ function deploy(inputs: Inputs, env: Record<string, string | undefined> = {}) {
       'distribution-id': world.distributionId,
       // Anything that got through would be invalidated, so "no invalidation" proves something.
       invalidate: 'all',
+      // The emulator's CloudFront domain does not resolve.
+      verify: false,
       ...inputs
     }
   })
@@ -167,16 +169,32 @@ const cases: BadInput[] = [
     fix: /Give the id, not the domain or ARN/
   },
   {
-    name: 'a well-formed distribution id that does not exist',
+    name: 'a well-formed distribution id that does not exist (pre-flight)',
     files: { 'a.onnx': 'a' },
     inputs: () => ({ 'distribution-id': 'E0NOSUCHDIST00' }),
+    problem:
+      /Pre-flight found 1 problem.*\n1\. distribution: Distribution E0NOSUCHDIST00 does not exist/,
+    fix: /Fix: Set `distribution-id` to the ID/
+  },
+  {
+    name: 'a well-formed distribution id that does not exist (no pre-flight)',
+    files: { 'a.onnx': 'a' },
+    inputs: () => ({ 'distribution-id': 'E0NOSUCHDIST00', preflight: 'false' }),
     problem: /reading CloudFront distribution E0NOSUCHDIST00: AWS said NoSuchDistribution/,
     fix: /Distribution "E0NOSUCHDIST00" does not exist or is in another account\. Check `distribution-id`/
   },
   {
-    name: 'a bucket that does not exist',
+    name: 'a bucket that does not exist (pre-flight)',
     files: { 'a.onnx': 'a' },
     inputs: () => ({ bucket: 'no-such-model-bucket' }),
+    problem:
+      /Pre-flight found .*\n1\. bucket: Failed reading bucket "no-such-model-bucket": AWS said NoSuchBucket/,
+    fix: /Bucket "no-such-model-bucket" does not exist .*Check the `bucket` and `aws-region` inputs/
+  },
+  {
+    name: 'a bucket that does not exist (no pre-flight)',
+    files: { 'a.onnx': 'a' },
+    inputs: () => ({ bucket: 'no-such-model-bucket', preflight: 'false' }),
     problem: /s3:\/\/no-such-model-bucket\/.*NoSuchBucket/,
     fix: /Bucket "no-such-model-bucket" does not exist .*Check the `bucket` and `aws-region` inputs/
   },

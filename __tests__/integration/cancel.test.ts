@@ -72,7 +72,11 @@ const inputs = (prefix: string) => ({
   'version-prefix': prefix,
   'multipart-threshold-mb': 5,
   'part-size-mb': 5,
-  concurrency: 2
+  concurrency: 2,
+  // Every scenario sends the same files: they must be uploaded, not copied from the last.
+  'reuse-from': 'none',
+  // Without a distribution the URLs are the emulator's, which refuses anonymous requests.
+  verify: false
 })
 
 /** Every UploadPart answer held back `ms`, as on a slow link. */

@@ -23,12 +23,14 @@ describe('action.yml reader', () => {
     const inputs = readActionInputs()
     expect([...inputs.keys()].sort()).toEqual(Object.values(Inputs).sort())
     const required = [...inputs].filter(([, d]) => d.required).map(([n]) => n)
-    expect(required.sort()).toEqual(['artifacts', 'bucket', 'version-prefix'])
+    // artifacts is required in mode: deploy only, which inputs.ts checks.
+    expect(required.sort()).toEqual(['bucket', 'version-prefix'])
     expect(inputs.get('invalidate')?.default).toBe('auto')
     expect(inputs.get('wait-for-invalidation')?.default).toBe('true')
     expect(inputs.get('cache-control')?.default).toBe('public, max-age=31536000, immutable')
     expect(inputs.get('distribution-id')?.default).toBe('')
-    expect(inputs.get('artifacts')?.default).toBeUndefined()
+    expect(inputs.get('artifacts')?.default).toBe('')
+    expect(inputs.get('bucket')?.default).toBeUndefined()
   })
 
   it('handles quoting, block scalars and comments, and refuses what it does not understand', () => {

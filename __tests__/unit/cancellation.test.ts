@@ -184,7 +184,9 @@ describe('deploy, cancelled', () => {
           bucket: 'models',
           'version-prefix': 'v1',
           'distribution-id': 'E2ABCDEFGHIJKL',
-          invalidate: 'all'
+          invalidate: 'all',
+          preflight: 'false',
+          verify: 'false'
         })[name] ?? '',
       { GITHUB_WORKSPACE: workspace }
     )

@@ -38,6 +38,9 @@ function inputs(values: Record<string, string> = {}): DeployInputs {
     bucket: 'models',
     'version-prefix': 'v1',
     'distribution-id': 'E2ABCDEFGHIJKL',
+    // Covered by preflight.test.ts and verify.test.ts; the pipeline around them is tested here.
+    preflight: 'false',
+    verify: 'false',
     ...values
   }
   return parseInputs((n) => all[n] ?? '', { GITHUB_WORKSPACE: workspace })

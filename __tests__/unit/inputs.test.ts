@@ -51,7 +51,17 @@ describe('parseInputs', () => {
       dryRun: false,
       region: 'us-east-1',
       endpointUrl: undefined,
-      workspace
+      workspace,
+      mode: 'deploy',
+      alias: undefined,
+      aliasCacheControl: 'public, max-age=60',
+      aliases: [],
+      preflight: true,
+      verify: true,
+      signing: undefined,
+      prComment: true,
+      prCommentId: undefined,
+      githubToken: ''
     })
   })
 

@@ -48,7 +48,13 @@ describe('buildOutputs', () => {
       skipped: '1',
       'bytes-uploaded': '1234567890',
       'invalidation-ids': '["I2J0I21PCUYOIK","I3ABCDEF"]',
-      'invalidation-status': 'Completed'
+      'invalidation-status': 'Completed',
+      // Nothing signed, verified or aliased in this run.
+      'signed-urls': '',
+      'signed-cookies': '',
+      'signed-urls-expire-at': '',
+      verified: '',
+      'alias-urls': ''
     })
     expect(warnings).toEqual([])
   })

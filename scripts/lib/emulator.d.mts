@@ -12,6 +12,12 @@ export interface StartEmulatorOptions {
   host?: string
   /** How long to wait for the server to answer; default 30 s. */
   readyTimeoutMs?: number
+  /**
+   * Apply MOTO_PATCH (default true): origins keep OriginAccessControlId and S3OriginConfig in
+   * GetDistribution, and unknown key groups/public keys are 404s. The Python is `$MOTO_PYTHON`,
+   * the one moto_server's script names, or python3 on PATH.
+   */
+  patchMoto?: boolean
 }
 
 export interface Emulator {
@@ -42,10 +48,22 @@ export interface World {
   domain: string
   distributionArn: string
   oacId: string
+  /** The id of the distribution's only origin, the bucket. */
+  originId: string
+  /** With `signing`: the public key, and the key group holding it that the default behavior trusts. */
+  publicKeyId?: string
+  keyGroupId?: string
+}
+
+export interface WorldOptions {
+  bucket: string
+  /** Require signed URLs: a key group with this public key, trusted by the default behavior. */
+  signing?: { publicKeyPem: string }
 }
 
 /**
- * Creates a versioned, private bucket (public access blocked), an Origin Access Control, a
- * distribution whose origin is the bucket, and the bucket policy scoped to the distribution.
+ * Creates a versioned, private bucket (public access blocked, incomplete multipart uploads
+ * aborted after a day), an Origin Access Control, a distribution whose origin is the bucket, and
+ * the bucket policy scoped to the distribution; with `signing`, a trusted key group.
  */
-export declare function setupWorld(endpoint: string, options: { bucket: string }): Promise<World>
+export declare function setupWorld(endpoint: string, options: WorldOptions): Promise<World>

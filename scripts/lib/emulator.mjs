@@ -8,11 +8,26 @@
  * the parent dies in a way no hook sees (SIGKILL, a crashed Jest worker).
  *
  * setupWorld() builds what the action is deployed to, as the tutorial does it: a private,
- * versioned bucket with its public access blocked, an Origin Access Control, a distribution whose
- * origin is the bucket, and a bucket policy that lets only that distribution read.
+ * versioned bucket with its public access blocked and a lifecycle rule that aborts incomplete
+ * multipart uploads, an Origin Access Control, a distribution whose origin is the bucket, a
+ * bucket policy that lets only that distribution read, and optionally a trusted key group.
+ *
+ * moto 5.2 drops two things pre-flight reads, so by default the server runs with MOTO_PATCH
+ * (below): GetDistribution returns each origin's OriginAccessControlId and S3OriginConfig as
+ * created, and GetKeyGroup/GetPublicKey of an unknown id answer 404 NoSuchResource/NoSuchPublicKey
+ * as AWS does, instead of a 500.
  */
 import { spawn } from 'node:child_process'
-import { accessSync, closeSync, constants, openSync, readFileSync, rmSync, statSync } from 'node:fs'
+import {
+  accessSync,
+  closeSync,
+  constants,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync
+} from 'node:fs'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -20,6 +35,7 @@ import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   CreateBucketCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutBucketPolicyCommand,
   PutBucketVersioningCommand,
   PutPublicAccessBlockCommand,
@@ -28,7 +44,9 @@ import {
 import {
   CloudFrontClient,
   CreateDistributionCommand,
-  CreateOriginAccessControlCommand
+  CreateKeyGroupCommand,
+  CreateOriginAccessControlCommand,
+  CreatePublicKeyCommand
 } from '@aws-sdk/client-cloudfront'
 
 export const TEST_REGION = 'us-east-1'
@@ -56,6 +74,43 @@ process.stdin.resume()
 setInterval(() => { if (!alive()) process.exit(0) }, 1000)
 `
 
+/**
+ * Run before moto's server: makes moto 5.2 answer as AWS does where pre-flight depends on it.
+ * Each fix is additive (a field moto dropped, a 404 where moto failed with a 500).
+ */
+const MOTO_PATCH = `
+from moto.cloudfront import models
+from moto.cloudfront.exceptions import CloudFrontException
+
+origin_init = models.Origin.__init__
+
+def keep_origin_access(self, origin):
+    origin_init(self, origin)
+    self.origin_access_control_id = origin.get("OriginAccessControlId") or ""
+    if "S3OriginConfig" in origin:
+        oai = origin["S3OriginConfig"].get("OriginAccessIdentity") or ""
+        self.s3_origin_config = {"OriginAccessIdentity": oai}
+
+def lookup(store, code, message):
+    def get(self, **kwargs):
+        (key,) = kwargs.values()
+        if key not in getattr(self, store):
+            raise CloudFrontException(code, message)
+        return getattr(self, store)[key]
+    return get
+
+models.Origin.__init__ = keep_origin_access
+models.CloudFrontBackend.get_key_group = lookup(
+    "key_groups", "NoSuchResource", "A resource that was specified is not valid."
+)
+models.CloudFrontBackend.get_public_key = lookup(
+    "public_keys", "NoSuchPublicKey", "The specified public key does not exist."
+)
+
+from moto.server import main
+main()
+`
+
 function isExecutable(file) {
   try {
     accessSync(file, constants.X_OK)
@@ -72,6 +127,47 @@ function findOnPath(name) {
     if (dir && isExecutable(join(dir, name))) return join(dir, name)
   }
   return undefined
+}
+
+/** The interpreter a Python console script runs with, from its `#!` line; else undefined. */
+function shebangPython(script) {
+  let first = ''
+  try {
+    const fd = openSync(script, 'r')
+    try {
+      const buffer = Buffer.alloc(256)
+      first = buffer
+        .subarray(0, readSync(fd, buffer, 0, 256, 0))
+        .toString('utf8')
+        .split('\n')[0]
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return undefined
+  }
+  const match = /^#!\s*(\S+)(?:\s+(\S+))?/.exec(first)
+  if (!match) return undefined
+  const interpreter = match[1].endsWith('/env') ? match[2] && findOnPath(match[2]) : match[1]
+  return interpreter && /python[\d.]*$/.test(interpreter) ? interpreter : undefined
+}
+
+/**
+ * The Python that has moto: `$MOTO_PYTHON`, the one moto_server's script names, or python3 on PATH
+ * (a pyenv shim resolves python3 and moto_server to the same version).
+ */
+function motoPython(executable) {
+  const python =
+    (process.env.MOTO_PYTHON && findOnPath(process.env.MOTO_PYTHON)) ??
+    shebangPython(executable) ??
+    findOnPath('python3')
+  if (!python) {
+    throw new Error(
+      `Found ${executable} but not the Python that runs it (needed to apply MOTO_PATCH). ` +
+        'Set MOTO_PYTHON to that interpreter, or pass { patchMoto: false }.'
+    )
+  }
+  return python
 }
 
 async function freePort(host) {
@@ -119,7 +215,7 @@ function killGroup(pid, signal) {
 
 /**
  * Starts moto_server on a free loopback port.
- * @param {{ command?: string, host?: string, readyTimeoutMs?: number }} [options]
+ * @param {{ command?: string, host?: string, readyTimeoutMs?: number, patchMoto?: boolean }} [options]
  */
 export async function startEmulator(options = {}) {
   const command = options.command ?? process.env.MOTO_SERVER_COMMAND ?? 'moto_server'
@@ -134,12 +230,16 @@ export async function startEmulator(options = {}) {
     )
   }
 
+  // The patched server is moto's own, started from its Python with MOTO_PATCH applied first.
+  const [program, args] =
+    options.patchMoto === false ? [executable, []] : [motoPython(executable), ['-c', MOTO_PATCH]]
+
   let lastError
   // A port found free can be taken before moto binds it: try a few.
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort(host)
     try {
-      return await launch(executable, host, port, readyTimeoutMs)
+      return await launch(program, args, host, port, readyTimeoutMs)
     } catch (err) {
       lastError = err
       if (!err.portInUse) break
@@ -148,10 +248,10 @@ export async function startEmulator(options = {}) {
   throw lastError
 }
 
-async function launch(executable, host, port, readyTimeoutMs) {
+async function launch(executable, args, host, port, readyTimeoutMs) {
   const logFile = join(tmpdir(), `moto-server-${process.pid}-${port}.log`)
   const logFd = openSync(logFile, 'w')
-  const child = spawn(executable, ['-H', host, '-p', String(port)], {
+  const child = spawn(executable, [...args, '-H', host, '-p', String(port)], {
     detached: true, // own process group, so stop() also reaches the children of the pyenv shim
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, PYTHONUNBUFFERED: '1' }
@@ -262,11 +362,12 @@ export function makeClients(endpoint) {
 }
 
 /**
- * Creates the bucket and the distribution in front of it, as the tutorial does.
+ * Creates the bucket and the distribution in front of it, as the tutorial does. With `signing`,
+ * the public key goes into a key group that the default cache behavior trusts (signed URLs only).
  * @param {string} endpoint
- * @param {{ bucket: string }} options
+ * @param {{ bucket: string, signing?: { publicKeyPem: string } }} options
  */
-export async function setupWorld(endpoint, { bucket }) {
+export async function setupWorld(endpoint, { bucket, signing }) {
   const { s3, cloudfront } = makeClients(endpoint)
   try {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }))
@@ -287,6 +388,45 @@ export async function setupWorld(endpoint, { bucket }) {
         }
       })
     )
+    // Parts of interrupted multipart uploads would otherwise stay stored (and billed) forever.
+    await s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: bucket,
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: 'abort-incomplete-multipart-uploads',
+              Status: 'Enabled',
+              Filter: { Prefix: '' },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+            }
+          ]
+        }
+      })
+    )
+
+    let publicKeyId
+    let keyGroupId
+    if (signing) {
+      const key = await cloudfront.send(
+        new CreatePublicKeyCommand({
+          PublicKeyConfig: {
+            CallerReference: `${bucket}-key-${Date.now()}`,
+            Name: `${bucket}-signing-key`,
+            EncodedKey: signing.publicKeyPem
+          }
+        })
+      )
+      publicKeyId = key.PublicKey?.Id
+      if (!publicKeyId) throw new Error('CreatePublicKey returned no id')
+      const group = await cloudfront.send(
+        new CreateKeyGroupCommand({
+          KeyGroupConfig: { Name: `${bucket}-key-group`, Items: [publicKeyId] }
+        })
+      )
+      keyGroupId = group.KeyGroup?.Id
+      if (!keyGroupId) throw new Error('CreateKeyGroup returned no id')
+    }
 
     const oac = await cloudfront.send(
       new CreateOriginAccessControlCommand({
@@ -332,7 +472,9 @@ export async function setupWorld(endpoint, { bucket }) {
             },
             CachePolicyId: '658327ea-f89d-4fab-a63d-7e88639e58f6', // CachingOptimized
             Compress: true,
-            TrustedKeyGroups: { Enabled: false, Quantity: 0 }
+            TrustedKeyGroups: keyGroupId
+              ? { Enabled: true, Quantity: 1, Items: [keyGroupId] }
+              : { Enabled: false, Quantity: 0 }
           }
         }
       })
@@ -363,7 +505,15 @@ export async function setupWorld(endpoint, { bucket }) {
       })
     )
 
-    return { bucket, distributionId, domain, distributionArn, oacId }
+    return {
+      bucket,
+      distributionId,
+      domain,
+      distributionArn,
+      oacId,
+      originId,
+      ...(signing ? { publicKeyId, keyGroupId } : {})
+    }
   } finally {
     s3.destroy()
     cloudfront.destroy()

@@ -26,6 +26,8 @@ export interface Annotation {
 export declare function parseAnnotations(stdout: string): Annotation[]
 
 export interface RunActionOptions {
+  /** What an input defaulting to `${{ github.token }}` gets, as the runner gives the job's token. */
+  githubToken?: string
   /** Input values by their action.yml names; unknown names throw. Unset inputs get defaults. */
   inputs?: Record<string, string | number | boolean | undefined>
   /** Extra environment for the action (undefined deletes a variable the harness would set). */

@@ -99,7 +99,11 @@ export function parseActionInputs(text, source = 'action.yml') {
     }
     const required = props.required === undefined ? false : parseBool(props.required)
     if (required === undefined) fail(i - 1, `input "${name}": required must be true or false`)
-    if (props.default !== undefined && props.default.includes('${{')) {
+    if (
+      props.default !== undefined &&
+      props.default.includes('${{') &&
+      !GITHUB_TOKEN_EXPRESSION.test(props.default)
+    ) {
       throw new Error(`${source}: input "${name}": expression defaults are not supported here`)
     }
     inputs.set(name, { required, default: props.default, description: props.description })
@@ -184,6 +188,9 @@ function parseBlockScalar(style, chomping, lines, fail) {
   if (chomping === '-') return text.replace(/\n+$/, '')
   return `${text.replace(/\n+$/, '')}\n` // clip: exactly one final line break
 }
+
+/** The one expression default the harness evaluates, as the runner does: the job's token. */
+const GITHUB_TOKEN_EXPRESSION = /^\$\{\{\s*github\.token\s*\}\}$/
 
 /** The inputs of the action in `actionPath` (a directory holding action.yml). */
 export function readActionInputs(actionPath = REPO_ROOT) {
@@ -270,7 +277,8 @@ export async function runAction(options) {
     keepTemp = false,
     onSpawn,
     phase = 'main',
-    state = {}
+    state = {},
+    githubToken = 'ghs_harness-job-token'
   } = options
   if (!cwd) throw new Error('runAction: cwd (the workspace) is required')
   if (phase !== 'main' && phase !== 'post') throw new Error(`runAction: unknown phase "${phase}"`)
@@ -286,7 +294,11 @@ export async function runAction(options) {
     }
   }
   const values = {}
-  for (const [name, def] of declared) values[name] = def.default ?? ''
+  for (const [name, def] of declared) {
+    values[name] = GITHUB_TOKEN_EXPRESSION.test(def.default ?? '')
+      ? githubToken
+      : (def.default ?? '')
+  }
   if (endpoint && inputs['endpoint-url'] === undefined) values['endpoint-url'] = endpoint
   for (const [name, value] of Object.entries(inputs)) {
     if (value !== undefined) values[name] = String(value)

@@ -1,0 +1,112 @@
+import {
+  applyAlias,
+  loadVersion,
+  planAlias,
+  type AliasResult,
+  type VersionSource
+} from './alias.js'
+import type { Clients } from './clients.js'
+import { invalidateAndWait } from './invalidation.js'
+import { objectUrl } from './urls.js'
+import type { DeployInputs, InvalidationOutcome, Logger, Sleep } from './types.js'
+
+export interface ReleaseDeps {
+  logger: Logger
+  sleep: Sleep
+  env: NodeJS.ProcessEnv
+  now: () => number
+  signal?: AbortSignal
+  /** Collects warnings for the summary (and logs them). */
+  warn: (message: string) => void
+}
+
+/** An alias moved to a version: what changed, its URLs and its invalidation. */
+export interface AliasMove {
+  result: AliasResult
+  /** Relative path → URL under the alias, the manifest as `manifest.json`. */
+  urls: Record<string, string>
+  invalidation: InvalidationOutcome
+}
+
+type ReleaseInputs = Pick<
+  DeployInputs,
+  | 'bucket'
+  | 'alias'
+  | 'aliasCacheControl'
+  | 'concurrency'
+  | 'dryRun'
+  | 'distributionId'
+  | 'waitForInvalidation'
+  | 'waitTimeoutMinutes'
+  | 'partSizeBytes'
+>
+
+/**
+ * Points `inputs.alias` at the version: server-side copies, the version's manifest, stale keys
+ * removed (alias.ts), then exactly the alias paths that changed invalidated and waited for.
+ * `version` is the published version (loadVersion), or, in a dry run before anything is
+ * uploaded, the manifest this run would write.
+ */
+export async function moveAlias(
+  clients: Clients,
+  inputs: ReleaseInputs & { alias: string },
+  version: VersionSource,
+  urlBase: string,
+  deps: ReleaseDeps
+): Promise<AliasMove> {
+  const plan = await planAlias(
+    clients.s3,
+    { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl },
+    version
+  )
+  const result = await applyAlias(clients.s3, plan, {
+    concurrency: inputs.concurrency,
+    logger: deps.logger,
+    signal: deps.signal,
+    dryRun: inputs.dryRun,
+    partSize: inputs.partSizeBytes
+  })
+  const paths = inputs.distributionId ? result.invalidationPaths : []
+  const invalidation: InvalidationOutcome = {
+    reason: !inputs.distributionId
+      ? 'No distribution-id given, so there is nothing to invalidate.'
+      : paths.length
+        ? `alias ${inputs.alias} now serves ${result.versionPrefix}: its overwritten and removed paths and its manifest may be cached at the edge.`
+        : `alias ${inputs.alias}: no path that was served before changed.`,
+    paths,
+    ids: [],
+    status: 'none',
+    waitedMs: 0
+  }
+  if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
+    const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+      env: deps.env,
+      logger: deps.logger,
+      sleep: deps.sleep,
+      now: deps.now,
+      wait: inputs.waitForInvalidation,
+      waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+      label: `alias ${inputs.alias}`
+    })
+    Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
+    if (done.warning) deps.warn(done.warning)
+  }
+  const urls: Record<string, string> = {}
+  for (const file of result.files) urls[file.path] = objectUrl(urlBase, file.key)
+  urls['manifest.json'] = objectUrl(urlBase, result.manifestKey)
+  return { result, urls, invalidation }
+}
+
+/** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
+export async function promoteVersion(
+  clients: Clients,
+  inputs: ReleaseInputs & { alias: string; versionPrefix: string },
+  urlBase: string,
+  deps: ReleaseDeps
+): Promise<AliasMove> {
+  const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix)
+  deps.logger.info(
+    `${inputs.versionPrefix} is complete: ${version.manifest.files.length} file(s) as its manifest lists them.`
+  )
+  return moveAlias(clients, inputs, version, urlBase, deps)
+}

@@ -1,0 +1,84 @@
+import { customS3Endpoint, type Clients } from './clients.js'
+import { getDistribution, type DistributionInfo } from './distribution.js'
+import {
+  formatFinding,
+  preflightFailure,
+  runPreflight,
+  type PreflightFinding
+} from './preflight.js'
+import { s3UrlBase } from './urls.js'
+import type { DeployInputs, Logger } from './types.js'
+
+/** Where a run publishes: the distribution (if any), the base of the URLs, and the checks run. */
+export interface Target {
+  distribution?: DistributionInfo
+  urlBase: string
+  /** Undefined when `preflight` is false. */
+  preflight?: PreflightFinding[]
+}
+
+export interface TargetDeps {
+  env: NodeJS.ProcessEnv
+  logger: Logger
+  /** Logs a warning and keeps it for the summary. */
+  warn: (message: string) => void
+  signal?: AbortSignal
+}
+
+/**
+ * Runs the pre-flight checks (read-only; an error finding stops the run before anything is
+ * written), reads the distribution, and settles the URL base: `url-base`, else the
+ * distribution's domain, else the bucket's own URL.
+ */
+export async function resolveTarget(
+  inputs: Pick<
+    DeployInputs,
+    | 'bucket'
+    | 'region'
+    | 'distributionId'
+    | 'versionPrefix'
+    | 'signing'
+    | 'preflight'
+    | 'urlBase'
+    | 'endpointUrl'
+  >,
+  clients: Clients,
+  deps: TargetDeps
+): Promise<Target> {
+  let preflight: PreflightFinding[] | undefined
+  if (inputs.preflight) {
+    preflight = await runPreflight(
+      clients,
+      {
+        bucket: inputs.bucket,
+        region: inputs.region,
+        distributionId: inputs.distributionId,
+        versionPrefix: inputs.versionPrefix,
+        signingKeyPairId: inputs.signing?.keyPairId
+      },
+      { signal: deps.signal }
+    )
+    for (const finding of preflight) {
+      if (finding.status === 'ok') deps.logger.info(formatFinding(finding))
+      else if (finding.status !== 'error') deps.warn(formatFinding(finding))
+    }
+    const failure = preflightFailure(preflight)
+    if (failure) throw failure
+  }
+
+  let distribution: DistributionInfo | undefined
+  if (inputs.distributionId) {
+    distribution = await getDistribution(clients.cloudfront, inputs.distributionId)
+    if (!distribution.enabled && !preflight) {
+      deps.warn(
+        `CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`
+      )
+    }
+  }
+  const urlBase =
+    inputs.urlBase ??
+    (distribution
+      ? `https://${distribution.domain}`
+      : s3UrlBase(inputs.bucket, inputs.region, customS3Endpoint(inputs, deps.env)))
+  return { distribution, urlBase, preflight }
+}
