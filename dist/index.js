@@ -88204,8 +88204,14 @@ function buildOutputs(r) {
             [constants/* Outputs */.tY.Copied]: String(r.files.filter((f) => f.action === 'copy').length),
             [constants/* Outputs */.tY.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
             [constants/* Outputs */.tY.BytesUploaded]: String(r.bytesUploaded),
-            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(r.invalidation.ids),
-            [constants/* Outputs */.tY.InvalidationStatus]: r.invalidation.status,
+            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify([
+                ...r.invalidation.ids,
+                ...(r.aliasInvalidation?.ids ?? [])
+            ]),
+            [constants/* Outputs */.tY.InvalidationStatus]: overallStatus([
+                r.invalidation,
+                ...(r.aliasInvalidation ? [r.aliasInvalidation] : [])
+            ]),
             [constants/* Outputs */.tY.SignedUrls]: r.signing ? sortedJson(r.signing.urls) : '',
             [constants/* Outputs */.tY.SignedCookies]: r.signing ? JSON.stringify(r.signing.cookies) : '',
             [constants/* Outputs */.tY.SignedUrlsExpireAt]: r.signing ? r.signing.expiresAt.toISOString() : '',
@@ -88214,6 +88220,12 @@ function buildOutputs(r) {
         },
         warnings: [...warnings, ...signedUrlsWarning(r.signing)]
     };
+}
+/** InProgress if any invalidation is, else Completed if any completed, else none. */
+function overallStatus(outcomes) {
+    if (outcomes.some((o) => o.status === 'InProgress'))
+        return 'InProgress';
+    return outcomes.some((o) => o.status === 'Completed') ? 'Completed' : 'none';
 }
 /** `true`/`false`, or empty when nothing was verified. */
 function verifiedOutput(verification) {
@@ -88665,7 +88677,11 @@ async function deployMode(inputs, clients, deps, pr) {
             updatedAt: new Date(deps.now())
         }), deps, true)
         : undefined;
-    const built = buildOutputs({ ...report, aliasUrls: report.alias?.urls });
+    const built = buildOutputs({
+        ...report,
+        aliasUrls: report.alias?.urls,
+        aliasInvalidation: report.alias?.invalidation
+    });
     for (const warning of built.warnings)
         deps.logger.warning(warning);
     return {

@@ -83,7 +83,11 @@ async function deployMode(
           true
         )
       : undefined
-  const built = buildOutputs({ ...report, aliasUrls: report.alias?.urls })
+  const built = buildOutputs({
+    ...report,
+    aliasUrls: report.alias?.urls,
+    aliasInvalidation: report.alias?.invalidation
+  })
   for (const warning of built.warnings) deps.logger.warning(warning)
   return {
     outputs: { ...built.outputs, [Outputs.CommentUrl]: comment?.url ?? '' },

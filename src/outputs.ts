@@ -21,6 +21,8 @@ export interface OutputsReport {
   verification?: VerifyResult
   /** Relative path → URL under the alias, when one was moved. */
   aliasUrls?: Record<string, string>
+  /** The alias move's own invalidation, reported with the deploy's. */
+  aliasInvalidation?: InvalidationOutcome
 }
 
 export interface BuiltOutputs {
@@ -72,8 +74,14 @@ export function buildOutputs(r: OutputsReport): BuiltOutputs {
       [Outputs.Copied]: String(r.files.filter((f) => f.action === 'copy').length),
       [Outputs.Skipped]: String(r.files.filter((f) => f.action === 'skip').length),
       [Outputs.BytesUploaded]: String(r.bytesUploaded),
-      [Outputs.InvalidationIds]: JSON.stringify(r.invalidation.ids),
-      [Outputs.InvalidationStatus]: r.invalidation.status,
+      [Outputs.InvalidationIds]: JSON.stringify([
+        ...r.invalidation.ids,
+        ...(r.aliasInvalidation?.ids ?? [])
+      ]),
+      [Outputs.InvalidationStatus]: overallStatus([
+        r.invalidation,
+        ...(r.aliasInvalidation ? [r.aliasInvalidation] : [])
+      ]),
       [Outputs.SignedUrls]: r.signing ? sortedJson(r.signing.urls) : '',
       [Outputs.SignedCookies]: r.signing ? JSON.stringify(r.signing.cookies) : '',
       [Outputs.SignedUrlsExpireAt]: r.signing ? r.signing.expiresAt.toISOString() : '',
@@ -82,6 +90,12 @@ export function buildOutputs(r: OutputsReport): BuiltOutputs {
     },
     warnings: [...warnings, ...signedUrlsWarning(r.signing)]
   }
+}
+
+/** InProgress if any invalidation is, else Completed if any completed, else none. */
+function overallStatus(outcomes: InvalidationOutcome[]): InvalidationOutcome['status'] {
+  if (outcomes.some((o) => o.status === 'InProgress')) return 'InProgress'
+  return outcomes.some((o) => o.status === 'Completed') ? 'Completed' : 'none'
 }
 
 /** `true`/`false`, or empty when nothing was verified. */
