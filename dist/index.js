@@ -73351,7 +73351,8 @@ function hintFor(code, status, ctx) {
         case 'AccessDeniedException':
             return ('The credentials lack a permission for this call. Check the role assumed by ' +
                 'aws-actions/configure-aws-credentials: the action needs s3:ListBucket, s3:GetObject, ' +
-                's3:PutObject and s3:AbortMultipartUpload on the bucket' +
+                's3:PutObject and s3:AbortMultipartUpload on the bucket (s3:DeleteObject too for `alias` and `mode: cleanup`, ' +
+                's3:PutObjectTagging for pull request previews, which are tagged)' +
                 (ctx.distributionId
                     ? ', and cloudfront:GetDistribution, cloudfront:CreateInvalidation, cloudfront:GetInvalidation on the distribution'
                     : '') +
@@ -73433,7 +73434,7 @@ function collectInputError(problems, parse) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7182);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9110);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -73447,7 +73448,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7182:
+/***/ 9110:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -83444,7 +83445,39 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
+;// CONCATENATED MODULE: ./src/markdown.ts
+/** Text made safe for GitHub Markdown (job summaries and PR comments). */
+const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+/**
+ * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
+ * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
+ * cell) is backslash-escaped, and line breaks become `<br>`.
+ */
+function escapeMarkdown(text) {
+    return text
+        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
+        .replace(/[\\`|*_[\]~$]/g, '\\$&')
+        .replace(/\r\n|\r|\n/g, '<br>');
+}
+/**
+ * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
+ * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
+ * in the text; control characters (file names may hold a newline) are shown as their symbols.
+ */
+function inlineCode(text) {
+    const visible = text.replace(/\p{Cc}/gu, (c) => {
+        const n = c.charCodeAt(0);
+        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
+    });
+    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
+    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
+    return `${fence}${pad}${visible}${pad}${fence}`;
+}
+
 ;// CONCATENATED MODULE: ./src/pr-comment.ts
+
 
 
 
@@ -83470,7 +83503,7 @@ function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.rea
     if (!PR_EVENTS.has(eventName))
         return undefined;
     const where = env.GITHUB_EVENT_PATH;
-    const broken = (what) => new src_errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH); run the action in a workflow triggered by pull_request, or set `pr-comment: false`.');
+    const broken = (what) => new src_errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
     if (!where)
         throw broken('is missing: GITHUB_EVENT_PATH is not set');
     let payload;
@@ -83540,22 +83573,6 @@ function previewMarker(id) {
 function hasMarker(body, marker) {
     return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker;
 }
-/**
- * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
- * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
- * in the text; control characters (file names may hold a newline) are shown as their symbols.
- */
-function code(text) {
-    const visible = text.replace(/\p{Cc}/gu, (c) => {
-        const n = c.charCodeAt(0);
-        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
-    });
-    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
-    const fence = '`'.repeat(longestRun + 1);
-    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
-    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
-    return `${fence}${pad}${visible}${pad}${fence}`;
-}
 /** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
 function cell(markdown) {
     return markdown.replace(/\|/g, '\\|');
@@ -83569,8 +83586,8 @@ function utc(date) {
     return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 function title(input, suffix = '') {
-    const id = input.commentId ? ` (${code(input.commentId)})` : '';
-    return `### Model preview ${code(input.versionPrefix)}${id}${suffix}`;
+    const id = input.commentId ? ` (${inlineCode(input.commentId)})` : '';
+    return `### Model preview ${inlineCode(input.versionPrefix)}${id}${suffix}`;
 }
 /** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
 function previewCommentBody(input) {
@@ -83581,7 +83598,7 @@ function previewCommentBody(input) {
         previewMarker(input.commentId),
         title(input),
         '',
-        `${files.length} file(s), ${formatBytes(total)}, under ${code(`${input.versionPrefix}/`)}.`,
+        `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
         ''
     ];
     if (signed) {
@@ -83593,7 +83610,11 @@ function previewCommentBody(input) {
         ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
         : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
     const rows = files.map((f) => {
-        const cells = [cell(code(f.relativePath)), formatBytes(f.size), code(f.sha256.slice(0, 12))];
+        const cells = [
+            cell(inlineCode(f.relativePath)),
+            formatBytes(f.size),
+            inlineCode(f.sha256.slice(0, 12))
+        ];
         if (!signed)
             cells.push(`[link](<${href(f.url)}>)`);
         return `| ${cells.join(' | ')} |`;
@@ -83602,12 +83623,12 @@ function previewCommentBody(input) {
     const tail = [''];
     if (input.manifestUrl !== undefined) {
         tail.push(signed
-            ? `Manifest: ${code(manifestKey)} (signed like the files).`
-            : `Manifest: [${code(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
+            ? `Manifest: ${inlineCode(manifestKey)} (signed like the files).`
+            : `Manifest: [${inlineCode(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
     }
     const shortSha = pr.headSha.slice(0, 7);
     tail.push([
-        `Built from [${code(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
+        `Built from [${inlineCode(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
         ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
         `updated ${utc(input.updatedAt)}`
     ].join(' · '));
@@ -83641,10 +83662,10 @@ function removedCommentBody(input) {
             ? 'after the pull request was closed'
             : '';
     const what = input.deletedObjects === 0
-        ? `nothing was left under ${code(`${input.versionPrefix}/`)}`
+        ? `nothing was left under ${inlineCode(`${input.versionPrefix}/`)}`
         : `${input.deletedObjects} object(s)` +
             (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
-            ` under ${code(`${input.versionPrefix}/`)} were deleted`;
+            ` under ${inlineCode(`${input.versionPrefix}/`)} were deleted`;
     return [
         previewMarker(input.commentId),
         title(input, ' removed'),
@@ -87180,7 +87201,7 @@ function lifecycleCheck(target, got) {
     }
     const applies = (rule) => {
         const filter = rule.Filter;
-        // Uploads by this action carry no tags, so a tag-filtered rule never applies to them.
+        // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
         if (filter?.Tag || filter?.And?.Tags?.length)
             return false;
         const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
@@ -88052,11 +88073,6 @@ async function deploy(inputs, clients, deps) {
         if (done.warning)
             warn(done.warning);
     }
-    if (inputs.alias) {
-        stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
-        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
-        alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
-    }
     const targets = [...files, ...(manifest ? [manifestTarget(manifest)] : [])];
     if (inputs.signing) {
         signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now());
@@ -88065,10 +88081,19 @@ async function deploy(inputs, clients, deps) {
         logger,
         warn,
         signedUrls: signing?.urls,
-        invalidations: [invalidation, ...(alias ? [alias.invalidation] : [])],
+        invalidations: [invalidation],
         sleep: deps.sleep,
         signal: deps.signal
     });
+    // Verified first: an alias must never move to a version that does not serve what was uploaded.
+    if (inputs.alias && verification?.verified !== false) {
+        stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
+        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
+        alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+    }
+    else if (inputs.alias) {
+        warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`);
+    }
     return { ...report(bytesUploaded, bytesCopied), verification };
 }
 /**
@@ -88079,6 +88104,10 @@ async function deploy(inputs, clients, deps) {
 async function verifyDeployed(targets, inputs, opts) {
     if (!inputs.verify)
         return undefined;
+    if (!inputs.distributionId && !inputs.urlBase) {
+        opts.logger.info("Not verified: without `distribution-id` or `url-base` the URLs are the private bucket's own, which refuse anonymous requests. Set `url-base` to where clients download to verify.");
+        return undefined;
+    }
     if (opts.invalidations.some((i) => i.status === 'InProgress')) {
         opts.warn('Verification skipped: invalidations are still in progress, so edges may serve the bytes they replace. Set `wait-for-invalidation: true` (and a long enough `wait-timeout-minutes`) to verify.');
         return undefined;
@@ -88090,7 +88119,11 @@ async function verifyDeployed(targets, inputs, opts) {
         sleep: opts.sleep,
         signal: opts.signal
     });
-    const failed = result.results.filter((r) => !r.ok).length;
+    const failedFiles = result.results.filter((r) => !r.ok);
+    // Every failure in the log: the error lists 20, the summary 50 rows.
+    for (const r of failedFiles)
+        opts.logger.info(`Not verified: ${r.url}: ${r.problems.join('; ')}`);
+    const failed = failedFiles.length;
     opts.logger.info(result.verified
         ? `Verified ${result.results.length} URL(s): each serves its size and SHA-256${opts.signedUrls ? ', signed; unsigned requests are refused' : ''}.`
         : `Verification failed for ${failed} of ${result.results.length} URL(s).`);
@@ -88266,6 +88299,7 @@ function kilobytes(bytes) {
 ;// CONCATENATED MODULE: ./src/summary.ts
 
 
+
 /**
  * GitHub rejects a step summary over 1 MiB; stay under 900 KiB so that thousands of files still
  * leave room for anything else main appends.
@@ -88281,18 +88315,6 @@ const MAX_WARNINGS_SHOWN = 50;
 const MAX_WARNING_CHARS = 1000;
 /** Rows of a verification table at most: the failures first, so they are never the ones cut. */
 const MAX_VERIFICATION_ROWS = 50;
-const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
-/**
- * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
- * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
- * cell) is backslash-escaped, and line breaks become `<br>`.
- */
-function escapeMarkdown(text) {
-    return text
-        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
-        .replace(/[\\`|*_[\]~$]/g, '\\$&')
-        .replace(/\r\n|\r|\n/g, '<br>');
-}
 function headingSection(report) {
     const distribution = report.distribution
         ? `${escapeMarkdown(report.distribution.id)} (${escapeMarkdown(report.distribution.domain)})`
@@ -88441,15 +88463,15 @@ function aliasSection(move, dryRun) {
     if (!move)
         return '';
     const r = move.result;
-    const alias = `\`${escapeMarkdown(r.alias)}\``;
-    const before = r.previousVersion ? `\`${escapeMarkdown(r.previousVersion)}\`` : 'nothing';
+    const alias = inlineCode(r.alias);
+    const before = r.previousVersion ? inlineCode(r.previousVersion) : 'nothing';
     const verb = dryRun ? 'would point' : 'points';
     const lines = [
         '### Alias',
         '',
-        `- ${alias} pointed to ${before}; it now ${verb} to \`${escapeMarkdown(r.versionPrefix)}\`.`,
+        `- ${alias} pointed to ${before}; it now ${verb} to ${inlineCode(r.versionPrefix)}.`,
         `- Files ${dryRun ? 'to copy' : 'copied'} server-side: ${r.copied.length}; unchanged: ${r.unchanged.length}; ${dryRun ? 'to remove' : 'removed'}: ${r.removed.length}; manifest ${r.manifestAction === 'copied' ? (dryRun ? 'to copy' : 'copied') : 'unchanged'}.`,
-        `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map((p) => `\`${escapeMarkdown(p)}\``).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
+        `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map(inlineCode).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
     ];
     const manifestUrl = move.urls['manifest.json'];
     if (manifestUrl && !dryRun) {
@@ -88464,8 +88486,8 @@ function signingSection(signing) {
     return [
         '### Signed URLs',
         '',
-        `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key \`${escapeMarkdown(signing.keyPairId)}\`) expire at **${signing.expiresAt.toISOString()}**.`,
-        `- The cookies open \`${escapeMarkdown(signing.cookieResource)}\`.`,
+        `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key ${inlineCode(signing.keyPairId)}) expire at **${signing.expiresAt.toISOString()}**.`,
+        `- The cookies open ${inlineCode(signing.cookieResource)}.`,
         '- They are in the `signed-urls` and `signed-cookies` outputs (never in this summary or the log).'
     ].join('\n');
 }
@@ -88484,7 +88506,7 @@ function verificationSection(verification) {
     const more = results.length > MAX_VERIFICATION_ROWS
         ? [
             '',
-            `… and ${results.length - MAX_VERIFICATION_ROWS} more (all ${verification.verified ? 'verified' : 'listed in the step log'}).`
+            `… and ${results.length - MAX_VERIFICATION_ROWS} more (${failed.length > MAX_VERIFICATION_ROWS ? 'every failure is listed in the step log' : 'all verified'}).`
         ]
         : [];
     return [
@@ -88518,7 +88540,7 @@ function cleanupSummary(result, target, invalidation, warnings, comment) {
     const where = `s3://${target.bucket}/${target.versionPrefix}/`;
     const done = result.dryRun
         ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
-        : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). The bucket keeps their old versions until a lifecycle rule expires them.`;
+        : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). In a versioned bucket their old versions stay until a lifecycle rule expires them.`;
     return ([
         `## Model CDN clean-up: ${escapeMarkdown(target.versionPrefix)}`,
         result.dryRun ? '> **Dry run — nothing was changed.** This is what a real run would do.' : '',

@@ -64,7 +64,10 @@ export interface DeployReport {
   alias?: AliasMove
   /** Signed URLs and cookies, when signing is configured. */
   signing?: SigningReport
-  /** Undefined when not verified (`verify: false`, a dry run, or invalidations still running). */
+  /**
+   * Undefined when not verified: `verify: false`, a dry run, invalidations still running, or no
+   * public URL (neither `distribution-id` nor `url-base`).
+   */
   verification?: VerifyResult
 }
 
@@ -274,7 +277,21 @@ export async function deploy(
     Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
     if (done.warning) warn(done.warning)
   }
-  if (inputs.alias) {
+  const targets: VerifyTarget[] = [...files, ...(manifest ? [manifestTarget(manifest)] : [])]
+  if (inputs.signing) {
+    signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
+  }
+  const verification = await verifyDeployed(targets, inputs, {
+    logger,
+    warn,
+    signedUrls: signing?.urls,
+    invalidations: [invalidation],
+    sleep: deps.sleep,
+    signal: deps.signal
+  })
+
+  // Verified first: an alias must never move to a version that does not serve what was uploaded.
+  if (inputs.alias && verification?.verified !== false) {
     stopIfCancelled(
       deps.signal,
       `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`
@@ -287,20 +304,9 @@ export async function deploy(
       urlBase,
       releaseDeps
     )
+  } else if (inputs.alias) {
+    warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`)
   }
-
-  const targets: VerifyTarget[] = [...files, ...(manifest ? [manifestTarget(manifest)] : [])]
-  if (inputs.signing) {
-    signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
-  }
-  const verification = await verifyDeployed(targets, inputs, {
-    logger,
-    warn,
-    signedUrls: signing?.urls,
-    invalidations: [invalidation, ...(alias ? [alias.invalidation] : [])],
-    sleep: deps.sleep,
-    signal: deps.signal
-  })
   return { ...report(bytesUploaded, bytesCopied), verification }
 }
 
@@ -311,7 +317,7 @@ export async function deploy(
  */
 async function verifyDeployed(
   targets: VerifyTarget[],
-  inputs: Pick<DeployInputs, 'verify' | 'concurrency'>,
+  inputs: Pick<DeployInputs, 'verify' | 'concurrency' | 'distributionId' | 'urlBase'>,
   opts: {
     logger: Logger
     warn: (message: string) => void
@@ -322,6 +328,12 @@ async function verifyDeployed(
   }
 ): Promise<VerifyResult | undefined> {
   if (!inputs.verify) return undefined
+  if (!inputs.distributionId && !inputs.urlBase) {
+    opts.logger.info(
+      "Not verified: without `distribution-id` or `url-base` the URLs are the private bucket's own, which refuse anonymous requests. Set `url-base` to where clients download to verify."
+    )
+    return undefined
+  }
   if (opts.invalidations.some((i) => i.status === 'InProgress')) {
     opts.warn(
       'Verification skipped: invalidations are still in progress, so edges may serve the bytes they replace. Set `wait-for-invalidation: true` (and a long enough `wait-timeout-minutes`) to verify.'
@@ -335,7 +347,10 @@ async function verifyDeployed(
     sleep: opts.sleep,
     signal: opts.signal
   })
-  const failed = result.results.filter((r) => !r.ok).length
+  const failedFiles = result.results.filter((r) => !r.ok)
+  // Every failure in the log: the error lists 20, the summary 50 rows.
+  for (const r of failedFiles) opts.logger.info(`Not verified: ${r.url}: ${r.problems.join('; ')}`)
+  const failed = failedFiles.length
   opts.logger.info(
     result.verified
       ? `Verified ${result.results.length} URL(s): each serves its size and SHA-256${opts.signedUrls ? ', signed; unsigned requests are refused' : ''}.`

@@ -76,7 +76,8 @@ function hintFor(
       return (
         'The credentials lack a permission for this call. Check the role assumed by ' +
         'aws-actions/configure-aws-credentials: the action needs s3:ListBucket, s3:GetObject, ' +
-        's3:PutObject and s3:AbortMultipartUpload on the bucket' +
+        's3:PutObject and s3:AbortMultipartUpload on the bucket (s3:DeleteObject too for `alias` and `mode: cleanup`, ' +
+        's3:PutObjectTagging for pull request previews, which are tagged)' +
         (ctx.distributionId
           ? ', and cloudfront:GetDistribution, cloudfront:CreateInvalidation, cloudfront:GetInvalidation on the distribution'
           : '') +

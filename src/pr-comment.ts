@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { getOctokit } from '@actions/github'
 import { DeployError, InputError } from './errors.js'
+import { inlineCode } from './markdown.js'
 import { formatBytes } from './progress.js'
 import { retryWithBackoff, sleep as realSleep } from './retry.js'
 import { redact } from './secrets.js'
@@ -70,7 +71,7 @@ export function pullRequestFromEvent(
   const broken = (what: string): DeployError =>
     new DeployError(
       `The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`,
-      'The runner writes it for every job (GITHUB_EVENT_PATH); run the action in a workflow triggered by pull_request, or set `pr-comment: false`.'
+      'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).'
     )
   if (!where) throw broken('is missing: GITHUB_EVENT_PATH is not set')
   let payload: PullRequestPayload
@@ -146,23 +147,6 @@ export function hasMarker(body: string | null | undefined, marker: string): bool
   return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker
 }
 
-/**
- * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
- * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
- * in the text; control characters (file names may hold a newline) are shown as their symbols.
- */
-function code(text: string): string {
-  const visible = text.replace(/\p{Cc}/gu, (c) => {
-    const n = c.charCodeAt(0)
-    return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd'
-  })
-  const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length))
-  const fence = '`'.repeat(longestRun + 1)
-  // CommonMark strips one space from each side when both have one: pad so nothing is lost.
-  const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : ''
-  return `${fence}${pad}${visible}${pad}${fence}`
-}
-
 /** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
 function cell(markdown: string): string {
   return markdown.replace(/\|/g, '\\|')
@@ -210,8 +194,8 @@ export interface PreviewBodyInput extends CommentCommon {
 }
 
 function title(input: CommentCommon, suffix = ''): string {
-  const id = input.commentId ? ` (${code(input.commentId)})` : ''
-  return `### Model preview ${code(input.versionPrefix)}${id}${suffix}`
+  const id = input.commentId ? ` (${inlineCode(input.commentId)})` : ''
+  return `### Model preview ${inlineCode(input.versionPrefix)}${id}${suffix}`
 }
 
 /** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
@@ -223,7 +207,7 @@ export function previewCommentBody(input: PreviewBodyInput): string {
     previewMarker(input.commentId),
     title(input),
     '',
-    `${files.length} file(s), ${formatBytes(total)}, under ${code(`${input.versionPrefix}/`)}.`,
+    `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
     ''
   ]
   if (signed) {
@@ -238,7 +222,11 @@ export function previewCommentBody(input: PreviewBodyInput): string {
     ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
     : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |']
   const rows = files.map((f) => {
-    const cells = [cell(code(f.relativePath)), formatBytes(f.size), code(f.sha256.slice(0, 12))]
+    const cells = [
+      cell(inlineCode(f.relativePath)),
+      formatBytes(f.size),
+      inlineCode(f.sha256.slice(0, 12))
+    ]
     if (!signed) cells.push(`[link](<${href(f.url)}>)`)
     return `| ${cells.join(' | ')} |`
   })
@@ -248,15 +236,15 @@ export function previewCommentBody(input: PreviewBodyInput): string {
   if (input.manifestUrl !== undefined) {
     tail.push(
       signed
-        ? `Manifest: ${code(manifestKey)} (signed like the files).`
-        : `Manifest: [${code(manifestKey)}](<${href(input.manifestUrl)}>)`,
+        ? `Manifest: ${inlineCode(manifestKey)} (signed like the files).`
+        : `Manifest: [${inlineCode(manifestKey)}](<${href(input.manifestUrl)}>)`,
       ''
     )
   }
   const shortSha = pr.headSha.slice(0, 7)
   tail.push(
     [
-      `Built from [${code(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
+      `Built from [${inlineCode(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
       ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
       `updated ${utc(input.updatedAt)}`
     ].join(' · ')
@@ -300,10 +288,10 @@ export function removedCommentBody(input: RemovedBodyInput): string {
       : ''
   const what =
     input.deletedObjects === 0
-      ? `nothing was left under ${code(`${input.versionPrefix}/`)}`
+      ? `nothing was left under ${inlineCode(`${input.versionPrefix}/`)}`
       : `${input.deletedObjects} object(s)` +
         (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
-        ` under ${code(`${input.versionPrefix}/`)} were deleted`
+        ` under ${inlineCode(`${input.versionPrefix}/`)} were deleted`
   return [
     previewMarker(input.commentId),
     title(input, ' removed'),

@@ -972,7 +972,7 @@ function lifecycleCheck(
   }
   const applies = (rule: LifecycleRule): boolean => {
     const filter = rule.Filter
-    // Uploads by this action carry no tags, so a tag-filtered rule never applies to them.
+    // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
     if (filter?.Tag || filter?.And?.Tags?.length) return false
     const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? ''
     return `${versionPrefix}/`.startsWith(prefix)

@@ -1,5 +1,6 @@
 import type { CleanupResult } from './cleanup.js'
 import { compareCodeUnits } from './manifest.js'
+import { escapeMarkdown, inlineCode } from './markdown.js'
 import type { PreflightFinding } from './preflight.js'
 import { formatBytes } from './progress.js'
 import type { AliasMove } from './release.js'
@@ -43,20 +44,6 @@ export interface SummaryReport {
 
 /** Rows of a verification table at most: the failures first, so they are never the ones cut. */
 const MAX_VERIFICATION_ROWS = 50
-
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' }
-
-/**
- * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
- * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
- * cell) is backslash-escaped, and line breaks become `<br>`.
- */
-export function escapeMarkdown(text: string): string {
-  return text
-    .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
-    .replace(/[\\`|*_[\]~$]/g, '\\$&')
-    .replace(/\r\n|\r|\n/g, '<br>')
-}
 
 export function headingSection(
   report: Pick<SummaryReport, 'versionPrefix' | 'bucket' | 'distribution' | 'dryRun'>
@@ -228,15 +215,15 @@ export function preflightSection(findings: PreflightFinding[] | undefined): stri
 export function aliasSection(move: AliasMove | undefined, dryRun: boolean): string {
   if (!move) return ''
   const r = move.result
-  const alias = `\`${escapeMarkdown(r.alias)}\``
-  const before = r.previousVersion ? `\`${escapeMarkdown(r.previousVersion)}\`` : 'nothing'
+  const alias = inlineCode(r.alias)
+  const before = r.previousVersion ? inlineCode(r.previousVersion) : 'nothing'
   const verb = dryRun ? 'would point' : 'points'
   const lines = [
     '### Alias',
     '',
-    `- ${alias} pointed to ${before}; it now ${verb} to \`${escapeMarkdown(r.versionPrefix)}\`.`,
+    `- ${alias} pointed to ${before}; it now ${verb} to ${inlineCode(r.versionPrefix)}.`,
     `- Files ${dryRun ? 'to copy' : 'copied'} server-side: ${r.copied.length}; unchanged: ${r.unchanged.length}; ${dryRun ? 'to remove' : 'removed'}: ${r.removed.length}; manifest ${r.manifestAction === 'copied' ? (dryRun ? 'to copy' : 'copied') : 'unchanged'}.`,
-    `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map((p) => `\`${escapeMarkdown(p)}\``).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
+    `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map(inlineCode).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
   ]
   const manifestUrl = move.urls['manifest.json']
   if (manifestUrl && !dryRun) {
@@ -251,8 +238,8 @@ export function signingSection(signing: SigningReport | undefined): string {
   return [
     '### Signed URLs',
     '',
-    `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key \`${escapeMarkdown(signing.keyPairId)}\`) expire at **${signing.expiresAt.toISOString()}**.`,
-    `- The cookies open \`${escapeMarkdown(signing.cookieResource)}\`.`,
+    `- ${plural(Object.keys(signing.urls).length, 'signed URL')} and signed cookies (key ${inlineCode(signing.keyPairId)}) expire at **${signing.expiresAt.toISOString()}**.`,
+    `- The cookies open ${inlineCode(signing.cookieResource)}.`,
     '- They are in the `signed-urls` and `signed-cookies` outputs (never in this summary or the log).'
   ].join('\n')
 }
@@ -275,7 +262,7 @@ export function verificationSection(verification: VerifyResult | undefined): str
     results.length > MAX_VERIFICATION_ROWS
       ? [
           '',
-          `… and ${results.length - MAX_VERIFICATION_ROWS} more (all ${verification.verified ? 'verified' : 'listed in the step log'}).`
+          `… and ${results.length - MAX_VERIFICATION_ROWS} more (${failed.length > MAX_VERIFICATION_ROWS ? 'every failure is listed in the step log' : 'all verified'}).`
         ]
       : []
   return [
@@ -320,7 +307,7 @@ export function cleanupSummary(
   const where = `s3://${target.bucket}/${target.versionPrefix}/`
   const done = result.dryRun
     ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
-    : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). The bucket keeps their old versions until a lifecycle rule expires them.`
+    : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). In a versioned bucket their old versions stay until a lifecycle rule expires them.`
   return (
     [
       `## Model CDN clean-up: ${escapeMarkdown(target.versionPrefix)}`,

@@ -329,7 +329,7 @@ describe('1. release with an alias', () => {
 
     expectAliasUrls(r, V2)
     expect(r.summary).toContain('`latest` pointed to `v1`; it now points to `v2`.')
-    expect(r.summary).toContain('`/latest/\\*`')
+    expect(r.summary).toContain('`/latest/*`')
   })
 })
 

@@ -1,6 +1,5 @@
 import {
   buildSummary,
-  escapeMarkdown,
   filesSection,
   headingSection,
   invalidationSection,
@@ -10,6 +9,7 @@ import {
   warningsSection,
   type SummaryReport
 } from '../../src/summary.js'
+import { escapeMarkdown } from '../../src/markdown.js'
 import type { InvalidationOutcome } from '../../src/types.js'
 import {
   noInvalidation as noInvalidationOf,

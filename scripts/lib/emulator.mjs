@@ -14,8 +14,8 @@
  *
  * moto 5.2 drops two things pre-flight reads, so by default the server runs with MOTO_PATCH
  * (below): GetDistribution returns each origin's OriginAccessControlId and S3OriginConfig as
- * created, and GetKeyGroup/GetPublicKey of an unknown id answer 404 NoSuchResource/NoSuchPublicKey
- * as AWS does, instead of a 500.
+ * created, GetKeyGroup/GetPublicKey of an unknown id answer 404 NoSuchResource/NoSuchPublicKey
+ * as AWS does, instead of a 500, and public key ids start with K as AWS's do.
  */
 import { spawn } from 'node:child_process'
 import {
@@ -99,7 +99,16 @@ def lookup(store, code, message):
         return getattr(self, store)[key]
     return get
 
+# AWS public key ids start with K (the action checks it); moto draws any first letter.
+public_key_init = models.PublicKey.__init__
+
+def aws_shaped_public_key(self, *args, **kwargs):
+    public_key_init(self, *args, **kwargs)
+    self.id = "K" + self.id[1:]
+    self.location = f"https://cloudfront.amazonaws.com/2020-05-31/public-key/{self.id}"
+
 models.Origin.__init__ = keep_origin_access
+models.PublicKey.__init__ = aws_shaped_public_key
 models.CloudFrontBackend.get_key_group = lookup(
     "key_groups", "NoSuchResource", "A resource that was specified is not valid."
 )
