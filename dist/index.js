@@ -73462,7 +73462,7 @@ var lib_core = __nccwpck_require__(8179);
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 // EXTERNAL MODULE: ./src/errors.ts
-var src_errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/multipart-tracker.ts
 var multipart_tracker = __nccwpck_require__(8846);
 ;// CONCATENATED MODULE: ./src/cancellation.ts
@@ -73494,7 +73494,7 @@ function cancelOnSignals(opts) {
             first = name;
             opts.logger.warning(`Received ${name}: the workflow run was cancelled. Stopping the deploy: no new file ` +
                 'starts, transfers in flight are cancelled and their multipart uploads aborted.');
-            controller.abort(new src_errors/* DeployError */.sH(`The workflow run was cancelled (${name}).`));
+            controller.abort(new errors/* DeployError */.sH(`The workflow run was cancelled (${name}).`));
             return;
         }
         if (forced)
@@ -73647,17 +73647,17 @@ function partCount(fileSize, partSize) {
 function choosePartSize(fileSize, requested, fileName) {
     const file = `${fileName ?? 'A file'} of ${formatBytes(fileSize)} (${fileSize.toLocaleString('en-US')} bytes)`;
     if (fileSize > MAX_OBJECT_SIZE) {
-        throw new src_errors/* InputError */.dz(`${file} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
+        throw new errors/* InputError */.dz(`${file} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
     }
     const smallest = Math.max(constants/* MIN_PART_SIZE */.fq, Math.ceil(fileSize / (constants/* MAX_PARTS */.kz * constants/* MiB */.lv)) * constants/* MiB */.lv);
     if (requested === undefined)
         return Math.max(DEFAULT_PART_SIZE, smallest);
     if (!Number.isSafeInteger(requested) || requested < constants/* MIN_PART_SIZE */.fq || requested > constants/* MAX_PART_SIZE */.Tp) {
-        throw new src_errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
+        throw new errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
     }
     const parts = partCount(fileSize, requested);
     if (parts > constants/* MAX_PARTS */.kz) {
-        throw new src_errors/* InputError */.dz(`${file} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
+        throw new errors/* InputError */.dz(`${file} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
             `but S3 allows at most ${constants/* MAX_PARTS */.kz.toLocaleString('en-US')}.`, `Set \`${constants/* Inputs */.G0.PartSizeMb}\` to at least ${smallest / constants/* MiB */.lv}, or leave it empty to size parts automatically.`);
     }
     return requested;
@@ -73735,7 +73735,7 @@ async function copyMultipart(s3, request, headers, source, opts, what) {
         throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
     }
     if (!uploadId) {
-        throw new src_errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
+        throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
     }
     const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
     const parts = new Array(count);
@@ -73777,7 +73777,7 @@ async function copyMultipart(s3, request, headers, source, opts, what) {
     throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
 }
 function cancelled(signal, what, state) {
-    return new src_errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
+    return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
 }
 function throwIfCancelled(signal, what) {
     if (signal?.aborted)
@@ -73785,11 +73785,11 @@ function throwIfCancelled(signal, what) {
 }
 /** explainAwsError, with what a failed CopySourceIfMatch means for us. */
 function explainCopyError(err, action, bucket) {
-    const explained = (0,src_errors/* explainAwsError */.Ni)(err, { action, bucket });
-    if ((0,src_errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof src_errors/* AwsError */.Gy)) {
+    const explained = (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
+    if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
         return explained;
     }
-    return new src_errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
+    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
 }
 
 // EXTERNAL MODULE: external "node:fs/promises"
@@ -77554,15 +77554,15 @@ async function discoverFiles(patterns, opts) {
             found.push({ absolutePath: match, size: stat.size });
     }
     if (outside.length > 0) {
-        throw new src_errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
+        throw new errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
     }
     if (found.length === 0) {
-        throw new src_errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
+        throw new errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
     }
     const root = opts.root ?? defaultRoot(globber.getSearchPaths(), found);
     const files = found.map(({ absolutePath, size }) => {
         if (!isInside(absolutePath, root)) {
-            throw new src_errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
+            throw new errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
         }
         return { absolutePath, size, relativePath: toPosix(external_node_path_default().relative(root, absolutePath)) };
     });
@@ -77628,7 +77628,7 @@ function checkKeys(files, versionPrefix, opts) {
         }
     }
     if (problems.length > 0) {
-        throw new src_errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
+        throw new errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
     }
 }
 
@@ -77698,7 +77698,7 @@ function toInvalidationPath(key) {
 }
 /** Checks a user-supplied `invalidation-paths` entry; returns it unchanged. */
 function validateExtraPath(path) {
-    const problem = (what, fix) => new src_errors/* InputError */.dz(`Invalidation path "${path}" ${what}.`, fix);
+    const problem = (what, fix) => new errors/* InputError */.dz(`Invalidation path "${path}" ${what}.`, fix);
     if (!path.startsWith('/')) {
         throw problem('does not start with "/"', `Write it relative to the distribution root: "/${path}".`);
     }
@@ -77811,20 +77811,20 @@ const NETWORK_ERRORS = new Set([
 /** Node's errno (`ECONNRESET`...) for network failures, else the AWS error code. */
 function errorCode(err) {
     const errno = err?.code;
-    return typeof errno === 'string' ? errno : (0,src_errors/* awsErrorCode */.J6)(err);
+    return typeof errno === 'string' ? errno : (0,errors/* awsErrorCode */.J6)(err);
 }
 /** Throttling, 5xx and network failures: worth asking again. */
 function isTransient(err) {
     const code = errorCode(err) ?? '';
-    const status = (0,src_errors/* httpStatusOf */.s_)(err);
+    const status = (0,errors/* httpStatusOf */.s_)(err);
     if (THROTTLING_CODES.has(code))
         return true;
     if (status !== undefined)
         return status === 429 || status >= 500;
-    return NETWORK_ERRORS.has(code) || (0,src_errors/* awsErrorCode */.J6)(err) === 'TimeoutError';
+    return NETWORK_ERRORS.has(code) || (0,errors/* awsErrorCode */.J6)(err) === 'TimeoutError';
 }
 function describeError(err) {
-    const status = (0,src_errors/* httpStatusOf */.s_)(err);
+    const status = (0,errors/* httpStatusOf */.s_)(err);
     const reason = (0,secrets/* redact */.E$)(err instanceof Error ? err.message : String(err));
     return `${errorCode(err) ?? 'error'}${status ? `, HTTP ${status}` : ''}: ${reason}`;
 }
@@ -77849,7 +77849,7 @@ async function createInvalidations(cf, distributionId, batches, opts) {
             })), 
             // TooManyInvalidationsInProgress is a client fault the SDK never retries, yet it clears as
             // running invalidations finish; the CallerReference makes every retry idempotent.
-            (err) => (0,src_errors/* awsErrorCode */.J6)(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
+            (err) => (0,errors/* awsErrorCode */.J6)(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
                 attempts,
                 baseMs: opts.baseDelayMs ?? 5000,
                 capMs: opts.maxDelayMs ?? 60_000,
@@ -77862,10 +77862,10 @@ async function createInvalidations(cf, distributionId, batches, opts) {
             id = result.Invalidation?.Id;
         }
         catch (err) {
-            throw (0,src_errors/* explainAwsError */.Ni)(err, { action, distributionId });
+            throw (0,errors/* explainAwsError */.Ni)(err, { action, distributionId });
         }
         if (!id)
-            throw new src_errors/* DeployError */.sH(`Failed ${action}: CloudFront returned no invalidation id.`);
+            throw new errors/* DeployError */.sH(`Failed ${action}: CloudFront returned no invalidation id.`);
         opts.logger.info(`Created invalidation ${id} for ${batch.length} paths (batch ${index + 1}/${batches.length}, ` +
             `caller reference ${reference})`);
         ids.push(id);
@@ -77898,7 +77898,7 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
             }
             catch (err) {
                 if (!isTransient(err)) {
-                    throw (0,src_errors/* explainAwsError */.Ni)(err, {
+                    throw (0,errors/* explainAwsError */.Ni)(err, {
                         action: `checking invalidation ${id} on distribution ${distributionId}`,
                         distributionId
                     });
@@ -77968,7 +77968,7 @@ async function listPrefix(s3, bucket, prefix) {
         const page = await s3
             .send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }))
             .catch((err) => {
-            throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
+            throw (0,errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
         });
         for (const obj of page.Contents ?? []) {
             if (obj.Key !== undefined)
@@ -77993,9 +77993,9 @@ async function headObject(s3, bucket, key) {
     }
     catch (err) {
         // Listed a moment ago but deleted since.
-        if ((0,src_errors/* httpStatusOf */.s_)(err) === 404)
+        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
             return undefined;
-        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
     }
 }
 
@@ -78102,7 +78102,7 @@ async function readStoredManifest(s3, bucket, key) {
     catch (err) {
         if (err instanceof SyntaxError)
             return undefined;
-        throw (0,src_errors/* explainAwsError */.Ni)(err, {
+        throw (0,errors/* explainAwsError */.Ni)(err, {
             action: `reading the existing manifest s3://${bucket}/${key}`,
             bucket
         });
@@ -78133,7 +78133,7 @@ tagging) {
         }));
     }
     catch (err) {
-        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket });
+        throw (0,errors/* explainAwsError */.Ni)(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket });
     }
 }
 
@@ -78164,17 +78164,17 @@ async function loadVersion(s3, bucket, versionPrefix) {
     const objects = await listPrefix(s3, bucket, versionPrefix);
     const key = manifestKey(versionPrefix);
     if (!objects.has(key)) {
-        throw new src_errors/* DeployError */.sH(`${key} not found in s3://${bucket}: an alias can only point to a version published with \`manifest: true\`` +
+        throw new errors/* DeployError */.sH(`${key} not found in s3://${bucket}: an alias can only point to a version published with \`manifest: true\`` +
             (objects.size > 0
                 ? ` (${objects.size} other object(s) are under ${versionPrefix}/).`
                 : '.'), 'Check `version-prefix`, or publish that version with `manifest: true` first.');
     }
     const manifest = await readStoredManifest(s3, bucket, key);
     if (!manifest) {
-        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
     }
     if (manifest.versionPrefix !== versionPrefix) {
-        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${key} describes version ${manifest.versionPrefix}, not ${versionPrefix}: ` +
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} describes version ${manifest.versionPrefix}, not ${versionPrefix}: ` +
             `${versionPrefix} is an alias, not a version.`, `Set \`version-prefix\` to ${manifest.versionPrefix} to point an alias at that version.`);
     }
     const problems = [];
@@ -78192,7 +78192,7 @@ async function loadVersion(s3, bucket, versionPrefix) {
         }
     }
     if (problems.length > 0) {
-        throw new src_errors/* DeployError */.sH(`${versionPrefix} is missing ${problems.length} of ${manifest.files.length} file(s) its manifest lists: ` +
+        throw new errors/* DeployError */.sH(`${versionPrefix} is missing ${problems.length} of ${manifest.files.length} file(s) its manifest lists: ` +
             listed(problems), `Publish ${versionPrefix} again (same \`version-prefix\`, \`overwrite: true\` if bytes changed) before pointing an alias at it.`);
     }
     return { versionPrefix, manifest, objects };
@@ -78212,14 +78212,14 @@ async function planAlias(s3, inputs, version) {
         .map((f) => objectKey(alias, f.path))
         .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
     if (tooLong.length > 0) {
-        throw new src_errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
+        throw new errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
     }
     const held = await listPrefix(s3, bucket, alias);
     const current = held.has(aliasManifestKey)
         ? await readStoredManifest(s3, bucket, aliasManifestKey)
         : undefined;
     if (current?.versionPrefix === alias) {
-        throw new src_errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
+        throw new errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
     }
     const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
         bucket,
@@ -78238,7 +78238,7 @@ async function planAlias(s3, inputs, version) {
         .filter((key) => key !== aliasManifestKey && !wanted.has(key))
         .sort(compareCodeUnits);
     if (stale.length > 0 && current === undefined) {
-        throw new src_errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
             `${aliasManifestKey}, so it is not an alias this action manages; nothing was changed: ${listed(stale)}`, `Choose another \`alias\`, or remove those objects from s3://${bucket}/${alias}/ first.`);
     }
     const overwritten = [...files, manifestEntry]
@@ -78319,7 +78319,7 @@ async function applyAlias(s3, plan, opts) {
         `${plan.previousVersion ?? 'no version'}`;
     // A copy cut short by the cancel fails too: the cancel is the news.
     if (signal?.aborted) {
-        throw new src_errors/* DeployError */.sH(`Cancelled moving ${move}: ${state}.`, undefined, {
+        throw new errors/* DeployError */.sH(`Cancelled moving ${move}: ${state}.`, undefined, {
             cause: signal.reason
         });
     }
@@ -78332,7 +78332,7 @@ async function applyAlias(s3, plan, opts) {
         logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
     }
     if (plan.stale.length > 0 && signal?.aborted) {
-        throw new src_errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
+        throw new errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
     }
     await deleteKeys(s3, plan.bucket, plan.stale);
     if (plan.stale.length > 0) {
@@ -78365,7 +78365,7 @@ function aliasInvalidationPaths(alias, keys) {
 function checkAliasName(alias, versionPrefix) {
     const nested = (a, b) => a === b || a.startsWith(`${b}/`);
     if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
-        throw new src_errors/* InputError */.dz(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
+        throw new errors/* InputError */.dz(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
             'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
     }
 }
@@ -78426,7 +78426,7 @@ async function deleteKeys(s3, bucket, keys) {
             Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
         }))
             .catch((err) => {
-            throw (0,src_errors/* explainAwsError */.Ni)(err, {
+            throw (0,errors/* explainAwsError */.Ni)(err, {
                 action: `removing ${batch.length} stale key(s) from s3://${bucket}`,
                 bucket
             });
@@ -78435,7 +78435,7 @@ async function deleteKeys(s3, bucket, keys) {
             failed.push(`${e.Key} (${e.Code ?? 'Error'}: ${e.Message ?? ''})`);
     }
     if (failed.length > 0) {
-        throw new src_errors/* DeployError */.sH(`S3 did not delete ${failed.length} stale alias key(s) from s3://${bucket}: ${listed(failed)}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
+        throw new errors/* DeployError */.sH(`S3 did not delete ${failed.length} stale alias key(s) from s3://${bucket}: ${listed(failed)}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
     }
 }
 function listed(items) {
@@ -83503,7 +83503,7 @@ function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.rea
     if (!PR_EVENTS.has(eventName))
         return undefined;
     const where = env.GITHUB_EVENT_PATH;
-    const broken = (what) => new src_errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
+    const broken = (what) => new errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
     if (!where)
         throw broken('is missing: GITHUB_EVENT_PATH is not set');
     let payload;
@@ -83557,7 +83557,7 @@ function runUrl(env, serverUrl) {
 function validateCommentId(id) {
     const trimmed = id.trim();
     if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
-        throw new src_errors/* InputError */.dz(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
+        throw new errors/* InputError */.dz(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
     }
     return trimmed;
 }
@@ -83685,7 +83685,7 @@ function removedCommentBody(input) {
  */
 function createGitHubClient(token, env) {
     if (!token.trim()) {
-        throw new src_errors/* InputError */.dz('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
+        throw new errors/* InputError */.dz('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
     }
     const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
     return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' });
@@ -83888,7 +83888,7 @@ async function upsertPreviewComment(octokit, target, body, opts) {
     }
     catch (err) {
         if (opts.signal?.aborted) {
-            throw new src_errors/* DeployError */.sH(`Cancelled while writing the preview comment.`, undefined, {
+            throw new errors/* DeployError */.sH(`Cancelled while writing the preview comment.`, undefined, {
                 cause: opts.signal.reason
             });
         }
@@ -83991,7 +83991,7 @@ function maskSigningKey(raw, setSecret) {
         (0,secrets/* maskSecret */.$l)(canonicalPem(block), mask);
 }
 function keyProblem(what, hint = CREATE_KEY_HINT) {
-    return new src_errors/* InputError */.dz(`${KEY_INPUT} ${what}.`, hint);
+    return new errors/* InputError */.dz(`${KEY_INPUT} ${what}.`, hint);
 }
 /** Names what a non-private-key PEM block holds, for the error. */
 function describeOtherBlocks(blocks) {
@@ -84080,10 +84080,10 @@ function validateKeyPairId(raw) {
         return id;
     const hint = 'Give the ID of the public key (CloudFront console > Key management > Public keys, e.g. K2JCJMDEHXQW5F) whose key group the distribution trusts, or a legacy key pair ID (APKA…).';
     if (!id)
-        throw new src_errors/* InputError */.dz(`${ID_INPUT} is empty.`, hint);
+        throw new errors/* InputError */.dz(`${ID_INPUT} is empty.`, hint);
     // Never echo what may be key material pasted into the wrong input.
     if (/PRIVATE KEY|\s/.test(id) || id.length > 64) {
-        throw new src_errors/* InputError */.dz(`${ID_INPUT} is not a key pair ID (it is ${id.length} characters long${/PRIVATE KEY/.test(id) ? ' and holds a private key' : ''}).`, `The private key belongs in ${KEY_INPUT}. ${hint}`);
+        throw new errors/* InputError */.dz(`${ID_INPUT} is not a key pair ID (it is ${id.length} characters long${/PRIVATE KEY/.test(id) ? ' and holds a private key' : ''}).`, `The private key belongs in ${KEY_INPUT}. ${hint}`);
     }
     const what = KEY_GROUP_ID.test(id)
         ? 'is a key group ID, not a public key ID'
@@ -84094,7 +84094,7 @@ function validateKeyPairId(raw) {
                 : PUBLIC_KEY_ID.test(id.toUpperCase()) || LEGACY_KEY_PAIR_ID.test(id.toUpperCase())
                     ? 'must be in upper case, as CloudFront shows it'
                     : 'is not a CloudFront public key ID (K…) or key pair ID (APKA…)';
-    throw new src_errors/* InputError */.dz(`${ID_INPUT} "${id}" ${what}.`, hint);
+    throw new errors/* InputError */.dz(`${ID_INPUT} "${id}" ${what}.`, hint);
 }
 /** Parses `signed-url-expires-in`: whole seconds within the bounds; '' is the default. */
 function parseExpiresIn(raw) {
@@ -84104,10 +84104,10 @@ function parseExpiresIn(raw) {
     const seconds = Number(text);
     const range = `${MIN_EXPIRES_IN_SECONDS} (5 minutes) and ${MAX_EXPIRES_IN_SECONDS} (365 days)`;
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(seconds)) {
-        throw new src_errors/* InputError */.dz(`${EXPIRES_INPUT} must be a whole number of seconds, got "${text}".`, `Give seconds between ${range}, e.g. 3600 for an hour.`);
+        throw new errors/* InputError */.dz(`${EXPIRES_INPUT} must be a whole number of seconds, got "${text}".`, `Give seconds between ${range}, e.g. 3600 for an hour.`);
     }
     if (seconds < MIN_EXPIRES_IN_SECONDS || seconds > MAX_EXPIRES_IN_SECONDS) {
-        throw new src_errors/* InputError */.dz(`${EXPIRES_INPUT} must be between ${range} seconds, got ${seconds}.`, seconds < MIN_EXPIRES_IN_SECONDS
+        throw new errors/* InputError */.dz(`${EXPIRES_INPUT} must be between ${range} seconds, got ${seconds}.`, seconds < MIN_EXPIRES_IN_SECONDS
             ? 'Shorter URLs would expire before the deploy is verified and the next job can use them.'
             : 'A signed URL cannot be revoked except by removing its key from the key group: sign again when needed instead.');
     }
@@ -84118,7 +84118,7 @@ function parseExpiresIn(raw) {
  * `problems`. Returns undefined when signing is not configured (no key and no key pair id).
  */
 function parseSigningInputs(values, problems) {
-    const attempt = (parse) => (0,src_errors/* collectInputError */.Vb)(problems, parse);
+    const attempt = (parse) => (0,errors/* collectInputError */.Vb)(problems, parse);
     const expiresInSeconds = attempt(() => parseExpiresIn(values.expiresIn));
     const hasKey = values.privateKey.trim() !== '';
     const hasId = values.keyPairId.trim() !== '';
@@ -84268,7 +84268,7 @@ function parseInputs(read, env = process.env) {
         .split(/\r?\n/)
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith('#'));
-    const attempt = (parse) => (0,src_errors/* collectInputError */.Vb)(problems, parse);
+    const attempt = (parse) => (0,errors/* collectInputError */.Vb)(problems, parse);
     const workspace = external_node_path_default().resolve(env.GITHUB_WORKSPACE || process.cwd());
     const mode = (text(constants/* Inputs */.G0.Mode) || 'deploy').toLowerCase();
     if (!MODES.includes(mode)) {
@@ -84410,7 +84410,7 @@ function parseInputs(read, env = process.env) {
         githubToken: text(constants/* Inputs */.G0.GithubToken)
     };
     if (problems.length > 0) {
-        throw new src_errors/* InputError */.dz(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
+        throw new errors/* InputError */.dz(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
     }
     return inputs;
 }
@@ -84563,16 +84563,16 @@ async function planCleanup(s3, target, opts) {
     ]);
     if (aliases.length > 0) {
         const one = aliases.length === 1;
-        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: the alias${one ? '' : 'es'} ${enumerate(aliases)} ` +
+        throw new errors/* DeployError */.sH(`Refusing to delete ${where}: the alias${one ? '' : 'es'} ${enumerate(aliases)} ` +
             `${one ? 'points' : 'point'} to it (manifest.json names versionPrefix "${versionPrefix}"); nothing was deleted.`, `Move the alias first with \`mode: promote\` (promote another version to ${aliases.join(', ')}), then run the clean-up again.`);
     }
     if (ownVersion !== undefined && ownVersion !== versionPrefix) {
-        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: it is an alias of "${ownVersion}" (its manifest.json names that version), not a version; nothing was deleted.`, 'Set `version-prefix` to the preview to remove; move an alias with `mode: promote`.');
+        throw new errors/* DeployError */.sH(`Refusing to delete ${where}: it is an alias of "${ownVersion}" (its manifest.json names that version), not a version; nothing was deleted.`, 'Set `version-prefix` to the preview to remove; move an alias with `mode: promote`.');
     }
     const objects = await listObjects(s3, bucket, versionPrefix, opts.signal);
     const nested = await nestedManifests(s3, bucket, versionPrefix, objects, opts);
     if (nested.length > 0) {
-        throw new src_errors/* DeployError */.sH(`Refusing to delete ${where}: it holds other published versions or aliases (${enumerate(nested)}); nothing was deleted.`, 'Clean-up removes one version prefix; set `version-prefix` to the preview itself (e.g. resnet50/pr-42, not resnet50).');
+        throw new errors/* DeployError */.sH(`Refusing to delete ${where}: it holds other published versions or aliases (${enumerate(nested)}); nothing was deleted.`, 'Clean-up removes one version prefix; set `version-prefix` to the preview itself (e.g. resnet50/pr-42, not resnet50).');
     }
     const uploads = await listUploads(s3, bucket, versionPrefix, opts);
     const bytes = objects.reduce((sum, o) => sum + o.size, 0);
@@ -84594,7 +84594,7 @@ async function executeCleanup(s3, plan, opts) {
     // The plan must not reach outside the prefix, whoever built it.
     const outside = objects.find((o) => !o.key.startsWith(`${versionPrefix}/`));
     if (outside) {
-        throw new src_errors/* DeployError */.sH(`Refusing to delete s3://${bucket}/${outside.key}: it is outside ${where}.`);
+        throw new errors/* DeployError */.sH(`Refusing to delete s3://${bucket}/${outside.key}: it is outside ${where}.`);
     }
     const result = {
         dryRun: opts.dryRun,
@@ -84622,7 +84622,7 @@ async function executeCleanup(s3, plan, opts) {
     let deleted = 0;
     for (let i = 0; i < objects.length; i += MAX_KEYS_PER_DELETE) {
         if (opts.signal?.aborted) {
-            throw new src_errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
+            throw new errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
         }
         const batch = objects.slice(i, i + MAX_KEYS_PER_DELETE);
         let response;
@@ -84635,7 +84635,7 @@ async function executeCleanup(s3, plan, opts) {
         catch (err) {
             if (opts.signal?.aborted)
                 throw opts.signal.reason;
-            throw (0,src_errors/* explainAwsError */.Ni)(err, {
+            throw (0,errors/* explainAwsError */.Ni)(err, {
                 action: `deleting ${batch.length} object(s) under ${where} (${deleted} deleted before)`,
                 bucket
             });
@@ -84661,7 +84661,7 @@ function deleteFailure(where, failures, deleted, total) {
         .map((f) => `${f.key}: ${f.code}${f.message ? ` (${f.message})` : ''}`);
     const more = failures.length > shown.length ? `\n- … and ${failures.length - shown.length} more` : '';
     const denied = failures.some((f) => f.code === 'AccessDenied');
-    return new src_errors/* DeployError */.sH(`S3 refused to delete ${failures.length} of ${total} object(s) under ${where} ` +
+    return new errors/* DeployError */.sH(`S3 refused to delete ${failures.length} of ${total} object(s) under ${where} ` +
         `(${deleted} deleted):\n- ${shown.join('\n- ')}${more}`, denied
         ? 'The credentials lack s3:DeleteObject on these keys: grant it on the bucket objects (see the README), then run the clean-up again.'
         : 'Run the clean-up again: it deletes what is left.');
@@ -84683,14 +84683,14 @@ function normalizePrefix(prefix) {
 function checkPrefix(prefix) {
     // '' is one empty segment, and a leading, trailing or doubled '/' makes one.
     if (prefix.split('/').some((s) => s.trim() === '' || s === '.' || s === '..')) {
-        throw new src_errors/* DeployError */.sH(`Refusing to clean up the version prefix ${JSON.stringify(prefix)}: it is empty or has an ` +
+        throw new errors/* DeployError */.sH(`Refusing to clean up the version prefix ${JSON.stringify(prefix)}: it is empty or has an ` +
             'empty, "." or ".." segment, so the delete could reach the whole bucket.', 'Set `version-prefix` to the preview to remove, e.g. pr-42 or resnet50/pr-42.');
     }
     return prefix;
 }
 /** Rethrows the cancellation itself when the signal caused the failure, else explains it. */
 function failure(err, action, bucket, signal) {
-    return signal?.aborted ? signal.reason : (0,src_errors/* explainAwsError */.Ni)(err, { action, bucket });
+    return signal?.aborted ? signal.reason : (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
 }
 /** The prefixes next to `prefix` under the same parent (`pr-42` → `pr-41`, `latest`, …). */
 async function listSiblings(s3, bucket, prefix, signal) {
@@ -84737,12 +84737,12 @@ async function readVersionPrefix(s3, bucket, prefix, signal, key = `${prefix}/${
         complete = !got.ContentRange || total <= MANIFEST_HEAD_BYTES;
     }
     catch (err) {
-        const code = (0,src_errors/* awsErrorCode */.J6)(err);
-        if (code === 'NoSuchKey' || (code !== 'NoSuchBucket' && (0,src_errors/* httpStatusOf */.s_)(err) === 404)) {
+        const code = (0,errors/* awsErrorCode */.J6)(err);
+        if (code === 'NoSuchKey' || (code !== 'NoSuchBucket' && (0,errors/* httpStatusOf */.s_)(err) === 404)) {
             return undefined;
         }
         // An empty object has no byte 0 to start a range at: not a manifest.
-        if (code === 'InvalidRange' || (0,src_errors/* httpStatusOf */.s_)(err) === 416)
+        if (code === 'InvalidRange' || (0,errors/* httpStatusOf */.s_)(err) === 416)
             return undefined;
         throw failure(err, `reading the manifest s3://${bucket}/${key}`, bucket, signal);
     }
@@ -84828,7 +84828,7 @@ async function listUploads(s3, bucket, prefix, opts) {
         opts.logger.warning(`Could not list the multipart uploads in progress under ${where} (this needs ` +
             's3:ListBucketMultipartUploads), so none is aborted; a lifecycle rule with ' +
             'AbortIncompleteMultipartUpload removes their parts (see the README): ' +
-            (0,src_errors/* explainAwsError */.Ni)(err, { action: `listing multipart uploads under ${where}`, bucket }).message);
+            (0,errors/* explainAwsError */.Ni)(err, { action: `listing multipart uploads under ${where}`, bucket }).message);
         return [];
     }
     return found;
@@ -86183,7 +86183,7 @@ function immutableError(conflicts, differences, bucket) {
         .slice(0, 20)
         .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`);
     const more = conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : '';
-    return new src_errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
+    return new errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
 }
 
 ;// CONCATENATED MODULE: ./src/release.ts
@@ -86277,7 +86277,7 @@ async function findReusableObjects(s3, files, search) {
     }
     catch (err) {
         // Searching is an optimisation: a role allowed to list only its own prefix still deploys.
-        if (err instanceof src_errors/* AwsError */.Gy && err.httpStatus === 403) {
+        if (err instanceof errors/* AwsError */.Gy && err.httpStatus === 403) {
             search.logger.warning(`Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`);
             return files;
         }
@@ -86349,7 +86349,7 @@ async function listCandidates(s3, sizes, search) {
             }), { abortSignal: search.signal })
                 .catch((err) => {
                 search.signal?.throwIfAborted();
-                throw (0,src_errors/* explainAwsError */.Ni)(err, {
+                throw (0,errors/* explainAwsError */.Ni)(err, {
                     action: `listing s3://${search.bucket}/${listPrefix} for identical objects`,
                     bucket: search.bucket
                 });
@@ -86392,10 +86392,10 @@ async function headSha256(s3, bucket, key, signal) {
     }
     catch (err) {
         signal?.throwIfAborted();
-        const status = (0,src_errors/* httpStatusOf */.s_)(err);
+        const status = (0,errors/* httpStatusOf */.s_)(err);
         if (status === 404 || status === 403)
             return undefined;
-        throw (0,src_errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
     }
 }
 /**
@@ -86436,15 +86436,15 @@ async function copyFiles(s3, files, opts) {
             opts.logger.info(`Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`);
         }
         catch (err) {
-            if (err instanceof src_errors/* AwsError */.Gy && sourceGone(err)) {
+            if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
                 opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
                 fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
                 return;
             }
             failed = true;
-            throw err instanceof src_errors/* DeployError */.sH
+            throw err instanceof errors/* DeployError */.sH
                 ? err
-                : (0,src_errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
+                : (0,errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
         }
     });
     return { bytesCopied, fallBack };
@@ -86471,7 +86471,7 @@ async function getDistribution(cf, id) {
         };
     }
     catch (err) {
-        throw (0,src_errors/* explainAwsError */.Ni)(err, {
+        throw (0,errors/* explainAwsError */.Ni)(err, {
             action: `reading CloudFront distribution ${id}`,
             distributionId: id
         });
@@ -86529,7 +86529,7 @@ const BUCKET_UNREACHABLE = new Set([
 /** A read that failed: "could not check" (with the permission when it was denied), never an error. */
 function readFailure(check, what, permission, err, target) {
     const action = PREFLIGHT_PERMISSIONS[permission];
-    if (DENIED.has((0,src_errors/* awsErrorCode */.J6)(err) ?? '')) {
+    if (DENIED.has((0,errors/* awsErrorCode */.J6)(err) ?? '')) {
         return {
             check,
             status: 'unchecked',
@@ -86540,7 +86540,7 @@ function readFailure(check, what, permission, err, target) {
                     : '; the deploy itself does not need it.')
         };
     }
-    const explained = (0,src_errors/* explainAwsError */.Ni)(err, {
+    const explained = (0,errors/* explainAwsError */.Ni)(err, {
         action: `reading ${what}`,
         bucket: target.bucket,
         distributionId: target.distributionId
@@ -86638,7 +86638,7 @@ async function distributionChecks(cloudfront, target, id, signal) {
     const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal }));
     const none = { oaiIds: [], usesOac: false };
     if (!got.ok) {
-        if ((0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchDistribution') {
+        if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchDistribution') {
             const finding = {
                 check: 'distribution',
                 status: 'error',
@@ -86831,7 +86831,7 @@ async function originAccessCheck(cloudfront, target, id, origin, signal) {
     }
     const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
     if (!got.ok) {
-        if ((0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
+        if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
             return {
                 check,
                 status: 'error',
@@ -86940,7 +86940,7 @@ async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
         }
         const unreadable = groupIds.find((g) => {
             const got = groups.get(g);
-            return got?.ok === false && (0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchResource';
+            return got?.ok === false && (0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchResource';
         });
         if (unreadable !== undefined) {
             const what = `that public key ${keyId} is in a key group trusted by ${where}`;
@@ -86955,7 +86955,7 @@ async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
             (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
         const [publicKey, allGroups] = await locateKey();
         const message = (problem) => `${problem} ${capitalise(where)} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
-        if ((0,src_errors/* awsErrorCode */.J6)(publicKey.err) === 'NoSuchPublicKey') {
+        if ((0,errors/* awsErrorCode */.J6)(publicKey.err) === 'NoSuchPublicKey') {
             findings.push({
                 check,
                 status: 'error',
@@ -87035,7 +87035,7 @@ function policyCheck(target, got, distribution) {
     const { id, arn } = distribution;
     let policy = '';
     if (!got.ok) {
-        if ((0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchBucketPolicy') {
+        if ((0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchBucketPolicy') {
             return readFailure(check, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
         }
     }
@@ -87148,7 +87148,7 @@ const PUBLIC_ACCESS_FLAGS = [
 function publicAccessCheck(target, got) {
     const check = 'public-access-block';
     const { bucket } = target;
-    if (!got.ok && (0,src_errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchPublicAccessBlockConfiguration') {
+    if (!got.ok && (0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchPublicAccessBlockConfiguration') {
         return readFailure(check, `the public access block of bucket "${bucket}"`, 'getPublicAccessBlock', got.err, target);
     }
     const off = PUBLIC_ACCESS_FLAGS.filter((flag) => got.value?.[flag] !== true);
@@ -87195,7 +87195,7 @@ function versioningCheck(target, got) {
 function lifecycleCheck(target, got) {
     const check = 'lifecycle';
     const { bucket, versionPrefix } = target;
-    const missing = (0,src_errors/* awsErrorCode */.J6)(got.err) === 'NoSuchLifecycleConfiguration';
+    const missing = (0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchLifecycleConfiguration';
     if (!got.ok && !missing) {
         return readFailure(check, `the lifecycle rules of bucket "${bucket}"`, 'getLifecycleConfiguration', got.err, target);
     }
@@ -87257,9 +87257,9 @@ async function runPreflight(clients, target, opts = {}) {
     const findings = [...(distribution?.findings ?? [])];
     const bucketError = [policy, publicAccess, versioning, lifecycle]
         .map((r) => r.err)
-        .find((err) => BUCKET_UNREACHABLE.has((0,src_errors/* awsErrorCode */.J6)(err) ?? ''));
+        .find((err) => BUCKET_UNREACHABLE.has((0,errors/* awsErrorCode */.J6)(err) ?? ''));
     if (bucketError !== undefined) {
-        const explained = (0,src_errors/* explainAwsError */.Ni)(bucketError, { action: `reading bucket "${bucket}"`, bucket });
+        const explained = (0,errors/* explainAwsError */.Ni)(bucketError, { action: `reading bucket "${bucket}"`, bucket });
         findings.push({
             check: 'bucket',
             status: 'error',
@@ -87280,6 +87280,14 @@ function formatFinding(finding) {
     return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`;
 }
 /** One DeployError listing every error finding with its fix, or undefined when there is none. */
+/** Pre-flight found errors; carries every finding, so the job summary can show the table. */
+class PreflightError extends errors/* DeployError */.sH {
+    findings;
+    constructor(message, hint, findings) {
+        super(message, hint);
+        this.findings = findings;
+    }
+}
 function preflightFailure(findings) {
     const errors = findings.filter((f) => f.status === 'error');
     if (errors.length === 0)
@@ -87287,7 +87295,7 @@ function preflightFailure(findings) {
     const list = errors
         .map((f, i) => `${i + 1}. ${f.check}: ${f.message}${f.fix ? `\n   Fix: ${f.fix}` : ''}`)
         .join('\n');
-    return new src_errors/* DeployError */.sH(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.');
+    return new PreflightError(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.', findings);
 }
 
 ;// CONCATENATED MODULE: ./src/target.ts
@@ -87521,7 +87529,7 @@ function verificationError(result) {
     const hints = Object.keys(HINTS)
         .filter((kind) => kinds.has(kind))
         .map((kind) => HINTS[kind]);
-    return new src_errors/* DeployError */.sH((0,secrets/* redact */.E$)(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
+    return new errors/* DeployError */.sH((0,secrets/* redact */.E$)(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
 }
 
 // EXTERNAL MODULE: external "node:events"
@@ -87710,7 +87718,7 @@ async function uploadFiles(s3, files, opts) {
     if (failure)
         throw failure;
     if (cancel.aborted) {
-        throw new src_errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
+        throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
     }
     return { bytesUploaded, durationMs: now() - started };
 }
@@ -87877,9 +87885,9 @@ function explain(err, file, bucket) {
     const target = `${file.relativePath} to s3://${bucket}/${file.key}`;
     const local = err;
     if (typeof local?.path === 'string') {
-        return new src_errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found and hashed. Run the step again.', { cause: err });
+        return new errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found and hashed. Run the step again.', { cause: err });
     }
-    return (0,src_errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
+    return (0,errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
@@ -88139,7 +88147,7 @@ function reuseSearchPrefixes(inputs) {
 /** Ends the deploy between stages once it is cancelled, saying how far it got. */
 function stopIfCancelled(signal, state) {
     if (signal?.aborted)
-        throw new src_errors/* DeployError */.sH(`Cancelled ${state}.`, undefined, { cause: signal.reason });
+        throw new errors/* DeployError */.sH(`Cancelled ${state}.`, undefined, { cause: signal.reason });
 }
 /** Which keys must be invalidated, and why, per the `invalidate` mode. */
 function invalidationKeys(files, inputs, manifestOverwritten, replacedEarlier) {
@@ -88523,6 +88531,16 @@ function verificationSection(verification) {
 function commentSection(comment) {
     return comment ? `**Pull request comment:** ${escapeMarkdown(comment)}` : '';
 }
+/** The summary of a run pre-flight stopped: every check, with the fixes. */
+function preflightFailureSummary(findings) {
+    return [
+        '## Model CDN deploy: stopped by pre-flight',
+        '',
+        'Nothing was uploaded. Fix the problems below and run again, or set `preflight: false`.',
+        '',
+        preflightSection(findings)
+    ].join('\n');
+}
 /** The summary of `mode: promote`: the alias move and its invalidation. */
 function promoteSummary(move, bucket, warnings) {
     return ([
@@ -88807,7 +88825,7 @@ async function commentOnPullRequest(inputs, pr, body, deps, create) {
         });
     }
     catch (err) {
-        if (!(err instanceof src_errors/* InputError */.dz))
+        if (!(err instanceof errors/* InputError */.dz))
             throw err;
         const warning = `${err.message} ${err.hint ?? ''}`.trim();
         deps.logger.warning(warning);
@@ -88832,6 +88850,8 @@ function collectWarnings(logger) {
 // EXTERNAL MODULE: ./src/post.ts
 var post = __nccwpck_require__(6661);
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
 
 
 
@@ -88876,7 +88896,15 @@ async function run() {
             throw outcome.failure;
     }
     catch (err) {
-        lib_core/* setFailed */.C1((0,src_errors/* failureMessage */.oh)(err));
+        // The table with every check and fix says more than the error's list of the failed ones.
+        if (err instanceof PreflightError) {
+            // Best effort: the failure below carries the same problems if the summary cannot be written.
+            await lib_core/* summary */.z
+                .addRaw(preflightFailureSummary(err.findings))
+                .write()
+                .catch(() => undefined);
+        }
+        lib_core/* setFailed */.C1((0,errors/* failureMessage */.oh)(err));
     }
     finally {
         cancellation?.dispose();

@@ -6,8 +6,10 @@ import { failureMessage } from './errors.js'
 import { parseInputs } from './inputs.js'
 import { runMode } from './modes.js'
 import { prepareCleanup } from './post.js'
+import { PreflightError } from './preflight.js'
 import { maskCredentials, maskSecret } from './secrets.js'
 import { maskSigningKey } from './signing.js'
+import { preflightFailureSummary } from './summary.js'
 
 /** The action's entry point: the only place that talks to the runner and calls setFailed. */
 export async function run(): Promise<void> {
@@ -41,6 +43,14 @@ export async function run(): Promise<void> {
     core.saveState(State.Succeeded, 'true')
     if (outcome.failure) throw outcome.failure
   } catch (err) {
+    // The table with every check and fix says more than the error's list of the failed ones.
+    if (err instanceof PreflightError) {
+      // Best effort: the failure below carries the same problems if the summary cannot be written.
+      await core.summary
+        .addRaw(preflightFailureSummary(err.findings))
+        .write()
+        .catch(() => undefined)
+    }
     core.setFailed(failureMessage(err))
   } finally {
     cancellation?.dispose()

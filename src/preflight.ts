@@ -1069,14 +1069,26 @@ export function formatFinding(finding: PreflightFinding): string {
 }
 
 /** One DeployError listing every error finding with its fix, or undefined when there is none. */
-export function preflightFailure(findings: PreflightFinding[]): DeployError | undefined {
+/** Pre-flight found errors; carries every finding, so the job summary can show the table. */
+export class PreflightError extends DeployError {
+  constructor(
+    message: string,
+    hint: string,
+    readonly findings: PreflightFinding[]
+  ) {
+    super(message, hint)
+  }
+}
+
+export function preflightFailure(findings: PreflightFinding[]): PreflightError | undefined {
   const errors = findings.filter((f) => f.status === 'error')
   if (errors.length === 0) return undefined
   const list = errors
     .map((f, i) => `${i + 1}. ${f.check}: ${f.message}${f.fix ? `\n   Fix: ${f.fix}` : ''}`)
     .join('\n')
-  return new DeployError(
+  return new PreflightError(
     `Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`,
-    'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.'
+    'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.',
+    findings
   )
 }

@@ -281,6 +281,17 @@ export function commentSection(comment: string | undefined): string {
   return comment ? `**Pull request comment:** ${escapeMarkdown(comment)}` : ''
 }
 
+/** The summary of a run pre-flight stopped: every check, with the fixes. */
+export function preflightFailureSummary(findings: PreflightFinding[]): string {
+  return [
+    '## Model CDN deploy: stopped by pre-flight',
+    '',
+    'Nothing was uploaded. Fix the problems below and run again, or set `preflight: false`.',
+    '',
+    preflightSection(findings)
+  ].join('\n')
+}
+
 /** The summary of `mode: promote`: the alias move and its invalidation. */
 export function promoteSummary(move: AliasMove, bucket: string, warnings: string[]): string {
   return (
