@@ -18,6 +18,23 @@ export function generateSigningKeys(modulusLength = 2048): TestKeyPair {
   }
 }
 
+/** The public key as SPKI PEM, as CloudFront's CreatePublicKey takes it. */
+export function publicKeyPem(keys: Pick<TestKeyPair, 'publicKey'>): string {
+  return keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+}
+
+/** `base?a=1&b=2` -> [base, sorted parameters]: one URL whatever the order of its parameters. */
+export function canonicalUrl(url: string): [string, string[]] {
+  const at = url.indexOf('?')
+  return [
+    url.slice(0, at),
+    url
+      .slice(at + 1)
+      .split('&')
+      .sort()
+  ]
+}
+
 /** The one-line form secrets often hold: each newline written as the two characters `\n`. */
 export function escapeNewlines(pem: string, newline = '\\n'): string {
   return pem.trimEnd().replace(/\r?\n/g, newline)

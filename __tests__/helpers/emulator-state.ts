@@ -8,6 +8,8 @@ import {
 import {
   GetObjectCommand,
   ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   ListObjectVersionsCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
@@ -37,17 +39,21 @@ export async function getStored(s3: S3Client, bucket: string, key: string): Prom
   }
 }
 
-/** Every key of the bucket with its version ids (oldest first): proves what was (not) written. */
+/**
+ * Every key of the bucket (or under `prefix`) with its version ids and delete markers: proves
+ * what was (not) written.
+ */
 export async function versionSnapshot(
   s3: S3Client,
-  bucket: string
+  bucket: string,
+  prefix?: string
 ): Promise<Record<string, string[]>> {
   const snapshot: Record<string, { id: string; at: number }[]> = {}
   let KeyMarker: string | undefined
   let VersionIdMarker: string | undefined
   do {
     const page = await s3.send(
-      new ListObjectVersionsCommand({ Bucket: bucket, KeyMarker, VersionIdMarker })
+      new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, VersionIdMarker })
     )
     for (const v of page.Versions ?? []) {
       ;(snapshot[v.Key!] ??= []).push({ id: v.VersionId!, at: v.LastModified?.getTime() ?? 0 })
@@ -66,6 +72,41 @@ export async function versionSnapshot(
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([key, versions]) => [key, versions.map((v) => v.id).sort()])
   )
+}
+
+/** Every key starting with `prefix` (e.g. `v1/`), all pages, sorted. */
+export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let ContinuationToken: string | undefined
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken })
+    )
+    for (const o of page.Contents ?? []) keys.push(o.Key!)
+    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+  } while (ContinuationToken)
+  return keys.sort()
+}
+
+/** The multipart uploads still open, as `<key> <upload id>`, sorted: what an abort must leave empty. */
+export async function openUploads(
+  s3: S3Client,
+  bucket: string,
+  prefix?: string
+): Promise<string[]> {
+  const { Uploads } = await s3.send(
+    new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix })
+  )
+  return (Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`).sort()
+}
+
+/** The keys of the open multipart uploads, sorted. */
+export async function openUploadKeys(
+  s3: S3Client,
+  bucket: string,
+  prefix?: string
+): Promise<string[]> {
+  return (await openUploads(s3, bucket, prefix)).map((u) => u.slice(0, u.lastIndexOf(' ')))
 }
 
 export async function bucketNames(s3: S3Client): Promise<string[]> {
@@ -107,4 +148,22 @@ export async function listInvalidations(
     })
   }
   return found
+}
+
+/**
+ * Everything a deploy could change: the buckets, the bucket's object versions and open multipart
+ * uploads, the distribution's invalidations. Equal before and after proves a run changed nothing.
+ */
+export async function emulatorState(
+  s3: S3Client,
+  cloudfront: CloudFrontClient,
+  bucket: string,
+  distributionId: string
+) {
+  return {
+    buckets: await bucketNames(s3),
+    versions: await versionSnapshot(s3, bucket),
+    invalidations: await listInvalidations(cloudfront, distributionId),
+    multipartUploads: await openUploads(s3, bucket)
+  }
 }

@@ -5,20 +5,12 @@
  * first deploy → re-run → changed file refused → overwrite → dry run → no distribution → no bucket.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import type { S3Client } from '@aws-sdk/client-s3'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
+import type { World } from '../../scripts/lib/emulator.mjs'
 import {
   bucketNames,
   getStored,
@@ -26,7 +18,13 @@ import {
   sha256,
   versionSnapshot
 } from '../helpers/emulator-state.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import {
+  expectFailure,
+  expectSuccess,
+  runAction,
+  type RunActionResult
+} from '../helpers/run-action.js'
 
 const MiB = 1024 * 1024
 const BUCKET = 'model-cdn-it'
@@ -67,7 +65,7 @@ const initialFiles = (): LocalFile[] => [
   }
 ]
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let world: World
 let s3: S3Client
 let cloudfront: CloudFrontClient
@@ -78,17 +76,14 @@ let firstRun: RunActionResult
 const keyOf = (rel: string, prefix = PREFIX) => `${prefix}/${rel}`
 const byRel = (rel: string) => files.find((f) => f.rel === rel)!
 
-async function writeLocal(rel: string, bytes: Buffer) {
-  const path = join(workspace, 'models', rel)
-  await mkdir(dirname(path), { recursive: true })
-  await writeFile(path, bytes)
-}
+const writeLocal = (rel: string, bytes: Buffer) =>
+  writeFiles(join(workspace, 'models'), { [rel]: bytes })
 
 /** The inputs of a release step: every test changes only what it is about. */
 function deploy(inputs: Record<string, string | number | boolean | undefined> = {}) {
   return runAction({
     cwd: workspace,
-    endpoint: emulator!.endpoint,
+    endpoint: moto!.emulator.endpoint,
     inputs: {
       artifacts: 'models/**\n!models/**/*.tmp',
       bucket: BUCKET,
@@ -104,18 +99,6 @@ function deploy(inputs: Record<string, string | number | boolean | undefined> = 
   })
 }
 
-/** The action's own diagnostics, for the message of a failed expectation. */
-const diagnostics = (r: RunActionResult) =>
-  `exit ${r.exitCode}\n--- errors ---\n${r.errors.join('\n')}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`
-
-function expectSuccess(r: RunActionResult) {
-  if (r.exitCode !== 0) throw new Error(`The action failed:\n${diagnostics(r)}`)
-}
-
-function expectFailure(r: RunActionResult) {
-  if (r.exitCode !== 1) throw new Error(`Expected the action to fail:\n${diagnostics(r)}`)
-}
-
 async function expectStored(file: LocalFile, prefix = PREFIX) {
   const stored = await getStored(s3, BUCKET, keyOf(file.rel, prefix))
   expect(stored.sha256).toBe(sha256(file.bytes))
@@ -129,26 +112,18 @@ async function expectStored(file: LocalFile, prefix = PREFIX) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error(
-      'dist/index.js is missing: run `npm run build` first (the tests run the committed dist).'
-    )
-  }
-  emulator = await startEmulator()
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  workspace = await mkdtemp(join(tmpdir(), 'model-cdn-workspace-'))
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    requireDist: true,
+    workspacePrefix: 'model-cdn-workspace-'
+  })
+  ;({ world, s3, cloudfront, workspace } = moto)
   files = initialFiles()
   for (const f of files) await writeLocal(f.rel, f.bytes)
   await writeLocal('scratch.tmp', Buffer.from('excluded by !models/**/*.tmp'))
 }, 60_000)
 
-afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
-})
+afterAll(() => moto?.stop())
 
 describe('model-cdn-deploy against moto_server, run as a GitHub runner runs it', () => {
   it('1. first deploy stores every file byte-for-byte (spaces, non-ASCII, 0 bytes, multipart)', async () => {

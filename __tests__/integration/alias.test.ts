@@ -6,13 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
-import {
-  GetObjectTaggingCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client
-} from '@aws-sdk/client-s3'
+import { GetObjectTaggingCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { promote, type AliasResult } from '../../src/alias.js'
 import { copyObject } from '../../src/copy.js'
 import { createInvalidations, toBatches, waitForInvalidations } from '../../src/invalidation.js'
@@ -20,14 +14,16 @@ import { buildManifest, serializeManifest } from '../../src/manifest.js'
 import { writeManifest } from '../../src/manifest-store.js'
 import type { PublishedFile } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import type { World } from '../../scripts/lib/emulator.mjs'
 import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
-import { getStored, listInvalidations, sha256, versionSnapshot } from '../helpers/emulator-state.js'
+  getStored,
+  listInvalidations,
+  listKeys,
+  openUploads,
+  sha256,
+  versionSnapshot
+} from '../helpers/emulator-state.js'
+import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
 
 const MiB = 1024 * 1024
 const BUCKET = 'model-cdn-alias'
@@ -35,7 +31,7 @@ const VERSION_CACHE_CONTROL = 'public, max-age=31536000, immutable'
 const ALIAS_CACHE_CONTROL = 'public, max-age=60'
 const METADATA = { framework: 'onnx' }
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let world: World
 let s3: S3Client
 let cloudfront: CloudFrontClient
@@ -81,12 +77,7 @@ async function publish(version: string, files: Record<string, Buffer>): Promise<
   await writeManifest(s3, BUCKET, `${version}/manifest.json`, serializeManifest(manifest))
 }
 
-async function keysUnder(prefix: string): Promise<string[]> {
-  const { Contents } = await s3.send(
-    new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` })
-  )
-  return (Contents ?? []).map((o) => o.Key as string).sort()
-}
+const keysUnder = (prefix: string) => listKeys(s3, BUCKET, `${prefix}/`)
 
 /** What the lead's deploy does with the result: invalidate the paths and wait. */
 async function invalidate(result: AliasResult): Promise<string[]> {
@@ -142,18 +133,13 @@ const V2 = {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator()
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
+  moto = await startTestWorld({ bucket: BUCKET })
+  ;({ world, s3, cloudfront } = moto)
   await publish('v1', V1)
   await publish('v2', V2)
 })
 
-afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-})
+afterAll(() => moto?.stop())
 
 describe('promote and rollback', () => {
   const opts = { concurrency: 4, logger: silentLogger() }
@@ -285,7 +271,6 @@ describe('copyObject', () => {
     expect(stored.metadata).toEqual({ ...METADATA, sha256: sha256(bytes) })
     expect(stored.cacheControl).toBe(ALIAS_CACHE_CONTROL)
     expect(stored.contentType).toBe('application/octet-stream')
-    const { Uploads } = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))
-    expect(Uploads ?? []).toEqual([])
+    expect(await openUploads(s3, BUCKET)).toEqual([])
   })
 })

@@ -5,22 +5,22 @@
  * credentials are masked before the first line the action prints, and never appear in the log,
  * the outputs or the summary, whether the deploy succeeds or fails.
  */
-import { existsSync, realpathSync } from 'node:fs'
+import { realpathSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import type { S3Client } from '@aws-sdk/client-s3'
+import type { World } from '../../scripts/lib/emulator.mjs'
+import { emulatorState as stateOf } from '../helpers/emulator-state.js'
+import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
 import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
-import { bucketNames, listInvalidations, versionSnapshot } from '../helpers/emulator-state.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+  diagnostics,
+  expectFailure,
+  expectSuccess,
+  runAction,
+  type RunActionResult
+} from '../helpers/run-action.js'
 
 const GiB = 1024 ** 3
 const BUCKET = 'model-cdn-bad-input'
@@ -44,7 +44,7 @@ interface BadInput {
   fix?: RegExp
 }
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let world: World
 let s3: S3Client
 let cloudfront: CloudFrontClient
@@ -53,19 +53,8 @@ let workspace: string
 let outside: string
 let caseCount = 0
 
-const diagnostics = (r: RunActionResult) =>
-  `exit ${r.exitCode}\n--- errors ---\n${r.errors.join('\n')}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`
-
 /** Everything a deploy could have changed in the emulator. */
-async function emulatorState() {
-  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))
-  return {
-    buckets: await bucketNames(s3),
-    versions: await versionSnapshot(s3, BUCKET),
-    invalidations: await listInvalidations(cloudfront, world.distributionId),
-    multipartUploads: (uploads.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`)
-  }
-}
+const emulatorState = () => stateOf(s3, cloudfront, BUCKET, world.distributionId)
 
 async function writeEntry(path: string, entry: Entry) {
   await mkdir(dirname(path), { recursive: true })
@@ -80,7 +69,7 @@ async function writeEntry(path: string, entry: Entry) {
 function deploy(inputs: Inputs, env: Record<string, string | undefined> = {}) {
   return runAction({
     cwd: workspace,
-    endpoint: emulator!.endpoint,
+    endpoint: moto!.emulator.endpoint,
     env,
     inputs: {
       bucket: BUCKET,
@@ -95,13 +84,12 @@ function deploy(inputs: Inputs, env: Record<string, string | undefined> = {}) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error('dist/index.js is missing: run `npm run build` first.')
-  }
-  emulator = await startEmulator()
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  workspace = realpathSync(await mkdtemp(join(tmpdir(), 'model-cdn-bad-input-')))
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    requireDist: true,
+    workspacePrefix: 'model-cdn-bad-input-'
+  })
+  ;({ world, s3, cloudfront, workspace } = moto)
   outside = realpathSync(await mkdtemp(join(tmpdir(), 'model-cdn-outside-')))
   await writeFile(join(outside, 'credentials.bin'), 'must never be published')
 
@@ -112,10 +100,8 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-  for (const dir of [workspace, outside]) if (dir) await rm(dir, { recursive: true, force: true })
+  await moto?.stop()
+  if (outside) await rm(outside, { recursive: true, force: true })
 })
 
 const longDir = (c: string) => c.repeat(250)
@@ -310,7 +296,7 @@ describe('bad input fails with a clear error and changes nothing', () => {
       ...c.inputs?.(dir)
     })
 
-    if (r.exitCode !== 1) throw new Error(`Expected exit code 1:\n${diagnostics(r)}`)
+    expectFailure(r)
     expect(r.errors).toHaveLength(1)
     const [message] = r.errors
     expect(message).toMatch(c.problem)
@@ -361,7 +347,7 @@ describe('secrets never reach the log, the outputs or the summary', () => {
       { artifacts: `${dir}/**`, 'version-prefix': `secrets-${caseCount}` },
       credentials
     )
-    if (r.exitCode !== 0) throw new Error(`The deploy failed:\n${diagnostics(r)}`)
+    expectSuccess(r)
     expect(r.outputs['uploaded']).toBe('1')
     expectMaskedFirstAndNeverShown(r)
   })
@@ -377,7 +363,7 @@ describe('secrets never reach the log, the outputs or the summary', () => {
       },
       credentials
     )
-    if (r.exitCode !== 1) throw new Error(`Expected exit code 1:\n${diagnostics(r)}`)
+    expectFailure(r)
     expect(r.errors.join('\n')).toMatch(/NoSuchBucket/)
     expectMaskedFirstAndNeverShown(r)
   })

@@ -12,24 +12,13 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  ListMultipartUploadsCommand,
-  ListObjectVersionsCommand,
-  type S3Client
-} from '@aws-sdk/client-s3'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator
-} from '../../scripts/lib/emulator.mjs'
+import { type S3Client } from '@aws-sdk/client-s3'
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+import { openUploadKeys, versionSnapshot } from '../helpers/emulator-state.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { diagnostics, runAction, type RunActionResult } from '../helpers/run-action.js'
 
 const MiB = 1024 * 1024
 const BUCKET = 'model-cdn-cancel'
@@ -37,33 +26,32 @@ const BUCKET = 'model-cdn-cancel'
 const SIGTERM_AFTER_MS = 7500
 const KILL_AFTER_MS = 2500
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let proxy: FaultProxy | undefined
 let s3: S3Client
 let workspace: string
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error('dist/index.js is missing: run `npm run build` first.')
-  }
-  emulator = await startEmulator()
-  await setupWorld(emulator.endpoint, { bucket: BUCKET })
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    requireDist: true,
+    workspacePrefix: 'model-cdn-cancel-'
+  })
   // Checks read moto directly, never through the proxy.
-  ;({ s3 } = makeClients(emulator.endpoint))
-  proxy = await startFaultProxy(emulator.endpoint)
-  workspace = await mkdtemp(join(tmpdir(), 'model-cdn-cancel-'))
-  await mkdir(join(workspace, 'models'))
+  ;({ s3, workspace } = moto)
+  proxy = await startFaultProxy(moto.emulator.endpoint)
   // Three multipart files of six 5 MiB parts; with concurrency 2 one uploads at a time.
-  for (const name of ['a', 'b', 'c']) {
-    await writeFile(join(workspace, 'models', `${name}.safetensors`), randomBytes(30 * MiB))
-  }
+  await writeFiles(
+    join(workspace, 'models'),
+    Object.fromEntries(
+      ['a', 'b', 'c'].map((name) => [`${name}.safetensors`, randomBytes(30 * MiB)])
+    )
+  )
 }, 60_000)
 
 afterAll(async () => {
-  s3?.destroy()
   await proxy?.stop()
-  await emulator?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await moto?.stop()
 })
 
 const inputs = (prefix: string) => ({
@@ -86,20 +74,11 @@ function slowParts(ms: number): void {
   ])
 }
 
-async function openUploads(prefix: string): Promise<string[]> {
-  const { Uploads } = await s3.send(
-    new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` })
-  )
-  return (Uploads ?? []).map((u) => u.Key!)
-}
+const openUploads = (prefix: string) => openUploadKeys(s3, BUCKET, `${prefix}/`)
 
 /** Every key ever written under the prefix: versions and delete markers too. */
-async function storedKeys(prefix: string): Promise<string[]> {
-  const page = await s3.send(
-    new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` })
-  )
-  return [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map((v) => v.Key!)
-}
+const storedKeys = async (prefix: string) =>
+  Object.keys(await versionSnapshot(s3, BUCKET, `${prefix}/`))
 
 async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -145,9 +124,6 @@ const postStep = (prefix: string, main: RunActionResult) =>
     phase: 'post',
     state: main.state
   })
-
-const diagnostics = (r: RunActionResult) =>
-  `exit ${r.exitCode} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-2000)}`
 
 function expectNoWarnings(r: RunActionResult): void {
   if (r.exitCode !== 0 || r.warnings.length > 0) {

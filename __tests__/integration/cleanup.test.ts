@@ -7,24 +7,18 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectTaggingCommand,
-  ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   UploadPartCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator
-} from '../../scripts/lib/emulator.mjs'
 import { PREVIEW_TAG, executeCleanup, planCleanup, previewTagging } from '../../src/cleanup.js'
 import { mapLimit } from '../../src/concurrency.js'
 import { DeployError } from '../../src/errors.js'
 import { serializeManifest } from '../../src/manifest.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { listKeys, openUploadKeys } from '../helpers/emulator-state.js'
+import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
 
 const BUCKET = 'model-cdn-cleanup'
 /** More than one ListObjectsV2 page and one DeleteObjects batch. */
@@ -32,7 +26,7 @@ const PREVIEW_FILES = 1100
 
 const previewFiles = Array.from({ length: PREVIEW_FILES }, (_, i) => `pr-7/shard-${i}.bin`)
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let s3: S3Client
 
 function manifest(versionPrefix: string): string {
@@ -51,31 +45,14 @@ async function put(key: string, body: string, tagging?: string): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, Tagging: tagging }))
 }
 
-/** Every key under the prefix, all pages. */
-async function keysUnder(prefix: string): Promise<string[]> {
-  const keys: string[] = []
-  let token: string | undefined
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token })
-    )
-    keys.push(...(page.Contents ?? []).map((o) => o.Key as string))
-    token = page.NextContinuationToken
-  } while (token)
-  return keys
-}
-
-async function openUploads(): Promise<string[]> {
-  const { Uploads } = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))
-  return (Uploads ?? []).map((u) => u.Key as string).sort()
-}
+const keysUnder = (prefix: string) => listKeys(s3, BUCKET, prefix)
+const openUploads = () => openUploadKeys(s3, BUCKET)
 
 const options = () => ({ concurrency: 8, logger: silentLogger() })
 
 beforeAll(async () => {
-  emulator = await startEmulator()
-  await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3 } = makeClients(emulator.endpoint))
+  moto = await startTestWorld({ bucket: BUCKET })
+  ;({ s3 } = moto)
 
   await mapLimit(previewFiles, 32, (key) => put(key, `bytes of ${key}`))
   await put('pr-7/manifest.json', manifest('pr-7'))
@@ -90,10 +67,7 @@ beforeAll(async () => {
   }
 }, 120_000)
 
-afterAll(async () => {
-  s3?.destroy()
-  await emulator?.stop()
-})
+afterAll(() => moto?.stop())
 
 describe('clean-up against moto_server', () => {
   it('dry run: plans the whole prefix and deletes nothing', async () => {
@@ -125,15 +99,12 @@ describe('clean-up against moto_server', () => {
       invalidationPath: '/pr-7/*'
     })
     expect(await keysUnder('pr-7/')).toEqual([])
-    expect((await keysUnder('pr-70/')).sort()).toEqual([
+    expect(await keysUnder('pr-70/')).toEqual([
       'pr-70/manifest.json',
       'pr-70/model.onnx',
       'pr-70/tokenizer.json'
     ])
-    expect((await keysUnder('latest/')).sort()).toEqual([
-      'latest/manifest.json',
-      'latest/model.onnx'
-    ])
+    expect(await keysUnder('latest/')).toEqual(['latest/manifest.json', 'latest/model.onnx'])
     expect(await openUploads()).toEqual(['pr-70/big.bin'])
     // The bucket is versioned: the delete left markers, the old versions stay for lifecycle.
     const versions = await s3.send(
@@ -145,7 +116,7 @@ describe('clean-up against moto_server', () => {
 
   it('refuses pr-70 while latest/manifest.json names it, and deletes nothing', async () => {
     await put('latest/manifest.json', manifest('pr-70'))
-    const before = (await keysUnder('')).sort()
+    const before = await keysUnder('')
 
     const err = await planCleanup(s3, { bucket: BUCKET, versionPrefix: 'pr-70' }, options()).catch(
       (e: unknown) => e
@@ -156,7 +127,7 @@ describe('clean-up against moto_server', () => {
       /^Refusing to delete s3:\/\/model-cdn-cleanup\/pr-70\/: the alias latest\/ points to it/
     )
     expect((err as DeployError).hint).toMatch(/mode: promote/)
-    expect((await keysUnder('')).sort()).toEqual(before)
+    expect(await keysUnder('')).toEqual(before)
     expect(await openUploads()).toEqual(['pr-70/big.bin'])
   })
 

@@ -9,35 +9,34 @@
  * own backoff (the SDK's own backoff is real but short); one runs the committed dist/index.js.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
-import {
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  type S3Client
-} from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { createClients, MAX_ATTEMPTS, type ClientOptions } from '../../src/clients.js'
 import { deploy, type DeployReport } from '../../src/deploy.js'
 import { parseInputs } from '../../src/inputs.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import type { World } from '../../scripts/lib/emulator.mjs'
 import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
-import { getStored, listInvalidations, sha256 } from '../helpers/emulator-state.js'
+  getStored,
+  listInvalidations,
+  listKeys,
+  openUploads,
+  sha256
+} from '../helpers/emulator-state.js'
+import {
+  requireDist,
+  startTestWorld,
+  writeFiles,
+  type TestWorld
+} from '../helpers/emulator-world.js'
 import {
   S3_WRITES,
   startFaultProxy,
   type FaultProxy,
   type FaultRule
 } from '../helpers/fault-proxy.js'
-import { REPO_ROOT, runAction } from '../helpers/run-action.js'
+import { expectSuccess, runAction } from '../helpers/run-action.js'
 
 const MiB = 1024 * 1024
 const BUCKET = 'model-cdn-faults'
@@ -57,7 +56,7 @@ const ENV: Record<string, string> = {
   AWS_EC2_METADATA_DISABLED: 'true'
 }
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let proxy: FaultProxy | undefined
 let world: World
 let s3: S3Client
@@ -66,11 +65,10 @@ let workspace: string
 const savedEnv: Record<string, string | undefined> = {}
 
 beforeAll(async () => {
-  emulator = await startEmulator()
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
+  moto = await startTestWorld({ bucket: BUCKET, workspacePrefix: 'model-cdn-faults-' })
   // Checks read moto directly, never through the proxy.
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  proxy = await startFaultProxy(emulator.endpoint)
+  ;({ world, s3, cloudfront, workspace } = moto)
+  proxy = await startFaultProxy(moto.emulator.endpoint)
   for (const [name, value] of Object.entries({
     ...ENV,
     AWS_ENDPOINT_URL_CLOUDFRONT: proxy.endpoint
@@ -78,12 +76,7 @@ beforeAll(async () => {
     savedEnv[name] = process.env[name]
     process.env[name] = value
   }
-  workspace = await mkdtemp(join(tmpdir(), 'model-cdn-faults-'))
-  for (const [rel, bytes] of Object.entries(files)) {
-    const path = join(workspace, 'models', rel)
-    await mkdir(dirname(path), { recursive: true })
-    await writeFile(path, bytes)
-  }
+  await writeFiles(join(workspace, 'models'), files)
 }, 60_000)
 
 afterAll(async () => {
@@ -91,11 +84,8 @@ afterAll(async () => {
     if (value === undefined) delete process.env[name]
     else process.env[name] = value
   }
-  s3?.destroy()
-  cloudfront?.destroy()
   await proxy?.stop()
-  await emulator?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
+  await moto?.stop()
 })
 
 /** The action's inputs (parsed as the action parses them), pointed at the proxy. */
@@ -153,15 +143,8 @@ async function expectAllStored(prefix: string) {
   }
 }
 
-async function multipartUploadsLeft(): Promise<string[]> {
-  const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))
-  return (res.Uploads ?? []).map((u) => `${u.Key} (${u.UploadId})`)
-}
-
-async function keysUnder(prefix: string): Promise<string[]> {
-  const res = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` }))
-  return (res.Contents ?? []).map((o) => o.Key!)
-}
+const multipartUploadsLeft = () => openUploads(s3, BUCKET)
+const keysUnder = (prefix: string) => listKeys(s3, BUCKET, `${prefix}/`)
 
 /** The log lines the retry middleware wrote, one per retried attempt. */
 const retryLines = (lines: string[]) =>
@@ -355,9 +338,7 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
   })
 
   it('the committed dist/index.js rides out 503 SlowDown and resets, and logs each retry', async () => {
-    if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-      throw new Error('dist/index.js is missing: run `npm run build` first.')
-    }
+    requireDist()
     proxy!.setRules([
       { operations: ['UploadPart'], first: 1, fault: { kind: 'reset' } },
       { operations: S3_WRITES, every: 3, fault: { kind: 's3Error' } }
@@ -377,11 +358,7 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
         verify: false
       }
     })
-    if (r.exitCode !== 0) {
-      throw new Error(
-        `The action failed (exit ${r.exitCode}):\n${r.errors.join('\n')}\n${r.stdout.slice(-4000)}`
-      )
-    }
+    expectSuccess(r)
 
     await expectAllStored('v-dist')
     expect(await multipartUploadsLeft()).toEqual([])

@@ -6,20 +6,12 @@
  * checked for the same scale: 5,000 overwritten keys stay within CloudFront's quotas.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
+import type { World } from '../../scripts/lib/emulator.mjs'
 import {
   MAX_PATHS_PER_BATCH,
   MAX_WILDCARDS_IN_PROGRESS,
@@ -27,8 +19,15 @@ import {
   toBatches,
   toInvalidationPath
 } from '../../src/invalidation.js'
-import { getStored, listInvalidations, sha256, versionSnapshot } from '../helpers/emulator-state.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+import {
+  getStored,
+  listInvalidations,
+  listKeys,
+  sha256,
+  versionSnapshot
+} from '../helpers/emulator-state.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { expectSuccess, runAction, type RunActionResult } from '../helpers/run-action.js'
 
 const BUCKET = 'model-cdn-load'
 const PREFIX = 'load-v1'
@@ -44,7 +43,7 @@ const MAX_PEAK_RSS_MB = 400
 const MAX_OPEN_FDS = 300
 const MAX_OPEN_SOCKETS = 120
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let world: World
 let s3: S3Client
 let cloudfront: CloudFrontClient
@@ -103,7 +102,7 @@ async function deploy(): Promise<{ r: RunActionResult; usage: Usage }> {
   let usage: Promise<Usage> | undefined
   const r = await runAction({
     cwd: workspace,
-    endpoint: emulator!.endpoint,
+    endpoint: moto!.emulator.endpoint,
     timeoutMs: 170_000,
     onSpawn: (child) => (usage = watch(child)),
     inputs: {
@@ -115,11 +114,7 @@ async function deploy(): Promise<{ r: RunActionResult; usage: Usage }> {
       verify: false
     }
   })
-  if (r.exitCode !== 0) {
-    throw new Error(
-      `The action failed (exit ${r.exitCode}):\n${r.errors.join('\n')}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`
-    )
-  }
+  expectSuccess(r)
   return { r, usage: await usage! }
 }
 
@@ -135,43 +130,25 @@ function expectBounded(usage: Usage, run: string) {
   expect(usage.maxSockets).toBeLessThan(MAX_OPEN_SOCKETS)
 }
 
-async function listKeys(): Promise<string[]> {
-  const keys: string[] = []
-  let ContinuationToken: string | undefined
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}/`, ContinuationToken })
-    )
-    keys.push(...(page.Contents ?? []).map((o) => o.Key!))
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
-  } while (ContinuationToken)
-  return keys
-}
+const keysUnderPrefix = () => listKeys(s3, BUCKET, `${PREFIX}/`)
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error('dist/index.js is missing: run `npm run build` first.')
-  }
-  emulator = await startEmulator()
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  workspace = await mkdtemp(join(tmpdir(), 'model-cdn-load-'))
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    requireDist: true,
+    workspacePrefix: 'model-cdn-load-'
+  })
+  ;({ world, s3, cloudfront, workspace } = moto)
+  const files: Record<string, Buffer> = {}
   for (let i = 0; i < FILE_COUNT; i++) {
-    const rel = relPathOf(i)
     const bytes = randomBytes(1024 + ((i * 613) % 3073))
-    const path = join(workspace, 'models', rel)
-    await mkdir(dirname(path), { recursive: true })
-    await writeFile(path, bytes)
-    local.set(rel, sha256(bytes))
+    files[relPathOf(i)] = bytes
+    local.set(relPathOf(i), sha256(bytes))
   }
+  await writeFiles(join(workspace, 'models'), files)
 }, 60_000)
 
-afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
-})
+afterAll(() => moto?.stop())
 
 describe(`${FILE_COUNT} small files in one deploy`, () => {
   it('stores every file with its SHA-256, within bounded memory, descriptors and sockets', async () => {
@@ -183,7 +160,7 @@ describe(`${FILE_COUNT} small files in one deploy`, () => {
     expect(r.outputs['uploaded']).toBe(String(FILE_COUNT))
     expect(r.outputs['skipped']).toBe('0')
 
-    const keys = await listKeys()
+    const keys = await keysUnderPrefix()
     expect(keys).toHaveLength(FILE_COUNT + 1)
     expect(new Set(keys)).toEqual(
       new Set([...[...local.keys()].map((rel) => `${PREFIX}/${rel}`), `${PREFIX}/manifest.json`])

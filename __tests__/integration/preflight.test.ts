@@ -8,7 +8,6 @@
  * exactly that (scripts/lib/emulator.mjs). moto does not enforce IAM, so the "needs permission"
  * paths are covered by the unit tests.
  */
-import { generateKeyPairSync } from 'node:crypto'
 import {
   CreateKeyGroupCommand,
   CreatePublicKeyCommand,
@@ -25,32 +24,28 @@ import {
   PutBucketVersioningCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
+import { TEST_REGION, setupWorld, type World } from '../../scripts/lib/emulator.mjs'
+import { generateSigningKeys, publicKeyPem as pemOf } from '../../__fixtures__/signing.js'
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator-world.js'
+import { preflightFailure, runPreflight, type PreflightTarget } from '../../src/preflight.js'
 import {
-  TEST_REGION,
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
-import {
-  preflightFailure,
-  runPreflight,
-  type PreflightCheck,
-  type PreflightFinding,
-  type PreflightTarget
-} from '../../src/preflight.js'
+  ALL_CHECKS,
+  BUCKET_CHECKS,
+  allOk,
+  expectOkExcept,
+  oacBucketPolicy,
+  only,
+  statusesOf
+} from '../../__fixtures__/preflight.js'
 
 const PREFIX = 'models/v1'
 
-let emulator: Emulator | undefined
+let moto: TestEmulator | undefined
 let s3: S3Client
 let cloudfront: CloudFrontClient
 
-const publicKeyPem = (): string =>
-  generateKeyPairSync('rsa', { modulusLength: 2048 })
-    .publicKey.export({ type: 'spki', format: 'pem' })
-    .toString()
+/** A fresh key each time: no world trusts another's key by accident. */
+const publicKeyPem = (): string => pemOf(generateSigningKeys())
 
 function targetOf(world: World, extra: Partial<PreflightTarget> = {}): PreflightTarget {
   return {
@@ -65,23 +60,10 @@ function targetOf(world: World, extra: Partial<PreflightTarget> = {}): Preflight
 
 const preflight = (target: PreflightTarget) => runPreflight({ s3, cloudfront }, target)
 const world = (name: string, signed = true) =>
-  setupWorld(emulator!.endpoint, {
+  setupWorld(moto!.emulator.endpoint, {
     bucket: `preflight-${name}`,
     ...(signed ? { signing: { publicKeyPem: publicKeyPem() } } : {})
   })
-
-/** The only finding of a check. */
-function only(findings: PreflightFinding[], check: PreflightCheck): PreflightFinding {
-  const matching = findings.filter((f) => f.check === check)
-  expect(matching).toHaveLength(1)
-  return matching[0]
-}
-
-/** Every finding is ok except the listed checks. */
-function expectOkExcept(findings: PreflightFinding[], ...checks: PreflightCheck[]): void {
-  const notOk = findings.filter((f) => f.status !== 'ok').map((f) => f.check)
-  expect(notOk.sort()).toEqual([...checks].sort())
-}
 
 async function updateDistribution(id: string, change: (config: DistributionConfig) => void) {
   const { DistributionConfig: config, ETag } = await cloudfront.send(
@@ -108,30 +90,17 @@ async function createKey(name: string, inGroup: boolean) {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator()
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
+  moto = await startTestEmulator()
+  ;({ s3, cloudfront } = moto)
 })
 
-afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-})
+afterAll(() => moto?.stop())
 
 describe('pre-flight against moto_server', () => {
   it('passes the tutorial world with signed URLs: every check ok, nothing to fail on', async () => {
     const w = await world('good')
     const findings = await preflight(targetOf(w))
-    expect(findings.map((f) => [f.check, f.status])).toEqual([
-      ['distribution', 'ok'],
-      ['origin', 'ok'],
-      ['origin-access-control', 'ok'],
-      ['bucket-policy', 'ok'],
-      ['signed-urls', 'ok'],
-      ['public-access-block', 'ok'],
-      ['versioning', 'ok'],
-      ['lifecycle', 'ok']
-    ])
+    expect(statusesOf(findings)).toEqual(allOk(ALL_CHECKS))
     expect(only(findings, 'origin-access-control').message).toContain(w.oacId)
     expect(only(findings, 'bucket-policy').message).toContain(w.distributionArn)
     expect(only(findings, 'signed-urls').message).toContain(w.keyGroupId)
@@ -141,11 +110,7 @@ describe('pre-flight against moto_server', () => {
   it('checks only the bucket without a distribution', async () => {
     const w = await world('bucket-only', false)
     const findings = await preflight(targetOf(w, { distributionId: undefined }))
-    expect(findings.map((f) => [f.check, f.status])).toEqual([
-      ['public-access-block', 'ok'],
-      ['versioning', 'ok'],
-      ['lifecycle', 'ok']
-    ])
+    expect(statusesOf(findings)).toEqual(allOk(BUCKET_CHECKS))
   })
 
   it('fails when the bucket policy lets another distribution read, naming both ARNs', async () => {
@@ -154,18 +119,7 @@ describe('pre-flight against moto_server', () => {
     await s3.send(
       new PutBucketPolicyCommand({
         Bucket: w.bucket,
-        Policy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Service: 'cloudfront.amazonaws.com' },
-              Action: 's3:GetObject',
-              Resource: `arn:aws:s3:::${w.bucket}/*`,
-              Condition: { StringEquals: { 'AWS:SourceArn': other.distributionArn } }
-            }
-          ]
-        })
+        Policy: oacBucketPolicy(w.bucket, other.distributionArn)
       })
     )
     const findings = await preflight(targetOf(w))
@@ -372,12 +326,7 @@ describe('pre-flight against moto_server', () => {
   it('fails for a distribution id that does not exist, still checking the bucket', async () => {
     const w = await world('no-distribution')
     const findings = await preflight(targetOf(w, { distributionId: 'E0000NOTTHERE' }))
-    expect(findings.map((f) => [f.check, f.status])).toEqual([
-      ['distribution', 'error'],
-      ['public-access-block', 'ok'],
-      ['versioning', 'ok'],
-      ['lifecycle', 'ok']
-    ])
+    expect(statusesOf(findings)).toEqual([['distribution', 'error'], ...allOk(BUCKET_CHECKS)])
     expect(findings[0].message).toContain('Distribution E0000NOTTHERE does not exist')
     expect(findings[0].fix).toContain('aws cloudfront list-distributions')
   })

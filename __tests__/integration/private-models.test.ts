@@ -13,30 +13,30 @@
  * tampered copy behind `url-base` → pre-flight misconfigurations → pre-flight and verify off.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { CreatePublicKeyCommand, type CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import { PutBucketPolicyCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { setupWorld, type World } from '../../scripts/lib/emulator.mjs'
 import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
-import {
+  canonicalUrl as canonical,
   cloudFrontRefusal,
   decodeCloudFrontBase64,
   escapeNewlines,
   generateSigningKeys,
   pemBodyLines,
+  publicKeyPem,
   type TestKeyPair
 } from '../../__fixtures__/signing.js'
-import { getStored, listInvalidations, sha256, versionSnapshot } from '../helpers/emulator-state.js'
+import {
+  emulatorState as stateOf,
+  getStored,
+  sha256,
+  versionSnapshot
+} from '../helpers/emulator-state.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { ALL_CHECKS, oacBucketPolicy } from '../../__fixtures__/preflight.js'
 import { referenceSign } from '../helpers/reference-signer.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+import { expectExit, runAction, type RunActionResult } from '../helpers/run-action.js'
 
 const BUCKET = 'private-models'
 /** Serves a tampered copy of a version behind `url-base`: the deploy itself goes to BUCKET. */
@@ -61,7 +61,7 @@ const FILES: LocalFile[] = [
   { rel: 'config.json', bytes: Buffer.from('{"layers":2}') }
 ]
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let world: World
 let s3: S3Client
 let cloudfront: CloudFrontClient
@@ -89,7 +89,7 @@ const urlOf = (base: string, key: string) =>
 function deploy(inputs: Inputs = {}) {
   return runAction({
     cwd: workspace,
-    endpoint: emulator!.endpoint,
+    endpoint: moto!.emulator.endpoint,
     inputs: {
       artifacts: 'models/**',
       bucket: BUCKET,
@@ -102,19 +102,6 @@ function deploy(inputs: Inputs = {}) {
       ...inputs
     }
   })
-}
-
-/** The action's own diagnostics for a failed expectation (without the dozens of add-mask lines). */
-const diagnostics = (r: RunActionResult) => {
-  const log = r.stdout
-    .split('\n')
-    .filter((line) => !line.startsWith(MASK))
-    .join('\n')
-  return `exit ${r.exitCode}\n--- errors ---\n${r.errors.join('\n')}\n--- warnings ---\n${r.warnings.join('\n')}\n--- stdout ---\n${log.slice(-6000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`
-}
-
-function expectExit(r: RunActionResult, code: number) {
-  if (r.exitCode !== code) throw new Error(`Expected exit ${code}:\n${diagnostics(r)}`)
 }
 
 /** The body of a `### <heading>` section of the job summary, or undefined when absent. */
@@ -148,18 +135,6 @@ function queryParam(url: string, name: string): string | undefined {
     if (pair.slice(0, eq) === name) return pair.slice(eq + 1)
   }
   return undefined
-}
-
-/** `base?a=1&b=2` -> [base, sorted parameters]: one URL whatever the order of its parameters. */
-function canonical(url: string): [string, string[]] {
-  const at = url.indexOf('?')
-  return [
-    url.slice(0, at),
-    url
-      .slice(at + 1)
-      .split('&')
-      .sort()
-  ]
 }
 
 /**
@@ -207,12 +182,6 @@ function signedValues(r: RunActionResult): string[] {
   ]
 }
 
-async function writeLocal(rel: string, bytes: Buffer) {
-  const path = join(workspace, 'models', rel)
-  await mkdir(dirname(path), { recursive: true })
-  await writeFile(path, bytes)
-}
-
 async function put(bucket: string, key: string, body: Buffer, sha?: string) {
   await s3.send(
     new PutObjectCommand({
@@ -224,16 +193,20 @@ async function put(bucket: string, key: string, body: Buffer, sha?: string) {
   )
 }
 
-/** Everything a deploy could change: the bucket's versions and the distribution's invalidations. */
-async function emulatorState(bucket: string, distributionId: string) {
-  return {
-    versions: await versionSnapshot(s3, bucket),
-    invalidations: await listInvalidations(cloudfront, distributionId)
-  }
-}
+/** An unsigned deploy to the misscoped world, unverified: its CloudFront domain does not resolve. */
+const deployToMisscoped = (inputs: Inputs = {}) =>
+  deploy({
+    bucket: MISSCOPED_BUCKET,
+    'distribution-id': misscoped.distributionId,
+    'url-base': undefined,
+    'signing-key-pair-id': undefined,
+    'signing-private-key': undefined,
+    verify: false,
+    ...inputs
+  })
 
-const publicKeyPem = (keyPair: TestKeyPair) =>
-  keyPair.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+const emulatorState = (bucket: string, distributionId: string) =>
+  stateOf(s3, cloudfront, bucket, distributionId)
 
 /** Uploads a public key and returns its id (K…, as AWS's: the emulator is patched for it). */
 async function createPublicKey(name: string, pem: string): Promise<string> {
@@ -246,29 +219,24 @@ async function createPublicKey(name: string, pem: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error(
-      'dist/index.js is missing: run `npm run build` first (the tests run the committed dist).'
-    )
-  }
   keys = generateSigningKeys()
-  emulator = await startEmulator()
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  const pem = publicKeyPem(keys)
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET, signing: { publicKeyPem: pem } })
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    signing: { publicKeyPem: publicKeyPem(keys) },
+    requireDist: true,
+    workspacePrefix: 'private-models-'
+  })
+  ;({ world, s3, cloudfront, workspace } = moto)
   signingKeyId = world.publicKeyId!
   signingGroupId = world.keyGroupId!
-  urlBase = `${emulator.endpoint}/${BUCKET}`
-  workspace = await mkdtemp(join(tmpdir(), 'private-models-'))
-  for (const f of FILES) await writeLocal(f.rel, f.bytes)
+  urlBase = `${moto.emulator.endpoint}/${BUCKET}`
+  await writeFiles(
+    join(workspace, 'models'),
+    Object.fromEntries(FILES.map((f) => [f.rel, f.bytes]))
+  )
 }, 60_000)
 
-afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
-  await emulator?.stop()
-  if (workspace) await rm(workspace, { recursive: true, force: true })
-})
+afterAll(() => moto?.stop())
 
 describe('private models through dist/index.js against moto_server', () => {
   it('1. a correctly configured private world passes pre-flight: every check ok, no warning', async () => {
@@ -281,16 +249,7 @@ describe('private models through dist/index.js against moto_server', () => {
     expect(section).toBeDefined()
     const rows = tableRows(section!)
     expect(rows.map(([check, result]) => [check, result])).toEqual(
-      [
-        'distribution',
-        'origin',
-        'origin-access-control',
-        'bucket-policy',
-        'signed-urls',
-        'public-access-block',
-        'versioning',
-        'lifecycle'
-      ].map((check) => [check, '✅ ok'])
+      ALL_CHECKS.map((check) => [check, '✅ ok'])
     )
     // The checks looked at this world: its OAC, its distribution's ARN, its key group.
     expect(section).toContain(world.oacId)
@@ -434,8 +393,8 @@ describe('private models through dist/index.js against moto_server', () => {
     // Another private bucket serves version v2 with the same keys: one file with other bytes (and
     // their own SHA-256), one without x-amz-meta-sha256, a manifest that is not this run's; the
     // rest are faithful copies.
-    await setupWorld(emulator!.endpoint, { bucket: TAMPERED_BUCKET })
-    const tamperedBase = `${emulator!.endpoint}/${TAMPERED_BUCKET}`
+    await setupWorld(moto!.emulator.endpoint, { bucket: TAMPERED_BUCKET })
+    const tamperedBase = `${moto!.emulator.endpoint}/${TAMPERED_BUCKET}`
     const prefix = 'v2'
     const forged = randomBytes(FILES[0].bytes.length)
     await put(TAMPERED_BUCKET, keyOf('model.onnx', prefix), forged, sha256(forged))
@@ -528,39 +487,25 @@ describe('private models through dist/index.js against moto_server', () => {
     expect(error).toContain(`Add public key ${keyId} to key group ${signingGroupId}`)
     // Only the signing check failed.
     expect(error).toContain('1 problem(s)')
+    // The job summary shows every check, the failed one with its fix.
+    expect(r.summary).toContain('## Model CDN deploy: stopped by pre-flight')
+    expect(r.summary).toMatch(/\| signed-urls \| ❌ error \| .*\*\*Fix:\*\*/)
+    expect(r.summary).toMatch(/\| bucket-policy \| ✅ ok \|/)
   })
 
   it('4b. pre-flight: a bucket policy scoped to another distribution fails before any upload, with the policy to set', async () => {
-    misscoped = await setupWorld(emulator!.endpoint, { bucket: MISSCOPED_BUCKET })
+    misscoped = await setupWorld(moto!.emulator.endpoint, { bucket: MISSCOPED_BUCKET })
     await s3.send(
       new PutBucketPolicyCommand({
         Bucket: MISSCOPED_BUCKET,
-        Policy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Service: 'cloudfront.amazonaws.com' },
-              Action: 's3:GetObject',
-              Resource: `arn:aws:s3:::${MISSCOPED_BUCKET}/*`,
-              Condition: { StringEquals: { 'AWS:SourceArn': world.distributionArn } }
-            }
-          ]
-        })
+        Policy: oacBucketPolicy(MISSCOPED_BUCKET, world.distributionArn)
       })
     )
     // Something already published, so "unchanged" is checked against real objects.
     await put(MISSCOPED_BUCKET, 'v0/model.onnx', FILES[0].bytes, sha256(FILES[0].bytes))
     const before = await emulatorState(MISSCOPED_BUCKET, misscoped.distributionId)
 
-    const r = await deploy({
-      bucket: MISSCOPED_BUCKET,
-      'distribution-id': misscoped.distributionId,
-      'url-base': undefined,
-      'signing-key-pair-id': undefined,
-      'signing-private-key': undefined,
-      verify: false
-    })
+    const r = await deployToMisscoped()
     expectExit(r, 1)
     expect(await emulatorState(MISSCOPED_BUCKET, misscoped.distributionId)).toEqual(before)
     expect(r.errors).toHaveLength(1)
@@ -577,15 +522,7 @@ describe('private models through dist/index.js against moto_server', () => {
 
   it('5a. preflight: false skips the checks: the misconfigured world deploys', async () => {
     expect(misscoped).toBeDefined()
-    const r = await deploy({
-      bucket: MISSCOPED_BUCKET,
-      'distribution-id': misscoped.distributionId,
-      'url-base': undefined,
-      'signing-key-pair-id': undefined,
-      'signing-private-key': undefined,
-      preflight: false,
-      verify: false
-    })
+    const r = await deployToMisscoped({ preflight: false })
     expectExit(r, 0)
     expect(r.outputs['uploaded']).toBe(String(FILES.length))
     for (const f of FILES) {

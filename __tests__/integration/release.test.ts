@@ -7,34 +7,32 @@
  * in order.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import {
   GetObjectTaggingCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator,
-  type World
-} from '../../scripts/lib/emulator.mjs'
+import type { World } from '../../scripts/lib/emulator.mjs'
 import {
   getStored,
   listInvalidations,
+  listKeys,
   sha256,
   versionSnapshot,
   type StoredInvalidation
 } from '../helpers/emulator-state.js'
 import { startFakeGitHub, type FakeComment, type FakeGitHub } from '../helpers/fake-github.js'
-import { REPO_ROOT, runAction, type RunActionResult } from '../helpers/run-action.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import {
+  expectFailure,
+  expectSuccess,
+  runAction,
+  type RunActionResult
+} from '../helpers/run-action.js'
 
 const BUCKET = 'model-cdn-release'
 const OWNER = 'acme'
@@ -71,7 +69,7 @@ const PR7_SECOND: Files = {
 }
 const PR8: Files = { 'model.onnx': randomBytes(4 * 1024) }
 
-let emulator: Emulator | undefined
+let moto: TestWorld | undefined
 let github: FakeGitHub | undefined
 let world: World
 let s3: S3Client
@@ -83,11 +81,7 @@ let workspaces = 0
 /** A workspace holding `files` under `models/`. */
 async function workspaceWith(files: Files): Promise<string> {
   const dir = join(temp, `workspace-${++workspaces}`)
-  for (const [rel, bytes] of Object.entries(files)) {
-    const path = join(dir, 'models', rel)
-    await mkdir(dirname(path), { recursive: true })
-    await writeFile(path, bytes)
-  }
+  await writeFiles(join(dir, 'models'), files)
   return dir
 }
 
@@ -130,7 +124,7 @@ function run(
 ): Promise<RunActionResult> {
   return runAction({
     cwd,
-    endpoint: emulator!.endpoint,
+    endpoint: moto!.emulator.endpoint,
     githubToken: TOKEN,
     env: {
       GITHUB_API_URL: github!.apiUrl,
@@ -169,30 +163,8 @@ function promote(version: string, inputs: Record<string, string | boolean> = {})
   })
 }
 
-const diagnostics = (r: RunActionResult) =>
-  `exit ${r.exitCode}\n--- errors ---\n${r.errors.join('\n')}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`
-
-function expectSuccess(r: RunActionResult): void {
-  if (r.exitCode !== 0) throw new Error(`The action failed:\n${diagnostics(r)}`)
-}
-
-function expectFailure(r: RunActionResult): void {
-  if (r.exitCode !== 1) throw new Error(`Expected the action to fail:\n${diagnostics(r)}`)
-}
-
 /** Every key under `<prefix>/`, all pages, sorted. */
-async function keysUnder(prefix: string): Promise<string[]> {
-  const keys: string[] = []
-  let ContinuationToken: string | undefined
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/`, ContinuationToken })
-    )
-    for (const o of page.Contents ?? []) keys.push(o.Key as string)
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
-  } while (ContinuationToken)
-  return keys.sort()
-}
+const keysUnder = (prefix: string) => listKeys(s3, BUCKET, `${prefix}/`)
 
 async function tagsOf(key: string): Promise<{ Key?: string; Value?: string }[]> {
   const { TagSet } = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: key }))
@@ -261,26 +233,21 @@ const writes = (from: number) =>
 const thread = (number: number): FakeComment[] => github!.comments(OWNER, REPO, number)
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) {
-    throw new Error(
-      'dist/index.js is missing: run `npm run build` first (the tests run the committed dist).'
-    )
-  }
-  emulator = await startEmulator()
+  moto = await startTestWorld({
+    bucket: BUCKET,
+    requireDist: true,
+    workspacePrefix: 'model-cdn-release-'
+  })
+  // Each step gets its own workspace below this one; the event payloads are written here too.
+  ;({ world, s3, cloudfront, workspace: temp } = moto)
   github = await startFakeGitHub({ token: TOKEN })
-  world = await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  ;({ s3, cloudfront } = makeClients(emulator.endpoint))
-  temp = await mkdtemp(join(tmpdir(), 'model-cdn-release-'))
   emptyWorkspace = join(temp, 'empty')
   await mkdir(emptyWorkspace)
 }, 60_000)
 
 afterAll(async () => {
-  s3?.destroy()
-  cloudfront?.destroy()
   await github?.stop()
-  await emulator?.stop()
-  if (temp) await rm(temp, { recursive: true, force: true })
+  await moto?.stop()
 })
 
 describe('1. release with an alias', () => {

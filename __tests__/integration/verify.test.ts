@@ -5,22 +5,16 @@
  * `Signature` parameter it takes as presigned and serves (moto does not check CloudFront
  * signatures: the unit tests check those against a public key).
  */
-import { createHash } from 'node:crypto'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import {
-  makeClients,
-  setupWorld,
-  startEmulator,
-  type Emulator
-} from '../../scripts/lib/emulator.mjs'
 import { signatureExpiry, signUrls } from '../../src/signing.js'
 import { objectUrl } from '../../src/urls.js'
 import { verificationError, verifyPublished, type VerifyTarget } from '../../src/verify.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { generateSigningKeys } from '../../__fixtures__/signing.js'
+import { sha256 as sha } from '../helpers/emulator-state.js'
+import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
 
 const BUCKET = 'verify-models'
-const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 /** A few small objects; one key with spaces and non-ASCII characters. */
 const CONTENTS: Record<string, Buffer> = {
   'v7/model.onnx': Buffer.alloc(256 * 1024, 1),
@@ -28,7 +22,7 @@ const CONTENTS: Record<string, Buffer> = {
   'v7/tokenizer/日本語.json': Buffer.from('{"vocab":["a","b"]}')
 }
 
-let emulator: Emulator
+let moto: TestWorld | undefined
 let s3: S3Client
 let urlBase: string
 let targets: VerifyTarget[]
@@ -41,10 +35,9 @@ async function put(key: string, body: Buffer, sha256: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator()
-  await setupWorld(emulator.endpoint, { bucket: BUCKET })
-  s3 = makeClients(emulator.endpoint).s3
-  urlBase = `${emulator.endpoint}/${BUCKET}`
+  moto = await startTestWorld({ bucket: BUCKET })
+  s3 = moto.s3
+  urlBase = `${moto.emulator.endpoint}/${BUCKET}`
   targets = []
   for (const [k, body] of Object.entries(CONTENTS)) {
     await put(k, body, sha(body))
@@ -56,10 +49,7 @@ beforeAll(async () => {
     })
   }
 })
-afterAll(async () => {
-  s3?.destroy()
-  await emulator?.stop()
-})
+afterAll(() => moto?.stop())
 
 const signed = () => signUrls(targets, key, signatureExpiry(3600))
 

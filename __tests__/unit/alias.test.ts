@@ -156,6 +156,10 @@ function publish(version: string, files: Record<string, string>): Manifest {
   return manifest
 }
 
+/** Promotes a version to `latest`, two copies at a time. */
+const promoteTo = (versionPrefix: string) =>
+  promote(s3, { ...inputs, versionPrefix }, { concurrency: 2, logger: silentLogger() })
+
 const V1 = { 'a.bin': 'aaaa', 'b.bin': 'b1', 'old only.bin': 'gone soon' }
 const V2 = { 'a.bin': 'aaaa', 'b.bin': 'b2', 'dir/new é.bin': 'new' }
 
@@ -223,16 +227,21 @@ describe('loadVersion', () => {
 
   it('refuses an alias given as the version', async () => {
     publish('v1', V1)
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v1')
     await expect(loadVersion(s3, BUCKET, 'latest')).rejects.toThrow(
       's3://models/latest/manifest.json describes version v1, not latest: latest is an alias, not a version.'
     )
   })
 })
+
+/** v1 and v2 published and `latest` already at v1, as an earlier promote left it. */
+async function latestAtV1(): Promise<void> {
+  publish('v1', V1)
+  publish('v2', V2)
+  await promoteTo('v1')
+  // Only what the test's own call sends counts.
+  s3Mock.resetHistory()
+}
 
 describe('planAlias', () => {
   it('copies everything into an empty alias and invalidates nothing', async () => {
@@ -268,14 +277,7 @@ describe('planAlias', () => {
   })
 
   it('moving v1 → v2: keeps identical files, copies changed ones, removes the rest, one wildcard', async () => {
-    publish('v1', V1)
-    publish('v2', V2)
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
-    s3Mock.resetHistory()
+    await latestAtV1()
 
     const plan = await planAlias(s3, inputs, await loadVersion(s3, BUCKET, 'v2'))
     expect(plan.previousVersion).toBe('v1')
@@ -297,11 +299,7 @@ describe('planAlias', () => {
   it('does not HEAD an alias key whose size already differs', async () => {
     publish('v1', { 'a.bin': 'short' })
     publish('v2', { 'a.bin': 'much longer' })
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v1')
     s3Mock.resetHistory()
     const plan = await planAlias(s3, inputs, await loadVersion(s3, BUCKET, 'v2'))
     expect(plan.files[0]).toMatchObject({ action: 'copy', existed: true })
@@ -311,11 +309,7 @@ describe('planAlias', () => {
 
   it('plans nothing when the alias already is the version', async () => {
     publish('v2', V2)
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v2' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v2')
     const plan = await planAlias(s3, inputs, await loadVersion(s3, BUCKET, 'v2'))
     expect(plan.files.every((f) => f.action === 'unchanged')).toBe(true)
     expect(plan.manifest.action).toBe('unchanged')
@@ -325,11 +319,7 @@ describe('planAlias', () => {
 
   it('invalidates one exact path when one alias object changed', async () => {
     publish('v2', { 'a b.bin': 'x', 'c.bin': 'y' })
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v2' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v2')
     const tampered = bucket.get('latest/a b.bin') as Stored
     bucket.set('latest/a b.bin', { ...tampered, cacheControl: 'no-store' })
     const plan = await planAlias(s3, inputs, await loadVersion(s3, BUCKET, 'v2'))
@@ -339,11 +329,7 @@ describe('planAlias', () => {
 
   it('copies an alias object that carries other metadata or no sha256', async () => {
     publish('v2', { 'a.bin': 'x', 'b.bin': 'y' })
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v2' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v2')
     const a = bucket.get('latest/a.bin') as Stored
     bucket.set('latest/a.bin', { ...a, metadata: { ...a.metadata, extra: '1' } })
     const b = bucket.get('latest/b.bin') as Stored
@@ -498,11 +484,7 @@ describe('applyAlias', () => {
   it('removes stale keys in batches of 1,000', async () => {
     publish('v1', { 'a.bin': 'x' })
     publish('v2', { 'a.bin': 'x' })
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await promoteTo('v1')
     for (let i = 0; i < 2500; i++) {
       bucket.set(`latest/stale/${String(i).padStart(4, '0')}`, {
         body: '',
@@ -512,11 +494,7 @@ describe('applyAlias', () => {
       })
     }
     s3Mock.resetHistory()
-    const result = await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v2' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    const result = await promoteTo('v2')
     const batches = s3Mock
       .commandCalls(DeleteObjectsCommand)
       .map((c) => c.args[0].input.Delete?.Objects?.map((o) => o.Key) ?? [])
@@ -528,21 +506,11 @@ describe('applyAlias', () => {
   })
 
   it('fails naming the keys S3 did not delete', async () => {
-    publish('v1', V1)
-    publish('v2', V2)
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
+    await latestAtV1()
     s3Mock.on(DeleteObjectsCommand).resolves({
       Errors: [{ Key: 'latest/old only.bin', Code: 'AccessDenied', Message: 'Access Denied' }]
     })
-    const err = await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v2' },
-      { concurrency: 2, logger: silentLogger() }
-    ).catch((e: unknown) => e)
+    const err = await promoteTo('v2').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DeployError)
     expect((err as DeployError).message).toBe(
       'S3 did not delete 1 stale alias key(s) from s3://models: latest/old only.bin (AccessDenied: Access Denied)'
@@ -551,14 +519,7 @@ describe('applyAlias', () => {
   })
 
   it('stops at a failed copy: no manifest copy, nothing removed', async () => {
-    publish('v1', V1)
-    publish('v2', V2)
-    await promote(
-      s3,
-      { ...inputs, versionPrefix: 'v1' },
-      { concurrency: 2, logger: silentLogger() }
-    )
-    s3Mock.resetHistory()
+    await latestAtV1()
     s3Mock.on(CopyObjectCommand, { Key: 'latest/b.bin' }).rejects(
       Object.assign(new Error('Access Denied'), {
         name: 'AccessDenied',
@@ -649,9 +610,9 @@ describe('promote', () => {
   it('checks the version before touching the alias', async () => {
     publish('v1', V1)
     bucket.delete('v1/b.bin')
-    await expect(
-      promote(s3, { ...inputs, versionPrefix: 'v1' }, { concurrency: 2, logger: silentLogger() })
-    ).rejects.toThrow('v1 is missing 1 of 3 file(s) its manifest lists: b.bin (not found)')
+    await expect(promoteTo('v1')).rejects.toThrow(
+      'v1 is missing 1 of 3 file(s) its manifest lists: b.bin (not found)'
+    )
     expect(s3Mock.commandCalls(CopyObjectCommand)).toHaveLength(0)
   })
 })

@@ -1,10 +1,7 @@
 import { jest } from '@jest/globals'
 import { EventEmitter } from 'node:events'
 import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import {
-  CloudFrontClient,
   CreateInvalidationCommand,
   GetDistributionCommand,
   GetInvalidationCommand
@@ -13,22 +10,22 @@ import {
   AbortMultipartUploadCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
   type PutObjectCommandInput
 } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
 import { cancelOnSignals, type Cancellation } from '../../src/cancellation.js'
 import { deploy } from '../../src/deploy.js'
 import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { MultipartUpload } from '../../src/multipart-tracker.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { makeWorkspace, mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const s3 = new S3Client({ region: 'us-east-1' })
-const cloudfront = new CloudFrontClient({ region: 'us-east-1' })
+const {
+  s3Mock,
+  cfMock,
+  clients: { s3, cloudfront }
+} = mockAwsClients()
 
 const upload = (UploadId: string, Key = 'v1/a.bin'): MultipartUpload => ({
   Bucket: 'models',
@@ -59,8 +56,6 @@ const exited = () =>
   new Promise<string>((resolve) => exit.mockImplementation((message) => resolve(message)))
 
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
   s3Mock.on(AbortMultipartUploadCommand).resolves({})
   emitter = new EventEmitter()
   exit = jest.fn<(message: string) => void>()
@@ -164,10 +159,7 @@ describe('deploy, cancelled', () => {
   let workspace: string
 
   beforeEach(() => {
-    workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-cancel-'))
-    fs.mkdirSync(path.join(workspace, 'models'))
-    fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
-    fs.writeFileSync(path.join(workspace, 'models/b.json'), '{"b":2}')
+    workspace = makeWorkspace('mcd-cancel-', { 'models/a.onnx': 'A', 'models/b.json': '{"b":2}' })
     s3Mock.on(ListObjectsV2Command).resolves({})
     s3Mock.on(PutObjectCommand).resolves({})
     cfMock.on(GetDistributionCommand).resolves(deployedDistribution)

@@ -4,21 +4,17 @@
  * signatures as CloudFront does when signing is on (verifyPublished uses the global fetch).
  */
 import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import {
-  CloudFrontClient,
-  CreateInvalidationCommand,
-  GetDistributionCommand,
-  GetInvalidationCommand
-} from '@aws-sdk/client-cloudfront'
-import { CopyObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
+import { CreateInvalidationCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront'
+import { CopyObjectCommand } from '@aws-sdk/client-s3'
 import { deploy } from '../../src/deploy.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
-import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
+import {
+  makeWorkspace,
+  mockAwsClients,
+  mockDeployedDistribution
+} from '../../__fixtures__/aws-mocks.js'
 import { decodeCloudFrontBase64, generateSigningKeys } from '../../__fixtures__/signing.js'
 import {
   installMockBucket,
@@ -34,12 +30,7 @@ const KEY_PAIR_ID = 'K2JCJMDEHXQW5F'
 const NOW = Date.UTC(2025, 2, 4, 5, 6, 7, 890)
 const keys = generateSigningKeys()
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 
 let workspace: string
 let objects: Map<string, MockObject>
@@ -69,16 +60,12 @@ async function serve(opts: Parameters<typeof startBucketServer>[1] = {}): Promis
 }
 
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
   objects = installMockBucket(s3Mock, BUCKET)
-  cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
-  cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
-  cfMock.on(GetInvalidationCommand).resolves(invalidation('Completed'))
-  workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-private-'))
-  fs.mkdirSync(path.join(workspace, 'models/sub dir'), { recursive: true })
-  fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
-  fs.writeFileSync(path.join(workspace, 'models/sub dir/b.json'), '{"b":2}')
+  mockDeployedDistribution(cfMock)
+  workspace = makeWorkspace('mcd-private-', {
+    'models/a.onnx': 'A',
+    'models/sub dir/b.json': '{"b":2}'
+  })
 })
 afterEach(async () => {
   await server?.stop()
@@ -218,19 +205,23 @@ describe('deploy verification', () => {
     publishVersion(objects, BUCKET, 'v1', { 'a.onnx': 'Z', 'sub dir/b.json': '{"b":2}' })
   }
 
-  it('is skipped with a warning while the invalidation of an overwrite is in progress', async () => {
-    publishedBefore()
-    const cdn = await serve()
-    const report = await deploy(
+  /** Deploys v1 again with overwrite on, verifying through `cdn`. */
+  const overwriteV1 = (cdn: BucketServer, values: Record<string, string> = {}) =>
+    deploy(
       inputs({
         'url-base': cdn.urlBase,
         'distribution-id': 'E2ABCDEFGHIJKL',
         overwrite: 'true',
-        'wait-for-invalidation': 'false'
+        ...values
       }),
       clients,
       deps()
     )
+
+  it('is skipped with a warning while the invalidation of an overwrite is in progress', async () => {
+    publishedBefore()
+    const cdn = await serve()
+    const report = await overwriteV1(cdn, { 'wait-for-invalidation': 'false' })
     expect(report.invalidation).toMatchObject({ ids: ['I1'], status: 'InProgress' })
     expect(cfMock.commandCalls(GetInvalidationCommand)).toHaveLength(0)
     expect(report.verification).toBeUndefined()
@@ -243,15 +234,7 @@ describe('deploy verification', () => {
   it('verifies once the invalidation of an overwrite was waited for', async () => {
     publishedBefore()
     const cdn = await serve()
-    const report = await deploy(
-      inputs({
-        'url-base': cdn.urlBase,
-        'distribution-id': 'E2ABCDEFGHIJKL',
-        overwrite: 'true'
-      }),
-      clients,
-      deps()
-    )
+    const report = await overwriteV1(cdn)
     expect(report.invalidation.status).toBe('Completed')
     expect(report.verification?.verified).toBe(true)
     expect(report.warnings.join('\n')).not.toContain('Verification skipped')

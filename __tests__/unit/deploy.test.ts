@@ -1,9 +1,6 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import {
-  CloudFrontClient,
   CreateInvalidationCommand,
   GetDistributionCommand,
   GetInvalidationCommand
@@ -13,22 +10,20 @@ import {
   type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client
+  PutObjectCommand
 } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
 import { deploy } from '../../src/deploy.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
-import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
+import {
+  makeWorkspace,
+  mockAwsClients,
+  mockDeployedDistribution
+} from '../../__fixtures__/aws-mocks.js'
+import { invalidation } from '../../__fixtures__/cloudfront.js'
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 let workspace: string
 
@@ -50,15 +45,11 @@ const env = { GITHUB_RUN_ID: '42', GITHUB_RUN_ATTEMPT: '1', GITHUB_SHA: 'abc123'
 const deps = () => ({ logger: silentLogger(), sleep: async () => undefined, env })
 
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
-  workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-deploy-'))
-  fs.mkdirSync(path.join(workspace, 'models/sub dir'), { recursive: true })
-  fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
-  fs.writeFileSync(path.join(workspace, 'models/sub dir/b.json'), '{"b":2}')
-  cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
-  cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
-  cfMock.on(GetInvalidationCommand).resolves(invalidation('Completed'))
+  workspace = makeWorkspace('mcd-deploy-', {
+    'models/a.onnx': 'A',
+    'models/sub dir/b.json': '{"b":2}'
+  })
+  mockDeployedDistribution(cfMock)
   s3Mock.on(PutObjectCommand).resolves({})
 })
 afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))

@@ -388,6 +388,14 @@ describe('waitForInvalidations', () => {
     }
   }
 
+  /** Waits for I1 with a ten-minute budget on a fake clock: the outcome, the sleeps and the log. */
+  function waitForI1() {
+    const clock = fakeClock()
+    const { logger, lines } = recordingLogger()
+    const outcome = waitForInvalidations(cf, DIST, ['I1'], { timeoutMs: 600_000, logger, ...clock })
+    return { outcome, clock, lines }
+  }
+
   it('completes at once for no ids without calling CloudFront', async () => {
     const result = await waitForInvalidations(cf, DIST, [], {
       timeoutMs: 60_000,
@@ -404,14 +412,8 @@ describe('waitForInvalidations', () => {
       .resolvesOnce(invalidation('I1', 'InProgress'))
       .resolvesOnce(invalidation('I1', 'InProgress'))
       .resolvesOnce(invalidation('I1', 'COMPLETED'))
-    const clock = fakeClock()
-    const { logger, lines } = recordingLogger()
-    const result = await waitForInvalidations(cf, DIST, ['I1'], {
-      timeoutMs: 600_000,
-      logger,
-      ...clock
-    })
-    expect(result).toEqual({ status: 'Completed', waitedMs: 15_000, pending: [] })
+    const { outcome, clock, lines } = waitForI1()
+    expect(await outcome).toEqual({ status: 'Completed', waitedMs: 15_000, pending: [] })
     expect(clock.sleeps).toEqual([5000, 10_000])
     expect(cfMock.commandCalls(GetInvalidationCommand)[0].args[0].input).toEqual({
       DistributionId: DIST,
@@ -445,12 +447,8 @@ describe('waitForInvalidations', () => {
 
   it('fails fast on AccessDenied with one call', async () => {
     cfMock.on(GetInvalidationCommand).rejects(accessDenied())
-    const clock = fakeClock()
-    const error = await waitForInvalidations(cf, DIST, ['I1'], {
-      timeoutMs: 600_000,
-      logger: recordingLogger().logger,
-      ...clock
-    }).catch((err: unknown) => err)
+    const { outcome, clock } = waitForI1()
+    const error = await outcome.catch((err: unknown) => err)
     expect(error).toBeInstanceOf(AwsError)
     expect((error as AwsError).message).toContain(
       `checking invalidation I1 on distribution ${DIST}`
@@ -464,11 +462,7 @@ describe('waitForInvalidations', () => {
     cfMock
       .on(GetInvalidationCommand)
       .rejects(new NoSuchInvalidation({ message: 'gone', $metadata: { httpStatusCode: 404 } }))
-    const error = await waitForInvalidations(cf, DIST, ['I1'], {
-      timeoutMs: 600_000,
-      logger: recordingLogger().logger,
-      ...fakeClock()
-    }).catch((err: unknown) => err)
+    const error = await waitForI1().outcome.catch((err: unknown) => err)
     expect((error as AwsError).code).toBe('NoSuchInvalidation')
     expect(cfMock.commandCalls(GetInvalidationCommand)).toHaveLength(1)
   })
@@ -486,14 +480,8 @@ describe('waitForInvalidations', () => {
       .rejectsOnce(unavailable)
       .rejectsOnce(reset)
       .resolves(invalidation('I1', 'Completed'))
-    const clock = fakeClock()
-    const { logger, lines } = recordingLogger()
-    const result = await waitForInvalidations(cf, DIST, ['I1'], {
-      timeoutMs: 600_000,
-      logger,
-      ...clock
-    })
-    expect(result).toEqual({ status: 'Completed', waitedMs: 15_000, pending: [] })
+    const { outcome, lines } = waitForI1()
+    expect(await outcome).toEqual({ status: 'Completed', waitedMs: 15_000, pending: [] })
     expect(cfMock.commandCalls(GetInvalidationCommand)).toHaveLength(3)
     expect(lines.warning).toEqual([
       'Could not check invalidation I1 (ServiceUnavailable, HTTP 503: Service Unavailable); polling again',

@@ -3,16 +3,9 @@
  * in-memory bucket) and the pull request comment written to a fake GitHub on loopback.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import {
-  CloudFrontClient,
-  CreateInvalidationCommand,
-  GetDistributionCommand,
-  GetInvalidationCommand
-} from '@aws-sdk/client-cloudfront'
-import { DeleteObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
+import { CreateInvalidationCommand } from '@aws-sdk/client-cloudfront'
+import { DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { Outputs } from '../../src/constants.js'
 import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
@@ -20,7 +13,11 @@ import { runMode, type ModeDeps } from '../../src/modes.js'
 import { sortedJson } from '../../src/outputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
-import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
+import {
+  makeWorkspace,
+  mockAwsClients,
+  mockDeployedDistribution
+} from '../../__fixtures__/aws-mocks.js'
 import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-github.js'
 import {
   installMockBucket,
@@ -38,12 +35,7 @@ const NOW = Date.UTC(2025, 2, 4, 5, 6, 7)
 const PREVIEW_TAGGING = 'model-cdn-deploy%3Apreview=true'
 const MARKER = '<!-- model-cdn-deploy:preview -->'
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 
 let gh: FakeGitHub
 let workspace: string
@@ -56,16 +48,9 @@ afterAll(() => gh.stop())
 
 beforeEach(() => {
   gh.reset()
-  s3Mock.reset()
-  cfMock.reset()
   objects = installMockBucket(s3Mock, BUCKET)
-  cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
-  cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
-  cfMock.on(GetInvalidationCommand).resolves(invalidation('Completed'))
-  workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'mcd-modes-'))
-  fs.mkdirSync(path.join(workspace, 'models'), { recursive: true })
-  fs.writeFileSync(path.join(workspace, 'models/a.onnx'), 'A')
-  fs.writeFileSync(path.join(workspace, 'models/b.json'), '{"b":2}')
+  mockDeployedDistribution(cfMock)
+  workspace = makeWorkspace('mcd-modes-', { 'models/a.onnx': 'A', 'models/b.json': '{"b":2}' })
 })
 afterEach(() => fs.rmSync(workspace, { recursive: true, force: true }))
 

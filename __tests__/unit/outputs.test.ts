@@ -19,6 +19,20 @@ function manifestOf(files: PublishedFile[]) {
   })
 }
 
+/** buildOutputs of v3 with no invalidation; `withManifest` adds the files' manifest and its URL. */
+function outputsOf(files: PublishedFile[], withManifest: boolean, bytesUploaded = 0) {
+  const manifest = withManifest ? manifestOf(files) : null
+  const built = buildOutputs({
+    versionPrefix: 'v3',
+    files,
+    manifest,
+    manifestUrl: withManifest ? `${BASE}/v3/manifest.json` : '',
+    invalidation: noInvalidation(),
+    bytesUploaded
+  })
+  return { ...built, manifest }
+}
+
 describe('buildOutputs', () => {
   it('sets every output named in action.yml', () => {
     const files = [published('model.onnx'), published('tokenizer.json', { action: 'skip' })]
@@ -61,14 +75,7 @@ describe('buildOutputs', () => {
 
   it('sorts urls by path, including names a JS object would reorder', () => {
     const files = [published('b.bin'), published('10'), published('a.bin'), published('9')]
-    const { outputs } = buildOutputs({
-      versionPrefix: 'v3',
-      files,
-      manifest: null,
-      manifestUrl: '',
-      invalidation: noInvalidation(),
-      bytesUploaded: 0
-    })
+    const { outputs } = outputsOf(files, false)
     expect(outputs.urls).toBe(
       `{"10":"${BASE}/v3/10","9":"${BASE}/v3/9","a.bin":"${BASE}/v3/a.bin","b.bin":"${BASE}/v3/b.bin"}`
     )
@@ -76,14 +83,10 @@ describe('buildOutputs', () => {
   })
 
   it('leaves manifest empty when there is none and reports no invalidation', () => {
-    const { outputs, warnings } = buildOutputs({
-      versionPrefix: 'v3',
-      files: [published('a "quoted" name.bin', { action: 'skip' })],
-      manifest: null,
-      manifestUrl: '',
-      invalidation: noInvalidation(),
-      bytesUploaded: 0
-    })
+    const { outputs, warnings } = outputsOf(
+      [published('a "quoted" name.bin', { action: 'skip' })],
+      false
+    )
     expect(outputs.manifest).toBe('')
     expect(outputs['manifest-url']).toBe('')
     expect(outputs['invalidation-ids']).toBe('[]')
@@ -101,15 +104,7 @@ describe('buildOutputs', () => {
     const files = Array.from({ length: 1500 }, (_, i) =>
       published(`shards/${String(i).padStart(5, '0')}-${'x'.repeat(200)}.safetensors`)
     )
-    const manifest = manifestOf(files)
-    const { outputs, warnings } = buildOutputs({
-      versionPrefix: 'v3',
-      files,
-      manifest,
-      manifestUrl: `${BASE}/v3/manifest.json`,
-      invalidation: noInvalidation(),
-      bytesUploaded: 150_000
-    })
+    const { outputs, warnings, manifest } = outputsOf(files, true, 150_000)
 
     const urlsBytes = Buffer.byteLength(outputs.urls)
     expect(urlsBytes).toBeLessThan(OUTPUTS_BUDGET_BYTES)
@@ -130,15 +125,7 @@ describe('buildOutputs', () => {
   it('measures UTF-8 bytes, not characters', () => {
     // 600 paths of 150 CJK characters: ~630 k characters in all, but over 1.5 MB of UTF-8.
     const files = Array.from({ length: 600 }, (_, i) => published(`${i}-${'模'.repeat(150)}.gguf`))
-    const manifest = manifestOf(files)
-    const { outputs, warnings } = buildOutputs({
-      versionPrefix: 'v3',
-      files,
-      manifest,
-      manifestUrl: `${BASE}/v3/manifest.json`,
-      invalidation: noInvalidation(),
-      bytesUploaded: 0
-    })
+    const { outputs, warnings, manifest } = outputsOf(files, true)
     expect(outputs.urls.length + JSON.stringify(manifest).length).toBeLessThan(OUTPUTS_BUDGET_BYTES)
     expect(outputs.manifest).toBe('')
     expect(warnings).toHaveLength(1)
@@ -146,14 +133,7 @@ describe('buildOutputs', () => {
 
   it('also warns when urls alone is over the budget', () => {
     const files = Array.from({ length: 4000 }, (_, i) => published(`${i}-${'y'.repeat(200)}.bin`))
-    const { outputs, warnings } = buildOutputs({
-      versionPrefix: 'v3',
-      files,
-      manifest: null,
-      manifestUrl: '',
-      invalidation: noInvalidation(),
-      bytesUploaded: 0
-    })
+    const { outputs, warnings } = outputsOf(files, false)
     expect(Buffer.byteLength(outputs.urls)).toBeGreaterThan(OUTPUTS_BUDGET_BYTES)
     expect(outputs.manifest).toBe('')
     expect(warnings).toEqual([

@@ -1,5 +1,4 @@
 import {
-  CloudFrontClient,
   GetDistributionCommand,
   GetKeyGroupCommand,
   GetOriginAccessControlCommand,
@@ -13,10 +12,8 @@ import {
   GetBucketPolicyCommand,
   GetBucketVersioningCommand,
   GetPublicAccessBlockCommand,
-  S3Client,
   type LifecycleRule
 } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
 import { DeployError } from '../../src/errors.js'
 import {
   PREFLIGHT_PERMISSIONS,
@@ -26,17 +23,22 @@ import {
   preflightFailure,
   runPreflight,
   servingBehaviors,
-  type PreflightCheck,
   type PreflightFinding,
   type PreflightTarget
 } from '../../src/preflight.js'
+import {
+  ALL_CHECKS,
+  BUCKET_CHECKS,
+  ALL_PUBLIC_ACCESS_BLOCKED,
+  allOk,
+  expectOkExcept,
+  only,
+  originAccessControl,
+  statusesOf
+} from '../../__fixtures__/preflight.js'
+import { mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 
 const BUCKET = 'model-bucket'
 const DIST = 'E2ABCDEFGHIJKL'
@@ -139,46 +141,15 @@ const abortRule: LifecycleRule = {
 /** The tutorial's setup with signed URLs: every check passes. */
 function mockGoodWorld(): void {
   mockPolicy(statement())
-  s3Mock.on(GetPublicAccessBlockCommand).resolves({
-    PublicAccessBlockConfiguration: {
-      BlockPublicAcls: true,
-      IgnorePublicAcls: true,
-      BlockPublicPolicy: true,
-      RestrictPublicBuckets: true
-    }
-  })
+  s3Mock.on(GetPublicAccessBlockCommand).resolves(ALL_PUBLIC_ACCESS_BLOCKED)
   s3Mock.on(GetBucketVersioningCommand).resolves({ Status: 'Enabled' })
   mockLifecycle(abortRule)
   mockDistribution(goodConfig())
-  cfMock.on(GetOriginAccessControlCommand).resolves({
-    OriginAccessControl: {
-      Id: OAC,
-      OriginAccessControlConfig: {
-        Name: 'models-oac',
-        SigningProtocol: 'sigv4',
-        SigningBehavior: 'always',
-        OriginAccessControlOriginType: 's3'
-      }
-    }
-  })
+  cfMock.on(GetOriginAccessControlCommand).resolves(originAccessControl(OAC))
   cfMock.on(GetKeyGroupCommand).resolves({ KeyGroup: keyGroup(KEY_GROUP, [KEY]) })
 }
 
-function only(findings: PreflightFinding[], check: PreflightCheck): PreflightFinding {
-  const matching = findings.filter((f) => f.check === check)
-  expect(matching).toHaveLength(1)
-  return matching[0]
-}
-
-/** Every finding is ok except the listed checks. */
-function expectOkExcept(findings: PreflightFinding[], ...checks: PreflightCheck[]): void {
-  const notOk = findings.filter((f) => f.status !== 'ok').map((f) => f.check)
-  expect(notOk.sort()).toEqual([...checks].sort())
-}
-
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
   mockGoodWorld()
 })
 
@@ -285,16 +256,7 @@ describe('parseS3Domain', () => {
 describe('runPreflight', () => {
   it('passes a correct setup, reading each setting once with read-only calls', async () => {
     const findings = await runPreflight(clients, target)
-    expect(findings.map((f) => [f.check, f.status])).toEqual([
-      ['distribution', 'ok'],
-      ['origin', 'ok'],
-      ['origin-access-control', 'ok'],
-      ['bucket-policy', 'ok'],
-      ['signed-urls', 'ok'],
-      ['public-access-block', 'ok'],
-      ['versioning', 'ok'],
-      ['lifecycle', 'ok']
-    ])
+    expect(statusesOf(findings)).toEqual(allOk(ALL_CHECKS))
     expect(findings.every((f) => f.fix === undefined)).toBe(true)
     expect(cfMock.commandCalls(GetDistributionCommand).map((c) => c.args[0].input)).toEqual([
       { Id: DIST }
@@ -321,7 +283,7 @@ describe('runPreflight', () => {
 
   it('checks only the bucket without a distribution', async () => {
     const findings = await runPreflight(clients, { ...target, distributionId: undefined })
-    expect(findings.map((f) => f.check)).toEqual(['public-access-block', 'versioning', 'lifecycle'])
+    expect(findings.map((f) => f.check)).toEqual(BUCKET_CHECKS)
     expect(cfMock.calls()).toHaveLength(0)
   })
 
@@ -354,12 +316,7 @@ describe('runPreflight', () => {
     it('GetDistribution: one finding for everything that depends on the distribution', async () => {
       cfMock.on(GetDistributionCommand).rejects(denied())
       const findings = await runPreflight(clients, target)
-      expect(findings.map((f) => [f.check, f.status])).toEqual([
-        ['distribution', 'unchecked'],
-        ['public-access-block', 'ok'],
-        ['versioning', 'ok'],
-        ['lifecycle', 'ok']
-      ])
+      expect(statusesOf(findings)).toEqual([['distribution', 'unchecked'], ...allOk(BUCKET_CHECKS)])
       expect(findings[0].message).toContain('bucket policy')
       expect(findings[0].message).toContain('(needs permission cloudfront:GetDistribution)')
     })
@@ -441,12 +398,7 @@ describe('runPreflight', () => {
     it('fails when it does not exist, and skips what depends on it', async () => {
       cfMock.on(GetDistributionCommand).rejects(awsError('NoSuchDistribution', 404))
       const findings = await runPreflight(clients, target)
-      expect(findings.map((f) => [f.check, f.status])).toEqual([
-        ['distribution', 'error'],
-        ['public-access-block', 'ok'],
-        ['versioning', 'ok'],
-        ['lifecycle', 'ok']
-      ])
+      expect(statusesOf(findings)).toEqual([['distribution', 'error'], ...allOk(BUCKET_CHECKS)])
       expect(findings[0].fix).toContain('aws cloudfront list-distributions')
     })
 
@@ -592,33 +544,17 @@ describe('runPreflight', () => {
       [
         'never signs',
         () =>
-          cfMock.on(GetOriginAccessControlCommand).resolves({
-            OriginAccessControl: {
-              Id: OAC,
-              OriginAccessControlConfig: {
-                Name: 'oac',
-                SigningProtocol: 'sigv4',
-                SigningBehavior: 'never',
-                OriginAccessControlOriginType: 's3'
-              }
-            }
-          }),
+          cfMock
+            .on(GetOriginAccessControlCommand)
+            .resolves(originAccessControl(OAC, { SigningBehavior: 'never' })),
         'signing behavior "never"'
       ],
       [
         'is not for S3',
         () =>
-          cfMock.on(GetOriginAccessControlCommand).resolves({
-            OriginAccessControl: {
-              Id: OAC,
-              OriginAccessControlConfig: {
-                Name: 'oac',
-                SigningProtocol: 'sigv4',
-                SigningBehavior: 'always',
-                OriginAccessControlOriginType: 'mediastore'
-              }
-            }
-          }),
+          cfMock
+            .on(GetOriginAccessControlCommand)
+            .resolves(originAccessControl(OAC, { OriginAccessControlOriginType: 'mediastore' })),
         'origin type "mediastore"'
       ]
     ])('fails when the attached OAC %s', async (_, arrange, expected) => {

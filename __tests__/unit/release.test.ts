@@ -1,32 +1,22 @@
-import {
-  CloudFrontClient,
-  CreateInvalidationCommand,
-  GetInvalidationCommand
-} from '@aws-sdk/client-cloudfront'
+import { CreateInvalidationCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront'
 import {
   CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
-  PutObjectCommand,
-  S3Client
+  PutObjectCommand
 } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
 import { loadVersion } from '../../src/alias.js'
 import { DeployError } from '../../src/errors.js'
 import { moveAlias, promoteVersion, type ReleaseDeps } from '../../src/release.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 import { invalidation } from '../../__fixtures__/cloudfront.js'
 import { installMockBucket, publishVersion, type MockObject } from '../helpers/mock-bucket.js'
 
 const BUCKET = 'models'
 const DIST = 'E2ABCDEFGHIJKL'
 const URL_BASE = 'https://cdn.example.com'
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 
 const V1 = { 'a.bin': 'aaaa', 'b.bin': 'b1', 'old.bin': 'gone soon' }
 const V2 = { 'a.bin': 'aaaa', 'b.bin': 'b2', 'dir/new é.bin': 'new' }
@@ -74,6 +64,17 @@ async function aliasAtV1(): Promise<void> {
   cfMock.resetHistory()
 }
 
+/** Moves `latest` to v2 with these inputs: the move most tests check. */
+async function moveLatestToV2(overrides: Partial<Inputs> = {}, d: ReleaseDeps = deps()) {
+  return moveAlias(
+    clients,
+    inputs(overrides),
+    await loadVersion(clients.s3, BUCKET, 'v2'),
+    URL_BASE,
+    d
+  )
+}
+
 const invalidated = () =>
   cfMock
     .commandCalls(CreateInvalidationCommand)
@@ -81,8 +82,6 @@ const invalidated = () =>
 const latestKeys = () => [...objects.keys()].filter((k) => k.startsWith('latest/')).sort()
 
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
   objects = installMockBucket(s3Mock, BUCKET)
   publishVersion(objects, BUCKET, 'v1', V1)
   publishVersion(objects, BUCKET, 'v2', V2)
@@ -93,8 +92,7 @@ beforeEach(() => {
 describe('moveAlias', () => {
   it('invalidates exactly the paths the move changed, once, and waits for them', async () => {
     await aliasAtV1()
-    const version = await loadVersion(clients.s3, BUCKET, 'v2')
-    const move = await moveAlias(clients, inputs(), version, URL_BASE, deps())
+    const move = await moveLatestToV2()
     // b.bin overwritten, old.bin removed, manifest overwritten: more than one path, one wildcard.
     expect(move.result.invalidationPaths).toEqual(['/latest/*'])
     expect(invalidated()).toEqual([move.result.invalidationPaths])
@@ -127,13 +125,7 @@ describe('moveAlias', () => {
   })
 
   it('creates no invalidation when no served path changed', async () => {
-    const move = await moveAlias(
-      clients,
-      inputs(),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
-      deps()
-    )
+    const move = await moveLatestToV2()
     expect(move.result.invalidationPaths).toEqual([])
     expect(cfMock.calls()).toHaveLength(0)
     expect(move.invalidation).toMatchObject({ paths: [], ids: [], status: 'none' })
@@ -142,13 +134,7 @@ describe('moveAlias', () => {
 
   it('without a distribution invalidates nothing and never calls CloudFront', async () => {
     await aliasAtV1()
-    const move = await moveAlias(
-      clients,
-      inputs({ distributionId: undefined }),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
-      deps()
-    )
+    const move = await moveLatestToV2({ distributionId: undefined })
     expect(move.result.invalidationPaths).toEqual(['/latest/*'])
     expect(cfMock.calls()).toHaveLength(0)
     expect(move.invalidation).toMatchObject({ paths: [], ids: [], status: 'none' })
@@ -157,13 +143,7 @@ describe('moveAlias', () => {
 
   it('in a dry run reports the paths it would invalidate and sends nothing', async () => {
     await aliasAtV1()
-    const move = await moveAlias(
-      clients,
-      inputs({ dryRun: true }),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
-      deps()
-    )
+    const move = await moveLatestToV2({ dryRun: true })
     expect(move.invalidation).toMatchObject({ paths: ['/latest/*'], ids: [], status: 'none' })
     expect(cfMock.calls()).toHaveLength(0)
     expect(s3Mock.commandCalls(CopyObjectCommand)).toHaveLength(0)
@@ -174,13 +154,7 @@ describe('moveAlias', () => {
   it('does not wait when wait-for-invalidation is false', async () => {
     await aliasAtV1()
     const d = deps()
-    const move = await moveAlias(
-      clients,
-      inputs({ waitForInvalidation: false }),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
-      d
-    )
+    const move = await moveLatestToV2({ waitForInvalidation: false }, d)
     expect(invalidated()).toEqual([['/latest/*']])
     expect(cfMock.commandCalls(GetInvalidationCommand)).toHaveLength(0)
     expect(move.invalidation).toMatchObject({ ids: ['I1'], status: 'InProgress', waitedMs: 0 })
@@ -193,11 +167,8 @@ describe('moveAlias', () => {
     let clock = 0
     const d = { ...deps(), now: () => clock, sleep: async (ms: number) => void (clock += ms) }
     const warned: string[] = []
-    const move = await moveAlias(
-      clients,
-      inputs({ waitTimeoutMinutes: 1 }),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
+    const move = await moveLatestToV2(
+      { waitTimeoutMinutes: 1 },
       { ...d, warn: (m) => void warned.push(m) }
     )
     expect(move.invalidation.status).toBe('InProgress')
@@ -207,13 +178,7 @@ describe('moveAlias', () => {
   })
 
   it('returns a URL under the alias for every file and for manifest.json', async () => {
-    const move = await moveAlias(
-      clients,
-      inputs({ distributionId: undefined }),
-      await loadVersion(clients.s3, BUCKET, 'v2'),
-      URL_BASE,
-      deps()
-    )
+    const move = await moveLatestToV2({ distributionId: undefined })
     expect(move.urls).toEqual({
       'a.bin': `${URL_BASE}/latest/a.bin`,
       'b.bin': `${URL_BASE}/latest/b.bin`,

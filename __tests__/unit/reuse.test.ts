@@ -129,6 +129,13 @@ beforeEach(() => {
   logger = silentLogger()
 })
 
+/** findReusableObjects returns the files as they were, without a request or a log line. */
+async function expectNothingSent(files: PlannedFile[], options: ReuseSearch): Promise<void> {
+  expect(await findReusableObjects(s3, files, options)).toEqual(files)
+  expect(s3Mock.calls()).toHaveLength(0)
+  expect(logger.lines).toEqual([])
+}
+
 describe('findReusableObjects', () => {
   it('copies the 9 shards of 10 that v3 already stores and uploads the changed one', async () => {
     // Shards of one model differ in size by a few tensors: distinct sizes.
@@ -441,11 +448,7 @@ describe('findReusableObjects', () => {
       planned('big.bin', SHARD, 'big', { action: 'skip', existed: true })
     ]
 
-    const result = await findReusableObjects(s3, files, search())
-
-    expect(result).toEqual(files)
-    expect(s3Mock.calls()).toHaveLength(0)
-    expect(logger.lines).toEqual([])
+    await expectNothingSent(files, search())
   })
 
   it('sends nothing when there is nowhere to search (reuse-from: none)', async () => {
@@ -453,11 +456,7 @@ describe('findReusableObjects', () => {
     serveBucket()
     const files = [planned('a.bin', SHARD, 'A')]
 
-    const result = await findReusableObjects(s3, files, search({ searchPrefixes: [] }))
-
-    expect(result).toEqual(files)
-    expect(s3Mock.calls()).toHaveLength(0)
-    expect(logger.lines).toEqual([])
+    await expectNothingSent(files, search({ searchPrefixes: [] }))
   })
 
   it("lists the whole bucket for the prefix ''", async () => {

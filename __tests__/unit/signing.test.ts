@@ -16,11 +16,13 @@ import {
 } from '../../src/signing.js'
 import { objectUrl } from '../../src/urls.js'
 import {
+  canonicalUrl as canonical,
   cloudFrontRefusal,
   decodeCloudFrontBase64,
   escapeNewlines,
   generateSigningKeys,
   pemBodyLines,
+  publicKeyPem,
   type TestKeyPair
 } from '../../__fixtures__/signing.js'
 import { referenceSign } from '../helpers/reference-signer.js'
@@ -43,18 +45,6 @@ let keys: TestKeyPair
 beforeAll(() => {
   keys = generateSigningKeys()
 })
-
-/** `base?a=1&b=2` -> [base, sorted params]: the same URL whatever the order of its parameters. */
-function canonical(url: string): [string, string[]] {
-  const at = url.indexOf('?')
-  return [
-    url.slice(0, at),
-    url
-      .slice(at + 1)
-      .split('&')
-      .sort()
-  ]
-}
 
 /** The PEM with its whole body on one line, as some tools write it. */
 function withBodyOnOneLine(pem: string): string {
@@ -103,7 +93,7 @@ describe('parsePrivateKey', () => {
   it('rejects what is not a PEM private key, saying what it is and quoting none of it', () => {
     expectKeyError('', /is empty/)
     expectKeyError('not a key at all', /not a PEM private key/)
-    const publicPem = keys.publicKey.export({ type: 'spki', format: 'pem' }) as string
+    const publicPem = publicKeyPem(keys)
     expectKeyError(publicPem, /holds a public key, not the private key/)
     expectKeyError(Buffer.from(keys.pkcs8).toString('base64'), /is base64-encoded PEM/, keys.pkcs8)
     const truncated = keys.pkcs1.slice(0, 900)

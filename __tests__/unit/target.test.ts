@@ -1,5 +1,4 @@
 import {
-  CloudFrontClient,
   GetDistributionCommand,
   GetOriginAccessControlCommand,
   type Distribution
@@ -8,22 +7,21 @@ import {
   GetBucketLifecycleConfigurationCommand,
   GetBucketPolicyCommand,
   GetBucketVersioningCommand,
-  GetPublicAccessBlockCommand,
-  S3Client
+  GetPublicAccessBlockCommand
 } from '@aws-sdk/client-s3'
-import { mockClient } from 'aws-sdk-client-mock'
 import { DeployError } from '../../src/errors.js'
 import { formatFinding } from '../../src/preflight.js'
 import { resolveTarget, type TargetDeps } from '../../src/target.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
+import { mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 import { DISTRIBUTION_ID, deployedDistribution } from '../../__fixtures__/cloudfront.js'
+import {
+  ALL_PUBLIC_ACCESS_BLOCKED,
+  oacBucketPolicy,
+  originAccessControl
+} from '../../__fixtures__/preflight.js'
 
-const s3Mock = mockClient(S3Client)
-const cfMock = mockClient(CloudFrontClient)
-const clients = {
-  s3: new S3Client({ region: 'us-east-1' }),
-  cloudfront: new CloudFrontClient({ region: 'us-east-1' })
-}
+const { s3Mock, cfMock, clients } = mockAwsClients()
 
 type Inputs = Parameters<typeof resolveTarget>[0]
 function inputs(overrides: Partial<Inputs> = {}): Inputs {
@@ -54,14 +52,7 @@ const awsError = (name: string, status: number): Error =>
 /** The bucket settings pre-flight reads: public access blocked, versioning suspended, no lifecycle permission. */
 function mockBucketSettings(): void {
   s3Mock.on(GetBucketPolicyCommand).resolves({})
-  s3Mock.on(GetPublicAccessBlockCommand).resolves({
-    PublicAccessBlockConfiguration: {
-      BlockPublicAcls: true,
-      IgnorePublicAcls: true,
-      BlockPublicPolicy: true,
-      RestrictPublicBuckets: true
-    }
-  })
+  s3Mock.on(GetPublicAccessBlockCommand).resolves(ALL_PUBLIC_ACCESS_BLOCKED)
   s3Mock.on(GetBucketVersioningCommand).resolves({ Status: 'Suspended' })
   s3Mock.on(GetBucketLifecycleConfigurationCommand).rejects(awsError('AccessDenied', 403))
 }
@@ -94,36 +85,11 @@ function mockServingSetup(enabled: boolean): void {
       }
     }
   })
-  cfMock.on(GetOriginAccessControlCommand).resolves({
-    OriginAccessControl: {
-      Id: 'E3OAC',
-      OriginAccessControlConfig: {
-        Name: 'oac',
-        SigningProtocol: 'sigv4',
-        SigningBehavior: 'always',
-        OriginAccessControlOriginType: 's3'
-      }
-    }
-  })
-  s3Mock.on(GetBucketPolicyCommand).resolves({
-    Policy: JSON.stringify({
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Effect: 'Allow',
-          Principal: { Service: 'cloudfront.amazonaws.com' },
-          Action: 's3:GetObject',
-          Resource: 'arn:aws:s3:::models/*',
-          Condition: { StringEquals: { 'AWS:SourceArn': arn } }
-        }
-      ]
-    })
-  })
+  cfMock.on(GetOriginAccessControlCommand).resolves(originAccessControl('E3OAC'))
+  s3Mock.on(GetBucketPolicyCommand).resolves({ Policy: oacBucketPolicy('models', arn) })
 }
 
 beforeEach(() => {
-  s3Mock.reset()
-  cfMock.reset()
   mockBucketSettings()
   cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
 })

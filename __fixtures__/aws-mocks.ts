@@ -1,0 +1,48 @@
+/**
+ * The mocked S3 and CloudFront of the unit tests: aws-sdk-client-mock stubs every client of a
+ * class, so one pair of stubs and one pair of clients serve a whole test file.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {
+  CloudFrontClient,
+  CreateInvalidationCommand,
+  GetDistributionCommand,
+  GetInvalidationCommand
+} from '@aws-sdk/client-cloudfront'
+import { S3Client } from '@aws-sdk/client-s3'
+import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock'
+import { deployedDistribution, invalidation } from './cloudfront.js'
+
+/** Stubs S3 and CloudFront, resets both before each test, and returns clients they answer. */
+export function mockAwsClients() {
+  const s3Mock = mockClient(S3Client)
+  const cfMock = mockClient(CloudFrontClient)
+  beforeEach(() => {
+    s3Mock.reset()
+    cfMock.reset()
+  })
+  const clients = {
+    s3: new S3Client({ region: 'us-east-1' }),
+    cloudfront: new CloudFrontClient({ region: 'us-east-1' })
+  }
+  return { s3Mock, cfMock, clients }
+}
+
+/** A deployed distribution whose invalidations are created and then found completed. */
+export function mockDeployedDistribution(cfMock: AwsClientStub<CloudFrontClient>): void {
+  cfMock.on(GetDistributionCommand).resolves(deployedDistribution)
+  cfMock.on(CreateInvalidationCommand).resolves(invalidation('InProgress'))
+  cfMock.on(GetInvalidationCommand).resolves(invalidation('Completed'))
+}
+
+/** A temporary directory holding `files` (paths relative to it, parents created); the caller removes it. */
+export function makeWorkspace(prefix: string, files: Record<string, string | Buffer>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  for (const [rel, contents] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true })
+    fs.writeFileSync(path.join(dir, rel), contents)
+  }
+  return dir
+}
