@@ -73666,6 +73666,17 @@ function choosePartSize(fileSize, requested, fileName) {
 function size(bytes) {
     return bytes % constants/* MiB */.lv === 0 ? `${bytes / constants/* MiB */.lv} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
 }
+/**
+ * The part size a file is uploaded with, or undefined for one PutObject: below the threshold, or
+ * when it fits in one part (three requests instead of one gain nothing). The planner, which
+ * computes the parts' CRC32s, and the uploader decide alike through this.
+ */
+function multipartPartSize(fileSize, thresholdBytes, requested, fileName) {
+    if (fileSize < thresholdBytes)
+        return undefined;
+    const partSize = choosePartSize(fileSize, requested, fileName);
+    return partCount(fileSize, partSize) > 1 ? partSize : undefined;
+}
 
 ;// CONCATENATED MODULE: ./src/copy.ts
 
@@ -86035,7 +86046,10 @@ function contentTypeFor(relativePath, override) {
     return type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
 ;// CONCATENATED MODULE: ./src/hash.ts
+
 
 
 /** Bytes per read; a file being hashed holds two such buffers. */
@@ -86043,14 +86057,18 @@ const HASH_READ_BYTES = 1024 * 1024;
 /** Buffer pairs of finished hashes, for the next file (at most one per file hashed at once). */
 const idle = [];
 /**
- * SHA-256 (hex) of a file, with memory flat for multi-GB weights: two reused buffers, the next
- * read in flight (on libuv's thread pool) while the current one is hashed, so reading overlaps
- * hashing and nothing is allocated per read. A ReadStream piped into the hash took ~35% longer
- * for 1 GiB. The signal stops a multi-GB hash within one read when the run is cancelled.
+ * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
+ * upload sends each part with its CRC32 and would otherwise read the file a second time. Memory
+ * stays flat for multi-GB weights: two reused buffers, the next read in flight (on libuv's
+ * thread pool) while the current one is hashed, so reading overlaps hashing and nothing is
+ * allocated per read. A ReadStream piped into the hash took ~35% longer for 1 GiB. The signal
+ * stops a multi-GB hash within one read when the run is cancelled.
  */
-async function sha256File(filePath, signal) {
+async function hashFile(filePath, opts = {}) {
+    const { signal, partSize } = opts;
     signal?.throwIfAborted();
     const hash = (0,external_node_crypto_.createHash)('sha256');
+    const parts = partSize ? new PartCrc32(partSize) : undefined;
     const buffers = idle.pop() ?? [
         Buffer.allocUnsafeSlow(HASH_READ_BYTES),
         Buffer.allocUnsafeSlow(HASH_READ_BYTES)
@@ -86070,7 +86088,9 @@ async function sha256File(filePath, signal) {
             position += bytesRead;
             turn ^= 1;
             reading = handle.read(buffers[turn], 0, HASH_READ_BYTES, position);
-            hash.update(buffer.subarray(0, bytesRead));
+            const chunk = buffer.subarray(0, bytesRead);
+            hash.update(chunk);
+            parts?.update(chunk);
         }
     }
     finally {
@@ -86079,7 +86099,39 @@ async function sha256File(filePath, signal) {
         await handle.close();
         idle.push(buffers);
     }
-    return hash.digest('hex');
+    return { sha256: hash.digest('hex'), partCrc32: parts?.digest() ?? [] };
+}
+/** CRC32s of consecutive `partSize`-byte ranges of a stream of chunks. */
+class PartCrc32 {
+    partSize;
+    done = [];
+    crc = 0;
+    filled = 0;
+    constructor(partSize) {
+        this.partSize = partSize;
+    }
+    update(chunk) {
+        for (let offset = 0; offset < chunk.length;) {
+            const take = Math.min(chunk.length - offset, this.partSize - this.filled);
+            this.crc = (0,external_node_zlib_.crc32)(chunk.subarray(offset, offset + take), this.crc);
+            this.filled += take;
+            offset += take;
+            if (this.filled === this.partSize)
+                this.finishPart();
+        }
+    }
+    digest() {
+        if (this.filled > 0)
+            this.finishPart();
+        return this.done;
+    }
+    finishPart() {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(this.crc >>> 0);
+        this.done.push(out.toString('base64'));
+        this.crc = 0;
+        this.filled = 0;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/plan.ts
@@ -86103,21 +86155,21 @@ const plan_HEAD_CONCURRENCY = 16;
  */
 async function planDeploy(s3, local, inputs, logger, signal) {
     checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest });
-    for (const file of local) {
-        if (file.size >= inputs.multipartThresholdBytes) {
-            choosePartSize(file.size, inputs.partSizeBytes, file.relativePath);
-        }
-    }
+    // Also checks every file against S3's part limits before anything is read or sent.
+    const partSizes = local.map((file) => multipartPartSize(file.size, inputs.multipartThresholdBytes, inputs.partSizeBytes, file.relativePath));
+    // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
+    const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
     const [existing, hashes] = await Promise.all([
         listPrefix(s3, inputs.bucket, inputs.versionPrefix).then((objects) => new Map([...objects].map(([key, o]) => [key, o.size]))),
-        mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
+        mapLimit(local, HASH_CONCURRENCY, (file, i) => hashFile(file.absolutePath, { signal, partSize: partCrc32 ? partSizes[i] : undefined }))
     ]);
     logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
     /** Why each existing key cannot be skipped. */
     const differences = new Map();
-    const files = await mapLimit(local, plan_HEAD_CONCURRENCY, async (file, i) => {
+    const files = await mapLimit(local, plan_HEAD_CONCURRENCY, async (localFile, i) => {
+        const { sha256, partCrc32: crcs } = hashes[i];
+        const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile;
         const key = objectKey(inputs.versionPrefix, file.relativePath);
-        const sha256 = hashes[i];
         const contentType = contentTypeFor(file.relativePath, inputs.contentType);
         const storedSize = existing.get(key);
         if (storedSize === undefined) {
@@ -87535,8 +87587,6 @@ function verificationError(result) {
 
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
 ;// CONCATENATED MODULE: ./src/file-body.ts
 
 /** Reads of a file streamed into a request. */
@@ -87640,8 +87690,6 @@ function withBody(request, body) {
 
 
 
-
-
 /**
  * Uploads the files whose action is `upload`, several at once under one budget of
  * `concurrency` slots: a small file takes one, a multipart file min(concurrency, its parts).
@@ -87724,15 +87772,11 @@ async function uploadFiles(s3, files, opts) {
     return { bytesUploaded, durationMs: now() - started };
 }
 function planJob(file, opts, budget) {
-    if (file.size < opts.multipartThresholdBytes)
-        return { file, slots: 1 };
     // Checked here, for every file before any byte is sent, with the file named.
-    const partSize = choosePartSize(file.size, opts.partSizeBytes, file.relativePath);
-    const parts = partCount(file.size, partSize);
-    // A file that fits in one part gains nothing from three requests instead of one.
-    if (parts === 1)
+    const partSize = multipartPartSize(file.size, opts.multipartThresholdBytes, opts.partSizeBytes, file.relativePath);
+    if (partSize === undefined)
         return { file, slots: 1 };
-    return { file, partSize, slots: Math.min(budget, parts) };
+    return { file, partSize, slots: Math.min(budget, partCount(file.size, partSize)) };
 }
 async function sendFile(job, ctx) {
     const { file } = job;
@@ -87779,6 +87823,10 @@ async function sendMultipart(job, partSize, params, ctx) {
     const count = partCount(file.size, partSize);
     // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
     const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    if (crc32 && file.partCrc32?.length !== count) {
+        // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
+        throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`);
+    }
     const { UploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4({
         ...params,
         ...(crc32 ? { ChecksumAlgorithm: dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {})
@@ -87795,11 +87843,9 @@ async function sendMultipart(job, partSize, params, ctx) {
             const start = index * partSize;
             const length = Math.min(partSize, file.size - start);
             try {
-                // On AWS every part carries a CRC32 S3 checks. Computed here (zlib, ~4 GB/s) from the
-                // file rather than by the SDK from the body, which would have to be a Buffer.
-                const checksum = crc32
-                    ? { ChecksumCRC32: await crc32OfRange(file.absolutePath, start, length, cancel) }
-                    : {};
+                // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
+                // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
+                const checksum = crc32 ? { ChecksumCRC32: file.partCrc32[index] } : {};
                 const part = new dist_cjs/* UploadPartCommand */.iVK({
                     ...upload,
                     ...checksum,
@@ -87843,28 +87889,6 @@ async function sendMultipart(job, partSize, params, ctx) {
  */
 function fileRange(path, start, length) {
     return new FileBody(path, start, start + length - 1);
-}
-/** CRC32 (base64, as S3 wants it) of `length` bytes of a file from `start`. */
-async function crc32OfRange(path, start, length, signal) {
-    let crc = 0;
-    const handle = await (0,promises_.open)(path, 'r');
-    try {
-        const buffer = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
-        for (let done = 0; done < length;) {
-            signal.throwIfAborted();
-            const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - done), start + done);
-            if (bytesRead === 0)
-                throw Object.assign(new Error(`${path} is shorter than when it was hashed`), { path });
-            crc = (0,external_node_zlib_.crc32)(buffer.subarray(0, bytesRead), crc);
-            done += bytesRead;
-        }
-    }
-    finally {
-        await handle.close();
-    }
-    const out = Buffer.alloc(4);
-    out.writeUInt32BE(crc >>> 0);
-    return out.toString('base64');
 }
 const KNOWN_PAYLOAD_HASH_POSITION = { step: 'build', name: 'knownPayloadHashMiddleware' };
 function knownPayloadHash(sha256) {

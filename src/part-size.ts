@@ -50,3 +50,19 @@ export function choosePartSize(fileSize: number, requested?: number, fileName?: 
 function size(bytes: number): string {
   return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes.toLocaleString('en-US')} bytes`
 }
+
+/**
+ * The part size a file is uploaded with, or undefined for one PutObject: below the threshold, or
+ * when it fits in one part (three requests instead of one gain nothing). The planner, which
+ * computes the parts' CRC32s, and the uploader decide alike through this.
+ */
+export function multipartPartSize(
+  fileSize: number,
+  thresholdBytes: number,
+  requested?: number,
+  fileName?: string
+): number | undefined {
+  if (fileSize < thresholdBytes) return undefined
+  const partSize = choosePartSize(fileSize, requested, fileName)
+  return partCount(fileSize, partSize) > 1 ? partSize : undefined
+}

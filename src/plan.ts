@@ -4,9 +4,9 @@ import { SHA256_METADATA_KEY } from './constants.js'
 import { contentTypeFor } from './content-type.js'
 import { ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
-import { sha256File } from './hash.js'
+import { hashFile } from './hash.js'
 import { headObject, listPrefix, type StoredObject } from './stored-objects.js'
-import { choosePartSize } from './part-size.js'
+import { multipartPartSize } from './part-size.js'
 import type { DeployInputs, LocalFile, Logger, PlannedFile } from './types.js'
 
 /** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
@@ -47,17 +47,25 @@ export async function planDeploy(
   signal?: AbortSignal
 ): Promise<Plan> {
   checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
-  for (const file of local) {
-    if (file.size >= inputs.multipartThresholdBytes) {
-      choosePartSize(file.size, inputs.partSizeBytes, file.relativePath)
-    }
-  }
+  // Also checks every file against S3's part limits before anything is read or sent.
+  const partSizes = local.map((file) =>
+    multipartPartSize(
+      file.size,
+      inputs.multipartThresholdBytes,
+      inputs.partSizeBytes,
+      file.relativePath
+    )
+  )
+  // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
+  const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
 
   const [existing, hashes] = await Promise.all([
     listPrefix(s3, inputs.bucket, inputs.versionPrefix).then(
       (objects) => new Map([...objects].map(([key, o]) => [key, o.size]))
     ),
-    mapLimit(local, HASH_CONCURRENCY, (file) => sha256File(file.absolutePath, signal))
+    mapLimit(local, HASH_CONCURRENCY, (file, i) =>
+      hashFile(file.absolutePath, { signal, partSize: partCrc32 ? partSizes[i] : undefined })
+    )
   ])
   logger.info(
     `Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`
@@ -65,31 +73,40 @@ export async function planDeploy(
 
   /** Why each existing key cannot be skipped. */
   const differences = new Map<string, string>()
-  const files = await mapLimit(local, HEAD_CONCURRENCY, async (file, i): Promise<PlannedFile> => {
-    const key = objectKey(inputs.versionPrefix, file.relativePath)
-    const sha256 = hashes[i]
-    const contentType = contentTypeFor(file.relativePath, inputs.contentType)
-    const storedSize = existing.get(key)
-    if (storedSize === undefined) {
-      return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+  const files = await mapLimit(
+    local,
+    HEAD_CONCURRENCY,
+    async (localFile, i): Promise<PlannedFile> => {
+      const { sha256, partCrc32: crcs } = hashes[i]
+      const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile
+      const key = objectKey(inputs.versionPrefix, file.relativePath)
+      const contentType = contentTypeFor(file.relativePath, inputs.contentType)
+      const storedSize = existing.get(key)
+      if (storedSize === undefined) {
+        return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+      }
+      // A different size proves different bytes without a HEAD request.
+      const stored =
+        storedSize === file.size
+          ? await headObject(s3, inputs.bucket, key)
+          : { size: storedSize, metadata: {} }
+      if (!stored) return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+      const difference = describeDifference(
+        stored,
+        { size: file.size, sha256, contentType },
+        inputs
+      )
+      if (difference) differences.set(key, difference)
+      return {
+        ...file,
+        key,
+        sha256,
+        contentType,
+        action: difference ? 'upload' : 'skip',
+        existed: true
+      }
     }
-    // A different size proves different bytes without a HEAD request.
-    const stored =
-      storedSize === file.size
-        ? await headObject(s3, inputs.bucket, key)
-        : { size: storedSize, metadata: {} }
-    if (!stored) return { ...file, key, sha256, contentType, action: 'upload', existed: false }
-    const difference = describeDifference(stored, { size: file.size, sha256, contentType }, inputs)
-    if (difference) differences.set(key, difference)
-    return {
-      ...file,
-      key,
-      sha256,
-      contentType,
-      action: difference ? 'upload' : 'skip',
-      existed: true
-    }
-  })
+  )
 
   const conflicts = files.filter((f) => differences.has(f.key))
   if (conflicts.length > 0 && !inputs.overwrite) {

@@ -88,6 +88,11 @@ export interface PlannedFile extends LocalFile {
   existed: boolean
   /** Set when action is `copy`. */
   copyFrom?: CopySource
+  /**
+   * Base64 CRC32 of each part, read with the SHA-256, for a multipart upload to AWS (which
+   * checks every part's CRC32).
+   */
+  partCrc32?: string[]
 }
 
 export interface PublishedFile extends PlannedFile {

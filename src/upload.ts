@@ -1,6 +1,4 @@
 import { setMaxListeners } from 'node:events'
-import { open } from 'node:fs/promises'
-import { crc32 as zlibCrc32 } from 'node:zlib'
 import {
   ChecksumAlgorithm,
   CompleteMultipartUploadCommand,
@@ -18,7 +16,7 @@ import { SHA256_METADATA_KEY } from './constants.js'
 import { DeployError, explainAwsError } from './errors.js'
 import { FILE_BODY_POSITION, FileBody, fileBodyMiddleware } from './file-body.js'
 import { abortFailureWarning, abortMultipartUploads } from './multipart-tracker.js'
-import { choosePartSize, partCount } from './part-size.js'
+import { multipartPartSize, partCount } from './part-size.js'
 import {
   createProgressReporter,
   formatBytes,
@@ -163,13 +161,15 @@ export async function uploadFiles(
 }
 
 function planJob(file: PlannedFile, opts: UploadOptions, budget: number): Job {
-  if (file.size < opts.multipartThresholdBytes) return { file, slots: 1 }
   // Checked here, for every file before any byte is sent, with the file named.
-  const partSize = choosePartSize(file.size, opts.partSizeBytes, file.relativePath)
-  const parts = partCount(file.size, partSize)
-  // A file that fits in one part gains nothing from three requests instead of one.
-  if (parts === 1) return { file, slots: 1 }
-  return { file, partSize, slots: Math.min(budget, parts) }
+  const partSize = multipartPartSize(
+    file.size,
+    opts.multipartThresholdBytes,
+    opts.partSizeBytes,
+    file.relativePath
+  )
+  if (partSize === undefined) return { file, slots: 1 }
+  return { file, partSize, slots: Math.min(budget, partCount(file.size, partSize)) }
 }
 
 async function sendFile(job: Job, ctx: JobContext): Promise<void> {
@@ -224,6 +224,10 @@ async function sendMultipart(
   const count = partCount(file.size, partSize)
   // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
   const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
+  if (crc32 && file.partCrc32?.length !== count) {
+    // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
+    throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`)
+  }
   const { UploadId } = await s3.send(
     new CreateMultipartUploadCommand({
       ...params,
@@ -243,11 +247,9 @@ async function sendMultipart(
       const start = index * partSize
       const length = Math.min(partSize, file.size - start)
       try {
-        // On AWS every part carries a CRC32 S3 checks. Computed here (zlib, ~4 GB/s) from the
-        // file rather than by the SDK from the body, which would have to be a Buffer.
-        const checksum = crc32
-          ? { ChecksumCRC32: await crc32OfRange(file.absolutePath, start, length, cancel) }
-          : {}
+        // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
+        // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
+        const checksum = crc32 ? { ChecksumCRC32: file.partCrc32![index] } : {}
         const part = new UploadPartCommand({
           ...upload,
           ...checksum,
@@ -291,38 +293,6 @@ async function sendMultipart(
  */
 function fileRange(path: string, start: number, length: number): Uint8Array {
   return new FileBody(path, start, start + length - 1) as unknown as Uint8Array
-}
-
-/** CRC32 (base64, as S3 wants it) of `length` bytes of a file from `start`. */
-async function crc32OfRange(
-  path: string,
-  start: number,
-  length: number,
-  signal: AbortSignal
-): Promise<string> {
-  let crc = 0
-  const handle = await open(path, 'r')
-  try {
-    const buffer = Buffer.allocUnsafe(Math.min(length, 1024 * 1024))
-    for (let done = 0; done < length;) {
-      signal.throwIfAborted()
-      const { bytesRead } = await handle.read(
-        buffer,
-        0,
-        Math.min(buffer.length, length - done),
-        start + done
-      )
-      if (bytesRead === 0)
-        throw Object.assign(new Error(`${path} is shorter than when it was hashed`), { path })
-      crc = zlibCrc32(buffer.subarray(0, bytesRead), crc)
-      done += bytesRead
-    }
-  } finally {
-    await handle.close()
-  }
-  const out = Buffer.alloc(4)
-  out.writeUInt32BE(crc >>> 0)
-  return out.toString('base64')
 }
 
 const KNOWN_PAYLOAD_HASH_POSITION = { step: 'build', name: 'knownPayloadHashMiddleware' } as const

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sha256File } from '../../src/hash.js'
+import { crc32 } from 'node:zlib'
+import { hashFile } from '../../src/hash.js'
 
 const MiB = 1024 * 1024
 let dir: string
@@ -18,29 +19,59 @@ async function fileOf(name: string, bytes: Buffer): Promise<string> {
 }
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 
-describe('sha256File', () => {
+describe('hashFile', () => {
   it.each([0, 1, MiB - 1, MiB, MiB + 1, 3 * MiB + 5])('hashes %i bytes', async (size) => {
     const bytes = randomBytes(size)
-    expect(await sha256File(await fileOf(`f${size}`, bytes))).toBe(sha(bytes))
+    expect((await hashFile(await fileOf(`f${size}`, bytes))).sha256).toBe(sha(bytes))
   })
 
   it('keeps files hashed at once apart though read buffers are reused', async () => {
     const contents = Array.from({ length: 12 }, (_, i) => randomBytes(2 * MiB + i * 4099))
     const paths = await Promise.all(contents.map((c, i) => fileOf(`c${i}`, c)))
     for (let round = 0; round < 2; round++) {
-      expect(await Promise.all(paths.map((p) => sha256File(p)))).toEqual(contents.map(sha))
+      expect(await Promise.all(paths.map(async (p) => (await hashFile(p)).sha256))).toEqual(
+        contents.map(sha)
+      )
     }
   })
 
   it('stops when the signal aborts, and reports a missing file', async () => {
     const path = await fileOf('big', randomBytes(8 * MiB))
     const controller = new AbortController()
-    const hashing = sha256File(path, controller.signal)
+    const hashing = hashFile(path, { signal: controller.signal })
     controller.abort(new Error('cancelled'))
     await expect(hashing).rejects.toThrow('cancelled')
-    await expect(sha256File(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' })
+    await expect(hashFile(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' })
     // The buffers went back to the pool intact: the next hash is still right.
     const bytes = randomBytes(MiB + 3)
-    expect(await sha256File(await fileOf('after', bytes))).toBe(sha(bytes))
+    expect((await hashFile(await fileOf('after', bytes))).sha256).toBe(sha(bytes))
+  })
+
+  it.each([
+    [0, MiB, []],
+    [5 * MiB, 5 * MiB, [5 * MiB]],
+    [12 * MiB + 7, 5 * MiB, [5 * MiB, 5 * MiB, 2 * MiB + 7]],
+    // Part boundaries inside a read: a part size that is no multiple of the 1 MiB reads.
+    [3 * MiB, 1.5 * MiB, [1.5 * MiB, 1.5 * MiB]]
+  ])(
+    'reads %i bytes once for the SHA-256 and the CRC32 of each %i-byte part',
+    async (size, partSize, lengths) => {
+      const bytes = randomBytes(size)
+      const { sha256, partCrc32 } = await hashFile(await fileOf(`p${size}-${partSize}`, bytes), {
+        partSize
+      })
+      expect(sha256).toBe(sha(bytes))
+      let start = 0
+      const expected = lengths.map((length) => {
+        const out = Buffer.alloc(4)
+        out.writeUInt32BE(crc32(bytes.subarray(start, (start += length))))
+        return out.toString('base64')
+      })
+      expect(partCrc32).toEqual(expected)
+    }
+  )
+
+  it('computes no CRC32 without a part size', async () => {
+    expect((await hashFile(await fileOf('no-parts', randomBytes(MiB)))).partCrc32).toEqual([])
   })
 })

@@ -19,6 +19,7 @@ import {
   trackMultipartUploads,
   type MultipartUpload
 } from '../../src/multipart-tracker.js'
+import { hashFile } from '../../src/hash.js'
 import { uploadFiles } from '../../src/upload.js'
 import { recordingHandler, type Reply, type SentRequest } from '../../__fixtures__/http-handler.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
@@ -151,7 +152,7 @@ describe('trackMultipartUploads', () => {
           {
             ...file,
             key: 'v1/big.bin',
-            sha256: 'a'.repeat(64),
+            ...(await hashFile(absolutePath, { partSize: 5 * MiB })),
             contentType: 'x/y',
             action: 'upload',
             existed: false

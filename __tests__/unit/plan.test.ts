@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -205,5 +206,27 @@ describe('planDeploy', () => {
     ).catch((e) => e)
     expect(err).toBeInstanceOf(InputError)
     expect(s3Mock.calls()).toHaveLength(0)
+  })
+
+  it('reads each multipart file once for its SHA-256 and the CRC32 of every part', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const bytes = Buffer.alloc(12 * 1024 * 1024 + 3, 7)
+    const big = localFile('big.onnx', bytes.toString('latin1'))
+    const crc = (part: Buffer) => {
+      const out = Buffer.alloc(4)
+      out.writeUInt32BE(crc32(part))
+      return out.toString('base64')
+    }
+    const mib = 1024 * 1024
+    const multipart = { ...inputs, multipartThresholdBytes: 5 * mib, partSizeBytes: 5 * mib }
+    const { files: planned } = await planDeploy(s3, [big, files[0]], multipart, silentLogger())
+    expect(planned[0].sha256).toBe(createHash('sha256').update(bytes).digest('hex'))
+    expect(planned[0].partCrc32).toEqual([
+      crc(bytes.subarray(0, 5 * mib)),
+      crc(bytes.subarray(5 * mib, 10 * mib)),
+      crc(bytes.subarray(10 * mib))
+    ])
+    // One PutObject, signed with its SHA-256: no part checksums.
+    expect(planned[1].partCrc32).toBeUndefined()
   })
 })

@@ -19,6 +19,7 @@ import { mockClient } from 'aws-sdk-client-mock'
 import { MiB } from '../../src/constants.js'
 import { AwsError, DeployError, InputError } from '../../src/errors.js'
 import { FileBody } from '../../src/file-body.js'
+import { hashFile } from '../../src/hash.js'
 import type { PlannedFile } from '../../src/types.js'
 import { uploadFiles, type UploadOptions } from '../../src/upload.js'
 import { recordingHandler, type Reply, type SentRequest } from '../../__fixtures__/http-handler.js'
@@ -77,10 +78,15 @@ function options(overrides: Partial<UploadOptions> = {}): UploadOptions {
 const RAMP = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 
 /** Writes `size` bytes stamped with their offset every 4 KiB, so swapped or shifted parts show. */
+/**
+ * Writes the file and plans it as the planner does, with the CRC32s of its parts of `partSize`
+ * (5 MiB, as options() uploads them; the automatic size where a test uses it).
+ */
 async function makeFile(
   relativePath: string,
   size: number,
-  overrides: Partial<PlannedFile> = {}
+  overrides: Partial<PlannedFile> = {},
+  partSize = 5 * MiB
 ): Promise<{ file: PlannedFile; bytes: Buffer }> {
   const bytes = Buffer.alloc(size, RAMP)
   for (let offset = 0; offset + 4 <= size; offset += 4096) bytes.writeUInt32BE(offset, offset)
@@ -96,6 +102,7 @@ async function makeFile(
     contentType: 'application/octet-stream',
     action: 'upload',
     existed: false,
+    partCrc32: (await hashFile(absolutePath, { partSize })).partCrc32,
     ...overrides
   }
   return { file, bytes }
@@ -240,7 +247,7 @@ describe('uploadFiles, multipart', () => {
   })
 
   it('sizes parts automatically when no part size is given', async () => {
-    const { file } = await makeFile('models/auto.bin', 20 * MiB)
+    const { file } = await makeFile('models/auto.bin', 20 * MiB, {}, 16 * MiB)
     await uploadFiles(s3, [file], options({ partSizeBytes: undefined }))
     expect(partInputs().map((p) => bodyBytes(p.Body).length)).toEqual([16 * MiB, 4 * MiB])
     expect(info).toEqual([expect.stringMatching(/\(20\.0 MiB, 2 parts\)$/)])
@@ -496,10 +503,16 @@ describe('uploadFiles, failures', () => {
   })
 
   it('reports a file that vanished as a local read error and aborts its upload', async () => {
-    // Parts are read for their CRC32 before they are sent (the body itself is read in the
-    // request, below this mock: file-body.test.ts covers that path).
+    // The body is read in the request, below this mock (file-body.test.ts covers the reading):
+    // the part fails as fileBodyMiddleware fails it, with the file's path.
     const { file } = await makeFile('models/gone.bin', 12 * MiB)
     await rm(file.absolutePath)
+    s3Mock.on(UploadPartCommand).rejects(
+      Object.assign(new Error(`ENOENT: no such file or directory, open '${file.absolutePath}'`), {
+        code: 'ENOENT',
+        path: file.absolutePath
+      })
+    )
     const err = await uploadFiles(s3, [file], options()).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DeployError)
     expect(err).not.toBeInstanceOf(AwsError)
@@ -508,8 +521,15 @@ describe('uploadFiles, failures', () => {
         `^Failed reading ${file.absolutePath} to upload models/gone.bin to s3://models-bucket/v1/models/gone.bin: ENOENT`
       )
     )
-    expect(s3Mock.commandCalls(UploadPartCommand)).toHaveLength(0)
+    expect(s3Mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0)
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1)
+  })
+
+  it("refuses a multipart file planned without its parts' CRC32s, before creating an upload", async () => {
+    const { file } = await makeFile('models/unplanned.bin', 12 * MiB, { partCrc32: undefined })
+    const err = await uploadFiles(s3, [file], options()).catch((e: unknown) => e)
+    expect((err as Error).message).toContain('planned without the CRC32s of its 3 parts')
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
   })
 })
 
