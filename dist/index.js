@@ -73542,8 +73542,6 @@ var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
-var dist_cjs = __nccwpck_require__(3711);
 ;// CONCATENATED MODULE: ./src/concurrency.ts
 /** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
 async function mapLimit(items, limit, fn) {
@@ -73559,6 +73557,8 @@ async function mapLimit(items, limit, fn) {
     return results;
 }
 
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
+var dist_cjs = __nccwpck_require__(3711);
 ;// CONCATENATED MODULE: ./src/progress.ts
 const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 /** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
@@ -77972,19 +77972,30 @@ async function invalidateAndWait(cf, distributionId, paths, opts) {
 
 
 
+
 /** Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys). */
-async function listPrefix(s3, bucket, prefix) {
+async function listPrefix(s3, bucket, prefix, signal) {
     const objects = new Map();
     let token;
     do {
+        signal?.throwIfAborted();
         const page = await s3
-            .send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }))
+            .send(new dist_cjs/* ListObjectsV2Command */.u6x({
+            Bucket: bucket,
+            Prefix: `${prefix}/`,
+            ContinuationToken: token
+        }), { abortSignal: signal })
             .catch((err) => {
+            // A cancelled listing reports the cancellation, not an AWS failure.
+            signal?.throwIfAborted();
             throw (0,errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
         });
         for (const obj of page.Contents ?? []) {
-            if (obj.Key !== undefined)
+            // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
+            // bring `pr-70/` into a plan (clean-up deletes what it lists).
+            if (obj.Key?.startsWith(`${prefix}/`)) {
                 objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag });
+            }
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -78009,6 +78020,45 @@ async function headObject(s3, bucket, key) {
             return undefined;
         throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
     }
+}
+/** DeleteObjects takes at most this many keys per request. */
+const MAX_KEYS_PER_DELETE = 1000;
+/**
+ * Deletes the keys with DeleteObjects, 1,000 a request, in order (Quiet: only refusals come
+ * back). Keys S3 refuses are collected and returned, so every batch is tried; a failed request
+ * throws. The signal stops it between batches, with the signal's reason; `onBatch` is told the
+ * running count of deleted keys.
+ */
+async function deleteKeys(s3, bucket, keys, 
+/** `what`: the keys, as the error names them, e.g. `object(s) under s3://b/pr-7/`. */
+opts) {
+    const refused = [];
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += MAX_KEYS_PER_DELETE) {
+        opts.signal?.throwIfAborted();
+        const batch = keys.slice(i, i + MAX_KEYS_PER_DELETE);
+        const { Errors } = await s3
+            .send(new dist_cjs/* DeleteObjectsCommand */.xvx({
+            Bucket: bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+        }), { abortSignal: opts.signal })
+            .catch((err) => {
+            opts.signal?.throwIfAborted();
+            throw (0,errors/* explainAwsError */.Ni)(err, {
+                action: `deleting ${batch.length} ${opts.what} (${deleted} deleted before)`,
+                bucket
+            });
+        });
+        const refusedHere = new Set();
+        for (const e of Errors ?? []) {
+            const key = e.Key ?? '(no key)';
+            refusedHere.add(key);
+            refused.push({ key, code: e.Code ?? 'Error', message: (0,secrets/* redact */.E$)(e.Message ?? '') });
+        }
+        deleted += batch.filter((key) => !refusedHere.has(key)).length;
+        opts.onBatch?.(deleted);
+    }
+    return { deleted, refused };
 }
 
 ;// CONCATENATED MODULE: ./src/manifest.ts
@@ -78161,11 +78211,8 @@ tagging) {
 
 
 
-
 /** HEAD requests at once when comparing alias objects. */
 const HEAD_CONCURRENCY = 16;
-/** DeleteObjects takes at most this many keys per request. */
-const MAX_DELETE_KEYS = 1000;
 /** Files named in an error before "… and N more". */
 const SHOWN = 20;
 /**
@@ -78346,7 +78393,12 @@ async function applyAlias(s3, plan, opts) {
     if (plan.stale.length > 0 && signal?.aborted) {
         throw new errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
     }
-    await deleteKeys(s3, plan.bucket, plan.stale);
+    const { refused } = await deleteKeys(s3, plan.bucket, plan.stale, {
+        what: `stale key(s) under s3://${plan.bucket}/${plan.alias}/`
+    });
+    if (refused.length > 0) {
+        throw new errors/* DeployError */.sH(`S3 did not delete ${refused.length} stale alias key(s) from s3://${plan.bucket}: ${listed(refused.map((r) => `${r.key} (${r.code}: ${r.message})`))}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
+    }
     if (plan.stale.length > 0) {
         logger.info(`Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`);
     }
@@ -78426,29 +78478,6 @@ async function planEntry(s3, held, request) {
 function sameRecord(a, b) {
     const keys = Object.keys(a);
     return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
-}
-/** DeleteObjects in batches of 1,000; any key S3 reports as not deleted fails the call. */
-async function deleteKeys(s3, bucket, keys) {
-    const failed = [];
-    for (let i = 0; i < keys.length; i += MAX_DELETE_KEYS) {
-        const batch = keys.slice(i, i + MAX_DELETE_KEYS);
-        const { Errors } = await s3
-            .send(new dist_cjs/* DeleteObjectsCommand */.xvx({
-            Bucket: bucket,
-            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
-        }))
-            .catch((err) => {
-            throw (0,errors/* explainAwsError */.Ni)(err, {
-                action: `removing ${batch.length} stale key(s) from s3://${bucket}`,
-                bucket
-            });
-        });
-        for (const e of Errors ?? [])
-            failed.push(`${e.Key} (${e.Code ?? 'Error'}: ${e.Message ?? ''})`);
-    }
-    if (failed.length > 0) {
-        throw new errors/* DeployError */.sH(`S3 did not delete ${failed.length} stale alias key(s) from s3://${bucket}: ${listed(failed)}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
-    }
 }
 function listed(items) {
     const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
@@ -84526,8 +84555,6 @@ function isAscii(value) {
 
 /** The object tag of preview uploads, which a lifecycle rule can expire (see the README). */
 const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' };
-/** S3 accepts at most this many keys per DeleteObjects request. */
-const MAX_KEYS_PER_DELETE = 1000;
 /**
  * The bytes read from a manifest to learn its `versionPrefix`: serializeManifest writes
  * `schemaVersion` then `versionPrefix` first, and keys are at most 1,024 bytes, so this holds it.
@@ -84581,7 +84608,8 @@ async function planCleanup(s3, target, opts) {
     if (ownVersion !== undefined && ownVersion !== versionPrefix) {
         throw new errors/* DeployError */.sH(`Refusing to delete ${where}: it is an alias of "${ownVersion}" (its manifest.json names that version), not a version; nothing was deleted.`, 'Set `version-prefix` to the preview to remove; move an alias with `mode: promote`.');
     }
-    const objects = await listObjects(s3, bucket, versionPrefix, opts.signal);
+    const listed = await listPrefix(s3, bucket, versionPrefix, opts.signal);
+    const objects = [...listed].map(([key, o]) => ({ key, size: o.size }));
     const nested = await nestedManifests(s3, bucket, versionPrefix, objects, opts);
     if (nested.length > 0) {
         throw new errors/* DeployError */.sH(`Refusing to delete ${where}: it holds other published versions or aliases (${enumerate(nested)}); nothing was deleted.`, 'Clean-up removes one version prefix; set `version-prefix` to the preview itself (e.g. resnet50/pr-42, not resnet50).');
@@ -84630,39 +84658,26 @@ async function executeCleanup(s3, plan, opts) {
     for (const failure of outcome.failed)
         opts.logger.warning((0,multipart_tracker/* abortFailureWarning */.dB)(failure));
     result.abortedUploads = outcome.aborted.length + outcome.gone.length;
-    const failures = [];
     let deleted = 0;
-    for (let i = 0; i < objects.length; i += MAX_KEYS_PER_DELETE) {
-        if (opts.signal?.aborted) {
-            throw new errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
-        }
-        const batch = objects.slice(i, i + MAX_KEYS_PER_DELETE);
-        let response;
-        try {
-            response = await s3.send(new dist_cjs/* DeleteObjectsCommand */.xvx({
-                Bucket: bucket,
-                Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true }
-            }), { abortSignal: opts.signal });
-        }
-        catch (err) {
-            if (opts.signal?.aborted)
-                throw opts.signal.reason;
-            throw (0,errors/* explainAwsError */.Ni)(err, {
-                action: `deleting ${batch.length} object(s) under ${where} (${deleted} deleted before)`,
-                bucket
-            });
-        }
-        const refused = new Set();
-        for (const e of response.Errors ?? []) {
-            const key = e.Key ?? '(no key)';
-            refused.add(key);
-            failures.push({ key, code: e.Code ?? 'Error', message: (0,secrets/* redact */.E$)(e.Message ?? '') });
-        }
-        deleted += batch.filter((o) => !refused.has(o.key)).length;
-        opts.logger.info(`Deleted ${deleted} of ${objects.length} object(s) under ${where}`);
+    let refused;
+    try {
+        ;
+        ({ deleted, refused } = await deleteKeys(s3, bucket, objects.map((o) => o.key), {
+            what: `object(s) under ${where}`,
+            signal: opts.signal,
+            onBatch: (count) => {
+                deleted = count;
+                opts.logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`);
+            }
+        }));
     }
-    if (failures.length > 0)
-        throw deleteFailure(where, failures, deleted, objects.length);
+    catch (err) {
+        if (!opts.signal?.aborted)
+            throw err;
+        throw new errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
+    }
+    if (refused.length > 0)
+        throw deleteFailure(where, refused, deleted, objects.length);
     opts.logger.info(`Removed ${where}: ${deleted} object(s), ${formatBytes(plan.bytes)}; ` +
         `${result.abortedUploads} multipart upload(s) aborted.`);
     return result;
@@ -84772,29 +84787,6 @@ async function readVersionPrefix(s3, bucket, prefix, signal, key = `${prefix}/${
     catch {
         return undefined;
     }
-}
-/** Every object under `<prefix>/` (the slash keeps `pr-7` from matching `pr-70/`), all pages. */
-async function listObjects(s3, bucket, prefix, signal) {
-    const under = `${prefix}/`;
-    const objects = [];
-    let token;
-    do {
-        signal?.throwIfAborted();
-        const page = await s3
-            .send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket: bucket, Prefix: under, ContinuationToken: token }), {
-            abortSignal: signal
-        })
-            .catch((err) => {
-            throw failure(err, `listing s3://${bucket}/${under}`, bucket, signal);
-        });
-        for (const { Key, Size } of page.Contents ?? []) {
-            // The prefix again: an S3-compatible store may ignore it.
-            if (Key?.startsWith(under))
-                objects.push({ key: Key, size: Size ?? 0 });
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return objects;
 }
 /**
  * The prefixes below `prefix` whose manifest.json is one of this action's: other versions or

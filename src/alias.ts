@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from './concurrency.js'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES, SHA256_METADATA_KEY } from './constants.js'
 import { copyObject, MAX_SINGLE_COPY_BYTES, type CopyRequest } from './copy.js'
-import { DeployError, InputError, explainAwsError } from './errors.js'
+import { DeployError, InputError } from './errors.js'
 import { objectKey } from './files.js'
 import { toInvalidationPath } from './invalidation.js'
-import { headObject, listPrefix, type ListedObject } from './stored-objects.js'
+import { deleteKeys, headObject, listPrefix, type ListedObject } from './stored-objects.js'
 import { compareCodeUnits, manifestKey, serializeManifest } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
 import { formatBytes } from './progress.js'
@@ -14,8 +14,6 @@ import type { Logger, Manifest } from './types.js'
 
 /** HEAD requests at once when comparing alias objects. */
 const HEAD_CONCURRENCY = 16
-/** DeleteObjects takes at most this many keys per request. */
-export const MAX_DELETE_KEYS = 1000
 /** Files named in an error before "… and N more". */
 const SHOWN = 20
 
@@ -333,7 +331,15 @@ export async function applyAlias(
       { cause: signal.reason }
     )
   }
-  await deleteKeys(s3, plan.bucket, plan.stale)
+  const { refused } = await deleteKeys(s3, plan.bucket, plan.stale, {
+    what: `stale key(s) under s3://${plan.bucket}/${plan.alias}/`
+  })
+  if (refused.length > 0) {
+    throw new DeployError(
+      `S3 did not delete ${refused.length} stale alias key(s) from s3://${plan.bucket}: ${listed(refused.map((r) => `${r.key} (${r.code}: ${r.message})`))}`,
+      'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.'
+    )
+  }
   if (plan.stale.length > 0) {
     logger.info(
       `Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`
@@ -435,34 +441,6 @@ async function planEntry(
 function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a)
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
-}
-
-/** DeleteObjects in batches of 1,000; any key S3 reports as not deleted fails the call. */
-async function deleteKeys(s3: S3Client, bucket: string, keys: string[]): Promise<void> {
-  const failed: string[] = []
-  for (let i = 0; i < keys.length; i += MAX_DELETE_KEYS) {
-    const batch = keys.slice(i, i + MAX_DELETE_KEYS)
-    const { Errors } = await s3
-      .send(
-        new DeleteObjectsCommand({
-          Bucket: bucket,
-          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
-        })
-      )
-      .catch((err: unknown) => {
-        throw explainAwsError(err, {
-          action: `removing ${batch.length} stale key(s) from s3://${bucket}`,
-          bucket
-        })
-      })
-    for (const e of Errors ?? []) failed.push(`${e.Key} (${e.Code ?? 'Error'}: ${e.Message ?? ''})`)
-  }
-  if (failed.length > 0) {
-    throw new DeployError(
-      `S3 did not delete ${failed.length} stale alias key(s) from s3://${bucket}: ${listed(failed)}`,
-      'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.'
-    )
-  }
 }
 
 function listed(items: string[]): string {

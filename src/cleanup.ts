@@ -1,7 +1,5 @@
 import {
-  DeleteObjectsCommand,
   GetObjectCommand,
-  type DeleteObjectsCommandOutput,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client
@@ -10,6 +8,7 @@ import { mapLimit } from './concurrency.js'
 import { MANIFEST_FILE_NAME } from './constants.js'
 import { DeployError, awsErrorCode, explainAwsError, httpStatusOf } from './errors.js'
 import { toInvalidationPath } from './invalidation.js'
+import { deleteKeys, listPrefix, type RefusedDelete } from './stored-objects.js'
 import { compareCodeUnits } from './manifest.js'
 import {
   abortFailureWarning,
@@ -18,14 +17,10 @@ import {
   type MultipartUpload
 } from './multipart-tracker.js'
 import { formatBytes } from './progress.js'
-import { redact } from './secrets.js'
 import type { Logger } from './types.js'
 
 /** The object tag of preview uploads, which a lifecycle rule can expire (see the README). */
 export const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' } as const
-
-/** S3 accepts at most this many keys per DeleteObjects request. */
-export const MAX_KEYS_PER_DELETE = 1000
 
 /**
  * The bytes read from a manifest to learn its `versionPrefix`: serializeManifest writes
@@ -139,7 +134,8 @@ export async function planCleanup(
     )
   }
 
-  const objects = await listObjects(s3, bucket, versionPrefix, opts.signal)
+  const listed = await listPrefix(s3, bucket, versionPrefix, opts.signal)
+  const objects = [...listed].map(([key, o]) => ({ key, size: o.size }))
   const nested = await nestedManifests(s3, bucket, versionPrefix, objects, opts)
   if (nested.length > 0) {
     throw new DeployError(
@@ -220,44 +216,32 @@ export async function executeCleanup(
   for (const failure of outcome.failed) opts.logger.warning(abortFailureWarning(failure))
   result.abortedUploads = outcome.aborted.length + outcome.gone.length
 
-  const failures: { key: string; code: string; message: string }[] = []
   let deleted = 0
-  for (let i = 0; i < objects.length; i += MAX_KEYS_PER_DELETE) {
-    if (opts.signal?.aborted) {
-      throw new DeployError(
-        `Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`,
-        'Run the clean-up again: it deletes what is left.',
-        { cause: opts.signal.reason }
-      )
-    }
-    const batch = objects.slice(i, i + MAX_KEYS_PER_DELETE)
-    let response: DeleteObjectsCommandOutput
-    try {
-      response = await s3.send(
-        new DeleteObjectsCommand({
-          Bucket: bucket,
-          Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true }
-        }),
-        { abortSignal: opts.signal }
-      )
-    } catch (err) {
-      if (opts.signal?.aborted) throw opts.signal.reason
-      throw explainAwsError(err, {
-        action: `deleting ${batch.length} object(s) under ${where} (${deleted} deleted before)`,
-        bucket
-      })
-    }
-    const refused = new Set<string>()
-    for (const e of response.Errors ?? []) {
-      const key = e.Key ?? '(no key)'
-      refused.add(key)
-      failures.push({ key, code: e.Code ?? 'Error', message: redact(e.Message ?? '') })
-    }
-    deleted += batch.filter((o) => !refused.has(o.key)).length
-    opts.logger.info(`Deleted ${deleted} of ${objects.length} object(s) under ${where}`)
+  let refused: RefusedDelete[]
+  try {
+    ;({ deleted, refused } = await deleteKeys(
+      s3,
+      bucket,
+      objects.map((o) => o.key),
+      {
+        what: `object(s) under ${where}`,
+        signal: opts.signal,
+        onBatch: (count) => {
+          deleted = count
+          opts.logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`)
+        }
+      }
+    ))
+  } catch (err) {
+    if (!opts.signal?.aborted) throw err
+    throw new DeployError(
+      `Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`,
+      'Run the clean-up again: it deletes what is left.',
+      { cause: opts.signal.reason }
+    )
   }
 
-  if (failures.length > 0) throw deleteFailure(where, failures, deleted, objects.length)
+  if (refused.length > 0) throw deleteFailure(where, refused, deleted, objects.length)
   opts.logger.info(
     `Removed ${where}: ${deleted} object(s), ${formatBytes(plan.bytes)}; ` +
       `${result.abortedUploads} multipart upload(s) aborted.`
@@ -267,7 +251,7 @@ export async function executeCleanup(
 
 function deleteFailure(
   where: string,
-  failures: { key: string; code: string; message: string }[],
+  failures: RefusedDelete[],
   deleted: number,
   total: number
 ): DeployError {
@@ -404,34 +388,6 @@ async function readVersionPrefix(
   } catch {
     return undefined
   }
-}
-
-/** Every object under `<prefix>/` (the slash keeps `pr-7` from matching `pr-70/`), all pages. */
-async function listObjects(
-  s3: S3Client,
-  bucket: string,
-  prefix: string,
-  signal: AbortSignal | undefined
-): Promise<StoredObject[]> {
-  const under = `${prefix}/`
-  const objects: StoredObject[] = []
-  let token: string | undefined
-  do {
-    signal?.throwIfAborted()
-    const page = await s3
-      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: under, ContinuationToken: token }), {
-        abortSignal: signal
-      })
-      .catch((err: unknown) => {
-        throw failure(err, `listing s3://${bucket}/${under}`, bucket, signal)
-      })
-    for (const { Key, Size } of page.Contents ?? []) {
-      // The prefix again: an S3-compatible store may ignore it.
-      if (Key?.startsWith(under)) objects.push({ key: Key, size: Size ?? 0 })
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined
-  } while (token)
-  return objects
 }
 
 /**

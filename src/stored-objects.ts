@@ -1,8 +1,14 @@
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import {
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client
+} from '@aws-sdk/client-s3'
 import { SHA256_METADATA_KEY } from './constants.js'
 import { explainAwsError, httpStatusOf } from './errors.js'
+import { redact } from './secrets.js'
 
-/** Reading what the bucket holds: listings and HEADs, as the planners need them. */
+/** What the bucket holds: listings and HEADs as the planners need them, and batched deletes. */
 
 /** An object as ListObjectsV2 reports it. */
 export interface ListedObject {
@@ -14,20 +20,33 @@ export interface ListedObject {
 export async function listPrefix(
   s3: S3Client,
   bucket: string,
-  prefix: string
+  prefix: string,
+  signal?: AbortSignal
 ): Promise<Map<string, ListedObject>> {
   const objects = new Map<string, ListedObject>()
   let token: string | undefined
   do {
+    signal?.throwIfAborted()
     const page = await s3
       .send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token })
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: `${prefix}/`,
+          ContinuationToken: token
+        }),
+        { abortSignal: signal }
       )
       .catch((err: unknown) => {
+        // A cancelled listing reports the cancellation, not an AWS failure.
+        signal?.throwIfAborted()
         throw explainAwsError(err, { action: `listing s3://${bucket}/${prefix}/`, bucket })
       })
     for (const obj of page.Contents ?? []) {
-      if (obj.Key !== undefined) objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag })
+      // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
+      // bring `pr-70/` into a plan (clean-up deletes what it lists).
+      if (obj.Key?.startsWith(`${prefix}/`)) {
+        objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag })
+      }
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined
   } while (token)
@@ -66,4 +85,59 @@ export async function headObject(
     if (httpStatusOf(err) === 404) return undefined
     throw explainAwsError(err, { action: `reading s3://${bucket}/${key}`, bucket })
   }
+}
+
+/** DeleteObjects takes at most this many keys per request. */
+export const MAX_KEYS_PER_DELETE = 1000
+
+/** A key S3 would not delete, with what it said. */
+export interface RefusedDelete {
+  key: string
+  code: string
+  message: string
+}
+
+/**
+ * Deletes the keys with DeleteObjects, 1,000 a request, in order (Quiet: only refusals come
+ * back). Keys S3 refuses are collected and returned, so every batch is tried; a failed request
+ * throws. The signal stops it between batches, with the signal's reason; `onBatch` is told the
+ * running count of deleted keys.
+ */
+export async function deleteKeys(
+  s3: S3Client,
+  bucket: string,
+  keys: string[],
+  /** `what`: the keys, as the error names them, e.g. `object(s) under s3://b/pr-7/`. */
+  opts: { what: string; signal?: AbortSignal; onBatch?: (deleted: number) => void }
+): Promise<{ deleted: number; refused: RefusedDelete[] }> {
+  const refused: RefusedDelete[] = []
+  let deleted = 0
+  for (let i = 0; i < keys.length; i += MAX_KEYS_PER_DELETE) {
+    opts.signal?.throwIfAborted()
+    const batch = keys.slice(i, i + MAX_KEYS_PER_DELETE)
+    const { Errors } = await s3
+      .send(
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+        }),
+        { abortSignal: opts.signal }
+      )
+      .catch((err: unknown) => {
+        opts.signal?.throwIfAborted()
+        throw explainAwsError(err, {
+          action: `deleting ${batch.length} ${opts.what} (${deleted} deleted before)`,
+          bucket
+        })
+      })
+    const refusedHere = new Set<string>()
+    for (const e of Errors ?? []) {
+      const key = e.Key ?? '(no key)'
+      refusedHere.add(key)
+      refused.push({ key, code: e.Code ?? 'Error', message: redact(e.Message ?? '') })
+    }
+    deleted += batch.filter((key) => !refusedHere.has(key)).length
+    opts.onBatch?.(deleted)
+  }
+  return { deleted, refused }
 }

@@ -9,7 +9,6 @@ import {
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import {
-  MAX_KEYS_PER_DELETE,
   PREVIEW_TAG,
   executeCleanup,
   findAliasesOf,
@@ -18,6 +17,7 @@ import {
   type CleanupPlan
 } from '../../src/cleanup.js'
 import { AwsError, DeployError } from '../../src/errors.js'
+import { MAX_KEYS_PER_DELETE } from '../../src/stored-objects.js'
 import { serializeManifest } from '../../src/manifest.js'
 import type { Manifest } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
