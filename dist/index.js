@@ -78001,6 +78001,11 @@ async function listPrefix(s3, bucket, prefix, signal) {
     } while (token);
     return objects;
 }
+/** Whether two sets of user metadata are equal (S3 returns keys lower-cased, as we store them). */
+function sameMetadata(a, b) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
 /** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
 async function headObject(s3, bucket, key) {
     try {
@@ -78472,12 +78477,8 @@ async function planEntry(s3, held, request) {
     const same = stored.metadata[constants/* SHA256_METADATA_KEY */.U6] !== undefined &&
         stored.contentType === request.contentType &&
         stored.cacheControl === request.cacheControl &&
-        sameRecord(stored.metadata, request.metadata);
+        sameMetadata(stored.metadata, request.metadata);
     return { ...request, action: same ? 'unchanged' : 'copy', existed: true };
-}
-function sameRecord(a, b) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 function listed(items) {
     const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
@@ -86214,14 +86215,10 @@ function describeDifference(stored, local, inputs) {
     }
     const storedMeta = { ...stored.metadata };
     delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
-    if (!plan_sameRecord(storedMeta, inputs.metadata)) {
+    if (!sameMetadata(storedMeta, inputs.metadata)) {
         changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
     }
     return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
-}
-function plan_sameRecord(a, b) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 function immutableError(conflicts, differences, bucket) {
     const shown = conflicts

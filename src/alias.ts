@@ -6,7 +6,13 @@ import { copyObject, MAX_SINGLE_COPY_BYTES, type CopyRequest } from './copy.js'
 import { DeployError, InputError } from './errors.js'
 import { objectKey } from './files.js'
 import { toInvalidationPath } from './invalidation.js'
-import { deleteKeys, headObject, listPrefix, type ListedObject } from './stored-objects.js'
+import {
+  deleteKeys,
+  headObject,
+  listPrefix,
+  type ListedObject,
+  sameMetadata
+} from './stored-objects.js'
 import { compareCodeUnits, manifestKey, serializeManifest } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
 import { formatBytes } from './progress.js'
@@ -434,13 +440,8 @@ async function planEntry(
     stored.metadata[SHA256_METADATA_KEY] !== undefined &&
     stored.contentType === request.contentType &&
     stored.cacheControl === request.cacheControl &&
-    sameRecord(stored.metadata, request.metadata)
+    sameMetadata(stored.metadata, request.metadata)
   return { ...request, action: same ? 'unchanged' : 'copy', existed: true }
-}
-
-function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a)
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
 }
 
 function listed(items: string[]): string {

@@ -5,7 +5,7 @@ import { contentTypeFor } from './content-type.js'
 import { ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
 import { hashFile } from './hash.js'
-import { headObject, listPrefix, type StoredObject } from './stored-objects.js'
+import { headObject, listPrefix, sameMetadata, type StoredObject } from './stored-objects.js'
 import { multipartPartSize } from './part-size.js'
 import type { DeployInputs, LocalFile, Logger, PlannedFile } from './types.js'
 
@@ -141,15 +141,10 @@ function describeDifference(
   }
   const storedMeta = { ...stored.metadata }
   delete storedMeta[SHA256_METADATA_KEY]
-  if (!sameRecord(storedMeta, inputs.metadata)) {
+  if (!sameMetadata(storedMeta, inputs.metadata)) {
     changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`)
   }
   return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined
-}
-
-function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a)
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
 }
 
 function immutableError(

@@ -64,6 +64,12 @@ export interface StoredObject {
   metadata: Record<string, string>
 }
 
+/** Whether two sets of user metadata are equal (S3 returns keys lower-cased, as we store them). */
+export function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
+}
+
 /** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
 export async function headObject(
   s3: S3Client,
