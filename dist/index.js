@@ -86039,92 +86039,197 @@ function contentTypeFor(relativePath, override) {
     return type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
 ;// CONCATENATED MODULE: ./src/hash.ts
 
 
-
-/** Bytes per read; a file being hashed holds two such buffers. */
-const HASH_READ_BYTES = 1024 * 1024;
-/** Buffer pairs of finished hashes, for the next file (at most one per file hashed at once). */
-const idle = [];
+/**
+ * Hashing runs in worker threads: SHA-256 costs ~0.7 CPU-s per GiB here, which on the main
+ * thread would hold up every upload's TLS writes, and one thread would hash files one at a
+ * time. With a worker per core, files are hashed in parallel while the main thread sends.
+ */
+const MAX_WORKERS = 4;
 /**
  * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
  * upload sends each part with its CRC32 and would otherwise read the file a second time. Memory
- * stays flat for multi-GB weights: two reused buffers, the next read in flight (on libuv's
- * thread pool) while the current one is hashed, so reading overlaps hashing and nothing is
- * allocated per read. A ReadStream piped into the hash took ~35% longer for 1 GiB. The signal
- * stops a multi-GB hash within one read when the run is cancelled.
+ * stays flat for multi-GB weights (two reused 1 MiB buffers per worker). The signal stops a
+ * multi-GB hash at once (the worker is terminated) when the run is cancelled.
  */
 async function hashFile(filePath, opts = {}) {
-    const { signal, partSize } = opts;
-    signal?.throwIfAborted();
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    const parts = partSize ? new PartCrc32(partSize) : undefined;
-    const buffers = idle.pop() ?? [
-        Buffer.allocUnsafeSlow(HASH_READ_BYTES),
-        Buffer.allocUnsafeSlow(HASH_READ_BYTES)
-    ];
-    const handle = await (0,promises_.open)(filePath, 'r');
-    let reading;
-    try {
-        let position = 0;
-        let turn = 0;
-        reading = handle.read(buffers[turn], 0, HASH_READ_BYTES, position);
-        for (;;) {
-            const { bytesRead, buffer } = await reading;
-            reading = undefined;
-            if (bytesRead === 0)
-                break;
-            signal?.throwIfAborted();
-            position += bytesRead;
-            turn ^= 1;
-            reading = handle.read(buffers[turn], 0, HASH_READ_BYTES, position);
-            const chunk = buffer.subarray(0, bytesRead);
-            hash.update(chunk);
-            parts?.update(chunk);
-        }
-    }
-    finally {
-        // A read still in flight must land before its buffer is reused or the file closed.
-        await reading?.catch(() => undefined);
-        await handle.close();
-        idle.push(buffers);
-    }
-    return { sha256: hash.digest('hex'), partCrc32: parts?.digest() ?? [] };
+    return pool.run({ path: filePath, partSize: opts.partSize }, opts.signal);
 }
-/** CRC32s of consecutive `partSize`-byte ranges of a stream of chunks. */
-class PartCrc32 {
-    partSize;
-    done = [];
-    crc = 0;
-    filled = 0;
-    constructor(partSize) {
-        this.partSize = partSize;
+/** Lazily started workers, at most one per core (and MAX_WORKERS); requests beyond wait. */
+class HashPool {
+    size;
+    idle = [];
+    waiting = [];
+    started = 0;
+    constructor(size) {
+        this.size = size;
     }
-    update(chunk) {
-        for (let offset = 0; offset < chunk.length;) {
-            const take = Math.min(chunk.length - offset, this.partSize - this.filled);
-            this.crc = (0,external_node_zlib_.crc32)(chunk.subarray(offset, offset + take), this.crc);
-            this.filled += take;
-            offset += take;
-            if (this.filled === this.partSize)
-                this.finishPart();
+    async run(request, signal) {
+        signal?.throwIfAborted();
+        const worker = await this.acquire(signal);
+        let healthy = false;
+        try {
+            const result = await ask(worker, request, signal);
+            healthy = true;
+            return result;
+        }
+        finally {
+            this.release(worker, healthy);
         }
     }
-    digest() {
-        if (this.filled > 0)
-            this.finishPart();
-        return this.done;
+    async acquire(signal) {
+        while (this.idle.length === 0 && this.started >= this.size) {
+            await new Promise((resolve) => this.waiting.push(resolve));
+            if (signal?.aborted) {
+                // Pass the wake-up on: a worker may be free for another waiter.
+                this.waiting.shift()?.();
+                signal.throwIfAborted();
+            }
+        }
+        const worker = this.idle.pop() ?? this.start();
+        // Referenced only while busy: an idle worker must not keep the process alive.
+        worker.ref();
+        return worker;
     }
-    finishPart() {
+    start() {
+        this.started++;
+        const worker = new external_node_worker_threads_.Worker(`(${hashWorker.toString()})()`, { eval: true });
+        // One that dies while idle must not be handed out again.
+        worker.once('exit', () => {
+            const index = this.idle.indexOf(worker);
+            if (index >= 0) {
+                this.idle.splice(index, 1);
+                this.started--;
+            }
+        });
+        return worker;
+    }
+    /** A worker that was terminated, crashed or left mid-file is dropped, not reused. */
+    release(worker, healthy) {
+        if (healthy) {
+            worker.unref();
+            this.idle.push(worker);
+        }
+        else {
+            this.started--;
+            void worker.terminate();
+        }
+        this.waiting.shift()?.();
+    }
+}
+const pool = new HashPool(Math.max(1, Math.min((0,external_node_os_.availableParallelism)(), MAX_WORKERS)));
+function ask(worker, request, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const settle = () => {
+            worker.off('message', onMessage);
+            worker.off('error', onError);
+            worker.off('exit', onExit);
+            signal?.removeEventListener('abort', onAbort);
+        };
+        const onMessage = (reply) => {
+            settle();
+            if ('ok' in reply)
+                resolve(reply.ok);
+            else
+                reject(Object.assign(new Error(reply.error.message), reply.error));
+        };
+        const onError = (err) => {
+            settle();
+            reject(err);
+        };
+        const onExit = (code) => {
+            settle();
+            reject(new Error(`The hashing worker exited (code ${code}) while hashing ${request.path}.`));
+        };
+        const onAbort = () => {
+            settle();
+            reject(signal?.reason);
+        };
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.on('exit', onExit);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        worker.postMessage(request);
+    });
+}
+/**
+ * The worker's whole program, sent as source: it must not refer to anything outside itself
+ * (the bundler renames imports), so modules come from process.getBuiltinModule. The next read
+ * is in flight (on libuv's pool) while the current chunk is hashed; a ReadStream piped into the
+ * hash took ~35% longer.
+ */
+function hashWorker() {
+    const { parentPort } = process.getBuiltinModule('node:worker_threads');
+    const { createHash } = process.getBuiltinModule('node:crypto');
+    const { open } = process.getBuiltinModule('node:fs/promises');
+    const { crc32 } = process.getBuiltinModule('node:zlib');
+    const readBytes = 1024 * 1024;
+    const buffers = [Buffer.allocUnsafeSlow(readBytes), Buffer.allocUnsafeSlow(readBytes)];
+    const crcBase64 = (crc) => {
         const out = Buffer.alloc(4);
-        out.writeUInt32BE(this.crc >>> 0);
-        this.done.push(out.toString('base64'));
-        this.crc = 0;
-        this.filled = 0;
+        out.writeUInt32BE(crc >>> 0);
+        return out.toString('base64');
+    };
+    async function hash({ path, partSize }) {
+        const sha256 = createHash('sha256');
+        const partCrc32 = [];
+        let crc = 0;
+        let filled = 0;
+        const handle = await open(path, 'r');
+        let reading;
+        try {
+            let position = 0;
+            let turn = 0;
+            reading = handle.read(buffers[turn], 0, readBytes, position);
+            for (;;) {
+                const { bytesRead, buffer } = await reading;
+                reading = undefined;
+                if (bytesRead === 0)
+                    break;
+                position += bytesRead;
+                turn ^= 1;
+                reading = handle.read(buffers[turn], 0, readBytes, position);
+                const chunk = buffer.subarray(0, bytesRead);
+                sha256.update(chunk);
+                // Part boundaries need not fall on read boundaries.
+                for (let offset = 0; partSize && offset < chunk.length;) {
+                    const take = Math.min(chunk.length - offset, partSize - filled);
+                    crc = crc32(chunk.subarray(offset, offset + take), crc);
+                    filled += take;
+                    offset += take;
+                    if (filled === partSize) {
+                        partCrc32.push(crcBase64(crc));
+                        crc = 0;
+                        filled = 0;
+                    }
+                }
+            }
+        }
+        finally {
+            // A read still in flight must land before its buffer is reused or the file closed.
+            await reading?.catch(() => undefined);
+            await handle.close();
+        }
+        if (filled > 0)
+            partCrc32.push(crcBase64(crc));
+        return { sha256: sha256.digest('hex'), partCrc32 };
     }
+    parentPort.on('message', (request) => {
+        hash(request).then((ok) => parentPort.postMessage({ ok }), (err) => {
+            const { message, code, errno, syscall, path } = err;
+            parentPort.postMessage({
+                error: { message, code, errno, syscall, path }
+            });
+        });
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/plan.ts

@@ -71,6 +71,19 @@ describe('hashFile', () => {
     }
   )
 
+  it('terminates a worker cancelled mid-file and hashes on with a fresh one', async () => {
+    const path = await fileOf('cancelled-mid-file', randomBytes(96 * MiB))
+    const controller = new AbortController()
+    const hashing = hashFile(path, { signal: controller.signal })
+    setTimeout(() => controller.abort(new Error('cancelled mid-file')), 5)
+    await expect(hashing).rejects.toThrow('cancelled mid-file')
+    const contents = Array.from({ length: 6 }, (_, i) => randomBytes(MiB + i))
+    const paths = await Promise.all(contents.map((c, i) => fileOf(`after-cancel-${i}`, c)))
+    expect(await Promise.all(paths.map(async (p) => (await hashFile(p)).sha256))).toEqual(
+      contents.map(sha)
+    )
+  })
+
   it('computes no CRC32 without a part size', async () => {
     expect((await hashFile(await fileOf('no-parts', randomBytes(MiB)))).partCrc32).toEqual([])
   })
