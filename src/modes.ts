@@ -214,7 +214,7 @@ async function commentOnPullRequest(
   create: boolean
 ): Promise<CommentOutcome> {
   try {
-    const github = createGitHubClient(inputs.githubToken, deps.env)
+    const github = await createGitHubClient(inputs.githubToken, deps.env)
     return await upsertPreviewComment(github, pr, body, {
       dryRun: inputs.dryRun,
       logger: deps.logger,

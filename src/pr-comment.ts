@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { getOctokit } from '@actions/github'
+import type * as ActionsGitHub from '@actions/github'
 import { DeployError, InputError } from './errors.js'
 import { inlineCode } from './markdown.js'
 import { formatBytes } from './progress.js'
@@ -305,14 +305,17 @@ export function removedCommentBody(input: RemovedBodyInput): string {
   ].join('\n')
 }
 
-export type GitHubClient = ReturnType<typeof getOctokit>
+export type GitHubClient = ReturnType<typeof ActionsGitHub.getOctokit>
 
 /**
  * The REST client, against GITHUB_API_URL (GitHub Enterprise Server sets it). @actions/github
  * picks its proxy-aware fetch for the API URL in process.env at import; on a runner that is the
  * same variable, so proxies configured for the runner apply.
  */
-export function createGitHubClient(token: string, env: NodeJS.ProcessEnv): GitHubClient {
+export async function createGitHubClient(
+  token: string,
+  env: NodeJS.ProcessEnv
+): Promise<GitHubClient> {
   if (!token.trim()) {
     throw new InputError(
       '`github-token` is empty, so the preview comment cannot be written.',
@@ -320,6 +323,8 @@ export function createGitHubClient(token: string, env: NodeJS.ProcessEnv): GitHu
     )
   }
   const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '')
+  // Loaded only to write a comment: every other run would pay Octokit's start-up and memory.
+  const { getOctokit } = await import('@actions/github')
   return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' })
 }
 

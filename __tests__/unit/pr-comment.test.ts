@@ -67,7 +67,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
   it('creates one comment on the first run and edits that same comment on the next', async () => {
     const { logger, opts } = options()
     const first = await upsertPreviewComment(
-      client(),
+      await client(),
       pr,
       body([file('model.onnx', 1536, 'b'), file('config.json', 300, 'c')]),
       opts
@@ -97,7 +97,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
 
     const firstRun = gh.requests.length
     const second = await upsertPreviewComment(
-      client(),
+      await client(),
       pr,
       body([file('model-v2.onnx', 2048, 'd')]),
       opts
@@ -127,7 +127,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
       { body: `${previewMarker()}\nold preview`, user: { login: 'bot', id: 1, type: 'Bot' } }
     ])
     const { opts } = options()
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome).toMatchObject({ action: 'updated', url: ours.html_url })
     const reads = gh.requests.filter((r) => r.method === 'GET')
     expect(reads.map((r) => [r.path.replace(/\d{6}/, 'ID'), r.query])).toEqual([
@@ -147,7 +147,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
       `${previewMarker()} and text on the same line`
     ])
     const { opts } = options()
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('created')
     const comments = gh.comments('acme', 'models', 42)
     expect(comments).toHaveLength(4)
@@ -155,7 +155,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
 
     // The step with its own id edits its own comment only.
     const resnet = body([file('r.bin', 2)], { commentId: 'resnet' })
-    expect(await upsertPreviewComment(client(), pr, resnet, opts)).toMatchObject({
+    expect(await upsertPreviewComment(await client(), pr, resnet, opts)).toMatchObject({
       action: 'updated',
       url: seeded[0].html_url
     })
@@ -168,7 +168,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
       `${previewMarker()}\nduplicate`
     ])
     const { opts } = options()
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome).toMatchObject({ action: 'updated', url: oldest.html_url })
     expect(gh.comments('acme', 'models', 42)[1].body).toBe(newer.body)
   })
@@ -177,7 +177,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
     gh.fail({ route: 'create-comment', failure: 'forbidden' })
     const { logger, opts } = options()
     const fork = { ...pr, fork: true }
-    const outcome = await upsertPreviewComment(client(), fork, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), fork, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('failed')
     expect(outcome.url).toBeUndefined()
     expect(outcome.warning).toContain(
@@ -200,7 +200,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
     if (route === 'update-comment') gh.seedComments('acme', 'models', 42, [previewMarker()])
     gh.fail({ route, failure })
     const { logger, opts } = options()
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('failed')
     expect(outcome.warning).toContain(hint)
     expect(logger.warnings).toHaveLength(1)
@@ -214,7 +214,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
       sleep: async (ms) => void sleeps.push(ms),
       random: () => 0
     })
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('updated')
     expect(gh.comments('acme', 'models', 42)).toHaveLength(1)
     expect(gh.requests.map((r) => [r.method, r.status])).toEqual([
@@ -233,7 +233,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
     const [ours] = gh.seedComments('acme', 'models', 42, [previewMarker()])
     gh.fail({ route: 'update-comment', failure: 'not-found', times: 1 })
     const outcome = await upsertPreviewComment(
-      client(),
+      await client(),
       pr,
       body([file('a.bin', 1)]),
       options().opts
@@ -249,13 +249,18 @@ describe('upsertPreviewComment against a fake GitHub', () => {
 
   it('retries reset connections, and warns after the last attempt fails', async () => {
     gh.fail({ route: 'list-comments', failure: 'reset', times: 1 })
-    const first = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), options().opts)
+    const first = await upsertPreviewComment(
+      await client(),
+      pr,
+      body([file('a.bin', 1)]),
+      options().opts
+    )
     expect(first.action).toBe('created')
 
     gh.reset()
     gh.fail({ route: 'list-comments', failure: 'server-error' })
     const { logger, opts } = options()
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('failed')
     expect(outcome.warning).toContain('GitHub answered 500 (Server Error)')
     expect(outcome.warning).toContain('Gave up after 3 attempt(s).')
@@ -266,7 +271,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
   it('gives up on a request that hangs, after its timeout', async () => {
     gh.fail({ route: 'list-comments', failure: 'stall' })
     const { opts } = options({ maxAttempts: 2, timeoutMs: 200 })
-    const outcome = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const outcome = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('failed')
     expect(outcome.warning).toMatch(/the request failed: .*timeout.*Gave up after 2 attempt/)
     expect(gh.requests.map((r) => [r.method, r.status])).toEqual([
@@ -278,7 +283,7 @@ describe('upsertPreviewComment against a fake GitHub', () => {
   it('warns when GitHub cannot be reached', async () => {
     const closed = await startFakeGitHub()
     await closed.stop()
-    const octokit = createGitHubClient(TOKEN, { GITHUB_API_URL: closed.apiUrl })
+    const octokit = await createGitHubClient(TOKEN, { GITHUB_API_URL: closed.apiUrl })
     const { opts } = options({ maxAttempts: 2 })
     const outcome = await upsertPreviewComment(octokit, pr, body([file('a.bin', 1)]), opts)
     expect(outcome.action).toBe('failed')
@@ -287,13 +292,13 @@ describe('upsertPreviewComment against a fake GitHub', () => {
 
   it('writes nothing in a dry run and says what it would do', async () => {
     const { logger, opts } = options({ dryRun: true })
-    const created = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const created = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(created).toEqual({
       action: 'skipped',
       message: 'Dry run: would comment on pull request #42 of acme/models.'
     })
     const [ours] = gh.seedComments('acme', 'models', 42, [previewMarker()])
-    const updated = await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+    const updated = await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     expect(updated.message).toBe(`Dry run: would update the preview comment ${ours.html_url}.`)
     expect(writes()).toEqual([])
     expect(gh.comments('acme', 'models', 42)[0].body).toBe(previewMarker())
@@ -309,15 +314,15 @@ describe('upsertPreviewComment against a fake GitHub', () => {
       removedAt: at
     })
     const { opts } = options({ create: false })
-    const none = await upsertPreviewComment(client(), pr, removed, opts)
+    const none = await upsertPreviewComment(await client(), pr, removed, opts)
     expect(none).toEqual({
       action: 'skipped',
       message: 'Pull request #42 has no preview comment to update.'
     })
     expect(writes()).toEqual([])
 
-    await upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), options().opts)
-    const outcome = await upsertPreviewComment(client(), pr, removed, opts)
+    await upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), options().opts)
+    const outcome = await upsertPreviewComment(await client(), pr, removed, opts)
     expect(outcome.action).toBe('updated')
     expect(gh.comments('acme', 'models', 42).map((c) => c.body)).toEqual([removed])
   })
@@ -327,16 +332,16 @@ describe('upsertPreviewComment against a fake GitHub', () => {
     controller.abort(new Error('cancelled'))
     const { logger, opts } = options({ signal: controller.signal })
     await expect(
-      upsertPreviewComment(client(), pr, body([file('a.bin', 1)]), opts)
+      upsertPreviewComment(await client(), pr, body([file('a.bin', 1)]), opts)
     ).rejects.toThrow(DeployError)
     expect(logger.warnings).toEqual([])
     expect(writes()).toEqual([])
   })
 
   it('accepts only bodies that start with the marker', async () => {
-    await expect(upsertPreviewComment(client(), pr, 'no marker', options().opts)).rejects.toThrow(
-      TypeError
-    )
+    await expect(
+      upsertPreviewComment(await client(), pr, 'no marker', options().opts)
+    ).rejects.toThrow(TypeError)
   })
 })
 
@@ -344,7 +349,7 @@ describe('createGitHubClient', () => {
   it('talks to GITHUB_API_URL with its base path, as on GitHub Enterprise Server', async () => {
     const ghes = await startFakeGitHub({ basePath: '/api/v3', token: TOKEN })
     try {
-      const octokit = createGitHubClient(` ${TOKEN}\n`, { GITHUB_API_URL: `${ghes.apiUrl}/` })
+      const octokit = await createGitHubClient(` ${TOKEN}\n`, { GITHUB_API_URL: `${ghes.apiUrl}/` })
       const outcome = await upsertPreviewComment(
         octokit,
         pr,
@@ -362,9 +367,9 @@ describe('createGitHubClient', () => {
     }
   })
 
-  it('refuses an empty token with what to do', () => {
-    expect(() => createGitHubClient('  ', {})).toThrow(InputError)
-    expect(() => createGitHubClient('', {})).toThrow(/github-token` is empty/)
+  it('refuses an empty token with what to do', async () => {
+    await expect(createGitHubClient('  ', {})).rejects.toThrow(InputError)
+    await expect(createGitHubClient('', {})).rejects.toThrow(/github-token` is empty/)
   })
 })
 
@@ -458,7 +463,7 @@ describe('previewCommentBody', () => {
     const rowLength = text.split('\n').find((l) => l.startsWith('| `shards/'))?.length as number
     expect(text.length + rowLength + 1).toBeGreaterThan(MAX_COMMENT_LENGTH)
     // GitHub (here, the fake, which enforces the same limit) takes it.
-    const outcome = await upsertPreviewComment(client(), pr, text, options().opts)
+    const outcome = await upsertPreviewComment(await client(), pr, text, options().opts)
     expect(outcome.action).toBe('created')
 
     const small = previewCommentBody({
