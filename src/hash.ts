@@ -18,9 +18,9 @@ type HashReply =
   | { error: { message: string; code?: string; errno?: number; syscall?: string; path?: string } }
 
 /**
- * Hashing runs in worker threads: SHA-256 costs ~0.7 CPU-s per GiB here, which on the main
- * thread would hold up every upload's TLS writes, and one thread would hash files one at a
- * time. With a worker per core, files are hashed in parallel while the main thread sends.
+ * Hashing runs in worker threads: SHA-256 costs ~0.7 CPU-s per GiB here, and on the main thread
+ * files were hashed one at a time on one core (and would hold up any TLS writes meanwhile). With
+ * a worker per core, files are hashed in parallel; each worker costs ~13 MB.
  */
 const MAX_WORKERS = 4
 
@@ -49,13 +49,16 @@ class HashPool {
     signal?.throwIfAborted()
     const worker = await this.acquire(signal)
     let healthy = false
+    let reply: HashReply
     try {
-      const result = await ask(worker, request, signal)
+      reply = await ask(worker, request, signal)
       healthy = true
-      return result
     } finally {
       this.release(worker, healthy)
     }
+    // A file that cannot be read is the caller's error; the worker that said so is fine.
+    if ('error' in reply) throw Object.assign(new Error(reply.error.message), reply.error)
+    return reply.ok
   }
 
   private async acquire(signal?: AbortSignal): Promise<Worker> {
@@ -102,7 +105,7 @@ class HashPool {
 
 const pool = new HashPool(Math.max(1, Math.min(availableParallelism(), MAX_WORKERS)))
 
-function ask(worker: Worker, request: HashRequest, signal?: AbortSignal): Promise<FileHashes> {
+function ask(worker: Worker, request: HashRequest, signal?: AbortSignal): Promise<HashReply> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason)
     const settle = (): void => {
@@ -113,8 +116,7 @@ function ask(worker: Worker, request: HashRequest, signal?: AbortSignal): Promis
     }
     const onMessage = (reply: HashReply): void => {
       settle()
-      if ('ok' in reply) resolve(reply.ok)
-      else reject(Object.assign(new Error(reply.error.message), reply.error))
+      resolve(reply)
     }
     const onError = (err: Error): void => {
       settle()
