@@ -80391,165 +80391,6 @@ function hashWorker() {
     });
 }
 
-;// CONCATENATED MODULE: ./src/plan.ts
-
-
-
-
-
-
-
-
-/** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
-const HASH_CONCURRENCY = 4;
-/** HEAD requests at once when checking existing keys. */
-const plan_HEAD_CONCURRENCY = 16;
-/**
- * Decides, read-only and before any byte is sent, what happens to each file: keys that already
- * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
- * error unless `overwrite` is set. Also rejects keys S3 cannot take and files the part-size rules
- * cannot upload.
- */
-async function planDeploy(s3, local, inputs, logger, signal) {
-    checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest });
-    // Also checks every file against S3's part limits before anything is read or sent.
-    const partSizes = local.map((file) => multipartPartSize(file.size, inputs.multipartThresholdBytes, inputs.partSizeBytes, file.relativePath));
-    // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
-    const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const [existing, hashes] = await Promise.all([
-        listPrefix(s3, inputs.bucket, inputs.versionPrefix).then((objects) => new Map([...objects].map(([key, o]) => [key, o.size]))),
-        mapLimit(local, HASH_CONCURRENCY, (file, i) => hashFile(file.absolutePath, { signal, partSize: partCrc32 ? partSizes[i] : undefined }))
-    ]);
-    logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
-    /** Why each existing key cannot be skipped. */
-    const differences = new Map();
-    const files = await mapLimit(local, plan_HEAD_CONCURRENCY, async (localFile, i) => {
-        const { sha256, partCrc32: crcs } = hashes[i];
-        const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile;
-        const key = objectKey(inputs.versionPrefix, file.relativePath);
-        const contentType = contentTypeFor(file.relativePath, inputs.contentType);
-        const storedSize = existing.get(key);
-        if (storedSize === undefined) {
-            return { ...file, key, sha256, contentType, action: 'upload', existed: false };
-        }
-        // A different size proves different bytes without a HEAD request.
-        const stored = storedSize === file.size
-            ? await headObject(s3, inputs.bucket, key)
-            : { size: storedSize, metadata: {} };
-        if (!stored)
-            return { ...file, key, sha256, contentType, action: 'upload', existed: false };
-        const difference = describeDifference(stored, { size: file.size, sha256, contentType }, inputs);
-        if (difference)
-            differences.set(key, difference);
-        return {
-            ...file,
-            key,
-            sha256,
-            contentType,
-            action: difference ? 'upload' : 'skip',
-            existed: true
-        };
-    });
-    const conflicts = files.filter((f) => differences.has(f.key));
-    if (conflicts.length > 0 && !inputs.overwrite) {
-        throw immutableError(conflicts, differences, inputs.bucket);
-    }
-    return { files, existing };
-}
-/**
- * Why the stored object is not what this run would write, or undefined when it is. Headers
- * count too: skipping an object whose metadata differs would leave the manifest describing
- * something S3 does not hold.
- */
-function describeDifference(stored, local, inputs) {
-    if (stored.size !== local.size) {
-        return `different bytes: ${stored.size} bytes stored, ${local.size} bytes here`;
-    }
-    if (stored.sha256 === undefined) {
-        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
-    }
-    if (stored.sha256 !== local.sha256)
-        return 'different bytes: SHA-256 differs';
-    const changed = [];
-    if (stored.contentType !== local.contentType) {
-        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${local.contentType}`);
-    }
-    if (stored.cacheControl !== inputs.cacheControl) {
-        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${inputs.cacheControl}`);
-    }
-    const storedMeta = { ...stored.metadata };
-    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
-    if (!sameMetadata(storedMeta, inputs.metadata)) {
-        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
-    }
-    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
-}
-function immutableError(conflicts, differences, bucket) {
-    const shown = conflicts
-        .slice(0, 20)
-        .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`);
-    const more = conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : '';
-    return new errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
-}
-
-;// CONCATENATED MODULE: ./src/release.ts
-
-
-
-/**
- * Points `inputs.alias` at the version: server-side copies, the version's manifest, stale keys
- * removed (alias.ts), then exactly the alias paths that changed invalidated and waited for.
- * `version` is the published version (loadVersion), or, in a dry run before anything is
- * uploaded, the manifest this run would write.
- */
-async function moveAlias(clients, inputs, version, urlBase, deps) {
-    const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
-    const result = await applyAlias(clients.s3, plan, {
-        concurrency: inputs.concurrency,
-        logger: deps.logger,
-        signal: deps.signal,
-        dryRun: inputs.dryRun,
-        partSize: inputs.partSizeBytes
-    });
-    const paths = inputs.distributionId ? result.invalidationPaths : [];
-    const invalidation = {
-        reason: !inputs.distributionId
-            ? 'No distribution-id given, so there is nothing to invalidate.'
-            : paths.length
-                ? `alias ${inputs.alias} now serves ${result.versionPrefix}: its overwritten and removed paths and its manifest may be cached at the edge.`
-                : `alias ${inputs.alias}: no path that was served before changed.`,
-        paths,
-        ids: [],
-        status: 'none',
-        waitedMs: 0
-    };
-    if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
-        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
-            env: deps.env,
-            logger: deps.logger,
-            sleep: deps.sleep,
-            now: deps.now,
-            wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-            label: `alias ${inputs.alias}`
-        });
-        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
-        if (done.warning)
-            deps.warn(done.warning);
-    }
-    const urls = {};
-    for (const file of result.files)
-        urls[file.path] = objectUrl(urlBase, file.key);
-    urls['manifest.json'] = objectUrl(urlBase, result.manifestKey);
-    return { result, urls, invalidation };
-}
-/** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
-async function promoteVersion(clients, inputs, urlBase, deps) {
-    const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
-    deps.logger.info(`${inputs.versionPrefix} is complete: ${version.manifest.files.length} file(s) as its manifest lists them.`);
-    return moveAlias(clients, inputs, version, urlBase, deps);
-}
-
 ;// CONCATENATED MODULE: ./src/reuse.ts
 
 
@@ -80565,18 +80406,16 @@ const MAX_SEARCHED_KEYS = 20_000;
 const MAX_CANDIDATES_PER_FILE = 4;
 const reuse_HEAD_CONCURRENCY = 16;
 /**
- * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
- * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
- * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
- * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
- * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
- * shards are distinctive enough that few HEADs are needed.
+ * Lists the search prefixes for objects the size of `files` (those of MIN_REUSE_BYTES or more)
+ * and reads the SHA-256 of the newest of each size, as many as `likelyNew` has files of that
+ * size. The planner starts it while the files are still being hashed, so the search adds no
+ * time of its own; undefined when there is nothing to search for.
  */
-async function findReusableObjects(s3, files, search) {
-    const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES);
-    if (wanted.length === 0 || search.searchPrefixes.length === 0)
-        return files;
-    const sizes = new Set(wanted.map((f) => f.size));
+async function listReuseCandidates(s3, files, likelyNew, search) {
+    const sizes = new Set(files.map((f) => f.size).filter((size) => size >= MIN_REUSE_BYTES));
+    if (sizes.size === 0 || search.searchPrefixes.length === 0)
+        return undefined;
+    const sha256Of = new Map();
     let listed;
     try {
         listed = await listCandidates(s3, sizes, search);
@@ -80585,29 +80424,40 @@ async function findReusableObjects(s3, files, search) {
         // Searching is an optimisation: a role allowed to list only its own prefix still deploys.
         if (err instanceof errors/* AwsError */.Gy && err.httpStatus === 403) {
             search.logger.warning(`Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`);
-            return files;
+            return { bySize: new Map(), searched: 0, truncated: false, denied: true, sha256Of };
         }
         throw err;
     }
-    const sha256Of = new Map();
-    const readSha256 = (key) => {
-        let pending = sha256Of.get(key);
-        if (!pending) {
-            pending = headSha256(s3, search.bucket, key, search.signal);
-            sha256Of.set(key, pending);
-        }
-        return pending;
-    };
+    const candidates = { ...listed, denied: false, sha256Of };
+    const newest = [...countBySize(likelyNew)].flatMap(([size, count]) => (listed.bySize.get(size) ?? []).slice(0, count));
+    await mapLimit(newest, reuse_HEAD_CONCURRENCY, (c) => readSha256(s3, candidates, c.key, search));
+    return candidates;
+}
+/**
+ * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
+ * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
+ * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
+ * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
+ * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
+ * shards are distinctive enough that few HEADs are needed. `listed` is what listReuseCandidates
+ * found for these files' sizes; without it the search prefixes are listed here.
+ */
+async function findReusableObjects(s3, files, search, listed) {
+    const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES);
+    if (wanted.length === 0)
+        return files;
+    const candidates = listed ?? (await listReuseCandidates(s3, wanted, [], search));
+    if (!candidates || candidates.denied)
+        return files;
     // Shards of one model often share a size: each file of a size adds its own candidates.
-    const filesOfSize = new Map();
-    for (const f of wanted)
-        filesOfSize.set(f.size, (filesOfSize.get(f.size) ?? 0) + 1);
+    const filesOfSize = countBySize(wanted);
     const sources = await mapLimit(wanted, reuse_HEAD_CONCURRENCY, async (file) => {
-        const candidates = (listed.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE * (filesOfSize.get(file.size) ?? 1));
-        for (const candidate of candidates) {
+        const sameSize = (candidates.bySize.get(file.size) ?? []).slice(0, MAX_CANDIDATES_PER_FILE * (filesOfSize.get(file.size) ?? 1));
+        for (const candidate of sameSize) {
             search.signal?.throwIfAborted();
-            if ((await readSha256(candidate.key)) === file.sha256)
+            if ((await readSha256(s3, candidates, candidate.key, search)) === file.sha256) {
                 return candidate;
+            }
         }
         return undefined;
     });
@@ -80618,14 +80468,29 @@ async function findReusableObjects(s3, files, search) {
             found.set(file.key, { key: source.key, eTag: source.eTag });
     });
     const copied = wanted.filter((f) => found.has(f.key));
-    search.logger.info(`Searched ${listed.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
-        `${listed.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
+    search.logger.info(`Searched ${candidates.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
+        `${candidates.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
         `${copied.length} of ${wanted.length} new file(s) of ${formatBytes(MIN_REUSE_BYTES)} or more are already stored and will be copied server-side` +
         `${copied.length ? ` (${formatBytes(copied.reduce((sum, f) => sum + f.size, 0))} not uploaded)` : ''}.`);
     return files.map((f) => {
         const source = found.get(f.key);
         return source ? { ...f, action: 'copy', copyFrom: source } : f;
     });
+}
+function countBySize(files) {
+    const count = new Map();
+    for (const f of files)
+        count.set(f.size, (count.get(f.size) ?? 0) + 1);
+    return count;
+}
+/** The candidate's SHA-256, read once however many files (and callers) ask for it. */
+function readSha256(s3, candidates, key, search) {
+    let pending = candidates.sha256Of.get(key);
+    if (!pending) {
+        pending = headSha256(s3, search.bucket, key, search.signal);
+        candidates.sha256Of.set(key, pending);
+    }
+    return pending;
 }
 function describePrefixes(prefixes) {
     return prefixes.map((p) => (p ? `${p}/` : 'the whole bucket')).join(', ');
@@ -80757,6 +80622,200 @@ async function copyFiles(s3, files, opts) {
 }
 function sourceGone(err) {
     return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
+}
+
+;// CONCATENATED MODULE: ./src/plan.ts
+
+
+
+
+
+
+
+
+
+
+
+/** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
+const HASH_CONCURRENCY = 4;
+/** HEAD requests at once when checking existing keys. */
+const plan_HEAD_CONCURRENCY = 16;
+/**
+ * Decides, read-only and before any byte is sent, what happens to each file: keys that already
+ * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
+ * error unless `overwrite` is set; files whose bytes another key in `reuse`'s prefixes holds are
+ * copied from it. Also rejects keys S3 cannot take and files the part-size rules cannot upload.
+ * Every request (listing, HEADs, the stored manifest, the search for identical objects) is made
+ * while the files are hashed, so on a re-deploy the hashing is all the time the plan takes.
+ */
+async function planDeploy(s3, local, inputs, deps) {
+    const { logger, signal, hash = hashFile } = deps;
+    checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest });
+    // Also checks every file against S3's part limits before anything is read or sent.
+    const partSizes = local.map((file) => multipartPartSize(file.size, inputs.multipartThresholdBytes, inputs.partSizeBytes, file.relativePath));
+    const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath));
+    // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
+    const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
+    const failed = new AbortController();
+    const hashSignal = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
+    const hashing = mapLimit(local, HASH_CONCURRENCY, (file, i) => hash(file.absolutePath, {
+        signal: hashSignal,
+        partSize: partCrc32 ? partSizes[i] : undefined
+    }));
+    const reading = listPrefix(s3, inputs.bucket, inputs.versionPrefix).then(async (objects) => {
+        const existing = new Map([...objects].map(([key, o]) => [key, o.size]));
+        const manifestObjectKey = manifestKey(inputs.versionPrefix);
+        // Only keys of the file's size are read: a different size proves different bytes.
+        const [stored, storedManifest, candidates] = await Promise.all([
+            mapLimit(local, plan_HEAD_CONCURRENCY, async (file, i) => existing.get(keys[i]) === file.size ? headObject(s3, inputs.bucket, keys[i]) : undefined),
+            inputs.manifest && existing.has(manifestObjectKey)
+                ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
+                : undefined,
+            deps.reuse
+                ? listReuseCandidates(s3, local, local.filter((file, i) => existing.get(keys[i]) !== file.size), deps.reuse)
+                : undefined
+        ]);
+        return { existing, stored, storedManifest, candidates };
+    });
+    const [hashes, { existing, stored, storedManifest, candidates }] = await Promise.all([
+        hashing,
+        reading
+    ]).catch((err) => {
+        failed.abort(err);
+        throw err;
+    });
+    logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
+    /** Why each existing key cannot be skipped. */
+    const differences = new Map();
+    const files = local.map((localFile, i) => {
+        const { sha256, partCrc32: crcs } = hashes[i];
+        const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile;
+        const key = keys[i];
+        const contentType = contentTypeFor(file.relativePath, inputs.contentType);
+        const storedSize = existing.get(key);
+        const storedObject = storedSize === undefined
+            ? undefined
+            : storedSize === file.size
+                ? stored[i]
+                : { size: storedSize, metadata: {} };
+        // Not listed, or gone by the time of the HEAD: a new key.
+        if (!storedObject)
+            return { ...file, key, sha256, contentType, action: 'upload', existed: false };
+        const difference = describeDifference(storedObject, { size: file.size, sha256, contentType }, inputs);
+        if (difference)
+            differences.set(key, difference);
+        return {
+            ...file,
+            key,
+            sha256,
+            contentType,
+            action: difference ? 'upload' : 'skip',
+            existed: true
+        };
+    });
+    const conflicts = files.filter((f) => differences.has(f.key));
+    if (conflicts.length > 0 && !inputs.overwrite) {
+        throw immutableError(conflicts, differences, inputs.bucket);
+    }
+    return {
+        files: deps.reuse ? await findReusableObjects(s3, files, deps.reuse, candidates) : files,
+        existing,
+        storedManifest
+    };
+}
+/**
+ * Why the stored object is not what this run would write, or undefined when it is. Headers
+ * count too: skipping an object whose metadata differs would leave the manifest describing
+ * something S3 does not hold.
+ */
+function describeDifference(stored, local, inputs) {
+    if (stored.size !== local.size) {
+        return `different bytes: ${stored.size} bytes stored, ${local.size} bytes here`;
+    }
+    if (stored.sha256 === undefined) {
+        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
+    }
+    if (stored.sha256 !== local.sha256)
+        return 'different bytes: SHA-256 differs';
+    const changed = [];
+    if (stored.contentType !== local.contentType) {
+        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${local.contentType}`);
+    }
+    if (stored.cacheControl !== inputs.cacheControl) {
+        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${inputs.cacheControl}`);
+    }
+    const storedMeta = { ...stored.metadata };
+    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
+    if (!sameMetadata(storedMeta, inputs.metadata)) {
+        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
+    }
+    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
+}
+function immutableError(conflicts, differences, bucket) {
+    const shown = conflicts
+        .slice(0, 20)
+        .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`);
+    const more = conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : '';
+    return new errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
+}
+
+;// CONCATENATED MODULE: ./src/release.ts
+
+
+
+/**
+ * Points `inputs.alias` at the version: server-side copies, the version's manifest, stale keys
+ * removed (alias.ts), then exactly the alias paths that changed invalidated and waited for.
+ * `version` is the published version (loadVersion), or, in a dry run before anything is
+ * uploaded, the manifest this run would write.
+ */
+async function moveAlias(clients, inputs, version, urlBase, deps) {
+    const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
+    const result = await applyAlias(clients.s3, plan, {
+        concurrency: inputs.concurrency,
+        logger: deps.logger,
+        signal: deps.signal,
+        dryRun: inputs.dryRun,
+        partSize: inputs.partSizeBytes
+    });
+    const paths = inputs.distributionId ? result.invalidationPaths : [];
+    const invalidation = {
+        reason: !inputs.distributionId
+            ? 'No distribution-id given, so there is nothing to invalidate.'
+            : paths.length
+                ? `alias ${inputs.alias} now serves ${result.versionPrefix}: its overwritten and removed paths and its manifest may be cached at the edge.`
+                : `alias ${inputs.alias}: no path that was served before changed.`,
+        paths,
+        ids: [],
+        status: 'none',
+        waitedMs: 0
+    };
+    if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
+        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+            env: deps.env,
+            logger: deps.logger,
+            sleep: deps.sleep,
+            now: deps.now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            label: `alias ${inputs.alias}`
+        });
+        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
+        if (done.warning)
+            deps.warn(done.warning);
+    }
+    const urls = {};
+    for (const file of result.files)
+        urls[file.path] = objectUrl(urlBase, file.key);
+    urls['manifest.json'] = objectUrl(urlBase, result.manifestKey);
+    return { result, urls, invalidation };
+}
+/** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
+async function promoteVersion(clients, inputs, urlBase, deps) {
+    const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
+    deps.logger.info(`${inputs.versionPrefix} is complete: ${version.manifest.files.length} file(s) as its manifest lists them.`);
+    return moveAlias(clients, inputs, version, urlBase, deps);
 }
 
 ;// CONCATENATED MODULE: ./src/distribution.ts
@@ -82212,18 +82271,21 @@ async function deploy(inputs, clients, deps) {
         warn,
         signal: deps.signal
     });
-    const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
+    const plan = await planDeploy(clients.s3, local, inputs, {
+        logger,
+        signal: deps.signal,
+        reuse: {
+            bucket: inputs.bucket,
+            versionPrefix: inputs.versionPrefix,
+            searchPrefixes: reuseSearchPrefixes(inputs),
+            logger,
+            signal: deps.signal
+        }
+    }).catch((err) => {
         stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
         throw err;
     });
-    const planned = await findReusableObjects(clients.s3, plan.files, {
-        bucket: inputs.bucket,
-        versionPrefix: inputs.versionPrefix,
-        searchPrefixes: reuseSearchPrefixes(inputs),
-        logger,
-        signal: deps.signal
-    });
-    const files = planned.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
+    const files = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
     logPlan(files, inputs, logger);
     const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
     const manifestObjectKey = manifestKey(inputs.versionPrefix);
@@ -82242,9 +82304,7 @@ async function deploy(inputs, clients, deps) {
             git: gitContextFromEnv(deps.env),
             createdAt: new Date(now())
         });
-        const stored = manifestExisted
-            ? await readStoredManifest(clients.s3, inputs.bucket, manifestObjectKey)
-            : undefined;
+        const stored = plan.storedManifest;
         // Same files: keep the stored manifest, whose provenance is the run that published them.
         const unchanged = stored !== undefined && sameFiles(stored, built);
         replacedEarlier = stored ? skippedSinceChanged(files, stored) : [];

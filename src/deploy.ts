@@ -6,12 +6,12 @@ import { invalidateAndWait, planInvalidation } from './invalidation.js'
 import { loadVersion } from './alias.js'
 import { MANIFEST_FILE_NAME } from './constants.js'
 import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from './manifest.js'
-import { readStoredManifest, sameFiles, writeManifest } from './manifest-store.js'
+import { sameFiles, writeManifest } from './manifest-store.js'
 import { planDeploy } from './plan.js'
 import { formatBytes } from './progress.js'
 import type { PreflightFinding } from './preflight.js'
 import { moveAlias, type AliasMove } from './release.js'
-import { copyFiles, findReusableObjects } from './reuse.js'
+import { copyFiles } from './reuse.js'
 import { signPublished, type SigningReport } from './signing.js'
 import { resolveTarget } from './target.js'
 import { verifyPublished, type VerifyResult, type VerifyTarget } from './verify.js'
@@ -104,18 +104,21 @@ export async function deploy(
     signal: deps.signal
   })
 
-  const plan = await planDeploy(clients.s3, local, inputs, logger, deps.signal).catch((err) => {
+  const plan = await planDeploy(clients.s3, local, inputs, {
+    logger,
+    signal: deps.signal,
+    reuse: {
+      bucket: inputs.bucket,
+      versionPrefix: inputs.versionPrefix,
+      searchPrefixes: reuseSearchPrefixes(inputs),
+      logger,
+      signal: deps.signal
+    }
+  }).catch((err) => {
     stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
     throw err
   })
-  const planned = await findReusableObjects(clients.s3, plan.files, {
-    bucket: inputs.bucket,
-    versionPrefix: inputs.versionPrefix,
-    searchPrefixes: reuseSearchPrefixes(inputs),
-    logger,
-    signal: deps.signal
-  })
-  const files: PublishedFile[] = planned.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
+  const files: PublishedFile[] = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
   logPlan(files, inputs, logger)
 
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
@@ -135,9 +138,7 @@ export async function deploy(
       git: gitContextFromEnv(deps.env),
       createdAt: new Date(now())
     })
-    const stored = manifestExisted
-      ? await readStoredManifest(clients.s3, inputs.bucket, manifestObjectKey)
-      : undefined
+    const stored = plan.storedManifest
     // Same files: keep the stored manifest, whose provenance is the run that published them.
     const unchanged = stored !== undefined && sameFiles(stored, built)
     replacedEarlier = stored ? skippedSinceChanged(files, stored) : []

@@ -29,24 +29,34 @@ interface Candidate {
   lastModified: number
 }
 
-/**
- * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
- * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
- * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
- * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
- * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
- * shards are distinctive enough that few HEADs are needed.
- */
-export async function findReusableObjects(
-  s3: S3Client,
-  files: PlannedFile[],
-  search: ReuseSearch
-): Promise<PlannedFile[]> {
-  const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES)
-  if (wanted.length === 0 || search.searchPrefixes.length === 0) return files
+/** Objects under the search prefixes that may hold a file's bytes, and their SHA-256s read so far. */
+export interface ReuseCandidates {
+  /** Newest first per size; only sizes of the files the search was started for. */
+  bySize: Map<number, Candidate[]>
+  searched: number
+  truncated: boolean
+  /** The role may not list the search prefixes (warned): every file is uploaded. */
+  denied: boolean
+  /** x-amz-meta-sha256 by key, one HEAD each, shared by every file of a size. */
+  sha256Of: Map<string, Promise<string | undefined>>
+}
 
-  const sizes = new Set(wanted.map((f) => f.size))
-  let listed: { bySize: Map<number, Candidate[]>; searched: number; truncated: boolean }
+/**
+ * Lists the search prefixes for objects the size of `files` (those of MIN_REUSE_BYTES or more)
+ * and reads the SHA-256 of the newest of each size, as many as `likelyNew` has files of that
+ * size. The planner starts it while the files are still being hashed, so the search adds no
+ * time of its own; undefined when there is nothing to search for.
+ */
+export async function listReuseCandidates(
+  s3: S3Client,
+  files: readonly { size: number }[],
+  likelyNew: readonly { size: number }[],
+  search: ReuseSearch
+): Promise<ReuseCandidates | undefined> {
+  const sizes = new Set(files.map((f) => f.size).filter((size) => size >= MIN_REUSE_BYTES))
+  if (sizes.size === 0 || search.searchPrefixes.length === 0) return undefined
+  const sha256Of = new Map<string, Promise<string | undefined>>()
+  let listed: Omit<ReuseCandidates, 'denied' | 'sha256Of'>
   try {
     listed = await listCandidates(s3, sizes, search)
   } catch (err) {
@@ -55,31 +65,50 @@ export async function findReusableObjects(
       search.logger.warning(
         `Could not search ${describePrefixes(search.searchPrefixes)} for identical objects (${err.code}): every new file is uploaded. Set \`reuse-from\` to prefixes the role may list, or \`none\`.`
       )
-      return files
+      return { bySize: new Map(), searched: 0, truncated: false, denied: true, sha256Of }
     }
     throw err
   }
+  const candidates: ReuseCandidates = { ...listed, denied: false, sha256Of }
+  const newest = [...countBySize(likelyNew)].flatMap(([size, count]) =>
+    (listed.bySize.get(size) ?? []).slice(0, count)
+  )
+  await mapLimit(newest, HEAD_CONCURRENCY, (c) => readSha256(s3, candidates, c.key, search))
+  return candidates
+}
 
-  const sha256Of = new Map<string, Promise<string | undefined>>()
-  const readSha256 = (key: string) => {
-    let pending = sha256Of.get(key)
-    if (!pending) {
-      pending = headSha256(s3, search.bucket, key, search.signal)
-      sha256Of.set(key, pending)
-    }
-    return pending
-  }
+/**
+ * Finds, for each file about to be uploaded, an object elsewhere in the bucket that already holds
+ * the same bytes (same size, then the same x-amz-meta-sha256 this action records), so that it is
+ * copied server-side instead (issue: `v4/` sharing 9 of 10 shards with `v3/`). Read-only. Files
+ * it finds a source for come back with action `copy`; the rest unchanged. An index of our own
+ * would go stale and need writes on every run; the listing *is* the index, and sizes of multi-GB
+ * shards are distinctive enough that few HEADs are needed. `listed` is what listReuseCandidates
+ * found for these files' sizes; without it the search prefixes are listed here.
+ */
+export async function findReusableObjects(
+  s3: S3Client,
+  files: PlannedFile[],
+  search: ReuseSearch,
+  listed?: ReuseCandidates
+): Promise<PlannedFile[]> {
+  const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES)
+  if (wanted.length === 0) return files
+  const candidates = listed ?? (await listReuseCandidates(s3, wanted, [], search))
+  if (!candidates || candidates.denied) return files
+
   // Shards of one model often share a size: each file of a size adds its own candidates.
-  const filesOfSize = new Map<number, number>()
-  for (const f of wanted) filesOfSize.set(f.size, (filesOfSize.get(f.size) ?? 0) + 1)
+  const filesOfSize = countBySize(wanted)
   const sources = await mapLimit(wanted, HEAD_CONCURRENCY, async (file) => {
-    const candidates = (listed.bySize.get(file.size) ?? []).slice(
+    const sameSize = (candidates.bySize.get(file.size) ?? []).slice(
       0,
       MAX_CANDIDATES_PER_FILE * (filesOfSize.get(file.size) ?? 1)
     )
-    for (const candidate of candidates) {
+    for (const candidate of sameSize) {
       search.signal?.throwIfAborted()
-      if ((await readSha256(candidate.key)) === file.sha256) return candidate
+      if ((await readSha256(s3, candidates, candidate.key, search)) === file.sha256) {
+        return candidate
+      }
     }
     return undefined
   })
@@ -91,8 +120,8 @@ export async function findReusableObjects(
 
   const copied = wanted.filter((f) => found.has(f.key))
   search.logger.info(
-    `Searched ${listed.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
-      `${listed.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
+    `Searched ${candidates.searched} object(s) under ${describePrefixes(search.searchPrefixes)}` +
+      `${candidates.truncated ? ` (stopped at ${MAX_SEARCHED_KEYS.toLocaleString('en-US')}; narrow it with \`reuse-from\`)` : ''}: ` +
       `${copied.length} of ${wanted.length} new file(s) of ${formatBytes(MIN_REUSE_BYTES)} or more are already stored and will be copied server-side` +
       `${copied.length ? ` (${formatBytes(copied.reduce((sum, f) => sum + f.size, 0))} not uploaded)` : ''}.`
   )
@@ -100,6 +129,27 @@ export async function findReusableObjects(
     const source = found.get(f.key)
     return source ? { ...f, action: 'copy', copyFrom: source } : f
   })
+}
+
+function countBySize(files: readonly { size: number }[]): Map<number, number> {
+  const count = new Map<number, number>()
+  for (const f of files) count.set(f.size, (count.get(f.size) ?? 0) + 1)
+  return count
+}
+
+/** The candidate's SHA-256, read once however many files (and callers) ask for it. */
+function readSha256(
+  s3: S3Client,
+  candidates: ReuseCandidates,
+  key: string,
+  search: Pick<ReuseSearch, 'bucket' | 'signal'>
+): Promise<string | undefined> {
+  let pending = candidates.sha256Of.get(key)
+  if (!pending) {
+    pending = headSha256(s3, search.bucket, key, search.signal)
+    candidates.sha256Of.set(key, pending)
+  }
+  return pending
 }
 
 function describePrefixes(prefixes: string[]): string {
@@ -111,7 +161,7 @@ async function listCandidates(
   s3: S3Client,
   sizes: Set<number>,
   search: ReuseSearch
-): Promise<{ bySize: Map<number, Candidate[]>; searched: number; truncated: boolean }> {
+): Promise<Pick<ReuseCandidates, 'bySize' | 'searched' | 'truncated'>> {
   const bySize = new Map<number, Candidate[]>()
   const own = `${search.versionPrefix}/`
   let searched = 0

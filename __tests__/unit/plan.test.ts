@@ -3,9 +3,16 @@ import { crc32 } from 'node:zlib'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type GetObjectCommandOutput
+} from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { AwsError, ImmutableVersionError, InputError } from '../../src/errors.js'
+import { hashFile } from '../../src/hash.js'
 import { planDeploy, type PlanInputs } from '../../src/plan.js'
 import type { LocalFile } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
@@ -75,7 +82,7 @@ describe('planDeploy', () => {
       Contents: [{ Key: 'v3/same.onnx', Size: 10 }]
     })
     s3Mock.on(HeadObjectCommand).resolves(storedHeaders('same bytes'))
-    const plan = await planDeploy(s3, files.slice(0, 2), inputs, silentLogger())
+    const plan = await planDeploy(s3, files.slice(0, 2), inputs, { logger: silentLogger() })
     expect(plan.files.map((f) => [f.key, f.action, f.existed, f.sha256, f.contentType])).toEqual([
       ['v3/same.onnx', 'skip', true, sha('same bytes'), 'application/octet-stream'],
       ['v3/new.safetensors', 'upload', false, sha('new bytes'), 'application/octet-stream']
@@ -92,7 +99,7 @@ describe('planDeploy', () => {
 
   it('refuses to overwrite different bytes without `overwrite`, naming each key', async () => {
     storeExisting()
-    const err = await planDeploy(s3, files, inputs, silentLogger()).catch((e) => e)
+    const err = await planDeploy(s3, files, inputs, { logger: silentLogger() }).catch((e) => e)
     expect(err).toBeInstanceOf(ImmutableVersionError)
     expect(err.message).toContain('2 key(s) already hold a different object')
     expect(err.message).toContain(
@@ -114,7 +121,12 @@ describe('planDeploy', () => {
 
   it('plans overwrites when allowed, marking them as existing', async () => {
     storeExisting()
-    const plan = await planDeploy(s3, files, { ...inputs, overwrite: true }, silentLogger())
+    const plan = await planDeploy(
+      s3,
+      files,
+      { ...inputs, overwrite: true },
+      { logger: silentLogger() }
+    )
     expect(
       Object.fromEntries(plan.files.map((f) => [f.relativePath, [f.action, f.existed]]))
     ).toEqual({
@@ -135,9 +147,9 @@ describe('planDeploy', () => {
       metadata: { framework: 'onnx', task: 'vision' },
       contentType: 'application/x-onnx'
     }
-    const err = await planDeploy(s3, files.slice(0, 1), changedInputs, silentLogger()).catch(
-      (e) => e
-    )
+    const err = await planDeploy(s3, files.slice(0, 1), changedInputs, {
+      logger: silentLogger()
+    }).catch((e) => e)
     expect(err).toBeInstanceOf(ImmutableVersionError)
     expect(err.message).toContain('same bytes, different headers')
     expect(err.message).toContain('content-type application/octet-stream → application/x-onnx')
@@ -152,7 +164,7 @@ describe('planDeploy', () => {
       s3,
       files.slice(0, 1),
       { ...changedInputs, overwrite: true },
-      silentLogger()
+      { logger: silentLogger() }
     )
     expect(plan.files[0]).toMatchObject({ action: 'upload', existed: true })
   })
@@ -160,7 +172,9 @@ describe('planDeploy', () => {
   it('explains an object without a recorded SHA-256', async () => {
     s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/same.onnx', Size: 10 }] })
     s3Mock.on(HeadObjectCommand).resolves({ ContentLength: 10, Metadata: {} })
-    const err = await planDeploy(s3, files.slice(0, 1), inputs, silentLogger()).catch((e) => e)
+    const err = await planDeploy(s3, files.slice(0, 1), inputs, { logger: silentLogger() }).catch(
+      (e) => e
+    )
     expect(err.message).toContain('stored without x-amz-meta-sha256')
   })
 
@@ -173,7 +187,7 @@ describe('planDeploy', () => {
         NextContinuationToken: 't1'
       })
       .resolvesOnce({ Contents: [{ Key: 'v3/b', Size: 1 }], IsTruncated: false })
-    const plan = await planDeploy(s3, files.slice(1, 2), inputs, silentLogger())
+    const plan = await planDeploy(s3, files.slice(1, 2), inputs, { logger: silentLogger() })
     expect([...plan.existing.keys()]).toEqual(['v3/a', 'v3/b'])
     expect(s3Mock.commandCalls(ListObjectsV2Command)[1].args[0].input.ContinuationToken).toBe('t1')
   })
@@ -185,7 +199,7 @@ describe('planDeploy', () => {
         $metadata: { httpStatusCode: 404 }
       })
     )
-    const err = await planDeploy(s3, files, inputs, silentLogger()).catch((e) => e)
+    const err = await planDeploy(s3, files, inputs, { logger: silentLogger() }).catch((e) => e)
     expect(err).toBeInstanceOf(AwsError)
     expect(err.message).toContain('listing s3://models/v3/')
     expect(err.message).toContain('NoSuchBucket')
@@ -202,7 +216,7 @@ describe('planDeploy', () => {
       s3,
       [big],
       { ...inputs, partSizeBytes: 5 * 1024 * 1024 },
-      silentLogger()
+      { logger: silentLogger() }
     ).catch((e) => e)
     expect(err).toBeInstanceOf(InputError)
     expect(s3Mock.calls()).toHaveLength(0)
@@ -219,7 +233,9 @@ describe('planDeploy', () => {
     }
     const mib = 1024 * 1024
     const multipart = { ...inputs, multipartThresholdBytes: 5 * mib, partSizeBytes: 5 * mib }
-    const { files: planned } = await planDeploy(s3, [big, files[0]], multipart, silentLogger())
+    const { files: planned } = await planDeploy(s3, [big, files[0]], multipart, {
+      logger: silentLogger()
+    })
     expect(planned[0].sha256).toBe(createHash('sha256').update(bytes).digest('hex'))
     expect(planned[0].partCrc32).toEqual([
       crc(bytes.subarray(0, 5 * mib)),
@@ -228,5 +244,101 @@ describe('planDeploy', () => {
     ])
     // One PutObject, signed with its SHA-256: no part checksums.
     expect(planned[1].partCrc32).toBeUndefined()
+  })
+
+  it('makes every request while the files are still being hashed', async () => {
+    // Each file's hash is held back until the plan has sent one particular request: a request
+    // that waited for the hashes would wait forever.
+    const held = new Map<string, () => void>()
+    const release = (rel: string) => held.get(path.join(dir, rel))?.()
+    const hash: typeof hashFile = async (filePath, opts) => {
+      await new Promise<void>((resolve) => held.set(filePath, resolve))
+      return hashFile(filePath, opts)
+    }
+    const shardBytes = Buffer.alloc(1024 * 1024, 3)
+    const local = [
+      localFile('same.onnx', 'same bytes'),
+      localFile('shard.bin', shardBytes.toString('latin1')),
+      localFile('config.json', '{}')
+    ]
+    const storedManifest = { schemaVersion: 1, versionPrefix: 'v3', files: [] }
+    s3Mock.on(ListObjectsV2Command, { Prefix: 'v3/' }).resolves({
+      Contents: [
+        { Key: 'v3/same.onnx', Size: 10 },
+        { Key: 'v3/manifest.json', Size: 60 }
+      ]
+    })
+    s3Mock
+      .on(ListObjectsV2Command, { Prefix: '' })
+      .resolves({ Contents: [{ Key: 'v2/shard.bin', Size: shardBytes.length, ETag: '"e2"' }] })
+    s3Mock.on(HeadObjectCommand, { Key: 'v3/same.onnx' }).callsFake(async () => {
+      release('same.onnx')
+      return storedHeaders('same bytes')
+    })
+    s3Mock.on(HeadObjectCommand, { Key: 'v2/shard.bin' }).callsFake(async () => {
+      release('shard.bin')
+      return { Metadata: { sha256: createHash('sha256').update(shardBytes).digest('hex') } }
+    })
+    s3Mock.on(GetObjectCommand, { Key: 'v3/manifest.json' }).callsFake(async () => {
+      release('config.json')
+      return {
+        Body: {
+          transformToString: async () => JSON.stringify(storedManifest)
+        } as unknown as GetObjectCommandOutput['Body']
+      }
+    })
+    const logger = silentLogger()
+
+    const plan = await planDeploy(s3, local, inputs, {
+      logger,
+      hash,
+      reuse: { bucket: 'models', versionPrefix: 'v3', searchPrefixes: [''], logger }
+    })
+
+    expect(plan.files.map((f) => [f.relativePath, f.action, f.copyFrom])).toEqual([
+      ['same.onnx', 'skip', undefined],
+      ['shard.bin', 'copy', { key: 'v2/shard.bin', eTag: '"e2"' }],
+      ['config.json', 'upload', undefined]
+    ])
+    expect(plan.storedManifest).toEqual(storedManifest)
+    // The candidate's SHA-256 was read once, while hashing, and not again to match it.
+    expect(s3Mock.commandCalls(HeadObjectCommand)).toHaveLength(2)
+  }, 5_000)
+
+  it('stops hashing when a request fails', async () => {
+    s3Mock.on(ListObjectsV2Command).rejects(
+      Object.assign(new Error('Access Denied'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 }
+      })
+    )
+    const signals: AbortSignal[] = []
+    // A hash that ends only when it is cancelled, like a multi-GB file's.
+    const hash: typeof hashFile = (_path, opts) =>
+      new Promise((_resolve, reject) => {
+        signals.push(opts!.signal!)
+        opts!.signal!.addEventListener('abort', () => reject(opts!.signal!.reason))
+      })
+    const err = await planDeploy(s3, files, inputs, { logger: silentLogger(), hash }).catch(
+      (e) => e
+    )
+    expect(err).toBeInstanceOf(AwsError)
+    expect(err.message).toContain('AccessDenied')
+    expect(signals).toHaveLength(4)
+    expect(signals.every((signal) => signal.aborted)).toBe(true)
+  })
+
+  it('searches for identical objects only when a file may be new', async () => {
+    storeExisting()
+    const logger = silentLogger()
+    const plan = await planDeploy(s3, files.slice(0, 1), inputs, {
+      logger,
+      reuse: { bucket: 'models', versionPrefix: 'v3', searchPrefixes: [''], logger }
+    })
+    expect(plan.files[0].action).toBe('skip')
+    // Only the version's own listing: a re-deploy lists nothing else.
+    expect(s3Mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input.Prefix)).toEqual([
+      'v3/'
+    ])
   })
 })

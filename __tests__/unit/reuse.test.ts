@@ -17,6 +17,7 @@ import { AwsError, DeployError } from '../../src/errors.js'
 import {
   copyFiles,
   findReusableObjects,
+  listReuseCandidates,
   MAX_SEARCHED_KEYS,
   MIN_REUSE_BYTES,
   type CopyFilesOptions,
@@ -569,6 +570,68 @@ describe('findReusableObjects', () => {
       ).rejects.toBe(reason)
       expect(headedKeys()).toEqual(['llama/v3/a.bin'])
     })
+  })
+})
+
+describe('listReuseCandidates', () => {
+  it('reads the newest candidates of each likely new size up front, and none again', async () => {
+    for (let i = 0; i < 3; i++) {
+      store(`llama/v3/${shardName(i)}`, SHARD, `shard ${i}`, 3)
+      store(`llama/v2/${shardName(i)}`, SHARD, `shard ${i}`, 2)
+    }
+    store('llama/v3/tokenizer.model', 2 * MiB, 'tokenizer', 3)
+    serveBucket()
+    const files = Array.from({ length: 3 }, (_, i) => planned(shardName(i), SHARD, `shard ${i}`))
+    const tokenizer = planned('tokenizer.model', 2 * MiB, 'tokenizer')
+
+    // The tokenizer's key may already hold it: its size is listed, but nothing is read for it.
+    const listed = await listReuseCandidates(s3, [...files, tokenizer], files, search())
+
+    expect(listed?.bySize.get(SHARD)?.map((c) => c.key)).toEqual(
+      Array.from({ length: 3 }, (_, i) => `llama/v3/${shardName(i)}`).concat(
+        Array.from({ length: 3 }, (_, i) => `llama/v2/${shardName(i)}`)
+      )
+    )
+    expect(listed?.bySize.get(2 * MiB)?.map((c) => c.key)).toEqual(['llama/v3/tokenizer.model'])
+    // Three files of the size: its three newest objects, one HEAD each.
+    expect(headedKeys().sort()).toEqual(
+      Array.from({ length: 3 }, (_, i) => `llama/v3/${shardName(i)}`)
+    )
+
+    const result = await findReusableObjects(s3, [...files, tokenizer], search(), listed)
+
+    expect(result.map((f) => f.copyFrom?.key)).toEqual([
+      ...Array.from({ length: 3 }, (_, i) => `llama/v3/${shardName(i)}`),
+      'llama/v3/tokenizer.model'
+    ])
+    // Only the tokenizer's candidate was read now; one listing in all.
+    expect(headedKeys()).toHaveLength(4)
+    expect(headedKeys()[3]).toBe('llama/v3/tokenizer.model')
+    expect(listInputs()).toHaveLength(1)
+  })
+
+  it('lists nothing when no file is big enough to search for or there is nowhere to search', async () => {
+    serveBucket()
+    const small = planned('config.json', MIN_REUSE_BYTES - 1, '{}')
+    const big = planned('a.bin', SHARD, 'A')
+    expect(await listReuseCandidates(s3, [small], [small], search())).toBeUndefined()
+    expect(await listReuseCandidates(s3, [big], [big], search({ searchPrefixes: [] }))).toBe(
+      undefined
+    )
+    expect(s3Mock.calls()).toHaveLength(0)
+  })
+
+  it('warns once when the role may not list, and matching then sends nothing', async () => {
+    s3Mock.on(ListObjectsV2Command).rejects(awsError('AccessDenied', 403, 'Access Denied'))
+    const files = [planned('a.bin', SHARD, 'A')]
+
+    const listed = await listReuseCandidates(s3, files, files, search())
+    const result = await findReusableObjects(s3, files, search(), listed)
+
+    expect(listed?.denied).toBe(true)
+    expect(result).toEqual(files)
+    expect(s3Mock.calls()).toHaveLength(1)
+    expect(logger.warnings).toHaveLength(1)
   })
 })
 
