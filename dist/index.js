@@ -82371,33 +82371,7 @@ async function deploy(inputs, clients, deps) {
             `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
         return report(0);
     }
-    // Copies first: a source that changed since it was found falls back to an upload.
-    const { bytesCopied, fallBack } = await copyFiles(clients.s3, files, {
-        bucket: inputs.bucket,
-        cacheControl: inputs.cacheControl,
-        metadata: inputs.metadata,
-        tagging: deps.objectTagging,
-        partSizeBytes: inputs.partSizeBytes,
-        concurrency: inputs.concurrency,
-        logger,
-        signal: deps.signal
-    });
-    for (const file of fallBack) {
-        const published = files.find((f) => f.key === file.key);
-        if (published)
-            Object.assign(published, { action: 'upload', copyFrom: undefined });
-    }
-    const { bytesUploaded } = await uploadFiles(clients.s3, files, {
-        bucket: inputs.bucket,
-        multipartThresholdBytes: inputs.multipartThresholdBytes,
-        partSizeBytes: inputs.partSizeBytes,
-        concurrency: inputs.concurrency,
-        cacheControl: inputs.cacheControl,
-        metadata: inputs.metadata,
-        tagging: deps.objectTagging,
-        logger,
-        signal: deps.signal
-    });
+    const { bytesUploaded, bytesCopied } = await copyAndUpload(clients.s3, files, inputs, deps);
     // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
     stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written');
     if (manifest && manifestAction === 'written') {
@@ -82441,6 +82415,48 @@ async function deploy(inputs, clients, deps) {
         warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`);
     }
     return { ...report(bytesUploaded, bytesCopied), verification };
+}
+/**
+ * Copies and uploads at once: a copy is S3's work and an upload the runner's bandwidth, so neither
+ * need wait for the other (a multi-GB copy takes S3 seconds). A file whose copy source changed
+ * since it was found is uploaded afterwards. The first failure cancels the other side, and both
+ * settle (multipart uploads aborted) before it is thrown.
+ */
+async function copyAndUpload(s3, files, inputs, deps) {
+    const failed = new AbortController();
+    const signal = deps.signal ? AbortSignal.any([deps.signal, failed.signal]) : failed.signal;
+    let failure;
+    const cancelOnFailure = (work) => work.catch((err) => {
+        failure ??= err;
+        failed.abort(err);
+        throw err;
+    });
+    const headers = {
+        bucket: inputs.bucket,
+        cacheControl: inputs.cacheControl,
+        metadata: inputs.metadata,
+        tagging: deps.objectTagging,
+        partSizeBytes: inputs.partSizeBytes,
+        concurrency: inputs.concurrency,
+        logger: deps.logger
+    };
+    const uploadOptions = { ...headers, multipartThresholdBytes: inputs.multipartThresholdBytes };
+    const [copied, uploaded] = await Promise.allSettled([
+        cancelOnFailure(copyFiles(s3, files, { ...headers, signal })),
+        cancelOnFailure(uploadFiles(s3, files, { ...uploadOptions, signal }))
+    ]);
+    if (copied.status === 'rejected' || uploaded.status === 'rejected')
+        throw failure;
+    const { bytesCopied, fallBack } = copied.value;
+    let { bytesUploaded } = uploaded.value;
+    if (fallBack.length > 0) {
+        const again = files.filter((f) => fallBack.some((fb) => fb.key === f.key));
+        for (const file of again)
+            Object.assign(file, { action: 'upload', copyFrom: undefined });
+        bytesUploaded += (await uploadFiles(s3, again, { ...uploadOptions, signal: deps.signal }))
+            .bytesUploaded;
+    }
+    return { bytesUploaded, bytesCopied };
 }
 /**
  * HEADs every published URL through `url-base` (verify.ts), unless `verify` is false or an

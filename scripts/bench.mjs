@@ -34,6 +34,9 @@
  *   --env K=V              environment for the action's process (repeatable)
  *   --no-peer, --no-curl   skip AWS CLI / curl (e.g. to compare variants only)
  *   --http                 s3sink over plain HTTP instead of HTTPS
+ *   --latency MS           put MS of round-trip time between every client and s3sink (a TCP
+ *                          proxy that holds each chunk MS/2 each way), as a real link to a
+ *                          region has: what one round trip after another costs shows
  *   --data-dir DIR         generate the files there and keep them for the next run
  *   --cpu-prof DIR         write a .cpuprofile of each of our runs into DIR
  *   --json FILE            every run's numbers, as JSON
@@ -55,7 +58,7 @@ import {
   writeSync
 } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -89,6 +92,7 @@ const { values: opt } = parseArgs({
     'no-peer': { type: 'boolean', default: false },
     'no-curl': { type: 'boolean', default: false },
     http: { type: 'boolean', default: false },
+    latency: { type: 'string', default: '0' },
     'data-dir': { type: 'string' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -110,6 +114,8 @@ if (opt.help) {
 const PAIRS = Number(opt.pairs)
 if (!Number.isInteger(PAIRS) || PAIRS < 1) usage(`--pairs must be a whole number ≥ 1`)
 const SCENARIOS = new Set(opt.scenarios.split(',').map((s) => s.trim()))
+const LATENCY_MS = Number(opt.latency)
+if (!(LATENCY_MS >= 0)) usage(`--latency must be a number of milliseconds ≥ 0`)
 const keyValues = (list, what) =>
   Object.fromEntries(
     (list ?? []).map((kv) => {
@@ -506,6 +512,45 @@ async function startSink(https) {
   return `${https ? 'https' : 'http'}://127.0.0.1:${port}`
 }
 
+/**
+ * A TCP proxy in front of `target` that delays every chunk by half the round trip in each
+ * direction, in order, with backpressure: requests on one connection then cost a round trip
+ * each, as on a real link, while throughput stays that of loopback.
+ */
+async function startLatencyProxy(target, roundTripMs) {
+  const { protocol, port: targetPort } = new URL(target)
+  const oneWay = roundTripMs / 2
+  /** Chunks held at once per direction before the sender is paused. */
+  const maxHeld = 64
+  const relay = (from, to) => {
+    let held = 0
+    from.on('data', (chunk) => {
+      if (++held >= maxHeld) from.pause()
+      setTimeout(() => {
+        held--
+        const flowing = to.destroyed || to.write(chunk)
+        if (flowing && held < maxHeld) from.resume()
+      }, oneWay)
+    })
+    to.on('drain', () => held < maxHeld && from.resume())
+    // Timers of one delay fire in the order they were set: the end follows the last chunk.
+    from.on('end', () => setTimeout(() => to.end(), oneWay))
+    from.on('error', () => to.destroy())
+    from.on('close', () => setTimeout(() => to.destroy(), oneWay))
+  }
+  const server = createServer((client) => {
+    const upstream = connect(Number(targetPort), '127.0.0.1')
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
+    relay(client, upstream)
+    relay(upstream, client)
+  })
+  const port = await freePort()
+  await new Promise((ok, ko) => server.once('error', ko).listen(port, '127.0.0.1', ok))
+  cleanups.push(() => new Promise((ok) => server.close(ok)))
+  return `${protocol}//127.0.0.1:${port}`
+}
+
 function makeCertificate() {
   const args = [
     'req',
@@ -716,8 +761,12 @@ async function main() {
 
   /** Scenario 5: v4's files that hold v3's bytes and are big enough to be searched for. */
   let known
-  const endpoint = await startSink(https)
-  console.log(`s3sink at ${endpoint}; test data in ${dataDir}; ${PAIRS} pair(s) per scenario.`)
+  const sink = await startSink(https)
+  const endpoint = LATENCY_MS > 0 ? await startLatencyProxy(sink, LATENCY_MS) : sink
+  console.log(
+    `s3sink at ${sink}${LATENCY_MS > 0 ? `, behind a ${LATENCY_MS} ms round-trip proxy at ${endpoint}` : ''}; ` +
+      `test data in ${dataDir}; ${PAIRS} pair(s) per scenario.`
+  )
 
   const ONE = join(dataDir, 'one/model.safetensors')
   const LARGE = join(dataDir, 'large/model.safetensors')
@@ -1107,6 +1156,7 @@ function report(machine, { motoNote, releaseFiles, known }) {
   const how =
     `Medians of ${PAIRS} alternating pair(s); ratios are medians of per-pair ratios. ` +
     `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
+    `${LATENCY_MS > 0 ? `, ${LATENCY_MS} ms round trip added by a proxy` : ''}` +
     `${results['6a'] ? ', and moto_server over HTTP (scenario 6)' : ''}. ` +
     'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes).'
 

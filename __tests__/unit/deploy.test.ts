@@ -5,7 +5,9 @@ import {
   GetDistributionCommand,
   GetInvalidationCommand
 } from '@aws-sdk/client-cloudfront'
+import path from 'node:path'
 import {
+  CopyObjectCommand,
   GetObjectCommand,
   type GetObjectCommandOutput,
   HeadObjectCommand,
@@ -13,6 +15,7 @@ import {
   PutObjectCommand
 } from '@aws-sdk/client-s3'
 import { deploy } from '../../src/deploy.js'
+import { AwsError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
@@ -231,5 +234,99 @@ describe('deploy', () => {
     expect(putKeys()).toEqual(['v1/manifest.json'])
     expect(invalidatedPaths().sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
     expect(report.invalidation.reason).toContain('1 key(s) an unfinished earlier run replaced')
+  })
+
+  describe('with a file another version already stores', () => {
+    const shard = Buffer.alloc(1024 * 1024, 5)
+    beforeEach(() => {
+      fs.writeFileSync(path.join(workspace, 'models/shard.bin'), shard)
+      s3Mock.on(ListObjectsV2Command, { Prefix: 'v1/' }).resolves({})
+      s3Mock
+        .on(ListObjectsV2Command, { Prefix: '' })
+        .resolves({ Contents: [{ Key: 'v0/shard.bin', Size: shard.length, ETag: '"e0"' }] })
+      s3Mock.on(HeadObjectCommand, { Key: 'v0/shard.bin' }).resolves({
+        Metadata: { sha256: createHash('sha256').update(shard).digest('hex') }
+      })
+    })
+    /** A promise and what settles it, for requests that wait on one another. */
+    const signal = () => {
+      let fire!: () => void
+      const fired = new Promise<void>((resolve) => (fire = resolve))
+      return { fire, fired }
+    }
+
+    it('copies it while the other files upload', async () => {
+      // Each request waits for the other to have been sent: done one after the other, they never end.
+      const copyStarted = signal()
+      const uploadStarted = signal()
+      s3Mock.on(CopyObjectCommand).callsFake(async () => {
+        copyStarted.fire()
+        await uploadStarted.fired
+        return { CopyObjectResult: { ETag: '"c"' } }
+      })
+      s3Mock.on(PutObjectCommand, { Key: 'v1/a.onnx' }).callsFake(async () => {
+        uploadStarted.fire()
+        await copyStarted.fired
+        return {}
+      })
+
+      const report = await deploy(inputs(), clients, deps())
+
+      expect(Object.fromEntries(report.files.map((f) => [f.relativePath, f.action]))).toEqual({
+        'a.onnx': 'upload',
+        'shard.bin': 'copy',
+        'sub dir/b.json': 'upload'
+      })
+      expect(s3Mock.commandCalls(CopyObjectCommand)[0].args[0].input).toMatchObject({
+        Key: 'v1/shard.bin',
+        CopySourceIfMatch: '"e0"'
+      })
+      expect(report.bytesCopied).toBe(shard.length)
+      expect(report.bytesUploaded).toBe(1 + 7)
+      expect(putKeys().at(-1)).toBe('v1/manifest.json')
+    }, 5_000)
+
+    it('reports a failed copy, not the uploads it cancelled, and writes no manifest', async () => {
+      const uploadStarted = signal()
+      s3Mock.on(CopyObjectCommand).callsFake(async () => {
+        await uploadStarted.fired
+        throw Object.assign(new Error('Access Denied'), {
+          name: 'AccessDenied',
+          $metadata: { httpStatusCode: 403 }
+        })
+      })
+      s3Mock.on(PutObjectCommand, { Key: 'v1/a.onnx' }).callsFake(async () => {
+        uploadStarted.fire()
+        return {}
+      })
+
+      const err = await deploy(inputs(), clients, deps()).catch((e: unknown) => e)
+
+      expect(err).toBeInstanceOf(AwsError)
+      expect((err as AwsError).message).toMatch(/copying.*AccessDenied/)
+      expect(putKeys()).not.toContain('v1/manifest.json')
+    })
+
+    it('uploads it instead when its source changed since it was found', async () => {
+      s3Mock.on(CopyObjectCommand).rejects(
+        Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
+          name: 'PreconditionFailed',
+          $metadata: { httpStatusCode: 412 }
+        })
+      )
+
+      const report = await deploy(inputs(), clients, deps())
+
+      expect(report.files.find((f) => f.relativePath === 'shard.bin')?.action).toBe('upload')
+      expect(report.bytesCopied).toBe(0)
+      expect(report.bytesUploaded).toBe(1 + 7 + shard.length)
+      expect([...putKeys()].sort()).toEqual([
+        'v1/a.onnx',
+        'v1/manifest.json',
+        'v1/shard.bin',
+        'v1/sub dir/b.json'
+      ])
+      expect(putKeys().at(-1)).toBe('v1/manifest.json')
+    })
   })
 })
