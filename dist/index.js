@@ -80821,10 +80821,14 @@ async function promoteVersion(clients, inputs, urlBase, deps) {
 ;// CONCATENATED MODULE: ./src/distribution.ts
 
 
-/** Reads the distribution once: its domain is the default URL base, and a typo in the id fails here, before any upload. */
-async function getDistribution(cf, id) {
+/** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
+function requestDistribution(cf, id, signal) {
+    return cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal });
+}
+/** The distribution as a deploy needs it: its domain is the default URL base, and a typo in the id fails here, before any upload. */
+async function getDistribution(response, id) {
     try {
-        const { Distribution: d } = await cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }));
+        const { Distribution: d } = await response;
         if (!d?.DomainName)
             throw new Error('GetDistribution returned no domain name');
         return {
@@ -80852,6 +80856,7 @@ async function getDistribution(cf, id) {
  * when the deploy works but something is weaker than the documented setup (rollback, cleanup,
  * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
  */
+
 
 
 
@@ -80999,8 +81004,8 @@ function parseS3Domain(domain) {
     }
     return undefined;
 }
-async function distributionChecks(cloudfront, target, id, signal) {
-    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal }));
+async function distributionChecks(cloudfront, target, id, signal, sent) {
+    const got = await read(sent ?? requestDistribution(cloudfront, id, signal));
     const none = { oaiIds: [], usesOac: false };
     if (!got.ok) {
         if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchDistribution') {
@@ -81615,7 +81620,9 @@ async function runPreflight(clients, target, opts = {}) {
         read(s3
             .send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
             .then((r) => r.Rules)),
-        distributionId ? distributionChecks(cloudfront, target, distributionId, opts.signal) : undefined
+        distributionId
+            ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
+            : undefined
     ]);
     if (opts.signal?.aborted)
         throw opts.signal.reason;
@@ -81674,6 +81681,11 @@ function preflightFailure(findings) {
  * distribution's domain, else the bucket's own URL.
  */
 async function resolveTarget(inputs, clients, deps) {
+    const distributionResponse = inputs.distributionId
+        ? requestDistribution(clients.cloudfront, inputs.distributionId, deps.signal)
+        : undefined;
+    // Awaited below or by the pre-flight; a pre-flight that fails first must not leave it unhandled.
+    distributionResponse?.catch(() => undefined);
     let preflight;
     if (inputs.preflight) {
         preflight = await runPreflight(clients, {
@@ -81682,7 +81694,7 @@ async function resolveTarget(inputs, clients, deps) {
             distributionId: inputs.distributionId,
             versionPrefix: inputs.versionPrefix,
             signingKeyPairId: inputs.signing?.keyPairId
-        }, { signal: deps.signal });
+        }, { signal: deps.signal, distribution: distributionResponse });
         for (const finding of preflight) {
             if (finding.status === 'ok')
                 deps.logger.info(formatFinding(finding));
@@ -81694,8 +81706,8 @@ async function resolveTarget(inputs, clients, deps) {
             throw failure;
     }
     let distribution;
-    if (inputs.distributionId) {
-        distribution = await getDistribution(clients.cloudfront, inputs.distributionId);
+    if (inputs.distributionId && distributionResponse) {
+        distribution = await getDistribution(distributionResponse, inputs.distributionId);
         if (!distribution.enabled && !preflight) {
             deps.warn(`CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`);
         }

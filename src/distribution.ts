@@ -1,4 +1,8 @@
-import { GetDistributionCommand, type CloudFrontClient } from '@aws-sdk/client-cloudfront'
+import {
+  GetDistributionCommand,
+  type CloudFrontClient,
+  type GetDistributionCommandOutput
+} from '@aws-sdk/client-cloudfront'
 import { explainAwsError } from './errors.js'
 
 export interface DistributionInfo {
@@ -10,10 +14,22 @@ export interface DistributionInfo {
   status?: string
 }
 
-/** Reads the distribution once: its domain is the default URL base, and a typo in the id fails here, before any upload. */
-export async function getDistribution(cf: CloudFrontClient, id: string): Promise<DistributionInfo> {
+/** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
+export function requestDistribution(
+  cf: CloudFrontClient,
+  id: string,
+  signal?: AbortSignal
+): Promise<GetDistributionCommandOutput> {
+  return cf.send(new GetDistributionCommand({ Id: id }), { abortSignal: signal })
+}
+
+/** The distribution as a deploy needs it: its domain is the default URL base, and a typo in the id fails here, before any upload. */
+export async function getDistribution(
+  response: Promise<GetDistributionCommandOutput>,
+  id: string
+): Promise<DistributionInfo> {
   try {
-    const { Distribution: d } = await cf.send(new GetDistributionCommand({ Id: id }))
+    const { Distribution: d } = await response
     if (!d?.DomainName) throw new Error('GetDistribution returned no domain name')
     return {
       id,

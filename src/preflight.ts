@@ -7,7 +7,6 @@
  * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
  */
 import {
-  GetDistributionCommand,
   GetKeyGroupCommand,
   GetOriginAccessControlCommand,
   GetPublicKeyCommand,
@@ -15,6 +14,7 @@ import {
   type CacheBehavior,
   type CloudFrontClient,
   type DistributionConfig,
+  type GetDistributionCommandOutput,
   type KeyGroup,
   type Origin
 } from '@aws-sdk/client-cloudfront'
@@ -26,6 +26,7 @@ import {
   type LifecycleRule,
   type S3Client
 } from '@aws-sdk/client-s3'
+import { requestDistribution } from './distribution.js'
 import { DeployError, awsErrorCode, explainAwsError } from './errors.js'
 import { toInvalidationPath } from './invalidation.js'
 
@@ -95,6 +96,8 @@ export interface PreflightClients {
 
 export interface PreflightOptions {
   signal?: AbortSignal
+  /** GetDistribution already sent for the target's distribution (requestDistribution). */
+  distribution?: Promise<GetDistributionCommandOutput>
 }
 
 type Permission = keyof typeof PREFLIGHT_PERMISSIONS
@@ -262,11 +265,10 @@ async function distributionChecks(
   cloudfront: CloudFrontClient,
   target: PreflightTarget,
   id: string,
-  signal: AbortSignal | undefined
+  signal: AbortSignal | undefined,
+  sent: Promise<GetDistributionCommandOutput> | undefined
 ): Promise<DistributionFacts> {
-  const got = await read(
-    cloudfront.send(new GetDistributionCommand({ Id: id }), { abortSignal: signal })
-  )
+  const got = await read(sent ?? requestDistribution(cloudfront, id, signal))
   const none = { oaiIds: [], usesOac: false }
   if (!got.ok) {
     if (awsErrorCode(got.err) === 'NoSuchDistribution') {
@@ -1032,7 +1034,9 @@ export async function runPreflight(
         .send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }), send)
         .then((r) => r.Rules)
     ),
-    distributionId ? distributionChecks(cloudfront, target, distributionId, opts.signal) : undefined
+    distributionId
+      ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
+      : undefined
   ])
   if (opts.signal?.aborted) throw opts.signal.reason
 

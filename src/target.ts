@@ -1,5 +1,5 @@
 import { customS3Endpoint, type Clients } from './clients.js'
-import { getDistribution, type DistributionInfo } from './distribution.js'
+import { getDistribution, requestDistribution, type DistributionInfo } from './distribution.js'
 import {
   formatFinding,
   preflightFailure,
@@ -45,6 +45,11 @@ export async function resolveTarget(
   clients: Clients,
   deps: TargetDeps
 ): Promise<Target> {
+  const distributionResponse = inputs.distributionId
+    ? requestDistribution(clients.cloudfront, inputs.distributionId, deps.signal)
+    : undefined
+  // Awaited below or by the pre-flight; a pre-flight that fails first must not leave it unhandled.
+  distributionResponse?.catch(() => undefined)
   let preflight: PreflightFinding[] | undefined
   if (inputs.preflight) {
     preflight = await runPreflight(
@@ -56,7 +61,7 @@ export async function resolveTarget(
         versionPrefix: inputs.versionPrefix,
         signingKeyPairId: inputs.signing?.keyPairId
       },
-      { signal: deps.signal }
+      { signal: deps.signal, distribution: distributionResponse }
     )
     for (const finding of preflight) {
       if (finding.status === 'ok') deps.logger.info(formatFinding(finding))
@@ -67,8 +72,8 @@ export async function resolveTarget(
   }
 
   let distribution: DistributionInfo | undefined
-  if (inputs.distributionId) {
-    distribution = await getDistribution(clients.cloudfront, inputs.distributionId)
+  if (inputs.distributionId && distributionResponse) {
+    distribution = await getDistribution(distributionResponse, inputs.distributionId)
     if (!distribution.enabled && !preflight) {
       deps.warn(
         `CloudFront distribution ${distribution.id} is disabled: the URLs will not serve until it is enabled.`

@@ -149,6 +149,14 @@ describe('resolveTarget: pre-flight', () => {
     })
   })
 
+  it('with preflight true reads the distribution once, for the checks and the URL base', async () => {
+    mockServingSetup(true)
+    const target = await resolveTarget(inputs({ distributionId: DISTRIBUTION_ID }), clients, deps())
+    expect(target.preflight?.find((f) => f.check === 'distribution')?.status).toBe('ok')
+    expect(target.urlBase).toBe(`https://${deployedDistribution.Distribution?.DomainName}`)
+    expect(cfMock.commandCalls(GetDistributionCommand)).toHaveLength(1)
+  })
+
   it('warns about a disabled distribution only when pre-flight did not', async () => {
     mockServingSetup(false)
     const off = deps()
