@@ -77380,8 +77380,9 @@ const SHOWN = 20;
 /**
  * Reads `<version>/manifest.json` and checks that every file it lists is stored with the listed
  * size, so an alias is never pointed at a version that is incomplete or was never published.
+ * `stored` is the manifest the caller knows is stored there (a deploy's own): it is not read again.
  */
-async function loadVersion(s3, bucket, versionPrefix) {
+async function loadVersion(s3, bucket, versionPrefix, stored) {
     const objects = await listPrefix(s3, bucket, versionPrefix);
     const key = manifestKey(versionPrefix);
     if (!objects.has(key)) {
@@ -77390,7 +77391,7 @@ async function loadVersion(s3, bucket, versionPrefix) {
                 ? ` (${objects.size} other object(s) are under ${versionPrefix}/).`
                 : '.'), 'Check `version-prefix`, or publish that version with `manifest: true` first.');
     }
-    const manifest = await readStoredManifest(s3, bucket, key);
+    const manifest = stored ?? (await readStoredManifest(s3, bucket, key));
     if (!manifest) {
         throw new errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
     }
@@ -82420,7 +82421,8 @@ async function deploy(inputs, clients, deps) {
     // Verified first: an alias must never move to a version that does not serve what was uploaded.
     if (inputs.alias && verification?.verified !== false) {
         stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
-        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix);
+        // Listed again for the ETags the alias copies require; the manifest is this run's.
+        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix, manifest ?? undefined);
         alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
     }
     else if (inputs.alias) {

@@ -107,11 +107,13 @@ export interface ApplyAliasOptions {
 /**
  * Reads `<version>/manifest.json` and checks that every file it lists is stored with the listed
  * size, so an alias is never pointed at a version that is incomplete or was never published.
+ * `stored` is the manifest the caller knows is stored there (a deploy's own): it is not read again.
  */
 export async function loadVersion(
   s3: S3Client,
   bucket: string,
-  versionPrefix: string
+  versionPrefix: string,
+  stored?: Manifest
 ): Promise<LoadedVersion> {
   const objects = await listPrefix(s3, bucket, versionPrefix)
   const key = manifestKey(versionPrefix)
@@ -124,7 +126,7 @@ export async function loadVersion(
       'Check `version-prefix`, or publish that version with `manifest: true` first.'
     )
   }
-  const manifest = await readStoredManifest(s3, bucket, key)
+  const manifest = stored ?? (await readStoredManifest(s3, bucket, key))
   if (!manifest) {
     throw new DeployError(
       `s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`,

@@ -272,7 +272,13 @@ export async function deploy(
       deps.signal,
       `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`
     )
-    const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix)
+    // Listed again for the ETags the alias copies require; the manifest is this run's.
+    const version = await loadVersion(
+      clients.s3,
+      inputs.bucket,
+      inputs.versionPrefix,
+      manifest ?? undefined
+    )
     alias = await moveAlias(
       clients,
       { ...inputs, alias: inputs.alias },

@@ -222,3 +222,19 @@ describe('promoteVersion', () => {
     expect(cfMock.calls()).toHaveLength(0)
   })
 })
+
+describe('loadVersion', () => {
+  it("checks a deploy's own manifest against the listing without reading it again", async () => {
+    const written = publishVersion(objects, BUCKET, 'v3', { 'a.bin': 'a3' })
+    s3Mock.resetHistory()
+
+    const version = await loadVersion(clients.s3, BUCKET, 'v3', written)
+
+    expect(version.manifest).toBe(written)
+    expect(s3Mock.commandCalls(GetObjectCommand)).toHaveLength(0)
+    objects.delete('v3/a.bin')
+    await expect(loadVersion(clients.s3, BUCKET, 'v3', written)).rejects.toThrow(
+      'v3 is missing 1 of 1 file(s) its manifest lists: a.bin'
+    )
+  })
+})
