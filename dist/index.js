@@ -80212,6 +80212,11 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  */
 const MAX_WORKERS = 4;
 /**
+ * A worker idle this long exits: hashing comes in one burst (the plan), and a worker kept through
+ * a long upload would hold its ~13 MB for nothing.
+ */
+const IDLE_EXIT_MS = 250;
+/**
  * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
  * upload sends each part with its CRC32 and would otherwise read the file a second time. Memory
  * stays flat for multi-GB weights (two reused 1 MiB buffers per worker). The signal stops a
@@ -80224,6 +80229,7 @@ async function hashFile(filePath, opts = {}) {
 class HashPool {
     size;
     idle = [];
+    idleTimers = new Map();
     waiting = [];
     started = 0;
     constructor(size) {
@@ -80256,6 +80262,8 @@ class HashPool {
             }
         }
         const worker = this.idle.pop() ?? this.start();
+        clearTimeout(this.idleTimers.get(worker));
+        this.idleTimers.delete(worker);
         // Referenced only while busy: an idle worker must not keep the process alive.
         worker.ref();
         return worker;
@@ -80264,20 +80272,31 @@ class HashPool {
         this.started++;
         const worker = new external_node_worker_threads_.Worker(`(${hashWorker.toString()})()`, { eval: true });
         // One that dies while idle must not be handed out again.
-        worker.once('exit', () => {
-            const index = this.idle.indexOf(worker);
-            if (index >= 0) {
-                this.idle.splice(index, 1);
-                this.started--;
-            }
-        });
+        worker.once('exit', () => this.dropIdle(worker));
         return worker;
+    }
+    /** Takes an idle worker out of the pool; false when it is not idle (busy, or gone already). */
+    dropIdle(worker) {
+        clearTimeout(this.idleTimers.get(worker));
+        this.idleTimers.delete(worker);
+        const index = this.idle.indexOf(worker);
+        if (index < 0)
+            return false;
+        this.idle.splice(index, 1);
+        this.started--;
+        return true;
     }
     /** A worker that was terminated, crashed or left mid-file is dropped, not reused. */
     release(worker, healthy) {
         if (healthy) {
             worker.unref();
             this.idle.push(worker);
+            const timer = setTimeout(() => {
+                if (this.dropIdle(worker))
+                    void worker.terminate();
+            }, IDLE_EXIT_MS);
+            timer.unref();
+            this.idleTimers.set(worker, timer);
         }
         else {
             this.started--;

@@ -23,6 +23,11 @@ type HashReply =
  * a worker per core, files are hashed in parallel; each worker costs ~13 MB.
  */
 const MAX_WORKERS = 4
+/**
+ * A worker idle this long exits: hashing comes in one burst (the plan), and a worker kept through
+ * a long upload would hold its ~13 MB for nothing.
+ */
+const IDLE_EXIT_MS = 250
 
 /**
  * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
@@ -40,6 +45,7 @@ export async function hashFile(
 /** Lazily started workers, at most one per core (and MAX_WORKERS); requests beyond wait. */
 class HashPool {
   private readonly idle: Worker[] = []
+  private readonly idleTimers = new Map<Worker, NodeJS.Timeout>()
   private readonly waiting: (() => void)[] = []
   private started = 0
 
@@ -71,6 +77,8 @@ class HashPool {
       }
     }
     const worker = this.idle.pop() ?? this.start()
+    clearTimeout(this.idleTimers.get(worker))
+    this.idleTimers.delete(worker)
     // Referenced only while busy: an idle worker must not keep the process alive.
     worker.ref()
     return worker
@@ -80,14 +88,19 @@ class HashPool {
     this.started++
     const worker = new Worker(`(${hashWorker.toString()})()`, { eval: true })
     // One that dies while idle must not be handed out again.
-    worker.once('exit', () => {
-      const index = this.idle.indexOf(worker)
-      if (index >= 0) {
-        this.idle.splice(index, 1)
-        this.started--
-      }
-    })
+    worker.once('exit', () => this.dropIdle(worker))
     return worker
+  }
+
+  /** Takes an idle worker out of the pool; false when it is not idle (busy, or gone already). */
+  private dropIdle(worker: Worker): boolean {
+    clearTimeout(this.idleTimers.get(worker))
+    this.idleTimers.delete(worker)
+    const index = this.idle.indexOf(worker)
+    if (index < 0) return false
+    this.idle.splice(index, 1)
+    this.started--
+    return true
   }
 
   /** A worker that was terminated, crashed or left mid-file is dropped, not reused. */
@@ -95,6 +108,11 @@ class HashPool {
     if (healthy) {
       worker.unref()
       this.idle.push(worker)
+      const timer = setTimeout(() => {
+        if (this.dropIdle(worker)) void worker.terminate()
+      }, IDLE_EXIT_MS)
+      timer.unref()
+      this.idleTimers.set(worker, timer)
     } else {
       this.started--
       void worker.terminate()

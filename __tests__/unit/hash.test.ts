@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,4 +88,18 @@ describe('hashFile', () => {
   it('computes no CRC32 without a part size', async () => {
     expect((await hashFile(await fileOf('no-parts', randomBytes(MiB)))).partCrc32).toEqual([])
   })
+
+  it('lets idle workers exit (their memory is not held through the uploads) and starts anew', async () => {
+    const threads = () => readdirSync('/proc/self/task').length
+    const bytes = randomBytes(MiB)
+    const path = await fileOf('idle', bytes)
+    await hashFile(path)
+    const withWorker = threads()
+    // Waits for the exit, however slow the machine: without it the test fails here.
+    for (let waited = 0; threads() >= withWorker && waited < 10_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(threads()).toBeLessThan(withWorker)
+    expect((await hashFile(path)).sha256).toBe(sha(bytes))
+  }, 15_000)
 })
