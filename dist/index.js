@@ -77090,11 +77090,13 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
     };
 }
 /**
- * Invalidates `paths` in batches and waits for them when asked; what the deploy, an alias move
- * and a clean-up do alike. The outcome's status is InProgress when not waited for or timed out
- * (a warning then says edge caches may serve old bytes until CloudFront finishes).
+ * Invalidates `outcome.paths` in batches, waits for them when asked, and records the ids, status
+ * and wait in `outcome`; what the deploy, an alias move and a clean-up do alike. The status is
+ * InProgress when not waited for or timed out (a warning then says edge caches may serve old
+ * bytes until CloudFront finishes).
  */
-async function invalidateAndWait(cf, distributionId, paths, opts) {
+async function invalidateAndWait(cf, distributionId, outcome, opts) {
+    const { paths } = outcome;
     const batches = toBatches(paths);
     const ids = await createInvalidations(cf, distributionId, batches, {
         runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
@@ -77107,22 +77109,19 @@ async function invalidateAndWait(cf, distributionId, paths, opts) {
     });
     const label = opts.label ? ` (${opts.label})` : '';
     opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`);
+    Object.assign(outcome, { ids, status: 'InProgress', waitedMs: 0 });
     if (!opts.wait)
-        return { ids, status: 'InProgress', waitedMs: 0 };
+        return;
     const waited = await waitForInvalidations(cf, distributionId, ids, {
         timeoutMs: opts.waitTimeoutMinutes * 60_000,
         logger: opts.logger,
         sleep: opts.sleep,
         now: opts.now
     });
-    return {
-        ids,
-        status: waited.status,
-        waitedMs: waited.waitedMs,
-        warning: waited.status === 'Completed'
-            ? undefined
-            : `Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
-    };
+    Object.assign(outcome, { status: waited.status, waitedMs: waited.waitedMs });
+    if (waited.status !== 'Completed') {
+        opts.warn(`Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/stored-objects.ts
@@ -80812,18 +80811,16 @@ async function moveAlias(clients, inputs, version, urlBase, deps) {
         waitedMs: 0
     };
     if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
-        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
             env: deps.env,
             logger: deps.logger,
             sleep: deps.sleep,
             now: deps.now,
             wait: inputs.waitForInvalidation,
             waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-            label: `alias ${inputs.alias}`
+            label: `alias ${inputs.alias}`,
+            warn: deps.warn
         });
-        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
-        if (done.warning)
-            deps.warn(done.warning);
     }
     const urls = {};
     for (const file of result.files)
@@ -82413,17 +82410,15 @@ async function deploy(inputs, clients, deps) {
     if (inputs.distributionId && paths.length > 0) {
         stopIfCancelled(deps.signal, `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
             `${paths.length} path(s): edge caches may serve their old bytes until they expire`);
-        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
             env: deps.env,
             logger,
             sleep: deps.sleep,
             now,
             wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            warn
         });
-        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
-        if (done.warning)
-            warn(done.warning);
     }
     const targets = [...files, ...(manifest ? [manifestTarget(manifest)] : [])];
     if (inputs.signing) {
@@ -83163,17 +83158,15 @@ async function cleanupMode(inputs, clients, deps, pr) {
     };
     // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
     if (inputs.distributionId && !inputs.dryRun) {
-        const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
             env: deps.env,
             logger: deps.logger,
             sleep: deps.sleep,
             now: deps.now,
             wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            warn
         });
-        Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs });
-        if (done.warning)
-            warn(done.warning);
     }
     const comment = pr && inputs.prComment
         ? await commentOnPullRequest(inputs, pr, removedCommentBody({

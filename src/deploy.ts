@@ -242,16 +242,15 @@ export async function deploy(
       `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
         `${paths.length} path(s): edge caches may serve their old bytes until they expire`
     )
-    const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+    await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
       env: deps.env,
       logger,
       sleep: deps.sleep,
       now,
       wait: inputs.waitForInvalidation,
-      waitTimeoutMinutes: inputs.waitTimeoutMinutes
+      waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+      warn
     })
-    Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
-    if (done.warning) warn(done.warning)
   }
   const targets: VerifyTarget[] = [...files, ...(manifest ? [manifestTarget(manifest)] : [])]
   if (inputs.signing) {

@@ -363,19 +363,23 @@ export interface InvalidateOptions {
   waitTimeoutMinutes: number
   /** Said in the log: what the paths are, e.g. `alias latest`. */
   label?: string
+  /** Receives the warning of a wait that timed out (and keeps it for the summary). */
+  warn: (message: string) => void
 }
 
 /**
- * Invalidates `paths` in batches and waits for them when asked; what the deploy, an alias move
- * and a clean-up do alike. The outcome's status is InProgress when not waited for or timed out
- * (a warning then says edge caches may serve old bytes until CloudFront finishes).
+ * Invalidates `outcome.paths` in batches, waits for them when asked, and records the ids, status
+ * and wait in `outcome`; what the deploy, an alias move and a clean-up do alike. The status is
+ * InProgress when not waited for or timed out (a warning then says edge caches may serve old
+ * bytes until CloudFront finishes).
  */
 export async function invalidateAndWait(
   cf: CloudFrontClient,
   distributionId: string,
-  paths: string[],
+  outcome: InvalidationOutcome,
   opts: InvalidateOptions
-): Promise<Pick<InvalidationOutcome, 'ids' | 'status' | 'waitedMs'> & { warning?: string }> {
+): Promise<void> {
+  const { paths } = outcome
   const batches = toBatches(paths)
   const ids = await createInvalidations(cf, distributionId, batches, {
     runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
@@ -388,20 +392,18 @@ export async function invalidateAndWait(
   })
   const label = opts.label ? ` (${opts.label})` : ''
   opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`)
-  if (!opts.wait) return { ids, status: 'InProgress', waitedMs: 0 }
+  Object.assign(outcome, { ids, status: 'InProgress', waitedMs: 0 })
+  if (!opts.wait) return
   const waited = await waitForInvalidations(cf, distributionId, ids, {
     timeoutMs: opts.waitTimeoutMinutes * 60_000,
     logger: opts.logger,
     sleep: opts.sleep,
     now: opts.now
   })
-  return {
-    ids,
-    status: waited.status,
-    waitedMs: waited.waitedMs,
-    warning:
-      waited.status === 'Completed'
-        ? undefined
-        : `Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
+  Object.assign(outcome, { status: waited.status, waitedMs: waited.waitedMs })
+  if (waited.status !== 'Completed') {
+    opts.warn(
+      `Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`
+    )
   }
 }

@@ -156,16 +156,15 @@ async function cleanupMode(
   }
   // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
   if (inputs.distributionId && !inputs.dryRun) {
-    const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+    await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
       env: deps.env,
       logger: deps.logger,
       sleep: deps.sleep,
       now: deps.now,
       wait: inputs.waitForInvalidation,
-      waitTimeoutMinutes: inputs.waitTimeoutMinutes
+      waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+      warn
     })
-    Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
-    if (done.warning) warn(done.warning)
   }
   const comment =
     pr && inputs.prComment

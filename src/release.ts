@@ -79,17 +79,16 @@ export async function moveAlias(
     waitedMs: 0
   }
   if (inputs.distributionId && paths.length > 0 && !inputs.dryRun) {
-    const done = await invalidateAndWait(clients.cloudfront, inputs.distributionId, paths, {
+    await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
       env: deps.env,
       logger: deps.logger,
       sleep: deps.sleep,
       now: deps.now,
       wait: inputs.waitForInvalidation,
       waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-      label: `alias ${inputs.alias}`
+      label: `alias ${inputs.alias}`,
+      warn: deps.warn
     })
-    Object.assign(invalidation, { ids: done.ids, status: done.status, waitedMs: done.waitedMs })
-    if (done.warning) deps.warn(done.warning)
   }
   const urls: Record<string, string> = {}
   for (const file of result.files) urls[file.path] = objectUrl(urlBase, file.key)
