@@ -88,6 +88,7 @@ export async function planDeploy(
     const existing = new Map([...objects].map(([key, o]) => [key, o.size]))
     const manifestObjectKey = manifestKey(inputs.versionPrefix)
     // Only keys of the file's size are read: a different size proves different bytes.
+    const likelyNew = local.filter((file, i) => existing.get(keys[i]) !== file.size)
     const [stored, storedManifest, candidates] = await Promise.all([
       mapLimit(local, HEAD_CONCURRENCY, async (file, i) =>
         existing.get(keys[i]) === file.size ? headObject(s3, inputs.bucket, keys[i]) : undefined
@@ -95,13 +96,9 @@ export async function planDeploy(
       inputs.manifest && existing.has(manifestObjectKey)
         ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
         : undefined,
-      deps.reuse
-        ? listReuseCandidates(
-            s3,
-            local,
-            local.filter((file, i) => existing.get(keys[i]) !== file.size),
-            deps.reuse
-          )
+      // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
+      deps.reuse && likelyNew.length > 0
+        ? listReuseCandidates(s3, local, likelyNew, deps.reuse)
         : undefined
     ])
     return { existing, stored, storedManifest, candidates }

@@ -329,9 +329,19 @@ describe('planDeploy', () => {
   })
 
   it('searches for identical objects only when a file may be new', async () => {
-    storeExisting()
+    // Big enough to be searched for, and already in place.
+    const bytes = Buffer.alloc(2 * 1024 * 1024, 1)
+    const shard = localFile('shard.bin', bytes.toString('latin1'))
+    s3Mock
+      .on(ListObjectsV2Command)
+      .resolves({ Contents: [{ Key: 'v3/shard.bin', Size: bytes.length }] })
+    s3Mock.on(HeadObjectCommand).resolves({
+      ...storedHeaders(''),
+      ContentLength: bytes.length,
+      Metadata: { framework: 'onnx', sha256: createHash('sha256').update(bytes).digest('hex') }
+    })
     const logger = silentLogger()
-    const plan = await planDeploy(s3, files.slice(0, 1), inputs, {
+    const plan = await planDeploy(s3, [shard], inputs, {
       logger,
       reuse: { bucket: 'models', versionPrefix: 'v3', searchPrefixes: [''], logger }
     })
