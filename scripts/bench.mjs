@@ -37,6 +37,8 @@
  *   --latency MS           put MS of round-trip time between every client and s3sink (a TCP
  *                          proxy that holds each chunk MS/2 each way), as a real link to a
  *                          region has: what one round trip after another costs shows
+ *   --rate MBPS            let the clients send at most MBPS MB/s in all through that proxy, as
+ *                          a runner's uplink would: what hides behind the transfer shows
  *   --data-dir DIR         generate the files there and keep them for the next run
  *   --cpu-prof DIR         write a .cpuprofile of each of our runs into DIR
  *   --json FILE            every run's numbers, as JSON
@@ -60,6 +62,7 @@ import {
 import { mkdtemp } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import os from 'node:os'
+import { performance } from 'node:perf_hooks'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -93,6 +96,7 @@ const { values: opt } = parseArgs({
     'no-curl': { type: 'boolean', default: false },
     http: { type: 'boolean', default: false },
     latency: { type: 'string', default: '0' },
+    rate: { type: 'string', default: '0' },
     'data-dir': { type: 'string' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -116,6 +120,15 @@ if (!Number.isInteger(PAIRS) || PAIRS < 1) usage(`--pairs must be a whole number
 const SCENARIOS = new Set(opt.scenarios.split(',').map((s) => s.trim()))
 const LATENCY_MS = Number(opt.latency)
 if (!(LATENCY_MS >= 0)) usage(`--latency must be a number of milliseconds ≥ 0`)
+const RATE_MBPS = Number(opt.rate)
+if (!(RATE_MBPS >= 0)) usage(`--rate must be a number of MB/s ≥ 0`)
+/** What the proxy between the clients and the sink adds, for the log and the table; '' = none. */
+const LINK = [
+  LATENCY_MS > 0 ? `${LATENCY_MS} ms round trip` : '',
+  RATE_MBPS > 0 ? `${RATE_MBPS} MB/s upload` : ''
+]
+  .filter(Boolean)
+  .join(', ')
 const keyValues = (list, what) =>
   Object.fromEntries(
     (list ?? []).map((kv) => {
@@ -513,36 +526,57 @@ async function startSink(https) {
 }
 
 /**
- * A TCP proxy in front of `target` that delays every chunk by half the round trip in each
- * direction, in order, with backpressure: requests on one connection then cost a round trip
- * each, as on a real link, while throughput stays that of loopback.
+ * A TCP proxy in front of `target`, like a real link: every chunk is held half the round trip in
+ * each direction, and what the clients send shares `uploadMBps` (MB/s, 0 = unlimited), in order
+ * and with backpressure. Requests on one connection then cost a round trip each, and uploads
+ * take the time a runner's uplink would give them.
  */
-async function startLatencyProxy(target, roundTripMs) {
+async function startLinkProxy(target, { roundTripMs, uploadMBps }) {
   const { protocol, port: targetPort } = new URL(target)
   const oneWay = roundTripMs / 2
   /** Chunks held at once per direction before the sender is paused. */
   const maxHeld = 64
-  const relay = (from, to) => {
-    let held = 0
-    from.on('data', (chunk) => {
-      if (++held >= maxHeld) from.pause()
-      setTimeout(() => {
-        held--
-        const flowing = to.destroyed || to.write(chunk)
-        if (flowing && held < maxHeld) from.resume()
-      }, oneWay)
-    })
-    to.on('drain', () => held < maxHeld && from.resume())
-    // Timers of one delay fire in the order they were set: the end follows the last chunk.
-    from.on('end', () => setTimeout(() => to.end(), oneWay))
+  /** The upload link: busy until `freeAt` (ms) with the bytes already queued on it. */
+  const uplink = uploadMBps > 0 ? { bytesPerMs: uploadMBps * 1000, freeAt: 0 } : undefined
+  /** When (performance.now() ms) a chunk sent now arrives: after the link carried it, plus latency. */
+  const arrival = (bytes, link) => {
+    const now = performance.now()
+    if (!link) return now + oneWay
+    link.freeAt = Math.max(now, link.freeAt) + bytes / link.bytesPerMs
+    return link.freeAt + oneWay
+  }
+  // One queue per direction, delivered in order (timers of different lengths may fire out of it).
+  const relay = (from, to, link) => {
+    const queue = []
+    let timer
+    const deliver = () => {
+      timer = undefined
+      while (queue.length > 0 && queue[0].at <= performance.now()) {
+        const { chunk } = queue.shift()
+        if (chunk === null) to.end()
+        else if (!to.destroyed && !to.write(chunk)) from.pause()
+      }
+      if (queue.length < maxHeld && !to.writableNeedDrain) from.resume()
+      if (queue.length > 0)
+        timer = setTimeout(deliver, Math.max(1, queue[0].at - performance.now()))
+    }
+    const send = (chunk, bytes) => {
+      queue.push({ chunk, at: arrival(bytes, link) })
+      if (queue.length >= maxHeld) from.pause()
+      timer ??= setTimeout(deliver, Math.max(1, queue[0].at - performance.now()))
+    }
+    from.on('data', (chunk) => send(chunk, chunk.length))
+    from.on('end', () => send(null, 0))
+    to.on('drain', () => queue.length < maxHeld && from.resume())
     from.on('error', () => to.destroy())
-    from.on('close', () => setTimeout(() => to.destroy(), oneWay))
+    // Closed without an end (reset): end the other side once what was queued is through.
+    from.on('close', () => from.readableEnded || send(null, 0))
   }
   const server = createServer((client) => {
     const upstream = connect(Number(targetPort), '127.0.0.1')
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    relay(client, upstream)
+    relay(client, upstream, uplink)
     relay(upstream, client)
   })
   const port = await freePort()
@@ -762,9 +796,11 @@ async function main() {
   /** Scenario 5: v4's files that hold v3's bytes and are big enough to be searched for. */
   let known
   const sink = await startSink(https)
-  const endpoint = LATENCY_MS > 0 ? await startLatencyProxy(sink, LATENCY_MS) : sink
+  const endpoint = LINK
+    ? await startLinkProxy(sink, { roundTripMs: LATENCY_MS, uploadMBps: RATE_MBPS })
+    : sink
   console.log(
-    `s3sink at ${sink}${LATENCY_MS > 0 ? `, behind a ${LATENCY_MS} ms round-trip proxy at ${endpoint}` : ''}; ` +
+    `s3sink at ${sink}${LINK ? `, behind a proxy (${LINK}) at ${endpoint}` : ''}; ` +
       `test data in ${dataDir}; ${PAIRS} pair(s) per scenario.`
   )
 
@@ -1156,7 +1192,7 @@ function report(machine, { motoNote, releaseFiles, known }) {
   const how =
     `Medians of ${PAIRS} alternating pair(s); ratios are medians of per-pair ratios. ` +
     `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
-    `${LATENCY_MS > 0 ? `, ${LATENCY_MS} ms round trip added by a proxy` : ''}` +
+    `${LINK ? `, behind a proxy adding ${LINK}` : ''}` +
     `${results['6a'] ? ', and moto_server over HTTP (scenario 6)' : ''}. ` +
     'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes).'
 
