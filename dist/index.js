@@ -81670,7 +81670,6 @@ async function runPreflight(clients, target, opts = {}) {
 function formatFinding(finding) {
     return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`;
 }
-/** One DeployError listing every error finding with its fix, or undefined when there is none. */
 /** Pre-flight found errors; carries every finding, so the job summary can show the table. */
 class PreflightError extends errors/* DeployError */.sH {
     findings;
@@ -81679,6 +81678,7 @@ class PreflightError extends errors/* DeployError */.sH {
         this.findings = findings;
     }
 }
+/** One PreflightError listing every error finding with its fix, or undefined when there is none. */
 function preflightFailure(findings) {
     const errors = findings.filter((f) => f.status === 'error');
     if (errors.length === 0)

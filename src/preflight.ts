@@ -1072,7 +1072,6 @@ export function formatFinding(finding: PreflightFinding): string {
   return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`
 }
 
-/** One DeployError listing every error finding with its fix, or undefined when there is none. */
 /** Pre-flight found errors; carries every finding, so the job summary can show the table. */
 export class PreflightError extends DeployError {
   constructor(
@@ -1084,6 +1083,7 @@ export class PreflightError extends DeployError {
   }
 }
 
+/** One PreflightError listing every error finding with its fix, or undefined when there is none. */
 export function preflightFailure(findings: PreflightFinding[]): PreflightError | undefined {
   const errors = findings.filter((f) => f.status === 'error')
   if (errors.length === 0) return undefined
