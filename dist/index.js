@@ -72591,7 +72591,7 @@ function collectInputError(problems, parse) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8276);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4131);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -72605,7 +72605,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8276:
+/***/ 4131:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -80410,6 +80410,81 @@ function hashWorker() {
     });
 }
 
+;// CONCATENATED MODULE: ./src/hash-queue.ts
+/**
+ * Hashes files `limit` at a time, in their order, except that the ones a decision waits for
+ * (`first`) jump ahead of those not started yet. Every file's result is a promise from the start,
+ * so the planner awaits only the hashes it needs and the uploader the rest, each just before that
+ * file is sent. Aborting the signal, or `stop`, ends the hashing: files not started reject with
+ * the reason, running ones as `hash` does on the signal. A result nobody awaits (the run failed
+ * first) is never reported as an unhandled rejection.
+ */
+class HashQueue {
+    limit;
+    hash;
+    /** Aborted by `stop` or by the signal given. */
+    signal;
+    stopper = new AbortController();
+    pending;
+    waiting;
+    running = 0;
+    constructor(count, limit, hash, signal) {
+        this.limit = limit;
+        this.hash = hash;
+        this.signal = signal ? AbortSignal.any([signal, this.stopper.signal]) : this.stopper.signal;
+        this.pending = Array.from({ length: count }, pendingHashes);
+        this.waiting = this.pending.map((_, index) => index);
+        if (this.signal.aborted)
+            this.rejectWaiting();
+        else
+            this.signal.addEventListener('abort', () => this.rejectWaiting(), { once: true });
+        this.startMore();
+    }
+    /** File `index`'s hashes. */
+    of(index) {
+        return this.pending[index].promise;
+    }
+    /** Hashes these files (in file order) before any other not started yet. */
+    first(indices) {
+        const wanted = new Set(indices);
+        this.waiting = [
+            ...this.waiting.filter((index) => wanted.has(index)),
+            ...this.waiting.filter((index) => !wanted.has(index))
+        ];
+    }
+    stop(reason) {
+        this.stopper.abort(reason);
+    }
+    startMore() {
+        while (this.running < this.limit && this.waiting.length > 0 && !this.signal.aborted) {
+            const index = this.waiting.shift();
+            this.running++;
+            this.hash(index, this.signal)
+                .then(this.pending[index].resolve, this.pending[index].reject)
+                .finally(() => {
+                this.running--;
+                this.startMore();
+            });
+        }
+    }
+    rejectWaiting() {
+        for (const index of this.waiting)
+            this.pending[index].reject(this.signal.reason);
+        this.waiting = [];
+    }
+}
+function pendingHashes() {
+    let resolve;
+    let reject;
+    const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+    });
+    // Handled here so a result nobody awaits is not an unhandled rejection; awaiting still throws.
+    promise.catch(() => undefined);
+    return { promise, resolve, reject };
+}
+
 ;// CONCATENATED MODULE: ./src/reuse.ts
 
 
@@ -80462,7 +80537,8 @@ async function listReuseCandidates(s3, files, likelyNew, search) {
  * found for these files' sizes; without it the search prefixes are listed here.
  */
 async function findReusableObjects(s3, files, search, listed) {
-    const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES);
+    // A file planned without its SHA-256 has a size no listed object has: nothing to look for.
+    const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES && f.sha256 !== undefined);
     if (wanted.length === 0)
         return files;
     const candidates = listed ?? (await listReuseCandidates(s3, wanted, [], search));
@@ -80605,6 +80681,9 @@ async function copyFiles(s3, files, opts) {
         if (failed)
             return;
         const source = file.copyFrom;
+        // The plan chose the copy by this SHA-256; anything else is a bug.
+        if (file.sha256 === undefined)
+            throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`);
         try {
             await copyObject(s3, {
                 bucket: opts.bucket,
@@ -80655,6 +80734,8 @@ function sourceGone(err) {
 
 
 
+
+
 /** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
 const HASH_CONCURRENCY = 4;
 /** HEAD requests at once when checking existing keys. */
@@ -80663,9 +80744,14 @@ const plan_HEAD_CONCURRENCY = 16;
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
  * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
  * error unless `overwrite` is set; files whose bytes another key in `reuse`'s prefixes holds are
- * copied from it. Also rejects keys S3 cannot take and files the part-size rules cannot upload.
+ * copied from it. Also rejects keys S3 cannot take, files the part-size rules cannot upload and
+ * files that cannot be read.
+ *
  * Every request (listing, HEADs, the stored manifest, the search for identical objects) is made
- * while the files are hashed, so on a re-deploy the hashing is all the time the plan takes.
+ * while the files are hashed, and the plan waits only for the hashes a decision needs: files
+ * whose key holds an object of their size, and files the size of an object found by the search
+ * (all of them in a dry run, which reports every SHA-256). The rest go on hashing in order while
+ * the uploads start, so on a real link only the first new file's hash adds to the deploy's time.
  */
 async function planDeploy(s3, local, inputs, deps) {
     const { logger, signal, hash = hashFile } = deps;
@@ -80675,55 +80761,83 @@ async function planDeploy(s3, local, inputs, deps) {
     const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath));
     // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
     const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
-    const failed = new AbortController();
-    const hashSignal = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
-    const hashing = mapLimit(local, HASH_CONCURRENCY, (file, i) => hash(file.absolutePath, {
+    const hashes = new HashQueue(local.length, HASH_CONCURRENCY, (i, hashSignal) => hash(local[i].absolutePath, {
         signal: hashSignal,
         partSize: partCrc32 ? partSizes[i] : undefined
-    }));
-    const reading = listPrefix(s3, inputs.bucket, inputs.versionPrefix).then(async (objects) => {
+    }), signal);
+    /** Files whose hashes a decision waits for. */
+    const needed = new Set(inputs.dryRun ? local.keys() : []);
+    const need = (indices) => {
+        for (const i of indices)
+            needed.add(i);
+        hashes.first(indices);
+    };
+    const readAndHash = async () => {
+        const objects = await listPrefix(s3, inputs.bucket, inputs.versionPrefix);
         const existing = new Map([...objects].map(([key, o]) => [key, o.size]));
-        const manifestObjectKey = manifestKey(inputs.versionPrefix);
         // Only keys of the file's size are read: a different size proves different bytes.
-        const likelyNew = local.filter((file, i) => existing.get(keys[i]) !== file.size);
+        const sameSize = [...local.keys()].filter((i) => existing.get(keys[i]) === local[i].size);
+        need(sameSize);
+        const manifestObjectKey = manifestKey(inputs.versionPrefix);
+        const likelyNew = local.filter((_, i) => existing.get(keys[i]) !== local[i].size);
         const [stored, storedManifest, candidates] = await Promise.all([
-            mapLimit(local, plan_HEAD_CONCURRENCY, async (file, i) => existing.get(keys[i]) === file.size ? headObject(s3, inputs.bucket, keys[i]) : undefined),
+            mapLimit(sameSize, plan_HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
             inputs.manifest && existing.has(manifestObjectKey)
                 ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
                 : undefined,
             // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
             deps.reuse && likelyNew.length > 0
-                ? listReuseCandidates(s3, local, likelyNew, deps.reuse)
+                ? listReuseCandidates(s3, local, likelyNew, deps.reuse).then((found) => {
+                    // A file the size of an object found may be copied from it: its hash decides.
+                    need([...local.keys()].filter((i) => found?.bySize.has(local[i].size)));
+                    return found;
+                })
                 : undefined
         ]);
-        return { existing, stored, storedManifest, candidates };
-    });
-    const [hashes, { existing, stored, storedManifest, candidates }] = await Promise.all([
-        hashing,
-        reading
-    ]).catch((err) => {
-        failed.abort(err);
+        const [known] = await Promise.all([
+            Promise.all([...needed].map(async (i) => [i, await hashes.of(i)])),
+            // The files hashed while uploading must be readable now, before any byte is sent.
+            mapLimit([...local.keys()].filter((i) => !needed.has(i)), plan_HEAD_CONCURRENCY, (i) => checkReadable(local[i]))
+        ]);
+        // Cancelled while no hash was awaited: stop here all the same, before any upload.
+        signal?.throwIfAborted();
+        return {
+            existing,
+            stored: new Map(sameSize.map((i, n) => [i, stored[n]])),
+            storedManifest,
+            candidates,
+            known: new Map(known)
+        };
+    };
+    let planned;
+    try {
+        planned = await readAndHash();
+    }
+    catch (err) {
+        // A failed request stops the hashing too: a multi-GB file must not hold up the error.
+        hashes.stop(err);
         throw err;
-    });
-    logger.info(`Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
+    }
+    const { existing, stored, storedManifest, candidates, known } = planned;
+    logger.info(`Hashed ${known.size} of ${local.length} file(s)` +
+        `${known.size < local.length ? ' (the others are hashed as they are uploaded)' : ''}; ` +
+        `${existing.size} object(s) already under ${inputs.versionPrefix}/.`);
     /** Why each existing key cannot be skipped. */
     const differences = new Map();
     const files = local.map((localFile, i) => {
-        const { sha256, partCrc32: crcs } = hashes[i];
+        const crcs = known.get(i)?.partCrc32 ?? [];
         const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile;
+        const sha256 = known.get(i)?.sha256;
         const key = keys[i];
         const contentType = contentTypeFor(file.relativePath, inputs.contentType);
         const storedSize = existing.get(key);
-        const storedObject = storedSize === undefined
-            ? undefined
-            : storedSize === file.size
-                ? stored[i]
-                : { size: storedSize, metadata: {} };
+        const storedObject = stored.get(i);
         // Not listed, or gone by the time of the HEAD: a new key.
-        if (!storedObject)
+        if (storedSize === undefined || (storedSize === file.size && !storedObject))
             return { ...file, key, sha256, contentType, action: 'upload', existed: false };
-        const difference = describeDifference(storedObject, { size: file.size, sha256, contentType }, inputs);
+        const difference = storedSize !== file.size
+            ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
+            : describeDifference(storedObject, { sha256: sha256, contentType }, inputs);
         if (difference)
             differences.set(key, difference);
         return {
@@ -80737,23 +80851,37 @@ async function planDeploy(s3, local, inputs, deps) {
     });
     const conflicts = files.filter((f) => differences.has(f.key));
     if (conflicts.length > 0 && !inputs.overwrite) {
-        throw immutableError(conflicts, differences, inputs.bucket);
+        const err = immutableError(conflicts, differences, inputs.bucket);
+        hashes.stop(err);
+        throw err;
     }
+    const indexOf = new Map(keys.map((key, i) => [key, i]));
+    const hashesOf = (file) => file.sha256 !== undefined
+        ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
+        : hashes.of(indexOf.get(file.key));
     return {
-        files: deps.reuse ? await findReusableObjects(s3, files, deps.reuse, candidates) : files,
+        files: deps.reuse
+            ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err) => {
+                hashes.stop(err);
+                throw err;
+            })
+            : files,
         existing,
-        storedManifest
+        storedManifest,
+        hashesOf,
+        hashed: (some) => Promise.all(some.map(async (file) => {
+            const { sha256, partCrc32: crcs } = await hashesOf(file);
+            return { ...file, sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) };
+        })),
+        stopHashing: (reason) => hashes.stop(reason)
     };
 }
 /**
- * Why the stored object is not what this run would write, or undefined when it is. Headers
+ * Why the stored object (of the file's size) is not what this run would write, or undefined when it is. Headers
  * count too: skipping an object whose metadata differs would leave the manifest describing
  * something S3 does not hold.
  */
 function describeDifference(stored, local, inputs) {
-    if (stored.size !== local.size) {
-        return `different bytes: ${stored.size} bytes stored, ${local.size} bytes here`;
-    }
     if (stored.sha256 === undefined) {
         return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
     }
@@ -80772,6 +80900,14 @@ function describeDifference(stored, local, inputs) {
         changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
     }
     return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
+}
+async function checkReadable(file) {
+    try {
+        await (0,promises_.access)(file.absolutePath, promises_.constants.R_OK);
+    }
+    catch (err) {
+        throw new errors/* DeployError */.sH(`Cannot read ${file.absolutePath} (${file.relativePath}): ${err.message}`, 'The file changed, lost its read permission or disappeared after it was found. Nothing was uploaded; run the step again once it is readable.', { cause: err });
+    }
 }
 function immutableError(conflicts, differences, bucket) {
     const shown = conflicts
@@ -82076,6 +82212,13 @@ async function uploadFiles(s3, files, opts) {
     const running = [];
     try {
         for (const job of jobs) {
+            try {
+                job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel);
+            }
+            catch (err) {
+                failure = explain(err, job.file, opts.bucket);
+                controller.abort(cancelled);
+            }
             while (free < job.slots && !cancel.aborted)
                 await new Promise((r) => (wake = r));
             if (cancel.aborted)
@@ -82121,15 +82264,34 @@ function planJob(file, opts, budget) {
         return { file, slots: 1 };
     return { file, partSize, slots: Math.min(budget, partCount(file.size, partSize)) };
 }
+/** The file's hashes: the plan's, or those still being read (undefined once cancelled). */
+async function hashesOf(file, opts) {
+    if (file.sha256 !== undefined)
+        return { sha256: file.sha256, partCrc32: file.partCrc32 ?? [] };
+    if (!opts.hashesOf)
+        throw new Error(`${file.relativePath} was planned without its SHA-256.`);
+    return opts.hashesOf(file);
+}
+/** `work`'s result, or undefined as soon as `cancel` aborts. */
+function untilCancelled(work, cancel) {
+    if (cancel.aborted)
+        return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+        const onAbort = () => resolve(undefined);
+        cancel.addEventListener('abort', onAbort, { once: true });
+        work.then(resolve, reject).finally(() => cancel.removeEventListener('abort', onAbort));
+    });
+}
 async function sendFile(job, ctx) {
     const { file } = job;
     const { opts, progress } = ctx;
+    const { sha256, partCrc32 } = job.hashes;
     const params = {
         Bucket: opts.bucket,
         Key: file.key,
         ContentType: file.contentType,
         CacheControl: opts.cacheControl,
-        Metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+        Metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
         ...(opts.tagging ? { Tagging: opts.tagging } : {})
     };
     if (job.partSize === undefined) {
@@ -82138,19 +82300,19 @@ async function sendFile(job, ctx) {
             ...params,
             // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
             // CRC32 the SDK would compute from the body.
-            ...(onAws ? { ChecksumSHA256: Buffer.from(file.sha256, 'hex').toString('base64') } : {}),
+            ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
             Body: fileRange(file.absolutePath, 0, file.size),
             ContentLength: file.size
         });
         put.middlewareStack.add(fileBodyMiddleware(), FILE_BODY_POSITION);
         // SigV4's payload hash is the file's SHA-256, known from the plan: the signer need not
         // hash the bytes again, and S3 refuses them (XAmzContentSHA256Mismatch) if they changed.
-        put.middlewareStack.add(knownPayloadHash(file.sha256), KNOWN_PAYLOAD_HASH_POSITION);
+        put.middlewareStack.add(knownPayloadHash(sha256), KNOWN_PAYLOAD_HASH_POSITION);
         await ctx.s3.send(put, { abortSignal: ctx.cancel });
         progress.addBytes(file.size);
         return;
     }
-    await sendMultipart(job, job.partSize, params, ctx);
+    await sendMultipart(job, job.partSize, partCrc32, params, ctx);
 }
 /**
  * A multipart upload without lib-storage: lib-storage copies every byte into part-sized
@@ -82160,13 +82322,13 @@ async function sendFile(job, ctx) {
  * flat for any part size and file size. On failure or cancel no further part starts, the parts
  * in flight settle, the upload is aborted, and the first error is rethrown.
  */
-async function sendMultipart(job, partSize, params, ctx) {
+async function sendMultipart(job, partSize, partCrc32, params, ctx) {
     const { s3, opts, progress, cancel } = ctx;
     const { file } = job;
     const count = partCount(file.size, partSize);
     // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
     const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    if (crc32 && file.partCrc32?.length !== count) {
+    if (crc32 && partCrc32.length !== count) {
         // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
         throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`);
     }
@@ -82188,7 +82350,7 @@ async function sendMultipart(job, partSize, params, ctx) {
             try {
                 // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
                 // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
-                const checksum = crc32 ? { ChecksumCRC32: file.partCrc32[index] } : {};
+                const checksum = crc32 ? { ChecksumCRC32: partCrc32[index] } : {};
                 const part = new dist_cjs/* UploadPartCommand */.iVK({
                     ...upload,
                     ...checksum,
@@ -82253,7 +82415,7 @@ function explain(err, file, bucket) {
     const target = `${file.relativePath} to s3://${bucket}/${file.key}`;
     const local = err;
     if (typeof local?.path === 'string') {
-        return new errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found and hashed. Run the step again.', { cause: err });
+        return new errors/* DeployError */.sH(`Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`, 'The file changed or disappeared after it was found. Run the step again.', { cause: err });
     }
     return (0,errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
 }
@@ -82278,8 +82440,9 @@ function explain(err, file, bucket) {
 
 /**
  * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
- * validated first (files, distribution, existing keys, hashes), then the uploads, then the
- * manifest (so it never lists an object that is not there), then invalidation.
+ * validated first (files, distribution, existing keys, the hashes a decision needs), then the
+ * uploads (each new file hashed just before it is sent), then the manifest (so it never lists an
+ * object that is not there), then invalidation.
  */
 async function deploy(inputs, clients, deps) {
     const { logger } = deps;
@@ -82316,35 +82479,41 @@ async function deploy(inputs, clients, deps) {
         stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
         throw err;
     });
-    const files = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
-    logPlan(files, inputs, logger);
+    const planned = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
+    logPlan(planned, inputs, logger);
+    /** Every file with its SHA-256; files hashed while uploading are added once uploaded. */
+    let files = [];
     const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
     const manifestObjectKey = manifestKey(inputs.versionPrefix);
     const manifestExisted = plan.existing.has(manifestObjectKey);
+    const build = (published) => buildManifest({
+        versionPrefix: inputs.versionPrefix,
+        bucket: inputs.bucket,
+        files: published,
+        metadata: inputs.metadata,
+        distribution: distributionRef,
+        git: gitContextFromEnv(deps.env),
+        createdAt: new Date(now())
+    });
     let manifest = null;
     let manifestAction = 'none';
     /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
     let replacedEarlier = [];
     if (inputs.manifest) {
-        const built = buildManifest({
-            versionPrefix: inputs.versionPrefix,
-            bucket: inputs.bucket,
-            files,
-            metadata: inputs.metadata,
-            distribution: distributionRef,
-            git: gitContextFromEnv(deps.env),
-            createdAt: new Date(now())
-        });
         const stored = plan.storedManifest;
+        // A file still being hashed has a key the version lacks (or holds at another size), so the
+        // stored manifest cannot already describe it: the manifest is rewritten after the uploads.
+        const allHashed = planned.every((f) => f.sha256 !== undefined);
+        const current = allHashed ? build(await plan.hashed(planned)) : undefined;
         // Same files: keep the stored manifest, whose provenance is the run that published them.
-        const unchanged = stored !== undefined && sameFiles(stored, built);
-        replacedEarlier = stored ? skippedSinceChanged(files, stored) : [];
-        manifest = unchanged ? stored : built;
+        const unchanged = stored !== undefined && current !== undefined && sameFiles(stored, current);
+        replacedEarlier = stored ? skippedSinceChanged(planned, stored) : [];
+        manifest = unchanged ? stored : (current ?? null);
         manifestAction = unchanged ? 'unchanged' : 'written';
     }
-    const toInvalidate = invalidationKeys(files, inputs, manifestAction === 'written' && manifestExisted, replacedEarlier);
-    const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...files.map((f) => f.key)])];
-    if (manifest)
+    const toInvalidate = invalidationKeys(planned, inputs, manifestAction === 'written' && manifestExisted, replacedEarlier);
+    const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...planned.map((f) => f.key)])];
+    if (inputs.manifest)
         keysUnderPrefix.push(manifestObjectKey);
     const paths = inputs.distributionId
         ? planInvalidation({
@@ -82394,6 +82563,8 @@ async function deploy(inputs, clients, deps) {
         signing
     });
     if (inputs.dryRun) {
+        // A dry run reads every file's SHA-256 in the plan.
+        files = await plan.hashed(planned);
         if (inputs.alias && manifest) {
             const version = { versionPrefix: inputs.versionPrefix, manifest };
             alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
@@ -82402,10 +82573,24 @@ async function deploy(inputs, clients, deps) {
             `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
         return report(0);
     }
-    const { bytesUploaded, bytesCopied } = await copyAndUpload(clients.s3, files, inputs, deps);
+    let transferred;
+    try {
+        transferred = await copyAndUpload(clients.s3, planned, inputs, {
+            ...deps,
+            hashesOf: plan.hashesOf
+        });
+    }
+    catch (err) {
+        plan.stopHashing(err);
+        throw err;
+    }
+    const { bytesUploaded, bytesCopied } = transferred;
+    // Every hash was read before its file was sent.
+    files = await plan.hashed(planned);
     // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
     stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written');
-    if (manifest && manifestAction === 'written') {
+    if (inputs.manifest && manifestAction === 'written') {
+        manifest ??= build(files);
         await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest), deps.objectTagging);
         logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`);
     }
@@ -82470,7 +82655,11 @@ async function copyAndUpload(s3, files, inputs, deps) {
         concurrency: inputs.concurrency,
         logger: deps.logger
     };
-    const uploadOptions = { ...headers, multipartThresholdBytes: inputs.multipartThresholdBytes };
+    const uploadOptions = {
+        ...headers,
+        multipartThresholdBytes: inputs.multipartThresholdBytes,
+        hashesOf: deps.hashesOf
+    };
     const [copied, uploaded] = await Promise.allSettled([
         cancelOnFailure(copyFiles(s3, files, { ...headers, signal })),
         cancelOnFailure(uploadFiles(s3, files, { ...uploadOptions, signal }))

@@ -15,7 +15,7 @@ import { copyFiles } from './reuse.js'
 import { signPublished, type SigningReport } from './signing.js'
 import { resolveTarget } from './target.js'
 import { verifyPublished, type VerifyResult, type VerifyTarget } from './verify.js'
-import { uploadFiles } from './upload.js'
+import { uploadFiles, type UploadOptions } from './upload.js'
 import { objectUrl } from './urls.js'
 import type {
   DeployInputs,
@@ -73,8 +73,9 @@ export interface DeployReport {
 
 /**
  * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
- * validated first (files, distribution, existing keys, hashes), then the uploads, then the
- * manifest (so it never lists an object that is not there), then invalidation.
+ * validated first (files, distribution, existing keys, the hashes a decision needs), then the
+ * uploads (each new file hashed just before it is sent), then the manifest (so it never lists an
+ * object that is not there), then invalidation.
  */
 export async function deploy(
   inputs: DeployInputs,
@@ -118,42 +119,49 @@ export async function deploy(
     stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
     throw err
   })
-  const files: PublishedFile[] = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
-  logPlan(files, inputs, logger)
+  const planned = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
+  logPlan(planned, inputs, logger)
+  /** Every file with its SHA-256; files hashed while uploading are added once uploaded. */
+  let files: PublishedFile[] = []
 
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
   const manifestObjectKey = manifestKey(inputs.versionPrefix)
   const manifestExisted = plan.existing.has(manifestObjectKey)
-  let manifest: Manifest | null = null
-  let manifestAction: DeployReport['manifestAction'] = 'none'
-  /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
-  let replacedEarlier: string[] = []
-  if (inputs.manifest) {
-    const built = buildManifest({
+  const build = (published: PublishedFile[]): Manifest =>
+    buildManifest({
       versionPrefix: inputs.versionPrefix,
       bucket: inputs.bucket,
-      files,
+      files: published,
       metadata: inputs.metadata,
       distribution: distributionRef,
       git: gitContextFromEnv(deps.env),
       createdAt: new Date(now())
     })
+  let manifest: Manifest | null = null
+  let manifestAction: DeployReport['manifestAction'] = 'none'
+  /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
+  let replacedEarlier: string[] = []
+  if (inputs.manifest) {
     const stored = plan.storedManifest
+    // A file still being hashed has a key the version lacks (or holds at another size), so the
+    // stored manifest cannot already describe it: the manifest is rewritten after the uploads.
+    const allHashed = planned.every((f) => f.sha256 !== undefined)
+    const current = allHashed ? build(await plan.hashed(planned)) : undefined
     // Same files: keep the stored manifest, whose provenance is the run that published them.
-    const unchanged = stored !== undefined && sameFiles(stored, built)
-    replacedEarlier = stored ? skippedSinceChanged(files, stored) : []
-    manifest = unchanged ? stored : built
+    const unchanged = stored !== undefined && current !== undefined && sameFiles(stored, current)
+    replacedEarlier = stored ? skippedSinceChanged(planned, stored) : []
+    manifest = unchanged ? stored : (current ?? null)
     manifestAction = unchanged ? 'unchanged' : 'written'
   }
 
   const toInvalidate = invalidationKeys(
-    files,
+    planned,
     inputs,
     manifestAction === 'written' && manifestExisted,
     replacedEarlier
   )
-  const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...files.map((f) => f.key)])]
-  if (manifest) keysUnderPrefix.push(manifestObjectKey)
+  const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...planned.map((f) => f.key)])]
+  if (inputs.manifest) keysUnderPrefix.push(manifestObjectKey)
   const paths = inputs.distributionId
     ? planInvalidation({
         keys: toInvalidate.keys,
@@ -204,6 +212,8 @@ export async function deploy(
   })
 
   if (inputs.dryRun) {
+    // A dry run reads every file's SHA-256 in the plan.
+    files = await plan.hashed(planned)
     if (inputs.alias && manifest) {
       const version = { versionPrefix: inputs.versionPrefix, manifest }
       alias = await moveAlias(
@@ -221,11 +231,24 @@ export async function deploy(
     return report(0)
   }
 
-  const { bytesUploaded, bytesCopied } = await copyAndUpload(clients.s3, files, inputs, deps)
+  let transferred: Awaited<ReturnType<typeof copyAndUpload>>
+  try {
+    transferred = await copyAndUpload(clients.s3, planned, inputs, {
+      ...deps,
+      hashesOf: plan.hashesOf
+    })
+  } catch (err) {
+    plan.stopHashing(err)
+    throw err
+  }
+  const { bytesUploaded, bytesCopied } = transferred
+  // Every hash was read before its file was sent.
+  files = await plan.hashed(planned)
 
   // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
   stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written')
-  if (manifest && manifestAction === 'written') {
+  if (inputs.manifest && manifestAction === 'written') {
+    manifest ??= build(files)
     await writeManifest(
       clients.s3,
       inputs.bucket,
@@ -299,9 +322,9 @@ export async function deploy(
  */
 async function copyAndUpload(
   s3: Clients['s3'],
-  files: PublishedFile[],
+  files: PlannedFile[],
   inputs: DeployInputs,
-  deps: Pick<DeployDeps, 'logger' | 'signal' | 'objectTagging'>
+  deps: Pick<DeployDeps, 'logger' | 'signal' | 'objectTagging'> & Pick<UploadOptions, 'hashesOf'>
 ): Promise<{ bytesUploaded: number; bytesCopied: number }> {
   const failed = new AbortController()
   const signal = deps.signal ? AbortSignal.any([deps.signal, failed.signal]) : failed.signal
@@ -321,7 +344,11 @@ async function copyAndUpload(
     concurrency: inputs.concurrency,
     logger: deps.logger
   }
-  const uploadOptions = { ...headers, multipartThresholdBytes: inputs.multipartThresholdBytes }
+  const uploadOptions = {
+    ...headers,
+    multipartThresholdBytes: inputs.multipartThresholdBytes,
+    hashesOf: deps.hashesOf
+  }
   const [copied, uploaded] = await Promise.allSettled([
     cancelOnFailure(copyFiles(s3, files, { ...headers, signal })),
     cancelOnFailure(uploadFiles(s3, files, { ...uploadOptions, signal }))
@@ -449,7 +476,7 @@ function skippedSinceChanged(files: PlannedFile[], stored: Manifest): string[] {
 }
 
 function logPlan(
-  files: PublishedFile[],
+  files: PlannedFile[],
   inputs: Pick<DeployInputs, 'dryRun' | 'bucket'>,
   logger: Logger
 ): void {

@@ -1,10 +1,12 @@
+import { access, constants } from 'node:fs/promises'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from './concurrency.js'
 import { SHA256_METADATA_KEY } from './constants.js'
 import { contentTypeFor } from './content-type.js'
-import { ImmutableVersionError } from './errors.js'
+import { DeployError, ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
-import { hashFile } from './hash.js'
+import { hashFile, type FileHashes } from './hash.js'
+import { HashQueue } from './hash-queue.js'
 import { manifestKey } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
 import { multipartPartSize } from './part-size.js'
@@ -28,6 +30,7 @@ export type PlanInputs = Pick<
   | 'partSizeBytes'
   | 'cacheControl'
   | 'metadata'
+  | 'dryRun'
 >
 
 export interface Plan {
@@ -37,15 +40,29 @@ export interface Plan {
   existing: Map<string, number>
   /** The version's manifest as stored before this run, when `manifest` is on and there is one. */
   storedManifest?: Manifest
+  /**
+   * The hashes of one of `files`: at once when the plan read them, otherwise once the hashing
+   * still running gets to it (files are hashed in order, ahead of the uploads).
+   */
+  hashesOf(file: PlannedFile): Promise<FileHashes>
+  /** `files` (or copies of them) with every SHA-256 filled in, waiting for those still read. */
+  hashed<T extends PlannedFile>(files: T[]): Promise<(T & { sha256: string })[]>
+  /** Ends the hashing still running: the deploy failed or was cancelled. */
+  stopHashing(reason: unknown): void
 }
 
 /**
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
  * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
  * error unless `overwrite` is set; files whose bytes another key in `reuse`'s prefixes holds are
- * copied from it. Also rejects keys S3 cannot take and files the part-size rules cannot upload.
+ * copied from it. Also rejects keys S3 cannot take, files the part-size rules cannot upload and
+ * files that cannot be read.
+ *
  * Every request (listing, HEADs, the stored manifest, the search for identical objects) is made
- * while the files are hashed, so on a re-deploy the hashing is all the time the plan takes.
+ * while the files are hashed, and the plan waits only for the hashes a decision needs: files
+ * whose key holds an object of their size, and files the size of an object found by the search
+ * (all of them in a dry run, which reports every SHA-256). The rest go on hashing in order while
+ * the uploads start, so on a real link only the first new file's hash adds to the deploy's time.
  */
 export async function planDeploy(
   s3: S3Client,
@@ -75,67 +92,96 @@ export async function planDeploy(
   // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
   const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
 
-  // A failed request stops the hashing too: a multi-GB file must not hold up the error.
-  const failed = new AbortController()
-  const hashSignal = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal
-  const hashing = mapLimit(local, HASH_CONCURRENCY, (file, i) =>
-    hash(file.absolutePath, {
-      signal: hashSignal,
-      partSize: partCrc32 ? partSizes[i] : undefined
-    })
+  const hashes = new HashQueue(
+    local.length,
+    HASH_CONCURRENCY,
+    (i, hashSignal) =>
+      hash(local[i].absolutePath, {
+        signal: hashSignal,
+        partSize: partCrc32 ? partSizes[i] : undefined
+      }),
+    signal
   )
-  const reading = listPrefix(s3, inputs.bucket, inputs.versionPrefix).then(async (objects) => {
+  /** Files whose hashes a decision waits for. */
+  const needed = new Set<number>(inputs.dryRun ? local.keys() : [])
+  const need = (indices: number[]): void => {
+    for (const i of indices) needed.add(i)
+    hashes.first(indices)
+  }
+
+  const readAndHash = async () => {
+    const objects = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
     const existing = new Map([...objects].map(([key, o]) => [key, o.size]))
-    const manifestObjectKey = manifestKey(inputs.versionPrefix)
     // Only keys of the file's size are read: a different size proves different bytes.
-    const likelyNew = local.filter((file, i) => existing.get(keys[i]) !== file.size)
+    const sameSize = [...local.keys()].filter((i) => existing.get(keys[i]) === local[i].size)
+    need(sameSize)
+    const manifestObjectKey = manifestKey(inputs.versionPrefix)
+    const likelyNew = local.filter((_, i) => existing.get(keys[i]) !== local[i].size)
     const [stored, storedManifest, candidates] = await Promise.all([
-      mapLimit(local, HEAD_CONCURRENCY, async (file, i) =>
-        existing.get(keys[i]) === file.size ? headObject(s3, inputs.bucket, keys[i]) : undefined
-      ),
+      mapLimit(sameSize, HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
       inputs.manifest && existing.has(manifestObjectKey)
         ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
         : undefined,
       // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
       deps.reuse && likelyNew.length > 0
-        ? listReuseCandidates(s3, local, likelyNew, deps.reuse)
+        ? listReuseCandidates(s3, local, likelyNew, deps.reuse).then((found) => {
+            // A file the size of an object found may be copied from it: its hash decides.
+            need([...local.keys()].filter((i) => found?.bySize.has(local[i].size)))
+            return found
+          })
         : undefined
     ])
-    return { existing, stored, storedManifest, candidates }
-  })
-  const [hashes, { existing, stored, storedManifest, candidates }] = await Promise.all([
-    hashing,
-    reading
-  ]).catch((err: unknown) => {
-    failed.abort(err)
+    const [known] = await Promise.all([
+      Promise.all([...needed].map(async (i) => [i, await hashes.of(i)] as const)),
+      // The files hashed while uploading must be readable now, before any byte is sent.
+      mapLimit(
+        [...local.keys()].filter((i) => !needed.has(i)),
+        HEAD_CONCURRENCY,
+        (i) => checkReadable(local[i])
+      )
+    ])
+    // Cancelled while no hash was awaited: stop here all the same, before any upload.
+    signal?.throwIfAborted()
+    return {
+      existing,
+      stored: new Map(sameSize.map((i, n) => [i, stored[n]])),
+      storedManifest,
+      candidates,
+      known: new Map(known)
+    }
+  }
+  let planned: Awaited<ReturnType<typeof readAndHash>>
+  try {
+    planned = await readAndHash()
+  } catch (err) {
+    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
+    hashes.stop(err)
     throw err
-  })
+  }
+  const { existing, stored, storedManifest, candidates, known } = planned
   logger.info(
-    `Hashed ${local.length} file(s); ${existing.size} object(s) already under ${inputs.versionPrefix}/.`
+    `Hashed ${known.size} of ${local.length} file(s)` +
+      `${known.size < local.length ? ' (the others are hashed as they are uploaded)' : ''}; ` +
+      `${existing.size} object(s) already under ${inputs.versionPrefix}/.`
   )
 
   /** Why each existing key cannot be skipped. */
   const differences = new Map<string, string>()
   const files = local.map((localFile, i): PlannedFile => {
-    const { sha256, partCrc32: crcs } = hashes[i]
+    const crcs = known.get(i)?.partCrc32 ?? []
     const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile
+    const sha256 = known.get(i)?.sha256
     const key = keys[i]
     const contentType = contentTypeFor(file.relativePath, inputs.contentType)
     const storedSize = existing.get(key)
-    const storedObject: StoredObject | undefined =
-      storedSize === undefined
-        ? undefined
-        : storedSize === file.size
-          ? stored[i]
-          : { size: storedSize, metadata: {} }
+    const storedObject = stored.get(i)
     // Not listed, or gone by the time of the HEAD: a new key.
-    if (!storedObject)
+    if (storedSize === undefined || (storedSize === file.size && !storedObject))
       return { ...file, key, sha256, contentType, action: 'upload', existed: false }
-    const difference = describeDifference(
-      storedObject,
-      { size: file.size, sha256, contentType },
-      inputs
-    )
+    const difference =
+      storedSize !== file.size
+        ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
+        : describeDifference(storedObject!, { sha256: sha256!, contentType }, inputs)
     if (difference) differences.set(key, difference)
     return {
       ...file,
@@ -149,28 +195,46 @@ export async function planDeploy(
 
   const conflicts = files.filter((f) => differences.has(f.key))
   if (conflicts.length > 0 && !inputs.overwrite) {
-    throw immutableError(conflicts, differences, inputs.bucket)
+    const err = immutableError(conflicts, differences, inputs.bucket)
+    hashes.stop(err)
+    throw err
   }
+  const indexOf = new Map(keys.map((key, i) => [key, i]))
+  const hashesOf = (file: PlannedFile): Promise<FileHashes> =>
+    file.sha256 !== undefined
+      ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
+      : hashes.of(indexOf.get(file.key)!)
   return {
-    files: deps.reuse ? await findReusableObjects(s3, files, deps.reuse, candidates) : files,
+    files: deps.reuse
+      ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err: unknown) => {
+          hashes.stop(err)
+          throw err
+        })
+      : files,
     existing,
-    storedManifest
+    storedManifest,
+    hashesOf,
+    hashed: (some) =>
+      Promise.all(
+        some.map(async (file) => {
+          const { sha256, partCrc32: crcs } = await hashesOf(file)
+          return { ...file, sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) }
+        })
+      ),
+    stopHashing: (reason) => hashes.stop(reason)
   }
 }
 
 /**
- * Why the stored object is not what this run would write, or undefined when it is. Headers
+ * Why the stored object (of the file's size) is not what this run would write, or undefined when it is. Headers
  * count too: skipping an object whose metadata differs would leave the manifest describing
  * something S3 does not hold.
  */
 function describeDifference(
   stored: StoredObject,
-  local: { size: number; sha256: string; contentType: string },
+  local: { sha256: string; contentType: string },
   inputs: Pick<PlanInputs, 'cacheControl' | 'metadata'>
 ): string | undefined {
-  if (stored.size !== local.size) {
-    return `different bytes: ${stored.size} bytes stored, ${local.size} bytes here`
-  }
   if (stored.sha256 === undefined) {
     return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared'
   }
@@ -188,6 +252,18 @@ function describeDifference(
     changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`)
   }
   return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined
+}
+
+async function checkReadable(file: LocalFile): Promise<void> {
+  try {
+    await access(file.absolutePath, constants.R_OK)
+  } catch (err) {
+    throw new DeployError(
+      `Cannot read ${file.absolutePath} (${file.relativePath}): ${(err as Error).message}`,
+      'The file changed, lost its read permission or disappeared after it was found. Nothing was uploaded; run the step again once it is readable.',
+      { cause: err }
+    )
+  }
 }
 
 function immutableError(

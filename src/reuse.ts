@@ -92,7 +92,10 @@ export async function findReusableObjects(
   search: ReuseSearch,
   listed?: ReuseCandidates
 ): Promise<PlannedFile[]> {
-  const wanted = files.filter((f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES)
+  // A file planned without its SHA-256 has a size no listed object has: nothing to look for.
+  const wanted = files.filter(
+    (f) => f.action === 'upload' && f.size >= MIN_REUSE_BYTES && f.sha256 !== undefined
+  )
   if (wanted.length === 0) return files
   const candidates = listed ?? (await listReuseCandidates(s3, wanted, [], search))
   if (!candidates || candidates.denied) return files
@@ -270,6 +273,9 @@ export async function copyFiles(
     // After a failure the deploy has failed: start no further copy.
     if (failed) return
     const source = file.copyFrom!
+    // The plan chose the copy by this SHA-256; anything else is a bug.
+    if (file.sha256 === undefined)
+      throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`)
     try {
       await copyObject(
         s3,

@@ -81,7 +81,12 @@ export interface CopySource {
 
 export interface PlannedFile extends LocalFile {
   key: string
-  sha256: string
+  /**
+   * Hex. Undefined when the plan did not need it: the key is new (or of another size) and no
+   * object elsewhere has the file's size, so nothing could be skipped or copied. Such files are
+   * hashed while earlier ones upload (Plan.hashesOf), each before its own first byte is sent.
+   */
+  sha256?: string
   contentType: string
   action: FileAction
   /** The key held an object before this run (so `auto` invalidation must cover it if uploaded). */
@@ -97,6 +102,7 @@ export interface PlannedFile extends LocalFile {
 
 export interface PublishedFile extends PlannedFile {
   url: string
+  sha256: string
 }
 
 export interface InvalidationOutcome {

@@ -23,6 +23,7 @@ import {
   type ProgressClock,
   type ProgressReporter
 } from './progress.js'
+import type { FileHashes } from './hash.js'
 import type { Logger, PlannedFile } from './types.js'
 
 export interface UploadOptions {
@@ -38,6 +39,11 @@ export interface UploadOptions {
   /** Object tags, URL-encoded (`k=v&…`), e.g. a preview's; none when undefined. */
   tagging?: string
   logger: Logger
+  /**
+   * The hashes of a file planned without them (Plan.hashesOf), awaited before the file is sent;
+   * files come in order, so hashing running ahead keeps the uploads fed.
+   */
+  hashesOf?: (file: PlannedFile) => Promise<FileHashes>
   /** Aborting stops new files, cancels those in flight, and rejects once they have settled. */
   signal?: AbortSignal
   progressIntervalMs?: number
@@ -52,6 +58,8 @@ export interface UploadStats {
 
 interface Job {
   file: PlannedFile
+  /** Set once the file's hashes are read, just before it is sent. */
+  hashes?: FileHashes
   /** undefined: one PutObject streamed from the file. */
   partSize?: number
   /** Share of the concurrency budget; a multipart upload also runs this many parts at once. */
@@ -116,6 +124,12 @@ export async function uploadFiles(
   const running: Promise<void>[] = []
   try {
     for (const job of jobs) {
+      try {
+        job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel)
+      } catch (err) {
+        failure = explain(err, job.file, opts.bucket)
+        controller.abort(cancelled)
+      }
       while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
       if (cancel.aborted) break
       free -= job.slots
@@ -172,15 +186,33 @@ function planJob(file: PlannedFile, opts: UploadOptions, budget: number): Job {
   return { file, partSize, slots: Math.min(budget, partCount(file.size, partSize)) }
 }
 
+/** The file's hashes: the plan's, or those still being read (undefined once cancelled). */
+async function hashesOf(file: PlannedFile, opts: UploadOptions): Promise<FileHashes> {
+  if (file.sha256 !== undefined) return { sha256: file.sha256, partCrc32: file.partCrc32 ?? [] }
+  if (!opts.hashesOf) throw new Error(`${file.relativePath} was planned without its SHA-256.`)
+  return opts.hashesOf(file)
+}
+
+/** `work`'s result, or undefined as soon as `cancel` aborts. */
+function untilCancelled<T>(work: Promise<T>, cancel: AbortSignal): Promise<T | undefined> {
+  if (cancel.aborted) return Promise.resolve(undefined)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined)
+    cancel.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => cancel.removeEventListener('abort', onAbort))
+  })
+}
+
 async function sendFile(job: Job, ctx: JobContext): Promise<void> {
   const { file } = job
   const { opts, progress } = ctx
+  const { sha256, partCrc32 } = job.hashes!
   const params = {
     Bucket: opts.bucket,
     Key: file.key,
     ContentType: file.contentType,
     CacheControl: opts.cacheControl,
-    Metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+    Metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
     ...(opts.tagging ? { Tagging: opts.tagging } : {})
   }
 
@@ -190,19 +222,19 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
       ...params,
       // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
       // CRC32 the SDK would compute from the body.
-      ...(onAws ? { ChecksumSHA256: Buffer.from(file.sha256, 'hex').toString('base64') } : {}),
+      ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
       Body: fileRange(file.absolutePath, 0, file.size),
       ContentLength: file.size
     })
     put.middlewareStack.add(fileBodyMiddleware(), FILE_BODY_POSITION)
     // SigV4's payload hash is the file's SHA-256, known from the plan: the signer need not
     // hash the bytes again, and S3 refuses them (XAmzContentSHA256Mismatch) if they changed.
-    put.middlewareStack.add(knownPayloadHash(file.sha256), KNOWN_PAYLOAD_HASH_POSITION)
+    put.middlewareStack.add(knownPayloadHash(sha256), KNOWN_PAYLOAD_HASH_POSITION)
     await ctx.s3.send(put, { abortSignal: ctx.cancel })
     progress.addBytes(file.size)
     return
   }
-  await sendMultipart(job, job.partSize, params, ctx)
+  await sendMultipart(job, job.partSize, partCrc32, params, ctx)
 }
 
 /**
@@ -216,6 +248,7 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
 async function sendMultipart(
   job: Job,
   partSize: number,
+  partCrc32: string[],
   params: CreateMultipartUploadCommandInput & { Bucket: string; Key: string },
   ctx: JobContext
 ): Promise<void> {
@@ -224,7 +257,7 @@ async function sendMultipart(
   const count = partCount(file.size, partSize)
   // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
   const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
-  if (crc32 && file.partCrc32?.length !== count) {
+  if (crc32 && partCrc32.length !== count) {
     // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
     throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`)
   }
@@ -249,7 +282,7 @@ async function sendMultipart(
       try {
         // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
         // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
-        const checksum = crc32 ? { ChecksumCRC32: file.partCrc32![index] } : {}
+        const checksum = crc32 ? { ChecksumCRC32: partCrc32[index] } : {}
         const part = new UploadPartCommand({
           ...upload,
           ...checksum,
@@ -323,7 +356,7 @@ function explain(err: unknown, file: PlannedFile, bucket: string): DeployError {
   if (typeof local?.path === 'string') {
     return new DeployError(
       `Failed reading ${file.absolutePath} to upload ${target}: ${local.message}`,
-      'The file changed or disappeared after it was found and hashed. Run the step again.',
+      'The file changed or disappeared after it was found. Run the step again.',
       { cause: err }
     )
   }

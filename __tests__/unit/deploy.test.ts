@@ -101,6 +101,8 @@ describe('deploy', () => {
       'https://d111.cloudfront.net/v1/sub%20dir/b.json'
     ])
     expect(report.manifestUrl).toBe('https://d111.cloudfront.net/v1/manifest.json')
+    // Both keys are new, so both files were hashed while uploading, and reported as such.
+    expect(report.files.map((f) => f.sha256)).toEqual([sha('A'), sha('{"b":2}')])
     const manifestPut = s3Mock
       .commandCalls(PutObjectCommand)
       .find((c) => c.args[0].input.Key === 'v1/manifest.json')
@@ -145,6 +147,7 @@ describe('deploy', () => {
     expect(report.dryRun).toBe(true)
     expect(report.invalidation.paths.sort()).toEqual(['/v1/a.onnx', '/v1/manifest.json'])
     expect(report.files.map((f) => f.action)).toEqual(['upload', 'skip'])
+    expect(report.files.map((f) => f.sha256)).toEqual([sha('A'), sha('{"b":2}')])
   })
 
   it('without a distribution returns S3 URLs and never calls CloudFront', async () => {

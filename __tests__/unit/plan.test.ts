@@ -11,7 +11,7 @@ import {
   type GetObjectCommandOutput
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
-import { AwsError, ImmutableVersionError, InputError } from '../../src/errors.js'
+import { AwsError, DeployError, ImmutableVersionError, InputError } from '../../src/errors.js'
 import { hashFile } from '../../src/hash.js'
 import { planDeploy, type PlanInputs } from '../../src/plan.js'
 import type { LocalFile } from '../../src/types.js'
@@ -32,7 +32,8 @@ const inputs: PlanInputs = {
   multipartThresholdBytes: 16 * 1024 * 1024,
   partSizeBytes: undefined,
   cacheControl: 'public, max-age=31536000, immutable',
-  metadata: { framework: 'onnx' }
+  metadata: { framework: 'onnx' },
+  dryRun: false
 }
 /** What HEAD returns for an object this action stored with `inputs`. */
 const storedHeaders = (content: string) => ({
@@ -83,10 +84,15 @@ describe('planDeploy', () => {
     })
     s3Mock.on(HeadObjectCommand).resolves(storedHeaders('same bytes'))
     const plan = await planDeploy(s3, files.slice(0, 2), inputs, { logger: silentLogger() })
-    expect(plan.files.map((f) => [f.key, f.action, f.existed, f.sha256, f.contentType])).toEqual([
+    const hashed = await plan.hashed(plan.files)
+    expect(hashed.map((f) => [f.key, f.action, f.existed, f.sha256, f.contentType])).toEqual([
       ['v3/same.onnx', 'skip', true, sha('same bytes'), 'application/octet-stream'],
       ['v3/new.safetensors', 'upload', false, sha('new bytes'), 'application/octet-stream']
     ])
+    expect(await plan.hashesOf(plan.files[1])).toEqual({
+      sha256: sha('new bytes'),
+      partCrc32: []
+    })
     expect(s3Mock.commandCalls(ListObjectsV2Command)[0].args[0].input).toMatchObject({
       Bucket: 'models',
       Prefix: 'v3/'
@@ -233,9 +239,8 @@ describe('planDeploy', () => {
     }
     const mib = 1024 * 1024
     const multipart = { ...inputs, multipartThresholdBytes: 5 * mib, partSizeBytes: 5 * mib }
-    const { files: planned } = await planDeploy(s3, [big, files[0]], multipart, {
-      logger: silentLogger()
-    })
+    const plan = await planDeploy(s3, [big, files[0]], multipart, { logger: silentLogger() })
+    const planned = await plan.hashed(plan.files)
     expect(planned[0].sha256).toBe(createHash('sha256').update(bytes).digest('hex'))
     expect(planned[0].partCrc32).toEqual([
       crc(bytes.subarray(0, 5 * mib)),
@@ -304,6 +309,103 @@ describe('planDeploy', () => {
     // The candidate's SHA-256 was read once, while hashing, and not again to match it.
     expect(s3Mock.commandCalls(HeadObjectCommand)).toHaveLength(2)
   }, 5_000)
+
+  it('waits only for the hashes a decision needs; the rest are read after the plan', async () => {
+    const held = new Map<string, () => void>()
+    const started: string[] = []
+    const hash: typeof hashFile = async (filePath, opts) => {
+      started.push(path.basename(filePath))
+      if (filePath.endsWith('same.onnx')) return hashFile(filePath, opts)
+      // New keys: nothing decides on their bytes, so the plan must not wait for them.
+      await new Promise<void>((resolve) => held.set(path.basename(filePath), resolve))
+      return hashFile(filePath, opts)
+    }
+    s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/same.onnx', Size: 10 }] })
+    s3Mock.on(HeadObjectCommand).resolves(storedHeaders('same bytes'))
+    const logger = silentLogger()
+    const plan = await planDeploy(s3, files.slice(0, 2), inputs, { logger, hash })
+
+    expect(plan.files.map((f) => [f.relativePath, f.action, f.sha256])).toEqual([
+      ['same.onnx', 'skip', sha('same bytes')],
+      ['new.safetensors', 'upload', undefined]
+    ])
+    expect(logger.lines).toContainEqual(
+      expect.stringContaining('Hashed 1 of 2 file(s) (the others are hashed as they are uploaded)')
+    )
+    // Hashing goes on after the plan, and its result is the file's.
+    expect(started).toContain('new.safetensors')
+    const pending = plan.hashesOf(plan.files[1])
+    held.get('new.safetensors')!()
+    expect((await pending).sha256).toBe(sha('new bytes'))
+  })
+
+  it('hashes the files a decision needs before the others', async () => {
+    const held: { name: string; release: () => void }[] = []
+    const hash: typeof hashFile = async (filePath, opts) => {
+      await new Promise<void>((release, reject) => {
+        held.push({ name: path.basename(filePath), release })
+        opts?.signal?.addEventListener('abort', () => reject(opts.signal!.reason))
+      })
+      return { sha256: sha(fs.readFileSync(filePath, 'latin1')), partCrc32: [] }
+    }
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
+    const local = ['a', 'b', 'c', 'd', 'e', 'f'].map((name) => localFile(`${name}.bin`, name))
+    // f.bin is the only key that exists with its size: its hash decides skip or conflict.
+    s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/f.bin', Size: 1 }] })
+    s3Mock.on(HeadObjectCommand).resolves(storedHeaders('f'))
+    const planning = planDeploy(s3, local, inputs, { logger: silentLogger(), hash })
+    // Four hashes at once, in file order, until the listing says which one decides.
+    await settle()
+    expect(held.map((h) => h.name)).toEqual(['a.bin', 'b.bin', 'c.bin', 'd.bin'])
+    held[0].release()
+    await settle()
+    expect(held.map((h) => h.name)).toEqual(['a.bin', 'b.bin', 'c.bin', 'd.bin', 'f.bin'])
+    held[4].release()
+    const plan = await planning
+    // Only f.bin's hash was needed; the others come through hashesOf.
+    expect(plan.files.map((f) => f.sha256 !== undefined)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      true
+    ])
+    expect((await plan.hashesOf(plan.files[0])).sha256).toBe(sha('a'))
+    plan.stopHashing(new Error('done'))
+    await expect(plan.hashesOf(plan.files[4])).rejects.toThrow('done')
+  })
+
+  it('reads every SHA-256 in a dry run', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const plan = await planDeploy(
+      s3,
+      files,
+      { ...inputs, dryRun: true },
+      { logger: silentLogger() }
+    )
+    expect(plan.files.map((f) => f.sha256)).toEqual([
+      sha('same bytes'),
+      sha('new bytes'),
+      sha('changed!'),
+      sha('{"a":1}')
+    ])
+  })
+
+  it('fails when a file whose hash it does not wait for cannot be read', async () => {
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    // Hashes never end here: the plan must find the missing file without them.
+    const hash: typeof hashFile = () => new Promise(() => undefined)
+    fs.rmSync(files[1].absolutePath)
+    const err = await planDeploy(s3, files, inputs, { logger: silentLogger(), hash }).catch(
+      (e) => e
+    )
+    expect(err).toBeInstanceOf(DeployError)
+    expect(err.message).toBe(
+      `Cannot read ${files[1].absolutePath} (new.safetensors): ENOENT: no such file or directory, access '${files[1].absolutePath}'`
+    )
+    expect(err.hint).toContain('Nothing was uploaded')
+  })
 
   it('stops hashing when a request fails', async () => {
     s3Mock.on(ListObjectsV2Command).rejects(

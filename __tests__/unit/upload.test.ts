@@ -158,7 +158,7 @@ describe('uploadFiles, single PutObject', () => {
         CacheControl: CACHE_CONTROL,
         Metadata: { 'model-version': '2.0.1', sha256: file.sha256 },
         // On AWS S3 checks the bytes against the SHA-256 computed when planning.
-        ChecksumSHA256: Buffer.from(file.sha256, 'hex').toString('base64'),
+        ChecksumSHA256: Buffer.from(file.sha256!, 'hex').toString('base64'),
         ContentLength: 1000,
         Body: expect.any(FileBody)
       }
@@ -351,6 +351,100 @@ describe('uploadFiles, selection', () => {
     const stats = await uploadFiles(s3, [skipped, changed], options())
     expect(putInputs().map((p) => p.Key)).toEqual(['v1/models/changed.bin'])
     expect(stats.bytesUploaded).toBe(300)
+  })
+})
+
+describe('uploadFiles, files planned without their hashes', () => {
+  /** The file as planned while its hashes were still being read. */
+  const unhashed = (file: PlannedFile): PlannedFile => ({
+    ...file,
+    sha256: undefined,
+    partCrc32: undefined
+  })
+
+  it('waits for each hash in file order and sends it with the file', async () => {
+    const small = await makeFile('models/small.bin', 100)
+    const big = await makeFile('models/big.bin', 12 * MiB)
+    const release = new Map<string, () => void>()
+    const asked: string[] = []
+    const hashesOf = (file: PlannedFile) => {
+      asked.push(file.relativePath)
+      const planned = file.relativePath === 'models/big.bin' ? big.file : small.file
+      return new Promise<{ sha256: string; partCrc32: string[] }>((resolve) =>
+        release.set(file.relativePath, () =>
+          resolve({ sha256: planned.sha256!, partCrc32: planned.partCrc32 ?? [] })
+        )
+      )
+    }
+    const uploading = uploadFiles(
+      s3,
+      [unhashed(big.file), unhashed(small.file)],
+      options({ hashesOf })
+    )
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // Nothing is sent before the first file's hash, and the next is not asked for yet.
+    expect(asked).toEqual(['models/big.bin'])
+    expect(s3Mock.calls()).toHaveLength(0)
+    release.get('models/big.bin')!()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(asked).toEqual(['models/big.bin', 'models/small.bin'])
+    release.get('models/small.bin')!()
+    await uploading
+
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)[0].args[0].input.Metadata).toEqual({
+      'model-version': '2.0.1',
+      sha256: big.file.sha256
+    })
+    expect(putInputs()[0].Metadata).toEqual({
+      'model-version': '2.0.1',
+      sha256: small.file.sha256
+    })
+  })
+
+  it('fails on a file whose hash fails, starting no file after it', async () => {
+    const first = await makeFile('models/first.bin', 100)
+    const gone = await makeFile('models/gone.bin', 100)
+    const after = await makeFile('models/after.bin', 100)
+    const hashesOf = async (file: PlannedFile) => {
+      if (file.relativePath !== 'models/gone.bin') {
+        return {
+          sha256: createHash('sha256').update(file.relativePath).digest('hex'),
+          partCrc32: []
+        }
+      }
+      throw Object.assign(
+        new Error(`ENOENT: no such file or directory, open '${file.absolutePath}'`),
+        {
+          code: 'ENOENT',
+          path: file.absolutePath
+        }
+      )
+    }
+    const err = await uploadFiles(
+      s3,
+      [unhashed(first.file), unhashed(gone.file), unhashed(after.file)],
+      options({ hashesOf })
+    ).catch((e: unknown) => e)
+    expect((err as DeployError).message).toMatch(
+      /^Failed reading .*gone\.bin to upload models\/gone\.bin to s3:\/\/models-bucket\/v1\/models\/gone\.bin: ENOENT/
+    )
+    expect(putInputs().map((p) => p.Key)).toEqual(['v1/models/first.bin'])
+  })
+
+  it('stops waiting for a hash when cancelled', async () => {
+    const { file } = await makeFile('models/slow.bin', 100)
+    const controller = new AbortController()
+    const uploading = uploadFiles(
+      s3,
+      [unhashed(file)],
+      // A hash that never ends, like a multi-GB file's when the run is cancelled.
+      options({ hashesOf: () => new Promise(() => undefined), signal: controller.signal })
+    ).catch((e: unknown) => e)
+    controller.abort()
+    expect(((await uploading) as Error).message).toBe(
+      'Upload to s3://models-bucket cancelled: 0 of 1 file(s) were uploaded.'
+    )
+    expect(s3Mock.calls()).toHaveLength(0)
   })
 })
 
@@ -635,7 +729,7 @@ describe('uploadFiles, on the wire (a real client, default AWS checksum mode)', 
     expect(sent[0].body.equals(bytes)).toBe(true)
     expect(sent[0].headers['x-amz-content-sha256']).toBe(file.sha256)
     expect(sent[0].headers['x-amz-checksum-sha256']).toBe(
-      Buffer.from(file.sha256, 'hex').toString('base64')
+      Buffer.from(file.sha256!, 'hex').toString('base64')
     )
   })
 
