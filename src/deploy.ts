@@ -13,7 +13,7 @@ import type { PreflightFinding } from './preflight.js'
 import { moveAlias, type AliasMove } from './release.js'
 import { copyFiles } from './reuse.js'
 import { signPublished, type SigningReport } from './signing.js'
-import { resolveTarget } from './target.js'
+import { resolveTarget, type Target } from './target.js'
 import { verifyPublished, type VerifyResult, type VerifyTarget } from './verify.js'
 import { uploadFiles, type UploadOptions } from './upload.js'
 import { objectUrl } from './urls.js'
@@ -98,24 +98,41 @@ export async function deploy(
   const total = local.reduce((sum, f) => sum + f.size, 0)
   logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`)
 
-  const { distribution, urlBase, preflight } = await resolveTarget(inputs, clients, {
-    env: deps.env,
+  // The plan needs nothing from the target: files are hashed and the version listed while the
+  // pre-flight checks and GetDistribution are answered. The target's errors are reported first,
+  // and stop the plan.
+  const stopPlanning = new AbortController()
+  const planSignal = deps.signal
+    ? AbortSignal.any([deps.signal, stopPlanning.signal])
+    : stopPlanning.signal
+  const planning = planDeploy(clients.s3, local, inputs, {
     logger,
-    warn,
-    signal: deps.signal
-  })
-
-  const plan = await planDeploy(clients.s3, local, inputs, {
-    logger,
-    signal: deps.signal,
+    signal: planSignal,
     reuse: {
       bucket: inputs.bucket,
       versionPrefix: inputs.versionPrefix,
       searchPrefixes: reuseSearchPrefixes(inputs),
       logger,
-      signal: deps.signal
+      signal: planSignal
     }
-  }).catch((err) => {
+  })
+  // Awaited once the target is known; a target that fails first must not leave it unhandled.
+  planning.catch(() => undefined)
+  let target: Target
+  try {
+    target = await resolveTarget(inputs, clients, {
+      env: deps.env,
+      logger,
+      warn,
+      signal: deps.signal
+    })
+  } catch (err) {
+    stopPlanning.abort(err)
+    throw err
+  }
+  const { distribution, urlBase, preflight } = target
+
+  const plan = await planning.catch((err) => {
     stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
     throw err
   })

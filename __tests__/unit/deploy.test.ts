@@ -24,7 +24,7 @@ import {
   mockAwsClients,
   mockDeployedDistribution
 } from '../../__fixtures__/aws-mocks.js'
-import { invalidation } from '../../__fixtures__/cloudfront.js'
+import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
 
 const { s3Mock, cfMock, clients } = mockAwsClients()
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
@@ -176,8 +176,32 @@ describe('deploy', () => {
     expect(report.warnings.join('\n')).toContain('I1 still in progress after 1 min')
   })
 
+  it('hashes and lists the version while the distribution is read', async () => {
+    // GetDistribution answers only once the version's listing was sent: reading the target
+    // first and planning after it would wait forever.
+    let listed!: () => void
+    const listing = new Promise<void>((resolve) => (listed = resolve))
+    s3Mock.on(ListObjectsV2Command).callsFake(async () => {
+      listed()
+      return {}
+    })
+    cfMock.on(GetDistributionCommand).callsFake(async () => {
+      await listing
+      return deployedDistribution
+    })
+    const report = await deploy(inputs(), clients, deps())
+    expect(report.distribution?.domain).toBe('d111.cloudfront.net')
+    expect([...putKeys()].sort()).toEqual(['v1/a.onnx', 'v1/manifest.json', 'v1/sub dir/b.json'])
+  }, 5_000)
+
   it('fails before any upload when the distribution does not exist', async () => {
-    s3Mock.on(ListObjectsV2Command).resolves({})
+    // The plan fails too, at once; the target's error is the one reported.
+    s3Mock.on(ListObjectsV2Command).rejects(
+      Object.assign(new Error('Access Denied'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 }
+      })
+    )
     cfMock.on(GetDistributionCommand).rejects(
       Object.assign(new Error('The specified distribution does not exist.'), {
         name: 'NoSuchDistribution',
