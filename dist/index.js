@@ -72761,7 +72761,8 @@ function pad(n) {
  * last line, so a transfer that ends before the first tick prints none.
  */
 function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    const started = now();
+    let started = now();
+    let begun = false;
     let sentBytes = 0;
     let filesDone = 0;
     let logged = { sentBytes, filesDone };
@@ -72773,6 +72774,11 @@ function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 1
         logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }));
     }, intervalMs);
     return {
+        begin: () => {
+            if (!begun)
+                started = now();
+            begun = true;
+        },
         addBytes: (n) => {
             sentBytes += n;
         },
@@ -82224,6 +82230,7 @@ async function uploadFiles(s3, files, opts) {
             if (cancel.aborted)
                 break;
             free -= job.slots;
+            progress.begin();
             const run = sendFile(job, ctx).then(() => {
                 filesDone++;
                 bytesUploaded += job.file.size;

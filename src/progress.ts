@@ -67,6 +67,11 @@ export interface ProgressReporterOptions extends ProgressClock {
 }
 
 export interface ProgressReporter {
+  /**
+   * The first file is about to be sent: the rate and ETA count from here, not from the time spent
+   * waiting for its hash. Later calls change nothing; without one they count from creation.
+   */
+  begin(): void
   addBytes(n: number): void
   fileDone(): void
   stop(): void
@@ -86,7 +91,8 @@ export function createProgressReporter({
   setInterval = globalThis.setInterval,
   clearInterval = globalThis.clearInterval
 }: ProgressReporterOptions): ProgressReporter {
-  const started = now()
+  let started = now()
+  let begun = false
   let sentBytes = 0
   let filesDone = 0
   let logged = { sentBytes, filesDone }
@@ -97,6 +103,10 @@ export function createProgressReporter({
     logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }))
   }, intervalMs)
   return {
+    begin: () => {
+      if (!begun) started = now()
+      begun = true
+    },
     addBytes: (n) => {
       sentBytes += n
     },

@@ -133,6 +133,7 @@ export async function uploadFiles(
       while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
       if (cancel.aborted) break
       free -= job.slots
+      progress.begin()
       const run = sendFile(job, ctx).then(
         () => {
           filesDone++

@@ -115,6 +115,22 @@ describe('createProgressReporter', () => {
     ])
   })
 
+  it('measures the rate from the first send, not from the wait for the first hash', () => {
+    const { reporter, info, advance } = setup()
+    advance(10_000)
+    reporter.begin()
+    reporter.addBytes(40 * MiB)
+    advance(10_000)
+    // Starting a later file changes nothing.
+    reporter.begin()
+    reporter.addBytes(40 * MiB)
+    advance(10_000)
+    expect(info.mock.calls.map(([line]) => line)).toEqual([
+      'Uploaded 40.0 MiB of 100.0 MiB (40%), 0 of 4 files, 4.2 MB/s, ETA 15s',
+      'Uploaded 80.0 MiB of 100.0 MiB (80%), 0 of 4 files, 4.2 MB/s, ETA 5s'
+    ])
+  })
+
   it('stays silent on ticks where nothing changed', () => {
     const { reporter, info, advance } = setup()
     advance(10_000)
