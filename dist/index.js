@@ -80883,9 +80883,9 @@ async function planDeploy(s3, local, inputs, deps) {
     };
 }
 /**
- * Why the stored object (of the file's size) is not what this run would write, or undefined when it is. Headers
- * count too: skipping an object whose metadata differs would leave the manifest describing
- * something S3 does not hold.
+ * Why the stored object, of the file's size, is not what this run would write, or undefined when
+ * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
+ * describing something S3 does not hold.
  */
 function describeDifference(stored, local, inputs) {
     if (stored.sha256 === undefined) {
