@@ -80310,7 +80310,9 @@ class HashPool {
         this.waiting.shift()?.();
     }
 }
-const pool = new HashPool(Math.max(1, Math.min((0,external_node_os_.availableParallelism)(), MAX_WORKERS)));
+/** Files hashed at once: one per worker, so a caller queueing its own files can still reorder them. */
+const HASH_WORKERS = Math.max(1, Math.min((0,external_node_os_.availableParallelism)(), MAX_WORKERS));
+const pool = new HashPool(HASH_WORKERS);
 function ask(worker, request, signal) {
     return new Promise((resolve, reject) => {
         if (signal?.aborted)
@@ -80742,8 +80744,6 @@ function sourceGone(err) {
 
 
 
-/** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
-const HASH_CONCURRENCY = 4;
 /** HEAD requests at once when checking existing keys. */
 const plan_HEAD_CONCURRENCY = 16;
 /**
@@ -80767,7 +80767,9 @@ async function planDeploy(s3, local, inputs, deps) {
     const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath));
     // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
     const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const hashes = new HashQueue(local.length, HASH_CONCURRENCY, (i, hashSignal) => hash(local[i].absolutePath, {
+    const hashes = new HashQueue(local.length, 
+    // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
+    HASH_WORKERS, (i, hashSignal) => hash(local[i].absolutePath, {
         signal: hashSignal,
         partSize: partCrc32 ? partSizes[i] : undefined
     }), signal);

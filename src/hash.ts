@@ -121,7 +121,10 @@ class HashPool {
   }
 }
 
-const pool = new HashPool(Math.max(1, Math.min(availableParallelism(), MAX_WORKERS)))
+/** Files hashed at once: one per worker, so a caller queueing its own files can still reorder them. */
+export const HASH_WORKERS = Math.max(1, Math.min(availableParallelism(), MAX_WORKERS))
+
+const pool = new HashPool(HASH_WORKERS)
 
 function ask(worker: Worker, request: HashRequest, signal?: AbortSignal): Promise<HashReply> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@ import { SHA256_METADATA_KEY } from './constants.js'
 import { contentTypeFor } from './content-type.js'
 import { DeployError, ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
-import { hashFile, type FileHashes } from './hash.js'
+import { HASH_WORKERS, hashFile, type FileHashes } from './hash.js'
 import { HashQueue } from './hash-queue.js'
 import { manifestKey } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
@@ -14,8 +14,6 @@ import { findReusableObjects, listReuseCandidates, type ReuseSearch } from './re
 import { headObject, listPrefix, sameMetadata, type StoredObject } from './stored-objects.js'
 import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from './types.js'
 
-/** Files hashed at once: enough to keep a disk busy, few enough not to thrash page cache. */
-const HASH_CONCURRENCY = 4
 /** HEAD requests at once when checking existing keys. */
 const HEAD_CONCURRENCY = 16
 
@@ -94,7 +92,8 @@ export async function planDeploy(
 
   const hashes = new HashQueue(
     local.length,
-    HASH_CONCURRENCY,
+    // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
+    HASH_WORKERS,
     (i, hashSignal) =>
       hash(local[i].absolutePath, {
         signal: hashSignal,

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { AwsError, DeployError, ImmutableVersionError, InputError } from '../../src/errors.js'
-import { hashFile } from '../../src/hash.js'
+import { HASH_WORKERS, hashFile } from '../../src/hash.js'
 import { planDeploy, type PlanInputs } from '../../src/plan.js'
 import type { LocalFile } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
@@ -354,13 +354,14 @@ describe('planDeploy', () => {
     s3Mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'v3/f.bin', Size: 1 }] })
     s3Mock.on(HeadObjectCommand).resolves(storedHeaders('f'))
     const planning = planDeploy(s3, local, inputs, { logger: silentLogger(), hash })
-    // Four hashes at once, in file order, until the listing says which one decides.
+    // One hash per worker, in file order, until the listing says which one decides.
+    const inFlight = local.slice(0, HASH_WORKERS).map((f) => f.relativePath)
     await settle()
-    expect(held.map((h) => h.name)).toEqual(['a.bin', 'b.bin', 'c.bin', 'd.bin'])
+    expect(held.map((h) => h.name)).toEqual(inFlight)
     held[0].release()
     await settle()
-    expect(held.map((h) => h.name)).toEqual(['a.bin', 'b.bin', 'c.bin', 'd.bin', 'f.bin'])
-    held[4].release()
+    expect(held.map((h) => h.name)).toEqual([...inFlight, 'f.bin'])
+    held[HASH_WORKERS].release()
     const plan = await planning
     // Only f.bin's hash was needed; the others come through hashesOf.
     expect(plan.files.map((f) => f.sha256 !== undefined)).toEqual([
@@ -426,7 +427,8 @@ describe('planDeploy', () => {
     )
     expect(err).toBeInstanceOf(AwsError)
     expect(err.message).toContain('AccessDenied')
-    expect(signals).toHaveLength(4)
+    // One hash per worker was started (the rest never are), and each was cancelled.
+    expect(signals).toHaveLength(Math.min(files.length, HASH_WORKERS))
     expect(signals.every((signal) => signal.aborted)).toBe(true)
   })
 
