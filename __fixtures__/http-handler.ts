@@ -54,7 +54,8 @@ async function bodyOf(body: unknown): Promise<Buffer> {
     await new Promise<void>((resolve, reject) => {
       const sink = new Writable({
         write(chunk: Buffer, _encoding, done) {
-          chunks.push(chunk)
+          // Copied, as a socket does: a body may read into a chunk again once it is written.
+          chunks.push(Buffer.from(chunk))
           done()
         }
       })

@@ -82074,17 +82074,27 @@ function verificationError(result) {
 
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/file-body.ts
 
-/** Reads of a file streamed into a request. */
-const READ_CHUNK_BYTES = 512 * 1024;
+
+/** Bytes per read of a file streamed into a request. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+/** Buffers one body reads into in turn: one is read while up to two are being written. */
+const BUFFERS_PER_BODY = 3;
+/**
+ * Buffers whose writes have finished, for the next body. There are never more than
+ * BUFFERS_PER_BODY per body sent at once, so this stays at concurrency × 3 MiB.
+ */
+const idleBuffers = [];
 /**
  * A request body that is a byte range of a file. The SDK never retries a stream body (it cannot
  * rewind one), and a Buffer body is copied whole into the TLS socket's queue; this is neither:
  * the SDK keeps it as an opaque body, retries the request with its own strategy, and
- * fileBodyMiddleware, below the retry and signing middleware, sends a fresh ReadStream of the
- * range on every attempt. Give the command a ContentLength. The signer treats an opaque body as
- * UNSIGNED-PAYLOAD (no second SHA-256 pass; TLS protects the bytes, and on AWS the CRC32 or
+ * fileBodyMiddleware, below the retry and signing middleware, sends a fresh FileRangeStream of
+ * the range on every attempt. Give the command a ContentLength. The signer treats an opaque body
+ * as UNSIGNED-PAYLOAD (no second SHA-256 pass; TLS protects the bytes, and on AWS the CRC32 or
  * SHA-256 checksum header upload.ts adds is checked by S3), unless a payload hash is set.
  */
 class FileBody {
@@ -82106,11 +82116,10 @@ const FILE_BODY_POSITION = {
     priority: 'low'
 };
 /**
- * Replaces a FileBody with a ReadStream of it for each attempt. The handler pipes the body into
- * the request and sees neither its errors nor a short read, so the request would wait for its
- * missing bytes until the socket timed out (and a timeout is retried): a read error or a file
- * that has shrunk destroys the request at once, and the attempt fails with that local error
- * (it carries `path`, so it is reported as a read error, and the SDK does not retry it).
+ * Replaces a FileBody with a FileRangeStream of it for each attempt. A read error or a file that
+ * has shrunk destroys the request at once (the handler would otherwise wait for the missing
+ * bytes until the socket timed out, and retry), and the attempt fails with that local error: it
+ * carries `path`, so it is reported as a read error, and the SDK does not retry it.
  */
 function fileBodyMiddleware() {
     return (next) => async (args) => {
@@ -82118,48 +82127,132 @@ function fileBodyMiddleware() {
         const body = request.body;
         if (!(body instanceof FileBody))
             return next(args);
-        const expected = body.end - body.start + 1;
-        if (expected <= 0)
+        if (body.end < body.start)
             return next({ ...args, request: withBody(request, undefined) });
-        const stream = (0,external_node_fs_.createReadStream)(body.path, {
-            start: body.start,
-            end: body.end,
-            highWaterMark: READ_CHUNK_BYTES
-        });
-        let readError;
-        const destinations = [];
-        const fail = (err) => {
-            readError ??= err;
-            for (const destination of destinations)
-                destination.destroy(err);
-        };
-        const pipe = stream.pipe.bind(stream);
-        stream.pipe = ((destination, options) => {
-            destinations.push(destination);
-            return pipe(destination, options);
-        });
-        // Errors of reads on an open descriptor carry no path: add it, so the failure is reported
-        // as a read error of this file.
-        stream.on('error', (err) => fail(Object.assign(new Error(err.message), {
-            code: err.code,
-            path: body.path,
-            cause: err
-        })));
-        stream.on('end', () => {
-            if (stream.bytesRead < expected) {
-                fail(Object.assign(new Error(`${body.path} is shorter than when it was hashed: ${stream.bytesRead} of ${expected} bytes from offset ${body.start}`), { code: 'ESHORTREAD', path: body.path }));
-            }
-        });
+        const stream = new FileRangeStream(body.path, body.start, body.end);
         try {
             return await next({ ...args, request: withBody(request, stream) });
         }
         catch (err) {
-            throw readError ?? err;
+            throw stream.readError ?? err;
         }
         finally {
             stream.destroy();
         }
     };
+}
+/**
+ * A byte range of a file, written into the one destination it is piped to (the handler pipes a
+ * stream body into the request) from three reused 1 MiB buffers. fs.ReadStream allocates a new
+ * buffer for every read; with the SDK's heap that made V8 run a full collection every ~20 MB
+ * sent, and sending a GiB cost twice the CPU. A buffer is read into again only once the
+ * destination's write callback has run: a socket is then done with it (TLS encrypts on write).
+ * Nothing else may read it: it is only ever piped.
+ */
+class FileRangeStream extends external_node_stream_.Readable {
+    path;
+    start;
+    end;
+    /** Why the range could not be sent: the file could not be read, or is shorter than the range. */
+    readError;
+    wake;
+    constructor(path, start, 
+    /** Inclusive. */
+    end) {
+        super();
+        this.path = path;
+        this.start = start;
+        this.end = end;
+    }
+    pipe(destination) {
+        void this.writeInto(destination);
+        return destination;
+    }
+    _read() {
+        this.destroy(new Error('A FileRangeStream can only be piped into one destination.'));
+    }
+    _destroy(err, callback) {
+        this.wake?.();
+        callback(err);
+    }
+    async writeInto(destination) {
+        const free = [];
+        for (let i = 0; i < BUFFERS_PER_BODY; i++) {
+            free.push(idleBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK_BYTES));
+        }
+        let finished = false;
+        // Settles after this body is done too: its buffer then goes straight back to the pool.
+        const written = (buffer) => (err) => {
+            if (err)
+                return this.wake?.() // the destination failed: its buffer is left to the collector
+                ;
+            (finished ? idleBuffers : free).push(buffer);
+            this.wake?.();
+        };
+        let closed = false;
+        const onClose = () => {
+            closed = true;
+            this.wake?.();
+        };
+        destination.once('close', onClose);
+        const stopped = () => closed || this.destroyed;
+        let handle;
+        try {
+            handle = await (0,promises_.open)(this.path, 'r');
+            let position = this.start;
+            while (position <= this.end && !stopped()) {
+                while (free.length === 0 && !stopped())
+                    await new Promise((r) => (this.wake = r));
+                if (stopped())
+                    break;
+                const buffer = free.pop();
+                const wanted = Math.min(buffer.length, this.end - position + 1);
+                const { bytesRead } = await handle.read(buffer, 0, wanted, position);
+                if (bytesRead === 0) {
+                    this.fail(destination, this.shortRead(position));
+                    return;
+                }
+                position += bytesRead;
+                if (stopped()) {
+                    free.push(buffer);
+                    break;
+                }
+                destination.write(buffer.subarray(0, bytesRead), written(buffer));
+            }
+            if (!stopped())
+                destination.end();
+        }
+        catch (err) {
+            this.fail(destination, this.withPath(err));
+        }
+        finally {
+            finished = true;
+            idleBuffers.push(...free);
+            destination.off('close', onClose);
+            await handle?.close();
+        }
+    }
+    fail(destination, err) {
+        this.readError = err;
+        destination.destroy(err);
+    }
+    shortRead(position) {
+        const sent = position - this.start;
+        const expected = this.end - this.start + 1;
+        return Object.assign(new Error(`${this.path} is shorter than when it was hashed: ${sent} of ${expected} bytes from offset ${this.start}`), { code: 'ESHORTREAD', path: this.path });
+    }
+    /**
+     * Errors of reads on an open descriptor carry no path: it is added, so the failure is reported
+     * as a read error of this file. A new Error, since fs's may come from another realm (jest's vm),
+     * which the SDK would wrap.
+     */
+    withPath(err) {
+        return Object.assign(new Error(err.message), {
+            code: err.code,
+            path: err.path ?? this.path,
+            cause: err
+        });
+    }
 }
 /** A copy of the request (same prototype, so still an HttpRequest) with another body. */
 function withBody(request, body) {

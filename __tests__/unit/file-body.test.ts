@@ -2,8 +2,15 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3'
-import { FILE_BODY_POSITION, FileBody, fileBodyMiddleware } from '../../src/file-body.js'
+import {
+  FILE_BODY_POSITION,
+  FileBody,
+  FileRangeStream,
+  READ_CHUNK_BYTES,
+  fileBodyMiddleware
+} from '../../src/file-body.js'
 import { recordingHandler, type Reply } from '../../__fixtures__/http-handler.js'
 
 let dir: string
@@ -112,5 +119,79 @@ describe('fileBodyMiddleware', () => {
     expect(sent[0].headers['x-amz-content-sha256']).toBe(
       createHash('sha256').update('hello').digest('hex')
     )
+  })
+})
+
+/**
+ * A destination that, like a socket, calls each write back later (after `delayMs`). It records
+ * what each chunk held when it was handed over, and which chunks changed before their callback.
+ */
+function slowDestination(delayMs: number) {
+  const written: { at: Buffer; arrayBuffer: ArrayBufferLike }[] = []
+  const changedBeforeCallback: number[] = []
+  let outstanding = 0
+  let maxOutstanding = 0
+  const destination = new Writable({
+    write(_chunk: Buffer, _encoding, done) {
+      setTimeout(done, delayMs)
+    }
+  })
+  const write = destination.write.bind(destination)
+  destination.write = ((chunk: Buffer, done: (err?: Error | null) => void) => {
+    const index = written.push({ at: Buffer.from(chunk), arrayBuffer: chunk.buffer }) - 1
+    maxOutstanding = Math.max(maxOutstanding, ++outstanding)
+    return write(chunk, (err) => {
+      if (!chunk.equals(written[index].at)) changedBeforeCallback.push(index)
+      outstanding--
+      done(err)
+    })
+  }) as typeof destination.write
+  const finished = new Promise<void>((resolve, reject) => {
+    destination.on('finish', resolve).on('error', reject)
+  })
+  return {
+    destination,
+    finished,
+    written,
+    changedBeforeCallback,
+    maxOutstanding: () => maxOutstanding
+  }
+}
+
+describe('FileRangeStream', () => {
+  it('reads into a buffer again only once its write has called back', async () => {
+    const sink = slowDestination(5)
+    new FileRangeStream(file, 0, bytes.length - 1).pipe(sink.destination)
+    await sink.finished
+    expect(sink.changedBeforeCallback).toEqual([])
+    expect(Buffer.concat(sink.written.map((w) => w.at)).equals(bytes)).toBe(true)
+    // Reading runs ahead of the writes, by two buffers at most.
+    expect(sink.maxOutstanding()).toBe(3)
+    expect(sink.written.every((w) => w.at.length <= READ_CHUNK_BYTES)).toBe(true)
+  })
+
+  it('sends body after body from the same few buffers, not one allocation per read', async () => {
+    const arrayBuffers = new Set<ArrayBufferLike>()
+    for (let i = 0; i < 4; i++) {
+      const sink = slowDestination(1)
+      new FileRangeStream(file, i, bytes.length - 1).pipe(sink.destination)
+      await sink.finished
+      expect(Buffer.concat(sink.written.map((w) => w.at)).equals(bytes.subarray(i))).toBe(true)
+      for (const w of sink.written) arrayBuffers.add(w.arrayBuffer)
+    }
+    // 16 reads of 1 MiB in all.
+    expect(arrayBuffers.size).toBeLessThanOrEqual(3)
+  })
+
+  it('stops reading when the destination closes before the range is sent', async () => {
+    const sink = slowDestination(1)
+    sink.finished.catch(() => undefined)
+    new FileRangeStream(file, 0, bytes.length - 1).pipe(sink.destination)
+    while (sink.written.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+    sink.destination.destroy(new Error('the server answered early'))
+    const count = sink.written.length
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(count).toBeLessThan(4)
+    expect(sink.written).toHaveLength(count)
   })
 })
