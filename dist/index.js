@@ -82079,13 +82079,16 @@ var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/file-body.ts
 
 
-/** Bytes per read of a file streamed into a request. */
-const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Bytes per read of a file streamed into a request. 512 KiB sent a GiB as fast as 1 MiB with
+ * ~15 MB less peak memory; 128 KiB cost 10% more time (npm run bench, same run).
+ */
+const READ_CHUNK_BYTES = 512 * 1024;
 /** Buffers one body reads into in turn: one is read while up to two are being written. */
 const BUFFERS_PER_BODY = 3;
 /**
  * Buffers whose writes have finished, for the next body. There are never more than
- * BUFFERS_PER_BODY per body sent at once, so this stays at concurrency × 3 MiB.
+ * BUFFERS_PER_BODY per body sent at once, so this stays at concurrency × 1.5 MiB.
  */
 const idleBuffers = [];
 /**
@@ -82143,7 +82146,7 @@ function fileBodyMiddleware() {
 }
 /**
  * A byte range of a file, written into the one destination it is piped to (the handler pipes a
- * stream body into the request) from three reused 1 MiB buffers. fs.ReadStream allocates a new
+ * stream body into the request) from three reused buffers. fs.ReadStream allocates a new
  * buffer for every read; with the SDK's heap that made V8 run a full collection every ~20 MB
  * sent, and sending a GiB cost twice the CPU. A buffer is read into again only once the
  * destination's write callback has run: a socket is then done with it (TLS encrypts on write).
