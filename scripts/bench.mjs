@@ -31,7 +31,8 @@
  *                          environment. Repeatable; default: ours=<this repository>. Variants
  *                          alternate with the peer and with each other.
  *   --input k=v            an input for every variant (repeatable)
- *   --env K=V              environment for the action's process (repeatable)
+ *   --env K=V              environment for the action's process (repeatable); NODE_OPTIONS
+ *                          is added to the bench's own (e.g. --max-semi-space-size=4)
  *   --no-peer, --no-curl   skip AWS CLI / curl (e.g. to compare variants only)
  *   --http                 s3sink over plain HTTP instead of HTTPS
  *   --latency MS           put MS of round-trip time between every client and s3sink (a TCP
@@ -349,7 +350,8 @@ async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUC
     )
   }
   if (endpoint.startsWith('https:')) env.NODE_EXTRA_CA_CERTS = CERT
-  env.NODE_OPTIONS = imports.join(' ')
+  // Node options given for the run (e.g. a V8 heap setting to compare) go after the hooks.
+  env.NODE_OPTIONS = [...imports, env.NODE_OPTIONS].filter(Boolean).join(' ')
   let started
   let exited
   const result = await runAction({
