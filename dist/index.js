@@ -80420,15 +80420,20 @@ function hashWorker() {
 
 ;// CONCATENATED MODULE: ./src/hash-queue.ts
 /**
- * Hashes files `limit` at a time, in their order, except that the ones a decision waits for
+ * Hashes files `workers` at a time, in their order, except that the ones a decision waits for
  * (`first`) jump ahead of those not started yet. Every file's result is a promise from the start,
- * so the planner awaits only the hashes it needs and the uploader the rest, each just before that
- * file is sent. Aborting the signal, or `stop`, ends the hashing: files not started reject with
- * the reason, running ones as `hash` does on the signal. A result nobody awaits (the run failed
- * first) is never reported as an unhandled rejection.
+ * so the planner awaits only the hashes it needs (`of`) and the uploader the rest (`take`), each
+ * just before that file is sent. The others are hashed only `aheadBytes` ahead of the uploads:
+ * each file is read twice (hash, then send), and the second read must still find it in the page
+ * cache when the model is larger than the runner's memory.
+ *
+ * Aborting the signal, or `stop`, ends the hashing: files not started reject with the reason,
+ * running ones as `hash` does on the signal. A result nobody awaits (the run failed first) is
+ * never reported as an unhandled rejection.
  */
 class HashQueue {
-    limit;
+    sizes;
+    limits;
     hash;
     /** Aborted by `stop` or by the signal given. */
     signal;
@@ -80436,11 +80441,18 @@ class HashQueue {
     pending;
     waiting;
     running = 0;
-    constructor(count, limit, hash, signal) {
-        this.limit = limit;
+    /** Files a decision waits for, outside the lookahead. */
+    wanted = new Set();
+    taken = new Set();
+    /** Started files counted in `ahead`: not wanted, not taken yet. */
+    counted = new Set();
+    ahead = 0;
+    constructor(sizes, limits, hash, signal) {
+        this.sizes = sizes;
+        this.limits = limits;
         this.hash = hash;
         this.signal = signal ? AbortSignal.any([signal, this.stopper.signal]) : this.stopper.signal;
-        this.pending = Array.from({ length: count }, pendingHashes);
+        this.pending = sizes.map(pendingHashes);
         this.waiting = this.pending.map((_, index) => index);
         if (this.signal.aborted)
             this.rejectWaiting();
@@ -80448,24 +80460,49 @@ class HashQueue {
             this.signal.addEventListener('abort', () => this.rejectWaiting(), { once: true });
         this.startMore();
     }
-    /** File `index`'s hashes. */
+    /** File `index`'s hashes, for a decision (see `first`). */
     of(index) {
         return this.pending[index].promise;
     }
-    /** Hashes these files (in file order) before any other not started yet. */
+    /** File `index`'s hashes, for its upload, which is about to start: the lookahead moves on. */
+    take(index) {
+        if (!this.taken.has(index)) {
+            this.taken.add(index);
+            if (this.counted.delete(index))
+                this.ahead -= this.sizes[index];
+            this.moveAhead([index]);
+        }
+        return this.pending[index].promise;
+    }
+    /** Hashes these files (in file order) before any other not started yet, whatever the lookahead. */
     first(indices) {
-        const wanted = new Set(indices);
-        this.waiting = [
-            ...this.waiting.filter((index) => wanted.has(index)),
-            ...this.waiting.filter((index) => !wanted.has(index))
-        ];
+        for (const index of indices)
+            this.wanted.add(index);
+        this.moveAhead(this.wanted);
     }
     stop(reason) {
         this.stopper.abort(reason);
     }
+    moveAhead(indices) {
+        const ahead = new Set(indices);
+        this.waiting = [
+            ...this.waiting.filter((index) => ahead.has(index)),
+            ...this.waiting.filter((index) => !ahead.has(index))
+        ];
+        this.startMore();
+    }
     startMore() {
-        while (this.running < this.limit && this.waiting.length > 0 && !this.signal.aborted) {
-            const index = this.waiting.shift();
+        while (this.running < this.limits.workers && this.waiting.length > 0 && !this.signal.aborted) {
+            const index = this.waiting[0];
+            const lookahead = !this.wanted.has(index) && !this.taken.has(index);
+            // Wanted and taken files are at the front: once one must wait, all the rest do.
+            if (lookahead && this.ahead >= this.limits.aheadBytes)
+                return;
+            this.waiting.shift();
+            if (lookahead) {
+                this.counted.add(index);
+                this.ahead += this.sizes[index];
+            }
             this.running++;
             this.hash(index, this.signal)
                 .then(this.pending[index].resolve, this.pending[index].reject)
@@ -80747,6 +80784,13 @@ function sourceGone(err) {
 /** HEAD requests at once when checking existing keys. */
 const plan_HEAD_CONCURRENCY = 16;
 /**
+ * How far the hashing for uploads runs ahead of them. Each file is read twice (hash, then send);
+ * this much plus the files being sent is what must stay in the page cache for the second read not
+ * to go to disk (a 16 GB runner, a 14 GB model). It is still far ahead: a worker hashes ~1 GB/s,
+ * while sending 1 GiB takes several seconds on a runner's link.
+ */
+const HASH_LOOKAHEAD_BYTES = 1024 ** 3;
+/**
  * Decides, read-only and before any byte is sent, what happens to each file: keys that already
  * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
  * error unless `overwrite` is set; files whose bytes another key in `reuse`'s prefixes holds are
@@ -80767,9 +80811,9 @@ async function planDeploy(s3, local, inputs, deps) {
     const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath));
     // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
     const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const hashes = new HashQueue(local.length, 
+    const hashes = new HashQueue(local.map((file) => file.size), 
     // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
-    HASH_WORKERS, (i, hashSignal) => hash(local[i].absolutePath, {
+    { workers: HASH_WORKERS, aheadBytes: HASH_LOOKAHEAD_BYTES }, (i, hashSignal) => hash(local[i].absolutePath, {
         signal: hashSignal,
         partSize: partCrc32 ? partSizes[i] : undefined
     }), signal);
@@ -80866,7 +80910,7 @@ async function planDeploy(s3, local, inputs, deps) {
     const indexOf = new Map(keys.map((key, i) => [key, i]));
     const hashesOf = (file) => file.sha256 !== undefined
         ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
-        : hashes.of(indexOf.get(file.key));
+        : hashes.take(indexOf.get(file.key));
     return {
         files: deps.reuse
             ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err) => {
@@ -82316,6 +82360,10 @@ async function uploadFiles(s3, files, opts) {
     const running = [];
     try {
         for (const job of jobs) {
+            // Slots first: asking for the hash tells the hashing this file is being sent now, and only
+            // this loop takes slots, so waiting for them before the hash delays no byte.
+            while (free < job.slots && !cancel.aborted)
+                await new Promise((r) => (wake = r));
             try {
                 job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel);
             }
@@ -82323,8 +82371,6 @@ async function uploadFiles(s3, files, opts) {
                 failure = explain(err, job.file, opts.bucket);
                 controller.abort(cancelled);
             }
-            while (free < job.slots && !cancel.aborted)
-                await new Promise((r) => (wake = r));
             if (cancel.aborted)
                 break;
             free -= job.slots;

@@ -17,6 +17,14 @@ import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from './t
 /** HEAD requests at once when checking existing keys. */
 const HEAD_CONCURRENCY = 16
 
+/**
+ * How far the hashing for uploads runs ahead of them. Each file is read twice (hash, then send);
+ * this much plus the files being sent is what must stay in the page cache for the second read not
+ * to go to disk (a 16 GB runner, a 14 GB model). It is still far ahead: a worker hashes ~1 GB/s,
+ * while sending 1 GiB takes several seconds on a runner's link.
+ */
+export const HASH_LOOKAHEAD_BYTES = 1024 ** 3
+
 export type PlanInputs = Pick<
   DeployInputs,
   | 'bucket'
@@ -39,8 +47,9 @@ export interface Plan {
   /** The version's manifest as stored before this run, when `manifest` is on and there is one. */
   storedManifest?: Manifest
   /**
-   * The hashes of one of `files`: at once when the plan read them, otherwise once the hashing
-   * still running gets to it (files are hashed in order, ahead of the uploads).
+   * The hashes of one of `files`, for its upload, which is about to start: at once when the plan
+   * read them, otherwise once the hashing still running gets to it (files are hashed in order, up
+   * to HASH_LOOKAHEAD_BYTES ahead of the uploads, and asking moves that window on).
    */
   hashesOf(file: PlannedFile): Promise<FileHashes>
   /** `files` (or copies of them) with every SHA-256 filled in, waiting for those still read. */
@@ -91,9 +100,9 @@ export async function planDeploy(
   const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
 
   const hashes = new HashQueue(
-    local.length,
+    local.map((file) => file.size),
     // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
-    HASH_WORKERS,
+    { workers: HASH_WORKERS, aheadBytes: HASH_LOOKAHEAD_BYTES },
     (i, hashSignal) =>
       hash(local[i].absolutePath, {
         signal: hashSignal,
@@ -202,7 +211,7 @@ export async function planDeploy(
   const hashesOf = (file: PlannedFile): Promise<FileHashes> =>
     file.sha256 !== undefined
       ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
-      : hashes.of(indexOf.get(file.key)!)
+      : hashes.take(indexOf.get(file.key)!)
   return {
     files: deps.reuse
       ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err: unknown) => {

@@ -40,8 +40,9 @@ export interface UploadOptions {
   tagging?: string
   logger: Logger
   /**
-   * The hashes of a file planned without them (Plan.hashesOf), awaited before the file is sent;
-   * files come in order, so hashing running ahead keeps the uploads fed.
+   * The hashes of a file planned without them (Plan.hashesOf), asked for once the file's slots
+   * are free and awaited before it is sent; files come in order, so hashing running ahead keeps
+   * the uploads fed.
    */
   hashesOf?: (file: PlannedFile) => Promise<FileHashes>
   /** Aborting stops new files, cancels those in flight, and rejects once they have settled. */
@@ -124,13 +125,15 @@ export async function uploadFiles(
   const running: Promise<void>[] = []
   try {
     for (const job of jobs) {
+      // Slots first: asking for the hash tells the hashing this file is being sent now, and only
+      // this loop takes slots, so waiting for them before the hash delays no byte.
+      while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
       try {
         job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel)
       } catch (err) {
         failure = explain(err, job.file, opts.bucket)
         controller.abort(cancelled)
       }
-      while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
       if (cancel.aborted) break
       free -= job.slots
       progress.begin()

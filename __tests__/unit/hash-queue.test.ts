@@ -16,10 +16,14 @@ function heldHashes() {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
+/** `count` files of one byte, hashed `workers` at a time with no lookahead limit. */
+const unbounded = (count: number, workers: number) =>
+  [Array<number>(count).fill(1), { workers, aheadBytes: Infinity }] as const
+
 describe('HashQueue', () => {
   it('hashes at most `limit` files at once, in order, each result its own file', async () => {
     const { started, release, hash } = heldHashes()
-    const queue = new HashQueue(5, 2, hash)
+    const queue = new HashQueue(...unbounded(5, 2), hash)
     expect(started).toEqual([0, 1])
     release.get(1)!()
     await tick()
@@ -36,7 +40,7 @@ describe('HashQueue', () => {
 
   it('starts the files asked for first before the others not started yet', async () => {
     const { started, release, hash } = heldHashes()
-    const queue = new HashQueue(6, 1, hash)
+    const queue = new HashQueue(...unbounded(6, 1), hash)
     queue.first([5, 3])
     release.get(0)!()
     await tick()
@@ -55,7 +59,7 @@ describe('HashQueue', () => {
     process.on('unhandledRejection', onUnhandled)
     try {
       const { started, hash } = heldHashes()
-      const queue = new HashQueue(3, 1, hash)
+      const queue = new HashQueue(...unbounded(3, 1), hash)
       const reason = new Error('upload failed')
       queue.stop(reason)
       await expect(queue.of(0)).rejects.toBe(reason)
@@ -71,8 +75,62 @@ describe('HashQueue', () => {
 
   it('starts nothing when its signal is already aborted', async () => {
     const { started, hash } = heldHashes()
-    const queue = new HashQueue(2, 2, hash, AbortSignal.abort(new Error('cancelled')))
+    const queue = new HashQueue(...unbounded(2, 2), hash, AbortSignal.abort(new Error('cancelled')))
     await expect(queue.of(1)).rejects.toThrow('cancelled')
     expect(started).toEqual([])
+  })
+
+  it('hashes for the uploads only `aheadBytes` ahead of those they have taken', async () => {
+    const { started, release, hash } = heldHashes()
+    const queue = new HashQueue([600, 600, 100, 300, 50], { workers: 2, aheadBytes: 1000 }, hash)
+    // 600 ahead, under the limit: the next starts too, and then 1200 is past it.
+    expect(started).toEqual([0, 1])
+    release.get(0)!()
+    release.get(1)!()
+    await tick()
+    // Finished hashes still count until their upload takes them: no worker is kept busy.
+    expect(started).toEqual([0, 1])
+    await expect(queue.take(0)).resolves.toEqual({ sha256: 'sha-0', partCrc32: [] })
+    await tick()
+    // 600 + 100 ahead, and 300 more starts while that is under 1000.
+    expect(started).toEqual([0, 1, 2, 3])
+    queue.take(1)
+    await tick()
+    expect(started).toEqual([0, 1, 2, 3])
+    release.get(2)!()
+    await tick()
+    expect(started).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('always lets one file ahead, however large', async () => {
+    const { started, release, hash } = heldHashes()
+    const queue = new HashQueue([5000, 5000, 5000], { workers: 2, aheadBytes: 1000 }, hash)
+    expect(started).toEqual([0])
+    queue.take(0)
+    await tick()
+    expect(started).toEqual([0, 1])
+    // Taking a file twice (the manifest reads every hash again) moves nothing on.
+    queue.take(0)
+    release.get(0)!()
+    await tick()
+    expect(started).toEqual([0, 1])
+    queue.take(1)
+    await tick()
+    expect(started).toEqual([0, 1, 2])
+  })
+
+  it('starts files a decision waits for, or an upload takes, past the lookahead', async () => {
+    const { started, hash } = heldHashes()
+    const queue = new HashQueue([5000, 1, 1, 1, 1], { workers: 3, aheadBytes: 1000 }, hash)
+    expect(started).toEqual([0])
+    queue.first([3])
+    expect(started).toEqual([0, 3])
+    queue.take(2)
+    expect(started).toEqual([0, 3, 2])
+    // Neither counted in the lookahead, which file 0 alone fills.
+    await expect(Promise.race([queue.of(1), tick().then(() => 'not started')])).resolves.toBe(
+      'not started'
+    )
+    expect(started).toEqual([0, 3, 2])
   })
 })

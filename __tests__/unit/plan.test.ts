@@ -13,7 +13,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock'
 import { AwsError, DeployError, ImmutableVersionError, InputError } from '../../src/errors.js'
 import { HASH_WORKERS, hashFile } from '../../src/hash.js'
-import { planDeploy, type PlanInputs } from '../../src/plan.js'
+import { HASH_LOOKAHEAD_BYTES, planDeploy, type PlanInputs } from '../../src/plan.js'
 import type { LocalFile } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 
@@ -375,6 +375,28 @@ describe('planDeploy', () => {
     expect((await plan.hashesOf(plan.files[0])).sha256).toBe(sha('a'))
     plan.stopHashing(new Error('done'))
     await expect(plan.hashesOf(plan.files[4])).rejects.toThrow('done')
+  })
+
+  it('hashes new files only HASH_LOOKAHEAD_BYTES ahead of the uploads asking for them', async () => {
+    const started: string[] = []
+    const hash: typeof hashFile = async (filePath) => {
+      started.push(path.basename(filePath))
+      return { sha256: sha(fs.readFileSync(filePath, 'latin1')), partCrc32: [] }
+    }
+    // Listed as if each were a 1 GiB shard; nothing is read but the few bytes written.
+    const local = ['a', 'b', 'c'].map((name) => ({
+      ...localFile(`${name}.safetensors`, name),
+      size: HASH_LOOKAHEAD_BYTES
+    }))
+    s3Mock.on(ListObjectsV2Command).resolves({})
+    const plan = await planDeploy(s3, local, inputs, { logger: silentLogger(), hash })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // The first shard fills the lookahead, however many workers are idle.
+    expect(started).toEqual(['a.safetensors'])
+    expect((await plan.hashesOf(plan.files[0])).sha256).toBe(sha('a'))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(started).toEqual(['a.safetensors', 'b.safetensors'])
+    expect((await plan.hashesOf(plan.files[2])).sha256).toBe(sha('c'))
   })
 
   it('reads every SHA-256 in a dry run', async () => {

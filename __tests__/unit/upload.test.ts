@@ -401,6 +401,43 @@ describe('uploadFiles, files planned without their hashes', () => {
     })
   })
 
+  it('asks for a hash only once its file can be sent, which moves the hashing on', async () => {
+    const first = await makeFile('models/first.bin', 100)
+    const second = await makeFile('models/second.bin', 100)
+    const hashes = new Map(
+      [first.file, second.file].map((f) => [
+        f.relativePath,
+        { sha256: f.sha256!, partCrc32: f.partCrc32 ?? [] }
+      ])
+    )
+    const asked: string[] = []
+    const hashesOf = async (file: PlannedFile) => {
+      asked.push(file.relativePath)
+      return hashes.get(file.relativePath)!
+    }
+    let releasePut!: () => void
+    s3Mock
+      .on(PutObjectCommand, { Key: 'v1/models/first.bin' })
+      .callsFake(() => new Promise((resolve) => (releasePut = () => resolve({ ETag: '"put"' }))))
+    const uploading = uploadFiles(
+      s3,
+      [unhashed(first.file), unhashed(second.file)],
+      options({ hashesOf, concurrency: 1 })
+    )
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // The one slot is the first file's: asking for the second's hash now would let the hashing
+    // run a file further ahead of what is sent.
+    const askedWhileSending = [...asked]
+    releasePut()
+    await uploading
+    expect(askedWhileSending).toEqual(['models/first.bin'])
+    expect(asked).toEqual(['models/first.bin', 'models/second.bin'])
+    expect(putInputs().map((p) => p.Metadata?.sha256)).toEqual([
+      first.file.sha256,
+      second.file.sha256
+    ])
+  })
+
   it('fails on a file whose hash fails, starting no file after it', async () => {
     const first = await makeFile('models/first.bin', 100)
     const gone = await makeFile('models/gone.bin', 100)
