@@ -383,7 +383,7 @@ describe('planDeploy', () => {
       started.push(path.basename(filePath))
       return { sha256: sha(fs.readFileSync(filePath, 'latin1')), partCrc32: [] }
     }
-    // Listed as if each were a 1 GiB shard; nothing is read but the few bytes written.
+    // Listed as shards the size of the lookahead; nothing is read but the few bytes written.
     const local = ['a', 'b', 'c'].map((name) => ({
       ...localFile(`${name}.safetensors`, name),
       size: HASH_LOOKAHEAD_BYTES
