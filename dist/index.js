@@ -82364,6 +82364,9 @@ async function uploadFiles(s3, files, opts) {
             // this loop takes slots, so waiting for them before the hash delays no byte.
             while (free < job.slots && !cancel.aborted)
                 await new Promise((r) => (wake = r));
+            // Asking would start hashing a file nothing will send.
+            if (cancel.aborted)
+                break;
             try {
                 job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel);
             }

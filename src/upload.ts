@@ -128,6 +128,8 @@ export async function uploadFiles(
       // Slots first: asking for the hash tells the hashing this file is being sent now, and only
       // this loop takes slots, so waiting for them before the hash delays no byte.
       while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
+      // Asking would start hashing a file nothing will send.
+      if (cancel.aborted) break
       try {
         job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel)
       } catch (err) {

@@ -438,6 +438,27 @@ describe('uploadFiles, files planned without their hashes', () => {
     ])
   })
 
+  it('asks for no more hashes once an upload has failed', async () => {
+    const first = await makeFile('models/first.bin', 100)
+    const second = await makeFile('models/second.bin', 100)
+    const asked: string[] = []
+    const hashesOf = async (file: PlannedFile) => {
+      asked.push(file.relativePath)
+      return { sha256: first.file.sha256!, partCrc32: [] }
+    }
+    s3Mock
+      .on(PutObjectCommand, { Key: 'v1/models/first.bin' })
+      .rejects(Object.assign(new Error('Access Denied'), { name: 'AccessDenied' }))
+    const err = await uploadFiles(
+      s3,
+      [unhashed(first.file), unhashed(second.file)],
+      options({ hashesOf, concurrency: 1 })
+    ).catch((e: unknown) => e)
+    expect((err as DeployError).message).toContain('models/first.bin')
+    // Asking for the second file's hash would start reading a file nothing sends.
+    expect(asked).toEqual(['models/first.bin'])
+  })
+
   it('fails on a file whose hash fails, starting no file after it', async () => {
     const first = await makeFile('models/first.bin', 100)
     const gone = await makeFile('models/gone.bin', 100)
