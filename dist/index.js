@@ -82323,8 +82323,6 @@ function withBody(request, body) {
  * uploads have been aborted by then.
  */
 async function uploadFiles(s3, files, opts) {
-    const now = opts.clock?.now ?? Date.now;
-    const started = now();
     // At least one slot, or nothing could ever be admitted.
     const budget = Math.max(1, Math.floor(opts.concurrency));
     // Part sizes are checked for every file before any byte is sent.
@@ -82404,7 +82402,7 @@ async function uploadFiles(s3, files, opts) {
     if (cancel.aborted) {
         throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
     }
-    return { bytesUploaded, durationMs: now() - started };
+    return { bytesUploaded };
 }
 function planJob(file, opts, budget) {
     // Checked here, for every file before any byte is sent, with the file named.

@@ -48,13 +48,12 @@ export interface UploadOptions {
   /** Aborting stops new files, cancels those in flight, and rejects once they have settled. */
   signal?: AbortSignal
   progressIntervalMs?: number
-  /** For tests: the clock and timers behind durationMs and the progress lines. */
+  /** For tests: the clock and timers behind the progress lines. */
   clock?: ProgressClock
 }
 
 export interface UploadStats {
   bytesUploaded: number
-  durationMs: number
 }
 
 interface Job {
@@ -91,8 +90,6 @@ export async function uploadFiles(
   files: PlannedFile[],
   opts: UploadOptions
 ): Promise<UploadStats> {
-  const now = opts.clock?.now ?? Date.now
-  const started = now()
   // At least one slot, or nothing could ever be admitted.
   const budget = Math.max(1, Math.floor(opts.concurrency))
   // Part sizes are checked for every file before any byte is sent.
@@ -177,7 +174,7 @@ export async function uploadFiles(
       { cause: opts.signal?.reason }
     )
   }
-  return { bytesUploaded, durationMs: now() - started }
+  return { bytesUploaded }
 }
 
 function planJob(file: PlannedFile, opts: UploadOptions, budget: number): Job {

@@ -186,17 +186,6 @@ describe('uploadFiles, single PutObject', () => {
       'Uploaded models/empty.txt → s3://models-bucket/v1/models/empty.txt (0 B, 1 part)'
     ])
   })
-
-  it('measures the duration with the injected clock', async () => {
-    let time = 1000
-    s3Mock.on(PutObjectCommand).callsFake(async () => {
-      time = 1750
-      return {}
-    })
-    const { file } = await makeFile('models/a.bin', 10)
-    const stats = await uploadFiles(s3, [file], options({ clock: { now: () => time } }))
-    expect(stats).toEqual({ bytesUploaded: 10, durationMs: 750 })
-  })
 })
 
 describe('uploadFiles, multipart', () => {
