@@ -80351,8 +80351,8 @@ function ask(worker, request, signal) {
  * (the bundler renames imports), so modules come from process.getBuiltinModule. Reads are
  * synchronous: the worker has nothing else to do meanwhile, and reads handed to libuv's thread
  * pool (the process's one, which also serves the uploads' reads) made 200 × 5 MiB take 1.08× as
- * long (npm run bench, same run) and two files hashed at once 1.17× (365 against 310 ms for 642
- * MiB); one file alone took the same either way.
+ * long (npm run bench, same run); hashing alone, two files at once took 1.17× (365 against 310
+ * ms for 642 MiB), one file the same either way.
  */
 function hashWorker() {
     const { parentPort } = process.getBuiltinModule('node:worker_threads');
