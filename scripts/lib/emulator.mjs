@@ -16,6 +16,15 @@
  * (below): GetDistribution returns each origin's OriginAccessControlId and S3OriginConfig as
  * created, GetKeyGroup/GetPublicKey of an unknown id answer 404 NoSuchResource/NoSuchPublicKey
  * as AWS does, instead of a 500, and public key ids start with K as AWS's do.
+ *
+ * The action relies on S3 conditional writes, which moto 5.2 only partly honours, so MOTO_PATCH
+ * also makes them answer as AWS's do: CompleteMultipartUpload honours If-Match (moto completes
+ * over a stale ETag), CopyObject honours If-None-Match: * and If-Match on its destination (moto
+ * ignores both), each answering 412 PreconditionFailed, or 404 NoSuchKey for If-Match on a
+ * missing key. And each conditional check happens atomically with its write under one lock:
+ * moto_server answers on threads, and without it two concurrent `If-None-Match: *` PutObjects of
+ * one key can both succeed (seen with bodies over 5 MiB, which moto writes to a temporary file
+ * between its check and its write), which S3 never allows.
  */
 import { spawn } from 'node:child_process'
 import {
@@ -75,8 +84,9 @@ setInterval(() => { if (!alive()) process.exit(0) }, 1000)
 `
 
 /**
- * Run before moto's server: makes moto 5.2 answer as AWS does where pre-flight depends on it.
- * Each fix is additive (a field moto dropped, a 404 where moto failed with a 500).
+ * Run before moto's server: makes moto 5.2 answer as AWS does where pre-flight and conditional
+ * writes depend on it. Each fix is additive (a field moto dropped, a 404 where moto failed with
+ * a 500, a precondition moto ignored, a lock where moto's threads could interleave).
  */
 const MOTO_PATCH = `
 from moto.cloudfront import models
@@ -115,6 +125,73 @@ models.CloudFrontBackend.get_key_group = lookup(
 models.CloudFrontBackend.get_public_key = lookup(
     "public_keys", "NoSuchPublicKey", "The specified public key does not exist."
 )
+
+# S3 conditional writes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+# moto's put_object and delete_object honour If-Match / If-None-Match: *, and its
+# CompleteMultipartUpload honours If-None-Match: *; the rest is checked here, before moto's
+# handler writes, with moto's own exceptions so the status and the XML error are AWS's.
+import threading
+from functools import wraps
+from moto.s3.exceptions import MissingKey, PreconditionFailed
+from moto.s3.responses import S3Response
+
+def check_if_match(response, key_name, existing):
+    if_match = response.headers.get("If-Match")
+    if not if_match:
+        return
+    if existing is None:
+        raise MissingKey(key=key_name)
+    # Quotes do not matter, as in moto's put_object.
+    if if_match.replace('"', "") != existing.etag.replace('"', ""):
+        raise PreconditionFailed("If-Match")
+
+# CopyObject: moto checks only x-amz-copy-source-if-* (the source), never the destination.
+copy_object = S3Response.copy_object
+
+def conditional_copy_object(self):
+    key_name = self.parse_key_name()
+    existing = self.backend.get_object(self.bucket_name, key_name)
+    check_if_match(self, key_name, existing)
+    if self.headers.get("If-None-Match") == "*" and existing is not None:
+        raise PreconditionFailed("If-None-Match")
+    return copy_object(self)
+
+# CompleteMultipartUpload: moto checks If-None-Match: * but completes over any If-Match. A retried
+# completion of an upload that already completed stays moto's idempotent success, as for
+# If-None-Match. The check runs before moto's, so a 412 leaves the upload open to retry.
+key_response_post = S3Response._key_response_post
+
+def conditional_complete(self, request, body, bucket_name, query, key_name):
+    upload_id = (query.get("uploadId") or [None])[0]
+    if upload_id:
+        existing = self.backend.get_object(bucket_name, key_name)
+        multipart = existing.multipart if existing is not None else None
+        if multipart is None or multipart.id != upload_id:
+            check_if_match(self, key_name, existing)
+    return key_response_post(self, request, body, bucket_name, query, key_name)
+
+# moto_server answers each request on its own thread (werkzeug threaded=True) and checks a
+# precondition some statements before it writes; a body over 5 MiB - 1 KiB (moto's default
+# MOTO_S3_DEFAULT_KEY_BUFFER_SIZE), which it writes to a temporary file, lets other threads run in
+# between, so several If-None-Match: * PutObjects of one key could succeed. One lock around every handler that replaces or removes a key's current object
+# makes each check and its write atomic, as in S3. Bodies are read before the handler runs, so
+# the lock is never held while a client is still sending.
+write_lock = threading.RLock()
+
+def atomic(handler):
+    @wraps(handler)
+    def locked(*args, **kwargs):
+        with write_lock:
+            return handler(*args, **kwargs)
+    return locked
+
+S3Response.put_object = atomic(S3Response.put_object)
+S3Response.copy_object = atomic(conditional_copy_object)
+# CreateMultipartUpload and CompleteMultipartUpload (and RestoreObject, SelectObjectContent).
+S3Response._key_response_post = atomic(conditional_complete)
+S3Response.delete_object = atomic(S3Response.delete_object)
+# DeleteObjects and browser-form (POST) uploads.
+S3Response._bucket_response_post = atomic(S3Response._bucket_response_post)
 
 from moto.server import main
 main()
