@@ -11,8 +11,9 @@ import {
   GetDistributionCommand,
   GetInvalidationCommand
 } from '@aws-sdk/client-cloudfront'
-import { S3Client } from '@aws-sdk/client-s3'
+import { PutObjectCommand, S3Client, type PutObjectCommandInput } from '@aws-sdk/client-s3'
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock'
+import { LOCK_FILE_NAME } from '../src/publish-lock.js'
 import { deployedDistribution, invalidation } from './cloudfront.js'
 
 /** Stubs S3 and CloudFront, resets both before each test, and returns clients they answer. */
@@ -28,6 +29,25 @@ export function mockAwsClients() {
     cloudfront: new CloudFrontClient({ region: 'us-east-1' })
   }
   return { s3Mock, cfMock, clients }
+}
+
+const isLock = (input: PutObjectCommandInput): boolean =>
+  input.Key?.endsWith(`/${LOCK_FILE_NAME}`) === true
+
+/** The PutObjects of files and manifests, in order: the locks (publish-lock.ts) left out. */
+export function dataPuts(s3Mock: AwsClientStub<S3Client>): PutObjectCommandInput[] {
+  return s3Mock
+    .commandCalls(PutObjectCommand)
+    .map((c) => c.args[0].input)
+    .filter((input) => !isLock(input))
+}
+
+/** The PutObjects of locks: taken, renewed, released. */
+export function lockPuts(s3Mock: AwsClientStub<S3Client>): PutObjectCommandInput[] {
+  return s3Mock
+    .commandCalls(PutObjectCommand)
+    .map((c) => c.args[0].input)
+    .filter(isLock)
 }
 
 /** A deployed distribution whose invalidations are created and then found completed. */

@@ -17945,7 +17945,7 @@ __webpack_unused_export__ = DeleteObjectAnnotation$;
 __webpack_unused_export__ = DeleteObjectAnnotationCommand;
 __webpack_unused_export__ = DeleteObjectAnnotationOutput$;
 __webpack_unused_export__ = DeleteObjectAnnotationRequest$;
-__webpack_unused_export__ = DeleteObjectCommand;
+exports.k4j = DeleteObjectCommand;
 __webpack_unused_export__ = DeleteObjectOutput$;
 __webpack_unused_export__ = DeleteObjectRequest$;
 __webpack_unused_export__ = DeleteObjectTagging$;
@@ -18217,7 +18217,7 @@ exports.u6x = ListObjectsV2Command;
 __webpack_unused_export__ = ListObjectsV2Output$;
 __webpack_unused_export__ = ListObjectsV2Request$;
 __webpack_unused_export__ = ListParts$;
-__webpack_unused_export__ = ListPartsCommand;
+exports.m9c = ListPartsCommand;
 __webpack_unused_export__ = ListPartsOutput$;
 __webpack_unused_export__ = ListPartsRequest$;
 __webpack_unused_export__ = LocationInfo$;
@@ -72361,6 +72361,7 @@ const Inputs = {
     InvalidationPaths: 'invalidation-paths',
     WaitForInvalidation: 'wait-for-invalidation',
     WaitTimeoutMinutes: 'wait-timeout-minutes',
+    LockTimeoutMinutes: 'lock-timeout-minutes',
     MultipartThresholdMb: 'multipart-threshold-mb',
     PartSizeMb: 'part-size-mb',
     Concurrency: 'concurrency',
@@ -72422,7 +72423,14 @@ const State = {
     /** JSON array of the multipart uploads started and not yet completed or aborted. */
     MultipartUploads: 'multipartUploads',
     /** 'true' once the deploy has succeeded: the post step then has nothing to do. */
-    Succeeded: 'succeeded'
+    Succeeded: 'succeeded',
+    /**
+     * 'true' once the run was cancelled (SIGINT/SIGTERM): the post step then aborts its uploads. A run
+     * that failed or was killed leaves them open, journaled in its lock, for a re-run to resume.
+     */
+    Cancelled: 'cancelled',
+    /** The main step's pid: a lock it held and could not release is removed by the post step. */
+    MainPid: 'mainPid'
 };
 /** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
 const SHA256_METADATA_KEY = 'sha256';
@@ -72445,6 +72453,7 @@ const MAX_METADATA_BYTES = 2048;
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   FH: () => (/* binding */ ConcurrentPublishError),
 /* harmony export */   Gy: () => (/* binding */ AwsError),
 /* harmony export */   J6: () => (/* binding */ awsErrorCode),
 /* harmony export */   Ni: () => (/* binding */ explainAwsError),
@@ -72474,6 +72483,12 @@ class InputError extends DeployError {
 }
 /** A key already holds different bytes and `overwrite` is false. */
 class ImmutableVersionError extends DeployError {
+}
+/**
+ * Another run wrote a key of this version (or alias) between this run's plan and its write, with
+ * other bytes: a conditional write (`If-None-Match` / `If-Match`) lost the race.
+ */
+class ConcurrentPublishError extends ImmutableVersionError {
 }
 /** An AWS call failed; the message names the operation, the target and what AWS said. */
 class AwsError extends DeployError {
@@ -72591,7 +72606,7 @@ function collectInputError(problems, parse) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4131);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9855);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -72605,7 +72620,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4131:
+/***/ 9855:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72712,6 +72727,11 @@ async function mapLimit(items, limit, fn) {
     };
     await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
     return results;
+}
+/** Aborts when any of the signals given does; undefined when none is. */
+function anySignal(...signals) {
+    const present = signals.filter((s) => s !== undefined);
+    return present.length > 1 ? AbortSignal.any(present) : present[0];
 }
 
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
@@ -72862,6 +72882,8 @@ function copySource(bucket, key) {
  * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
  * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
  * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
+ * PreconditionFailed is either condition's: the source's ETag (`sourceETag`) or the
+ * destination's (`destCondition`); a caller that must know reads the destination.
  */
 async function copyObject(s3, request, opts) {
     const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
@@ -72883,6 +72905,7 @@ async function copyObject(s3, request, opts) {
             const { CopyObjectResult } = await s3.send(new dist_cjs/* CopyObjectCommand */.s9Z({
                 ...headers,
                 ...source,
+                ...request.destCondition,
                 MetadataDirective: 'REPLACE',
                 TaggingDirective: 'REPLACE'
             }), { abortSignal: opts.signal });
@@ -72939,7 +72962,11 @@ async function copyMultipart(s3, request, headers, source, opts, what) {
     await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
     if (failure === undefined && !opts.signal?.aborted) {
         try {
-            const { ETag } = await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }));
+            const { ETag } = await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+                ...upload,
+                ...request.destCondition,
+                MultipartUpload: { Parts: parts }
+            }));
             return { eTag: ETag, parts: count, multipart: true };
         }
         catch (err) {
@@ -72964,7 +72991,7 @@ function explainCopyError(err, action, bucket) {
     if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
         return explained;
     }
-    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed (its ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
+    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
 }
 
 // EXTERNAL MODULE: external "node:fs/promises"
@@ -76688,7 +76715,10 @@ function glob_hashFiles(patterns_1) {
     });
 }
 //# sourceMappingURL=glob.js.map
+// EXTERNAL MODULE: ./src/publish-lock.ts
+var publish_lock = __nccwpck_require__(9130);
 ;// CONCATENATED MODULE: ./src/files.ts
+
 
 
 
@@ -76797,6 +76827,9 @@ function checkKeys(files, versionPrefix, opts) {
         }
         else {
             seen.set(folded, relativePath);
+        }
+        if (relativePath === publish_lock/* LOCK_FILE_NAME */.rx) {
+            problems.push(`${relativePath} is the name of the lock this action keeps at ${versionPrefix}/${publish_lock/* LOCK_FILE_NAME */.rx} while it publishes; rename it.`);
         }
         if (opts.manifest && relativePath === constants/* MANIFEST_FILE_NAME */.xF) {
             problems.push(`${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}; rename it or set \`manifest: false\`.`);
@@ -77135,7 +77168,11 @@ async function invalidateAndWait(cf, distributionId, outcome, opts) {
 
 
 
-/** Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys). */
+
+/**
+ * Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys),
+ * except the prefix's lock (publish-lock.ts), which is no file of the version or alias.
+ */
 async function listPrefix(s3, bucket, prefix, signal) {
     const objects = new Map();
     let token;
@@ -77155,7 +77192,7 @@ async function listPrefix(s3, bucket, prefix, signal) {
         for (const obj of page.Contents ?? []) {
             // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
             // bring `pr-70/` into a plan (clean-up deletes what it lists).
-            if (obj.Key?.startsWith(`${prefix}/`)) {
+            if (obj.Key?.startsWith(`${prefix}/`) && obj.Key !== `${prefix}/${publish_lock/* LOCK_FILE_NAME */.rx}`) {
                 objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag });
             }
         }
@@ -77167,6 +77204,31 @@ async function listPrefix(s3, bucket, prefix, signal) {
 function sameMetadata(a, b) {
     const keys = Object.keys(a);
     return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+/**
+ * Why the stored object, of the file's size, is not what this run would write, or undefined when
+ * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
+ * describing something S3 does not hold.
+ */
+function objectDifference(stored, intended) {
+    if (stored.sha256 === undefined) {
+        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
+    }
+    if (stored.sha256 !== intended.sha256)
+        return 'different bytes: SHA-256 differs';
+    const changed = [];
+    if (stored.contentType !== intended.contentType) {
+        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${intended.contentType}`);
+    }
+    if (stored.cacheControl !== intended.cacheControl) {
+        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${intended.cacheControl}`);
+    }
+    const storedMeta = { ...stored.metadata };
+    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
+    if (!sameMetadata(storedMeta, intended.metadata)) {
+        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(intended.metadata)}`);
+    }
+    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
 }
 /** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
 async function headObject(s3, bucket, key) {
@@ -77226,6 +77288,46 @@ opts) {
         opts.onBatch?.(deleted);
     }
     return { deleted, refused };
+}
+
+;// CONCATENATED MODULE: ./src/lost-race.ts
+
+
+/**
+ * Every write of a key is conditional, so that a key another run wrote after this run's plan is
+ * never replaced unseen: a new key is created only if still absent (`If-None-Match: *`), an
+ * overwrite replaces only the object the plan saw (`If-Match`). Without the ETag (a store that
+ * lists none) the overwrite is unconditional.
+ */
+function writeCondition(target) {
+    if (!target.existed)
+        return { IfNoneMatch: '*' };
+    return target.storedETag ? { IfMatch: target.storedETag } : {};
+}
+/** Thrown by a write whose condition failed; the caller then reads the key again (settleLostRace). */
+class LostRace extends Error {
+    key;
+    constructor(key, options) {
+        super(`The conditional write of ${key} lost a race with another writer.`, options);
+        this.key = key;
+        this.name = 'LostRace';
+    }
+}
+/**
+ * After a lost race the key is read again, never written blindly: if it holds what this run
+ * would have written, the file counts as already there (skipped); otherwise the run fails, naming
+ * the key and what the other run left in it.
+ */
+async function settleLostRace(s3, where, intended) {
+    const stored = await headObject(s3, where.bucket, where.key);
+    const difference = stored
+        ? objectDifference(stored, intended)
+        : 'the object was deleted after this run planned it';
+    if (difference === undefined)
+        return;
+    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${where.bucket}/${where.key} (${where.relativePath}) while this run was ` +
+        `publishing ${where.prefix}: ${difference}. That run's object was kept; this run stopped.`, `Two runs published ${where.prefix} at once. Publish different bytes under a new \`version-prefix\`; ` +
+        'a run of the same bytes succeeds once it runs again.');
 }
 
 ;// CONCATENATED MODULE: ./src/manifest.ts
@@ -77316,6 +77418,7 @@ function canonicalFile(f) {
 
 
 
+
 /**
  * The manifest changes only when the version's files do, so clients may cache it briefly; it is
  * invalidated in CloudFront whenever it is rewritten.
@@ -77346,9 +77449,12 @@ function sameFiles(stored, next) {
         JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
         JSON.stringify(stored.files) === JSON.stringify(next.files));
 }
-async function writeManifest(s3, bucket, key, body, 
-/** Object tags, URL-encoded, e.g. a preview's (so its manifest expires with its files). */
-tagging) {
+/**
+ * Writes the manifest, conditionally: created only if absent, or replacing only the stored one
+ * the plan read. When another run wrote it meanwhile, it is read again: the same files mean
+ * 'unchanged' (that run published the same version); different ones fail the run.
+ */
+async function writeManifest(s3, bucket, key, body, opts = {}) {
     const sha256 = (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex');
     try {
         await s3.send(new dist_cjs/* PutObjectCommand */.wKZ({
@@ -77358,15 +77464,28 @@ tagging) {
             ContentType: 'application/json',
             CacheControl: MANIFEST_CACHE_CONTROL,
             Metadata: { [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
-            ...(tagging ? { Tagging: tagging } : {})
+            ...opts.condition,
+            ...(opts.tagging ? { Tagging: opts.tagging } : {})
         }));
+        return 'written';
     }
     catch (err) {
-        throw (0,errors/* explainAwsError */.Ni)(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket });
+        if (!(0,publish_lock/* lostRace */.gA)(err)) {
+            throw (0,errors/* explainAwsError */.Ni)(err, {
+                action: `writing the manifest to s3://${bucket}/${key}`,
+                bucket
+            });
+        }
     }
+    const stored = await readStoredManifest(s3, bucket, key).catch(() => undefined);
+    if (stored && sameFiles(stored, JSON.parse(body)))
+        return 'unchanged';
+    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${bucket}/${key} while this run was publishing ${key.slice(0, key.lastIndexOf('/'))}, ` +
+        'listing other files; it was kept and this run stopped.', 'Two runs published one version at once. Publish different files under a new `version-prefix`.');
 }
 
 ;// CONCATENATED MODULE: ./src/alias.ts
+
 
 
 
@@ -77629,19 +77748,30 @@ async function manifestCopy(s3, inputs, version, destKey) {
 /** Copy unless the alias key holds the same size, SHA-256 and headers already. */
 async function planEntry(s3, held, request) {
     const listedObject = held.get(request.destKey);
-    if (!listedObject)
-        return { ...request, action: 'copy', existed: false };
+    if (!listedObject) {
+        return {
+            ...request,
+            action: 'copy',
+            existed: false,
+            destCondition: writeCondition({ existed: false })
+        };
+    }
     // A different size proves different bytes without a HEAD request.
     const stored = listedObject.size === request.size
         ? await headObject(s3, request.bucket, request.destKey)
         : undefined;
+    // Replacing only the object seen: a move that another writer overtook fails instead of mixing.
+    const destCondition = writeCondition({
+        existed: true,
+        storedETag: stored?.eTag ?? listedObject.eTag
+    });
     if (!stored)
-        return { ...request, action: 'copy', existed: true };
+        return { ...request, action: 'copy', existed: true, destCondition };
     const same = stored.metadata[constants/* SHA256_METADATA_KEY */.U6] !== undefined &&
         stored.contentType === request.contentType &&
         stored.cacheControl === request.cacheControl &&
         sameMetadata(stored.metadata, request.metadata);
-    return { ...request, action: same ? 'unchanged' : 'copy', existed: true };
+    return { ...request, action: same ? 'unchanged' : 'copy', existed: true, destCondition };
 }
 function listed(items) {
     const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
@@ -78592,6 +78722,7 @@ function parseInputs(read, env = process.env) {
         invalidationPaths,
         waitForInvalidation: bool(constants/* Inputs */.G0.WaitForInvalidation, true),
         waitTimeoutMinutes: num(constants/* Inputs */.G0.WaitTimeoutMinutes, 15, 0, 360, ' minutes') ?? 15,
+        lockTimeoutMinutes: num(constants/* Inputs */.G0.LockTimeoutMinutes, 60, 0, 360, ' minutes') ?? 60,
         multipartThresholdBytes: Math.round((multipartThresholdMb ?? 16) * constants/* MiB */.lv),
         partSizeBytes: partSizeMb === undefined ? undefined : Math.round(partSizeMb * constants/* MiB */.lv),
         concurrency: concurrency ?? 8,
@@ -79001,6 +79132,216 @@ async function listUploads(s3, bucket, prefix, opts) {
         return [];
     }
     return found;
+}
+
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
+;// CONCATENATED MODULE: ./src/hash.ts
+
+
+/**
+ * Hashing runs in worker threads: SHA-256 costs ~0.7 CPU-s per GiB here, and on the main thread
+ * files were hashed one at a time on one core (and would hold up any TLS writes meanwhile). With
+ * a worker per core, files are hashed in parallel; each worker costs ~13 MB.
+ */
+const MAX_WORKERS = 4;
+/**
+ * A worker idle this long exits: hashing comes in one burst (the plan), and a worker kept through
+ * a long upload would hold its ~13 MB for nothing.
+ */
+const IDLE_EXIT_MS = 250;
+/**
+ * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
+ * upload sends each part with its CRC32 and would otherwise read the file a second time. Memory
+ * stays flat for multi-GB weights (one reused 1 MiB buffer per worker). The signal stops a
+ * multi-GB hash at once (the worker is terminated) when the run is cancelled.
+ */
+async function hashFile(filePath, opts = {}) {
+    return pool.run({ path: filePath, partSize: opts.partSize }, opts.signal);
+}
+/** Lazily started workers, at most one per core (and MAX_WORKERS); requests beyond wait. */
+class HashPool {
+    size;
+    idle = [];
+    idleTimers = new Map();
+    waiting = [];
+    started = 0;
+    constructor(size) {
+        this.size = size;
+    }
+    async run(request, signal) {
+        signal?.throwIfAborted();
+        const worker = await this.acquire(signal);
+        let healthy = false;
+        let reply;
+        try {
+            reply = await ask(worker, request, signal);
+            healthy = true;
+        }
+        finally {
+            this.release(worker, healthy);
+        }
+        // A file that cannot be read is the caller's error; the worker that said so is fine.
+        if ('error' in reply)
+            throw Object.assign(new Error(reply.error.message), reply.error);
+        return reply.ok;
+    }
+    async acquire(signal) {
+        while (this.idle.length === 0 && this.started >= this.size) {
+            await new Promise((resolve) => this.waiting.push(resolve));
+            if (signal?.aborted) {
+                // Pass the wake-up on: a worker may be free for another waiter.
+                this.waiting.shift()?.();
+                signal.throwIfAborted();
+            }
+        }
+        const worker = this.idle.pop() ?? this.start();
+        clearTimeout(this.idleTimers.get(worker));
+        this.idleTimers.delete(worker);
+        // Referenced only while busy: an idle worker must not keep the process alive.
+        worker.ref();
+        return worker;
+    }
+    start() {
+        this.started++;
+        const worker = new external_node_worker_threads_.Worker(`(${hashWorker.toString()})()`, { eval: true });
+        // One that dies while idle must not be handed out again.
+        worker.once('exit', () => this.dropIdle(worker));
+        return worker;
+    }
+    /** Takes an idle worker out of the pool; false when it is not idle (busy, or gone already). */
+    dropIdle(worker) {
+        clearTimeout(this.idleTimers.get(worker));
+        this.idleTimers.delete(worker);
+        const index = this.idle.indexOf(worker);
+        if (index < 0)
+            return false;
+        this.idle.splice(index, 1);
+        this.started--;
+        return true;
+    }
+    /** A worker that was terminated, crashed or left mid-file is dropped, not reused. */
+    release(worker, healthy) {
+        if (healthy) {
+            worker.unref();
+            this.idle.push(worker);
+            const timer = setTimeout(() => {
+                if (this.dropIdle(worker))
+                    void worker.terminate();
+            }, IDLE_EXIT_MS);
+            timer.unref();
+            this.idleTimers.set(worker, timer);
+        }
+        else {
+            this.started--;
+            void worker.terminate();
+        }
+        this.waiting.shift()?.();
+    }
+}
+/** Files hashed at once: one per worker, so a caller queueing its own files can still reorder them. */
+const HASH_WORKERS = Math.max(1, Math.min((0,external_node_os_.availableParallelism)(), MAX_WORKERS));
+const pool = new HashPool(HASH_WORKERS);
+function ask(worker, request, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const settle = () => {
+            worker.off('message', onMessage);
+            worker.off('error', onError);
+            worker.off('exit', onExit);
+            signal?.removeEventListener('abort', onAbort);
+        };
+        const onMessage = (reply) => {
+            settle();
+            resolve(reply);
+        };
+        const onError = (err) => {
+            settle();
+            reject(err);
+        };
+        const onExit = (code) => {
+            settle();
+            reject(new Error(`The hashing worker exited (code ${code}) while hashing ${request.path}.`));
+        };
+        const onAbort = () => {
+            settle();
+            reject(signal?.reason);
+        };
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.on('exit', onExit);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        worker.postMessage(request);
+    });
+}
+/**
+ * The worker's whole program, sent as source: it must not refer to anything outside itself
+ * (the bundler renames imports), so modules come from process.getBuiltinModule. Reads are
+ * synchronous: the worker has nothing else to do meanwhile, and reads handed to libuv's thread
+ * pool (the process's one, which also serves the uploads' reads) made 200 × 5 MiB take 1.08× as
+ * long (npm run bench, same run); hashing alone, two files at once took 1.17× (365 against 310
+ * ms for 642 MiB), one file the same either way.
+ */
+function hashWorker() {
+    const { parentPort } = process.getBuiltinModule('node:worker_threads');
+    const { createHash } = process.getBuiltinModule('node:crypto');
+    const { openSync, readSync, closeSync } = process.getBuiltinModule('node:fs');
+    const { crc32 } = process.getBuiltinModule('node:zlib');
+    const buffer = Buffer.allocUnsafeSlow(1024 * 1024);
+    const crcBase64 = (crc) => {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(crc >>> 0);
+        return out.toString('base64');
+    };
+    function hash({ path, partSize }) {
+        const sha256 = createHash('sha256');
+        const partCrc32 = [];
+        let crc = 0;
+        let filled = 0;
+        const fd = openSync(path, 'r');
+        try {
+            for (let position = 0;;) {
+                const bytesRead = readSync(fd, buffer, 0, buffer.length, position);
+                if (bytesRead === 0)
+                    break;
+                position += bytesRead;
+                const chunk = buffer.subarray(0, bytesRead);
+                sha256.update(chunk);
+                // Part boundaries need not fall on read boundaries.
+                for (let offset = 0; partSize && offset < chunk.length;) {
+                    const take = Math.min(chunk.length - offset, partSize - filled);
+                    crc = crc32(chunk.subarray(offset, offset + take), crc);
+                    filled += take;
+                    offset += take;
+                    if (filled === partSize) {
+                        partCrc32.push(crcBase64(crc));
+                        crc = 0;
+                        filled = 0;
+                    }
+                }
+            }
+        }
+        finally {
+            closeSync(fd);
+        }
+        if (filled > 0)
+            partCrc32.push(crcBase64(crc));
+        return { sha256: sha256.digest('hex'), partCrc32 };
+    }
+    parentPort.on('message', (request) => {
+        let reply;
+        try {
+            reply = { ok: hash(request) };
+        }
+        catch (err) {
+            const { message, code, errno, syscall, path } = err;
+            reply = { error: { message, code, errno, syscall, path } };
+        }
+        parentPort.postMessage(reply);
+    });
 }
 
 ;// CONCATENATED MODULE: ./node_modules/mime/dist/types/other.js
@@ -80203,216 +80544,6 @@ function contentTypeFor(relativePath, override) {
     return type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __nccwpck_require__(5919);
-;// CONCATENATED MODULE: ./src/hash.ts
-
-
-/**
- * Hashing runs in worker threads: SHA-256 costs ~0.7 CPU-s per GiB here, and on the main thread
- * files were hashed one at a time on one core (and would hold up any TLS writes meanwhile). With
- * a worker per core, files are hashed in parallel; each worker costs ~13 MB.
- */
-const MAX_WORKERS = 4;
-/**
- * A worker idle this long exits: hashing comes in one burst (the plan), and a worker kept through
- * a long upload would hold its ~13 MB for nothing.
- */
-const IDLE_EXIT_MS = 250;
-/**
- * SHA-256 of a file and, with `partSize`, the CRC32 of each of its parts, in one read: the
- * upload sends each part with its CRC32 and would otherwise read the file a second time. Memory
- * stays flat for multi-GB weights (one reused 1 MiB buffer per worker). The signal stops a
- * multi-GB hash at once (the worker is terminated) when the run is cancelled.
- */
-async function hashFile(filePath, opts = {}) {
-    return pool.run({ path: filePath, partSize: opts.partSize }, opts.signal);
-}
-/** Lazily started workers, at most one per core (and MAX_WORKERS); requests beyond wait. */
-class HashPool {
-    size;
-    idle = [];
-    idleTimers = new Map();
-    waiting = [];
-    started = 0;
-    constructor(size) {
-        this.size = size;
-    }
-    async run(request, signal) {
-        signal?.throwIfAborted();
-        const worker = await this.acquire(signal);
-        let healthy = false;
-        let reply;
-        try {
-            reply = await ask(worker, request, signal);
-            healthy = true;
-        }
-        finally {
-            this.release(worker, healthy);
-        }
-        // A file that cannot be read is the caller's error; the worker that said so is fine.
-        if ('error' in reply)
-            throw Object.assign(new Error(reply.error.message), reply.error);
-        return reply.ok;
-    }
-    async acquire(signal) {
-        while (this.idle.length === 0 && this.started >= this.size) {
-            await new Promise((resolve) => this.waiting.push(resolve));
-            if (signal?.aborted) {
-                // Pass the wake-up on: a worker may be free for another waiter.
-                this.waiting.shift()?.();
-                signal.throwIfAborted();
-            }
-        }
-        const worker = this.idle.pop() ?? this.start();
-        clearTimeout(this.idleTimers.get(worker));
-        this.idleTimers.delete(worker);
-        // Referenced only while busy: an idle worker must not keep the process alive.
-        worker.ref();
-        return worker;
-    }
-    start() {
-        this.started++;
-        const worker = new external_node_worker_threads_.Worker(`(${hashWorker.toString()})()`, { eval: true });
-        // One that dies while idle must not be handed out again.
-        worker.once('exit', () => this.dropIdle(worker));
-        return worker;
-    }
-    /** Takes an idle worker out of the pool; false when it is not idle (busy, or gone already). */
-    dropIdle(worker) {
-        clearTimeout(this.idleTimers.get(worker));
-        this.idleTimers.delete(worker);
-        const index = this.idle.indexOf(worker);
-        if (index < 0)
-            return false;
-        this.idle.splice(index, 1);
-        this.started--;
-        return true;
-    }
-    /** A worker that was terminated, crashed or left mid-file is dropped, not reused. */
-    release(worker, healthy) {
-        if (healthy) {
-            worker.unref();
-            this.idle.push(worker);
-            const timer = setTimeout(() => {
-                if (this.dropIdle(worker))
-                    void worker.terminate();
-            }, IDLE_EXIT_MS);
-            timer.unref();
-            this.idleTimers.set(worker, timer);
-        }
-        else {
-            this.started--;
-            void worker.terminate();
-        }
-        this.waiting.shift()?.();
-    }
-}
-/** Files hashed at once: one per worker, so a caller queueing its own files can still reorder them. */
-const HASH_WORKERS = Math.max(1, Math.min((0,external_node_os_.availableParallelism)(), MAX_WORKERS));
-const pool = new HashPool(HASH_WORKERS);
-function ask(worker, request, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(signal.reason);
-        const settle = () => {
-            worker.off('message', onMessage);
-            worker.off('error', onError);
-            worker.off('exit', onExit);
-            signal?.removeEventListener('abort', onAbort);
-        };
-        const onMessage = (reply) => {
-            settle();
-            resolve(reply);
-        };
-        const onError = (err) => {
-            settle();
-            reject(err);
-        };
-        const onExit = (code) => {
-            settle();
-            reject(new Error(`The hashing worker exited (code ${code}) while hashing ${request.path}.`));
-        };
-        const onAbort = () => {
-            settle();
-            reject(signal?.reason);
-        };
-        worker.on('message', onMessage);
-        worker.on('error', onError);
-        worker.on('exit', onExit);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        worker.postMessage(request);
-    });
-}
-/**
- * The worker's whole program, sent as source: it must not refer to anything outside itself
- * (the bundler renames imports), so modules come from process.getBuiltinModule. Reads are
- * synchronous: the worker has nothing else to do meanwhile, and reads handed to libuv's thread
- * pool (the process's one, which also serves the uploads' reads) made 200 × 5 MiB take 1.08× as
- * long (npm run bench, same run); hashing alone, two files at once took 1.17× (365 against 310
- * ms for 642 MiB), one file the same either way.
- */
-function hashWorker() {
-    const { parentPort } = process.getBuiltinModule('node:worker_threads');
-    const { createHash } = process.getBuiltinModule('node:crypto');
-    const { openSync, readSync, closeSync } = process.getBuiltinModule('node:fs');
-    const { crc32 } = process.getBuiltinModule('node:zlib');
-    const buffer = Buffer.allocUnsafeSlow(1024 * 1024);
-    const crcBase64 = (crc) => {
-        const out = Buffer.alloc(4);
-        out.writeUInt32BE(crc >>> 0);
-        return out.toString('base64');
-    };
-    function hash({ path, partSize }) {
-        const sha256 = createHash('sha256');
-        const partCrc32 = [];
-        let crc = 0;
-        let filled = 0;
-        const fd = openSync(path, 'r');
-        try {
-            for (let position = 0;;) {
-                const bytesRead = readSync(fd, buffer, 0, buffer.length, position);
-                if (bytesRead === 0)
-                    break;
-                position += bytesRead;
-                const chunk = buffer.subarray(0, bytesRead);
-                sha256.update(chunk);
-                // Part boundaries need not fall on read boundaries.
-                for (let offset = 0; partSize && offset < chunk.length;) {
-                    const take = Math.min(chunk.length - offset, partSize - filled);
-                    crc = crc32(chunk.subarray(offset, offset + take), crc);
-                    filled += take;
-                    offset += take;
-                    if (filled === partSize) {
-                        partCrc32.push(crcBase64(crc));
-                        crc = 0;
-                        filled = 0;
-                    }
-                }
-            }
-        }
-        finally {
-            closeSync(fd);
-        }
-        if (filled > 0)
-            partCrc32.push(crcBase64(crc));
-        return { sha256: sha256.digest('hex'), partCrc32 };
-    }
-    parentPort.on('message', (request) => {
-        let reply;
-        try {
-            reply = { ok: hash(request) };
-        }
-        catch (err) {
-            const { message, code, errno, syscall, path } = err;
-            reply = { error: { message, code, errno, syscall, path } };
-        }
-        parentPort.postMessage(reply);
-    });
-}
-
 ;// CONCATENATED MODULE: ./src/hash-queue.ts
 /**
  * Hashes files `workers` at a time, in their order, except that the ones a decision waits for
@@ -80526,6 +80657,9 @@ function pendingHashes() {
 }
 
 ;// CONCATENATED MODULE: ./src/reuse.ts
+
+
+
 
 
 
@@ -80712,6 +80846,7 @@ async function headSha256(s3, bucket, key, signal) {
 async function copyFiles(s3, files, opts) {
     const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom);
     const fallBack = [];
+    const alreadyThere = [];
     let bytesCopied = 0;
     // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
     const perCopy = Math.max(1, Math.floor(opts.concurrency / 2));
@@ -80724,6 +80859,7 @@ async function copyFiles(s3, files, opts) {
         // The plan chose the copy by this SHA-256; anything else is a bug.
         if (file.sha256 === undefined)
             throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`);
+        const sha256 = file.sha256;
         try {
             await copyObject(s3, {
                 bucket: opts.bucket,
@@ -80732,9 +80868,10 @@ async function copyFiles(s3, files, opts) {
                 size: file.size,
                 contentType: file.contentType,
                 cacheControl: opts.cacheControl,
-                metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+                metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
                 sourceETag: source.eTag,
-                tagging: opts.tagging
+                tagging: opts.tagging,
+                destCondition: writeCondition(file)
             }, {
                 partSize: opts.partSizeBytes,
                 concurrency: perCopy,
@@ -80745,6 +80882,13 @@ async function copyFiles(s3, files, opts) {
             opts.logger.info(`Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`);
         }
         catch (err) {
+            if (err instanceof errors/* AwsError */.Gy && (0,publish_lock/* lostRace */.gA)(err) && (await destinationChanged(s3, file, opts))) {
+                // The destination's condition failed: another run wrote the key.
+                const intended = { sha256, contentType: file.contentType, ...opts };
+                await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended);
+                alreadyThere.push(file.key);
+                return;
+            }
             if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
                 opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
                 fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
@@ -80756,14 +80900,21 @@ async function copyFiles(s3, files, opts) {
                 : (0,errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
         }
     });
-    return { bytesCopied, fallBack };
+    return { bytesCopied, fallBack, alreadyThere };
+}
+/** Whether the key no longer holds what the plan saw there (nothing, or the object of `storedETag`). */
+async function destinationChanged(s3, file, opts) {
+    // An unconditional overwrite cannot have failed on the destination.
+    if (file.existed && !file.storedETag)
+        return false;
+    const stored = await headObject(s3, opts.bucket, file.key);
+    return file.existed ? stored?.eTag !== file.storedETag : stored !== undefined;
 }
 function sourceGone(err) {
     return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
 }
 
 ;// CONCATENATED MODULE: ./src/plan.ts
-
 
 
 
@@ -80820,13 +80971,12 @@ async function planDeploy(s3, local, inputs, deps) {
         hashes.first(indices);
     };
     const readAndHash = async () => {
-        const objects = await listPrefix(s3, inputs.bucket, inputs.versionPrefix);
-        const existing = new Map([...objects].map(([key, o]) => [key, o.size]));
+        const existing = await listPrefix(s3, inputs.bucket, inputs.versionPrefix);
         // Only keys of the file's size are read: a different size proves different bytes.
-        const sameSize = [...local.keys()].filter((i) => existing.get(keys[i]) === local[i].size);
+        const sameSize = [...local.keys()].filter((i) => existing.get(keys[i])?.size === local[i].size);
         need(sameSize);
         const manifestObjectKey = manifestKey(inputs.versionPrefix);
-        const likelyNew = local.filter((_, i) => existing.get(keys[i]) !== local[i].size);
+        const likelyNew = local.filter((_, i) => existing.get(keys[i])?.size !== local[i].size);
         const [stored, storedManifest, candidates] = await Promise.all([
             mapLimit(sameSize, plan_HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
             inputs.manifest && existing.has(manifestObjectKey)
@@ -80877,14 +81027,21 @@ async function planDeploy(s3, local, inputs, deps) {
         const sha256 = known.get(i)?.sha256;
         const key = keys[i];
         const contentType = contentTypeFor(file.relativePath, inputs.contentType);
-        const storedSize = existing.get(key);
+        const storedSize = existing.get(key)?.size;
         const storedObject = stored.get(i);
         // Not listed, or gone by the time of the HEAD: a new key.
         if (storedSize === undefined || (storedSize === file.size && !storedObject))
             return { ...file, key, sha256, contentType, action: 'upload', existed: false };
+        // The HEAD's ETag is the newer, when there was one.
+        const storedETag = storedObject?.eTag ?? existing.get(key)?.eTag;
         const difference = storedSize !== file.size
             ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
-            : describeDifference(storedObject, { sha256: sha256, contentType }, inputs);
+            : objectDifference(storedObject, {
+                sha256: sha256,
+                contentType,
+                cacheControl: inputs.cacheControl,
+                metadata: inputs.metadata
+            });
         if (difference)
             differences.set(key, difference);
         return {
@@ -80893,7 +81050,8 @@ async function planDeploy(s3, local, inputs, deps) {
             sha256,
             contentType,
             action: difference ? 'upload' : 'skip',
-            existed: true
+            existed: true,
+            storedETag
         };
     });
     const conflicts = files.filter((f) => differences.has(f.key));
@@ -80923,31 +81081,6 @@ async function planDeploy(s3, local, inputs, deps) {
         stopHashing: (reason) => hashes.stop(reason)
     };
 }
-/**
- * Why the stored object, of the file's size, is not what this run would write, or undefined when
- * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
- * describing something S3 does not hold.
- */
-function describeDifference(stored, local, inputs) {
-    if (stored.sha256 === undefined) {
-        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
-    }
-    if (stored.sha256 !== local.sha256)
-        return 'different bytes: SHA-256 differs';
-    const changed = [];
-    if (stored.contentType !== local.contentType) {
-        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${local.contentType}`);
-    }
-    if (stored.cacheControl !== inputs.cacheControl) {
-        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${inputs.cacheControl}`);
-    }
-    const storedMeta = { ...stored.metadata };
-    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
-    if (!sameMetadata(storedMeta, inputs.metadata)) {
-        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`);
-    }
-    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
-}
 async function checkReadable(file) {
     try {
         await (0,promises_.access)(file.absolutePath, promises_.constants.R_OK);
@@ -80968,6 +81101,8 @@ function immutableError(conflicts, differences, bucket) {
 
 
 
+
+
 /**
  * Points `inputs.alias` at the version: server-side copies, the version's manifest, stale keys
  * removed (alias.ts), then exactly the alias paths that changed invalidated and waited for.
@@ -80975,14 +81110,9 @@ function immutableError(conflicts, differences, bucket) {
  * uploaded, the manifest this run would write.
  */
 async function moveAlias(clients, inputs, version, urlBase, deps) {
-    const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
-    const result = await applyAlias(clients.s3, plan, {
-        concurrency: inputs.concurrency,
-        logger: deps.logger,
-        signal: deps.signal,
-        dryRun: inputs.dryRun,
-        partSize: inputs.partSizeBytes
-    });
+    const result = inputs.dryRun
+        ? await planAndApply(clients, inputs, version, deps)
+        : await whileLocked(clients, inputs, deps, (lost) => planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) }));
     const paths = inputs.distributionId ? result.invalidationPaths : [];
     const invalidation = {
         reason: !inputs.distributionId
@@ -81012,6 +81142,39 @@ async function moveAlias(clients, inputs, version, urlBase, deps) {
         urls[file.path] = objectUrl(urlBase, file.key);
     urls['manifest.json'] = objectUrl(urlBase, result.manifestKey);
     return { result, urls, invalidation };
+}
+/**
+ * Moves run one at a time per alias (publish-lock.ts): a second move waits, then plans against
+ * what the first left, so the alias always ends as a whole copy of one version.
+ */
+async function whileLocked(clients, inputs, deps, move) {
+    const lock = await (0,publish_lock/* acquireLock */.IZ)(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, {
+        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, deps.now),
+        logger: deps.logger,
+        sleep: deps.sleep,
+        now: deps.now,
+        signal: deps.signal,
+        timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    });
+    try {
+        const moved = await move(lock.lost);
+        await lock.release('succeeded');
+        return moved;
+    }
+    catch (err) {
+        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
+        throw err;
+    }
+}
+async function planAndApply(clients, inputs, version, deps) {
+    const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
+    return applyAlias(clients.s3, plan, {
+        concurrency: inputs.concurrency,
+        logger: deps.logger,
+        signal: deps.signal,
+        dryRun: inputs.dryRun,
+        partSize: inputs.partSizeBytes
+    });
 }
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
 async function promoteVersion(clients, inputs, urlBase, deps) {
@@ -82303,7 +82466,170 @@ function withBody(request, body) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/resume.ts
+/**
+ * Resuming a multipart upload left open by a runner that died, or by a run that failed after its
+ * retries: the parts S3 already holds that match the local file are kept, so a re-run of the
+ * same file sends only the rest.
+ */
+
+
+
+
+
+
+/** Parts hashed at once: reading competes with the uploads for the disk. */
+const MD5_CONCURRENCY = 2;
+/** Read size per hashing worker, each with its own reused buffer. */
+const READ_SIZE = constants/* MiB */.lv;
+/**
+ * Lists every part of the upload (ListParts, all pages: PartNumberMarker/NextPartNumberMarker, IsTruncated)
+ * and keeps those that match the local file: the size its range must have, and either the CRC32 S3
+ * stored (when the part has ChecksumCRC32 and `partCrc32` is given) or, without one, an ETag equal to the
+ * MD5 of the local range (read from the file; an ETag that is not a plain 32-hex MD5, e.g. SSE-KMS, is not kept).
+ * Returns undefined when the upload no longer exists (NoSuchUpload / 404): completed or aborted meanwhile.
+ */
+async function resumableParts(s3, upload, file, partSize, opts) {
+    const listed = await listParts(s3, upload, opts.signal);
+    if (!listed)
+        return undefined;
+    const candidates = listed.flatMap((part) => candidate(part, file.size, partSize, opts.partCrc32));
+    const crcMatched = candidates.filter((c) => c.md5 === undefined);
+    const toHash = candidates.filter((c) => c.md5 !== undefined);
+    const md5Matched = await matchingMd5(file.absolutePath, toHash, partSize, opts.signal);
+    const matched = [...crcMatched, ...md5Matched].sort((a, b) => a.partNumber - b.partNumber);
+    // Keyed by part number, so a part listed twice counts once.
+    const byNumber = new Map(matched.map((c) => [c.partNumber, c]));
+    let bytes = 0;
+    for (const c of byNumber.values())
+        bytes += c.length;
+    return {
+        kept: new Map([...byNumber].map(([n, c]) => [n, c.completed])),
+        bytes,
+        rejected: listed.length - byNumber.size
+    };
+}
+/** The part as a candidate to keep, or none when its number, size or checksum rules it out. */
+function candidate(part, size, partSize, partCrc32) {
+    const range = rangeOf(part.PartNumber, size, partSize);
+    if (!range || part.Size !== range.length || !part.ETag)
+        return [];
+    const completed = {
+        PartNumber: range.partNumber,
+        ETag: part.ETag,
+        // Complete must repeat the checksum of a part uploaded with one.
+        ...(part.ChecksumCRC32 ? { ChecksumCRC32: part.ChecksumCRC32 } : {})
+    };
+    const crc32 = partCrc32?.[range.partNumber - 1];
+    if (part.ChecksumCRC32 && crc32 !== undefined) {
+        // S3 checked the bytes it stored against this CRC32: the file need not be read.
+        return part.ChecksumCRC32 === crc32 ? [{ ...range, completed }] : [];
+    }
+    const md5 = plainMd5(part.ETag);
+    return md5 ? [{ ...range, completed, md5 }] : [];
+}
+/** Every listed part, or undefined when the upload is gone; a cancel rejects with its reason. */
+async function listParts(s3, upload, signal) {
+    const parts = [];
+    let marker;
+    try {
+        for (;;) {
+            signal?.throwIfAborted();
+            const page = await s3.send(new dist_cjs/* ListPartsCommand */.m9c({ ...upload, PartNumberMarker: marker }), {
+                abortSignal: signal
+            });
+            parts.push(...(page.Parts ?? []));
+            const next = page.NextPartNumberMarker;
+            // A store that says "truncated" without moving the marker on would loop forever; parts it
+            // did not list are simply sent again.
+            if (!page.IsTruncated || !next || next === marker)
+                return parts;
+            marker = next;
+        }
+    }
+    catch (err) {
+        if (signal?.aborted)
+            throw signal.reason;
+        if (isGone(err))
+            return undefined;
+        const { Bucket, Key, UploadId } = upload;
+        throw (0,errors/* explainAwsError */.Ni)(err, {
+            action: `listing the parts of multipart upload ${UploadId} of s3://${Bucket}/${Key}`,
+            bucket: Bucket
+        });
+    }
+}
+/** Completed or aborted meanwhile. A missing bucket is a 404 too, but one to report. */
+function isGone(err) {
+    const code = (0,errors/* awsErrorCode */.J6)(err);
+    return code === 'NoSuchUpload' || ((0,errors/* httpStatusOf */.s_)(err) === 404 && code !== 'NoSuchBucket');
+}
+/** The local bytes part `partNumber` must hold, or undefined when it is not one of the file's. */
+function rangeOf(partNumber, size, partSize) {
+    if (partNumber === undefined || !Number.isInteger(partNumber))
+        return undefined;
+    if (partNumber < 1 || partNumber > partCount(size, partSize))
+        return undefined;
+    const start = (partNumber - 1) * partSize;
+    return { partNumber, start, length: Math.min(partSize, size - start) };
+}
+/** The hex MD5 an ETag states, or undefined when it is something else (SSE-KMS, SSE-C, a store's own). */
+function plainMd5(etag) {
+    return /^"?([0-9a-f]{32})"?$/i.exec(etag)?.[1].toLowerCase();
+}
+/** The candidates whose local range has the MD5 they state, hashed MD5_CONCURRENCY at a time. */
+async function matchingMd5(path, candidates, partSize, signal) {
+    if (candidates.length === 0)
+        return [];
+    const matched = [];
+    const handle = await (0,promises_.open)(path, 'r');
+    let next = 0;
+    let failure;
+    const worker = async () => {
+        const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, partSize));
+        while (next < candidates.length && failure === undefined) {
+            const c = candidates[next++];
+            try {
+                if ((await md5Of(handle, c, buffer, signal)) === c.md5)
+                    matched.push(c);
+            }
+            catch (err) {
+                failure ??= err;
+            }
+        }
+    };
+    try {
+        // The workers stop at the first failure and settle before the file is closed.
+        await Promise.all(Array.from({ length: Math.min(MD5_CONCURRENCY, candidates.length) }, worker));
+    }
+    finally {
+        await handle.close();
+    }
+    if (failure !== undefined)
+        throw failure;
+    return matched;
+}
+/** Hex MD5 of a range of the file, read through `buffer`; a cancel rejects with its reason. */
+async function md5Of(handle, { start, length }, buffer, signal) {
+    const md5 = (0,external_node_crypto_.createHash)('md5');
+    for (let done = 0; done < length;) {
+        signal?.throwIfAborted();
+        const want = Math.min(buffer.length, length - done);
+        const { bytesRead } = await handle.read(buffer, 0, want, start + done);
+        // The file shrank since it was planned: what is there cannot match a full-size part.
+        if (bytesRead === 0)
+            break;
+        md5.update(buffer.subarray(0, bytesRead));
+        done += bytesRead;
+    }
+    return md5.digest('hex');
+}
+
 ;// CONCATENATED MODULE: ./src/upload.ts
+
+
+
+
 
 
 
@@ -82350,6 +82676,7 @@ async function uploadFiles(s3, files, opts) {
     let failure;
     let filesDone = 0;
     let bytesUploaded = 0;
+    const alreadyThere = [];
     const running = [];
     try {
         for (const job of jobs) {
@@ -82371,11 +82698,16 @@ async function uploadFiles(s3, files, opts) {
                 break;
             free -= job.slots;
             progress.begin();
-            const run = sendFile(job, ctx).then(() => {
+            const run = sendOrSettle(job, ctx).then((sent) => {
                 filesDone++;
-                bytesUploaded += job.file.size;
                 progress.fileDone();
-                opts.logger.info(uploadedLine(job, opts.bucket));
+                if (sent === undefined) {
+                    alreadyThere.push(job.file.key);
+                    opts.logger.info(alreadyThereLine(job, opts.bucket));
+                    return;
+                }
+                bytesUploaded += sent;
+                opts.logger.info(uploadedLine(job, opts.bucket, sent));
             }, (err) => {
                 if (!cancel.aborted) {
                     failure = explain(err, job.file, opts.bucket);
@@ -82402,7 +82734,33 @@ async function uploadFiles(s3, files, opts) {
     if (cancel.aborted) {
         throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
     }
-    return { bytesUploaded };
+    return { bytesUploaded, alreadyThere };
+}
+/**
+ * Sends the file; the bytes sent, or undefined when a conditional write lost the race to another
+ * run that stored the same bytes and headers (anything else fails: settleLostRace).
+ */
+async function sendOrSettle(job, ctx) {
+    try {
+        return await sendFile(job, ctx);
+    }
+    catch (err) {
+        if (!(err instanceof LostRace))
+            throw err;
+        const { opts } = ctx;
+        await settleLostRace(ctx.s3, {
+            bucket: opts.bucket,
+            prefix: opts.versionPrefix ?? job.file.key.slice(0, job.file.key.lastIndexOf('/')),
+            relativePath: job.file.relativePath,
+            key: job.file.key
+        }, {
+            sha256: job.hashes.sha256,
+            contentType: job.file.contentType,
+            cacheControl: opts.cacheControl,
+            metadata: opts.metadata
+        });
+        return undefined;
+    }
 }
 function planJob(file, opts, budget) {
     // Checked here, for every file before any byte is sent, with the file named.
@@ -82429,6 +82787,7 @@ function untilCancelled(work, cancel) {
         work.then(resolve, reject).finally(() => cancel.removeEventListener('abort', onAbort));
     });
 }
+/** Sends the file (one PutObject, or a multipart upload) and returns the bytes sent. */
 async function sendFile(job, ctx) {
     const { file } = job;
     const { opts, progress } = ctx;
@@ -82445,6 +82804,7 @@ async function sendFile(job, ctx) {
         const onAws = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
         const put = new dist_cjs/* PutObjectCommand */.wKZ({
             ...params,
+            ...writeCondition(file),
             // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
             // CRC32 the SDK would compute from the body.
             ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
@@ -82455,22 +82815,31 @@ async function sendFile(job, ctx) {
         // SigV4's payload hash is the file's SHA-256, known from the plan: the signer need not
         // hash the bytes again, and S3 refuses them (XAmzContentSHA256Mismatch) if they changed.
         put.middlewareStack.add(knownPayloadHash(sha256), KNOWN_PAYLOAD_HASH_POSITION);
-        await ctx.s3.send(put, { abortSignal: ctx.cancel });
+        try {
+            await ctx.s3.send(put, { abortSignal: ctx.cancel });
+        }
+        catch (err) {
+            throw (0,publish_lock/* lostRace */.gA)(err) ? new LostRace(file.key, { cause: err }) : err;
+        }
         progress.addBytes(file.size);
-        return;
+        return file.size;
     }
-    await sendMultipart(job, job.partSize, partCrc32, params, ctx);
+    return sendMultipart(job, job.partSize, partCrc32, params, ctx);
 }
 /**
  * A multipart upload without lib-storage: lib-storage copies every byte into part-sized
  * Buffers, and Buffer bodies are encrypted whole into the socket's queue, so memory grew with
  * part size × concurrency (~310 MB for 16 MiB × 8) and a GiB cost ~1.5 CPU-s of copies and GC.
  * Here `job.slots` workers each take the next part and stream it from the file; memory stays
- * flat for any part size and file size. On failure or cancel no further part starts, the parts
- * in flight settle, the upload is aborted, and the first error is rethrown.
+ * flat for any part size and file size. An upload an earlier run left open for this file is
+ * resumed: parts S3 holds with the right size and checksum are not sent again.
+ *
+ * On failure or cancel no further part starts and the parts in flight settle. A cancelled run
+ * aborts the upload; a failed one leaves it open (and journaled) for a re-run to resume, when
+ * there is a journal. Returns the bytes sent.
  */
 async function sendMultipart(job, partSize, partCrc32, params, ctx) {
-    const { s3, opts, progress, cancel } = ctx;
+    const { s3, progress, cancel } = ctx;
     const { file } = job;
     const count = partCount(file.size, partSize);
     // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
@@ -82479,19 +82848,15 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
         // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
         throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`);
     }
-    const { UploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4({
-        ...params,
-        ...(crc32 ? { ChecksumAlgorithm: dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {})
-    }), { abortSignal: cancel });
-    if (!UploadId)
-        throw new Error(`CreateMultipartUpload for ${params.Key} returned no UploadId.`);
-    const upload = { Bucket: params.Bucket, Key: params.Key, UploadId };
-    const parts = new Array(count);
+    const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {}) };
+    const { upload, parts } = await openUpload(job, partSize, crc32 ? partCrc32 : undefined, created, ctx);
     let next = 0;
+    let sent = 0;
     let failure;
+    const pending = [...parts.keys()].filter((i) => parts[i] === undefined);
     const worker = async () => {
-        while (next < count && failure === undefined && !cancel.aborted) {
-            const index = next++;
+        while (next < pending.length && failure === undefined && !cancel.aborted) {
+            const index = pending[next++];
             const start = index * partSize;
             const length = Math.min(partSize, file.size - start);
             try {
@@ -82511,6 +82876,7 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
                 const { ETag } = await s3.send(part);
                 // Complete must repeat each part's checksum: the one sent, which S3 has checked.
                 parts[index] = { PartNumber: index + 1, ETag, ...checksum };
+                sent += length;
                 progress.addBytes(length);
             }
             catch (err) {
@@ -82519,21 +82885,108 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
         }
     };
     try {
-        await Promise.all(Array.from({ length: Math.min(job.slots, count) }, worker));
+        await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker));
         if (failure === undefined && cancel.aborted)
             failure = ctx.cancelled;
         if (failure === undefined) {
-            await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({ ...upload, MultipartUpload: { Parts: parts } }), { abortSignal: cancel });
-            return;
+            await completeUpload(upload, parts, file, ctx);
+            return sent;
         }
     }
     catch (err) {
         failure ??= err;
     }
+    await endFailedUpload(upload, failure, ctx);
+    throw failure;
+}
+/** An upload an earlier run left open for these bytes and headers, with its parts; else a new one. */
+async function openUpload(job, partSize, partCrc32, created, ctx) {
+    const { s3, opts, cancel, progress } = ctx;
+    const { file } = job;
+    const parts = new Array(partCount(file.size, partSize)).fill(undefined);
+    const entry = {
+        key: file.key,
+        sha256: job.hashes.sha256,
+        partSize,
+        headers: headersDigest(created)
+    };
+    const earlier = opts.journal?.resumable(file.key);
+    if (earlier &&
+        earlier.sha256 === entry.sha256 &&
+        earlier.partSize === partSize &&
+        earlier.headers === entry.headers) {
+        const upload = { Bucket: created.Bucket, Key: created.Key, UploadId: earlier.uploadId };
+        const found = await resumableParts(s3, upload, file, partSize, {
+            partCrc32,
+            signal: cancel
+        }).catch((err) => {
+            if (cancel.aborted)
+                throw err;
+            // Resuming saves time; a role that may not list parts still uploads the file anew.
+            opts.logger.warning(`Could not resume the upload of ${file.relativePath} an earlier run left open ` +
+                `(${err.message}); sending it anew. Resuming needs s3:ListMultipartUploadParts.`);
+            return undefined;
+        });
+        if (found) {
+            for (const [number, part] of found.kept)
+                parts[number - 1] = part;
+            progress.addBytes(found.bytes);
+            opts.logger.info(`Resuming the upload of ${file.relativePath} an earlier run left open (upload id ${upload.UploadId}): ` +
+                `${found.kept.size} of ${parts.length} part(s), ${formatBytes(found.bytes)}, already stored` +
+                `${found.rejected ? `; ${found.rejected} stored part(s) did not match the file and are sent again` : ''}.`);
+            return { upload, parts };
+        }
+    }
+    const { UploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4(created), {
+        abortSignal: cancel
+    });
+    if (!UploadId)
+        throw new Error(`CreateMultipartUpload for ${created.Key} returned no UploadId.`);
+    opts.journal?.started({ ...entry, uploadId: UploadId });
+    return { upload: { Bucket: created.Bucket, Key: created.Key, UploadId }, parts };
+}
+/** Completes the upload, creating the key only if absent or replacing only what the plan saw. */
+async function completeUpload(upload, parts, file, ctx) {
+    try {
+        await ctx.s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+            ...upload,
+            ...writeCondition(file),
+            MultipartUpload: { Parts: parts }
+        }), { abortSignal: ctx.cancel });
+    }
+    catch (err) {
+        throw (0,publish_lock/* lostRace */.gA)(err) ? new LostRace(file.key, { cause: err }) : err;
+    }
+    ctx.opts.journal?.ended(upload.UploadId);
+}
+/**
+ * A failed upload stays open for a re-run to resume, when it is journaled and the run was not
+ * cancelled; otherwise (and after a lost race, whose parts nobody needs) it is aborted.
+ */
+async function endFailedUpload(upload, failure, ctx) {
+    const { opts, s3 } = ctx;
+    if (opts.journal?.keepFailed() && !(failure instanceof LostRace)) {
+        opts.logger.info(`Left the multipart upload of s3://${upload.Bucket}/${upload.Key} open (upload id ${upload.UploadId}): ` +
+            `a re-run resumes it, sending only the parts S3 does not hold. ${multipart_tracker/* LIFECYCLE_ADVICE */.M5}`);
+        return;
+    }
     const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
     for (const f of outcome.failed)
         opts.logger.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
-    throw failure;
+    if (outcome.failed.length === 0)
+        opts.journal?.ended(upload.UploadId);
+}
+/** What S3 fixed when the upload was created: a resumed upload must have been created the same. */
+function headersDigest(created) {
+    const metadata = Object.entries(created.Metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+    const fixed = [
+        created.ContentType ?? '',
+        created.CacheControl ?? '',
+        metadata,
+        created.Tagging ?? '',
+        created.ChecksumAlgorithm ?? ''
+    ];
+    return (0,external_node_crypto_.createHash)('sha256').update(JSON.stringify(fixed)).digest('hex');
 }
 /**
  * `length` bytes of a file from `start`, as a request body; the command must carry
@@ -82551,11 +83004,16 @@ function knownPayloadHash(sha256) {
         return next(args);
     };
 }
-function uploadedLine(job, bucket) {
+function uploadedLine(job, bucket, sent) {
     const { file } = job;
     const parts = job.partSize === undefined ? 1 : partCount(file.size, job.partSize);
+    const resumed = sent < file.size ? `, ${formatBytes(sent)} sent: resumed` : '';
     return (`Uploaded ${file.relativePath} → s3://${bucket}/${file.key} ` +
-        `(${formatBytes(file.size)}, ${parts} part${parts === 1 ? '' : 's'})`);
+        `(${formatBytes(file.size)}, ${parts} part${parts === 1 ? '' : 's'}${resumed})`);
+}
+function alreadyThereLine(job, bucket) {
+    return (`Skipped ${job.file.relativePath}: another run stored the same bytes at ` +
+        `s3://${bucket}/${job.file.key} first`);
 }
 /** Names the file and key; a local read error is not reported as something AWS said. */
 function explain(err, file, bucket) {
@@ -82585,11 +83043,18 @@ function explain(err, file, bucket) {
 
 
 
+
+
+
+
+
+
 /**
  * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
  * validated first (files, distribution, existing keys, the hashes a decision needs), then the
- * uploads (each new file hashed just before it is sent), then the manifest (so it never lists an
- * object that is not there), then invalidation.
+ * version's lock (one publisher at a time: publish-lock.ts), then the uploads (each new file
+ * hashed just before it is sent, every write conditional), then the manifest (so it never lists
+ * an object that is not there), then invalidation, verification and the alias.
  */
 async function deploy(inputs, clients, deps) {
     const { logger } = deps;
@@ -82606,32 +83071,116 @@ async function deploy(inputs, clients, deps) {
     });
     const total = local.reduce((sum, f) => sum + f.size, 0);
     logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`);
-    // The plan needs nothing from the target: files are hashed and the version listed while the
-    // pre-flight checks and GetDistribution are answered. The target's errors are reported first,
-    // and stop the plan.
-    const stopPlanning = new AbortController();
-    const planSignal = deps.signal
-        ? AbortSignal.any([deps.signal, stopPlanning.signal])
-        : stopPlanning.signal;
-    const planning = planDeploy(clients.s3, local, inputs, {
-        logger,
-        signal: planSignal,
-        reuse: {
-            bucket: inputs.bucket,
-            versionPrefix: inputs.versionPrefix,
-            searchPrefixes: reuseSearchPrefixes(inputs),
-            logger,
-            signal: planSignal
-        }
+    // Shared by a second plan, made when the version changed while this run waited for its lock.
+    const hash = sharedHashes();
+    const { plan, target } = await planWithTarget(local, inputs, clients, { ...deps, warn, hash });
+    const { distribution, urlBase, preflight } = target;
+    const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
+    const decide = (current) => decideManifestAndInvalidation(current, inputs, {
+        urlBase,
+        distribution: distributionRef,
+        env: deps.env,
+        now
     });
+    const releaseDeps = { logger, sleep: deps.sleep, env: deps.env, now, signal: deps.signal, warn };
+    const report = (d, files, extra = {}) => ({
+        versionPrefix: inputs.versionPrefix,
+        bucket: inputs.bucket,
+        dryRun: inputs.dryRun,
+        root,
+        files,
+        manifest: d.manifest,
+        manifestUrl: d.manifest ? objectUrl(urlBase, d.manifestKey) : '',
+        manifestAction: d.manifestAction,
+        invalidation: d.invalidation,
+        bytesUploaded: 0,
+        bytesCopied: 0,
+        durationMs: now() - started,
+        distribution: distributionRef,
+        warnings,
+        preflight,
+        ...extra
+    });
+    if (inputs.dryRun) {
+        const decided = await decide(plan);
+        logPlan(decided.planned, inputs, logger);
+        // A dry run reads every file's SHA-256 in the plan.
+        const files = await plan.hashed(decided.planned);
+        let alias;
+        if (inputs.alias && decided.manifest) {
+            const version = { versionPrefix: inputs.versionPrefix, manifest: decided.manifest };
+            alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+        }
+        const { manifestAction, manifest, invalidation } = decided;
+        const paths = invalidation.paths;
+        logger.info(`Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${decided.manifestKey}` +
+            `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
+        return report(decided, files, { alias });
+    }
+    const published = await publishLocked(plan, decide, inputs, clients, { ...deps, hash, warn });
+    const { decided, files } = published;
+    const { invalidation, manifest } = decided;
+    if (inputs.distributionId && invalidation.paths.length > 0) {
+        stopIfCancelled(deps.signal, `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
+            `${invalidation.paths.length} path(s): edge caches may serve their old bytes until they expire`);
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
+            env: deps.env,
+            logger,
+            sleep: deps.sleep,
+            now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            warn
+        });
+    }
+    const targets = [
+        ...files,
+        ...(manifest ? [manifestTarget(manifest, objectUrl(urlBase, decided.manifestKey))] : [])
+    ];
+    const signing = inputs.signing
+        ? signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
+        : undefined;
+    const verification = await verifyDeployed(targets, inputs, {
+        logger,
+        warn,
+        signedUrls: signing?.urls,
+        invalidations: [invalidation],
+        sleep: deps.sleep,
+        signal: deps.signal
+    });
+    // Verified first: an alias must never move to a version that does not serve what was uploaded.
+    let alias;
+    if (inputs.alias && verification?.verified !== false) {
+        stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
+        // Listed again for the ETags the alias copies require; the manifest is this run's.
+        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix, manifest ?? undefined);
+        alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+    }
+    else if (inputs.alias) {
+        warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`);
+    }
+    return {
+        ...report(decided, files, { alias, signing, verification }),
+        bytesUploaded: published.bytesUploaded,
+        bytesCopied: published.bytesCopied
+    };
+}
+/**
+ * Plans (hashing, listing the version) while the pre-flight checks and GetDistribution are
+ * answered: the plan needs nothing from the target. The target's errors are reported first, and
+ * stop the plan.
+ */
+async function planWithTarget(local, inputs, clients, deps) {
+    const stopPlanning = new AbortController();
+    const planning = planVersion(local, inputs, clients.s3, deps, stopPlanning.signal);
     // Awaited once the target is known; a target that fails first must not leave it unhandled.
     planning.catch(() => undefined);
     let target;
     try {
         target = await resolveTarget(inputs, clients, {
             env: deps.env,
-            logger,
-            warn,
+            logger: deps.logger,
+            warn: deps.warn,
             signal: deps.signal
         });
     }
@@ -82639,26 +83188,65 @@ async function deploy(inputs, clients, deps) {
         stopPlanning.abort(err);
         throw err;
     }
-    const { distribution, urlBase, preflight } = target;
-    const plan = await planning.catch((err) => {
+    const plan = await planning.catch(async (err) => {
         stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded');
-        throw err;
+        throw await withLockHolder(err, clients.s3, inputs);
     });
-    const planned = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }));
-    logPlan(planned, inputs, logger);
-    /** Every file with its SHA-256; files hashed while uploading are added once uploaded. */
-    let files = [];
-    const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null;
-    const manifestObjectKey = manifestKey(inputs.versionPrefix);
-    const manifestExisted = plan.existing.has(manifestObjectKey);
+    return { plan, target };
+}
+function planVersion(local, inputs, s3, deps, stop) {
+    const signal = anySignal(deps.signal, stop);
+    return planDeploy(s3, local, inputs, {
+        logger: deps.logger,
+        signal,
+        hash: deps.hash,
+        reuse: {
+            bucket: inputs.bucket,
+            versionPrefix: inputs.versionPrefix,
+            searchPrefixes: reuseSearchPrefixes(inputs),
+            logger: deps.logger,
+            signal
+        }
+    });
+}
+/**
+ * An immutability error found while another run holds the version's lock says so: that run is
+ * publishing other bytes under the same version prefix.
+ */
+async function withLockHolder(err, s3, inputs) {
+    if (!(err instanceof errors/* ImmutableVersionError */.VG) || err instanceof errors/* ConcurrentPublishError */.FH)
+        return err;
+    const holder = await (0,publish_lock/* readLockHolder */.MR)(s3, inputs.bucket, inputs.versionPrefix).catch(() => undefined);
+    if (!holder)
+        return err;
+    return new errors/* ConcurrentPublishError */.FH(`Another run (${(0,publish_lock/* describeOwner */.$S)(holder)}) is publishing ${inputs.versionPrefix} with different bytes. ${err.message}`, err.hint, { cause: err });
+}
+/** SHA-256s read once per file and part size, though two plans may ask for them. */
+function sharedHashes() {
+    const started = new Map();
+    return (path, opts = {}) => {
+        const key = `${opts.partSize ?? 0}:${path}`;
+        let hashes = started.get(key);
+        if (!hashes) {
+            hashes = hashFile(path, opts);
+            started.set(key, hashes);
+            // A cancelled or failed read is not kept: a later plan reads the file again.
+            hashes.catch(() => started.delete(key));
+        }
+        return hashes;
+    };
+}
+async function decideManifestAndInvalidation(plan, inputs, ctx) {
+    const planned = plan.files.map((f) => ({ ...f, url: objectUrl(ctx.urlBase, f.key) }));
+    const key = manifestKey(inputs.versionPrefix);
     const build = (published) => buildManifest({
         versionPrefix: inputs.versionPrefix,
         bucket: inputs.bucket,
         files: published,
         metadata: inputs.metadata,
-        distribution: distributionRef,
-        git: gitContextFromEnv(deps.env),
-        createdAt: new Date(now())
+        distribution: ctx.distribution,
+        git: gitContextFromEnv(ctx.env),
+        createdAt: new Date(ctx.now())
     });
     let manifest = null;
     let manifestAction = 'none';
@@ -82676,125 +83264,220 @@ async function deploy(inputs, clients, deps) {
         manifest = unchanged ? stored : (current ?? null);
         manifestAction = unchanged ? 'unchanged' : 'written';
     }
-    const toInvalidate = invalidationKeys(planned, inputs, manifestAction === 'written' && manifestExisted, replacedEarlier);
-    const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...planned.map((f) => f.key)])];
+    const storedManifest = plan.existing.get(key);
+    const toInvalidate = invalidationKeys(planned, inputs, manifestAction === 'written' && storedManifest !== undefined, replacedEarlier);
+    const keysUnderPrefix = new Set([...plan.existing.keys(), ...planned.map((f) => f.key)]);
     if (inputs.manifest)
-        keysUnderPrefix.push(manifestObjectKey);
+        keysUnderPrefix.add(key);
     const paths = inputs.distributionId
         ? planInvalidation({
             keys: toInvalidate.keys,
-            keysUnderPrefix: [...new Set(keysUnderPrefix)],
+            keysUnderPrefix: [...keysUnderPrefix],
             extraPaths: inputs.invalidationPaths
         })
         : [];
-    const invalidation = {
-        reason: inputs.distributionId
-            ? toInvalidate.reason
-            : 'No distribution-id given, so there is nothing to invalidate.',
-        paths,
-        ids: [],
-        status: 'none',
-        waitedMs: 0
-    };
-    let alias;
-    let signing;
-    const releaseDeps = { logger, sleep: deps.sleep, env: deps.env, now, signal: deps.signal, warn };
-    const manifestTarget = (m) => {
-        const body = serializeManifest(m);
-        return {
-            relativePath: constants/* MANIFEST_FILE_NAME */.xF,
-            url: objectUrl(urlBase, manifestObjectKey),
-            size: Buffer.byteLength(body),
-            sha256: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex')
-        };
-    };
-    const report = (bytesUploaded, bytesCopied = 0) => ({
-        versionPrefix: inputs.versionPrefix,
-        bucket: inputs.bucket,
-        dryRun: inputs.dryRun,
-        root,
-        files,
+    return {
+        planned,
+        manifestKey: key,
         manifest,
-        manifestUrl: manifest ? objectUrl(urlBase, manifestObjectKey) : '',
         manifestAction,
-        invalidation,
-        bytesUploaded,
-        bytesCopied,
-        durationMs: now() - started,
-        distribution: distributionRef,
-        warnings,
-        preflight,
-        alias,
-        signing
-    });
-    if (inputs.dryRun) {
-        // A dry run reads every file's SHA-256 in the plan.
-        files = await plan.hashed(planned);
-        if (inputs.alias && manifest) {
-            const version = { versionPrefix: inputs.versionPrefix, manifest };
-            alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+        manifestETag: storedManifest?.eTag,
+        build,
+        invalidation: {
+            reason: inputs.distributionId
+                ? toInvalidate.reason
+                : 'No distribution-id given, so there is nothing to invalidate.',
+            paths,
+            ids: [],
+            status: 'none',
+            waitedMs: 0
         }
-        logger.info(`Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
-            `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`);
-        return report(0);
+    };
+}
+/**
+ * Takes the version's lock, plans again if the version changed since it was planned (another run
+ * published to it meanwhile), then writes: files, then the manifest. The lock is released after
+ * the manifest, also when the run fails (journaling the uploads a re-run resumes). A plan with
+ * nothing to write (every file in place, the manifest unchanged) takes no lock: it only read.
+ */
+async function publishLocked(firstPlan, decide, inputs, clients, deps) {
+    const { s3 } = clients;
+    const now = deps.now ?? Date.now;
+    const first = await decide(firstPlan);
+    if (nothingToWrite(first)) {
+        logPlan(first.planned, inputs, deps.logger);
+        const files = await firstPlan.hashed(first.planned);
+        return { decided: first, files, bytesUploaded: 0, bytesCopied: 0 };
     }
-    let transferred;
+    const lock = await (0,publish_lock/* acquireLock */.IZ)(s3, {
+        bucket: inputs.bucket,
+        prefix: inputs.versionPrefix,
+        purpose: 'publish',
+        tagging: deps.objectTagging
+    }, {
+        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, now),
+        logger: deps.logger,
+        sleep: deps.sleep,
+        now,
+        signal: deps.signal,
+        timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    }).catch((err) => {
+        firstPlan.stopHashing(err);
+        throw err;
+    });
+    let plan = firstPlan;
     try {
-        transferred = await copyAndUpload(clients.s3, planned, inputs, {
-            ...deps,
-            hashesOf: plan.hashesOf
-        });
+        plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps);
+        const decided = plan === firstPlan ? first : await decide(plan);
+        const published = await writeVersion(plan, decided, lock, inputs, s3, deps);
+        await lock.release('succeeded');
+        return published;
     }
     catch (err) {
         plan.stopHashing(err);
-        throw err;
+        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
+        // Uploads stopped because another run took the lock over: that is the news.
+        throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err;
     }
-    const { bytesUploaded, bytesCopied } = transferred;
-    // Every hash was read before its file was sent.
-    files = await plan.hashed(planned);
-    // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
-    stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written');
-    if (inputs.manifest && manifestAction === 'written') {
-        manifest ??= build(files);
-        await writeManifest(clients.s3, inputs.bucket, manifestObjectKey, serializeManifest(manifest), deps.objectTagging);
-        logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`);
+    finally {
+        if (plan !== firstPlan)
+            firstPlan.stopHashing(new Error('Planned again.'));
     }
-    if (inputs.distributionId && paths.length > 0) {
-        stopIfCancelled(deps.signal, `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
-            `${paths.length} path(s): edge caches may serve their old bytes until they expire`);
-        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
-            env: deps.env,
-            logger,
-            sleep: deps.sleep,
-            now,
-            wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-            warn
-        });
+}
+function nothingToWrite(decided) {
+    return decided.planned.every((f) => f.action === 'skip') && decided.manifestAction !== 'written';
+}
+/**
+ * The plan still holds when the version lists as it did; otherwise another run published to it
+ * between the plan and the lock, and the files are planned again against what it left.
+ */
+async function planAgainIfChanged(plan, lock, inputs, s3, deps) {
+    const now = await listPrefix(s3, inputs.bucket, inputs.versionPrefix, deps.signal);
+    if (sameListing(plan.existing, now))
+        return plan;
+    const who = lock.waitedFor ? `another run (${(0,publish_lock/* describeOwner */.$S)(lock.waitedFor)})` : 'another run';
+    deps.logger.info(`${inputs.versionPrefix}/ changed after this run planned it: ${who} published to it. Planning again.`);
+    const local = plan.files.map(({ absolutePath, relativePath, size }) => ({
+        absolutePath,
+        relativePath,
+        size
+    }));
+    try {
+        return await planVersion(local, inputs, s3, deps);
     }
-    const targets = [...files, ...(manifest ? [manifestTarget(manifest)] : [])];
-    if (inputs.signing) {
-        signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now());
+    catch (err) {
+        if (!(err instanceof errors/* ImmutableVersionError */.VG))
+            throw err;
+        throw new errors/* ConcurrentPublishError */.FH(`${who[0].toUpperCase()}${who.slice(1)} published ${inputs.versionPrefix} while this run waited to: ${err.message}`, err.hint, { cause: err });
     }
-    const verification = await verifyDeployed(targets, inputs, {
-        logger,
-        warn,
-        signedUrls: signing?.urls,
-        invalidations: [invalidation],
-        sleep: deps.sleep,
-        signal: deps.signal
+}
+function sameListing(a, b) {
+    if (a.size !== b.size)
+        return false;
+    for (const [key, object] of a) {
+        const other = b.get(key);
+        if (!other || other.size !== object.size || other.eTag !== object.eTag)
+            return false;
+    }
+    return true;
+}
+/** The files (copied and uploaded at once), then the manifest; leftovers of a dead run aborted. */
+async function writeVersion(plan, decided, lock, inputs, s3, deps) {
+    logPlan(decided.planned, inputs, deps.logger);
+    const signal = anySignal(deps.signal, lock.lost);
+    const leftovers = await earlierUploads(lock, inputs, s3, deps.logger);
+    const transferred = await copyAndUpload(s3, decided.planned, inputs, {
+        ...deps,
+        signal,
+        hashesOf: plan.hashesOf,
+        journal: {
+            resumable: leftovers.resumable,
+            started: (upload) => lock.started(upload),
+            ended: (uploadId) => {
+                leftovers.ended.add(uploadId);
+                lock.ended(uploadId);
+            },
+            keepFailed: () => !deps.signal?.aborted
+        }
     });
-    // Verified first: an alias must never move to a version that does not serve what was uploaded.
-    if (inputs.alias && verification?.verified !== false) {
-        stopIfCancelled(deps.signal, `after publishing ${inputs.versionPrefix}, before moving alias ${inputs.alias}`);
-        // Listed again for the ETags the alias copies require; the manifest is this run's.
-        const version = await loadVersion(clients.s3, inputs.bucket, inputs.versionPrefix, manifest ?? undefined);
-        alias = await moveAlias(clients, { ...inputs, alias: inputs.alias }, version, urlBase, releaseDeps);
+    for (const file of decided.planned) {
+        if (transferred.alreadyThere.has(file.key))
+            Object.assign(file, { action: 'skip' });
     }
-    else if (inputs.alias) {
-        warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`);
+    await leftovers.abortUnused(decided.planned);
+    // Every hash was read before its file was sent.
+    const files = await plan.hashed(decided.planned);
+    // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
+    stopIfCancelled(signal, 'after every file was uploaded: the manifest was not written');
+    if (inputs.manifest && decided.manifestAction === 'written') {
+        decided.manifest ??= decided.build(files);
+        const outcome = await writeManifest(s3, inputs.bucket, decided.manifestKey, serializeManifest(decided.manifest), {
+            tagging: deps.objectTagging,
+            condition: writeCondition({
+                existed: plan.existing.has(decided.manifestKey),
+                storedETag: decided.manifestETag
+            })
+        });
+        if (outcome === 'unchanged')
+            decided.manifestAction = 'unchanged';
+        else
+            deps.logger.info(`Wrote s3://${inputs.bucket}/${decided.manifestKey}.`);
     }
-    return { ...report(bytesUploaded, bytesCopied), verification };
+    return {
+        decided,
+        files,
+        bytesUploaded: transferred.bytesUploaded,
+        bytesCopied: transferred.bytesCopied
+    };
+}
+/**
+ * The multipart uploads an earlier holder of the lock (a dead or failed run) journaled and left
+ * open: resumable when the same file is uploaded again; those of files this run published by
+ * other means are aborted once the files are in place, so none is left open.
+ */
+async function earlierUploads(lock, inputs, s3, logger) {
+    const journaled = lock.previous?.uploads ?? [];
+    const ended = new Set();
+    if (journaled.length === 0) {
+        return { resumable: () => undefined, ended, abortUnused: async () => undefined };
+    }
+    let open = [];
+    try {
+        open = await (0,multipart_tracker/* listOpenUploads */.rL)(s3, inputs.bucket, `${inputs.versionPrefix}/`);
+    }
+    catch (err) {
+        logger.warning(`Could not list the multipart uploads an earlier run left open under ${inputs.versionPrefix}/, so none is resumed: ` +
+            (0,errors/* explainAwsError */.Ni)(err, { action: 'listing multipart uploads', bucket: inputs.bucket }).message);
+    }
+    const openIds = new Set(open.map((u) => u.UploadId));
+    for (const upload of journaled)
+        if (!openIds.has(upload.uploadId))
+            lock.ended(upload.uploadId);
+    return {
+        resumable: (key) => journaled.find((u) => u.key === key && openIds.has(u.uploadId)),
+        ended,
+        abortUnused: async (files) => {
+            const keys = new Set(files.map((f) => f.key));
+            const unused = open.filter((u) => keys.has(u.Key) && !ended.has(u.UploadId));
+            if (unused.length === 0)
+                return;
+            const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, unused);
+            for (const f of outcome.failed)
+                logger.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
+            for (const u of [...outcome.aborted, ...outcome.gone])
+                lock.ended(u.UploadId);
+            logger.info(`Aborted ${outcome.aborted.length} multipart upload(s) an earlier run left open for files now in place.`);
+        }
+    };
+}
+function manifestTarget(m, url) {
+    const body = serializeManifest(m);
+    return {
+        relativePath: constants/* MANIFEST_FILE_NAME */.xF,
+        url,
+        size: Buffer.byteLength(body),
+        sha256: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex')
+    };
 }
 /**
  * Copies and uploads at once: a copy is S3's work and an upload the runner's bandwidth, so neither
@@ -82813,6 +83496,7 @@ async function copyAndUpload(s3, files, inputs, deps) {
     });
     const headers = {
         bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
         cacheControl: inputs.cacheControl,
         metadata: inputs.metadata,
         tagging: deps.objectTagging,
@@ -82823,7 +83507,8 @@ async function copyAndUpload(s3, files, inputs, deps) {
     const uploadOptions = {
         ...headers,
         multipartThresholdBytes: inputs.multipartThresholdBytes,
-        hashesOf: deps.hashesOf
+        hashesOf: deps.hashesOf,
+        journal: deps.journal
     };
     const [copied, uploaded] = await Promise.allSettled([
         cancelOnFailure(copyFiles(s3, files, { ...headers, signal })),
@@ -82833,14 +83518,17 @@ async function copyAndUpload(s3, files, inputs, deps) {
         throw failure;
     const { bytesCopied, fallBack } = copied.value;
     let { bytesUploaded } = uploaded.value;
+    const alreadyThere = new Set([...copied.value.alreadyThere, ...uploaded.value.alreadyThere]);
     if (fallBack.length > 0) {
         const again = files.filter((f) => fallBack.some((fb) => fb.key === f.key));
         for (const file of again)
             Object.assign(file, { action: 'upload', copyFrom: undefined });
-        bytesUploaded += (await uploadFiles(s3, again, { ...uploadOptions, signal: deps.signal }))
-            .bytesUploaded;
+        const more = await uploadFiles(s3, again, { ...uploadOptions, signal: deps.signal });
+        bytesUploaded += more.bytesUploaded;
+        for (const key of more.alreadyThere)
+            alreadyThere.add(key);
     }
-    return { bytesUploaded, bytesCopied };
+    return { bytesUploaded, bytesCopied, alreadyThere };
 }
 /**
  * HEADs every published URL through `url-base` (verify.ts), unless `verify` is false or an
@@ -83616,6 +84304,8 @@ async function run() {
         const uploads = (0,post/* prepareCleanup */.Cg)(inputs, clients.s3, startedAt);
         cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow });
         const { signal, sleep } = cancellation;
+        // A cancelled run's uploads are aborted by the post step too; a failed run's are resumed.
+        signal.addEventListener('abort', () => lib_core/* saveState */.LZ(constants/* State */.Uw.Cancelled, 'true'), { once: true });
         const outcome = await runMode(inputs, clients, {
             logger,
             sleep,
@@ -83666,7 +84356,8 @@ function failNow(message) {
 /* harmony export */   Xy: () => (/* binding */ abortMultipartUploads),
 /* harmony export */   _L: () => (/* binding */ trackMultipartUploads),
 /* harmony export */   bp: () => (/* binding */ describeUpload),
-/* harmony export */   dB: () => (/* binding */ abortFailureWarning)
+/* harmony export */   dB: () => (/* binding */ abortFailureWarning),
+/* harmony export */   rL: () => (/* binding */ listOpenUploads)
 /* harmony export */ });
 /* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3711);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
@@ -83762,6 +84453,28 @@ function abortFailureWarning({ upload, error }) {
 function describeUpload(upload) {
     return `${s3Uri(upload)} (upload id ${upload.UploadId})`;
 }
+/**
+ * The multipart uploads open under `prefix` (all pages), initiated since `since` when given. S3
+ * reports `Initiated` to the second, so the comparison is too.
+ */
+async function listOpenUploads(s3, bucket, prefix, since) {
+    const from = since ? Math.floor(since.getTime() / 1000) * 1000 : -Infinity;
+    const found = [];
+    let KeyMarker;
+    let UploadIdMarker;
+    do {
+        const page = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_1__/* .ListMultipartUploadsCommand */ .mo2({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
+        for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+            // The prefix again: an S3-compatible store may ignore it.
+            if (Key?.startsWith(prefix) && UploadId && (Initiated?.getTime() ?? 0) >= from) {
+                found.push({ Bucket: bucket, Key, UploadId });
+            }
+        }
+        KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+    return found;
+}
 
 
 /***/ }),
@@ -83774,13 +84487,16 @@ function describeUpload(upload) {
 /* harmony export */   a2: () => (/* binding */ runPost)
 /* harmony export */ });
 /* unused harmony export readCleanupState */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
-/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3711);
-/* harmony import */ var _clients_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9071);
-/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7242);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
-/* harmony import */ var _multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8846);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8179);
+/* harmony import */ var _clients_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9071);
+/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7242);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3916);
+/* harmony import */ var _multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8846);
+/* harmony import */ var _publish_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9130);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7194);
+
 
 
 
@@ -83793,40 +84509,45 @@ function describeUpload(upload) {
  * multipart uploads, and keeps the list of open ones saved as they start and end.
  */
 function prepareCleanup(inputs, s3, startedAt) {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.Bucket, inputs.bucket);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.VersionPrefix, inputs.versionPrefix);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.Region, inputs.region);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.EndpointUrl, inputs.endpointUrl ?? '');
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.StartedAt, startedAt.toISOString());
-    return (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .trackMultipartUploads */ ._L)(s3, (open) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.MultipartUploads, JSON.stringify(open)));
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket, inputs.bucket);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix, inputs.versionPrefix);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region, inputs.region);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl, inputs.endpointUrl ?? '');
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt, startedAt.toISOString());
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid, String(process.pid));
+    return (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .trackMultipartUploads */ ._L)(s3, (open) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads, JSON.stringify(open)));
 }
 /** The saved state; undefined when the main step stopped before it could start any upload. */
 function readCleanupState(getState) {
-    const bucket = getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.Bucket);
-    const startedAt = new Date(getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.StartedAt));
+    const bucket = getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket);
+    const startedAt = new Date(getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt));
     if (!bucket || Number.isNaN(startedAt.getTime()))
         return undefined;
-    const uploads = getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.MultipartUploads);
+    const uploads = getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads);
     return {
         bucket,
-        versionPrefix: getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.VersionPrefix),
-        region: getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.Region),
-        endpointUrl: getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.EndpointUrl) || undefined,
+        versionPrefix: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix),
+        region: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region),
+        endpointUrl: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl) || undefined,
         startedAt,
         uploads: uploads ? JSON.parse(uploads) : [],
-        succeeded: getState(_constants_js__WEBPACK_IMPORTED_MODULE_2__/* .State */ .Uw.Succeeded) === 'true'
+        succeeded: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Succeeded) === 'true',
+        cancelled: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Cancelled) === 'true',
+        mainPid: Number(getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid)) || undefined
     };
 }
 /**
- * The post step (`post-if: always()`): after a failed, cancelled or killed main step, aborts
- * every multipart upload this run left open. It never fails the job: what it cannot abort, it
- * warns about.
+ * The post step (`post-if: always()`): after a cancelled main step, aborts every multipart upload
+ * the run left open. After a failed or killed one it leaves them: they are journaled in the
+ * version's lock, and a re-run of the same files resumes them instead of sending every part
+ * again (a lifecycle rule removes those nobody resumes). It never fails the job: what it cannot
+ * abort, it warns about.
  */
 async function runPost() {
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .maskCredentials */ .Bs)(process.env, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq);
-    const logger = { info: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq, warning: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e, debug: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz };
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_7__/* .maskCredentials */ .Bs)(process.env, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setSecret */ .Pq);
+    const logger = { info: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, warning: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .warning */ .$e, debug: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .debug */ .Yz };
     try {
-        const state = readCleanupState(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu);
+        const state = readCleanupState(_actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getState */ .Gu);
         if (!state) {
             logger.info('Nothing to clean up: the deploy stopped before it could upload anything.');
             return;
@@ -83835,16 +84556,34 @@ async function runPost() {
             logger.info('Nothing to clean up: the deploy succeeded.');
             return;
         }
-        const { s3 } = (0,_clients_js__WEBPACK_IMPORTED_MODULE_1__/* .createClients */ .hP)({ region: state.region, endpointUrl: state.endpointUrl, concurrency: 1 }, process.env, { logger });
+        if (!state.cancelled) {
+            logger.info(state.uploads.length > 0
+                ? `Left ${state.uploads.length} multipart upload(s) open under s3://${state.bucket}/${state.versionPrefix}/: ` +
+                    'the deploy failed (it was not cancelled), so a re-run of the same files resumes them, ' +
+                    `sending only the parts S3 does not hold. ${_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`
+                : 'Nothing to clean up: no multipart upload of this run is open.');
+            return;
+        }
+        const { s3 } = (0,_clients_js__WEBPACK_IMPORTED_MODULE_2__/* .createClients */ .hP)({ region: state.region, endpointUrl: state.endpointUrl, concurrency: 1 }, process.env, { logger });
         try {
             await abortLeftovers(s3, state, logger);
+            await removeCancelledLock(s3, state, logger);
         }
         finally {
             s3.destroy();
         }
     }
     catch (err) {
-        logger.warning(`Could not clean up after the deploy: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .failureMessage */ .oh)(err)} ${_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .LIFECYCLE_ADVICE */ .M5}`);
+        logger.warning(`Could not clean up after the deploy: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .failureMessage */ .oh)(err)} ${_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`);
+    }
+}
+/** The version's lock, when the cancelled main step had to exit before releasing it. */
+async function removeCancelledLock(s3, state, logger) {
+    if (state.mainPid === undefined)
+        return;
+    const target = { bucket: state.bucket, prefix: state.versionPrefix };
+    if (await (0,_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .removeLockOf */ .vk)(s3, target, { host: (0,node_os__WEBPACK_IMPORTED_MODULE_0__.hostname)(), pid: state.mainPid })) {
+        logger.info(`Removed the lock s3://${state.bucket}/${(0,_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .lockKey */ .TL)(state.versionPrefix)} the cancelled run held.`);
     }
 }
 /** Aborts the uploads recorded and, as a second net, those under the prefix since the start. */
@@ -83853,7 +84592,7 @@ async function abortLeftovers(s3, state, logger) {
     const where = `s3://${state.bucket}/${prefix}`;
     const candidates = new Map(state.uploads.map((u) => [u.UploadId, u]));
     try {
-        for (const upload of await listUploadsSince(s3, state.bucket, prefix, state.startedAt)) {
+        for (const upload of await (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .listOpenUploads */ .rL)(s3, state.bucket, prefix, state.startedAt)) {
             candidates.set(upload.UploadId, upload);
         }
     }
@@ -83861,7 +84600,7 @@ async function abortLeftovers(s3, state, logger) {
         logger.warning(`Could not list the multipart uploads under ${where} (this needs ` +
             `s3:ListBucketMultipartUploads), so only the ${candidates.size} this run recorded are ` +
             'aborted: ' +
-            (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
+            (0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .explainAwsError */ .Ni)(err, {
                 action: `listing multipart uploads under ${where}`,
                 bucket: state.bucket
             }).message);
@@ -83870,37 +84609,421 @@ async function abortLeftovers(s3, state, logger) {
         logger.info(`No multipart upload of this run is left open under ${where}.`);
         return;
     }
-    const outcome = await (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .abortMultipartUploads */ .Xy)(s3, [...candidates.values()]);
+    const outcome = await (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortMultipartUploads */ .Xy)(s3, [...candidates.values()]);
     for (const failure of outcome.failed)
-        logger.warning((0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .abortFailureWarning */ .dB)(failure));
+        logger.warning((0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortFailureWarning */ .dB)(failure));
     if (outcome.aborted.length > 0) {
         logger.info(`Aborted ${outcome.aborted.length} multipart upload(s) this run left open:\n` +
-            outcome.aborted.map((u) => `- ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .describeUpload */ .bp)(u)}`).join('\n'));
+            outcome.aborted.map((u) => `- ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(u)}`).join('\n'));
     }
     for (const upload of outcome.gone)
-        logger.debug(`Already ended: ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_4__/* .describeUpload */ .bp)(upload)}`);
+        logger.debug(`Already ended: ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(upload)}`);
+}
+
+
+/***/ }),
+
+/***/ 9130:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $S: () => (/* binding */ describeOwner),
+/* harmony export */   IZ: () => (/* binding */ acquireLock),
+/* harmony export */   MR: () => (/* binding */ readLockHolder),
+/* harmony export */   TL: () => (/* binding */ lockKey),
+/* harmony export */   Vm: () => (/* binding */ lockOwner),
+/* harmony export */   gA: () => (/* binding */ lostRace),
+/* harmony export */   rx: () => (/* binding */ LOCK_FILE_NAME),
+/* harmony export */   vk: () => (/* binding */ removeLockOf)
+/* harmony export */ });
+/* unused harmony exports LEASE_MS, RENEW_MS, goneHolder */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3711);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+
+
+
+
+
+/**
+ * One publisher per prefix. Two runs writing one version (or moving one alias) at once would each
+ * win some keys with conditional writes alone, and leave a mix in which both fail. So a run first
+ * creates `<prefix>/LOCK_FILE_NAME` with `If-None-Match: *` (atomic in S3), renews it while it
+ * writes, and removes it when done; another run waits for it, then plans again against what the
+ * first one published. A lock whose holder died is taken over with `If-Match` on the ETag seen,
+ * so two waiting runs cannot both take it. The lock also journals the run's multipart uploads, so
+ * the run that takes over knows which open uploads hold which file's bytes, and resumes them.
+ */
+const LOCK_FILE_NAME = '.model-cdn-deploy-lock.json';
+/** A lock not renewed for this long is stale: its holder is gone (or cut off) and it can be taken. */
+const LEASE_MS = 120_000;
+/** How often a holder renews: well within the lease, so a slow request or two cannot lose it. */
+const RENEW_MS = 30_000;
+/** Allowance for the difference between S3's clock (LastModified) and this machine's. */
+const CLOCK_MARGIN_MS = 30_000;
+/** Polls of a lock held by another run: soon at first, then every 10 s. */
+const FIRST_POLL_MS = 1000;
+const MAX_POLL_MS = 10_000;
+/** A waiting run says so once a minute. */
+const WAIT_LOG_MS = 60_000;
+function lockKey(prefix) {
+    return `${prefix}/${LOCK_FILE_NAME}`;
+}
+/** This process as a lock owner, with the GitHub run it belongs to when there is one. */
+function lockOwner(env, now = Date.now) {
+    return {
+        token: (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomUUID)(),
+        host: (0,node_os__WEBPACK_IMPORTED_MODULE_2__.hostname)(),
+        pid: process.pid,
+        pidNamespace: pidNamespace(),
+        repository: env.GITHUB_REPOSITORY || undefined,
+        runId: env.GITHUB_RUN_ID || undefined,
+        runAttempt: env.GITHUB_RUN_ATTEMPT || undefined,
+        startedAt: new Date(now()).toISOString()
+    };
+}
+function pidNamespace() {
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readlinkSync)('/proc/self/ns/pid');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** `run 123 (attempt 2) of acme/models`, or `process 4242 on build-7`, for messages. */
+function describeOwner(owner) {
+    const since = ` since ${owner.startedAt}`;
+    if (owner.runId) {
+        const attempt = owner.runAttempt ? ` (attempt ${owner.runAttempt})` : '';
+        const repo = owner.repository ? ` of ${owner.repository}` : '';
+        return `workflow run ${owner.runId}${attempt}${repo}${since}`;
+    }
+    return `process ${owner.pid} on ${owner.host}${since}`;
 }
 /**
- * The multipart uploads under the prefix initiated since `since`, all pages. S3 reports
- * `Initiated` to the second, so the comparison is too.
+ * Why the holder is certainly gone, or undefined when it may be alive: an earlier attempt of
+ * this same workflow run (GitHub re-runs a job only once its attempt has ended), or a process
+ * of this machine and pid namespace that no longer exists.
  */
-async function listUploadsSince(s3, bucket, prefix, since) {
-    const from = Math.floor(since.getTime() / 1000) * 1000;
-    const found = [];
-    let KeyMarker;
-    let UploadIdMarker;
-    do {
-        const page = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_6__/* .ListMultipartUploadsCommand */ .mo2({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
-        for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
-            // The prefix again: an S3-compatible store may ignore it.
-            if (Key?.startsWith(prefix) && UploadId && Initiated && Initiated.getTime() >= from) {
-                found.push({ Bucket: bucket, Key, UploadId });
+function goneHolder(holder, me, isAlive = processAlive) {
+    if (holder.runId !== undefined &&
+        holder.runId === me.runId &&
+        holder.repository === me.repository &&
+        Number(holder.runAttempt) < Number(me.runAttempt)) {
+        return `it was attempt ${holder.runAttempt} of this workflow run, which has ended`;
+    }
+    const sameNamespace = holder.host === me.host &&
+        holder.pidNamespace !== undefined &&
+        holder.pidNamespace === me.pidNamespace;
+    if (sameNamespace && holder.pid !== me.pid && !isAlive(holder.pid)) {
+        return `process ${holder.pid} on this machine no longer exists`;
+    }
+    return undefined;
+}
+function processAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (err) {
+        // EPERM: it exists, and belongs to someone else.
+        return err.code === 'EPERM';
+    }
+}
+/**
+ * Takes the lock on `target.prefix`: at once when nobody holds it, after the holder releases it
+ * (or dies) otherwise. Fails after `timeoutMs` of waiting for a live holder, naming it.
+ */
+async function acquireLock(s3, target, deps) {
+    const now = deps.now ?? Date.now;
+    const key = lockKey(target.prefix);
+    const where = `s3://${target.bucket}/${key}`;
+    const record = (uploads) => ({
+        schemaVersion: 1,
+        prefix: target.prefix,
+        purpose: target.purpose,
+        owner: deps.owner,
+        state: 'held',
+        updatedAt: new Date(now()).toISOString(),
+        uploads
+    });
+    const started = now();
+    let waitedFor;
+    let poll = FIRST_POLL_MS;
+    let lastLog = -Infinity;
+    /** The ETag seen and since when, to tell a lock nobody renews. */
+    let watched;
+    for (;;) {
+        deps.signal?.throwIfAborted();
+        const created = await putLock(s3, target, record([]), { IfNoneMatch: '*' });
+        if (created !== undefined)
+            return holdLock(s3, target, { eTag: created, record: record([]), waitedFor }, deps);
+        const stored = await readLock(s3, target.bucket, key);
+        if (!stored)
+            continue; // released (deleted) in between: try again at once
+        // A retried creation whose first attempt landed (its answer was lost): the lock is ours.
+        if (stored.record?.owner.token === deps.owner.token) {
+            const mine = record(stored.record.uploads);
+            return holdLock(s3, target, { eTag: stored.eTag ?? '', record: mine, waitedFor }, deps);
+        }
+        if (!watched || stored.eTag !== watched.eTag)
+            watched = { eTag: stored.eTag, since: now() };
+        const holder = stored.record;
+        const why = takeoverReason(stored, watched.since, deps, now());
+        if (why) {
+            const uploads = holder?.uploads ?? [];
+            const taken = await putLock(s3, target, record(uploads), { IfMatch: stored.eTag });
+            if (taken !== undefined) {
+                if (holder?.state === 'held') {
+                    deps.logger.warning(`Took over the lock ${where} from ${describeHolder(holder)}: ${why}.`);
+                }
+                return holdLock(s3, target, { eTag: taken, record: record(uploads), waitedFor, previous: holder }, deps);
+            }
+            continue; // another run took it first
+        }
+        waitedFor ??= holder?.owner;
+        const waited = now() - started;
+        if (waited >= deps.timeoutMs)
+            throw lockTimeout(target, holder, waited);
+        if (now() - lastLog >= WAIT_LOG_MS) {
+            lastLog = now();
+            deps.logger.info(`Waiting for ${describeHolder(holder)}, which is ${activity(target)} (lock ${where}); ` +
+                `this run continues when it finishes, or fails after ${Math.round(deps.timeoutMs / 60_000)} minute(s) (\`lock-timeout-minutes\`).`);
+        }
+        await deps.sleep(Math.min(poll, Math.max(0, deps.timeoutMs - waited)));
+        poll = Math.min(MAX_POLL_MS, poll * 2);
+    }
+}
+/** Why a lock found held may be taken now, or undefined while its holder may still be at work. */
+function takeoverReason(stored, unchangedSince, deps, now) {
+    const holder = stored.record;
+    if (holder?.state === 'released')
+        return 'released';
+    if (holder) {
+        const gone = goneHolder(holder.owner, deps.owner, deps.isAlive);
+        if (gone)
+            return gone;
+    }
+    const silentFor = Math.max(now - unchangedSince, stored.lastModified === undefined ? 0 : now - stored.lastModified - CLOCK_MARGIN_MS);
+    if (silentFor >= LEASE_MS) {
+        return `it was not renewed for ${Math.round(silentFor / 1000)} s (renewed every ${RENEW_MS / 1000} s while its run is alive)`;
+    }
+    return undefined;
+}
+function activity(target) {
+    return target.purpose === 'alias'
+        ? `moving alias ${target.prefix}`
+        : `publishing ${target.prefix}`;
+}
+function describeHolder(holder) {
+    return holder ? `another run (${describeOwner(holder.owner)})` : 'another run';
+}
+function lockTimeout(target, holder, waitedMs) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`${describeHolder(holder)} is still ${activity(target)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
+        `(lock s3://${target.bucket}/${lockKey(target.prefix)}); nothing was written.`, 'Run again once that run has finished, or raise `lock-timeout-minutes`. A lock whose run has died is taken over automatically within ' +
+        `${LEASE_MS / 60_000} minutes.`);
+}
+/** The new ETag, or undefined when the condition failed (another run got there first). */
+async function putLock(s3, target, record, condition) {
+    try {
+        const { ETag } = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__/* .PutObjectCommand */ .wKZ({
+            Bucket: target.bucket,
+            Key: lockKey(target.prefix),
+            Body: `${JSON.stringify(record, null, 2)}\n`,
+            ContentType: 'application/json',
+            // Served by the distribution like any key: never cached.
+            CacheControl: 'no-store',
+            ...condition,
+            ...(target.tagging ? { Tagging: target.tagging } : {})
+        }));
+        // A store that returns no ETag cannot take a conditional renewal; '' marks that.
+        return ETag ?? '';
+    }
+    catch (err) {
+        if (lostRace(err))
+            return undefined;
+        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
+            action: `writing the lock s3://${target.bucket}/${lockKey(target.prefix)}`,
+            bucket: target.bucket
+        });
+    }
+}
+/**
+ * 412 (the condition failed), 409 (a concurrent conditional write), or 404 NoSuchKey (If-Match on
+ * a key deleted since), as the SDK raises them or wrapped (AwsError).
+ */
+function lostRace(err) {
+    const code = err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.code : (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .awsErrorCode */ .J6)(err);
+    const status = err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.httpStatus : (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err);
+    return (status === 412 ||
+        status === 409 ||
+        code === 'PreconditionFailed' ||
+        code === 'ConditionalRequestConflict' ||
+        (status === 404 && code === 'NoSuchKey'));
+}
+async function readLock(s3, bucket, key) {
+    try {
+        const got = await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__/* .GetObjectCommand */ .jLs({ Bucket: bucket, Key: key }));
+        const text = (await got.Body?.transformToString('utf-8')) ?? '';
+        return {
+            record: parseLock(text),
+            eTag: got.ETag,
+            lastModified: got.LastModified?.getTime()
+        };
+    }
+    catch (err) {
+        if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err) === 404)
+            return undefined;
+        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, { action: `reading the lock s3://${bucket}/${key}`, bucket });
+    }
+}
+/** Who holds the lock on `prefix` now; undefined when nobody does (or it is released). */
+async function readLockHolder(s3, bucket, prefix) {
+    const stored = await readLock(s3, bucket, lockKey(prefix));
+    return stored?.record?.state === 'held' ? stored.record.owner : undefined;
+}
+/** The record, or undefined for a body that is not one (it then goes stale like a silent lock). */
+function parseLock(text) {
+    try {
+        const parsed = JSON.parse(text);
+        return parsed.owner && Array.isArray(parsed.uploads) ? parsed : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The lock held: renewed on a timer and whenever the journal changes, until released. */
+function holdLock(s3, target, initial, deps) {
+    const now = deps.now ?? Date.now;
+    const key = lockKey(target.prefix);
+    const lostController = new AbortController();
+    let eTag = initial.eTag;
+    const record = initial.record;
+    let lastWritten = now();
+    let writing = Promise.resolve();
+    let queued = false;
+    const loseLock = (why) => {
+        if (lostController.signal.aborted)
+            return;
+        clearInterval(timer);
+        lostController.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`Lost the lock s3://${target.bucket}/${key}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`, 'Run again: files already in place are skipped, and uploads left open are resumed.'));
+    };
+    const write = async () => {
+        queued = false;
+        if (lostController.signal.aborted)
+            return;
+        record.updatedAt = new Date(now()).toISOString();
+        try {
+            const written = (await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {})) ??
+                (await ownWrite(s3, target, deps.owner));
+            if (written === undefined)
+                return loseLock('another run took it over');
+            eTag = written;
+            lastWritten = now();
+        }
+        catch (err) {
+            deps.logger.warning(`Could not renew the lock s3://${target.bucket}/${key}: ${err.message}`);
+            if (now() - lastWritten >= LEASE_MS - (deps.renewEveryMs ?? RENEW_MS)) {
+                loseLock(`it could not be renewed for ${Math.round((now() - lastWritten) / 1000)} s`);
             }
         }
-        KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
-        UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
-    } while (KeyMarker);
-    return found;
+    };
+    const schedule = () => {
+        if (!queued) {
+            queued = true;
+            writing = writing.then(write);
+        }
+        return writing;
+    };
+    const timer = setInterval(() => void schedule(), deps.renewEveryMs ?? RENEW_MS);
+    timer.unref();
+    return {
+        key,
+        previous: initial.previous,
+        waitedFor: initial.waitedFor,
+        lost: lostController.signal,
+        started(upload) {
+            record.uploads.push(upload);
+            void schedule();
+        },
+        ended(uploadId) {
+            const before = record.uploads.length;
+            record.uploads = record.uploads.filter((u) => u.uploadId !== uploadId);
+            // Written with the next renewal: a journal naming an ended upload only costs a lookup.
+            if (record.uploads.length === before)
+                return;
+        },
+        async release(outcome) {
+            clearInterval(timer);
+            await writing;
+            if (lostController.signal.aborted)
+                return;
+            try {
+                // Kept only while it journals uploads a re-run can resume.
+                if (record.uploads.length === 0 && (await removeLock(s3, target, eTag)))
+                    return;
+                record.state = 'released';
+                record.outcome = outcome;
+                await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {});
+            }
+            catch (err) {
+                deps.logger.warning(`Could not release the lock s3://${target.bucket}/${key} (${err.message}); ` +
+                    `another run takes it over once it is ${LEASE_MS / 60_000} minutes old.`);
+            }
+        }
+    };
+}
+/**
+ * Removes the lock a process of this machine held and can no longer release (a cancelled run
+ * that had to exit at once): for the post step. True when there was one to remove.
+ */
+async function removeLockOf(s3, target, holder) {
+    const key = lockKey(target.prefix);
+    const stored = await readLock(s3, target.bucket, key);
+    const owner = stored?.record?.owner;
+    if (!stored?.eTag || owner?.host !== holder.host || owner.pid !== holder.pid)
+        return false;
+    try {
+        await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__/* .DeleteObjectCommand */ .k4j({ Bucket: target.bucket, Key: key, IfMatch: stored.eTag }));
+        return true;
+    }
+    catch (err) {
+        if (lostRace(err))
+            return false;
+        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
+            action: `removing the lock s3://${target.bucket}/${key}`,
+            bucket: target.bucket
+        });
+    }
+}
+/**
+ * The lock's ETag when the body stored is this run's: a retried write whose first attempt landed
+ * fails its own condition. Undefined when another run holds it.
+ */
+async function ownWrite(s3, target, owner) {
+    const stored = await readLock(s3, target.bucket, lockKey(target.prefix));
+    return stored?.record?.owner.token === owner.token ? (stored.eTag ?? '') : undefined;
+}
+/** Deletes the lock if it is still this run's; false when S3 would not delete it conditionally. */
+async function removeLock(s3, target, eTag) {
+    if (!eTag)
+        return false;
+    try {
+        await s3.send(new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__/* .DeleteObjectCommand */ .k4j({ Bucket: target.bucket, Key: lockKey(target.prefix), IfMatch: eTag }));
+        return true;
+    }
+    catch (err) {
+        // Taken over already: it is not ours to release.
+        if (lostRace(err))
+            return true;
+        // A store without conditional deletes, or no s3:DeleteObject: leave it released instead.
+        return false;
+    }
 }
 
 

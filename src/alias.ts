@@ -6,6 +6,7 @@ import { copyObject, MAX_SINGLE_COPY_BYTES, type CopyRequest } from './copy.js'
 import { DeployError, InputError } from './errors.js'
 import { objectKey } from './files.js'
 import { toInvalidationPath } from './invalidation.js'
+import { writeCondition } from './lost-race.js'
 import {
   deleteKeys,
   headObject,
@@ -431,19 +432,31 @@ async function planEntry(
   request: CopyRequest & { path: string }
 ): Promise<AliasEntry> {
   const listedObject = held.get(request.destKey)
-  if (!listedObject) return { ...request, action: 'copy', existed: false }
+  if (!listedObject) {
+    return {
+      ...request,
+      action: 'copy',
+      existed: false,
+      destCondition: writeCondition({ existed: false })
+    }
+  }
   // A different size proves different bytes without a HEAD request.
   const stored =
     listedObject.size === request.size
       ? await headObject(s3, request.bucket, request.destKey)
       : undefined
-  if (!stored) return { ...request, action: 'copy', existed: true }
+  // Replacing only the object seen: a move that another writer overtook fails instead of mixing.
+  const destCondition = writeCondition({
+    existed: true,
+    storedETag: stored?.eTag ?? listedObject.eTag
+  })
+  if (!stored) return { ...request, action: 'copy', existed: true, destCondition }
   const same =
     stored.metadata[SHA256_METADATA_KEY] !== undefined &&
     stored.contentType === request.contentType &&
     stored.cacheControl === request.cacheControl &&
     sameMetadata(stored.metadata, request.metadata)
-  return { ...request, action: same ? 'unchanged' : 'copy', existed: true }
+  return { ...request, action: same ? 'unchanged' : 'copy', existed: true, destCondition }
 }
 
 function listed(items: string[]): string {

@@ -15,3 +15,9 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
   return results
 }
+
+/** Aborts when any of the signals given does; undefined when none is. */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined)
+  return present.length > 1 ? AbortSignal.any(present) : present[0]
+}

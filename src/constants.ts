@@ -10,6 +10,7 @@ export const Inputs = {
   InvalidationPaths: 'invalidation-paths',
   WaitForInvalidation: 'wait-for-invalidation',
   WaitTimeoutMinutes: 'wait-timeout-minutes',
+  LockTimeoutMinutes: 'lock-timeout-minutes',
   MultipartThresholdMb: 'multipart-threshold-mb',
   PartSizeMb: 'part-size-mb',
   Concurrency: 'concurrency',
@@ -73,7 +74,14 @@ export const State = {
   /** JSON array of the multipart uploads started and not yet completed or aborted. */
   MultipartUploads: 'multipartUploads',
   /** 'true' once the deploy has succeeded: the post step then has nothing to do. */
-  Succeeded: 'succeeded'
+  Succeeded: 'succeeded',
+  /**
+   * 'true' once the run was cancelled (SIGINT/SIGTERM): the post step then aborts its uploads. A run
+   * that failed or was killed leaves them open, journaled in its lock, for a re-run to resume.
+   */
+  Cancelled: 'cancelled',
+  /** The main step's pid: a lock it held and could not release is removed by the post step. */
+  MainPid: 'mainPid'
 } as const
 
 /** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */

@@ -30,6 +30,11 @@ export interface CopyRequest {
   sourceETag?: string
   /** The destination's tags, URL-encoded (`k=v&…`); none when undefined. */
   tagging?: string
+  /**
+   * The destination's precondition (lost-race.ts writeCondition): created only if absent, or
+   * replacing only the object seen; none when undefined.
+   */
+  destCondition?: { IfNoneMatch?: string; IfMatch?: string }
 }
 
 export interface CopyOptions {
@@ -66,6 +71,8 @@ export function copySource(bucket: string, key: string): string {
  * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
  * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
  * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
+ * PreconditionFailed is either condition's: the source's ETag (`sourceETag`) or the
+ * destination's (`destCondition`); a caller that must know reads the destination.
  */
 export async function copyObject(
   s3: S3Client,
@@ -93,6 +100,7 @@ export async function copyObject(
         new CopyObjectCommand({
           ...headers,
           ...source,
+          ...request.destCondition,
           MetadataDirective: 'REPLACE',
           TaggingDirective: 'REPLACE'
         }),
@@ -164,7 +172,11 @@ async function copyMultipart(
   if (failure === undefined && !opts.signal?.aborted) {
     try {
       const { ETag } = await s3.send(
-        new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: parts } })
+        new CompleteMultipartUploadCommand({
+          ...upload,
+          ...request.destCondition,
+          MultipartUpload: { Parts: parts }
+        })
       )
       return { eTag: ETag, parts: count, multipart: true }
     } catch (err) {
@@ -192,7 +204,7 @@ function explainCopyError(err: unknown, action: string, bucket: string): DeployE
   }
   return new AwsError(
     explained.message,
-    'The source object changed after it was listed (its ETag no longer matches). Run the step again.',
+    'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.',
     explained.code,
     explained.httpStatus,
     { cause: err }

@@ -1,18 +1,41 @@
 import { createHash } from 'node:crypto'
 import type { Clients } from './clients.js'
-import { DeployError } from './errors.js'
+import { anySignal } from './concurrency.js'
+import {
+  ConcurrentPublishError,
+  DeployError,
+  ImmutableVersionError,
+  explainAwsError
+} from './errors.js'
 import { discoverFiles } from './files.js'
+import { hashFile, type FileHashes } from './hash.js'
 import { invalidateAndWait, planInvalidation } from './invalidation.js'
 import { loadVersion } from './alias.js'
 import { MANIFEST_FILE_NAME } from './constants.js'
+import { writeCondition } from './lost-race.js'
 import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from './manifest.js'
 import { sameFiles, writeManifest } from './manifest-store.js'
-import { planDeploy } from './plan.js'
+import {
+  abortFailureWarning,
+  abortMultipartUploads,
+  listOpenUploads,
+  type MultipartUpload
+} from './multipart-tracker.js'
+import { planDeploy, type Plan } from './plan.js'
 import { formatBytes } from './progress.js'
 import type { PreflightFinding } from './preflight.js'
+import {
+  acquireLock,
+  describeOwner,
+  lockOwner,
+  readLockHolder,
+  type HeldLock,
+  type JournaledUpload
+} from './publish-lock.js'
 import { moveAlias, type AliasMove } from './release.js'
 import { copyFiles } from './reuse.js'
 import { signPublished, type SigningReport } from './signing.js'
+import { listPrefix, type ListedObject } from './stored-objects.js'
 import { resolveTarget, type Target } from './target.js'
 import { verifyPublished, type VerifyResult, type VerifyTarget } from './verify.js'
 import { uploadFiles, type UploadOptions } from './upload.js'
@@ -20,6 +43,7 @@ import { objectUrl } from './urls.js'
 import type {
   DeployInputs,
   InvalidationOutcome,
+  LocalFile,
   Logger,
   Manifest,
   PlannedFile,
@@ -74,8 +98,9 @@ export interface DeployReport {
 /**
  * The whole deploy, in the order that keeps a failed run harmless: everything read-only and
  * validated first (files, distribution, existing keys, the hashes a decision needs), then the
- * uploads (each new file hashed just before it is sent), then the manifest (so it never lists an
- * object that is not there), then invalidation.
+ * version's lock (one publisher at a time: publish-lock.ts), then the uploads (each new file
+ * hashed just before it is sent, every write conditional), then the manifest (so it never lists
+ * an object that is not there), then invalidation, verification and the alias.
  */
 export async function deploy(
   inputs: DeployInputs,
@@ -98,141 +123,46 @@ export async function deploy(
   const total = local.reduce((sum, f) => sum + f.size, 0)
   logger.info(`Found ${local.length} file(s), ${formatBytes(total)}, under ${root}.`)
 
-  // The plan needs nothing from the target: files are hashed and the version listed while the
-  // pre-flight checks and GetDistribution are answered. The target's errors are reported first,
-  // and stop the plan.
-  const stopPlanning = new AbortController()
-  const planSignal = deps.signal
-    ? AbortSignal.any([deps.signal, stopPlanning.signal])
-    : stopPlanning.signal
-  const planning = planDeploy(clients.s3, local, inputs, {
-    logger,
-    signal: planSignal,
-    reuse: {
-      bucket: inputs.bucket,
-      versionPrefix: inputs.versionPrefix,
-      searchPrefixes: reuseSearchPrefixes(inputs),
-      logger,
-      signal: planSignal
-    }
-  })
-  // Awaited once the target is known; a target that fails first must not leave it unhandled.
-  planning.catch(() => undefined)
-  let target: Target
-  try {
-    target = await resolveTarget(inputs, clients, {
-      env: deps.env,
-      logger,
-      warn,
-      signal: deps.signal
-    })
-  } catch (err) {
-    stopPlanning.abort(err)
-    throw err
-  }
+  // Shared by a second plan, made when the version changed while this run waited for its lock.
+  const hash = sharedHashes()
+  const { plan, target } = await planWithTarget(local, inputs, clients, { ...deps, warn, hash })
   const { distribution, urlBase, preflight } = target
-
-  const plan = await planning.catch((err) => {
-    stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
-    throw err
-  })
-  const planned = plan.files.map((f) => ({ ...f, url: objectUrl(urlBase, f.key) }))
-  logPlan(planned, inputs, logger)
-  /** Every file with its SHA-256; files hashed while uploading are added once uploaded. */
-  let files: PublishedFile[] = []
-
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
-  const manifestObjectKey = manifestKey(inputs.versionPrefix)
-  const manifestExisted = plan.existing.has(manifestObjectKey)
-  const build = (published: PublishedFile[]): Manifest =>
-    buildManifest({
-      versionPrefix: inputs.versionPrefix,
-      bucket: inputs.bucket,
-      files: published,
-      metadata: inputs.metadata,
+  const decide = (current: Plan): Promise<Decisions> =>
+    decideManifestAndInvalidation(current, inputs, {
+      urlBase,
       distribution: distributionRef,
-      git: gitContextFromEnv(deps.env),
-      createdAt: new Date(now())
+      env: deps.env,
+      now
     })
-  let manifest: Manifest | null = null
-  let manifestAction: DeployReport['manifestAction'] = 'none'
-  /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
-  let replacedEarlier: string[] = []
-  if (inputs.manifest) {
-    const stored = plan.storedManifest
-    // A file still being hashed has a key the version lacks (or holds at another size), so the
-    // stored manifest cannot already describe it: the manifest is rewritten after the uploads.
-    const allHashed = planned.every((f) => f.sha256 !== undefined)
-    const current = allHashed ? build(await plan.hashed(planned)) : undefined
-    // Same files: keep the stored manifest, whose provenance is the run that published them.
-    const unchanged = stored !== undefined && current !== undefined && sameFiles(stored, current)
-    replacedEarlier = stored ? skippedSinceChanged(planned, stored) : []
-    manifest = unchanged ? stored : (current ?? null)
-    manifestAction = unchanged ? 'unchanged' : 'written'
-  }
-
-  const toInvalidate = invalidationKeys(
-    planned,
-    inputs,
-    manifestAction === 'written' && manifestExisted,
-    replacedEarlier
-  )
-  const keysUnderPrefix = [...new Set([...plan.existing.keys(), ...planned.map((f) => f.key)])]
-  if (inputs.manifest) keysUnderPrefix.push(manifestObjectKey)
-  const paths = inputs.distributionId
-    ? planInvalidation({
-        keys: toInvalidate.keys,
-        keysUnderPrefix: [...new Set(keysUnderPrefix)],
-        extraPaths: inputs.invalidationPaths
-      })
-    : []
-  const invalidation: InvalidationOutcome = {
-    reason: inputs.distributionId
-      ? toInvalidate.reason
-      : 'No distribution-id given, so there is nothing to invalidate.',
-    paths,
-    ids: [],
-    status: 'none',
-    waitedMs: 0
-  }
-
-  let alias: AliasMove | undefined
-  let signing: SigningReport | undefined
   const releaseDeps = { logger, sleep: deps.sleep, env: deps.env, now, signal: deps.signal, warn }
-  const manifestTarget = (m: Manifest): VerifyTarget => {
-    const body = serializeManifest(m)
-    return {
-      relativePath: MANIFEST_FILE_NAME,
-      url: objectUrl(urlBase, manifestObjectKey),
-      size: Buffer.byteLength(body),
-      sha256: createHash('sha256').update(body).digest('hex')
-    }
-  }
-  const report = (bytesUploaded: number, bytesCopied = 0): DeployReport => ({
+  const report = (d: Decisions, files: PublishedFile[], extra: Partial<DeployReport> = {}) => ({
     versionPrefix: inputs.versionPrefix,
     bucket: inputs.bucket,
     dryRun: inputs.dryRun,
     root,
     files,
-    manifest,
-    manifestUrl: manifest ? objectUrl(urlBase, manifestObjectKey) : '',
-    manifestAction,
-    invalidation,
-    bytesUploaded,
-    bytesCopied,
+    manifest: d.manifest,
+    manifestUrl: d.manifest ? objectUrl(urlBase, d.manifestKey) : '',
+    manifestAction: d.manifestAction,
+    invalidation: d.invalidation,
+    bytesUploaded: 0,
+    bytesCopied: 0,
     durationMs: now() - started,
     distribution: distributionRef,
     warnings,
     preflight,
-    alias,
-    signing
+    ...extra
   })
 
   if (inputs.dryRun) {
+    const decided = await decide(plan)
+    logPlan(decided.planned, inputs, logger)
     // A dry run reads every file's SHA-256 in the plan.
-    files = await plan.hashed(planned)
-    if (inputs.alias && manifest) {
-      const version = { versionPrefix: inputs.versionPrefix, manifest }
+    const files = await plan.hashed(decided.planned)
+    let alias: AliasMove | undefined
+    if (inputs.alias && decided.manifest) {
+      const version = { versionPrefix: inputs.versionPrefix, manifest: decided.manifest }
       alias = await moveAlias(
         clients,
         { ...inputs, alias: inputs.alias },
@@ -241,46 +171,23 @@ export async function deploy(
         releaseDeps
       )
     }
+    const { manifestAction, manifest, invalidation } = decided
+    const paths = invalidation.paths
     logger.info(
-      `Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${manifestObjectKey}` +
+      `Dry run: would ${manifestAction === 'written' ? 'write' : 'keep'} ${decided.manifestKey}` +
         `${manifest ? '' : ' (manifest disabled)'} and invalidate ${paths.length} path(s)${paths.length ? `: ${paths.join(' ')}` : ''}. Nothing was changed.`
     )
-    return report(0)
+    return report(decided, files, { alias })
   }
 
-  let transferred: Awaited<ReturnType<typeof copyAndUpload>>
-  try {
-    transferred = await copyAndUpload(clients.s3, planned, inputs, {
-      ...deps,
-      hashesOf: plan.hashesOf
-    })
-  } catch (err) {
-    plan.stopHashing(err)
-    throw err
-  }
-  const { bytesUploaded, bytesCopied } = transferred
-  // Every hash was read before its file was sent.
-  files = await plan.hashed(planned)
-
-  // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
-  stopIfCancelled(deps.signal, 'after every file was uploaded: the manifest was not written')
-  if (inputs.manifest && manifestAction === 'written') {
-    manifest ??= build(files)
-    await writeManifest(
-      clients.s3,
-      inputs.bucket,
-      manifestObjectKey,
-      serializeManifest(manifest),
-      deps.objectTagging
-    )
-    logger.info(`Wrote s3://${inputs.bucket}/${manifestObjectKey}.`)
-  }
-
-  if (inputs.distributionId && paths.length > 0) {
+  const published = await publishLocked(plan, decide, inputs, clients, { ...deps, hash, warn })
+  const { decided, files } = published
+  const { invalidation, manifest } = decided
+  if (inputs.distributionId && invalidation.paths.length > 0) {
     stopIfCancelled(
       deps.signal,
       `after publishing the files${manifest ? ' and the manifest' : ''}, before invalidating ` +
-        `${paths.length} path(s): edge caches may serve their old bytes until they expire`
+        `${invalidation.paths.length} path(s): edge caches may serve their old bytes until they expire`
     )
     await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
       env: deps.env,
@@ -292,10 +199,13 @@ export async function deploy(
       warn
     })
   }
-  const targets: VerifyTarget[] = [...files, ...(manifest ? [manifestTarget(manifest)] : [])]
-  if (inputs.signing) {
-    signing = signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
-  }
+  const targets: VerifyTarget[] = [
+    ...files,
+    ...(manifest ? [manifestTarget(manifest, objectUrl(urlBase, decided.manifestKey))] : [])
+  ]
+  const signing = inputs.signing
+    ? signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, now())
+    : undefined
   const verification = await verifyDeployed(targets, inputs, {
     logger,
     warn,
@@ -306,6 +216,7 @@ export async function deploy(
   })
 
   // Verified first: an alias must never move to a version that does not serve what was uploaded.
+  let alias: AliasMove | undefined
   if (inputs.alias && verification?.verified !== false) {
     stopIfCancelled(
       deps.signal,
@@ -328,7 +239,425 @@ export async function deploy(
   } else if (inputs.alias) {
     warn(`Alias ${inputs.alias} was not moved: ${inputs.versionPrefix} failed verification.`)
   }
-  return { ...report(bytesUploaded, bytesCopied), verification }
+  return {
+    ...report(decided, files, { alias, signing, verification }),
+    bytesUploaded: published.bytesUploaded,
+    bytesCopied: published.bytesCopied
+  }
+}
+
+type PlanDeps = DeployDeps & { warn: (message: string) => void; hash: typeof hashFile }
+
+/**
+ * Plans (hashing, listing the version) while the pre-flight checks and GetDistribution are
+ * answered: the plan needs nothing from the target. The target's errors are reported first, and
+ * stop the plan.
+ */
+async function planWithTarget(
+  local: LocalFile[],
+  inputs: DeployInputs,
+  clients: Clients,
+  deps: PlanDeps
+): Promise<{ plan: Plan; target: Target }> {
+  const stopPlanning = new AbortController()
+  const planning = planVersion(local, inputs, clients.s3, deps, stopPlanning.signal)
+  // Awaited once the target is known; a target that fails first must not leave it unhandled.
+  planning.catch(() => undefined)
+  let target: Target
+  try {
+    target = await resolveTarget(inputs, clients, {
+      env: deps.env,
+      logger: deps.logger,
+      warn: deps.warn,
+      signal: deps.signal
+    })
+  } catch (err) {
+    stopPlanning.abort(err)
+    throw err
+  }
+  const plan = await planning.catch(async (err: unknown) => {
+    stopIfCancelled(deps.signal, 'while hashing and checking existing keys: nothing was uploaded')
+    throw await withLockHolder(err, clients.s3, inputs)
+  })
+  return { plan, target }
+}
+
+function planVersion(
+  local: LocalFile[],
+  inputs: DeployInputs,
+  s3: Clients['s3'],
+  deps: PlanDeps,
+  stop?: AbortSignal
+): Promise<Plan> {
+  const signal = anySignal(deps.signal, stop)
+  return planDeploy(s3, local, inputs, {
+    logger: deps.logger,
+    signal,
+    hash: deps.hash,
+    reuse: {
+      bucket: inputs.bucket,
+      versionPrefix: inputs.versionPrefix,
+      searchPrefixes: reuseSearchPrefixes(inputs),
+      logger: deps.logger,
+      signal
+    }
+  })
+}
+
+/**
+ * An immutability error found while another run holds the version's lock says so: that run is
+ * publishing other bytes under the same version prefix.
+ */
+async function withLockHolder(
+  err: unknown,
+  s3: Clients['s3'],
+  inputs: Pick<DeployInputs, 'bucket' | 'versionPrefix'>
+): Promise<unknown> {
+  if (!(err instanceof ImmutableVersionError) || err instanceof ConcurrentPublishError) return err
+  const holder = await readLockHolder(s3, inputs.bucket, inputs.versionPrefix).catch(
+    () => undefined
+  )
+  if (!holder) return err
+  return new ConcurrentPublishError(
+    `Another run (${describeOwner(holder)}) is publishing ${inputs.versionPrefix} with different bytes. ${err.message}`,
+    err.hint,
+    { cause: err }
+  )
+}
+
+/** SHA-256s read once per file and part size, though two plans may ask for them. */
+function sharedHashes(): typeof hashFile {
+  const started = new Map<string, Promise<FileHashes>>()
+  return (path, opts = {}) => {
+    const key = `${opts.partSize ?? 0}:${path}`
+    let hashes = started.get(key)
+    if (!hashes) {
+      hashes = hashFile(path, opts)
+      started.set(key, hashes)
+      // A cancelled or failed read is not kept: a later plan reads the file again.
+      hashes.catch(() => started.delete(key))
+    }
+    return hashes
+  }
+}
+
+/** What the manifest and the invalidation will be, decided from the plan before any write. */
+interface Decisions {
+  /** The plan's files, with their URLs. */
+  planned: (PlannedFile & { url: string })[]
+  manifestKey: string
+  manifest: Manifest | null
+  manifestAction: DeployReport['manifestAction']
+  /** The stored manifest's ETag, when there is one: a rewrite replaces only it. */
+  manifestETag?: string
+  /** Builds the manifest from the files once their hashes are all read. */
+  build(published: PublishedFile[]): Manifest
+  invalidation: InvalidationOutcome
+}
+
+async function decideManifestAndInvalidation(
+  plan: Plan,
+  inputs: DeployInputs,
+  ctx: {
+    urlBase: string
+    distribution: { id: string; domain: string } | null
+    env: NodeJS.ProcessEnv
+    now: () => number
+  }
+): Promise<Decisions> {
+  const planned = plan.files.map((f) => ({ ...f, url: objectUrl(ctx.urlBase, f.key) }))
+  const key = manifestKey(inputs.versionPrefix)
+  const build = (published: PublishedFile[]): Manifest =>
+    buildManifest({
+      versionPrefix: inputs.versionPrefix,
+      bucket: inputs.bucket,
+      files: published,
+      metadata: inputs.metadata,
+      distribution: ctx.distribution,
+      git: gitContextFromEnv(ctx.env),
+      createdAt: new Date(ctx.now())
+    })
+  let manifest: Manifest | null = null
+  let manifestAction: DeployReport['manifestAction'] = 'none'
+  /** Keys an earlier run overwrote but never finished publishing (and so never invalidated). */
+  let replacedEarlier: string[] = []
+  if (inputs.manifest) {
+    const stored = plan.storedManifest
+    // A file still being hashed has a key the version lacks (or holds at another size), so the
+    // stored manifest cannot already describe it: the manifest is rewritten after the uploads.
+    const allHashed = planned.every((f) => f.sha256 !== undefined)
+    const current = allHashed ? build(await plan.hashed(planned)) : undefined
+    // Same files: keep the stored manifest, whose provenance is the run that published them.
+    const unchanged = stored !== undefined && current !== undefined && sameFiles(stored, current)
+    replacedEarlier = stored ? skippedSinceChanged(planned, stored) : []
+    manifest = unchanged ? stored : (current ?? null)
+    manifestAction = unchanged ? 'unchanged' : 'written'
+  }
+  const storedManifest = plan.existing.get(key)
+  const toInvalidate = invalidationKeys(
+    planned,
+    inputs,
+    manifestAction === 'written' && storedManifest !== undefined,
+    replacedEarlier
+  )
+  const keysUnderPrefix = new Set([...plan.existing.keys(), ...planned.map((f) => f.key)])
+  if (inputs.manifest) keysUnderPrefix.add(key)
+  const paths = inputs.distributionId
+    ? planInvalidation({
+        keys: toInvalidate.keys,
+        keysUnderPrefix: [...keysUnderPrefix],
+        extraPaths: inputs.invalidationPaths
+      })
+    : []
+  return {
+    planned,
+    manifestKey: key,
+    manifest,
+    manifestAction,
+    manifestETag: storedManifest?.eTag,
+    build,
+    invalidation: {
+      reason: inputs.distributionId
+        ? toInvalidate.reason
+        : 'No distribution-id given, so there is nothing to invalidate.',
+      paths,
+      ids: [],
+      status: 'none',
+      waitedMs: 0
+    }
+  }
+}
+
+interface Published {
+  decided: Decisions
+  /** Every file with its SHA-256. */
+  files: PublishedFile[]
+  bytesUploaded: number
+  bytesCopied: number
+}
+
+/**
+ * Takes the version's lock, plans again if the version changed since it was planned (another run
+ * published to it meanwhile), then writes: files, then the manifest. The lock is released after
+ * the manifest, also when the run fails (journaling the uploads a re-run resumes). A plan with
+ * nothing to write (every file in place, the manifest unchanged) takes no lock: it only read.
+ */
+async function publishLocked(
+  firstPlan: Plan,
+  decide: (plan: Plan) => Promise<Decisions>,
+  inputs: DeployInputs,
+  clients: Clients,
+  deps: PlanDeps
+): Promise<Published> {
+  const { s3 } = clients
+  const now = deps.now ?? Date.now
+  const first = await decide(firstPlan)
+  if (nothingToWrite(first)) {
+    logPlan(first.planned, inputs, deps.logger)
+    const files = await firstPlan.hashed(first.planned)
+    return { decided: first, files, bytesUploaded: 0, bytesCopied: 0 }
+  }
+  const lock = await acquireLock(
+    s3,
+    {
+      bucket: inputs.bucket,
+      prefix: inputs.versionPrefix,
+      purpose: 'publish',
+      tagging: deps.objectTagging
+    },
+    {
+      owner: lockOwner(deps.env, now),
+      logger: deps.logger,
+      sleep: deps.sleep,
+      now,
+      signal: deps.signal,
+      timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    }
+  ).catch((err: unknown) => {
+    firstPlan.stopHashing(err)
+    throw err
+  })
+  let plan = firstPlan
+  try {
+    plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps)
+    const decided = plan === firstPlan ? first : await decide(plan)
+    const published = await writeVersion(plan, decided, lock, inputs, s3, deps)
+    await lock.release('succeeded')
+    return published
+  } catch (err) {
+    plan.stopHashing(err)
+    await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
+    // Uploads stopped because another run took the lock over: that is the news.
+    throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err
+  } finally {
+    if (plan !== firstPlan) firstPlan.stopHashing(new Error('Planned again.'))
+  }
+}
+
+function nothingToWrite(decided: Decisions): boolean {
+  return decided.planned.every((f) => f.action === 'skip') && decided.manifestAction !== 'written'
+}
+
+/**
+ * The plan still holds when the version lists as it did; otherwise another run published to it
+ * between the plan and the lock, and the files are planned again against what it left.
+ */
+async function planAgainIfChanged(
+  plan: Plan,
+  lock: HeldLock,
+  inputs: DeployInputs,
+  s3: Clients['s3'],
+  deps: PlanDeps
+): Promise<Plan> {
+  const now = await listPrefix(s3, inputs.bucket, inputs.versionPrefix, deps.signal)
+  if (sameListing(plan.existing, now)) return plan
+  const who = lock.waitedFor ? `another run (${describeOwner(lock.waitedFor)})` : 'another run'
+  deps.logger.info(
+    `${inputs.versionPrefix}/ changed after this run planned it: ${who} published to it. Planning again.`
+  )
+  const local = plan.files.map(({ absolutePath, relativePath, size }) => ({
+    absolutePath,
+    relativePath,
+    size
+  }))
+  try {
+    return await planVersion(local, inputs, s3, deps)
+  } catch (err) {
+    if (!(err instanceof ImmutableVersionError)) throw err
+    throw new ConcurrentPublishError(
+      `${who[0].toUpperCase()}${who.slice(1)} published ${inputs.versionPrefix} while this run waited to: ${err.message}`,
+      err.hint,
+      { cause: err }
+    )
+  }
+}
+
+function sameListing(a: Map<string, ListedObject>, b: Map<string, ListedObject>): boolean {
+  if (a.size !== b.size) return false
+  for (const [key, object] of a) {
+    const other = b.get(key)
+    if (!other || other.size !== object.size || other.eTag !== object.eTag) return false
+  }
+  return true
+}
+
+/** The files (copied and uploaded at once), then the manifest; leftovers of a dead run aborted. */
+async function writeVersion(
+  plan: Plan,
+  decided: Decisions,
+  lock: HeldLock,
+  inputs: DeployInputs,
+  s3: Clients['s3'],
+  deps: PlanDeps
+): Promise<Published> {
+  logPlan(decided.planned, inputs, deps.logger)
+  const signal = anySignal(deps.signal, lock.lost)!
+  const leftovers = await earlierUploads(lock, inputs, s3, deps.logger)
+  const transferred = await copyAndUpload(s3, decided.planned, inputs, {
+    ...deps,
+    signal,
+    hashesOf: plan.hashesOf,
+    journal: {
+      resumable: leftovers.resumable,
+      started: (upload) => lock.started(upload),
+      ended: (uploadId) => {
+        leftovers.ended.add(uploadId)
+        lock.ended(uploadId)
+      },
+      keepFailed: () => !deps.signal?.aborted
+    }
+  })
+  for (const file of decided.planned) {
+    if (transferred.alreadyThere.has(file.key)) Object.assign(file, { action: 'skip' })
+  }
+  await leftovers.abortUnused(decided.planned)
+  // Every hash was read before its file was sent.
+  const files = await plan.hashed(decided.planned)
+
+  // uploadFiles rejects once cancelled already; the manifest's guarantee is kept here too.
+  stopIfCancelled(signal, 'after every file was uploaded: the manifest was not written')
+  if (inputs.manifest && decided.manifestAction === 'written') {
+    decided.manifest ??= decided.build(files)
+    const outcome = await writeManifest(
+      s3,
+      inputs.bucket,
+      decided.manifestKey,
+      serializeManifest(decided.manifest),
+      {
+        tagging: deps.objectTagging,
+        condition: writeCondition({
+          existed: plan.existing.has(decided.manifestKey),
+          storedETag: decided.manifestETag
+        })
+      }
+    )
+    if (outcome === 'unchanged') decided.manifestAction = 'unchanged'
+    else deps.logger.info(`Wrote s3://${inputs.bucket}/${decided.manifestKey}.`)
+  }
+  return {
+    decided,
+    files,
+    bytesUploaded: transferred.bytesUploaded,
+    bytesCopied: transferred.bytesCopied
+  }
+}
+
+/**
+ * The multipart uploads an earlier holder of the lock (a dead or failed run) journaled and left
+ * open: resumable when the same file is uploaded again; those of files this run published by
+ * other means are aborted once the files are in place, so none is left open.
+ */
+async function earlierUploads(
+  lock: HeldLock,
+  inputs: Pick<DeployInputs, 'bucket' | 'versionPrefix'>,
+  s3: Clients['s3'],
+  logger: Logger
+): Promise<{
+  resumable: (key: string) => JournaledUpload | undefined
+  ended: Set<string>
+  abortUnused: (files: PlannedFile[]) => Promise<void>
+}> {
+  const journaled = lock.previous?.uploads ?? []
+  const ended = new Set<string>()
+  if (journaled.length === 0) {
+    return { resumable: () => undefined, ended, abortUnused: async () => undefined }
+  }
+  let open: MultipartUpload[] = []
+  try {
+    open = await listOpenUploads(s3, inputs.bucket, `${inputs.versionPrefix}/`)
+  } catch (err) {
+    logger.warning(
+      `Could not list the multipart uploads an earlier run left open under ${inputs.versionPrefix}/, so none is resumed: ` +
+        explainAwsError(err, { action: 'listing multipart uploads', bucket: inputs.bucket }).message
+    )
+  }
+  const openIds = new Set(open.map((u) => u.UploadId))
+  for (const upload of journaled) if (!openIds.has(upload.uploadId)) lock.ended(upload.uploadId)
+  return {
+    resumable: (key) => journaled.find((u) => u.key === key && openIds.has(u.uploadId)),
+    ended,
+    abortUnused: async (files) => {
+      const keys = new Set(files.map((f) => f.key))
+      const unused = open.filter((u) => keys.has(u.Key) && !ended.has(u.UploadId))
+      if (unused.length === 0) return
+      const outcome = await abortMultipartUploads(s3, unused)
+      for (const f of outcome.failed) logger.warning(abortFailureWarning(f))
+      for (const u of [...outcome.aborted, ...outcome.gone]) lock.ended(u.UploadId)
+      logger.info(
+        `Aborted ${outcome.aborted.length} multipart upload(s) an earlier run left open for files now in place.`
+      )
+    }
+  }
+}
+
+function manifestTarget(m: Manifest, url: string): VerifyTarget {
+  const body = serializeManifest(m)
+  return {
+    relativePath: MANIFEST_FILE_NAME,
+    url,
+    size: Buffer.byteLength(body),
+    sha256: createHash('sha256').update(body).digest('hex')
+  }
 }
 
 /**
@@ -341,8 +670,9 @@ async function copyAndUpload(
   s3: Clients['s3'],
   files: PlannedFile[],
   inputs: DeployInputs,
-  deps: Pick<DeployDeps, 'logger' | 'signal' | 'objectTagging'> & Pick<UploadOptions, 'hashesOf'>
-): Promise<{ bytesUploaded: number; bytesCopied: number }> {
+  deps: Pick<DeployDeps, 'logger' | 'signal' | 'objectTagging'> &
+    Pick<UploadOptions, 'hashesOf' | 'journal'>
+): Promise<{ bytesUploaded: number; bytesCopied: number; alreadyThere: Set<string> }> {
   const failed = new AbortController()
   const signal = deps.signal ? AbortSignal.any([deps.signal, failed.signal]) : failed.signal
   let failure: unknown
@@ -354,6 +684,7 @@ async function copyAndUpload(
     })
   const headers = {
     bucket: inputs.bucket,
+    versionPrefix: inputs.versionPrefix,
     cacheControl: inputs.cacheControl,
     metadata: inputs.metadata,
     tagging: deps.objectTagging,
@@ -364,7 +695,8 @@ async function copyAndUpload(
   const uploadOptions = {
     ...headers,
     multipartThresholdBytes: inputs.multipartThresholdBytes,
-    hashesOf: deps.hashesOf
+    hashesOf: deps.hashesOf,
+    journal: deps.journal
   }
   const [copied, uploaded] = await Promise.allSettled([
     cancelOnFailure(copyFiles(s3, files, { ...headers, signal })),
@@ -373,13 +705,15 @@ async function copyAndUpload(
   if (copied.status === 'rejected' || uploaded.status === 'rejected') throw failure
   const { bytesCopied, fallBack } = copied.value
   let { bytesUploaded } = uploaded.value
+  const alreadyThere = new Set([...copied.value.alreadyThere, ...uploaded.value.alreadyThere])
   if (fallBack.length > 0) {
     const again = files.filter((f) => fallBack.some((fb) => fb.key === f.key))
     for (const file of again) Object.assign(file, { action: 'upload', copyFrom: undefined })
-    bytesUploaded += (await uploadFiles(s3, again, { ...uploadOptions, signal: deps.signal }))
-      .bytesUploaded
+    const more = await uploadFiles(s3, again, { ...uploadOptions, signal: deps.signal })
+    bytesUploaded += more.bytesUploaded
+    for (const key of more.alreadyThere) alreadyThere.add(key)
   }
-  return { bytesUploaded, bytesCopied }
+  return { bytesUploaded, bytesCopied, alreadyThere }
 }
 
 /**

@@ -21,6 +21,12 @@ export class InputError extends DeployError {}
 /** A key already holds different bytes and `overwrite` is false. */
 export class ImmutableVersionError extends DeployError {}
 
+/**
+ * Another run wrote a key of this version (or alias) between this run's plan and its write, with
+ * other bytes: a conditional write (`If-None-Match` / `If-Match`) lost the race.
+ */
+export class ConcurrentPublishError extends ImmutableVersionError {}
+
 /** An AWS call failed; the message names the operation, the target and what AWS said. */
 export class AwsError extends DeployError {
   constructor(

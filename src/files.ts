@@ -2,6 +2,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import * as glob from '@actions/glob'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES } from './constants.js'
+import { LOCK_FILE_NAME } from './publish-lock.js'
 import { InputError } from './errors.js'
 import { isInside } from './inputs.js'
 import type { LocalFile } from './types.js'
@@ -138,6 +139,11 @@ export function checkKeys(
       )
     } else {
       seen.set(folded, relativePath)
+    }
+    if (relativePath === LOCK_FILE_NAME) {
+      problems.push(
+        `${relativePath} is the name of the lock this action keeps at ${versionPrefix}/${LOCK_FILE_NAME} while it publishes; rename it.`
+      )
     }
     if (opts.manifest && relativePath === MANIFEST_FILE_NAME) {
       problems.push(

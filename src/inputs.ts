@@ -228,6 +228,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
     invalidationPaths,
     waitForInvalidation: bool(Inputs.WaitForInvalidation, true),
     waitTimeoutMinutes: num(Inputs.WaitTimeoutMinutes, 15, 0, 360, ' minutes') ?? 15,
+    lockTimeoutMinutes: num(Inputs.LockTimeoutMinutes, 60, 0, 360, ' minutes') ?? 60,
     multipartThresholdBytes: Math.round((multipartThresholdMb ?? 16) * MiB),
     partSizeBytes: partSizeMb === undefined ? undefined : Math.round(partSizeMb * MiB),
     concurrency: concurrency ?? 8,

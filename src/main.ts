@@ -29,6 +29,8 @@ export async function run(): Promise<void> {
     const uploads = prepareCleanup(inputs, clients.s3, startedAt)
     cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow })
     const { signal, sleep } = cancellation
+    // A cancelled run's uploads are aborted by the post step too; a failed run's are resumed.
+    signal.addEventListener('abort', () => core.saveState(State.Cancelled, 'true'), { once: true })
     const outcome = await runMode(inputs, clients, {
       logger,
       sleep,

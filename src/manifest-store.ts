@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { SHA256_METADATA_KEY } from './constants.js'
-import { explainAwsError } from './errors.js'
+import { ConcurrentPublishError, explainAwsError } from './errors.js'
+import { lostRace } from './publish-lock.js'
 import type { Manifest } from './types.js'
 
 /**
@@ -41,14 +42,22 @@ export function sameFiles(stored: Manifest, next: Manifest): boolean {
   )
 }
 
+/**
+ * Writes the manifest, conditionally: created only if absent, or replacing only the stored one
+ * the plan read. When another run wrote it meanwhile, it is read again: the same files mean
+ * 'unchanged' (that run published the same version); different ones fail the run.
+ */
 export async function writeManifest(
   s3: S3Client,
   bucket: string,
   key: string,
   body: string,
-  /** Object tags, URL-encoded, e.g. a preview's (so its manifest expires with its files). */
-  tagging?: string
-): Promise<void> {
+  opts: {
+    /** Object tags, URL-encoded, e.g. a preview's (so its manifest expires with its files). */
+    tagging?: string
+    condition?: { IfNoneMatch?: string; IfMatch?: string }
+  } = {}
+): Promise<'written' | 'unchanged'> {
   const sha256 = createHash('sha256').update(body).digest('hex')
   try {
     await s3.send(
@@ -59,10 +68,24 @@ export async function writeManifest(
         ContentType: 'application/json',
         CacheControl: MANIFEST_CACHE_CONTROL,
         Metadata: { [SHA256_METADATA_KEY]: sha256 },
-        ...(tagging ? { Tagging: tagging } : {})
+        ...opts.condition,
+        ...(opts.tagging ? { Tagging: opts.tagging } : {})
       })
     )
+    return 'written'
   } catch (err) {
-    throw explainAwsError(err, { action: `writing the manifest to s3://${bucket}/${key}`, bucket })
+    if (!lostRace(err)) {
+      throw explainAwsError(err, {
+        action: `writing the manifest to s3://${bucket}/${key}`,
+        bucket
+      })
+    }
   }
+  const stored = await readStoredManifest(s3, bucket, key).catch(() => undefined)
+  if (stored && sameFiles(stored, JSON.parse(body) as Manifest)) return 'unchanged'
+  throw new ConcurrentPublishError(
+    `Another run wrote s3://${bucket}/${key} while this run was publishing ${key.slice(0, key.lastIndexOf('/'))}, ` +
+      'listing other files; it was kept and this run stopped.',
+    'Two runs published one version at once. Publish different files under a new `version-prefix`.'
+  )
 }

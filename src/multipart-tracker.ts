@@ -1,5 +1,6 @@
 import {
   AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
   type S3Client,
   type ServiceInputTypes,
   type ServiceOutputTypes
@@ -139,4 +140,34 @@ export function abortFailureWarning({ upload, error }: AbortFailure): string {
 /** `s3://bucket/key (upload id …)`, for the log. */
 export function describeUpload(upload: MultipartUpload): string {
   return `${s3Uri(upload)} (upload id ${upload.UploadId})`
+}
+
+/**
+ * The multipart uploads open under `prefix` (all pages), initiated since `since` when given. S3
+ * reports `Initiated` to the second, so the comparison is too.
+ */
+export async function listOpenUploads(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  since?: Date
+): Promise<MultipartUpload[]> {
+  const from = since ? Math.floor(since.getTime() / 1000) * 1000 : -Infinity
+  const found: MultipartUpload[] = []
+  let KeyMarker: string | undefined
+  let UploadIdMarker: string | undefined
+  do {
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker })
+    )
+    for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+      // The prefix again: an S3-compatible store may ignore it.
+      if (Key?.startsWith(prefix) && UploadId && (Initiated?.getTime() ?? 0) >= from) {
+        found.push({ Bucket: bucket, Key, UploadId })
+      }
+    }
+    KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
+    UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
+  } while (KeyMarker)
+  return found
 }

@@ -1,7 +1,6 @@
 import { access, constants } from 'node:fs/promises'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from './concurrency.js'
-import { SHA256_METADATA_KEY } from './constants.js'
 import { contentTypeFor } from './content-type.js'
 import { DeployError, ImmutableVersionError } from './errors.js'
 import { checkKeys, objectKey } from './files.js'
@@ -11,7 +10,7 @@ import { manifestKey } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
 import { multipartPartSize } from './part-size.js'
 import { findReusableObjects, listReuseCandidates, type ReuseSearch } from './reuse.js'
-import { headObject, listPrefix, sameMetadata, type StoredObject } from './stored-objects.js'
+import { headObject, listPrefix, objectDifference, type ListedObject } from './stored-objects.js'
 import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from './types.js'
 
 /** HEAD requests at once when checking existing keys. */
@@ -42,8 +41,8 @@ export type PlanInputs = Pick<
 export interface Plan {
   /** Each file's action: skip (the key holds its bytes), copy (another key does) or upload. */
   files: PlannedFile[]
-  /** Size of every object under `<version-prefix>/` before this run, by key. */
-  existing: Map<string, number>
+  /** Size and ETag of every object under `<version-prefix>/` before this run, by key. */
+  existing: Map<string, ListedObject>
   /** The version's manifest as stored before this run, when `manifest` is on and there is one. */
   storedManifest?: Manifest
   /**
@@ -118,13 +117,12 @@ export async function planDeploy(
   }
 
   const readAndHash = async () => {
-    const objects = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
-    const existing = new Map([...objects].map(([key, o]) => [key, o.size]))
+    const existing = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
     // Only keys of the file's size are read: a different size proves different bytes.
-    const sameSize = [...local.keys()].filter((i) => existing.get(keys[i]) === local[i].size)
+    const sameSize = [...local.keys()].filter((i) => existing.get(keys[i])?.size === local[i].size)
     need(sameSize)
     const manifestObjectKey = manifestKey(inputs.versionPrefix)
-    const likelyNew = local.filter((_, i) => existing.get(keys[i]) !== local[i].size)
+    const likelyNew = local.filter((_, i) => existing.get(keys[i])?.size !== local[i].size)
     const [stored, storedManifest, candidates] = await Promise.all([
       mapLimit(sameSize, HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
       inputs.manifest && existing.has(manifestObjectKey)
@@ -181,15 +179,22 @@ export async function planDeploy(
     const sha256 = known.get(i)?.sha256
     const key = keys[i]
     const contentType = contentTypeFor(file.relativePath, inputs.contentType)
-    const storedSize = existing.get(key)
+    const storedSize = existing.get(key)?.size
     const storedObject = stored.get(i)
     // Not listed, or gone by the time of the HEAD: a new key.
     if (storedSize === undefined || (storedSize === file.size && !storedObject))
       return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+    // The HEAD's ETag is the newer, when there was one.
+    const storedETag = storedObject?.eTag ?? existing.get(key)?.eTag
     const difference =
       storedSize !== file.size
         ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
-        : describeDifference(storedObject!, { sha256: sha256!, contentType }, inputs)
+        : objectDifference(storedObject!, {
+            sha256: sha256!,
+            contentType,
+            cacheControl: inputs.cacheControl,
+            metadata: inputs.metadata
+          })
     if (difference) differences.set(key, difference)
     return {
       ...file,
@@ -197,7 +202,8 @@ export async function planDeploy(
       sha256,
       contentType,
       action: difference ? 'upload' : 'skip',
-      existed: true
+      existed: true,
+      storedETag
     }
   })
 
@@ -231,35 +237,6 @@ export async function planDeploy(
       ),
     stopHashing: (reason) => hashes.stop(reason)
   }
-}
-
-/**
- * Why the stored object, of the file's size, is not what this run would write, or undefined when
- * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
- * describing something S3 does not hold.
- */
-function describeDifference(
-  stored: StoredObject,
-  local: { sha256: string; contentType: string },
-  inputs: Pick<PlanInputs, 'cacheControl' | 'metadata'>
-): string | undefined {
-  if (stored.sha256 === undefined) {
-    return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared'
-  }
-  if (stored.sha256 !== local.sha256) return 'different bytes: SHA-256 differs'
-  const changed: string[] = []
-  if (stored.contentType !== local.contentType) {
-    changed.push(`content-type ${stored.contentType ?? '(none)'} → ${local.contentType}`)
-  }
-  if (stored.cacheControl !== inputs.cacheControl) {
-    changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${inputs.cacheControl}`)
-  }
-  const storedMeta = { ...stored.metadata }
-  delete storedMeta[SHA256_METADATA_KEY]
-  if (!sameMetadata(storedMeta, inputs.metadata)) {
-    changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(inputs.metadata)}`)
-  }
-  return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined
 }
 
 async function checkReadable(file: LocalFile): Promise<void> {

@@ -1,5 +1,6 @@
+import { hostname } from 'node:os'
 import * as core from '@actions/core'
-import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { createClients } from './clients.js'
 import { State } from './constants.js'
 import { explainAwsError, failureMessage } from './errors.js'
@@ -8,10 +9,12 @@ import {
   abortMultipartUploads,
   describeUpload,
   LIFECYCLE_ADVICE,
+  listOpenUploads,
   trackMultipartUploads,
   type MultipartTracker,
   type MultipartUpload
 } from './multipart-tracker.js'
+import { lockKey, removeLockOf } from './publish-lock.js'
 import { maskCredentials } from './secrets.js'
 import type { DeployInputs, Logger } from './types.js'
 
@@ -25,6 +28,10 @@ export interface CleanupState {
   /** The multipart uploads open when the main step last saved them. */
   uploads: MultipartUpload[]
   succeeded: boolean
+  /** The run was cancelled (SIGINT/SIGTERM), rather than failed or killed. */
+  cancelled: boolean
+  /** The main step's process, which held the version's lock. */
+  mainPid?: number
 }
 
 /**
@@ -41,6 +48,7 @@ export function prepareCleanup(
   core.saveState(State.Region, inputs.region)
   core.saveState(State.EndpointUrl, inputs.endpointUrl ?? '')
   core.saveState(State.StartedAt, startedAt.toISOString())
+  core.saveState(State.MainPid, String(process.pid))
   return trackMultipartUploads(s3, (open) =>
     core.saveState(State.MultipartUploads, JSON.stringify(open))
   )
@@ -59,14 +67,18 @@ export function readCleanupState(getState: (name: string) => string): CleanupSta
     endpointUrl: getState(State.EndpointUrl) || undefined,
     startedAt,
     uploads: uploads ? (JSON.parse(uploads) as MultipartUpload[]) : [],
-    succeeded: getState(State.Succeeded) === 'true'
+    succeeded: getState(State.Succeeded) === 'true',
+    cancelled: getState(State.Cancelled) === 'true',
+    mainPid: Number(getState(State.MainPid)) || undefined
   }
 }
 
 /**
- * The post step (`post-if: always()`): after a failed, cancelled or killed main step, aborts
- * every multipart upload this run left open. It never fails the job: what it cannot abort, it
- * warns about.
+ * The post step (`post-if: always()`): after a cancelled main step, aborts every multipart upload
+ * the run left open. After a failed or killed one it leaves them: they are journaled in the
+ * version's lock, and a re-run of the same files resumes them instead of sending every part
+ * again (a lifecycle rule removes those nobody resumes). It never fails the job: what it cannot
+ * abort, it warns about.
  */
 export async function runPost(): Promise<void> {
   maskCredentials(process.env, core.setSecret)
@@ -81,6 +93,16 @@ export async function runPost(): Promise<void> {
       logger.info('Nothing to clean up: the deploy succeeded.')
       return
     }
+    if (!state.cancelled) {
+      logger.info(
+        state.uploads.length > 0
+          ? `Left ${state.uploads.length} multipart upload(s) open under s3://${state.bucket}/${state.versionPrefix}/: ` +
+              'the deploy failed (it was not cancelled), so a re-run of the same files resumes them, ' +
+              `sending only the parts S3 does not hold. ${LIFECYCLE_ADVICE}`
+          : 'Nothing to clean up: no multipart upload of this run is open.'
+      )
+      return
+    }
     const { s3 } = createClients(
       { region: state.region, endpointUrl: state.endpointUrl, concurrency: 1 },
       process.env,
@@ -88,6 +110,7 @@ export async function runPost(): Promise<void> {
     )
     try {
       await abortLeftovers(s3, state, logger)
+      await removeCancelledLock(s3, state, logger)
     } finally {
       s3.destroy()
     }
@@ -98,13 +121,28 @@ export async function runPost(): Promise<void> {
   }
 }
 
+/** The version's lock, when the cancelled main step had to exit before releasing it. */
+async function removeCancelledLock(
+  s3: S3Client,
+  state: CleanupState,
+  logger: Logger
+): Promise<void> {
+  if (state.mainPid === undefined) return
+  const target = { bucket: state.bucket, prefix: state.versionPrefix }
+  if (await removeLockOf(s3, target, { host: hostname(), pid: state.mainPid })) {
+    logger.info(
+      `Removed the lock s3://${state.bucket}/${lockKey(state.versionPrefix)} the cancelled run held.`
+    )
+  }
+}
+
 /** Aborts the uploads recorded and, as a second net, those under the prefix since the start. */
 async function abortLeftovers(s3: S3Client, state: CleanupState, logger: Logger): Promise<void> {
   const prefix = `${state.versionPrefix}/`
   const where = `s3://${state.bucket}/${prefix}`
   const candidates = new Map(state.uploads.map((u) => [u.UploadId, u]))
   try {
-    for (const upload of await listUploadsSince(s3, state.bucket, prefix, state.startedAt)) {
+    for (const upload of await listOpenUploads(s3, state.bucket, prefix, state.startedAt)) {
       candidates.set(upload.UploadId, upload)
     }
   } catch (err) {
@@ -131,34 +169,4 @@ async function abortLeftovers(s3: S3Client, state: CleanupState, logger: Logger)
     )
   }
   for (const upload of outcome.gone) logger.debug(`Already ended: ${describeUpload(upload)}`)
-}
-
-/**
- * The multipart uploads under the prefix initiated since `since`, all pages. S3 reports
- * `Initiated` to the second, so the comparison is too.
- */
-async function listUploadsSince(
-  s3: S3Client,
-  bucket: string,
-  prefix: string,
-  since: Date
-): Promise<MultipartUpload[]> {
-  const from = Math.floor(since.getTime() / 1000) * 1000
-  const found: MultipartUpload[] = []
-  let KeyMarker: string | undefined
-  let UploadIdMarker: string | undefined
-  do {
-    const page = await s3.send(
-      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, UploadIdMarker })
-    )
-    for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
-      // The prefix again: an S3-compatible store may ignore it.
-      if (Key?.startsWith(prefix) && UploadId && Initiated && Initiated.getTime() >= from) {
-        found.push({ Bucket: bucket, Key, UploadId })
-      }
-    }
-    KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
-    UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
-  } while (KeyMarker)
-  return found
 }

@@ -6,7 +6,9 @@ import {
   type VersionSource
 } from './alias.js'
 import type { Clients } from './clients.js'
+import { anySignal } from './concurrency.js'
 import { invalidateAndWait } from './invalidation.js'
+import { acquireLock, lockOwner } from './publish-lock.js'
 import { objectUrl } from './urls.js'
 import type { DeployInputs, InvalidationOutcome, Logger, Sleep } from './types.js'
 
@@ -39,6 +41,7 @@ type ReleaseInputs = Pick<
   | 'waitForInvalidation'
   | 'waitTimeoutMinutes'
   | 'partSizeBytes'
+  | 'lockTimeoutMinutes'
 >
 
 /**
@@ -54,18 +57,11 @@ export async function moveAlias(
   urlBase: string,
   deps: ReleaseDeps
 ): Promise<AliasMove> {
-  const plan = await planAlias(
-    clients.s3,
-    { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl },
-    version
-  )
-  const result = await applyAlias(clients.s3, plan, {
-    concurrency: inputs.concurrency,
-    logger: deps.logger,
-    signal: deps.signal,
-    dryRun: inputs.dryRun,
-    partSize: inputs.partSizeBytes
-  })
+  const result = inputs.dryRun
+    ? await planAndApply(clients, inputs, version, deps)
+    : await whileLocked(clients, inputs, deps, (lost) =>
+        planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) })
+      )
   const paths = inputs.distributionId ? result.invalidationPaths : []
   const invalidation: InvalidationOutcome = {
     reason: !inputs.distributionId
@@ -94,6 +90,58 @@ export async function moveAlias(
   for (const file of result.files) urls[file.path] = objectUrl(urlBase, file.key)
   urls['manifest.json'] = objectUrl(urlBase, result.manifestKey)
   return { result, urls, invalidation }
+}
+
+/**
+ * Moves run one at a time per alias (publish-lock.ts): a second move waits, then plans against
+ * what the first left, so the alias always ends as a whole copy of one version.
+ */
+async function whileLocked<T>(
+  clients: Clients,
+  inputs: Pick<ReleaseInputs, 'bucket' | 'lockTimeoutMinutes'> & { alias: string },
+  deps: ReleaseDeps,
+  move: (lost: AbortSignal) => Promise<T>
+): Promise<T> {
+  const lock = await acquireLock(
+    clients.s3,
+    { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' },
+    {
+      owner: lockOwner(deps.env, deps.now),
+      logger: deps.logger,
+      sleep: deps.sleep,
+      now: deps.now,
+      signal: deps.signal,
+      timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    }
+  )
+  try {
+    const moved = await move(lock.lost)
+    await lock.release('succeeded')
+    return moved
+  } catch (err) {
+    await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
+    throw err
+  }
+}
+
+async function planAndApply(
+  clients: Clients,
+  inputs: ReleaseInputs & { alias: string },
+  version: VersionSource,
+  deps: Pick<ReleaseDeps, 'logger' | 'signal'>
+): Promise<AliasResult> {
+  const plan = await planAlias(
+    clients.s3,
+    { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl },
+    version
+  )
+  return applyAlias(clients.s3, plan, {
+    concurrency: inputs.concurrency,
+    logger: deps.logger,
+    signal: deps.signal,
+    dryRun: inputs.dryRun,
+    partSize: inputs.partSizeBytes
+  })
 }
 
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */

@@ -3,7 +3,10 @@ import { mapLimit } from './concurrency.js'
 import { MiB, SHA256_METADATA_KEY } from './constants.js'
 import { copyObject } from './copy.js'
 import { AwsError, DeployError, explainAwsError, httpStatusOf } from './errors.js'
+import { settleLostRace, writeCondition } from './lost-race.js'
 import { formatBytes } from './progress.js'
+import { lostRace } from './publish-lock.js'
+import { headObject } from './stored-objects.js'
 import type { CopySource, Logger, PlannedFile } from './types.js'
 
 /** Below this an upload costs about what a copy does (one request): not worth a search. */
@@ -243,6 +246,8 @@ async function headSha256(
 
 export interface CopyFilesOptions {
   bucket: string
+  /** The version the files are copied into, for messages. */
+  versionPrefix: string
   cacheControl: string
   metadata: Record<string, string>
   /** The copies' tags, URL-encoded (`k=v&…`), e.g. a preview's; none when undefined. */
@@ -262,9 +267,10 @@ export async function copyFiles(
   s3: S3Client,
   files: PlannedFile[],
   opts: CopyFilesOptions
-): Promise<{ bytesCopied: number; fallBack: PlannedFile[] }> {
+): Promise<{ bytesCopied: number; fallBack: PlannedFile[]; alreadyThere: string[] }> {
   const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom)
   const fallBack: PlannedFile[] = []
+  const alreadyThere: string[] = []
   let bytesCopied = 0
   // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
   const perCopy = Math.max(1, Math.floor(opts.concurrency / 2))
@@ -276,6 +282,7 @@ export async function copyFiles(
     // The plan chose the copy by this SHA-256; anything else is a bug.
     if (file.sha256 === undefined)
       throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`)
+    const sha256 = file.sha256
     try {
       await copyObject(
         s3,
@@ -286,9 +293,10 @@ export async function copyFiles(
           size: file.size,
           contentType: file.contentType,
           cacheControl: opts.cacheControl,
-          metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+          metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
           sourceETag: source.eTag,
-          tagging: opts.tagging
+          tagging: opts.tagging,
+          destCondition: writeCondition(file)
         },
         {
           partSize: opts.partSizeBytes,
@@ -302,6 +310,13 @@ export async function copyFiles(
         `Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`
       )
     } catch (err) {
+      if (err instanceof AwsError && lostRace(err) && (await destinationChanged(s3, file, opts))) {
+        // The destination's condition failed: another run wrote the key.
+        const intended = { sha256, contentType: file.contentType, ...opts }
+        await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended)
+        alreadyThere.push(file.key)
+        return
+      }
       if (err instanceof AwsError && sourceGone(err)) {
         opts.logger.warning(
           `${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`
@@ -315,7 +330,19 @@ export async function copyFiles(
         : explainAwsError(err, { action: 'copying', bucket: opts.bucket })
     }
   })
-  return { bytesCopied, fallBack }
+  return { bytesCopied, fallBack, alreadyThere }
+}
+
+/** Whether the key no longer holds what the plan saw there (nothing, or the object of `storedETag`). */
+async function destinationChanged(
+  s3: S3Client,
+  file: PlannedFile,
+  opts: Pick<CopyFilesOptions, 'bucket'>
+): Promise<boolean> {
+  // An unconditional overwrite cannot have failed on the destination.
+  if (file.existed && !file.storedETag) return false
+  const stored = await headObject(s3, opts.bucket, file.key)
+  return file.existed ? stored?.eTag !== file.storedETag : stored !== undefined
 }
 
 function sourceGone(err: AwsError): boolean {

@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { SHA256_METADATA_KEY } from './constants.js'
 import { explainAwsError, httpStatusOf } from './errors.js'
+import { LOCK_FILE_NAME } from './publish-lock.js'
 import { redact } from './secrets.js'
 
 /** What the bucket holds: listings and HEADs as the planners need them, and batched deletes. */
@@ -16,7 +17,10 @@ export interface ListedObject {
   eTag?: string
 }
 
-/** Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys). */
+/**
+ * Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys),
+ * except the prefix's lock (publish-lock.ts), which is no file of the version or alias.
+ */
 export async function listPrefix(
   s3: S3Client,
   bucket: string,
@@ -44,7 +48,7 @@ export async function listPrefix(
     for (const obj of page.Contents ?? []) {
       // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
       // bring `pr-70/` into a plan (clean-up deletes what it lists).
-      if (obj.Key?.startsWith(`${prefix}/`)) {
+      if (obj.Key?.startsWith(`${prefix}/`) && obj.Key !== `${prefix}/${LOCK_FILE_NAME}`) {
         objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag })
       }
     }
@@ -68,6 +72,43 @@ export interface StoredObject {
 export function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a)
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
+}
+
+/** What a write would store: the file's SHA-256 and the headers it is sent with. */
+export interface IntendedObject {
+  sha256: string
+  contentType: string
+  cacheControl: string
+  /** User metadata without SHA256_METADATA_KEY. */
+  metadata: Record<string, string>
+}
+
+/**
+ * Why the stored object, of the file's size, is not what this run would write, or undefined when
+ * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
+ * describing something S3 does not hold.
+ */
+export function objectDifference(
+  stored: StoredObject,
+  intended: IntendedObject
+): string | undefined {
+  if (stored.sha256 === undefined) {
+    return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared'
+  }
+  if (stored.sha256 !== intended.sha256) return 'different bytes: SHA-256 differs'
+  const changed: string[] = []
+  if (stored.contentType !== intended.contentType) {
+    changed.push(`content-type ${stored.contentType ?? '(none)'} → ${intended.contentType}`)
+  }
+  if (stored.cacheControl !== intended.cacheControl) {
+    changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${intended.cacheControl}`)
+  }
+  const storedMeta = { ...stored.metadata }
+  delete storedMeta[SHA256_METADATA_KEY]
+  if (!sameMetadata(storedMeta, intended.metadata)) {
+    changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(intended.metadata)}`)
+  }
+  return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined
 }
 
 /** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */

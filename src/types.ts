@@ -25,6 +25,11 @@ export interface DeployInputs {
   invalidationPaths: string[]
   waitForInvalidation: boolean
   waitTimeoutMinutes: number
+  /**
+   * How long to wait for another run that holds the version's (or alias's) lock before failing;
+   * 0 fails at once.
+   */
+  lockTimeoutMinutes: number
   multipartThresholdBytes: number
   /** undefined = automatic per file (see part-size.ts). */
   partSizeBytes?: number
@@ -91,6 +96,11 @@ export interface PlannedFile extends LocalFile {
   action: FileAction
   /** The key held an object before this run (so `auto` invalidation must cover it if uploaded). */
   existed: boolean
+  /**
+   * The ETag of the object the key held when planned: an overwrite replaces only that object
+   * (`If-Match`), so one written by another run meanwhile is not replaced unseen.
+   */
+  storedETag?: string
   /** Set when action is `copy`. */
   copyFrom?: CopySource
   /**

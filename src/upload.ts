@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import {
   ChecksumAlgorithm,
@@ -15,7 +16,14 @@ import type { BuildMiddleware } from '@smithy/types'
 import { SHA256_METADATA_KEY } from './constants.js'
 import { DeployError, explainAwsError } from './errors.js'
 import { FILE_BODY_POSITION, FileBody, fileBodyMiddleware } from './file-body.js'
-import { abortFailureWarning, abortMultipartUploads } from './multipart-tracker.js'
+import { LostRace, settleLostRace, writeCondition } from './lost-race.js'
+import {
+  abortFailureWarning,
+  abortMultipartUploads,
+  LIFECYCLE_ADVICE
+} from './multipart-tracker.js'
+import { lostRace, type JournaledUpload } from './publish-lock.js'
+import { resumableParts } from './resume.js'
 import { multipartPartSize, partCount } from './part-size.js'
 import {
   createProgressReporter,
@@ -26,8 +34,23 @@ import {
 import type { FileHashes } from './hash.js'
 import type { Logger, PlannedFile } from './types.js'
 
+/**
+ * Where multipart uploads are recorded while they run (the version's lock), so that one a dead or
+ * failed run left open is resumed by the next run instead of sent again.
+ */
+export interface UploadJournal {
+  /** An upload of this key an earlier run left open, as it recorded it; undefined when none. */
+  resumable(key: string): JournaledUpload | undefined
+  started(upload: JournaledUpload): void
+  ended(uploadId: string): void
+  /** Whether an upload that failed is left open for a re-run (not when the run was cancelled). */
+  keepFailed(): boolean
+}
+
 export interface UploadOptions {
   bucket: string
+  /** The version prefix the keys are under, for messages. */
+  versionPrefix?: string
   multipartThresholdBytes: number
   /** undefined = choosePartSize per file. */
   partSizeBytes?: number
@@ -47,6 +70,8 @@ export interface UploadOptions {
   hashesOf?: (file: PlannedFile) => Promise<FileHashes>
   /** Aborting stops new files, cancels those in flight, and rejects once they have settled. */
   signal?: AbortSignal
+  /** Without one, a failed multipart upload is aborted (nothing could resume it). */
+  journal?: UploadJournal
   progressIntervalMs?: number
   /** For tests: the clock and timers behind the progress lines. */
   clock?: ProgressClock
@@ -54,6 +79,8 @@ export interface UploadOptions {
 
 export interface UploadStats {
   bytesUploaded: number
+  /** Keys another run wrote with the same bytes and headers first (a lost race): not uploaded. */
+  alreadyThere: string[]
 }
 
 interface Job {
@@ -119,6 +146,7 @@ export async function uploadFiles(
   let failure: DeployError | undefined
   let filesDone = 0
   let bytesUploaded = 0
+  const alreadyThere: string[] = []
   const running: Promise<void>[] = []
   try {
     for (const job of jobs) {
@@ -136,12 +164,17 @@ export async function uploadFiles(
       if (cancel.aborted) break
       free -= job.slots
       progress.begin()
-      const run = sendFile(job, ctx).then(
-        () => {
+      const run = sendOrSettle(job, ctx).then(
+        (sent) => {
           filesDone++
-          bytesUploaded += job.file.size
           progress.fileDone()
-          opts.logger.info(uploadedLine(job, opts.bucket))
+          if (sent === undefined) {
+            alreadyThere.push(job.file.key)
+            opts.logger.info(alreadyThereLine(job, opts.bucket))
+            return
+          }
+          bytesUploaded += sent
+          opts.logger.info(uploadedLine(job, opts.bucket, sent))
         },
         (err: unknown) => {
           if (!cancel.aborted) {
@@ -174,7 +207,36 @@ export async function uploadFiles(
       { cause: opts.signal?.reason }
     )
   }
-  return { bytesUploaded }
+  return { bytesUploaded, alreadyThere }
+}
+
+/**
+ * Sends the file; the bytes sent, or undefined when a conditional write lost the race to another
+ * run that stored the same bytes and headers (anything else fails: settleLostRace).
+ */
+async function sendOrSettle(job: Job, ctx: JobContext): Promise<number | undefined> {
+  try {
+    return await sendFile(job, ctx)
+  } catch (err) {
+    if (!(err instanceof LostRace)) throw err
+    const { opts } = ctx
+    await settleLostRace(
+      ctx.s3,
+      {
+        bucket: opts.bucket,
+        prefix: opts.versionPrefix ?? job.file.key.slice(0, job.file.key.lastIndexOf('/')),
+        relativePath: job.file.relativePath,
+        key: job.file.key
+      },
+      {
+        sha256: job.hashes!.sha256,
+        contentType: job.file.contentType,
+        cacheControl: opts.cacheControl,
+        metadata: opts.metadata
+      }
+    )
+    return undefined
+  }
 }
 
 function planJob(file: PlannedFile, opts: UploadOptions, budget: number): Job {
@@ -206,7 +268,8 @@ function untilCancelled<T>(work: Promise<T>, cancel: AbortSignal): Promise<T | u
   })
 }
 
-async function sendFile(job: Job, ctx: JobContext): Promise<void> {
+/** Sends the file (one PutObject, or a multipart upload) and returns the bytes sent. */
+async function sendFile(job: Job, ctx: JobContext): Promise<number> {
   const { file } = job
   const { opts, progress } = ctx
   const { sha256, partCrc32 } = job.hashes!
@@ -223,6 +286,7 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
     const onAws = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
     const put = new PutObjectCommand({
       ...params,
+      ...writeCondition(file),
       // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
       // CRC32 the SDK would compute from the body.
       ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
@@ -233,29 +297,40 @@ async function sendFile(job: Job, ctx: JobContext): Promise<void> {
     // SigV4's payload hash is the file's SHA-256, known from the plan: the signer need not
     // hash the bytes again, and S3 refuses them (XAmzContentSHA256Mismatch) if they changed.
     put.middlewareStack.add(knownPayloadHash(sha256), KNOWN_PAYLOAD_HASH_POSITION)
-    await ctx.s3.send(put, { abortSignal: ctx.cancel })
+    try {
+      await ctx.s3.send(put, { abortSignal: ctx.cancel })
+    } catch (err) {
+      throw lostRace(err) ? new LostRace(file.key, { cause: err }) : err
+    }
     progress.addBytes(file.size)
-    return
+    return file.size
   }
-  await sendMultipart(job, job.partSize, partCrc32, params, ctx)
+  return sendMultipart(job, job.partSize, partCrc32, params, ctx)
 }
+
+type UploadParams = CreateMultipartUploadCommandInput & { Bucket: string; Key: string }
+type OpenUpload = { Bucket: string; Key: string; UploadId: string }
 
 /**
  * A multipart upload without lib-storage: lib-storage copies every byte into part-sized
  * Buffers, and Buffer bodies are encrypted whole into the socket's queue, so memory grew with
  * part size × concurrency (~310 MB for 16 MiB × 8) and a GiB cost ~1.5 CPU-s of copies and GC.
  * Here `job.slots` workers each take the next part and stream it from the file; memory stays
- * flat for any part size and file size. On failure or cancel no further part starts, the parts
- * in flight settle, the upload is aborted, and the first error is rethrown.
+ * flat for any part size and file size. An upload an earlier run left open for this file is
+ * resumed: parts S3 holds with the right size and checksum are not sent again.
+ *
+ * On failure or cancel no further part starts and the parts in flight settle. A cancelled run
+ * aborts the upload; a failed one leaves it open (and journaled) for a re-run to resume, when
+ * there is a journal. Returns the bytes sent.
  */
 async function sendMultipart(
   job: Job,
   partSize: number,
   partCrc32: string[],
-  params: CreateMultipartUploadCommandInput & { Bucket: string; Key: string },
+  params: UploadParams,
   ctx: JobContext
-): Promise<void> {
-  const { s3, opts, progress, cancel } = ctx
+): Promise<number> {
+  const { s3, progress, cancel } = ctx
   const { file } = job
   const count = partCount(file.size, partSize)
   // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
@@ -264,22 +339,22 @@ async function sendMultipart(
     // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
     throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`)
   }
-  const { UploadId } = await s3.send(
-    new CreateMultipartUploadCommand({
-      ...params,
-      ...(crc32 ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {})
-    }),
-    { abortSignal: cancel }
+  const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}) }
+  const { upload, parts } = await openUpload(
+    job,
+    partSize,
+    crc32 ? partCrc32 : undefined,
+    created,
+    ctx
   )
-  if (!UploadId) throw new Error(`CreateMultipartUpload for ${params.Key} returned no UploadId.`)
-  const upload = { Bucket: params.Bucket, Key: params.Key, UploadId }
 
-  const parts: CompletedPart[] = new Array(count)
   let next = 0
+  let sent = 0
   let failure: unknown
+  const pending = [...parts.keys()].filter((i) => parts[i] === undefined)
   const worker = async (): Promise<void> => {
-    while (next < count && failure === undefined && !cancel.aborted) {
-      const index = next++
+    while (next < pending.length && failure === undefined && !cancel.aborted) {
+      const index = pending[next++]
       const start = index * partSize
       const length = Math.min(partSize, file.size - start)
       try {
@@ -299,6 +374,7 @@ async function sendMultipart(
         const { ETag } = await s3.send(part)
         // Complete must repeat each part's checksum: the one sent, which S3 has checked.
         parts[index] = { PartNumber: index + 1, ETag, ...checksum }
+        sent += length
         progress.addBytes(length)
       } catch (err) {
         failure ??= err
@@ -306,21 +382,130 @@ async function sendMultipart(
     }
   }
   try {
-    await Promise.all(Array.from({ length: Math.min(job.slots, count) }, worker))
+    await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker))
     if (failure === undefined && cancel.aborted) failure = ctx.cancelled
     if (failure === undefined) {
-      await s3.send(
-        new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: parts } }),
-        { abortSignal: cancel }
-      )
-      return
+      await completeUpload(upload, parts as CompletedPart[], file, ctx)
+      return sent
     }
   } catch (err) {
     failure ??= err
   }
+  await endFailedUpload(upload, failure, ctx)
+  throw failure
+}
+
+/** An upload an earlier run left open for these bytes and headers, with its parts; else a new one. */
+async function openUpload(
+  job: Job,
+  partSize: number,
+  partCrc32: string[] | undefined,
+  created: UploadParams,
+  ctx: JobContext
+): Promise<{ upload: OpenUpload; parts: (CompletedPart | undefined)[] }> {
+  const { s3, opts, cancel, progress } = ctx
+  const { file } = job
+  const parts = new Array<CompletedPart | undefined>(partCount(file.size, partSize)).fill(undefined)
+  const entry: Omit<JournaledUpload, 'uploadId'> = {
+    key: file.key,
+    sha256: job.hashes!.sha256,
+    partSize,
+    headers: headersDigest(created)
+  }
+  const earlier = opts.journal?.resumable(file.key)
+  if (
+    earlier &&
+    earlier.sha256 === entry.sha256 &&
+    earlier.partSize === partSize &&
+    earlier.headers === entry.headers
+  ) {
+    const upload = { Bucket: created.Bucket, Key: created.Key, UploadId: earlier.uploadId }
+    const found = await resumableParts(s3, upload, file, partSize, {
+      partCrc32,
+      signal: cancel
+    }).catch((err: unknown) => {
+      if (cancel.aborted) throw err
+      // Resuming saves time; a role that may not list parts still uploads the file anew.
+      opts.logger.warning(
+        `Could not resume the upload of ${file.relativePath} an earlier run left open ` +
+          `(${(err as Error).message}); sending it anew. Resuming needs s3:ListMultipartUploadParts.`
+      )
+      return undefined
+    })
+    if (found) {
+      for (const [number, part] of found.kept) parts[number - 1] = part
+      progress.addBytes(found.bytes)
+      opts.logger.info(
+        `Resuming the upload of ${file.relativePath} an earlier run left open (upload id ${upload.UploadId}): ` +
+          `${found.kept.size} of ${parts.length} part(s), ${formatBytes(found.bytes)}, already stored` +
+          `${found.rejected ? `; ${found.rejected} stored part(s) did not match the file and are sent again` : ''}.`
+      )
+      return { upload, parts }
+    }
+  }
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand(created), {
+    abortSignal: cancel
+  })
+  if (!UploadId) throw new Error(`CreateMultipartUpload for ${created.Key} returned no UploadId.`)
+  opts.journal?.started({ ...entry, uploadId: UploadId })
+  return { upload: { Bucket: created.Bucket, Key: created.Key, UploadId }, parts }
+}
+
+/** Completes the upload, creating the key only if absent or replacing only what the plan saw. */
+async function completeUpload(
+  upload: OpenUpload,
+  parts: CompletedPart[],
+  file: PlannedFile,
+  ctx: JobContext
+): Promise<void> {
+  try {
+    await ctx.s3.send(
+      new CompleteMultipartUploadCommand({
+        ...upload,
+        ...writeCondition(file),
+        MultipartUpload: { Parts: parts }
+      }),
+      { abortSignal: ctx.cancel }
+    )
+  } catch (err) {
+    throw lostRace(err) ? new LostRace(file.key, { cause: err }) : err
+  }
+  ctx.opts.journal?.ended(upload.UploadId)
+}
+
+/**
+ * A failed upload stays open for a re-run to resume, when it is journaled and the run was not
+ * cancelled; otherwise (and after a lost race, whose parts nobody needs) it is aborted.
+ */
+async function endFailedUpload(
+  upload: OpenUpload,
+  failure: unknown,
+  ctx: JobContext
+): Promise<void> {
+  const { opts, s3 } = ctx
+  if (opts.journal?.keepFailed() && !(failure instanceof LostRace)) {
+    opts.logger.info(
+      `Left the multipart upload of s3://${upload.Bucket}/${upload.Key} open (upload id ${upload.UploadId}): ` +
+        `a re-run resumes it, sending only the parts S3 does not hold. ${LIFECYCLE_ADVICE}`
+    )
+    return
+  }
   const outcome = await abortMultipartUploads(s3, [upload])
   for (const f of outcome.failed) opts.logger.warning(abortFailureWarning(f))
-  throw failure
+  if (outcome.failed.length === 0) opts.journal?.ended(upload.UploadId)
+}
+
+/** What S3 fixed when the upload was created: a resumed upload must have been created the same. */
+function headersDigest(created: UploadParams): string {
+  const metadata = Object.entries(created.Metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
+  const fixed = [
+    created.ContentType ?? '',
+    created.CacheControl ?? '',
+    metadata,
+    created.Tagging ?? '',
+    created.ChecksumAlgorithm ?? ''
+  ]
+  return createHash('sha256').update(JSON.stringify(fixed)).digest('hex')
 }
 
 /**
@@ -343,12 +528,20 @@ function knownPayloadHash(
   }
 }
 
-function uploadedLine(job: Job, bucket: string): string {
+function uploadedLine(job: Job, bucket: string, sent: number): string {
   const { file } = job
   const parts = job.partSize === undefined ? 1 : partCount(file.size, job.partSize)
+  const resumed = sent < file.size ? `, ${formatBytes(sent)} sent: resumed` : ''
   return (
     `Uploaded ${file.relativePath} → s3://${bucket}/${file.key} ` +
-    `(${formatBytes(file.size)}, ${parts} part${parts === 1 ? '' : 's'})`
+    `(${formatBytes(file.size)}, ${parts} part${parts === 1 ? '' : 's'}${resumed})`
+  )
+}
+
+function alreadyThereLine(job: Job, bucket: string): string {
+  return (
+    `Skipped ${job.file.relativePath}: another run stored the same bytes at ` +
+    `s3://${bucket}/${job.file.key} first`
   )
 }
 

@@ -16,6 +16,7 @@ import {
   type ServerResponse
 } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
 
 export type Operation =
   | 'PutObject'
@@ -32,6 +33,9 @@ export type Operation =
   | 'ListInvalidations'
   | 'GetDistribution'
   | 'Other'
+
+/** A FaultRule target for every key but a version's or alias's lock (publish-lock.ts). */
+export const NOT_A_LOCK = new RegExp(`^(?!.*/${LOCK_FILE_NAME.replace(/\./g, '\\.')}$)`)
 
 /** The requests that write to S3. */
 export const S3_WRITES: readonly Operation[] = [
@@ -63,6 +67,10 @@ export interface FaultRule {
   every?: number
   /** Only the first N matching requests. */
   first?: number
+  /** Only after the first N matching requests (which go through). */
+  after?: number
+  /** Only requests whose target (`bucket/key`, …) matches, e.g. a version's files but not its lock. */
+  target?: RegExp
   fault: Fault
 }
 
@@ -215,15 +223,17 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const timers = new Set<NodeJS.Timeout>()
 
   /** Each rule counts the requests it matches; the first one whose count is due injects. */
-  const faultFor = (operation: Operation): Fault | undefined => {
+  const faultFor = (operation: Operation, target: string): Fault | undefined => {
     let chosen: Fault | undefined
     for (const entry of rules) {
       if (!entry.rule.operations.includes(operation)) continue
+      if (entry.rule.target && !entry.rule.target.test(target)) continue
       entry.seen++
-      const { every, first } = entry.rule
+      const { every, first, after } = entry.rule
       const due =
         (every === undefined || entry.seen % every === 0) &&
-        (first === undefined || entry.seen <= first)
+        (first === undefined || entry.seen <= first) &&
+        (after === undefined || entry.seen > after)
       if (due) chosen ??= entry.rule.fault
     }
     return chosen
@@ -273,7 +283,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const { operation, target: what } = classify(method, req.url ?? '/', req.headers)
     const seen: SeenRequest = { operation, method, target: what }
     requests.push(seen)
-    const fault = faultFor(operation)
+    const fault = faultFor(operation, what)
     if (!fault) return forward(req, res)
     const record: Injection = { ...seen, fault: fault.kind }
     injected.push(record)

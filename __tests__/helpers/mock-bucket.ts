@@ -2,8 +2,10 @@
  * An in-memory S3 bucket behind aws-sdk-client-mock, for unit tests of modules that read what
  * they wrote (deploy, alias moves, clean-up): ListObjectsV2 (prefix, delimiter, pages of
  * MaxKeys or 1,000), HeadObject, GetObject (with Range), PutObject (string, bytes or the
- * FileBody upload.ts sends), CopyObject (CopySourceIfMatch checked), DeleteObjects and an empty
- * ListMultipartUploads. Anything else answers undefined, as the mock does by default.
+ * FileBody upload.ts sends), CopyObject (CopySourceIfMatch checked), DeleteObject, DeleteObjects
+ * and an empty ListMultipartUploads. Writes honour If-None-Match / If-Match as S3 does (412, or
+ * 404 for If-Match on a missing key). Anything else answers undefined, as the mock does by
+ * default.
  * startBucketServer serves those objects over HTTP, as a distribution in front of the bucket
  * would, for verification.
  */
@@ -13,6 +15,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   CopyObjectCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -20,6 +23,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   type CopyObjectCommandInput,
+  type DeleteObjectCommandInput,
   type DeleteObjectsCommandInput,
   type GetObjectCommandInput,
   type GetObjectCommandOutput,
@@ -64,6 +68,22 @@ function bodyBytes(body: unknown): Buffer {
   }
   if (body === undefined) return Buffer.alloc(0)
   throw new Error(`mock-bucket: unsupported PutObject body ${String(body)}`)
+}
+
+/** S3's answer to a conditional write of `key`, thrown when the condition fails. */
+function checkCondition(
+  objects: Map<string, MockObject>,
+  key: string,
+  condition: { IfNoneMatch?: string; IfMatch?: string }
+): void {
+  const stored = objects.get(key)
+  if (condition.IfNoneMatch === '*' && stored) throw awsError('PreconditionFailed', 412)
+  if (condition.IfMatch !== undefined) {
+    if (!stored) throw awsError('NoSuchKey', 404)
+    if (condition.IfMatch !== '*' && condition.IfMatch !== eTagOf(stored.body)) {
+      throw awsError('PreconditionFailed', 412)
+    }
+  }
 }
 
 function decodeCopySource(bucket: string, copySource: string): string {
@@ -147,6 +167,7 @@ export function installMockBucket(
     return {
       ContentLength: body.length,
       ContentRange: contentRange,
+      ETag: eTagOf(o.body),
       ContentType: o.contentType,
       Metadata: { ...o.metadata },
       Body: {
@@ -156,6 +177,7 @@ export function installMockBucket(
   })
   s3Mock.on(PutObjectCommand).callsFake(async (input: PutObjectCommandInput) => {
     if (input.Bucket !== bucket) throw awsError('NoSuchBucket', 404)
+    checkCondition(objects, input.Key as string, input)
     const body = bodyBytes(input.Body)
     objects.set(input.Key as string, {
       body,
@@ -171,6 +193,7 @@ export function installMockBucket(
     if (input.CopySourceIfMatch && input.CopySourceIfMatch !== eTagOf(source.body)) {
       throw awsError('PreconditionFailed', 412)
     }
+    checkCondition(objects, input.Key as string, input)
     objects.set(input.Key as string, {
       body: source.body,
       contentType: input.ContentType,
@@ -179,6 +202,11 @@ export function installMockBucket(
       tagging: input.Tagging
     })
     return { CopyObjectResult: { ETag: eTagOf(source.body) } }
+  })
+  s3Mock.on(DeleteObjectCommand).callsFake(async (input: DeleteObjectCommandInput) => {
+    if (input.IfMatch !== undefined) checkCondition(objects, input.Key as string, input)
+    objects.delete(input.Key as string)
+    return {}
   })
   s3Mock.on(DeleteObjectsCommand).callsFake(async (input: DeleteObjectsCommandInput) => {
     for (const { Key } of input.Delete?.Objects ?? []) objects.delete(Key as string)

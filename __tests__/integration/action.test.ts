@@ -11,6 +11,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { World } from '../../scripts/lib/emulator.mjs'
+import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
 import {
   bucketNames,
   getStored,
@@ -247,12 +248,19 @@ describe('model-cdn-deploy against moto_server, run as a GitHub runner runs it',
     expect(r.outputs['bytes-uploaded']).toBe(String(byRel(JP).bytes.length))
     for (const f of files) await expectStored(f)
 
-    // Only the changed key (and the manifest describing it) got a new version.
+    // Only the changed key (and the manifest describing it) got a new version; besides them
+    // the version's lock, taken for the writes and removed after (a version and a delete marker).
     const after = await versionSnapshot(s3, BUCKET)
     const rewritten = Object.keys(after).filter(
       (k) => JSON.stringify(after[k]) !== JSON.stringify(before[k])
     )
-    expect(rewritten.sort()).toEqual([`${PREFIX}/manifest.json`, keyOf(JP)].sort())
+    const lock = `${PREFIX}/${LOCK_FILE_NAME}`
+    expect(rewritten.sort()).toEqual([`${PREFIX}/manifest.json`, keyOf(JP), lock].sort())
+    const lockWrites = after[lock].filter((id) => !(before[lock] ?? []).includes(id))
+    expect(lockWrites.map((id) => (id.startsWith('delete:') ? 'delete' : 'put')).sort()).toEqual([
+      'delete',
+      'put'
+    ])
     const manifest = JSON.parse(r.outputs['manifest'])
     const storedManifest = await getStored(s3, BUCKET, `${PREFIX}/manifest.json`)
     expect(JSON.parse(storedManifest.bytes.toString('utf8'))).toEqual(manifest)

@@ -1,10 +1,11 @@
 /**
- * A cancelled or killed deploy leaves nothing behind (issue 3, "No orphaned multipart uploads"):
- * the committed dist/index.js runs as a runner runs it, against moto_server, and is stopped
- * mid-upload as a runner stops it (SIGINT; SIGINT then SIGTERM 7.5 s later; or killed), or fails
- * for good with its abort refused too. Then the post step runs with the state the main step saved.
- * Each scenario checks what is STORED: no multipart upload open, no object and no manifest under
- * the version prefix.
+ * A cancelled deploy leaves nothing behind (issue 3, "No orphaned multipart uploads"), and a
+ * failed or killed one leaves its multipart upload for a re-run to resume: the committed
+ * dist/index.js runs as a runner runs it, against moto_server, and is stopped mid-upload as a
+ * runner stops it (SIGINT; SIGINT then SIGTERM 7.5 s later; or killed), or fails for good. Then
+ * the post step runs with the state the main step saved. Each scenario checks what is STORED:
+ * after a cancel no multipart upload open, no object, no manifest and no lock under the version
+ * prefix; after a failure or kill the upload left open, and then the re-run's complete version.
  *
  * A fault proxy holds back every UploadPart answer, as a slow link would, so the main step is
  * reliably mid-upload when it is signalled; "mid-upload" is read from the requests seen and
@@ -12,11 +13,19 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type S3Client } from '@aws-sdk/client-s3'
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
-import { openUploadKeys, versionSnapshot } from '../helpers/emulator-state.js'
+import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
+import {
+  getStored,
+  listKeys,
+  openUploadKeys,
+  sha256,
+  versionSnapshot
+} from '../helpers/emulator-state.js'
 import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
 import { diagnostics, runAction, type RunActionResult } from '../helpers/run-action.js'
 
@@ -76,9 +85,16 @@ function slowParts(ms: number): void {
 
 const openUploads = (prefix: string) => openUploadKeys(s3, BUCKET, `${prefix}/`)
 
-/** Every key ever written under the prefix: versions and delete markers too. */
+/**
+ * Every key ever written under the prefix, versions and delete markers too, but the version's
+ * lock, which a deploy writes before its first file (it must be gone: currentKeys).
+ */
 const storedKeys = async (prefix: string) =>
-  Object.keys(await versionSnapshot(s3, BUCKET, `${prefix}/`))
+  Object.keys(await versionSnapshot(s3, BUCKET, `${prefix}/`)).filter(
+    (key) => key !== `${prefix}/${LOCK_FILE_NAME}`
+  )
+/** The keys under the prefix now. */
+const currentKeys = (prefix: string) => listKeys(s3, BUCKET, `${prefix}/`)
 
 async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -154,6 +170,7 @@ describe('cancelling the deploy', () => {
     expect(post.stdout).toMatch(/No multipart upload of this run is left open/)
     expect(await openUploads('v-sigint')).toEqual([])
     expect(await storedKeys('v-sigint')).toEqual([])
+    expect(await currentKeys('v-sigint')).toEqual([])
   })
 
   it('SIGINT, then SIGTERM 7.5 s later: aborts every open upload at once and exits before the kill', async () => {
@@ -185,18 +202,22 @@ describe('cancelling the deploy', () => {
     // Aborted by the main step itself, before the post step runs.
     expect(await openUploads('v-sigterm')).toEqual([])
 
+    // Exited at once: the lock is still there, held by the exited process.
+    expect(await currentKeys('v-sigterm')).toEqual([`v-sigterm/${LOCK_FILE_NAME}`])
+
     const post = await postStep('v-sigterm', main)
     expectNoWarnings(post)
+    expect(post.stdout).toContain(
+      `Removed the lock s3://${BUCKET}/v-sigterm/${LOCK_FILE_NAME} the cancelled run held.`
+    )
     expect(await openUploads('v-sigterm')).toEqual([])
     expect(await storedKeys('v-sigterm')).toEqual([])
+    expect(await currentKeys('v-sigterm')).toEqual([])
   }, 60_000)
 
-  it('a part refused for good, and the abort too: reports the part, the post step aborts', async () => {
+  it('a part refused for good: reports the part, keeps the upload, which the post step leaves and a re-run resumes', async () => {
     const denied = { kind: 's3Error', status: 403, code: 'AccessDenied' } as const
-    proxy!.setRules([
-      { operations: ['UploadPart'], first: 1, fault: denied },
-      { operations: ['AbortMultipartUpload'], fault: denied }
-    ])
+    proxy!.setRules([{ operations: ['UploadPart'], first: 1, fault: denied }])
     const main = await runAction({
       cwd: workspace,
       endpoint: proxy!.endpoint,
@@ -208,22 +229,25 @@ describe('cancelling the deploy', () => {
     expect(main.errors[0]).toMatch(
       /^Failed uploading a\.safetensors to s3:\/\/model-cdn-cancel\/v-refused\/a\.safetensors: AWS said AccessDenied/
     )
-    expect(main.warnings).toEqual([
-      expect.stringMatching(
-        /^Failed aborting multipart upload \S+ of s3:\/\/model-cdn-cancel\/v-refused\/a\.safetensors: AWS said AccessDenied .*lifecycle rule/
-      )
-    ])
+    expect(main.warnings).toEqual([])
+    expect(main.stdout).toMatch(
+      /Left the multipart upload of s3:\/\/model-cdn-cancel\/v-refused\/a\.safetensors open \(upload id \S+\): a re-run resumes it/
+    )
+    expect(proxy!.requests.some((r) => r.operation === 'AbortMultipartUpload')).toBe(false)
     expect(await openUploads('v-refused')).toEqual(['v-refused/a.safetensors'])
 
     proxy!.setRules([])
     const post = await postStep('v-refused', main)
     expectNoWarnings(post)
-    expect(post.stdout).toMatch(/Aborted 1 multipart upload\(s\) this run left open/)
-    expect(await openUploads('v-refused')).toEqual([])
-    expect(await storedKeys('v-refused')).toEqual([])
+    expect(post.stdout).toMatch(
+      /Left 1 multipart upload\(s\) open under s3:\/\/model-cdn-cancel\/v-refused\//
+    )
+    expect(await openUploads('v-refused')).toEqual(['v-refused/a.safetensors'])
+
+    await expectResumed('v-refused', main)
   })
 
-  it('killed mid-upload: the post step aborts what the main step left open', async () => {
+  it('killed mid-upload: the post step leaves the upload, and the next attempt resumes it', async () => {
     slowParts(1000)
     const main = await mainStep('v-killed', async (child) => {
       child.kill('SIGKILL')
@@ -239,9 +263,44 @@ describe('cancelling the deploy', () => {
     const post = await postStep('v-killed', main)
     expectNoWarnings(post)
     expect(post.stdout).toMatch(
-      /Aborted 1 multipart upload\(s\) this run left open:\n- s3:\/\/model-cdn-cancel\/v-killed\/a\.safetensors \(upload id /
+      /Left 1 multipart upload\(s\) open under s3:\/\/model-cdn-cancel\/v-killed\//
     )
-    expect(await openUploads('v-killed')).toEqual([])
-    expect(await storedKeys('v-killed')).toEqual([])
+    expect(await openUploads('v-killed')).toEqual(['v-killed/a.safetensors'])
+
+    proxy!.setRules([])
+    await expectResumed('v-killed', main)
   })
 })
+
+/**
+ * The next attempt of the same workflow run takes the lock the failed or killed one left at once,
+ * resumes its upload (no new CreateMultipartUpload for that file), publishes every file and
+ * leaves nothing open.
+ */
+async function expectResumed(prefix: string, failed: RunActionResult): Promise<void> {
+  const sentBefore = proxy!.requests.length
+  const rerun = await runAction({
+    cwd: workspace,
+    endpoint: proxy!.endpoint,
+    inputs: inputs(prefix),
+    env: { GITHUB_RUN_ID: failed.env.GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT: '2' }
+  })
+  if (rerun.exitCode !== 0) throw new Error(`The re-run failed:\n${diagnostics(rerun)}`)
+  expect(rerun.stdout).toMatch(
+    /Resuming the upload of a\.safetensors an earlier run left open \(upload id \S+\): \d of 6 part\(s\)/
+  )
+  const created = proxy!.requests
+    .slice(sentBefore)
+    .filter((r) => r.operation === 'CreateMultipartUpload')
+    .map((r) => r.target)
+  expect(created).not.toContain(`${BUCKET}/${prefix}/a.safetensors`)
+  expect(await openUploads(prefix)).toEqual([])
+  expect(await currentKeys(prefix)).toEqual(
+    ['a', 'b', 'c'].map((n) => `${prefix}/${n}.safetensors`).concat(`${prefix}/manifest.json`)
+  )
+  for (const name of ['a', 'b', 'c']) {
+    const stored = await getStored(s3, BUCKET, `${prefix}/${name}.safetensors`)
+    const local = await readFile(join(workspace, 'models', `${name}.safetensors`))
+    expect(stored.sha256).toBe(sha256(local))
+  }
+}

@@ -15,6 +15,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { createClients, MAX_ATTEMPTS, type ClientOptions } from '../../src/clients.js'
 import { deploy, type DeployReport } from '../../src/deploy.js'
 import { parseInputs } from '../../src/inputs.js'
+import { LOCK_FILE_NAME, type LockRecord } from '../../src/publish-lock.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import type { World } from '../../scripts/lib/emulator.mjs'
 import {
@@ -31,6 +32,7 @@ import {
   type TestWorld
 } from '../helpers/emulator-world.js'
 import {
+  NOT_A_LOCK,
   S3_WRITES,
   startFaultProxy,
   type FaultProxy,
@@ -216,6 +218,8 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
         {
           operations: ['PutObject'],
           first: 1,
+          // A file's, not the version's lock.
+          target: NOT_A_LOCK,
           fault: { kind: 'stall', ms: stallMs, phase: 'response' }
         }
       ],
@@ -283,17 +287,25 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
     expect(proxy!.requests.filter((r) => r.operation === 'GetInvalidation')).toHaveLength(4)
   })
 
-  it('every UploadPart failing beyond the retry budget: rejects naming the file, leaves nothing', async () => {
+  it('UploadParts failing beyond the retry budget: rejects naming the file, keeps the upload, and a re-run resumes it', async () => {
     // 503 ServiceUnavailable rather than SlowDown: the same retries from a 50 ms backoff base
-    // instead of 1 s, so exhausting them takes about a second, not half a minute.
+    // instead of 1 s, so exhausting them takes about a second, not half a minute. The first
+    // part goes through; every other attempt fails.
+    const single = { artifacts: `models/${BIG}`, root: 'models' }
     const { result } = runDeploy(
       'v-permanent',
-      [{ operations: ['UploadPart'], fault: { kind: 's3Error', code: 'ServiceUnavailable' } }],
-      { artifacts: `models/${BIG}`, root: 'models' }
+      [
+        {
+          operations: ['UploadPart'],
+          after: 1,
+          fault: { kind: 's3Error', code: 'ServiceUnavailable' }
+        }
+      ],
+      single
     )
     const error = await result.then(
       () => {
-        throw new Error('the deploy succeeded although every UploadPart failed')
+        throw new Error('the deploy succeeded although the UploadParts failed')
       },
       (err: Error & { cause?: { $metadata?: { attempts?: number } } }) => err
     )
@@ -309,10 +321,37 @@ describe('transient faults between the action and S3/CloudFront (moto_server beh
     }
     expect(Math.max(...attemptsPerPart.values())).toBe(MAX_ATTEMPTS)
 
-    // Nothing left behind: the multipart upload was aborted, no object, no manifest.
-    expect(proxy!.requests.some((r) => r.operation === 'AbortMultipartUpload')).toBe(true)
+    // No object and no manifest; the upload is left open and journaled in the released lock.
+    expect(proxy!.requests.some((r) => r.operation === 'AbortMultipartUpload')).toBe(false)
+    const [left, ...more] = await multipartUploadsLeft()
+    expect(more).toEqual([])
+    expect(left).toMatch(new RegExp(`^v-permanent/${BIG} `))
+    expect(await keysUnder('v-permanent')).toEqual([`v-permanent/${LOCK_FILE_NAME}`])
+    const lock = JSON.parse(
+      (await getStored(s3, BUCKET, `v-permanent/${LOCK_FILE_NAME}`)).bytes.toString('utf8')
+    ) as LockRecord
+    expect(lock).toMatchObject({ state: 'released', outcome: 'failed' })
+    expect(lock.uploads.map((u) => `${u.key} ${u.uploadId}`)).toEqual([left])
+
+    // The re-run sends only the two parts S3 does not hold, completes the same upload, and
+    // leaves nothing open.
+    const rerun = runDeploy('v-permanent', [], single)
+    await rerun.result
+    // runDeploy cleared the proxy's records: these are the re-run's requests.
+    const sent = proxy!.requests
+    expect(sent.filter((r) => r.operation === 'CreateMultipartUpload')).toEqual([])
+    expect(sent.filter((r) => r.operation === 'UploadPart').map((r) => r.target)).toHaveLength(2)
+    expect(rerun.logger.lines).toContainEqual(
+      expect.stringMatching(
+        /^Resuming the upload of big\/model\.gguf an earlier run left open \(upload id .*\): 1 of 3 part\(s\), 5\.0 MiB, already stored\.$/
+      )
+    )
+    expect((await getStored(s3, BUCKET, `v-permanent/${BIG}`)).sha256).toBe(sha256(files[BIG]))
     expect(await multipartUploadsLeft()).toEqual([])
-    expect(await keysUnder('v-permanent')).toEqual([])
+    expect(await keysUnder('v-permanent')).toEqual([
+      `v-permanent/${BIG}`,
+      'v-permanent/manifest.json'
+    ])
   })
 
   it('a bucket the credentials cannot read: AccessDenied is explained and nothing is written', async () => {

@@ -18,7 +18,7 @@ import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { MultipartUpload } from '../../src/multipart-tracker.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
-import { makeWorkspace, mockAwsClients } from '../../__fixtures__/aws-mocks.js'
+import { dataPuts, makeWorkspace, mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
 
 const {
@@ -184,7 +184,7 @@ describe('deploy, cancelled', () => {
     )
     return deploy(inputs, { s3, cloudfront }, { logger, sleep, env: {}, signal })
   }
-  const putKeys = () => s3Mock.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key)
+  const putKeys = () => dataPuts(s3Mock).map((p) => p.Key)
 
   it('never writes the manifest when cancelled as the last file lands', async () => {
     listen()

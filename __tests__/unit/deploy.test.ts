@@ -20,6 +20,7 @@ import { parseInputs } from '../../src/inputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import {
+  dataPuts,
   makeWorkspace,
   mockAwsClients,
   mockDeployedDistribution
@@ -81,7 +82,8 @@ function previousVersion(): void {
   })
 }
 
-const putKeys = () => s3Mock.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key)
+/** The keys of the files and manifest written, in order; the version's lock apart. */
+const putKeys = () => dataPuts(s3Mock).map((p) => p.Key)
 const invalidatedPaths = () =>
   cfMock
     .commandCalls(CreateInvalidationCommand)
@@ -335,6 +337,10 @@ describe('deploy', () => {
     })
 
     it('uploads it instead when its source changed since it was found', async () => {
+      // The destination is still absent, so the 412 was the source's condition.
+      s3Mock
+        .on(HeadObjectCommand, { Key: 'v1/shard.bin' })
+        .rejects(Object.assign(new Error('NotFound'), { $metadata: { httpStatusCode: 404 } }))
       s3Mock.on(CopyObjectCommand).rejects(
         Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
           name: 'PreconditionFailed',

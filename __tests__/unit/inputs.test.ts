@@ -37,6 +37,7 @@ describe('parseInputs', () => {
       urlBase: undefined,
       invalidate: 'auto',
       invalidationPaths: [],
+      lockTimeoutMinutes: 60,
       waitForInvalidation: true,
       waitTimeoutMinutes: 15,
       multipartThresholdBytes: 16 * 1024 * 1024,

@@ -5,15 +5,18 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { CreateInvalidationCommand } from '@aws-sdk/client-cloudfront'
-import { DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
+import { DeleteObjectsCommand } from '@aws-sdk/client-s3'
 import { Outputs } from '../../src/constants.js'
 import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
+import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
 import { runMode, type ModeDeps } from '../../src/modes.js'
 import { sortedJson } from '../../src/outputs.js'
 import type { DeployInputs } from '../../src/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import {
+  dataPuts,
+  lockPuts,
   makeWorkspace,
   mockAwsClients,
   mockDeployedDistribution
@@ -108,7 +111,7 @@ function deps(env: NodeJS.ProcessEnv): ModeDeps & { logger: ReturnType<typeof si
 }
 
 const comments = () => gh.comments('acme', 'models', 7)
-const puts = () => s3Mock.commandCalls(PutObjectCommand).map((c) => c.args[0].input)
+const puts = () => dataPuts(s3Mock)
 const invalidated = () =>
   cfMock
     .commandCalls(CreateInvalidationCommand)
@@ -138,6 +141,11 @@ describe('runMode: deploy', () => {
         .sort()
     ).toEqual(['previews/pr-7/a.onnx', 'previews/pr-7/b.json', 'previews/pr-7/manifest.json'])
     expect(puts().every((p) => p.Tagging === PREVIEW_TAGGING)).toBe(true)
+    // The version's lock was tagged as a preview too (it expires with it if left), and removed.
+    expect(lockPuts(s3Mock).map((p) => [p.Key, p.IfNoneMatch, p.Tagging])).toEqual([
+      [`previews/pr-7/${LOCK_FILE_NAME}`, '*', PREVIEW_TAGGING]
+    ])
+    expect(keysUnder('previews/pr-7')).not.toContain(`previews/pr-7/${LOCK_FILE_NAME}`)
 
     const [comment, ...more] = comments()
     expect(more).toEqual([])
@@ -268,6 +276,9 @@ describe('runMode: promote', () => {
     expect(invalidated()).toEqual([['/latest/*']])
     expect(objects.get('latest/manifest.json')?.body).toEqual(objects.get('v2/manifest.json')?.body)
     expect(puts()).toEqual([])
+    // The move held the alias's lock, and removed it when done.
+    expect(lockPuts(s3Mock).map((p) => p.Key)).toEqual([`latest/${LOCK_FILE_NAME}`])
+    expect(objects.has(`latest/${LOCK_FILE_NAME}`)).toBe(false)
     expect(
       outcome.summary.startsWith('## Model CDN promote: latest → v2\n\n**Bucket:** models\n')
     ).toBe(true)

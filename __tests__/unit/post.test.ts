@@ -40,6 +40,7 @@ function saveState(state: Partial<Record<keyof typeof State, string>>): void {
   }
 }
 
+/** A main step that failed (or was killed) with these uploads open. */
 function failedRun(uploads: MultipartUpload[]): void {
   saveState({
     IsPost: 'true',
@@ -50,6 +51,12 @@ function failedRun(uploads: MultipartUpload[]): void {
     StartedAt: STARTED_AT.toISOString(),
     MultipartUploads: JSON.stringify(uploads)
   })
+}
+
+/** A main step that was cancelled with these uploads open. */
+function cancelledRun(uploads: MultipartUpload[]): void {
+  failedRun(uploads)
+  saveState({ Cancelled: 'true' })
 }
 
 const aborted = () =>
@@ -79,6 +86,7 @@ afterEach(() => {
 })
 
 describe('post step', () => {
+  // Only a cancelled run's uploads are aborted: a failed run's are resumed by the next.
   it('does nothing after a successful deploy: no AWS call', async () => {
     failedRun([upload('u1')])
     saveState({ Succeeded: 'true' })
@@ -93,8 +101,20 @@ describe('post step', () => {
     expect(s3Mock.calls()).toHaveLength(0)
   })
 
+  it('leaves the uploads of a failed or killed run open for a re-run to resume: no AWS call', async () => {
+    failedRun([upload('u1'), upload('u2', 'v1/b.bin')])
+    await runPost()
+    expect(s3Mock.calls()).toHaveLength(0)
+    expect(log()).toContain(
+      'Left 2 multipart upload(s) open under s3://models/v1/: the deploy failed (it was not ' +
+        'cancelled), so a re-run of the same files resumes them, sending only the parts S3 does not hold.'
+    )
+    expect(log()).toContain('AbortIncompleteMultipartUpload (DaysAfterInitiation: 1)')
+    expect(warnings()).toEqual([])
+  })
+
   it('aborts the recorded uploads and those listed under the prefix since the run started', async () => {
-    failedRun([upload('recorded-1'), upload('recorded-2', 'v1/b.bin')])
+    cancelledRun([upload('recorded-1'), upload('recorded-2', 'v1/b.bin')])
     s3Mock
       .on(ListMultipartUploadsCommand)
       .resolvesOnce({
@@ -142,7 +162,7 @@ describe('post step', () => {
   })
 
   it('warns, naming the upload, when an abort fails, and never fails the job', async () => {
-    failedRun([upload('denied'), upload('ok', 'v1/b.bin'), upload('gone', 'v1/c.bin')])
+    cancelledRun([upload('denied'), upload('ok', 'v1/b.bin'), upload('gone', 'v1/c.bin')])
     s3Mock.on(AbortMultipartUploadCommand, { UploadId: 'denied' }).rejects(accessDenied())
     s3Mock
       .on(AbortMultipartUploadCommand, { UploadId: 'gone' })
@@ -164,7 +184,7 @@ describe('post step', () => {
   })
 
   it('still aborts the recorded uploads when listing is not allowed', async () => {
-    failedRun([upload('recorded-1')])
+    cancelledRun([upload('recorded-1')])
     s3Mock.on(ListMultipartUploadsCommand).rejects(accessDenied())
 
     await runPost()
@@ -178,7 +198,7 @@ describe('post step', () => {
   })
 
   it('says so when nothing was left open', async () => {
-    failedRun([])
+    cancelledRun([])
     await runPost()
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0)
     expect(log()).toMatch(

@@ -34,6 +34,7 @@ function inputs(overrides: Partial<Inputs> = {}): Inputs {
     distributionId: DIST,
     waitForInvalidation: true,
     waitTimeoutMinutes: 15,
+    lockTimeoutMinutes: 1,
     partSizeBytes: undefined,
     ...overrides
   }

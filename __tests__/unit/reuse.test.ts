@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { GiB, MiB } from '../../src/constants.js'
-import { AwsError, DeployError } from '../../src/errors.js'
+import { AwsError, ConcurrentPublishError, DeployError } from '../../src/errors.js'
 import {
   copyFiles,
   findReusableObjects,
@@ -638,6 +638,7 @@ describe('listReuseCandidates', () => {
 describe('copyFiles', () => {
   const options = (overrides: Partial<CopyFilesOptions> = {}): CopyFilesOptions => ({
     bucket: 'models',
+    versionPrefix: 'v4',
     cacheControl: 'public, max-age=31536000, immutable',
     metadata: { framework: 'onnx' },
     concurrency: 4,
@@ -647,6 +648,47 @@ describe('copyFiles', () => {
   const copying = (rel: string, size: number, sourceKey: string, eTag?: string) =>
     planned(rel, size, rel, { action: 'copy', copyFrom: { key: sourceKey, eTag } })
   const copyInputs = () => s3Mock.commandCalls(CopyObjectCommand).map((c) => c.args[0].input)
+  // The destinations are new keys unless a test stores one.
+  beforeEach(() => {
+    s3Mock.on(HeadObjectCommand).rejects(awsError('NotFound', 404, 'UnknownError'))
+  })
+
+  it('counts a file as already there when another run copied the same bytes first (If-None-Match lost)', async () => {
+    const file = copying('a.bin', 2 * MiB, 'llama/v3/a.bin', '"a"')
+    s3Mock.on(CopyObjectCommand).rejects(awsError('PreconditionFailed', 412, 'If-None-Match'))
+    s3Mock.on(HeadObjectCommand, { Key: 'llama/v4/a.bin' }).resolves({
+      ContentLength: 2 * MiB,
+      ContentType: 'application/octet-stream',
+      CacheControl: 'public, max-age=31536000, immutable',
+      Metadata: { framework: 'onnx', sha256: file.sha256 as string }
+    })
+
+    const result = await copyFiles(s3, [file], options())
+
+    expect(result).toEqual({ bytesCopied: 0, fallBack: [], alreadyThere: ['llama/v4/a.bin'] })
+    expect(copyInputs()).toHaveLength(1)
+  })
+
+  it('fails, naming the key and the version, when another run stored other bytes there first', async () => {
+    const file = copying('a.bin', 2 * MiB, 'llama/v3/a.bin', '"a"')
+    s3Mock.on(CopyObjectCommand).rejects(awsError('PreconditionFailed', 412, 'If-None-Match'))
+    s3Mock.on(HeadObjectCommand, { Key: 'llama/v4/a.bin' }).resolves({
+      ContentLength: 2 * MiB,
+      ContentType: 'application/octet-stream',
+      CacheControl: 'public, max-age=31536000, immutable',
+      Metadata: { framework: 'onnx', sha256: sha('other bytes') }
+    })
+
+    const err = await copyFiles(s3, [file], options()).catch((e: unknown) => e)
+
+    expect(err).toBeInstanceOf(ConcurrentPublishError)
+    expect((err as Error).message).toBe(
+      'Another run wrote s3://models/llama/v4/a.bin (a.bin) while this run was publishing v4: ' +
+        "different bytes: SHA-256 differs. That run's object was kept; this run stopped."
+    )
+    // Read again, never copied again blindly.
+    expect(copyInputs()).toHaveLength(1)
+  })
 
   it("copies the files marked copy with this run's headers, guarded by the source ETag", async () => {
     s3Mock.on(CopyObjectCommand).resolves({ CopyObjectResult: { ETag: '"copied"' } })
@@ -660,7 +702,7 @@ describe('copyFiles', () => {
 
     const result = await copyFiles(s3, files, options())
 
-    expect(result).toEqual({ bytesCopied: 5 * MiB, fallBack: [] })
+    expect(result).toEqual({ bytesCopied: 5 * MiB, fallBack: [], alreadyThere: [] })
     const sent = copyInputs().sort((x, y) => (x.Key! < y.Key! ? -1 : 1))
     expect(sent).toEqual([
       {
@@ -668,6 +710,8 @@ describe('copyFiles', () => {
         Key: 'llama/v4/a b+c.bin',
         CopySource: 'models/llama/v3/a%20b%2Bc%25.bin',
         CopySourceIfMatch: '"e1"',
+        // A new key of the version: created only if no other run created it first.
+        IfNoneMatch: '*',
         MetadataDirective: 'REPLACE',
         TaggingDirective: 'REPLACE',
         ContentType: 'application/octet-stream',
@@ -678,6 +722,7 @@ describe('copyFiles', () => {
         Bucket: 'models',
         Key: 'llama/v4/tokenizer.json',
         CopySource: 'models/llama/v3/tokenizer.json',
+        IfNoneMatch: '*',
         MetadataDirective: 'REPLACE',
         TaggingDirective: 'REPLACE',
         ContentType: 'application/octet-stream',
@@ -707,7 +752,7 @@ describe('copyFiles', () => {
 
   it('sends nothing when no file is to be copied', async () => {
     const result = await copyFiles(s3, [planned('a.bin', SHARD, 'A')], options())
-    expect(result).toEqual({ bytesCopied: 0, fallBack: [] })
+    expect(result).toEqual({ bytesCopied: 0, fallBack: [], alreadyThere: [] })
     expect(s3Mock.calls()).toHaveLength(0)
   })
 
@@ -769,7 +814,8 @@ describe('copyFiles', () => {
 
     expect(result).toEqual({
       bytesCopied: 0,
-      fallBack: [{ ...big, action: 'upload', copyFrom: undefined }]
+      fallBack: [{ ...big, action: 'upload', copyFrom: undefined }],
+      alreadyThere: []
     })
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)[0].args[0].input).toEqual({
       Bucket: 'models',

@@ -9,6 +9,8 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -17,9 +19,10 @@ import {
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { MiB } from '../../src/constants.js'
-import { AwsError, DeployError, InputError } from '../../src/errors.js'
+import { AwsError, ConcurrentPublishError, DeployError, InputError } from '../../src/errors.js'
 import { FileBody } from '../../src/file-body.js'
 import { hashFile } from '../../src/hash.js'
+import type { JournaledUpload } from '../../src/publish-lock.js'
 import type { PlannedFile } from '../../src/types.js'
 import { uploadFiles, type UploadOptions } from '../../src/upload.js'
 import { recordingHandler, type Reply, type SentRequest } from '../../__fixtures__/http-handler.js'
@@ -160,6 +163,8 @@ describe('uploadFiles, single PutObject', () => {
         // On AWS S3 checks the bytes against the SHA-256 computed when planning.
         ChecksumSHA256: Buffer.from(file.sha256!, 'hex').toString('base64'),
         ContentLength: 1000,
+        // A new key: created only if no other run created it first.
+        IfNoneMatch: '*',
         Body: expect.any(FileBody)
       }
     ])
@@ -673,6 +678,198 @@ describe('uploadFiles, failures', () => {
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
   })
 })
+
+const lost = (name: string, status: number) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } })
+
+describe('uploadFiles, conditional writes', () => {
+  /** HEAD of the key after a lost race: what the other run stored there. */
+  const storedAfterRace = (file: PlannedFile, sha256: string) =>
+    s3Mock.on(HeadObjectCommand, { Key: file.key }).resolves({
+      ContentLength: file.size,
+      ContentType: file.contentType,
+      CacheControl: CACHE_CONTROL,
+      Metadata: { 'model-version': '2.0.1', sha256 }
+    })
+
+  it('replaces only the object the plan saw: If-Match on its ETag, for a PutObject and a Complete', async () => {
+    const { file: small } = await makeFile('cond/small.bin', 1000, {
+      existed: true,
+      storedETag: '"seen-1"'
+    })
+    const { file: big } = await makeFile('cond/big.bin', 6 * MiB, {
+      existed: true,
+      storedETag: '"seen-2"'
+    })
+    await uploadFiles(s3, [small, big], options())
+    expect(s3Mock.commandCalls(PutObjectCommand)[0].args[0].input).toMatchObject({
+      IfMatch: '"seen-1"'
+    })
+    expect(s3Mock.commandCalls(PutObjectCommand)[0].args[0].input).not.toHaveProperty('IfNoneMatch')
+    expect(s3Mock.commandCalls(CompleteMultipartUploadCommand)[0].args[0].input).toMatchObject({
+      IfMatch: '"seen-2"'
+    })
+  })
+
+  it('counts a lost race as already there when the other run stored the same bytes and headers', async () => {
+    const { file } = await makeFile('race/same.bin', 1000)
+    s3Mock.on(PutObjectCommand).rejects(lost('PreconditionFailed', 412))
+    storedAfterRace(file, file.sha256!)
+
+    const stats = await uploadFiles(s3, [file], options())
+
+    expect(stats).toEqual({ bytesUploaded: 0, alreadyThere: ['v1/race/same.bin'] })
+    expect(s3Mock.commandCalls(PutObjectCommand)).toHaveLength(1)
+    expect(info).toEqual([
+      'Skipped race/same.bin: another run stored the same bytes at s3://models-bucket/v1/race/same.bin first'
+    ])
+  })
+
+  it('fails naming the key and the version when the other run stored different bytes', async () => {
+    const { file } = await makeFile('race/other.bin', 1000)
+    s3Mock.on(PutObjectCommand).rejects(lost('PreconditionFailed', 412))
+    storedAfterRace(file, 'f'.repeat(64))
+
+    const err = await uploadFiles(s3, [file], options({ versionPrefix: 'v1' })).catch(
+      (e: unknown) => e
+    )
+
+    expect(err).toBeInstanceOf(ConcurrentPublishError)
+    expect((err as Error).message).toBe(
+      'Another run wrote s3://models-bucket/v1/race/other.bin (race/other.bin) while this run was ' +
+        "publishing v1: different bytes: SHA-256 differs. That run's object was kept; this run stopped."
+    )
+    // Read again, never sent again blindly.
+    expect(s3Mock.commandCalls(PutObjectCommand)).toHaveLength(1)
+  })
+
+  it('aborts a multipart upload whose Complete lost the race (409), then reads the key again', async () => {
+    const { file } = await makeFile('race/big.bin', 6 * MiB)
+    s3Mock.on(CompleteMultipartUploadCommand).rejects(lost('ConditionalRequestConflict', 409))
+    storedAfterRace(file, file.sha256!)
+    const journal = fakeJournal()
+
+    const stats = await uploadFiles(s3, [file], options({ journal }))
+
+    expect(stats.alreadyThere).toEqual(['v1/race/big.bin'])
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1)
+    expect(journal.open()).toEqual([])
+  })
+})
+
+/** A journal as the version's lock keeps it, recording what the uploader tells it. */
+function fakeJournal(earlier: JournaledUpload[] = [], keepFailed = true) {
+  const open = new Map<string, JournaledUpload>(earlier.map((u) => [u.uploadId, u]))
+  return {
+    resumable: (key: string) => [...open.values()].find((u) => u.key === key),
+    started: (u: JournaledUpload) => void open.set(u.uploadId, u),
+    ended: (id: string) => void open.delete(id),
+    keepFailed: () => keepFailed,
+    open: () => [...open.keys()]
+  }
+}
+
+describe('uploadFiles, resuming and keeping uploads', () => {
+  it('journals each multipart upload, keeps one whose part failed for good, and aborts when the run was cancelled', async () => {
+    const { file } = await makeFile('keep/big.bin', 12 * MiB)
+    s3Mock.on(UploadPartCommand, { PartNumber: 2 }).rejects(lost('AccessDenied', 403))
+    const kept = fakeJournal([], true)
+    await expect(uploadFiles(s3, [file], options({ journal: kept }))).rejects.toThrow(
+      /AccessDenied/
+    )
+    expect(kept.open()).toEqual(['upload-1'])
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0)
+    expect(info.at(-1)).toMatch(
+      /^Left the multipart upload of s3:\/\/models-bucket\/v1\/keep\/big\.bin open \(upload id upload-1\): a re-run resumes it/
+    )
+
+    const cancelled = fakeJournal([], false)
+    await expect(uploadFiles(s3, [file], options({ journal: cancelled }))).rejects.toThrow()
+    expect(cancelled.open()).toEqual([])
+    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1)
+  })
+
+  it('resumes an upload an earlier run left for the same bytes and headers: only the missing parts are sent', async () => {
+    const { file, bytes } = await makeFile('resume/big.bin', 12 * MiB)
+    const first = await uploadFiles(s3, [file], options({ journal: fakeJournal() }))
+    expect(first.bytesUploaded).toBe(12 * MiB)
+    const earlier = {
+      ...(await journaledFor(file)),
+      uploadId: 'left-open'
+    }
+    s3Mock.reset()
+    s3Mock
+      .on(UploadPartCommand)
+      .callsFake(async (input: UploadPartCommandInput) => ({ ETag: `"etag-${input.PartNumber}"` }))
+    s3Mock.on(CompleteMultipartUploadCommand).resolves({})
+    // Part 1 stored whole; part 2 stored from other bytes; part 3 never sent.
+    s3Mock.on(ListPartsCommand).resolves({
+      Parts: [
+        { PartNumber: 1, Size: 5 * MiB, ETag: md5(bytes.subarray(0, 5 * MiB)) },
+        { PartNumber: 2, Size: 5 * MiB, ETag: md5(Buffer.alloc(5 * MiB)) }
+      ]
+    })
+    info = []
+
+    const journal = fakeJournal([earlier])
+    const stats = await uploadFiles(s3, [file], options({ journal }))
+
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0)
+    expect(s3Mock.commandCalls(UploadPartCommand).map((c) => c.args[0].input.PartNumber)).toEqual([
+      2, 3
+    ])
+    const complete = s3Mock.commandCalls(CompleteMultipartUploadCommand)[0].args[0].input
+    expect(complete.UploadId).toBe('left-open')
+    expect(complete.MultipartUpload?.Parts?.map((p) => [p.PartNumber, p.ETag])).toEqual([
+      [1, md5(bytes.subarray(0, 5 * MiB))],
+      [2, '"etag-2"'],
+      [3, '"etag-3"']
+    ])
+    expect(stats.bytesUploaded).toBe(7 * MiB)
+    expect(journal.open()).toEqual([])
+    expect(info[0]).toBe(
+      'Resuming the upload of resume/big.bin an earlier run left open (upload id left-open): 1 of 3 part(s), 5.0 MiB, already stored; 1 stored part(s) did not match the file and are sent again.'
+    )
+  })
+
+  it('does not resume an upload created with other headers (S3 fixed them at creation)', async () => {
+    const { file } = await makeFile('resume/other.bin', 6 * MiB)
+    const earlier = { ...(await journaledFor(file)), uploadId: 'left-open', headers: 'other' }
+    s3Mock.resetHistory()
+    s3Mock.on(ListPartsCommand).resolves({ Parts: [] })
+    await uploadFiles(s3, [file], options({ journal: fakeJournal([earlier]) }))
+    expect(s3Mock.commandCalls(ListPartsCommand)).toHaveLength(0)
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(1)
+  })
+
+  it('uploads anew, with a warning, when the role may not list the parts', async () => {
+    const { file } = await makeFile('resume/denied.bin', 6 * MiB)
+    const earlier = { ...(await journaledFor(file)), uploadId: 'left-open' }
+    s3Mock.resetHistory()
+    s3Mock.on(ListPartsCommand).rejects(lost('AccessDenied', 403))
+    await uploadFiles(s3, [file], options({ journal: fakeJournal([earlier]) }))
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(1)
+    expect(warnings[0]).toMatch(
+      /^Could not resume the upload of resume\/denied\.bin an earlier run left open \(.*AccessDenied.*\); sending it anew\. Resuming needs s3:ListMultipartUploadParts\.$/
+    )
+  })
+})
+
+const md5 = (bytes: Buffer) => `"${createHash('md5').update(bytes).digest('hex')}"`
+
+/** The journal entry this uploader writes for the file (from a first upload of it). */
+async function journaledFor(file: PlannedFile): Promise<JournaledUpload> {
+  const journal = fakeJournal()
+  const saved = s3Mock.commandCalls(CreateMultipartUploadCommand).length
+  let entry: JournaledUpload | undefined
+  await uploadFiles(
+    s3,
+    [file],
+    options({ journal: { ...journal, started: (u) => void (entry = u) } })
+  )
+  expect(s3Mock.commandCalls(CreateMultipartUploadCommand).length).toBe(saved + 1)
+  return entry!
+}
 
 describe('uploadFiles, cancellation', () => {
   it('stops reading, aborts the multipart upload and rejects once it has settled', async () => {
