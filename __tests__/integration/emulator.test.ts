@@ -155,6 +155,33 @@ describe('MOTO_PATCH: S3 conditional writes', () => {
     return { stale, current }
   }
 
+  /** A one-part multipart upload of `key`, and how to complete it under an If-Match. */
+  async function onePartUpload(key: string) {
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key })
+    )
+    const { ETag } = await s3.send(
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: key,
+        UploadId,
+        PartNumber: 1,
+        Body: 'multipart'
+      })
+    )
+    const complete = (IfMatch?: string) =>
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: key,
+          UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] },
+          IfMatch
+        })
+      )
+    return { ETag, complete }
+  }
+
   const copy = (
     key: string,
     source: string,
@@ -208,28 +235,7 @@ describe('MOTO_PATCH: S3 conditional writes', () => {
   it('CompleteMultipartUpload with If-Match completes only over that ETag; a 412 leaves the upload open', async () => {
     const key = 'complete-im/model.bin'
     const { stale, current } = await replacedOnce(key)
-    const { UploadId } = await s3.send(
-      new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key })
-    )
-    const { ETag } = await s3.send(
-      new UploadPartCommand({
-        Bucket: BUCKET,
-        Key: key,
-        UploadId,
-        PartNumber: 1,
-        Body: 'multipart'
-      })
-    )
-    const complete = (IfMatch: string) =>
-      s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: BUCKET,
-          Key: key,
-          UploadId,
-          MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] },
-          IfMatch
-        })
-      )
+    const { complete } = await onePartUpload(key)
 
     await expect(complete(stale)).rejects.toMatchObject(PRECONDITION_FAILED)
     expect(await read(key)).toBe(`${key}: second`)
@@ -242,29 +248,8 @@ describe('MOTO_PATCH: S3 conditional writes', () => {
 
   it('CompleteMultipartUpload with If-Match on a key that does not exist answers 404', async () => {
     const key = 'complete-im/absent.bin'
-    const { UploadId } = await s3.send(
-      new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key })
-    )
-    const { ETag } = await s3.send(
-      new UploadPartCommand({
-        Bucket: BUCKET,
-        Key: key,
-        UploadId,
-        PartNumber: 1,
-        Body: 'multipart'
-      })
-    )
-    await expect(
-      s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: BUCKET,
-          Key: key,
-          UploadId,
-          MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] },
-          IfMatch: ETag
-        })
-      )
-    ).rejects.toMatchObject(NO_SUCH_KEY)
+    const { ETag, complete } = await onePartUpload(key)
+    await expect(complete(ETag)).rejects.toMatchObject(NO_SUCH_KEY)
   })
 
   it('of concurrent If-None-Match: * PutObjects of one key, exactly one wins, and its body is stored', async () => {

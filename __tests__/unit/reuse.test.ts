@@ -648,6 +648,14 @@ describe('copyFiles', () => {
   const copying = (rel: string, size: number, sourceKey: string, eTag?: string) =>
     planned(rel, size, rel, { action: 'copy', copyFrom: { key: sourceKey, eTag } })
   const copyInputs = () => s3Mock.commandCalls(CopyObjectCommand).map((c) => c.args[0].input)
+  /** What another run copied to `key` first, with this run's headers. */
+  const storedByAnotherRun = (key: string, sha256: string) =>
+    s3Mock.on(HeadObjectCommand, { Key: key }).resolves({
+      ContentLength: 2 * MiB,
+      ContentType: 'application/octet-stream',
+      CacheControl: 'public, max-age=31536000, immutable',
+      Metadata: { framework: 'onnx', sha256 }
+    })
   // The destinations are new keys unless a test stores one.
   beforeEach(() => {
     s3Mock.on(HeadObjectCommand).rejects(awsError('NotFound', 404, 'UnknownError'))
@@ -656,12 +664,7 @@ describe('copyFiles', () => {
   it('counts a file as already there when another run copied the same bytes first (If-None-Match lost)', async () => {
     const file = copying('a.bin', 2 * MiB, 'llama/v3/a.bin', '"a"')
     s3Mock.on(CopyObjectCommand).rejects(awsError('PreconditionFailed', 412, 'If-None-Match'))
-    s3Mock.on(HeadObjectCommand, { Key: 'llama/v4/a.bin' }).resolves({
-      ContentLength: 2 * MiB,
-      ContentType: 'application/octet-stream',
-      CacheControl: 'public, max-age=31536000, immutable',
-      Metadata: { framework: 'onnx', sha256: file.sha256 as string }
-    })
+    storedByAnotherRun('llama/v4/a.bin', file.sha256 as string)
 
     const result = await copyFiles(s3, [file], options())
 
@@ -672,12 +675,7 @@ describe('copyFiles', () => {
   it('fails, naming the key and the version, when another run stored other bytes there first', async () => {
     const file = copying('a.bin', 2 * MiB, 'llama/v3/a.bin', '"a"')
     s3Mock.on(CopyObjectCommand).rejects(awsError('PreconditionFailed', 412, 'If-None-Match'))
-    s3Mock.on(HeadObjectCommand, { Key: 'llama/v4/a.bin' }).resolves({
-      ContentLength: 2 * MiB,
-      ContentType: 'application/octet-stream',
-      CacheControl: 'public, max-age=31536000, immutable',
-      Metadata: { framework: 'onnx', sha256: sha('other bytes') }
-    })
+    storedByAnotherRun('llama/v4/a.bin', sha('other bytes'))
 
     const err = await copyFiles(s3, [file], options()).catch((e: unknown) => e)
 
