@@ -235,9 +235,11 @@ describe('a runner that dies mid-upload', () => {
       root: 'big',
       bucket: BUCKET,
       'version-prefix': 'v-dead',
-      verify: false
+      verify: false,
+      // Two parts at a time, so the parts stored grow in small steps and the kill lands near half.
+      concurrency: 2
     }
-    // Parts answered after 150 ms, as on a slow link, so the kill lands half way.
+    // Parts answered after 150 ms, as on a slow link.
     proxy!.setRules([
       { operations: ['UploadPart'], every: 1, fault: { kind: 'stall', ms: 150, phase: 'response' } }
     ])
