@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import * as glob from '@actions/glob'
+import { glob, hasMagic, unescape } from 'glob'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES } from './constants.js'
 import { LOCK_FILE_NAME } from './publish-lock.js'
 import { InputError } from './errors.js'
@@ -26,24 +26,17 @@ export interface Discovery {
 export async function discoverFiles(patterns: string[], opts: DiscoverOptions): Promise<Discovery> {
   const workspace = path.resolve(opts.workspace)
   const realWorkspace = await fs.realpath(workspace)
-  // Patterns are relative to the workspace, not to whatever the process cwd is.
-  const anchored = patterns.map((p) => {
-    const negated = p.startsWith('!')
-    const body = negated ? p.slice(1) : p
-    return `${negated ? '!' : ''}${path.resolve(workspace, body)}`
-  })
-  const globber = await glob.create(anchored.join('\n'), {
-    followSymbolicLinks: true,
-    implicitDescendants: true,
-    matchDirectories: false,
-    omitBrokenSymbolicLinks: true
-  })
-  const matches = await globber.glob()
+  const { matches, searchPaths } = await matchPatterns(patterns, workspace)
 
   const outside: string[] = []
   const found: { absolutePath: string; size: number }[] = []
-  for (const match of [...new Set(matches)].sort()) {
-    const real = await fs.realpath(match)
+  for (const match of matches) {
+    const real = await fs.realpath(match).catch((err: NodeJS.ErrnoException) => {
+      // A broken symbolic link matches nothing.
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    })
+    if (real === undefined) continue
     if (!isInside(real, realWorkspace)) {
       outside.push(`${path.relative(workspace, match)} -> ${real}`)
       continue
@@ -64,7 +57,7 @@ export async function discoverFiles(patterns: string[], opts: DiscoverOptions): 
     )
   }
 
-  const root = opts.root ?? defaultRoot(globber.getSearchPaths(), found)
+  const root = opts.root ?? defaultRoot(searchPaths, found)
   const files = found.map(({ absolutePath, size }) => {
     if (!isInside(absolutePath, root)) {
       throw new InputError(
@@ -75,6 +68,55 @@ export async function discoverFiles(patterns: string[], opts: DiscoverOptions): 
     return { absolutePath, size, relativePath: toPosix(path.relative(root, absolutePath)) }
   })
   return { root, files }
+}
+
+/** What `glob` is told: the action's pattern syntax, as `@actions/glob` reads it. */
+const GLOB_OPTIONS = {
+  // `*` matches hidden files too; no brace or extglob expansion.
+  dot: true,
+  nobrace: true,
+  noext: true,
+  // Symbolic links are followed (and checked against the workspace afterwards).
+  follow: true,
+  nodir: true,
+  absolute: true
+} as const
+
+/**
+ * The files the patterns match, sorted, and the search path of each include pattern (its literal
+ * leading directories), which the default root is computed from. Patterns are relative to the
+ * workspace; a line starting with `!` excludes what it matches from every other line. A pattern
+ * that names a directory matches everything under it (as `@actions/glob`'s implicit
+ * descendants). Matching prints nothing: `@actions/glob` logs `::debug::` lines on stdout, which a
+ * command line must keep for its own output.
+ */
+export async function matchPatterns(
+  patterns: string[],
+  workspace: string
+): Promise<{ matches: string[]; searchPaths: string[] }> {
+  // Patterns are relative to the workspace, not to whatever the process cwd is.
+  const anchor = (p: string) => toPosix(path.resolve(workspace, p))
+  const withDescendants = (p: string) => [p, `${p.replace(/\/+$/, '')}/**`]
+  const includes = patterns.filter((p) => !p.startsWith('!')).map(anchor)
+  const excludes = patterns.filter((p) => p.startsWith('!')).map((p) => anchor(p.slice(1)))
+  const found = await glob(includes.flatMap(withDescendants), {
+    ...GLOB_OPTIONS,
+    ignore: excludes.flatMap(withDescendants)
+  })
+  const matches = [...new Set(found.map((f) => path.resolve(f)))].sort()
+  return { matches, searchPaths: searchPaths(includes) }
+}
+
+/** The literal leading directories of each pattern, without those inside another one. */
+function searchPaths(patterns: string[]): string[] {
+  const paths = patterns.map((p) => {
+    const segments = p.split('/')
+    const end = segments.findIndex((s) => hasMagic(s, GLOB_OPTIONS))
+    const literal = (end < 0 ? segments : segments.slice(0, end)).map((s) => unescape(s))
+    return path.resolve(literal.join('/') || '/')
+  })
+  const unique = [...new Set(paths)].sort()
+  return unique.filter((p) => !unique.some((q) => q !== p && isInside(p, q)))
 }
 
 /**

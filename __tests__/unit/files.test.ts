@@ -48,6 +48,42 @@ describe('discoverFiles', () => {
     expect(files.find((f) => f.relativePath === 'resnet50.onnx')?.size).toBe(10)
   })
 
+  it('matches hidden files, a directory named alone matches everything under it, and an excluded directory drops its files', async () => {
+    write('models/.hidden/config.json', '{}')
+    write('models/.gitattributes', '*')
+    const { root, files } = await discoverFiles(['models', '!models/tokenizer'], { workspace })
+    expect(root).toBe(path.join(workspace, 'models'))
+    expect(relPaths(files)).toEqual([
+      '.gitattributes',
+      '.hidden/config.json',
+      'empty.bin',
+      'modèles/日本語.gguf',
+      'resnet50.onnx',
+      'tmp-scratch.onnx',
+      'weights v2.safetensors'
+    ])
+  })
+
+  it('takes braces and parentheses literally, as @actions/glob does, and skips broken links', async () => {
+    write('models/{a,b}.bin', 'braces')
+    write('models/a.bin', 'a')
+    fs.symlinkSync(path.join(workspace, 'gone.bin'), path.join(workspace, 'models', 'broken.bin'))
+    const { files } = await discoverFiles(['models/{a,b}.bin', 'models/*.bin'], { workspace })
+    expect(relPaths(files)).toEqual(['a.bin', 'empty.bin', '{a,b}.bin'])
+  })
+
+  it('prints nothing while matching (a command line keeps stdout for its own output)', async () => {
+    const writes: string[] = []
+    const stdout = process.stdout.write.bind(process.stdout)
+    process.stdout.write = ((chunk: string) => writes.push(String(chunk)) > 0) as typeof stdout
+    try {
+      await discoverFiles(['models/**', '!models/tmp-*'], { workspace })
+    } finally {
+      process.stdout.write = stdout
+    }
+    expect(writes).toEqual([])
+  })
+
   it('uses the common ancestor of several patterns', async () => {
     const { root, files } = await discoverFiles(['models/*.onnx', 'logs/*.log'], { workspace })
     expect(root).toBe(workspace)
