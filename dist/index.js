@@ -77443,7 +77443,9 @@ function immutableError(conflicts, differences, bucket) {
 async function moveAlias(clients, inputs, version, urlBase, deps) {
     const result = inputs.dryRun
         ? await planAndApply(clients, inputs, version, deps)
-        : await whileLocked(clients, inputs, deps, (lost) => planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) }));
+        : // Moves of one alias take turns: a second waits, then plans against what the first left,
+            // so the alias always ends a whole copy of one version.
+            await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, lockDeps(inputs, deps), (lost) => planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) }));
     const paths = inputs.distributionId ? result.invalidationPaths : [];
     const invalidation = {
         reason: !inputs.distributionId
@@ -77474,29 +77476,6 @@ async function moveAlias(clients, inputs, version, urlBase, deps) {
     urls['manifest.json'] = objectUrl(urlBase, result.manifestKey);
     return { result, urls, invalidation };
 }
-/**
- * Moves run one at a time per alias (publish-lock.ts): a second move waits, then plans against
- * what the first left, so the alias always ends as a whole copy of one version.
- */
-async function whileLocked(clients, inputs, deps, move) {
-    const lock = await (0,publish_lock/* acquireLock */.IZ)(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, {
-        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, deps.now),
-        logger: deps.logger,
-        sleep: deps.sleep,
-        now: deps.now,
-        signal: deps.signal,
-        timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    });
-    try {
-        const moved = await move(lock.lost);
-        await lock.release('succeeded');
-        return moved;
-    }
-    catch (err) {
-        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
-        throw err;
-    }
-}
 async function planAndApply(clients, inputs, version, deps) {
     const plan = await planAlias(clients.s3, { bucket: inputs.bucket, alias: inputs.alias, aliasCacheControl: inputs.aliasCacheControl }, version);
     return applyAlias(clients.s3, plan, {
@@ -77506,6 +77485,17 @@ async function planAndApply(clients, inputs, version, deps) {
         dryRun: inputs.dryRun,
         partSize: inputs.partSizeBytes
     });
+}
+/** How a release step waits for a lock: as the deploy does, up to `lock-timeout-minutes`. */
+function lockDeps(inputs, deps) {
+    return {
+        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, deps.now),
+        logger: deps.logger,
+        sleep: deps.sleep,
+        now: deps.now,
+        signal: deps.signal,
+        timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    };
 }
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
 async function promoteVersion(clients, inputs, urlBase, deps) {
@@ -80440,6 +80430,8 @@ function formatDuration(ms) {
 
 
 
+
+
 /** Runs the `mode` the inputs ask for. */
 async function runMode(inputs, clients, deps) {
     // Read first: a broken event payload is reported before anything is written.
@@ -80511,16 +80503,23 @@ async function promoteMode(inputs, clients, deps) {
 }
 async function cleanupMode(inputs, clients, deps, pr) {
     const { warnings, warn } = collectWarnings(deps.logger);
-    const plan = await planCleanup(clients.s3, {
+    const plan = (signal) => planCleanup(clients.s3, {
         bucket: inputs.bucket,
         versionPrefix: inputs.versionPrefix,
         aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
-    }, { concurrency: inputs.concurrency, logger: deps.logger, signal: deps.signal });
-    const result = await executeCleanup(clients.s3, plan, {
-        logger: deps.logger,
-        dryRun: inputs.dryRun,
-        signal: deps.signal
-    });
+    }, { concurrency: inputs.concurrency, logger: deps.logger, signal });
+    const execute = (planned, signal) => executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal });
+    // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
+    const first = await plan(deps.signal);
+    const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0;
+    // Then under the version's lock, planned again: a deploy of the same prefix still running
+    // finishes first, and what it published is removed too instead of written back afterwards.
+    const result = inputs.dryRun || nothingToRemove
+        ? await execute(first, deps.signal)
+        : await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lost) => {
+            const signal = anySignal(deps.signal, lost);
+            return execute(await plan(signal), signal);
+        }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
     const paths = inputs.distributionId ? [result.invalidationPath] : [];
     const invalidation = {
         reason: inputs.distributionId
@@ -80964,6 +80963,7 @@ async function abortLeftovers(s3, state, logger) {
 /* harmony export */   TL: () => (/* binding */ lockKey),
 /* harmony export */   Vm: () => (/* binding */ lockOwner),
 /* harmony export */   gA: () => (/* binding */ lostRace),
+/* harmony export */   kK: () => (/* binding */ withLock),
 /* harmony export */   rx: () => (/* binding */ LOCK_FILE_NAME),
 /* harmony export */   vk: () => (/* binding */ removeLockOf)
 /* harmony export */ });
@@ -81123,7 +81123,7 @@ async function acquireLock(s3, target, deps) {
             throw lockTimeout(target, holder, waited);
         if (now() - lastLog >= WAIT_LOG_MS) {
             lastLog = now();
-            deps.logger.info(`Waiting for ${describeHolder(holder)}, which is ${activity(target)} (lock ${where}); ` +
+            deps.logger.info(`Waiting for ${describeHolder(holder)}, which is ${activity(target, holder)} (lock ${where}); ` +
                 `this run continues when it finishes, or fails after ${Math.round(deps.timeoutMs / 60_000)} minute(s) (\`lock-timeout-minutes\`).`);
         }
         await deps.sleep(Math.min(poll, Math.max(0, deps.timeoutMs - waited)));
@@ -81146,16 +81146,22 @@ function takeoverReason(stored, unchangedSince, deps, now) {
     }
     return undefined;
 }
-function activity(target) {
-    return target.purpose === 'alias'
-        ? `moving alias ${target.prefix}`
-        : `publishing ${target.prefix}`;
+/** What the lock's holder (this run, or the other run whose record was read) is doing. */
+function activity(target, holder) {
+    switch (holder?.purpose ?? target.purpose) {
+        case 'alias':
+            return `moving alias ${target.prefix}`;
+        case 'cleanup':
+            return `removing ${target.prefix}`;
+        case 'publish':
+            return `publishing ${target.prefix}`;
+    }
 }
 function describeHolder(holder) {
     return holder ? `another run (${describeOwner(holder.owner)})` : 'another run';
 }
 function lockTimeout(target, holder, waitedMs) {
-    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`${describeHolder(holder)} is still ${activity(target)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`${describeHolder(holder)} is still ${activity(target, holder)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
         `(lock s3://${target.bucket}/${lockKey(target.prefix)}); nothing was written.`, 'Run again once that run has finished, or raise `lock-timeout-minutes`. A lock whose run has died is taken over automatically within ' +
         `${LEASE_MS / 60_000} minutes.`);
 }
@@ -81211,6 +81217,37 @@ async function readLock(s3, bucket, key) {
         if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err) === 404)
             return undefined;
         throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, { action: `reading the lock s3://${bucket}/${key}`, bucket });
+    }
+}
+/**
+ * Runs `work` holding the lock on `target.prefix`, and releases it after (journaling nothing: for
+ * work without multipart uploads to resume, such as an alias move or a clean-up). `work` receives
+ * the signal that aborts if the lock is lost.
+ */
+async function withLock(s3, target, deps, work, 
+/**
+ * When given, a role that may not write the lock (403) runs `work` without it, after this is
+ * told why: for work that needed no s3:PutObject before it took locks (a clean-up).
+ */
+unlockedIfDenied) {
+    let lock;
+    try {
+        lock = await acquireLock(s3, target, deps);
+    }
+    catch (err) {
+        if (!unlockedIfDenied || !(err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy) || err.httpStatus !== 403)
+            throw err;
+        unlockedIfDenied(err.message);
+        return work();
+    }
+    try {
+        const done = await work(lock.lost);
+        await lock.release('succeeded');
+        return done;
+    }
+    catch (err) {
+        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
+        throw err;
     }
 }
 /** Who holds the lock on `prefix` now; undefined when nobody does (or it is released). */

@@ -1,4 +1,4 @@
-import { executeCleanup, planCleanup, previewTagging } from './cleanup.js'
+import { executeCleanup, planCleanup, previewTagging, type CleanupPlan } from './cleanup.js'
 import type { Clients } from './clients.js'
 import { Outputs } from './constants.js'
 import { deploy, type DeployDeps } from './deploy.js'
@@ -14,7 +14,9 @@ import {
   type CommentOutcome,
   type PullRequestContext
 } from './pr-comment.js'
-import { promoteVersion } from './release.js'
+import { lockDeps, promoteVersion } from './release.js'
+import { withLock } from './publish-lock.js'
+import { anySignal } from './concurrency.js'
 import { buildSummary, cleanupSummary, promoteSummary } from './summary.js'
 import { resolveTarget } from './target.js'
 import type { DeployInputs, InvalidationOutcome, Logger } from './types.js'
@@ -130,20 +132,39 @@ async function cleanupMode(
   pr: PullRequestContext | undefined
 ): Promise<ModeOutcome> {
   const { warnings, warn } = collectWarnings(deps.logger)
-  const plan = await planCleanup(
-    clients.s3,
-    {
-      bucket: inputs.bucket,
-      versionPrefix: inputs.versionPrefix,
-      aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
-    },
-    { concurrency: inputs.concurrency, logger: deps.logger, signal: deps.signal }
-  )
-  const result = await executeCleanup(clients.s3, plan, {
-    logger: deps.logger,
-    dryRun: inputs.dryRun,
-    signal: deps.signal
-  })
+  const plan = (signal: AbortSignal | undefined) =>
+    planCleanup(
+      clients.s3,
+      {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
+      },
+      { concurrency: inputs.concurrency, logger: deps.logger, signal }
+    )
+  const execute = (planned: CleanupPlan, signal: AbortSignal | undefined) =>
+    executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal })
+  // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
+  const first = await plan(deps.signal)
+  const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0
+  // Then under the version's lock, planned again: a deploy of the same prefix still running
+  // finishes first, and what it published is removed too instead of written back afterwards.
+  const result =
+    inputs.dryRun || nothingToRemove
+      ? await execute(first, deps.signal)
+      : await withLock(
+          clients.s3,
+          { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' },
+          lockDeps(inputs, deps),
+          async (lost) => {
+            const signal = anySignal(deps.signal, lost)
+            return execute(await plan(signal), signal)
+          },
+          (why) =>
+            warn(
+              `Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`
+            )
+        )
   const paths = inputs.distributionId ? [result.invalidationPath] : []
   const invalidation: InvalidationOutcome = {
     reason: inputs.distributionId

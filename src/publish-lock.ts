@@ -57,7 +57,7 @@ export interface JournaledUpload {
   headers: string
 }
 
-export type LockPurpose = 'publish' | 'alias'
+export type LockPurpose = 'publish' | 'alias' | 'cleanup'
 
 /** The lock object's body. */
 export interface LockRecord {
@@ -262,7 +262,7 @@ export async function acquireLock(
     if (now() - lastLog >= WAIT_LOG_MS) {
       lastLog = now()
       deps.logger.info(
-        `Waiting for ${describeHolder(holder)}, which is ${activity(target)} (lock ${where}); ` +
+        `Waiting for ${describeHolder(holder)}, which is ${activity(target, holder)} (lock ${where}); ` +
           `this run continues when it finishes, or fails after ${Math.round(deps.timeoutMs / 60_000)} minute(s) (\`lock-timeout-minutes\`).`
       )
     }
@@ -294,10 +294,16 @@ function takeoverReason(
   return undefined
 }
 
-function activity(target: LockTarget): string {
-  return target.purpose === 'alias'
-    ? `moving alias ${target.prefix}`
-    : `publishing ${target.prefix}`
+/** What the lock's holder (this run, or the other run whose record was read) is doing. */
+function activity(target: LockTarget, holder?: LockRecord): string {
+  switch (holder?.purpose ?? target.purpose) {
+    case 'alias':
+      return `moving alias ${target.prefix}`
+    case 'cleanup':
+      return `removing ${target.prefix}`
+    case 'publish':
+      return `publishing ${target.prefix}`
+  }
 }
 
 function describeHolder(holder: LockRecord | undefined): string {
@@ -310,7 +316,7 @@ function lockTimeout(
   waitedMs: number
 ): DeployError {
   return new DeployError(
-    `${describeHolder(holder)} is still ${activity(target)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
+    `${describeHolder(holder)} is still ${activity(target, holder)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
       `(lock s3://${target.bucket}/${lockKey(target.prefix)}); nothing was written.`,
     'Run again once that run has finished, or raise `lock-timeout-minutes`. A lock whose run has died is taken over automatically within ' +
       `${LEASE_MS / 60_000} minutes.`
@@ -380,6 +386,40 @@ async function readLock(
   } catch (err) {
     if (httpStatusOf(err) === 404) return undefined
     throw explainAwsError(err, { action: `reading the lock s3://${bucket}/${key}`, bucket })
+  }
+}
+
+/**
+ * Runs `work` holding the lock on `target.prefix`, and releases it after (journaling nothing: for
+ * work without multipart uploads to resume, such as an alias move or a clean-up). `work` receives
+ * the signal that aborts if the lock is lost.
+ */
+export async function withLock<T>(
+  s3: S3Client,
+  target: LockTarget,
+  deps: LockDeps,
+  work: (lost?: AbortSignal) => Promise<T>,
+  /**
+   * When given, a role that may not write the lock (403) runs `work` without it, after this is
+   * told why: for work that needed no s3:PutObject before it took locks (a clean-up).
+   */
+  unlockedIfDenied?: (why: string) => void
+): Promise<T> {
+  let lock: HeldLock
+  try {
+    lock = await acquireLock(s3, target, deps)
+  } catch (err) {
+    if (!unlockedIfDenied || !(err instanceof AwsError) || err.httpStatus !== 403) throw err
+    unlockedIfDenied(err.message)
+    return work()
+  }
+  try {
+    const done = await work(lock.lost)
+    await lock.release('succeeded')
+    return done
+  } catch (err) {
+    await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
+    throw err
   }
 }
 

@@ -8,7 +8,7 @@ import {
 import type { Clients } from './clients.js'
 import { anySignal } from './concurrency.js'
 import { invalidateAndWait } from './invalidation.js'
-import { acquireLock, lockOwner } from './publish-lock.js'
+import { lockOwner, withLock, type LockDeps } from './publish-lock.js'
 import { objectUrl } from './urls.js'
 import type { DeployInputs, InvalidationOutcome, Logger, Sleep } from './types.js'
 
@@ -59,8 +59,14 @@ export async function moveAlias(
 ): Promise<AliasMove> {
   const result = inputs.dryRun
     ? await planAndApply(clients, inputs, version, deps)
-    : await whileLocked(clients, inputs, deps, (lost) =>
-        planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) })
+    : // Moves of one alias take turns: a second waits, then plans against what the first left,
+      // so the alias always ends a whole copy of one version.
+      await withLock(
+        clients.s3,
+        { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' },
+        lockDeps(inputs, deps),
+        (lost) =>
+          planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) })
       )
   const paths = inputs.distributionId ? result.invalidationPaths : []
   const invalidation: InvalidationOutcome = {
@@ -92,38 +98,6 @@ export async function moveAlias(
   return { result, urls, invalidation }
 }
 
-/**
- * Moves run one at a time per alias (publish-lock.ts): a second move waits, then plans against
- * what the first left, so the alias always ends as a whole copy of one version.
- */
-async function whileLocked<T>(
-  clients: Clients,
-  inputs: Pick<ReleaseInputs, 'bucket' | 'lockTimeoutMinutes'> & { alias: string },
-  deps: ReleaseDeps,
-  move: (lost: AbortSignal) => Promise<T>
-): Promise<T> {
-  const lock = await acquireLock(
-    clients.s3,
-    { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' },
-    {
-      owner: lockOwner(deps.env, deps.now),
-      logger: deps.logger,
-      sleep: deps.sleep,
-      now: deps.now,
-      signal: deps.signal,
-      timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    }
-  )
-  try {
-    const moved = await move(lock.lost)
-    await lock.release('succeeded')
-    return moved
-  } catch (err) {
-    await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
-    throw err
-  }
-}
-
 async function planAndApply(
   clients: Clients,
   inputs: ReleaseInputs & { alias: string },
@@ -142,6 +116,21 @@ async function planAndApply(
     dryRun: inputs.dryRun,
     partSize: inputs.partSizeBytes
   })
+}
+
+/** How a release step waits for a lock: as the deploy does, up to `lock-timeout-minutes`. */
+export function lockDeps(
+  inputs: Pick<DeployInputs, 'lockTimeoutMinutes'>,
+  deps: Pick<ReleaseDeps, 'env' | 'now' | 'logger' | 'sleep' | 'signal'>
+): LockDeps {
+  return {
+    owner: lockOwner(deps.env, deps.now),
+    logger: deps.logger,
+    sleep: deps.sleep,
+    now: deps.now,
+    signal: deps.signal,
+    timeoutMs: inputs.lockTimeoutMinutes * 60_000
+  }
 }
 
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */

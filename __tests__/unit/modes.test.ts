@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { CreateInvalidationCommand } from '@aws-sdk/client-cloudfront'
-import { DeleteObjectsCommand } from '@aws-sdk/client-s3'
+import { DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { Outputs } from '../../src/constants.js'
 import { DeployError } from '../../src/errors.js'
 import { parseInputs } from '../../src/inputs.js'
@@ -325,6 +325,56 @@ describe('runMode: cleanup', () => {
     })
     expect(outcome.summary).toContain('Removed 3 object(s)')
     expect(outcome.summary).toContain('- /previews/pr-7/\\*')
+  })
+
+  it('waits for a deploy of the same prefix to finish, then removes what it published too', async () => {
+    const lock = `previews/pr-7/${LOCK_FILE_NAME}`
+    objects.set(lock, {
+      body: Buffer.from(
+        JSON.stringify({
+          schemaVersion: 1,
+          prefix: 'previews/pr-7',
+          purpose: 'publish',
+          owner: { token: 'deploy', host: 'runner-b', pid: 7, runId: '99', startedAt: '' },
+          state: 'held',
+          updatedAt: '',
+          uploads: []
+        })
+      ),
+      metadata: {}
+    })
+    const waiting = deps(pushEnv())
+    // The deploy adds a file and finishes while the clean-up waits.
+    waiting.sleep = async () => {
+      publishVersion(objects, BUCKET, 'previews/pr-7', { 'a.onnx': 'A', 'late.bin': 'late' })
+      objects.delete(lock)
+    }
+
+    const outcome = await runMode(cleanupInputs(), clients, waiting)
+
+    expect(keysUnder('previews/pr-7')).toEqual([])
+    expect(outcome.outputs[Outputs.Deleted]).toBe('4')
+    expect(waiting.logger.lines).toContainEqual(
+      expect.stringMatching(
+        /^Waiting for another run \(workflow run 99 .*\), which is publishing previews\/pr-7/
+      )
+    )
+    // Its own lock was taken for the deletes, and removed with them.
+    expect(lockPuts(s3Mock).at(-1)).toMatchObject({ Key: lock, IfNoneMatch: '*' })
+  })
+
+  it('removes the prefix without its lock, with a warning, when the role may not write objects', async () => {
+    s3Mock.on(PutObjectCommand).rejects(
+      Object.assign(new Error('Access Denied'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 }
+      })
+    )
+    const outcome = await runMode(cleanupInputs(), clients, deps(pushEnv()))
+    expect(keysUnder('previews/pr-7')).toEqual([])
+    expect(outcome.summary).toMatch(
+      /Removing previews\/pr-7 without its lock \(Failed writing the lock .*AccessDenied.*\): a deploy of it running now could write files back\./
+    )
   })
 
   it('invalidates nothing without a distribution', async () => {
