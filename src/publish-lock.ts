@@ -29,6 +29,8 @@ const CLOCK_MARGIN_MS = 30_000
 /** Polls of a lock held by another run: soon at first, then every 10 s. */
 const FIRST_POLL_MS = 1000
 const MAX_POLL_MS = 10_000
+/** The wait before creating again a lock that was gone when read. */
+const RETRY_CREATE_MS = 100
 /** A waiting run says so once a minute. */
 const WAIT_LOG_MS = 60_000
 
@@ -230,7 +232,11 @@ export async function acquireLock(
       return holdLock(s3, target, { eTag: created, record: record([]), waitedFor }, deps)
 
     const stored = await readLock(s3, target.bucket, key)
-    if (!stored) continue // released (deleted) in between: try again at once
+    if (!stored) {
+      // Released (deleted) in between, or another creation still in progress (409): soon again.
+      await deps.sleep(RETRY_CREATE_MS)
+      continue
+    }
     // A retried creation whose first attempt landed (its answer was lost): the lock is ours.
     if (stored.record?.owner.token === deps.owner.token) {
       const mine = record(stored.record.uploads)
