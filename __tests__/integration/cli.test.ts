@@ -167,6 +167,24 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
     )
   })
 
+  it('checks the set-up without writing anything', async () => {
+    const r = await cli([
+      'check',
+      '--bucket',
+      BUCKET,
+      '--version-prefix',
+      'v-check',
+      '--distribution-id',
+      world.distributionId
+    ])
+    expect([r.code, r.stdout]).toEqual([
+      0,
+      expect.stringMatching(/^The set-up serves model-cdn-cli at https:\/\/\S+: no error found/)
+    ])
+    expect(r.stderr).toContain('Pre-flight bucket-policy:')
+    expect(await listKeys(s3, BUCKET, 'v-check/')).toEqual([])
+  })
+
   it('prints help for each command, generated from the input schema', async () => {
     const r = await cli(['deploy', '--help'])
     expect(r.code).toBe(0)

@@ -53109,7 +53109,8 @@ async function runCommand(command, flags, io) {
     const logger = stderrLogger(io);
     let inputs;
     try {
-        const mode = command === 'check' ? 'deploy' : command;
+        // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
+        const mode = command === 'check' ? 'cleanup' : command;
         inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name)), io.env);
         if (command === 'check')
             inputs = { ...inputs, preflight: true };

@@ -118,7 +118,8 @@ async function runCommand(
   const logger = stderrLogger(io)
   let inputs: DeployInputs
   try {
-    const mode = command === 'check' ? 'deploy' : command
+    // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
+    const mode = command === 'check' ? 'cleanup' : command
     inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name)), io.env)
     if (command === 'check') inputs = { ...inputs, preflight: true }
   } catch (err) {
