@@ -4,13 +4,15 @@
  * environment. Checks exit codes, that `--json` prints exactly the action's outputs for the same
  * deploy, the summary file, and what is stored.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { World } from '../../scripts/lib/emulator.mjs'
-import { getStored, listKeys, sha256 } from '../helpers/emulator-state.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { getStored, listKeys, openUploads, sha256 } from '../helpers/emulator-state.js'
+import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
 import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
 
@@ -42,8 +44,11 @@ interface CliResult {
 }
 
 /** `node dist/cli.js …` in the workspace, with test credentials and the emulator's endpoints. */
-function cli(args: string[]): Promise<CliResult> {
-  const endpoint = moto!.emulator.endpoint
+function cli(
+  args: string[],
+  opts: { endpoint?: string; onSpawn?: (child: ChildProcess) => void } = {}
+): Promise<CliResult> {
+  const endpoint = opts.endpoint ?? moto!.emulator.endpoint
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args], {
       cwd: workspace,
@@ -59,6 +64,7 @@ function cli(args: string[]): Promise<CliResult> {
       },
       stdio: ['ignore', 'pipe', 'pipe']
     })
+    opts.onSpawn?.(child)
     const out: Buffer[] = []
     const err: Buffer[] = []
     child.stdout.on('data', (b: Buffer) => out.push(b))
@@ -166,6 +172,42 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
       /^error: Pre-flight found .*\n1\. bucket: .*"no-such-bucket-here": AWS said NoSuchBucket/m
     )
   })
+
+  it('stops on SIGINT as a cancelled workflow does: exits 1, aborts its multipart uploads, leaves nothing', async () => {
+    await writeFiles(join(workspace, 'big'), { 'weights.bin': randomBytes(24 * 1024 * 1024) })
+    const proxy = await startFaultProxy(moto!.emulator.endpoint)
+    // Parts answered after a second, so the run is mid-upload when it is interrupted.
+    proxy.setRules([
+      {
+        operations: ['UploadPart'],
+        every: 1,
+        fault: { kind: 'stall', ms: 1000, phase: 'response' }
+      }
+    ])
+    try {
+      const r = await cli(
+        ['deploy', '--artifacts', 'big/**', '--bucket', BUCKET, '--version-prefix', 'v-int'],
+        {
+          endpoint: proxy.endpoint,
+          onSpawn: (child) =>
+            void (async () => {
+              while (!proxy.requests.some((q) => q.operation === 'UploadPart')) await sleep(20)
+              child.kill('SIGINT')
+            })()
+        }
+      )
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain('Received SIGINT')
+      expect(r.stderr).toMatch(
+        /^error: Upload to s3:\/\/model-cdn-cli cancelled: 0 of 1 file\(s\) were uploaded\./m
+      )
+      expect(proxy.requests.some((q) => q.operation === 'AbortMultipartUpload')).toBe(true)
+    } finally {
+      await proxy.stop()
+    }
+    expect(await openUploads(s3, BUCKET, 'v-int/')).toEqual([])
+    expect(await listKeys(s3, BUCKET, 'v-int/')).toEqual([])
+  }, 60_000)
 
   it('checks the set-up without writing anything', async () => {
     const r = await cli([
