@@ -72786,13 +72786,20 @@ function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 1
     let sentBytes = 0;
     let filesDone = 0;
     let logged = { sentBytes, filesDone };
+    const view = logger.progress;
+    const snapshot = () => {
+        const elapsedMs = now() - started;
+        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
+    };
     const handle = setInterval(() => {
         if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
             return;
         logged = { sentBytes, filesDone };
-        const elapsedMs = now() - started;
-        logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }));
-    }, intervalMs);
+        if (view)
+            view.update(snapshot());
+        else
+            logger.info(formatProgress(snapshot()));
+    }, view?.intervalMs ?? intervalMs);
     return {
         begin: () => {
             if (!begun)
@@ -72805,7 +72812,14 @@ function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 1
         fileDone: () => {
             filesDone++;
         },
-        stop: () => clearInterval(handle)
+        stop: () => {
+            clearInterval(handle);
+            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+            if (!view || totalFiles === 0)
+                return;
+            view.update(snapshot());
+            view.end();
+        }
     };
 }
 

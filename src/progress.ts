@@ -53,6 +53,17 @@ function pad(n: number): string {
 }
 
 /** Time sources, injectable so tests drive the ticks and the clock. */
+/**
+ * Where a terminal shows transfer progress (a bar, updated often), given as the logger's
+ * `progress`; without one, a line is logged every 10 seconds.
+ */
+export interface ProgressView {
+  intervalMs: number
+  update(snapshot: ProgressSnapshot): void
+  /** The transfers of this reporter are over: the view may be taken down. */
+  end(): void
+}
+
 export interface ProgressClock {
   now?: () => number
   setInterval?(tick: () => void, ms: number): unknown
@@ -96,12 +107,17 @@ export function createProgressReporter({
   let sentBytes = 0
   let filesDone = 0
   let logged = { sentBytes, filesDone }
+  const view = logger.progress
+  const snapshot = (): ProgressSnapshot => {
+    const elapsedMs = now() - started
+    return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }
+  }
   const handle = setInterval(() => {
     if (sentBytes === logged.sentBytes && filesDone === logged.filesDone) return
     logged = { sentBytes, filesDone }
-    const elapsedMs = now() - started
-    logger.info(formatProgress({ sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }))
-  }, intervalMs)
+    if (view) view.update(snapshot())
+    else logger.info(formatProgress(snapshot()))
+  }, view?.intervalMs ?? intervalMs)
   return {
     begin: () => {
       if (!begun) started = now()
@@ -113,6 +129,12 @@ export function createProgressReporter({
     fileDone: () => {
       filesDone++
     },
-    stop: () => clearInterval(handle)
+    stop: () => {
+      clearInterval(handle)
+      // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+      if (!view || totalFiles === 0) return
+      view.update(snapshot())
+      view.end()
+    }
   }
 }

@@ -1,5 +1,6 @@
 /** Domain types shared by the modules. Core logic depends on these, not on @actions/core. */
 
+import type { ProgressView } from './progress.js'
 import type { SigningConfig } from './signing.js'
 
 export type InvalidateMode = 'auto' | 'all' | 'none'
@@ -149,6 +150,8 @@ export interface Logger {
   info(message: string): void
   warning(message: string): void
   debug(message: string): void
+  /** A terminal's progress bar (the command line's, on a TTY); else progress lines every 10 s. */
+  progress?: ProgressView
 }
 
 export type Sleep = (ms: number) => Promise<void>

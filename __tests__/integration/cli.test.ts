@@ -90,7 +90,7 @@ const deployFlags = (prefix: string) => [
   prefix,
   '--distribution-id',
   world.distributionId,
-  // The emulator's CloudFront domain does not resolve.
+  // The emulator's CloudFront domain does not resolve (also `--verify false`, as the action).
   '--no-verify'
 ]
 
@@ -152,7 +152,7 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
   })
 
   it('exits 2 on an invalid flag value, writing nothing', async () => {
-    const r = await cli([...deployFlags('v-bad'), '--concurrency', 'many'])
+    const r = await cli([...deployFlags('v-bad'), '--concurrency', 'many', '--overwrite', 'false'])
     expect(r.code).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr).toMatch(

@@ -1,6 +1,11 @@
 import { jest } from '@jest/globals'
 import { GiB, MiB } from '../../src/constants.js'
-import { createProgressReporter, formatBytes, formatProgress } from '../../src/progress.js'
+import {
+  createProgressReporter,
+  formatBytes,
+  formatProgress,
+  type ProgressSnapshot
+} from '../../src/progress.js'
 
 describe('formatBytes', () => {
   it.each([
@@ -157,5 +162,60 @@ describe('createProgressReporter', () => {
   it('uses the given interval', () => {
     const { setInterval } = setup(2000)
     expect(setInterval).toHaveBeenCalledWith(expect.any(Function), 2000)
+  })
+
+  it("feeds a terminal's progress view instead of logging lines, at its interval, and ends it", () => {
+    let tick: (() => void) | undefined
+    const updates: ProgressSnapshot[] = []
+    const end = jest.fn()
+    const info = jest.fn<(message: string) => void>()
+    const setInterval = jest.fn((fn: () => void) => {
+      tick = fn
+      return 'timer'
+    })
+    const reporter = createProgressReporter({
+      totalBytes: 10 * MiB,
+      totalFiles: 2,
+      logger: {
+        info,
+        warning: jest.fn(),
+        debug: jest.fn(),
+        progress: { intervalMs: 250, update: (s) => void updates.push(s), end }
+      },
+      now: () => 0,
+      setInterval,
+      clearInterval: jest.fn()
+    })
+    expect(setInterval).toHaveBeenCalledWith(expect.any(Function), 250)
+    reporter.addBytes(4 * MiB)
+    tick?.()
+    reporter.addBytes(6 * MiB)
+    reporter.fileDone()
+    reporter.fileDone()
+    reporter.stop()
+    expect(updates.map((u) => [u.sentBytes, u.filesDone])).toEqual([
+      [4 * MiB, 0],
+      [10 * MiB, 2]
+    ])
+    expect(end).toHaveBeenCalledTimes(1)
+    expect(info).not.toHaveBeenCalled()
+  })
+
+  it('shows no view when nothing is to be sent', () => {
+    const update = jest.fn()
+    const end = jest.fn()
+    const reporter = createProgressReporter({
+      totalBytes: 0,
+      totalFiles: 0,
+      logger: {
+        info: jest.fn(),
+        warning: jest.fn(),
+        debug: jest.fn(),
+        progress: { intervalMs: 250, update, end }
+      }
+    })
+    reporter.stop()
+    expect(update).not.toHaveBeenCalled()
+    expect(end).not.toHaveBeenCalled()
   })
 })

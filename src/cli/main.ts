@@ -9,6 +9,7 @@ import { parseInputs } from '../inputs.js'
 import { runMode } from '../modes.js'
 import { trackMultipartUploads } from '../multipart-tracker.js'
 import { resolveTarget } from '../target.js'
+import { terminalLogger } from './terminal.js'
 import type { DeployInputs, Logger, Mode } from '../types.js'
 
 /** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
@@ -19,7 +20,8 @@ export const EXIT_USAGE = 2
 export interface CliIo {
   env: NodeJS.ProcessEnv
   stdout: Pick<NodeJS.WriteStream, 'write'>
-  stderr: Pick<NodeJS.WriteStream, 'write'>
+  /** The log, and on a terminal (isTTY) the progress bar. */
+  stderr: NodeJS.WritableStream & { isTTY?: boolean }
 }
 
 const COMMANDS: Record<Mode | 'check', string> = {
@@ -85,8 +87,9 @@ function optionsFor(spec: InputSpec): Option[] {
   const help = plainText(spec.description)
   switch (spec.kind) {
     case 'boolean':
+      // `--verify`, `--no-verify`, or a value as the action takes it (`--verify false`).
       return [
-        new Option(`--${spec.name}`, `${help} (default: ${spec.default})`),
+        new Option(`--${spec.name} [boolean]`, `${help} (default: ${spec.default})`),
         new Option(`--no-${spec.name}`).hideHelp()
       ]
     case 'lines':
@@ -115,7 +118,7 @@ async function runCommand(
   flags: Record<string, unknown>,
   io: CliIo
 ): Promise<number> {
-  const logger = stderrLogger(io)
+  const logger = terminalLogger(io.stderr)
   let inputs: DeployInputs
   try {
     // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
@@ -193,12 +196,4 @@ function text(outputs: Record<string, string>): string {
     .filter(([name, value]) => value !== '' && !JSON_OUTPUTS.has(name))
     .map(([name, value]) => `${name}: ${value}\n`)
     .join('')
-}
-
-function stderrLogger(io: CliIo): Logger {
-  return {
-    info: (message) => void io.stderr.write(`${message}\n`),
-    warning: (message) => void io.stderr.write(`warning: ${message}\n`),
-    debug: () => undefined
-  }
 }
