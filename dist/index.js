@@ -72606,7 +72606,7 @@ function collectInputError(problems, parse) {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6334);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3279);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
 
 
@@ -72620,7 +72620,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6334:
+/***/ 3279:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72712,435 +72712,17 @@ var constants = __nccwpck_require__(7242);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/concurrency.ts
-/** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
-async function mapLimit(items, limit, fn) {
-    const results = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const index = next++;
-            results[index] = await fn(items[index], index);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return results;
-}
-/** Aborts when any of the signals given does; undefined when none is. */
-function anySignal(...signals) {
-    const present = signals.filter((s) => s !== undefined);
-    return present.length > 1 ? AbortSignal.any(present) : present[0];
-}
-
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
-var dist_cjs = __nccwpck_require__(3711);
-;// CONCATENATED MODULE: ./src/progress.ts
-const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    let value = n / 1024;
-    let unit = 0;
-    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
-    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
-function formatProgress(s) {
-    // Rounded down, so 100% means done.
-    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
-    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
-    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    const eta = bytesPerSecond > 0
-        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
-        : 'unknown';
-    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
-        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
-}
-/** `33s`, `2m 05s`, `1h 02m`. */
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
-function pad(n) {
-    return String(n).padStart(2, '0');
-}
-/**
- * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
- * events, and a log line per part buries everything else. Silent when nothing changed since the
- * last line, so a transfer that ends before the first tick prints none.
- */
-function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    let started = now();
-    let begun = false;
-    let sentBytes = 0;
-    let filesDone = 0;
-    let logged = { sentBytes, filesDone };
-    const view = logger.progress;
-    const snapshot = () => {
-        const elapsedMs = now() - started;
-        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
-    };
-    const handle = setInterval(() => {
-        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
-            return;
-        logged = { sentBytes, filesDone };
-        if (view)
-            view.update(snapshot());
-        else
-            logger.info(formatProgress(snapshot()));
-    }, view?.intervalMs ?? intervalMs);
-    return {
-        begin: () => {
-            if (!begun)
-                started = now();
-            begun = true;
-        },
-        addBytes: (n) => {
-            sentBytes += n;
-        },
-        fileDone: () => {
-            filesDone++;
-        },
-        stop: () => {
-            clearInterval(handle);
-            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
-            if (!view || totalFiles === 0)
-                return;
-            view.update(snapshot());
-            view.end();
-        }
-    };
-}
-
-;// CONCATENATED MODULE: ./src/part-size.ts
-
-
-
-/** Automatic part size: large enough for throughput, small enough that a retried part costs little. */
-const DEFAULT_PART_SIZE = 16 * constants/* MiB */.lv;
-/** The largest object S3 stores. */
-const MAX_OBJECT_SIZE = 5 * 1024 * constants/* GiB */.T3;
-/** Requests needed to send `fileSize` bytes in `partSize` parts; an empty file still takes one. */
-function partCount(fileSize, partSize) {
-    return Math.max(1, Math.ceil(fileSize / partSize));
-}
-/**
- * The part size for a multipart upload of `fileSize` bytes: `requested` when S3 can take it,
- * otherwise DEFAULT_PART_SIZE raised to a whole MiB so the file fits in MAX_PARTS parts.
- * Throws InputError for what S3 would refuse, so callers can check every file before sending any.
- * `fileName` only makes the message name the file.
- */
-function choosePartSize(fileSize, requested, fileName) {
-    // A function: toLocaleString sets up a locale (~25 ms), which only an error message needs.
-    const file = () => `${fileName ?? 'A file'} of ${formatBytes(fileSize)} (${fileSize.toLocaleString('en-US')} bytes)`;
-    if (fileSize > MAX_OBJECT_SIZE) {
-        throw new errors/* InputError */.dz(`${file()} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
-    }
-    const smallest = Math.max(constants/* MIN_PART_SIZE */.fq, Math.ceil(fileSize / (constants/* MAX_PARTS */.kz * constants/* MiB */.lv)) * constants/* MiB */.lv);
-    if (requested === undefined)
-        return Math.max(DEFAULT_PART_SIZE, smallest);
-    if (!Number.isSafeInteger(requested) || requested < constants/* MIN_PART_SIZE */.fq || requested > constants/* MAX_PART_SIZE */.Tp) {
-        throw new errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
-    }
-    const parts = partCount(fileSize, requested);
-    if (parts > constants/* MAX_PARTS */.kz) {
-        throw new errors/* InputError */.dz(`${file()} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
-            `but S3 allows at most ${constants/* MAX_PARTS */.kz.toLocaleString('en-US')}.`, `Set \`${constants/* Inputs */.G0.PartSizeMb}\` to at least ${smallest / constants/* MiB */.lv}, or leave it empty to size parts automatically.`);
-    }
-    return requested;
-}
-function size(bytes) {
-    return bytes % constants/* MiB */.lv === 0 ? `${bytes / constants/* MiB */.lv} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
-}
-/**
- * The part size a file is uploaded with, or undefined for one PutObject: below the threshold, or
- * when it fits in one part (three requests instead of one gain nothing). The planner, which
- * computes the parts' CRC32s, and the uploader decide alike through this.
- */
-function multipartPartSize(fileSize, thresholdBytes, requested, fileName) {
-    if (fileSize < thresholdBytes)
-        return undefined;
-    const partSize = choosePartSize(fileSize, requested, fileName);
-    return partCount(fileSize, partSize) > 1 ? partSize : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/copy.ts
-
-
-
-
-
-/** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
-const MAX_SINGLE_COPY_BYTES = 5 * constants/* GiB */.T3;
-/**
- * The `x-amz-copy-source` value for a key. The SDK sends CopySource as given, and S3 URL-decodes
- * it, so each segment is percent-encoded (spaces, non-ASCII, `%`, `+`, `?`) and the `/`s kept.
- */
-function copySource(bucket, key) {
-    return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
-}
-/**
- * Copies one object server-side with exactly the headers of `request` (MetadataDirective and
- * TaggingDirective REPLACE: no header or tag of the source follows it). Sources up to
- * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
- * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
- * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
- * PreconditionFailed is either condition's: the source's ETag (`sourceETag`) or the
- * destination's (`destCondition`); a caller that must know reads the destination.
- */
-async function copyObject(s3, request, opts) {
-    const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
-    throwIfCancelled(opts.signal, what);
-    const headers = {
-        Bucket: request.bucket,
-        Key: request.destKey,
-        ContentType: request.contentType,
-        CacheControl: request.cacheControl,
-        Metadata: request.metadata,
-        ...(request.tagging ? { Tagging: request.tagging } : {})
-    };
-    const source = {
-        CopySource: copySource(request.bucket, request.sourceKey),
-        ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
-    };
-    if (request.size <= (opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES)) {
-        try {
-            const { CopyObjectResult } = await s3.send(new dist_cjs/* CopyObjectCommand */.s9Z({
-                ...headers,
-                ...source,
-                ...request.destCondition,
-                MetadataDirective: 'REPLACE',
-                TaggingDirective: 'REPLACE'
-            }), { abortSignal: opts.signal });
-            return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false };
-        }
-        catch (err) {
-            throwIfCancelled(opts.signal, what);
-            throw explainCopyError(err, what, request.bucket);
-        }
-    }
-    return copyMultipart(s3, request, headers, source, opts, what);
-}
-async function copyMultipart(s3, request, headers, source, opts, what) {
-    const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
-    const count = partCount(request.size, partSize);
-    let uploadId;
-    try {
-        ;
-        ({ UploadId: uploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
-            abortSignal: opts.signal
-        }));
-    }
-    catch (err) {
-        throwIfCancelled(opts.signal, what);
-        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
-    }
-    if (!uploadId) {
-        throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
-    }
-    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
-    const parts = new Array(count);
-    let next = 0;
-    let failure;
-    const worker = async () => {
-        while (next < count && failure === undefined && !opts.signal?.aborted) {
-            const index = next++;
-            const first = index * partSize;
-            const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`;
-            try {
-                // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
-                const { CopyPartResult } = await s3.send(new dist_cjs/* UploadPartCopyCommand */.Xp2({
-                    ...upload,
-                    ...source,
-                    PartNumber: index + 1,
-                    CopySourceRange: range
-                }));
-                parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag };
-            }
-            catch (err) {
-                failure ??= explainCopyError(err, `${what} (part ${index + 1} of ${count}, ${range})`, request.bucket);
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
-    if (failure === undefined && !opts.signal?.aborted) {
-        try {
-            const { ETag } = await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
-                ...upload,
-                ...request.destCondition,
-                MultipartUpload: { Parts: parts }
-            }));
-            return { eTag: ETag, parts: count, multipart: true };
-        }
-        catch (err) {
-            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
-        }
-    }
-    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
-    for (const f of outcome.failed)
-        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
-    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
-}
-function cancelled(signal, what, state) {
-    return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
-}
-function throwIfCancelled(signal, what) {
-    if (signal?.aborted)
-        throw cancelled(signal, what, '');
-}
-/** explainAwsError, with what a failed CopySourceIfMatch means for us. */
-function explainCopyError(err, action, bucket) {
-    const explained = (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
-    if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
-        return explained;
-    }
-    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
-}
-
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(1455);
-var external_node_fs_promises_default = /*#__PURE__*/__nccwpck_require__.n(promises_);
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(3136);
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
-;// CONCATENATED MODULE: ./node_modules/glob/dist/esm/index.min.js
-var Nt=(o,t,e)=>{let s=o instanceof RegExp?ie(o,e):o,i=t instanceof RegExp?ie(t,e):t,n=s!==null&&i!=null&&qe(s,i,e);return n&&{start:n[0],end:n[1],pre:e.slice(0,n[0]),body:e.slice(n[0]+s.length,n[1]),post:e.slice(n[1]+i.length)}},ie=(o,t)=>{let e=t.match(o);return e?e[0]:null},qe=(o,t,e)=>{let s,i,n,r,h,a=e.indexOf(o),l=e.indexOf(t,a+1),c=a;if(a>=0&&l>0){if(o===t)return[a,l];for(s=[],n=e.length;c>=0&&!h;){if(c===a)s.push(c),a=e.indexOf(o,c+1);else if(s.length===1){let f=s.pop();f!==void 0&&(h=[f,l])}else i=s.pop(),i!==void 0&&i<n&&(n=i,r=l),l=e.indexOf(t,c+1);c=a<l&&a>=0?a:l}s.length&&r!==void 0&&(h=[n,r])}return h};var ne="\0SLASH"+Math.random()+"\0",re="\0OPEN"+Math.random()+"\0",Tt="\0CLOSE"+Math.random()+"\0",oe="\0COMMA"+Math.random()+"\0",he="\0PERIOD"+Math.random()+"\0",He=new RegExp(ne,"g"),Xe=new RegExp(re,"g"),Ke=new RegExp(Tt,"g"),Ze=new RegExp(oe,"g"),Ve=new RegExp(he,"g"),Je=/\\\\/g,Ye=/\\{/g,Qe=/\\}/g,ts=/\\,/g,es=/\\\./g,ss=1e5,is=4e6,ns=1e3,rs=1e3;function At(o){return isNaN(o)?o.charCodeAt(0):parseInt(o,10)}function os(o){return o.replace(Je,ne).replace(Ye,re).replace(Qe,Tt).replace(ts,oe).replace(es,he)}function hs(o){return o.replace(He,"\\").replace(Xe,"{").replace(Ke,"}").replace(Ze,",").replace(Ve,".")}function Ot(o,t){for(let e=0;e<t.length;e++)o.push(t[e])}function as(o){let t=[],e="";for(;;){let s=Nt("{","}",o);if(!s){let a=o.split(",");return a[0]=e+a[0],Ot(t,a),t}let{pre:i,body:n,post:r}=s,h=i.split(",");if(h[0]=e+h[0],h[h.length-1]+="{"+n+"}",!r.length)return Ot(t,h),t;e=h.pop(),Ot(t,h),o=r}}function ae(o,t={}){if(!o)return[];let{max:e=ss,maxLength:s=is,maxDepth:i=ns,maxRewrites:n=rs}=t;return o.slice(0,2)==="{}"&&(o="\\{\\}"+o.slice(2)),$t(os(o),e,s,i,0,n,!0).map(hs)}function ls(o){return"{"+o+"}"}function cs(o){return/^-?0\d/.test(o)}function fs(o,t){return o<=t}function us(o,t){return o>=t}function Q(o,t,e,s,i,n){let r=[],h=0;for(let a=0;a<o.length;a++)for(let l=0;l<e.length;l++){if(r.length>=s)return r;let c=o[a]+t+e[l];if(!(n&&!c)){if(h+c.length>i)return r;r.push(c),h+=c.length}}return r}function ds(o,t,e,s){let i=o.split(/\.\./),n=[];if(i[0]===void 0||i[1]===void 0)return n;let r=At(i[0]),h=At(i[1]),a=Math.max(i[0].length,i[1].length),l=i.length===3&&i[2]!==void 0?Math.max(Math.abs(At(i[2])),1):1,c=fs;h<r&&(l*=-1,c=us);let u=i.some(cs),d=0;for(let p=r;c(p,h)&&n.length<e;p+=l){let g;if(t)g=String.fromCharCode(p),g==="\\"&&(g="");else if(g=String(p),u){let w=a-g.length;if(w>0){let m=new Array(w+1).join("0");p<0?g="-"+m+g.slice(1):g=m+g}}if(d+g.length>s)break;n.push(g),d+=g.length}return n}function $t(o,t,e,s,i,n,r){if(i>s)return[o];let h=[""],a=0,l=!1,c=!0;for(;;){let f=Nt("{","}",o);if(!f)return Q(h,o,[""],t,e,l);let u=f.pre;if(/\$$/.test(u)){if(h=Q(h,u+"{"+f.body+"}",[""],t,e,l&&!f.post.length),c=!1,!f.post.length)break;o=f.post;continue}let d=/^-?\d+\.\.-?\d+(?:\.\.-?\d+)?$/.test(f.body),p=/^[a-zA-Z]\.\.[a-zA-Z](?:\.\.-?\d+)?$/.test(f.body),g=d||p,w=f.body.indexOf(",")>=0;if(!g&&!w){if(a<n&&f.post.match(/,(?!,).*\}/)){a++,o=f.pre+"{"+f.body+Tt+f.post,r=!0;continue}return Q(h,u+"{"+f.body+"}"+f.post,[""],t,e,l)}c&&(l=r&&!g,c=!1);let m;if(g)m=ds(f.body,p,t,e);else{let b=as(f.body);if(b.length===1&&b[0]!==void 0&&(b=$t(b[0],t,e,s,i+1,n,!1).map(ls),b.length===1)){if(h=Q(h,u+b[0],[""],t,e,l&&!f.post.length),!f.post.length)break;o=f.post;continue}let A=l&&!f.post.length&&!u;for(let R=0;A&&R<h.length;R++)h[R]&&(A=!1);m=[];let O=0;t:for(let R=0;R<b.length;R++){let Y=$t(b[R],t,e,s,i+1,n,!1);for(let U=0;U<Y.length;U++){let B=Y[U];if(!(A&&!B)){if(m.length>=t||O+B.length>e)break t;m.push(B),O+=B.length}}}}if(h=Q(h,u,m,t,e,l&&!f.post.length),!f.post.length)break;o=f.post}return h}var Ft=(o,t)=>o===t?{t:"lit",ch:String(o)}:{t:"class",re:new RegExp(`^[${o}-${t}]$`)},Dt=(o,t)=>t.map(e=>[Ft(o,o),...e]),tt=(o,t)=>{if(!o)return[[]];let e=+o[0],s=+t[0],i=o.slice(1),n=t.slice(1);if(e===s)return Dt(e,tt(i,n));let r="0".repeat(i.length),h="9".repeat(i.length),a=[];i!==r&&a.push(...Dt(e++,tt(i,h)));let l=n===h?[]:Dt(s--,tt(r,n));return e<=s&&a.push([Ft(e,s),...Array.from(i,()=>Ft(0,9))]),a.push(...l),a},le=(o,t,e)=>{if(e)return tt(String(o).padStart(e,"0"),String(t).padStart(e,"0"));let s=[];for(let i=String(o).length;i<=String(t).length;i++){let n=Math.max(o,i===1?0:10**(i-1)),r=Math.min(t,10**i-1);s.push(...tt(String(n),String(r)))}return s},ce=(o,t)=>{let e=Number(o),s=Number(t);if(!Number.isSafeInteger(e)||!Number.isSafeInteger(s))return;e>s&&([e,s]=[s,e]);let n=/^-?0\d/.test(o)||/^-?0\d/.test(t)?Math.max(o.length,t.length):0,r=[];if(e<0){let h=le(Math.max(-s,1),-e,n&&n-1);r.push(...h.map(a=>[{t:"lit",ch:"-"},...a]))}return s>=0&&r.push(...le(Math.max(e,0),s,n)),r};var ps={"[:alnum:]":["\\p{L}\\p{Nl}\\p{Nd}"],"[:alpha:]":["\\p{L}\\p{Nl}"],"[:ascii:]":["\\x00-\\x7f"],"[:blank:]":["\\p{Zs}\\t"],"[:cntrl:]":["\\p{Cc}"],"[:digit:]":["\\p{Nd}"],"[:graph:]":["\\p{Z}\\p{C}",!0],"[:lower:]":["\\p{Ll}"],"[:print:]":["\\p{C}",!0],"[:punct:]":["\\p{P}\\p{S}"],"[:space:]":["\\p{Z}\\t\\r\\n\\v\\f"],"[:upper:]":["\\p{Lu}"],"[:word:]":["\\p{L}\\p{Nl}\\p{Nd}\\p{Pc}"],"[:xdigit:]":["A-Fa-f0-9"]},et=o=>o.replace(/[[\]\\-]/g,"\\$&"),Wt=/$./,fe=(o,t,e=!1,s)=>{let i=m=>{let b=s?m.normalize(s):m;return[...b].length===1?b:m},n=t;if(o.charAt(n)!=="[")throw new Error("not in a brace expression");let r=[],h=[],a=n+1,l=!1,c=!1,f=!1,u=n,d="";t:for(;a<o.length;){let m=String.fromCodePoint(o.codePointAt(a));if((m==="!"||m==="^")&&a===n+1){f=!0,a++;continue}if(m==="]"&&l&&!c){u=a+1;break}if(l=!0,m==="\\"&&!c){c=!0,a++;continue}if(m==="["&&!c){for(let[A,[O,R]]of Object.entries(ps))if(o.startsWith(A,a)){if(d)return[Wt,o.length-n];a+=A.length,R?h.push(O):r.push(O);continue t}}c=!1;let b=i(m);if(d){b.codePointAt(0)>d.codePointAt(0)?r.push(et(d)+"-"+et(b)):b===d&&r.push(et(b)),d="",a+=m.length;continue}if(o.startsWith("-]",a+m.length)){r.push(et(b+"-")),a+=m.length+1;continue}if(o.startsWith("-",a+m.length)){d=b,a+=m.length+1;continue}r.push(et(b)),a+=m.length}if(u<a)return[Wt,0];if(!r.length&&!h.length)return[Wt,o.length-n];let p="["+(f?"^":"")+r.join("")+"]",g="["+(f?"":"^")+h.join("")+"]",w="^"+(r.length&&h.length?"("+p+"|"+g+")":r.length?p:g);return[new RegExp(w,e?"iu":"u"),u-n]};var It={t:"match",id:0},gs="!?+*@",L=o=>({t:"lit",ch:o}),ms=o=>o.replace(/[\\^$.*+?()[\]{}|/]/g,"\\$&"),ge=o=>new RegExp(`^${ms(o)}$`,"iu"),ft=new Map,me=o=>{let t=ft.get(o);return t||(t=ge(o),ft.size>=1e3&&ft.clear(),ft.set(o,t)),t},jt=(o,t)=>{if(t===o.ch)return!0;if(!o.re)return!1;let e=t.charCodeAt(0);if(e>=128)return o.re.test(t);let s=o.ascii??=new Uint8Array(128);return s[e]||=o.re.test(t)?1:2,s[e]===1},ws=(o,t,e,s,i)=>{let n=[];for(let r=0;r<o.length;){let h=String.fromCodePoint(o.codePointAt(r));if(i){let a=h==="\\"&&o.startsWith(i,r+1)?1:0;if(a||h===i){let l=r+a+i.length,c=o.indexOf(i,l),f=/^(-?\d+)\.\.(-?\d+)$/.exec(o.slice(l,c)),u=c!==-1&&f&&ce(f[1],f[2]);if(u){n.push({t:"ext",type:"@",alts:u}),r=c+i.length;continue}}}if(h==="\\"){let a=o.codePointAt(r+1),l=a===void 0?h:String.fromCodePoint(a);n.push(L(l)),r+=1+l.length;continue}if(h==="["){let[a,l]=fe(o,r,t,s);if(l){n.push({t:"class",re:a}),r+=l;continue}}if(!e&&gs.includes(h)&&o[r+1]==="("){n.push({t:"open",type:h}),r+=2;continue}n.push(!e&&h==="|"?{t:"bar"}:!e&&h===")"?{t:"close"}:h==="*"?{t:"star"}:h==="?"?{t:"any"}:L(h)),r+=h.length}return n},bs=o=>{let t=new Map,e=[];return o.forEach((s,i)=>{s.t==="open"?e.push(i):s.t==="close"&&e.length&&t.set(e.pop(),i)}),t},we=(o,t,e,s,i)=>{let n=[],r=[n];for(let h=e;h<s;h++){let a=o[h],l=t.get(h);if(a.t==="open"&&l!==void 0){let c=we(o,t,h+1,l,!1);n.push({t:"ext",type:a.type,alts:c}),h=l}else a.t==="bar"&&!i?r.push(n=[]):a.t==="open"?n.push(L(a.type),L("(")):a.t==="bar"?n.push(L("|")):a.t==="close"?n.push(L(")")):n.push(a)}return r},be=(o,t)=>{let e=[],s="",i=()=>{for(let n of s.normalize(t))e.push(L(n));s=""};for(let n of o){if(n.t==="lit"){s+=n.ch;continue}i(),e.push(n.t==="ext"?{...n,alts:n.alts.map(r=>be(r,t))}:n)}return i(),e},ys=(o,t)=>{let e=1,s=h=>({t:"split",id:e++,out:h}),i=(h,a)=>h.reduceRight((l,c)=>n(c,l),a),n=(h,a)=>{switch(h.t){case"lit":let u=t?me(h.ch):void 0;return{t:"lit",id:e++,ch:h.ch,re:u,next:a};case"any":case"star":return{t:h.t,id:e++,next:a};case"class":return{t:"class",id:e++,re:h.re,next:a}}let l=u=>h.alts.map(d=>i(d,u));switch(h.type){case"@":return s(l(a));case"?":return s([a,...l(a)]);case"!":return{t:"neg",id:e++,sub:s(l(It)),next:a}}let c=s([]),f=s(l(c));return c.out.push(a,f),h.type==="*"?c:f};return[i(o,It),e]},Ss=o=>{let t=[],e=new Set,s=n=>n.t==="match"?"match":String(n.id),i=(n,r)=>{if(n.t==="match"||e.has(n))return;e.add(n);let h=a=>t.push(`${r}${n.id}: ${a}`);switch(n.t){case"split":h(`split -> ${n.out.map(s).join(", ")}`);for(let a of n.out)i(a,r);return;case"neg":return h(`!(${s(n.sub)}) -> ${s(n.next)}`),i(n.sub,r+"  "),i(n.next,r);case"lit":h(`${JSON.stringify(n.ch)} -> ${s(n.next)}`);break;case"class":h(`${n.re} -> ${s(n.next)}`);break;default:h(`${n.t==="any"?"?":"*"} -> ${s(n.next)}`)}i(n.next,r)};return i(o,""),[`start -> ${s(o)}`,...t].join(`
-`)},Lt=class{gen;threads=[];match=!1;runs=[];ids=[];constructor(t){this.gen=t}get dead(){return!this.threads.length&&!this.match&&!this.runs.length}},ye=(o,t)=>o.ids.length!==t.ids.length||o.runs.length!==t.runs.length||o.ids.some((e,s)=>e!==t.ids[s])?!1:o.runs.every(e=>t.runs.some(s=>s.neg===e.neg&&ye(s.state,e.state))),ue=o=>({has:new Float64Array(o),seen:new Float64Array(o),gen:0}),st=class{dots;dotStart;#t;constructor(t,e,s){this.dots=t,this.dotStart=e,this.#t=s}state(){return new Lt(++this.#t.gen)}done(t){return t.ids=t.threads.map(e=>e.id).sort((e,s)=>e-s),t.match&&t.ids.unshift(It.id),t}#e(t,e){let{seen:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,!0)}#s(t,e){let{has:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,t.threads.push(e),!0)}restricted(t,e){return e&&(this.dots||this.dotStart&&t===0)}add(t,e,s,i){switch(e.t){case"split":if(!this.#e(t,e))return;for(let r of e.out)this.add(t,r,s,i);return;case"neg":if(!this.#e(t,e))return;let n=this.state();return this.add(n,e.sub,s,!1),this.done(n),this.addRun(t,{t:"run",neg:e,state:n},s,i);case"star":if(this.restricted(s,i))return;this.#s(t,e)&&this.add(t,e.next,s,i);return;case"match":t.match=!0;return;default:this.#s(t,e)}}addRun(t,e,s,i){for(let n of t.runs)if(n.neg===e.neg&&ye(n.state,e.state))return;t.runs.push(e),e.state.match||this.add(t,e.neg.next,s,i)}step(t,e,s,i){let n=this.state();for(let r of t.threads)switch(r.t){case"lit":jt(r,e)&&this.add(n,r.next,s+1,i);break;case"any":this.restricted(s,i)||this.add(n,r.next,s+1,i);break;case"class":!this.restricted(s,i)&&r.re.test(e)&&this.add(n,r.next,s+1,i);break;case"star":this.restricted(s,i)||this.add(n,r,s+1,i)}if(!this.restricted(s,i))for(let r of t.runs){if(r.state.dead){this.addRun(n,r,s+1,i);continue}let h=this.step(r.state,e,s,!1);this.addRun(n,{t:"run",neg:r.neg,state:h},s+1,i)}return this.done(n)}},Se=o=>{let t=o.ids.join();if(!o.runs.length)return t;let e=o.runs.map(s=>`${s.neg.id}(${Se(s.state)})`);return`${t}|${e.sort().join("|")}`},xs=1<<18,zt=class{#t;#e=new Map;#s=0;#r;#n;#a;#h;constructor(t,e){this.#t=t,this.#a=new st(!1,!1,e),this.#h=new st(!1,!0,e)}#l(t){return{state:t,match:t.match,dead:t.dead,next:new Map}}#i(t){let e=Se(t),s=this.#e.get(e);if(s)return s;this.#s>xs&&this.#o();let i=this.#l(t);return this.#e.set(e,i),this.#s+=e.length+1,i}#o(){this.#e.clear(),this.#s=0,this.#r=void 0,this.#n=void 0}start(t){if(t){if(this.#n)return this.#n;let s=this.#h.state();return this.#h.add(s,this.#t,0,!0),this.#n=this.#l(this.#h.done(s))}if(this.#r)return this.#r;let e=this.#a.state();return this.#a.add(e,this.#t,0,!0),this.#r=this.#i(this.#a.done(e))}next(t,e){let s=e.charCodeAt(0),i=s<128?void 0:t.next.get(e);if(i)return i;let n=t===this.#n?this.#i(this.#h.step(t.state,e,0,!0)):this.#i(this.#a.step(t.state,e,1,!0));return s<128?(t.ascii||(t.ascii=new Array(128),this.#s+=128),t.ascii[s]=n):t.next.set(e,n),this.#s++,n}},ks=o=>{let t=[];for(let e=o;e.t!=="match";e=e.next){if(e.t==="split"||e.t==="neg")return;t.push(e)}return t},vs=(o,t,e,s)=>{let i=0,n=e,r=-1,h=0;for(;n<s;){let a=o[i];if(a?.t==="star"){r=i++,h=n;continue}let l=t[n];if(a&&(a.t==="any"||a.t==="lit"&&jt(a,l)||a.t==="class"&&a.re.test(l))){i++,n++;continue}if(r===-1)return!1;i=r+1,n=++h}for(;o[i]?.t==="star";)i++;return i===o.length},xe=o=>{let t=0,e=0;for(let s of o){let[i,n]=Cs(s);t+=i,e+=n}return[t,e]},Cs=o=>{if(o.t==="star")return[0,1/0];if(o.t!=="ext")return[1,1];if(o.type==="!")return[0,1/0];let t=o.alts.map(xe),e=Math.min(...t.map(n=>n[0])),s=Math.max(...t.map(n=>n[1])),i=s===0?0:1/0;return o.type==="@"?[e,s]:o.type==="?"?[0,s]:o.type==="*"?[0,i]:[e,i]},de=(o,t,e)=>{for(let s=0;s<o.length;s++)if(!jt(o[s],t[e+s]))return!1;return!0},Es=/[/\ud800-\udfff]/,Ms=/[\ud800-\udfff]/,ut=o=>Ms.test(o)?[...o]:o,pe=o=>{if(o.includes("/"))throw new Error("can only match a single path portion, got: "+o)},it=class{pattern;options;#t;#e;#s;#r;#n;#a=!1;#h;#l;#i=!1;#o=0;#m=1/0;#f=[];#c=[];#b;#w;#x=!1;#u;#d;constructor(t,e={}){if(t.includes("/"))throw new Error("can only match a single path portion, got pattern: "+t);this.pattern=t,this.options=e;let{nocase:s=!1,noext:i=!1,normalize:n}=e;this.#d=n===!0?"NFC":n||void 0;let r=/^[?*+@]\(\)$/.test(t),h=ws(t,s,i||r,this.#d,e.rangeMark),[a]=we(h,bs(h),0,h.length,!0);this.#d&&(a=be(a,this.#d));let[l,c]=ys(a,s);if(this.#t=l,this.#e=c,a.every(f=>f.t==="lit"))this.#n=a.map(f=>f.ch).join(""),this.#a=s;else{let f=p=>p.t!=="lit"?void 0:s?{ch:p.ch,re:me(p.ch)}:{ch:p.ch};for(let p of a){let g=f(p);if(!g)break;this.#f.push(g)}for(let p=a.length-1;p>=0;p--){let g=f(a[p]);if(!g)break;this.#c.unshift(g)}this.#x=!!(this.#f.length||this.#c.length),s||(this.#b=this.#f.map(p=>p.ch).join(""),this.#w=this.#c.map(p=>p.ch).join("")),this.#l=ks(this.#t)?.slice(this.#f.length,-this.#c.length||void 0),this.#i=!!this.#l?.every(p=>p.t==="star"||p.t==="any");let[u,d]=xe(a);this.#o=u,this.#m=d}}test(t){return this.#d?(pe(t),this.#p(t.normalize(this.#d))):Es.test(t)?(pe(t),this.#p(t,[...t])):this.#p(t,t)}testUnchecked(t){return this.#p(this.#d?t.normalize(this.#d):t)}#p(t,e){if(this.#n!==void 0)return this.#a?(this.#h??=ge(this.#n)).test(t):t===this.#n;let s=this.#o,i=this.#m;if(e===void 0){let c=t.length,f=c+1>>1;if(c<s||f>i)return!1;(f<s||c>i)&&(e=ut(t))}if(e!==void 0&&(e.length<s||e.length>i))return!1;let n=this.#f.length;if(this.#x)if(this.#b!==void 0&&this.#w!==void 0){if(!t.startsWith(this.#b)||!t.endsWith(this.#w))return!1}else{e??=ut(t);let c=e.length-this.#c.length;if(!de(this.#f,e,0)||!de(this.#c,e,c))return!1}let r=!this.options.dot&&t.startsWith(".");if(this.#l){if(t==="."||t===".."||r&&!n)return!1;if(this.#i)return!0;e??=ut(t);let c=e.length-this.#c.length;return vs(this.#l,e,n,c)}if(e??=ut(t),t==="."||t===".."){this.#s??=ue(this.#e);let c=this.#r??=new st(!0,!1,this.#s),f=c.state();c.add(f,this.#t,0,!0);let u=c.done(f);for(let d=0;d<e.length;d++)u=c.step(u,e[d],d,!0);return u.match}this.#s??=ue(this.#e);let h=this.#u??=new zt(this.#t,this.#s),a=h.start(r),l=e===t;for(let c=0;c<e.length;c++){if(a.dead)return!1;let f=l?t.charCodeAt(c):e[c].charCodeAt(0);a=a.ascii?.[f]??h.next(a,e[c])}return a.match}toString(){return Ss(this.#t)}};var nt=o=>{if(typeof o!="string")throw new TypeError("invalid pattern");if(o.length>65536)throw new TypeError("pattern is too long")};var W=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!1}={})=>e?t?o.replace(/[?*()[\]{}]/g,"[$&]"):o.replace(/[?*()[\]\\{}]/g,"\\$&"):t?o.replace(/[?*()[\]]/g,"[$&]"):o.replace(/[?*()[\]\\]/g,"\\$&");var G=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!0}={})=>e?t?o.replace(/\[([^/\\])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\])\]/g,"$1$2").replace(/\\([^/])/g,"$1"):t?o.replace(/\[([^/\\{}])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\{}])\]/g,"$1$2").replace(/\\([^/{}])/g,"$1");var v=(o,t,e={})=>(nt(t),!e.nocomment&&t.charAt(0)==="#"?!1:Ps(t,e).match(o)),q=new Map,Rs=256,Ps=(o,t)=>{let e=o+"\0"+JSON.stringify(t),s=q.get(e);return s?q.delete(e):(s=new C(o,{...t}),q.size>=Rs&&q.delete(q.keys().next().value)),q.set(e,s),s},Re=typeof process=="object"&&process?process.env?.__MINIMATCH_TESTING_PLATFORM__||process.platform:"posix",ke={win32:{sep:"\\"},posix:{sep:"/"}},Ns=Re==="win32"?ke.win32.sep:ke.posix.sep;v.sep=Ns;var y=Symbol("globstar **");v.GLOBSTAR=y;var As=(o,t={})=>e=>v(e,o,t);v.filter=As;var $=(o,t={})=>Object.assign({},o,t),Os=o=>{if(!o||typeof o!="object"||!Object.keys(o).length)return v;let t=v;return Object.assign((s,i,n={})=>t(s,i,$(o,n)),{Minimatch:class extends t.Minimatch{constructor(i,n={}){super(i,$(o,n))}static defaults(i){return t.defaults($(o,i)).Minimatch}},unescape:(s,i={})=>t.unescape(s,$(o,i)),escape:(s,i={})=>t.escape(s,$(o,i)),filter:(s,i={})=>t.filter(s,$(o,i)),defaults:s=>t.defaults($(o,s)),braceExpand:(s,i={})=>t.braceExpand(s,$(o,i)),match:(s,i,n={})=>t.match(s,i,$(o,n)),sep:t.sep,GLOBSTAR:y})};v.defaults=Os;var qt=(o,t={})=>(nt(o),t.nobrace||!/\{(?:(?!\{).)*\}/.test(o)?[o]:ae(o,{max:t.braceExpandMax}));v.braceExpand=qt;var $s=100,Ts=/(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g,Ds=(o,t,e={})=>{let s=new C(t,e);return o=o.filter(i=>s.match(i)),s.options.nonull&&!o.length&&o.push(t),o};v.match=Ds;var ve=/[?*]|[+@!]\(.*?\)|\[|\]/,Pe=(o,t)=>{let e=t+1;(o.charAt(e)==="!"||o.charAt(e)==="^")&&e++;let s=!1;for(;e<o.length;e++){let i=o.charAt(e);if(i==="]"&&s)return e;s=!0,i==="\\"&&e++}return-1},Fs=(o,t)=>{if(!t&&(o==="+()"||o==="@()"))return o;let e="";for(let s=0;s<o.length;s++){let i=o.charAt(s);if(i==="\\")e+=o.charAt(++s)||i;else{if(i==="*"||i==="?")return;if(i==="["){let n=Pe(o,s);if(n===-1){e+=i;continue}let r=o.slice(s+1,n);if(r.startsWith("\\")&&(r=r.slice(1)),[...r].length!==1||"!^".includes(o.charAt(s+1)))return;e+=r,s=n}else{if(!t&&"+@!".includes(i)&&o.charAt(s+1)==="("&&o.includes(")",s+2))return;e+=i}}}return e},Ws=o=>{if(/^[?*+@]\(\)$/.test(o)||o.includes("[:"))return!1;let t=0;for(let e=0;e<o.length;e++){let s=o.charAt(e);if(s==="\\"){if(++e===o.length)return!1}else if(s==="["){let i=Pe(o,e);i!==-1&&(e=i)}else if("+@!?*".includes(s)&&o.charAt(e+1)==="(")t++,e++;else if(s===")"){if(!t--)return!1}else if(s==="|"&&!t)return!1}return!t},_t,Ce,I=(o,t)=>typeof o=="string"?t===o:t!==""&&o.testUnchecked(t),Ee=(o,t,e,s,i)=>I(o,t)?e:s!==void 0&&I(o,s)?i:-1,Ht=o=>o==="."||o==="..",Ut=o=>typeof o=="string"&&/^[a-z]:$/i.test(o),pt=o=>typeof o=="string"&&/^unc$/i.test(o),Bt=o=>{if(o[0]!==""||o[1]!=="")return-1;let t=o[2]!=="?"?2:pt(o[3])?4:-1,e=o[t],s=o[t+1];return t!==-1&&e!==void 0&&e!==""&&e!==y&&s!==void 0&&s!==""&&s!==y?t:-1},dt=(o,t)=>!Ht(o)&&(t||!o.startsWith(".")),rt=(o,t,e,s,i)=>{for(let n=t;n<e;){if(o.charCodeAt(n)===46){if(!s)return!0;let h=o.charCodeAt(n+1)===46?n+2:n+1;if(h>=e||gt(o.charCodeAt(h),i))return!0}let r=Xt(o,n,i);if(r===-1)return!1;for(n=r+1;n<e&&gt(o.charCodeAt(n),i);)n++}return!1},gt=(o,t)=>t==="/"?o===47:t==="\\"?o===92:o===47||o===92,Xt=(o,t,e)=>{if(e!=="both")return o.indexOf(e,t);let s=o.indexOf("/",t),i=o.indexOf("\\",t);return s===-1?i:i===-1?s:Math.min(s,i)},Me=(o,t,e)=>e!=="both"?o.lastIndexOf(e,t):Math.max(o.lastIndexOf("/",t),o.lastIndexOf("\\",t)),Gt={},C=class{options;set;pattern;windowsPathsNoEscape;nonegate;negate;comment;empty;preserveMultipleSlashes;partial;globSet;globParts;nocase;isWindows;platform;windowsNoMagicRoot;maxGlobstarRecursion;#t;#e;#s;#r;#n=[];#a=[];#h=[];#l=new Map;#i=!1;#o;#m=new WeakMap;constructor(t,e={}){nt(t),e=e||{},this.options=e,this.maxGlobstarRecursion=e.maxGlobstarRecursion??200,this.pattern=t,this.platform=e.platform||Re,this.isWindows=this.platform==="win32";let s="allowWindowsEscape";this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e[s]===!1,this.windowsPathsNoEscape&&(this.pattern=this.pattern.replace(/\\/g,"/")),this.preserveMultipleSlashes=!!e.preserveMultipleSlashes,this.negate=!1,this.nonegate=!!e.nonegate,this.comment=!1,this.empty=!1,this.partial=!!e.partial,this.nocase=!!this.options.nocase,this.windowsNoMagicRoot=e.windowsNoMagicRoot!==void 0?e.windowsNoMagicRoot:!!(this.isWindows&&this.nocase),this.globSet=[],this.globParts=[],this.set=[],this.#t=!this.preserveMultipleSlashes,this.#s=(e.optimizationLevel??1)>=2;let i=e.normalize;this.#r=i===!0?"NFC":i||void 0,this.make();let n=this.set.map(r=>this.#c(r));this.#h=this.set.map((r,h)=>this.#t&&r.length-1>n[h]),this.#n=this.set.map((r,h)=>{let a=this.#h[h]?r.length-1:r.length,l=r.slice(n[h]+1,a).filter(c=>typeof c=="string"&&!!c);return[...new Set(l)]}),this.#e=this.#n.some(r=>r.length),this.#a=this.set.map((r,h)=>{let[a,l,c]=r;if(this.#h[h]&&r.length===2&&a===y&&l!==y)return"tail";if(this.#h[h]&&e.matchBase&&r.length===1&&a!==y&&a!=="")return"base";if(!(!this.#t||n[h]!==-1)){if(r.length===3&&a===y&&c===y&&l!==y&&l!==""&&this.maxGlobstarRecursion>0)return"mid";if(r.length===2&&l===y&&a!==y&&a!=="")return"head"}})}#f(t){return this.#r?t.normalize(this.#r):t}#c(t){if(!this.isWindows)return-1;if(Ut(t[0]))return 0;if(t[0]===""&&t[1]===""&&t[2]==="?"&&Ut(t[3]))return 3;let s=Bt(t);return s===-1?-1:s+1}hasMagic(){if(this.options.magicalBraces&&this.set.length>1)return!0;for(let t of this.set)for(let e of t)if(typeof e!="string")return!0;return!1}make(){let t=this.pattern,e=this.options;if(!e.nocomment&&t.charAt(0)==="#"){this.comment=!0;return}if(!t){this.empty=!0;return}this.parseNegate(),this.globSet=[...new Set(this.#C())];let s=this.globSet.map(n=>this.#k(n));this.globParts=this.preprocess(s),this.#i=!0;let i=this.globParts.map((n,r,h)=>{if(this.isWindows&&this.windowsNoMagicRoot){let a=n[2]==="?"&&pt(n[3])?6:4,l=n[0]===""&&n[1]===""&&(n[2]==="?"||!ve.test(n[2]))&&n.slice(3,a).every(f=>!ve.test(f)),c=/^[a-z]:/i.test(n[0]);if(l)return[...n.slice(0,a).map(f=>this.#f(f)),...n.slice(a).map(f=>this.parse(f))];if(c)return[this.#f(n[0]),...n.slice(1).map(f=>this.parse(f))]}return n.map(a=>this.parse(a))});if(this.set=i.filter(n=>n.indexOf(!1)===-1),this.isWindows)for(let n=0;n<this.set.length;n++){let r=this.set[n];r[0]===""&&r[1]===""&&this.globParts[n][2]==="?"&&(Ut(r[3])||pt(this.globParts[n][3]))&&(pt(this.globParts[n][3])&&(r[3]="UNC"),r[2]="?")}e.noext||this.mergeRows(),this.#i=!1,this.set.forEach((n,r)=>{for(let h=0;h<n.length;h++)n[h]===Gt&&(n[h]=this.parse(this.globParts[r][h]))})}mergeRows(){let t=!0;for(;t;){t=!1;let e=Math.max(0,...this.set.map(s=>s.length));for(let s=0;s<e;s++){let i=new Map;this.set.forEach((r,h)=>{if(!(r[s]instanceof it||r[s]===Gt)||!Ws(this.globParts[h][s]))return;let a=[...this.globParts[h]];a[s]="";let l=`${r.length}/${a.join("/")}`,c=i.get(l);c?c.push(h):i.set(l,[h])});let n=new Set;for(let r of i.values()){if(r.length<2)continue;let[h,...a]=r,c=`@(${r.map(f=>this.globParts[f][s]).join("|")})`;this.globParts[h][s]=c,this.set[h][s]=this.parse(c);for(let f of a)n.add(f)}n.size&&(t=!0,this.set=this.set.filter((r,h)=>!n.has(h)),this.globParts=this.globParts.filter((r,h)=>!n.has(h)))}}}preprocess(t){if(this.options.noglobstar)for(let s of t)for(let i=0;i<s.length;i++)s[i]==="**"&&(s[i]="*");let{optimizationLevel:e=1}=this.options;return e>=2?(t=this.firstPhasePreProcess(t),t=this.secondPhasePreProcess(t)):e>=1?t=this.levelOneOptimize(t):t=this.adjascentGlobstarOptimize(t),t}adjascentGlobstarOptimize(t){return t.map(e=>{let s=-1;for(;(s=e.indexOf("**",s+1))!==-1;){let i=s;for(;e[i+1]==="**";)i++;i!==s&&e.splice(s,i-s)}return e})}levelOneOptimize(t){return t.map(e=>{let s=this.#c(e)+1;return e=e.reduce((i,n)=>{let r=i[i.length-1];return n==="**"&&r==="**"?i:n===".."&&i.length>s&&r&&r!==".."&&r!=="."&&r!=="**"?(i.pop(),i):(i.push(n),i)},[]),e.length===0?[""]:e})}#b(t){let e=!this.isWindows||!t.includes("\\")?"/":t.includes("/")?"both":"\\",s=this.#t?0:-1,i="",n=0,r,h=0,a=!!this.options.dot;t:for(let l=0;l<this.set.length;l++){let c=this.set[l],f=c[c.length-1],u=s!==-1&&this.#h[l]&&f!==y;if(u&&s===0){let g=Me(t,t.length,e);if(n=g+1,i=t.slice(n),i===""&&g>=0){let m=g;for(;m>0&&gt(t.charCodeAt(m-1),e);)m--;h=m===0?0:Me(t,m-1,e)+1,r=t.slice(h,m)}let w=this.#s&&(Ht(i)||i===""&&r!==void 0&&Ht(r));s=w?-1:1,u=!w}let d=-1;if(u&&typeof f=="string"&&(d=Ee(f,i,n,r,h),d===-1))continue;if(this.#e){for(let g of this.#n[l])if(!t.includes(g))continue t}if(u&&typeof f=="object"&&(d=Ee(f,i,n,r,h),d===-1))continue;let p=this.#a[l];if(p==="base"&&u)return"yes";if(p==="tail"&&u){if(this.#s&&rt(t,0,d,!0,e))return"maybe";if(!rt(t,0,d,a,e))return"yes";continue}if(p==="mid"||p==="head"){let g=this.#x(t,c,p==="head",a,e);if(g!=="no")return g;continue}return"maybe"}return"no"}#w(t,e,s){let i=!!this.options.dot,n=t.length;if(s==="head"){if(n<2||!I(e[0],t[0]))return!1;for(let h=1;h<n;h++)if(!dt(t[h],i))return!1;return!0}let r=e[1];if(s==="tail"){let h=n-1;if(!I(r,t[h])&&(t[h]!==""||n===1||!I(r,t[--h])))return!1;for(let a=0;a<h;a++)if(!dt(t[a],i))return!1;return!0}for(let h=0;h<n;h++){if(I(r,t[h])&&h+1<n){let a=h+1;for(;a<n&&dt(t[a],i);)a++;if(a===n)return!0}if(!dt(t[h],i))return!1}return!1}#x(t,e,s,i,n){if(this.#s&&rt(t,0,t.length,!0,n))return"maybe";let r=e[s?0:1],h=0;for(let a=Xt(t,h,n);a!==-1;a=Xt(t,h,n)){let l=a+1;for(;l<t.length&&gt(t.charCodeAt(l),n);)l++;if((typeof r=="string"?a-h===r.length&&t.startsWith(r,h):a>h&&r.testUnchecked(t.slice(h,a)))&&!rt(t,l,t.length,i,n))return"yes";if(s||rt(t,h,l,i,n))return"no";h=l}return"no"}#u(t){let e=_t;return e?.f===t&&e.isWindows===this.isWindows&&e.preserveMultipleSlashes===this.preserveMultipleSlashes&&e.normalize===this.#r?e:void 0}#d(t){let{isWindows:e,preserveMultipleSlashes:s}=this,i=this.#k(e?t.split("\\").join("/"):t),n=this.#r;return n&&(i=i.map(r=>r.normalize(n))),_t={f:t,isWindows:e,preserveMultipleSlashes:s,normalize:n,parts:i},_t}#p(t){let e=[...t],s=!1;do{if(s=!1,!this.preserveMultipleSlashes){for(let r=1;r<e.length-1;r++){let h=e[r];r===1&&h===""&&e[0]===""||(h==="."||h==="")&&(s=!0,e.splice(r,1),r--)}e[0]==="."&&e.length===2&&(e[1]==="."||e[1]==="")&&(s=!0,e.pop())}let i=this.#c(e)+1,n=i;for(;(n=e.indexOf("..",n+1))!==-1;){let r=e[n-1];r&&r!=="."&&r!==".."&&r!=="**"&&(s=!0,e.splice(n-1,2),n=Math.max(n-2,i))}}while(s);return e.length===0?[""]:e}firstPhasePreProcess(t){let{braceExpandMax:e=1e5}=this.options,s=0,i=1e6,n=!1;do{n=!1;for(let r of t){let h=-1;for(;(h=r.indexOf("**",h+1))!==-1;){let c=h;for(;r[c+1]==="**";)c++;c>h&&r.splice(h+1,c-h);let f=r[h+1],u=r[h+2],d=r[h+3];if(f!==".."||!u||u==="."||u===".."||!d||d==="."||d==="..")continue;let p=r.length-1;if(t.length>=e||s+p>i)throw new RangeError("optimizationLevel 2: too many patterns from '**/..'");n=!0,r.splice(h,1);let g=r.slice(0);g[h]="**",s+=p,t.push(g),h--}if(!this.preserveMultipleSlashes){for(let c=1;c<r.length-1;c++){let f=r[c];c===1&&f===""&&r[0]===""||(f==="."||f==="")&&(n=!0,r.splice(c,1),c--)}r[0]==="."&&r.length===2&&(r[1]==="."||r[1]==="")&&(n=!0,r.pop())}let a=this.#c(r)+1,l=a;for(;(l=r.indexOf("..",l+1))!==-1;){let c=r[l-1];if(c&&c!=="."&&c!==".."&&c!=="**"){n=!0;let u=l===1&&r[l+1]==="**"?["."]:[];r.splice(l-1,2,...u),r.length===0&&r.push(""),l=Math.max(l-2,a)}}}}while(n);return t}secondPhasePreProcess(t){let e=new Set,s=t.filter(r=>{let h=r.join("/");return e.has(h)?!1:(e.add(h),!0)}),i=new Map;for(let r of s){let h=[];for(let a=0;a<r.length;a++)r[a]==="*"&&h.push(a);h.length&&i.set(h.join(","),h)}if(!i.size||s.length*i.size>1e5)return s;let{dot:n}=this.options;return s.filter(r=>{for(let h of i.values()){if(h[h.length-1]>=r.length)continue;let a=[...r],l=!0,c=!1;for(let f of h){let u=r[f];if(u!=="*"){if(!u||u==="**"||!n&&u.startsWith(".")){l=!1;break}a[f]="*",c=!0}}if(l&&c&&e.has(a.join("/")))return!1}return!0})}parseNegate(){if(this.nonegate)return;let t=this.pattern,e=!1,s=0;for(let i=0;i<t.length&&t.charAt(i)==="!";i++)e=!e,s++;s&&(this.pattern=t.slice(s)),this.negate=e}#g(t,e,s,i){let n=0,r=0,h=this.isWindows?Bt(e):-1,a=h===-1?-1:Bt(s);if(a!==-1){let l=s[a],c=s[a+1];typeof l!="string"||typeof c!="string"?(n=h,r=a):e[h].toLowerCase()===l.toLowerCase()&&e[h+1].toLowerCase()===c.toLowerCase()&&(n=h+2,r=a+2)}else if(this.isWindows){let l=typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0]),c=!l&&t[0]===""&&t[1]===""&&t[2]==="?"&&/^[a-z]:$/i.test(t[3]),f=typeof s[0]=="string"&&/^[a-z]:$/i.test(s[0]),u=!f&&s[0]===""&&s[1]===""&&s[2]==="?"&&typeof s[3]=="string"&&/^[a-z]:$/i.test(s[3]),d=c?3:l?0:void 0,p=u?3:f?0:void 0;if(typeof d=="number"&&typeof p=="number"){let[g,w]=[t[d],s[p]];g.toLowerCase()===w.toLowerCase()&&(r=p+1,n=d+1)}}return t=e,s.includes(y)?this.#E(t,s,i,n,r):this.#y(t,s,i,n,r)}#E(t,e,s,i,n){let{head:r,body:h,tail:a,segments:l}=this.#S(e,s,n);if(r.length){let f=i+r.length;if(!this.#y(t,r,s,i,0,f))return!1;i+=r.length,n+=r.length}let c=0;if(a.length){if(a.length+i>t.length)return!1;let f=t.length-a.length;if(this.#y(t,a,s,f,0))c=a.length;else{if(t[t.length-1]!==""||i+a.length===t.length||(f--,!this.#y(t,a,s,f,0)))return!1;c=a.length+1}}if(!h.length){let f=!!c;for(let u=i;u<t.length-c;u++){let d=String(t[u]);if(f=!0,d==="."||d===".."||!this.options.dot&&d.startsWith("."))return!1}return s||f}return!!this.#v(t,l,t.length-c,i,0,s,0,!!c,new Set)}#S(t,e,s){let i=this.#m.get(t);i||(i=[],this.#m.set(t,i));let n=s*2+(e?1:0),r=i[n];if(r)return r;let h=t.indexOf(y,s),a=t.lastIndexOf(y),l=t.slice(s,h),c=t.slice(h+1,e?void 0:a),f=e?[]:t.slice(a+1),u=[[[],0]],d=u[0],p=0,g=[0];for(let m of c)m===y?(g.push(p),d=[[],0],u.push(d)):(d[0].push(m),p++);u.forEach((m,b)=>{m[1]=p-g[b]});let w={head:l,body:c,tail:f,segments:u};return i[n]=w,w}#v(t,e,s,i,n,r,h,a,l){let c=e[n];if(!c){if(r)return i>=s||i===s-1&&t[i]==="";for(let p=i;p<s;p++){a=!0;let g=t[p];if(g==="."||g===".."||!this.options.dot&&g.startsWith("."))return!1}return a}let[f,u]=c,d=r?s:s-u;for(;i<=d;){let p=n*(t.length+1)+i;if(l.has(p))return!1;if(l.add(p),this.#y(t,f,r,i,0,i+f.length)&&h<this.maxGlobstarRecursion){let m=this.#v(t,e,s,i+f.length,n+1,r,h+1,a,l);if(m!==!1)return m}if(i===d)break;let w=t[i];if(w==="."||w===".."||!this.options.dot&&w.startsWith("."))return!1;i++}return r||null}#y(t,e,s,i,n,r=t.length){let h,a,l,c;for(h=i,a=n,c=Math.min(r,t.length),l=e.length;h<c&&a<l;h++,a++){let f=e[a],u=t[h];if(f===!1||f===y||!I(f,u))return!1}if(h===c&&a===l)return!0;if(h===c)return s;if(a===l)return h===c-1&&t[h]==="";throw new Error("wtf?")}braceExpand(){return qt(this.pattern,this.options)}#C(){let{pattern:t}=this;if(this.options.nobrace)return this.braceExpand();let e=57344;for(;t.includes(String.fromCharCode(e));)if(++e>63743)return this.braceExpand();let s=String.fromCharCode(e),i=!1,n=t.replace(Ts,(h,a,l)=>{let c=Number(a),f=Number(l);return!Number.isSafeInteger(c)||!Number.isSafeInteger(f)||Math.abs(c-f)+1<$s?h:(i=!0,`${s}${a}..${l}${s}`)});if(!i)return this.braceExpand();let r=qt(n,this.options);for(let h of r)for(let a of h.split("/")){let l=a.indexOf("[");if(l!==-1&&l<a.lastIndexOf(s))return this.braceExpand()}return this.#o=s,r}parse(t){nt(t);let e=this.options;if(t==="**")return y;if(t==="")return"";let{nocase:s,nocaseMagicOnly:i,noext:n=!1,dot:r,normalize:h}=e,a=this.#o,l=a&&t.includes(a)?void 0:Fs(t,n);if(l!==void 0&&!(s&&!i&&t.toUpperCase()!==t.toLowerCase()))return this.#f(l);if(this.#i)return Gt;let c=this.#l.get(t);return c||(c=new it(t,{nocase:s,noext:n,dot:r,normalize:h,...a&&{rangeMark:a}}),this.#l.set(t,c)),c}#k(t){return this.preserveMultipleSlashes?t.split("/"):this.isWindows&&/^\/\/[^/]+/.test(t)?["",...t.split(/\/+/)]:t.split(/\/+/)}match(t,e=this.partial){if(this.comment)return!1;if(this.empty)return t==="";if(t==="/"&&e)return!0;let s=this.options,i=this.#u(t);if(!i){if(!e&&!this.#r&&(this.#t||this.#e)&&Ce!==t){Ce=t;let l=this.#b(t);if(l==="no")return s.flipNegate?!1:this.negate;if(l==="yes")return s.flipNegate?!0:!this.negate}i=this.#d(t)}let n=i.parts,r=this.#s?i.resolved??=this.#p(n):n,h=this.set,a=n[n.length-1];if(!a)for(let l=n.length-2;!a&&l>=0;l--)a=n[l];for(let l=0;l<h.length;l++){let c=h[l],f=e?void 0:this.#a[l];if(f==="base"?I(c[0],a):f?this.#w(r,c,f):s.matchBase&&c.length===1?this.#g([a],[a],c,e):this.#g(n,r,c,e))return s.flipNegate?!0:!this.negate}return s.flipNegate?!1:this.negate}static defaults(t){return v.defaults(t).Minimatch}};v.Minimatch=C;v.escape=W;v.unescape=G;var qs=external_fs_.realpathSync.native,ht={lstatSync:external_fs_.lstatSync,readdir:external_fs_.readdir,readdirSync:external_fs_.readdirSync,readlinkSync:external_fs_.readlinkSync,realpathSync:qs,promises:{lstat:promises_.lstat,readdir:promises_.readdir,readlink:promises_.readlink,realpath:promises_.realpath}},Vs=o=>!o||o===ht||o===external_node_fs_namespaceObject?ht:{...ht,...o,promises:{...ht.promises,...o.promises}},Js=/^\\\\\?\\([a-z]:)\\?$/i,Ys=/^\\\\\?\\UNC\\([^\\]+\\[^\\]+)\\?$/i,Qs=/^\\\\[^\\?]+\\[^\\]+$/,Ne=o=>o.replace(/\//g,"\\").replace(Js,"$1\\").replace(Ys,"\\\\$1\\").replace(Qs,"$&\\"),ti=/^[\\/]{2}\?[\\/]unc[\\/][^\\/]+[\\/][^\\/]+(?:[\\/]|$)/i,ei=/^[\\/]{2}\?[\\/](?=[a-z]:)/i,si=/^[\\/]{2}\?[\\/]unc(?=[\\/][^\\/]+[\\/][^\\/])/i,ii=/[\\/]/,Zt=/^[a-z]:(?:$|[^\\/])/i,N=0,De=1,Fe=2,M=4,We=6,Ie=8,T=10,Le=12,E=15,ot=~E,Kt=16,Ae=32,at=64,P=128,mt=256,bt=512,Oe=at|P|bt,ni=1023,wt=o=>o.isFile()?Ie:o.isDirectory()?M:o.isSymbolicLink()?T:o.isCharacterDevice()?Fe:o.isBlockDevice()?We:o.isSocket()?Le:o.isFIFO()?De:N,ri=/[^\x00-\x7f]/,z=o=>ri.test(o)?o.normalize("NFKD"):o,X=o=>z(o.toLowerCase()),oi=256,$e=(o,t,e)=>{o.size>=oi&&o.clear(),o.set(t,e)},Vt=class{max;gen=1;young=[];old=[];constructor(t=16*1024){this.max=t}},Te=()=>Object.assign([],{provisional:0}),hi=16,ze=Symbol("PathScurry setAsCwd"),Jt=Symbol("PathScurry makeEntry"),lt=1024,k=class{name;parent;isCWD=!1;#t;#e;get dev(){return this.#e?.dev}get mode(){return this.#e?.mode}get nlink(){return this.#e?.nlink}get uid(){return this.#e?.uid}get gid(){return this.#e?.gid}get rdev(){return this.#e?.rdev}get blksize(){return this.#e?.blksize}get ino(){return this.#e?.ino}get size(){return this.#e?.size}get blocks(){return this.#e?.blocks}get atimeMs(){return this.#e?.atimeMs}get mtimeMs(){return this.#e?.mtimeMs}get ctimeMs(){return this.#e?.ctimeMs}get birthtimeMs(){return this.#e?.birthtimeMs}get atime(){return this.#e?.atime}get mtime(){return this.#e?.mtime}get ctime(){return this.#e?.ctime}get birthtime(){return this.#e?.birthtime}#s;#r;#n;#a;#h;#l;#i;#o;#m=0;#f;#c;get parentPath(){return(this.parent||this).fullpath()}get path(){return this.parentPath}constructor(t,e,s,i){this.name=t,this.#i=e&ni,this.#n=i,#t in s?(this.parent=s,this.#t=s.#t):this.#t={root:this,roots:s.roots,nocase:s.nocase,children:s.children,fs:s.fs},this.#s=this.#t.nocase?X(t):z(t)}get root(){return this.#t.root}get roots(){return this.#t.roots}get nocase(){return this.#t.nocase}get fs(){return this.#t.fs}depth(){return this.#r!==void 0?this.#r:this.parent?this.#r=this.parent.depth()+1:this.#r=0}resolve(t){if(!t)return this;let e=this.getRootString(t),i=t.substring(e.length).split(this.splitSep);return e?this.getRoot(e).#b(i):this.#b(i)}#b(t){let e=this;for(let s of t)e=e.child(s);return e}children(){let t=this.#w();return t.holes&&this.#d(t),t}#w(){let t=this.#o;if(t)return this.#m!==this.#t.children.gen&&this.#x(),t;let e=[];return e.provisional=0,this.#o=e,this.#i&=~Kt,this.#x(),e}#x(){let t=this.#t.children;if(this.#m=t.gen,t.young.push(this)>t.max){for(let e of t.old)e.#m!==t.gen&&(e.#o=void 0);t.old=t.young,t.young=[],t.gen++}}child(t,e){if(t===""||t===".")return this;if(t==="..")return this.parent||this;let s=this.children(),i=this.#t.nocase?X(t):z(t),n=s.index;if(!n&&s.length>=hi){n=s.index=new Map;for(let l of s)n.set(l.#s,l)}if(n){let l=n.get(i);if(l)return l}else for(let l of s)if(l.#s===i)return l;let r=this.parent?this.sep:"",h=this.#n?this.#n+r+t:void 0,a=this.newChild(t,N,h);return e&&(a.#h=e.relative,a.#l=e.relativePosix),this.canReaddir()||(a.#i|=P),s.push(a),n?.set(i,a),a}relative(){if(this.isCWD)return"";if(this.#h!==void 0)return this.#h;let t=this.name,e=this.parent;if(!e)return this.#h=this.name;let s=e.relative();return s+(!s||!e.parent?"":this.sep)+t}relativePosix(){if(this.sep==="/")return this.relative();if(this.isCWD)return"";if(this.#l!==void 0)return this.#l;let t=this.name,e=this.parent;if(!e)return this.#l=this.fullpathPosix();let s=e.relativePosix();return s+(!s||!e.parent?"":"/")+t}fullpath(){if(this.#n!==void 0)return this.#n;let t=this.name,e=this.parent;if(!e)return this.#n=this.name;let i=e.fullpath()+(e.parent?this.sep:"")+t;return this.#n=i}fullpathPosix(){if(this.#a!==void 0)return this.#a;if(this.sep==="/")return this.#a=this.fullpath();if(!this.parent){let i=this.fullpath().replace(/\\/g,"/");return this.#a=/^[a-z]:\//i.test(i)?`//?/${i}`:i}let t=this.parent,e=t.fullpathPosix(),s=e+(!e||!t.parent?"":"/")+this.name;return this.#a=s}isUnknown(){return(this.#i&E)===N}isType(t){return this[`is${t}`]()}getType(){return this.isUnknown()?"Unknown":this.isDirectory()?"Directory":this.isFile()?"File":this.isSymbolicLink()?"SymbolicLink":this.isFIFO()?"FIFO":this.isCharacterDevice()?"CharacterDevice":this.isBlockDevice()?"BlockDevice":this.isSocket()?"Socket":"Unknown"}isFile(){return(this.#i&E)===Ie}isDirectory(){return(this.#i&E)===M}isCharacterDevice(){return(this.#i&E)===Fe}isBlockDevice(){return(this.#i&E)===We}isFIFO(){return(this.#i&E)===De}isSocket(){return(this.#i&E)===Le}isSymbolicLink(){return(this.#i&T)===T}lstatCached(){return this.#i&Ae?this:void 0}readlinkCached(){return this.#f}realpathCached(){return this.#c}readdirCached(){return this.#u(this.children())}#u(t){return t.holes&&this.#d(t),t.slice(0,t.provisional)}#d(t){let e=t.names.length;for(let s=0;s<e;s++)t[s]||this[Jt](t,s)}[Jt](t,e){let s=this.#p(t.names[e],t.types[e]);return t[e]=s,t.holes--,s}#p(t,e){let s=this.newChild(t,e);return e!==M&&e!==T&&e!==N&&(s.#i|=at),s}#g(t){let e=t.provisional;if(t.names?.length!==e){let s=t.names=new Array(e),i=t.types=new Array(e);for(let n=0;n<e;n++){let r=t[n];s[n]=r.name,i[n]=r.#i&E}t.holes=0}return new Yt(this,t,this.#t.nocase)}canReadlink(){if(this.#f)return!0;if(!this.parent)return!1;let t=this.#i&E;return!(t!==N&&t!==T||this.#i&mt||this.#i&P)}calledReaddir(){return!!(this.#i&Kt)}isENOENT(){return!!(this.#i&P)}isNamed(t){return this.#t.nocase?this.#s===X(t):this.#s===z(t)}async readlink(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=await this.#t.fs.promises.readlink(this.fullpath()),s=(await this.parent.realpath())?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}readlinkSync(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=this.#t.fs.readlinkSync(this.fullpath()),s=this.parent.realpathSync()?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}#E(t){this.#i|=Kt;for(let e=t.provisional;e<t.length;e++){let s=t[e];s&&s.#S()}}#S(){this.#i&P||(this.#i=(this.#i|P)&ot,this.#v())}#v(){let t=this.children();t.provisional=0;for(let e of t)e.#S()}#y(){this.#i|=bt,this.#C()}#C(){if(this.#i&at)return;let t=this.#i;(t&E)===M&&(t&=ot),this.#i=t|at,this.#v()}#k(t=""){t==="ENOTDIR"||t==="EPERM"?this.#C():t==="ENOENT"?this.#S():this.children().provisional=0}#O(t=""){t==="ENOTDIR"?this.parent.#C():t==="ENOENT"&&this.#S()}#$(t=""){let e=this.#i;e|=mt,t==="ENOENT"&&(e|=P),(t==="EINVAL"||t==="UNKNOWN")&&(e&=ot),this.#i=e,t==="ENOTDIR"&&this.parent&&this.parent.#C()}#R(t,e){if(!e.provisional){if(e.provisional<e.length)this.#W(t,e);else for(let s of t)this.#I(s,e);this.#E(e)}}#W(t,e){let s=new Map;for(let i=e.provisional;i<e.length;i++){let n=e[i];s.set(n.#s,n)}e.length=e.provisional;for(let i of t){let n=this.#t.nocase?X(i.name):z(i.name),r=s.get(n);if(!r){this.#I(i,e);continue}s.delete(n),r.#i=r.#i&ot|wt(i),r.name=i.name,e.provisional=e.push(r)}for(let i of s.values())e.push(i)}#I(t,e){let s=this.#p(t.name,wt(t));e.provisional=e.push(s),e.index?.set(s.#s,s)}#T(t,e){if(e.length)return this.#R(t,e);let s=t.length,i=e.names=new Array(s),n=e.types=new Array(s);for(let r=0;r<s;r++){let h=t[r];i[r]=h.name,n[r]=wt(h)}e.length=e.provisional=e.holes=s,this.#E(e)}async lstat(){if((this.#i&P)===0)try{return this.#D(await this.#t.fs.promises.lstat(this.fullpath())),this}catch(t){this.#O(t.code)}}lstatSync(){if((this.#i&P)===0)try{return this.#D(this.#t.fs.lstatSync(this.fullpath())),this}catch(t){this.#O(t.code)}}#D(t){this.#e=t;let e=wt(t);this.#i=this.#i&ot|e|Ae,e!==N&&e!==M&&e!==T&&(this.#i|=at)}#M;#L(t){let e=this.#M;this.#M=void 0;for(let s of e)s(t)}readdirCB(t,e=!1){this.#F(s=>t(null,this.#u(s)),e,!1)}readdirLazyCB(t,e=!1){this.#F(s=>t(this.#g(s)),e,!0)}#F(t,e,s){let i=this.canReaddir(),n=i?this.#w():Te();if(!i||this.calledReaddir()){e?t(n):queueMicrotask(()=>t(n));return}if(this.#M){this.#M.push(t);return}this.#M=[t];let r=this.fullpath();this.#t.fs.readdir(r,{withFileTypes:!0},(h,a)=>{h?(this.#k(h.code),n.provisional=0):s?this.#T(a,n):this.#R(a,n),this.#L(n)})}#P;async readdir(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();if(this.#P)await this.#P;else{let s=()=>{};this.#P=new Promise(i=>s=i);try{this.#R(await this.#t.fs.promises.readdir(e,{withFileTypes:!0}),t)}catch(i){this.#k(i.code),t.provisional=0}this.#P=void 0,s()}return this.#u(t)}readdirSync(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();try{this.#R(this.#t.fs.readdirSync(e,{withFileTypes:!0}),t)}catch(s){this.#k(s.code),t.provisional=0}return this.#u(t)}readdirLazySync(){let t=this.canReaddir(),e=t?this.#w():Te();if(t&&!this.calledReaddir())try{this.#T(this.#t.fs.readdirSync(this.fullpath(),{withFileTypes:!0}),e)}catch(s){this.#k(s.code),e.provisional=0}return this.#g(e)}canReaddir(){if(this.#i&Oe)return!1;let t=E&this.#i;return t===N||t===M||t===T}shouldWalk(t,e){return(this.#i&M)===M&&!(this.#i&Oe)&&!t?.has(this)&&(!e||e(this))}async realpath(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=await this.#t.fs.promises.realpath(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}realpathSync(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=this.#t.fs.realpathSync(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}[ze](t){if(t===this)return;t.isCWD=!1,this.isCWD=!0;let e=new Set([]),s=[],i=this;for(;i.parent;)e.add(i),i.#h=s.join(this.sep),i.#l=s.join("/"),i=i.parent,s.push("..");for(i=t;i.parent&&!e.has(i);)i.#h=void 0,i.#l=void 0,i=i.parent}},Yt=class{dir;#t;#e;#s;#r;#n;#a;length;constructor(t,e,s){this.dir=t,this.#t=e,this.#e=e.names,this.#s=e.types,this.#r=s,this.length=e.provisional}name(t){return this.#e[t]}path(t){return this.#t[t]??this.dir[Jt](this.#t,t)}cached(t){return this.#t[t]}isNamed(t,e){let s=this.#t[t];if(s)return s.isNamed(e);let i=this.#e[t];return i===e?!0:(e!==this.#n&&(this.#n=e,this.#a=this.#r?X(e):z(e)),(this.#r?X(i):z(i))===this.#a)}isUnknown(t){let e=this.#t[t];return e?e.isUnknown():this.#s[t]===N}isDirectory(t){let e=this.#t[t];return e?e.isDirectory():this.#s[t]===M}isSymbolicLink(t){let e=this.#t[t];return e?e.isSymbolicLink():this.#s[t]===T}canReaddir(t){let e=this.#t[t];if(e)return e.canReaddir();let s=this.#s[t];return s===M||s===T||s===N}},yt=class o extends k{get sep(){return"\\"}get splitSep(){return ii}newChild(t,e=N,s){return new o(t,e,this,s)}resolve(t){return t&&Zt.test(t)&&(t=this.sameRoot(t.slice(0,2)+this.sep)?"."+this.sep+t.slice(2):external_node_path_.win32.resolve(this.fullpath(),t)),super.resolve(t)}getRootString(t){return ti.exec(t)?.[0]??external_node_path_.win32.parse(t).root}getRoot(t){if(t=Ne(t.toUpperCase()),t===this.root.name||/^[\\/]$/.test(t))return this.root;for(let[e,s]of Object.entries(this.roots))if(this.sameRoot(t,e))return this.roots[t]=s;return this.roots[t]=new K(t,{nocase:this.nocase,fs:this.fs}).root}sameRoot(t,e=this.root.name){return Ne(t.toUpperCase())===e}},St=class o extends k{get splitSep(){return"/"}get sep(){return"/"}getRootString(t){return t.startsWith("/")?"/":""}getRoot(t){return this.root}newChild(t,e=N,s){return new o(t,e,this,s)}},xt=class{root;rootPath;roots;cwd;#t=new Map;#e=new Map;#s;nocase;#r;constructor(t=process.cwd(),e,s,{nocase:i,childrenCacheSize:n=16*1024,fs:r=ht}={}){this.#r=Vs(r),(t instanceof URL||t.startsWith("file://"))&&(t=(0,external_node_url_.fileURLToPath)(t));let h=e.resolve(t);this.roots=Object.create(null),this.rootPath=this.parseRootPath(h),this.#s=new Vt(n);let a=h.substring(this.rootPath.length).split(s);if(a.length===1&&!a[0]&&a.pop(),i===void 0)throw new TypeError("must provide nocase setting to PathScurryBase ctor");this.nocase=i,this.root=this.newRoot(this.#r),this.roots[this.rootPath]=this.root;let l=this.root,c=a.length-1,f=e.sep;for(let u of a){let d=c--;l=l.child(u,{relative:new Array(d).fill("..").join(f),relativePosix:new Array(d).fill("..").join("/")})}this.cwd=l}depth(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.depth()}childrenCache(){return this.#s}resolve(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#t.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpath();return $e(this.#t,e,i),i}resolvePosix(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#e.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpathPosix();return $e(this.#e,e,i),i}relative(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relative()}relativePosix(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relativePosix()}basename(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.name}dirname(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),(t.parent||t).fullpath()}async readdir(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;if(t.canReaddir()){let i=await t.readdir();return s?i:i.map(n=>n.name)}else return[]}readdirSync(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;return t.canReaddir()?s?t.readdirSync():t.readdirSync().map(i=>i.name):[]}async lstat(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstat()}lstatSync(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstatSync()}async readlink(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.readlink();return e?s:s?.fullpath()}readlinkSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.readlinkSync();return e?s:s?.fullpath()}async realpath(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.realpath();return e?s:s?.fullpath()}realpathSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.realpathSync();return e?s:s?.fullpath()}async walk(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set:void 0,l=(f,u)=>{a?.add(f),f.readdirCB((d,p)=>{try{if(d)return u(d);let g=p.length;if(!g)return u();let w=m=>{if(m)return u(m);--g===0&&u()};for(let m of p)(!n||n(m))&&h.push(s?m:m.fullpath()),i&&m.isSymbolicLink()?m.realpath().then(b=>b?.isUnknown()?b.lstat():b).then(b=>b?.shouldWalk(a,r)?l(b,w):w()).catch(w):m.shouldWalk(a,r)?l(m,w):w()}catch(g){u(g)}},!0)},c=t;return new Promise((f,u)=>{l(c,d=>{if(d)return u(d);f(h)})})}walkSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set([t]):void 0,l=[t];for(let c of l){let f=c.readdirSync();for(let u of f){(!n||n(u))&&h.push(s?u:u.fullpath());let d=u;if(u.isSymbolicLink()){if(!(i&&(d=u.realpathSync())))continue;d.isUnknown()&&d.lstatSync()}d.shouldWalk(a,r)&&(a?.add(d),l.push(d))}}return h}[Symbol.asyncIterator](){return this.iterate()}iterate(t,e){return this.#n(t,e,!1)}iterateBatches(t,e){return this.#n(t,e,!0)}#n(t=this.cwd,e={},s){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:i=!0,follow:n=!1,filter:r,walkFilter:h}=e,a={value:void 0,done:!0},l=[],c=0,f=[t],u=0,d=n?new Set(f):void 0,p=0,g=!1,w=!1,m,b=[],A=()=>{if(s){let x=l;return l=[],{value:x,done:!1}}let S=l[c++];return c===l.length?(l=[],c=0):c>=lt&&c*2>=l.length&&(l=l.slice(c),c=0),{value:S,done:!1}},O=()=>{w=!0;for(let S of b.splice(0))m?(S.reject(m.er),m=void 0):S.resolve(a)},R=S=>{m={er:S},l=[],c=0,O()},Y=S=>{(!r||r(S))&&l.push(i?S:S.fullpath())},U=S=>{if(!w){try{for(let x of S){Y(x);let F=x;x.isSymbolicLink()&&!(n&&(F=x.realpathCached()))||F.shouldWalk(d,h)&&(d?.add(F),f.push(F))}}catch(x){return R(x)}p--,Rt()}},B=(S,x)=>{if(n){let F=[];for(let se of x)se.isSymbolicLink()&&F.push(se.realpath().then(Pt=>Pt?.isUnknown()?Pt.lstat():Pt));if(F.length){Promise.all(F).then(()=>U(x));return}}U(x)},Rt=()=>{if(!g){for(g=!0;!w;){for(;b.length&&c<l.length;)b.shift()?.resolve(A());let S=f[u];if(!S||l.length-c>=lt)break;u++,p++,S.readdirCB(B,!0)}g=!1,!w&&p===0&&u===f.length&&c===l.length&&O()}};return Y(t),{next(){if(m){let{er:S}=m;return m=void 0,Promise.reject(S)}if(c<l.length){let S=A();return Rt(),Promise.resolve(S)}return w?Promise.resolve(a):new Promise((S,x)=>{b.push({resolve:S,reject:x}),Rt()})},return(){return l=[],c=0,O(),Promise.resolve(a)},[Symbol.asyncIterator](){return this}}}[Symbol.iterator](){return this.iterateSync()}iterateSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=t,a=i?new Set([h]):void 0,l=[h],c=0,f=[],u=0,d=!1;return{next(){if(!d&&(d=!0,!n||n(h)))return{value:s?h:h.fullpath(),done:!1};for(;;){for(;u===f.length;){let w=l[c];if(!w)return{value:void 0,done:!0};c++,f=w.readdirSync(),u=0}let p=f[u++],g=p;if(p.isSymbolicLink()&&(g=i?p.realpathSync():void 0,g?.isUnknown()&&g.lstatSync()),g?.shouldWalk(a,r)&&(a?.add(g),l.push(g)),!n||n(p))return{value:s?p:p.fullpath(),done:!1}}},[Symbol.iterator](){return this}}}chdir(t=this.cwd){let e=this.cwd;this.cwd=typeof t=="string"?this.cwd.resolve(t):t,this.#t.clear(),this.#e.clear(),this.cwd[ze](e)}},K=class extends xt{sep="\\";constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;typeof t=="string"&&!t.startsWith("file://")&&(t=t.replace(ei,"").replace(si,"\\")),super(t,external_node_path_.win32,"\\",{...e,nocase:s}),this.nocase=s}resolve(...t){return t.some(e=>Zt.test(e))?super.resolve(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolve(...t)}resolvePosix(...t){return t.some(e=>Zt.test(e))?super.resolvePosix(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolvePosix(...t)}parseRootPath(t){return external_node_path_.win32.parse(t).root.toUpperCase()}newRoot(t){return new yt(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")||t.startsWith("\\")||/^[a-z]:(\/|\\)/i.test(t)}},Z=class extends xt{sep="/";constructor(t=process.cwd(),e={}){let{nocase:s=!1}=e;super(t,external_node_path_.posix,"/",{...e,nocase:s}),this.nocase=s}parseRootPath(t){return"/"}newRoot(t){return new St(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")}},ct=class extends Z{constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;super(t,{...e,nocase:s})}},qi=process.platform==="win32"?yt:St,je=process.platform==="win32"?K:process.platform==="darwin"?ct:Z;var ai=o=>o.length>=1,li=o=>o.length>=1,ci=Symbol.for("nodejs.util.inspect.custom"),V=class o{#t;#e;#s;length;#r;#n;#a;#h;#l;#i;constructor(t,e,s,i){if(!ai(t))throw new TypeError("empty pattern list");if(!li(e))throw new TypeError("empty glob list");if(e.length!==t.length)throw new TypeError("mismatched pattern list and glob list lengths");if(this.length=t.length,s<0||s>=this.length)throw new TypeError("index out of range");if(this.#t=t,this.#e=e,this.#s=s,this.#r=i,this.#s===0){if(this.isUNC()){let n=this.#o()?6:4,r=this.#t.slice(0,n),h=this.#e.slice(0,n),a=this.#t.slice(n),l=this.#e.slice(n);a[0]===""&&(a.shift(),l.shift());let c=[...r,""].join("/"),f=[...h,""].join("/");this.#t=[c,...a],this.#e=[f,...l],this.length=this.#t.length}else if(this.isDrive()||this.isAbsolute()){let[n,...r]=this.#t,[h,...a]=this.#e;r[0]===""&&(r.shift(),a.shift());let l=`${n}/`,c=`${h}/`;this.#t=[l,...r],this.#e=[c,...a],this.length=this.#t.length}}}[ci](){return`Pattern <${this.#e.slice(this.#s).join("/")}>`}pattern(){return this.#t[this.#s]}isString(){return typeof this.#t[this.#s]=="string"}isGlobstar(){return this.#t[this.#s]===y}isMatcher(){return typeof this.#t[this.#s]=="object"}globString(){return this.#a=this.#a||(this.#s===0?this.isAbsolute()?this.#e[0]+this.#e.slice(1).join("/"):this.#e.join("/"):this.#e.slice(this.#s).join("/"))}hasMore(){return this.length>this.#s+1}rest(){return this.#n!==void 0?this.#n:this.hasMore()?(this.#n=new o(this.#t,this.#e,this.#s+1,this.#r),this.#n.#i=this.#i,this.#n.#l=this.#l,this.#n.#h=this.#h,this.#n):this.#n=null}#o(){let t=this.#t;return t[2]==="?"&&typeof t[3]=="string"&&/^unc$/i.test(t[3])}isUNC(){let t=this.#t,e=this.#o()?4:2;return this.#l!==void 0?this.#l:this.#l=this.#r==="win32"&&this.#s===0&&t[0]===""&&t[1]===""&&typeof t[e]=="string"&&!!t[e]&&typeof t[e+1]=="string"&&!!t[e+1]}isDrive(){let t=this.#t;return this.#h!==void 0?this.#h:this.#h=this.#r==="win32"&&this.#s===0&&this.length>1&&typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0])}isAbsolute(){let t=this.#t;return this.#i!==void 0?this.#i:this.#i=t[0]===""&&t.length>1||this.isDrive()||this.isUNC()}root(){let t=this.#t[0];return typeof t=="string"&&this.isAbsolute()&&this.#s===0?t:""}checkFollowGlobstar(){return this.#s!==0&&this.isGlobstar()}};var fi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",j=class{relative;relativeChildren;absolute;absoluteChildren;platform;mmopts;slashRoot;constructor(t,{nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,platform:h=fi,root:a,windowsPathsNoEscape:l,allowWindowsEscape:c,braceExpandMax:f=1e4},u){this.relative=[],this.absolute=[],this.relativeChildren=[],this.absoluteChildren=[],this.platform=h,l=!!l||c===!1,this.mmopts={braceExpandMax:f,dot:!0,nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,optimizationLevel:2,platform:h,nocomment:!0,nonegate:!0,windowsPathsNoEscape:l};let d=u?.resolve(a??"/").fullpath()??"/";this.slashRoot=W(d.replace(/\\/g,"/").replace(/\/$/,""),{magicalBraces:!0,windowsPathsNoEscape:l});for(let p of t)this.add(p)}add(t){let e=new C(t,this.mmopts);for(let s=0;s<e.set.length;s++){let i=e.set[s],n=e.globParts[s];if(!i||!n)throw new Error("invalid pattern object");for(;i[0]==="."&&n[0]==="."&&i.length>1&&i[1]!=="";)i.shift(),n.shift();let r=new V(i,n,0,this.platform),h=r.root()==="/"?`${this.slashRoot}/${r.rest()?.globString()??""}`:r.globString(),a=new C(h,this.mmopts),l=n[n.length-1]==="**",c=r.isAbsolute();c?this.absolute.push(a):this.relative.push(a),l&&(c?this.absoluteChildren.push(a):this.relativeChildren.push(a))}}ignored(t){return this.ignoredPath(this.relative.length?t.relative():"",this.absolute.length?t.fullpath():"")}ignoredPath(t,e){if(this.relative.length){t||=".";let s=`${t}/`;for(let i of this.relative)if(i.match(t)||i.match(s))return!0}if(this.absolute.length){let s=`${e}/`;for(let i of this.absolute)if(i.match(e)||i.match(s))return!0}return!1}childrenIgnored(t){if(this.relativeChildren.length){let e=`${t.relative()||"."}/`;for(let s of this.relativeChildren)if(s.match(e))return!0}if(this.absoluteChildren.length){let e=`${t.fullpath()}/`;for(let s of this.absoluteChildren)if(s.match(e))return!0}return!1}};var Qt,kt=class o{parent;store;#t;constructor(t){if(t instanceof o){this.parent=t,this.#t=t.#t;return}this.#t=new Set;for(let e of t){let s=e,i;for(;s&&(i=s.rest());)s.isString()&&this.#t.add(i.globString()),s=i}}stores(t){return this.#t.size!==0&&this.#t.has(t.globString())&&!(t.isGlobstar()&&!t.checkFollowGlobstar())}copy(){return this.#t.size?new o(this):this}#e(t){let e=this.store?.get(t);return e||!this.parent?e:this.parent.#e(t)}hasWalked(t,e){return!!this.#e(t.fullpath())?.has(e.globString())}storeWalked(t,e){if(!this.stores(e))return;let s=e.globString(),i=t.fullpath(),n=this.#e(i);n?n.add(s):(this.store??=new Map).set(i,new Set([s]))}},J=class{static ABSOLUTE=2;static IF_DIR=1;paths=[];flags=[];#t;add(t,e,s){let{paths:i}=this,n=i.length-1;n>=0&&i[n]!==t&&(this.#t??=new Map(i.map((r,h)=>[r,h])),n=this.#t.get(t)??-1),n===-1&&this.#t?.set(t,i.length),this.#e(n,t,e,s)}#e(t,e,s,i){let n=(s?Qt.ABSOLUTE:0)|(i?Qt.IF_DIR:0);t===-1?(this.paths.push(e),this.flags.push(n)):this.flags[t]=n&this.flags[t]}};Qt=J;var vt=class{targets=[];patterns=[];#t;add(t,e){let{targets:s}=this,i=s.length-1;i>=0&&s[i]!==t&&(this.#t??=new Map(s.map((n,r)=>[n,r])),i=this.#t.get(t)??-1),this.#e(i,t,e)}addEntry(t,e){if(this.#t)return this.add(t,e);let s=this.targets.length-1;this.#e(s>=0&&this.targets[s]===t?s:-1,t,e)}#e(t,e,s){if(e.canReaddir())if(t>=0){let i=this.patterns[t],n=s.globString(),r=s.checkFollowGlobstar();for(let h of i)if(h===s||h.globString()===n&&h.checkFollowGlobstar()===r)return;i.push(s)}else this.#t?.set(e,this.targets.length),this.targets.push(e),this.patterns.push([s])}},Ct=class o{hasWalkedCache;matches=new J;subwalks=new vt;patterns;follow;dot;opts;constructor(t,e){this.opts=t,this.follow=!!t.follow,this.dot=!!t.dot,this.hasWalkedCache=e}processPatterns(t,e){this.patterns=e;for(let s of e){let i=t;this.hasWalkedCache.storeWalked(i,s);let n=s.root(),r=s.isAbsolute()&&this.opts.absolute!==!1;if(n){i=i.resolve(n==="/"&&this.opts.root!==void 0?this.opts.root:n);let c=s.rest();if(c)s=c;else{this.matches.add(i,!0,!1);continue}}if(i.isENOENT())continue;let h,a,l=!1;for(;typeof(h=s.pattern())=="string"&&(a=s.rest());)i=i.resolve(h),s=a,l=!0;if(h=s.pattern(),a=s.rest(),l){if(this.hasWalkedCache.hasWalked(i,s))continue;this.hasWalkedCache.storeWalked(i,s)}if(typeof h=="string"){let c=h===".."||h===""||h===".";this.matches.add(i.resolve(h),r,c);continue}else if(h===y){(!i.isSymbolicLink()||this.follow||s.checkFollowGlobstar())&&this.subwalks.add(i,s);let c=a?.pattern(),f=a?.rest();if(!a||(c===""||c===".")&&!f)this.matches.add(i,r,c===""||c===".");else if(c===".."){let u=i.parent||i;f?this.hasWalkedCache.hasWalked(u,f)||this.subwalks.add(u,f):this.matches.add(u,r,!0)}}else typeof h=="object"&&this.subwalks.add(i,s)}return this}child(){return new o(this.opts,this.hasWalkedCache.copy())}filterEntries(t,e){let s=new te(e,this.dot,this.follow),{matches:i,matched:n,subwalks:r}=s,{targets:h}=r;for(let a=0;a<e.length;a++){let l=i.length;for(let c of t){let f=c.isAbsolute(),u=c.pattern(),d=c.rest();u===y?s.testGlobstar(a,c,d,f):typeof u=="object"?s.testMatcher(a,u,d,f):s.testString(a,u,d,f)}for(;n.length<h.length;)n.push(i.length>l)}return s}},te=class{entries;matches=[];absolute=[];subwalks=new vt;matched=[];dot;follow;constructor(t,e,s){this.entries=t,this.dot=e,this.follow=s}#t(t,e){let s=this.matches.length-1;s>=0&&this.matches[s]===t?e||(this.absolute[s]=!1):(this.matches.push(t),this.absolute.push(e))}testGlobstar(t,e,s,i){let n=this.entries;if((this.dot||!n.name(t).startsWith("."))&&(e.hasMore()||this.#t(t,i),n.canReaddir(t)&&(this.follow||!n.isSymbolicLink(t)?this.subwalks.addEntry(n.path(t),e):s&&e.checkFollowGlobstar()&&this.subwalks.addEntry(n.path(t),s))),s){let r=s.pattern();typeof r=="string"&&r!==".."&&r!==""&&r!=="."?this.testString(t,r,s.rest(),i):r===".."?this.subwalks.add(n.dir,s):typeof r=="object"&&this.testMatcher(t,r,s.rest(),i)}}testMatcher(t,e,s,i){let n=this.entries;e.testUnchecked(n.name(t))&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}testString(t,e,s,i){let n=this.entries,r=e.charCodeAt(0),h=n.name(t).charCodeAt(0);r<128&&h<128&&(r|32)!==(h|32)||n.isNamed(t,e)&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}};var{ABSOLUTE:ui,IF_DIR:di}=J,pi=(o,t,e)=>typeof o=="string"?new j([o],t,e):Array.isArray(o)?new j(o,t,e):o,gi=o=>{let t;for(let e of o){let s=e,i="";for(;s?.isString();s=s.rest())i+=`${s.globString()}
-`;if(!s||t!==void 0&&i!==t)return!1;for(t=i;s;s=s.rest())if(s.isString())return!1}return!0},Et={value:void 0,done:!0},_=class{path;patterns;opts;seen=new Set;matches=[];#t;#e;#s;#r;#n;signal;maxDepth;includeChildMatches;#a;#h;#l;#i="";#o=0;#m=[];#f=[];#c=[];#b=[];#w=[];#x=1/0;#u=0;#d=!1;#p=!1;#g;#E;#S=[];constructor(t,e,s){if(this.patterns=t,this.path=e,this.opts=s,this.#n=!s.posix&&s.platform==="win32"?"\\":"/",this.includeChildMatches=s.includeChildMatches!==!1,(s.ignore||!this.includeChildMatches)&&(this.#s=pi(s.ignore??[],s,e),!this.includeChildMatches&&typeof this.#s.add!="function")){let i="cannot ignore child matches, ignore lacks add() method.";throw new Error(i)}this.maxDepth=s.maxDepth||1/0,this.signal=s.signal,this.#t=!!s.realpath||!gi(t),this.includeChildMatches&&this.#s instanceof j&&this.#s!==s.ignore&&(!s.posix||e.sep==="/")&&(this.#r=this.#s),this.#e=!(this.#t||this.#s&&!this.#r||s.withFileTypes||s.stat)}#v(t){return this.seen.has(t)||this.#y(t)}#y(t){let e=this.#r;return e?e.ignoredPath(e.relative.length?this.#O(t):"",e.absolute.length?t.fullpath():""):!!this.#s?.ignored?.(t)}#C(t){return!!this.#s?.childrenIgnored?.(t)}async matchCheck(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||await t.realpath(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?await i.lstat():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=await r.realpath();h&&(h.isUnknown()||this.opts.stat)&&await h.lstat()}return this.matchCheckTest(r,e)}matchCheckTest(t,e){return t&&(this.maxDepth===1/0||t.depth()<=this.maxDepth)&&(!e||t.canReaddir())&&(!this.opts.nodir||!t.isDirectory())&&(!this.opts.nodir||!this.opts.follow||!t.isSymbolicLink()||!t.realpathCached()?.isDirectory())&&!this.#y(t)?t:void 0}matchCheckSync(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||t.realpathSync(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?i.lstatSync():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=r.realpathSync();h&&(h?.isUnknown()||this.opts.stat)&&h.lstatSync()}return this.matchCheckTest(r,e)}matchFinish(t,e){this.#y(t)||this.#k(t,e)}#k(t,e){if(this.#t){let{seen:r}=this,h=r.size;if(r.add(t),r.size===h)return}if(!this.includeChildMatches&&this.#s?.add){let r=`${t.relativePosix()}/**`;this.#s.add(r)}let s=this.opts.absolute===void 0?e:this.opts.absolute,i=this.opts.mark&&t.isDirectory()?this.#n:"",n=this.matches;if(this.opts.withFileTypes)n.push(t);else if(s){let r=this.opts.posix?t.fullpathPosix():t.fullpath();n.push(r+i)}else{let r=this.#O(t),h=this.opts.dotRelative&&!r.startsWith(`..${this.#n}`)?`.${this.#n}`:"";n.push(r?h+r+i:`.${i}`)}}#O(t){let e=t.parent,s=e&&this.#$(e);return s!==void 0?s+t.name:this.opts.posix?t.relativePosix():t.relative()}#$(t){if(t!==this.#a){let e=this.opts.posix,s=e?t.relativePosix():t.relative();this.#a=t,this.#h=!t.parent||s.endsWith("..")?void 0:s?s+(e?"/":t.sep):""}return this.#h}#R(t,e,s){let{opts:i}=this;if(!this.#e||t.cached(e)||t.isUnknown(e)||i.follow&&i.nodir&&t.isSymbolicLink(e))return!1;let n=t.isDirectory(e);if(n&&i.nodir)return!0;let r=n&&i.mark?this.#n:"",{dir:h}=t,a=this.#r,l=i.absolute??s,c="";(l||a?.absolute.length)&&(h!==this.#l&&(this.#l=h,this.#i=i.posix?h.fullpathPosix()+(h.parent?"/":""):h.fullpath()+(h.parent?h.sep:"")),c=this.#i+t.name(e));let f="";if(!l||a?.relative.length){let d=this.#$(h);if(d===void 0)return!1;f=d+t.name(e)}if(a?.ignoredPath(f,c))return!0;if(l)return this.matches.push(c+r),!0;let u=i.dotRelative&&!f.startsWith(`..${this.#n}`)?`.${this.#n}`:"";return this.matches.push(u+f+r),!0}async match(t,e,s){let i=await this.matchCheck(t,s);i&&this.matchFinish(i,e)}matchSync(t,e,s){let i=this.matchCheckSync(t,s);i&&this.#k(i,e)}#W(t,e,s,i,n){this.#m.push(t),this.#f.push(e),this.#c.push(s),this.#b.push(i),this.#w.push(n)}#I(t,e,s){let{paths:i,flags:n}=t.matches;for(let r=0;r<i.length;r++){let h=i[r];if(h===s)continue;let a=n[r];this.#T(h,!!(a&ui),!!(a&di),e)}}#T(t,e,s,i){let{realpath:n,stat:r,follow:h,nodir:a}=this.opts;if(i||!(n||r||t.isUnknown()||h&&a&&t.isSymbolicLink())){if(n&&this.#v(t))return;this.matchSync(t,e,s)}else{if(this.#v(t))return;this.#u++,this.match(t,e,s).then(this.#q,this.#N)}}#D(t,e,s,i){let n=s.filterEntries(e,t),{matches:r,absolute:h,matched:a}=n;for(let u=0;u<r.length;u++){let d=r[u],p=h[u];this.#R(t,d,p)||this.#T(t.path(d),p,!1,i)}let{targets:l,patterns:c}=n.subwalks,f=!this.#t;for(let u=0;u<l.length;u++){let d=l[u];if(d.canReaddir()){let p=c[u],g=f&&a[u],w=this.#M(d,p,g,s);this.#W(d,p,w?s:s.child(),g,w)}}}#M(t,e,s,i){if(t.isSymbolicLink()&&!this.opts.follow)return!1;let n=i.hasWalkedCache;for(let r of e){if(n.stores(r))return!1;if(r.isMatcher())continue;if(!r.isGlobstar())return!1;let h=r.rest();if(!h){if(!s)return!1;continue}let a=h.pattern();if(a===""||a==="."||a==="..")return!1}return!0}#L(t){let e=this.#m.pop();if(!e)return!1;let s=this.#f.pop(),i=this.#c.pop(),n=this.#b.pop(),r=this.#w.pop();if(this.#C(e))return!0;if(r)return this.#F(e,s,i,t),!0;i.processPatterns(e,s),this.#I(i,t,n?e:void 0);let{targets:h,patterns:a}=i.subwalks;for(let l=0;l<h.length;l++)this.#F(h[l],a[l],i,t);return!0}#F(t,e,s,i){this.#P(t)&&(i?this.#D(t.readdirLazySync(),e,s,!0):(this.#u++,t.readdirLazyCB(n=>this.#H(n,e,s),!0)))}#P(t){return t.canReaddir()&&(this.maxDepth===1/0||t.depth()<this.maxDepth)}#z(){this.#W(this.path,this.patterns,new Ct(this.opts,new kt(this.patterns)),!1,!1)}#_(){if(this.signal?.aborted)throw this.signal.reason;return this.#L(!0)}#U(){this.path.isUnknown()&&this.path.lstatSync(),this.#z()}#B(){if(this.signal?.aborted)return this.#N(this.signal.reason);this.path.isUnknown()?(this.#u++,this.path.lstat().then(()=>{this.#u--,this.#z(),this.#A()})):(this.#z(),this.#A())}#G(){let t=this.matches[this.#o++];return this.#o===this.matches.length?(this.matches=[],this.#o=0):this.#o>=lt&&this.#o*2>=this.matches.length&&(this.matches=this.matches.slice(this.#o),this.#o=0),{value:t,done:!1}}#j(){this.#p=!0,this.#m=[],this.#f=[],this.#c=[],this.#b=[],this.#w=[],this.#E?.();for(let t of this.#S.splice(0))this.#g?(t.reject(this.#g.er),this.#g=void 0):t.resolve(Et)}#N=t=>{this.#p||(this.#g={er:t},this.matches=[],this.#o=0,this.#j())};#q=()=>{this.#u--,this.#A()};#H(t,e,s){if(this.#u--,!this.#p){try{this.#D(t,e,s,!1)}catch(i){return this.#N(i)}this.#A()}}#A(){if(!(this.#d||this.#p)){this.#d=!0;try{for(;!this.#p;){if(this.signal?.aborted){this.#N(this.signal.reason);break}for(;this.#S.length&&this.#o<this.matches.length;)this.#S.shift()?.resolve(this.#G());if(this.matches.length-this.#o>=this.#x||!this.#L(!1))break}}catch(t){this.#N(t)}this.#d=!1,!this.#p&&this.#u===0&&!this.#m.length&&this.#j()}}walk(){return new Promise((t,e)=>{this.#E=()=>this.#g?e(this.#g.er):t(this.matches),this.#B()})}walkSync(){if(this.signal?.aborted)throw this.signal.reason;for(this.#U();this.#_(););return this.matches}iterate(){this.#x=lt;let t=!1;return{next:()=>{if(t||(t=!0,this.#B()),this.signal?.aborted)return this.#N(this.signal.reason),this.matches=[],this.#o=0,this.#g=void 0,Promise.reject(this.signal.reason);if(this.#o<this.matches.length){let e=this.#G();return this.#A(),Promise.resolve(e)}if(this.#g){let{er:e}=this.#g;return this.#g=void 0,Promise.reject(e)}return this.#p?Promise.resolve(Et):new Promise((e,s)=>{this.#S.push({resolve:e,reject:s}),this.#A()})},return:()=>(this.matches=[],this.#o=0,this.#j(),Promise.resolve(Et)),[Symbol.asyncIterator](){return this}}}iterateSync(){let t=!1;return{next:()=>{if(this.signal?.aborted)throw this.signal.reason;for(t||(t=!0,this.#U());this.#o===this.matches.length;)if(this.matches=[],this.#o=0,!this.#_())return Et;return{value:this.matches[this.#o++],done:!1}},[Symbol.iterator](){return this}}}};var wi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",D=class{absolute;cwd;root;dot;dotRelative;follow;ignore;magicalBraces;mark;matchBase;maxDepth;nobrace;nocase;nodir;noext;noglobstar;pattern;platform;realpath;scurry;stat;signal;windowsPathsNoEscape;withFileTypes;includeChildMatches;opts;patterns;constructor(t,e){if(!e)throw new TypeError("glob options required");if(this.withFileTypes=!!e.withFileTypes,this.signal=e.signal,this.follow=!!e.follow,this.dot=!!e.dot,this.dotRelative=!!e.dotRelative,this.nodir=!!e.nodir,this.mark=!!e.mark,e.cwd?(e.cwd instanceof URL||e.cwd.startsWith("file://"))&&(e.cwd=(0,external_node_url_.fileURLToPath)(e.cwd)):this.cwd="",this.cwd=e.cwd||"",this.root=e.root,this.magicalBraces=!!e.magicalBraces,this.nobrace=!!e.nobrace,this.noext=!!e.noext,this.realpath=!!e.realpath,this.absolute=e.absolute,this.includeChildMatches=e.includeChildMatches!==!1,this.noglobstar=!!e.noglobstar,this.matchBase=!!e.matchBase,this.maxDepth=typeof e.maxDepth=="number"?e.maxDepth:1/0,this.stat=!!e.stat,this.ignore=e.ignore,this.withFileTypes&&this.absolute!==void 0)throw new Error("cannot set absolute and withFileTypes:true");let s=typeof t=="string"?[t]:t;if(this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e.allowWindowsEscape===!1,this.windowsPathsNoEscape&&(s=s.map(l=>l.replace(/\\/g,"/"))),this.matchBase){if(e.noglobstar)throw new TypeError("base matching requires globstar");s=s.map(l=>l.includes("/")?l:`./**/${l}`)}if(this.pattern=s,this.platform=e.platform||wi,this.opts={...e,platform:this.platform},e.scurry){if(this.scurry=e.scurry,e.nocase!==void 0&&e.nocase!==e.scurry.nocase)throw new Error("nocase option contradicts provided scurry option")}else{let l=e.platform==="win32"?K:e.platform==="darwin"?ct:e.platform?Z:je;this.scurry=new l(this.cwd,{nocase:e.nocase,fs:e.fs})}this.nocase=this.scurry.nocase;let i=this.platform==="darwin"||this.platform==="win32",n={braceExpandMax:1e4,...e,dot:this.dot,matchBase:this.matchBase,nobrace:this.nobrace,nocase:this.nocase,nocaseMagicOnly:i,nocomment:!0,noext:this.noext,nonegate:!0,optimizationLevel:2,platform:this.platform,windowsPathsNoEscape:this.windowsPathsNoEscape},r=this.pattern.map(l=>new C(l,n)),[h,a]=r.reduce((l,c)=>(l[0].push(...c.set),l[1].push(...c.globParts),l),[[],[]]);this.patterns=h.map((l,c)=>{let f=a[c];if(!f)throw new Error("invalid pattern object");return new V(l,f,0,this.platform)})}async walk(){return await new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walk()}walkSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walkSync()}iterateSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterateSync()}[Symbol.iterator](){return this.iterateSync()}iterate(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterate()}[Symbol.asyncIterator](){return this.iterate()}};var ee=(o,t={})=>{for(let e of Array.isArray(o)?o:[o])if(new C(e,t).hasMagic())return!0;return!1};function Be(o,t={}){return new D(o,t).walkSync()}async function _e(o,t={}){return new D(o,t).walk()}function Mt(o,t={}){return new D(o,t).iterateSync()}function Ge(o,t={}){return new D(o,t).iterate()}var bi=Mt,yi=Object.assign(Ge,{sync:Mt}),Si=Object.assign(Be,{iterate:Mt}),Ue=Object.assign(_e,{glob:_e,globSync:Be,sync:Si,globIterate:Ge,iterate:yi,globIterateSync:Mt,iterateSync:bi,Glob:D,hasMagic:ee,escape:W,unescape:G});Ue.glob=Ue;
-//# sourceMappingURL=index.min.js.map
-
-// EXTERNAL MODULE: ./src/publish-lock.ts
-var publish_lock = __nccwpck_require__(9130);
-;// CONCATENATED MODULE: ./src/files.ts
-
-
-
-
-
+;// CONCATENATED MODULE: ./src/paths.ts
 
 
 /**
- * Finds the regular files the patterns match. Directories are never returned; a match whose
- * real path (after symlinks) lies outside the workspace is an error, so a link cannot publish
- * e.g. ~/.aws/credentials.
+ * Path and key rules shared by the inputs, file discovery and the alias: under everything that
+ * uses them, so none of those imports another for them.
  */
-async function discoverFiles(patterns, opts) {
-    const workspace = external_node_path_default().resolve(opts.workspace);
-    const realWorkspace = await external_node_fs_promises_default().realpath(workspace);
-    const { matches, searchPaths } = await matchPatterns(patterns, workspace);
-    const outside = [];
-    const found = [];
-    for (const match of matches) {
-        const real = await external_node_fs_promises_default().realpath(match).catch((err) => {
-            // A broken symbolic link matches nothing.
-            if (err.code === 'ENOENT')
-                return undefined;
-            throw err;
-        });
-        if (real === undefined)
-            continue;
-        if (!isInside(real, realWorkspace)) {
-            outside.push(`${external_node_path_default().relative(workspace, match)} -> ${real}`);
-            continue;
-        }
-        const stat = await external_node_fs_promises_default().stat(real);
-        if (stat.isFile())
-            found.push({ absolutePath: match, size: stat.size });
-    }
-    if (outside.length > 0) {
-        throw new errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
-    }
-    if (found.length === 0) {
-        throw new errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
-    }
-    const root = opts.root ?? defaultRoot(searchPaths, found);
-    const files = found.map(({ absolutePath, size }) => {
-        if (!isInside(absolutePath, root)) {
-            throw new errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
-        }
-        return { absolutePath, size, relativePath: toPosix(external_node_path_default().relative(root, absolutePath)) };
-    });
-    return { root, files };
-}
-/** What `glob` is told: the action's pattern syntax, as `@actions/glob` reads it. */
-const GLOB_OPTIONS = {
-    // `*` matches hidden files too; no brace or extglob expansion.
-    dot: true,
-    nobrace: true,
-    noext: true,
-    // Symbolic links are followed (and checked against the workspace afterwards).
-    follow: true,
-    nodir: true,
-    absolute: true
-};
-/**
- * The files the patterns match, sorted, and the search path of each include pattern (its literal
- * leading directories), which the default root is computed from. Patterns are relative to the
- * workspace; a line starting with `!` excludes what it matches from every other line. A pattern
- * that names a directory matches everything under it (as `@actions/glob`'s implicit
- * descendants). Matching prints nothing: `@actions/glob` logs `::debug::` lines on stdout, which a
- * command line must keep for its own output.
- */
-async function matchPatterns(patterns, workspace) {
-    // Patterns are relative to the workspace, not to whatever the process cwd is.
-    const anchor = (p) => toPosix(external_node_path_default().resolve(workspace, p));
-    const withDescendants = (p) => [p, `${p.replace(/\/+$/, '')}/**`];
-    const includes = patterns.filter((p) => !p.startsWith('!')).map(anchor);
-    const excludes = patterns.filter((p) => p.startsWith('!')).map((p) => anchor(p.slice(1)));
-    const found = await Ue(includes.flatMap(withDescendants), {
-        ...GLOB_OPTIONS,
-        ignore: excludes.flatMap(withDescendants)
-    });
-    const matches = [...new Set(found.map((f) => external_node_path_default().resolve(f)))].sort();
-    return { matches, searchPaths: searchPaths(includes) };
-}
-/** The literal leading directories of each pattern, without those inside another one. */
-function searchPaths(patterns) {
-    const paths = patterns.map((p) => {
-        const segments = p.split('/');
-        const end = segments.findIndex((s) => ee(s, GLOB_OPTIONS));
-        const literal = (end < 0 ? segments : segments.slice(0, end)).map((s) => G(s));
-        return external_node_path_default().resolve(literal.join('/') || '/');
-    });
-    const unique = [...new Set(paths)].sort();
-    return unique.filter((p) => !unique.some((q) => q !== p && isInside(p, q)));
-}
-/**
- * The least common ancestor of the search paths, as actions/upload-artifact computes it; a
- * single literal file is keyed by its name alone.
- */
-function defaultRoot(searchPaths, found) {
-    if (searchPaths.length === 1) {
-        const only = searchPaths[0];
-        return found.some((f) => f.absolutePath === only) ? external_node_path_default().dirname(only) : only;
-    }
-    const split = searchPaths.map((p) => p.split((external_node_path_default()).sep));
-    const common = [];
-    for (let i = 0; i < split[0].length; i++) {
-        const segment = split[0][i];
-        if (split.every((s) => s[i] === segment))
-            common.push(segment);
-        else
-            break;
-    }
-    const lca = common.join((external_node_path_default()).sep) || (external_node_path_default()).sep;
-    // A search path that is itself a matched file cannot be the root: use its directory.
-    return found.some((f) => f.absolutePath === lca) ? external_node_path_default().dirname(lca) : lca;
+/** Whether `child` is `parent` or inside it (both absolute, resolved). */
+function isInside(child, parent) {
+    const rel = external_node_path_default().relative(parent, child);
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
 }
 function toPosix(p) {
     return p.split((external_node_path_default()).sep).join('/');
@@ -73150,45 +72732,21 @@ function objectKey(versionPrefix, relativePath) {
     return `${versionPrefix}/${relativePath}`;
 }
 /**
- * Checks the keys the files map to before anything is sent: S3's key length limit, characters
- * that break S3's XML API, case-insensitive collisions (which break on case-insensitive file
- * systems and in CloudFront paths people type), and the manifest's own key.
+ * Throws InputError when the alias and the version prefix overlap (one is the other or inside
+ * it): moving the alias would then delete objects of the version.
  */
-function checkKeys(files, versionPrefix, opts) {
-    const problems = [];
-    const seen = new Map();
-    for (const { relativePath } of files) {
-        const key = objectKey(versionPrefix, relativePath);
-        const bytes = Buffer.byteLength(key);
-        if (bytes > constants/* MAX_KEY_BYTES */.Xd) {
-            problems.push(`key for ${relativePath} is ${bytes} bytes; S3 allows ${constants/* MAX_KEY_BYTES */.Xd}.`);
-        }
-        // eslint-disable-next-line no-control-regex
-        if (/[\x00-\x1f\x7f]/.test(relativePath)) {
-            problems.push(`${JSON.stringify(relativePath)} contains control characters, which S3 keys cannot carry safely.`);
-        }
-        const folded = key.normalize('NFC').toLowerCase();
-        const other = seen.get(folded);
-        if (other !== undefined) {
-            problems.push(`${other} and ${relativePath} map to keys that differ only in case or Unicode form.`);
-        }
-        else {
-            seen.set(folded, relativePath);
-        }
-        if (relativePath === publish_lock/* LOCK_FILE_NAME */.rx) {
-            problems.push(`${relativePath} is the name of the lock this action keeps at ${versionPrefix}/${publish_lock/* LOCK_FILE_NAME */.rx} while it publishes; rename it.`);
-        }
-        if (opts.manifest && relativePath === constants/* MANIFEST_FILE_NAME */.xF) {
-            problems.push(`${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}; rename it or set \`manifest: false\`.`);
-        }
-    }
-    if (problems.length > 0) {
-        throw new errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
+function checkAliasName(alias, versionPrefix) {
+    const nested = (a, b) => a === b || a.startsWith(`${b}/`);
+    if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
+        throw new errors/* InputError */.dz(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
+            'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
     }
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
-var client_cloudfront_dist_cjs = __nccwpck_require__(3169);
+var dist_cjs = __nccwpck_require__(3169);
 ;// CONCATENATED MODULE: ./src/retry.ts
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
@@ -73395,7 +72953,7 @@ async function createInvalidations(cf, distributionId, batches, opts) {
         const action = `creating a CloudFront invalidation for ${batch.length} paths on distribution ${distributionId}`;
         let id;
         try {
-            const result = await retryWithBackoff(() => cf.send(new client_cloudfront_dist_cjs/* CreateInvalidationCommand */.Yo6({
+            const result = await retryWithBackoff(() => cf.send(new dist_cjs/* CreateInvalidationCommand */.Yo6({
                 DistributionId: distributionId,
                 InvalidationBatch: {
                     CallerReference: reference,
@@ -73445,7 +73003,7 @@ async function waitForInvalidations(cf, distributionId, ids, opts) {
         const stillPending = [];
         for (const id of pending) {
             try {
-                const result = await cf.send(new client_cloudfront_dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
+                const result = await cf.send(new dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
                 const status = result.Invalidation?.Status ?? 'unknown';
                 opts.logger.info(`Invalidation ${id}: ${status} after ${seconds(now() - start)}`);
                 if (status.toLowerCase() !== 'completed')
@@ -73510,621 +73068,9 @@ async function invalidateAndWait(cf, distributionId, outcome, opts) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/stored-objects.ts
-
-
-
-
-
-/**
- * Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys),
- * except the prefix's lock (publish-lock.ts), which is no file of the version or alias.
- */
-async function listPrefix(s3, bucket, prefix, signal) {
-    const objects = new Map();
-    let token;
-    do {
-        signal?.throwIfAborted();
-        const page = await s3
-            .send(new dist_cjs/* ListObjectsV2Command */.u6x({
-            Bucket: bucket,
-            Prefix: `${prefix}/`,
-            ContinuationToken: token
-        }), { abortSignal: signal })
-            .catch((err) => {
-            // A cancelled listing reports the cancellation, not an AWS failure.
-            signal?.throwIfAborted();
-            throw (0,errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
-        });
-        for (const obj of page.Contents ?? []) {
-            // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
-            // bring `pr-70/` into a plan (clean-up deletes what it lists).
-            if (obj.Key?.startsWith(`${prefix}/`) && obj.Key !== `${prefix}/${publish_lock/* LOCK_FILE_NAME */.rx}`) {
-                objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag });
-            }
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return objects;
-}
-/** Whether two sets of user metadata are equal (S3 returns keys lower-cased, as we store them). */
-function sameMetadata(a, b) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
-}
-/**
- * Why the stored object, of the file's size, is not what this run would write, or undefined when
- * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
- * describing something S3 does not hold.
- */
-function objectDifference(stored, intended) {
-    if (stored.sha256 === undefined) {
-        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
-    }
-    if (stored.sha256 !== intended.sha256)
-        return 'different bytes: SHA-256 differs';
-    const changed = [];
-    if (stored.contentType !== intended.contentType) {
-        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${intended.contentType}`);
-    }
-    if (stored.cacheControl !== intended.cacheControl) {
-        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${intended.cacheControl}`);
-    }
-    const storedMeta = { ...stored.metadata };
-    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
-    if (!sameMetadata(storedMeta, intended.metadata)) {
-        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(intended.metadata)}`);
-    }
-    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
-}
-/** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
-async function headObject(s3, bucket, key) {
-    try {
-        const head = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
-        return {
-            size: head.ContentLength ?? 0,
-            eTag: head.ETag,
-            sha256: head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6],
-            contentType: head.ContentType,
-            cacheControl: head.CacheControl,
-            metadata: head.Metadata ?? {}
-        };
-    }
-    catch (err) {
-        // Listed a moment ago but deleted since.
-        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
-            return undefined;
-        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
-    }
-}
-/** DeleteObjects takes at most this many keys per request. */
-const MAX_KEYS_PER_DELETE = 1000;
-/**
- * Deletes the keys with DeleteObjects, 1,000 a request, in order (Quiet: only refusals come
- * back). Keys S3 refuses are collected and returned, so every batch is tried; a failed request
- * throws. The signal stops it between batches, with the signal's reason; `onBatch` is told the
- * running count of deleted keys.
- */
-async function deleteKeys(s3, bucket, keys, 
-/** `what`: the keys, as the error names them, e.g. `object(s) under s3://b/pr-7/`. */
-opts) {
-    const refused = [];
-    let deleted = 0;
-    for (let i = 0; i < keys.length; i += MAX_KEYS_PER_DELETE) {
-        opts.signal?.throwIfAborted();
-        const batch = keys.slice(i, i + MAX_KEYS_PER_DELETE);
-        const { Errors } = await s3
-            .send(new dist_cjs/* DeleteObjectsCommand */.xvx({
-            Bucket: bucket,
-            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
-        }), { abortSignal: opts.signal })
-            .catch((err) => {
-            opts.signal?.throwIfAborted();
-            throw (0,errors/* explainAwsError */.Ni)(err, {
-                action: `deleting ${batch.length} ${opts.what} (${deleted} deleted before)`,
-                bucket
-            });
-        });
-        const refusedHere = new Set();
-        for (const e of Errors ?? []) {
-            const key = e.Key ?? '(no key)';
-            refusedHere.add(key);
-            refused.push({ key, code: e.Code ?? 'Error', message: (0,secrets/* redact */.E$)(e.Message ?? '') });
-        }
-        deleted += batch.filter((key) => !refusedHere.has(key)).length;
-        opts.onBatch?.(deleted);
-    }
-    return { deleted, refused };
-}
-
-;// CONCATENATED MODULE: ./src/lost-race.ts
-
-
-/**
- * Every write of a key is conditional, so that a key another run wrote after this run's plan is
- * never replaced unseen: a new key is created only if still absent (`If-None-Match: *`), an
- * overwrite replaces only the object the plan saw (`If-Match`). Without the ETag (a store that
- * lists none) the overwrite is unconditional.
- */
-function writeCondition(target) {
-    if (!target.existed)
-        return { IfNoneMatch: '*' };
-    return target.storedETag ? { IfMatch: target.storedETag } : {};
-}
-/** Thrown by a write whose condition failed; the caller then reads the key again (settleLostRace). */
-class LostRace extends Error {
-    key;
-    constructor(key, options) {
-        super(`The conditional write of ${key} lost a race with another writer.`, options);
-        this.key = key;
-        this.name = 'LostRace';
-    }
-}
-/**
- * After a lost race the key is read again, never written blindly: if it holds what this run
- * would have written, the file counts as already there (skipped); otherwise the run fails, naming
- * the key and what the other run left in it.
- */
-async function settleLostRace(s3, where, intended) {
-    const stored = await headObject(s3, where.bucket, where.key);
-    const difference = stored
-        ? objectDifference(stored, intended)
-        : 'the object was deleted after this run planned it';
-    if (difference === undefined)
-        return;
-    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${where.bucket}/${where.key} (${where.relativePath}) while this run was ` +
-        `publishing ${where.prefix}: ${difference}. That run's object was kept; this run stopped.`, `Two runs published ${where.prefix} at once. Publish different bytes under a new \`version-prefix\`; ` +
-        'a run of the same bytes succeeds once it runs again.');
-}
-
-;// CONCATENATED MODULE: ./src/manifest.ts
-
-/** Manifest git fields and the runner variables they come from, in manifest order. */
-const GIT_ENV = [
-    ['sha', 'GITHUB_SHA'],
-    ['ref', 'GITHUB_REF'],
-    ['repository', 'GITHUB_REPOSITORY'],
-    ['runId', 'GITHUB_RUN_ID'],
-    ['runAttempt', 'GITHUB_RUN_ATTEMPT']
-];
-/** Code-unit order, so that sorting does not depend on the runner's locale. */
-function compareCodeUnits(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-function manifestKey(versionPrefix) {
-    return `${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}`;
-}
-function gitContextFromEnv(env) {
-    const git = {};
-    for (const [field, name] of GIT_ENV) {
-        const value = env[name];
-        if (value)
-            git[field] = value;
-    }
-    return git;
-}
-function buildManifest(input) {
-    return canonicalManifest({
-        schemaVersion: constants/* MANIFEST_SCHEMA_VERSION */.v5,
-        versionPrefix: input.versionPrefix,
-        bucket: input.bucket,
-        createdAt: input.createdAt.toISOString(),
-        git: input.git,
-        distribution: input.distribution,
-        files: input.files.map((f) => ({
-            path: f.relativePath,
-            key: f.key,
-            url: f.url,
-            size: f.size,
-            sha256: f.sha256,
-            contentType: f.contentType,
-            metadata: input.metadata
-        }))
-    });
-}
-/** Pretty JSON with a trailing newline; the same manifest always gives the same bytes. */
-function serializeManifest(manifest) {
-    return `${JSON.stringify(canonicalManifest(manifest), null, 2)}\n`;
-}
-/**
- * Copies the manifest with fields in schema order, files sorted by path, metadata keys sorted and
- * absent git fields dropped, so that equal manifests serialise identically and share no objects
- * with the caller.
- */
-function canonicalManifest(m) {
-    const git = {};
-    for (const [field] of GIT_ENV) {
-        const value = m.git[field];
-        if (value)
-            git[field] = value;
-    }
-    return {
-        schemaVersion: m.schemaVersion,
-        versionPrefix: m.versionPrefix,
-        bucket: m.bucket,
-        createdAt: m.createdAt,
-        git,
-        distribution: m.distribution && { id: m.distribution.id, domain: m.distribution.domain },
-        files: [...m.files].sort((a, b) => compareCodeUnits(a.path, b.path)).map(canonicalFile)
-    };
-}
-function canonicalFile(f) {
-    return {
-        path: f.path,
-        key: f.key,
-        url: f.url,
-        size: f.size,
-        sha256: f.sha256,
-        contentType: f.contentType,
-        metadata: Object.fromEntries(Object.entries(f.metadata).sort(([a], [b]) => compareCodeUnits(a, b)))
-    };
-}
-
-;// CONCATENATED MODULE: ./src/manifest-store.ts
-
-
-
-
-
-/**
- * The manifest changes only when the version's files do, so clients may cache it briefly; it is
- * invalidated in CloudFront whenever it is rewritten.
- */
-const MANIFEST_CACHE_CONTROL = 'public, max-age=60';
-/** The manifest stored under the key, or undefined when there is none or it is not ours. */
-async function readStoredManifest(s3, bucket, key) {
-    try {
-        const { Body } = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({ Bucket: bucket, Key: key }));
-        const parsed = JSON.parse((await Body?.transformToString('utf-8')) ?? '');
-        return Array.isArray(parsed.files) ? parsed : undefined;
-    }
-    catch (err) {
-        if (err instanceof SyntaxError)
-            return undefined;
-        throw (0,errors/* explainAwsError */.Ni)(err, {
-            action: `reading the existing manifest s3://${bucket}/${key}`,
-            bucket
-        });
-    }
-}
-/**
- * True when the stored manifest describes the same published files, so rewriting it would only
- * change provenance fields (run id, time) and force an invalidation for nothing.
- */
-function sameFiles(stored, next) {
-    return (stored.versionPrefix === next.versionPrefix &&
-        JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
-        JSON.stringify(stored.files) === JSON.stringify(next.files));
-}
-/**
- * Writes the manifest, conditionally: created only if absent, or replacing only the stored one
- * the plan read. When another run wrote it meanwhile, it is read again: the same files mean
- * 'unchanged' (that run published the same version); different ones fail the run.
- */
-async function writeManifest(s3, bucket, key, body, opts = {}) {
-    const sha256 = (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex');
-    try {
-        await s3.send(new dist_cjs/* PutObjectCommand */.wKZ({
-            Bucket: bucket,
-            Key: key,
-            Body: body,
-            ContentType: 'application/json',
-            CacheControl: MANIFEST_CACHE_CONTROL,
-            Metadata: { [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
-            ...opts.condition,
-            ...(opts.tagging ? { Tagging: opts.tagging } : {})
-        }));
-        return 'written';
-    }
-    catch (err) {
-        if (!(0,publish_lock/* lostRace */.gA)(err)) {
-            throw (0,errors/* explainAwsError */.Ni)(err, {
-                action: `writing the manifest to s3://${bucket}/${key}`,
-                bucket
-            });
-        }
-    }
-    const stored = await readStoredManifest(s3, bucket, key).catch(() => undefined);
-    if (stored && sameFiles(stored, JSON.parse(body)))
-        return 'unchanged';
-    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${bucket}/${key} while this run was publishing ${key.slice(0, key.lastIndexOf('/'))}, ` +
-        'listing other files; it was kept and this run stopped.', 'Two runs published one version at once. Publish different files under a new `version-prefix`.');
-}
-
-;// CONCATENATED MODULE: ./src/alias.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/** HEAD requests at once when comparing alias objects. */
-const HEAD_CONCURRENCY = 16;
-/** Files named in an error before "… and N more". */
-const SHOWN = 20;
-/**
- * Reads `<version>/manifest.json` and checks that every file it lists is stored with the listed
- * size, so an alias is never pointed at a version that is incomplete or was never published.
- * `stored` is the manifest the caller knows is stored there (a deploy's own): it is not read again.
- */
-async function loadVersion(s3, bucket, versionPrefix, stored) {
-    const objects = await listPrefix(s3, bucket, versionPrefix);
-    const key = manifestKey(versionPrefix);
-    if (!objects.has(key)) {
-        throw new errors/* DeployError */.sH(`${key} not found in s3://${bucket}: an alias can only point to a version published with \`manifest: true\`` +
-            (objects.size > 0
-                ? ` (${objects.size} other object(s) are under ${versionPrefix}/).`
-                : '.'), 'Check `version-prefix`, or publish that version with `manifest: true` first.');
-    }
-    const manifest = stored ?? (await readStoredManifest(s3, bucket, key));
-    if (!manifest) {
-        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
-    }
-    if (manifest.versionPrefix !== versionPrefix) {
-        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} describes version ${manifest.versionPrefix}, not ${versionPrefix}: ` +
-            `${versionPrefix} is an alias, not a version.`, `Set \`version-prefix\` to ${manifest.versionPrefix} to point an alias at that version.`);
-    }
-    const problems = [];
-    for (const file of manifest.files) {
-        const expected = objectKey(versionPrefix, file.path);
-        const stored = objects.get(file.key);
-        if (file.key !== expected) {
-            problems.push(`${file.path} (listed under key ${file.key}, expected ${expected})`);
-        }
-        else if (!stored) {
-            problems.push(`${file.path} (not found)`);
-        }
-        else if (stored.size !== file.size) {
-            problems.push(`${file.path} (${stored.size} bytes stored, the manifest says ${file.size})`);
-        }
-    }
-    if (problems.length > 0) {
-        throw new errors/* DeployError */.sH(`${versionPrefix} is missing ${problems.length} of ${manifest.files.length} file(s) its manifest lists: ` +
-            listed(problems), `Publish ${versionPrefix} again (same \`version-prefix\`, \`overwrite: true\` if bytes changed) before pointing an alias at it.`);
-    }
-    return { versionPrefix, manifest, objects };
-}
-/**
- * Decides, read-only, how `<alias>/` becomes a copy of the version: which files to copy (new, or
- * different SHA-256 or headers), which already match, which alias keys to remove, and what to
- * invalidate. Refuses an alias that overlaps the version, and refuses to delete from a prefix
- * that holds no alias manifest (it is then not known to be an alias this action manages).
- */
-async function planAlias(s3, inputs, version) {
-    const { bucket, alias, aliasCacheControl } = inputs;
-    const { versionPrefix, manifest } = version;
-    checkAliasName(alias, versionPrefix);
-    const aliasManifestKey = manifestKey(alias);
-    const tooLong = manifest.files
-        .map((f) => objectKey(alias, f.path))
-        .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
-    if (tooLong.length > 0) {
-        throw new errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
-    }
-    const held = await listPrefix(s3, bucket, alias);
-    const current = held.has(aliasManifestKey)
-        ? await readStoredManifest(s3, bucket, aliasManifestKey)
-        : undefined;
-    if (current?.versionPrefix === alias) {
-        throw new errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
-    }
-    const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
-        bucket,
-        path: file.path,
-        sourceKey: file.key,
-        destKey: objectKey(alias, file.path),
-        size: file.size,
-        contentType: file.contentType,
-        cacheControl: aliasCacheControl,
-        metadata: { ...file.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
-        sourceETag: version.objects?.get(file.key)?.eTag
-    }));
-    const manifestEntry = await planEntry(s3, held, await manifestCopy(s3, inputs, version, aliasManifestKey));
-    const wanted = new Set(files.map((f) => f.destKey));
-    const stale = [...held.keys()]
-        .filter((key) => key !== aliasManifestKey && !wanted.has(key))
-        .sort(compareCodeUnits);
-    if (stale.length > 0 && current === undefined) {
-        throw new errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
-            `${aliasManifestKey}, so it is not an alias this action manages; nothing was changed: ${listed(stale)}`, `Choose another \`alias\`, or remove those objects from s3://${bucket}/${alias}/ first.`);
-    }
-    const overwritten = [...files, manifestEntry]
-        .filter((f) => f.action === 'copy' && f.existed)
-        .map((f) => f.destKey);
-    return {
-        bucket,
-        alias,
-        versionPrefix,
-        previousVersion: current?.versionPrefix,
-        files,
-        manifest: manifestEntry,
-        stale,
-        invalidationPaths: aliasInvalidationPaths(alias, [...overwritten, ...stale])
-    };
-}
-/**
- * Moves the alias as planned, in the order that keeps it readable: the files first, then the
- * manifest (which names the version once all its files are in place), then the stale keys
- * (which clients of the previous manifest may still fetch until then). With `dryRun` nothing
- * is sent and the result says what would be done.
- */
-async function applyAlias(s3, plan, opts) {
-    const { logger, signal } = opts;
-    const copies = plan.files.filter((f) => f.action === 'copy');
-    const result = {
-        alias: plan.alias,
-        versionPrefix: plan.versionPrefix,
-        previousVersion: plan.previousVersion,
-        dryRun: opts.dryRun === true,
-        files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
-        copied: copies.map((f) => f.destKey),
-        unchanged: plan.files.filter((f) => f.action === 'unchanged').map((f) => f.destKey),
-        removed: plan.stale,
-        manifestKey: plan.manifest.destKey,
-        manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
-        invalidationPaths: plan.invalidationPaths
-    };
-    const move = `alias ${plan.alias} from ${plan.previousVersion ?? '(none)'} to ${plan.versionPrefix}`;
-    if (opts.dryRun) {
-        logger.info(`Dry run: would move ${move}: copy ${copies.length} file(s), keep ${result.unchanged.length}, ` +
-            `${plan.manifest.action === 'copy' ? 'copy' : 'keep'} ${plan.manifest.destKey}, remove ` +
-            `${plan.stale.length}, invalidate ${plan.invalidationPaths.length} path(s)` +
-            `${plan.invalidationPaths.length ? `: ${plan.invalidationPaths.join(' ')}` : ''}. Nothing was changed.`);
-        return result;
-    }
-    const copyOpts = {
-        concurrency: opts.concurrency,
-        signal,
-        logger,
-        maxSingleCopyBytes: opts.maxSingleCopyBytes,
-        partSize: opts.partSize
-    };
-    const copy = async (entry) => {
-        const { parts } = await copyObject(s3, entry, copyOpts);
-        logger.info(`Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
-            `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`);
-    };
-    // Small copies run side by side; a large one uses the whole budget for its parts.
-    const maxSingle = opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES;
-    let done = 0;
-    let failure;
-    const run = async (entry) => {
-        if (failure !== undefined || signal?.aborted)
-            return;
-        try {
-            await copy(entry);
-            done++;
-        }
-        catch (err) {
-            failure ??= err;
-        }
-    };
-    await mapLimit(copies.filter((f) => f.size <= maxSingle), Math.max(1, opts.concurrency), run);
-    for (const entry of copies.filter((f) => f.size > maxSingle))
-        await run(entry);
-    const state = `${done} of ${copies.length} file(s) were copied; ${plan.manifest.destKey} still names ` +
-        `${plan.previousVersion ?? 'no version'}`;
-    // A copy cut short by the cancel fails too: the cancel is the news.
-    if (signal?.aborted) {
-        throw new errors/* DeployError */.sH(`Cancelled moving ${move}: ${state}.`, undefined, {
-            cause: signal.reason
-        });
-    }
-    if (failure !== undefined) {
-        logger.warning(`Stopped moving ${move}: ${state}. Running the step again completes the move.`);
-        throw failure;
-    }
-    if (plan.manifest.action === 'copy') {
-        await copyObject(s3, plan.manifest, copyOpts);
-        logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
-    }
-    if (plan.stale.length > 0 && signal?.aborted) {
-        throw new errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
-    }
-    const { refused } = await deleteKeys(s3, plan.bucket, plan.stale, {
-        what: `stale key(s) under s3://${plan.bucket}/${plan.alias}/`
-    });
-    if (refused.length > 0) {
-        throw new errors/* DeployError */.sH(`S3 did not delete ${refused.length} stale alias key(s) from s3://${plan.bucket}: ${listed(refused.map((r) => `${r.key} (${r.code}: ${r.message})`))}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
-    }
-    if (plan.stale.length > 0) {
-        logger.info(`Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`);
-    }
-    return result;
-}
-/**
- * Points the alias at an existing version without uploading anything (promote, rollback): checks
- * the version is complete, plans, and applies (or, with `dryRun`, only reports the plan).
- */
-async function promote(s3, inputs, opts) {
-    const version = await loadVersion(s3, inputs.bucket, inputs.versionPrefix);
-    const plan = await planAlias(s3, inputs, version);
-    return applyAlias(s3, plan, opts);
-}
-/** Exact paths for up to one key, else one wildcard over the alias. */
-function aliasInvalidationPaths(alias, keys) {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0)
-        return [];
-    if (unique.length === 1)
-        return [toInvalidationPath(unique[0])];
-    return [`${toInvalidationPath(alias)}/*`];
-}
-/**
- * Throws InputError when the alias and the version prefix overlap (one is the other or inside
- * it): moving the alias would then delete objects of the version.
- */
-function checkAliasName(alias, versionPrefix) {
-    const nested = (a, b) => a === b || a.startsWith(`${b}/`);
-    if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
-        throw new errors/* InputError */.dz(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
-            'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
-    }
-}
-/** The manifest copy: the version's stored manifest, or, before it is written (a dry run), the one given. */
-async function manifestCopy(s3, inputs, version, destKey) {
-    const sourceKey = manifestKey(version.versionPrefix);
-    const common = { bucket: inputs.bucket, path: constants/* MANIFEST_FILE_NAME */.xF, sourceKey, destKey };
-    const cacheControl = inputs.aliasCacheControl;
-    const stored = await headObject(s3, inputs.bucket, sourceKey);
-    if (stored) {
-        return {
-            ...common,
-            size: stored.size,
-            contentType: stored.contentType ?? 'application/json',
-            cacheControl,
-            metadata: stored.metadata,
-            sourceETag: stored.eTag
-        };
-    }
-    const body = serializeManifest(version.manifest);
-    return {
-        ...common,
-        size: Buffer.byteLength(body),
-        contentType: 'application/json',
-        cacheControl,
-        metadata: { [constants/* SHA256_METADATA_KEY */.U6]: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex') }
-    };
-}
-/** Copy unless the alias key holds the same size, SHA-256 and headers already. */
-async function planEntry(s3, held, request) {
-    const listedObject = held.get(request.destKey);
-    if (!listedObject) {
-        return {
-            ...request,
-            action: 'copy',
-            existed: false,
-            destCondition: writeCondition({ existed: false })
-        };
-    }
-    // A different size proves different bytes without a HEAD request.
-    const stored = listedObject.size === request.size
-        ? await headObject(s3, request.bucket, request.destKey)
-        : undefined;
-    // Replacing only the object seen: a move that another writer overtook fails instead of mixing.
-    const destCondition = writeCondition({
-        existed: true,
-        storedETag: stored?.eTag ?? listedObject.eTag
-    });
-    if (!stored)
-        return { ...request, action: 'copy', existed: true, destCondition };
-    const same = stored.metadata[constants/* SHA256_METADATA_KEY */.U6] !== undefined &&
-        stored.contentType === request.contentType &&
-        stored.cacheControl === request.cacheControl &&
-        sameMetadata(stored.metadata, request.metadata);
-    return { ...request, action: same ? 'unchanged' : 'copy', existed: true, destCondition };
-}
-function listed(items) {
-    const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
-    return items.slice(0, SHOWN).join(', ') + more;
-}
-
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
 ;// CONCATENATED MODULE: ./src/markdown.ts
 /** Text made safe for GitHub Markdown (job summaries and PR comments). */
 const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
@@ -74154,6 +73100,93 @@ function inlineCode(text) {
     // CommonMark strips one space from each side when both have one: pad so nothing is lost.
     const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
     return `${fence}${pad}${visible}${pad}${fence}`;
+}
+
+;// CONCATENATED MODULE: ./src/progress.ts
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    let value = n / 1024;
+    let unit = 0;
+    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
+    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
+function formatProgress(s) {
+    // Rounded down, so 100% means done.
+    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
+    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
+    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    const eta = bytesPerSecond > 0
+        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
+        : 'unknown';
+    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
+}
+/** `33s`, `2m 05s`, `1h 02m`. */
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+function pad(n) {
+    return String(n).padStart(2, '0');
+}
+/**
+ * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
+ * events, and a log line per part buries everything else. Silent when nothing changed since the
+ * last line, so a transfer that ends before the first tick prints none.
+ */
+function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
+    let started = now();
+    let begun = false;
+    let sentBytes = 0;
+    let filesDone = 0;
+    let logged = { sentBytes, filesDone };
+    const view = logger.progress;
+    const snapshot = () => {
+        const elapsedMs = now() - started;
+        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
+    };
+    const handle = setInterval(() => {
+        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
+            return;
+        logged = { sentBytes, filesDone };
+        if (view)
+            view.update(snapshot());
+        else
+            logger.info(formatProgress(snapshot()));
+    }, view?.intervalMs ?? intervalMs);
+    return {
+        begin: () => {
+            if (!begun)
+                started = now();
+            begun = true;
+        },
+        addBytes: (n) => {
+            sentBytes += n;
+        },
+        fileDone: () => {
+            filesDone++;
+        },
+        stop: () => {
+            clearInterval(handle);
+            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+            if (!view || totalFiles === 0)
+                return;
+            view.update(snapshot());
+            view.end();
+        }
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/pr-comment.ts
@@ -75167,10 +74200,6 @@ function patternEscapesWorkspace(pattern, workspace) {
     }
     return undefined;
 }
-function isInside(child, parent) {
-    const rel = external_node_path_default().relative(parent, child);
-    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
-}
 function isHttpUrl(value) {
     try {
         const url = new URL(value);
@@ -75182,6 +74211,240 @@ function isHttpUrl(value) {
 }
 function isAscii(value) {
     return /^[\x20-\x7e]*$/.test(value);
+}
+
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
+var client_s3_dist_cjs = __nccwpck_require__(3711);
+;// CONCATENATED MODULE: ./src/concurrency.ts
+/** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
+async function mapLimit(items, limit, fn) {
+    const results = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const index = next++;
+            results[index] = await fn(items[index], index);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return results;
+}
+/** Aborts when any of the signals given does; undefined when none is. */
+function anySignal(...signals) {
+    const present = signals.filter((s) => s !== undefined);
+    return present.length > 1 ? AbortSignal.any(present) : present[0];
+}
+
+// EXTERNAL MODULE: ./src/publish-lock.ts
+var publish_lock = __nccwpck_require__(9130);
+;// CONCATENATED MODULE: ./src/stored-objects.ts
+
+
+
+
+
+/**
+ * Every key under `<prefix>/` with its size and ETag, paginated (one request per 1,000 keys),
+ * except the prefix's lock (publish-lock.ts), which is no file of the version or alias.
+ */
+async function listPrefix(s3, bucket, prefix, signal) {
+    const objects = new Map();
+    let token;
+    do {
+        signal?.throwIfAborted();
+        const page = await s3
+            .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({
+            Bucket: bucket,
+            Prefix: `${prefix}/`,
+            ContinuationToken: token
+        }), { abortSignal: signal })
+            .catch((err) => {
+            // A cancelled listing reports the cancellation, not an AWS failure.
+            signal?.throwIfAborted();
+            throw (0,errors/* explainAwsError */.Ni)(err, { action: `listing s3://${bucket}/${prefix}/`, bucket });
+        });
+        for (const obj of page.Contents ?? []) {
+            // The prefix checked again: an S3-compatible store may ignore it, and `pr-7/` must never
+            // bring `pr-70/` into a plan (clean-up deletes what it lists).
+            if (obj.Key?.startsWith(`${prefix}/`) && obj.Key !== `${prefix}/${publish_lock/* LOCK_FILE_NAME */.rx}`) {
+                objects.set(obj.Key, { size: obj.Size ?? 0, eTag: obj.ETag });
+            }
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+}
+/** Whether two sets of user metadata are equal (S3 returns keys lower-cased, as we store them). */
+function sameMetadata(a, b) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+/**
+ * Why the stored object, of the file's size, is not what this run would write, or undefined when
+ * it is. Headers count too: skipping an object whose metadata differs would leave the manifest
+ * describing something S3 does not hold.
+ */
+function objectDifference(stored, intended) {
+    if (stored.sha256 === undefined) {
+        return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared';
+    }
+    if (stored.sha256 !== intended.sha256)
+        return 'different bytes: SHA-256 differs';
+    const changed = [];
+    if (stored.contentType !== intended.contentType) {
+        changed.push(`content-type ${stored.contentType ?? '(none)'} → ${intended.contentType}`);
+    }
+    if (stored.cacheControl !== intended.cacheControl) {
+        changed.push(`cache-control ${stored.cacheControl ?? '(none)'} → ${intended.cacheControl}`);
+    }
+    const storedMeta = { ...stored.metadata };
+    delete storedMeta[constants/* SHA256_METADATA_KEY */.U6];
+    if (!sameMetadata(storedMeta, intended.metadata)) {
+        changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(intended.metadata)}`);
+    }
+    return changed.length > 0 ? `same bytes, different headers: ${changed.join('; ')}` : undefined;
+}
+/** The object's size, recorded SHA-256 and headers, or undefined when it does not exist. */
+async function headObject(s3, bucket, key) {
+    try {
+        const head = await s3.send(new client_s3_dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }));
+        return {
+            size: head.ContentLength ?? 0,
+            eTag: head.ETag,
+            sha256: head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6],
+            contentType: head.ContentType,
+            cacheControl: head.CacheControl,
+            metadata: head.Metadata ?? {}
+        };
+    }
+    catch (err) {
+        // Listed a moment ago but deleted since.
+        if ((0,errors/* httpStatusOf */.s_)(err) === 404)
+            return undefined;
+        throw (0,errors/* explainAwsError */.Ni)(err, { action: `reading s3://${bucket}/${key}`, bucket });
+    }
+}
+/** DeleteObjects takes at most this many keys per request. */
+const MAX_KEYS_PER_DELETE = 1000;
+/**
+ * Deletes the keys with DeleteObjects, 1,000 a request, in order (Quiet: only refusals come
+ * back). Keys S3 refuses are collected and returned, so every batch is tried; a failed request
+ * throws. The signal stops it between batches, with the signal's reason; `onBatch` is told the
+ * running count of deleted keys.
+ */
+async function deleteKeys(s3, bucket, keys, 
+/** `what`: the keys, as the error names them, e.g. `object(s) under s3://b/pr-7/`. */
+opts) {
+    const refused = [];
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += MAX_KEYS_PER_DELETE) {
+        opts.signal?.throwIfAborted();
+        const batch = keys.slice(i, i + MAX_KEYS_PER_DELETE);
+        const { Errors } = await s3
+            .send(new client_s3_dist_cjs/* DeleteObjectsCommand */.xvx({
+            Bucket: bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+        }), { abortSignal: opts.signal })
+            .catch((err) => {
+            opts.signal?.throwIfAborted();
+            throw (0,errors/* explainAwsError */.Ni)(err, {
+                action: `deleting ${batch.length} ${opts.what} (${deleted} deleted before)`,
+                bucket
+            });
+        });
+        const refusedHere = new Set();
+        for (const e of Errors ?? []) {
+            const key = e.Key ?? '(no key)';
+            refusedHere.add(key);
+            refused.push({ key, code: e.Code ?? 'Error', message: (0,secrets/* redact */.E$)(e.Message ?? '') });
+        }
+        deleted += batch.filter((key) => !refusedHere.has(key)).length;
+        opts.onBatch?.(deleted);
+    }
+    return { deleted, refused };
+}
+
+;// CONCATENATED MODULE: ./src/manifest.ts
+
+/** Manifest git fields and the runner variables they come from, in manifest order. */
+const GIT_ENV = [
+    ['sha', 'GITHUB_SHA'],
+    ['ref', 'GITHUB_REF'],
+    ['repository', 'GITHUB_REPOSITORY'],
+    ['runId', 'GITHUB_RUN_ID'],
+    ['runAttempt', 'GITHUB_RUN_ATTEMPT']
+];
+/** Code-unit order, so that sorting does not depend on the runner's locale. */
+function compareCodeUnits(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+function manifestKey(versionPrefix) {
+    return `${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}`;
+}
+function gitContextFromEnv(env) {
+    const git = {};
+    for (const [field, name] of GIT_ENV) {
+        const value = env[name];
+        if (value)
+            git[field] = value;
+    }
+    return git;
+}
+function buildManifest(input) {
+    return canonicalManifest({
+        schemaVersion: constants/* MANIFEST_SCHEMA_VERSION */.v5,
+        versionPrefix: input.versionPrefix,
+        bucket: input.bucket,
+        createdAt: input.createdAt.toISOString(),
+        git: input.git,
+        distribution: input.distribution,
+        files: input.files.map((f) => ({
+            path: f.relativePath,
+            key: f.key,
+            url: f.url,
+            size: f.size,
+            sha256: f.sha256,
+            contentType: f.contentType,
+            metadata: input.metadata
+        }))
+    });
+}
+/** Pretty JSON with a trailing newline; the same manifest always gives the same bytes. */
+function serializeManifest(manifest) {
+    return `${JSON.stringify(canonicalManifest(manifest), null, 2)}\n`;
+}
+/**
+ * Copies the manifest with fields in schema order, files sorted by path, metadata keys sorted and
+ * absent git fields dropped, so that equal manifests serialise identically and share no objects
+ * with the caller.
+ */
+function canonicalManifest(m) {
+    const git = {};
+    for (const [field] of GIT_ENV) {
+        const value = m.git[field];
+        if (value)
+            git[field] = value;
+    }
+    return {
+        schemaVersion: m.schemaVersion,
+        versionPrefix: m.versionPrefix,
+        bucket: m.bucket,
+        createdAt: m.createdAt,
+        git,
+        distribution: m.distribution && { id: m.distribution.id, domain: m.distribution.domain },
+        files: [...m.files].sort((a, b) => compareCodeUnits(a.path, b.path)).map(canonicalFile)
+    };
+}
+function canonicalFile(f) {
+    return {
+        path: f.path,
+        key: f.key,
+        url: f.url,
+        size: f.size,
+        sha256: f.sha256,
+        contentType: f.contentType,
+        metadata: Object.fromEntries(Object.entries(f.metadata).sort(([a], [b]) => compareCodeUnits(a, b)))
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/cleanup.ts
@@ -75368,7 +74631,7 @@ async function listSiblings(s3, bucket, prefix, signal) {
     do {
         signal?.throwIfAborted();
         const page = await s3
-            .send(new dist_cjs/* ListObjectsV2Command */.u6x({
+            .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({
             Bucket: bucket,
             Prefix: parent,
             Delimiter: '/',
@@ -75394,7 +74657,7 @@ async function readVersionPrefix(s3, bucket, prefix, signal, key = `${prefix}/${
     let head;
     let complete;
     try {
-        const got = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({
+        const got = await s3.send(new client_s3_dist_cjs/* GetObjectCommand */.jLs({
             Bucket: bucket,
             Key: key,
             Range: `bytes=0-${MANIFEST_HEAD_BYTES - 1}`
@@ -75453,7 +74716,7 @@ async function listUploads(s3, bucket, prefix, opts) {
     try {
         do {
             opts.signal?.throwIfAborted();
-            const page = await s3.send(new dist_cjs/* ListMultipartUploadsCommand */.mo2({
+            const page = await s3.send(new client_s3_dist_cjs/* ListMultipartUploadsCommand */.mo2({
                 Bucket: bucket,
                 Prefix: under,
                 KeyMarker,
@@ -75477,6 +74740,173 @@ async function listUploads(s3, bucket, prefix, opts) {
         return [];
     }
     return found;
+}
+
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(1455);
+var external_node_fs_promises_default = /*#__PURE__*/__nccwpck_require__.n(promises_);
+// EXTERNAL MODULE: external "node:url"
+var external_node_url_ = __nccwpck_require__(3136);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+;// CONCATENATED MODULE: ./node_modules/glob/dist/esm/index.min.js
+var Nt=(o,t,e)=>{let s=o instanceof RegExp?ie(o,e):o,i=t instanceof RegExp?ie(t,e):t,n=s!==null&&i!=null&&qe(s,i,e);return n&&{start:n[0],end:n[1],pre:e.slice(0,n[0]),body:e.slice(n[0]+s.length,n[1]),post:e.slice(n[1]+i.length)}},ie=(o,t)=>{let e=t.match(o);return e?e[0]:null},qe=(o,t,e)=>{let s,i,n,r,h,a=e.indexOf(o),l=e.indexOf(t,a+1),c=a;if(a>=0&&l>0){if(o===t)return[a,l];for(s=[],n=e.length;c>=0&&!h;){if(c===a)s.push(c),a=e.indexOf(o,c+1);else if(s.length===1){let f=s.pop();f!==void 0&&(h=[f,l])}else i=s.pop(),i!==void 0&&i<n&&(n=i,r=l),l=e.indexOf(t,c+1);c=a<l&&a>=0?a:l}s.length&&r!==void 0&&(h=[n,r])}return h};var ne="\0SLASH"+Math.random()+"\0",re="\0OPEN"+Math.random()+"\0",Tt="\0CLOSE"+Math.random()+"\0",oe="\0COMMA"+Math.random()+"\0",he="\0PERIOD"+Math.random()+"\0",He=new RegExp(ne,"g"),Xe=new RegExp(re,"g"),Ke=new RegExp(Tt,"g"),Ze=new RegExp(oe,"g"),Ve=new RegExp(he,"g"),Je=/\\\\/g,Ye=/\\{/g,Qe=/\\}/g,ts=/\\,/g,es=/\\\./g,ss=1e5,is=4e6,ns=1e3,rs=1e3;function At(o){return isNaN(o)?o.charCodeAt(0):parseInt(o,10)}function os(o){return o.replace(Je,ne).replace(Ye,re).replace(Qe,Tt).replace(ts,oe).replace(es,he)}function hs(o){return o.replace(He,"\\").replace(Xe,"{").replace(Ke,"}").replace(Ze,",").replace(Ve,".")}function Ot(o,t){for(let e=0;e<t.length;e++)o.push(t[e])}function as(o){let t=[],e="";for(;;){let s=Nt("{","}",o);if(!s){let a=o.split(",");return a[0]=e+a[0],Ot(t,a),t}let{pre:i,body:n,post:r}=s,h=i.split(",");if(h[0]=e+h[0],h[h.length-1]+="{"+n+"}",!r.length)return Ot(t,h),t;e=h.pop(),Ot(t,h),o=r}}function ae(o,t={}){if(!o)return[];let{max:e=ss,maxLength:s=is,maxDepth:i=ns,maxRewrites:n=rs}=t;return o.slice(0,2)==="{}"&&(o="\\{\\}"+o.slice(2)),$t(os(o),e,s,i,0,n,!0).map(hs)}function ls(o){return"{"+o+"}"}function cs(o){return/^-?0\d/.test(o)}function fs(o,t){return o<=t}function us(o,t){return o>=t}function Q(o,t,e,s,i,n){let r=[],h=0;for(let a=0;a<o.length;a++)for(let l=0;l<e.length;l++){if(r.length>=s)return r;let c=o[a]+t+e[l];if(!(n&&!c)){if(h+c.length>i)return r;r.push(c),h+=c.length}}return r}function ds(o,t,e,s){let i=o.split(/\.\./),n=[];if(i[0]===void 0||i[1]===void 0)return n;let r=At(i[0]),h=At(i[1]),a=Math.max(i[0].length,i[1].length),l=i.length===3&&i[2]!==void 0?Math.max(Math.abs(At(i[2])),1):1,c=fs;h<r&&(l*=-1,c=us);let u=i.some(cs),d=0;for(let p=r;c(p,h)&&n.length<e;p+=l){let g;if(t)g=String.fromCharCode(p),g==="\\"&&(g="");else if(g=String(p),u){let w=a-g.length;if(w>0){let m=new Array(w+1).join("0");p<0?g="-"+m+g.slice(1):g=m+g}}if(d+g.length>s)break;n.push(g),d+=g.length}return n}function $t(o,t,e,s,i,n,r){if(i>s)return[o];let h=[""],a=0,l=!1,c=!0;for(;;){let f=Nt("{","}",o);if(!f)return Q(h,o,[""],t,e,l);let u=f.pre;if(/\$$/.test(u)){if(h=Q(h,u+"{"+f.body+"}",[""],t,e,l&&!f.post.length),c=!1,!f.post.length)break;o=f.post;continue}let d=/^-?\d+\.\.-?\d+(?:\.\.-?\d+)?$/.test(f.body),p=/^[a-zA-Z]\.\.[a-zA-Z](?:\.\.-?\d+)?$/.test(f.body),g=d||p,w=f.body.indexOf(",")>=0;if(!g&&!w){if(a<n&&f.post.match(/,(?!,).*\}/)){a++,o=f.pre+"{"+f.body+Tt+f.post,r=!0;continue}return Q(h,u+"{"+f.body+"}"+f.post,[""],t,e,l)}c&&(l=r&&!g,c=!1);let m;if(g)m=ds(f.body,p,t,e);else{let b=as(f.body);if(b.length===1&&b[0]!==void 0&&(b=$t(b[0],t,e,s,i+1,n,!1).map(ls),b.length===1)){if(h=Q(h,u+b[0],[""],t,e,l&&!f.post.length),!f.post.length)break;o=f.post;continue}let A=l&&!f.post.length&&!u;for(let R=0;A&&R<h.length;R++)h[R]&&(A=!1);m=[];let O=0;t:for(let R=0;R<b.length;R++){let Y=$t(b[R],t,e,s,i+1,n,!1);for(let U=0;U<Y.length;U++){let B=Y[U];if(!(A&&!B)){if(m.length>=t||O+B.length>e)break t;m.push(B),O+=B.length}}}}if(h=Q(h,u,m,t,e,l&&!f.post.length),!f.post.length)break;o=f.post}return h}var Ft=(o,t)=>o===t?{t:"lit",ch:String(o)}:{t:"class",re:new RegExp(`^[${o}-${t}]$`)},Dt=(o,t)=>t.map(e=>[Ft(o,o),...e]),tt=(o,t)=>{if(!o)return[[]];let e=+o[0],s=+t[0],i=o.slice(1),n=t.slice(1);if(e===s)return Dt(e,tt(i,n));let r="0".repeat(i.length),h="9".repeat(i.length),a=[];i!==r&&a.push(...Dt(e++,tt(i,h)));let l=n===h?[]:Dt(s--,tt(r,n));return e<=s&&a.push([Ft(e,s),...Array.from(i,()=>Ft(0,9))]),a.push(...l),a},le=(o,t,e)=>{if(e)return tt(String(o).padStart(e,"0"),String(t).padStart(e,"0"));let s=[];for(let i=String(o).length;i<=String(t).length;i++){let n=Math.max(o,i===1?0:10**(i-1)),r=Math.min(t,10**i-1);s.push(...tt(String(n),String(r)))}return s},ce=(o,t)=>{let e=Number(o),s=Number(t);if(!Number.isSafeInteger(e)||!Number.isSafeInteger(s))return;e>s&&([e,s]=[s,e]);let n=/^-?0\d/.test(o)||/^-?0\d/.test(t)?Math.max(o.length,t.length):0,r=[];if(e<0){let h=le(Math.max(-s,1),-e,n&&n-1);r.push(...h.map(a=>[{t:"lit",ch:"-"},...a]))}return s>=0&&r.push(...le(Math.max(e,0),s,n)),r};var ps={"[:alnum:]":["\\p{L}\\p{Nl}\\p{Nd}"],"[:alpha:]":["\\p{L}\\p{Nl}"],"[:ascii:]":["\\x00-\\x7f"],"[:blank:]":["\\p{Zs}\\t"],"[:cntrl:]":["\\p{Cc}"],"[:digit:]":["\\p{Nd}"],"[:graph:]":["\\p{Z}\\p{C}",!0],"[:lower:]":["\\p{Ll}"],"[:print:]":["\\p{C}",!0],"[:punct:]":["\\p{P}\\p{S}"],"[:space:]":["\\p{Z}\\t\\r\\n\\v\\f"],"[:upper:]":["\\p{Lu}"],"[:word:]":["\\p{L}\\p{Nl}\\p{Nd}\\p{Pc}"],"[:xdigit:]":["A-Fa-f0-9"]},et=o=>o.replace(/[[\]\\-]/g,"\\$&"),Wt=/$./,fe=(o,t,e=!1,s)=>{let i=m=>{let b=s?m.normalize(s):m;return[...b].length===1?b:m},n=t;if(o.charAt(n)!=="[")throw new Error("not in a brace expression");let r=[],h=[],a=n+1,l=!1,c=!1,f=!1,u=n,d="";t:for(;a<o.length;){let m=String.fromCodePoint(o.codePointAt(a));if((m==="!"||m==="^")&&a===n+1){f=!0,a++;continue}if(m==="]"&&l&&!c){u=a+1;break}if(l=!0,m==="\\"&&!c){c=!0,a++;continue}if(m==="["&&!c){for(let[A,[O,R]]of Object.entries(ps))if(o.startsWith(A,a)){if(d)return[Wt,o.length-n];a+=A.length,R?h.push(O):r.push(O);continue t}}c=!1;let b=i(m);if(d){b.codePointAt(0)>d.codePointAt(0)?r.push(et(d)+"-"+et(b)):b===d&&r.push(et(b)),d="",a+=m.length;continue}if(o.startsWith("-]",a+m.length)){r.push(et(b+"-")),a+=m.length+1;continue}if(o.startsWith("-",a+m.length)){d=b,a+=m.length+1;continue}r.push(et(b)),a+=m.length}if(u<a)return[Wt,0];if(!r.length&&!h.length)return[Wt,o.length-n];let p="["+(f?"^":"")+r.join("")+"]",g="["+(f?"":"^")+h.join("")+"]",w="^"+(r.length&&h.length?"("+p+"|"+g+")":r.length?p:g);return[new RegExp(w,e?"iu":"u"),u-n]};var It={t:"match",id:0},gs="!?+*@",L=o=>({t:"lit",ch:o}),ms=o=>o.replace(/[\\^$.*+?()[\]{}|/]/g,"\\$&"),ge=o=>new RegExp(`^${ms(o)}$`,"iu"),ft=new Map,me=o=>{let t=ft.get(o);return t||(t=ge(o),ft.size>=1e3&&ft.clear(),ft.set(o,t)),t},jt=(o,t)=>{if(t===o.ch)return!0;if(!o.re)return!1;let e=t.charCodeAt(0);if(e>=128)return o.re.test(t);let s=o.ascii??=new Uint8Array(128);return s[e]||=o.re.test(t)?1:2,s[e]===1},ws=(o,t,e,s,i)=>{let n=[];for(let r=0;r<o.length;){let h=String.fromCodePoint(o.codePointAt(r));if(i){let a=h==="\\"&&o.startsWith(i,r+1)?1:0;if(a||h===i){let l=r+a+i.length,c=o.indexOf(i,l),f=/^(-?\d+)\.\.(-?\d+)$/.exec(o.slice(l,c)),u=c!==-1&&f&&ce(f[1],f[2]);if(u){n.push({t:"ext",type:"@",alts:u}),r=c+i.length;continue}}}if(h==="\\"){let a=o.codePointAt(r+1),l=a===void 0?h:String.fromCodePoint(a);n.push(L(l)),r+=1+l.length;continue}if(h==="["){let[a,l]=fe(o,r,t,s);if(l){n.push({t:"class",re:a}),r+=l;continue}}if(!e&&gs.includes(h)&&o[r+1]==="("){n.push({t:"open",type:h}),r+=2;continue}n.push(!e&&h==="|"?{t:"bar"}:!e&&h===")"?{t:"close"}:h==="*"?{t:"star"}:h==="?"?{t:"any"}:L(h)),r+=h.length}return n},bs=o=>{let t=new Map,e=[];return o.forEach((s,i)=>{s.t==="open"?e.push(i):s.t==="close"&&e.length&&t.set(e.pop(),i)}),t},we=(o,t,e,s,i)=>{let n=[],r=[n];for(let h=e;h<s;h++){let a=o[h],l=t.get(h);if(a.t==="open"&&l!==void 0){let c=we(o,t,h+1,l,!1);n.push({t:"ext",type:a.type,alts:c}),h=l}else a.t==="bar"&&!i?r.push(n=[]):a.t==="open"?n.push(L(a.type),L("(")):a.t==="bar"?n.push(L("|")):a.t==="close"?n.push(L(")")):n.push(a)}return r},be=(o,t)=>{let e=[],s="",i=()=>{for(let n of s.normalize(t))e.push(L(n));s=""};for(let n of o){if(n.t==="lit"){s+=n.ch;continue}i(),e.push(n.t==="ext"?{...n,alts:n.alts.map(r=>be(r,t))}:n)}return i(),e},ys=(o,t)=>{let e=1,s=h=>({t:"split",id:e++,out:h}),i=(h,a)=>h.reduceRight((l,c)=>n(c,l),a),n=(h,a)=>{switch(h.t){case"lit":let u=t?me(h.ch):void 0;return{t:"lit",id:e++,ch:h.ch,re:u,next:a};case"any":case"star":return{t:h.t,id:e++,next:a};case"class":return{t:"class",id:e++,re:h.re,next:a}}let l=u=>h.alts.map(d=>i(d,u));switch(h.type){case"@":return s(l(a));case"?":return s([a,...l(a)]);case"!":return{t:"neg",id:e++,sub:s(l(It)),next:a}}let c=s([]),f=s(l(c));return c.out.push(a,f),h.type==="*"?c:f};return[i(o,It),e]},Ss=o=>{let t=[],e=new Set,s=n=>n.t==="match"?"match":String(n.id),i=(n,r)=>{if(n.t==="match"||e.has(n))return;e.add(n);let h=a=>t.push(`${r}${n.id}: ${a}`);switch(n.t){case"split":h(`split -> ${n.out.map(s).join(", ")}`);for(let a of n.out)i(a,r);return;case"neg":return h(`!(${s(n.sub)}) -> ${s(n.next)}`),i(n.sub,r+"  "),i(n.next,r);case"lit":h(`${JSON.stringify(n.ch)} -> ${s(n.next)}`);break;case"class":h(`${n.re} -> ${s(n.next)}`);break;default:h(`${n.t==="any"?"?":"*"} -> ${s(n.next)}`)}i(n.next,r)};return i(o,""),[`start -> ${s(o)}`,...t].join(`
+`)},Lt=class{gen;threads=[];match=!1;runs=[];ids=[];constructor(t){this.gen=t}get dead(){return!this.threads.length&&!this.match&&!this.runs.length}},ye=(o,t)=>o.ids.length!==t.ids.length||o.runs.length!==t.runs.length||o.ids.some((e,s)=>e!==t.ids[s])?!1:o.runs.every(e=>t.runs.some(s=>s.neg===e.neg&&ye(s.state,e.state))),ue=o=>({has:new Float64Array(o),seen:new Float64Array(o),gen:0}),st=class{dots;dotStart;#t;constructor(t,e,s){this.dots=t,this.dotStart=e,this.#t=s}state(){return new Lt(++this.#t.gen)}done(t){return t.ids=t.threads.map(e=>e.id).sort((e,s)=>e-s),t.match&&t.ids.unshift(It.id),t}#e(t,e){let{seen:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,!0)}#s(t,e){let{has:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,t.threads.push(e),!0)}restricted(t,e){return e&&(this.dots||this.dotStart&&t===0)}add(t,e,s,i){switch(e.t){case"split":if(!this.#e(t,e))return;for(let r of e.out)this.add(t,r,s,i);return;case"neg":if(!this.#e(t,e))return;let n=this.state();return this.add(n,e.sub,s,!1),this.done(n),this.addRun(t,{t:"run",neg:e,state:n},s,i);case"star":if(this.restricted(s,i))return;this.#s(t,e)&&this.add(t,e.next,s,i);return;case"match":t.match=!0;return;default:this.#s(t,e)}}addRun(t,e,s,i){for(let n of t.runs)if(n.neg===e.neg&&ye(n.state,e.state))return;t.runs.push(e),e.state.match||this.add(t,e.neg.next,s,i)}step(t,e,s,i){let n=this.state();for(let r of t.threads)switch(r.t){case"lit":jt(r,e)&&this.add(n,r.next,s+1,i);break;case"any":this.restricted(s,i)||this.add(n,r.next,s+1,i);break;case"class":!this.restricted(s,i)&&r.re.test(e)&&this.add(n,r.next,s+1,i);break;case"star":this.restricted(s,i)||this.add(n,r,s+1,i)}if(!this.restricted(s,i))for(let r of t.runs){if(r.state.dead){this.addRun(n,r,s+1,i);continue}let h=this.step(r.state,e,s,!1);this.addRun(n,{t:"run",neg:r.neg,state:h},s+1,i)}return this.done(n)}},Se=o=>{let t=o.ids.join();if(!o.runs.length)return t;let e=o.runs.map(s=>`${s.neg.id}(${Se(s.state)})`);return`${t}|${e.sort().join("|")}`},xs=1<<18,zt=class{#t;#e=new Map;#s=0;#r;#n;#a;#h;constructor(t,e){this.#t=t,this.#a=new st(!1,!1,e),this.#h=new st(!1,!0,e)}#l(t){return{state:t,match:t.match,dead:t.dead,next:new Map}}#i(t){let e=Se(t),s=this.#e.get(e);if(s)return s;this.#s>xs&&this.#o();let i=this.#l(t);return this.#e.set(e,i),this.#s+=e.length+1,i}#o(){this.#e.clear(),this.#s=0,this.#r=void 0,this.#n=void 0}start(t){if(t){if(this.#n)return this.#n;let s=this.#h.state();return this.#h.add(s,this.#t,0,!0),this.#n=this.#l(this.#h.done(s))}if(this.#r)return this.#r;let e=this.#a.state();return this.#a.add(e,this.#t,0,!0),this.#r=this.#i(this.#a.done(e))}next(t,e){let s=e.charCodeAt(0),i=s<128?void 0:t.next.get(e);if(i)return i;let n=t===this.#n?this.#i(this.#h.step(t.state,e,0,!0)):this.#i(this.#a.step(t.state,e,1,!0));return s<128?(t.ascii||(t.ascii=new Array(128),this.#s+=128),t.ascii[s]=n):t.next.set(e,n),this.#s++,n}},ks=o=>{let t=[];for(let e=o;e.t!=="match";e=e.next){if(e.t==="split"||e.t==="neg")return;t.push(e)}return t},vs=(o,t,e,s)=>{let i=0,n=e,r=-1,h=0;for(;n<s;){let a=o[i];if(a?.t==="star"){r=i++,h=n;continue}let l=t[n];if(a&&(a.t==="any"||a.t==="lit"&&jt(a,l)||a.t==="class"&&a.re.test(l))){i++,n++;continue}if(r===-1)return!1;i=r+1,n=++h}for(;o[i]?.t==="star";)i++;return i===o.length},xe=o=>{let t=0,e=0;for(let s of o){let[i,n]=Cs(s);t+=i,e+=n}return[t,e]},Cs=o=>{if(o.t==="star")return[0,1/0];if(o.t!=="ext")return[1,1];if(o.type==="!")return[0,1/0];let t=o.alts.map(xe),e=Math.min(...t.map(n=>n[0])),s=Math.max(...t.map(n=>n[1])),i=s===0?0:1/0;return o.type==="@"?[e,s]:o.type==="?"?[0,s]:o.type==="*"?[0,i]:[e,i]},de=(o,t,e)=>{for(let s=0;s<o.length;s++)if(!jt(o[s],t[e+s]))return!1;return!0},Es=/[/\ud800-\udfff]/,Ms=/[\ud800-\udfff]/,ut=o=>Ms.test(o)?[...o]:o,pe=o=>{if(o.includes("/"))throw new Error("can only match a single path portion, got: "+o)},it=class{pattern;options;#t;#e;#s;#r;#n;#a=!1;#h;#l;#i=!1;#o=0;#m=1/0;#f=[];#c=[];#b;#w;#x=!1;#u;#d;constructor(t,e={}){if(t.includes("/"))throw new Error("can only match a single path portion, got pattern: "+t);this.pattern=t,this.options=e;let{nocase:s=!1,noext:i=!1,normalize:n}=e;this.#d=n===!0?"NFC":n||void 0;let r=/^[?*+@]\(\)$/.test(t),h=ws(t,s,i||r,this.#d,e.rangeMark),[a]=we(h,bs(h),0,h.length,!0);this.#d&&(a=be(a,this.#d));let[l,c]=ys(a,s);if(this.#t=l,this.#e=c,a.every(f=>f.t==="lit"))this.#n=a.map(f=>f.ch).join(""),this.#a=s;else{let f=p=>p.t!=="lit"?void 0:s?{ch:p.ch,re:me(p.ch)}:{ch:p.ch};for(let p of a){let g=f(p);if(!g)break;this.#f.push(g)}for(let p=a.length-1;p>=0;p--){let g=f(a[p]);if(!g)break;this.#c.unshift(g)}this.#x=!!(this.#f.length||this.#c.length),s||(this.#b=this.#f.map(p=>p.ch).join(""),this.#w=this.#c.map(p=>p.ch).join("")),this.#l=ks(this.#t)?.slice(this.#f.length,-this.#c.length||void 0),this.#i=!!this.#l?.every(p=>p.t==="star"||p.t==="any");let[u,d]=xe(a);this.#o=u,this.#m=d}}test(t){return this.#d?(pe(t),this.#p(t.normalize(this.#d))):Es.test(t)?(pe(t),this.#p(t,[...t])):this.#p(t,t)}testUnchecked(t){return this.#p(this.#d?t.normalize(this.#d):t)}#p(t,e){if(this.#n!==void 0)return this.#a?(this.#h??=ge(this.#n)).test(t):t===this.#n;let s=this.#o,i=this.#m;if(e===void 0){let c=t.length,f=c+1>>1;if(c<s||f>i)return!1;(f<s||c>i)&&(e=ut(t))}if(e!==void 0&&(e.length<s||e.length>i))return!1;let n=this.#f.length;if(this.#x)if(this.#b!==void 0&&this.#w!==void 0){if(!t.startsWith(this.#b)||!t.endsWith(this.#w))return!1}else{e??=ut(t);let c=e.length-this.#c.length;if(!de(this.#f,e,0)||!de(this.#c,e,c))return!1}let r=!this.options.dot&&t.startsWith(".");if(this.#l){if(t==="."||t===".."||r&&!n)return!1;if(this.#i)return!0;e??=ut(t);let c=e.length-this.#c.length;return vs(this.#l,e,n,c)}if(e??=ut(t),t==="."||t===".."){this.#s??=ue(this.#e);let c=this.#r??=new st(!0,!1,this.#s),f=c.state();c.add(f,this.#t,0,!0);let u=c.done(f);for(let d=0;d<e.length;d++)u=c.step(u,e[d],d,!0);return u.match}this.#s??=ue(this.#e);let h=this.#u??=new zt(this.#t,this.#s),a=h.start(r),l=e===t;for(let c=0;c<e.length;c++){if(a.dead)return!1;let f=l?t.charCodeAt(c):e[c].charCodeAt(0);a=a.ascii?.[f]??h.next(a,e[c])}return a.match}toString(){return Ss(this.#t)}};var nt=o=>{if(typeof o!="string")throw new TypeError("invalid pattern");if(o.length>65536)throw new TypeError("pattern is too long")};var W=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!1}={})=>e?t?o.replace(/[?*()[\]{}]/g,"[$&]"):o.replace(/[?*()[\]\\{}]/g,"\\$&"):t?o.replace(/[?*()[\]]/g,"[$&]"):o.replace(/[?*()[\]\\]/g,"\\$&");var G=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!0}={})=>e?t?o.replace(/\[([^/\\])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\])\]/g,"$1$2").replace(/\\([^/])/g,"$1"):t?o.replace(/\[([^/\\{}])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\{}])\]/g,"$1$2").replace(/\\([^/{}])/g,"$1");var v=(o,t,e={})=>(nt(t),!e.nocomment&&t.charAt(0)==="#"?!1:Ps(t,e).match(o)),q=new Map,Rs=256,Ps=(o,t)=>{let e=o+"\0"+JSON.stringify(t),s=q.get(e);return s?q.delete(e):(s=new C(o,{...t}),q.size>=Rs&&q.delete(q.keys().next().value)),q.set(e,s),s},Re=typeof process=="object"&&process?process.env?.__MINIMATCH_TESTING_PLATFORM__||process.platform:"posix",ke={win32:{sep:"\\"},posix:{sep:"/"}},Ns=Re==="win32"?ke.win32.sep:ke.posix.sep;v.sep=Ns;var y=Symbol("globstar **");v.GLOBSTAR=y;var As=(o,t={})=>e=>v(e,o,t);v.filter=As;var $=(o,t={})=>Object.assign({},o,t),Os=o=>{if(!o||typeof o!="object"||!Object.keys(o).length)return v;let t=v;return Object.assign((s,i,n={})=>t(s,i,$(o,n)),{Minimatch:class extends t.Minimatch{constructor(i,n={}){super(i,$(o,n))}static defaults(i){return t.defaults($(o,i)).Minimatch}},unescape:(s,i={})=>t.unescape(s,$(o,i)),escape:(s,i={})=>t.escape(s,$(o,i)),filter:(s,i={})=>t.filter(s,$(o,i)),defaults:s=>t.defaults($(o,s)),braceExpand:(s,i={})=>t.braceExpand(s,$(o,i)),match:(s,i,n={})=>t.match(s,i,$(o,n)),sep:t.sep,GLOBSTAR:y})};v.defaults=Os;var qt=(o,t={})=>(nt(o),t.nobrace||!/\{(?:(?!\{).)*\}/.test(o)?[o]:ae(o,{max:t.braceExpandMax}));v.braceExpand=qt;var $s=100,Ts=/(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g,Ds=(o,t,e={})=>{let s=new C(t,e);return o=o.filter(i=>s.match(i)),s.options.nonull&&!o.length&&o.push(t),o};v.match=Ds;var ve=/[?*]|[+@!]\(.*?\)|\[|\]/,Pe=(o,t)=>{let e=t+1;(o.charAt(e)==="!"||o.charAt(e)==="^")&&e++;let s=!1;for(;e<o.length;e++){let i=o.charAt(e);if(i==="]"&&s)return e;s=!0,i==="\\"&&e++}return-1},Fs=(o,t)=>{if(!t&&(o==="+()"||o==="@()"))return o;let e="";for(let s=0;s<o.length;s++){let i=o.charAt(s);if(i==="\\")e+=o.charAt(++s)||i;else{if(i==="*"||i==="?")return;if(i==="["){let n=Pe(o,s);if(n===-1){e+=i;continue}let r=o.slice(s+1,n);if(r.startsWith("\\")&&(r=r.slice(1)),[...r].length!==1||"!^".includes(o.charAt(s+1)))return;e+=r,s=n}else{if(!t&&"+@!".includes(i)&&o.charAt(s+1)==="("&&o.includes(")",s+2))return;e+=i}}}return e},Ws=o=>{if(/^[?*+@]\(\)$/.test(o)||o.includes("[:"))return!1;let t=0;for(let e=0;e<o.length;e++){let s=o.charAt(e);if(s==="\\"){if(++e===o.length)return!1}else if(s==="["){let i=Pe(o,e);i!==-1&&(e=i)}else if("+@!?*".includes(s)&&o.charAt(e+1)==="(")t++,e++;else if(s===")"){if(!t--)return!1}else if(s==="|"&&!t)return!1}return!t},_t,Ce,I=(o,t)=>typeof o=="string"?t===o:t!==""&&o.testUnchecked(t),Ee=(o,t,e,s,i)=>I(o,t)?e:s!==void 0&&I(o,s)?i:-1,Ht=o=>o==="."||o==="..",Ut=o=>typeof o=="string"&&/^[a-z]:$/i.test(o),pt=o=>typeof o=="string"&&/^unc$/i.test(o),Bt=o=>{if(o[0]!==""||o[1]!=="")return-1;let t=o[2]!=="?"?2:pt(o[3])?4:-1,e=o[t],s=o[t+1];return t!==-1&&e!==void 0&&e!==""&&e!==y&&s!==void 0&&s!==""&&s!==y?t:-1},dt=(o,t)=>!Ht(o)&&(t||!o.startsWith(".")),rt=(o,t,e,s,i)=>{for(let n=t;n<e;){if(o.charCodeAt(n)===46){if(!s)return!0;let h=o.charCodeAt(n+1)===46?n+2:n+1;if(h>=e||gt(o.charCodeAt(h),i))return!0}let r=Xt(o,n,i);if(r===-1)return!1;for(n=r+1;n<e&&gt(o.charCodeAt(n),i);)n++}return!1},gt=(o,t)=>t==="/"?o===47:t==="\\"?o===92:o===47||o===92,Xt=(o,t,e)=>{if(e!=="both")return o.indexOf(e,t);let s=o.indexOf("/",t),i=o.indexOf("\\",t);return s===-1?i:i===-1?s:Math.min(s,i)},Me=(o,t,e)=>e!=="both"?o.lastIndexOf(e,t):Math.max(o.lastIndexOf("/",t),o.lastIndexOf("\\",t)),Gt={},C=class{options;set;pattern;windowsPathsNoEscape;nonegate;negate;comment;empty;preserveMultipleSlashes;partial;globSet;globParts;nocase;isWindows;platform;windowsNoMagicRoot;maxGlobstarRecursion;#t;#e;#s;#r;#n=[];#a=[];#h=[];#l=new Map;#i=!1;#o;#m=new WeakMap;constructor(t,e={}){nt(t),e=e||{},this.options=e,this.maxGlobstarRecursion=e.maxGlobstarRecursion??200,this.pattern=t,this.platform=e.platform||Re,this.isWindows=this.platform==="win32";let s="allowWindowsEscape";this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e[s]===!1,this.windowsPathsNoEscape&&(this.pattern=this.pattern.replace(/\\/g,"/")),this.preserveMultipleSlashes=!!e.preserveMultipleSlashes,this.negate=!1,this.nonegate=!!e.nonegate,this.comment=!1,this.empty=!1,this.partial=!!e.partial,this.nocase=!!this.options.nocase,this.windowsNoMagicRoot=e.windowsNoMagicRoot!==void 0?e.windowsNoMagicRoot:!!(this.isWindows&&this.nocase),this.globSet=[],this.globParts=[],this.set=[],this.#t=!this.preserveMultipleSlashes,this.#s=(e.optimizationLevel??1)>=2;let i=e.normalize;this.#r=i===!0?"NFC":i||void 0,this.make();let n=this.set.map(r=>this.#c(r));this.#h=this.set.map((r,h)=>this.#t&&r.length-1>n[h]),this.#n=this.set.map((r,h)=>{let a=this.#h[h]?r.length-1:r.length,l=r.slice(n[h]+1,a).filter(c=>typeof c=="string"&&!!c);return[...new Set(l)]}),this.#e=this.#n.some(r=>r.length),this.#a=this.set.map((r,h)=>{let[a,l,c]=r;if(this.#h[h]&&r.length===2&&a===y&&l!==y)return"tail";if(this.#h[h]&&e.matchBase&&r.length===1&&a!==y&&a!=="")return"base";if(!(!this.#t||n[h]!==-1)){if(r.length===3&&a===y&&c===y&&l!==y&&l!==""&&this.maxGlobstarRecursion>0)return"mid";if(r.length===2&&l===y&&a!==y&&a!=="")return"head"}})}#f(t){return this.#r?t.normalize(this.#r):t}#c(t){if(!this.isWindows)return-1;if(Ut(t[0]))return 0;if(t[0]===""&&t[1]===""&&t[2]==="?"&&Ut(t[3]))return 3;let s=Bt(t);return s===-1?-1:s+1}hasMagic(){if(this.options.magicalBraces&&this.set.length>1)return!0;for(let t of this.set)for(let e of t)if(typeof e!="string")return!0;return!1}make(){let t=this.pattern,e=this.options;if(!e.nocomment&&t.charAt(0)==="#"){this.comment=!0;return}if(!t){this.empty=!0;return}this.parseNegate(),this.globSet=[...new Set(this.#C())];let s=this.globSet.map(n=>this.#k(n));this.globParts=this.preprocess(s),this.#i=!0;let i=this.globParts.map((n,r,h)=>{if(this.isWindows&&this.windowsNoMagicRoot){let a=n[2]==="?"&&pt(n[3])?6:4,l=n[0]===""&&n[1]===""&&(n[2]==="?"||!ve.test(n[2]))&&n.slice(3,a).every(f=>!ve.test(f)),c=/^[a-z]:/i.test(n[0]);if(l)return[...n.slice(0,a).map(f=>this.#f(f)),...n.slice(a).map(f=>this.parse(f))];if(c)return[this.#f(n[0]),...n.slice(1).map(f=>this.parse(f))]}return n.map(a=>this.parse(a))});if(this.set=i.filter(n=>n.indexOf(!1)===-1),this.isWindows)for(let n=0;n<this.set.length;n++){let r=this.set[n];r[0]===""&&r[1]===""&&this.globParts[n][2]==="?"&&(Ut(r[3])||pt(this.globParts[n][3]))&&(pt(this.globParts[n][3])&&(r[3]="UNC"),r[2]="?")}e.noext||this.mergeRows(),this.#i=!1,this.set.forEach((n,r)=>{for(let h=0;h<n.length;h++)n[h]===Gt&&(n[h]=this.parse(this.globParts[r][h]))})}mergeRows(){let t=!0;for(;t;){t=!1;let e=Math.max(0,...this.set.map(s=>s.length));for(let s=0;s<e;s++){let i=new Map;this.set.forEach((r,h)=>{if(!(r[s]instanceof it||r[s]===Gt)||!Ws(this.globParts[h][s]))return;let a=[...this.globParts[h]];a[s]="";let l=`${r.length}/${a.join("/")}`,c=i.get(l);c?c.push(h):i.set(l,[h])});let n=new Set;for(let r of i.values()){if(r.length<2)continue;let[h,...a]=r,c=`@(${r.map(f=>this.globParts[f][s]).join("|")})`;this.globParts[h][s]=c,this.set[h][s]=this.parse(c);for(let f of a)n.add(f)}n.size&&(t=!0,this.set=this.set.filter((r,h)=>!n.has(h)),this.globParts=this.globParts.filter((r,h)=>!n.has(h)))}}}preprocess(t){if(this.options.noglobstar)for(let s of t)for(let i=0;i<s.length;i++)s[i]==="**"&&(s[i]="*");let{optimizationLevel:e=1}=this.options;return e>=2?(t=this.firstPhasePreProcess(t),t=this.secondPhasePreProcess(t)):e>=1?t=this.levelOneOptimize(t):t=this.adjascentGlobstarOptimize(t),t}adjascentGlobstarOptimize(t){return t.map(e=>{let s=-1;for(;(s=e.indexOf("**",s+1))!==-1;){let i=s;for(;e[i+1]==="**";)i++;i!==s&&e.splice(s,i-s)}return e})}levelOneOptimize(t){return t.map(e=>{let s=this.#c(e)+1;return e=e.reduce((i,n)=>{let r=i[i.length-1];return n==="**"&&r==="**"?i:n===".."&&i.length>s&&r&&r!==".."&&r!=="."&&r!=="**"?(i.pop(),i):(i.push(n),i)},[]),e.length===0?[""]:e})}#b(t){let e=!this.isWindows||!t.includes("\\")?"/":t.includes("/")?"both":"\\",s=this.#t?0:-1,i="",n=0,r,h=0,a=!!this.options.dot;t:for(let l=0;l<this.set.length;l++){let c=this.set[l],f=c[c.length-1],u=s!==-1&&this.#h[l]&&f!==y;if(u&&s===0){let g=Me(t,t.length,e);if(n=g+1,i=t.slice(n),i===""&&g>=0){let m=g;for(;m>0&&gt(t.charCodeAt(m-1),e);)m--;h=m===0?0:Me(t,m-1,e)+1,r=t.slice(h,m)}let w=this.#s&&(Ht(i)||i===""&&r!==void 0&&Ht(r));s=w?-1:1,u=!w}let d=-1;if(u&&typeof f=="string"&&(d=Ee(f,i,n,r,h),d===-1))continue;if(this.#e){for(let g of this.#n[l])if(!t.includes(g))continue t}if(u&&typeof f=="object"&&(d=Ee(f,i,n,r,h),d===-1))continue;let p=this.#a[l];if(p==="base"&&u)return"yes";if(p==="tail"&&u){if(this.#s&&rt(t,0,d,!0,e))return"maybe";if(!rt(t,0,d,a,e))return"yes";continue}if(p==="mid"||p==="head"){let g=this.#x(t,c,p==="head",a,e);if(g!=="no")return g;continue}return"maybe"}return"no"}#w(t,e,s){let i=!!this.options.dot,n=t.length;if(s==="head"){if(n<2||!I(e[0],t[0]))return!1;for(let h=1;h<n;h++)if(!dt(t[h],i))return!1;return!0}let r=e[1];if(s==="tail"){let h=n-1;if(!I(r,t[h])&&(t[h]!==""||n===1||!I(r,t[--h])))return!1;for(let a=0;a<h;a++)if(!dt(t[a],i))return!1;return!0}for(let h=0;h<n;h++){if(I(r,t[h])&&h+1<n){let a=h+1;for(;a<n&&dt(t[a],i);)a++;if(a===n)return!0}if(!dt(t[h],i))return!1}return!1}#x(t,e,s,i,n){if(this.#s&&rt(t,0,t.length,!0,n))return"maybe";let r=e[s?0:1],h=0;for(let a=Xt(t,h,n);a!==-1;a=Xt(t,h,n)){let l=a+1;for(;l<t.length&&gt(t.charCodeAt(l),n);)l++;if((typeof r=="string"?a-h===r.length&&t.startsWith(r,h):a>h&&r.testUnchecked(t.slice(h,a)))&&!rt(t,l,t.length,i,n))return"yes";if(s||rt(t,h,l,i,n))return"no";h=l}return"no"}#u(t){let e=_t;return e?.f===t&&e.isWindows===this.isWindows&&e.preserveMultipleSlashes===this.preserveMultipleSlashes&&e.normalize===this.#r?e:void 0}#d(t){let{isWindows:e,preserveMultipleSlashes:s}=this,i=this.#k(e?t.split("\\").join("/"):t),n=this.#r;return n&&(i=i.map(r=>r.normalize(n))),_t={f:t,isWindows:e,preserveMultipleSlashes:s,normalize:n,parts:i},_t}#p(t){let e=[...t],s=!1;do{if(s=!1,!this.preserveMultipleSlashes){for(let r=1;r<e.length-1;r++){let h=e[r];r===1&&h===""&&e[0]===""||(h==="."||h==="")&&(s=!0,e.splice(r,1),r--)}e[0]==="."&&e.length===2&&(e[1]==="."||e[1]==="")&&(s=!0,e.pop())}let i=this.#c(e)+1,n=i;for(;(n=e.indexOf("..",n+1))!==-1;){let r=e[n-1];r&&r!=="."&&r!==".."&&r!=="**"&&(s=!0,e.splice(n-1,2),n=Math.max(n-2,i))}}while(s);return e.length===0?[""]:e}firstPhasePreProcess(t){let{braceExpandMax:e=1e5}=this.options,s=0,i=1e6,n=!1;do{n=!1;for(let r of t){let h=-1;for(;(h=r.indexOf("**",h+1))!==-1;){let c=h;for(;r[c+1]==="**";)c++;c>h&&r.splice(h+1,c-h);let f=r[h+1],u=r[h+2],d=r[h+3];if(f!==".."||!u||u==="."||u===".."||!d||d==="."||d==="..")continue;let p=r.length-1;if(t.length>=e||s+p>i)throw new RangeError("optimizationLevel 2: too many patterns from '**/..'");n=!0,r.splice(h,1);let g=r.slice(0);g[h]="**",s+=p,t.push(g),h--}if(!this.preserveMultipleSlashes){for(let c=1;c<r.length-1;c++){let f=r[c];c===1&&f===""&&r[0]===""||(f==="."||f==="")&&(n=!0,r.splice(c,1),c--)}r[0]==="."&&r.length===2&&(r[1]==="."||r[1]==="")&&(n=!0,r.pop())}let a=this.#c(r)+1,l=a;for(;(l=r.indexOf("..",l+1))!==-1;){let c=r[l-1];if(c&&c!=="."&&c!==".."&&c!=="**"){n=!0;let u=l===1&&r[l+1]==="**"?["."]:[];r.splice(l-1,2,...u),r.length===0&&r.push(""),l=Math.max(l-2,a)}}}}while(n);return t}secondPhasePreProcess(t){let e=new Set,s=t.filter(r=>{let h=r.join("/");return e.has(h)?!1:(e.add(h),!0)}),i=new Map;for(let r of s){let h=[];for(let a=0;a<r.length;a++)r[a]==="*"&&h.push(a);h.length&&i.set(h.join(","),h)}if(!i.size||s.length*i.size>1e5)return s;let{dot:n}=this.options;return s.filter(r=>{for(let h of i.values()){if(h[h.length-1]>=r.length)continue;let a=[...r],l=!0,c=!1;for(let f of h){let u=r[f];if(u!=="*"){if(!u||u==="**"||!n&&u.startsWith(".")){l=!1;break}a[f]="*",c=!0}}if(l&&c&&e.has(a.join("/")))return!1}return!0})}parseNegate(){if(this.nonegate)return;let t=this.pattern,e=!1,s=0;for(let i=0;i<t.length&&t.charAt(i)==="!";i++)e=!e,s++;s&&(this.pattern=t.slice(s)),this.negate=e}#g(t,e,s,i){let n=0,r=0,h=this.isWindows?Bt(e):-1,a=h===-1?-1:Bt(s);if(a!==-1){let l=s[a],c=s[a+1];typeof l!="string"||typeof c!="string"?(n=h,r=a):e[h].toLowerCase()===l.toLowerCase()&&e[h+1].toLowerCase()===c.toLowerCase()&&(n=h+2,r=a+2)}else if(this.isWindows){let l=typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0]),c=!l&&t[0]===""&&t[1]===""&&t[2]==="?"&&/^[a-z]:$/i.test(t[3]),f=typeof s[0]=="string"&&/^[a-z]:$/i.test(s[0]),u=!f&&s[0]===""&&s[1]===""&&s[2]==="?"&&typeof s[3]=="string"&&/^[a-z]:$/i.test(s[3]),d=c?3:l?0:void 0,p=u?3:f?0:void 0;if(typeof d=="number"&&typeof p=="number"){let[g,w]=[t[d],s[p]];g.toLowerCase()===w.toLowerCase()&&(r=p+1,n=d+1)}}return t=e,s.includes(y)?this.#E(t,s,i,n,r):this.#y(t,s,i,n,r)}#E(t,e,s,i,n){let{head:r,body:h,tail:a,segments:l}=this.#S(e,s,n);if(r.length){let f=i+r.length;if(!this.#y(t,r,s,i,0,f))return!1;i+=r.length,n+=r.length}let c=0;if(a.length){if(a.length+i>t.length)return!1;let f=t.length-a.length;if(this.#y(t,a,s,f,0))c=a.length;else{if(t[t.length-1]!==""||i+a.length===t.length||(f--,!this.#y(t,a,s,f,0)))return!1;c=a.length+1}}if(!h.length){let f=!!c;for(let u=i;u<t.length-c;u++){let d=String(t[u]);if(f=!0,d==="."||d===".."||!this.options.dot&&d.startsWith("."))return!1}return s||f}return!!this.#v(t,l,t.length-c,i,0,s,0,!!c,new Set)}#S(t,e,s){let i=this.#m.get(t);i||(i=[],this.#m.set(t,i));let n=s*2+(e?1:0),r=i[n];if(r)return r;let h=t.indexOf(y,s),a=t.lastIndexOf(y),l=t.slice(s,h),c=t.slice(h+1,e?void 0:a),f=e?[]:t.slice(a+1),u=[[[],0]],d=u[0],p=0,g=[0];for(let m of c)m===y?(g.push(p),d=[[],0],u.push(d)):(d[0].push(m),p++);u.forEach((m,b)=>{m[1]=p-g[b]});let w={head:l,body:c,tail:f,segments:u};return i[n]=w,w}#v(t,e,s,i,n,r,h,a,l){let c=e[n];if(!c){if(r)return i>=s||i===s-1&&t[i]==="";for(let p=i;p<s;p++){a=!0;let g=t[p];if(g==="."||g===".."||!this.options.dot&&g.startsWith("."))return!1}return a}let[f,u]=c,d=r?s:s-u;for(;i<=d;){let p=n*(t.length+1)+i;if(l.has(p))return!1;if(l.add(p),this.#y(t,f,r,i,0,i+f.length)&&h<this.maxGlobstarRecursion){let m=this.#v(t,e,s,i+f.length,n+1,r,h+1,a,l);if(m!==!1)return m}if(i===d)break;let w=t[i];if(w==="."||w===".."||!this.options.dot&&w.startsWith("."))return!1;i++}return r||null}#y(t,e,s,i,n,r=t.length){let h,a,l,c;for(h=i,a=n,c=Math.min(r,t.length),l=e.length;h<c&&a<l;h++,a++){let f=e[a],u=t[h];if(f===!1||f===y||!I(f,u))return!1}if(h===c&&a===l)return!0;if(h===c)return s;if(a===l)return h===c-1&&t[h]==="";throw new Error("wtf?")}braceExpand(){return qt(this.pattern,this.options)}#C(){let{pattern:t}=this;if(this.options.nobrace)return this.braceExpand();let e=57344;for(;t.includes(String.fromCharCode(e));)if(++e>63743)return this.braceExpand();let s=String.fromCharCode(e),i=!1,n=t.replace(Ts,(h,a,l)=>{let c=Number(a),f=Number(l);return!Number.isSafeInteger(c)||!Number.isSafeInteger(f)||Math.abs(c-f)+1<$s?h:(i=!0,`${s}${a}..${l}${s}`)});if(!i)return this.braceExpand();let r=qt(n,this.options);for(let h of r)for(let a of h.split("/")){let l=a.indexOf("[");if(l!==-1&&l<a.lastIndexOf(s))return this.braceExpand()}return this.#o=s,r}parse(t){nt(t);let e=this.options;if(t==="**")return y;if(t==="")return"";let{nocase:s,nocaseMagicOnly:i,noext:n=!1,dot:r,normalize:h}=e,a=this.#o,l=a&&t.includes(a)?void 0:Fs(t,n);if(l!==void 0&&!(s&&!i&&t.toUpperCase()!==t.toLowerCase()))return this.#f(l);if(this.#i)return Gt;let c=this.#l.get(t);return c||(c=new it(t,{nocase:s,noext:n,dot:r,normalize:h,...a&&{rangeMark:a}}),this.#l.set(t,c)),c}#k(t){return this.preserveMultipleSlashes?t.split("/"):this.isWindows&&/^\/\/[^/]+/.test(t)?["",...t.split(/\/+/)]:t.split(/\/+/)}match(t,e=this.partial){if(this.comment)return!1;if(this.empty)return t==="";if(t==="/"&&e)return!0;let s=this.options,i=this.#u(t);if(!i){if(!e&&!this.#r&&(this.#t||this.#e)&&Ce!==t){Ce=t;let l=this.#b(t);if(l==="no")return s.flipNegate?!1:this.negate;if(l==="yes")return s.flipNegate?!0:!this.negate}i=this.#d(t)}let n=i.parts,r=this.#s?i.resolved??=this.#p(n):n,h=this.set,a=n[n.length-1];if(!a)for(let l=n.length-2;!a&&l>=0;l--)a=n[l];for(let l=0;l<h.length;l++){let c=h[l],f=e?void 0:this.#a[l];if(f==="base"?I(c[0],a):f?this.#w(r,c,f):s.matchBase&&c.length===1?this.#g([a],[a],c,e):this.#g(n,r,c,e))return s.flipNegate?!0:!this.negate}return s.flipNegate?!1:this.negate}static defaults(t){return v.defaults(t).Minimatch}};v.Minimatch=C;v.escape=W;v.unescape=G;var qs=external_fs_.realpathSync.native,ht={lstatSync:external_fs_.lstatSync,readdir:external_fs_.readdir,readdirSync:external_fs_.readdirSync,readlinkSync:external_fs_.readlinkSync,realpathSync:qs,promises:{lstat:promises_.lstat,readdir:promises_.readdir,readlink:promises_.readlink,realpath:promises_.realpath}},Vs=o=>!o||o===ht||o===external_node_fs_namespaceObject?ht:{...ht,...o,promises:{...ht.promises,...o.promises}},Js=/^\\\\\?\\([a-z]:)\\?$/i,Ys=/^\\\\\?\\UNC\\([^\\]+\\[^\\]+)\\?$/i,Qs=/^\\\\[^\\?]+\\[^\\]+$/,Ne=o=>o.replace(/\//g,"\\").replace(Js,"$1\\").replace(Ys,"\\\\$1\\").replace(Qs,"$&\\"),ti=/^[\\/]{2}\?[\\/]unc[\\/][^\\/]+[\\/][^\\/]+(?:[\\/]|$)/i,ei=/^[\\/]{2}\?[\\/](?=[a-z]:)/i,si=/^[\\/]{2}\?[\\/]unc(?=[\\/][^\\/]+[\\/][^\\/])/i,ii=/[\\/]/,Zt=/^[a-z]:(?:$|[^\\/])/i,N=0,De=1,Fe=2,M=4,We=6,Ie=8,T=10,Le=12,E=15,ot=~E,Kt=16,Ae=32,at=64,P=128,mt=256,bt=512,Oe=at|P|bt,ni=1023,wt=o=>o.isFile()?Ie:o.isDirectory()?M:o.isSymbolicLink()?T:o.isCharacterDevice()?Fe:o.isBlockDevice()?We:o.isSocket()?Le:o.isFIFO()?De:N,ri=/[^\x00-\x7f]/,z=o=>ri.test(o)?o.normalize("NFKD"):o,X=o=>z(o.toLowerCase()),oi=256,$e=(o,t,e)=>{o.size>=oi&&o.clear(),o.set(t,e)},Vt=class{max;gen=1;young=[];old=[];constructor(t=16*1024){this.max=t}},Te=()=>Object.assign([],{provisional:0}),hi=16,ze=Symbol("PathScurry setAsCwd"),Jt=Symbol("PathScurry makeEntry"),lt=1024,k=class{name;parent;isCWD=!1;#t;#e;get dev(){return this.#e?.dev}get mode(){return this.#e?.mode}get nlink(){return this.#e?.nlink}get uid(){return this.#e?.uid}get gid(){return this.#e?.gid}get rdev(){return this.#e?.rdev}get blksize(){return this.#e?.blksize}get ino(){return this.#e?.ino}get size(){return this.#e?.size}get blocks(){return this.#e?.blocks}get atimeMs(){return this.#e?.atimeMs}get mtimeMs(){return this.#e?.mtimeMs}get ctimeMs(){return this.#e?.ctimeMs}get birthtimeMs(){return this.#e?.birthtimeMs}get atime(){return this.#e?.atime}get mtime(){return this.#e?.mtime}get ctime(){return this.#e?.ctime}get birthtime(){return this.#e?.birthtime}#s;#r;#n;#a;#h;#l;#i;#o;#m=0;#f;#c;get parentPath(){return(this.parent||this).fullpath()}get path(){return this.parentPath}constructor(t,e,s,i){this.name=t,this.#i=e&ni,this.#n=i,#t in s?(this.parent=s,this.#t=s.#t):this.#t={root:this,roots:s.roots,nocase:s.nocase,children:s.children,fs:s.fs},this.#s=this.#t.nocase?X(t):z(t)}get root(){return this.#t.root}get roots(){return this.#t.roots}get nocase(){return this.#t.nocase}get fs(){return this.#t.fs}depth(){return this.#r!==void 0?this.#r:this.parent?this.#r=this.parent.depth()+1:this.#r=0}resolve(t){if(!t)return this;let e=this.getRootString(t),i=t.substring(e.length).split(this.splitSep);return e?this.getRoot(e).#b(i):this.#b(i)}#b(t){let e=this;for(let s of t)e=e.child(s);return e}children(){let t=this.#w();return t.holes&&this.#d(t),t}#w(){let t=this.#o;if(t)return this.#m!==this.#t.children.gen&&this.#x(),t;let e=[];return e.provisional=0,this.#o=e,this.#i&=~Kt,this.#x(),e}#x(){let t=this.#t.children;if(this.#m=t.gen,t.young.push(this)>t.max){for(let e of t.old)e.#m!==t.gen&&(e.#o=void 0);t.old=t.young,t.young=[],t.gen++}}child(t,e){if(t===""||t===".")return this;if(t==="..")return this.parent||this;let s=this.children(),i=this.#t.nocase?X(t):z(t),n=s.index;if(!n&&s.length>=hi){n=s.index=new Map;for(let l of s)n.set(l.#s,l)}if(n){let l=n.get(i);if(l)return l}else for(let l of s)if(l.#s===i)return l;let r=this.parent?this.sep:"",h=this.#n?this.#n+r+t:void 0,a=this.newChild(t,N,h);return e&&(a.#h=e.relative,a.#l=e.relativePosix),this.canReaddir()||(a.#i|=P),s.push(a),n?.set(i,a),a}relative(){if(this.isCWD)return"";if(this.#h!==void 0)return this.#h;let t=this.name,e=this.parent;if(!e)return this.#h=this.name;let s=e.relative();return s+(!s||!e.parent?"":this.sep)+t}relativePosix(){if(this.sep==="/")return this.relative();if(this.isCWD)return"";if(this.#l!==void 0)return this.#l;let t=this.name,e=this.parent;if(!e)return this.#l=this.fullpathPosix();let s=e.relativePosix();return s+(!s||!e.parent?"":"/")+t}fullpath(){if(this.#n!==void 0)return this.#n;let t=this.name,e=this.parent;if(!e)return this.#n=this.name;let i=e.fullpath()+(e.parent?this.sep:"")+t;return this.#n=i}fullpathPosix(){if(this.#a!==void 0)return this.#a;if(this.sep==="/")return this.#a=this.fullpath();if(!this.parent){let i=this.fullpath().replace(/\\/g,"/");return this.#a=/^[a-z]:\//i.test(i)?`//?/${i}`:i}let t=this.parent,e=t.fullpathPosix(),s=e+(!e||!t.parent?"":"/")+this.name;return this.#a=s}isUnknown(){return(this.#i&E)===N}isType(t){return this[`is${t}`]()}getType(){return this.isUnknown()?"Unknown":this.isDirectory()?"Directory":this.isFile()?"File":this.isSymbolicLink()?"SymbolicLink":this.isFIFO()?"FIFO":this.isCharacterDevice()?"CharacterDevice":this.isBlockDevice()?"BlockDevice":this.isSocket()?"Socket":"Unknown"}isFile(){return(this.#i&E)===Ie}isDirectory(){return(this.#i&E)===M}isCharacterDevice(){return(this.#i&E)===Fe}isBlockDevice(){return(this.#i&E)===We}isFIFO(){return(this.#i&E)===De}isSocket(){return(this.#i&E)===Le}isSymbolicLink(){return(this.#i&T)===T}lstatCached(){return this.#i&Ae?this:void 0}readlinkCached(){return this.#f}realpathCached(){return this.#c}readdirCached(){return this.#u(this.children())}#u(t){return t.holes&&this.#d(t),t.slice(0,t.provisional)}#d(t){let e=t.names.length;for(let s=0;s<e;s++)t[s]||this[Jt](t,s)}[Jt](t,e){let s=this.#p(t.names[e],t.types[e]);return t[e]=s,t.holes--,s}#p(t,e){let s=this.newChild(t,e);return e!==M&&e!==T&&e!==N&&(s.#i|=at),s}#g(t){let e=t.provisional;if(t.names?.length!==e){let s=t.names=new Array(e),i=t.types=new Array(e);for(let n=0;n<e;n++){let r=t[n];s[n]=r.name,i[n]=r.#i&E}t.holes=0}return new Yt(this,t,this.#t.nocase)}canReadlink(){if(this.#f)return!0;if(!this.parent)return!1;let t=this.#i&E;return!(t!==N&&t!==T||this.#i&mt||this.#i&P)}calledReaddir(){return!!(this.#i&Kt)}isENOENT(){return!!(this.#i&P)}isNamed(t){return this.#t.nocase?this.#s===X(t):this.#s===z(t)}async readlink(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=await this.#t.fs.promises.readlink(this.fullpath()),s=(await this.parent.realpath())?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}readlinkSync(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=this.#t.fs.readlinkSync(this.fullpath()),s=this.parent.realpathSync()?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}#E(t){this.#i|=Kt;for(let e=t.provisional;e<t.length;e++){let s=t[e];s&&s.#S()}}#S(){this.#i&P||(this.#i=(this.#i|P)&ot,this.#v())}#v(){let t=this.children();t.provisional=0;for(let e of t)e.#S()}#y(){this.#i|=bt,this.#C()}#C(){if(this.#i&at)return;let t=this.#i;(t&E)===M&&(t&=ot),this.#i=t|at,this.#v()}#k(t=""){t==="ENOTDIR"||t==="EPERM"?this.#C():t==="ENOENT"?this.#S():this.children().provisional=0}#O(t=""){t==="ENOTDIR"?this.parent.#C():t==="ENOENT"&&this.#S()}#$(t=""){let e=this.#i;e|=mt,t==="ENOENT"&&(e|=P),(t==="EINVAL"||t==="UNKNOWN")&&(e&=ot),this.#i=e,t==="ENOTDIR"&&this.parent&&this.parent.#C()}#R(t,e){if(!e.provisional){if(e.provisional<e.length)this.#W(t,e);else for(let s of t)this.#I(s,e);this.#E(e)}}#W(t,e){let s=new Map;for(let i=e.provisional;i<e.length;i++){let n=e[i];s.set(n.#s,n)}e.length=e.provisional;for(let i of t){let n=this.#t.nocase?X(i.name):z(i.name),r=s.get(n);if(!r){this.#I(i,e);continue}s.delete(n),r.#i=r.#i&ot|wt(i),r.name=i.name,e.provisional=e.push(r)}for(let i of s.values())e.push(i)}#I(t,e){let s=this.#p(t.name,wt(t));e.provisional=e.push(s),e.index?.set(s.#s,s)}#T(t,e){if(e.length)return this.#R(t,e);let s=t.length,i=e.names=new Array(s),n=e.types=new Array(s);for(let r=0;r<s;r++){let h=t[r];i[r]=h.name,n[r]=wt(h)}e.length=e.provisional=e.holes=s,this.#E(e)}async lstat(){if((this.#i&P)===0)try{return this.#D(await this.#t.fs.promises.lstat(this.fullpath())),this}catch(t){this.#O(t.code)}}lstatSync(){if((this.#i&P)===0)try{return this.#D(this.#t.fs.lstatSync(this.fullpath())),this}catch(t){this.#O(t.code)}}#D(t){this.#e=t;let e=wt(t);this.#i=this.#i&ot|e|Ae,e!==N&&e!==M&&e!==T&&(this.#i|=at)}#M;#L(t){let e=this.#M;this.#M=void 0;for(let s of e)s(t)}readdirCB(t,e=!1){this.#F(s=>t(null,this.#u(s)),e,!1)}readdirLazyCB(t,e=!1){this.#F(s=>t(this.#g(s)),e,!0)}#F(t,e,s){let i=this.canReaddir(),n=i?this.#w():Te();if(!i||this.calledReaddir()){e?t(n):queueMicrotask(()=>t(n));return}if(this.#M){this.#M.push(t);return}this.#M=[t];let r=this.fullpath();this.#t.fs.readdir(r,{withFileTypes:!0},(h,a)=>{h?(this.#k(h.code),n.provisional=0):s?this.#T(a,n):this.#R(a,n),this.#L(n)})}#P;async readdir(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();if(this.#P)await this.#P;else{let s=()=>{};this.#P=new Promise(i=>s=i);try{this.#R(await this.#t.fs.promises.readdir(e,{withFileTypes:!0}),t)}catch(i){this.#k(i.code),t.provisional=0}this.#P=void 0,s()}return this.#u(t)}readdirSync(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();try{this.#R(this.#t.fs.readdirSync(e,{withFileTypes:!0}),t)}catch(s){this.#k(s.code),t.provisional=0}return this.#u(t)}readdirLazySync(){let t=this.canReaddir(),e=t?this.#w():Te();if(t&&!this.calledReaddir())try{this.#T(this.#t.fs.readdirSync(this.fullpath(),{withFileTypes:!0}),e)}catch(s){this.#k(s.code),e.provisional=0}return this.#g(e)}canReaddir(){if(this.#i&Oe)return!1;let t=E&this.#i;return t===N||t===M||t===T}shouldWalk(t,e){return(this.#i&M)===M&&!(this.#i&Oe)&&!t?.has(this)&&(!e||e(this))}async realpath(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=await this.#t.fs.promises.realpath(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}realpathSync(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=this.#t.fs.realpathSync(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}[ze](t){if(t===this)return;t.isCWD=!1,this.isCWD=!0;let e=new Set([]),s=[],i=this;for(;i.parent;)e.add(i),i.#h=s.join(this.sep),i.#l=s.join("/"),i=i.parent,s.push("..");for(i=t;i.parent&&!e.has(i);)i.#h=void 0,i.#l=void 0,i=i.parent}},Yt=class{dir;#t;#e;#s;#r;#n;#a;length;constructor(t,e,s){this.dir=t,this.#t=e,this.#e=e.names,this.#s=e.types,this.#r=s,this.length=e.provisional}name(t){return this.#e[t]}path(t){return this.#t[t]??this.dir[Jt](this.#t,t)}cached(t){return this.#t[t]}isNamed(t,e){let s=this.#t[t];if(s)return s.isNamed(e);let i=this.#e[t];return i===e?!0:(e!==this.#n&&(this.#n=e,this.#a=this.#r?X(e):z(e)),(this.#r?X(i):z(i))===this.#a)}isUnknown(t){let e=this.#t[t];return e?e.isUnknown():this.#s[t]===N}isDirectory(t){let e=this.#t[t];return e?e.isDirectory():this.#s[t]===M}isSymbolicLink(t){let e=this.#t[t];return e?e.isSymbolicLink():this.#s[t]===T}canReaddir(t){let e=this.#t[t];if(e)return e.canReaddir();let s=this.#s[t];return s===M||s===T||s===N}},yt=class o extends k{get sep(){return"\\"}get splitSep(){return ii}newChild(t,e=N,s){return new o(t,e,this,s)}resolve(t){return t&&Zt.test(t)&&(t=this.sameRoot(t.slice(0,2)+this.sep)?"."+this.sep+t.slice(2):external_node_path_.win32.resolve(this.fullpath(),t)),super.resolve(t)}getRootString(t){return ti.exec(t)?.[0]??external_node_path_.win32.parse(t).root}getRoot(t){if(t=Ne(t.toUpperCase()),t===this.root.name||/^[\\/]$/.test(t))return this.root;for(let[e,s]of Object.entries(this.roots))if(this.sameRoot(t,e))return this.roots[t]=s;return this.roots[t]=new K(t,{nocase:this.nocase,fs:this.fs}).root}sameRoot(t,e=this.root.name){return Ne(t.toUpperCase())===e}},St=class o extends k{get splitSep(){return"/"}get sep(){return"/"}getRootString(t){return t.startsWith("/")?"/":""}getRoot(t){return this.root}newChild(t,e=N,s){return new o(t,e,this,s)}},xt=class{root;rootPath;roots;cwd;#t=new Map;#e=new Map;#s;nocase;#r;constructor(t=process.cwd(),e,s,{nocase:i,childrenCacheSize:n=16*1024,fs:r=ht}={}){this.#r=Vs(r),(t instanceof URL||t.startsWith("file://"))&&(t=(0,external_node_url_.fileURLToPath)(t));let h=e.resolve(t);this.roots=Object.create(null),this.rootPath=this.parseRootPath(h),this.#s=new Vt(n);let a=h.substring(this.rootPath.length).split(s);if(a.length===1&&!a[0]&&a.pop(),i===void 0)throw new TypeError("must provide nocase setting to PathScurryBase ctor");this.nocase=i,this.root=this.newRoot(this.#r),this.roots[this.rootPath]=this.root;let l=this.root,c=a.length-1,f=e.sep;for(let u of a){let d=c--;l=l.child(u,{relative:new Array(d).fill("..").join(f),relativePosix:new Array(d).fill("..").join("/")})}this.cwd=l}depth(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.depth()}childrenCache(){return this.#s}resolve(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#t.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpath();return $e(this.#t,e,i),i}resolvePosix(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#e.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpathPosix();return $e(this.#e,e,i),i}relative(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relative()}relativePosix(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relativePosix()}basename(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.name}dirname(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),(t.parent||t).fullpath()}async readdir(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;if(t.canReaddir()){let i=await t.readdir();return s?i:i.map(n=>n.name)}else return[]}readdirSync(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;return t.canReaddir()?s?t.readdirSync():t.readdirSync().map(i=>i.name):[]}async lstat(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstat()}lstatSync(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstatSync()}async readlink(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.readlink();return e?s:s?.fullpath()}readlinkSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.readlinkSync();return e?s:s?.fullpath()}async realpath(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.realpath();return e?s:s?.fullpath()}realpathSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.realpathSync();return e?s:s?.fullpath()}async walk(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set:void 0,l=(f,u)=>{a?.add(f),f.readdirCB((d,p)=>{try{if(d)return u(d);let g=p.length;if(!g)return u();let w=m=>{if(m)return u(m);--g===0&&u()};for(let m of p)(!n||n(m))&&h.push(s?m:m.fullpath()),i&&m.isSymbolicLink()?m.realpath().then(b=>b?.isUnknown()?b.lstat():b).then(b=>b?.shouldWalk(a,r)?l(b,w):w()).catch(w):m.shouldWalk(a,r)?l(m,w):w()}catch(g){u(g)}},!0)},c=t;return new Promise((f,u)=>{l(c,d=>{if(d)return u(d);f(h)})})}walkSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set([t]):void 0,l=[t];for(let c of l){let f=c.readdirSync();for(let u of f){(!n||n(u))&&h.push(s?u:u.fullpath());let d=u;if(u.isSymbolicLink()){if(!(i&&(d=u.realpathSync())))continue;d.isUnknown()&&d.lstatSync()}d.shouldWalk(a,r)&&(a?.add(d),l.push(d))}}return h}[Symbol.asyncIterator](){return this.iterate()}iterate(t,e){return this.#n(t,e,!1)}iterateBatches(t,e){return this.#n(t,e,!0)}#n(t=this.cwd,e={},s){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:i=!0,follow:n=!1,filter:r,walkFilter:h}=e,a={value:void 0,done:!0},l=[],c=0,f=[t],u=0,d=n?new Set(f):void 0,p=0,g=!1,w=!1,m,b=[],A=()=>{if(s){let x=l;return l=[],{value:x,done:!1}}let S=l[c++];return c===l.length?(l=[],c=0):c>=lt&&c*2>=l.length&&(l=l.slice(c),c=0),{value:S,done:!1}},O=()=>{w=!0;for(let S of b.splice(0))m?(S.reject(m.er),m=void 0):S.resolve(a)},R=S=>{m={er:S},l=[],c=0,O()},Y=S=>{(!r||r(S))&&l.push(i?S:S.fullpath())},U=S=>{if(!w){try{for(let x of S){Y(x);let F=x;x.isSymbolicLink()&&!(n&&(F=x.realpathCached()))||F.shouldWalk(d,h)&&(d?.add(F),f.push(F))}}catch(x){return R(x)}p--,Rt()}},B=(S,x)=>{if(n){let F=[];for(let se of x)se.isSymbolicLink()&&F.push(se.realpath().then(Pt=>Pt?.isUnknown()?Pt.lstat():Pt));if(F.length){Promise.all(F).then(()=>U(x));return}}U(x)},Rt=()=>{if(!g){for(g=!0;!w;){for(;b.length&&c<l.length;)b.shift()?.resolve(A());let S=f[u];if(!S||l.length-c>=lt)break;u++,p++,S.readdirCB(B,!0)}g=!1,!w&&p===0&&u===f.length&&c===l.length&&O()}};return Y(t),{next(){if(m){let{er:S}=m;return m=void 0,Promise.reject(S)}if(c<l.length){let S=A();return Rt(),Promise.resolve(S)}return w?Promise.resolve(a):new Promise((S,x)=>{b.push({resolve:S,reject:x}),Rt()})},return(){return l=[],c=0,O(),Promise.resolve(a)},[Symbol.asyncIterator](){return this}}}[Symbol.iterator](){return this.iterateSync()}iterateSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=t,a=i?new Set([h]):void 0,l=[h],c=0,f=[],u=0,d=!1;return{next(){if(!d&&(d=!0,!n||n(h)))return{value:s?h:h.fullpath(),done:!1};for(;;){for(;u===f.length;){let w=l[c];if(!w)return{value:void 0,done:!0};c++,f=w.readdirSync(),u=0}let p=f[u++],g=p;if(p.isSymbolicLink()&&(g=i?p.realpathSync():void 0,g?.isUnknown()&&g.lstatSync()),g?.shouldWalk(a,r)&&(a?.add(g),l.push(g)),!n||n(p))return{value:s?p:p.fullpath(),done:!1}}},[Symbol.iterator](){return this}}}chdir(t=this.cwd){let e=this.cwd;this.cwd=typeof t=="string"?this.cwd.resolve(t):t,this.#t.clear(),this.#e.clear(),this.cwd[ze](e)}},K=class extends xt{sep="\\";constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;typeof t=="string"&&!t.startsWith("file://")&&(t=t.replace(ei,"").replace(si,"\\")),super(t,external_node_path_.win32,"\\",{...e,nocase:s}),this.nocase=s}resolve(...t){return t.some(e=>Zt.test(e))?super.resolve(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolve(...t)}resolvePosix(...t){return t.some(e=>Zt.test(e))?super.resolvePosix(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolvePosix(...t)}parseRootPath(t){return external_node_path_.win32.parse(t).root.toUpperCase()}newRoot(t){return new yt(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")||t.startsWith("\\")||/^[a-z]:(\/|\\)/i.test(t)}},Z=class extends xt{sep="/";constructor(t=process.cwd(),e={}){let{nocase:s=!1}=e;super(t,external_node_path_.posix,"/",{...e,nocase:s}),this.nocase=s}parseRootPath(t){return"/"}newRoot(t){return new St(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")}},ct=class extends Z{constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;super(t,{...e,nocase:s})}},qi=process.platform==="win32"?yt:St,je=process.platform==="win32"?K:process.platform==="darwin"?ct:Z;var ai=o=>o.length>=1,li=o=>o.length>=1,ci=Symbol.for("nodejs.util.inspect.custom"),V=class o{#t;#e;#s;length;#r;#n;#a;#h;#l;#i;constructor(t,e,s,i){if(!ai(t))throw new TypeError("empty pattern list");if(!li(e))throw new TypeError("empty glob list");if(e.length!==t.length)throw new TypeError("mismatched pattern list and glob list lengths");if(this.length=t.length,s<0||s>=this.length)throw new TypeError("index out of range");if(this.#t=t,this.#e=e,this.#s=s,this.#r=i,this.#s===0){if(this.isUNC()){let n=this.#o()?6:4,r=this.#t.slice(0,n),h=this.#e.slice(0,n),a=this.#t.slice(n),l=this.#e.slice(n);a[0]===""&&(a.shift(),l.shift());let c=[...r,""].join("/"),f=[...h,""].join("/");this.#t=[c,...a],this.#e=[f,...l],this.length=this.#t.length}else if(this.isDrive()||this.isAbsolute()){let[n,...r]=this.#t,[h,...a]=this.#e;r[0]===""&&(r.shift(),a.shift());let l=`${n}/`,c=`${h}/`;this.#t=[l,...r],this.#e=[c,...a],this.length=this.#t.length}}}[ci](){return`Pattern <${this.#e.slice(this.#s).join("/")}>`}pattern(){return this.#t[this.#s]}isString(){return typeof this.#t[this.#s]=="string"}isGlobstar(){return this.#t[this.#s]===y}isMatcher(){return typeof this.#t[this.#s]=="object"}globString(){return this.#a=this.#a||(this.#s===0?this.isAbsolute()?this.#e[0]+this.#e.slice(1).join("/"):this.#e.join("/"):this.#e.slice(this.#s).join("/"))}hasMore(){return this.length>this.#s+1}rest(){return this.#n!==void 0?this.#n:this.hasMore()?(this.#n=new o(this.#t,this.#e,this.#s+1,this.#r),this.#n.#i=this.#i,this.#n.#l=this.#l,this.#n.#h=this.#h,this.#n):this.#n=null}#o(){let t=this.#t;return t[2]==="?"&&typeof t[3]=="string"&&/^unc$/i.test(t[3])}isUNC(){let t=this.#t,e=this.#o()?4:2;return this.#l!==void 0?this.#l:this.#l=this.#r==="win32"&&this.#s===0&&t[0]===""&&t[1]===""&&typeof t[e]=="string"&&!!t[e]&&typeof t[e+1]=="string"&&!!t[e+1]}isDrive(){let t=this.#t;return this.#h!==void 0?this.#h:this.#h=this.#r==="win32"&&this.#s===0&&this.length>1&&typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0])}isAbsolute(){let t=this.#t;return this.#i!==void 0?this.#i:this.#i=t[0]===""&&t.length>1||this.isDrive()||this.isUNC()}root(){let t=this.#t[0];return typeof t=="string"&&this.isAbsolute()&&this.#s===0?t:""}checkFollowGlobstar(){return this.#s!==0&&this.isGlobstar()}};var fi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",j=class{relative;relativeChildren;absolute;absoluteChildren;platform;mmopts;slashRoot;constructor(t,{nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,platform:h=fi,root:a,windowsPathsNoEscape:l,allowWindowsEscape:c,braceExpandMax:f=1e4},u){this.relative=[],this.absolute=[],this.relativeChildren=[],this.absoluteChildren=[],this.platform=h,l=!!l||c===!1,this.mmopts={braceExpandMax:f,dot:!0,nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,optimizationLevel:2,platform:h,nocomment:!0,nonegate:!0,windowsPathsNoEscape:l};let d=u?.resolve(a??"/").fullpath()??"/";this.slashRoot=W(d.replace(/\\/g,"/").replace(/\/$/,""),{magicalBraces:!0,windowsPathsNoEscape:l});for(let p of t)this.add(p)}add(t){let e=new C(t,this.mmopts);for(let s=0;s<e.set.length;s++){let i=e.set[s],n=e.globParts[s];if(!i||!n)throw new Error("invalid pattern object");for(;i[0]==="."&&n[0]==="."&&i.length>1&&i[1]!=="";)i.shift(),n.shift();let r=new V(i,n,0,this.platform),h=r.root()==="/"?`${this.slashRoot}/${r.rest()?.globString()??""}`:r.globString(),a=new C(h,this.mmopts),l=n[n.length-1]==="**",c=r.isAbsolute();c?this.absolute.push(a):this.relative.push(a),l&&(c?this.absoluteChildren.push(a):this.relativeChildren.push(a))}}ignored(t){return this.ignoredPath(this.relative.length?t.relative():"",this.absolute.length?t.fullpath():"")}ignoredPath(t,e){if(this.relative.length){t||=".";let s=`${t}/`;for(let i of this.relative)if(i.match(t)||i.match(s))return!0}if(this.absolute.length){let s=`${e}/`;for(let i of this.absolute)if(i.match(e)||i.match(s))return!0}return!1}childrenIgnored(t){if(this.relativeChildren.length){let e=`${t.relative()||"."}/`;for(let s of this.relativeChildren)if(s.match(e))return!0}if(this.absoluteChildren.length){let e=`${t.fullpath()}/`;for(let s of this.absoluteChildren)if(s.match(e))return!0}return!1}};var Qt,kt=class o{parent;store;#t;constructor(t){if(t instanceof o){this.parent=t,this.#t=t.#t;return}this.#t=new Set;for(let e of t){let s=e,i;for(;s&&(i=s.rest());)s.isString()&&this.#t.add(i.globString()),s=i}}stores(t){return this.#t.size!==0&&this.#t.has(t.globString())&&!(t.isGlobstar()&&!t.checkFollowGlobstar())}copy(){return this.#t.size?new o(this):this}#e(t){let e=this.store?.get(t);return e||!this.parent?e:this.parent.#e(t)}hasWalked(t,e){return!!this.#e(t.fullpath())?.has(e.globString())}storeWalked(t,e){if(!this.stores(e))return;let s=e.globString(),i=t.fullpath(),n=this.#e(i);n?n.add(s):(this.store??=new Map).set(i,new Set([s]))}},J=class{static ABSOLUTE=2;static IF_DIR=1;paths=[];flags=[];#t;add(t,e,s){let{paths:i}=this,n=i.length-1;n>=0&&i[n]!==t&&(this.#t??=new Map(i.map((r,h)=>[r,h])),n=this.#t.get(t)??-1),n===-1&&this.#t?.set(t,i.length),this.#e(n,t,e,s)}#e(t,e,s,i){let n=(s?Qt.ABSOLUTE:0)|(i?Qt.IF_DIR:0);t===-1?(this.paths.push(e),this.flags.push(n)):this.flags[t]=n&this.flags[t]}};Qt=J;var vt=class{targets=[];patterns=[];#t;add(t,e){let{targets:s}=this,i=s.length-1;i>=0&&s[i]!==t&&(this.#t??=new Map(s.map((n,r)=>[n,r])),i=this.#t.get(t)??-1),this.#e(i,t,e)}addEntry(t,e){if(this.#t)return this.add(t,e);let s=this.targets.length-1;this.#e(s>=0&&this.targets[s]===t?s:-1,t,e)}#e(t,e,s){if(e.canReaddir())if(t>=0){let i=this.patterns[t],n=s.globString(),r=s.checkFollowGlobstar();for(let h of i)if(h===s||h.globString()===n&&h.checkFollowGlobstar()===r)return;i.push(s)}else this.#t?.set(e,this.targets.length),this.targets.push(e),this.patterns.push([s])}},Ct=class o{hasWalkedCache;matches=new J;subwalks=new vt;patterns;follow;dot;opts;constructor(t,e){this.opts=t,this.follow=!!t.follow,this.dot=!!t.dot,this.hasWalkedCache=e}processPatterns(t,e){this.patterns=e;for(let s of e){let i=t;this.hasWalkedCache.storeWalked(i,s);let n=s.root(),r=s.isAbsolute()&&this.opts.absolute!==!1;if(n){i=i.resolve(n==="/"&&this.opts.root!==void 0?this.opts.root:n);let c=s.rest();if(c)s=c;else{this.matches.add(i,!0,!1);continue}}if(i.isENOENT())continue;let h,a,l=!1;for(;typeof(h=s.pattern())=="string"&&(a=s.rest());)i=i.resolve(h),s=a,l=!0;if(h=s.pattern(),a=s.rest(),l){if(this.hasWalkedCache.hasWalked(i,s))continue;this.hasWalkedCache.storeWalked(i,s)}if(typeof h=="string"){let c=h===".."||h===""||h===".";this.matches.add(i.resolve(h),r,c);continue}else if(h===y){(!i.isSymbolicLink()||this.follow||s.checkFollowGlobstar())&&this.subwalks.add(i,s);let c=a?.pattern(),f=a?.rest();if(!a||(c===""||c===".")&&!f)this.matches.add(i,r,c===""||c===".");else if(c===".."){let u=i.parent||i;f?this.hasWalkedCache.hasWalked(u,f)||this.subwalks.add(u,f):this.matches.add(u,r,!0)}}else typeof h=="object"&&this.subwalks.add(i,s)}return this}child(){return new o(this.opts,this.hasWalkedCache.copy())}filterEntries(t,e){let s=new te(e,this.dot,this.follow),{matches:i,matched:n,subwalks:r}=s,{targets:h}=r;for(let a=0;a<e.length;a++){let l=i.length;for(let c of t){let f=c.isAbsolute(),u=c.pattern(),d=c.rest();u===y?s.testGlobstar(a,c,d,f):typeof u=="object"?s.testMatcher(a,u,d,f):s.testString(a,u,d,f)}for(;n.length<h.length;)n.push(i.length>l)}return s}},te=class{entries;matches=[];absolute=[];subwalks=new vt;matched=[];dot;follow;constructor(t,e,s){this.entries=t,this.dot=e,this.follow=s}#t(t,e){let s=this.matches.length-1;s>=0&&this.matches[s]===t?e||(this.absolute[s]=!1):(this.matches.push(t),this.absolute.push(e))}testGlobstar(t,e,s,i){let n=this.entries;if((this.dot||!n.name(t).startsWith("."))&&(e.hasMore()||this.#t(t,i),n.canReaddir(t)&&(this.follow||!n.isSymbolicLink(t)?this.subwalks.addEntry(n.path(t),e):s&&e.checkFollowGlobstar()&&this.subwalks.addEntry(n.path(t),s))),s){let r=s.pattern();typeof r=="string"&&r!==".."&&r!==""&&r!=="."?this.testString(t,r,s.rest(),i):r===".."?this.subwalks.add(n.dir,s):typeof r=="object"&&this.testMatcher(t,r,s.rest(),i)}}testMatcher(t,e,s,i){let n=this.entries;e.testUnchecked(n.name(t))&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}testString(t,e,s,i){let n=this.entries,r=e.charCodeAt(0),h=n.name(t).charCodeAt(0);r<128&&h<128&&(r|32)!==(h|32)||n.isNamed(t,e)&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}};var{ABSOLUTE:ui,IF_DIR:di}=J,pi=(o,t,e)=>typeof o=="string"?new j([o],t,e):Array.isArray(o)?new j(o,t,e):o,gi=o=>{let t;for(let e of o){let s=e,i="";for(;s?.isString();s=s.rest())i+=`${s.globString()}
+`;if(!s||t!==void 0&&i!==t)return!1;for(t=i;s;s=s.rest())if(s.isString())return!1}return!0},Et={value:void 0,done:!0},_=class{path;patterns;opts;seen=new Set;matches=[];#t;#e;#s;#r;#n;signal;maxDepth;includeChildMatches;#a;#h;#l;#i="";#o=0;#m=[];#f=[];#c=[];#b=[];#w=[];#x=1/0;#u=0;#d=!1;#p=!1;#g;#E;#S=[];constructor(t,e,s){if(this.patterns=t,this.path=e,this.opts=s,this.#n=!s.posix&&s.platform==="win32"?"\\":"/",this.includeChildMatches=s.includeChildMatches!==!1,(s.ignore||!this.includeChildMatches)&&(this.#s=pi(s.ignore??[],s,e),!this.includeChildMatches&&typeof this.#s.add!="function")){let i="cannot ignore child matches, ignore lacks add() method.";throw new Error(i)}this.maxDepth=s.maxDepth||1/0,this.signal=s.signal,this.#t=!!s.realpath||!gi(t),this.includeChildMatches&&this.#s instanceof j&&this.#s!==s.ignore&&(!s.posix||e.sep==="/")&&(this.#r=this.#s),this.#e=!(this.#t||this.#s&&!this.#r||s.withFileTypes||s.stat)}#v(t){return this.seen.has(t)||this.#y(t)}#y(t){let e=this.#r;return e?e.ignoredPath(e.relative.length?this.#O(t):"",e.absolute.length?t.fullpath():""):!!this.#s?.ignored?.(t)}#C(t){return!!this.#s?.childrenIgnored?.(t)}async matchCheck(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||await t.realpath(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?await i.lstat():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=await r.realpath();h&&(h.isUnknown()||this.opts.stat)&&await h.lstat()}return this.matchCheckTest(r,e)}matchCheckTest(t,e){return t&&(this.maxDepth===1/0||t.depth()<=this.maxDepth)&&(!e||t.canReaddir())&&(!this.opts.nodir||!t.isDirectory())&&(!this.opts.nodir||!this.opts.follow||!t.isSymbolicLink()||!t.realpathCached()?.isDirectory())&&!this.#y(t)?t:void 0}matchCheckSync(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||t.realpathSync(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?i.lstatSync():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=r.realpathSync();h&&(h?.isUnknown()||this.opts.stat)&&h.lstatSync()}return this.matchCheckTest(r,e)}matchFinish(t,e){this.#y(t)||this.#k(t,e)}#k(t,e){if(this.#t){let{seen:r}=this,h=r.size;if(r.add(t),r.size===h)return}if(!this.includeChildMatches&&this.#s?.add){let r=`${t.relativePosix()}/**`;this.#s.add(r)}let s=this.opts.absolute===void 0?e:this.opts.absolute,i=this.opts.mark&&t.isDirectory()?this.#n:"",n=this.matches;if(this.opts.withFileTypes)n.push(t);else if(s){let r=this.opts.posix?t.fullpathPosix():t.fullpath();n.push(r+i)}else{let r=this.#O(t),h=this.opts.dotRelative&&!r.startsWith(`..${this.#n}`)?`.${this.#n}`:"";n.push(r?h+r+i:`.${i}`)}}#O(t){let e=t.parent,s=e&&this.#$(e);return s!==void 0?s+t.name:this.opts.posix?t.relativePosix():t.relative()}#$(t){if(t!==this.#a){let e=this.opts.posix,s=e?t.relativePosix():t.relative();this.#a=t,this.#h=!t.parent||s.endsWith("..")?void 0:s?s+(e?"/":t.sep):""}return this.#h}#R(t,e,s){let{opts:i}=this;if(!this.#e||t.cached(e)||t.isUnknown(e)||i.follow&&i.nodir&&t.isSymbolicLink(e))return!1;let n=t.isDirectory(e);if(n&&i.nodir)return!0;let r=n&&i.mark?this.#n:"",{dir:h}=t,a=this.#r,l=i.absolute??s,c="";(l||a?.absolute.length)&&(h!==this.#l&&(this.#l=h,this.#i=i.posix?h.fullpathPosix()+(h.parent?"/":""):h.fullpath()+(h.parent?h.sep:"")),c=this.#i+t.name(e));let f="";if(!l||a?.relative.length){let d=this.#$(h);if(d===void 0)return!1;f=d+t.name(e)}if(a?.ignoredPath(f,c))return!0;if(l)return this.matches.push(c+r),!0;let u=i.dotRelative&&!f.startsWith(`..${this.#n}`)?`.${this.#n}`:"";return this.matches.push(u+f+r),!0}async match(t,e,s){let i=await this.matchCheck(t,s);i&&this.matchFinish(i,e)}matchSync(t,e,s){let i=this.matchCheckSync(t,s);i&&this.#k(i,e)}#W(t,e,s,i,n){this.#m.push(t),this.#f.push(e),this.#c.push(s),this.#b.push(i),this.#w.push(n)}#I(t,e,s){let{paths:i,flags:n}=t.matches;for(let r=0;r<i.length;r++){let h=i[r];if(h===s)continue;let a=n[r];this.#T(h,!!(a&ui),!!(a&di),e)}}#T(t,e,s,i){let{realpath:n,stat:r,follow:h,nodir:a}=this.opts;if(i||!(n||r||t.isUnknown()||h&&a&&t.isSymbolicLink())){if(n&&this.#v(t))return;this.matchSync(t,e,s)}else{if(this.#v(t))return;this.#u++,this.match(t,e,s).then(this.#q,this.#N)}}#D(t,e,s,i){let n=s.filterEntries(e,t),{matches:r,absolute:h,matched:a}=n;for(let u=0;u<r.length;u++){let d=r[u],p=h[u];this.#R(t,d,p)||this.#T(t.path(d),p,!1,i)}let{targets:l,patterns:c}=n.subwalks,f=!this.#t;for(let u=0;u<l.length;u++){let d=l[u];if(d.canReaddir()){let p=c[u],g=f&&a[u],w=this.#M(d,p,g,s);this.#W(d,p,w?s:s.child(),g,w)}}}#M(t,e,s,i){if(t.isSymbolicLink()&&!this.opts.follow)return!1;let n=i.hasWalkedCache;for(let r of e){if(n.stores(r))return!1;if(r.isMatcher())continue;if(!r.isGlobstar())return!1;let h=r.rest();if(!h){if(!s)return!1;continue}let a=h.pattern();if(a===""||a==="."||a==="..")return!1}return!0}#L(t){let e=this.#m.pop();if(!e)return!1;let s=this.#f.pop(),i=this.#c.pop(),n=this.#b.pop(),r=this.#w.pop();if(this.#C(e))return!0;if(r)return this.#F(e,s,i,t),!0;i.processPatterns(e,s),this.#I(i,t,n?e:void 0);let{targets:h,patterns:a}=i.subwalks;for(let l=0;l<h.length;l++)this.#F(h[l],a[l],i,t);return!0}#F(t,e,s,i){this.#P(t)&&(i?this.#D(t.readdirLazySync(),e,s,!0):(this.#u++,t.readdirLazyCB(n=>this.#H(n,e,s),!0)))}#P(t){return t.canReaddir()&&(this.maxDepth===1/0||t.depth()<this.maxDepth)}#z(){this.#W(this.path,this.patterns,new Ct(this.opts,new kt(this.patterns)),!1,!1)}#_(){if(this.signal?.aborted)throw this.signal.reason;return this.#L(!0)}#U(){this.path.isUnknown()&&this.path.lstatSync(),this.#z()}#B(){if(this.signal?.aborted)return this.#N(this.signal.reason);this.path.isUnknown()?(this.#u++,this.path.lstat().then(()=>{this.#u--,this.#z(),this.#A()})):(this.#z(),this.#A())}#G(){let t=this.matches[this.#o++];return this.#o===this.matches.length?(this.matches=[],this.#o=0):this.#o>=lt&&this.#o*2>=this.matches.length&&(this.matches=this.matches.slice(this.#o),this.#o=0),{value:t,done:!1}}#j(){this.#p=!0,this.#m=[],this.#f=[],this.#c=[],this.#b=[],this.#w=[],this.#E?.();for(let t of this.#S.splice(0))this.#g?(t.reject(this.#g.er),this.#g=void 0):t.resolve(Et)}#N=t=>{this.#p||(this.#g={er:t},this.matches=[],this.#o=0,this.#j())};#q=()=>{this.#u--,this.#A()};#H(t,e,s){if(this.#u--,!this.#p){try{this.#D(t,e,s,!1)}catch(i){return this.#N(i)}this.#A()}}#A(){if(!(this.#d||this.#p)){this.#d=!0;try{for(;!this.#p;){if(this.signal?.aborted){this.#N(this.signal.reason);break}for(;this.#S.length&&this.#o<this.matches.length;)this.#S.shift()?.resolve(this.#G());if(this.matches.length-this.#o>=this.#x||!this.#L(!1))break}}catch(t){this.#N(t)}this.#d=!1,!this.#p&&this.#u===0&&!this.#m.length&&this.#j()}}walk(){return new Promise((t,e)=>{this.#E=()=>this.#g?e(this.#g.er):t(this.matches),this.#B()})}walkSync(){if(this.signal?.aborted)throw this.signal.reason;for(this.#U();this.#_(););return this.matches}iterate(){this.#x=lt;let t=!1;return{next:()=>{if(t||(t=!0,this.#B()),this.signal?.aborted)return this.#N(this.signal.reason),this.matches=[],this.#o=0,this.#g=void 0,Promise.reject(this.signal.reason);if(this.#o<this.matches.length){let e=this.#G();return this.#A(),Promise.resolve(e)}if(this.#g){let{er:e}=this.#g;return this.#g=void 0,Promise.reject(e)}return this.#p?Promise.resolve(Et):new Promise((e,s)=>{this.#S.push({resolve:e,reject:s}),this.#A()})},return:()=>(this.matches=[],this.#o=0,this.#j(),Promise.resolve(Et)),[Symbol.asyncIterator](){return this}}}iterateSync(){let t=!1;return{next:()=>{if(this.signal?.aborted)throw this.signal.reason;for(t||(t=!0,this.#U());this.#o===this.matches.length;)if(this.matches=[],this.#o=0,!this.#_())return Et;return{value:this.matches[this.#o++],done:!1}},[Symbol.iterator](){return this}}}};var wi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",D=class{absolute;cwd;root;dot;dotRelative;follow;ignore;magicalBraces;mark;matchBase;maxDepth;nobrace;nocase;nodir;noext;noglobstar;pattern;platform;realpath;scurry;stat;signal;windowsPathsNoEscape;withFileTypes;includeChildMatches;opts;patterns;constructor(t,e){if(!e)throw new TypeError("glob options required");if(this.withFileTypes=!!e.withFileTypes,this.signal=e.signal,this.follow=!!e.follow,this.dot=!!e.dot,this.dotRelative=!!e.dotRelative,this.nodir=!!e.nodir,this.mark=!!e.mark,e.cwd?(e.cwd instanceof URL||e.cwd.startsWith("file://"))&&(e.cwd=(0,external_node_url_.fileURLToPath)(e.cwd)):this.cwd="",this.cwd=e.cwd||"",this.root=e.root,this.magicalBraces=!!e.magicalBraces,this.nobrace=!!e.nobrace,this.noext=!!e.noext,this.realpath=!!e.realpath,this.absolute=e.absolute,this.includeChildMatches=e.includeChildMatches!==!1,this.noglobstar=!!e.noglobstar,this.matchBase=!!e.matchBase,this.maxDepth=typeof e.maxDepth=="number"?e.maxDepth:1/0,this.stat=!!e.stat,this.ignore=e.ignore,this.withFileTypes&&this.absolute!==void 0)throw new Error("cannot set absolute and withFileTypes:true");let s=typeof t=="string"?[t]:t;if(this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e.allowWindowsEscape===!1,this.windowsPathsNoEscape&&(s=s.map(l=>l.replace(/\\/g,"/"))),this.matchBase){if(e.noglobstar)throw new TypeError("base matching requires globstar");s=s.map(l=>l.includes("/")?l:`./**/${l}`)}if(this.pattern=s,this.platform=e.platform||wi,this.opts={...e,platform:this.platform},e.scurry){if(this.scurry=e.scurry,e.nocase!==void 0&&e.nocase!==e.scurry.nocase)throw new Error("nocase option contradicts provided scurry option")}else{let l=e.platform==="win32"?K:e.platform==="darwin"?ct:e.platform?Z:je;this.scurry=new l(this.cwd,{nocase:e.nocase,fs:e.fs})}this.nocase=this.scurry.nocase;let i=this.platform==="darwin"||this.platform==="win32",n={braceExpandMax:1e4,...e,dot:this.dot,matchBase:this.matchBase,nobrace:this.nobrace,nocase:this.nocase,nocaseMagicOnly:i,nocomment:!0,noext:this.noext,nonegate:!0,optimizationLevel:2,platform:this.platform,windowsPathsNoEscape:this.windowsPathsNoEscape},r=this.pattern.map(l=>new C(l,n)),[h,a]=r.reduce((l,c)=>(l[0].push(...c.set),l[1].push(...c.globParts),l),[[],[]]);this.patterns=h.map((l,c)=>{let f=a[c];if(!f)throw new Error("invalid pattern object");return new V(l,f,0,this.platform)})}async walk(){return await new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walk()}walkSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walkSync()}iterateSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterateSync()}[Symbol.iterator](){return this.iterateSync()}iterate(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterate()}[Symbol.asyncIterator](){return this.iterate()}};var ee=(o,t={})=>{for(let e of Array.isArray(o)?o:[o])if(new C(e,t).hasMagic())return!0;return!1};function Be(o,t={}){return new D(o,t).walkSync()}async function _e(o,t={}){return new D(o,t).walk()}function Mt(o,t={}){return new D(o,t).iterateSync()}function Ge(o,t={}){return new D(o,t).iterate()}var bi=Mt,yi=Object.assign(Ge,{sync:Mt}),Si=Object.assign(Be,{iterate:Mt}),Ue=Object.assign(_e,{glob:_e,globSync:Be,sync:Si,globIterate:Ge,iterate:yi,globIterateSync:Mt,iterateSync:bi,Glob:D,hasMagic:ee,escape:W,unescape:G});Ue.glob=Ue;
+//# sourceMappingURL=index.min.js.map
+
+;// CONCATENATED MODULE: ./src/files.ts
+
+
+
+
+
+
+
+/**
+ * Finds the regular files the patterns match. Directories are never returned; a match whose
+ * real path (after symlinks) lies outside the workspace is an error, so a link cannot publish
+ * e.g. ~/.aws/credentials.
+ */
+async function discoverFiles(patterns, opts) {
+    const workspace = external_node_path_default().resolve(opts.workspace);
+    const realWorkspace = await external_node_fs_promises_default().realpath(workspace);
+    const { matches, searchPaths } = await matchPatterns(patterns, workspace);
+    const outside = [];
+    const found = [];
+    for (const match of matches) {
+        const real = await external_node_fs_promises_default().realpath(match).catch((err) => {
+            // A broken symbolic link matches nothing.
+            if (err.code === 'ENOENT')
+                return undefined;
+            throw err;
+        });
+        if (real === undefined)
+            continue;
+        if (!isInside(real, realWorkspace)) {
+            outside.push(`${external_node_path_default().relative(workspace, match)} -> ${real}`);
+            continue;
+        }
+        const stat = await external_node_fs_promises_default().stat(real);
+        if (stat.isFile())
+            found.push({ absolutePath: match, size: stat.size });
+    }
+    if (outside.length > 0) {
+        throw new errors/* InputError */.dz(`These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`, 'Copy the files into the workspace, or exclude the links with a "!pattern" line.');
+    }
+    if (found.length === 0) {
+        throw new errors/* InputError */.dz(`No files matched the artifact patterns:\n- ${patterns.join('\n- ')}\n(searched in ${workspace})`, 'Patterns are relative to the workspace; check the paths the training step wrote, and that the step producing them ran in this job.');
+    }
+    const root = opts.root ?? defaultRoot(searchPaths, found);
+    const files = found.map(({ absolutePath, size }) => {
+        if (!isInside(absolutePath, root)) {
+            throw new errors/* InputError */.dz(`File ${external_node_path_default().relative(workspace, absolutePath)} is not inside \`root\` ${external_node_path_default().relative(workspace, root) || '.'}.`, 'Set `root` to a directory that contains every matched file, or leave it empty.');
+        }
+        return { absolutePath, size, relativePath: toPosix(external_node_path_default().relative(root, absolutePath)) };
+    });
+    return { root, files };
+}
+/** What `glob` is told: the action's pattern syntax, as `@actions/glob` reads it. */
+const GLOB_OPTIONS = {
+    // `*` matches hidden files too; no brace or extglob expansion.
+    dot: true,
+    nobrace: true,
+    noext: true,
+    // Symbolic links are followed (and checked against the workspace afterwards).
+    follow: true,
+    nodir: true,
+    absolute: true
+};
+/**
+ * The files the patterns match, sorted, and the search path of each include pattern (its literal
+ * leading directories), which the default root is computed from. Patterns are relative to the
+ * workspace; a line starting with `!` excludes what it matches from every other line. A pattern
+ * that names a directory matches everything under it (as `@actions/glob`'s implicit
+ * descendants). Matching prints nothing: `@actions/glob` logs `::debug::` lines on stdout, which a
+ * command line must keep for its own output.
+ */
+async function matchPatterns(patterns, workspace) {
+    // Patterns are relative to the workspace, not to whatever the process cwd is.
+    const anchor = (p) => toPosix(external_node_path_default().resolve(workspace, p));
+    const withDescendants = (p) => [p, `${p.replace(/\/+$/, '')}/**`];
+    const includes = patterns.filter((p) => !p.startsWith('!')).map(anchor);
+    const excludes = patterns.filter((p) => p.startsWith('!')).map((p) => anchor(p.slice(1)));
+    const found = await Ue(includes.flatMap(withDescendants), {
+        ...GLOB_OPTIONS,
+        ignore: excludes.flatMap(withDescendants)
+    });
+    const matches = [...new Set(found.map((f) => external_node_path_default().resolve(f)))].sort();
+    return { matches, searchPaths: searchPaths(includes) };
+}
+/** The literal leading directories of each pattern, without those inside another one. */
+function searchPaths(patterns) {
+    const paths = patterns.map((p) => {
+        const segments = p.split('/');
+        const end = segments.findIndex((s) => ee(s, GLOB_OPTIONS));
+        const literal = (end < 0 ? segments : segments.slice(0, end)).map((s) => G(s));
+        return external_node_path_default().resolve(literal.join('/') || '/');
+    });
+    const unique = [...new Set(paths)].sort();
+    return unique.filter((p) => !unique.some((q) => q !== p && isInside(p, q)));
+}
+/**
+ * The least common ancestor of the search paths, as actions/upload-artifact computes it; a
+ * single literal file is keyed by its name alone.
+ */
+function defaultRoot(searchPaths, found) {
+    if (searchPaths.length === 1) {
+        const only = searchPaths[0];
+        return found.some((f) => f.absolutePath === only) ? external_node_path_default().dirname(only) : only;
+    }
+    const split = searchPaths.map((p) => p.split((external_node_path_default()).sep));
+    const common = [];
+    for (let i = 0; i < split[0].length; i++) {
+        const segment = split[0][i];
+        if (split.every((s) => s[i] === segment))
+            common.push(segment);
+        else
+            break;
+    }
+    const lca = common.join((external_node_path_default()).sep) || (external_node_path_default()).sep;
+    // A search path that is itself a matched file cannot be the root: use its directory.
+    return found.some((f) => f.absolutePath === lca) ? external_node_path_default().dirname(lca) : lca;
+}
+/**
+ * Checks the keys the files map to before anything is sent: S3's key length limit, characters
+ * that break S3's XML API, case-insensitive collisions (which break on case-insensitive file
+ * systems and in CloudFront paths people type), and the manifest's own key.
+ */
+function checkKeys(files, versionPrefix, opts) {
+    const problems = [];
+    const seen = new Map();
+    for (const { relativePath } of files) {
+        const key = objectKey(versionPrefix, relativePath);
+        const bytes = Buffer.byteLength(key);
+        if (bytes > constants/* MAX_KEY_BYTES */.Xd) {
+            problems.push(`key for ${relativePath} is ${bytes} bytes; S3 allows ${constants/* MAX_KEY_BYTES */.Xd}.`);
+        }
+        // eslint-disable-next-line no-control-regex
+        if (/[\x00-\x1f\x7f]/.test(relativePath)) {
+            problems.push(`${JSON.stringify(relativePath)} contains control characters, which S3 keys cannot carry safely.`);
+        }
+        const folded = key.normalize('NFC').toLowerCase();
+        const other = seen.get(folded);
+        if (other !== undefined) {
+            problems.push(`${other} and ${relativePath} map to keys that differ only in case or Unicode form.`);
+        }
+        else {
+            seen.set(folded, relativePath);
+        }
+        if (relativePath === publish_lock/* LOCK_FILE_NAME */.rx) {
+            problems.push(`${relativePath} is the name of the lock this action keeps at ${versionPrefix}/${publish_lock/* LOCK_FILE_NAME */.rx} while it publishes; rename it.`);
+        }
+        if (opts.manifest && relativePath === constants/* MANIFEST_FILE_NAME */.xF) {
+            problems.push(`${relativePath} would overwrite the manifest this action writes at ${versionPrefix}/${constants/* MANIFEST_FILE_NAME */.xF}; rename it or set \`manifest: false\`.`);
+        }
+    }
+    if (problems.length > 0) {
+        throw new errors/* InputError */.dz(`These files cannot be published as they are:\n- ${problems.join('\n- ')}`, 'Rename the files (shorter names, no control characters, names that differ by more than case), or leave them out with a "!pattern" line in `artifacts`.');
+    }
 }
 
 // EXTERNAL MODULE: external "node:os"
@@ -75687,6 +75117,585 @@ function hashWorker() {
         }
         parentPort.postMessage(reply);
     });
+}
+
+;// CONCATENATED MODULE: ./src/part-size.ts
+
+
+
+/** Automatic part size: large enough for throughput, small enough that a retried part costs little. */
+const DEFAULT_PART_SIZE = 16 * constants/* MiB */.lv;
+/** The largest object S3 stores. */
+const MAX_OBJECT_SIZE = 5 * 1024 * constants/* GiB */.T3;
+/** Requests needed to send `fileSize` bytes in `partSize` parts; an empty file still takes one. */
+function partCount(fileSize, partSize) {
+    return Math.max(1, Math.ceil(fileSize / partSize));
+}
+/**
+ * The part size for a multipart upload of `fileSize` bytes: `requested` when S3 can take it,
+ * otherwise DEFAULT_PART_SIZE raised to a whole MiB so the file fits in MAX_PARTS parts.
+ * Throws InputError for what S3 would refuse, so callers can check every file before sending any.
+ * `fileName` only makes the message name the file.
+ */
+function choosePartSize(fileSize, requested, fileName) {
+    // A function: toLocaleString sets up a locale (~25 ms), which only an error message needs.
+    const file = () => `${fileName ?? 'A file'} of ${formatBytes(fileSize)} (${fileSize.toLocaleString('en-US')} bytes)`;
+    if (fileSize > MAX_OBJECT_SIZE) {
+        throw new errors/* InputError */.dz(`${file()} is larger than 5 TiB, the largest object S3 can store.`, 'Split it into smaller files (e.g. sharded safetensors) and publish the shards.');
+    }
+    const smallest = Math.max(constants/* MIN_PART_SIZE */.fq, Math.ceil(fileSize / (constants/* MAX_PARTS */.kz * constants/* MiB */.lv)) * constants/* MiB */.lv);
+    if (requested === undefined)
+        return Math.max(DEFAULT_PART_SIZE, smallest);
+    if (!Number.isSafeInteger(requested) || requested < constants/* MIN_PART_SIZE */.fq || requested > constants/* MAX_PART_SIZE */.Tp) {
+        throw new errors/* InputError */.dz(`\`${constants/* Inputs */.G0.PartSizeMb}\` must be 5 to 5120 MiB (S3's part size limits); got ${size(requested)}.`);
+    }
+    const parts = partCount(fileSize, requested);
+    if (parts > constants/* MAX_PARTS */.kz) {
+        throw new errors/* InputError */.dz(`${file()} would need ${parts.toLocaleString('en-US')} parts of ${size(requested)}, ` +
+            `but S3 allows at most ${constants/* MAX_PARTS */.kz.toLocaleString('en-US')}.`, `Set \`${constants/* Inputs */.G0.PartSizeMb}\` to at least ${smallest / constants/* MiB */.lv}, or leave it empty to size parts automatically.`);
+    }
+    return requested;
+}
+function size(bytes) {
+    return bytes % constants/* MiB */.lv === 0 ? `${bytes / constants/* MiB */.lv} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
+}
+/**
+ * The part size a file is uploaded with, or undefined for one PutObject: below the threshold, or
+ * when it fits in one part (three requests instead of one gain nothing). The planner, which
+ * computes the parts' CRC32s, and the uploader decide alike through this.
+ */
+function multipartPartSize(fileSize, thresholdBytes, requested, fileName) {
+    if (fileSize < thresholdBytes)
+        return undefined;
+    const partSize = choosePartSize(fileSize, requested, fileName);
+    return partCount(fileSize, partSize) > 1 ? partSize : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/copy.ts
+
+
+
+
+
+/** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
+const MAX_SINGLE_COPY_BYTES = 5 * constants/* GiB */.T3;
+/**
+ * The `x-amz-copy-source` value for a key. The SDK sends CopySource as given, and S3 URL-decodes
+ * it, so each segment is percent-encoded (spaces, non-ASCII, `%`, `+`, `?`) and the `/`s kept.
+ */
+function copySource(bucket, key) {
+    return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+/**
+ * Copies one object server-side with exactly the headers of `request` (MetadataDirective and
+ * TaggingDirective REPLACE: no header or tag of the source follows it). Sources up to
+ * `maxSingleCopyBytes` take one CopyObject; larger ones a multipart upload of UploadPartCopy
+ * ranges, aborted on failure or cancel before the first error is rethrown. A CopyObject or
+ * UploadPartCopy that S3 answers 200 with an error body is raised as an error by the SDK.
+ * PreconditionFailed is either condition's: the source's ETag (`sourceETag`) or the
+ * destination's (`destCondition`); a caller that must know reads the destination.
+ */
+async function copyObject(s3, request, opts) {
+    const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`;
+    throwIfCancelled(opts.signal, what);
+    const headers = {
+        Bucket: request.bucket,
+        Key: request.destKey,
+        ContentType: request.contentType,
+        CacheControl: request.cacheControl,
+        Metadata: request.metadata,
+        ...(request.tagging ? { Tagging: request.tagging } : {})
+    };
+    const source = {
+        CopySource: copySource(request.bucket, request.sourceKey),
+        ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
+    };
+    if (request.size <= (opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES)) {
+        try {
+            const { CopyObjectResult } = await s3.send(new client_s3_dist_cjs/* CopyObjectCommand */.s9Z({
+                ...headers,
+                ...source,
+                ...request.destCondition,
+                MetadataDirective: 'REPLACE',
+                TaggingDirective: 'REPLACE'
+            }), { abortSignal: opts.signal });
+            return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false };
+        }
+        catch (err) {
+            throwIfCancelled(opts.signal, what);
+            throw explainCopyError(err, what, request.bucket);
+        }
+    }
+    return copyMultipart(s3, request, headers, source, opts, what);
+}
+async function copyMultipart(s3, request, headers, source, opts, what) {
+    const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
+    const count = partCount(request.size, partSize);
+    let uploadId;
+    try {
+        ;
+        ({ UploadId: uploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
+            abortSignal: opts.signal
+        }));
+    }
+    catch (err) {
+        throwIfCancelled(opts.signal, what);
+        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
+    }
+    if (!uploadId) {
+        throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
+    }
+    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
+    const parts = new Array(count);
+    let next = 0;
+    let failure;
+    const worker = async () => {
+        while (next < count && failure === undefined && !opts.signal?.aborted) {
+            const index = next++;
+            const first = index * partSize;
+            const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`;
+            try {
+                // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
+                const { CopyPartResult } = await s3.send(new client_s3_dist_cjs/* UploadPartCopyCommand */.Xp2({
+                    ...upload,
+                    ...source,
+                    PartNumber: index + 1,
+                    CopySourceRange: range
+                }));
+                parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag };
+            }
+            catch (err) {
+                failure ??= explainCopyError(err, `${what} (part ${index + 1} of ${count}, ${range})`, request.bucket);
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
+    if (failure === undefined && !opts.signal?.aborted) {
+        try {
+            const { ETag } = await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+                ...upload,
+                ...request.destCondition,
+                MultipartUpload: { Parts: parts }
+            }));
+            return { eTag: ETag, parts: count, multipart: true };
+        }
+        catch (err) {
+            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
+        }
+    }
+    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
+    for (const f of outcome.failed)
+        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
+    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
+}
+function cancelled(signal, what, state) {
+    return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
+}
+function throwIfCancelled(signal, what) {
+    if (signal?.aborted)
+        throw cancelled(signal, what, '');
+}
+/** explainAwsError, with what a failed CopySourceIfMatch means for us. */
+function explainCopyError(err, action, bucket) {
+    const explained = (0,errors/* explainAwsError */.Ni)(err, { action, bucket });
+    if ((0,errors/* awsErrorCode */.J6)(err) !== 'PreconditionFailed' || !(explained instanceof errors/* AwsError */.Gy)) {
+        return explained;
+    }
+    return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
+}
+
+;// CONCATENATED MODULE: ./src/lost-race.ts
+
+
+/**
+ * Every write of a key is conditional, so that a key another run wrote after this run's plan is
+ * never replaced unseen: a new key is created only if still absent (`If-None-Match: *`), an
+ * overwrite replaces only the object the plan saw (`If-Match`). Without the ETag (a store that
+ * lists none) the overwrite is unconditional.
+ */
+function writeCondition(target) {
+    if (!target.existed)
+        return { IfNoneMatch: '*' };
+    return target.storedETag ? { IfMatch: target.storedETag } : {};
+}
+/** Thrown by a write whose condition failed; the caller then reads the key again (settleLostRace). */
+class LostRace extends Error {
+    key;
+    constructor(key, options) {
+        super(`The conditional write of ${key} lost a race with another writer.`, options);
+        this.key = key;
+        this.name = 'LostRace';
+    }
+}
+/**
+ * After a lost race the key is read again, never written blindly: if it holds what this run
+ * would have written, the file counts as already there (skipped); otherwise the run fails, naming
+ * the key and what the other run left in it.
+ */
+async function settleLostRace(s3, where, intended) {
+    const stored = await headObject(s3, where.bucket, where.key);
+    const difference = stored
+        ? objectDifference(stored, intended)
+        : 'the object was deleted after this run planned it';
+    if (difference === undefined)
+        return;
+    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${where.bucket}/${where.key} (${where.relativePath}) while this run was ` +
+        `publishing ${where.prefix}: ${difference}. That run's object was kept; this run stopped.`, `Two runs published ${where.prefix} at once. Publish different bytes under a new \`version-prefix\`; ` +
+        'a run of the same bytes succeeds once it runs again.');
+}
+
+;// CONCATENATED MODULE: ./src/manifest-store.ts
+
+
+
+
+
+/**
+ * The manifest changes only when the version's files do, so clients may cache it briefly; it is
+ * invalidated in CloudFront whenever it is rewritten.
+ */
+const MANIFEST_CACHE_CONTROL = 'public, max-age=60';
+/** The manifest stored under the key, or undefined when there is none or it is not ours. */
+async function readStoredManifest(s3, bucket, key) {
+    try {
+        const { Body } = await s3.send(new client_s3_dist_cjs/* GetObjectCommand */.jLs({ Bucket: bucket, Key: key }));
+        const parsed = JSON.parse((await Body?.transformToString('utf-8')) ?? '');
+        return Array.isArray(parsed.files) ? parsed : undefined;
+    }
+    catch (err) {
+        if (err instanceof SyntaxError)
+            return undefined;
+        throw (0,errors/* explainAwsError */.Ni)(err, {
+            action: `reading the existing manifest s3://${bucket}/${key}`,
+            bucket
+        });
+    }
+}
+/**
+ * True when the stored manifest describes the same published files, so rewriting it would only
+ * change provenance fields (run id, time) and force an invalidation for nothing.
+ */
+function sameFiles(stored, next) {
+    return (stored.versionPrefix === next.versionPrefix &&
+        JSON.stringify(stored.distribution) === JSON.stringify(next.distribution) &&
+        JSON.stringify(stored.files) === JSON.stringify(next.files));
+}
+/**
+ * Writes the manifest, conditionally: created only if absent, or replacing only the stored one
+ * the plan read. When another run wrote it meanwhile, it is read again: the same files mean
+ * 'unchanged' (that run published the same version); different ones fail the run.
+ */
+async function writeManifest(s3, bucket, key, body, opts = {}) {
+    const sha256 = (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex');
+    try {
+        await s3.send(new client_s3_dist_cjs/* PutObjectCommand */.wKZ({
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentType: 'application/json',
+            CacheControl: MANIFEST_CACHE_CONTROL,
+            Metadata: { [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
+            ...opts.condition,
+            ...(opts.tagging ? { Tagging: opts.tagging } : {})
+        }));
+        return 'written';
+    }
+    catch (err) {
+        if (!(0,publish_lock/* lostRace */.gA)(err)) {
+            throw (0,errors/* explainAwsError */.Ni)(err, {
+                action: `writing the manifest to s3://${bucket}/${key}`,
+                bucket
+            });
+        }
+    }
+    const stored = await readStoredManifest(s3, bucket, key).catch(() => undefined);
+    if (stored && sameFiles(stored, JSON.parse(body)))
+        return 'unchanged';
+    throw new errors/* ConcurrentPublishError */.FH(`Another run wrote s3://${bucket}/${key} while this run was publishing ${key.slice(0, key.lastIndexOf('/'))}, ` +
+        'listing other files; it was kept and this run stopped.', 'Two runs published one version at once. Publish different files under a new `version-prefix`.');
+}
+
+;// CONCATENATED MODULE: ./src/alias.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** HEAD requests at once when comparing alias objects. */
+const HEAD_CONCURRENCY = 16;
+/** Files named in an error before "… and N more". */
+const SHOWN = 20;
+/**
+ * Reads `<version>/manifest.json` and checks that every file it lists is stored with the listed
+ * size, so an alias is never pointed at a version that is incomplete or was never published.
+ * `stored` is the manifest the caller knows is stored there (a deploy's own): it is not read again.
+ */
+async function loadVersion(s3, bucket, versionPrefix, stored) {
+    const objects = await listPrefix(s3, bucket, versionPrefix);
+    const key = manifestKey(versionPrefix);
+    if (!objects.has(key)) {
+        throw new errors/* DeployError */.sH(`${key} not found in s3://${bucket}: an alias can only point to a version published with \`manifest: true\`` +
+            (objects.size > 0
+                ? ` (${objects.size} other object(s) are under ${versionPrefix}/).`
+                : '.'), 'Check `version-prefix`, or publish that version with `manifest: true` first.');
+    }
+    const manifest = stored ?? (await readStoredManifest(s3, bucket, key));
+    if (!manifest) {
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} is not a manifest written by this action (no "files" list).`, 'Publish the version again with `manifest: true` to rewrite it.');
+    }
+    if (manifest.versionPrefix !== versionPrefix) {
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${key} describes version ${manifest.versionPrefix}, not ${versionPrefix}: ` +
+            `${versionPrefix} is an alias, not a version.`, `Set \`version-prefix\` to ${manifest.versionPrefix} to point an alias at that version.`);
+    }
+    const problems = [];
+    for (const file of manifest.files) {
+        const expected = objectKey(versionPrefix, file.path);
+        const stored = objects.get(file.key);
+        if (file.key !== expected) {
+            problems.push(`${file.path} (listed under key ${file.key}, expected ${expected})`);
+        }
+        else if (!stored) {
+            problems.push(`${file.path} (not found)`);
+        }
+        else if (stored.size !== file.size) {
+            problems.push(`${file.path} (${stored.size} bytes stored, the manifest says ${file.size})`);
+        }
+    }
+    if (problems.length > 0) {
+        throw new errors/* DeployError */.sH(`${versionPrefix} is missing ${problems.length} of ${manifest.files.length} file(s) its manifest lists: ` +
+            listed(problems), `Publish ${versionPrefix} again (same \`version-prefix\`, \`overwrite: true\` if bytes changed) before pointing an alias at it.`);
+    }
+    return { versionPrefix, manifest, objects };
+}
+/**
+ * Decides, read-only, how `<alias>/` becomes a copy of the version: which files to copy (new, or
+ * different SHA-256 or headers), which already match, which alias keys to remove, and what to
+ * invalidate. Refuses an alias that overlaps the version, and refuses to delete from a prefix
+ * that holds no alias manifest (it is then not known to be an alias this action manages).
+ */
+async function planAlias(s3, inputs, version) {
+    const { bucket, alias, aliasCacheControl } = inputs;
+    const { versionPrefix, manifest } = version;
+    checkAliasName(alias, versionPrefix);
+    const aliasManifestKey = manifestKey(alias);
+    const tooLong = manifest.files
+        .map((f) => objectKey(alias, f.path))
+        .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
+    if (tooLong.length > 0) {
+        throw new errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
+    }
+    const held = await listPrefix(s3, bucket, alias);
+    const current = held.has(aliasManifestKey)
+        ? await readStoredManifest(s3, bucket, aliasManifestKey)
+        : undefined;
+    if (current?.versionPrefix === alias) {
+        throw new errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
+    }
+    const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
+        bucket,
+        path: file.path,
+        sourceKey: file.key,
+        destKey: objectKey(alias, file.path),
+        size: file.size,
+        contentType: file.contentType,
+        cacheControl: aliasCacheControl,
+        metadata: { ...file.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+        sourceETag: version.objects?.get(file.key)?.eTag
+    }));
+    const manifestEntry = await planEntry(s3, held, await manifestCopy(s3, inputs, version, aliasManifestKey));
+    const wanted = new Set(files.map((f) => f.destKey));
+    const stale = [...held.keys()]
+        .filter((key) => key !== aliasManifestKey && !wanted.has(key))
+        .sort(compareCodeUnits);
+    if (stale.length > 0 && current === undefined) {
+        throw new errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
+            `${aliasManifestKey}, so it is not an alias this action manages; nothing was changed: ${listed(stale)}`, `Choose another \`alias\`, or remove those objects from s3://${bucket}/${alias}/ first.`);
+    }
+    const overwritten = [...files, manifestEntry]
+        .filter((f) => f.action === 'copy' && f.existed)
+        .map((f) => f.destKey);
+    return {
+        bucket,
+        alias,
+        versionPrefix,
+        previousVersion: current?.versionPrefix,
+        files,
+        manifest: manifestEntry,
+        stale,
+        invalidationPaths: aliasInvalidationPaths(alias, [...overwritten, ...stale])
+    };
+}
+/**
+ * Moves the alias as planned, in the order that keeps it readable: the files first, then the
+ * manifest (which names the version once all its files are in place), then the stale keys
+ * (which clients of the previous manifest may still fetch until then). With `dryRun` nothing
+ * is sent and the result says what would be done.
+ */
+async function applyAlias(s3, plan, opts) {
+    const { logger, signal } = opts;
+    const copies = plan.files.filter((f) => f.action === 'copy');
+    const result = {
+        alias: plan.alias,
+        versionPrefix: plan.versionPrefix,
+        previousVersion: plan.previousVersion,
+        dryRun: opts.dryRun === true,
+        files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
+        copied: copies.map((f) => f.destKey),
+        unchanged: plan.files.filter((f) => f.action === 'unchanged').map((f) => f.destKey),
+        removed: plan.stale,
+        manifestKey: plan.manifest.destKey,
+        manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
+        invalidationPaths: plan.invalidationPaths
+    };
+    const move = `alias ${plan.alias} from ${plan.previousVersion ?? '(none)'} to ${plan.versionPrefix}`;
+    if (opts.dryRun) {
+        logger.info(`Dry run: would move ${move}: copy ${copies.length} file(s), keep ${result.unchanged.length}, ` +
+            `${plan.manifest.action === 'copy' ? 'copy' : 'keep'} ${plan.manifest.destKey}, remove ` +
+            `${plan.stale.length}, invalidate ${plan.invalidationPaths.length} path(s)` +
+            `${plan.invalidationPaths.length ? `: ${plan.invalidationPaths.join(' ')}` : ''}. Nothing was changed.`);
+        return result;
+    }
+    const copyOpts = {
+        concurrency: opts.concurrency,
+        signal,
+        logger,
+        maxSingleCopyBytes: opts.maxSingleCopyBytes,
+        partSize: opts.partSize
+    };
+    const copy = async (entry) => {
+        const { parts } = await copyObject(s3, entry, copyOpts);
+        logger.info(`Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
+            `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`);
+    };
+    // Small copies run side by side; a large one uses the whole budget for its parts.
+    const maxSingle = opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES;
+    let done = 0;
+    let failure;
+    const run = async (entry) => {
+        if (failure !== undefined || signal?.aborted)
+            return;
+        try {
+            await copy(entry);
+            done++;
+        }
+        catch (err) {
+            failure ??= err;
+        }
+    };
+    await mapLimit(copies.filter((f) => f.size <= maxSingle), Math.max(1, opts.concurrency), run);
+    for (const entry of copies.filter((f) => f.size > maxSingle))
+        await run(entry);
+    const state = `${done} of ${copies.length} file(s) were copied; ${plan.manifest.destKey} still names ` +
+        `${plan.previousVersion ?? 'no version'}`;
+    // A copy cut short by the cancel fails too: the cancel is the news.
+    if (signal?.aborted) {
+        throw new errors/* DeployError */.sH(`Cancelled moving ${move}: ${state}.`, undefined, {
+            cause: signal.reason
+        });
+    }
+    if (failure !== undefined) {
+        logger.warning(`Stopped moving ${move}: ${state}. Running the step again completes the move.`);
+        throw failure;
+    }
+    if (plan.manifest.action === 'copy') {
+        await copyObject(s3, plan.manifest, copyOpts);
+        logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
+    }
+    if (plan.stale.length > 0 && signal?.aborted) {
+        throw new errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
+    }
+    const { refused } = await deleteKeys(s3, plan.bucket, plan.stale, {
+        what: `stale key(s) under s3://${plan.bucket}/${plan.alias}/`
+    });
+    if (refused.length > 0) {
+        throw new errors/* DeployError */.sH(`S3 did not delete ${refused.length} stale alias key(s) from s3://${plan.bucket}: ${listed(refused.map((r) => `${r.key} (${r.code}: ${r.message})`))}`, 'The credentials need s3:DeleteObject on the bucket. Running the step again retries the removal.');
+    }
+    if (plan.stale.length > 0) {
+        logger.info(`Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`);
+    }
+    return result;
+}
+/**
+ * Points the alias at an existing version without uploading anything (promote, rollback): checks
+ * the version is complete, plans, and applies (or, with `dryRun`, only reports the plan).
+ */
+async function promote(s3, inputs, opts) {
+    const version = await loadVersion(s3, inputs.bucket, inputs.versionPrefix);
+    const plan = await planAlias(s3, inputs, version);
+    return applyAlias(s3, plan, opts);
+}
+/** Exact paths for up to one key, else one wildcard over the alias. */
+function aliasInvalidationPaths(alias, keys) {
+    const unique = [...new Set(keys)];
+    if (unique.length === 0)
+        return [];
+    if (unique.length === 1)
+        return [toInvalidationPath(unique[0])];
+    return [`${toInvalidationPath(alias)}/*`];
+}
+/** The manifest copy: the version's stored manifest, or, before it is written (a dry run), the one given. */
+async function manifestCopy(s3, inputs, version, destKey) {
+    const sourceKey = manifestKey(version.versionPrefix);
+    const common = { bucket: inputs.bucket, path: constants/* MANIFEST_FILE_NAME */.xF, sourceKey, destKey };
+    const cacheControl = inputs.aliasCacheControl;
+    const stored = await headObject(s3, inputs.bucket, sourceKey);
+    if (stored) {
+        return {
+            ...common,
+            size: stored.size,
+            contentType: stored.contentType ?? 'application/json',
+            cacheControl,
+            metadata: stored.metadata,
+            sourceETag: stored.eTag
+        };
+    }
+    const body = serializeManifest(version.manifest);
+    return {
+        ...common,
+        size: Buffer.byteLength(body),
+        contentType: 'application/json',
+        cacheControl,
+        metadata: { [constants/* SHA256_METADATA_KEY */.U6]: (0,external_node_crypto_.createHash)('sha256').update(body).digest('hex') }
+    };
+}
+/** Copy unless the alias key holds the same size, SHA-256 and headers already. */
+async function planEntry(s3, held, request) {
+    const listedObject = held.get(request.destKey);
+    if (!listedObject) {
+        return {
+            ...request,
+            action: 'copy',
+            existed: false,
+            destCondition: writeCondition({ existed: false })
+        };
+    }
+    // A different size proves different bytes without a HEAD request.
+    const stored = listedObject.size === request.size
+        ? await headObject(s3, request.bucket, request.destKey)
+        : undefined;
+    // Replacing only the object seen: a move that another writer overtook fails instead of mixing.
+    const destCondition = writeCondition({
+        existed: true,
+        storedETag: stored?.eTag ?? listedObject.eTag
+    });
+    if (!stored)
+        return { ...request, action: 'copy', existed: true, destCondition };
+    const same = stored.metadata[constants/* SHA256_METADATA_KEY */.U6] !== undefined &&
+        stored.contentType === request.contentType &&
+        stored.cacheControl === request.cacheControl &&
+        sameMetadata(stored.metadata, request.metadata);
+    return { ...request, action: same ? 'unchanged' : 'copy', existed: true, destCondition };
+}
+function listed(items) {
+    const more = items.length > SHOWN ? `, … and ${items.length - SHOWN} more` : '';
+    return items.slice(0, SHOWN).join(', ') + more;
 }
 
 ;// CONCATENATED MODULE: ./node_modules/mime/dist/types/other.js
@@ -77126,7 +77135,7 @@ async function listCandidates(s3, sizes, search) {
         do {
             search.signal?.throwIfAborted();
             const page = await s3
-                .send(new dist_cjs/* ListObjectsV2Command */.u6x({
+                .send(new client_s3_dist_cjs/* ListObjectsV2Command */.u6x({
                 Bucket: search.bucket,
                 Prefix: listPrefix,
                 ContinuationToken: token,
@@ -77170,7 +77179,7 @@ async function listCandidates(s3, sizes, search) {
  */
 async function headSha256(s3, bucket, key, signal) {
     try {
-        const head = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }), {
+        const head = await s3.send(new client_s3_dist_cjs/* HeadObjectCommand */.l81({ Bucket: bucket, Key: key }), {
             abortSignal: signal
         });
         return head.Metadata?.[constants/* SHA256_METADATA_KEY */.U6];
@@ -77260,6 +77269,7 @@ function sourceGone(err) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan.ts
+
 
 
 
@@ -77523,7 +77533,7 @@ async function promoteVersion(clients, inputs, urlBase, deps) {
 
 /** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
 function requestDistribution(cf, id, signal) {
-    return cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal });
+    return cf.send(new dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal });
 }
 /** The distribution as a deploy needs it: its domain is the default URL base, and a typo in the id fails here, before any upload. */
 async function getDistribution(response, id) {
@@ -77899,7 +77909,7 @@ async function originAccessCheck(cloudfront, target, id, origin, signal) {
             fix: attachOacFix(target, id, origin.Id)
         };
     }
-    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
+    const got = await read(cloudfront.send(new dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
     if (!got.ok) {
         if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
             return {
@@ -77948,7 +77958,7 @@ async function listKeyGroups(cloudfront, signal) {
     const all = [];
     let marker;
     do {
-        const { KeyGroupList: list } = await cloudfront.send(new client_cloudfront_dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
+        const { KeyGroupList: list } = await cloudfront.send(new dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
             abortSignal: signal
         });
         for (const item of list?.Items ?? [])
@@ -77965,13 +77975,13 @@ async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
     const groups = new Map(await Promise.all(ids.map(async (g) => [
         g,
         await read(cloudfront
-            .send(new client_cloudfront_dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
+            .send(new dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
             .then((r) => r.KeyGroup))
     ])));
     // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
     let whereabouts;
     const locateKey = () => (whereabouts ??= Promise.all([
-        read(cloudfront.send(new client_cloudfront_dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
+        read(cloudfront.send(new dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
         read(listKeyGroups(cloudfront, signal))
     ]));
     const findings = [];
@@ -78312,13 +78322,13 @@ async function runPreflight(clients, target, opts = {}) {
     const { bucket, distributionId } = target;
     const send = { abortSignal: opts.signal };
     const [policy, publicAccess, versioning, lifecycle, distribution] = await Promise.all([
-        read(s3.send(new dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
+        read(s3.send(new client_s3_dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
         read(s3
-            .send(new dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
+            .send(new client_s3_dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
             .then((r) => r.PublicAccessBlockConfiguration)),
-        read(s3.send(new dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
+        read(s3.send(new client_s3_dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
         read(s3
-            .send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
+            .send(new client_s3_dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
             .then((r) => r.Rules)),
         distributionId
             ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
@@ -78870,7 +78880,7 @@ async function listParts(s3, upload, signal) {
     try {
         for (;;) {
             signal?.throwIfAborted();
-            const page = await s3.send(new dist_cjs/* ListPartsCommand */.m9c({ ...upload, PartNumberMarker: marker }), {
+            const page = await s3.send(new client_s3_dist_cjs/* ListPartsCommand */.m9c({ ...upload, PartNumberMarker: marker }), {
                 abortSignal: signal
             });
             parts.push(...(page.Parts ?? []));
@@ -79137,7 +79147,7 @@ async function sendFile(job, ctx) {
     };
     if (job.partSize === undefined) {
         const onAws = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-        const put = new dist_cjs/* PutObjectCommand */.wKZ({
+        const put = new client_s3_dist_cjs/* PutObjectCommand */.wKZ({
             ...params,
             ...writeCondition(file),
             // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
@@ -79183,7 +79193,7 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
         // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
         throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`);
     }
-    const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {}) };
+    const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: client_s3_dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {}) };
     const { upload, parts } = await openUpload(job, partSize, crc32 ? partCrc32 : undefined, created, ctx);
     let next = 0;
     let sent = 0;
@@ -79198,7 +79208,7 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
                 // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
                 // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
                 const checksum = crc32 ? { ChecksumCRC32: partCrc32[index] } : {};
-                const part = new dist_cjs/* UploadPartCommand */.iVK({
+                const part = new client_s3_dist_cjs/* UploadPartCommand */.iVK({
                     ...upload,
                     ...checksum,
                     PartNumber: index + 1,
@@ -79272,7 +79282,7 @@ async function openUpload(job, partSize, partCrc32, created, ctx) {
             return { upload, parts };
         }
     }
-    const { UploadId } = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4(created), {
+    const { UploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4(created), {
         abortSignal: cancel
     });
     if (!UploadId)
@@ -79283,7 +79293,7 @@ async function openUpload(job, partSize, partCrc32, created, ctx) {
 /** Completes the upload, creating the key only if absent or replacing only what the plan saw. */
 async function completeUpload(upload, parts, file, ctx) {
     try {
-        await ctx.s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+        await ctx.s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({
             ...upload,
             ...writeCondition(file),
             MultipartUpload: { Parts: parts }

@@ -4,7 +4,7 @@ import { mapLimit } from './concurrency.js'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES, SHA256_METADATA_KEY } from './constants.js'
 import { copyObject, MAX_SINGLE_COPY_BYTES, type CopyRequest } from './copy.js'
 import { DeployError, InputError } from './errors.js'
-import { objectKey } from './files.js'
+import { checkAliasName, objectKey } from './paths.js'
 import { toInvalidationPath } from './invalidation.js'
 import { writeCondition } from './lost-race.js'
 import {
@@ -377,21 +377,6 @@ export function aliasInvalidationPaths(alias: string, keys: string[]): string[] 
   if (unique.length === 0) return []
   if (unique.length === 1) return [toInvalidationPath(unique[0])]
   return [`${toInvalidationPath(alias)}/*`]
-}
-
-/**
- * Throws InputError when the alias and the version prefix overlap (one is the other or inside
- * it): moving the alias would then delete objects of the version.
- */
-export function checkAliasName(alias: string, versionPrefix: string): void {
-  const nested = (a: string, b: string): boolean => a === b || a.startsWith(`${b}/`)
-  if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
-    throw new InputError(
-      `\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
-        'moving the alias would delete objects of the version.',
-      'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.'
-    )
-  }
 }
 
 /** The manifest copy: the version's stored manifest, or, before it is written (a dry run), the one given. */

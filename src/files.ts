@@ -4,7 +4,7 @@ import { glob, hasMagic, unescape } from 'glob'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES } from './constants.js'
 import { LOCK_FILE_NAME } from './publish-lock.js'
 import { InputError } from './errors.js'
-import { isInside } from './inputs.js'
+import { isInside, objectKey, toPosix } from './paths.js'
 import type { LocalFile } from './types.js'
 
 export interface DiscoverOptions {
@@ -138,15 +138,6 @@ export function defaultRoot(searchPaths: string[], found: { absolutePath: string
   const lca = common.join(path.sep) || path.sep
   // A search path that is itself a matched file cannot be the root: use its directory.
   return found.some((f) => f.absolutePath === lca) ? path.dirname(lca) : lca
-}
-
-export function toPosix(p: string): string {
-  return p.split(path.sep).join('/')
-}
-
-/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
-export function objectKey(versionPrefix: string, relativePath: string): string {
-  return `${versionPrefix}/${relativePath}`
 }
 
 /**

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { Inputs } from './constants.js'
 import { collectInputError, InputError } from './errors.js'
-import { checkAliasName } from './alias.js'
+import { checkAliasName, isInside } from './paths.js'
 import { validateExtraPath } from './invalidation.js'
 import { validateCommentId } from './pr-comment.js'
 import { parseSigningInputs } from './signing.js'
@@ -340,11 +340,6 @@ function patternEscapesWorkspace(pattern: string, workspace: string): string | u
     return `artifact pattern "${pattern}" points outside the workspace ${workspace}; patterns are relative to the workspace.`
   }
   return undefined
-}
-
-export function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child)
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))
 }
 
 function isHttpUrl(value: string): boolean {

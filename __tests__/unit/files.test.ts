@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { InputError } from '../../src/errors.js'
-import { checkKeys, defaultRoot, discoverFiles, objectKey } from '../../src/files.js'
+import { checkKeys, defaultRoot, discoverFiles } from '../../src/files.js'
+import { objectKey } from '../../src/paths.js'
 
 let workspace: string
 let outside: string
