@@ -46,7 +46,11 @@ interface CliResult {
 /** `node dist/cli.js …` in the workspace, with test credentials and the emulator's endpoints. */
 function cli(
   args: string[],
-  opts: { endpoint?: string; onSpawn?: (child: ChildProcess) => void } = {}
+  opts: {
+    endpoint?: string
+    env?: Record<string, string>
+    onSpawn?: (child: ChildProcess) => void
+  } = {}
 ): Promise<CliResult> {
   const endpoint = opts.endpoint ?? moto!.emulator.endpoint
   return new Promise((resolve, reject) => {
@@ -60,7 +64,8 @@ function cli(
         AWS_REGION: 'us-east-1',
         AWS_EC2_METADATA_DISABLED: 'true',
         AWS_ENDPOINT_URL_S3: endpoint,
-        AWS_ENDPOINT_URL_CLOUDFRONT: endpoint
+        AWS_ENDPOINT_URL_CLOUDFRONT: endpoint,
+        ...opts.env
       },
       stdio: ['ignore', 'pipe', 'pipe']
     })
@@ -159,6 +164,23 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
       /^error: Invalid input; nothing was uploaded:\n- `concurrency` must be a number, got "many"/m
     )
     expect(await listKeys(s3, BUCKET, 'v-bad/')).toEqual([])
+  })
+
+  it('reads the signing key from MODEL_CDN_DEPLOY_SIGNING_PRIVATE_KEY, keeping it off the command line', async () => {
+    const withId = [...deployFlags('v-sign'), '--signing-key-pair-id', 'K2JCJMDEHXQW5F']
+    const without = await cli(withId)
+    expect(without.code).toBe(2)
+    expect(without.stderr).toContain(
+      '`signing-key-pair-id` is set but `signing-private-key` is empty'
+    )
+
+    const fromEnv = await cli(withId, {
+      env: { MODEL_CDN_DEPLOY_SIGNING_PRIVATE_KEY: 'not-a-pem-key' }
+    })
+    expect(fromEnv.code).toBe(2)
+    expect(fromEnv.stderr).not.toContain('is empty')
+    expect(fromEnv.stderr).toMatch(/`signing-private-key` /)
+    expect(fromEnv.stderr).not.toContain('not-a-pem-key')
   })
 
   it('exits 2 on a missing required flag, and 1 when the run fails', async () => {

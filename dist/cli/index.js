@@ -54603,6 +54603,10 @@ function optionsFor(spec) {
             return [new Option(`--${spec.name} <value...>`, help)];
         case 'choice':
             return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])];
+        case 'secret':
+            return [
+                new Option(`--${spec.name} <value>`, `${help} Better given as the environment variable ${secretVariable(spec.name)}, which keeps it out of process lists and shell history.`)
+            ];
         default: {
             const option = new Option(`--${spec.name} <value>`, help);
             return [spec.required ? option.makeOptionMandatory() : option];
@@ -54610,11 +54614,14 @@ function optionsFor(spec) {
     }
 }
 const plainText = (markdown) => markdown.replace(/\[([^\]]+)\]\([^)]+\)/g, '$1').replace(/`/g, '');
+/** The environment variable a secret input is read from when its flag is not given. */
+const secretVariable = (name) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`;
+const SECRETS = new Set(INPUT_SPECS.filter((s) => s.kind === 'secret').map((s) => s.name));
 /** What the action would read as the input: flags as text, lists one item a line. */
-function readFlag(flags, name) {
+function readFlag(flags, name, env) {
     const value = flags[name.replace(/-([a-z])/g, (_, c) => c.toUpperCase())];
     if (value === undefined)
-        return '';
+        return SECRETS.has(name) ? (env[secretVariable(name)] ?? '') : '';
     return Array.isArray(value) ? value.join('\n') : String(value);
 }
 async function runCommand(command, flags, io) {
@@ -54623,7 +54630,7 @@ async function runCommand(command, flags, io) {
     try {
         // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
         const mode = command === 'check' ? 'cleanup' : command;
-        inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name)), io.env);
+        inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name, io.env)), io.env);
         if (command === 'check')
             inputs = { ...inputs, preflight: true };
     }

@@ -96,6 +96,13 @@ function optionsFor(spec: InputSpec): Option[] {
       return [new Option(`--${spec.name} <value...>`, help)]
     case 'choice':
       return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])]
+    case 'secret':
+      return [
+        new Option(
+          `--${spec.name} <value>`,
+          `${help} Better given as the environment variable ${secretVariable(spec.name)}, which keeps it out of process lists and shell history.`
+        )
+      ]
     default: {
       const option = new Option(`--${spec.name} <value>`, help)
       return [spec.required ? option.makeOptionMandatory() : option]
@@ -106,10 +113,14 @@ function optionsFor(spec: InputSpec): Option[] {
 const plainText = (markdown: string) =>
   markdown.replace(/\[([^\]]+)\]\([^)]+\)/g, '$1').replace(/`/g, '')
 
+/** The environment variable a secret input is read from when its flag is not given. */
+const secretVariable = (name: string) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`
+const SECRETS = new Set(INPUT_SPECS.filter((s) => s.kind === 'secret').map((s) => s.name))
+
 /** What the action would read as the input: flags as text, lists one item a line. */
-function readFlag(flags: Record<string, unknown>, name: string): string {
+function readFlag(flags: Record<string, unknown>, name: string, env: NodeJS.ProcessEnv): string {
   const value = flags[name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]
-  if (value === undefined) return ''
+  if (value === undefined) return SECRETS.has(name) ? (env[secretVariable(name)] ?? '') : ''
   return Array.isArray(value) ? value.join('\n') : String(value)
 }
 
@@ -123,7 +134,7 @@ async function runCommand(
   try {
     // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
     const mode = command === 'check' ? 'cleanup' : command
-    inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name)), io.env)
+    inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name, io.env)), io.env)
     if (command === 'check') inputs = { ...inputs, preflight: true }
   } catch (err) {
     io.stderr.write(`error: ${failureMessage(err)}\n`)
