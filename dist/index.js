@@ -77469,7 +77469,10 @@ async function moveAlias(clients, inputs, version, urlBase, deps) {
         ? await planAndApply(clients, inputs, version, deps)
         : // Moves of one alias take turns: a second waits, then plans against what the first left,
             // so the alias always ends a whole copy of one version.
-            await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, lockDeps(inputs, deps), (lost) => planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) }));
+            await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, (0,publish_lock/* lockDeps */.gX)(inputs, deps), (lock) => planAndApply(clients, inputs, version, {
+                ...deps,
+                signal: anySignal(deps.signal, lock?.lost)
+            }));
     const paths = inputs.distributionId ? result.invalidationPaths : [];
     const invalidation = {
         reason: !inputs.distributionId
@@ -77509,17 +77512,6 @@ async function planAndApply(clients, inputs, version, deps) {
         dryRun: inputs.dryRun,
         partSize: inputs.partSizeBytes
     });
-}
-/** How a release step waits for a lock: as the deploy does, up to `lock-timeout-minutes`. */
-function lockDeps(inputs, deps) {
-    return {
-        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, deps.now),
-        logger: deps.logger,
-        sleep: deps.sleep,
-        now: deps.now,
-        signal: deps.signal,
-        timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    };
 }
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
 async function promoteVersion(clients, inputs, urlBase, deps) {
@@ -79647,42 +79639,30 @@ async function decideManifestAndInvalidation(plan, inputs, ctx) {
  */
 async function publishLocked(firstPlan, decide, inputs, clients, deps) {
     const { s3 } = clients;
-    const now = deps.now ?? Date.now;
     const first = await decide(firstPlan);
     if (nothingToWrite(first)) {
         logPlan(first.planned, inputs, deps.logger);
         const files = await firstPlan.hashed(first.planned);
         return { decided: first, files, bytesUploaded: 0, bytesCopied: 0 };
     }
-    const lock = await (0,publish_lock/* acquireLock */.IZ)(s3, {
-        bucket: inputs.bucket,
-        prefix: inputs.versionPrefix,
-        purpose: 'publish',
-        tagging: deps.objectTagging
-    }, {
-        owner: (0,publish_lock/* lockOwner */.Vm)(deps.env, now),
-        logger: deps.logger,
-        sleep: deps.sleep,
-        now,
-        signal: deps.signal,
-        timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    }).catch((err) => {
-        firstPlan.stopHashing(err);
-        throw err;
-    });
     let plan = firstPlan;
     try {
-        plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps);
-        const decided = plan === firstPlan ? first : await decide(plan);
-        const published = await writeVersion(plan, decided, lock, inputs, s3, deps);
-        await lock.release('succeeded');
-        return published;
+        return await (0,publish_lock/* withLock */.kK)(s3, {
+            bucket: inputs.bucket,
+            prefix: inputs.versionPrefix,
+            purpose: 'publish',
+            tagging: deps.objectTagging
+        }, (0,publish_lock/* lockDeps */.gX)(inputs, deps), 
+        // Always given here: only a clean-up asks to run unlocked when the lock is refused.
+        async (lock) => {
+            plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps);
+            const decided = plan === firstPlan ? first : await decide(plan);
+            return writeVersion(plan, decided, lock, inputs, s3, deps);
+        });
     }
     catch (err) {
         plan.stopHashing(err);
-        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
-        // Uploads stopped because another run took the lock over: that is the news.
-        throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err;
+        throw err;
     }
     finally {
         if (plan !== firstPlan)
@@ -80540,8 +80520,8 @@ async function cleanupMode(inputs, clients, deps, pr) {
     // finishes first, and what it published is removed too instead of written back afterwards.
     const result = inputs.dryRun || nothingToRemove
         ? await execute(first, deps.signal)
-        : await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lost) => {
-            const signal = anySignal(deps.signal, lost);
+        : await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, (0,publish_lock/* lockDeps */.gX)(inputs, deps), async (lock) => {
+            const signal = anySignal(deps.signal, lock?.lost);
             return execute(await plan(signal), signal);
         }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
     const paths = inputs.distributionId ? [result.invalidationPath] : [];
@@ -80982,16 +80962,15 @@ async function abortLeftovers(s3, state, logger) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   $S: () => (/* binding */ describeOwner),
-/* harmony export */   IZ: () => (/* binding */ acquireLock),
 /* harmony export */   MR: () => (/* binding */ readLockHolder),
 /* harmony export */   TL: () => (/* binding */ lockKey),
-/* harmony export */   Vm: () => (/* binding */ lockOwner),
 /* harmony export */   gA: () => (/* binding */ lostRace),
+/* harmony export */   gX: () => (/* binding */ lockDeps),
 /* harmony export */   kK: () => (/* binding */ withLock),
 /* harmony export */   rx: () => (/* binding */ LOCK_FILE_NAME),
 /* harmony export */   vk: () => (/* binding */ removeLockOf)
 /* harmony export */ });
-/* unused harmony exports LEASE_MS, RENEW_MS, goneHolder */
+/* unused harmony exports LEASE_MS, lockOwner, goneHolder, acquireLock */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
@@ -81249,9 +81228,9 @@ async function readLock(s3, bucket, key) {
     }
 }
 /**
- * Runs `work` holding the lock on `target.prefix`, and releases it after (journaling nothing: for
- * work without multipart uploads to resume, such as an alias move or a clean-up). `work` receives
- * the signal that aborts if the lock is lost.
+ * Runs `work` holding the lock on `target.prefix`, and releases it after: removed, or left
+ * `released` while it journals uploads to resume. `work` receives the lock (undefined when it
+ * runs unlocked, see below), whose `lost` signal aborts if another run takes it over.
  */
 async function withLock(s3, target, deps, work, 
 /**
@@ -81270,14 +81249,26 @@ unlockedIfDenied) {
         return work();
     }
     try {
-        const done = await work(lock.lost);
+        const done = await work(lock);
         await lock.release('succeeded');
         return done;
     }
     catch (err) {
         await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
-        throw err;
+        // Work stopped because another run took the lock over: that is the news.
+        throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err;
     }
+}
+/** How a run waits for a lock: as long as `lock-timeout-minutes`, as this process. */
+function lockDeps(inputs, deps) {
+    return {
+        owner: lockOwner(deps.env, deps.now),
+        logger: deps.logger,
+        sleep: deps.sleep,
+        now: deps.now,
+        signal: deps.signal,
+        timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    };
 }
 /** Who holds the lock on `prefix` now; undefined when nobody does (or it is released). */
 async function readLockHolder(s3, bucket, prefix) {
@@ -81340,7 +81331,6 @@ function holdLock(s3, target, initial, deps) {
     const timer = setInterval(() => void schedule(), deps.renewEveryMs ?? RENEW_MS);
     timer.unref();
     return {
-        key,
         previous: initial.previous,
         waitedFor: initial.waitedFor,
         lost: lostController.signal,

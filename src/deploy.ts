@@ -25,11 +25,11 @@ import { planDeploy, type Plan } from './plan.js'
 import { formatBytes } from './progress.js'
 import type { PreflightFinding } from './preflight.js'
 import {
-  acquireLock,
   describeOwner,
-  lockOwner,
+  lockDeps,
   readLockHolder,
   type HeldLock,
+  withLock,
   type JournaledUpload
 } from './publish-lock.js'
 import { moveAlias, type AliasMove } from './release.js'
@@ -450,45 +450,33 @@ async function publishLocked(
   deps: PlanDeps
 ): Promise<Published> {
   const { s3 } = clients
-  const now = deps.now ?? Date.now
   const first = await decide(firstPlan)
   if (nothingToWrite(first)) {
     logPlan(first.planned, inputs, deps.logger)
     const files = await firstPlan.hashed(first.planned)
     return { decided: first, files, bytesUploaded: 0, bytesCopied: 0 }
   }
-  const lock = await acquireLock(
-    s3,
-    {
-      bucket: inputs.bucket,
-      prefix: inputs.versionPrefix,
-      purpose: 'publish',
-      tagging: deps.objectTagging
-    },
-    {
-      owner: lockOwner(deps.env, now),
-      logger: deps.logger,
-      sleep: deps.sleep,
-      now,
-      signal: deps.signal,
-      timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    }
-  ).catch((err: unknown) => {
-    firstPlan.stopHashing(err)
-    throw err
-  })
   let plan = firstPlan
   try {
-    plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps)
-    const decided = plan === firstPlan ? first : await decide(plan)
-    const published = await writeVersion(plan, decided, lock, inputs, s3, deps)
-    await lock.release('succeeded')
-    return published
+    return await withLock(
+      s3,
+      {
+        bucket: inputs.bucket,
+        prefix: inputs.versionPrefix,
+        purpose: 'publish',
+        tagging: deps.objectTagging
+      },
+      lockDeps(inputs, deps),
+      // Always given here: only a clean-up asks to run unlocked when the lock is refused.
+      async (lock) => {
+        plan = await planAgainIfChanged(firstPlan, lock!, inputs, s3, deps)
+        const decided = plan === firstPlan ? first : await decide(plan)
+        return writeVersion(plan, decided, lock!, inputs, s3, deps)
+      }
+    )
   } catch (err) {
     plan.stopHashing(err)
-    await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
-    // Uploads stopped because another run took the lock over: that is the news.
-    throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err
+    throw err
   } finally {
     if (plan !== firstPlan) firstPlan.stopHashing(new Error('Planned again.'))
   }

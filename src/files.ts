@@ -90,7 +90,7 @@ const GLOB_OPTIONS = {
  * descendants). Matching prints nothing: `@actions/glob` logs `::debug::` lines on stdout, which a
  * command line must keep for its own output.
  */
-export async function matchPatterns(
+async function matchPatterns(
   patterns: string[],
   workspace: string
 ): Promise<{ matches: string[]; searchPaths: string[] }> {

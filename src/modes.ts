@@ -14,8 +14,8 @@ import {
   type CommentOutcome,
   type PullRequestContext
 } from './pr-comment.js'
-import { lockDeps, promoteVersion } from './release.js'
-import { withLock } from './publish-lock.js'
+import { promoteVersion } from './release.js'
+import { lockDeps, withLock } from './publish-lock.js'
 import { anySignal } from './concurrency.js'
 import { buildSummary, cleanupSummary, promoteSummary } from './summary.js'
 import { resolveTarget } from './target.js'
@@ -156,8 +156,8 @@ async function cleanupMode(
           clients.s3,
           { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' },
           lockDeps(inputs, deps),
-          async (lost) => {
-            const signal = anySignal(deps.signal, lost)
+          async (lock) => {
+            const signal = anySignal(deps.signal, lock?.lost)
             return execute(await plan(signal), signal)
           },
           (why) =>

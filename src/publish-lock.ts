@@ -23,7 +23,7 @@ export const LOCK_FILE_NAME = '.model-cdn-deploy-lock.json'
 /** A lock not renewed for this long is stale: its holder is gone (or cut off) and it can be taken. */
 export const LEASE_MS = 120_000
 /** How often a holder renews: well within the lease, so a slow request or two cannot lose it. */
-export const RENEW_MS = 30_000
+const RENEW_MS = 30_000
 /** Allowance for the difference between S3's clock (LastModified) and this machine's. */
 const CLOCK_MARGIN_MS = 30_000
 /** Polls of a lock held by another run: soon at first, then every 10 s. */
@@ -75,7 +75,6 @@ export interface LockRecord {
 }
 
 export interface HeldLock {
-  readonly key: string
   /** The record this run took over (a released lock, or a dead holder's), with its uploads. */
   readonly previous?: LockRecord
   /** The run this one waited for, when another held the lock at first. */
@@ -396,15 +395,15 @@ async function readLock(
 }
 
 /**
- * Runs `work` holding the lock on `target.prefix`, and releases it after (journaling nothing: for
- * work without multipart uploads to resume, such as an alias move or a clean-up). `work` receives
- * the signal that aborts if the lock is lost.
+ * Runs `work` holding the lock on `target.prefix`, and releases it after: removed, or left
+ * `released` while it journals uploads to resume. `work` receives the lock (undefined when it
+ * runs unlocked, see below), whose `lost` signal aborts if another run takes it over.
  */
 export async function withLock<T>(
   s3: S3Client,
   target: LockTarget,
   deps: LockDeps,
-  work: (lost?: AbortSignal) => Promise<T>,
+  work: (lock?: HeldLock) => Promise<T>,
   /**
    * When given, a role that may not write the lock (403) runs `work` without it, after this is
    * told why: for work that needed no s3:PutObject before it took locks (a clean-up).
@@ -420,12 +419,31 @@ export async function withLock<T>(
     return work()
   }
   try {
-    const done = await work(lock.lost)
+    const done = await work(lock)
     await lock.release('succeeded')
     return done
   } catch (err) {
     await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed')
-    throw err
+    // Work stopped because another run took the lock over: that is the news.
+    throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err
+  }
+}
+
+/** How a run waits for a lock: as long as `lock-timeout-minutes`, as this process. */
+export function lockDeps(
+  inputs: { lockTimeoutMinutes: number },
+  deps: Pick<LockDeps, 'logger' | 'sleep' | 'signal'> & {
+    env: NodeJS.ProcessEnv
+    now?: () => number
+  }
+): LockDeps {
+  return {
+    owner: lockOwner(deps.env, deps.now),
+    logger: deps.logger,
+    sleep: deps.sleep,
+    now: deps.now,
+    signal: deps.signal,
+    timeoutMs: inputs.lockTimeoutMinutes * 60_000
   }
 }
 
@@ -506,7 +524,6 @@ function holdLock(
   timer.unref()
 
   return {
-    key,
     previous: initial.previous,
     waitedFor: initial.waitedFor,
     lost: lostController.signal,

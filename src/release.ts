@@ -8,7 +8,7 @@ import {
 import type { Clients } from './clients.js'
 import { anySignal } from './concurrency.js'
 import { invalidateAndWait } from './invalidation.js'
-import { lockOwner, withLock, type LockDeps } from './publish-lock.js'
+import { lockDeps, withLock } from './publish-lock.js'
 import { objectUrl } from './urls.js'
 import type { DeployInputs, InvalidationOutcome, Logger, Sleep } from './types.js'
 
@@ -65,8 +65,11 @@ export async function moveAlias(
         clients.s3,
         { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' },
         lockDeps(inputs, deps),
-        (lost) =>
-          planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) })
+        (lock) =>
+          planAndApply(clients, inputs, version, {
+            ...deps,
+            signal: anySignal(deps.signal, lock?.lost)
+          })
       )
   const paths = inputs.distributionId ? result.invalidationPaths : []
   const invalidation: InvalidationOutcome = {
@@ -116,21 +119,6 @@ async function planAndApply(
     dryRun: inputs.dryRun,
     partSize: inputs.partSizeBytes
   })
-}
-
-/** How a release step waits for a lock: as the deploy does, up to `lock-timeout-minutes`. */
-export function lockDeps(
-  inputs: Pick<DeployInputs, 'lockTimeoutMinutes'>,
-  deps: Pick<ReleaseDeps, 'env' | 'now' | 'logger' | 'sleep' | 'signal'>
-): LockDeps {
-  return {
-    owner: lockOwner(deps.env, deps.now),
-    logger: deps.logger,
-    sleep: deps.sleep,
-    now: deps.now,
-    signal: deps.signal,
-    timeoutMs: inputs.lockTimeoutMinutes * 60_000
-  }
 }
 
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */

@@ -90,6 +90,22 @@ export async function startTestWorld(
   }
 }
 
+/**
+ * The environment a shell gives the command line against the emulator: nothing of this
+ * process's AWS_* or GITHUB_*, test credentials, and the SDK's standard endpoint variable.
+ */
+export function shellEnv(endpoint: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL: endpoint
+  }
+}
+
 /** Writes each file (path relative to `root`, parent directories created) with its contents. */
 export async function writeFiles(
   root: string,

@@ -13,7 +13,7 @@ import type { World } from '../../scripts/lib/emulator.mjs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { getStored, listKeys, openUploads, sha256 } from '../helpers/emulator-state.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { shellEnv, startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
 import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
 
 const BUCKET = 'model-cdn-cli'
@@ -56,17 +56,7 @@ function cli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args], {
       cwd: workspace,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_REGION: 'us-east-1',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_ENDPOINT_URL_S3: endpoint,
-        AWS_ENDPOINT_URL_CLOUDFRONT: endpoint,
-        ...opts.env
-      },
+      env: { ...shellEnv(endpoint), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     opts.onSpawn?.(child)

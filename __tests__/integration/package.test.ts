@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { getStored, sha256 } from '../helpers/emulator-state.js'
-import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { shellEnv, startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
 import { REPO_ROOT } from '../helpers/run-action.js'
 
 const run = promisify(execFile)
@@ -50,7 +50,6 @@ describe('the npm package', () => {
     }
 
     await writeFiles(join(app, 'models'), { 'model.bin': MODEL })
-    const endpoint = moto!.emulator.endpoint
     const deployed = await run(
       bin,
       [
@@ -65,14 +64,7 @@ describe('the npm package', () => {
       ],
       {
         cwd: app,
-        env: {
-          PATH: process.env.PATH,
-          AWS_ACCESS_KEY_ID: 'test',
-          AWS_SECRET_ACCESS_KEY: 'test',
-          AWS_REGION: 'us-east-1',
-          AWS_EC2_METADATA_DISABLED: 'true',
-          AWS_ENDPOINT_URL: endpoint
-        }
+        env: shellEnv(moto!.emulator.endpoint)
       }
     )
     expect(JSON.parse(deployed.stdout)).toMatchObject({ 'version-prefix': 'v1', uploaded: '1' })

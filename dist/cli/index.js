@@ -45229,7 +45229,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6582);
 
 // The command line's entry point (dist/cli.js): the exit code says how the run ended.
-process.exitCode = await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .ak)(process.argv.slice(2), {
+process.exitCode = await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2), {
     env: process.env,
     stdout: process.stdout,
     stderr: process.stderr
@@ -45246,10 +45246,8 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  ak: () => (/* binding */ runCli)
+  a: () => (/* binding */ runCli)
 });
-
-// UNUSED EXPORTS: EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
@@ -47898,9 +47896,9 @@ async function readLock(s3, bucket, key) {
     }
 }
 /**
- * Runs `work` holding the lock on `target.prefix`, and releases it after (journaling nothing: for
- * work without multipart uploads to resume, such as an alias move or a clean-up). `work` receives
- * the signal that aborts if the lock is lost.
+ * Runs `work` holding the lock on `target.prefix`, and releases it after: removed, or left
+ * `released` while it journals uploads to resume. `work` receives the lock (undefined when it
+ * runs unlocked, see below), whose `lost` signal aborts if another run takes it over.
  */
 async function withLock(s3, target, deps, work, 
 /**
@@ -47919,14 +47917,26 @@ unlockedIfDenied) {
         return work();
     }
     try {
-        const done = await work(lock.lost);
+        const done = await work(lock);
         await lock.release('succeeded');
         return done;
     }
     catch (err) {
         await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
-        throw err;
+        // Work stopped because another run took the lock over: that is the news.
+        throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err;
     }
+}
+/** How a run waits for a lock: as long as `lock-timeout-minutes`, as this process. */
+function lockDeps(inputs, deps) {
+    return {
+        owner: lockOwner(deps.env, deps.now),
+        logger: deps.logger,
+        sleep: deps.sleep,
+        now: deps.now,
+        signal: deps.signal,
+        timeoutMs: inputs.lockTimeoutMinutes * 60_000
+    };
 }
 /** Who holds the lock on `prefix` now; undefined when nobody does (or it is released). */
 async function readLockHolder(s3, bucket, prefix) {
@@ -47989,7 +47999,6 @@ function holdLock(s3, target, initial, deps) {
     const timer = setInterval(() => void schedule(), deps.renewEveryMs ?? RENEW_MS);
     timer.unref();
     return {
-        key,
         previous: initial.previous,
         waitedFor: initial.waitedFor,
         lost: lostController.signal,
@@ -51299,7 +51308,10 @@ async function moveAlias(clients, inputs, version, urlBase, deps) {
         ? await planAndApply(clients, inputs, version, deps)
         : // Moves of one alias take turns: a second waits, then plans against what the first left,
             // so the alias always ends a whole copy of one version.
-            await withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, lockDeps(inputs, deps), (lost) => planAndApply(clients, inputs, version, { ...deps, signal: anySignal(deps.signal, lost) }));
+            await withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.alias, purpose: 'alias' }, lockDeps(inputs, deps), (lock) => planAndApply(clients, inputs, version, {
+                ...deps,
+                signal: anySignal(deps.signal, lock?.lost)
+            }));
     const paths = inputs.distributionId ? result.invalidationPaths : [];
     const invalidation = {
         reason: !inputs.distributionId
@@ -51339,17 +51351,6 @@ async function planAndApply(clients, inputs, version, deps) {
         dryRun: inputs.dryRun,
         partSize: inputs.partSizeBytes
     });
-}
-/** How a release step waits for a lock: as the deploy does, up to `lock-timeout-minutes`. */
-function lockDeps(inputs, deps) {
-    return {
-        owner: lockOwner(deps.env, deps.now),
-        logger: deps.logger,
-        sleep: deps.sleep,
-        now: deps.now,
-        signal: deps.signal,
-        timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    };
 }
 /** `mode: promote`: the alias moves to an existing, complete version; nothing is uploaded. */
 async function promoteVersion(clients, inputs, urlBase, deps) {
@@ -53477,42 +53478,30 @@ async function decideManifestAndInvalidation(plan, inputs, ctx) {
  */
 async function publishLocked(firstPlan, decide, inputs, clients, deps) {
     const { s3 } = clients;
-    const now = deps.now ?? Date.now;
     const first = await decide(firstPlan);
     if (nothingToWrite(first)) {
         logPlan(first.planned, inputs, deps.logger);
         const files = await firstPlan.hashed(first.planned);
         return { decided: first, files, bytesUploaded: 0, bytesCopied: 0 };
     }
-    const lock = await acquireLock(s3, {
-        bucket: inputs.bucket,
-        prefix: inputs.versionPrefix,
-        purpose: 'publish',
-        tagging: deps.objectTagging
-    }, {
-        owner: lockOwner(deps.env, now),
-        logger: deps.logger,
-        sleep: deps.sleep,
-        now,
-        signal: deps.signal,
-        timeoutMs: inputs.lockTimeoutMinutes * 60_000
-    }).catch((err) => {
-        firstPlan.stopHashing(err);
-        throw err;
-    });
     let plan = firstPlan;
     try {
-        plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps);
-        const decided = plan === firstPlan ? first : await decide(plan);
-        const published = await writeVersion(plan, decided, lock, inputs, s3, deps);
-        await lock.release('succeeded');
-        return published;
+        return await withLock(s3, {
+            bucket: inputs.bucket,
+            prefix: inputs.versionPrefix,
+            purpose: 'publish',
+            tagging: deps.objectTagging
+        }, lockDeps(inputs, deps), 
+        // Always given here: only a clean-up asks to run unlocked when the lock is refused.
+        async (lock) => {
+            plan = await planAgainIfChanged(firstPlan, lock, inputs, s3, deps);
+            const decided = plan === firstPlan ? first : await decide(plan);
+            return writeVersion(plan, decided, lock, inputs, s3, deps);
+        });
     }
     catch (err) {
         plan.stopHashing(err);
-        await lock.release(deps.signal?.aborted ? 'cancelled' : 'failed');
-        // Uploads stopped because another run took the lock over: that is the news.
-        throw lock.lost.aborted && !deps.signal?.aborted ? lock.lost.reason : err;
+        throw err;
     }
     finally {
         if (plan !== firstPlan)
@@ -54370,8 +54359,8 @@ async function cleanupMode(inputs, clients, deps, pr) {
     // finishes first, and what it published is removed too instead of written back afterwards.
     const result = inputs.dryRun || nothingToRemove
         ? await execute(first, deps.signal)
-        : await withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lost) => {
-            const signal = anySignal(deps.signal, lost);
+        : await withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lock) => {
+            const signal = anySignal(deps.signal, lock?.lost);
             return execute(await plan(signal), signal);
         }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
     const paths = inputs.distributionId ? [result.invalidationPath] : [];

@@ -13,9 +13,9 @@ import { terminalLogger } from './terminal.js'
 import type { DeployInputs, Logger, Mode } from '../types.js'
 
 /** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
-export const EXIT_OK = 0
-export const EXIT_FAILED = 1
-export const EXIT_USAGE = 2
+const EXIT_OK = 0
+const EXIT_FAILED = 1
+const EXIT_USAGE = 2
 
 export interface CliIo {
   env: NodeJS.ProcessEnv
