@@ -160,7 +160,9 @@ function slowDestination(delayMs: number) {
 
 describe('FileRangeStream', () => {
   it('reads into a buffer again only once its write has called back', async () => {
-    const sink = slowDestination(5)
+    // Writes called back after 50 ms: long enough that the reads fill all three buffers first even
+    // on a loaded machine (5 ms left the third read still pending there, one run in ~20).
+    const sink = slowDestination(50)
     new FileRangeStream(file, 0, bytes.length - 1).pipe(sink.destination)
     await sink.finished
     expect(sink.changedBeforeCallback).toEqual([])
