@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-cloudfront'
 import { PutObjectCommand, S3Client, type PutObjectCommandInput } from '@aws-sdk/client-s3'
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock'
-import { LOCK_FILE_NAME } from '../src/publish-lock.js'
+import { LOCK_FILE_NAME } from '../src/aws/publish-lock.js'
 import { deployedDistribution, invalidation } from './cloudfront.js'
 
 /** Stubs S3 and CloudFront, resets both before each test, and returns clients they answer. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../src/types.js'
+import type { Logger } from '../src/common/types.js'
 
 /** A Logger that records what it was told, for assertions, and prints nothing. */
 export function silentLogger(): Logger & { lines: string[]; warnings: string[] } {

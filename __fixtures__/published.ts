@@ -1,4 +1,4 @@
-import type { InvalidationOutcome, PublishedFile } from '../src/types.js'
+import type { InvalidationOutcome, PublishedFile } from '../src/common/types.js'
 
 export const URL_BASE = 'https://models.example.com'
 

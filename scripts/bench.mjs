@@ -71,7 +71,7 @@ import { REPO_ROOT, parseActionInputs, runAction } from './lib/run-action.mjs'
 
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
-/** src/reuse.ts MIN_REUSE_BYTES: smaller new files are uploaded without a search. */
+/** src/publish/reuse.ts MIN_REUSE_BYTES: smaller new files are uploaded without a search. */
 const MIN_REUSE_BYTES = MiB
 const BUCKET = 'bench'
 const SINK = resolve(REPO_ROOT, '..', 'shared', 'bench', 's3sink.mjs')
@@ -782,7 +782,9 @@ async function main() {
     const built = statSync(join(v.dir, 'dist', 'index.js')).mtimeMs
     const src = join(v.dir, 'src')
     const newest = existsSync(src)
-      ? Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs))
+      ? Math.max(
+          ...readdirSync(src, { recursive: true }).map((f) => statSync(join(src, f)).mtimeMs)
+        )
       : 0
     if (newest > built) {
       console.warn(

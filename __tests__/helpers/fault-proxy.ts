@@ -16,7 +16,7 @@ import {
   type ServerResponse
 } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
+import { LOCK_FILE_NAME } from '../../src/aws/publish-lock.js'
 
 export type Operation =
   | 'PutObject'

@@ -32,10 +32,10 @@ import {
   type S3Client
 } from '@aws-sdk/client-s3'
 import type { AwsClientStub } from 'aws-sdk-client-mock'
-import { SHA256_METADATA_KEY } from '../../src/constants.js'
-import { buildManifest, serializeManifest } from '../../src/manifest.js'
-import { MANIFEST_CACHE_CONTROL } from '../../src/manifest-store.js'
-import type { Manifest, PublishedFile } from '../../src/types.js'
+import { SHA256_METADATA_KEY } from '../../src/common/constants.js'
+import { buildManifest, serializeManifest } from '../../src/publish/manifest.js'
+import { MANIFEST_CACHE_CONTROL } from '../../src/publish/manifest-store.js'
+import type { Manifest, PublishedFile } from '../../src/common/types.js'
 import { cloudFrontRefusal } from '../../__fixtures__/signing.js'
 
 export interface MockObject {

@@ -11,7 +11,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { World } from '../../scripts/lib/emulator.mjs'
-import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
+import { LOCK_FILE_NAME } from '../../src/aws/publish-lock.js'
 import {
   bucketNames,
   getStored,

@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type S3Client } from '@aws-sdk/client-s3'
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
-import { LOCK_FILE_NAME } from '../../src/publish-lock.js'
+import { LOCK_FILE_NAME } from '../../src/aws/publish-lock.js'
 import {
   getStored,
   listKeys,

@@ -12,10 +12,10 @@ import {
   UploadPartCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
-import { PREVIEW_TAG, executeCleanup, planCleanup, previewTagging } from '../../src/cleanup.js'
-import { mapLimit } from '../../src/concurrency.js'
-import { DeployError } from '../../src/errors.js'
-import { serializeManifest } from '../../src/manifest.js'
+import { PREVIEW_TAG, executeCleanup, planCleanup, previewTagging } from '../../src/release/cleanup.js'
+import { mapLimit } from '../../src/common/concurrency.js'
+import { DeployError } from '../../src/common/errors.js'
+import { serializeManifest } from '../../src/publish/manifest.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { listKeys, openUploadKeys } from '../helpers/emulator-state.js'
 import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'

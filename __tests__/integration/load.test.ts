@@ -18,7 +18,7 @@ import {
   planInvalidation,
   toBatches,
   toInvalidationPath
-} from '../../src/invalidation.js'
+} from '../../src/cdn/invalidation.js'
 import {
   getStored,
   listInvalidations,

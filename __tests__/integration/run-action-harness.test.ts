@@ -7,7 +7,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { Inputs } from '../../src/constants.js'
+import { Inputs } from '../../src/common/constants.js'
 import {
   REPO_ROOT,
   inputEnvName,

@@ -6,9 +6,9 @@
  * signatures: the unit tests check those against a public key).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { signatureExpiry, signUrls } from '../../src/signing.js'
-import { objectUrl } from '../../src/urls.js'
-import { verificationError, verifyPublished, type VerifyTarget } from '../../src/verify.js'
+import { signatureExpiry, signUrls } from '../../src/cdn/signing.js'
+import { objectUrl } from '../../src/cdn/urls.js'
+import { verificationError, verifyPublished, type VerifyTarget } from '../../src/cdn/verify.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { generateSigningKeys } from '../../__fixtures__/signing.js'
 import { sha256 as sha } from '../helpers/emulator-state.js'

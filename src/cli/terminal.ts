@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress'
-import { formatBytes, type ProgressSnapshot, type ProgressView } from '../progress.js'
-import type { Logger } from '../types.js'
+import { formatBytes, type ProgressSnapshot, type ProgressView } from '../common/progress.js'
+import type { Logger } from '../common/types.js'
 
 /** How often the bar is redrawn: often enough to look alive, rarely enough to cost nothing. */
 const BAR_INTERVAL_MS = 250

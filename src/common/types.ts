@@ -1,0 +1,165 @@
+/** Domain types shared by the modules. Core logic depends on these, not on @actions/core. */
+
+import type { ProgressView } from './progress.js'
+
+export type InvalidateMode = 'auto' | 'all' | 'none'
+
+/** deploy: publish files; promote: point an alias at an existing version; cleanup: delete one. */
+export type Mode = 'deploy' | 'promote' | 'cleanup'
+
+/** Inputs, parsed once and validated (see inputs.ts). */
+export interface DeployInputs {
+  mode: Mode
+  /** Glob patterns, one per line as given; `!` lines exclude. */
+  artifacts: string[]
+  /** Absolute directory keys are relative to; undefined = common ancestor of the search paths. */
+  root?: string
+  bucket: string
+  /** Normalised: no leading or trailing `/`. */
+  versionPrefix: string
+  distributionId?: string
+  /** Without trailing `/`. */
+  urlBase?: string
+  invalidate: InvalidateMode
+  /** Extra CloudFront paths, each starting with `/`. */
+  invalidationPaths: string[]
+  waitForInvalidation: boolean
+  waitTimeoutMinutes: number
+  /**
+   * How long to wait for another run that holds the version's (or alias's) lock before failing;
+   * 0 fails at once.
+   */
+  lockTimeoutMinutes: number
+  multipartThresholdBytes: number
+  /** undefined = automatic per file (see part-size.ts). */
+  partSizeBytes?: number
+  concurrency: number
+  contentType?: string
+  cacheControl: string
+  /** Lower-cased keys, as S3 stores them. */
+  metadata: Record<string, string>
+  overwrite: boolean
+  manifest: boolean
+  /**
+   * Where objects holding a new file's exact bytes are looked for, to copy them server-side:
+   * `auto` = the version prefix's parent; [] = nowhere. '' means the whole bucket.
+   */
+  reuseFrom: 'auto' | string[]
+  dryRun: boolean
+  region: string
+  endpointUrl?: string
+  /** Absolute path of the workspace (GITHUB_WORKSPACE or cwd). */
+  workspace: string
+  /** A prefix that receives copies of the version (e.g. `latest`), normalised like versionPrefix. */
+  alias?: string
+  aliasCacheControl: string
+  /** Alias prefixes cleanup checks besides the version's siblings. */
+  aliases: string[]
+  /** Check the bucket and distribution set-up before the first upload. */
+  preflight: boolean
+  /** HEAD every published URL after the deploy. */
+  verify: boolean
+  signing?: SigningConfig
+  prComment: boolean
+  /** Tells this step's PR comment from other steps' (matrix jobs). */
+  prCommentId?: string
+  githubToken: string
+}
+
+/** A regular file found by the artifact patterns. */
+export interface LocalFile {
+  absolutePath: string
+  /** Relative to root, always with `/`. */
+  relativePath: string
+  size: number
+}
+
+/** What happens to one file: sent, copied server-side from identical bytes, or already there. */
+export type FileAction = 'upload' | 'copy' | 'skip'
+
+/** An object elsewhere in the bucket holding a file's exact bytes. */
+export interface CopySource {
+  key: string
+  /** As listed: the copy is refused if the source changed since. */
+  eTag?: string
+}
+
+export interface PlannedFile extends LocalFile {
+  key: string
+  /**
+   * Hex. Undefined when the plan did not need it: the key is new (or of another size) and no
+   * object elsewhere has the file's size, so nothing could be skipped or copied. Such files are
+   * hashed while earlier ones upload (Plan.hashesOf), each before its own first byte is sent.
+   */
+  sha256?: string
+  contentType: string
+  action: FileAction
+  /** The key held an object before this run (so `auto` invalidation must cover it if uploaded). */
+  existed: boolean
+  /**
+   * The ETag of the object the key held when planned: an overwrite replaces only that object
+   * (`If-Match`), so one written by another run meanwhile is not replaced unseen.
+   */
+  storedETag?: string
+  /** Set when action is `copy`. */
+  copyFrom?: CopySource
+  /**
+   * Base64 CRC32 of each part, read with the SHA-256, for a multipart upload to AWS (which
+   * checks every part's CRC32).
+   */
+  partCrc32?: string[]
+}
+
+export interface PublishedFile extends PlannedFile {
+  url: string
+  sha256: string
+}
+
+export interface InvalidationOutcome {
+  /** Why these paths (or none) were chosen; shown in the summary. */
+  reason: string
+  paths: string[]
+  ids: string[]
+  status: 'Completed' | 'InProgress' | 'none'
+  waitedMs: number
+}
+
+export interface ManifestFile {
+  path: string
+  key: string
+  url: string
+  size: number
+  sha256: string
+  contentType: string
+  metadata: Record<string, string>
+}
+
+export interface Manifest {
+  schemaVersion: number
+  versionPrefix: string
+  bucket: string
+  createdAt: string
+  git: { sha?: string; ref?: string; repository?: string; runId?: string; runAttempt?: string }
+  distribution: { id: string; domain: string } | null
+  files: ManifestFile[]
+}
+
+/** Where progress and decisions are reported; main passes @actions/core's functions. */
+export interface Logger {
+  info(message: string): void
+  warning(message: string): void
+  debug(message: string): void
+  /** A terminal's progress bar (the command line's, on a TTY); else progress lines every 10 s. */
+  progress?: ProgressView
+}
+
+/** Signed URLs and cookies for a private distribution (see cdn/signing.ts). */
+export interface SigningConfig {
+  /** A CloudFront public key id (`K…`) or a legacy key pair id (`APKA…`). */
+  keyPairId: string
+  /** The private key as canonical PEM (PKCS#1 or PKCS#8, RSA 2048). */
+  privateKey: string
+  expiresInSeconds: number
+}
+
+export type Sleep = (ms: number) => Promise<void>

@@ -1,7 +1,0 @@
-import * as core from '@actions/core'
-import { State } from './constants.js'
-import { run } from './main.js'
-import { runPost } from './post.js'
-
-// The runner runs this bundle twice: as `main`, then as `post`, which sees the main step's state.
-await (core.getState(State.IsPost) ? runPost() : run())

@@ -1,0 +1,269 @@
+import { access, constants } from 'node:fs/promises'
+import type { S3Client } from '@aws-sdk/client-s3'
+import { mapLimit } from '../common/concurrency.js'
+import { contentTypeFor } from './content-type.js'
+import { DeployError, ImmutableVersionError } from '../common/errors.js'
+import { checkKeys } from './files.js'
+import { objectKey } from '../common/paths.js'
+import { HASH_WORKERS, hashFile, type FileHashes } from './hash.js'
+import { HashQueue } from './hash-queue.js'
+import { manifestKey } from './manifest.js'
+import { readStoredManifest } from './manifest-store.js'
+import { multipartPartSize } from './part-size.js'
+import { findReusableObjects, listReuseCandidates, type ReuseSearch } from './reuse.js'
+import { headObject, listPrefix, objectDifference, type ListedObject } from '../aws/stored-objects.js'
+import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from '../common/types.js'
+
+/** HEAD requests at once when checking existing keys. */
+const HEAD_CONCURRENCY = 16
+
+/**
+ * How far the hashing for uploads runs ahead of them. Each file is read twice (hash, then send),
+ * and a model larger than the runner's memory otherwise has its early files evicted before they
+ * are sent (6 GiB in 5 GiB: 1.42x the bytes read from disk, 1.32x with this). 1 GiB left the next
+ * file's hash late on a slow disk; 2 GiB took 0.94x the time of no limit there (README).
+ */
+export const HASH_LOOKAHEAD_BYTES = 2 * 1024 ** 3
+
+export type PlanInputs = Pick<
+  DeployInputs,
+  | 'bucket'
+  | 'versionPrefix'
+  | 'contentType'
+  | 'overwrite'
+  | 'manifest'
+  | 'multipartThresholdBytes'
+  | 'partSizeBytes'
+  | 'cacheControl'
+  | 'metadata'
+  | 'dryRun'
+>
+
+export interface Plan {
+  /** Each file's action: skip (the key holds its bytes), copy (another key does) or upload. */
+  files: PlannedFile[]
+  /** Size and ETag of every object under `<version-prefix>/` before this run, by key. */
+  existing: Map<string, ListedObject>
+  /** The version's manifest as stored before this run, when `manifest` is on and there is one. */
+  storedManifest?: Manifest
+  /**
+   * The hashes of one of `files`, for its upload, which is about to start: at once when the plan
+   * read them, otherwise once the hashing still running gets to it (files are hashed in order, up
+   * to HASH_LOOKAHEAD_BYTES ahead of the uploads, and asking moves that window on).
+   */
+  hashesOf(file: PlannedFile): Promise<FileHashes>
+  /** `files` (or copies of them) with every SHA-256 filled in, waiting for those still read. */
+  hashed<T extends PlannedFile>(files: T[]): Promise<(T & { sha256: string })[]>
+  /** Ends the hashing still running: the deploy failed or was cancelled. */
+  stopHashing(reason: unknown): void
+}
+
+/**
+ * Decides, read-only and before any byte is sent, what happens to each file: keys that already
+ * hold the same bytes (same SHA-256) and headers are skipped; keys holding anything else are an
+ * error unless `overwrite` is set; files whose bytes another key in `reuse`'s prefixes holds are
+ * copied from it. Also rejects keys S3 cannot take, files the part-size rules cannot upload and
+ * files that cannot be read.
+ *
+ * Every request (listing, HEADs, the stored manifest, the search for identical objects) is made
+ * while the files are hashed, and the plan waits only for the hashes a decision needs: files
+ * whose key holds an object of their size, and files the size of an object found by the search
+ * (all of them in a dry run, which reports every SHA-256). The rest go on hashing in order while
+ * the uploads start, so on a real link only the first new file's hash adds to the deploy's time.
+ */
+export async function planDeploy(
+  s3: S3Client,
+  local: LocalFile[],
+  inputs: PlanInputs,
+  deps: {
+    logger: Logger
+    signal?: AbortSignal
+    /** Where identical objects may be copied from; none searched when undefined. */
+    reuse?: ReuseSearch
+    /** For tests: what reads a file's hashes. */
+    hash?: typeof hashFile
+  }
+): Promise<Plan> {
+  const { logger, signal, hash = hashFile } = deps
+  checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
+  // Also checks every file against S3's part limits before anything is read or sent.
+  const partSizes = local.map((file) =>
+    multipartPartSize(
+      file.size,
+      inputs.multipartThresholdBytes,
+      inputs.partSizeBytes,
+      file.relativePath
+    )
+  )
+  const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath))
+  // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
+  const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
+
+  const hashes = new HashQueue(
+    local.map((file) => file.size),
+    // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
+    { workers: HASH_WORKERS, aheadBytes: HASH_LOOKAHEAD_BYTES },
+    (i, hashSignal) =>
+      hash(local[i].absolutePath, {
+        signal: hashSignal,
+        partSize: partCrc32 ? partSizes[i] : undefined
+      }),
+    signal
+  )
+  /** Files whose hashes a decision waits for. */
+  const needed = new Set<number>(inputs.dryRun ? local.keys() : [])
+  const need = (indices: number[]): void => {
+    for (const i of indices) needed.add(i)
+    hashes.first(indices)
+  }
+
+  const readAndHash = async () => {
+    const existing = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
+    // Only keys of the file's size are read: a different size proves different bytes.
+    const sameSize = [...local.keys()].filter((i) => existing.get(keys[i])?.size === local[i].size)
+    need(sameSize)
+    const manifestObjectKey = manifestKey(inputs.versionPrefix)
+    const likelyNew = local.filter((_, i) => existing.get(keys[i])?.size !== local[i].size)
+    const [stored, storedManifest, candidates] = await Promise.all([
+      mapLimit(sameSize, HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
+      inputs.manifest && existing.has(manifestObjectKey)
+        ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
+        : undefined,
+      // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
+      deps.reuse && likelyNew.length > 0
+        ? listReuseCandidates(s3, local, likelyNew, deps.reuse).then((found) => {
+            // A file the size of an object found may be copied from it: its hash decides.
+            need([...local.keys()].filter((i) => found?.bySize.has(local[i].size)))
+            return found
+          })
+        : undefined
+    ])
+    const [known] = await Promise.all([
+      Promise.all([...needed].map(async (i) => [i, await hashes.of(i)] as const)),
+      // The files hashed while uploading must be readable now, before any byte is sent.
+      mapLimit(
+        [...local.keys()].filter((i) => !needed.has(i)),
+        HEAD_CONCURRENCY,
+        (i) => checkReadable(local[i])
+      )
+    ])
+    // Cancelled while no hash was awaited: stop here all the same, before any upload.
+    signal?.throwIfAborted()
+    return {
+      existing,
+      stored: new Map(sameSize.map((i, n) => [i, stored[n]])),
+      storedManifest,
+      candidates,
+      known: new Map(known)
+    }
+  }
+  let planned: Awaited<ReturnType<typeof readAndHash>>
+  try {
+    planned = await readAndHash()
+  } catch (err) {
+    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
+    hashes.stop(err)
+    throw err
+  }
+  const { existing, stored, storedManifest, candidates, known } = planned
+  logger.info(
+    `Hashed ${known.size} of ${local.length} file(s)` +
+      `${known.size < local.length ? ' (the others are hashed as they are uploaded)' : ''}; ` +
+      `${existing.size} object(s) already under ${inputs.versionPrefix}/.`
+  )
+
+  /** Why each existing key cannot be skipped. */
+  const differences = new Map<string, string>()
+  const files = local.map((localFile, i): PlannedFile => {
+    const crcs = known.get(i)?.partCrc32 ?? []
+    const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile
+    const sha256 = known.get(i)?.sha256
+    const key = keys[i]
+    const contentType = contentTypeFor(file.relativePath, inputs.contentType)
+    const storedSize = existing.get(key)?.size
+    const storedObject = stored.get(i)
+    // Not listed, or gone by the time of the HEAD: a new key.
+    if (storedSize === undefined || (storedSize === file.size && !storedObject))
+      return { ...file, key, sha256, contentType, action: 'upload', existed: false }
+    // The HEAD's ETag is the newer, when there was one.
+    const storedETag = storedObject?.eTag ?? existing.get(key)?.eTag
+    const difference =
+      storedSize !== file.size
+        ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
+        : objectDifference(storedObject!, {
+            sha256: sha256!,
+            contentType,
+            cacheControl: inputs.cacheControl,
+            metadata: inputs.metadata
+          })
+    if (difference) differences.set(key, difference)
+    return {
+      ...file,
+      key,
+      sha256,
+      contentType,
+      action: difference ? 'upload' : 'skip',
+      existed: true,
+      storedETag
+    }
+  })
+
+  const conflicts = files.filter((f) => differences.has(f.key))
+  if (conflicts.length > 0 && !inputs.overwrite) {
+    const err = immutableError(conflicts, differences, inputs.bucket)
+    hashes.stop(err)
+    throw err
+  }
+  const indexOf = new Map(keys.map((key, i) => [key, i]))
+  const hashesOf = (file: PlannedFile): Promise<FileHashes> =>
+    file.sha256 !== undefined
+      ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
+      : hashes.take(indexOf.get(file.key)!)
+  return {
+    files: deps.reuse
+      ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err: unknown) => {
+          hashes.stop(err)
+          throw err
+        })
+      : files,
+    existing,
+    storedManifest,
+    hashesOf,
+    hashed: (some) =>
+      Promise.all(
+        some.map(async (file) => {
+          const { sha256, partCrc32: crcs } = await hashesOf(file)
+          return { ...file, sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) }
+        })
+      ),
+    stopHashing: (reason) => hashes.stop(reason)
+  }
+}
+
+async function checkReadable(file: LocalFile): Promise<void> {
+  try {
+    await access(file.absolutePath, constants.R_OK)
+  } catch (err) {
+    throw new DeployError(
+      `Cannot read ${file.absolutePath} (${file.relativePath}): ${(err as Error).message}`,
+      'The file changed, lost its read permission or disappeared after it was found. Nothing was uploaded; run the step again once it is readable.',
+      { cause: err }
+    )
+  }
+}
+
+function immutableError(
+  conflicts: PlannedFile[],
+  differences: Map<string, string>,
+  bucket: string
+): ImmutableVersionError {
+  const shown = conflicts
+    .slice(0, 20)
+    .map((f) => `${f.relativePath} → s3://${bucket}/${f.key} (${differences.get(f.key)})`)
+  const more =
+    conflicts.length > shown.length ? `\n- … and ${conflicts.length - shown.length} more` : ''
+  return new ImmutableVersionError(
+    `${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`,
+    'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).'
+  )
+}
