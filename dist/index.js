@@ -43800,12 +43800,12 @@ function(e,t){for(var r=0;r<t.length;r++){var i=t[r];i.enumerable=i.enumerable||
 /***/ 770:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(7837);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 7837:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -72164,463 +72164,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9071:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   FS: () => (/* binding */ customS3Endpoint),
-/* harmony export */   hP: () => (/* binding */ createClients)
-/* harmony export */ });
-/* unused harmony export MAX_ATTEMPTS */
-/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7067);
-/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_http__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4708);
-/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_https__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3169);
-/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3711);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
-
-
-
-
-
-
-/**
- * SDK retries for transient faults (5xx, SlowDown and other throttling, resets, timeouts), in
- * `standard` mode: exponential backoff with full jitter, capped at 20 s per wait, from a 50 ms
- * base (1 s for throttling), and a per-client retry quota that stops retry storms when a service
- * is down. 6 attempts = 5 retries ride out up to about half a minute of S3 SlowDown while a
- * bucket's partitions scale; past that a re-run resumes, skipping files already in place. CloudFront
- * quota errors (TooManyInvalidationsInProgress) are client faults the SDK never retries:
- * invalidation.ts retries those itself.
- */
-const MAX_ATTEMPTS = 6;
-/** Fail a connect that hangs. */
-const CONNECTION_TIMEOUT_MS = 10_000;
-/**
- * Fail a socket that sends or receives nothing for this long (a stall), with a retryable
- * TimeoutError. Not the handler's `requestTimeout`: that caps the whole request, which a large
- * part on a slow link may need, and without `throwOnRequestTimeout` it only logs a warning.
- */
-const SOCKET_IDLE_TIMEOUT_MS = 60_000;
-/** The S3 endpoint in use when it is not AWS's own: the input, or the SDK's standard variables. */
-function customS3Endpoint(inputs, env = process.env) {
-    return inputs.endpointUrl || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
-}
-/**
- * The one place SDK clients are made; modules receive them as arguments. Credentials come only
- * from the SDK's default chain (environment, OIDC web identity, instance roles).
- */
-function createClients(inputs, env = process.env, options = {}) {
-    // Enough sockets for every part in flight plus HEAD/List calls.
-    const maxSockets = Math.max(50, inputs.concurrency * 2);
-    // One handler (and agents) per client: destroying one client must not close the other's sockets.
-    const requestHandler = () => ({
-        connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
-        socketTimeout: options.socketTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
-        // Agents, not agent options: for a request with `Expect: 100-continue` (every UploadPart and
-        // every PutObject over 2 MB) the SDK swaps an agent it made itself for a new keepAlive:false
-        // one, i.e. a new TCP + TLS connection per part or file. An agent it is given is kept.
-        httpsAgent: new node_https__WEBPACK_IMPORTED_MODULE_1__.Agent({ keepAlive: true, maxSockets }),
-        httpAgent: new node_http__WEBPACK_IMPORTED_MODULE_0__.Agent({ keepAlive: true, maxSockets })
-    });
-    // Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them.
-    const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS };
-    const endpoint = customS3Endpoint(inputs, env);
-    const s3 = new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__/* .S3Client */ .YxF({
-        region: inputs.region,
-        ...retry,
-        requestHandler: requestHandler(),
-        ...(endpoint
-            ? {
-                endpoint,
-                // S3-compatible stores (MinIO, R2, emulators) want path-style URLs and reject or
-                // mis-store the SDK's default aws-chunked CRC trailers (aws-sdk-js-v3 #6810).
-                forcePathStyle: true,
-                requestChecksumCalculation: 'WHEN_REQUIRED',
-                responseChecksumValidation: 'WHEN_REQUIRED'
-            }
-            : {})
-    });
-    // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
-    const cloudfront = new _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__/* .CloudFrontClient */ .GHk({
-        region: 'us-east-1',
-        ...retry,
-        requestHandler: requestHandler()
-    });
-    if (options.logger) {
-        const logger = options.logger;
-        s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION);
-        cloudfront.middlewareStack.addRelativeTo(logRetries('CloudFront', logger), RETRY_LOG_POSITION);
-    }
-    return { s3, cloudfront };
-}
-/** Inside the retry middleware, so it runs once per attempt. */
-const RETRY_LOG_POSITION = {
-    relation: 'after',
-    toMiddleware: 'retryMiddleware',
-    name: 'logRetriesMiddleware'
-};
-/**
- * Logs one line per retry: the operation, its target, why the previous attempt failed and the
- * attempt number. It logs when the retry is sent, not when the attempt fails, because only then
- * is it certain that the SDK retries (it also weighs the error type, attempts left and its quota).
- */
-function logRetries(service, logger) {
-    // The retry middleware passes the same request object to every attempt of one call.
-    const failures = new WeakMap();
-    return (next, context) => async (args) => {
-        const key = args.request;
-        if (typeof key !== 'object' || key === null)
-            return next(args);
-        const previous = failures.get(key);
-        const attempt = (previous?.attempt ?? 0) + 1;
-        if (previous) {
-            const operation = (context.commandName ?? 'request').replace(/Command$/, '');
-            const target = describeTarget(args.input);
-            logger.info(`${service} ${operation}${target ? ` ${target}` : ''}: attempt ${previous.attempt} of ` +
-                `${MAX_ATTEMPTS} failed with ${describeFailure(previous.error)}; retrying (attempt ` +
-                `${attempt}) after ${((Date.now() - previous.at) / 1000).toFixed(1)} s`);
-        }
-        try {
-            const result = await next(args);
-            failures.delete(key);
-            return result;
-        }
-        catch (error) {
-            failures.set(key, { attempt, error, at: Date.now() });
-            throw error;
-        }
-    };
-}
-/** `s3://bucket/key part 2`, `distribution E123 invalidation I456`, or '' when neither. */
-function describeTarget(input) {
-    const text = (name) => {
-        const value = input[name];
-        return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
-    };
-    const bucket = text('Bucket');
-    if (bucket !== undefined) {
-        const key = text('Key');
-        const part = text('PartNumber');
-        return `s3://${bucket}${key !== undefined ? `/${key}` : ''}${part ? ` part ${part}` : ''}`;
-    }
-    const distribution = text('DistributionId');
-    const id = text('Id');
-    if (distribution !== undefined) {
-        return `distribution ${distribution}${id ? ` invalidation ${id}` : ''}`;
-    }
-    // GetDistribution names the distribution `Id`.
-    return id !== undefined ? `distribution ${id}` : '';
-}
-/** `SlowDown (HTTP 503)`, `ECONNRESET`, or `TimeoutError: <what timed out>`. */
-function describeFailure(error) {
-    const errno = error?.code;
-    const code = typeof errno === 'string' ? errno : ((0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .awsErrorCode */ .J6)(error) ?? 'error');
-    const status = (0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .httpStatusOf */ .s_)(error);
-    if (status !== undefined)
-        return `${code} (HTTP ${status})`;
-    // Without the "@smithy/node-http-handler - " prefix and the full stop of the SDK's messages.
-    const message = (error instanceof Error ? error.message : '')
-        .replace(/^@[\w-]+\/[\w-]+ - /, '')
-        .replace(/\.$/, '');
-    return message && message !== code ? `${code}: ${(0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .redact */ .E$)(message)}` : code;
-}
-
-
-/***/ }),
-
-/***/ 7242:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Fx: () => (/* binding */ MAX_METADATA_BYTES),
-/* harmony export */   G0: () => (/* binding */ Inputs),
-/* harmony export */   T3: () => (/* binding */ GiB),
-/* harmony export */   Tp: () => (/* binding */ MAX_PART_SIZE),
-/* harmony export */   U6: () => (/* binding */ SHA256_METADATA_KEY),
-/* harmony export */   Uw: () => (/* binding */ State),
-/* harmony export */   Xd: () => (/* binding */ MAX_KEY_BYTES),
-/* harmony export */   fq: () => (/* binding */ MIN_PART_SIZE),
-/* harmony export */   kz: () => (/* binding */ MAX_PARTS),
-/* harmony export */   lv: () => (/* binding */ MiB),
-/* harmony export */   tY: () => (/* binding */ Outputs),
-/* harmony export */   v5: () => (/* binding */ MANIFEST_SCHEMA_VERSION),
-/* harmony export */   xF: () => (/* binding */ MANIFEST_FILE_NAME)
-/* harmony export */ });
-/** Input, output and state names: the one place they are spelled. */
-const Inputs = {
-    Artifacts: 'artifacts',
-    Root: 'root',
-    Bucket: 'bucket',
-    VersionPrefix: 'version-prefix',
-    DistributionId: 'distribution-id',
-    UrlBase: 'url-base',
-    Invalidate: 'invalidate',
-    InvalidationPaths: 'invalidation-paths',
-    WaitForInvalidation: 'wait-for-invalidation',
-    WaitTimeoutMinutes: 'wait-timeout-minutes',
-    LockTimeoutMinutes: 'lock-timeout-minutes',
-    MultipartThresholdMb: 'multipart-threshold-mb',
-    PartSizeMb: 'part-size-mb',
-    Concurrency: 'concurrency',
-    ContentType: 'content-type',
-    CacheControl: 'cache-control',
-    Metadata: 'metadata',
-    Overwrite: 'overwrite',
-    Manifest: 'manifest',
-    ReuseFrom: 'reuse-from',
-    DryRun: 'dry-run',
-    AwsRegion: 'aws-region',
-    EndpointUrl: 'endpoint-url',
-    Mode: 'mode',
-    Alias: 'alias',
-    AliasCacheControl: 'alias-cache-control',
-    Aliases: 'aliases',
-    Preflight: 'preflight',
-    Verify: 'verify',
-    SigningKeyPairId: 'signing-key-pair-id',
-    SigningPrivateKey: 'signing-private-key',
-    SignedUrlExpiresIn: 'signed-url-expires-in',
-    PrComment: 'pr-comment',
-    PrCommentId: 'pr-comment-id',
-    GithubToken: 'github-token'
-};
-const Outputs = {
-    VersionPrefix: 'version-prefix',
-    Urls: 'urls',
-    Manifest: 'manifest',
-    ManifestUrl: 'manifest-url',
-    Uploaded: 'uploaded',
-    Copied: 'copied',
-    Skipped: 'skipped',
-    BytesUploaded: 'bytes-uploaded',
-    InvalidationIds: 'invalidation-ids',
-    InvalidationStatus: 'invalidation-status',
-    SignedUrls: 'signed-urls',
-    SignedCookies: 'signed-cookies',
-    SignedUrlsExpireAt: 'signed-urls-expire-at',
-    Verified: 'verified',
-    AliasUrls: 'alias-urls',
-    CommentUrl: 'comment-url',
-    Deleted: 'deleted'
-};
-/**
- * What the main step leaves for the post step (core.saveState; the runner hands each value to
- * the post step as `STATE_<name>`). A value saved again replaces the earlier one.
- */
-const State = {
-    /** Set by the main step: the same bundle then knows it runs as the post step. */
-    IsPost: 'isPost',
-    Bucket: 'bucket',
-    VersionPrefix: 'versionPrefix',
-    Region: 'region',
-    /** The custom S3 endpoint in use, or '' for AWS's own. */
-    EndpointUrl: 'endpointUrl',
-    /** When the main step started (ISO 8601): multipart uploads initiated since are this run's. */
-    StartedAt: 'startedAt',
-    /** JSON array of the multipart uploads started and not yet completed or aborted. */
-    MultipartUploads: 'multipartUploads',
-    /** 'true' once the deploy has succeeded: the post step then has nothing to do. */
-    Succeeded: 'succeeded',
-    /**
-     * 'true' once the run was cancelled (SIGINT/SIGTERM): the post step then aborts its uploads. A run
-     * that failed or was killed leaves them open, journaled in its lock, for a re-run to resume.
-     */
-    Cancelled: 'cancelled',
-    /** The main step's pid: a lock it held and could not release is removed by the post step. */
-    MainPid: 'mainPid'
-};
-/** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
-const SHA256_METADATA_KEY = 'sha256';
-const MANIFEST_FILE_NAME = 'manifest.json';
-const MANIFEST_SCHEMA_VERSION = 1;
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
-/** S3 multipart limits. */
-const MIN_PART_SIZE = 5 * MiB;
-const MAX_PART_SIZE = 5 * GiB;
-const MAX_PARTS = 10_000;
-/** S3 limits on keys and user metadata. */
-const MAX_KEY_BYTES = 1024;
-const MAX_METADATA_BYTES = 2048;
-
-
-/***/ }),
-
-/***/ 3916:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   FH: () => (/* binding */ ConcurrentPublishError),
-/* harmony export */   Gy: () => (/* binding */ AwsError),
-/* harmony export */   J6: () => (/* binding */ awsErrorCode),
-/* harmony export */   Ni: () => (/* binding */ explainAwsError),
-/* harmony export */   VG: () => (/* binding */ ImmutableVersionError),
-/* harmony export */   Vb: () => (/* binding */ collectInputError),
-/* harmony export */   dz: () => (/* binding */ InputError),
-/* harmony export */   oh: () => (/* binding */ failureMessage),
-/* harmony export */   sH: () => (/* binding */ DeployError),
-/* harmony export */   s_: () => (/* binding */ httpStatusOf)
-/* harmony export */ });
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7194);
-
-/**
- * Typed errors. Modules throw these; main turns them into the one message given to
- * core.setFailed, so every failure says what went wrong and what to check.
- */
-class DeployError extends Error {
-    hint;
-    constructor(message, hint, options) {
-        super(message, options);
-        this.hint = hint;
-        this.name = new.target.name;
-    }
-}
-/** Bad input: raised before any byte is sent. */
-class InputError extends DeployError {
-}
-/** A key already holds different bytes and `overwrite` is false. */
-class ImmutableVersionError extends DeployError {
-}
-/**
- * Another run wrote a key of this version (or alias) between this run's plan and its write, with
- * other bytes: a conditional write (`If-None-Match` / `If-Match`) lost the race.
- */
-class ConcurrentPublishError extends ImmutableVersionError {
-}
-/** An AWS call failed; the message names the operation, the target and what AWS said. */
-class AwsError extends DeployError {
-    code;
-    httpStatus;
-    constructor(message, hint, code, httpStatus, options) {
-        super(message, hint, options);
-        this.code = code;
-        this.httpStatus = httpStatus;
-    }
-}
-/** The error code the SDK reported, or undefined for non-AWS errors. */
-function awsErrorCode(err) {
-    if (typeof err !== 'object' || err === null)
-        return undefined;
-    const e = err;
-    return e.Code ?? e.name;
-}
-function httpStatusOf(err) {
-    if (typeof err !== 'object' || err === null)
-        return undefined;
-    return err.$metadata?.httpStatusCode;
-}
-/** What a person should check for the common AWS failures. */
-function hintFor(code, status, ctx) {
-    const bucket = ctx.bucket ? `"${ctx.bucket}"` : 'the bucket';
-    switch (code) {
-        case 'NoSuchBucket':
-            return `Bucket ${bucket} does not exist in this account/region. Check the \`bucket\` and \`aws-region\` inputs.`;
-        case 'AccessDenied':
-        case 'Forbidden':
-        case 'AccessDeniedException':
-            return ('The credentials lack a permission for this call. Check the role assumed by ' +
-                'aws-actions/configure-aws-credentials: the action needs s3:ListBucket, s3:GetObject, ' +
-                's3:PutObject and s3:AbortMultipartUpload on the bucket (s3:DeleteObject too for `alias` and `mode: cleanup`, ' +
-                's3:PutObjectTagging for pull request previews, which are tagged)' +
-                (ctx.distributionId
-                    ? ', and cloudfront:GetDistribution, cloudfront:CreateInvalidation, cloudfront:GetInvalidation on the distribution'
-                    : '') +
-                ' (see the README for the minimal IAM policy). A KMS-encrypted bucket also needs kms:GenerateDataKey and kms:Decrypt.');
-        case 'InvalidAccessKeyId':
-        case 'InvalidClientTokenId':
-        case 'SignatureDoesNotMatch':
-        case 'ExpiredToken':
-        case 'ExpiredTokenException':
-        case 'CredentialsProviderError':
-            return 'The AWS credentials are missing, wrong or expired. Run aws-actions/configure-aws-credentials (OIDC) before this step.';
-        case 'PermanentRedirect':
-        case 'AuthorizationHeaderMalformed':
-        case 'IllegalLocationConstraintException':
-            return `Bucket ${bucket} is in another region. Set \`aws-region\` to the bucket's region.`;
-        case 'NoSuchDistribution':
-            return `Distribution "${ctx.distributionId}" does not exist or is in another account. Check \`distribution-id\`.`;
-        case 'AccessControlListNotSupported':
-            return 'The bucket enforces object ownership; this action sets no ACLs, so check a bucket policy denying the request.';
-        case 'EntityTooLarge':
-            return 'A part or object is larger than S3 allows. Lower `part-size-mb`.';
-        case 'TooManyInvalidationsInProgress':
-            return 'CloudFront allows 3,000 file paths and 15 wildcard paths in progress per distribution. Wait for running invalidations or use fewer paths.';
-        case 'SlowDown':
-        case 'ServiceUnavailable':
-        case 'RequestTimeout':
-            return 'S3 throttled or timed out the request after the retries. Lower `concurrency` and run again: files already in place are skipped.';
-    }
-    if (status === 403)
-        return hintFor('AccessDenied', status, ctx);
-    if (status === 404 && ctx.bucket)
-        return hintFor('NoSuchBucket', status, ctx);
-    return undefined;
-}
-/** Wraps an SDK (or network) error with what we were doing and what to check. */
-function explainAwsError(err, ctx) {
-    if (err instanceof DeployError)
-        return err;
-    const code = awsErrorCode(err) ?? 'Error';
-    const status = httpStatusOf(err);
-    // SDK messages can quote a presigned URL or the signing material of SignatureDoesNotMatch.
-    const raw = (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err instanceof Error ? err.message : String(err));
-    // The SDK reports HEAD failures with an empty body as "UnknownError"; the status says more.
-    const said = raw && raw !== 'UnknownError' ? raw : status ? `HTTP ${status}` : 'no details';
-    const requestId = err?.$metadata?.requestId;
-    const message = `Failed ${ctx.action}: AWS said ${code}${status ? ` (HTTP ${status})` : ''}: ${said}` +
-        (requestId ? ` [request id ${requestId}]` : '');
-    return new AwsError(message, hintFor(code, status, ctx), code, status, { cause: err });
-}
-/** The text given to core.setFailed, with anything secret an unwrapped error carried removed. */
-function failureMessage(err) {
-    if (err instanceof DeployError) {
-        return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err.hint ? `${err.message}\n${err.hint}` : err.message);
-    }
-    return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err instanceof Error ? err.message : String(err));
-}
-/**
- * Runs `parse`; an InputError it throws becomes one more line of `problems` (so every bad input
- * is reported at once) and undefined is returned.
- */
-function collectInputError(problems, parse) {
-    try {
-        return parse();
-    }
-    catch (err) {
-        if (!(err instanceof InputError))
-            throw err;
-        problems.push(err.hint ? `${err.message} ${err.hint}` : err.message);
-        return undefined;
-    }
-}
-
-
-/***/ }),
-
-/***/ 9407:
+/***/ 218:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
-/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7242);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3279);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6661);
+/* harmony import */ var _common_constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8952);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1951);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7718);
 
 
 
 
 // The runner runs this bundle twice: as `main`, then as `post`, which sees the main step's state.
-await (_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_constants_js__WEBPACK_IMPORTED_MODULE_1__/* .State */ .Uw.IsPost) ? (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .runPost */ .a2)() : (0,_main_js__WEBPACK_IMPORTED_MODULE_2__/* .run */ .e)());
+await (_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_common_constants_js__WEBPACK_IMPORTED_MODULE_1__/* .State */ .Uw.IsPost) ? (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .runPost */ .a2)() : (0,_main_js__WEBPACK_IMPORTED_MODULE_2__/* .run */ .e)());
 
 __webpack_async_result__();
 } catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
-/***/ 3279:
+/***/ 1951:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72633,11 +72197,11 @@ __nccwpck_require__.d(__webpack_exports__, {
 var core = __nccwpck_require__(6257);
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/multipart-tracker.ts
-var multipart_tracker = __nccwpck_require__(8846);
-;// CONCATENATED MODULE: ./src/cancellation.ts
+// EXTERNAL MODULE: ./src/common/errors.ts
+var errors = __nccwpck_require__(1922);
+// EXTERNAL MODULE: ./src/aws/multipart-tracker.ts
+var multipart_tracker = __nccwpck_require__(7400);
+;// CONCATENATED MODULE: ./src/commands/cancellation.ts
 
 
 
@@ -72705,14 +72269,14 @@ function cancelOnSignals(opts) {
     };
 }
 
-// EXTERNAL MODULE: ./src/clients.ts
-var src_clients = __nccwpck_require__(9071);
-// EXTERNAL MODULE: ./src/constants.ts
-var constants = __nccwpck_require__(7242);
+// EXTERNAL MODULE: ./src/aws/clients.ts
+var aws_clients = __nccwpck_require__(201);
+// EXTERNAL MODULE: ./src/common/constants.ts
+var constants = __nccwpck_require__(8952);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-;// CONCATENATED MODULE: ./src/paths.ts
+;// CONCATENATED MODULE: ./src/common/paths.ts
 
 
 /**
@@ -72747,7 +72311,7 @@ function checkAliasName(alias, versionPrefix) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
 var dist_cjs = __nccwpck_require__(3169);
-;// CONCATENATED MODULE: ./src/retry.ts
+;// CONCATENATED MODULE: ./src/aws/retry.ts
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
 function backoffDelay(attempt, opts) {
@@ -72770,9 +72334,9 @@ async function retryWithBackoff(fn, isRetryable, opts) {
     }
 }
 
-// EXTERNAL MODULE: ./src/secrets.ts
-var secrets = __nccwpck_require__(7194);
-;// CONCATENATED MODULE: ./src/invalidation.ts
+// EXTERNAL MODULE: ./src/common/secrets.ts
+var secrets = __nccwpck_require__(7168);
+;// CONCATENATED MODULE: ./src/cdn/invalidation.ts
 
 
 
@@ -73068,553 +72632,9 @@ async function invalidateAndWait(cf, distributionId, outcome, opts) {
     }
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
-;// CONCATENATED MODULE: ./src/markdown.ts
-/** Text made safe for GitHub Markdown (job summaries and PR comments). */
-const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
-/**
- * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
- * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
- * cell) is backslash-escaped, and line breaks become `<br>`.
- */
-function escapeMarkdown(text) {
-    return text
-        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
-        .replace(/[\\`|*_[\]~$]/g, '\\$&')
-        .replace(/\r\n|\r|\n/g, '<br>');
-}
-/**
- * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
- * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
- * in the text; control characters (file names may hold a newline) are shown as their symbols.
- */
-function inlineCode(text) {
-    const visible = text.replace(/\p{Cc}/gu, (c) => {
-        const n = c.charCodeAt(0);
-        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
-    });
-    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
-    const fence = '`'.repeat(longestRun + 1);
-    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
-    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
-    return `${fence}${pad}${visible}${pad}${fence}`;
-}
-
-;// CONCATENATED MODULE: ./src/progress.ts
-const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    let value = n / 1024;
-    let unit = 0;
-    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
-    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
-function formatProgress(s) {
-    // Rounded down, so 100% means done.
-    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
-    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
-    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    const eta = bytesPerSecond > 0
-        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
-        : 'unknown';
-    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
-        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
-}
-/** `33s`, `2m 05s`, `1h 02m`. */
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
-function pad(n) {
-    return String(n).padStart(2, '0');
-}
-/**
- * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
- * events, and a log line per part buries everything else. Silent when nothing changed since the
- * last line, so a transfer that ends before the first tick prints none.
- */
-function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    let started = now();
-    let begun = false;
-    let sentBytes = 0;
-    let filesDone = 0;
-    let logged = { sentBytes, filesDone };
-    const view = logger.progress;
-    const snapshot = () => {
-        const elapsedMs = now() - started;
-        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
-    };
-    const handle = setInterval(() => {
-        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
-            return;
-        logged = { sentBytes, filesDone };
-        if (view)
-            view.update(snapshot());
-        else
-            logger.info(formatProgress(snapshot()));
-    }, view?.intervalMs ?? intervalMs);
-    return {
-        begin: () => {
-            if (!begun)
-                started = now();
-            begun = true;
-        },
-        addBytes: (n) => {
-            sentBytes += n;
-        },
-        fileDone: () => {
-            filesDone++;
-        },
-        stop: () => {
-            clearInterval(handle);
-            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
-            if (!view || totalFiles === 0)
-                return;
-            view.update(snapshot());
-            view.end();
-        }
-    };
-}
-
-;// CONCATENATED MODULE: ./src/pr-comment.ts
-
-
-
-
-
-
-/**
- * The sticky pull-request comment of a preview deploy: built from the deploy's result, found
- * again on later runs by a hidden marker, and edited in place. Commenting is a convenience on
- * top of a deploy that has already succeeded, so no failure here throws: it becomes a warning.
- */
-/** GitHub refuses comment bodies longer than this. */
-const MAX_COMMENT_LENGTH = 65_536;
-const MARKER_PREFIX = 'model-cdn-deploy:preview';
-const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
-const PR_EVENTS = new Set(['pull_request', 'pull_request_target']);
-/**
- * The pull request of a `pull_request`/`pull_request_target` run; undefined for other events.
- * Reads GITHUB_EVENT_PATH, since the head SHA and the fork flag are only in the payload.
- */
-function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.readFileSync)(path, 'utf8')) {
-    const eventName = env.GITHUB_EVENT_NAME ?? '';
-    if (!PR_EVENTS.has(eventName))
-        return undefined;
-    const where = env.GITHUB_EVENT_PATH;
-    const broken = (what) => new errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
-    if (!where)
-        throw broken('is missing: GITHUB_EVENT_PATH is not set');
-    let payload;
-    try {
-        payload = JSON.parse(readFile(where));
-    }
-    catch (err) {
-        throw broken(`could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const pr = payload.pull_request;
-    const number = pr?.number ?? payload.number;
-    const headSha = pr?.head?.sha;
-    if (!pr || !Number.isInteger(number) || number < 1 || !headSha) {
-        throw broken('has no pull_request with a number and a head.sha');
-    }
-    const base = pr.base?.repo ?? payload.repository;
-    const [envOwner, envRepo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-    const owner = base?.owner?.login ?? envOwner;
-    const repo = base?.name ?? envRepo;
-    if (!owner || !repo)
-        throw broken('names no repository, and GITHUB_REPOSITORY is not set');
-    const baseName = `${owner}/${repo}`.toLowerCase();
-    // head.repo is null when the fork was deleted; a same-repo PR has the base's full name.
-    const headName = pr.head?.repo?.full_name?.toLowerCase();
-    const serverUrl = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
-    const repoUrl = `${serverUrl}/${owner}/${repo}`;
-    return {
-        eventName: eventName,
-        action: payload.action ?? '',
-        owner,
-        repo,
-        number: number,
-        headSha,
-        fork: headName !== baseName,
-        merged: pr.merged === true,
-        repoUrl,
-        runUrl: runUrl(env, serverUrl)
-    };
-}
-function runUrl(env, serverUrl) {
-    if (!env.GITHUB_RUN_ID || !env.GITHUB_REPOSITORY)
-        return undefined;
-    const url = `${serverUrl}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`;
-    const attempt = Number(env.GITHUB_RUN_ATTEMPT);
-    return attempt > 1 ? `${url}/attempts/${attempt}` : url;
-}
-/**
- * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
- * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
- */
-function validateCommentId(id) {
-    const trimmed = id.trim();
-    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
-        throw new errors/* InputError */.dz(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
-    }
-    return trimmed;
-}
-/** The hidden first line that marks our comment: one per PR, or one per id. */
-function previewMarker(id) {
-    return id ? `<!-- ${MARKER_PREFIX}:${validateCommentId(id)} -->` : `<!-- ${MARKER_PREFIX} -->`;
-}
-/**
- * True when the comment is the one this marker names. The marker must be the whole first line:
- * a comment that quotes or discusses the marker elsewhere is a person's, not ours, and the exact
- * match keeps `…:preview` and `…:preview:resnet` apart. Bodies edited on github.com use CRLF.
- */
-function hasMarker(body, marker) {
-    return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker;
-}
-/** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
-function cell(markdown) {
-    return markdown.replace(/\|/g, '\\|');
-}
-/** A link destination GitHub cannot misread: no spaces, brackets, angle brackets or pipes. */
-function href(url) {
-    return url.replace(/[\s()<>|]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-/** `2024-05-01 12:34:56 UTC` */
-function utc(date) {
-    return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-}
-function title(input, suffix = '') {
-    const id = input.commentId ? ` (${inlineCode(input.commentId)})` : '';
-    return `### Model preview ${inlineCode(input.versionPrefix)}${id}${suffix}`;
-}
-/** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
-function previewCommentBody(input) {
-    const { pr, files } = input;
-    const signed = input.signedUrlsExpireAt !== undefined;
-    const total = files.reduce((sum, f) => sum + f.size, 0);
-    const head = [
-        previewMarker(input.commentId),
-        title(input),
-        '',
-        `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
-        ''
-    ];
-    if (signed) {
-        head.push(`> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
-            'shown here, since anyone who can read this pull request could use them: take them from ' +
-            'the step output `signed-urls`.', '');
-    }
-    const header = signed
-        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
-        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
-    const rows = files.map((f) => {
-        const cells = [
-            cell(inlineCode(f.relativePath)),
-            formatBytes(f.size),
-            inlineCode(f.sha256.slice(0, 12))
-        ];
-        if (!signed)
-            cells.push(`[link](<${href(f.url)}>)`);
-        return `| ${cells.join(' | ')} |`;
-    });
-    const manifestKey = `${input.versionPrefix}/manifest.json`;
-    const tail = [''];
-    if (input.manifestUrl !== undefined) {
-        tail.push(signed
-            ? `Manifest: ${inlineCode(manifestKey)} (signed like the files).`
-            : `Manifest: [${inlineCode(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
-    }
-    const shortSha = pr.headSha.slice(0, 7);
-    tail.push([
-        `Built from [${inlineCode(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
-        ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
-        `updated ${utc(input.updatedAt)}`
-    ].join(' · '));
-    if (files.length === 0)
-        return [...head, 'No files were published.', ...tail].join('\n');
-    const max = input.maxLength ?? MAX_COMMENT_LENGTH;
-    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
-    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
-    // The blank line ends the table: a text line right after it would become a row.
-    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
-    const full = join(rows);
-    if (full.length <= max)
-        return full;
-    // Row by row while the rest, including the longest note it could need, still fits.
-    let used = join([], note(files.length)).length;
-    const kept = [];
-    for (const row of rows) {
-        if (used + 1 + row.length > max)
-            break;
-        kept.push(row);
-        used += row.length + 1;
-    }
-    return join(kept, note(files.length - kept.length));
-}
-/** The comment once the preview's objects are deleted (clean-up mode). */
-function removedCommentBody(input) {
-    const { pr } = input;
-    const after = pr.merged
-        ? 'after the pull request was merged'
-        : pr.action === 'closed'
-            ? 'after the pull request was closed'
-            : '';
-    const what = input.deletedObjects === 0
-        ? `nothing was left under ${inlineCode(`${input.versionPrefix}/`)}`
-        : `${input.deletedObjects} object(s)` +
-            (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
-            ` under ${inlineCode(`${input.versionPrefix}/`)} were deleted`;
-    return [
-        previewMarker(input.commentId),
-        title(input, ' removed'),
-        '',
-        `This preview was removed${after ? ` ${after}` : ''}: ${what}.`,
-        '',
-        [
-            ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
-            `removed ${utc(input.removedAt)}`
-        ].join(' · ')
-    ].join('\n');
-}
-/**
- * The REST client, against GITHUB_API_URL (GitHub Enterprise Server sets it). @actions/github
- * picks its proxy-aware fetch for the API URL in process.env at import; on a runner that is the
- * same variable, so proxies configured for the runner apply.
- */
-async function createGitHubClient(token, env) {
-    if (!token.trim()) {
-        throw new errors/* InputError */.dz('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
-    }
-    const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
-    // Loaded only to write a comment: every other run would pay Octokit's start-up and memory.
-    const { getOctokit } = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 2413));
-    return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' });
-}
-/** Octokit reports network failures and timeouts as status 500 without a response. */
-function httpStatus(err) {
-    const e = err;
-    return e?.response ? e.status : undefined;
-}
-class StaleComment extends Error {
-}
-/**
- * 5xx, network failures, timeouts (octokit's errors all carry a status), and a comment deleted
- * between finding and editing it. Anything else is not GitHub's answer, so asking again won't help.
- */
-function pr_comment_isTransient(err) {
-    if (err instanceof StaleComment)
-        return true;
-    if (typeof err?.status !== 'number')
-        return false;
-    const status = httpStatus(err);
-    return status === undefined || status >= 500;
-}
-function isRateLimit(err) {
-    const e = err;
-    const status = httpStatus(err);
-    return (status === 429 ||
-        (status === 403 &&
-            (e.response?.headers?.['x-ratelimit-remaining'] === '0' ||
-                /rate limit/i.test(e.message ?? ''))));
-}
-/**
- * What GitHub said, without its documentation link and anything secret. Octokit words network
- * failures as "fetch failed" or "Unknown Error", so those are described by their innermost cause
- * (`connect ECONNREFUSED …`, `The operation was aborted due to timeout`).
- */
-function said(err) {
-    let e = err;
-    if (httpStatus(err) === undefined) {
-        while (typeof e?.cause === 'object' && e.cause !== null && 'message' in e.cause) {
-            e = e.cause;
-        }
-    }
-    const message = typeof e?.message === 'string' ? e.message : String(e);
-    return (0,secrets/* redact */.E$)(message.replace(/ - https:\/\/docs\.github\.com\S*$/, ''));
-}
-function failureWarning(err, stage, target, attempts) {
-    const pr = `pull request #${target.number} of ${target.owner}/${target.repo}`;
-    const status = httpStatus(err);
-    const answer = status
-        ? `GitHub answered ${status} (${said(err)})`
-        : `the request failed: ${said(err)}`;
-    const head = `Could not ${stage} the preview comment on ${pr}: ${answer}.`;
-    const tail = ' The step does not fail for this: the comment only repeats the step outputs and the job summary.';
-    let why;
-    if (isRateLimit(err)) {
-        why = ' The token hit a GitHub rate limit; the next run will update the comment.';
-    }
-    else if (status === 401) {
-        why = ' The token was refused: check `github-token` (an expired or revoked token?).';
-    }
-    else if (status === 403) {
-        const needs = err.response?.headers?.['x-accepted-github-permissions'];
-        const fork = target.fork && target.eventName === 'pull_request';
-        why =
-            (fork
-                ? ' The pull request comes from a fork, and GitHub gives pull_request runs from forks a ' +
-                    'read-only GITHUB_TOKEN, so no comment can be written from this run.'
-                : ' The token cannot write comments: give the job `permissions: pull-requests: write` ' +
-                    '(a `permissions:` block that omits it makes the token read-only; Dependabot pull ' +
-                    'requests always get a read-only token), or pass another `github-token`.') +
-                (needs ? ` GitHub names the permissions the call needs: ${needs}.` : '');
-    }
-    else if (status === 404) {
-        why =
-            ' The token cannot see the pull request (GitHub answers 404 to a token without access to a ' +
-                'private repository): check `github-token`.';
-    }
-    else if (pr_comment_isTransient(err)) {
-        why = ` Gave up after ${attempts} attempt(s).`;
-    }
-    else {
-        why = '';
-    }
-    return head + why + tail;
-}
-/**
- * Creates the marked comment on the pull request, or edits it when a run made one already. The
- * marker is the body's first line (see previewMarker). Failures come back as a warning.
- *
- * When several comments carry the marker (two runs racing to create one), the oldest is edited:
- * it is where the conversation first showed the preview, every run picks the same one, and the
- * listing can stop at the first match. The author is not compared: GITHUB_TOKEN cannot ask who
- * it is, and a repository moving from GITHUB_TOKEN to an app or personal token keeps its comment.
- */
-async function upsertPreviewComment(octokit, target, body, opts) {
-    const marker = body.split('\n', 1)[0];
-    if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
-        throw new TypeError('The comment body must start with previewMarker()');
-    }
-    const { owner, repo, number } = target;
-    const { logger } = opts;
-    const maxAttempts = opts.maxAttempts ?? 3;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const request = () => ({
-        signal: opts.signal
-            ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
-            : AbortSignal.timeout(timeoutMs)
-    });
-    let stage = 'look for';
-    const find = async () => {
-        stage = 'look for';
-        let response = await octokit.rest.issues.listComments({
-            owner,
-            repo,
-            issue_number: number,
-            per_page: 100,
-            request: request()
-        });
-        for (;;) {
-            const found = response.data.find((c) => hasMarker(c.body, marker));
-            if (found)
-                return found;
-            // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
-            const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
-            if (!next)
-                return undefined;
-            response = await octokit.request({ method: 'GET', url: next, request: request() });
-        }
-    };
-    const write = async () => {
-        const existing = await find();
-        if (opts.dryRun) {
-            const message = existing
-                ? `Dry run: would update the preview comment ${existing.html_url}.`
-                : opts.create === false
-                    ? `Dry run: pull request #${number} has no preview comment to update.`
-                    : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
-            return { action: 'skipped', message };
-        }
-        if (existing) {
-            stage = 'update';
-            try {
-                const { data } = await octokit.rest.issues.updateComment({
-                    owner,
-                    repo,
-                    comment_id: existing.id,
-                    body,
-                    request: request()
-                });
-                return {
-                    action: 'updated',
-                    url: data.html_url,
-                    message: `Updated the preview comment ${data.html_url}.`
-                };
-            }
-            catch (err) {
-                // Deleted since we listed it: look again rather than report a permission problem.
-                if (httpStatus(err) === 404)
-                    throw new StaleComment('the comment was deleted meanwhile');
-                throw err;
-            }
-        }
-        if (opts.create === false) {
-            return {
-                action: 'skipped',
-                message: `Pull request #${number} has no preview comment to update.`
-            };
-        }
-        stage = 'create';
-        const { data } = await octokit.rest.issues.createComment({
-            owner,
-            repo,
-            issue_number: number,
-            body,
-            request: request()
-        });
-        return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
-    };
-    let attempts = 0;
-    try {
-        // The unit retried is find-then-write: after a failed create GitHub may have stored the
-        // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
-        const outcome = await retryWithBackoff(() => {
-            attempts++;
-            return write();
-        }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
-            attempts: maxAttempts,
-            baseMs: 1000,
-            capMs: 8000,
-            sleep: opts.sleep ?? sleep,
-            random: opts.random,
-            onRetry: (err, attempt, delayMs) => logger.info(`Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
-                `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
-        });
-        logger.info(outcome.message);
-        if (opts.dryRun)
-            logger.debug(`The comment would read:\n${body}`);
-        return outcome;
-    }
-    catch (err) {
-        if (opts.signal?.aborted) {
-            throw new errors/* DeployError */.sH(`Cancelled while writing the preview comment.`, undefined, {
-                cause: opts.signal.reason
-            });
-        }
-        const warning = failureWarning(err, stage, target, attempts);
-        logger.warning(warning);
-        return { action: 'failed', warning, message: warning };
-    }
-}
-
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/cloudfront-signer/dist-cjs/index.js
 var cloudfront_signer_dist_cjs = __nccwpck_require__(248);
-;// CONCATENATED MODULE: ./src/urls.ts
+;// CONCATENATED MODULE: ./src/cdn/urls.ts
 /** Percent-encodes each key segment as a client sends it (RFC 3986), keeping the `/`s. */
 function encodeKeyForUrl(key) {
     return key.split('/').map(encodeURIComponent).join('/');
@@ -73632,7 +72652,7 @@ function s3UrlBase(bucket, region, customEndpoint) {
         : `https://${bucket}.s3.${region}.amazonaws.com`;
 }
 
-;// CONCATENATED MODULE: ./src/signing.ts
+;// CONCATENATED MODULE: ./src/cdn/signing.ts
 /**
  * CloudFront signed URLs and signed cookies for a published version: the signing inputs parsed
  * and checked before anything is sent, the private key masked in every form it can take, and
@@ -73918,8 +72938,7 @@ function signPublished(published, urlBase, versionPrefix, config, now) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/inputs.ts
-
+;// CONCATENATED MODULE: ./src/inputs/parse.ts
 
 
 
@@ -74212,10 +73231,20 @@ function isHttpUrl(value) {
 function isAscii(value) {
     return /^[\x20-\x7e]*$/.test(value);
 }
+const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
+/**
+ * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
+ * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
+ */
+function validateCommentId(id) {
+    const trimmed = id.trim();
+    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
+        throw new errors/* InputError */.dz(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
+    }
+    return trimmed;
+}
 
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
-var client_s3_dist_cjs = __nccwpck_require__(3711);
-;// CONCATENATED MODULE: ./src/concurrency.ts
+;// CONCATENATED MODULE: ./src/common/concurrency.ts
 /** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
 async function mapLimit(items, limit, fn) {
     const results = new Array(items.length);
@@ -74235,9 +73264,201 @@ function anySignal(...signals) {
     return present.length > 1 ? AbortSignal.any(present) : present[0];
 }
 
-// EXTERNAL MODULE: ./src/publish-lock.ts
-var publish_lock = __nccwpck_require__(9130);
-;// CONCATENATED MODULE: ./src/stored-objects.ts
+;// CONCATENATED MODULE: ./src/cdn/verify.ts
+/**
+ * Verification after a deploy: every published URL is requested as a client would (HEAD through
+ * `url-base`, signed when signing is configured) and must serve what was uploaded: status 200,
+ * its size and its SHA-256 (x-amz-meta-sha256). With signing, the unsigned URL must be refused.
+ */
+
+
+
+
+
+/**
+ * 2 + 4 + 8 = 14 s of retries: longer than the 10 s CloudFront caches an error response by
+ * default (ErrorCachingMinTTL), so a 404/403 cached by a request made just before the upload,
+ * which invalidation does not clear for keys that are new, has expired by the last attempt.
+ */
+const RETRY_DELAYS_MS = [2000, 4000, 8000];
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const SHA256_HEADER = `x-amz-meta-${constants/* SHA256_METADATA_KEY */.U6}`;
+function throwIfAborted(signal) {
+    if (signal?.aborted)
+        throw signal.reason;
+}
+/** Why fetch failed, without the URL (undici puts the reason in `cause`). */
+function describeFetchError(err, timeoutMs) {
+    // Duck-typed: fetch's errors (DOMException, undici's TypeError) may come from another realm.
+    const e = err;
+    if (e?.name === 'TimeoutError')
+        return `no answer within ${timeoutMs / 1000} s`;
+    const reason = [e?.cause?.code, e?.cause?.message, e?.message].find((part) => typeof part === 'string' && part !== '');
+    return (0,secrets/* redact */.E$)(reason ?? String(err));
+}
+/** One HEAD request; redirects are answers, not followed. */
+async function head(url, ctx) {
+    throwIfAborted(ctx.signal);
+    const timeout = AbortSignal.timeout(ctx.timeoutMs);
+    try {
+        const response = await ctx.fetch(url, {
+            method: 'HEAD',
+            redirect: 'manual',
+            // Content-Length must be the stored object's size, not that of a compressed variant.
+            headers: { 'accept-encoding': 'identity' },
+            signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout
+        });
+        await response.body?.cancel();
+        return { status: response.status, headers: response.headers };
+    }
+    catch (err) {
+        throwIfAborted(ctx.signal);
+        return { error: describeFetchError(err, ctx.timeoutMs) };
+    }
+}
+function describeAnswer(answer) {
+    return 'error' in answer ? answer.error : `HTTP ${answer.status}`;
+}
+/** Network failures, 5xx and 429: they pass on their own, so asking again is always worth it. */
+function verify_isTransient(answer) {
+    return 'error' in answer || answer.status >= 500 || answer.status === 429;
+}
+/** Asks again with backoff while `retryable` says the answer may change. */
+async function headWithRetries(url, retryable, ctx) {
+    for (let attempt = 0;; attempt++) {
+        const answer = await head(url, ctx);
+        if (attempt >= ctx.delays.length || !retryable(answer)) {
+            return { answer, attempts: attempt + 1 };
+        }
+        const wait = ctx.delays[attempt];
+        ctx.logger.debug(`HEAD ${(0,secrets/* redact */.E$)(url)}: ${describeAnswer(answer)}; asking again in ${wait / 1000} s.`);
+        await ctx.sleep(wait);
+    }
+}
+async function verifyOne(file, signedUrl, ctx) {
+    const problems = [];
+    const kinds = new Set();
+    const add = (kind, text) => {
+        kinds.add(kind);
+        problems.push(text);
+    };
+    const which = signedUrl ? 'the signed URL' : 'the URL';
+    const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
+        (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
+    if ('error' in answer) {
+        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
+    }
+    else if (answer.status === 200) {
+        checkHeaders(file, answer.headers, add);
+    }
+    else {
+        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
+        if (answer.status === 403 || answer.status === 404) {
+            if (attempts > ctx.delays.length)
+                ctx.persistentClientError = true;
+            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+        else if (answer.status >= 300 && answer.status < 400) {
+            const location = answer.headers.get('location');
+            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${(0,secrets/* redact */.E$)(location)}` : ''}; expected 200`);
+        }
+        else {
+            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+    }
+    if (signedUrl) {
+        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
+        if ('error' in bare.answer) {
+            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
+        }
+        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
+            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
+        }
+        else if (bare.answer.status !== 403) {
+            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
+        }
+    }
+    return {
+        relativePath: file.relativePath,
+        url: file.url,
+        ok: problems.length === 0,
+        status: 'status' in answer ? answer.status : undefined,
+        problems,
+        kinds: [...kinds]
+    };
+}
+function checkHeaders(file, headers, add) {
+    const length = headers.get('content-length');
+    const encoding = headers.get('content-encoding');
+    if (length === null) {
+        add('unexpected', `no Content-Length header, expected ${file.size} bytes`);
+    }
+    else if (Number(length) !== file.size) {
+        add('content', `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`);
+    }
+    const sha256 = headers.get(SHA256_HEADER);
+    if (sha256 === null) {
+        add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`);
+    }
+    else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
+        add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`);
+    }
+}
+/**
+ * Requests each published URL with HEAD (signed ones from `signedUrls`), at most `concurrency`
+ * at once, and compares status, Content-Length and x-amz-meta-sha256 with what was uploaded.
+ * Transient answers are retried (see RETRY_DELAYS_MS); a cancelled run rejects with the reason.
+ */
+async function verifyPublished(files, options) {
+    const signal = options.signal;
+    const ctx = {
+        logger: options.logger,
+        fetch: options.fetch ?? fetch,
+        sleep: options.sleep ??
+            ((ms) => (0,promises_namespaceObject.setTimeout)(ms, undefined, { signal }).catch((err) => {
+                throw signal?.aborted ? signal.reason : err;
+            })),
+        signal,
+        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        delays: options.retryDelaysMs ?? RETRY_DELAYS_MS,
+        persistentClientError: false
+    };
+    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, (file) => verifyOne(file, options.signedUrls?.[file.relativePath], ctx));
+    return { verified: results.every((r) => r.ok), results };
+}
+/** What to check for each kind of failure, in the order they are shown. */
+const HINTS = {
+    content: 'Other bytes than were uploaded were served: an edge still caches an older copy (let the invalidation finish with `wait-for-invalidation: true`, or use `invalidate: all`), or something else overwrote the object after this upload.',
+    'no-checksum': 'No x-amz-meta-sha256 header: the object was not uploaded by this action, or something between S3 and the client (a response headers policy, another origin) drops x-amz-meta-* headers.',
+    refused: '403: CloudFront or S3 refused the request. Check that the bucket policy lets the distribution read (s3:GetObject with the distribution ARN as AWS:SourceArn, through OAC); with signing, that `signing-key-pair-id` is a public key in a key group the cache behaviour trusts, matching `signing-private-key`. Without s3:ListBucket S3 also answers 403 for a missing object, so check `url-base` too.',
+    missing: "404: nothing at that URL. Check that `url-base` serves the bucket's root (keys are appended to it) and that the distribution's origin is this bucket.",
+    'unsigned-served': 'The files are served without a signature: restrict viewer access on the cache behaviour to the trusted key group of `signing-key-pair-id`, or stop signing if the files are meant to be public.',
+    redirect: '`url-base` redirects (http to https, or to another host): set it to the URL that answers directly. Verification does not follow redirects, as clients of signed URLs may not.',
+    unreachable: 'The URL gave no answer, or a server error, after retries: check that the distribution is deployed and enabled and that `url-base` resolves from the runner, then run again (files already in place are skipped). Set `verify: false` if the URLs are not reachable from the runner.',
+    unexpected: 'An unexpected answer: check that `url-base` is the URL of the distribution or bucket.'
+};
+/** At most this many failing files are listed in the message; the summary has them all. */
+const MAX_LISTED = 20;
+/** The error for a failed verification (verified: false): each failing URL and what differed. */
+function verificationError(result) {
+    const failed = result.results.filter((r) => !r.ok);
+    const lines = failed.slice(0, MAX_LISTED).map((r) => `- ${r.url}: ${r.problems.join('; ')}`);
+    if (failed.length > MAX_LISTED) {
+        lines.push(`- and ${failed.length - MAX_LISTED} more (see the job summary)`);
+    }
+    const kinds = new Set(failed.flatMap((r) => r.kinds));
+    const hints = Object.keys(HINTS)
+        .filter((kind) => kinds.has(kind))
+        .map((kind) => HINTS[kind]);
+    return new errors/* DeployError */.sH((0,secrets/* redact */.E$)(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
+}
+
+// EXTERNAL MODULE: ./src/aws/publish-lock.ts
+var publish_lock = __nccwpck_require__(2632);
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
+var client_s3_dist_cjs = __nccwpck_require__(3711);
+;// CONCATENATED MODULE: ./src/aws/stored-objects.ts
 
 
 
@@ -74364,7 +73585,7 @@ opts) {
     return { deleted, refused };
 }
 
-;// CONCATENATED MODULE: ./src/manifest.ts
+;// CONCATENATED MODULE: ./src/publish/manifest.ts
 
 /** Manifest git fields and the runner variables they come from, in manifest order. */
 const GIT_ENV = [
@@ -74447,7 +73668,94 @@ function canonicalFile(f) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/cleanup.ts
+;// CONCATENATED MODULE: ./src/common/progress.ts
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    let value = n / 1024;
+    let unit = 0;
+    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
+    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
+function formatProgress(s) {
+    // Rounded down, so 100% means done.
+    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
+    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
+    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    const eta = bytesPerSecond > 0
+        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
+        : 'unknown';
+    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
+}
+/** `33s`, `2m 05s`, `1h 02m`. */
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+function pad(n) {
+    return String(n).padStart(2, '0');
+}
+/**
+ * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
+ * events, and a log line per part buries everything else. Silent when nothing changed since the
+ * last line, so a transfer that ends before the first tick prints none.
+ */
+function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
+    let started = now();
+    let begun = false;
+    let sentBytes = 0;
+    let filesDone = 0;
+    let logged = { sentBytes, filesDone };
+    const view = logger.progress;
+    const snapshot = () => {
+        const elapsedMs = now() - started;
+        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
+    };
+    const handle = setInterval(() => {
+        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
+            return;
+        logged = { sentBytes, filesDone };
+        if (view)
+            view.update(snapshot());
+        else
+            logger.info(formatProgress(snapshot()));
+    }, view?.intervalMs ?? intervalMs);
+    return {
+        begin: () => {
+            if (!begun)
+                started = now();
+            begun = true;
+        },
+        addBytes: (n) => {
+            sentBytes += n;
+        },
+        fileDone: () => {
+            filesDone++;
+        },
+        stop: () => {
+            clearInterval(handle);
+            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+            if (!view || totalFiles === 0)
+                return;
+            view.update(snapshot());
+            view.end();
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/release/cleanup.ts
 
 
 
@@ -74742,6 +74050,82 @@ async function listUploads(s3, bucket, prefix, opts) {
     return found;
 }
 
+;// CONCATENATED MODULE: ./src/commands/mode-deps.ts
+/** A `warn` that logs each warning and keeps it for the command's report. */
+function collectWarnings(logger) {
+    const warnings = [];
+    return {
+        warnings,
+        warn: (message) => {
+            warnings.push(message);
+            logger.warning(message);
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/commands/cleanup.ts
+
+
+
+
+
+/** Deletes one version prefix (e.g. a preview), refusing one an alias points to. */
+async function cleanupVersion(inputs, clients, deps) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const result = await removeVersion(inputs, clients, deps, warn);
+    const invalidation = await invalidateRemoved(inputs, clients, deps, warn, result);
+    return {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        result,
+        invalidation,
+        warnings
+    };
+}
+async function removeVersion(inputs, clients, deps, warn) {
+    const plan = (signal) => planCleanup(clients.s3, {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
+    }, { concurrency: inputs.concurrency, logger: deps.logger, signal });
+    const execute = (planned, signal) => executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal });
+    // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
+    const first = await plan(deps.signal);
+    const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0;
+    if (inputs.dryRun || nothingToRemove)
+        return execute(first, deps.signal);
+    // Then under the version's lock, planned again: a deploy of the same prefix still running
+    // finishes first, and what it published is removed too instead of written back afterwards.
+    return (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, (0,publish_lock/* lockDeps */.gX)(inputs, deps), async (lock) => {
+        const signal = anySignal(deps.signal, lock?.lost);
+        return execute(await plan(signal), signal);
+    }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
+}
+async function invalidateRemoved(inputs, clients, deps, warn, result) {
+    const invalidation = {
+        reason: inputs.distributionId
+            ? `the objects under ${inputs.versionPrefix}/ were deleted; edges may still cache them.`
+            : 'No distribution-id given, so there is nothing to invalidate.',
+        paths: inputs.distributionId ? [result.invalidationPath] : [],
+        ids: [],
+        status: 'none',
+        waitedMs: 0
+    };
+    // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
+    if (inputs.distributionId && !inputs.dryRun) {
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
+            env: deps.env,
+            logger: deps.logger,
+            sleep: deps.sleep,
+            now: deps.now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            warn
+        });
+    }
+    return invalidation;
+}
+
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 var external_node_fs_promises_default = /*#__PURE__*/__nccwpck_require__.n(promises_);
@@ -74749,13 +74133,16 @@ var external_node_fs_promises_default = /*#__PURE__*/__nccwpck_require__.n(promi
 var external_node_url_ = __nccwpck_require__(3136);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
 ;// CONCATENATED MODULE: ./node_modules/glob/dist/esm/index.min.js
 var Nt=(o,t,e)=>{let s=o instanceof RegExp?ie(o,e):o,i=t instanceof RegExp?ie(t,e):t,n=s!==null&&i!=null&&qe(s,i,e);return n&&{start:n[0],end:n[1],pre:e.slice(0,n[0]),body:e.slice(n[0]+s.length,n[1]),post:e.slice(n[1]+i.length)}},ie=(o,t)=>{let e=t.match(o);return e?e[0]:null},qe=(o,t,e)=>{let s,i,n,r,h,a=e.indexOf(o),l=e.indexOf(t,a+1),c=a;if(a>=0&&l>0){if(o===t)return[a,l];for(s=[],n=e.length;c>=0&&!h;){if(c===a)s.push(c),a=e.indexOf(o,c+1);else if(s.length===1){let f=s.pop();f!==void 0&&(h=[f,l])}else i=s.pop(),i!==void 0&&i<n&&(n=i,r=l),l=e.indexOf(t,c+1);c=a<l&&a>=0?a:l}s.length&&r!==void 0&&(h=[n,r])}return h};var ne="\0SLASH"+Math.random()+"\0",re="\0OPEN"+Math.random()+"\0",Tt="\0CLOSE"+Math.random()+"\0",oe="\0COMMA"+Math.random()+"\0",he="\0PERIOD"+Math.random()+"\0",He=new RegExp(ne,"g"),Xe=new RegExp(re,"g"),Ke=new RegExp(Tt,"g"),Ze=new RegExp(oe,"g"),Ve=new RegExp(he,"g"),Je=/\\\\/g,Ye=/\\{/g,Qe=/\\}/g,ts=/\\,/g,es=/\\\./g,ss=1e5,is=4e6,ns=1e3,rs=1e3;function At(o){return isNaN(o)?o.charCodeAt(0):parseInt(o,10)}function os(o){return o.replace(Je,ne).replace(Ye,re).replace(Qe,Tt).replace(ts,oe).replace(es,he)}function hs(o){return o.replace(He,"\\").replace(Xe,"{").replace(Ke,"}").replace(Ze,",").replace(Ve,".")}function Ot(o,t){for(let e=0;e<t.length;e++)o.push(t[e])}function as(o){let t=[],e="";for(;;){let s=Nt("{","}",o);if(!s){let a=o.split(",");return a[0]=e+a[0],Ot(t,a),t}let{pre:i,body:n,post:r}=s,h=i.split(",");if(h[0]=e+h[0],h[h.length-1]+="{"+n+"}",!r.length)return Ot(t,h),t;e=h.pop(),Ot(t,h),o=r}}function ae(o,t={}){if(!o)return[];let{max:e=ss,maxLength:s=is,maxDepth:i=ns,maxRewrites:n=rs}=t;return o.slice(0,2)==="{}"&&(o="\\{\\}"+o.slice(2)),$t(os(o),e,s,i,0,n,!0).map(hs)}function ls(o){return"{"+o+"}"}function cs(o){return/^-?0\d/.test(o)}function fs(o,t){return o<=t}function us(o,t){return o>=t}function Q(o,t,e,s,i,n){let r=[],h=0;for(let a=0;a<o.length;a++)for(let l=0;l<e.length;l++){if(r.length>=s)return r;let c=o[a]+t+e[l];if(!(n&&!c)){if(h+c.length>i)return r;r.push(c),h+=c.length}}return r}function ds(o,t,e,s){let i=o.split(/\.\./),n=[];if(i[0]===void 0||i[1]===void 0)return n;let r=At(i[0]),h=At(i[1]),a=Math.max(i[0].length,i[1].length),l=i.length===3&&i[2]!==void 0?Math.max(Math.abs(At(i[2])),1):1,c=fs;h<r&&(l*=-1,c=us);let u=i.some(cs),d=0;for(let p=r;c(p,h)&&n.length<e;p+=l){let g;if(t)g=String.fromCharCode(p),g==="\\"&&(g="");else if(g=String(p),u){let w=a-g.length;if(w>0){let m=new Array(w+1).join("0");p<0?g="-"+m+g.slice(1):g=m+g}}if(d+g.length>s)break;n.push(g),d+=g.length}return n}function $t(o,t,e,s,i,n,r){if(i>s)return[o];let h=[""],a=0,l=!1,c=!0;for(;;){let f=Nt("{","}",o);if(!f)return Q(h,o,[""],t,e,l);let u=f.pre;if(/\$$/.test(u)){if(h=Q(h,u+"{"+f.body+"}",[""],t,e,l&&!f.post.length),c=!1,!f.post.length)break;o=f.post;continue}let d=/^-?\d+\.\.-?\d+(?:\.\.-?\d+)?$/.test(f.body),p=/^[a-zA-Z]\.\.[a-zA-Z](?:\.\.-?\d+)?$/.test(f.body),g=d||p,w=f.body.indexOf(",")>=0;if(!g&&!w){if(a<n&&f.post.match(/,(?!,).*\}/)){a++,o=f.pre+"{"+f.body+Tt+f.post,r=!0;continue}return Q(h,u+"{"+f.body+"}"+f.post,[""],t,e,l)}c&&(l=r&&!g,c=!1);let m;if(g)m=ds(f.body,p,t,e);else{let b=as(f.body);if(b.length===1&&b[0]!==void 0&&(b=$t(b[0],t,e,s,i+1,n,!1).map(ls),b.length===1)){if(h=Q(h,u+b[0],[""],t,e,l&&!f.post.length),!f.post.length)break;o=f.post;continue}let A=l&&!f.post.length&&!u;for(let R=0;A&&R<h.length;R++)h[R]&&(A=!1);m=[];let O=0;t:for(let R=0;R<b.length;R++){let Y=$t(b[R],t,e,s,i+1,n,!1);for(let U=0;U<Y.length;U++){let B=Y[U];if(!(A&&!B)){if(m.length>=t||O+B.length>e)break t;m.push(B),O+=B.length}}}}if(h=Q(h,u,m,t,e,l&&!f.post.length),!f.post.length)break;o=f.post}return h}var Ft=(o,t)=>o===t?{t:"lit",ch:String(o)}:{t:"class",re:new RegExp(`^[${o}-${t}]$`)},Dt=(o,t)=>t.map(e=>[Ft(o,o),...e]),tt=(o,t)=>{if(!o)return[[]];let e=+o[0],s=+t[0],i=o.slice(1),n=t.slice(1);if(e===s)return Dt(e,tt(i,n));let r="0".repeat(i.length),h="9".repeat(i.length),a=[];i!==r&&a.push(...Dt(e++,tt(i,h)));let l=n===h?[]:Dt(s--,tt(r,n));return e<=s&&a.push([Ft(e,s),...Array.from(i,()=>Ft(0,9))]),a.push(...l),a},le=(o,t,e)=>{if(e)return tt(String(o).padStart(e,"0"),String(t).padStart(e,"0"));let s=[];for(let i=String(o).length;i<=String(t).length;i++){let n=Math.max(o,i===1?0:10**(i-1)),r=Math.min(t,10**i-1);s.push(...tt(String(n),String(r)))}return s},ce=(o,t)=>{let e=Number(o),s=Number(t);if(!Number.isSafeInteger(e)||!Number.isSafeInteger(s))return;e>s&&([e,s]=[s,e]);let n=/^-?0\d/.test(o)||/^-?0\d/.test(t)?Math.max(o.length,t.length):0,r=[];if(e<0){let h=le(Math.max(-s,1),-e,n&&n-1);r.push(...h.map(a=>[{t:"lit",ch:"-"},...a]))}return s>=0&&r.push(...le(Math.max(e,0),s,n)),r};var ps={"[:alnum:]":["\\p{L}\\p{Nl}\\p{Nd}"],"[:alpha:]":["\\p{L}\\p{Nl}"],"[:ascii:]":["\\x00-\\x7f"],"[:blank:]":["\\p{Zs}\\t"],"[:cntrl:]":["\\p{Cc}"],"[:digit:]":["\\p{Nd}"],"[:graph:]":["\\p{Z}\\p{C}",!0],"[:lower:]":["\\p{Ll}"],"[:print:]":["\\p{C}",!0],"[:punct:]":["\\p{P}\\p{S}"],"[:space:]":["\\p{Z}\\t\\r\\n\\v\\f"],"[:upper:]":["\\p{Lu}"],"[:word:]":["\\p{L}\\p{Nl}\\p{Nd}\\p{Pc}"],"[:xdigit:]":["A-Fa-f0-9"]},et=o=>o.replace(/[[\]\\-]/g,"\\$&"),Wt=/$./,fe=(o,t,e=!1,s)=>{let i=m=>{let b=s?m.normalize(s):m;return[...b].length===1?b:m},n=t;if(o.charAt(n)!=="[")throw new Error("not in a brace expression");let r=[],h=[],a=n+1,l=!1,c=!1,f=!1,u=n,d="";t:for(;a<o.length;){let m=String.fromCodePoint(o.codePointAt(a));if((m==="!"||m==="^")&&a===n+1){f=!0,a++;continue}if(m==="]"&&l&&!c){u=a+1;break}if(l=!0,m==="\\"&&!c){c=!0,a++;continue}if(m==="["&&!c){for(let[A,[O,R]]of Object.entries(ps))if(o.startsWith(A,a)){if(d)return[Wt,o.length-n];a+=A.length,R?h.push(O):r.push(O);continue t}}c=!1;let b=i(m);if(d){b.codePointAt(0)>d.codePointAt(0)?r.push(et(d)+"-"+et(b)):b===d&&r.push(et(b)),d="",a+=m.length;continue}if(o.startsWith("-]",a+m.length)){r.push(et(b+"-")),a+=m.length+1;continue}if(o.startsWith("-",a+m.length)){d=b,a+=m.length+1;continue}r.push(et(b)),a+=m.length}if(u<a)return[Wt,0];if(!r.length&&!h.length)return[Wt,o.length-n];let p="["+(f?"^":"")+r.join("")+"]",g="["+(f?"":"^")+h.join("")+"]",w="^"+(r.length&&h.length?"("+p+"|"+g+")":r.length?p:g);return[new RegExp(w,e?"iu":"u"),u-n]};var It={t:"match",id:0},gs="!?+*@",L=o=>({t:"lit",ch:o}),ms=o=>o.replace(/[\\^$.*+?()[\]{}|/]/g,"\\$&"),ge=o=>new RegExp(`^${ms(o)}$`,"iu"),ft=new Map,me=o=>{let t=ft.get(o);return t||(t=ge(o),ft.size>=1e3&&ft.clear(),ft.set(o,t)),t},jt=(o,t)=>{if(t===o.ch)return!0;if(!o.re)return!1;let e=t.charCodeAt(0);if(e>=128)return o.re.test(t);let s=o.ascii??=new Uint8Array(128);return s[e]||=o.re.test(t)?1:2,s[e]===1},ws=(o,t,e,s,i)=>{let n=[];for(let r=0;r<o.length;){let h=String.fromCodePoint(o.codePointAt(r));if(i){let a=h==="\\"&&o.startsWith(i,r+1)?1:0;if(a||h===i){let l=r+a+i.length,c=o.indexOf(i,l),f=/^(-?\d+)\.\.(-?\d+)$/.exec(o.slice(l,c)),u=c!==-1&&f&&ce(f[1],f[2]);if(u){n.push({t:"ext",type:"@",alts:u}),r=c+i.length;continue}}}if(h==="\\"){let a=o.codePointAt(r+1),l=a===void 0?h:String.fromCodePoint(a);n.push(L(l)),r+=1+l.length;continue}if(h==="["){let[a,l]=fe(o,r,t,s);if(l){n.push({t:"class",re:a}),r+=l;continue}}if(!e&&gs.includes(h)&&o[r+1]==="("){n.push({t:"open",type:h}),r+=2;continue}n.push(!e&&h==="|"?{t:"bar"}:!e&&h===")"?{t:"close"}:h==="*"?{t:"star"}:h==="?"?{t:"any"}:L(h)),r+=h.length}return n},bs=o=>{let t=new Map,e=[];return o.forEach((s,i)=>{s.t==="open"?e.push(i):s.t==="close"&&e.length&&t.set(e.pop(),i)}),t},we=(o,t,e,s,i)=>{let n=[],r=[n];for(let h=e;h<s;h++){let a=o[h],l=t.get(h);if(a.t==="open"&&l!==void 0){let c=we(o,t,h+1,l,!1);n.push({t:"ext",type:a.type,alts:c}),h=l}else a.t==="bar"&&!i?r.push(n=[]):a.t==="open"?n.push(L(a.type),L("(")):a.t==="bar"?n.push(L("|")):a.t==="close"?n.push(L(")")):n.push(a)}return r},be=(o,t)=>{let e=[],s="",i=()=>{for(let n of s.normalize(t))e.push(L(n));s=""};for(let n of o){if(n.t==="lit"){s+=n.ch;continue}i(),e.push(n.t==="ext"?{...n,alts:n.alts.map(r=>be(r,t))}:n)}return i(),e},ys=(o,t)=>{let e=1,s=h=>({t:"split",id:e++,out:h}),i=(h,a)=>h.reduceRight((l,c)=>n(c,l),a),n=(h,a)=>{switch(h.t){case"lit":let u=t?me(h.ch):void 0;return{t:"lit",id:e++,ch:h.ch,re:u,next:a};case"any":case"star":return{t:h.t,id:e++,next:a};case"class":return{t:"class",id:e++,re:h.re,next:a}}let l=u=>h.alts.map(d=>i(d,u));switch(h.type){case"@":return s(l(a));case"?":return s([a,...l(a)]);case"!":return{t:"neg",id:e++,sub:s(l(It)),next:a}}let c=s([]),f=s(l(c));return c.out.push(a,f),h.type==="*"?c:f};return[i(o,It),e]},Ss=o=>{let t=[],e=new Set,s=n=>n.t==="match"?"match":String(n.id),i=(n,r)=>{if(n.t==="match"||e.has(n))return;e.add(n);let h=a=>t.push(`${r}${n.id}: ${a}`);switch(n.t){case"split":h(`split -> ${n.out.map(s).join(", ")}`);for(let a of n.out)i(a,r);return;case"neg":return h(`!(${s(n.sub)}) -> ${s(n.next)}`),i(n.sub,r+"  "),i(n.next,r);case"lit":h(`${JSON.stringify(n.ch)} -> ${s(n.next)}`);break;case"class":h(`${n.re} -> ${s(n.next)}`);break;default:h(`${n.t==="any"?"?":"*"} -> ${s(n.next)}`)}i(n.next,r)};return i(o,""),[`start -> ${s(o)}`,...t].join(`
 `)},Lt=class{gen;threads=[];match=!1;runs=[];ids=[];constructor(t){this.gen=t}get dead(){return!this.threads.length&&!this.match&&!this.runs.length}},ye=(o,t)=>o.ids.length!==t.ids.length||o.runs.length!==t.runs.length||o.ids.some((e,s)=>e!==t.ids[s])?!1:o.runs.every(e=>t.runs.some(s=>s.neg===e.neg&&ye(s.state,e.state))),ue=o=>({has:new Float64Array(o),seen:new Float64Array(o),gen:0}),st=class{dots;dotStart;#t;constructor(t,e,s){this.dots=t,this.dotStart=e,this.#t=s}state(){return new Lt(++this.#t.gen)}done(t){return t.ids=t.threads.map(e=>e.id).sort((e,s)=>e-s),t.match&&t.ids.unshift(It.id),t}#e(t,e){let{seen:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,!0)}#s(t,e){let{has:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,t.threads.push(e),!0)}restricted(t,e){return e&&(this.dots||this.dotStart&&t===0)}add(t,e,s,i){switch(e.t){case"split":if(!this.#e(t,e))return;for(let r of e.out)this.add(t,r,s,i);return;case"neg":if(!this.#e(t,e))return;let n=this.state();return this.add(n,e.sub,s,!1),this.done(n),this.addRun(t,{t:"run",neg:e,state:n},s,i);case"star":if(this.restricted(s,i))return;this.#s(t,e)&&this.add(t,e.next,s,i);return;case"match":t.match=!0;return;default:this.#s(t,e)}}addRun(t,e,s,i){for(let n of t.runs)if(n.neg===e.neg&&ye(n.state,e.state))return;t.runs.push(e),e.state.match||this.add(t,e.neg.next,s,i)}step(t,e,s,i){let n=this.state();for(let r of t.threads)switch(r.t){case"lit":jt(r,e)&&this.add(n,r.next,s+1,i);break;case"any":this.restricted(s,i)||this.add(n,r.next,s+1,i);break;case"class":!this.restricted(s,i)&&r.re.test(e)&&this.add(n,r.next,s+1,i);break;case"star":this.restricted(s,i)||this.add(n,r,s+1,i)}if(!this.restricted(s,i))for(let r of t.runs){if(r.state.dead){this.addRun(n,r,s+1,i);continue}let h=this.step(r.state,e,s,!1);this.addRun(n,{t:"run",neg:r.neg,state:h},s+1,i)}return this.done(n)}},Se=o=>{let t=o.ids.join();if(!o.runs.length)return t;let e=o.runs.map(s=>`${s.neg.id}(${Se(s.state)})`);return`${t}|${e.sort().join("|")}`},xs=1<<18,zt=class{#t;#e=new Map;#s=0;#r;#n;#a;#h;constructor(t,e){this.#t=t,this.#a=new st(!1,!1,e),this.#h=new st(!1,!0,e)}#l(t){return{state:t,match:t.match,dead:t.dead,next:new Map}}#i(t){let e=Se(t),s=this.#e.get(e);if(s)return s;this.#s>xs&&this.#o();let i=this.#l(t);return this.#e.set(e,i),this.#s+=e.length+1,i}#o(){this.#e.clear(),this.#s=0,this.#r=void 0,this.#n=void 0}start(t){if(t){if(this.#n)return this.#n;let s=this.#h.state();return this.#h.add(s,this.#t,0,!0),this.#n=this.#l(this.#h.done(s))}if(this.#r)return this.#r;let e=this.#a.state();return this.#a.add(e,this.#t,0,!0),this.#r=this.#i(this.#a.done(e))}next(t,e){let s=e.charCodeAt(0),i=s<128?void 0:t.next.get(e);if(i)return i;let n=t===this.#n?this.#i(this.#h.step(t.state,e,0,!0)):this.#i(this.#a.step(t.state,e,1,!0));return s<128?(t.ascii||(t.ascii=new Array(128),this.#s+=128),t.ascii[s]=n):t.next.set(e,n),this.#s++,n}},ks=o=>{let t=[];for(let e=o;e.t!=="match";e=e.next){if(e.t==="split"||e.t==="neg")return;t.push(e)}return t},vs=(o,t,e,s)=>{let i=0,n=e,r=-1,h=0;for(;n<s;){let a=o[i];if(a?.t==="star"){r=i++,h=n;continue}let l=t[n];if(a&&(a.t==="any"||a.t==="lit"&&jt(a,l)||a.t==="class"&&a.re.test(l))){i++,n++;continue}if(r===-1)return!1;i=r+1,n=++h}for(;o[i]?.t==="star";)i++;return i===o.length},xe=o=>{let t=0,e=0;for(let s of o){let[i,n]=Cs(s);t+=i,e+=n}return[t,e]},Cs=o=>{if(o.t==="star")return[0,1/0];if(o.t!=="ext")return[1,1];if(o.type==="!")return[0,1/0];let t=o.alts.map(xe),e=Math.min(...t.map(n=>n[0])),s=Math.max(...t.map(n=>n[1])),i=s===0?0:1/0;return o.type==="@"?[e,s]:o.type==="?"?[0,s]:o.type==="*"?[0,i]:[e,i]},de=(o,t,e)=>{for(let s=0;s<o.length;s++)if(!jt(o[s],t[e+s]))return!1;return!0},Es=/[/\ud800-\udfff]/,Ms=/[\ud800-\udfff]/,ut=o=>Ms.test(o)?[...o]:o,pe=o=>{if(o.includes("/"))throw new Error("can only match a single path portion, got: "+o)},it=class{pattern;options;#t;#e;#s;#r;#n;#a=!1;#h;#l;#i=!1;#o=0;#m=1/0;#f=[];#c=[];#b;#w;#x=!1;#u;#d;constructor(t,e={}){if(t.includes("/"))throw new Error("can only match a single path portion, got pattern: "+t);this.pattern=t,this.options=e;let{nocase:s=!1,noext:i=!1,normalize:n}=e;this.#d=n===!0?"NFC":n||void 0;let r=/^[?*+@]\(\)$/.test(t),h=ws(t,s,i||r,this.#d,e.rangeMark),[a]=we(h,bs(h),0,h.length,!0);this.#d&&(a=be(a,this.#d));let[l,c]=ys(a,s);if(this.#t=l,this.#e=c,a.every(f=>f.t==="lit"))this.#n=a.map(f=>f.ch).join(""),this.#a=s;else{let f=p=>p.t!=="lit"?void 0:s?{ch:p.ch,re:me(p.ch)}:{ch:p.ch};for(let p of a){let g=f(p);if(!g)break;this.#f.push(g)}for(let p=a.length-1;p>=0;p--){let g=f(a[p]);if(!g)break;this.#c.unshift(g)}this.#x=!!(this.#f.length||this.#c.length),s||(this.#b=this.#f.map(p=>p.ch).join(""),this.#w=this.#c.map(p=>p.ch).join("")),this.#l=ks(this.#t)?.slice(this.#f.length,-this.#c.length||void 0),this.#i=!!this.#l?.every(p=>p.t==="star"||p.t==="any");let[u,d]=xe(a);this.#o=u,this.#m=d}}test(t){return this.#d?(pe(t),this.#p(t.normalize(this.#d))):Es.test(t)?(pe(t),this.#p(t,[...t])):this.#p(t,t)}testUnchecked(t){return this.#p(this.#d?t.normalize(this.#d):t)}#p(t,e){if(this.#n!==void 0)return this.#a?(this.#h??=ge(this.#n)).test(t):t===this.#n;let s=this.#o,i=this.#m;if(e===void 0){let c=t.length,f=c+1>>1;if(c<s||f>i)return!1;(f<s||c>i)&&(e=ut(t))}if(e!==void 0&&(e.length<s||e.length>i))return!1;let n=this.#f.length;if(this.#x)if(this.#b!==void 0&&this.#w!==void 0){if(!t.startsWith(this.#b)||!t.endsWith(this.#w))return!1}else{e??=ut(t);let c=e.length-this.#c.length;if(!de(this.#f,e,0)||!de(this.#c,e,c))return!1}let r=!this.options.dot&&t.startsWith(".");if(this.#l){if(t==="."||t===".."||r&&!n)return!1;if(this.#i)return!0;e??=ut(t);let c=e.length-this.#c.length;return vs(this.#l,e,n,c)}if(e??=ut(t),t==="."||t===".."){this.#s??=ue(this.#e);let c=this.#r??=new st(!0,!1,this.#s),f=c.state();c.add(f,this.#t,0,!0);let u=c.done(f);for(let d=0;d<e.length;d++)u=c.step(u,e[d],d,!0);return u.match}this.#s??=ue(this.#e);let h=this.#u??=new zt(this.#t,this.#s),a=h.start(r),l=e===t;for(let c=0;c<e.length;c++){if(a.dead)return!1;let f=l?t.charCodeAt(c):e[c].charCodeAt(0);a=a.ascii?.[f]??h.next(a,e[c])}return a.match}toString(){return Ss(this.#t)}};var nt=o=>{if(typeof o!="string")throw new TypeError("invalid pattern");if(o.length>65536)throw new TypeError("pattern is too long")};var W=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!1}={})=>e?t?o.replace(/[?*()[\]{}]/g,"[$&]"):o.replace(/[?*()[\]\\{}]/g,"\\$&"):t?o.replace(/[?*()[\]]/g,"[$&]"):o.replace(/[?*()[\]\\]/g,"\\$&");var G=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!0}={})=>e?t?o.replace(/\[([^/\\])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\])\]/g,"$1$2").replace(/\\([^/])/g,"$1"):t?o.replace(/\[([^/\\{}])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\{}])\]/g,"$1$2").replace(/\\([^/{}])/g,"$1");var v=(o,t,e={})=>(nt(t),!e.nocomment&&t.charAt(0)==="#"?!1:Ps(t,e).match(o)),q=new Map,Rs=256,Ps=(o,t)=>{let e=o+"\0"+JSON.stringify(t),s=q.get(e);return s?q.delete(e):(s=new C(o,{...t}),q.size>=Rs&&q.delete(q.keys().next().value)),q.set(e,s),s},Re=typeof process=="object"&&process?process.env?.__MINIMATCH_TESTING_PLATFORM__||process.platform:"posix",ke={win32:{sep:"\\"},posix:{sep:"/"}},Ns=Re==="win32"?ke.win32.sep:ke.posix.sep;v.sep=Ns;var y=Symbol("globstar **");v.GLOBSTAR=y;var As=(o,t={})=>e=>v(e,o,t);v.filter=As;var $=(o,t={})=>Object.assign({},o,t),Os=o=>{if(!o||typeof o!="object"||!Object.keys(o).length)return v;let t=v;return Object.assign((s,i,n={})=>t(s,i,$(o,n)),{Minimatch:class extends t.Minimatch{constructor(i,n={}){super(i,$(o,n))}static defaults(i){return t.defaults($(o,i)).Minimatch}},unescape:(s,i={})=>t.unescape(s,$(o,i)),escape:(s,i={})=>t.escape(s,$(o,i)),filter:(s,i={})=>t.filter(s,$(o,i)),defaults:s=>t.defaults($(o,s)),braceExpand:(s,i={})=>t.braceExpand(s,$(o,i)),match:(s,i,n={})=>t.match(s,i,$(o,n)),sep:t.sep,GLOBSTAR:y})};v.defaults=Os;var qt=(o,t={})=>(nt(o),t.nobrace||!/\{(?:(?!\{).)*\}/.test(o)?[o]:ae(o,{max:t.braceExpandMax}));v.braceExpand=qt;var $s=100,Ts=/(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g,Ds=(o,t,e={})=>{let s=new C(t,e);return o=o.filter(i=>s.match(i)),s.options.nonull&&!o.length&&o.push(t),o};v.match=Ds;var ve=/[?*]|[+@!]\(.*?\)|\[|\]/,Pe=(o,t)=>{let e=t+1;(o.charAt(e)==="!"||o.charAt(e)==="^")&&e++;let s=!1;for(;e<o.length;e++){let i=o.charAt(e);if(i==="]"&&s)return e;s=!0,i==="\\"&&e++}return-1},Fs=(o,t)=>{if(!t&&(o==="+()"||o==="@()"))return o;let e="";for(let s=0;s<o.length;s++){let i=o.charAt(s);if(i==="\\")e+=o.charAt(++s)||i;else{if(i==="*"||i==="?")return;if(i==="["){let n=Pe(o,s);if(n===-1){e+=i;continue}let r=o.slice(s+1,n);if(r.startsWith("\\")&&(r=r.slice(1)),[...r].length!==1||"!^".includes(o.charAt(s+1)))return;e+=r,s=n}else{if(!t&&"+@!".includes(i)&&o.charAt(s+1)==="("&&o.includes(")",s+2))return;e+=i}}}return e},Ws=o=>{if(/^[?*+@]\(\)$/.test(o)||o.includes("[:"))return!1;let t=0;for(let e=0;e<o.length;e++){let s=o.charAt(e);if(s==="\\"){if(++e===o.length)return!1}else if(s==="["){let i=Pe(o,e);i!==-1&&(e=i)}else if("+@!?*".includes(s)&&o.charAt(e+1)==="(")t++,e++;else if(s===")"){if(!t--)return!1}else if(s==="|"&&!t)return!1}return!t},_t,Ce,I=(o,t)=>typeof o=="string"?t===o:t!==""&&o.testUnchecked(t),Ee=(o,t,e,s,i)=>I(o,t)?e:s!==void 0&&I(o,s)?i:-1,Ht=o=>o==="."||o==="..",Ut=o=>typeof o=="string"&&/^[a-z]:$/i.test(o),pt=o=>typeof o=="string"&&/^unc$/i.test(o),Bt=o=>{if(o[0]!==""||o[1]!=="")return-1;let t=o[2]!=="?"?2:pt(o[3])?4:-1,e=o[t],s=o[t+1];return t!==-1&&e!==void 0&&e!==""&&e!==y&&s!==void 0&&s!==""&&s!==y?t:-1},dt=(o,t)=>!Ht(o)&&(t||!o.startsWith(".")),rt=(o,t,e,s,i)=>{for(let n=t;n<e;){if(o.charCodeAt(n)===46){if(!s)return!0;let h=o.charCodeAt(n+1)===46?n+2:n+1;if(h>=e||gt(o.charCodeAt(h),i))return!0}let r=Xt(o,n,i);if(r===-1)return!1;for(n=r+1;n<e&&gt(o.charCodeAt(n),i);)n++}return!1},gt=(o,t)=>t==="/"?o===47:t==="\\"?o===92:o===47||o===92,Xt=(o,t,e)=>{if(e!=="both")return o.indexOf(e,t);let s=o.indexOf("/",t),i=o.indexOf("\\",t);return s===-1?i:i===-1?s:Math.min(s,i)},Me=(o,t,e)=>e!=="both"?o.lastIndexOf(e,t):Math.max(o.lastIndexOf("/",t),o.lastIndexOf("\\",t)),Gt={},C=class{options;set;pattern;windowsPathsNoEscape;nonegate;negate;comment;empty;preserveMultipleSlashes;partial;globSet;globParts;nocase;isWindows;platform;windowsNoMagicRoot;maxGlobstarRecursion;#t;#e;#s;#r;#n=[];#a=[];#h=[];#l=new Map;#i=!1;#o;#m=new WeakMap;constructor(t,e={}){nt(t),e=e||{},this.options=e,this.maxGlobstarRecursion=e.maxGlobstarRecursion??200,this.pattern=t,this.platform=e.platform||Re,this.isWindows=this.platform==="win32";let s="allowWindowsEscape";this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e[s]===!1,this.windowsPathsNoEscape&&(this.pattern=this.pattern.replace(/\\/g,"/")),this.preserveMultipleSlashes=!!e.preserveMultipleSlashes,this.negate=!1,this.nonegate=!!e.nonegate,this.comment=!1,this.empty=!1,this.partial=!!e.partial,this.nocase=!!this.options.nocase,this.windowsNoMagicRoot=e.windowsNoMagicRoot!==void 0?e.windowsNoMagicRoot:!!(this.isWindows&&this.nocase),this.globSet=[],this.globParts=[],this.set=[],this.#t=!this.preserveMultipleSlashes,this.#s=(e.optimizationLevel??1)>=2;let i=e.normalize;this.#r=i===!0?"NFC":i||void 0,this.make();let n=this.set.map(r=>this.#c(r));this.#h=this.set.map((r,h)=>this.#t&&r.length-1>n[h]),this.#n=this.set.map((r,h)=>{let a=this.#h[h]?r.length-1:r.length,l=r.slice(n[h]+1,a).filter(c=>typeof c=="string"&&!!c);return[...new Set(l)]}),this.#e=this.#n.some(r=>r.length),this.#a=this.set.map((r,h)=>{let[a,l,c]=r;if(this.#h[h]&&r.length===2&&a===y&&l!==y)return"tail";if(this.#h[h]&&e.matchBase&&r.length===1&&a!==y&&a!=="")return"base";if(!(!this.#t||n[h]!==-1)){if(r.length===3&&a===y&&c===y&&l!==y&&l!==""&&this.maxGlobstarRecursion>0)return"mid";if(r.length===2&&l===y&&a!==y&&a!=="")return"head"}})}#f(t){return this.#r?t.normalize(this.#r):t}#c(t){if(!this.isWindows)return-1;if(Ut(t[0]))return 0;if(t[0]===""&&t[1]===""&&t[2]==="?"&&Ut(t[3]))return 3;let s=Bt(t);return s===-1?-1:s+1}hasMagic(){if(this.options.magicalBraces&&this.set.length>1)return!0;for(let t of this.set)for(let e of t)if(typeof e!="string")return!0;return!1}make(){let t=this.pattern,e=this.options;if(!e.nocomment&&t.charAt(0)==="#"){this.comment=!0;return}if(!t){this.empty=!0;return}this.parseNegate(),this.globSet=[...new Set(this.#C())];let s=this.globSet.map(n=>this.#k(n));this.globParts=this.preprocess(s),this.#i=!0;let i=this.globParts.map((n,r,h)=>{if(this.isWindows&&this.windowsNoMagicRoot){let a=n[2]==="?"&&pt(n[3])?6:4,l=n[0]===""&&n[1]===""&&(n[2]==="?"||!ve.test(n[2]))&&n.slice(3,a).every(f=>!ve.test(f)),c=/^[a-z]:/i.test(n[0]);if(l)return[...n.slice(0,a).map(f=>this.#f(f)),...n.slice(a).map(f=>this.parse(f))];if(c)return[this.#f(n[0]),...n.slice(1).map(f=>this.parse(f))]}return n.map(a=>this.parse(a))});if(this.set=i.filter(n=>n.indexOf(!1)===-1),this.isWindows)for(let n=0;n<this.set.length;n++){let r=this.set[n];r[0]===""&&r[1]===""&&this.globParts[n][2]==="?"&&(Ut(r[3])||pt(this.globParts[n][3]))&&(pt(this.globParts[n][3])&&(r[3]="UNC"),r[2]="?")}e.noext||this.mergeRows(),this.#i=!1,this.set.forEach((n,r)=>{for(let h=0;h<n.length;h++)n[h]===Gt&&(n[h]=this.parse(this.globParts[r][h]))})}mergeRows(){let t=!0;for(;t;){t=!1;let e=Math.max(0,...this.set.map(s=>s.length));for(let s=0;s<e;s++){let i=new Map;this.set.forEach((r,h)=>{if(!(r[s]instanceof it||r[s]===Gt)||!Ws(this.globParts[h][s]))return;let a=[...this.globParts[h]];a[s]="";let l=`${r.length}/${a.join("/")}`,c=i.get(l);c?c.push(h):i.set(l,[h])});let n=new Set;for(let r of i.values()){if(r.length<2)continue;let[h,...a]=r,c=`@(${r.map(f=>this.globParts[f][s]).join("|")})`;this.globParts[h][s]=c,this.set[h][s]=this.parse(c);for(let f of a)n.add(f)}n.size&&(t=!0,this.set=this.set.filter((r,h)=>!n.has(h)),this.globParts=this.globParts.filter((r,h)=>!n.has(h)))}}}preprocess(t){if(this.options.noglobstar)for(let s of t)for(let i=0;i<s.length;i++)s[i]==="**"&&(s[i]="*");let{optimizationLevel:e=1}=this.options;return e>=2?(t=this.firstPhasePreProcess(t),t=this.secondPhasePreProcess(t)):e>=1?t=this.levelOneOptimize(t):t=this.adjascentGlobstarOptimize(t),t}adjascentGlobstarOptimize(t){return t.map(e=>{let s=-1;for(;(s=e.indexOf("**",s+1))!==-1;){let i=s;for(;e[i+1]==="**";)i++;i!==s&&e.splice(s,i-s)}return e})}levelOneOptimize(t){return t.map(e=>{let s=this.#c(e)+1;return e=e.reduce((i,n)=>{let r=i[i.length-1];return n==="**"&&r==="**"?i:n===".."&&i.length>s&&r&&r!==".."&&r!=="."&&r!=="**"?(i.pop(),i):(i.push(n),i)},[]),e.length===0?[""]:e})}#b(t){let e=!this.isWindows||!t.includes("\\")?"/":t.includes("/")?"both":"\\",s=this.#t?0:-1,i="",n=0,r,h=0,a=!!this.options.dot;t:for(let l=0;l<this.set.length;l++){let c=this.set[l],f=c[c.length-1],u=s!==-1&&this.#h[l]&&f!==y;if(u&&s===0){let g=Me(t,t.length,e);if(n=g+1,i=t.slice(n),i===""&&g>=0){let m=g;for(;m>0&&gt(t.charCodeAt(m-1),e);)m--;h=m===0?0:Me(t,m-1,e)+1,r=t.slice(h,m)}let w=this.#s&&(Ht(i)||i===""&&r!==void 0&&Ht(r));s=w?-1:1,u=!w}let d=-1;if(u&&typeof f=="string"&&(d=Ee(f,i,n,r,h),d===-1))continue;if(this.#e){for(let g of this.#n[l])if(!t.includes(g))continue t}if(u&&typeof f=="object"&&(d=Ee(f,i,n,r,h),d===-1))continue;let p=this.#a[l];if(p==="base"&&u)return"yes";if(p==="tail"&&u){if(this.#s&&rt(t,0,d,!0,e))return"maybe";if(!rt(t,0,d,a,e))return"yes";continue}if(p==="mid"||p==="head"){let g=this.#x(t,c,p==="head",a,e);if(g!=="no")return g;continue}return"maybe"}return"no"}#w(t,e,s){let i=!!this.options.dot,n=t.length;if(s==="head"){if(n<2||!I(e[0],t[0]))return!1;for(let h=1;h<n;h++)if(!dt(t[h],i))return!1;return!0}let r=e[1];if(s==="tail"){let h=n-1;if(!I(r,t[h])&&(t[h]!==""||n===1||!I(r,t[--h])))return!1;for(let a=0;a<h;a++)if(!dt(t[a],i))return!1;return!0}for(let h=0;h<n;h++){if(I(r,t[h])&&h+1<n){let a=h+1;for(;a<n&&dt(t[a],i);)a++;if(a===n)return!0}if(!dt(t[h],i))return!1}return!1}#x(t,e,s,i,n){if(this.#s&&rt(t,0,t.length,!0,n))return"maybe";let r=e[s?0:1],h=0;for(let a=Xt(t,h,n);a!==-1;a=Xt(t,h,n)){let l=a+1;for(;l<t.length&&gt(t.charCodeAt(l),n);)l++;if((typeof r=="string"?a-h===r.length&&t.startsWith(r,h):a>h&&r.testUnchecked(t.slice(h,a)))&&!rt(t,l,t.length,i,n))return"yes";if(s||rt(t,h,l,i,n))return"no";h=l}return"no"}#u(t){let e=_t;return e?.f===t&&e.isWindows===this.isWindows&&e.preserveMultipleSlashes===this.preserveMultipleSlashes&&e.normalize===this.#r?e:void 0}#d(t){let{isWindows:e,preserveMultipleSlashes:s}=this,i=this.#k(e?t.split("\\").join("/"):t),n=this.#r;return n&&(i=i.map(r=>r.normalize(n))),_t={f:t,isWindows:e,preserveMultipleSlashes:s,normalize:n,parts:i},_t}#p(t){let e=[...t],s=!1;do{if(s=!1,!this.preserveMultipleSlashes){for(let r=1;r<e.length-1;r++){let h=e[r];r===1&&h===""&&e[0]===""||(h==="."||h==="")&&(s=!0,e.splice(r,1),r--)}e[0]==="."&&e.length===2&&(e[1]==="."||e[1]==="")&&(s=!0,e.pop())}let i=this.#c(e)+1,n=i;for(;(n=e.indexOf("..",n+1))!==-1;){let r=e[n-1];r&&r!=="."&&r!==".."&&r!=="**"&&(s=!0,e.splice(n-1,2),n=Math.max(n-2,i))}}while(s);return e.length===0?[""]:e}firstPhasePreProcess(t){let{braceExpandMax:e=1e5}=this.options,s=0,i=1e6,n=!1;do{n=!1;for(let r of t){let h=-1;for(;(h=r.indexOf("**",h+1))!==-1;){let c=h;for(;r[c+1]==="**";)c++;c>h&&r.splice(h+1,c-h);let f=r[h+1],u=r[h+2],d=r[h+3];if(f!==".."||!u||u==="."||u===".."||!d||d==="."||d==="..")continue;let p=r.length-1;if(t.length>=e||s+p>i)throw new RangeError("optimizationLevel 2: too many patterns from '**/..'");n=!0,r.splice(h,1);let g=r.slice(0);g[h]="**",s+=p,t.push(g),h--}if(!this.preserveMultipleSlashes){for(let c=1;c<r.length-1;c++){let f=r[c];c===1&&f===""&&r[0]===""||(f==="."||f==="")&&(n=!0,r.splice(c,1),c--)}r[0]==="."&&r.length===2&&(r[1]==="."||r[1]==="")&&(n=!0,r.pop())}let a=this.#c(r)+1,l=a;for(;(l=r.indexOf("..",l+1))!==-1;){let c=r[l-1];if(c&&c!=="."&&c!==".."&&c!=="**"){n=!0;let u=l===1&&r[l+1]==="**"?["."]:[];r.splice(l-1,2,...u),r.length===0&&r.push(""),l=Math.max(l-2,a)}}}}while(n);return t}secondPhasePreProcess(t){let e=new Set,s=t.filter(r=>{let h=r.join("/");return e.has(h)?!1:(e.add(h),!0)}),i=new Map;for(let r of s){let h=[];for(let a=0;a<r.length;a++)r[a]==="*"&&h.push(a);h.length&&i.set(h.join(","),h)}if(!i.size||s.length*i.size>1e5)return s;let{dot:n}=this.options;return s.filter(r=>{for(let h of i.values()){if(h[h.length-1]>=r.length)continue;let a=[...r],l=!0,c=!1;for(let f of h){let u=r[f];if(u!=="*"){if(!u||u==="**"||!n&&u.startsWith(".")){l=!1;break}a[f]="*",c=!0}}if(l&&c&&e.has(a.join("/")))return!1}return!0})}parseNegate(){if(this.nonegate)return;let t=this.pattern,e=!1,s=0;for(let i=0;i<t.length&&t.charAt(i)==="!";i++)e=!e,s++;s&&(this.pattern=t.slice(s)),this.negate=e}#g(t,e,s,i){let n=0,r=0,h=this.isWindows?Bt(e):-1,a=h===-1?-1:Bt(s);if(a!==-1){let l=s[a],c=s[a+1];typeof l!="string"||typeof c!="string"?(n=h,r=a):e[h].toLowerCase()===l.toLowerCase()&&e[h+1].toLowerCase()===c.toLowerCase()&&(n=h+2,r=a+2)}else if(this.isWindows){let l=typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0]),c=!l&&t[0]===""&&t[1]===""&&t[2]==="?"&&/^[a-z]:$/i.test(t[3]),f=typeof s[0]=="string"&&/^[a-z]:$/i.test(s[0]),u=!f&&s[0]===""&&s[1]===""&&s[2]==="?"&&typeof s[3]=="string"&&/^[a-z]:$/i.test(s[3]),d=c?3:l?0:void 0,p=u?3:f?0:void 0;if(typeof d=="number"&&typeof p=="number"){let[g,w]=[t[d],s[p]];g.toLowerCase()===w.toLowerCase()&&(r=p+1,n=d+1)}}return t=e,s.includes(y)?this.#E(t,s,i,n,r):this.#y(t,s,i,n,r)}#E(t,e,s,i,n){let{head:r,body:h,tail:a,segments:l}=this.#S(e,s,n);if(r.length){let f=i+r.length;if(!this.#y(t,r,s,i,0,f))return!1;i+=r.length,n+=r.length}let c=0;if(a.length){if(a.length+i>t.length)return!1;let f=t.length-a.length;if(this.#y(t,a,s,f,0))c=a.length;else{if(t[t.length-1]!==""||i+a.length===t.length||(f--,!this.#y(t,a,s,f,0)))return!1;c=a.length+1}}if(!h.length){let f=!!c;for(let u=i;u<t.length-c;u++){let d=String(t[u]);if(f=!0,d==="."||d===".."||!this.options.dot&&d.startsWith("."))return!1}return s||f}return!!this.#v(t,l,t.length-c,i,0,s,0,!!c,new Set)}#S(t,e,s){let i=this.#m.get(t);i||(i=[],this.#m.set(t,i));let n=s*2+(e?1:0),r=i[n];if(r)return r;let h=t.indexOf(y,s),a=t.lastIndexOf(y),l=t.slice(s,h),c=t.slice(h+1,e?void 0:a),f=e?[]:t.slice(a+1),u=[[[],0]],d=u[0],p=0,g=[0];for(let m of c)m===y?(g.push(p),d=[[],0],u.push(d)):(d[0].push(m),p++);u.forEach((m,b)=>{m[1]=p-g[b]});let w={head:l,body:c,tail:f,segments:u};return i[n]=w,w}#v(t,e,s,i,n,r,h,a,l){let c=e[n];if(!c){if(r)return i>=s||i===s-1&&t[i]==="";for(let p=i;p<s;p++){a=!0;let g=t[p];if(g==="."||g===".."||!this.options.dot&&g.startsWith("."))return!1}return a}let[f,u]=c,d=r?s:s-u;for(;i<=d;){let p=n*(t.length+1)+i;if(l.has(p))return!1;if(l.add(p),this.#y(t,f,r,i,0,i+f.length)&&h<this.maxGlobstarRecursion){let m=this.#v(t,e,s,i+f.length,n+1,r,h+1,a,l);if(m!==!1)return m}if(i===d)break;let w=t[i];if(w==="."||w===".."||!this.options.dot&&w.startsWith("."))return!1;i++}return r||null}#y(t,e,s,i,n,r=t.length){let h,a,l,c;for(h=i,a=n,c=Math.min(r,t.length),l=e.length;h<c&&a<l;h++,a++){let f=e[a],u=t[h];if(f===!1||f===y||!I(f,u))return!1}if(h===c&&a===l)return!0;if(h===c)return s;if(a===l)return h===c-1&&t[h]==="";throw new Error("wtf?")}braceExpand(){return qt(this.pattern,this.options)}#C(){let{pattern:t}=this;if(this.options.nobrace)return this.braceExpand();let e=57344;for(;t.includes(String.fromCharCode(e));)if(++e>63743)return this.braceExpand();let s=String.fromCharCode(e),i=!1,n=t.replace(Ts,(h,a,l)=>{let c=Number(a),f=Number(l);return!Number.isSafeInteger(c)||!Number.isSafeInteger(f)||Math.abs(c-f)+1<$s?h:(i=!0,`${s}${a}..${l}${s}`)});if(!i)return this.braceExpand();let r=qt(n,this.options);for(let h of r)for(let a of h.split("/")){let l=a.indexOf("[");if(l!==-1&&l<a.lastIndexOf(s))return this.braceExpand()}return this.#o=s,r}parse(t){nt(t);let e=this.options;if(t==="**")return y;if(t==="")return"";let{nocase:s,nocaseMagicOnly:i,noext:n=!1,dot:r,normalize:h}=e,a=this.#o,l=a&&t.includes(a)?void 0:Fs(t,n);if(l!==void 0&&!(s&&!i&&t.toUpperCase()!==t.toLowerCase()))return this.#f(l);if(this.#i)return Gt;let c=this.#l.get(t);return c||(c=new it(t,{nocase:s,noext:n,dot:r,normalize:h,...a&&{rangeMark:a}}),this.#l.set(t,c)),c}#k(t){return this.preserveMultipleSlashes?t.split("/"):this.isWindows&&/^\/\/[^/]+/.test(t)?["",...t.split(/\/+/)]:t.split(/\/+/)}match(t,e=this.partial){if(this.comment)return!1;if(this.empty)return t==="";if(t==="/"&&e)return!0;let s=this.options,i=this.#u(t);if(!i){if(!e&&!this.#r&&(this.#t||this.#e)&&Ce!==t){Ce=t;let l=this.#b(t);if(l==="no")return s.flipNegate?!1:this.negate;if(l==="yes")return s.flipNegate?!0:!this.negate}i=this.#d(t)}let n=i.parts,r=this.#s?i.resolved??=this.#p(n):n,h=this.set,a=n[n.length-1];if(!a)for(let l=n.length-2;!a&&l>=0;l--)a=n[l];for(let l=0;l<h.length;l++){let c=h[l],f=e?void 0:this.#a[l];if(f==="base"?I(c[0],a):f?this.#w(r,c,f):s.matchBase&&c.length===1?this.#g([a],[a],c,e):this.#g(n,r,c,e))return s.flipNegate?!0:!this.negate}return s.flipNegate?!1:this.negate}static defaults(t){return v.defaults(t).Minimatch}};v.Minimatch=C;v.escape=W;v.unescape=G;var qs=external_fs_.realpathSync.native,ht={lstatSync:external_fs_.lstatSync,readdir:external_fs_.readdir,readdirSync:external_fs_.readdirSync,readlinkSync:external_fs_.readlinkSync,realpathSync:qs,promises:{lstat:promises_.lstat,readdir:promises_.readdir,readlink:promises_.readlink,realpath:promises_.realpath}},Vs=o=>!o||o===ht||o===external_node_fs_namespaceObject?ht:{...ht,...o,promises:{...ht.promises,...o.promises}},Js=/^\\\\\?\\([a-z]:)\\?$/i,Ys=/^\\\\\?\\UNC\\([^\\]+\\[^\\]+)\\?$/i,Qs=/^\\\\[^\\?]+\\[^\\]+$/,Ne=o=>o.replace(/\//g,"\\").replace(Js,"$1\\").replace(Ys,"\\\\$1\\").replace(Qs,"$&\\"),ti=/^[\\/]{2}\?[\\/]unc[\\/][^\\/]+[\\/][^\\/]+(?:[\\/]|$)/i,ei=/^[\\/]{2}\?[\\/](?=[a-z]:)/i,si=/^[\\/]{2}\?[\\/]unc(?=[\\/][^\\/]+[\\/][^\\/])/i,ii=/[\\/]/,Zt=/^[a-z]:(?:$|[^\\/])/i,N=0,De=1,Fe=2,M=4,We=6,Ie=8,T=10,Le=12,E=15,ot=~E,Kt=16,Ae=32,at=64,P=128,mt=256,bt=512,Oe=at|P|bt,ni=1023,wt=o=>o.isFile()?Ie:o.isDirectory()?M:o.isSymbolicLink()?T:o.isCharacterDevice()?Fe:o.isBlockDevice()?We:o.isSocket()?Le:o.isFIFO()?De:N,ri=/[^\x00-\x7f]/,z=o=>ri.test(o)?o.normalize("NFKD"):o,X=o=>z(o.toLowerCase()),oi=256,$e=(o,t,e)=>{o.size>=oi&&o.clear(),o.set(t,e)},Vt=class{max;gen=1;young=[];old=[];constructor(t=16*1024){this.max=t}},Te=()=>Object.assign([],{provisional:0}),hi=16,ze=Symbol("PathScurry setAsCwd"),Jt=Symbol("PathScurry makeEntry"),lt=1024,k=class{name;parent;isCWD=!1;#t;#e;get dev(){return this.#e?.dev}get mode(){return this.#e?.mode}get nlink(){return this.#e?.nlink}get uid(){return this.#e?.uid}get gid(){return this.#e?.gid}get rdev(){return this.#e?.rdev}get blksize(){return this.#e?.blksize}get ino(){return this.#e?.ino}get size(){return this.#e?.size}get blocks(){return this.#e?.blocks}get atimeMs(){return this.#e?.atimeMs}get mtimeMs(){return this.#e?.mtimeMs}get ctimeMs(){return this.#e?.ctimeMs}get birthtimeMs(){return this.#e?.birthtimeMs}get atime(){return this.#e?.atime}get mtime(){return this.#e?.mtime}get ctime(){return this.#e?.ctime}get birthtime(){return this.#e?.birthtime}#s;#r;#n;#a;#h;#l;#i;#o;#m=0;#f;#c;get parentPath(){return(this.parent||this).fullpath()}get path(){return this.parentPath}constructor(t,e,s,i){this.name=t,this.#i=e&ni,this.#n=i,#t in s?(this.parent=s,this.#t=s.#t):this.#t={root:this,roots:s.roots,nocase:s.nocase,children:s.children,fs:s.fs},this.#s=this.#t.nocase?X(t):z(t)}get root(){return this.#t.root}get roots(){return this.#t.roots}get nocase(){return this.#t.nocase}get fs(){return this.#t.fs}depth(){return this.#r!==void 0?this.#r:this.parent?this.#r=this.parent.depth()+1:this.#r=0}resolve(t){if(!t)return this;let e=this.getRootString(t),i=t.substring(e.length).split(this.splitSep);return e?this.getRoot(e).#b(i):this.#b(i)}#b(t){let e=this;for(let s of t)e=e.child(s);return e}children(){let t=this.#w();return t.holes&&this.#d(t),t}#w(){let t=this.#o;if(t)return this.#m!==this.#t.children.gen&&this.#x(),t;let e=[];return e.provisional=0,this.#o=e,this.#i&=~Kt,this.#x(),e}#x(){let t=this.#t.children;if(this.#m=t.gen,t.young.push(this)>t.max){for(let e of t.old)e.#m!==t.gen&&(e.#o=void 0);t.old=t.young,t.young=[],t.gen++}}child(t,e){if(t===""||t===".")return this;if(t==="..")return this.parent||this;let s=this.children(),i=this.#t.nocase?X(t):z(t),n=s.index;if(!n&&s.length>=hi){n=s.index=new Map;for(let l of s)n.set(l.#s,l)}if(n){let l=n.get(i);if(l)return l}else for(let l of s)if(l.#s===i)return l;let r=this.parent?this.sep:"",h=this.#n?this.#n+r+t:void 0,a=this.newChild(t,N,h);return e&&(a.#h=e.relative,a.#l=e.relativePosix),this.canReaddir()||(a.#i|=P),s.push(a),n?.set(i,a),a}relative(){if(this.isCWD)return"";if(this.#h!==void 0)return this.#h;let t=this.name,e=this.parent;if(!e)return this.#h=this.name;let s=e.relative();return s+(!s||!e.parent?"":this.sep)+t}relativePosix(){if(this.sep==="/")return this.relative();if(this.isCWD)return"";if(this.#l!==void 0)return this.#l;let t=this.name,e=this.parent;if(!e)return this.#l=this.fullpathPosix();let s=e.relativePosix();return s+(!s||!e.parent?"":"/")+t}fullpath(){if(this.#n!==void 0)return this.#n;let t=this.name,e=this.parent;if(!e)return this.#n=this.name;let i=e.fullpath()+(e.parent?this.sep:"")+t;return this.#n=i}fullpathPosix(){if(this.#a!==void 0)return this.#a;if(this.sep==="/")return this.#a=this.fullpath();if(!this.parent){let i=this.fullpath().replace(/\\/g,"/");return this.#a=/^[a-z]:\//i.test(i)?`//?/${i}`:i}let t=this.parent,e=t.fullpathPosix(),s=e+(!e||!t.parent?"":"/")+this.name;return this.#a=s}isUnknown(){return(this.#i&E)===N}isType(t){return this[`is${t}`]()}getType(){return this.isUnknown()?"Unknown":this.isDirectory()?"Directory":this.isFile()?"File":this.isSymbolicLink()?"SymbolicLink":this.isFIFO()?"FIFO":this.isCharacterDevice()?"CharacterDevice":this.isBlockDevice()?"BlockDevice":this.isSocket()?"Socket":"Unknown"}isFile(){return(this.#i&E)===Ie}isDirectory(){return(this.#i&E)===M}isCharacterDevice(){return(this.#i&E)===Fe}isBlockDevice(){return(this.#i&E)===We}isFIFO(){return(this.#i&E)===De}isSocket(){return(this.#i&E)===Le}isSymbolicLink(){return(this.#i&T)===T}lstatCached(){return this.#i&Ae?this:void 0}readlinkCached(){return this.#f}realpathCached(){return this.#c}readdirCached(){return this.#u(this.children())}#u(t){return t.holes&&this.#d(t),t.slice(0,t.provisional)}#d(t){let e=t.names.length;for(let s=0;s<e;s++)t[s]||this[Jt](t,s)}[Jt](t,e){let s=this.#p(t.names[e],t.types[e]);return t[e]=s,t.holes--,s}#p(t,e){let s=this.newChild(t,e);return e!==M&&e!==T&&e!==N&&(s.#i|=at),s}#g(t){let e=t.provisional;if(t.names?.length!==e){let s=t.names=new Array(e),i=t.types=new Array(e);for(let n=0;n<e;n++){let r=t[n];s[n]=r.name,i[n]=r.#i&E}t.holes=0}return new Yt(this,t,this.#t.nocase)}canReadlink(){if(this.#f)return!0;if(!this.parent)return!1;let t=this.#i&E;return!(t!==N&&t!==T||this.#i&mt||this.#i&P)}calledReaddir(){return!!(this.#i&Kt)}isENOENT(){return!!(this.#i&P)}isNamed(t){return this.#t.nocase?this.#s===X(t):this.#s===z(t)}async readlink(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=await this.#t.fs.promises.readlink(this.fullpath()),s=(await this.parent.realpath())?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}readlinkSync(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=this.#t.fs.readlinkSync(this.fullpath()),s=this.parent.realpathSync()?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}#E(t){this.#i|=Kt;for(let e=t.provisional;e<t.length;e++){let s=t[e];s&&s.#S()}}#S(){this.#i&P||(this.#i=(this.#i|P)&ot,this.#v())}#v(){let t=this.children();t.provisional=0;for(let e of t)e.#S()}#y(){this.#i|=bt,this.#C()}#C(){if(this.#i&at)return;let t=this.#i;(t&E)===M&&(t&=ot),this.#i=t|at,this.#v()}#k(t=""){t==="ENOTDIR"||t==="EPERM"?this.#C():t==="ENOENT"?this.#S():this.children().provisional=0}#O(t=""){t==="ENOTDIR"?this.parent.#C():t==="ENOENT"&&this.#S()}#$(t=""){let e=this.#i;e|=mt,t==="ENOENT"&&(e|=P),(t==="EINVAL"||t==="UNKNOWN")&&(e&=ot),this.#i=e,t==="ENOTDIR"&&this.parent&&this.parent.#C()}#R(t,e){if(!e.provisional){if(e.provisional<e.length)this.#W(t,e);else for(let s of t)this.#I(s,e);this.#E(e)}}#W(t,e){let s=new Map;for(let i=e.provisional;i<e.length;i++){let n=e[i];s.set(n.#s,n)}e.length=e.provisional;for(let i of t){let n=this.#t.nocase?X(i.name):z(i.name),r=s.get(n);if(!r){this.#I(i,e);continue}s.delete(n),r.#i=r.#i&ot|wt(i),r.name=i.name,e.provisional=e.push(r)}for(let i of s.values())e.push(i)}#I(t,e){let s=this.#p(t.name,wt(t));e.provisional=e.push(s),e.index?.set(s.#s,s)}#T(t,e){if(e.length)return this.#R(t,e);let s=t.length,i=e.names=new Array(s),n=e.types=new Array(s);for(let r=0;r<s;r++){let h=t[r];i[r]=h.name,n[r]=wt(h)}e.length=e.provisional=e.holes=s,this.#E(e)}async lstat(){if((this.#i&P)===0)try{return this.#D(await this.#t.fs.promises.lstat(this.fullpath())),this}catch(t){this.#O(t.code)}}lstatSync(){if((this.#i&P)===0)try{return this.#D(this.#t.fs.lstatSync(this.fullpath())),this}catch(t){this.#O(t.code)}}#D(t){this.#e=t;let e=wt(t);this.#i=this.#i&ot|e|Ae,e!==N&&e!==M&&e!==T&&(this.#i|=at)}#M;#L(t){let e=this.#M;this.#M=void 0;for(let s of e)s(t)}readdirCB(t,e=!1){this.#F(s=>t(null,this.#u(s)),e,!1)}readdirLazyCB(t,e=!1){this.#F(s=>t(this.#g(s)),e,!0)}#F(t,e,s){let i=this.canReaddir(),n=i?this.#w():Te();if(!i||this.calledReaddir()){e?t(n):queueMicrotask(()=>t(n));return}if(this.#M){this.#M.push(t);return}this.#M=[t];let r=this.fullpath();this.#t.fs.readdir(r,{withFileTypes:!0},(h,a)=>{h?(this.#k(h.code),n.provisional=0):s?this.#T(a,n):this.#R(a,n),this.#L(n)})}#P;async readdir(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();if(this.#P)await this.#P;else{let s=()=>{};this.#P=new Promise(i=>s=i);try{this.#R(await this.#t.fs.promises.readdir(e,{withFileTypes:!0}),t)}catch(i){this.#k(i.code),t.provisional=0}this.#P=void 0,s()}return this.#u(t)}readdirSync(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();try{this.#R(this.#t.fs.readdirSync(e,{withFileTypes:!0}),t)}catch(s){this.#k(s.code),t.provisional=0}return this.#u(t)}readdirLazySync(){let t=this.canReaddir(),e=t?this.#w():Te();if(t&&!this.calledReaddir())try{this.#T(this.#t.fs.readdirSync(this.fullpath(),{withFileTypes:!0}),e)}catch(s){this.#k(s.code),e.provisional=0}return this.#g(e)}canReaddir(){if(this.#i&Oe)return!1;let t=E&this.#i;return t===N||t===M||t===T}shouldWalk(t,e){return(this.#i&M)===M&&!(this.#i&Oe)&&!t?.has(this)&&(!e||e(this))}async realpath(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=await this.#t.fs.promises.realpath(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}realpathSync(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=this.#t.fs.realpathSync(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}[ze](t){if(t===this)return;t.isCWD=!1,this.isCWD=!0;let e=new Set([]),s=[],i=this;for(;i.parent;)e.add(i),i.#h=s.join(this.sep),i.#l=s.join("/"),i=i.parent,s.push("..");for(i=t;i.parent&&!e.has(i);)i.#h=void 0,i.#l=void 0,i=i.parent}},Yt=class{dir;#t;#e;#s;#r;#n;#a;length;constructor(t,e,s){this.dir=t,this.#t=e,this.#e=e.names,this.#s=e.types,this.#r=s,this.length=e.provisional}name(t){return this.#e[t]}path(t){return this.#t[t]??this.dir[Jt](this.#t,t)}cached(t){return this.#t[t]}isNamed(t,e){let s=this.#t[t];if(s)return s.isNamed(e);let i=this.#e[t];return i===e?!0:(e!==this.#n&&(this.#n=e,this.#a=this.#r?X(e):z(e)),(this.#r?X(i):z(i))===this.#a)}isUnknown(t){let e=this.#t[t];return e?e.isUnknown():this.#s[t]===N}isDirectory(t){let e=this.#t[t];return e?e.isDirectory():this.#s[t]===M}isSymbolicLink(t){let e=this.#t[t];return e?e.isSymbolicLink():this.#s[t]===T}canReaddir(t){let e=this.#t[t];if(e)return e.canReaddir();let s=this.#s[t];return s===M||s===T||s===N}},yt=class o extends k{get sep(){return"\\"}get splitSep(){return ii}newChild(t,e=N,s){return new o(t,e,this,s)}resolve(t){return t&&Zt.test(t)&&(t=this.sameRoot(t.slice(0,2)+this.sep)?"."+this.sep+t.slice(2):external_node_path_.win32.resolve(this.fullpath(),t)),super.resolve(t)}getRootString(t){return ti.exec(t)?.[0]??external_node_path_.win32.parse(t).root}getRoot(t){if(t=Ne(t.toUpperCase()),t===this.root.name||/^[\\/]$/.test(t))return this.root;for(let[e,s]of Object.entries(this.roots))if(this.sameRoot(t,e))return this.roots[t]=s;return this.roots[t]=new K(t,{nocase:this.nocase,fs:this.fs}).root}sameRoot(t,e=this.root.name){return Ne(t.toUpperCase())===e}},St=class o extends k{get splitSep(){return"/"}get sep(){return"/"}getRootString(t){return t.startsWith("/")?"/":""}getRoot(t){return this.root}newChild(t,e=N,s){return new o(t,e,this,s)}},xt=class{root;rootPath;roots;cwd;#t=new Map;#e=new Map;#s;nocase;#r;constructor(t=process.cwd(),e,s,{nocase:i,childrenCacheSize:n=16*1024,fs:r=ht}={}){this.#r=Vs(r),(t instanceof URL||t.startsWith("file://"))&&(t=(0,external_node_url_.fileURLToPath)(t));let h=e.resolve(t);this.roots=Object.create(null),this.rootPath=this.parseRootPath(h),this.#s=new Vt(n);let a=h.substring(this.rootPath.length).split(s);if(a.length===1&&!a[0]&&a.pop(),i===void 0)throw new TypeError("must provide nocase setting to PathScurryBase ctor");this.nocase=i,this.root=this.newRoot(this.#r),this.roots[this.rootPath]=this.root;let l=this.root,c=a.length-1,f=e.sep;for(let u of a){let d=c--;l=l.child(u,{relative:new Array(d).fill("..").join(f),relativePosix:new Array(d).fill("..").join("/")})}this.cwd=l}depth(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.depth()}childrenCache(){return this.#s}resolve(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#t.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpath();return $e(this.#t,e,i),i}resolvePosix(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#e.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpathPosix();return $e(this.#e,e,i),i}relative(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relative()}relativePosix(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relativePosix()}basename(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.name}dirname(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),(t.parent||t).fullpath()}async readdir(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;if(t.canReaddir()){let i=await t.readdir();return s?i:i.map(n=>n.name)}else return[]}readdirSync(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;return t.canReaddir()?s?t.readdirSync():t.readdirSync().map(i=>i.name):[]}async lstat(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstat()}lstatSync(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstatSync()}async readlink(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.readlink();return e?s:s?.fullpath()}readlinkSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.readlinkSync();return e?s:s?.fullpath()}async realpath(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.realpath();return e?s:s?.fullpath()}realpathSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.realpathSync();return e?s:s?.fullpath()}async walk(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set:void 0,l=(f,u)=>{a?.add(f),f.readdirCB((d,p)=>{try{if(d)return u(d);let g=p.length;if(!g)return u();let w=m=>{if(m)return u(m);--g===0&&u()};for(let m of p)(!n||n(m))&&h.push(s?m:m.fullpath()),i&&m.isSymbolicLink()?m.realpath().then(b=>b?.isUnknown()?b.lstat():b).then(b=>b?.shouldWalk(a,r)?l(b,w):w()).catch(w):m.shouldWalk(a,r)?l(m,w):w()}catch(g){u(g)}},!0)},c=t;return new Promise((f,u)=>{l(c,d=>{if(d)return u(d);f(h)})})}walkSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set([t]):void 0,l=[t];for(let c of l){let f=c.readdirSync();for(let u of f){(!n||n(u))&&h.push(s?u:u.fullpath());let d=u;if(u.isSymbolicLink()){if(!(i&&(d=u.realpathSync())))continue;d.isUnknown()&&d.lstatSync()}d.shouldWalk(a,r)&&(a?.add(d),l.push(d))}}return h}[Symbol.asyncIterator](){return this.iterate()}iterate(t,e){return this.#n(t,e,!1)}iterateBatches(t,e){return this.#n(t,e,!0)}#n(t=this.cwd,e={},s){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:i=!0,follow:n=!1,filter:r,walkFilter:h}=e,a={value:void 0,done:!0},l=[],c=0,f=[t],u=0,d=n?new Set(f):void 0,p=0,g=!1,w=!1,m,b=[],A=()=>{if(s){let x=l;return l=[],{value:x,done:!1}}let S=l[c++];return c===l.length?(l=[],c=0):c>=lt&&c*2>=l.length&&(l=l.slice(c),c=0),{value:S,done:!1}},O=()=>{w=!0;for(let S of b.splice(0))m?(S.reject(m.er),m=void 0):S.resolve(a)},R=S=>{m={er:S},l=[],c=0,O()},Y=S=>{(!r||r(S))&&l.push(i?S:S.fullpath())},U=S=>{if(!w){try{for(let x of S){Y(x);let F=x;x.isSymbolicLink()&&!(n&&(F=x.realpathCached()))||F.shouldWalk(d,h)&&(d?.add(F),f.push(F))}}catch(x){return R(x)}p--,Rt()}},B=(S,x)=>{if(n){let F=[];for(let se of x)se.isSymbolicLink()&&F.push(se.realpath().then(Pt=>Pt?.isUnknown()?Pt.lstat():Pt));if(F.length){Promise.all(F).then(()=>U(x));return}}U(x)},Rt=()=>{if(!g){for(g=!0;!w;){for(;b.length&&c<l.length;)b.shift()?.resolve(A());let S=f[u];if(!S||l.length-c>=lt)break;u++,p++,S.readdirCB(B,!0)}g=!1,!w&&p===0&&u===f.length&&c===l.length&&O()}};return Y(t),{next(){if(m){let{er:S}=m;return m=void 0,Promise.reject(S)}if(c<l.length){let S=A();return Rt(),Promise.resolve(S)}return w?Promise.resolve(a):new Promise((S,x)=>{b.push({resolve:S,reject:x}),Rt()})},return(){return l=[],c=0,O(),Promise.resolve(a)},[Symbol.asyncIterator](){return this}}}[Symbol.iterator](){return this.iterateSync()}iterateSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=t,a=i?new Set([h]):void 0,l=[h],c=0,f=[],u=0,d=!1;return{next(){if(!d&&(d=!0,!n||n(h)))return{value:s?h:h.fullpath(),done:!1};for(;;){for(;u===f.length;){let w=l[c];if(!w)return{value:void 0,done:!0};c++,f=w.readdirSync(),u=0}let p=f[u++],g=p;if(p.isSymbolicLink()&&(g=i?p.realpathSync():void 0,g?.isUnknown()&&g.lstatSync()),g?.shouldWalk(a,r)&&(a?.add(g),l.push(g)),!n||n(p))return{value:s?p:p.fullpath(),done:!1}}},[Symbol.iterator](){return this}}}chdir(t=this.cwd){let e=this.cwd;this.cwd=typeof t=="string"?this.cwd.resolve(t):t,this.#t.clear(),this.#e.clear(),this.cwd[ze](e)}},K=class extends xt{sep="\\";constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;typeof t=="string"&&!t.startsWith("file://")&&(t=t.replace(ei,"").replace(si,"\\")),super(t,external_node_path_.win32,"\\",{...e,nocase:s}),this.nocase=s}resolve(...t){return t.some(e=>Zt.test(e))?super.resolve(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolve(...t)}resolvePosix(...t){return t.some(e=>Zt.test(e))?super.resolvePosix(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolvePosix(...t)}parseRootPath(t){return external_node_path_.win32.parse(t).root.toUpperCase()}newRoot(t){return new yt(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")||t.startsWith("\\")||/^[a-z]:(\/|\\)/i.test(t)}},Z=class extends xt{sep="/";constructor(t=process.cwd(),e={}){let{nocase:s=!1}=e;super(t,external_node_path_.posix,"/",{...e,nocase:s}),this.nocase=s}parseRootPath(t){return"/"}newRoot(t){return new St(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")}},ct=class extends Z{constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;super(t,{...e,nocase:s})}},qi=process.platform==="win32"?yt:St,je=process.platform==="win32"?K:process.platform==="darwin"?ct:Z;var ai=o=>o.length>=1,li=o=>o.length>=1,ci=Symbol.for("nodejs.util.inspect.custom"),V=class o{#t;#e;#s;length;#r;#n;#a;#h;#l;#i;constructor(t,e,s,i){if(!ai(t))throw new TypeError("empty pattern list");if(!li(e))throw new TypeError("empty glob list");if(e.length!==t.length)throw new TypeError("mismatched pattern list and glob list lengths");if(this.length=t.length,s<0||s>=this.length)throw new TypeError("index out of range");if(this.#t=t,this.#e=e,this.#s=s,this.#r=i,this.#s===0){if(this.isUNC()){let n=this.#o()?6:4,r=this.#t.slice(0,n),h=this.#e.slice(0,n),a=this.#t.slice(n),l=this.#e.slice(n);a[0]===""&&(a.shift(),l.shift());let c=[...r,""].join("/"),f=[...h,""].join("/");this.#t=[c,...a],this.#e=[f,...l],this.length=this.#t.length}else if(this.isDrive()||this.isAbsolute()){let[n,...r]=this.#t,[h,...a]=this.#e;r[0]===""&&(r.shift(),a.shift());let l=`${n}/`,c=`${h}/`;this.#t=[l,...r],this.#e=[c,...a],this.length=this.#t.length}}}[ci](){return`Pattern <${this.#e.slice(this.#s).join("/")}>`}pattern(){return this.#t[this.#s]}isString(){return typeof this.#t[this.#s]=="string"}isGlobstar(){return this.#t[this.#s]===y}isMatcher(){return typeof this.#t[this.#s]=="object"}globString(){return this.#a=this.#a||(this.#s===0?this.isAbsolute()?this.#e[0]+this.#e.slice(1).join("/"):this.#e.join("/"):this.#e.slice(this.#s).join("/"))}hasMore(){return this.length>this.#s+1}rest(){return this.#n!==void 0?this.#n:this.hasMore()?(this.#n=new o(this.#t,this.#e,this.#s+1,this.#r),this.#n.#i=this.#i,this.#n.#l=this.#l,this.#n.#h=this.#h,this.#n):this.#n=null}#o(){let t=this.#t;return t[2]==="?"&&typeof t[3]=="string"&&/^unc$/i.test(t[3])}isUNC(){let t=this.#t,e=this.#o()?4:2;return this.#l!==void 0?this.#l:this.#l=this.#r==="win32"&&this.#s===0&&t[0]===""&&t[1]===""&&typeof t[e]=="string"&&!!t[e]&&typeof t[e+1]=="string"&&!!t[e+1]}isDrive(){let t=this.#t;return this.#h!==void 0?this.#h:this.#h=this.#r==="win32"&&this.#s===0&&this.length>1&&typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0])}isAbsolute(){let t=this.#t;return this.#i!==void 0?this.#i:this.#i=t[0]===""&&t.length>1||this.isDrive()||this.isUNC()}root(){let t=this.#t[0];return typeof t=="string"&&this.isAbsolute()&&this.#s===0?t:""}checkFollowGlobstar(){return this.#s!==0&&this.isGlobstar()}};var fi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",j=class{relative;relativeChildren;absolute;absoluteChildren;platform;mmopts;slashRoot;constructor(t,{nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,platform:h=fi,root:a,windowsPathsNoEscape:l,allowWindowsEscape:c,braceExpandMax:f=1e4},u){this.relative=[],this.absolute=[],this.relativeChildren=[],this.absoluteChildren=[],this.platform=h,l=!!l||c===!1,this.mmopts={braceExpandMax:f,dot:!0,nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,optimizationLevel:2,platform:h,nocomment:!0,nonegate:!0,windowsPathsNoEscape:l};let d=u?.resolve(a??"/").fullpath()??"/";this.slashRoot=W(d.replace(/\\/g,"/").replace(/\/$/,""),{magicalBraces:!0,windowsPathsNoEscape:l});for(let p of t)this.add(p)}add(t){let e=new C(t,this.mmopts);for(let s=0;s<e.set.length;s++){let i=e.set[s],n=e.globParts[s];if(!i||!n)throw new Error("invalid pattern object");for(;i[0]==="."&&n[0]==="."&&i.length>1&&i[1]!=="";)i.shift(),n.shift();let r=new V(i,n,0,this.platform),h=r.root()==="/"?`${this.slashRoot}/${r.rest()?.globString()??""}`:r.globString(),a=new C(h,this.mmopts),l=n[n.length-1]==="**",c=r.isAbsolute();c?this.absolute.push(a):this.relative.push(a),l&&(c?this.absoluteChildren.push(a):this.relativeChildren.push(a))}}ignored(t){return this.ignoredPath(this.relative.length?t.relative():"",this.absolute.length?t.fullpath():"")}ignoredPath(t,e){if(this.relative.length){t||=".";let s=`${t}/`;for(let i of this.relative)if(i.match(t)||i.match(s))return!0}if(this.absolute.length){let s=`${e}/`;for(let i of this.absolute)if(i.match(e)||i.match(s))return!0}return!1}childrenIgnored(t){if(this.relativeChildren.length){let e=`${t.relative()||"."}/`;for(let s of this.relativeChildren)if(s.match(e))return!0}if(this.absoluteChildren.length){let e=`${t.fullpath()}/`;for(let s of this.absoluteChildren)if(s.match(e))return!0}return!1}};var Qt,kt=class o{parent;store;#t;constructor(t){if(t instanceof o){this.parent=t,this.#t=t.#t;return}this.#t=new Set;for(let e of t){let s=e,i;for(;s&&(i=s.rest());)s.isString()&&this.#t.add(i.globString()),s=i}}stores(t){return this.#t.size!==0&&this.#t.has(t.globString())&&!(t.isGlobstar()&&!t.checkFollowGlobstar())}copy(){return this.#t.size?new o(this):this}#e(t){let e=this.store?.get(t);return e||!this.parent?e:this.parent.#e(t)}hasWalked(t,e){return!!this.#e(t.fullpath())?.has(e.globString())}storeWalked(t,e){if(!this.stores(e))return;let s=e.globString(),i=t.fullpath(),n=this.#e(i);n?n.add(s):(this.store??=new Map).set(i,new Set([s]))}},J=class{static ABSOLUTE=2;static IF_DIR=1;paths=[];flags=[];#t;add(t,e,s){let{paths:i}=this,n=i.length-1;n>=0&&i[n]!==t&&(this.#t??=new Map(i.map((r,h)=>[r,h])),n=this.#t.get(t)??-1),n===-1&&this.#t?.set(t,i.length),this.#e(n,t,e,s)}#e(t,e,s,i){let n=(s?Qt.ABSOLUTE:0)|(i?Qt.IF_DIR:0);t===-1?(this.paths.push(e),this.flags.push(n)):this.flags[t]=n&this.flags[t]}};Qt=J;var vt=class{targets=[];patterns=[];#t;add(t,e){let{targets:s}=this,i=s.length-1;i>=0&&s[i]!==t&&(this.#t??=new Map(s.map((n,r)=>[n,r])),i=this.#t.get(t)??-1),this.#e(i,t,e)}addEntry(t,e){if(this.#t)return this.add(t,e);let s=this.targets.length-1;this.#e(s>=0&&this.targets[s]===t?s:-1,t,e)}#e(t,e,s){if(e.canReaddir())if(t>=0){let i=this.patterns[t],n=s.globString(),r=s.checkFollowGlobstar();for(let h of i)if(h===s||h.globString()===n&&h.checkFollowGlobstar()===r)return;i.push(s)}else this.#t?.set(e,this.targets.length),this.targets.push(e),this.patterns.push([s])}},Ct=class o{hasWalkedCache;matches=new J;subwalks=new vt;patterns;follow;dot;opts;constructor(t,e){this.opts=t,this.follow=!!t.follow,this.dot=!!t.dot,this.hasWalkedCache=e}processPatterns(t,e){this.patterns=e;for(let s of e){let i=t;this.hasWalkedCache.storeWalked(i,s);let n=s.root(),r=s.isAbsolute()&&this.opts.absolute!==!1;if(n){i=i.resolve(n==="/"&&this.opts.root!==void 0?this.opts.root:n);let c=s.rest();if(c)s=c;else{this.matches.add(i,!0,!1);continue}}if(i.isENOENT())continue;let h,a,l=!1;for(;typeof(h=s.pattern())=="string"&&(a=s.rest());)i=i.resolve(h),s=a,l=!0;if(h=s.pattern(),a=s.rest(),l){if(this.hasWalkedCache.hasWalked(i,s))continue;this.hasWalkedCache.storeWalked(i,s)}if(typeof h=="string"){let c=h===".."||h===""||h===".";this.matches.add(i.resolve(h),r,c);continue}else if(h===y){(!i.isSymbolicLink()||this.follow||s.checkFollowGlobstar())&&this.subwalks.add(i,s);let c=a?.pattern(),f=a?.rest();if(!a||(c===""||c===".")&&!f)this.matches.add(i,r,c===""||c===".");else if(c===".."){let u=i.parent||i;f?this.hasWalkedCache.hasWalked(u,f)||this.subwalks.add(u,f):this.matches.add(u,r,!0)}}else typeof h=="object"&&this.subwalks.add(i,s)}return this}child(){return new o(this.opts,this.hasWalkedCache.copy())}filterEntries(t,e){let s=new te(e,this.dot,this.follow),{matches:i,matched:n,subwalks:r}=s,{targets:h}=r;for(let a=0;a<e.length;a++){let l=i.length;for(let c of t){let f=c.isAbsolute(),u=c.pattern(),d=c.rest();u===y?s.testGlobstar(a,c,d,f):typeof u=="object"?s.testMatcher(a,u,d,f):s.testString(a,u,d,f)}for(;n.length<h.length;)n.push(i.length>l)}return s}},te=class{entries;matches=[];absolute=[];subwalks=new vt;matched=[];dot;follow;constructor(t,e,s){this.entries=t,this.dot=e,this.follow=s}#t(t,e){let s=this.matches.length-1;s>=0&&this.matches[s]===t?e||(this.absolute[s]=!1):(this.matches.push(t),this.absolute.push(e))}testGlobstar(t,e,s,i){let n=this.entries;if((this.dot||!n.name(t).startsWith("."))&&(e.hasMore()||this.#t(t,i),n.canReaddir(t)&&(this.follow||!n.isSymbolicLink(t)?this.subwalks.addEntry(n.path(t),e):s&&e.checkFollowGlobstar()&&this.subwalks.addEntry(n.path(t),s))),s){let r=s.pattern();typeof r=="string"&&r!==".."&&r!==""&&r!=="."?this.testString(t,r,s.rest(),i):r===".."?this.subwalks.add(n.dir,s):typeof r=="object"&&this.testMatcher(t,r,s.rest(),i)}}testMatcher(t,e,s,i){let n=this.entries;e.testUnchecked(n.name(t))&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}testString(t,e,s,i){let n=this.entries,r=e.charCodeAt(0),h=n.name(t).charCodeAt(0);r<128&&h<128&&(r|32)!==(h|32)||n.isNamed(t,e)&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}};var{ABSOLUTE:ui,IF_DIR:di}=J,pi=(o,t,e)=>typeof o=="string"?new j([o],t,e):Array.isArray(o)?new j(o,t,e):o,gi=o=>{let t;for(let e of o){let s=e,i="";for(;s?.isString();s=s.rest())i+=`${s.globString()}
 `;if(!s||t!==void 0&&i!==t)return!1;for(t=i;s;s=s.rest())if(s.isString())return!1}return!0},Et={value:void 0,done:!0},_=class{path;patterns;opts;seen=new Set;matches=[];#t;#e;#s;#r;#n;signal;maxDepth;includeChildMatches;#a;#h;#l;#i="";#o=0;#m=[];#f=[];#c=[];#b=[];#w=[];#x=1/0;#u=0;#d=!1;#p=!1;#g;#E;#S=[];constructor(t,e,s){if(this.patterns=t,this.path=e,this.opts=s,this.#n=!s.posix&&s.platform==="win32"?"\\":"/",this.includeChildMatches=s.includeChildMatches!==!1,(s.ignore||!this.includeChildMatches)&&(this.#s=pi(s.ignore??[],s,e),!this.includeChildMatches&&typeof this.#s.add!="function")){let i="cannot ignore child matches, ignore lacks add() method.";throw new Error(i)}this.maxDepth=s.maxDepth||1/0,this.signal=s.signal,this.#t=!!s.realpath||!gi(t),this.includeChildMatches&&this.#s instanceof j&&this.#s!==s.ignore&&(!s.posix||e.sep==="/")&&(this.#r=this.#s),this.#e=!(this.#t||this.#s&&!this.#r||s.withFileTypes||s.stat)}#v(t){return this.seen.has(t)||this.#y(t)}#y(t){let e=this.#r;return e?e.ignoredPath(e.relative.length?this.#O(t):"",e.absolute.length?t.fullpath():""):!!this.#s?.ignored?.(t)}#C(t){return!!this.#s?.childrenIgnored?.(t)}async matchCheck(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||await t.realpath(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?await i.lstat():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=await r.realpath();h&&(h.isUnknown()||this.opts.stat)&&await h.lstat()}return this.matchCheckTest(r,e)}matchCheckTest(t,e){return t&&(this.maxDepth===1/0||t.depth()<=this.maxDepth)&&(!e||t.canReaddir())&&(!this.opts.nodir||!t.isDirectory())&&(!this.opts.nodir||!this.opts.follow||!t.isSymbolicLink()||!t.realpathCached()?.isDirectory())&&!this.#y(t)?t:void 0}matchCheckSync(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||t.realpathSync(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?i.lstatSync():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=r.realpathSync();h&&(h?.isUnknown()||this.opts.stat)&&h.lstatSync()}return this.matchCheckTest(r,e)}matchFinish(t,e){this.#y(t)||this.#k(t,e)}#k(t,e){if(this.#t){let{seen:r}=this,h=r.size;if(r.add(t),r.size===h)return}if(!this.includeChildMatches&&this.#s?.add){let r=`${t.relativePosix()}/**`;this.#s.add(r)}let s=this.opts.absolute===void 0?e:this.opts.absolute,i=this.opts.mark&&t.isDirectory()?this.#n:"",n=this.matches;if(this.opts.withFileTypes)n.push(t);else if(s){let r=this.opts.posix?t.fullpathPosix():t.fullpath();n.push(r+i)}else{let r=this.#O(t),h=this.opts.dotRelative&&!r.startsWith(`..${this.#n}`)?`.${this.#n}`:"";n.push(r?h+r+i:`.${i}`)}}#O(t){let e=t.parent,s=e&&this.#$(e);return s!==void 0?s+t.name:this.opts.posix?t.relativePosix():t.relative()}#$(t){if(t!==this.#a){let e=this.opts.posix,s=e?t.relativePosix():t.relative();this.#a=t,this.#h=!t.parent||s.endsWith("..")?void 0:s?s+(e?"/":t.sep):""}return this.#h}#R(t,e,s){let{opts:i}=this;if(!this.#e||t.cached(e)||t.isUnknown(e)||i.follow&&i.nodir&&t.isSymbolicLink(e))return!1;let n=t.isDirectory(e);if(n&&i.nodir)return!0;let r=n&&i.mark?this.#n:"",{dir:h}=t,a=this.#r,l=i.absolute??s,c="";(l||a?.absolute.length)&&(h!==this.#l&&(this.#l=h,this.#i=i.posix?h.fullpathPosix()+(h.parent?"/":""):h.fullpath()+(h.parent?h.sep:"")),c=this.#i+t.name(e));let f="";if(!l||a?.relative.length){let d=this.#$(h);if(d===void 0)return!1;f=d+t.name(e)}if(a?.ignoredPath(f,c))return!0;if(l)return this.matches.push(c+r),!0;let u=i.dotRelative&&!f.startsWith(`..${this.#n}`)?`.${this.#n}`:"";return this.matches.push(u+f+r),!0}async match(t,e,s){let i=await this.matchCheck(t,s);i&&this.matchFinish(i,e)}matchSync(t,e,s){let i=this.matchCheckSync(t,s);i&&this.#k(i,e)}#W(t,e,s,i,n){this.#m.push(t),this.#f.push(e),this.#c.push(s),this.#b.push(i),this.#w.push(n)}#I(t,e,s){let{paths:i,flags:n}=t.matches;for(let r=0;r<i.length;r++){let h=i[r];if(h===s)continue;let a=n[r];this.#T(h,!!(a&ui),!!(a&di),e)}}#T(t,e,s,i){let{realpath:n,stat:r,follow:h,nodir:a}=this.opts;if(i||!(n||r||t.isUnknown()||h&&a&&t.isSymbolicLink())){if(n&&this.#v(t))return;this.matchSync(t,e,s)}else{if(this.#v(t))return;this.#u++,this.match(t,e,s).then(this.#q,this.#N)}}#D(t,e,s,i){let n=s.filterEntries(e,t),{matches:r,absolute:h,matched:a}=n;for(let u=0;u<r.length;u++){let d=r[u],p=h[u];this.#R(t,d,p)||this.#T(t.path(d),p,!1,i)}let{targets:l,patterns:c}=n.subwalks,f=!this.#t;for(let u=0;u<l.length;u++){let d=l[u];if(d.canReaddir()){let p=c[u],g=f&&a[u],w=this.#M(d,p,g,s);this.#W(d,p,w?s:s.child(),g,w)}}}#M(t,e,s,i){if(t.isSymbolicLink()&&!this.opts.follow)return!1;let n=i.hasWalkedCache;for(let r of e){if(n.stores(r))return!1;if(r.isMatcher())continue;if(!r.isGlobstar())return!1;let h=r.rest();if(!h){if(!s)return!1;continue}let a=h.pattern();if(a===""||a==="."||a==="..")return!1}return!0}#L(t){let e=this.#m.pop();if(!e)return!1;let s=this.#f.pop(),i=this.#c.pop(),n=this.#b.pop(),r=this.#w.pop();if(this.#C(e))return!0;if(r)return this.#F(e,s,i,t),!0;i.processPatterns(e,s),this.#I(i,t,n?e:void 0);let{targets:h,patterns:a}=i.subwalks;for(let l=0;l<h.length;l++)this.#F(h[l],a[l],i,t);return!0}#F(t,e,s,i){this.#P(t)&&(i?this.#D(t.readdirLazySync(),e,s,!0):(this.#u++,t.readdirLazyCB(n=>this.#H(n,e,s),!0)))}#P(t){return t.canReaddir()&&(this.maxDepth===1/0||t.depth()<this.maxDepth)}#z(){this.#W(this.path,this.patterns,new Ct(this.opts,new kt(this.patterns)),!1,!1)}#_(){if(this.signal?.aborted)throw this.signal.reason;return this.#L(!0)}#U(){this.path.isUnknown()&&this.path.lstatSync(),this.#z()}#B(){if(this.signal?.aborted)return this.#N(this.signal.reason);this.path.isUnknown()?(this.#u++,this.path.lstat().then(()=>{this.#u--,this.#z(),this.#A()})):(this.#z(),this.#A())}#G(){let t=this.matches[this.#o++];return this.#o===this.matches.length?(this.matches=[],this.#o=0):this.#o>=lt&&this.#o*2>=this.matches.length&&(this.matches=this.matches.slice(this.#o),this.#o=0),{value:t,done:!1}}#j(){this.#p=!0,this.#m=[],this.#f=[],this.#c=[],this.#b=[],this.#w=[],this.#E?.();for(let t of this.#S.splice(0))this.#g?(t.reject(this.#g.er),this.#g=void 0):t.resolve(Et)}#N=t=>{this.#p||(this.#g={er:t},this.matches=[],this.#o=0,this.#j())};#q=()=>{this.#u--,this.#A()};#H(t,e,s){if(this.#u--,!this.#p){try{this.#D(t,e,s,!1)}catch(i){return this.#N(i)}this.#A()}}#A(){if(!(this.#d||this.#p)){this.#d=!0;try{for(;!this.#p;){if(this.signal?.aborted){this.#N(this.signal.reason);break}for(;this.#S.length&&this.#o<this.matches.length;)this.#S.shift()?.resolve(this.#G());if(this.matches.length-this.#o>=this.#x||!this.#L(!1))break}}catch(t){this.#N(t)}this.#d=!1,!this.#p&&this.#u===0&&!this.#m.length&&this.#j()}}walk(){return new Promise((t,e)=>{this.#E=()=>this.#g?e(this.#g.er):t(this.matches),this.#B()})}walkSync(){if(this.signal?.aborted)throw this.signal.reason;for(this.#U();this.#_(););return this.matches}iterate(){this.#x=lt;let t=!1;return{next:()=>{if(t||(t=!0,this.#B()),this.signal?.aborted)return this.#N(this.signal.reason),this.matches=[],this.#o=0,this.#g=void 0,Promise.reject(this.signal.reason);if(this.#o<this.matches.length){let e=this.#G();return this.#A(),Promise.resolve(e)}if(this.#g){let{er:e}=this.#g;return this.#g=void 0,Promise.reject(e)}return this.#p?Promise.resolve(Et):new Promise((e,s)=>{this.#S.push({resolve:e,reject:s}),this.#A()})},return:()=>(this.matches=[],this.#o=0,this.#j(),Promise.resolve(Et)),[Symbol.asyncIterator](){return this}}}iterateSync(){let t=!1;return{next:()=>{if(this.signal?.aborted)throw this.signal.reason;for(t||(t=!0,this.#U());this.#o===this.matches.length;)if(this.matches=[],this.#o=0,!this.#_())return Et;return{value:this.matches[this.#o++],done:!1}},[Symbol.iterator](){return this}}}};var wi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",D=class{absolute;cwd;root;dot;dotRelative;follow;ignore;magicalBraces;mark;matchBase;maxDepth;nobrace;nocase;nodir;noext;noglobstar;pattern;platform;realpath;scurry;stat;signal;windowsPathsNoEscape;withFileTypes;includeChildMatches;opts;patterns;constructor(t,e){if(!e)throw new TypeError("glob options required");if(this.withFileTypes=!!e.withFileTypes,this.signal=e.signal,this.follow=!!e.follow,this.dot=!!e.dot,this.dotRelative=!!e.dotRelative,this.nodir=!!e.nodir,this.mark=!!e.mark,e.cwd?(e.cwd instanceof URL||e.cwd.startsWith("file://"))&&(e.cwd=(0,external_node_url_.fileURLToPath)(e.cwd)):this.cwd="",this.cwd=e.cwd||"",this.root=e.root,this.magicalBraces=!!e.magicalBraces,this.nobrace=!!e.nobrace,this.noext=!!e.noext,this.realpath=!!e.realpath,this.absolute=e.absolute,this.includeChildMatches=e.includeChildMatches!==!1,this.noglobstar=!!e.noglobstar,this.matchBase=!!e.matchBase,this.maxDepth=typeof e.maxDepth=="number"?e.maxDepth:1/0,this.stat=!!e.stat,this.ignore=e.ignore,this.withFileTypes&&this.absolute!==void 0)throw new Error("cannot set absolute and withFileTypes:true");let s=typeof t=="string"?[t]:t;if(this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e.allowWindowsEscape===!1,this.windowsPathsNoEscape&&(s=s.map(l=>l.replace(/\\/g,"/"))),this.matchBase){if(e.noglobstar)throw new TypeError("base matching requires globstar");s=s.map(l=>l.includes("/")?l:`./**/${l}`)}if(this.pattern=s,this.platform=e.platform||wi,this.opts={...e,platform:this.platform},e.scurry){if(this.scurry=e.scurry,e.nocase!==void 0&&e.nocase!==e.scurry.nocase)throw new Error("nocase option contradicts provided scurry option")}else{let l=e.platform==="win32"?K:e.platform==="darwin"?ct:e.platform?Z:je;this.scurry=new l(this.cwd,{nocase:e.nocase,fs:e.fs})}this.nocase=this.scurry.nocase;let i=this.platform==="darwin"||this.platform==="win32",n={braceExpandMax:1e4,...e,dot:this.dot,matchBase:this.matchBase,nobrace:this.nobrace,nocase:this.nocase,nocaseMagicOnly:i,nocomment:!0,noext:this.noext,nonegate:!0,optimizationLevel:2,platform:this.platform,windowsPathsNoEscape:this.windowsPathsNoEscape},r=this.pattern.map(l=>new C(l,n)),[h,a]=r.reduce((l,c)=>(l[0].push(...c.set),l[1].push(...c.globParts),l),[[],[]]);this.patterns=h.map((l,c)=>{let f=a[c];if(!f)throw new Error("invalid pattern object");return new V(l,f,0,this.platform)})}async walk(){return await new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walk()}walkSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walkSync()}iterateSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterateSync()}[Symbol.iterator](){return this.iterateSync()}iterate(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterate()}[Symbol.asyncIterator](){return this.iterate()}};var ee=(o,t={})=>{for(let e of Array.isArray(o)?o:[o])if(new C(e,t).hasMagic())return!0;return!1};function Be(o,t={}){return new D(o,t).walkSync()}async function _e(o,t={}){return new D(o,t).walk()}function Mt(o,t={}){return new D(o,t).iterateSync()}function Ge(o,t={}){return new D(o,t).iterate()}var bi=Mt,yi=Object.assign(Ge,{sync:Mt}),Si=Object.assign(Be,{iterate:Mt}),Ue=Object.assign(_e,{glob:_e,globSync:Be,sync:Si,globIterate:Ge,iterate:yi,globIterateSync:Mt,iterateSync:bi,Glob:D,hasMagic:ee,escape:W,unescape:G});Ue.glob=Ue;
 //# sourceMappingURL=index.min.js.map
 
-;// CONCATENATED MODULE: ./src/files.ts
+;// CONCATENATED MODULE: ./src/publish/files.ts
 
 
 
@@ -74913,7 +74300,7 @@ function checkKeys(files, versionPrefix, opts) {
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
-;// CONCATENATED MODULE: ./src/hash.ts
+;// CONCATENATED MODULE: ./src/publish/hash.ts
 
 
 /**
@@ -75119,7 +74506,7 @@ function hashWorker() {
     });
 }
 
-;// CONCATENATED MODULE: ./src/part-size.ts
+;// CONCATENATED MODULE: ./src/publish/part-size.ts
 
 
 
@@ -75171,7 +74558,7 @@ function multipartPartSize(fileSize, thresholdBytes, requested, fileName) {
     return partCount(fileSize, partSize) > 1 ? partSize : undefined;
 }
 
-;// CONCATENATED MODULE: ./src/copy.ts
+;// CONCATENATED MODULE: ./src/publish/copy.ts
 
 
 
@@ -75304,7 +74691,7 @@ function explainCopyError(err, action, bucket) {
     return new errors/* AwsError */.Gy(explained.message, 'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
 }
 
-;// CONCATENATED MODULE: ./src/lost-race.ts
+;// CONCATENATED MODULE: ./src/aws/lost-race.ts
 
 
 /**
@@ -75344,7 +74731,7 @@ async function settleLostRace(s3, where, intended) {
         'a run of the same bytes succeeds once it runs again.');
 }
 
-;// CONCATENATED MODULE: ./src/manifest-store.ts
+;// CONCATENATED MODULE: ./src/publish/manifest-store.ts
 
 
 
@@ -75415,7 +74802,7 @@ async function writeManifest(s3, bucket, key, body, opts = {}) {
         'listing other files; it was kept and this run stopped.', 'Two runs published one version at once. Publish different files under a new `version-prefix`.');
 }
 
-;// CONCATENATED MODULE: ./src/alias.ts
+;// CONCATENATED MODULE: ./src/release/alias.ts
 
 
 
@@ -76880,7 +76267,7 @@ _Mime_extensionToType = new WeakMap(), _Mime_typeToExtension = new WeakMap(), _M
 
 /* harmony default export */ const src = (new src_Mime(standard, other)._freeze());
 
-;// CONCATENATED MODULE: ./src/content-type.ts
+;// CONCATENATED MODULE: ./src/publish/content-type.ts
 
 const BINARY = 'application/octet-stream';
 /**
@@ -76898,7 +76285,7 @@ function contentTypeFor(relativePath, override) {
     return type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
-;// CONCATENATED MODULE: ./src/hash-queue.ts
+;// CONCATENATED MODULE: ./src/publish/hash-queue.ts
 /**
  * Hashes files `workers` at a time, in their order, except that the ones a decision waits for
  * (`first`) jump ahead of those not started yet. Every file's result is a promise from the start,
@@ -77010,7 +76397,7 @@ function pendingHashes() {
     return { promise, resolve, reject };
 }
 
-;// CONCATENATED MODULE: ./src/reuse.ts
+;// CONCATENATED MODULE: ./src/publish/reuse.ts
 
 
 
@@ -77268,7 +76655,7 @@ function sourceGone(err) {
     return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
 }
 
-;// CONCATENATED MODULE: ./src/plan.ts
+;// CONCATENATED MODULE: ./src/publish/plan.ts
 
 
 
@@ -77452,7 +76839,7 @@ function immutableError(conflicts, differences, bucket) {
     return new errors/* ImmutableVersionError */.VG(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
 }
 
-;// CONCATENATED MODULE: ./src/release.ts
+;// CONCATENATED MODULE: ./src/release/promote.ts
 
 
 
@@ -77520,7 +76907,7 @@ async function promoteVersion(clients, inputs, urlBase, deps) {
     return moveAlias(clients, inputs, version, urlBase, deps);
 }
 
-;// CONCATENATED MODULE: ./src/distribution.ts
+;// CONCATENATED MODULE: ./src/cdn/distribution.ts
 
 
 /** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
@@ -77549,7 +76936,7 @@ async function getDistribution(response, id) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/preflight.ts
+;// CONCATENATED MODULE: ./src/cdn/preflight.ts
 /**
  * Pre-flight: read-only checks, before the first upload, that the bucket and the distribution are
  * set up so the models end up private and reachable. Each finding says what is wrong and how to
@@ -78372,7 +77759,7 @@ function preflightFailure(findings) {
     return new PreflightError(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.', findings);
 }
 
-;// CONCATENATED MODULE: ./src/target.ts
+;// CONCATENATED MODULE: ./src/cdn/target.ts
 
 
 
@@ -78417,205 +77804,15 @@ async function resolveTarget(inputs, clients, deps) {
     const urlBase = inputs.urlBase ??
         (distribution
             ? `https://${distribution.domain}`
-            : s3UrlBase(inputs.bucket, inputs.region, (0,src_clients/* customS3Endpoint */.FS)(inputs, deps.env)));
+            : s3UrlBase(inputs.bucket, inputs.region, (0,aws_clients/* customS3Endpoint */.FS)(inputs, deps.env)));
     return { distribution, urlBase, preflight };
-}
-
-;// CONCATENATED MODULE: ./src/verify.ts
-/**
- * Verification after a deploy: every published URL is requested as a client would (HEAD through
- * `url-base`, signed when signing is configured) and must serve what was uploaded: status 200,
- * its size and its SHA-256 (x-amz-meta-sha256). With signing, the unsigned URL must be refused.
- */
-
-
-
-
-
-/**
- * 2 + 4 + 8 = 14 s of retries: longer than the 10 s CloudFront caches an error response by
- * default (ErrorCachingMinTTL), so a 404/403 cached by a request made just before the upload,
- * which invalidation does not clear for keys that are new, has expired by the last attempt.
- */
-const RETRY_DELAYS_MS = [2000, 4000, 8000];
-const DEFAULT_CONCURRENCY = 8;
-const DEFAULT_TIMEOUT_MS = 30_000;
-const SHA256_HEADER = `x-amz-meta-${constants/* SHA256_METADATA_KEY */.U6}`;
-function throwIfAborted(signal) {
-    if (signal?.aborted)
-        throw signal.reason;
-}
-/** Why fetch failed, without the URL (undici puts the reason in `cause`). */
-function describeFetchError(err, timeoutMs) {
-    // Duck-typed: fetch's errors (DOMException, undici's TypeError) may come from another realm.
-    const e = err;
-    if (e?.name === 'TimeoutError')
-        return `no answer within ${timeoutMs / 1000} s`;
-    const reason = [e?.cause?.code, e?.cause?.message, e?.message].find((part) => typeof part === 'string' && part !== '');
-    return (0,secrets/* redact */.E$)(reason ?? String(err));
-}
-/** One HEAD request; redirects are answers, not followed. */
-async function head(url, ctx) {
-    throwIfAborted(ctx.signal);
-    const timeout = AbortSignal.timeout(ctx.timeoutMs);
-    try {
-        const response = await ctx.fetch(url, {
-            method: 'HEAD',
-            redirect: 'manual',
-            // Content-Length must be the stored object's size, not that of a compressed variant.
-            headers: { 'accept-encoding': 'identity' },
-            signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout
-        });
-        await response.body?.cancel();
-        return { status: response.status, headers: response.headers };
-    }
-    catch (err) {
-        throwIfAborted(ctx.signal);
-        return { error: describeFetchError(err, ctx.timeoutMs) };
-    }
-}
-function describeAnswer(answer) {
-    return 'error' in answer ? answer.error : `HTTP ${answer.status}`;
-}
-/** Network failures, 5xx and 429: they pass on their own, so asking again is always worth it. */
-function verify_isTransient(answer) {
-    return 'error' in answer || answer.status >= 500 || answer.status === 429;
-}
-/** Asks again with backoff while `retryable` says the answer may change. */
-async function headWithRetries(url, retryable, ctx) {
-    for (let attempt = 0;; attempt++) {
-        const answer = await head(url, ctx);
-        if (attempt >= ctx.delays.length || !retryable(answer)) {
-            return { answer, attempts: attempt + 1 };
-        }
-        const wait = ctx.delays[attempt];
-        ctx.logger.debug(`HEAD ${(0,secrets/* redact */.E$)(url)}: ${describeAnswer(answer)}; asking again in ${wait / 1000} s.`);
-        await ctx.sleep(wait);
-    }
-}
-async function verifyOne(file, signedUrl, ctx) {
-    const problems = [];
-    const kinds = new Set();
-    const add = (kind, text) => {
-        kinds.add(kind);
-        problems.push(text);
-    };
-    const which = signedUrl ? 'the signed URL' : 'the URL';
-    const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
-        (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
-    if ('error' in answer) {
-        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
-    }
-    else if (answer.status === 200) {
-        checkHeaders(file, answer.headers, add);
-    }
-    else {
-        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
-        if (answer.status === 403 || answer.status === 404) {
-            if (attempts > ctx.delays.length)
-                ctx.persistentClientError = true;
-            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-        else if (answer.status >= 300 && answer.status < 400) {
-            const location = answer.headers.get('location');
-            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${(0,secrets/* redact */.E$)(location)}` : ''}; expected 200`);
-        }
-        else {
-            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-    }
-    if (signedUrl) {
-        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
-        if ('error' in bare.answer) {
-            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
-        }
-        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
-            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
-        }
-        else if (bare.answer.status !== 403) {
-            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
-        }
-    }
-    return {
-        relativePath: file.relativePath,
-        url: file.url,
-        ok: problems.length === 0,
-        status: 'status' in answer ? answer.status : undefined,
-        problems,
-        kinds: [...kinds]
-    };
-}
-function checkHeaders(file, headers, add) {
-    const length = headers.get('content-length');
-    const encoding = headers.get('content-encoding');
-    if (length === null) {
-        add('unexpected', `no Content-Length header, expected ${file.size} bytes`);
-    }
-    else if (Number(length) !== file.size) {
-        add('content', `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`);
-    }
-    const sha256 = headers.get(SHA256_HEADER);
-    if (sha256 === null) {
-        add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`);
-    }
-    else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
-        add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`);
-    }
-}
-/**
- * Requests each published URL with HEAD (signed ones from `signedUrls`), at most `concurrency`
- * at once, and compares status, Content-Length and x-amz-meta-sha256 with what was uploaded.
- * Transient answers are retried (see RETRY_DELAYS_MS); a cancelled run rejects with the reason.
- */
-async function verifyPublished(files, options) {
-    const signal = options.signal;
-    const ctx = {
-        logger: options.logger,
-        fetch: options.fetch ?? fetch,
-        sleep: options.sleep ??
-            ((ms) => (0,promises_namespaceObject.setTimeout)(ms, undefined, { signal }).catch((err) => {
-                throw signal?.aborted ? signal.reason : err;
-            })),
-        signal,
-        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-        delays: options.retryDelaysMs ?? RETRY_DELAYS_MS,
-        persistentClientError: false
-    };
-    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, (file) => verifyOne(file, options.signedUrls?.[file.relativePath], ctx));
-    return { verified: results.every((r) => r.ok), results };
-}
-/** What to check for each kind of failure, in the order they are shown. */
-const HINTS = {
-    content: 'Other bytes than were uploaded were served: an edge still caches an older copy (let the invalidation finish with `wait-for-invalidation: true`, or use `invalidate: all`), or something else overwrote the object after this upload.',
-    'no-checksum': 'No x-amz-meta-sha256 header: the object was not uploaded by this action, or something between S3 and the client (a response headers policy, another origin) drops x-amz-meta-* headers.',
-    refused: '403: CloudFront or S3 refused the request. Check that the bucket policy lets the distribution read (s3:GetObject with the distribution ARN as AWS:SourceArn, through OAC); with signing, that `signing-key-pair-id` is a public key in a key group the cache behaviour trusts, matching `signing-private-key`. Without s3:ListBucket S3 also answers 403 for a missing object, so check `url-base` too.',
-    missing: "404: nothing at that URL. Check that `url-base` serves the bucket's root (keys are appended to it) and that the distribution's origin is this bucket.",
-    'unsigned-served': 'The files are served without a signature: restrict viewer access on the cache behaviour to the trusted key group of `signing-key-pair-id`, or stop signing if the files are meant to be public.',
-    redirect: '`url-base` redirects (http to https, or to another host): set it to the URL that answers directly. Verification does not follow redirects, as clients of signed URLs may not.',
-    unreachable: 'The URL gave no answer, or a server error, after retries: check that the distribution is deployed and enabled and that `url-base` resolves from the runner, then run again (files already in place are skipped). Set `verify: false` if the URLs are not reachable from the runner.',
-    unexpected: 'An unexpected answer: check that `url-base` is the URL of the distribution or bucket.'
-};
-/** At most this many failing files are listed in the message; the summary has them all. */
-const MAX_LISTED = 20;
-/** The error for a failed verification (verified: false): each failing URL and what differed. */
-function verificationError(result) {
-    const failed = result.results.filter((r) => !r.ok);
-    const lines = failed.slice(0, MAX_LISTED).map((r) => `- ${r.url}: ${r.problems.join('; ')}`);
-    if (failed.length > MAX_LISTED) {
-        lines.push(`- and ${failed.length - MAX_LISTED} more (see the job summary)`);
-    }
-    const kinds = new Set(failed.flatMap((r) => r.kinds));
-    const hints = Object.keys(HINTS)
-        .filter((kind) => kinds.has(kind))
-        .map((kind) => HINTS[kind]);
-    return new errors/* DeployError */.sH((0,secrets/* redact */.E$)(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
 }
 
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: ./src/file-body.ts
+;// CONCATENATED MODULE: ./src/publish/file-body.ts
 
 
 /**
@@ -78803,7 +78000,7 @@ function withBody(request, body) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/resume.ts
+;// CONCATENATED MODULE: ./src/publish/resume.ts
 /**
  * Resuming a multipart upload left open by a runner that died, or by a run that failed after its
  * retries: the parts S3 already holds that match the local file are kept, so a re-run of the
@@ -78962,7 +78159,7 @@ async function md5Of(handle, { start, length }, buffer, signal) {
     return md5.digest('hex');
 }
 
-;// CONCATENATED MODULE: ./src/upload.ts
+;// CONCATENATED MODULE: ./src/publish/upload.ts
 
 
 
@@ -79362,7 +78559,7 @@ function explain(err, file, bucket) {
     return (0,errors/* explainAwsError */.Ni)(err, { action: `uploading ${target}`, bucket });
 }
 
-;// CONCATENATED MODULE: ./src/deploy.ts
+;// CONCATENATED MODULE: ./src/commands/deploy.ts
 
 
 
@@ -79953,7 +79150,46 @@ function logPlan(files, inputs, logger) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/outputs.ts
+;// CONCATENATED MODULE: ./src/commands/promote.ts
+
+
+
+/** Points `alias` at an existing version (a rollback too), without uploading. */
+async function promote_promote(inputs, clients, deps) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const alias = inputs.alias;
+    const target = await resolveTarget(inputs, clients, { ...deps, warn });
+    const move = await promoteVersion(clients, { ...inputs, alias }, target.urlBase, {
+        ...deps,
+        warn
+    });
+    return { bucket: inputs.bucket, versionPrefix: inputs.versionPrefix, move, warnings };
+}
+
+;// CONCATENATED MODULE: ./src/commands/run.ts
+
+
+
+
+/** Runs the `mode` the inputs ask for. */
+async function runMode(inputs, clients, deps) {
+    switch (inputs.mode) {
+        case 'deploy': {
+            const report = await deploy(inputs, clients, deps);
+            // Published, but the URLs do not serve what was uploaded.
+            const failure = report.verification && !report.verification.verified
+                ? verificationError(report.verification)
+                : undefined;
+            return { mode: 'deploy', report, failure };
+        }
+        case 'promote':
+            return { mode: 'promote', report: await promote_promote(inputs, clients, deps) };
+        case 'cleanup':
+            return { mode: 'cleanup', report: await cleanupVersion(inputs, clients, deps) };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/outputs.ts
 
 
 /**
@@ -80055,7 +79291,38 @@ function kilobytes(bytes) {
     return `${Math.ceil(bytes / 1000)} KB`;
 }
 
-;// CONCATENATED MODULE: ./src/summary.ts
+;// CONCATENATED MODULE: ./src/report/markdown.ts
+/** Text made safe for GitHub Markdown (job summaries and PR comments). */
+const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+/**
+ * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
+ * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
+ * cell) is backslash-escaped, and line breaks become `<br>`.
+ */
+function markdown_escapeMarkdown(text) {
+    return text
+        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
+        .replace(/[\\`|*_[\]~$]/g, '\\$&')
+        .replace(/\r\n|\r|\n/g, '<br>');
+}
+/**
+ * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
+ * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
+ * in the text; control characters (file names may hold a newline) are shown as their symbols.
+ */
+function inlineCode(text) {
+    const visible = text.replace(/\p{Cc}/gu, (c) => {
+        const n = c.charCodeAt(0);
+        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
+    });
+    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
+    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
+    return `${fence}${pad}${visible}${pad}${fence}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
 
 
 
@@ -80076,12 +79343,12 @@ const MAX_WARNING_CHARS = 1000;
 const MAX_VERIFICATION_ROWS = 50;
 function headingSection(report) {
     const distribution = report.distribution
-        ? `${escapeMarkdown(report.distribution.id)} (${escapeMarkdown(report.distribution.domain)})`
+        ? `${markdown_escapeMarkdown(report.distribution.id)} (${markdown_escapeMarkdown(report.distribution.domain)})`
         : 'none';
     const lines = [
-        `## Model CDN deploy: ${escapeMarkdown(report.versionPrefix)}`,
+        `## Model CDN deploy: ${markdown_escapeMarkdown(report.versionPrefix)}`,
         '',
-        `**Bucket:** ${escapeMarkdown(report.bucket)} · **Distribution:** ${distribution}`
+        `**Bucket:** ${markdown_escapeMarkdown(report.bucket)} · **Distribution:** ${distribution}`
     ];
     if (report.dryRun) {
         lines.push('', '> **Dry run — nothing was changed.** This is what a real run would do.');
@@ -80115,7 +79382,7 @@ const FILE_STATUS = {
 function fileRow(f, dryRun) {
     const [done, planned] = FILE_STATUS[f.action];
     const cells = [
-        `[${escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
+        `[${markdown_escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
         formatBytes(f.size),
         `\`${f.sha256.slice(0, 12)}\``,
         dryRun ? planned : done
@@ -80162,21 +79429,21 @@ function invalidationSection(report, pathLimit = report.invalidation.paths.lengt
     const inv = report.invalidation;
     const lines = ['### CloudFront invalidation', ''];
     if (inv.paths.length === 0 && inv.ids.length === 0) {
-        lines.push(`No invalidation: ${escapeMarkdown(inv.reason)}`);
+        lines.push(`No invalidation: ${markdown_escapeMarkdown(inv.reason)}`);
         return lines.join('\n');
     }
-    lines.push(`- **Reason:** ${escapeMarkdown(inv.reason)}`);
+    lines.push(`- **Reason:** ${markdown_escapeMarkdown(inv.reason)}`);
     if (report.dryRun) {
         lines.push('- **Status:** not created (dry run)');
     }
     else {
-        const ids = inv.ids.length > 0 ? inv.ids.map(escapeMarkdown).join(', ') : 'none';
+        const ids = inv.ids.length > 0 ? inv.ids.map(markdown_escapeMarkdown).join(', ') : 'none';
         lines.push(`- **Invalidation ids:** ${ids}`, `- **Status:** ${invalidationStatus(inv)}`);
         if (inv.waitedMs > 0)
             lines.push(`- **Waited:** ${formatDuration(inv.waitedMs)}`);
     }
     const shown = inv.paths.slice(0, Math.max(0, pathLimit));
-    lines.push('', `<details><summary>${plural(inv.paths.length, 'path')}</summary>`, '', ...shown.map((p) => `- ${escapeMarkdown(p)}`));
+    lines.push('', `<details><summary>${plural(inv.paths.length, 'path')}</summary>`, '', ...shown.map((p) => `- ${markdown_escapeMarkdown(p)}`));
     if (shown.length < inv.paths.length) {
         lines.push('', `Showing ${shown.length} of ${inv.paths.length} paths.`);
     }
@@ -80195,8 +79462,8 @@ function manifestSection(report) {
     if (!url)
         return '**Manifest:** not uploaded.';
     if (report.dryRun)
-        return `**Manifest:** would be uploaded to ${escapeMarkdown(url)}`;
-    return `**Manifest:** [${escapeMarkdown(url)}](${linkTarget(url)})`;
+        return `**Manifest:** would be uploaded to ${markdown_escapeMarkdown(url)}`;
+    return `**Manifest:** [${markdown_escapeMarkdown(url)}](${linkTarget(url)})`;
 }
 const FINDING_ICONS = {
     ok: '✅ ok',
@@ -80208,7 +79475,7 @@ const FINDING_ICONS = {
 function preflightSection(findings) {
     if (!findings)
         return '';
-    const rows = findings.map((f) => `| ${escapeMarkdown(f.check)} | ${FINDING_ICONS[f.status]} | ${escapeMarkdown(f.message)}${f.fix && f.status !== 'ok' ? `<br>**Fix:** ${escapeMarkdown(f.fix)}` : ''} |`);
+    const rows = findings.map((f) => `| ${markdown_escapeMarkdown(f.check)} | ${FINDING_ICONS[f.status]} | ${markdown_escapeMarkdown(f.message)}${f.fix && f.status !== 'ok' ? `<br>**Fix:** ${markdown_escapeMarkdown(f.fix)}` : ''} |`);
     return [
         '### Pre-flight',
         '',
@@ -80230,11 +79497,11 @@ function aliasSection(move, dryRun) {
         '',
         `- ${alias} pointed to ${before}; it now ${verb} to ${inlineCode(r.versionPrefix)}.`,
         `- Files ${dryRun ? 'to copy' : 'copied'} server-side: ${r.copied.length}; unchanged: ${r.unchanged.length}; ${dryRun ? 'to remove' : 'removed'}: ${r.removed.length}; manifest ${r.manifestAction === 'copied' ? (dryRun ? 'to copy' : 'copied') : 'unchanged'}.`,
-        `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map(inlineCode).join(', ')} → ${invalidationStatus(move.invalidation)}` : escapeMarkdown(move.invalidation.reason)}`
+        `- Invalidation: ${move.invalidation.paths.length ? `${move.invalidation.paths.map(inlineCode).join(', ')} → ${invalidationStatus(move.invalidation)}` : markdown_escapeMarkdown(move.invalidation.reason)}`
     ];
     const manifestUrl = move.urls['manifest.json'];
     if (manifestUrl && !dryRun) {
-        lines.push(`- Manifest: [${escapeMarkdown(manifestUrl)}](${linkTarget(manifestUrl)})`);
+        lines.push(`- Manifest: [${markdown_escapeMarkdown(manifestUrl)}](${linkTarget(manifestUrl)})`);
     }
     return lines.join('\n');
 }
@@ -80261,7 +79528,7 @@ function verificationSection(verification) {
         : `❌ ${failed.length} of ${results.length} URL(s) did not serve what was uploaded.`;
     const rows = [...failed, ...results.filter((r) => r.ok)]
         .slice(0, MAX_VERIFICATION_ROWS)
-        .map((r) => `| ${escapeMarkdown(r.relativePath)} | ${r.status ?? '—'} | ${r.ok ? '✅' : `❌ ${escapeMarkdown(r.problems.join('; '))}`} |`);
+        .map((r) => `| ${markdown_escapeMarkdown(r.relativePath)} | ${r.status ?? '—'} | ${r.ok ? '✅' : `❌ ${markdown_escapeMarkdown(r.problems.join('; '))}`} |`);
     const more = results.length > MAX_VERIFICATION_ROWS
         ? [
             '',
@@ -80280,7 +79547,7 @@ function verificationSection(verification) {
     ].join('\n');
 }
 function commentSection(comment) {
-    return comment ? `**Pull request comment:** ${escapeMarkdown(comment)}` : '';
+    return comment ? `**Pull request comment:** ${markdown_escapeMarkdown(comment)}` : '';
 }
 /** The summary of a run pre-flight stopped: every check, with the fixes. */
 function preflightFailureSummary(findings) {
@@ -80292,12 +79559,25 @@ function preflightFailureSummary(findings) {
         preflightSection(findings)
     ].join('\n');
 }
+/** The summary of the command line's `check`: every finding, and the verdict. */
+function checkSummary(bucket, findings) {
+    const errors = findings.filter((f) => f.status === 'error').length;
+    return [
+        `## Model CDN check: ${escapeMarkdown(bucket)}`,
+        '',
+        errors
+            ? `${errors} problem(s) would leave the models unreachable or unprotected; a deploy would stop before writing.`
+            : 'No problem found: a deploy would pass its pre-flight.',
+        '',
+        preflightSection(findings)
+    ].join('\n');
+}
 /** The summary of `mode: promote`: the alias move and its invalidation. */
 function promoteSummary(move, bucket, warnings) {
     return ([
-        `## Model CDN promote: ${escapeMarkdown(move.result.alias)} → ${escapeMarkdown(move.result.versionPrefix)}`,
+        `## Model CDN promote: ${markdown_escapeMarkdown(move.result.alias)} → ${markdown_escapeMarkdown(move.result.versionPrefix)}`,
         '',
-        `**Bucket:** ${escapeMarkdown(bucket)}${move.result.dryRun ? '\n\n> **Dry run — nothing was changed.** This is what a real run would do.' : ''}`,
+        `**Bucket:** ${markdown_escapeMarkdown(bucket)}${move.result.dryRun ? '\n\n> **Dry run — nothing was changed.** This is what a real run would do.' : ''}`,
         aliasSection(move, move.result.dryRun),
         warningsSection(warnings)
     ]
@@ -80308,10 +79588,10 @@ function promoteSummary(move, bucket, warnings) {
 function cleanupSummary(result, target, invalidation, warnings, comment) {
     const where = `s3://${target.bucket}/${target.versionPrefix}/`;
     const done = result.dryRun
-        ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
-        : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). In a versioned bucket their old versions stay until a lifecycle rule expires them.`;
+        ? `Would remove ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${markdown_escapeMarkdown(where)}, and abort ${result.abortedUploads} multipart upload(s).`
+        : `Removed ${result.deleted} object(s), ${exactBytes(result.bytes)}, from ${markdown_escapeMarkdown(where)}; aborted ${result.abortedUploads} multipart upload(s). In a versioned bucket their old versions stay until a lifecycle rule expires them.`;
     return ([
-        `## Model CDN clean-up: ${escapeMarkdown(target.versionPrefix)}`,
+        `## Model CDN clean-up: ${markdown_escapeMarkdown(target.versionPrefix)}`,
         result.dryRun ? '> **Dry run — nothing was changed.** This is what a real run would do.' : '',
         done,
         invalidationSection({ invalidation, dryRun: result.dryRun }),
@@ -80327,7 +79607,7 @@ function warningsSection(warnings) {
         return '';
     const lines = warnings
         .slice(0, MAX_WARNINGS_SHOWN)
-        .map((w) => `- ⚠️ ${escapeMarkdown(truncateChars(w, MAX_WARNING_CHARS))}`);
+        .map((w) => `- ⚠️ ${markdown_escapeMarkdown(truncateChars(w, MAX_WARNING_CHARS))}`);
     if (warnings.length > MAX_WARNINGS_SHOWN) {
         lines.push(`- … and ${warnings.length - MAX_WARNINGS_SHOWN} more in the step log`);
     }
@@ -80422,150 +79702,527 @@ function formatDuration(ms) {
     return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds} s`;
 }
 
-;// CONCATENATED MODULE: ./src/modes.ts
+;// CONCATENATED MODULE: ./src/report/render.ts
 
 
 
-
-
-
-
-
-
-
-
-
-
-/** Runs the `mode` the inputs ask for. */
-async function runMode(inputs, clients, deps) {
-    // Read first: a broken event payload is reported before anything is written.
-    const pr = pullRequestFromEvent(deps.env);
-    switch (inputs.mode) {
-        case 'deploy':
-            return deployMode(inputs, clients, deps, pr);
-        case 'promote':
-            return promoteMode(inputs, clients, deps);
-        case 'cleanup':
-            return cleanupMode(inputs, clients, deps, pr);
+/** The same outputs and summary for both front-ends, so `--json` holds what the Action sets. */
+function renderResult(result, comment) {
+    const commentWarnings = comment?.warning ? [comment.warning] : [];
+    switch (result.mode) {
+        case 'deploy': {
+            const report = result.report;
+            const built = buildOutputs({
+                ...report,
+                aliasUrls: report.alias?.urls,
+                aliasInvalidation: report.alias?.invalidation
+            });
+            return {
+                outputs: { ...built.outputs, [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? '' },
+                summary: buildSummary({
+                    ...report,
+                    warnings: [...report.warnings, ...built.warnings, ...commentWarnings],
+                    comment: comment?.message
+                }),
+                warnings: built.warnings
+            };
+        }
+        case 'promote': {
+            const { move, bucket, versionPrefix, warnings } = result.report;
+            return {
+                outputs: {
+                    [constants/* Outputs */.tY.VersionPrefix]: versionPrefix,
+                    [constants/* Outputs */.tY.AliasUrls]: sortedJson(move.urls),
+                    [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(move.invalidation.ids),
+                    [constants/* Outputs */.tY.InvalidationStatus]: move.invalidation.status
+                },
+                summary: promoteSummary(move, bucket, warnings),
+                warnings: []
+            };
+        }
+        case 'cleanup': {
+            const report = result.report;
+            return {
+                outputs: {
+                    [constants/* Outputs */.tY.VersionPrefix]: report.versionPrefix,
+                    [constants/* Outputs */.tY.Deleted]: String(report.result.deleted),
+                    [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(report.invalidation.ids),
+                    [constants/* Outputs */.tY.InvalidationStatus]: report.invalidation.status,
+                    [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? ''
+                },
+                summary: cleanupSummary(report.result, report, report.invalidation, [...report.warnings, ...commentWarnings], comment?.message),
+                warnings: []
+            };
+        }
     }
 }
-async function deployMode(inputs, clients, deps, pr) {
+
+;// CONCATENATED MODULE: ./src/action/pr-comment.ts
+
+
+
+
+
+
+
+/**
+ * The sticky pull-request comment of a preview deploy: built from the deploy's result, found
+ * again on later runs by a hidden marker, and edited in place. Commenting is a convenience on
+ * top of a deploy that has already succeeded, so no failure here throws: it becomes a warning.
+ */
+/** GitHub refuses comment bodies longer than this. */
+const MAX_COMMENT_LENGTH = 65_536;
+const MARKER_PREFIX = 'model-cdn-deploy:preview';
+const PR_EVENTS = new Set(['pull_request', 'pull_request_target']);
+/**
+ * The pull request of a `pull_request`/`pull_request_target` run; undefined for other events.
+ * Reads GITHUB_EVENT_PATH, since the head SHA and the fork flag are only in the payload.
+ */
+function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.readFileSync)(path, 'utf8')) {
+    const eventName = env.GITHUB_EVENT_NAME ?? '';
+    if (!PR_EVENTS.has(eventName))
+        return undefined;
+    const where = env.GITHUB_EVENT_PATH;
+    const broken = (what) => new errors/* DeployError */.sH(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
+    if (!where)
+        throw broken('is missing: GITHUB_EVENT_PATH is not set');
+    let payload;
+    try {
+        payload = JSON.parse(readFile(where));
+    }
+    catch (err) {
+        throw broken(`could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const pr = payload.pull_request;
+    const number = pr?.number ?? payload.number;
+    const headSha = pr?.head?.sha;
+    if (!pr || !Number.isInteger(number) || number < 1 || !headSha) {
+        throw broken('has no pull_request with a number and a head.sha');
+    }
+    const base = pr.base?.repo ?? payload.repository;
+    const [envOwner, envRepo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+    const owner = base?.owner?.login ?? envOwner;
+    const repo = base?.name ?? envRepo;
+    if (!owner || !repo)
+        throw broken('names no repository, and GITHUB_REPOSITORY is not set');
+    const baseName = `${owner}/${repo}`.toLowerCase();
+    // head.repo is null when the fork was deleted; a same-repo PR has the base's full name.
+    const headName = pr.head?.repo?.full_name?.toLowerCase();
+    const serverUrl = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repoUrl = `${serverUrl}/${owner}/${repo}`;
+    return {
+        eventName: eventName,
+        action: payload.action ?? '',
+        owner,
+        repo,
+        number: number,
+        headSha,
+        fork: headName !== baseName,
+        merged: pr.merged === true,
+        repoUrl,
+        runUrl: runUrl(env, serverUrl)
+    };
+}
+function runUrl(env, serverUrl) {
+    if (!env.GITHUB_RUN_ID || !env.GITHUB_REPOSITORY)
+        return undefined;
+    const url = `${serverUrl}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`;
+    const attempt = Number(env.GITHUB_RUN_ATTEMPT);
+    return attempt > 1 ? `${url}/attempts/${attempt}` : url;
+}
+/** The hidden first line that marks our comment: one per PR, or one per id. */
+function previewMarker(id) {
+    return id ? `<!-- ${MARKER_PREFIX}:${validateCommentId(id)} -->` : `<!-- ${MARKER_PREFIX} -->`;
+}
+/**
+ * True when the comment is the one this marker names. The marker must be the whole first line:
+ * a comment that quotes or discusses the marker elsewhere is a person's, not ours, and the exact
+ * match keeps `…:preview` and `…:preview:resnet` apart. Bodies edited on github.com use CRLF.
+ */
+function hasMarker(body, marker) {
+    return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker;
+}
+/** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
+function cell(markdown) {
+    return markdown.replace(/\|/g, '\\|');
+}
+/** A link destination GitHub cannot misread: no spaces, brackets, angle brackets or pipes. */
+function href(url) {
+    return url.replace(/[\s()<>|]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+/** `2024-05-01 12:34:56 UTC` */
+function utc(date) {
+    return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+function title(input, suffix = '') {
+    const id = input.commentId ? ` (${inlineCode(input.commentId)})` : '';
+    return `### Model preview ${inlineCode(input.versionPrefix)}${id}${suffix}`;
+}
+/** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
+function previewCommentBody(input) {
+    const { pr, files } = input;
+    const signed = input.signedUrlsExpireAt !== undefined;
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    const head = [
+        previewMarker(input.commentId),
+        title(input),
+        '',
+        `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
+        ''
+    ];
+    if (signed) {
+        head.push(`> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
+            'shown here, since anyone who can read this pull request could use them: take them from ' +
+            'the step output `signed-urls`.', '');
+    }
+    const header = signed
+        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
+        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
+    const rows = files.map((f) => {
+        const cells = [
+            cell(inlineCode(f.relativePath)),
+            formatBytes(f.size),
+            inlineCode(f.sha256.slice(0, 12))
+        ];
+        if (!signed)
+            cells.push(`[link](<${href(f.url)}>)`);
+        return `| ${cells.join(' | ')} |`;
+    });
+    const manifestKey = `${input.versionPrefix}/manifest.json`;
+    const tail = [''];
+    if (input.manifestUrl !== undefined) {
+        tail.push(signed
+            ? `Manifest: ${inlineCode(manifestKey)} (signed like the files).`
+            : `Manifest: [${inlineCode(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
+    }
+    const shortSha = pr.headSha.slice(0, 7);
+    tail.push([
+        `Built from [${inlineCode(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
+        ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
+        `updated ${utc(input.updatedAt)}`
+    ].join(' · '));
+    if (files.length === 0)
+        return [...head, 'No files were published.', ...tail].join('\n');
+    const max = input.maxLength ?? MAX_COMMENT_LENGTH;
+    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
+    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
+    // The blank line ends the table: a text line right after it would become a row.
+    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
+    const full = join(rows);
+    if (full.length <= max)
+        return full;
+    // Row by row while the rest, including the longest note it could need, still fits.
+    let used = join([], note(files.length)).length;
+    const kept = [];
+    for (const row of rows) {
+        if (used + 1 + row.length > max)
+            break;
+        kept.push(row);
+        used += row.length + 1;
+    }
+    return join(kept, note(files.length - kept.length));
+}
+/** The comment once the preview's objects are deleted (clean-up mode). */
+function removedCommentBody(input) {
+    const { pr } = input;
+    const after = pr.merged
+        ? 'after the pull request was merged'
+        : pr.action === 'closed'
+            ? 'after the pull request was closed'
+            : '';
+    const what = input.deletedObjects === 0
+        ? `nothing was left under ${inlineCode(`${input.versionPrefix}/`)}`
+        : `${input.deletedObjects} object(s)` +
+            (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
+            ` under ${inlineCode(`${input.versionPrefix}/`)} were deleted`;
+    return [
+        previewMarker(input.commentId),
+        title(input, ' removed'),
+        '',
+        `This preview was removed${after ? ` ${after}` : ''}: ${what}.`,
+        '',
+        [
+            ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
+            `removed ${utc(input.removedAt)}`
+        ].join(' · ')
+    ].join('\n');
+}
+/**
+ * The REST client, against GITHUB_API_URL (GitHub Enterprise Server sets it). @actions/github
+ * picks its proxy-aware fetch for the API URL in process.env at import; on a runner that is the
+ * same variable, so proxies configured for the runner apply.
+ */
+async function createGitHubClient(token, env) {
+    if (!token.trim()) {
+        throw new errors/* InputError */.dz('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
+    }
+    const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
+    // Loaded only to write a comment: every other run would pay Octokit's start-up and memory.
+    const { getOctokit } = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 2413));
+    return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' });
+}
+/** Octokit reports network failures and timeouts as status 500 without a response. */
+function httpStatus(err) {
+    const e = err;
+    return e?.response ? e.status : undefined;
+}
+class StaleComment extends Error {
+}
+/**
+ * 5xx, network failures, timeouts (octokit's errors all carry a status), and a comment deleted
+ * between finding and editing it. Anything else is not GitHub's answer, so asking again won't help.
+ */
+function pr_comment_isTransient(err) {
+    if (err instanceof StaleComment)
+        return true;
+    if (typeof err?.status !== 'number')
+        return false;
+    const status = httpStatus(err);
+    return status === undefined || status >= 500;
+}
+function isRateLimit(err) {
+    const e = err;
+    const status = httpStatus(err);
+    return (status === 429 ||
+        (status === 403 &&
+            (e.response?.headers?.['x-ratelimit-remaining'] === '0' ||
+                /rate limit/i.test(e.message ?? ''))));
+}
+/**
+ * What GitHub said, without its documentation link and anything secret. Octokit words network
+ * failures as "fetch failed" or "Unknown Error", so those are described by their innermost cause
+ * (`connect ECONNREFUSED …`, `The operation was aborted due to timeout`).
+ */
+function said(err) {
+    let e = err;
+    if (httpStatus(err) === undefined) {
+        while (typeof e?.cause === 'object' && e.cause !== null && 'message' in e.cause) {
+            e = e.cause;
+        }
+    }
+    const message = typeof e?.message === 'string' ? e.message : String(e);
+    return (0,secrets/* redact */.E$)(message.replace(/ - https:\/\/docs\.github\.com\S*$/, ''));
+}
+function failureWarning(err, stage, target, attempts) {
+    const pr = `pull request #${target.number} of ${target.owner}/${target.repo}`;
+    const status = httpStatus(err);
+    const answer = status
+        ? `GitHub answered ${status} (${said(err)})`
+        : `the request failed: ${said(err)}`;
+    const head = `Could not ${stage} the preview comment on ${pr}: ${answer}.`;
+    const tail = ' The step does not fail for this: the comment only repeats the step outputs and the job summary.';
+    let why;
+    if (isRateLimit(err)) {
+        why = ' The token hit a GitHub rate limit; the next run will update the comment.';
+    }
+    else if (status === 401) {
+        why = ' The token was refused: check `github-token` (an expired or revoked token?).';
+    }
+    else if (status === 403) {
+        const needs = err.response?.headers?.['x-accepted-github-permissions'];
+        const fork = target.fork && target.eventName === 'pull_request';
+        why =
+            (fork
+                ? ' The pull request comes from a fork, and GitHub gives pull_request runs from forks a ' +
+                    'read-only GITHUB_TOKEN, so no comment can be written from this run.'
+                : ' The token cannot write comments: give the job `permissions: pull-requests: write` ' +
+                    '(a `permissions:` block that omits it makes the token read-only; Dependabot pull ' +
+                    'requests always get a read-only token), or pass another `github-token`.') +
+                (needs ? ` GitHub names the permissions the call needs: ${needs}.` : '');
+    }
+    else if (status === 404) {
+        why =
+            ' The token cannot see the pull request (GitHub answers 404 to a token without access to a ' +
+                'private repository): check `github-token`.';
+    }
+    else if (pr_comment_isTransient(err)) {
+        why = ` Gave up after ${attempts} attempt(s).`;
+    }
+    else {
+        why = '';
+    }
+    return head + why + tail;
+}
+/**
+ * Creates the marked comment on the pull request, or edits it when a run made one already. The
+ * marker is the body's first line (see previewMarker). Failures come back as a warning.
+ *
+ * When several comments carry the marker (two runs racing to create one), the oldest is edited:
+ * it is where the conversation first showed the preview, every run picks the same one, and the
+ * listing can stop at the first match. The author is not compared: GITHUB_TOKEN cannot ask who
+ * it is, and a repository moving from GITHUB_TOKEN to an app or personal token keeps its comment.
+ */
+async function upsertPreviewComment(octokit, target, body, opts) {
+    const marker = body.split('\n', 1)[0];
+    if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
+        throw new TypeError('The comment body must start with previewMarker()');
+    }
+    const { owner, repo, number } = target;
+    const { logger } = opts;
+    const maxAttempts = opts.maxAttempts ?? 3;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const request = () => ({
+        signal: opts.signal
+            ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
+            : AbortSignal.timeout(timeoutMs)
+    });
+    let stage = 'look for';
+    const find = async () => {
+        stage = 'look for';
+        let response = await octokit.rest.issues.listComments({
+            owner,
+            repo,
+            issue_number: number,
+            per_page: 100,
+            request: request()
+        });
+        for (;;) {
+            const found = response.data.find((c) => hasMarker(c.body, marker));
+            if (found)
+                return found;
+            // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
+            const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
+            if (!next)
+                return undefined;
+            response = await octokit.request({ method: 'GET', url: next, request: request() });
+        }
+    };
+    const write = async () => {
+        const existing = await find();
+        if (opts.dryRun) {
+            const message = existing
+                ? `Dry run: would update the preview comment ${existing.html_url}.`
+                : opts.create === false
+                    ? `Dry run: pull request #${number} has no preview comment to update.`
+                    : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
+            return { action: 'skipped', message };
+        }
+        if (existing) {
+            stage = 'update';
+            try {
+                const { data } = await octokit.rest.issues.updateComment({
+                    owner,
+                    repo,
+                    comment_id: existing.id,
+                    body,
+                    request: request()
+                });
+                return {
+                    action: 'updated',
+                    url: data.html_url,
+                    message: `Updated the preview comment ${data.html_url}.`
+                };
+            }
+            catch (err) {
+                // Deleted since we listed it: look again rather than report a permission problem.
+                if (httpStatus(err) === 404)
+                    throw new StaleComment('the comment was deleted meanwhile');
+                throw err;
+            }
+        }
+        if (opts.create === false) {
+            return {
+                action: 'skipped',
+                message: `Pull request #${number} has no preview comment to update.`
+            };
+        }
+        stage = 'create';
+        const { data } = await octokit.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: number,
+            body,
+            request: request()
+        });
+        return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
+    };
+    let attempts = 0;
+    try {
+        // The unit retried is find-then-write: after a failed create GitHub may have stored the
+        // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
+        const outcome = await retryWithBackoff(() => {
+            attempts++;
+            return write();
+        }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
+            attempts: maxAttempts,
+            baseMs: 1000,
+            capMs: 8000,
+            sleep: opts.sleep ?? sleep,
+            random: opts.random,
+            onRetry: (err, attempt, delayMs) => logger.info(`Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
+                `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
+        });
+        logger.info(outcome.message);
+        if (opts.dryRun)
+            logger.debug(`The comment would read:\n${body}`);
+        return outcome;
+    }
+    catch (err) {
+        if (opts.signal?.aborted) {
+            throw new errors/* DeployError */.sH(`Cancelled while writing the preview comment.`, undefined, {
+                cause: opts.signal.reason
+            });
+        }
+        const warning = failureWarning(err, stage, target, attempts);
+        logger.warning(warning);
+        return { action: 'failed', warning, message: warning };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/action/mode.ts
+
+
+
+
+
+/** The core's command, plus what only a pull request run has: preview tags and the comment. */
+async function runActionMode(inputs, clients, deps) {
+    // Read first: a broken event payload is reported before anything is written.
+    const pr = pullRequestFromEvent(deps.env);
     // Preview objects carry a tag, so a lifecycle rule can expire previews nobody cleaned up.
-    const report = await deploy(inputs, clients, {
+    const result = await runMode(inputs, clients, {
         ...deps,
         objectTagging: pr ? previewTagging() : undefined
     });
-    const failure = report.verification && !report.verification.verified
-        ? verificationError(report.verification)
-        : undefined;
-    // A comment would advertise URLs that do not serve what was uploaded.
-    const comment = pr && inputs.prComment && !failure
-        ? await commentOnPullRequest(inputs, pr, previewCommentBody({
-            pr,
-            versionPrefix: report.versionPrefix,
-            commentId: inputs.prCommentId,
-            files: report.files,
-            manifestUrl: report.manifest ? report.manifestUrl : undefined,
-            signedUrlsExpireAt: report.signing?.expiresAt,
-            updatedAt: new Date(deps.now())
-        }), deps, true)
-        : undefined;
-    const built = buildOutputs({
-        ...report,
-        aliasUrls: report.alias?.urls,
-        aliasInvalidation: report.alias?.invalidation
-    });
-    for (const warning of built.warnings)
+    const comment = pr && inputs.prComment ? await commentOn(result, inputs, pr, deps) : undefined;
+    const rendered = renderResult(result, comment);
+    for (const warning of rendered.warnings)
         deps.logger.warning(warning);
-    return {
-        outputs: { ...built.outputs, [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? '' },
-        summary: buildSummary({
-            ...report,
-            warnings: [...report.warnings, ...built.warnings, ...commentWarnings(comment)],
-            comment: comment?.message
-        }),
-        failure
-    };
+    return { outputs: rendered.outputs, summary: rendered.summary, failure: result.failure };
 }
-async function promoteMode(inputs, clients, deps) {
-    const { warnings, warn } = collectWarnings(deps.logger);
-    const alias = inputs.alias;
-    const target = await resolveTarget(inputs, clients, { ...deps, warn });
-    const move = await promoteVersion(clients, { ...inputs, alias }, target.urlBase, {
-        ...deps,
-        warn
-    });
-    return {
-        outputs: {
-            [constants/* Outputs */.tY.VersionPrefix]: inputs.versionPrefix,
-            [constants/* Outputs */.tY.AliasUrls]: sortedJson(move.urls),
-            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(move.invalidation.ids),
-            [constants/* Outputs */.tY.InvalidationStatus]: move.invalidation.status
-        },
-        summary: promoteSummary(move, inputs.bucket, warnings)
-    };
-}
-async function cleanupMode(inputs, clients, deps, pr) {
-    const { warnings, warn } = collectWarnings(deps.logger);
-    const plan = (signal) => planCleanup(clients.s3, {
-        bucket: inputs.bucket,
-        versionPrefix: inputs.versionPrefix,
-        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
-    }, { concurrency: inputs.concurrency, logger: deps.logger, signal });
-    const execute = (planned, signal) => executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal });
-    // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
-    const first = await plan(deps.signal);
-    const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0;
-    // Then under the version's lock, planned again: a deploy of the same prefix still running
-    // finishes first, and what it published is removed too instead of written back afterwards.
-    const result = inputs.dryRun || nothingToRemove
-        ? await execute(first, deps.signal)
-        : await (0,publish_lock/* withLock */.kK)(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, (0,publish_lock/* lockDeps */.gX)(inputs, deps), async (lock) => {
-            const signal = anySignal(deps.signal, lock?.lost);
-            return execute(await plan(signal), signal);
-        }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
-    const paths = inputs.distributionId ? [result.invalidationPath] : [];
-    const invalidation = {
-        reason: inputs.distributionId
-            ? `the objects under ${inputs.versionPrefix}/ were deleted; edges may still cache them.`
-            : 'No distribution-id given, so there is nothing to invalidate.',
-        paths,
-        ids: [],
-        status: 'none',
-        waitedMs: 0
-    };
-    // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
-    if (inputs.distributionId && !inputs.dryRun) {
-        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
-            env: deps.env,
-            logger: deps.logger,
-            sleep: deps.sleep,
-            now: deps.now,
-            wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-            warn
-        });
+/** The preview's comment after a deploy, its removal notice after a clean-up. */
+async function commentOn(result, inputs, pr, deps) {
+    switch (result.mode) {
+        case 'deploy': {
+            // A comment would advertise URLs that do not serve what was uploaded.
+            if (result.failure)
+                return undefined;
+            const report = result.report;
+            const body = previewCommentBody({
+                pr,
+                versionPrefix: report.versionPrefix,
+                commentId: inputs.prCommentId,
+                files: report.files,
+                manifestUrl: report.manifest ? report.manifestUrl : undefined,
+                signedUrlsExpireAt: report.signing?.expiresAt,
+                updatedAt: new Date(deps.now())
+            });
+            return commentOnPullRequest(inputs, pr, body, deps, true);
+        }
+        case 'cleanup': {
+            const body = removedCommentBody({
+                pr,
+                versionPrefix: result.report.versionPrefix,
+                commentId: inputs.prCommentId,
+                deletedObjects: result.report.result.deleted,
+                deletedBytes: result.report.result.bytes,
+                removedAt: new Date(deps.now())
+            });
+            return commentOnPullRequest(inputs, pr, body, deps, false);
+        }
+        case 'promote':
+            return undefined;
     }
-    const comment = pr && inputs.prComment
-        ? await commentOnPullRequest(inputs, pr, removedCommentBody({
-            pr,
-            versionPrefix: inputs.versionPrefix,
-            commentId: inputs.prCommentId,
-            deletedObjects: result.deleted,
-            deletedBytes: result.bytes,
-            removedAt: new Date(deps.now())
-        }), deps, false)
-        : undefined;
-    return {
-        outputs: {
-            [constants/* Outputs */.tY.VersionPrefix]: inputs.versionPrefix,
-            [constants/* Outputs */.tY.Deleted]: String(result.deleted),
-            [constants/* Outputs */.tY.InvalidationIds]: JSON.stringify(invalidation.ids),
-            [constants/* Outputs */.tY.InvalidationStatus]: invalidation.status,
-            [constants/* Outputs */.tY.CommentUrl]: comment?.url ?? ''
-        },
-        summary: cleanupSummary(result, inputs, invalidation, [...warnings, ...commentWarnings(comment)], comment?.message)
-    };
 }
 /**
  * Creates or edits this step's comment on the pull request. Never fails the run: the deploy has
@@ -80590,24 +80247,10 @@ async function commentOnPullRequest(inputs, pr, body, deps, create) {
         return { action: 'failed', warning, message: 'not written (no token)' };
     }
 }
-/** The comment's warning, already logged, for the summary. */
-function commentWarnings(comment) {
-    return comment?.warning ? [comment.warning] : [];
-}
-function collectWarnings(logger) {
-    const warnings = [];
-    return {
-        warnings,
-        warn: (message) => {
-            warnings.push(message);
-            logger.warning(message);
-        }
-    };
-}
 
-// EXTERNAL MODULE: ./src/post.ts
-var post = __nccwpck_require__(6661);
-;// CONCATENATED MODULE: ./src/main.ts
+// EXTERNAL MODULE: ./src/action/post.ts
+var post = __nccwpck_require__(7718);
+;// CONCATENATED MODULE: ./src/action/main.ts
 
 
 
@@ -80634,13 +80277,13 @@ async function run() {
     try {
         const inputs = parseInputs((name) => core/* getInput */.V4(name));
         const logger = { info: core/* info */.pq, warning: core/* warning */.$e, debug: core/* debug */.Yz };
-        clients = (0,src_clients/* createClients */.hP)(inputs, process.env, { logger });
+        clients = (0,aws_clients/* createClients */.hP)(inputs, process.env, { logger });
         const uploads = (0,post/* prepareCleanup */.Cg)(inputs, clients.s3, startedAt);
         cancellation = cancelOnSignals({ logger, s3: clients.s3, uploads, exit: failNow });
         const { signal, sleep } = cancellation;
         // A cancelled run's uploads are aborted by the post step too; a failed run's are resumed.
         signal.addEventListener('abort', () => core/* saveState */.LZ(constants/* State */.Uw.Cancelled, 'true'), { once: true });
-        const outcome = await runMode(inputs, clients, {
+        const outcome = await runActionMode(inputs, clients, {
             logger,
             sleep,
             env: process.env,
@@ -80682,7 +80325,318 @@ function failNow(message) {
 
 /***/ }),
 
-/***/ 8846:
+/***/ 7718:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Cg: () => (/* binding */ prepareCleanup),
+/* harmony export */   a2: () => (/* binding */ runPost)
+/* harmony export */ });
+/* unused harmony export readCleanupState */
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6257);
+/* harmony import */ var _aws_clients_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(201);
+/* harmony import */ var _common_constants_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8952);
+/* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1922);
+/* harmony import */ var _aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7400);
+/* harmony import */ var _aws_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2632);
+/* harmony import */ var _common_secrets_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7168);
+
+
+
+
+
+
+
+
+/**
+ * In the main step, once the clients exist: saves what the post step needs to find this run's
+ * multipart uploads, and keeps the list of open ones saved as they start and end.
+ */
+function prepareCleanup(inputs, s3, startedAt) {
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket, inputs.bucket);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix, inputs.versionPrefix);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region, inputs.region);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl, inputs.endpointUrl ?? '');
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt, startedAt.toISOString());
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid, String(process.pid));
+    return (0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .trackMultipartUploads */ ._L)(s3, (open) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads, JSON.stringify(open)));
+}
+/** The saved state; undefined when the main step stopped before it could start any upload. */
+function readCleanupState(getState) {
+    const bucket = getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket);
+    const startedAt = new Date(getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt));
+    if (!bucket || Number.isNaN(startedAt.getTime()))
+        return undefined;
+    const uploads = getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads);
+    return {
+        bucket,
+        versionPrefix: getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix),
+        region: getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region),
+        endpointUrl: getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl) || undefined,
+        startedAt,
+        uploads: uploads ? JSON.parse(uploads) : [],
+        succeeded: getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Succeeded) === 'true',
+        cancelled: getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Cancelled) === 'true',
+        mainPid: Number(getState(_common_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid)) || undefined
+    };
+}
+/**
+ * The post step (`post-if: always()`): after a cancelled main step, aborts every multipart upload
+ * the run left open. After a failed or killed one it leaves them: they are journaled in the
+ * version's lock, and a re-run of the same files resumes them instead of sending every part
+ * again (a lifecycle rule removes those nobody resumes). It never fails the job: what it cannot
+ * abort, it warns about.
+ */
+async function runPost() {
+    (0,_common_secrets_js__WEBPACK_IMPORTED_MODULE_7__/* .maskCredentials */ .Bs)(process.env, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setSecret */ .Pq);
+    const logger = { info: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, warning: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .warning */ .$e, debug: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .debug */ .Yz };
+    try {
+        const state = readCleanupState(_actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getState */ .Gu);
+        if (!state) {
+            logger.info('Nothing to clean up: the deploy stopped before it could upload anything.');
+            return;
+        }
+        if (state.succeeded) {
+            logger.info('Nothing to clean up: the deploy succeeded.');
+            return;
+        }
+        if (!state.cancelled) {
+            logger.info(state.uploads.length > 0
+                ? `Left ${state.uploads.length} multipart upload(s) open under s3://${state.bucket}/${state.versionPrefix}/: ` +
+                    'the deploy failed (it was not cancelled), so a re-run of the same files resumes them, ' +
+                    `sending only the parts S3 does not hold. ${_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`
+                : 'Nothing to clean up: no multipart upload of this run is open.');
+            return;
+        }
+        const { s3 } = (0,_aws_clients_js__WEBPACK_IMPORTED_MODULE_2__/* .createClients */ .hP)({ region: state.region, endpointUrl: state.endpointUrl, concurrency: 1 }, process.env, { logger });
+        try {
+            await abortLeftovers(s3, state, logger);
+            await removeCancelledLock(s3, state, logger);
+        }
+        finally {
+            s3.destroy();
+        }
+    }
+    catch (err) {
+        logger.warning(`Could not clean up after the deploy: ${(0,_common_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .failureMessage */ .oh)(err)} ${_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`);
+    }
+}
+/** The version's lock, when the cancelled main step had to exit before releasing it. */
+async function removeCancelledLock(s3, state, logger) {
+    if (state.mainPid === undefined)
+        return;
+    const target = { bucket: state.bucket, prefix: state.versionPrefix };
+    if (await (0,_aws_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .removeLockOf */ .vk)(s3, target, { host: (0,node_os__WEBPACK_IMPORTED_MODULE_0__.hostname)(), pid: state.mainPid })) {
+        logger.info(`Removed the lock s3://${state.bucket}/${(0,_aws_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .lockKey */ .TL)(state.versionPrefix)} the cancelled run held.`);
+    }
+}
+/** Aborts the uploads recorded and, as a second net, those under the prefix since the start. */
+async function abortLeftovers(s3, state, logger) {
+    const prefix = `${state.versionPrefix}/`;
+    const where = `s3://${state.bucket}/${prefix}`;
+    const candidates = new Map(state.uploads.map((u) => [u.UploadId, u]));
+    try {
+        for (const upload of await (0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .listOpenUploads */ .rL)(s3, state.bucket, prefix, state.startedAt)) {
+            candidates.set(upload.UploadId, upload);
+        }
+    }
+    catch (err) {
+        logger.warning(`Could not list the multipart uploads under ${where} (this needs ` +
+            `s3:ListBucketMultipartUploads), so only the ${candidates.size} this run recorded are ` +
+            'aborted: ' +
+            (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .explainAwsError */ .Ni)(err, {
+                action: `listing multipart uploads under ${where}`,
+                bucket: state.bucket
+            }).message);
+    }
+    if (candidates.size === 0) {
+        logger.info(`No multipart upload of this run is left open under ${where}.`);
+        return;
+    }
+    const outcome = await (0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortMultipartUploads */ .Xy)(s3, [...candidates.values()]);
+    for (const failure of outcome.failed)
+        logger.warning((0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortFailureWarning */ .dB)(failure));
+    if (outcome.aborted.length > 0) {
+        logger.info(`Aborted ${outcome.aborted.length} multipart upload(s) this run left open:\n` +
+            outcome.aborted.map((u) => `- ${(0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(u)}`).join('\n'));
+    }
+    for (const upload of outcome.gone)
+        logger.debug(`Already ended: ${(0,_aws_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(upload)}`);
+}
+
+
+/***/ }),
+
+/***/ 201:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   FS: () => (/* binding */ customS3Endpoint),
+/* harmony export */   hP: () => (/* binding */ createClients)
+/* harmony export */ });
+/* unused harmony export MAX_ATTEMPTS */
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7067);
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_http__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4708);
+/* harmony import */ var node_https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_https__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3169);
+/* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3711);
+/* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1922);
+/* harmony import */ var _common_secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7168);
+
+
+
+
+
+
+/**
+ * SDK retries for transient faults (5xx, SlowDown and other throttling, resets, timeouts), in
+ * `standard` mode: exponential backoff with full jitter, capped at 20 s per wait, from a 50 ms
+ * base (1 s for throttling), and a per-client retry quota that stops retry storms when a service
+ * is down. 6 attempts = 5 retries ride out up to about half a minute of S3 SlowDown while a
+ * bucket's partitions scale; past that a re-run resumes, skipping files already in place. CloudFront
+ * quota errors (TooManyInvalidationsInProgress) are client faults the SDK never retries:
+ * invalidation.ts retries those itself.
+ */
+const MAX_ATTEMPTS = 6;
+/** Fail a connect that hangs. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+/**
+ * Fail a socket that sends or receives nothing for this long (a stall), with a retryable
+ * TimeoutError. Not the handler's `requestTimeout`: that caps the whole request, which a large
+ * part on a slow link may need, and without `throwOnRequestTimeout` it only logs a warning.
+ */
+const SOCKET_IDLE_TIMEOUT_MS = 60_000;
+/** The S3 endpoint in use when it is not AWS's own: the input, or the SDK's standard variables. */
+function customS3Endpoint(inputs, env = process.env) {
+    return inputs.endpointUrl || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+}
+/**
+ * The one place SDK clients are made; modules receive them as arguments. Credentials come only
+ * from the SDK's default chain (environment, OIDC web identity, instance roles).
+ */
+function createClients(inputs, env = process.env, options = {}) {
+    // Enough sockets for every part in flight plus HEAD/List calls.
+    const maxSockets = Math.max(50, inputs.concurrency * 2);
+    // One handler (and agents) per client: destroying one client must not close the other's sockets.
+    const requestHandler = () => ({
+        connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
+        socketTimeout: options.socketTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
+        // Agents, not agent options: for a request with `Expect: 100-continue` (every UploadPart and
+        // every PutObject over 2 MB) the SDK swaps an agent it made itself for a new keepAlive:false
+        // one, i.e. a new TCP + TLS connection per part or file. An agent it is given is kept.
+        httpsAgent: new node_https__WEBPACK_IMPORTED_MODULE_1__.Agent({ keepAlive: true, maxSockets }),
+        httpAgent: new node_http__WEBPACK_IMPORTED_MODULE_0__.Agent({ keepAlive: true, maxSockets })
+    });
+    // Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them.
+    const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS };
+    const endpoint = customS3Endpoint(inputs, env);
+    const s3 = new _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_3__/* .S3Client */ .YxF({
+        region: inputs.region,
+        ...retry,
+        requestHandler: requestHandler(),
+        ...(endpoint
+            ? {
+                endpoint,
+                // S3-compatible stores (MinIO, R2, emulators) want path-style URLs and reject or
+                // mis-store the SDK's default aws-chunked CRC trailers (aws-sdk-js-v3 #6810).
+                forcePathStyle: true,
+                requestChecksumCalculation: 'WHEN_REQUIRED',
+                responseChecksumValidation: 'WHEN_REQUIRED'
+            }
+            : {})
+    });
+    // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
+    const cloudfront = new _aws_sdk_client_cloudfront__WEBPACK_IMPORTED_MODULE_4__/* .CloudFrontClient */ .GHk({
+        region: 'us-east-1',
+        ...retry,
+        requestHandler: requestHandler()
+    });
+    if (options.logger) {
+        const logger = options.logger;
+        s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION);
+        cloudfront.middlewareStack.addRelativeTo(logRetries('CloudFront', logger), RETRY_LOG_POSITION);
+    }
+    return { s3, cloudfront };
+}
+/** Inside the retry middleware, so it runs once per attempt. */
+const RETRY_LOG_POSITION = {
+    relation: 'after',
+    toMiddleware: 'retryMiddleware',
+    name: 'logRetriesMiddleware'
+};
+/**
+ * Logs one line per retry: the operation, its target, why the previous attempt failed and the
+ * attempt number. It logs when the retry is sent, not when the attempt fails, because only then
+ * is it certain that the SDK retries (it also weighs the error type, attempts left and its quota).
+ */
+function logRetries(service, logger) {
+    // The retry middleware passes the same request object to every attempt of one call.
+    const failures = new WeakMap();
+    return (next, context) => async (args) => {
+        const key = args.request;
+        if (typeof key !== 'object' || key === null)
+            return next(args);
+        const previous = failures.get(key);
+        const attempt = (previous?.attempt ?? 0) + 1;
+        if (previous) {
+            const operation = (context.commandName ?? 'request').replace(/Command$/, '');
+            const target = describeTarget(args.input);
+            logger.info(`${service} ${operation}${target ? ` ${target}` : ''}: attempt ${previous.attempt} of ` +
+                `${MAX_ATTEMPTS} failed with ${describeFailure(previous.error)}; retrying (attempt ` +
+                `${attempt}) after ${((Date.now() - previous.at) / 1000).toFixed(1)} s`);
+        }
+        try {
+            const result = await next(args);
+            failures.delete(key);
+            return result;
+        }
+        catch (error) {
+            failures.set(key, { attempt, error, at: Date.now() });
+            throw error;
+        }
+    };
+}
+/** `s3://bucket/key part 2`, `distribution E123 invalidation I456`, or '' when neither. */
+function describeTarget(input) {
+    const text = (name) => {
+        const value = input[name];
+        return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+    };
+    const bucket = text('Bucket');
+    if (bucket !== undefined) {
+        const key = text('Key');
+        const part = text('PartNumber');
+        return `s3://${bucket}${key !== undefined ? `/${key}` : ''}${part ? ` part ${part}` : ''}`;
+    }
+    const distribution = text('DistributionId');
+    const id = text('Id');
+    if (distribution !== undefined) {
+        return `distribution ${distribution}${id ? ` invalidation ${id}` : ''}`;
+    }
+    // GetDistribution names the distribution `Id`.
+    return id !== undefined ? `distribution ${id}` : '';
+}
+/** `SlowDown (HTTP 503)`, `ECONNRESET`, or `TimeoutError: <what timed out>`. */
+function describeFailure(error) {
+    const errno = error?.code;
+    const code = typeof errno === 'string' ? errno : ((0,_common_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .awsErrorCode */ .J6)(error) ?? 'error');
+    const status = (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .httpStatusOf */ .s_)(error);
+    if (status !== undefined)
+        return `${code} (HTTP ${status})`;
+    // Without the "@smithy/node-http-handler - " prefix and the full stop of the SDK's messages.
+    const message = (error instanceof Error ? error.message : '')
+        .replace(/^@[\w-]+\/[\w-]+ - /, '')
+        .replace(/\.$/, '');
+    return message && message !== code ? `${code}: ${(0,_common_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .redact */ .E$)(message)}` : code;
+}
+
+
+/***/ }),
+
+/***/ 7400:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -80694,7 +80648,7 @@ function failNow(message) {
 /* harmony export */   rL: () => (/* binding */ listOpenUploads)
 /* harmony export */ });
 /* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3711);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1922);
 
 
 /** Where a run's leftovers go when nothing else removes them; said with every failed abort. */
@@ -80734,7 +80688,7 @@ function trackMultipartUploads(s3, onChange) {
                 }
                 catch (err) {
                     // Completed or aborted already (a lost answer, a racing abort): nothing is left open.
-                    if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(err) === 'NoSuchUpload')
+                    if ((0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(err) === 'NoSuchUpload')
                         forget(input.UploadId);
                     throw err;
                 }
@@ -80766,7 +80720,7 @@ async function abortMultipartUploads(s3, uploads, opts = {}) {
         const upload = uploads[i];
         if (result.status === 'fulfilled')
             outcome.aborted.push(upload);
-        else if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(result.reason) === 'NoSuchUpload')
+        else if ((0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(result.reason) === 'NoSuchUpload')
             outcome.gone.push(upload);
         else
             outcome.failed.push({ upload, error: result.reason });
@@ -80778,9 +80732,9 @@ const s3Uri = ({ Bucket, Key }) => `s3://${Bucket}/${Key}`;
 function abortFailureWarning({ upload, error }) {
     const action = `aborting multipart upload ${upload.UploadId} of ${s3Uri(upload)}`;
     // The SDK's AbortError is our own timeout, not something AWS said.
-    const message = (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(error) === 'AbortError'
+    const message = (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .awsErrorCode */ .J6)(error) === 'AbortError'
         ? `Failed ${action}: no answer in time`
-        : (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .explainAwsError */ .Ni)(error, { action, bucket: upload.Bucket }).message;
+        : (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .explainAwsError */ .Ni)(error, { action, bucket: upload.Bucket }).message;
     return `${message.replace(/\.?$/, '.')} ${LIFECYCLE_ADVICE}`;
 }
 /** `s3://bucket/key (upload id …)`, for the log. */
@@ -80813,151 +80767,7 @@ async function listOpenUploads(s3, bucket, prefix, since) {
 
 /***/ }),
 
-/***/ 6661:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Cg: () => (/* binding */ prepareCleanup),
-/* harmony export */   a2: () => (/* binding */ runPost)
-/* harmony export */ });
-/* unused harmony export readCleanupState */
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6257);
-/* harmony import */ var _clients_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9071);
-/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7242);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3916);
-/* harmony import */ var _multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8846);
-/* harmony import */ var _publish_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9130);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7194);
-
-
-
-
-
-
-
-
-/**
- * In the main step, once the clients exist: saves what the post step needs to find this run's
- * multipart uploads, and keeps the list of open ones saved as they start and end.
- */
-function prepareCleanup(inputs, s3, startedAt) {
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket, inputs.bucket);
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix, inputs.versionPrefix);
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region, inputs.region);
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl, inputs.endpointUrl ?? '');
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt, startedAt.toISOString());
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid, String(process.pid));
-    return (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .trackMultipartUploads */ ._L)(s3, (open) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads, JSON.stringify(open)));
-}
-/** The saved state; undefined when the main step stopped before it could start any upload. */
-function readCleanupState(getState) {
-    const bucket = getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Bucket);
-    const startedAt = new Date(getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.StartedAt));
-    if (!bucket || Number.isNaN(startedAt.getTime()))
-        return undefined;
-    const uploads = getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MultipartUploads);
-    return {
-        bucket,
-        versionPrefix: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.VersionPrefix),
-        region: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Region),
-        endpointUrl: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.EndpointUrl) || undefined,
-        startedAt,
-        uploads: uploads ? JSON.parse(uploads) : [],
-        succeeded: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Succeeded) === 'true',
-        cancelled: getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.Cancelled) === 'true',
-        mainPid: Number(getState(_constants_js__WEBPACK_IMPORTED_MODULE_3__/* .State */ .Uw.MainPid)) || undefined
-    };
-}
-/**
- * The post step (`post-if: always()`): after a cancelled main step, aborts every multipart upload
- * the run left open. After a failed or killed one it leaves them: they are journaled in the
- * version's lock, and a re-run of the same files resumes them instead of sending every part
- * again (a lifecycle rule removes those nobody resumes). It never fails the job: what it cannot
- * abort, it warns about.
- */
-async function runPost() {
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_7__/* .maskCredentials */ .Bs)(process.env, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setSecret */ .Pq);
-    const logger = { info: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, warning: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .warning */ .$e, debug: _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .debug */ .Yz };
-    try {
-        const state = readCleanupState(_actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getState */ .Gu);
-        if (!state) {
-            logger.info('Nothing to clean up: the deploy stopped before it could upload anything.');
-            return;
-        }
-        if (state.succeeded) {
-            logger.info('Nothing to clean up: the deploy succeeded.');
-            return;
-        }
-        if (!state.cancelled) {
-            logger.info(state.uploads.length > 0
-                ? `Left ${state.uploads.length} multipart upload(s) open under s3://${state.bucket}/${state.versionPrefix}/: ` +
-                    'the deploy failed (it was not cancelled), so a re-run of the same files resumes them, ' +
-                    `sending only the parts S3 does not hold. ${_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`
-                : 'Nothing to clean up: no multipart upload of this run is open.');
-            return;
-        }
-        const { s3 } = (0,_clients_js__WEBPACK_IMPORTED_MODULE_2__/* .createClients */ .hP)({ region: state.region, endpointUrl: state.endpointUrl, concurrency: 1 }, process.env, { logger });
-        try {
-            await abortLeftovers(s3, state, logger);
-            await removeCancelledLock(s3, state, logger);
-        }
-        finally {
-            s3.destroy();
-        }
-    }
-    catch (err) {
-        logger.warning(`Could not clean up after the deploy: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .failureMessage */ .oh)(err)} ${_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .LIFECYCLE_ADVICE */ .M5}`);
-    }
-}
-/** The version's lock, when the cancelled main step had to exit before releasing it. */
-async function removeCancelledLock(s3, state, logger) {
-    if (state.mainPid === undefined)
-        return;
-    const target = { bucket: state.bucket, prefix: state.versionPrefix };
-    if (await (0,_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .removeLockOf */ .vk)(s3, target, { host: (0,node_os__WEBPACK_IMPORTED_MODULE_0__.hostname)(), pid: state.mainPid })) {
-        logger.info(`Removed the lock s3://${state.bucket}/${(0,_publish_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .lockKey */ .TL)(state.versionPrefix)} the cancelled run held.`);
-    }
-}
-/** Aborts the uploads recorded and, as a second net, those under the prefix since the start. */
-async function abortLeftovers(s3, state, logger) {
-    const prefix = `${state.versionPrefix}/`;
-    const where = `s3://${state.bucket}/${prefix}`;
-    const candidates = new Map(state.uploads.map((u) => [u.UploadId, u]));
-    try {
-        for (const upload of await (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .listOpenUploads */ .rL)(s3, state.bucket, prefix, state.startedAt)) {
-            candidates.set(upload.UploadId, upload);
-        }
-    }
-    catch (err) {
-        logger.warning(`Could not list the multipart uploads under ${where} (this needs ` +
-            `s3:ListBucketMultipartUploads), so only the ${candidates.size} this run recorded are ` +
-            'aborted: ' +
-            (0,_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .explainAwsError */ .Ni)(err, {
-                action: `listing multipart uploads under ${where}`,
-                bucket: state.bucket
-            }).message);
-    }
-    if (candidates.size === 0) {
-        logger.info(`No multipart upload of this run is left open under ${where}.`);
-        return;
-    }
-    const outcome = await (0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortMultipartUploads */ .Xy)(s3, [...candidates.values()]);
-    for (const failure of outcome.failed)
-        logger.warning((0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .abortFailureWarning */ .dB)(failure));
-    if (outcome.aborted.length > 0) {
-        logger.info(`Aborted ${outcome.aborted.length} multipart upload(s) this run left open:\n` +
-            outcome.aborted.map((u) => `- ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(u)}`).join('\n'));
-    }
-    for (const upload of outcome.gone)
-        logger.debug(`Already ended: ${(0,_multipart_tracker_js__WEBPACK_IMPORTED_MODULE_5__/* .describeUpload */ .bp)(upload)}`);
-}
-
-
-/***/ }),
-
-/***/ 9130:
+/***/ 2632:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -80978,7 +80788,7 @@ async function abortLeftovers(s3, state, logger) {
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var _aws_sdk_client_s3__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3711);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1922);
 
 
 
@@ -81169,7 +80979,7 @@ function describeHolder(holder) {
     return holder ? `another run (${describeOwner(holder.owner)})` : 'another run';
 }
 function lockTimeout(target, holder, waitedMs) {
-    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`${describeHolder(holder)} is still ${activity(target, holder)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
+    return new _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`${describeHolder(holder)} is still ${activity(target, holder)} after this run waited ${Math.round(waitedMs / 60_000)} minute(s) ` +
         `(lock s3://${target.bucket}/${lockKey(target.prefix)}); nothing was written.`, 'Run again once that run has finished, or raise `lock-timeout-minutes`. A lock whose run has died is taken over automatically within ' +
         `${LEASE_MS / 60_000} minutes.`);
 }
@@ -81192,7 +81002,7 @@ async function putLock(s3, target, record, condition) {
     catch (err) {
         if (lostRace(err))
             return undefined;
-        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
+        throw (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
             action: `writing the lock s3://${target.bucket}/${lockKey(target.prefix)}`,
             bucket: target.bucket
         });
@@ -81203,8 +81013,8 @@ async function putLock(s3, target, record, condition) {
  * a key deleted since), as the SDK raises them or wrapped (AwsError).
  */
 function lostRace(err) {
-    const code = err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.code : (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .awsErrorCode */ .J6)(err);
-    const status = err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.httpStatus : (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err);
+    const code = err instanceof _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.code : (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .awsErrorCode */ .J6)(err);
+    const status = err instanceof _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy ? err.httpStatus : (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err);
     return (status === 412 ||
         status === 409 ||
         code === 'PreconditionFailed' ||
@@ -81222,9 +81032,9 @@ async function readLock(s3, bucket, key) {
         };
     }
     catch (err) {
-        if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err) === 404)
+        if ((0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .httpStatusOf */ .s_)(err) === 404)
             return undefined;
-        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, { action: `reading the lock s3://${bucket}/${key}`, bucket });
+        throw (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, { action: `reading the lock s3://${bucket}/${key}`, bucket });
     }
 }
 /**
@@ -81243,7 +81053,7 @@ unlockedIfDenied) {
         lock = await acquireLock(s3, target, deps);
     }
     catch (err) {
-        if (!unlockedIfDenied || !(err instanceof _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy) || err.httpStatus !== 403)
+        if (!unlockedIfDenied || !(err instanceof _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .AwsError */ .Gy) || err.httpStatus !== 403)
             throw err;
         unlockedIfDenied(err.message);
         return work();
@@ -81299,7 +81109,7 @@ function holdLock(s3, target, initial, deps) {
         if (lostController.signal.aborted)
             return;
         clearInterval(timer);
-        lostController.abort(new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`Lost the lock s3://${target.bucket}/${key}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`, 'Run again: files already in place are skipped, and uploads left open are resumed.'));
+        lostController.abort(new _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`Lost the lock s3://${target.bucket}/${key}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`, 'Run again: files already in place are skipped, and uploads left open are resumed.'));
     };
     const write = async () => {
         queued = false;
@@ -81382,7 +81192,7 @@ async function removeLockOf(s3, target, holder) {
     catch (err) {
         if (lostRace(err))
             return false;
-        throw (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
+        throw (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .explainAwsError */ .Ni)(err, {
             action: `removing the lock s3://${target.bucket}/${key}`,
             bucket: target.bucket
         });
@@ -81416,7 +81226,276 @@ async function removeLock(s3, target, eTag) {
 
 /***/ }),
 
-/***/ 7194:
+/***/ 8952:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Fx: () => (/* binding */ MAX_METADATA_BYTES),
+/* harmony export */   G0: () => (/* binding */ Inputs),
+/* harmony export */   T3: () => (/* binding */ GiB),
+/* harmony export */   Tp: () => (/* binding */ MAX_PART_SIZE),
+/* harmony export */   U6: () => (/* binding */ SHA256_METADATA_KEY),
+/* harmony export */   Uw: () => (/* binding */ State),
+/* harmony export */   Xd: () => (/* binding */ MAX_KEY_BYTES),
+/* harmony export */   fq: () => (/* binding */ MIN_PART_SIZE),
+/* harmony export */   kz: () => (/* binding */ MAX_PARTS),
+/* harmony export */   lv: () => (/* binding */ MiB),
+/* harmony export */   tY: () => (/* binding */ Outputs),
+/* harmony export */   v5: () => (/* binding */ MANIFEST_SCHEMA_VERSION),
+/* harmony export */   xF: () => (/* binding */ MANIFEST_FILE_NAME)
+/* harmony export */ });
+/** Input, output and state names: the one place they are spelled. */
+const Inputs = {
+    Artifacts: 'artifacts',
+    Root: 'root',
+    Bucket: 'bucket',
+    VersionPrefix: 'version-prefix',
+    DistributionId: 'distribution-id',
+    UrlBase: 'url-base',
+    Invalidate: 'invalidate',
+    InvalidationPaths: 'invalidation-paths',
+    WaitForInvalidation: 'wait-for-invalidation',
+    WaitTimeoutMinutes: 'wait-timeout-minutes',
+    LockTimeoutMinutes: 'lock-timeout-minutes',
+    MultipartThresholdMb: 'multipart-threshold-mb',
+    PartSizeMb: 'part-size-mb',
+    Concurrency: 'concurrency',
+    ContentType: 'content-type',
+    CacheControl: 'cache-control',
+    Metadata: 'metadata',
+    Overwrite: 'overwrite',
+    Manifest: 'manifest',
+    ReuseFrom: 'reuse-from',
+    DryRun: 'dry-run',
+    AwsRegion: 'aws-region',
+    EndpointUrl: 'endpoint-url',
+    Mode: 'mode',
+    Alias: 'alias',
+    AliasCacheControl: 'alias-cache-control',
+    Aliases: 'aliases',
+    Preflight: 'preflight',
+    Verify: 'verify',
+    SigningKeyPairId: 'signing-key-pair-id',
+    SigningPrivateKey: 'signing-private-key',
+    SignedUrlExpiresIn: 'signed-url-expires-in',
+    PrComment: 'pr-comment',
+    PrCommentId: 'pr-comment-id',
+    GithubToken: 'github-token'
+};
+const Outputs = {
+    VersionPrefix: 'version-prefix',
+    Urls: 'urls',
+    Manifest: 'manifest',
+    ManifestUrl: 'manifest-url',
+    Uploaded: 'uploaded',
+    Copied: 'copied',
+    Skipped: 'skipped',
+    BytesUploaded: 'bytes-uploaded',
+    InvalidationIds: 'invalidation-ids',
+    InvalidationStatus: 'invalidation-status',
+    SignedUrls: 'signed-urls',
+    SignedCookies: 'signed-cookies',
+    SignedUrlsExpireAt: 'signed-urls-expire-at',
+    Verified: 'verified',
+    AliasUrls: 'alias-urls',
+    CommentUrl: 'comment-url',
+    Deleted: 'deleted'
+};
+/**
+ * What the main step leaves for the post step (core.saveState; the runner hands each value to
+ * the post step as `STATE_<name>`). A value saved again replaces the earlier one.
+ */
+const State = {
+    /** Set by the main step: the same bundle then knows it runs as the post step. */
+    IsPost: 'isPost',
+    Bucket: 'bucket',
+    VersionPrefix: 'versionPrefix',
+    Region: 'region',
+    /** The custom S3 endpoint in use, or '' for AWS's own. */
+    EndpointUrl: 'endpointUrl',
+    /** When the main step started (ISO 8601): multipart uploads initiated since are this run's. */
+    StartedAt: 'startedAt',
+    /** JSON array of the multipart uploads started and not yet completed or aborted. */
+    MultipartUploads: 'multipartUploads',
+    /** 'true' once the deploy has succeeded: the post step then has nothing to do. */
+    Succeeded: 'succeeded',
+    /**
+     * 'true' once the run was cancelled (SIGINT/SIGTERM): the post step then aborts its uploads. A run
+     * that failed or was killed leaves them open, journaled in its lock, for a re-run to resume.
+     */
+    Cancelled: 'cancelled',
+    /** The main step's pid: a lock it held and could not release is removed by the post step. */
+    MainPid: 'mainPid'
+};
+/** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
+const SHA256_METADATA_KEY = 'sha256';
+const MANIFEST_FILE_NAME = 'manifest.json';
+const MANIFEST_SCHEMA_VERSION = 1;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** S3 multipart limits. */
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * GiB;
+const MAX_PARTS = 10_000;
+/** S3 limits on keys and user metadata. */
+const MAX_KEY_BYTES = 1024;
+const MAX_METADATA_BYTES = 2048;
+
+
+/***/ }),
+
+/***/ 1922:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   FH: () => (/* binding */ ConcurrentPublishError),
+/* harmony export */   Gy: () => (/* binding */ AwsError),
+/* harmony export */   J6: () => (/* binding */ awsErrorCode),
+/* harmony export */   Ni: () => (/* binding */ explainAwsError),
+/* harmony export */   VG: () => (/* binding */ ImmutableVersionError),
+/* harmony export */   Vb: () => (/* binding */ collectInputError),
+/* harmony export */   dz: () => (/* binding */ InputError),
+/* harmony export */   oh: () => (/* binding */ failureMessage),
+/* harmony export */   sH: () => (/* binding */ DeployError),
+/* harmony export */   s_: () => (/* binding */ httpStatusOf)
+/* harmony export */ });
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7168);
+
+/**
+ * Typed errors. Modules throw these; main turns them into the one message given to
+ * core.setFailed, so every failure says what went wrong and what to check.
+ */
+class DeployError extends Error {
+    hint;
+    constructor(message, hint, options) {
+        super(message, options);
+        this.hint = hint;
+        this.name = new.target.name;
+    }
+}
+/** Bad input: raised before any byte is sent. */
+class InputError extends DeployError {
+}
+/** A key already holds different bytes and `overwrite` is false. */
+class ImmutableVersionError extends DeployError {
+}
+/**
+ * Another run wrote a key of this version (or alias) between this run's plan and its write, with
+ * other bytes: a conditional write (`If-None-Match` / `If-Match`) lost the race.
+ */
+class ConcurrentPublishError extends ImmutableVersionError {
+}
+/** An AWS call failed; the message names the operation, the target and what AWS said. */
+class AwsError extends DeployError {
+    code;
+    httpStatus;
+    constructor(message, hint, code, httpStatus, options) {
+        super(message, hint, options);
+        this.code = code;
+        this.httpStatus = httpStatus;
+    }
+}
+/** The error code the SDK reported, or undefined for non-AWS errors. */
+function awsErrorCode(err) {
+    if (typeof err !== 'object' || err === null)
+        return undefined;
+    const e = err;
+    return e.Code ?? e.name;
+}
+function httpStatusOf(err) {
+    if (typeof err !== 'object' || err === null)
+        return undefined;
+    return err.$metadata?.httpStatusCode;
+}
+/** What a person should check for the common AWS failures. */
+function hintFor(code, status, ctx) {
+    const bucket = ctx.bucket ? `"${ctx.bucket}"` : 'the bucket';
+    switch (code) {
+        case 'NoSuchBucket':
+            return `Bucket ${bucket} does not exist in this account/region. Check the \`bucket\` and \`aws-region\` inputs.`;
+        case 'AccessDenied':
+        case 'Forbidden':
+        case 'AccessDeniedException':
+            return ('The credentials lack a permission for this call. Check the role assumed by ' +
+                'aws-actions/configure-aws-credentials: the action needs s3:ListBucket, s3:GetObject, ' +
+                's3:PutObject and s3:AbortMultipartUpload on the bucket (s3:DeleteObject too for `alias` and `mode: cleanup`, ' +
+                's3:PutObjectTagging for pull request previews, which are tagged)' +
+                (ctx.distributionId
+                    ? ', and cloudfront:GetDistribution, cloudfront:CreateInvalidation, cloudfront:GetInvalidation on the distribution'
+                    : '') +
+                ' (see the README for the minimal IAM policy). A KMS-encrypted bucket also needs kms:GenerateDataKey and kms:Decrypt.');
+        case 'InvalidAccessKeyId':
+        case 'InvalidClientTokenId':
+        case 'SignatureDoesNotMatch':
+        case 'ExpiredToken':
+        case 'ExpiredTokenException':
+        case 'CredentialsProviderError':
+            return 'The AWS credentials are missing, wrong or expired. Run aws-actions/configure-aws-credentials (OIDC) before this step.';
+        case 'PermanentRedirect':
+        case 'AuthorizationHeaderMalformed':
+        case 'IllegalLocationConstraintException':
+            return `Bucket ${bucket} is in another region. Set \`aws-region\` to the bucket's region.`;
+        case 'NoSuchDistribution':
+            return `Distribution "${ctx.distributionId}" does not exist or is in another account. Check \`distribution-id\`.`;
+        case 'AccessControlListNotSupported':
+            return 'The bucket enforces object ownership; this action sets no ACLs, so check a bucket policy denying the request.';
+        case 'EntityTooLarge':
+            return 'A part or object is larger than S3 allows. Lower `part-size-mb`.';
+        case 'TooManyInvalidationsInProgress':
+            return 'CloudFront allows 3,000 file paths and 15 wildcard paths in progress per distribution. Wait for running invalidations or use fewer paths.';
+        case 'SlowDown':
+        case 'ServiceUnavailable':
+        case 'RequestTimeout':
+            return 'S3 throttled or timed out the request after the retries. Lower `concurrency` and run again: files already in place are skipped.';
+    }
+    if (status === 403)
+        return hintFor('AccessDenied', status, ctx);
+    if (status === 404 && ctx.bucket)
+        return hintFor('NoSuchBucket', status, ctx);
+    return undefined;
+}
+/** Wraps an SDK (or network) error with what we were doing and what to check. */
+function explainAwsError(err, ctx) {
+    if (err instanceof DeployError)
+        return err;
+    const code = awsErrorCode(err) ?? 'Error';
+    const status = httpStatusOf(err);
+    // SDK messages can quote a presigned URL or the signing material of SignatureDoesNotMatch.
+    const raw = (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err instanceof Error ? err.message : String(err));
+    // The SDK reports HEAD failures with an empty body as "UnknownError"; the status says more.
+    const said = raw && raw !== 'UnknownError' ? raw : status ? `HTTP ${status}` : 'no details';
+    const requestId = err?.$metadata?.requestId;
+    const message = `Failed ${ctx.action}: AWS said ${code}${status ? ` (HTTP ${status})` : ''}: ${said}` +
+        (requestId ? ` [request id ${requestId}]` : '');
+    return new AwsError(message, hintFor(code, status, ctx), code, status, { cause: err });
+}
+/** The text given to core.setFailed, with anything secret an unwrapped error carried removed. */
+function failureMessage(err) {
+    if (err instanceof DeployError) {
+        return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err.hint ? `${err.message}\n${err.hint}` : err.message);
+    }
+    return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_0__/* .redact */ .E$)(err instanceof Error ? err.message : String(err));
+}
+/**
+ * Runs `parse`; an InputError it throws becomes one more line of `problems` (so every bad input
+ * is reported at once) and undefined is returned.
+ */
+function collectInputError(problems, parse) {
+    try {
+        return parse();
+    }
+    catch (err) {
+        if (!(err instanceof InputError))
+            throw err;
+        problems.push(err.hint ? `${err.message} ${err.hint}` : err.message);
+        return undefined;
+    }
+}
+
+
+/***/ }),
+
+/***/ 7168:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -84976,6 +85055,6 @@ function getIDToken(aud) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(218);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -221,7 +221,7 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
     expect(await listKeys(s3, BUCKET, 'v-int/')).toEqual([])
   }, 60_000)
 
-  it('checks the set-up without writing anything', async () => {
+  it('checks the set-up without writing anything: each finding, then the verdict', async () => {
     const r = await cli([
       'check',
       '--bucket',
@@ -231,12 +231,36 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
       '--distribution-id',
       world.distributionId
     ])
-    expect([r.code, r.stdout]).toEqual([
-      0,
-      expect.stringMatching(/^The set-up serves model-cdn-cli at https:\/\/\S+: no error found/)
-    ])
-    expect(r.stderr).toContain('Pre-flight bucket-policy:')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^ok +origin-access-control +/m)
+    expect(r.stdout).toMatch(/^ok +bucket-policy +/m)
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `\\n${BUCKET} behind ${world.distributionId}: no problem found.*; a deploy would pass its pre-flight\\.\\n$`
+      )
+    )
     expect(await listKeys(s3, BUCKET, 'v-check/')).toEqual([])
+  })
+
+  it('fails a check that finds a problem (exit 1), with each fix; --json says so too', async () => {
+    const flags = ['--bucket', 'no-such-bucket-here', '--version-prefix', 'v-check']
+    const r = await cli(['check', ...flags, '--summary-file', join(workspace, 'check.md')])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/^ERROR +bucket +.*no-such-bucket-here/m)
+    expect(r.stdout).toMatch(/^ +Fix: /m)
+    expect(r.stdout).toMatch(/problem\(s\) to fix before a deploy can pass its pre-flight\.\n$/)
+    expect(r.stderr).toMatch(
+      /^error: the set-up has 1 problem\(s\); each is listed with its fix\.$/m
+    )
+    expect(r.stderr).not.toMatch(/NodeVersionSupportWarning/)
+    expect(await readFile(join(workspace, 'check.md'), 'utf8')).toMatch(
+      /^## Model CDN check: no-such-bucket-here\n[\s\S]*\| bucket \| ❌ error \|/
+    )
+    const json = await cli(['check', ...flags, '--json'])
+    expect(json.code).toBe(1)
+    const parsed = JSON.parse(json.stdout) as { passed: boolean; findings: { check: string }[] }
+    expect(parsed.passed).toBe(false)
+    expect(parsed.findings.map((f) => f.check)).toContain('bucket')
   })
 
   it('prints help for each command, generated from the input schema', async () => {

@@ -45226,8 +45226,12 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6582);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9631);
 
+// The SDK warns on Node < 22 that its releases after early January 2027 will need Node 22. The
+// bundle pins its SDK version, so the warning is for whoever updates it (package.json engines),
+// not for the person running the command, whose stderr it would fill on every run.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // The command line's entry point (dist/cli.js): the exit code says how the run ended.
 process.exitCode = await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2), {
     env: process.env,
@@ -45240,7 +45244,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6582:
+/***/ 9631:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -45274,7 +45278,7 @@ const {
 
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
-;// CONCATENATED MODULE: ./src/secrets.ts
+;// CONCATENATED MODULE: ./src/common/secrets.ts
 /**
  * Keeping secrets out of the log, the summary and the outputs: credentials are masked before
  * anything can print them, and text that came from the SDK (error messages, URLs) is redacted
@@ -45328,7 +45332,7 @@ function redact(text) {
         .replace(SECRET_QUERY, (_, before, name) => `${before}${name}=${REDACTED}`);
 }
 
-;// CONCATENATED MODULE: ./src/errors.ts
+;// CONCATENATED MODULE: ./src/common/errors.ts
 
 /**
  * Typed errors. Modules throw these; main turns them into the one message given to
@@ -45463,7 +45467,7 @@ function collectInputError(problems, parse) {
 
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
 var dist_cjs = __nccwpck_require__(3711);
-;// CONCATENATED MODULE: ./src/multipart-tracker.ts
+;// CONCATENATED MODULE: ./src/aws/multipart-tracker.ts
 
 
 /** Where a run's leftovers go when nothing else removes them; said with every failed abort. */
@@ -45579,7 +45583,7 @@ async function listOpenUploads(s3, bucket, prefix, since) {
     return found;
 }
 
-;// CONCATENATED MODULE: ./src/cancellation.ts
+;// CONCATENATED MODULE: ./src/commands/cancellation.ts
 
 
 
@@ -45653,7 +45657,7 @@ var external_node_http_ = __nccwpck_require__(7067);
 var external_node_https_ = __nccwpck_require__(4708);
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
 var client_cloudfront_dist_cjs = __nccwpck_require__(3169);
-;// CONCATENATED MODULE: ./src/clients.ts
+;// CONCATENATED MODULE: ./src/aws/clients.ts
 
 
 
@@ -45802,7 +45806,7 @@ function describeFailure(error) {
     return message && message !== code ? `${code}: ${redact(message)}` : code;
 }
 
-;// CONCATENATED MODULE: ./src/constants.ts
+;// CONCATENATED MODULE: ./src/common/constants.ts
 /** Input, output and state names: the one place they are spelled. */
 const Inputs = {
     Artifacts: 'artifacts',
@@ -45900,11 +45904,11 @@ const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
 const MAX_METADATA_BYTES = 2048;
 
-;// CONCATENATED MODULE: ./src/input-schema.ts
+;// CONCATENATED MODULE: ./src/inputs/schema.ts
 /**
  * Every input, defined once: its name (the action's input, the command line's `--<name>`), kind,
  * default, when it is required, and its help text. action.yml's `inputs:` and the README's inputs
- * table are generated from it and checked against it (`__tests__/unit/input-schema.test.ts`;
+ * table are generated from it and checked against it (`src/inputs/schema.test.ts`;
  * `UPDATE_DOCS=1` rewrites them); parsing and validation are in inputs.ts.
  */
 const INPUT_SPECS = [
@@ -46127,7 +46131,7 @@ const INPUT_SPECS = [
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-;// CONCATENATED MODULE: ./src/paths.ts
+;// CONCATENATED MODULE: ./src/common/paths.ts
 
 
 /**
@@ -46160,7 +46164,7 @@ function checkAliasName(alias, versionPrefix) {
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/retry.ts
+;// CONCATENATED MODULE: ./src/aws/retry.ts
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
 function backoffDelay(attempt, opts) {
@@ -46183,7 +46187,7 @@ async function retryWithBackoff(fn, isRetryable, opts) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/invalidation.ts
+;// CONCATENATED MODULE: ./src/cdn/invalidation.ts
 
 
 
@@ -46479,553 +46483,9 @@ async function invalidateAndWait(cf, distributionId, outcome, opts) {
     }
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
-;// CONCATENATED MODULE: ./src/markdown.ts
-/** Text made safe for GitHub Markdown (job summaries and PR comments). */
-const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
-/**
- * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
- * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
- * cell) is backslash-escaped, and line breaks become `<br>`.
- */
-function escapeMarkdown(text) {
-    return text
-        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
-        .replace(/[\\`|*_[\]~$]/g, '\\$&')
-        .replace(/\r\n|\r|\n/g, '<br>');
-}
-/**
- * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
- * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
- * in the text; control characters (file names may hold a newline) are shown as their symbols.
- */
-function inlineCode(text) {
-    const visible = text.replace(/\p{Cc}/gu, (c) => {
-        const n = c.charCodeAt(0);
-        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
-    });
-    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
-    const fence = '`'.repeat(longestRun + 1);
-    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
-    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
-    return `${fence}${pad}${visible}${pad}${fence}`;
-}
-
-;// CONCATENATED MODULE: ./src/progress.ts
-const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    let value = n / 1024;
-    let unit = 0;
-    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
-    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
-function formatProgress(s) {
-    // Rounded down, so 100% means done.
-    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
-    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
-    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    const eta = bytesPerSecond > 0
-        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
-        : 'unknown';
-    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
-        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
-}
-/** `33s`, `2m 05s`, `1h 02m`. */
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
-function pad(n) {
-    return String(n).padStart(2, '0');
-}
-/**
- * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
- * events, and a log line per part buries everything else. Silent when nothing changed since the
- * last line, so a transfer that ends before the first tick prints none.
- */
-function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    let started = now();
-    let begun = false;
-    let sentBytes = 0;
-    let filesDone = 0;
-    let logged = { sentBytes, filesDone };
-    const view = logger.progress;
-    const snapshot = () => {
-        const elapsedMs = now() - started;
-        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
-    };
-    const handle = setInterval(() => {
-        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
-            return;
-        logged = { sentBytes, filesDone };
-        if (view)
-            view.update(snapshot());
-        else
-            logger.info(formatProgress(snapshot()));
-    }, view?.intervalMs ?? intervalMs);
-    return {
-        begin: () => {
-            if (!begun)
-                started = now();
-            begun = true;
-        },
-        addBytes: (n) => {
-            sentBytes += n;
-        },
-        fileDone: () => {
-            filesDone++;
-        },
-        stop: () => {
-            clearInterval(handle);
-            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
-            if (!view || totalFiles === 0)
-                return;
-            view.update(snapshot());
-            view.end();
-        }
-    };
-}
-
-;// CONCATENATED MODULE: ./src/pr-comment.ts
-
-
-
-
-
-
-/**
- * The sticky pull-request comment of a preview deploy: built from the deploy's result, found
- * again on later runs by a hidden marker, and edited in place. Commenting is a convenience on
- * top of a deploy that has already succeeded, so no failure here throws: it becomes a warning.
- */
-/** GitHub refuses comment bodies longer than this. */
-const MAX_COMMENT_LENGTH = 65_536;
-const MARKER_PREFIX = 'model-cdn-deploy:preview';
-const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
-const PR_EVENTS = new Set(['pull_request', 'pull_request_target']);
-/**
- * The pull request of a `pull_request`/`pull_request_target` run; undefined for other events.
- * Reads GITHUB_EVENT_PATH, since the head SHA and the fork flag are only in the payload.
- */
-function pullRequestFromEvent(env, readFile = (path) => (0,external_node_fs_.readFileSync)(path, 'utf8')) {
-    const eventName = env.GITHUB_EVENT_NAME ?? '';
-    if (!PR_EVENTS.has(eventName))
-        return undefined;
-    const where = env.GITHUB_EVENT_PATH;
-    const broken = (what) => new DeployError(`The ${eventName} event payload ${where ? `at ${where} ` : ''}${what}.`, 'The runner writes it for every job (GITHUB_EVENT_PATH): run the action as a step of a workflow the pull_request event triggered (it is read to tag preview objects and to comment).');
-    if (!where)
-        throw broken('is missing: GITHUB_EVENT_PATH is not set');
-    let payload;
-    try {
-        payload = JSON.parse(readFile(where));
-    }
-    catch (err) {
-        throw broken(`could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const pr = payload.pull_request;
-    const number = pr?.number ?? payload.number;
-    const headSha = pr?.head?.sha;
-    if (!pr || !Number.isInteger(number) || number < 1 || !headSha) {
-        throw broken('has no pull_request with a number and a head.sha');
-    }
-    const base = pr.base?.repo ?? payload.repository;
-    const [envOwner, envRepo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-    const owner = base?.owner?.login ?? envOwner;
-    const repo = base?.name ?? envRepo;
-    if (!owner || !repo)
-        throw broken('names no repository, and GITHUB_REPOSITORY is not set');
-    const baseName = `${owner}/${repo}`.toLowerCase();
-    // head.repo is null when the fork was deleted; a same-repo PR has the base's full name.
-    const headName = pr.head?.repo?.full_name?.toLowerCase();
-    const serverUrl = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
-    const repoUrl = `${serverUrl}/${owner}/${repo}`;
-    return {
-        eventName: eventName,
-        action: payload.action ?? '',
-        owner,
-        repo,
-        number: number,
-        headSha,
-        fork: headName !== baseName,
-        merged: pr.merged === true,
-        repoUrl,
-        runUrl: runUrl(env, serverUrl)
-    };
-}
-function runUrl(env, serverUrl) {
-    if (!env.GITHUB_RUN_ID || !env.GITHUB_REPOSITORY)
-        return undefined;
-    const url = `${serverUrl}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`;
-    const attempt = Number(env.GITHUB_RUN_ATTEMPT);
-    return attempt > 1 ? `${url}/attempts/${attempt}` : url;
-}
-/**
- * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
- * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
- */
-function validateCommentId(id) {
-    const trimmed = id.trim();
-    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
-        throw new InputError(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
-    }
-    return trimmed;
-}
-/** The hidden first line that marks our comment: one per PR, or one per id. */
-function previewMarker(id) {
-    return id ? `<!-- ${MARKER_PREFIX}:${validateCommentId(id)} -->` : `<!-- ${MARKER_PREFIX} -->`;
-}
-/**
- * True when the comment is the one this marker names. The marker must be the whole first line:
- * a comment that quotes or discusses the marker elsewhere is a person's, not ours, and the exact
- * match keeps `…:preview` and `…:preview:resnet` apart. Bodies edited on github.com use CRLF.
- */
-function hasMarker(body, marker) {
-    return (body ?? '').split(/\r?\n/, 1)[0].trim() === marker;
-}
-/** A table cell: GitHub splits cells on `|` before it parses code spans, so escape them. */
-function cell(markdown) {
-    return markdown.replace(/\|/g, '\\|');
-}
-/** A link destination GitHub cannot misread: no spaces, brackets, angle brackets or pipes. */
-function href(url) {
-    return url.replace(/[\s()<>|]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-/** `2024-05-01 12:34:56 UTC` */
-function utc(date) {
-    return `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-}
-function title(input, suffix = '') {
-    const id = input.commentId ? ` (${inlineCode(input.commentId)})` : '';
-    return `### Model preview ${inlineCode(input.versionPrefix)}${id}${suffix}`;
-}
-/** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
-function previewCommentBody(input) {
-    const { pr, files } = input;
-    const signed = input.signedUrlsExpireAt !== undefined;
-    const total = files.reduce((sum, f) => sum + f.size, 0);
-    const head = [
-        previewMarker(input.commentId),
-        title(input),
-        '',
-        `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
-        ''
-    ];
-    if (signed) {
-        head.push(`> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
-            'shown here, since anyone who can read this pull request could use them: take them from ' +
-            'the step output `signed-urls`.', '');
-    }
-    const header = signed
-        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
-        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
-    const rows = files.map((f) => {
-        const cells = [
-            cell(inlineCode(f.relativePath)),
-            formatBytes(f.size),
-            inlineCode(f.sha256.slice(0, 12))
-        ];
-        if (!signed)
-            cells.push(`[link](<${href(f.url)}>)`);
-        return `| ${cells.join(' | ')} |`;
-    });
-    const manifestKey = `${input.versionPrefix}/manifest.json`;
-    const tail = [''];
-    if (input.manifestUrl !== undefined) {
-        tail.push(signed
-            ? `Manifest: ${inlineCode(manifestKey)} (signed like the files).`
-            : `Manifest: [${inlineCode(manifestKey)}](<${href(input.manifestUrl)}>)`, '');
-    }
-    const shortSha = pr.headSha.slice(0, 7);
-    tail.push([
-        `Built from [${inlineCode(shortSha)}](${pr.repoUrl}/pull/${pr.number}/commits/${pr.headSha})`,
-        ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
-        `updated ${utc(input.updatedAt)}`
-    ].join(' · '));
-    if (files.length === 0)
-        return [...head, 'No files were published.', ...tail].join('\n');
-    const max = input.maxLength ?? MAX_COMMENT_LENGTH;
-    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
-    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
-    // The blank line ends the table: a text line right after it would become a row.
-    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
-    const full = join(rows);
-    if (full.length <= max)
-        return full;
-    // Row by row while the rest, including the longest note it could need, still fits.
-    let used = join([], note(files.length)).length;
-    const kept = [];
-    for (const row of rows) {
-        if (used + 1 + row.length > max)
-            break;
-        kept.push(row);
-        used += row.length + 1;
-    }
-    return join(kept, note(files.length - kept.length));
-}
-/** The comment once the preview's objects are deleted (clean-up mode). */
-function removedCommentBody(input) {
-    const { pr } = input;
-    const after = pr.merged
-        ? 'after the pull request was merged'
-        : pr.action === 'closed'
-            ? 'after the pull request was closed'
-            : '';
-    const what = input.deletedObjects === 0
-        ? `nothing was left under ${inlineCode(`${input.versionPrefix}/`)}`
-        : `${input.deletedObjects} object(s)` +
-            (input.deletedBytes !== undefined ? ` (${formatBytes(input.deletedBytes)})` : '') +
-            ` under ${inlineCode(`${input.versionPrefix}/`)} were deleted`;
-    return [
-        previewMarker(input.commentId),
-        title(input, ' removed'),
-        '',
-        `This preview was removed${after ? ` ${after}` : ''}: ${what}.`,
-        '',
-        [
-            ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
-            `removed ${utc(input.removedAt)}`
-        ].join(' · ')
-    ].join('\n');
-}
-/**
- * The REST client, against GITHUB_API_URL (GitHub Enterprise Server sets it). @actions/github
- * picks its proxy-aware fetch for the API URL in process.env at import; on a runner that is the
- * same variable, so proxies configured for the runner apply.
- */
-async function createGitHubClient(token, env) {
-    if (!token.trim()) {
-        throw new InputError('`github-token` is empty, so the preview comment cannot be written.', 'Leave `github-token` at its default (`${{ github.token }}`), pass a token that can write pull request comments, or set `pr-comment: false`.');
-    }
-    const baseUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
-    // Loaded only to write a comment: every other run would pay Octokit's start-up and memory.
-    const { getOctokit } = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 2413));
-    return getOctokit(token.trim(), { baseUrl, userAgent: 'model-cdn-deploy' });
-}
-/** Octokit reports network failures and timeouts as status 500 without a response. */
-function httpStatus(err) {
-    const e = err;
-    return e?.response ? e.status : undefined;
-}
-class StaleComment extends Error {
-}
-/**
- * 5xx, network failures, timeouts (octokit's errors all carry a status), and a comment deleted
- * between finding and editing it. Anything else is not GitHub's answer, so asking again won't help.
- */
-function pr_comment_isTransient(err) {
-    if (err instanceof StaleComment)
-        return true;
-    if (typeof err?.status !== 'number')
-        return false;
-    const status = httpStatus(err);
-    return status === undefined || status >= 500;
-}
-function isRateLimit(err) {
-    const e = err;
-    const status = httpStatus(err);
-    return (status === 429 ||
-        (status === 403 &&
-            (e.response?.headers?.['x-ratelimit-remaining'] === '0' ||
-                /rate limit/i.test(e.message ?? ''))));
-}
-/**
- * What GitHub said, without its documentation link and anything secret. Octokit words network
- * failures as "fetch failed" or "Unknown Error", so those are described by their innermost cause
- * (`connect ECONNREFUSED …`, `The operation was aborted due to timeout`).
- */
-function said(err) {
-    let e = err;
-    if (httpStatus(err) === undefined) {
-        while (typeof e?.cause === 'object' && e.cause !== null && 'message' in e.cause) {
-            e = e.cause;
-        }
-    }
-    const message = typeof e?.message === 'string' ? e.message : String(e);
-    return redact(message.replace(/ - https:\/\/docs\.github\.com\S*$/, ''));
-}
-function failureWarning(err, stage, target, attempts) {
-    const pr = `pull request #${target.number} of ${target.owner}/${target.repo}`;
-    const status = httpStatus(err);
-    const answer = status
-        ? `GitHub answered ${status} (${said(err)})`
-        : `the request failed: ${said(err)}`;
-    const head = `Could not ${stage} the preview comment on ${pr}: ${answer}.`;
-    const tail = ' The step does not fail for this: the comment only repeats the step outputs and the job summary.';
-    let why;
-    if (isRateLimit(err)) {
-        why = ' The token hit a GitHub rate limit; the next run will update the comment.';
-    }
-    else if (status === 401) {
-        why = ' The token was refused: check `github-token` (an expired or revoked token?).';
-    }
-    else if (status === 403) {
-        const needs = err.response?.headers?.['x-accepted-github-permissions'];
-        const fork = target.fork && target.eventName === 'pull_request';
-        why =
-            (fork
-                ? ' The pull request comes from a fork, and GitHub gives pull_request runs from forks a ' +
-                    'read-only GITHUB_TOKEN, so no comment can be written from this run.'
-                : ' The token cannot write comments: give the job `permissions: pull-requests: write` ' +
-                    '(a `permissions:` block that omits it makes the token read-only; Dependabot pull ' +
-                    'requests always get a read-only token), or pass another `github-token`.') +
-                (needs ? ` GitHub names the permissions the call needs: ${needs}.` : '');
-    }
-    else if (status === 404) {
-        why =
-            ' The token cannot see the pull request (GitHub answers 404 to a token without access to a ' +
-                'private repository): check `github-token`.';
-    }
-    else if (pr_comment_isTransient(err)) {
-        why = ` Gave up after ${attempts} attempt(s).`;
-    }
-    else {
-        why = '';
-    }
-    return head + why + tail;
-}
-/**
- * Creates the marked comment on the pull request, or edits it when a run made one already. The
- * marker is the body's first line (see previewMarker). Failures come back as a warning.
- *
- * When several comments carry the marker (two runs racing to create one), the oldest is edited:
- * it is where the conversation first showed the preview, every run picks the same one, and the
- * listing can stop at the first match. The author is not compared: GITHUB_TOKEN cannot ask who
- * it is, and a repository moving from GITHUB_TOKEN to an app or personal token keeps its comment.
- */
-async function upsertPreviewComment(octokit, target, body, opts) {
-    const marker = body.split('\n', 1)[0];
-    if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
-        throw new TypeError('The comment body must start with previewMarker()');
-    }
-    const { owner, repo, number } = target;
-    const { logger } = opts;
-    const maxAttempts = opts.maxAttempts ?? 3;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const request = () => ({
-        signal: opts.signal
-            ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
-            : AbortSignal.timeout(timeoutMs)
-    });
-    let stage = 'look for';
-    const find = async () => {
-        stage = 'look for';
-        let response = await octokit.rest.issues.listComments({
-            owner,
-            repo,
-            issue_number: number,
-            per_page: 100,
-            request: request()
-        });
-        for (;;) {
-            const found = response.data.find((c) => hasMarker(c.body, marker));
-            if (found)
-                return found;
-            // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
-            const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
-            if (!next)
-                return undefined;
-            response = await octokit.request({ method: 'GET', url: next, request: request() });
-        }
-    };
-    const write = async () => {
-        const existing = await find();
-        if (opts.dryRun) {
-            const message = existing
-                ? `Dry run: would update the preview comment ${existing.html_url}.`
-                : opts.create === false
-                    ? `Dry run: pull request #${number} has no preview comment to update.`
-                    : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
-            return { action: 'skipped', message };
-        }
-        if (existing) {
-            stage = 'update';
-            try {
-                const { data } = await octokit.rest.issues.updateComment({
-                    owner,
-                    repo,
-                    comment_id: existing.id,
-                    body,
-                    request: request()
-                });
-                return {
-                    action: 'updated',
-                    url: data.html_url,
-                    message: `Updated the preview comment ${data.html_url}.`
-                };
-            }
-            catch (err) {
-                // Deleted since we listed it: look again rather than report a permission problem.
-                if (httpStatus(err) === 404)
-                    throw new StaleComment('the comment was deleted meanwhile');
-                throw err;
-            }
-        }
-        if (opts.create === false) {
-            return {
-                action: 'skipped',
-                message: `Pull request #${number} has no preview comment to update.`
-            };
-        }
-        stage = 'create';
-        const { data } = await octokit.rest.issues.createComment({
-            owner,
-            repo,
-            issue_number: number,
-            body,
-            request: request()
-        });
-        return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
-    };
-    let attempts = 0;
-    try {
-        // The unit retried is find-then-write: after a failed create GitHub may have stored the
-        // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
-        const outcome = await retryWithBackoff(() => {
-            attempts++;
-            return write();
-        }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
-            attempts: maxAttempts,
-            baseMs: 1000,
-            capMs: 8000,
-            sleep: opts.sleep ?? sleep,
-            random: opts.random,
-            onRetry: (err, attempt, delayMs) => logger.info(`Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
-                `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
-        });
-        logger.info(outcome.message);
-        if (opts.dryRun)
-            logger.debug(`The comment would read:\n${body}`);
-        return outcome;
-    }
-    catch (err) {
-        if (opts.signal?.aborted) {
-            throw new DeployError(`Cancelled while writing the preview comment.`, undefined, {
-                cause: opts.signal.reason
-            });
-        }
-        const warning = failureWarning(err, stage, target, attempts);
-        logger.warning(warning);
-        return { action: 'failed', warning, message: warning };
-    }
-}
-
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/cloudfront-signer/dist-cjs/index.js
 var cloudfront_signer_dist_cjs = __nccwpck_require__(248);
-;// CONCATENATED MODULE: ./src/urls.ts
+;// CONCATENATED MODULE: ./src/cdn/urls.ts
 /** Percent-encodes each key segment as a client sends it (RFC 3986), keeping the `/`s. */
 function encodeKeyForUrl(key) {
     return key.split('/').map(encodeURIComponent).join('/');
@@ -47043,7 +46503,7 @@ function s3UrlBase(bucket, region, customEndpoint) {
         : `https://${bucket}.s3.${region}.amazonaws.com`;
 }
 
-;// CONCATENATED MODULE: ./src/signing.ts
+;// CONCATENATED MODULE: ./src/cdn/signing.ts
 /**
  * CloudFront signed URLs and signed cookies for a published version: the signing inputs parsed
  * and checked before anything is sent, the private key masked in every form it can take, and
@@ -47329,8 +46789,7 @@ function signPublished(published, urlBase, versionPrefix, config, now) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/inputs.ts
-
+;// CONCATENATED MODULE: ./src/inputs/parse.ts
 
 
 
@@ -47623,8 +47082,891 @@ function isHttpUrl(value) {
 function isAscii(value) {
     return /^[\x20-\x7e]*$/.test(value);
 }
+const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
+/**
+ * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
+ * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
+ */
+function validateCommentId(id) {
+    const trimmed = id.trim();
+    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
+        throw new InputError(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
+    }
+    return trimmed;
+}
 
-;// CONCATENATED MODULE: ./src/concurrency.ts
+;// CONCATENATED MODULE: ./src/cdn/distribution.ts
+
+
+/** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
+function requestDistribution(cf, id, signal) {
+    return cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal });
+}
+/** The distribution as a deploy needs it: its domain is the default URL base, and a typo in the id fails here, before any upload. */
+async function getDistribution(response, id) {
+    try {
+        const { Distribution: d } = await response;
+        if (!d?.DomainName)
+            throw new Error('GetDistribution returned no domain name');
+        return {
+            id,
+            domain: d.DomainName,
+            arn: d.ARN,
+            enabled: d.DistributionConfig?.Enabled ?? true,
+            status: d.Status
+        };
+    }
+    catch (err) {
+        throw errors_explainAwsError(err, {
+            action: `reading CloudFront distribution ${id}`,
+            distributionId: id
+        });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight.ts
+/**
+ * Pre-flight: read-only checks, before the first upload, that the bucket and the distribution are
+ * set up so the models end up private and reachable. Each finding says what is wrong and how to
+ * fix it. Severity follows one rule: `error` when every request for the deployed models would
+ * fail (AccessDenied, 403, wrong origin) or a private setup would serve them to anyone; `warning`
+ * when the deploy works but something is weaker than the documented setup (rollback, cleanup,
+ * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
+ */
+
+
+
+
+
+/** The IAM actions pre-flight reads with, by SDK call; none of them changes anything. */
+const PREFLIGHT_PERMISSIONS = {
+    getDistribution: 'cloudfront:GetDistribution',
+    getOriginAccessControl: 'cloudfront:GetOriginAccessControl',
+    getKeyGroup: 'cloudfront:GetKeyGroup',
+    listKeyGroups: 'cloudfront:ListKeyGroups',
+    getPublicKey: 'cloudfront:GetPublicKey',
+    getBucketPolicy: 's3:GetBucketPolicy',
+    getPublicAccessBlock: 's3:GetBucketPublicAccessBlock',
+    getBucketVersioning: 's3:GetBucketVersioning',
+    getLifecycleConfiguration: 's3:GetLifecycleConfiguration'
+};
+/** The order findings are reported in: from the distribution down to the bucket. */
+const CHECK_ORDER = [
+    'bucket',
+    'distribution',
+    'origin',
+    'origin-access-control',
+    'bucket-policy',
+    'signed-urls',
+    'public-access-block',
+    'versioning',
+    'lifecycle'
+];
+function read(promise) {
+    return promise.then((value) => ({ ok: true, value }), (err) => ({ ok: false, err }));
+}
+const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
+/** S3 errors that mean the bucket itself is wrong, not one of its settings. */
+const BUCKET_UNREACHABLE = new Set([
+    'NoSuchBucket',
+    'PermanentRedirect',
+    'AuthorizationHeaderMalformed',
+    'IllegalLocationConstraintException'
+]);
+/** A read that failed: "could not check" (with the permission when it was denied), never an error. */
+function readFailure(check, what, permission, err, target) {
+    const action = PREFLIGHT_PERMISSIONS[permission];
+    if (DENIED.has(awsErrorCode(err) ?? '')) {
+        return {
+            check,
+            status: 'unchecked',
+            message: `Could not check ${what} (needs permission ${action}).`,
+            fix: `Allow ${action} to the role this step runs as for a complete pre-flight` +
+                (permission === 'getDistribution'
+                    ? ' (the deploy reads the distribution too).'
+                    : '; the deploy itself does not need it.')
+        };
+    }
+    const explained = errors_explainAwsError(err, {
+        action: `reading ${what}`,
+        bucket: target.bucket,
+        distributionId: target.distributionId
+    });
+    return {
+        check,
+        status: 'unchecked',
+        message: `Could not check ${what}: ${explained.message}`,
+        fix: explained.hint
+    };
+}
+// --- Patterns: CloudFront path patterns and IAM ARN/action patterns (`*` any run, `?` one char) ---
+/** Positions in the pattern reachable after matching all of `text`. */
+function globPositions(pattern, text) {
+    const close = (set) => {
+        // A Set iterates over what is added during iteration: this is the closure over `*`.
+        for (const i of set)
+            if (pattern[i] === '*')
+                set.add(i + 1);
+        return set;
+    };
+    let states = close(new Set([0]));
+    for (const char of text) {
+        const next = new Set();
+        for (const i of states) {
+            if (pattern[i] === '*')
+                next.add(i);
+            else if (pattern[i] === '?' || pattern[i] === char)
+                next.add(i + 1);
+        }
+        states = close(next);
+        if (states.size === 0)
+            break;
+    }
+    return states;
+}
+function globMatch(pattern, text) {
+    const chars = [...pattern];
+    return globPositions(chars, text).has(chars.length);
+}
+/**
+ * Which strings that start with `base` (and go on) a `*`/`?` pattern matches: `all` of them, only
+ * `some`, or `none`. Case-sensitive, as CloudFront path patterns and IAM resources are.
+ */
+function patternCoverage(pattern, base) {
+    const chars = [...pattern];
+    const states = [...globPositions(chars, base)].filter((i) => i < chars.length);
+    if (states.some((i) => chars.slice(i).every((c) => c === '*')))
+        return 'all';
+    return states.length > 0 ? 'some' : 'none';
+}
+/**
+ * The cache behaviours that serve keys under the version prefix, in CloudFront's order: every
+ * behaviour whose path pattern matches some of them, up to the first that matches all, else
+ * the default behaviour too.
+ */
+function servingBehaviors(config, versionPrefix) {
+    const base = `${toInvalidationPath(versionPrefix)}/`;
+    const serving = [];
+    for (const behavior of config.CacheBehaviors?.Items ?? []) {
+        const pattern = behavior.PathPattern ?? '';
+        // The leading `/` of a path pattern is optional.
+        const coverage = patternCoverage(pattern.startsWith('/') ? pattern : `/${pattern}`, base);
+        if (coverage === 'none')
+            continue;
+        serving.push({ label: `cache behavior "${pattern}"`, behavior });
+        if (coverage === 'all')
+            return serving;
+    }
+    if (config.DefaultCacheBehavior) {
+        serving.push({ label: 'the default cache behavior', behavior: config.DefaultCacheBehavior });
+    }
+    return serving;
+}
+const S3_WEBSITE = /^(.+)\.s3-website[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
+const S3_REST = [
+    /^(.+)\.s3\.amazonaws\.com$/,
+    /^(.+)\.s3\.(?:dualstack\.)?([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
+    /^(.+)\.s3-([a-z0-9-]+)\.amazonaws\.com$/
+];
+/** The bucket (and region) an origin domain names, for S3 REST and website endpoints. */
+function parseS3Domain(domain) {
+    const name = domain.toLowerCase().replace(/\.$/, '');
+    const website = S3_WEBSITE.exec(name);
+    if (website)
+        return { bucket: website[1], region: website[2], website: true };
+    for (const pattern of S3_REST) {
+        const rest = pattern.exec(name);
+        if (rest)
+            return { bucket: rest[1], region: rest[2], website: false };
+    }
+    return undefined;
+}
+async function distributionChecks(cloudfront, target, id, signal, sent) {
+    const got = await read(sent ?? requestDistribution(cloudfront, id, signal));
+    const none = { oaiIds: [], usesOac: false };
+    if (!got.ok) {
+        if (awsErrorCode(got.err) === 'NoSuchDistribution') {
+            const finding = {
+                check: 'distribution',
+                status: 'error',
+                message: `Distribution ${id} does not exist, or belongs to another account than these credentials.`,
+                fix: 'Set `distribution-id` to the ID (like E2ABCDEFGHIJKL, not the domain name) of the distribution in front of the bucket: ' +
+                    '`aws cloudfront list-distributions --query "DistributionList.Items[].[Id,DomainName,Origins.Items[0].DomainName]"`.'
+            };
+            return { findings: [finding], ...none };
+        }
+        const what = `distribution ${id}, its origin, origin access, the bucket policy and the signed-URL settings`;
+        return {
+            findings: [readFailure('distribution', what, 'getDistribution', got.err, target)],
+            ...none
+        };
+    }
+    const distribution = got.value.Distribution;
+    const config = distribution?.DistributionConfig;
+    if (!distribution?.ARN || !config) {
+        const finding = {
+            check: 'distribution',
+            status: 'unchecked',
+            message: `Could not check distribution ${id}: GetDistribution returned no ARN or configuration.`
+        };
+        return { findings: [finding], ...none };
+    }
+    const findings = distributionState(id, distribution.DomainName, config, distribution.Status);
+    const serving = servingBehaviors(config, target.versionPrefix);
+    const origin = originChecks(target, id, config, serving);
+    findings.push(...origin.findings);
+    const [access, signing] = await Promise.all([
+        Promise.all(origin.checked.map((o) => originAccessCheck(cloudfront, target, id, o, signal))),
+        target.signingKeyPairId
+            ? signedUrlChecks(cloudfront, target, id, serving, target.signingKeyPairId, signal)
+            : []
+    ]);
+    findings.push(...access, ...signing);
+    const restOrigins = origin.checked.filter((o) => !parseS3Domain(o.DomainName ?? '')?.website);
+    return {
+        findings,
+        arn: distribution.ARN,
+        usesOac: restOrigins.length === 0 || restOrigins.some((o) => o.OriginAccessControlId),
+        oaiIds: restOrigins
+            .map((o) => o.S3OriginConfig?.OriginAccessIdentity?.split('/').pop() ?? '')
+            .filter((oai) => oai !== '')
+    };
+}
+function distributionState(id, domain, config, status) {
+    const findings = [];
+    if (config.Enabled === false) {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is disabled: CloudFront serves nothing from it, so the URLs of this deploy answer nothing until it is enabled.`,
+            fix: `Enable it: CloudFront console → Distributions → ${id} → Enable (or set Enabled to true in its config and run \`aws cloudfront update-distribution\`).`
+        });
+    }
+    if (status !== undefined && status !== 'Deployed') {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is ${status}: a configuration change is still reaching the edge locations, which may serve the previous settings for a few minutes.`,
+            fix: `Wait for it before relying on the URLs: \`aws cloudfront wait distribution-deployed --id ${id}\`.`
+        });
+    }
+    if (findings.length === 0) {
+        findings.push({
+            check: 'distribution',
+            status: 'ok',
+            message: `Distribution ${id}${domain ? ` (${domain})` : ''} is enabled and deployed.`
+        });
+    }
+    return findings;
+}
+function originChecks(target, id, config, serving) {
+    const { bucket, region, versionPrefix } = target;
+    const origins = config.Origins?.Items ?? [];
+    const isBucket = (o) => parseS3Domain(o?.DomainName ?? '')?.bucket === bucket;
+    const bucketOrigins = origins.filter(isBucket);
+    const restDomain = `${bucket}.s3.${region}.amazonaws.com`;
+    if (bucketOrigins.length === 0) {
+        const list = origins.map((o) => `"${o.Id}" → ${o.DomainName}`).join(', ') || 'none';
+        const finding = {
+            check: 'origin',
+            status: 'error',
+            message: `No origin of distribution ${id} is bucket "${bucket}" (its origins: ${list}): requests for the deployed keys go elsewhere.`,
+            fix: `Add an origin with domain ${restDomain} and an Origin Access Control (CloudFront console → Distributions → ${id} → Origins → Create origin, ` +
+                `choose the bucket, Origin access: "Origin access control settings"), then make the cache behavior serving /${versionPrefix}/ use it.`
+        };
+        return { findings: [finding], checked: [] };
+    }
+    const findings = [];
+    const byId = new Map(origins.map((o) => [o.Id, o]));
+    const groups = new Map((config.OriginGroups?.Items ?? []).map((g) => [
+        g.Id,
+        (g.Members?.Items ?? []).map((m) => m.OriginId)
+    ]));
+    const targeted = new Map();
+    for (const { label, behavior } of serving) {
+        const originId = behavior.TargetOriginId ?? '';
+        // An origin group fails over between its members: any member may serve.
+        const members = (groups.get(originId) ?? [originId]).map((m) => byId.get(m)).filter(isBucket);
+        for (const o of members)
+            targeted.set(o.Id ?? '', o);
+        if (members.length === 0) {
+            const domain = byId.get(originId)?.DomainName;
+            findings.push({
+                check: 'origin',
+                status: 'error',
+                message: `${capitalise(label)} of distribution ${id} sends requests for /${versionPrefix}/… to origin "${originId}"${domain ? ` (${domain})` : ''}, not to bucket "${bucket}".`,
+                fix: `Set its origin to "${bucketOrigins[0].Id}" (CloudFront console → Distributions → ${id} → Behaviors → Edit → Origin and origin groups), or add a cache behavior with path pattern /${versionPrefix}/* that uses it.`
+            });
+        }
+    }
+    const checked = targeted.size > 0 ? [...targeted.values()] : bucketOrigins;
+    for (const o of checked) {
+        const s3 = parseS3Domain(o.DomainName ?? '');
+        if (s3.website) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" is the website endpoint of bucket "${bucket}" (${o.DomainName}): Origin Access Control does not work with website endpoints, so the bucket has to be public for CloudFront to read it.`,
+                fix: `Use the REST endpoint ${restDomain} as the origin domain, with an Origin Access Control, and keep the bucket private.`
+            });
+        }
+        else if (s3.region !== undefined && s3.region !== region) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" uses the ${s3.region} endpoint (${o.DomainName}), but the bucket is in ${region} (\`aws-region\`): S3 redirects or refuses those requests.`,
+                fix: `Set the origin domain to ${restDomain}.`
+            });
+        }
+        if (o.OriginPath) {
+            findings.push({
+                check: 'origin',
+                status: 'warning',
+                message: `Origin "${o.Id}" has origin path "${o.OriginPath}": CloudFront reads <origin path>/<URL path> from the bucket, so the URL of key ${versionPrefix}/<file> (which this action reports) does not reach it.`,
+                fix: 'Clear the origin path (Origins → Edit → Origin path), or publish with a version prefix and URLs that account for it.'
+            });
+        }
+    }
+    if (findings.length === 0) {
+        findings.push({
+            check: 'origin',
+            status: 'ok',
+            message: `Origin "${checked[0].Id}" (${checked[0].DomainName}) is bucket "${bucket}" and serves /${versionPrefix}/….`
+        });
+    }
+    return { findings, checked };
+}
+function capitalise(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+}
+function attachOacFix(target, id, originId) {
+    return (`Create one: \`aws cloudfront create-origin-access-control --origin-access-control-config ` +
+        `Name=${target.bucket}-oac,SigningProtocol=sigv4,SigningBehavior=always,OriginAccessControlOriginType=s3\`, ` +
+        `then attach it: CloudFront console → Distributions → ${id} → Origins → "${originId}" → Edit → Origin access: ` +
+        `"Origin access control settings (recommended)" → choose it → Save (CLI: \`aws cloudfront get-distribution-config --id ${id}\`, ` +
+        `set the origin's OriginAccessControlId to the new Id and S3OriginConfig.OriginAccessIdentity to "", then ` +
+        `\`aws cloudfront update-distribution --id ${id} --if-match <ETag> --distribution-config file://config.json\`).`);
+}
+async function originAccessCheck(cloudfront, target, id, origin, signal) {
+    const check = 'origin-access-control';
+    const name = `Origin "${origin.Id}"`;
+    if (parseS3Domain(origin.DomainName ?? '')?.website) {
+        return {
+            check,
+            status: 'warning',
+            message: `${name} is a website endpoint, which cannot use an Origin Access Control.`,
+            fix: `Switch the origin to ${target.bucket}.s3.${target.region}.amazonaws.com, then: ${attachOacFix(target, id, origin.Id)}`
+        };
+    }
+    const oacId = origin.OriginAccessControlId;
+    if (!oacId) {
+        const oai = origin.S3OriginConfig?.OriginAccessIdentity;
+        if (oai) {
+            return {
+                check,
+                status: 'warning',
+                message: `${name} reads the bucket with a legacy origin access identity (${oai}) instead of an Origin Access Control. It works, but OAI cannot read SSE-KMS objects or buckets in newer regions, and AWS recommends migrating.`,
+                fix: `${attachOacFix(target, id, origin.Id)} Then give the distribution access in the bucket policy (see bucket-policy) and remove the OAI statement.`
+            };
+        }
+        return {
+            check,
+            status: 'error',
+            message: `${name} has no Origin Access Control: CloudFront reads the bucket unsigned, so S3 answers AccessDenied to every request (unless the bucket is public, and the models with it).`,
+            fix: attachOacFix(target, id, origin.Id)
+        };
+    }
+    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
+    if (!got.ok) {
+        if (awsErrorCode(got.err) === 'NoSuchOriginAccessControl') {
+            return {
+                check,
+                status: 'error',
+                message: `${name} names Origin Access Control ${oacId}, which does not exist: CloudFront cannot sign its requests to the bucket.`,
+                fix: attachOacFix(target, id, origin.Id)
+            };
+        }
+        const what = `the settings of Origin Access Control ${oacId}, attached to origin "${origin.Id}"`;
+        return readFailure(check, what, 'getOriginAccessControl', got.err, target);
+    }
+    const config = got.value.OriginAccessControl?.OriginAccessControlConfig;
+    if (config?.OriginAccessControlOriginType !== 's3') {
+        return {
+            check,
+            status: 'error',
+            message: `Origin Access Control ${oacId} of ${name.toLowerCase()} is for origin type "${config?.OriginAccessControlOriginType}", not "s3": CloudFront does not sign S3 requests with it.`,
+            fix: attachOacFix(target, id, origin.Id)
+        };
+    }
+    if (config.SigningBehavior === 'never') {
+        return {
+            check,
+            status: 'error',
+            message: `Origin Access Control ${oacId} (${config.Name}) of ${name.toLowerCase()} has signing behavior "never": CloudFront sends unsigned requests and S3 answers AccessDenied.`,
+            fix: `Set its signing behavior to "always": \`aws cloudfront get-origin-access-control-config --id ${oacId}\`, change SigningBehavior, then \`aws cloudfront update-origin-access-control --id ${oacId} --if-match <ETag> --origin-access-control-config file://oac.json\` (console: Security → Origin access → ${config.Name} → Edit → "Sign requests").`
+        };
+    }
+    return {
+        check,
+        status: 'ok',
+        message: `${name} signs its requests to the bucket with Origin Access Control ${oacId} (${config.Name}, signing ${config.SigningBehavior}).`
+    };
+}
+// --- Signed URLs: the serving behaviours must trust a key group holding the key ---
+function keyGroupNames(ids, groups) {
+    return ids
+        .map((g) => {
+        const name = groups.get(g)?.value?.KeyGroupConfig?.Name;
+        return name ? `${g} (${name})` : g;
+    })
+        .join(', ');
+}
+async function listKeyGroups(cloudfront, signal) {
+    const all = [];
+    let marker;
+    do {
+        const { KeyGroupList: list } = await cloudfront.send(new client_cloudfront_dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
+            abortSignal: signal
+        });
+        for (const item of list?.Items ?? [])
+            if (item.KeyGroup)
+                all.push(item.KeyGroup);
+        marker = list?.NextMarker || undefined;
+    } while (marker);
+    return all;
+}
+async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
+    const check = 'signed-urls';
+    const trusted = (b) => b.TrustedKeyGroups?.Enabled ? (b.TrustedKeyGroups.Items ?? []) : [];
+    const ids = [...new Set(serving.flatMap((s) => trusted(s.behavior)))];
+    const groups = new Map(await Promise.all(ids.map(async (g) => [
+        g,
+        await read(cloudfront
+            .send(new client_cloudfront_dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
+            .then((r) => r.KeyGroup))
+    ])));
+    // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
+    let whereabouts;
+    const locateKey = () => (whereabouts ??= Promise.all([
+        read(cloudfront.send(new client_cloudfront_dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
+        read(listKeyGroups(cloudfront, signal))
+    ]));
+    const findings = [];
+    for (const { label, behavior } of serving) {
+        const where = `${label} of distribution ${id}`;
+        const groupIds = trusted(behavior);
+        if (groupIds.length === 0) {
+            const signers = behavior.TrustedSigners;
+            if (signers?.Enabled && signers.Items?.length) {
+                findings.push({
+                    check,
+                    status: 'warning',
+                    message: `${capitalise(where)} trusts legacy CloudFront key pairs of account(s) ${signers.Items.join(', ')} (trusted signers), not key groups: pre-flight cannot check that key ${keyId} is one of them.`,
+                    fix: `Move to a trusted key group: upload the public key (CloudFront → Key management → Public keys), put it in a key group, and select that group under Behaviors → Edit → Restrict viewer access → Trusted key groups.`
+                });
+                continue;
+            }
+            findings.push({
+                check,
+                status: 'error',
+                message: `${capitalise(where)} does not restrict viewer access: CloudFront serves /${target.versionPrefix}/… to anyone, signed URL or not, so signing protects nothing.`,
+                fix: `Restrict it to a key group holding public key ${keyId}: CloudFront console → Distributions → ${id} → Behaviors → ${label} → Edit → ` +
+                    `Restrict viewer access: Yes → Trusted key groups → add the group (create it under Key management → Key groups). ` +
+                    `In the distribution config: TrustedKeyGroups = {"Enabled":true,"Quantity":1,"Items":["<key group id>"]}.`
+            });
+            continue;
+        }
+        const holding = groupIds.filter((g) => groups.get(g)?.value?.KeyGroupConfig?.Items?.includes(keyId));
+        if (holding.length > 0) {
+            findings.push({
+                check,
+                status: 'ok',
+                message: `${capitalise(where)} trusts key group ${keyGroupNames(holding.slice(0, 1), groups)}, which holds public key ${keyId}.`
+            });
+            continue;
+        }
+        const unreadable = groupIds.find((g) => {
+            const got = groups.get(g);
+            return got?.ok === false && awsErrorCode(got.err) !== 'NoSuchResource';
+        });
+        if (unreadable !== undefined) {
+            const what = `that public key ${keyId} is in a key group trusted by ${where}`;
+            findings.push(readFailure(check, what, 'getKeyGroup', groups.get(unreadable)?.err, target));
+            continue;
+        }
+        const missing = groupIds.filter((g) => groups.get(g)?.ok === false);
+        const existing = groupIds.filter((g) => !missing.includes(g));
+        const trustedText = (existing.length
+            ? `it trusts key group(s) ${keyGroupNames(existing, groups)}`
+            : 'it trusts no existing key group') +
+            (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
+        const [publicKey, allGroups] = await locateKey();
+        const message = (problem) => `${problem} ${capitalise(where)} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
+        if (awsErrorCode(publicKey.err) === 'NoSuchPublicKey') {
+            findings.push({
+                check,
+                status: 'error',
+                message: message(`No public key with ID ${keyId} exists in this account.`),
+                fix: `Set \`signing-key-pair-id\` to the ID of the public key that matches the private key (CloudFront → Key management → Public keys, or \`aws cloudfront list-public-keys\`), and make sure it is in ${existing[0] ?? 'a key group the behavior trusts'}.`
+            });
+            continue;
+        }
+        const holders = (allGroups.value ?? []).filter((g) => g.KeyGroupConfig?.Items?.includes(keyId));
+        if (holders.length > 0) {
+            const holder = holders[0];
+            findings.push({
+                check,
+                status: 'error',
+                message: message(`Public key ${keyId} is in key group ${holder.Id} (${holder.KeyGroupConfig?.Name}), which ${label} does not trust.`),
+                fix: `Add key group ${holder.Id} to the trusted key groups of ${label}: CloudFront console → Distributions → ${id} → Behaviors → Edit → ` +
+                    `Trusted key groups → add "${holder.KeyGroupConfig?.Name}" (config: TrustedKeyGroups.Items += "${holder.Id}"), ` +
+                    `or add public key ${keyId} to ${existing[0] ?? 'a trusted key group'}.`
+            });
+            continue;
+        }
+        const addTo = existing[0];
+        findings.push({
+            check,
+            status: 'error',
+            message: message(`Public key ${keyId} is not in any key group ${label} trusts${allGroups.value ? ' (nor in any other key group)' : ''}.`),
+            fix: addTo
+                ? `Add public key ${keyId} to key group ${addTo}: CloudFront console → Key management → Key groups → ${keyGroupNames([addTo], groups)} → Edit → add the key ` +
+                    `(CLI: \`aws cloudfront get-key-group-config --id ${addTo}\`, add "${keyId}" to Items, then \`aws cloudfront update-key-group --id ${addTo} --if-match <ETag> --key-group-config file://key-group.json\`); ` +
+                    'or, if the URLs are signed with another key, set `signing-key-pair-id` to that public key ID.'
+                : `Create a key group holding public key ${keyId} (CloudFront → Key management → Key groups) and trust it in ${label} (Behaviors → Edit → Trusted key groups).`
+        });
+    }
+    return findings;
+}
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+function record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+/** The AWS:SourceArn values a statement is limited to, as exact ARNs or as patterns. */
+function sourceArns(condition) {
+    const found = [];
+    for (const [operator, block] of Object.entries(record(condition) ?? {})) {
+        const op = operator
+            .replace(/^For(Any|All)Values:/i, '')
+            .replace(/IfExists$/i, '')
+            .toLowerCase();
+        if (!['stringequals', 'arnequals', 'stringlike', 'arnlike'].includes(op))
+            continue;
+        for (const [key, value] of Object.entries(record(block) ?? {})) {
+            if (key.toLowerCase() === 'aws:sourcearn') {
+                found.push({ values: strings(value), like: op.endsWith('like') });
+            }
+        }
+    }
+    return found;
+}
+function policyStatementFor(bucket, partition, arn) {
+    return JSON.stringify({
+        Sid: 'AllowCloudFrontServicePrincipalReadOnly',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudfront.amazonaws.com' },
+        Action: 's3:GetObject',
+        Resource: `arn:${partition}:s3:::${bucket}/*`,
+        Condition: { StringEquals: { 'AWS:SourceArn': arn } }
+    });
+}
+function policyCheck(target, got, distribution) {
+    const check = 'bucket-policy';
+    const { bucket, versionPrefix } = target;
+    const { id, arn } = distribution;
+    let policy = '';
+    if (!got.ok) {
+        if (awsErrorCode(got.err) !== 'NoSuchBucketPolicy') {
+            return readFailure(check, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
+        }
+    }
+    else
+        policy = got.value ?? '';
+    let statements = [];
+    if (policy) {
+        try {
+            const doc = record(JSON.parse(policy));
+            statements = [doc?.Statement].flat().map((s) => record(s) ?? {});
+        }
+        catch {
+            return {
+                check,
+                status: 'unchecked',
+                message: `Could not check the policy of bucket "${bucket}": it is not JSON.`
+            };
+        }
+    }
+    const partition = arn.split(':')[1] || 'aws';
+    const base = `arn:${partition}:s3:::${bucket}/${versionPrefix}/`;
+    // Deny statements are not evaluated: the usual ones (aws:SecureTransport) do not affect
+    // CloudFront's signed HTTPS requests.
+    const grants = statements.filter((s) => s.Effect === 'Allow' &&
+        !s.NotPrincipal &&
+        !s.NotAction &&
+        !s.NotResource &&
+        strings(s.Action).some((a) => globMatch(a.toLowerCase(), 's3:getobject')));
+    const covers = (s) => strings(s.Resource).some((r) => patternCoverage(r, base) === 'all');
+    const statement = policyStatementFor(bucket, partition, arn);
+    const addFix = `Add this statement to the bucket policy (S3 console → ${bucket} → Permissions → Bucket policy → Edit, or ` +
+        `\`aws s3api put-bucket-policy --bucket ${bucket} --policy file://policy.json\` with the existing statements kept): ${statement}`;
+    if (!distribution.usesOac && distribution.oaiIds.length > 0) {
+        const oaiGranted = distribution.oaiIds.find((oai) => grants.some((s) => covers(s) &&
+            strings(record(s.Principal)?.AWS).some((p) => p.endsWith(`Origin Access Identity ${oai}`))));
+        if (oaiGranted) {
+            return {
+                check,
+                status: 'ok',
+                message: `Bucket policy lets the legacy origin access identity ${oaiGranted} read ${bucket}/${versionPrefix}/*.`
+            };
+        }
+        return {
+            check,
+            status: 'error',
+            message: `Bucket policy does not let origin access identity ${distribution.oaiIds.join(', ')}, which the origin uses, read ${bucket}/${versionPrefix}/*: every request through ${id} gets AccessDenied from S3.`,
+            fix: `Attach an Origin Access Control to the origin (see origin-access-control), then: ${addFix}`
+        };
+    }
+    const isPublic = (s) => s.Principal === '*' || strings(record(s.Principal)?.AWS).includes('*');
+    const toCloudFront = grants.filter((s) => isPublic(s) || strings(record(s.Principal)?.Service).includes('cloudfront.amazonaws.com'));
+    const pinsThis = (s) => sourceArns(s.Condition).some((c) => c.values.some((v) => (c.like ? globMatch(v, arn) : v === arn)));
+    const unpinned = toCloudFront.filter((s) => sourceArns(s.Condition).length === 0 && covers(s));
+    // A public grant leaks the models whatever else the policy says, so it is reported first.
+    if (unpinned.some(isPublic)) {
+        return {
+            check,
+            status: target.signingKeyPairId ? 'error' : 'warning',
+            message: `Bucket policy lets anyone (Principal "*") read ${bucket}/${versionPrefix}/*, with no AWS:SourceArn condition: the models are public, bypassing CloudFront${target.signingKeyPairId ? ' and the signed URLs' : ''}.`,
+            fix: `Replace that statement with one for this distribution only: ${statement}`
+        };
+    }
+    if (toCloudFront.some((s) => pinsThis(s) && covers(s))) {
+        return {
+            check,
+            status: 'ok',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for this distribution only (AWS:SourceArn ${arn}).`
+        };
+    }
+    if (unpinned.length > 0) {
+        return {
+            check,
+            status: 'warning',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* without an AWS:SourceArn condition: any CloudFront distribution, in any AWS account, can read the models through its own Origin Access Control.`,
+            fix: `Limit the statement to this distribution with the condition {"StringEquals":{"AWS:SourceArn":"${arn}"}}, as in: ${statement}`
+        };
+    }
+    const narrow = toCloudFront.filter(pinsThis).flatMap((s) => strings(s.Resource));
+    if (narrow.length > 0) {
+        return {
+            check,
+            status: 'error',
+            message: `Bucket policy lets this distribution read only ${narrow.join(', ')}, not ${bucket}/${versionPrefix}/*: CloudFront gets AccessDenied for the deployed models.`,
+            fix: addFix
+        };
+    }
+    const others = [
+        ...new Set(toCloudFront.flatMap((s) => sourceArns(s.Condition).flatMap((c) => c.values)))
+    ];
+    const problem = others.length
+        ? `Bucket policy lets CloudFront read the bucket only for ${others.join(', ')}, not for this distribution (${arn})`
+        : policy
+            ? `Bucket policy has no statement that lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for distribution ${arn}`
+            : `Bucket "${bucket}" has no bucket policy, so nothing lets CloudFront read it`;
+    return {
+        check,
+        status: 'error',
+        message: `${problem}: every request through ${id} gets AccessDenied from S3.`,
+        fix: policy
+            ? addFix
+            : `Set this bucket policy: \`aws s3api put-bucket-policy --bucket ${bucket} --policy '{"Version":"2012-10-17","Statement":[${statement}]}'\`.`
+    };
+}
+const PUBLIC_ACCESS_FLAGS = [
+    'BlockPublicAcls',
+    'IgnorePublicAcls',
+    'BlockPublicPolicy',
+    'RestrictPublicBuckets'
+];
+function publicAccessCheck(target, got) {
+    const check = 'public-access-block';
+    const { bucket } = target;
+    if (!got.ok && awsErrorCode(got.err) !== 'NoSuchPublicAccessBlockConfiguration') {
+        return readFailure(check, `the public access block of bucket "${bucket}"`, 'getPublicAccessBlock', got.err, target);
+    }
+    const off = PUBLIC_ACCESS_FLAGS.filter((flag) => got.value?.[flag] !== true);
+    if (off.length === 0) {
+        return { check, status: 'ok', message: `Bucket "${bucket}" blocks all public access.` };
+    }
+    const state = off.length === PUBLIC_ACCESS_FLAGS.length
+        ? 'is off'
+        : `is partly off (${off.join(', ')} not set)`;
+    const risk = target.signingKeyPairId
+        ? 'a bucket policy or ACL can make the models public, and a public bucket serves them to anyone, bypassing the signed URLs'
+        : 'a bucket policy or ACL can make the models readable by anyone, bypassing CloudFront';
+    return {
+        check,
+        // Signing means the models are meant to be private: a door around it is an error.
+        status: target.signingKeyPairId ? 'error' : 'warning',
+        message: `Block Public Access ${state} on bucket "${bucket}": ${risk}. (An account-level block is not checked.)`,
+        fix: `\`aws s3api put-public-access-block --bucket ${bucket} --public-access-block-configuration ` +
+            'BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true` ' +
+            "(CloudFront's Origin Access Control is not public access: it keeps working)."
+    };
+}
+function versioningCheck(target, got) {
+    const check = 'versioning';
+    const { bucket } = target;
+    if (!got.ok) {
+        return readFailure(check, `the versioning of bucket "${bucket}"`, 'getBucketVersioning', got.err, target);
+    }
+    if (got.value === 'Enabled') {
+        return {
+            check,
+            status: 'ok',
+            message: `Bucket "${bucket}" keeps object versions (rollback possible).`
+        };
+    }
+    return {
+        check,
+        status: 'warning',
+        message: `Versioning is ${got.value === 'Suspended' ? 'suspended' : 'not enabled'} on bucket "${bucket}": a model overwritten (\`overwrite: true\`) or deleted cannot be restored.`,
+        fix: `\`aws s3api put-bucket-versioning --bucket ${bucket} --versioning-configuration Status=Enabled\` ` +
+            '(a lifecycle rule with NoncurrentVersionExpiration bounds what old versions cost).'
+    };
+}
+function lifecycleCheck(target, got) {
+    const check = 'lifecycle';
+    const { bucket, versionPrefix } = target;
+    const missing = awsErrorCode(got.err) === 'NoSuchLifecycleConfiguration';
+    if (!got.ok && !missing) {
+        return readFailure(check, `the lifecycle rules of bucket "${bucket}"`, 'getLifecycleConfiguration', got.err, target);
+    }
+    const applies = (rule) => {
+        const filter = rule.Filter;
+        // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
+        if (filter?.Tag || filter?.And?.Tags?.length)
+            return false;
+        const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
+        return `${versionPrefix}/`.startsWith(prefix);
+    };
+    const rule = (got.value ?? []).find((r) => r.Status === 'Enabled' &&
+        r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined &&
+        applies(r));
+    if (rule) {
+        return {
+            check,
+            status: 'ok',
+            message: `Lifecycle rule "${rule.ID ?? '(no id)'}" aborts incomplete multipart uploads after ${rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation} day(s).`
+        };
+    }
+    const newRule = JSON.stringify({
+        ID: 'abort-incomplete-multipart-uploads',
+        Status: 'Enabled',
+        Filter: { Prefix: '' },
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+    });
+    return {
+        check,
+        status: 'warning',
+        message: `No enabled lifecycle rule of bucket "${bucket}" aborts incomplete multipart uploads under ${versionPrefix}/: the parts of an interrupted upload (a cancelled job, a lost runner) stay stored and billed, invisible to listings.`,
+        fix: missing
+            ? `\`aws s3api put-bucket-lifecycle-configuration --bucket ${bucket} --lifecycle-configuration '{"Rules":[${newRule}]}'\``
+            : `Add this rule to the bucket's lifecycle rules (put-bucket-lifecycle-configuration replaces them all, so send the existing ones too: ` +
+                `\`aws s3api get-bucket-lifecycle-configuration --bucket ${bucket}\`): ${newRule}`
+    };
+}
+/**
+ * Runs every check that applies, concurrently where independent, with read-only calls. Never
+ * throws for what it finds or cannot read; rethrows only when `signal` aborts.
+ */
+async function runPreflight(clients, target, opts = {}) {
+    const { s3, cloudfront } = clients;
+    const { bucket, distributionId } = target;
+    const send = { abortSignal: opts.signal };
+    const [policy, publicAccess, versioning, lifecycle, distribution] = await Promise.all([
+        read(s3.send(new dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
+        read(s3
+            .send(new dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
+            .then((r) => r.PublicAccessBlockConfiguration)),
+        read(s3.send(new dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
+        read(s3
+            .send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
+            .then((r) => r.Rules)),
+        distributionId
+            ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
+            : undefined
+    ]);
+    if (opts.signal?.aborted)
+        throw opts.signal.reason;
+    const findings = [...(distribution?.findings ?? [])];
+    const bucketError = [policy, publicAccess, versioning, lifecycle]
+        .map((r) => r.err)
+        .find((err) => BUCKET_UNREACHABLE.has(awsErrorCode(err) ?? ''));
+    if (bucketError !== undefined) {
+        const explained = errors_explainAwsError(bucketError, { action: `reading bucket "${bucket}"`, bucket });
+        findings.push({
+            check: 'bucket',
+            status: 'error',
+            message: explained.message,
+            fix: explained.hint
+        });
+    }
+    else {
+        if (distributionId && distribution?.arn) {
+            findings.push(policyCheck(target, policy, { ...distribution, id: distributionId, arn: distribution.arn }));
+        }
+        findings.push(publicAccessCheck(target, publicAccess), versioningCheck(target, versioning), lifecycleCheck(target, lifecycle));
+    }
+    return findings.sort((a, b) => CHECK_ORDER.indexOf(a.check) - CHECK_ORDER.indexOf(b.check));
+}
+/** A finding as the log shows it: the message, then the fix on its own line. */
+function formatFinding(finding) {
+    return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`;
+}
+/** Pre-flight found errors; carries every finding, so the job summary can show the table. */
+class PreflightError extends DeployError {
+    findings;
+    constructor(message, hint, findings) {
+        super(message, hint);
+        this.findings = findings;
+    }
+}
+/** One PreflightError listing every error finding with its fix, or undefined when there is none. */
+function preflightFailure(findings) {
+    const errors = findings.filter((f) => f.status === 'error');
+    if (errors.length === 0)
+        return undefined;
+    const list = errors
+        .map((f, i) => `${i + 1}. ${f.check}: ${f.message}${f.fix ? `\n   Fix: ${f.fix}` : ''}`)
+        .join('\n');
+    return new PreflightError(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.', findings);
+}
+
+;// CONCATENATED MODULE: ./src/commands/check.ts
+
+/** The pre-flight checks alone, read-only: what a deploy would check before its first write. */
+async function check(inputs, clients, deps) {
+    const findings = await runPreflight(clients, {
+        bucket: inputs.bucket,
+        region: inputs.region,
+        distributionId: inputs.distributionId,
+        versionPrefix: inputs.versionPrefix,
+        signingKeyPairId: inputs.signing?.keyPairId
+    }, { signal: deps.signal });
+    return {
+        bucket: inputs.bucket,
+        distributionId: inputs.distributionId,
+        findings,
+        failure: preflightFailure(findings)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/common/concurrency.ts
 /** Runs `fn` over `items` with at most `limit` at once, keeping the input order in the result. */
 async function mapLimit(items, limit, fn) {
     const results = new Array(items.length);
@@ -47644,9 +47986,202 @@ function anySignal(...signals) {
     return present.length > 1 ? AbortSignal.any(present) : present[0];
 }
 
+;// CONCATENATED MODULE: ./src/cdn/verify.ts
+/**
+ * Verification after a deploy: every published URL is requested as a client would (HEAD through
+ * `url-base`, signed when signing is configured) and must serve what was uploaded: status 200,
+ * its size and its SHA-256 (x-amz-meta-sha256). With signing, the unsigned URL must be refused.
+ */
+
+
+
+
+
+/**
+ * 2 + 4 + 8 = 14 s of retries: longer than the 10 s CloudFront caches an error response by
+ * default (ErrorCachingMinTTL), so a 404/403 cached by a request made just before the upload,
+ * which invalidation does not clear for keys that are new, has expired by the last attempt.
+ */
+const RETRY_DELAYS_MS = [2000, 4000, 8000];
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const SHA256_HEADER = `x-amz-meta-${SHA256_METADATA_KEY}`;
+function throwIfAborted(signal) {
+    if (signal?.aborted)
+        throw signal.reason;
+}
+/** Why fetch failed, without the URL (undici puts the reason in `cause`). */
+function describeFetchError(err, timeoutMs) {
+    // Duck-typed: fetch's errors (DOMException, undici's TypeError) may come from another realm.
+    const e = err;
+    if (e?.name === 'TimeoutError')
+        return `no answer within ${timeoutMs / 1000} s`;
+    const reason = [e?.cause?.code, e?.cause?.message, e?.message].find((part) => typeof part === 'string' && part !== '');
+    return redact(reason ?? String(err));
+}
+/** One HEAD request; redirects are answers, not followed. */
+async function head(url, ctx) {
+    throwIfAborted(ctx.signal);
+    const timeout = AbortSignal.timeout(ctx.timeoutMs);
+    try {
+        const response = await ctx.fetch(url, {
+            method: 'HEAD',
+            redirect: 'manual',
+            // Content-Length must be the stored object's size, not that of a compressed variant.
+            headers: { 'accept-encoding': 'identity' },
+            signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout
+        });
+        await response.body?.cancel();
+        return { status: response.status, headers: response.headers };
+    }
+    catch (err) {
+        throwIfAborted(ctx.signal);
+        return { error: describeFetchError(err, ctx.timeoutMs) };
+    }
+}
+function describeAnswer(answer) {
+    return 'error' in answer ? answer.error : `HTTP ${answer.status}`;
+}
+/** Network failures, 5xx and 429: they pass on their own, so asking again is always worth it. */
+function verify_isTransient(answer) {
+    return 'error' in answer || answer.status >= 500 || answer.status === 429;
+}
+/** Asks again with backoff while `retryable` says the answer may change. */
+async function headWithRetries(url, retryable, ctx) {
+    for (let attempt = 0;; attempt++) {
+        const answer = await head(url, ctx);
+        if (attempt >= ctx.delays.length || !retryable(answer)) {
+            return { answer, attempts: attempt + 1 };
+        }
+        const wait = ctx.delays[attempt];
+        ctx.logger.debug(`HEAD ${redact(url)}: ${describeAnswer(answer)}; asking again in ${wait / 1000} s.`);
+        await ctx.sleep(wait);
+    }
+}
+async function verifyOne(file, signedUrl, ctx) {
+    const problems = [];
+    const kinds = new Set();
+    const add = (kind, text) => {
+        kinds.add(kind);
+        problems.push(text);
+    };
+    const which = signedUrl ? 'the signed URL' : 'the URL';
+    const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
+        (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
+    if ('error' in answer) {
+        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
+    }
+    else if (answer.status === 200) {
+        checkHeaders(file, answer.headers, add);
+    }
+    else {
+        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
+        if (answer.status === 403 || answer.status === 404) {
+            if (attempts > ctx.delays.length)
+                ctx.persistentClientError = true;
+            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+        else if (answer.status >= 300 && answer.status < 400) {
+            const location = answer.headers.get('location');
+            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${redact(location)}` : ''}; expected 200`);
+        }
+        else {
+            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+        }
+    }
+    if (signedUrl) {
+        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
+        if ('error' in bare.answer) {
+            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
+        }
+        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
+            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
+        }
+        else if (bare.answer.status !== 403) {
+            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
+        }
+    }
+    return {
+        relativePath: file.relativePath,
+        url: file.url,
+        ok: problems.length === 0,
+        status: 'status' in answer ? answer.status : undefined,
+        problems,
+        kinds: [...kinds]
+    };
+}
+function checkHeaders(file, headers, add) {
+    const length = headers.get('content-length');
+    const encoding = headers.get('content-encoding');
+    if (length === null) {
+        add('unexpected', `no Content-Length header, expected ${file.size} bytes`);
+    }
+    else if (Number(length) !== file.size) {
+        add('content', `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`);
+    }
+    const sha256 = headers.get(SHA256_HEADER);
+    if (sha256 === null) {
+        add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`);
+    }
+    else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
+        add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`);
+    }
+}
+/**
+ * Requests each published URL with HEAD (signed ones from `signedUrls`), at most `concurrency`
+ * at once, and compares status, Content-Length and x-amz-meta-sha256 with what was uploaded.
+ * Transient answers are retried (see RETRY_DELAYS_MS); a cancelled run rejects with the reason.
+ */
+async function verifyPublished(files, options) {
+    const signal = options.signal;
+    const ctx = {
+        logger: options.logger,
+        fetch: options.fetch ?? fetch,
+        sleep: options.sleep ??
+            ((ms) => (0,external_node_timers_promises_namespaceObject.setTimeout)(ms, undefined, { signal }).catch((err) => {
+                throw signal?.aborted ? signal.reason : err;
+            })),
+        signal,
+        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        delays: options.retryDelaysMs ?? RETRY_DELAYS_MS,
+        persistentClientError: false
+    };
+    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, (file) => verifyOne(file, options.signedUrls?.[file.relativePath], ctx));
+    return { verified: results.every((r) => r.ok), results };
+}
+/** What to check for each kind of failure, in the order they are shown. */
+const HINTS = {
+    content: 'Other bytes than were uploaded were served: an edge still caches an older copy (let the invalidation finish with `wait-for-invalidation: true`, or use `invalidate: all`), or something else overwrote the object after this upload.',
+    'no-checksum': 'No x-amz-meta-sha256 header: the object was not uploaded by this action, or something between S3 and the client (a response headers policy, another origin) drops x-amz-meta-* headers.',
+    refused: '403: CloudFront or S3 refused the request. Check that the bucket policy lets the distribution read (s3:GetObject with the distribution ARN as AWS:SourceArn, through OAC); with signing, that `signing-key-pair-id` is a public key in a key group the cache behaviour trusts, matching `signing-private-key`. Without s3:ListBucket S3 also answers 403 for a missing object, so check `url-base` too.',
+    missing: "404: nothing at that URL. Check that `url-base` serves the bucket's root (keys are appended to it) and that the distribution's origin is this bucket.",
+    'unsigned-served': 'The files are served without a signature: restrict viewer access on the cache behaviour to the trusted key group of `signing-key-pair-id`, or stop signing if the files are meant to be public.',
+    redirect: '`url-base` redirects (http to https, or to another host): set it to the URL that answers directly. Verification does not follow redirects, as clients of signed URLs may not.',
+    unreachable: 'The URL gave no answer, or a server error, after retries: check that the distribution is deployed and enabled and that `url-base` resolves from the runner, then run again (files already in place are skipped). Set `verify: false` if the URLs are not reachable from the runner.',
+    unexpected: 'An unexpected answer: check that `url-base` is the URL of the distribution or bucket.'
+};
+/** At most this many failing files are listed in the message; the summary has them all. */
+const MAX_LISTED = 20;
+/** The error for a failed verification (verified: false): each failing URL and what differed. */
+function verificationError(result) {
+    const failed = result.results.filter((r) => !r.ok);
+    const lines = failed.slice(0, MAX_LISTED).map((r) => `- ${r.url}: ${r.problems.join('; ')}`);
+    if (failed.length > MAX_LISTED) {
+        lines.push(`- and ${failed.length - MAX_LISTED} more (see the job summary)`);
+    }
+    const kinds = new Set(failed.flatMap((r) => r.kinds));
+    const hints = Object.keys(HINTS)
+        .filter((kind) => kinds.has(kind))
+        .map((kind) => HINTS[kind]);
+    return new DeployError(redact(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
-;// CONCATENATED MODULE: ./src/publish-lock.ts
+;// CONCATENATED MODULE: ./src/aws/publish-lock.ts
 
 
 
@@ -48081,7 +48616,7 @@ async function removeLock(s3, target, eTag) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/stored-objects.ts
+;// CONCATENATED MODULE: ./src/aws/stored-objects.ts
 
 
 
@@ -48208,7 +48743,7 @@ opts) {
     return { deleted, refused };
 }
 
-;// CONCATENATED MODULE: ./src/manifest.ts
+;// CONCATENATED MODULE: ./src/publish/manifest.ts
 
 /** Manifest git fields and the runner variables they come from, in manifest order. */
 const GIT_ENV = [
@@ -48291,7 +48826,94 @@ function canonicalFile(f) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/cleanup.ts
+;// CONCATENATED MODULE: ./src/common/progress.ts
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    let value = n / 1024;
+    let unit = 0;
+    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
+    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
+function formatProgress(s) {
+    // Rounded down, so 100% means done.
+    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
+    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
+    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    const eta = bytesPerSecond > 0
+        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
+        : 'unknown';
+    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
+}
+/** `33s`, `2m 05s`, `1h 02m`. */
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+function pad(n) {
+    return String(n).padStart(2, '0');
+}
+/**
+ * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
+ * events, and a log line per part buries everything else. Silent when nothing changed since the
+ * last line, so a transfer that ends before the first tick prints none.
+ */
+function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
+    let started = now();
+    let begun = false;
+    let sentBytes = 0;
+    let filesDone = 0;
+    let logged = { sentBytes, filesDone };
+    const view = logger.progress;
+    const snapshot = () => {
+        const elapsedMs = now() - started;
+        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
+    };
+    const handle = setInterval(() => {
+        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
+            return;
+        logged = { sentBytes, filesDone };
+        if (view)
+            view.update(snapshot());
+        else
+            logger.info(formatProgress(snapshot()));
+    }, view?.intervalMs ?? intervalMs);
+    return {
+        begin: () => {
+            if (!begun)
+                started = now();
+            begun = true;
+        },
+        addBytes: (n) => {
+            sentBytes += n;
+        },
+        fileDone: () => {
+            filesDone++;
+        },
+        stop: () => {
+            clearInterval(handle);
+            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+            if (!view || totalFiles === 0)
+                return;
+            view.update(snapshot());
+            view.end();
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/release/cleanup.ts
 
 
 
@@ -48586,17 +49208,93 @@ async function listUploads(s3, bucket, prefix, opts) {
     return found;
 }
 
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(3136);
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
+;// CONCATENATED MODULE: ./src/commands/mode-deps.ts
+/** A `warn` that logs each warning and keeps it for the command's report. */
+function collectWarnings(logger) {
+    const warnings = [];
+    return {
+        warnings,
+        warn: (message) => {
+            warnings.push(message);
+            logger.warning(message);
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/commands/cleanup.ts
+
+
+
+
+
+/** Deletes one version prefix (e.g. a preview), refusing one an alias points to. */
+async function cleanupVersion(inputs, clients, deps) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const result = await removeVersion(inputs, clients, deps, warn);
+    const invalidation = await invalidateRemoved(inputs, clients, deps, warn, result);
+    return {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        result,
+        invalidation,
+        warnings
+    };
+}
+async function removeVersion(inputs, clients, deps, warn) {
+    const plan = (signal) => planCleanup(clients.s3, {
+        bucket: inputs.bucket,
+        versionPrefix: inputs.versionPrefix,
+        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
+    }, { concurrency: inputs.concurrency, logger: deps.logger, signal });
+    const execute = (planned, signal) => executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal });
+    // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
+    const first = await plan(deps.signal);
+    const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0;
+    if (inputs.dryRun || nothingToRemove)
+        return execute(first, deps.signal);
+    // Then under the version's lock, planned again: a deploy of the same prefix still running
+    // finishes first, and what it published is removed too instead of written back afterwards.
+    return withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lock) => {
+        const signal = anySignal(deps.signal, lock?.lost);
+        return execute(await plan(signal), signal);
+    }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
+}
+async function invalidateRemoved(inputs, clients, deps, warn, result) {
+    const invalidation = {
+        reason: inputs.distributionId
+            ? `the objects under ${inputs.versionPrefix}/ were deleted; edges may still cache them.`
+            : 'No distribution-id given, so there is nothing to invalidate.',
+        paths: inputs.distributionId ? [result.invalidationPath] : [],
+        ids: [],
+        status: 'none',
+        waitedMs: 0
+    };
+    // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
+    if (inputs.distributionId && !inputs.dryRun) {
+        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
+            env: deps.env,
+            logger: deps.logger,
+            sleep: deps.sleep,
+            now: deps.now,
+            wait: inputs.waitForInvalidation,
+            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
+            warn
+        });
+    }
+    return invalidation;
+}
+
+;// CONCATENATED MODULE: external "node:url"
+const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
+;// CONCATENATED MODULE: external "fs"
+const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
 ;// CONCATENATED MODULE: ./node_modules/glob/dist/esm/index.min.js
 var Nt=(o,t,e)=>{let s=o instanceof RegExp?ie(o,e):o,i=t instanceof RegExp?ie(t,e):t,n=s!==null&&i!=null&&qe(s,i,e);return n&&{start:n[0],end:n[1],pre:e.slice(0,n[0]),body:e.slice(n[0]+s.length,n[1]),post:e.slice(n[1]+i.length)}},ie=(o,t)=>{let e=t.match(o);return e?e[0]:null},qe=(o,t,e)=>{let s,i,n,r,h,a=e.indexOf(o),l=e.indexOf(t,a+1),c=a;if(a>=0&&l>0){if(o===t)return[a,l];for(s=[],n=e.length;c>=0&&!h;){if(c===a)s.push(c),a=e.indexOf(o,c+1);else if(s.length===1){let f=s.pop();f!==void 0&&(h=[f,l])}else i=s.pop(),i!==void 0&&i<n&&(n=i,r=l),l=e.indexOf(t,c+1);c=a<l&&a>=0?a:l}s.length&&r!==void 0&&(h=[n,r])}return h};var ne="\0SLASH"+Math.random()+"\0",re="\0OPEN"+Math.random()+"\0",Tt="\0CLOSE"+Math.random()+"\0",oe="\0COMMA"+Math.random()+"\0",he="\0PERIOD"+Math.random()+"\0",He=new RegExp(ne,"g"),Xe=new RegExp(re,"g"),Ke=new RegExp(Tt,"g"),Ze=new RegExp(oe,"g"),Ve=new RegExp(he,"g"),Je=/\\\\/g,Ye=/\\{/g,Qe=/\\}/g,ts=/\\,/g,es=/\\\./g,ss=1e5,is=4e6,ns=1e3,rs=1e3;function At(o){return isNaN(o)?o.charCodeAt(0):parseInt(o,10)}function os(o){return o.replace(Je,ne).replace(Ye,re).replace(Qe,Tt).replace(ts,oe).replace(es,he)}function hs(o){return o.replace(He,"\\").replace(Xe,"{").replace(Ke,"}").replace(Ze,",").replace(Ve,".")}function Ot(o,t){for(let e=0;e<t.length;e++)o.push(t[e])}function as(o){let t=[],e="";for(;;){let s=Nt("{","}",o);if(!s){let a=o.split(",");return a[0]=e+a[0],Ot(t,a),t}let{pre:i,body:n,post:r}=s,h=i.split(",");if(h[0]=e+h[0],h[h.length-1]+="{"+n+"}",!r.length)return Ot(t,h),t;e=h.pop(),Ot(t,h),o=r}}function ae(o,t={}){if(!o)return[];let{max:e=ss,maxLength:s=is,maxDepth:i=ns,maxRewrites:n=rs}=t;return o.slice(0,2)==="{}"&&(o="\\{\\}"+o.slice(2)),$t(os(o),e,s,i,0,n,!0).map(hs)}function ls(o){return"{"+o+"}"}function cs(o){return/^-?0\d/.test(o)}function fs(o,t){return o<=t}function us(o,t){return o>=t}function Q(o,t,e,s,i,n){let r=[],h=0;for(let a=0;a<o.length;a++)for(let l=0;l<e.length;l++){if(r.length>=s)return r;let c=o[a]+t+e[l];if(!(n&&!c)){if(h+c.length>i)return r;r.push(c),h+=c.length}}return r}function ds(o,t,e,s){let i=o.split(/\.\./),n=[];if(i[0]===void 0||i[1]===void 0)return n;let r=At(i[0]),h=At(i[1]),a=Math.max(i[0].length,i[1].length),l=i.length===3&&i[2]!==void 0?Math.max(Math.abs(At(i[2])),1):1,c=fs;h<r&&(l*=-1,c=us);let u=i.some(cs),d=0;for(let p=r;c(p,h)&&n.length<e;p+=l){let g;if(t)g=String.fromCharCode(p),g==="\\"&&(g="");else if(g=String(p),u){let w=a-g.length;if(w>0){let m=new Array(w+1).join("0");p<0?g="-"+m+g.slice(1):g=m+g}}if(d+g.length>s)break;n.push(g),d+=g.length}return n}function $t(o,t,e,s,i,n,r){if(i>s)return[o];let h=[""],a=0,l=!1,c=!0;for(;;){let f=Nt("{","}",o);if(!f)return Q(h,o,[""],t,e,l);let u=f.pre;if(/\$$/.test(u)){if(h=Q(h,u+"{"+f.body+"}",[""],t,e,l&&!f.post.length),c=!1,!f.post.length)break;o=f.post;continue}let d=/^-?\d+\.\.-?\d+(?:\.\.-?\d+)?$/.test(f.body),p=/^[a-zA-Z]\.\.[a-zA-Z](?:\.\.-?\d+)?$/.test(f.body),g=d||p,w=f.body.indexOf(",")>=0;if(!g&&!w){if(a<n&&f.post.match(/,(?!,).*\}/)){a++,o=f.pre+"{"+f.body+Tt+f.post,r=!0;continue}return Q(h,u+"{"+f.body+"}"+f.post,[""],t,e,l)}c&&(l=r&&!g,c=!1);let m;if(g)m=ds(f.body,p,t,e);else{let b=as(f.body);if(b.length===1&&b[0]!==void 0&&(b=$t(b[0],t,e,s,i+1,n,!1).map(ls),b.length===1)){if(h=Q(h,u+b[0],[""],t,e,l&&!f.post.length),!f.post.length)break;o=f.post;continue}let A=l&&!f.post.length&&!u;for(let R=0;A&&R<h.length;R++)h[R]&&(A=!1);m=[];let O=0;t:for(let R=0;R<b.length;R++){let Y=$t(b[R],t,e,s,i+1,n,!1);for(let U=0;U<Y.length;U++){let B=Y[U];if(!(A&&!B)){if(m.length>=t||O+B.length>e)break t;m.push(B),O+=B.length}}}}if(h=Q(h,u,m,t,e,l&&!f.post.length),!f.post.length)break;o=f.post}return h}var Ft=(o,t)=>o===t?{t:"lit",ch:String(o)}:{t:"class",re:new RegExp(`^[${o}-${t}]$`)},Dt=(o,t)=>t.map(e=>[Ft(o,o),...e]),tt=(o,t)=>{if(!o)return[[]];let e=+o[0],s=+t[0],i=o.slice(1),n=t.slice(1);if(e===s)return Dt(e,tt(i,n));let r="0".repeat(i.length),h="9".repeat(i.length),a=[];i!==r&&a.push(...Dt(e++,tt(i,h)));let l=n===h?[]:Dt(s--,tt(r,n));return e<=s&&a.push([Ft(e,s),...Array.from(i,()=>Ft(0,9))]),a.push(...l),a},le=(o,t,e)=>{if(e)return tt(String(o).padStart(e,"0"),String(t).padStart(e,"0"));let s=[];for(let i=String(o).length;i<=String(t).length;i++){let n=Math.max(o,i===1?0:10**(i-1)),r=Math.min(t,10**i-1);s.push(...tt(String(n),String(r)))}return s},ce=(o,t)=>{let e=Number(o),s=Number(t);if(!Number.isSafeInteger(e)||!Number.isSafeInteger(s))return;e>s&&([e,s]=[s,e]);let n=/^-?0\d/.test(o)||/^-?0\d/.test(t)?Math.max(o.length,t.length):0,r=[];if(e<0){let h=le(Math.max(-s,1),-e,n&&n-1);r.push(...h.map(a=>[{t:"lit",ch:"-"},...a]))}return s>=0&&r.push(...le(Math.max(e,0),s,n)),r};var ps={"[:alnum:]":["\\p{L}\\p{Nl}\\p{Nd}"],"[:alpha:]":["\\p{L}\\p{Nl}"],"[:ascii:]":["\\x00-\\x7f"],"[:blank:]":["\\p{Zs}\\t"],"[:cntrl:]":["\\p{Cc}"],"[:digit:]":["\\p{Nd}"],"[:graph:]":["\\p{Z}\\p{C}",!0],"[:lower:]":["\\p{Ll}"],"[:print:]":["\\p{C}",!0],"[:punct:]":["\\p{P}\\p{S}"],"[:space:]":["\\p{Z}\\t\\r\\n\\v\\f"],"[:upper:]":["\\p{Lu}"],"[:word:]":["\\p{L}\\p{Nl}\\p{Nd}\\p{Pc}"],"[:xdigit:]":["A-Fa-f0-9"]},et=o=>o.replace(/[[\]\\-]/g,"\\$&"),Wt=/$./,fe=(o,t,e=!1,s)=>{let i=m=>{let b=s?m.normalize(s):m;return[...b].length===1?b:m},n=t;if(o.charAt(n)!=="[")throw new Error("not in a brace expression");let r=[],h=[],a=n+1,l=!1,c=!1,f=!1,u=n,d="";t:for(;a<o.length;){let m=String.fromCodePoint(o.codePointAt(a));if((m==="!"||m==="^")&&a===n+1){f=!0,a++;continue}if(m==="]"&&l&&!c){u=a+1;break}if(l=!0,m==="\\"&&!c){c=!0,a++;continue}if(m==="["&&!c){for(let[A,[O,R]]of Object.entries(ps))if(o.startsWith(A,a)){if(d)return[Wt,o.length-n];a+=A.length,R?h.push(O):r.push(O);continue t}}c=!1;let b=i(m);if(d){b.codePointAt(0)>d.codePointAt(0)?r.push(et(d)+"-"+et(b)):b===d&&r.push(et(b)),d="",a+=m.length;continue}if(o.startsWith("-]",a+m.length)){r.push(et(b+"-")),a+=m.length+1;continue}if(o.startsWith("-",a+m.length)){d=b,a+=m.length+1;continue}r.push(et(b)),a+=m.length}if(u<a)return[Wt,0];if(!r.length&&!h.length)return[Wt,o.length-n];let p="["+(f?"^":"")+r.join("")+"]",g="["+(f?"":"^")+h.join("")+"]",w="^"+(r.length&&h.length?"("+p+"|"+g+")":r.length?p:g);return[new RegExp(w,e?"iu":"u"),u-n]};var It={t:"match",id:0},gs="!?+*@",L=o=>({t:"lit",ch:o}),ms=o=>o.replace(/[\\^$.*+?()[\]{}|/]/g,"\\$&"),ge=o=>new RegExp(`^${ms(o)}$`,"iu"),ft=new Map,me=o=>{let t=ft.get(o);return t||(t=ge(o),ft.size>=1e3&&ft.clear(),ft.set(o,t)),t},jt=(o,t)=>{if(t===o.ch)return!0;if(!o.re)return!1;let e=t.charCodeAt(0);if(e>=128)return o.re.test(t);let s=o.ascii??=new Uint8Array(128);return s[e]||=o.re.test(t)?1:2,s[e]===1},ws=(o,t,e,s,i)=>{let n=[];for(let r=0;r<o.length;){let h=String.fromCodePoint(o.codePointAt(r));if(i){let a=h==="\\"&&o.startsWith(i,r+1)?1:0;if(a||h===i){let l=r+a+i.length,c=o.indexOf(i,l),f=/^(-?\d+)\.\.(-?\d+)$/.exec(o.slice(l,c)),u=c!==-1&&f&&ce(f[1],f[2]);if(u){n.push({t:"ext",type:"@",alts:u}),r=c+i.length;continue}}}if(h==="\\"){let a=o.codePointAt(r+1),l=a===void 0?h:String.fromCodePoint(a);n.push(L(l)),r+=1+l.length;continue}if(h==="["){let[a,l]=fe(o,r,t,s);if(l){n.push({t:"class",re:a}),r+=l;continue}}if(!e&&gs.includes(h)&&o[r+1]==="("){n.push({t:"open",type:h}),r+=2;continue}n.push(!e&&h==="|"?{t:"bar"}:!e&&h===")"?{t:"close"}:h==="*"?{t:"star"}:h==="?"?{t:"any"}:L(h)),r+=h.length}return n},bs=o=>{let t=new Map,e=[];return o.forEach((s,i)=>{s.t==="open"?e.push(i):s.t==="close"&&e.length&&t.set(e.pop(),i)}),t},we=(o,t,e,s,i)=>{let n=[],r=[n];for(let h=e;h<s;h++){let a=o[h],l=t.get(h);if(a.t==="open"&&l!==void 0){let c=we(o,t,h+1,l,!1);n.push({t:"ext",type:a.type,alts:c}),h=l}else a.t==="bar"&&!i?r.push(n=[]):a.t==="open"?n.push(L(a.type),L("(")):a.t==="bar"?n.push(L("|")):a.t==="close"?n.push(L(")")):n.push(a)}return r},be=(o,t)=>{let e=[],s="",i=()=>{for(let n of s.normalize(t))e.push(L(n));s=""};for(let n of o){if(n.t==="lit"){s+=n.ch;continue}i(),e.push(n.t==="ext"?{...n,alts:n.alts.map(r=>be(r,t))}:n)}return i(),e},ys=(o,t)=>{let e=1,s=h=>({t:"split",id:e++,out:h}),i=(h,a)=>h.reduceRight((l,c)=>n(c,l),a),n=(h,a)=>{switch(h.t){case"lit":let u=t?me(h.ch):void 0;return{t:"lit",id:e++,ch:h.ch,re:u,next:a};case"any":case"star":return{t:h.t,id:e++,next:a};case"class":return{t:"class",id:e++,re:h.re,next:a}}let l=u=>h.alts.map(d=>i(d,u));switch(h.type){case"@":return s(l(a));case"?":return s([a,...l(a)]);case"!":return{t:"neg",id:e++,sub:s(l(It)),next:a}}let c=s([]),f=s(l(c));return c.out.push(a,f),h.type==="*"?c:f};return[i(o,It),e]},Ss=o=>{let t=[],e=new Set,s=n=>n.t==="match"?"match":String(n.id),i=(n,r)=>{if(n.t==="match"||e.has(n))return;e.add(n);let h=a=>t.push(`${r}${n.id}: ${a}`);switch(n.t){case"split":h(`split -> ${n.out.map(s).join(", ")}`);for(let a of n.out)i(a,r);return;case"neg":return h(`!(${s(n.sub)}) -> ${s(n.next)}`),i(n.sub,r+"  "),i(n.next,r);case"lit":h(`${JSON.stringify(n.ch)} -> ${s(n.next)}`);break;case"class":h(`${n.re} -> ${s(n.next)}`);break;default:h(`${n.t==="any"?"?":"*"} -> ${s(n.next)}`)}i(n.next,r)};return i(o,""),[`start -> ${s(o)}`,...t].join(`
-`)},Lt=class{gen;threads=[];match=!1;runs=[];ids=[];constructor(t){this.gen=t}get dead(){return!this.threads.length&&!this.match&&!this.runs.length}},ye=(o,t)=>o.ids.length!==t.ids.length||o.runs.length!==t.runs.length||o.ids.some((e,s)=>e!==t.ids[s])?!1:o.runs.every(e=>t.runs.some(s=>s.neg===e.neg&&ye(s.state,e.state))),ue=o=>({has:new Float64Array(o),seen:new Float64Array(o),gen:0}),st=class{dots;dotStart;#t;constructor(t,e,s){this.dots=t,this.dotStart=e,this.#t=s}state(){return new Lt(++this.#t.gen)}done(t){return t.ids=t.threads.map(e=>e.id).sort((e,s)=>e-s),t.match&&t.ids.unshift(It.id),t}#e(t,e){let{seen:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,!0)}#s(t,e){let{has:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,t.threads.push(e),!0)}restricted(t,e){return e&&(this.dots||this.dotStart&&t===0)}add(t,e,s,i){switch(e.t){case"split":if(!this.#e(t,e))return;for(let r of e.out)this.add(t,r,s,i);return;case"neg":if(!this.#e(t,e))return;let n=this.state();return this.add(n,e.sub,s,!1),this.done(n),this.addRun(t,{t:"run",neg:e,state:n},s,i);case"star":if(this.restricted(s,i))return;this.#s(t,e)&&this.add(t,e.next,s,i);return;case"match":t.match=!0;return;default:this.#s(t,e)}}addRun(t,e,s,i){for(let n of t.runs)if(n.neg===e.neg&&ye(n.state,e.state))return;t.runs.push(e),e.state.match||this.add(t,e.neg.next,s,i)}step(t,e,s,i){let n=this.state();for(let r of t.threads)switch(r.t){case"lit":jt(r,e)&&this.add(n,r.next,s+1,i);break;case"any":this.restricted(s,i)||this.add(n,r.next,s+1,i);break;case"class":!this.restricted(s,i)&&r.re.test(e)&&this.add(n,r.next,s+1,i);break;case"star":this.restricted(s,i)||this.add(n,r,s+1,i)}if(!this.restricted(s,i))for(let r of t.runs){if(r.state.dead){this.addRun(n,r,s+1,i);continue}let h=this.step(r.state,e,s,!1);this.addRun(n,{t:"run",neg:r.neg,state:h},s+1,i)}return this.done(n)}},Se=o=>{let t=o.ids.join();if(!o.runs.length)return t;let e=o.runs.map(s=>`${s.neg.id}(${Se(s.state)})`);return`${t}|${e.sort().join("|")}`},xs=1<<18,zt=class{#t;#e=new Map;#s=0;#r;#n;#a;#h;constructor(t,e){this.#t=t,this.#a=new st(!1,!1,e),this.#h=new st(!1,!0,e)}#l(t){return{state:t,match:t.match,dead:t.dead,next:new Map}}#i(t){let e=Se(t),s=this.#e.get(e);if(s)return s;this.#s>xs&&this.#o();let i=this.#l(t);return this.#e.set(e,i),this.#s+=e.length+1,i}#o(){this.#e.clear(),this.#s=0,this.#r=void 0,this.#n=void 0}start(t){if(t){if(this.#n)return this.#n;let s=this.#h.state();return this.#h.add(s,this.#t,0,!0),this.#n=this.#l(this.#h.done(s))}if(this.#r)return this.#r;let e=this.#a.state();return this.#a.add(e,this.#t,0,!0),this.#r=this.#i(this.#a.done(e))}next(t,e){let s=e.charCodeAt(0),i=s<128?void 0:t.next.get(e);if(i)return i;let n=t===this.#n?this.#i(this.#h.step(t.state,e,0,!0)):this.#i(this.#a.step(t.state,e,1,!0));return s<128?(t.ascii||(t.ascii=new Array(128),this.#s+=128),t.ascii[s]=n):t.next.set(e,n),this.#s++,n}},ks=o=>{let t=[];for(let e=o;e.t!=="match";e=e.next){if(e.t==="split"||e.t==="neg")return;t.push(e)}return t},vs=(o,t,e,s)=>{let i=0,n=e,r=-1,h=0;for(;n<s;){let a=o[i];if(a?.t==="star"){r=i++,h=n;continue}let l=t[n];if(a&&(a.t==="any"||a.t==="lit"&&jt(a,l)||a.t==="class"&&a.re.test(l))){i++,n++;continue}if(r===-1)return!1;i=r+1,n=++h}for(;o[i]?.t==="star";)i++;return i===o.length},xe=o=>{let t=0,e=0;for(let s of o){let[i,n]=Cs(s);t+=i,e+=n}return[t,e]},Cs=o=>{if(o.t==="star")return[0,1/0];if(o.t!=="ext")return[1,1];if(o.type==="!")return[0,1/0];let t=o.alts.map(xe),e=Math.min(...t.map(n=>n[0])),s=Math.max(...t.map(n=>n[1])),i=s===0?0:1/0;return o.type==="@"?[e,s]:o.type==="?"?[0,s]:o.type==="*"?[0,i]:[e,i]},de=(o,t,e)=>{for(let s=0;s<o.length;s++)if(!jt(o[s],t[e+s]))return!1;return!0},Es=/[/\ud800-\udfff]/,Ms=/[\ud800-\udfff]/,ut=o=>Ms.test(o)?[...o]:o,pe=o=>{if(o.includes("/"))throw new Error("can only match a single path portion, got: "+o)},it=class{pattern;options;#t;#e;#s;#r;#n;#a=!1;#h;#l;#i=!1;#o=0;#m=1/0;#f=[];#c=[];#b;#w;#x=!1;#u;#d;constructor(t,e={}){if(t.includes("/"))throw new Error("can only match a single path portion, got pattern: "+t);this.pattern=t,this.options=e;let{nocase:s=!1,noext:i=!1,normalize:n}=e;this.#d=n===!0?"NFC":n||void 0;let r=/^[?*+@]\(\)$/.test(t),h=ws(t,s,i||r,this.#d,e.rangeMark),[a]=we(h,bs(h),0,h.length,!0);this.#d&&(a=be(a,this.#d));let[l,c]=ys(a,s);if(this.#t=l,this.#e=c,a.every(f=>f.t==="lit"))this.#n=a.map(f=>f.ch).join(""),this.#a=s;else{let f=p=>p.t!=="lit"?void 0:s?{ch:p.ch,re:me(p.ch)}:{ch:p.ch};for(let p of a){let g=f(p);if(!g)break;this.#f.push(g)}for(let p=a.length-1;p>=0;p--){let g=f(a[p]);if(!g)break;this.#c.unshift(g)}this.#x=!!(this.#f.length||this.#c.length),s||(this.#b=this.#f.map(p=>p.ch).join(""),this.#w=this.#c.map(p=>p.ch).join("")),this.#l=ks(this.#t)?.slice(this.#f.length,-this.#c.length||void 0),this.#i=!!this.#l?.every(p=>p.t==="star"||p.t==="any");let[u,d]=xe(a);this.#o=u,this.#m=d}}test(t){return this.#d?(pe(t),this.#p(t.normalize(this.#d))):Es.test(t)?(pe(t),this.#p(t,[...t])):this.#p(t,t)}testUnchecked(t){return this.#p(this.#d?t.normalize(this.#d):t)}#p(t,e){if(this.#n!==void 0)return this.#a?(this.#h??=ge(this.#n)).test(t):t===this.#n;let s=this.#o,i=this.#m;if(e===void 0){let c=t.length,f=c+1>>1;if(c<s||f>i)return!1;(f<s||c>i)&&(e=ut(t))}if(e!==void 0&&(e.length<s||e.length>i))return!1;let n=this.#f.length;if(this.#x)if(this.#b!==void 0&&this.#w!==void 0){if(!t.startsWith(this.#b)||!t.endsWith(this.#w))return!1}else{e??=ut(t);let c=e.length-this.#c.length;if(!de(this.#f,e,0)||!de(this.#c,e,c))return!1}let r=!this.options.dot&&t.startsWith(".");if(this.#l){if(t==="."||t===".."||r&&!n)return!1;if(this.#i)return!0;e??=ut(t);let c=e.length-this.#c.length;return vs(this.#l,e,n,c)}if(e??=ut(t),t==="."||t===".."){this.#s??=ue(this.#e);let c=this.#r??=new st(!0,!1,this.#s),f=c.state();c.add(f,this.#t,0,!0);let u=c.done(f);for(let d=0;d<e.length;d++)u=c.step(u,e[d],d,!0);return u.match}this.#s??=ue(this.#e);let h=this.#u??=new zt(this.#t,this.#s),a=h.start(r),l=e===t;for(let c=0;c<e.length;c++){if(a.dead)return!1;let f=l?t.charCodeAt(c):e[c].charCodeAt(0);a=a.ascii?.[f]??h.next(a,e[c])}return a.match}toString(){return Ss(this.#t)}};var nt=o=>{if(typeof o!="string")throw new TypeError("invalid pattern");if(o.length>65536)throw new TypeError("pattern is too long")};var W=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!1}={})=>e?t?o.replace(/[?*()[\]{}]/g,"[$&]"):o.replace(/[?*()[\]\\{}]/g,"\\$&"):t?o.replace(/[?*()[\]]/g,"[$&]"):o.replace(/[?*()[\]\\]/g,"\\$&");var G=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!0}={})=>e?t?o.replace(/\[([^/\\])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\])\]/g,"$1$2").replace(/\\([^/])/g,"$1"):t?o.replace(/\[([^/\\{}])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\{}])\]/g,"$1$2").replace(/\\([^/{}])/g,"$1");var v=(o,t,e={})=>(nt(t),!e.nocomment&&t.charAt(0)==="#"?!1:Ps(t,e).match(o)),q=new Map,Rs=256,Ps=(o,t)=>{let e=o+"\0"+JSON.stringify(t),s=q.get(e);return s?q.delete(e):(s=new C(o,{...t}),q.size>=Rs&&q.delete(q.keys().next().value)),q.set(e,s),s},Re=typeof process=="object"&&process?process.env?.__MINIMATCH_TESTING_PLATFORM__||process.platform:"posix",ke={win32:{sep:"\\"},posix:{sep:"/"}},Ns=Re==="win32"?ke.win32.sep:ke.posix.sep;v.sep=Ns;var y=Symbol("globstar **");v.GLOBSTAR=y;var As=(o,t={})=>e=>v(e,o,t);v.filter=As;var $=(o,t={})=>Object.assign({},o,t),Os=o=>{if(!o||typeof o!="object"||!Object.keys(o).length)return v;let t=v;return Object.assign((s,i,n={})=>t(s,i,$(o,n)),{Minimatch:class extends t.Minimatch{constructor(i,n={}){super(i,$(o,n))}static defaults(i){return t.defaults($(o,i)).Minimatch}},unescape:(s,i={})=>t.unescape(s,$(o,i)),escape:(s,i={})=>t.escape(s,$(o,i)),filter:(s,i={})=>t.filter(s,$(o,i)),defaults:s=>t.defaults($(o,s)),braceExpand:(s,i={})=>t.braceExpand(s,$(o,i)),match:(s,i,n={})=>t.match(s,i,$(o,n)),sep:t.sep,GLOBSTAR:y})};v.defaults=Os;var qt=(o,t={})=>(nt(o),t.nobrace||!/\{(?:(?!\{).)*\}/.test(o)?[o]:ae(o,{max:t.braceExpandMax}));v.braceExpand=qt;var $s=100,Ts=/(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g,Ds=(o,t,e={})=>{let s=new C(t,e);return o=o.filter(i=>s.match(i)),s.options.nonull&&!o.length&&o.push(t),o};v.match=Ds;var ve=/[?*]|[+@!]\(.*?\)|\[|\]/,Pe=(o,t)=>{let e=t+1;(o.charAt(e)==="!"||o.charAt(e)==="^")&&e++;let s=!1;for(;e<o.length;e++){let i=o.charAt(e);if(i==="]"&&s)return e;s=!0,i==="\\"&&e++}return-1},Fs=(o,t)=>{if(!t&&(o==="+()"||o==="@()"))return o;let e="";for(let s=0;s<o.length;s++){let i=o.charAt(s);if(i==="\\")e+=o.charAt(++s)||i;else{if(i==="*"||i==="?")return;if(i==="["){let n=Pe(o,s);if(n===-1){e+=i;continue}let r=o.slice(s+1,n);if(r.startsWith("\\")&&(r=r.slice(1)),[...r].length!==1||"!^".includes(o.charAt(s+1)))return;e+=r,s=n}else{if(!t&&"+@!".includes(i)&&o.charAt(s+1)==="("&&o.includes(")",s+2))return;e+=i}}}return e},Ws=o=>{if(/^[?*+@]\(\)$/.test(o)||o.includes("[:"))return!1;let t=0;for(let e=0;e<o.length;e++){let s=o.charAt(e);if(s==="\\"){if(++e===o.length)return!1}else if(s==="["){let i=Pe(o,e);i!==-1&&(e=i)}else if("+@!?*".includes(s)&&o.charAt(e+1)==="(")t++,e++;else if(s===")"){if(!t--)return!1}else if(s==="|"&&!t)return!1}return!t},_t,Ce,I=(o,t)=>typeof o=="string"?t===o:t!==""&&o.testUnchecked(t),Ee=(o,t,e,s,i)=>I(o,t)?e:s!==void 0&&I(o,s)?i:-1,Ht=o=>o==="."||o==="..",Ut=o=>typeof o=="string"&&/^[a-z]:$/i.test(o),pt=o=>typeof o=="string"&&/^unc$/i.test(o),Bt=o=>{if(o[0]!==""||o[1]!=="")return-1;let t=o[2]!=="?"?2:pt(o[3])?4:-1,e=o[t],s=o[t+1];return t!==-1&&e!==void 0&&e!==""&&e!==y&&s!==void 0&&s!==""&&s!==y?t:-1},dt=(o,t)=>!Ht(o)&&(t||!o.startsWith(".")),rt=(o,t,e,s,i)=>{for(let n=t;n<e;){if(o.charCodeAt(n)===46){if(!s)return!0;let h=o.charCodeAt(n+1)===46?n+2:n+1;if(h>=e||gt(o.charCodeAt(h),i))return!0}let r=Xt(o,n,i);if(r===-1)return!1;for(n=r+1;n<e&&gt(o.charCodeAt(n),i);)n++}return!1},gt=(o,t)=>t==="/"?o===47:t==="\\"?o===92:o===47||o===92,Xt=(o,t,e)=>{if(e!=="both")return o.indexOf(e,t);let s=o.indexOf("/",t),i=o.indexOf("\\",t);return s===-1?i:i===-1?s:Math.min(s,i)},Me=(o,t,e)=>e!=="both"?o.lastIndexOf(e,t):Math.max(o.lastIndexOf("/",t),o.lastIndexOf("\\",t)),Gt={},C=class{options;set;pattern;windowsPathsNoEscape;nonegate;negate;comment;empty;preserveMultipleSlashes;partial;globSet;globParts;nocase;isWindows;platform;windowsNoMagicRoot;maxGlobstarRecursion;#t;#e;#s;#r;#n=[];#a=[];#h=[];#l=new Map;#i=!1;#o;#m=new WeakMap;constructor(t,e={}){nt(t),e=e||{},this.options=e,this.maxGlobstarRecursion=e.maxGlobstarRecursion??200,this.pattern=t,this.platform=e.platform||Re,this.isWindows=this.platform==="win32";let s="allowWindowsEscape";this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e[s]===!1,this.windowsPathsNoEscape&&(this.pattern=this.pattern.replace(/\\/g,"/")),this.preserveMultipleSlashes=!!e.preserveMultipleSlashes,this.negate=!1,this.nonegate=!!e.nonegate,this.comment=!1,this.empty=!1,this.partial=!!e.partial,this.nocase=!!this.options.nocase,this.windowsNoMagicRoot=e.windowsNoMagicRoot!==void 0?e.windowsNoMagicRoot:!!(this.isWindows&&this.nocase),this.globSet=[],this.globParts=[],this.set=[],this.#t=!this.preserveMultipleSlashes,this.#s=(e.optimizationLevel??1)>=2;let i=e.normalize;this.#r=i===!0?"NFC":i||void 0,this.make();let n=this.set.map(r=>this.#c(r));this.#h=this.set.map((r,h)=>this.#t&&r.length-1>n[h]),this.#n=this.set.map((r,h)=>{let a=this.#h[h]?r.length-1:r.length,l=r.slice(n[h]+1,a).filter(c=>typeof c=="string"&&!!c);return[...new Set(l)]}),this.#e=this.#n.some(r=>r.length),this.#a=this.set.map((r,h)=>{let[a,l,c]=r;if(this.#h[h]&&r.length===2&&a===y&&l!==y)return"tail";if(this.#h[h]&&e.matchBase&&r.length===1&&a!==y&&a!=="")return"base";if(!(!this.#t||n[h]!==-1)){if(r.length===3&&a===y&&c===y&&l!==y&&l!==""&&this.maxGlobstarRecursion>0)return"mid";if(r.length===2&&l===y&&a!==y&&a!=="")return"head"}})}#f(t){return this.#r?t.normalize(this.#r):t}#c(t){if(!this.isWindows)return-1;if(Ut(t[0]))return 0;if(t[0]===""&&t[1]===""&&t[2]==="?"&&Ut(t[3]))return 3;let s=Bt(t);return s===-1?-1:s+1}hasMagic(){if(this.options.magicalBraces&&this.set.length>1)return!0;for(let t of this.set)for(let e of t)if(typeof e!="string")return!0;return!1}make(){let t=this.pattern,e=this.options;if(!e.nocomment&&t.charAt(0)==="#"){this.comment=!0;return}if(!t){this.empty=!0;return}this.parseNegate(),this.globSet=[...new Set(this.#C())];let s=this.globSet.map(n=>this.#k(n));this.globParts=this.preprocess(s),this.#i=!0;let i=this.globParts.map((n,r,h)=>{if(this.isWindows&&this.windowsNoMagicRoot){let a=n[2]==="?"&&pt(n[3])?6:4,l=n[0]===""&&n[1]===""&&(n[2]==="?"||!ve.test(n[2]))&&n.slice(3,a).every(f=>!ve.test(f)),c=/^[a-z]:/i.test(n[0]);if(l)return[...n.slice(0,a).map(f=>this.#f(f)),...n.slice(a).map(f=>this.parse(f))];if(c)return[this.#f(n[0]),...n.slice(1).map(f=>this.parse(f))]}return n.map(a=>this.parse(a))});if(this.set=i.filter(n=>n.indexOf(!1)===-1),this.isWindows)for(let n=0;n<this.set.length;n++){let r=this.set[n];r[0]===""&&r[1]===""&&this.globParts[n][2]==="?"&&(Ut(r[3])||pt(this.globParts[n][3]))&&(pt(this.globParts[n][3])&&(r[3]="UNC"),r[2]="?")}e.noext||this.mergeRows(),this.#i=!1,this.set.forEach((n,r)=>{for(let h=0;h<n.length;h++)n[h]===Gt&&(n[h]=this.parse(this.globParts[r][h]))})}mergeRows(){let t=!0;for(;t;){t=!1;let e=Math.max(0,...this.set.map(s=>s.length));for(let s=0;s<e;s++){let i=new Map;this.set.forEach((r,h)=>{if(!(r[s]instanceof it||r[s]===Gt)||!Ws(this.globParts[h][s]))return;let a=[...this.globParts[h]];a[s]="";let l=`${r.length}/${a.join("/")}`,c=i.get(l);c?c.push(h):i.set(l,[h])});let n=new Set;for(let r of i.values()){if(r.length<2)continue;let[h,...a]=r,c=`@(${r.map(f=>this.globParts[f][s]).join("|")})`;this.globParts[h][s]=c,this.set[h][s]=this.parse(c);for(let f of a)n.add(f)}n.size&&(t=!0,this.set=this.set.filter((r,h)=>!n.has(h)),this.globParts=this.globParts.filter((r,h)=>!n.has(h)))}}}preprocess(t){if(this.options.noglobstar)for(let s of t)for(let i=0;i<s.length;i++)s[i]==="**"&&(s[i]="*");let{optimizationLevel:e=1}=this.options;return e>=2?(t=this.firstPhasePreProcess(t),t=this.secondPhasePreProcess(t)):e>=1?t=this.levelOneOptimize(t):t=this.adjascentGlobstarOptimize(t),t}adjascentGlobstarOptimize(t){return t.map(e=>{let s=-1;for(;(s=e.indexOf("**",s+1))!==-1;){let i=s;for(;e[i+1]==="**";)i++;i!==s&&e.splice(s,i-s)}return e})}levelOneOptimize(t){return t.map(e=>{let s=this.#c(e)+1;return e=e.reduce((i,n)=>{let r=i[i.length-1];return n==="**"&&r==="**"?i:n===".."&&i.length>s&&r&&r!==".."&&r!=="."&&r!=="**"?(i.pop(),i):(i.push(n),i)},[]),e.length===0?[""]:e})}#b(t){let e=!this.isWindows||!t.includes("\\")?"/":t.includes("/")?"both":"\\",s=this.#t?0:-1,i="",n=0,r,h=0,a=!!this.options.dot;t:for(let l=0;l<this.set.length;l++){let c=this.set[l],f=c[c.length-1],u=s!==-1&&this.#h[l]&&f!==y;if(u&&s===0){let g=Me(t,t.length,e);if(n=g+1,i=t.slice(n),i===""&&g>=0){let m=g;for(;m>0&&gt(t.charCodeAt(m-1),e);)m--;h=m===0?0:Me(t,m-1,e)+1,r=t.slice(h,m)}let w=this.#s&&(Ht(i)||i===""&&r!==void 0&&Ht(r));s=w?-1:1,u=!w}let d=-1;if(u&&typeof f=="string"&&(d=Ee(f,i,n,r,h),d===-1))continue;if(this.#e){for(let g of this.#n[l])if(!t.includes(g))continue t}if(u&&typeof f=="object"&&(d=Ee(f,i,n,r,h),d===-1))continue;let p=this.#a[l];if(p==="base"&&u)return"yes";if(p==="tail"&&u){if(this.#s&&rt(t,0,d,!0,e))return"maybe";if(!rt(t,0,d,a,e))return"yes";continue}if(p==="mid"||p==="head"){let g=this.#x(t,c,p==="head",a,e);if(g!=="no")return g;continue}return"maybe"}return"no"}#w(t,e,s){let i=!!this.options.dot,n=t.length;if(s==="head"){if(n<2||!I(e[0],t[0]))return!1;for(let h=1;h<n;h++)if(!dt(t[h],i))return!1;return!0}let r=e[1];if(s==="tail"){let h=n-1;if(!I(r,t[h])&&(t[h]!==""||n===1||!I(r,t[--h])))return!1;for(let a=0;a<h;a++)if(!dt(t[a],i))return!1;return!0}for(let h=0;h<n;h++){if(I(r,t[h])&&h+1<n){let a=h+1;for(;a<n&&dt(t[a],i);)a++;if(a===n)return!0}if(!dt(t[h],i))return!1}return!1}#x(t,e,s,i,n){if(this.#s&&rt(t,0,t.length,!0,n))return"maybe";let r=e[s?0:1],h=0;for(let a=Xt(t,h,n);a!==-1;a=Xt(t,h,n)){let l=a+1;for(;l<t.length&&gt(t.charCodeAt(l),n);)l++;if((typeof r=="string"?a-h===r.length&&t.startsWith(r,h):a>h&&r.testUnchecked(t.slice(h,a)))&&!rt(t,l,t.length,i,n))return"yes";if(s||rt(t,h,l,i,n))return"no";h=l}return"no"}#u(t){let e=_t;return e?.f===t&&e.isWindows===this.isWindows&&e.preserveMultipleSlashes===this.preserveMultipleSlashes&&e.normalize===this.#r?e:void 0}#d(t){let{isWindows:e,preserveMultipleSlashes:s}=this,i=this.#k(e?t.split("\\").join("/"):t),n=this.#r;return n&&(i=i.map(r=>r.normalize(n))),_t={f:t,isWindows:e,preserveMultipleSlashes:s,normalize:n,parts:i},_t}#p(t){let e=[...t],s=!1;do{if(s=!1,!this.preserveMultipleSlashes){for(let r=1;r<e.length-1;r++){let h=e[r];r===1&&h===""&&e[0]===""||(h==="."||h==="")&&(s=!0,e.splice(r,1),r--)}e[0]==="."&&e.length===2&&(e[1]==="."||e[1]==="")&&(s=!0,e.pop())}let i=this.#c(e)+1,n=i;for(;(n=e.indexOf("..",n+1))!==-1;){let r=e[n-1];r&&r!=="."&&r!==".."&&r!=="**"&&(s=!0,e.splice(n-1,2),n=Math.max(n-2,i))}}while(s);return e.length===0?[""]:e}firstPhasePreProcess(t){let{braceExpandMax:e=1e5}=this.options,s=0,i=1e6,n=!1;do{n=!1;for(let r of t){let h=-1;for(;(h=r.indexOf("**",h+1))!==-1;){let c=h;for(;r[c+1]==="**";)c++;c>h&&r.splice(h+1,c-h);let f=r[h+1],u=r[h+2],d=r[h+3];if(f!==".."||!u||u==="."||u===".."||!d||d==="."||d==="..")continue;let p=r.length-1;if(t.length>=e||s+p>i)throw new RangeError("optimizationLevel 2: too many patterns from '**/..'");n=!0,r.splice(h,1);let g=r.slice(0);g[h]="**",s+=p,t.push(g),h--}if(!this.preserveMultipleSlashes){for(let c=1;c<r.length-1;c++){let f=r[c];c===1&&f===""&&r[0]===""||(f==="."||f==="")&&(n=!0,r.splice(c,1),c--)}r[0]==="."&&r.length===2&&(r[1]==="."||r[1]==="")&&(n=!0,r.pop())}let a=this.#c(r)+1,l=a;for(;(l=r.indexOf("..",l+1))!==-1;){let c=r[l-1];if(c&&c!=="."&&c!==".."&&c!=="**"){n=!0;let u=l===1&&r[l+1]==="**"?["."]:[];r.splice(l-1,2,...u),r.length===0&&r.push(""),l=Math.max(l-2,a)}}}}while(n);return t}secondPhasePreProcess(t){let e=new Set,s=t.filter(r=>{let h=r.join("/");return e.has(h)?!1:(e.add(h),!0)}),i=new Map;for(let r of s){let h=[];for(let a=0;a<r.length;a++)r[a]==="*"&&h.push(a);h.length&&i.set(h.join(","),h)}if(!i.size||s.length*i.size>1e5)return s;let{dot:n}=this.options;return s.filter(r=>{for(let h of i.values()){if(h[h.length-1]>=r.length)continue;let a=[...r],l=!0,c=!1;for(let f of h){let u=r[f];if(u!=="*"){if(!u||u==="**"||!n&&u.startsWith(".")){l=!1;break}a[f]="*",c=!0}}if(l&&c&&e.has(a.join("/")))return!1}return!0})}parseNegate(){if(this.nonegate)return;let t=this.pattern,e=!1,s=0;for(let i=0;i<t.length&&t.charAt(i)==="!";i++)e=!e,s++;s&&(this.pattern=t.slice(s)),this.negate=e}#g(t,e,s,i){let n=0,r=0,h=this.isWindows?Bt(e):-1,a=h===-1?-1:Bt(s);if(a!==-1){let l=s[a],c=s[a+1];typeof l!="string"||typeof c!="string"?(n=h,r=a):e[h].toLowerCase()===l.toLowerCase()&&e[h+1].toLowerCase()===c.toLowerCase()&&(n=h+2,r=a+2)}else if(this.isWindows){let l=typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0]),c=!l&&t[0]===""&&t[1]===""&&t[2]==="?"&&/^[a-z]:$/i.test(t[3]),f=typeof s[0]=="string"&&/^[a-z]:$/i.test(s[0]),u=!f&&s[0]===""&&s[1]===""&&s[2]==="?"&&typeof s[3]=="string"&&/^[a-z]:$/i.test(s[3]),d=c?3:l?0:void 0,p=u?3:f?0:void 0;if(typeof d=="number"&&typeof p=="number"){let[g,w]=[t[d],s[p]];g.toLowerCase()===w.toLowerCase()&&(r=p+1,n=d+1)}}return t=e,s.includes(y)?this.#E(t,s,i,n,r):this.#y(t,s,i,n,r)}#E(t,e,s,i,n){let{head:r,body:h,tail:a,segments:l}=this.#S(e,s,n);if(r.length){let f=i+r.length;if(!this.#y(t,r,s,i,0,f))return!1;i+=r.length,n+=r.length}let c=0;if(a.length){if(a.length+i>t.length)return!1;let f=t.length-a.length;if(this.#y(t,a,s,f,0))c=a.length;else{if(t[t.length-1]!==""||i+a.length===t.length||(f--,!this.#y(t,a,s,f,0)))return!1;c=a.length+1}}if(!h.length){let f=!!c;for(let u=i;u<t.length-c;u++){let d=String(t[u]);if(f=!0,d==="."||d===".."||!this.options.dot&&d.startsWith("."))return!1}return s||f}return!!this.#v(t,l,t.length-c,i,0,s,0,!!c,new Set)}#S(t,e,s){let i=this.#m.get(t);i||(i=[],this.#m.set(t,i));let n=s*2+(e?1:0),r=i[n];if(r)return r;let h=t.indexOf(y,s),a=t.lastIndexOf(y),l=t.slice(s,h),c=t.slice(h+1,e?void 0:a),f=e?[]:t.slice(a+1),u=[[[],0]],d=u[0],p=0,g=[0];for(let m of c)m===y?(g.push(p),d=[[],0],u.push(d)):(d[0].push(m),p++);u.forEach((m,b)=>{m[1]=p-g[b]});let w={head:l,body:c,tail:f,segments:u};return i[n]=w,w}#v(t,e,s,i,n,r,h,a,l){let c=e[n];if(!c){if(r)return i>=s||i===s-1&&t[i]==="";for(let p=i;p<s;p++){a=!0;let g=t[p];if(g==="."||g===".."||!this.options.dot&&g.startsWith("."))return!1}return a}let[f,u]=c,d=r?s:s-u;for(;i<=d;){let p=n*(t.length+1)+i;if(l.has(p))return!1;if(l.add(p),this.#y(t,f,r,i,0,i+f.length)&&h<this.maxGlobstarRecursion){let m=this.#v(t,e,s,i+f.length,n+1,r,h+1,a,l);if(m!==!1)return m}if(i===d)break;let w=t[i];if(w==="."||w===".."||!this.options.dot&&w.startsWith("."))return!1;i++}return r||null}#y(t,e,s,i,n,r=t.length){let h,a,l,c;for(h=i,a=n,c=Math.min(r,t.length),l=e.length;h<c&&a<l;h++,a++){let f=e[a],u=t[h];if(f===!1||f===y||!I(f,u))return!1}if(h===c&&a===l)return!0;if(h===c)return s;if(a===l)return h===c-1&&t[h]==="";throw new Error("wtf?")}braceExpand(){return qt(this.pattern,this.options)}#C(){let{pattern:t}=this;if(this.options.nobrace)return this.braceExpand();let e=57344;for(;t.includes(String.fromCharCode(e));)if(++e>63743)return this.braceExpand();let s=String.fromCharCode(e),i=!1,n=t.replace(Ts,(h,a,l)=>{let c=Number(a),f=Number(l);return!Number.isSafeInteger(c)||!Number.isSafeInteger(f)||Math.abs(c-f)+1<$s?h:(i=!0,`${s}${a}..${l}${s}`)});if(!i)return this.braceExpand();let r=qt(n,this.options);for(let h of r)for(let a of h.split("/")){let l=a.indexOf("[");if(l!==-1&&l<a.lastIndexOf(s))return this.braceExpand()}return this.#o=s,r}parse(t){nt(t);let e=this.options;if(t==="**")return y;if(t==="")return"";let{nocase:s,nocaseMagicOnly:i,noext:n=!1,dot:r,normalize:h}=e,a=this.#o,l=a&&t.includes(a)?void 0:Fs(t,n);if(l!==void 0&&!(s&&!i&&t.toUpperCase()!==t.toLowerCase()))return this.#f(l);if(this.#i)return Gt;let c=this.#l.get(t);return c||(c=new it(t,{nocase:s,noext:n,dot:r,normalize:h,...a&&{rangeMark:a}}),this.#l.set(t,c)),c}#k(t){return this.preserveMultipleSlashes?t.split("/"):this.isWindows&&/^\/\/[^/]+/.test(t)?["",...t.split(/\/+/)]:t.split(/\/+/)}match(t,e=this.partial){if(this.comment)return!1;if(this.empty)return t==="";if(t==="/"&&e)return!0;let s=this.options,i=this.#u(t);if(!i){if(!e&&!this.#r&&(this.#t||this.#e)&&Ce!==t){Ce=t;let l=this.#b(t);if(l==="no")return s.flipNegate?!1:this.negate;if(l==="yes")return s.flipNegate?!0:!this.negate}i=this.#d(t)}let n=i.parts,r=this.#s?i.resolved??=this.#p(n):n,h=this.set,a=n[n.length-1];if(!a)for(let l=n.length-2;!a&&l>=0;l--)a=n[l];for(let l=0;l<h.length;l++){let c=h[l],f=e?void 0:this.#a[l];if(f==="base"?I(c[0],a):f?this.#w(r,c,f):s.matchBase&&c.length===1?this.#g([a],[a],c,e):this.#g(n,r,c,e))return s.flipNegate?!0:!this.negate}return s.flipNegate?!1:this.negate}static defaults(t){return v.defaults(t).Minimatch}};v.Minimatch=C;v.escape=W;v.unescape=G;var qs=external_fs_.realpathSync.native,ht={lstatSync:external_fs_.lstatSync,readdir:external_fs_.readdir,readdirSync:external_fs_.readdirSync,readlinkSync:external_fs_.readlinkSync,realpathSync:qs,promises:{lstat:promises_.lstat,readdir:promises_.readdir,readlink:promises_.readlink,realpath:promises_.realpath}},Vs=o=>!o||o===ht||o===external_node_fs_namespaceObject?ht:{...ht,...o,promises:{...ht.promises,...o.promises}},Js=/^\\\\\?\\([a-z]:)\\?$/i,Ys=/^\\\\\?\\UNC\\([^\\]+\\[^\\]+)\\?$/i,Qs=/^\\\\[^\\?]+\\[^\\]+$/,Ne=o=>o.replace(/\//g,"\\").replace(Js,"$1\\").replace(Ys,"\\\\$1\\").replace(Qs,"$&\\"),ti=/^[\\/]{2}\?[\\/]unc[\\/][^\\/]+[\\/][^\\/]+(?:[\\/]|$)/i,ei=/^[\\/]{2}\?[\\/](?=[a-z]:)/i,si=/^[\\/]{2}\?[\\/]unc(?=[\\/][^\\/]+[\\/][^\\/])/i,ii=/[\\/]/,Zt=/^[a-z]:(?:$|[^\\/])/i,N=0,De=1,Fe=2,M=4,We=6,Ie=8,T=10,Le=12,E=15,ot=~E,Kt=16,Ae=32,at=64,P=128,mt=256,bt=512,Oe=at|P|bt,ni=1023,wt=o=>o.isFile()?Ie:o.isDirectory()?M:o.isSymbolicLink()?T:o.isCharacterDevice()?Fe:o.isBlockDevice()?We:o.isSocket()?Le:o.isFIFO()?De:N,ri=/[^\x00-\x7f]/,z=o=>ri.test(o)?o.normalize("NFKD"):o,X=o=>z(o.toLowerCase()),oi=256,$e=(o,t,e)=>{o.size>=oi&&o.clear(),o.set(t,e)},Vt=class{max;gen=1;young=[];old=[];constructor(t=16*1024){this.max=t}},Te=()=>Object.assign([],{provisional:0}),hi=16,ze=Symbol("PathScurry setAsCwd"),Jt=Symbol("PathScurry makeEntry"),lt=1024,k=class{name;parent;isCWD=!1;#t;#e;get dev(){return this.#e?.dev}get mode(){return this.#e?.mode}get nlink(){return this.#e?.nlink}get uid(){return this.#e?.uid}get gid(){return this.#e?.gid}get rdev(){return this.#e?.rdev}get blksize(){return this.#e?.blksize}get ino(){return this.#e?.ino}get size(){return this.#e?.size}get blocks(){return this.#e?.blocks}get atimeMs(){return this.#e?.atimeMs}get mtimeMs(){return this.#e?.mtimeMs}get ctimeMs(){return this.#e?.ctimeMs}get birthtimeMs(){return this.#e?.birthtimeMs}get atime(){return this.#e?.atime}get mtime(){return this.#e?.mtime}get ctime(){return this.#e?.ctime}get birthtime(){return this.#e?.birthtime}#s;#r;#n;#a;#h;#l;#i;#o;#m=0;#f;#c;get parentPath(){return(this.parent||this).fullpath()}get path(){return this.parentPath}constructor(t,e,s,i){this.name=t,this.#i=e&ni,this.#n=i,#t in s?(this.parent=s,this.#t=s.#t):this.#t={root:this,roots:s.roots,nocase:s.nocase,children:s.children,fs:s.fs},this.#s=this.#t.nocase?X(t):z(t)}get root(){return this.#t.root}get roots(){return this.#t.roots}get nocase(){return this.#t.nocase}get fs(){return this.#t.fs}depth(){return this.#r!==void 0?this.#r:this.parent?this.#r=this.parent.depth()+1:this.#r=0}resolve(t){if(!t)return this;let e=this.getRootString(t),i=t.substring(e.length).split(this.splitSep);return e?this.getRoot(e).#b(i):this.#b(i)}#b(t){let e=this;for(let s of t)e=e.child(s);return e}children(){let t=this.#w();return t.holes&&this.#d(t),t}#w(){let t=this.#o;if(t)return this.#m!==this.#t.children.gen&&this.#x(),t;let e=[];return e.provisional=0,this.#o=e,this.#i&=~Kt,this.#x(),e}#x(){let t=this.#t.children;if(this.#m=t.gen,t.young.push(this)>t.max){for(let e of t.old)e.#m!==t.gen&&(e.#o=void 0);t.old=t.young,t.young=[],t.gen++}}child(t,e){if(t===""||t===".")return this;if(t==="..")return this.parent||this;let s=this.children(),i=this.#t.nocase?X(t):z(t),n=s.index;if(!n&&s.length>=hi){n=s.index=new Map;for(let l of s)n.set(l.#s,l)}if(n){let l=n.get(i);if(l)return l}else for(let l of s)if(l.#s===i)return l;let r=this.parent?this.sep:"",h=this.#n?this.#n+r+t:void 0,a=this.newChild(t,N,h);return e&&(a.#h=e.relative,a.#l=e.relativePosix),this.canReaddir()||(a.#i|=P),s.push(a),n?.set(i,a),a}relative(){if(this.isCWD)return"";if(this.#h!==void 0)return this.#h;let t=this.name,e=this.parent;if(!e)return this.#h=this.name;let s=e.relative();return s+(!s||!e.parent?"":this.sep)+t}relativePosix(){if(this.sep==="/")return this.relative();if(this.isCWD)return"";if(this.#l!==void 0)return this.#l;let t=this.name,e=this.parent;if(!e)return this.#l=this.fullpathPosix();let s=e.relativePosix();return s+(!s||!e.parent?"":"/")+t}fullpath(){if(this.#n!==void 0)return this.#n;let t=this.name,e=this.parent;if(!e)return this.#n=this.name;let i=e.fullpath()+(e.parent?this.sep:"")+t;return this.#n=i}fullpathPosix(){if(this.#a!==void 0)return this.#a;if(this.sep==="/")return this.#a=this.fullpath();if(!this.parent){let i=this.fullpath().replace(/\\/g,"/");return this.#a=/^[a-z]:\//i.test(i)?`//?/${i}`:i}let t=this.parent,e=t.fullpathPosix(),s=e+(!e||!t.parent?"":"/")+this.name;return this.#a=s}isUnknown(){return(this.#i&E)===N}isType(t){return this[`is${t}`]()}getType(){return this.isUnknown()?"Unknown":this.isDirectory()?"Directory":this.isFile()?"File":this.isSymbolicLink()?"SymbolicLink":this.isFIFO()?"FIFO":this.isCharacterDevice()?"CharacterDevice":this.isBlockDevice()?"BlockDevice":this.isSocket()?"Socket":"Unknown"}isFile(){return(this.#i&E)===Ie}isDirectory(){return(this.#i&E)===M}isCharacterDevice(){return(this.#i&E)===Fe}isBlockDevice(){return(this.#i&E)===We}isFIFO(){return(this.#i&E)===De}isSocket(){return(this.#i&E)===Le}isSymbolicLink(){return(this.#i&T)===T}lstatCached(){return this.#i&Ae?this:void 0}readlinkCached(){return this.#f}realpathCached(){return this.#c}readdirCached(){return this.#u(this.children())}#u(t){return t.holes&&this.#d(t),t.slice(0,t.provisional)}#d(t){let e=t.names.length;for(let s=0;s<e;s++)t[s]||this[Jt](t,s)}[Jt](t,e){let s=this.#p(t.names[e],t.types[e]);return t[e]=s,t.holes--,s}#p(t,e){let s=this.newChild(t,e);return e!==M&&e!==T&&e!==N&&(s.#i|=at),s}#g(t){let e=t.provisional;if(t.names?.length!==e){let s=t.names=new Array(e),i=t.types=new Array(e);for(let n=0;n<e;n++){let r=t[n];s[n]=r.name,i[n]=r.#i&E}t.holes=0}return new Yt(this,t,this.#t.nocase)}canReadlink(){if(this.#f)return!0;if(!this.parent)return!1;let t=this.#i&E;return!(t!==N&&t!==T||this.#i&mt||this.#i&P)}calledReaddir(){return!!(this.#i&Kt)}isENOENT(){return!!(this.#i&P)}isNamed(t){return this.#t.nocase?this.#s===X(t):this.#s===z(t)}async readlink(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=await this.#t.fs.promises.readlink(this.fullpath()),s=(await this.parent.realpath())?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}readlinkSync(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=this.#t.fs.readlinkSync(this.fullpath()),s=this.parent.realpathSync()?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}#E(t){this.#i|=Kt;for(let e=t.provisional;e<t.length;e++){let s=t[e];s&&s.#S()}}#S(){this.#i&P||(this.#i=(this.#i|P)&ot,this.#v())}#v(){let t=this.children();t.provisional=0;for(let e of t)e.#S()}#y(){this.#i|=bt,this.#C()}#C(){if(this.#i&at)return;let t=this.#i;(t&E)===M&&(t&=ot),this.#i=t|at,this.#v()}#k(t=""){t==="ENOTDIR"||t==="EPERM"?this.#C():t==="ENOENT"?this.#S():this.children().provisional=0}#O(t=""){t==="ENOTDIR"?this.parent.#C():t==="ENOENT"&&this.#S()}#$(t=""){let e=this.#i;e|=mt,t==="ENOENT"&&(e|=P),(t==="EINVAL"||t==="UNKNOWN")&&(e&=ot),this.#i=e,t==="ENOTDIR"&&this.parent&&this.parent.#C()}#R(t,e){if(!e.provisional){if(e.provisional<e.length)this.#W(t,e);else for(let s of t)this.#I(s,e);this.#E(e)}}#W(t,e){let s=new Map;for(let i=e.provisional;i<e.length;i++){let n=e[i];s.set(n.#s,n)}e.length=e.provisional;for(let i of t){let n=this.#t.nocase?X(i.name):z(i.name),r=s.get(n);if(!r){this.#I(i,e);continue}s.delete(n),r.#i=r.#i&ot|wt(i),r.name=i.name,e.provisional=e.push(r)}for(let i of s.values())e.push(i)}#I(t,e){let s=this.#p(t.name,wt(t));e.provisional=e.push(s),e.index?.set(s.#s,s)}#T(t,e){if(e.length)return this.#R(t,e);let s=t.length,i=e.names=new Array(s),n=e.types=new Array(s);for(let r=0;r<s;r++){let h=t[r];i[r]=h.name,n[r]=wt(h)}e.length=e.provisional=e.holes=s,this.#E(e)}async lstat(){if((this.#i&P)===0)try{return this.#D(await this.#t.fs.promises.lstat(this.fullpath())),this}catch(t){this.#O(t.code)}}lstatSync(){if((this.#i&P)===0)try{return this.#D(this.#t.fs.lstatSync(this.fullpath())),this}catch(t){this.#O(t.code)}}#D(t){this.#e=t;let e=wt(t);this.#i=this.#i&ot|e|Ae,e!==N&&e!==M&&e!==T&&(this.#i|=at)}#M;#L(t){let e=this.#M;this.#M=void 0;for(let s of e)s(t)}readdirCB(t,e=!1){this.#F(s=>t(null,this.#u(s)),e,!1)}readdirLazyCB(t,e=!1){this.#F(s=>t(this.#g(s)),e,!0)}#F(t,e,s){let i=this.canReaddir(),n=i?this.#w():Te();if(!i||this.calledReaddir()){e?t(n):queueMicrotask(()=>t(n));return}if(this.#M){this.#M.push(t);return}this.#M=[t];let r=this.fullpath();this.#t.fs.readdir(r,{withFileTypes:!0},(h,a)=>{h?(this.#k(h.code),n.provisional=0):s?this.#T(a,n):this.#R(a,n),this.#L(n)})}#P;async readdir(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();if(this.#P)await this.#P;else{let s=()=>{};this.#P=new Promise(i=>s=i);try{this.#R(await this.#t.fs.promises.readdir(e,{withFileTypes:!0}),t)}catch(i){this.#k(i.code),t.provisional=0}this.#P=void 0,s()}return this.#u(t)}readdirSync(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();try{this.#R(this.#t.fs.readdirSync(e,{withFileTypes:!0}),t)}catch(s){this.#k(s.code),t.provisional=0}return this.#u(t)}readdirLazySync(){let t=this.canReaddir(),e=t?this.#w():Te();if(t&&!this.calledReaddir())try{this.#T(this.#t.fs.readdirSync(this.fullpath(),{withFileTypes:!0}),e)}catch(s){this.#k(s.code),e.provisional=0}return this.#g(e)}canReaddir(){if(this.#i&Oe)return!1;let t=E&this.#i;return t===N||t===M||t===T}shouldWalk(t,e){return(this.#i&M)===M&&!(this.#i&Oe)&&!t?.has(this)&&(!e||e(this))}async realpath(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=await this.#t.fs.promises.realpath(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}realpathSync(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=this.#t.fs.realpathSync(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}[ze](t){if(t===this)return;t.isCWD=!1,this.isCWD=!0;let e=new Set([]),s=[],i=this;for(;i.parent;)e.add(i),i.#h=s.join(this.sep),i.#l=s.join("/"),i=i.parent,s.push("..");for(i=t;i.parent&&!e.has(i);)i.#h=void 0,i.#l=void 0,i=i.parent}},Yt=class{dir;#t;#e;#s;#r;#n;#a;length;constructor(t,e,s){this.dir=t,this.#t=e,this.#e=e.names,this.#s=e.types,this.#r=s,this.length=e.provisional}name(t){return this.#e[t]}path(t){return this.#t[t]??this.dir[Jt](this.#t,t)}cached(t){return this.#t[t]}isNamed(t,e){let s=this.#t[t];if(s)return s.isNamed(e);let i=this.#e[t];return i===e?!0:(e!==this.#n&&(this.#n=e,this.#a=this.#r?X(e):z(e)),(this.#r?X(i):z(i))===this.#a)}isUnknown(t){let e=this.#t[t];return e?e.isUnknown():this.#s[t]===N}isDirectory(t){let e=this.#t[t];return e?e.isDirectory():this.#s[t]===M}isSymbolicLink(t){let e=this.#t[t];return e?e.isSymbolicLink():this.#s[t]===T}canReaddir(t){let e=this.#t[t];if(e)return e.canReaddir();let s=this.#s[t];return s===M||s===T||s===N}},yt=class o extends k{get sep(){return"\\"}get splitSep(){return ii}newChild(t,e=N,s){return new o(t,e,this,s)}resolve(t){return t&&Zt.test(t)&&(t=this.sameRoot(t.slice(0,2)+this.sep)?"."+this.sep+t.slice(2):external_node_path_.win32.resolve(this.fullpath(),t)),super.resolve(t)}getRootString(t){return ti.exec(t)?.[0]??external_node_path_.win32.parse(t).root}getRoot(t){if(t=Ne(t.toUpperCase()),t===this.root.name||/^[\\/]$/.test(t))return this.root;for(let[e,s]of Object.entries(this.roots))if(this.sameRoot(t,e))return this.roots[t]=s;return this.roots[t]=new K(t,{nocase:this.nocase,fs:this.fs}).root}sameRoot(t,e=this.root.name){return Ne(t.toUpperCase())===e}},St=class o extends k{get splitSep(){return"/"}get sep(){return"/"}getRootString(t){return t.startsWith("/")?"/":""}getRoot(t){return this.root}newChild(t,e=N,s){return new o(t,e,this,s)}},xt=class{root;rootPath;roots;cwd;#t=new Map;#e=new Map;#s;nocase;#r;constructor(t=process.cwd(),e,s,{nocase:i,childrenCacheSize:n=16*1024,fs:r=ht}={}){this.#r=Vs(r),(t instanceof URL||t.startsWith("file://"))&&(t=(0,external_node_url_.fileURLToPath)(t));let h=e.resolve(t);this.roots=Object.create(null),this.rootPath=this.parseRootPath(h),this.#s=new Vt(n);let a=h.substring(this.rootPath.length).split(s);if(a.length===1&&!a[0]&&a.pop(),i===void 0)throw new TypeError("must provide nocase setting to PathScurryBase ctor");this.nocase=i,this.root=this.newRoot(this.#r),this.roots[this.rootPath]=this.root;let l=this.root,c=a.length-1,f=e.sep;for(let u of a){let d=c--;l=l.child(u,{relative:new Array(d).fill("..").join(f),relativePosix:new Array(d).fill("..").join("/")})}this.cwd=l}depth(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.depth()}childrenCache(){return this.#s}resolve(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#t.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpath();return $e(this.#t,e,i),i}resolvePosix(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#e.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpathPosix();return $e(this.#e,e,i),i}relative(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relative()}relativePosix(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relativePosix()}basename(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.name}dirname(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),(t.parent||t).fullpath()}async readdir(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;if(t.canReaddir()){let i=await t.readdir();return s?i:i.map(n=>n.name)}else return[]}readdirSync(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;return t.canReaddir()?s?t.readdirSync():t.readdirSync().map(i=>i.name):[]}async lstat(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstat()}lstatSync(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstatSync()}async readlink(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.readlink();return e?s:s?.fullpath()}readlinkSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.readlinkSync();return e?s:s?.fullpath()}async realpath(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.realpath();return e?s:s?.fullpath()}realpathSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.realpathSync();return e?s:s?.fullpath()}async walk(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set:void 0,l=(f,u)=>{a?.add(f),f.readdirCB((d,p)=>{try{if(d)return u(d);let g=p.length;if(!g)return u();let w=m=>{if(m)return u(m);--g===0&&u()};for(let m of p)(!n||n(m))&&h.push(s?m:m.fullpath()),i&&m.isSymbolicLink()?m.realpath().then(b=>b?.isUnknown()?b.lstat():b).then(b=>b?.shouldWalk(a,r)?l(b,w):w()).catch(w):m.shouldWalk(a,r)?l(m,w):w()}catch(g){u(g)}},!0)},c=t;return new Promise((f,u)=>{l(c,d=>{if(d)return u(d);f(h)})})}walkSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set([t]):void 0,l=[t];for(let c of l){let f=c.readdirSync();for(let u of f){(!n||n(u))&&h.push(s?u:u.fullpath());let d=u;if(u.isSymbolicLink()){if(!(i&&(d=u.realpathSync())))continue;d.isUnknown()&&d.lstatSync()}d.shouldWalk(a,r)&&(a?.add(d),l.push(d))}}return h}[Symbol.asyncIterator](){return this.iterate()}iterate(t,e){return this.#n(t,e,!1)}iterateBatches(t,e){return this.#n(t,e,!0)}#n(t=this.cwd,e={},s){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:i=!0,follow:n=!1,filter:r,walkFilter:h}=e,a={value:void 0,done:!0},l=[],c=0,f=[t],u=0,d=n?new Set(f):void 0,p=0,g=!1,w=!1,m,b=[],A=()=>{if(s){let x=l;return l=[],{value:x,done:!1}}let S=l[c++];return c===l.length?(l=[],c=0):c>=lt&&c*2>=l.length&&(l=l.slice(c),c=0),{value:S,done:!1}},O=()=>{w=!0;for(let S of b.splice(0))m?(S.reject(m.er),m=void 0):S.resolve(a)},R=S=>{m={er:S},l=[],c=0,O()},Y=S=>{(!r||r(S))&&l.push(i?S:S.fullpath())},U=S=>{if(!w){try{for(let x of S){Y(x);let F=x;x.isSymbolicLink()&&!(n&&(F=x.realpathCached()))||F.shouldWalk(d,h)&&(d?.add(F),f.push(F))}}catch(x){return R(x)}p--,Rt()}},B=(S,x)=>{if(n){let F=[];for(let se of x)se.isSymbolicLink()&&F.push(se.realpath().then(Pt=>Pt?.isUnknown()?Pt.lstat():Pt));if(F.length){Promise.all(F).then(()=>U(x));return}}U(x)},Rt=()=>{if(!g){for(g=!0;!w;){for(;b.length&&c<l.length;)b.shift()?.resolve(A());let S=f[u];if(!S||l.length-c>=lt)break;u++,p++,S.readdirCB(B,!0)}g=!1,!w&&p===0&&u===f.length&&c===l.length&&O()}};return Y(t),{next(){if(m){let{er:S}=m;return m=void 0,Promise.reject(S)}if(c<l.length){let S=A();return Rt(),Promise.resolve(S)}return w?Promise.resolve(a):new Promise((S,x)=>{b.push({resolve:S,reject:x}),Rt()})},return(){return l=[],c=0,O(),Promise.resolve(a)},[Symbol.asyncIterator](){return this}}}[Symbol.iterator](){return this.iterateSync()}iterateSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=t,a=i?new Set([h]):void 0,l=[h],c=0,f=[],u=0,d=!1;return{next(){if(!d&&(d=!0,!n||n(h)))return{value:s?h:h.fullpath(),done:!1};for(;;){for(;u===f.length;){let w=l[c];if(!w)return{value:void 0,done:!0};c++,f=w.readdirSync(),u=0}let p=f[u++],g=p;if(p.isSymbolicLink()&&(g=i?p.realpathSync():void 0,g?.isUnknown()&&g.lstatSync()),g?.shouldWalk(a,r)&&(a?.add(g),l.push(g)),!n||n(p))return{value:s?p:p.fullpath(),done:!1}}},[Symbol.iterator](){return this}}}chdir(t=this.cwd){let e=this.cwd;this.cwd=typeof t=="string"?this.cwd.resolve(t):t,this.#t.clear(),this.#e.clear(),this.cwd[ze](e)}},K=class extends xt{sep="\\";constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;typeof t=="string"&&!t.startsWith("file://")&&(t=t.replace(ei,"").replace(si,"\\")),super(t,external_node_path_.win32,"\\",{...e,nocase:s}),this.nocase=s}resolve(...t){return t.some(e=>Zt.test(e))?super.resolve(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolve(...t)}resolvePosix(...t){return t.some(e=>Zt.test(e))?super.resolvePosix(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolvePosix(...t)}parseRootPath(t){return external_node_path_.win32.parse(t).root.toUpperCase()}newRoot(t){return new yt(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")||t.startsWith("\\")||/^[a-z]:(\/|\\)/i.test(t)}},Z=class extends xt{sep="/";constructor(t=process.cwd(),e={}){let{nocase:s=!1}=e;super(t,external_node_path_.posix,"/",{...e,nocase:s}),this.nocase=s}parseRootPath(t){return"/"}newRoot(t){return new St(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")}},ct=class extends Z{constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;super(t,{...e,nocase:s})}},qi=process.platform==="win32"?yt:St,je=process.platform==="win32"?K:process.platform==="darwin"?ct:Z;var ai=o=>o.length>=1,li=o=>o.length>=1,ci=Symbol.for("nodejs.util.inspect.custom"),V=class o{#t;#e;#s;length;#r;#n;#a;#h;#l;#i;constructor(t,e,s,i){if(!ai(t))throw new TypeError("empty pattern list");if(!li(e))throw new TypeError("empty glob list");if(e.length!==t.length)throw new TypeError("mismatched pattern list and glob list lengths");if(this.length=t.length,s<0||s>=this.length)throw new TypeError("index out of range");if(this.#t=t,this.#e=e,this.#s=s,this.#r=i,this.#s===0){if(this.isUNC()){let n=this.#o()?6:4,r=this.#t.slice(0,n),h=this.#e.slice(0,n),a=this.#t.slice(n),l=this.#e.slice(n);a[0]===""&&(a.shift(),l.shift());let c=[...r,""].join("/"),f=[...h,""].join("/");this.#t=[c,...a],this.#e=[f,...l],this.length=this.#t.length}else if(this.isDrive()||this.isAbsolute()){let[n,...r]=this.#t,[h,...a]=this.#e;r[0]===""&&(r.shift(),a.shift());let l=`${n}/`,c=`${h}/`;this.#t=[l,...r],this.#e=[c,...a],this.length=this.#t.length}}}[ci](){return`Pattern <${this.#e.slice(this.#s).join("/")}>`}pattern(){return this.#t[this.#s]}isString(){return typeof this.#t[this.#s]=="string"}isGlobstar(){return this.#t[this.#s]===y}isMatcher(){return typeof this.#t[this.#s]=="object"}globString(){return this.#a=this.#a||(this.#s===0?this.isAbsolute()?this.#e[0]+this.#e.slice(1).join("/"):this.#e.join("/"):this.#e.slice(this.#s).join("/"))}hasMore(){return this.length>this.#s+1}rest(){return this.#n!==void 0?this.#n:this.hasMore()?(this.#n=new o(this.#t,this.#e,this.#s+1,this.#r),this.#n.#i=this.#i,this.#n.#l=this.#l,this.#n.#h=this.#h,this.#n):this.#n=null}#o(){let t=this.#t;return t[2]==="?"&&typeof t[3]=="string"&&/^unc$/i.test(t[3])}isUNC(){let t=this.#t,e=this.#o()?4:2;return this.#l!==void 0?this.#l:this.#l=this.#r==="win32"&&this.#s===0&&t[0]===""&&t[1]===""&&typeof t[e]=="string"&&!!t[e]&&typeof t[e+1]=="string"&&!!t[e+1]}isDrive(){let t=this.#t;return this.#h!==void 0?this.#h:this.#h=this.#r==="win32"&&this.#s===0&&this.length>1&&typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0])}isAbsolute(){let t=this.#t;return this.#i!==void 0?this.#i:this.#i=t[0]===""&&t.length>1||this.isDrive()||this.isUNC()}root(){let t=this.#t[0];return typeof t=="string"&&this.isAbsolute()&&this.#s===0?t:""}checkFollowGlobstar(){return this.#s!==0&&this.isGlobstar()}};var fi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",j=class{relative;relativeChildren;absolute;absoluteChildren;platform;mmopts;slashRoot;constructor(t,{nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,platform:h=fi,root:a,windowsPathsNoEscape:l,allowWindowsEscape:c,braceExpandMax:f=1e4},u){this.relative=[],this.absolute=[],this.relativeChildren=[],this.absoluteChildren=[],this.platform=h,l=!!l||c===!1,this.mmopts={braceExpandMax:f,dot:!0,nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,optimizationLevel:2,platform:h,nocomment:!0,nonegate:!0,windowsPathsNoEscape:l};let d=u?.resolve(a??"/").fullpath()??"/";this.slashRoot=W(d.replace(/\\/g,"/").replace(/\/$/,""),{magicalBraces:!0,windowsPathsNoEscape:l});for(let p of t)this.add(p)}add(t){let e=new C(t,this.mmopts);for(let s=0;s<e.set.length;s++){let i=e.set[s],n=e.globParts[s];if(!i||!n)throw new Error("invalid pattern object");for(;i[0]==="."&&n[0]==="."&&i.length>1&&i[1]!=="";)i.shift(),n.shift();let r=new V(i,n,0,this.platform),h=r.root()==="/"?`${this.slashRoot}/${r.rest()?.globString()??""}`:r.globString(),a=new C(h,this.mmopts),l=n[n.length-1]==="**",c=r.isAbsolute();c?this.absolute.push(a):this.relative.push(a),l&&(c?this.absoluteChildren.push(a):this.relativeChildren.push(a))}}ignored(t){return this.ignoredPath(this.relative.length?t.relative():"",this.absolute.length?t.fullpath():"")}ignoredPath(t,e){if(this.relative.length){t||=".";let s=`${t}/`;for(let i of this.relative)if(i.match(t)||i.match(s))return!0}if(this.absolute.length){let s=`${e}/`;for(let i of this.absolute)if(i.match(e)||i.match(s))return!0}return!1}childrenIgnored(t){if(this.relativeChildren.length){let e=`${t.relative()||"."}/`;for(let s of this.relativeChildren)if(s.match(e))return!0}if(this.absoluteChildren.length){let e=`${t.fullpath()}/`;for(let s of this.absoluteChildren)if(s.match(e))return!0}return!1}};var Qt,kt=class o{parent;store;#t;constructor(t){if(t instanceof o){this.parent=t,this.#t=t.#t;return}this.#t=new Set;for(let e of t){let s=e,i;for(;s&&(i=s.rest());)s.isString()&&this.#t.add(i.globString()),s=i}}stores(t){return this.#t.size!==0&&this.#t.has(t.globString())&&!(t.isGlobstar()&&!t.checkFollowGlobstar())}copy(){return this.#t.size?new o(this):this}#e(t){let e=this.store?.get(t);return e||!this.parent?e:this.parent.#e(t)}hasWalked(t,e){return!!this.#e(t.fullpath())?.has(e.globString())}storeWalked(t,e){if(!this.stores(e))return;let s=e.globString(),i=t.fullpath(),n=this.#e(i);n?n.add(s):(this.store??=new Map).set(i,new Set([s]))}},J=class{static ABSOLUTE=2;static IF_DIR=1;paths=[];flags=[];#t;add(t,e,s){let{paths:i}=this,n=i.length-1;n>=0&&i[n]!==t&&(this.#t??=new Map(i.map((r,h)=>[r,h])),n=this.#t.get(t)??-1),n===-1&&this.#t?.set(t,i.length),this.#e(n,t,e,s)}#e(t,e,s,i){let n=(s?Qt.ABSOLUTE:0)|(i?Qt.IF_DIR:0);t===-1?(this.paths.push(e),this.flags.push(n)):this.flags[t]=n&this.flags[t]}};Qt=J;var vt=class{targets=[];patterns=[];#t;add(t,e){let{targets:s}=this,i=s.length-1;i>=0&&s[i]!==t&&(this.#t??=new Map(s.map((n,r)=>[n,r])),i=this.#t.get(t)??-1),this.#e(i,t,e)}addEntry(t,e){if(this.#t)return this.add(t,e);let s=this.targets.length-1;this.#e(s>=0&&this.targets[s]===t?s:-1,t,e)}#e(t,e,s){if(e.canReaddir())if(t>=0){let i=this.patterns[t],n=s.globString(),r=s.checkFollowGlobstar();for(let h of i)if(h===s||h.globString()===n&&h.checkFollowGlobstar()===r)return;i.push(s)}else this.#t?.set(e,this.targets.length),this.targets.push(e),this.patterns.push([s])}},Ct=class o{hasWalkedCache;matches=new J;subwalks=new vt;patterns;follow;dot;opts;constructor(t,e){this.opts=t,this.follow=!!t.follow,this.dot=!!t.dot,this.hasWalkedCache=e}processPatterns(t,e){this.patterns=e;for(let s of e){let i=t;this.hasWalkedCache.storeWalked(i,s);let n=s.root(),r=s.isAbsolute()&&this.opts.absolute!==!1;if(n){i=i.resolve(n==="/"&&this.opts.root!==void 0?this.opts.root:n);let c=s.rest();if(c)s=c;else{this.matches.add(i,!0,!1);continue}}if(i.isENOENT())continue;let h,a,l=!1;for(;typeof(h=s.pattern())=="string"&&(a=s.rest());)i=i.resolve(h),s=a,l=!0;if(h=s.pattern(),a=s.rest(),l){if(this.hasWalkedCache.hasWalked(i,s))continue;this.hasWalkedCache.storeWalked(i,s)}if(typeof h=="string"){let c=h===".."||h===""||h===".";this.matches.add(i.resolve(h),r,c);continue}else if(h===y){(!i.isSymbolicLink()||this.follow||s.checkFollowGlobstar())&&this.subwalks.add(i,s);let c=a?.pattern(),f=a?.rest();if(!a||(c===""||c===".")&&!f)this.matches.add(i,r,c===""||c===".");else if(c===".."){let u=i.parent||i;f?this.hasWalkedCache.hasWalked(u,f)||this.subwalks.add(u,f):this.matches.add(u,r,!0)}}else typeof h=="object"&&this.subwalks.add(i,s)}return this}child(){return new o(this.opts,this.hasWalkedCache.copy())}filterEntries(t,e){let s=new te(e,this.dot,this.follow),{matches:i,matched:n,subwalks:r}=s,{targets:h}=r;for(let a=0;a<e.length;a++){let l=i.length;for(let c of t){let f=c.isAbsolute(),u=c.pattern(),d=c.rest();u===y?s.testGlobstar(a,c,d,f):typeof u=="object"?s.testMatcher(a,u,d,f):s.testString(a,u,d,f)}for(;n.length<h.length;)n.push(i.length>l)}return s}},te=class{entries;matches=[];absolute=[];subwalks=new vt;matched=[];dot;follow;constructor(t,e,s){this.entries=t,this.dot=e,this.follow=s}#t(t,e){let s=this.matches.length-1;s>=0&&this.matches[s]===t?e||(this.absolute[s]=!1):(this.matches.push(t),this.absolute.push(e))}testGlobstar(t,e,s,i){let n=this.entries;if((this.dot||!n.name(t).startsWith("."))&&(e.hasMore()||this.#t(t,i),n.canReaddir(t)&&(this.follow||!n.isSymbolicLink(t)?this.subwalks.addEntry(n.path(t),e):s&&e.checkFollowGlobstar()&&this.subwalks.addEntry(n.path(t),s))),s){let r=s.pattern();typeof r=="string"&&r!==".."&&r!==""&&r!=="."?this.testString(t,r,s.rest(),i):r===".."?this.subwalks.add(n.dir,s):typeof r=="object"&&this.testMatcher(t,r,s.rest(),i)}}testMatcher(t,e,s,i){let n=this.entries;e.testUnchecked(n.name(t))&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}testString(t,e,s,i){let n=this.entries,r=e.charCodeAt(0),h=n.name(t).charCodeAt(0);r<128&&h<128&&(r|32)!==(h|32)||n.isNamed(t,e)&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}};var{ABSOLUTE:ui,IF_DIR:di}=J,pi=(o,t,e)=>typeof o=="string"?new j([o],t,e):Array.isArray(o)?new j(o,t,e):o,gi=o=>{let t;for(let e of o){let s=e,i="";for(;s?.isString();s=s.rest())i+=`${s.globString()}
-`;if(!s||t!==void 0&&i!==t)return!1;for(t=i;s;s=s.rest())if(s.isString())return!1}return!0},Et={value:void 0,done:!0},_=class{path;patterns;opts;seen=new Set;matches=[];#t;#e;#s;#r;#n;signal;maxDepth;includeChildMatches;#a;#h;#l;#i="";#o=0;#m=[];#f=[];#c=[];#b=[];#w=[];#x=1/0;#u=0;#d=!1;#p=!1;#g;#E;#S=[];constructor(t,e,s){if(this.patterns=t,this.path=e,this.opts=s,this.#n=!s.posix&&s.platform==="win32"?"\\":"/",this.includeChildMatches=s.includeChildMatches!==!1,(s.ignore||!this.includeChildMatches)&&(this.#s=pi(s.ignore??[],s,e),!this.includeChildMatches&&typeof this.#s.add!="function")){let i="cannot ignore child matches, ignore lacks add() method.";throw new Error(i)}this.maxDepth=s.maxDepth||1/0,this.signal=s.signal,this.#t=!!s.realpath||!gi(t),this.includeChildMatches&&this.#s instanceof j&&this.#s!==s.ignore&&(!s.posix||e.sep==="/")&&(this.#r=this.#s),this.#e=!(this.#t||this.#s&&!this.#r||s.withFileTypes||s.stat)}#v(t){return this.seen.has(t)||this.#y(t)}#y(t){let e=this.#r;return e?e.ignoredPath(e.relative.length?this.#O(t):"",e.absolute.length?t.fullpath():""):!!this.#s?.ignored?.(t)}#C(t){return!!this.#s?.childrenIgnored?.(t)}async matchCheck(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||await t.realpath(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?await i.lstat():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=await r.realpath();h&&(h.isUnknown()||this.opts.stat)&&await h.lstat()}return this.matchCheckTest(r,e)}matchCheckTest(t,e){return t&&(this.maxDepth===1/0||t.depth()<=this.maxDepth)&&(!e||t.canReaddir())&&(!this.opts.nodir||!t.isDirectory())&&(!this.opts.nodir||!this.opts.follow||!t.isSymbolicLink()||!t.realpathCached()?.isDirectory())&&!this.#y(t)?t:void 0}matchCheckSync(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||t.realpathSync(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?i.lstatSync():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=r.realpathSync();h&&(h?.isUnknown()||this.opts.stat)&&h.lstatSync()}return this.matchCheckTest(r,e)}matchFinish(t,e){this.#y(t)||this.#k(t,e)}#k(t,e){if(this.#t){let{seen:r}=this,h=r.size;if(r.add(t),r.size===h)return}if(!this.includeChildMatches&&this.#s?.add){let r=`${t.relativePosix()}/**`;this.#s.add(r)}let s=this.opts.absolute===void 0?e:this.opts.absolute,i=this.opts.mark&&t.isDirectory()?this.#n:"",n=this.matches;if(this.opts.withFileTypes)n.push(t);else if(s){let r=this.opts.posix?t.fullpathPosix():t.fullpath();n.push(r+i)}else{let r=this.#O(t),h=this.opts.dotRelative&&!r.startsWith(`..${this.#n}`)?`.${this.#n}`:"";n.push(r?h+r+i:`.${i}`)}}#O(t){let e=t.parent,s=e&&this.#$(e);return s!==void 0?s+t.name:this.opts.posix?t.relativePosix():t.relative()}#$(t){if(t!==this.#a){let e=this.opts.posix,s=e?t.relativePosix():t.relative();this.#a=t,this.#h=!t.parent||s.endsWith("..")?void 0:s?s+(e?"/":t.sep):""}return this.#h}#R(t,e,s){let{opts:i}=this;if(!this.#e||t.cached(e)||t.isUnknown(e)||i.follow&&i.nodir&&t.isSymbolicLink(e))return!1;let n=t.isDirectory(e);if(n&&i.nodir)return!0;let r=n&&i.mark?this.#n:"",{dir:h}=t,a=this.#r,l=i.absolute??s,c="";(l||a?.absolute.length)&&(h!==this.#l&&(this.#l=h,this.#i=i.posix?h.fullpathPosix()+(h.parent?"/":""):h.fullpath()+(h.parent?h.sep:"")),c=this.#i+t.name(e));let f="";if(!l||a?.relative.length){let d=this.#$(h);if(d===void 0)return!1;f=d+t.name(e)}if(a?.ignoredPath(f,c))return!0;if(l)return this.matches.push(c+r),!0;let u=i.dotRelative&&!f.startsWith(`..${this.#n}`)?`.${this.#n}`:"";return this.matches.push(u+f+r),!0}async match(t,e,s){let i=await this.matchCheck(t,s);i&&this.matchFinish(i,e)}matchSync(t,e,s){let i=this.matchCheckSync(t,s);i&&this.#k(i,e)}#W(t,e,s,i,n){this.#m.push(t),this.#f.push(e),this.#c.push(s),this.#b.push(i),this.#w.push(n)}#I(t,e,s){let{paths:i,flags:n}=t.matches;for(let r=0;r<i.length;r++){let h=i[r];if(h===s)continue;let a=n[r];this.#T(h,!!(a&ui),!!(a&di),e)}}#T(t,e,s,i){let{realpath:n,stat:r,follow:h,nodir:a}=this.opts;if(i||!(n||r||t.isUnknown()||h&&a&&t.isSymbolicLink())){if(n&&this.#v(t))return;this.matchSync(t,e,s)}else{if(this.#v(t))return;this.#u++,this.match(t,e,s).then(this.#q,this.#N)}}#D(t,e,s,i){let n=s.filterEntries(e,t),{matches:r,absolute:h,matched:a}=n;for(let u=0;u<r.length;u++){let d=r[u],p=h[u];this.#R(t,d,p)||this.#T(t.path(d),p,!1,i)}let{targets:l,patterns:c}=n.subwalks,f=!this.#t;for(let u=0;u<l.length;u++){let d=l[u];if(d.canReaddir()){let p=c[u],g=f&&a[u],w=this.#M(d,p,g,s);this.#W(d,p,w?s:s.child(),g,w)}}}#M(t,e,s,i){if(t.isSymbolicLink()&&!this.opts.follow)return!1;let n=i.hasWalkedCache;for(let r of e){if(n.stores(r))return!1;if(r.isMatcher())continue;if(!r.isGlobstar())return!1;let h=r.rest();if(!h){if(!s)return!1;continue}let a=h.pattern();if(a===""||a==="."||a==="..")return!1}return!0}#L(t){let e=this.#m.pop();if(!e)return!1;let s=this.#f.pop(),i=this.#c.pop(),n=this.#b.pop(),r=this.#w.pop();if(this.#C(e))return!0;if(r)return this.#F(e,s,i,t),!0;i.processPatterns(e,s),this.#I(i,t,n?e:void 0);let{targets:h,patterns:a}=i.subwalks;for(let l=0;l<h.length;l++)this.#F(h[l],a[l],i,t);return!0}#F(t,e,s,i){this.#P(t)&&(i?this.#D(t.readdirLazySync(),e,s,!0):(this.#u++,t.readdirLazyCB(n=>this.#H(n,e,s),!0)))}#P(t){return t.canReaddir()&&(this.maxDepth===1/0||t.depth()<this.maxDepth)}#z(){this.#W(this.path,this.patterns,new Ct(this.opts,new kt(this.patterns)),!1,!1)}#_(){if(this.signal?.aborted)throw this.signal.reason;return this.#L(!0)}#U(){this.path.isUnknown()&&this.path.lstatSync(),this.#z()}#B(){if(this.signal?.aborted)return this.#N(this.signal.reason);this.path.isUnknown()?(this.#u++,this.path.lstat().then(()=>{this.#u--,this.#z(),this.#A()})):(this.#z(),this.#A())}#G(){let t=this.matches[this.#o++];return this.#o===this.matches.length?(this.matches=[],this.#o=0):this.#o>=lt&&this.#o*2>=this.matches.length&&(this.matches=this.matches.slice(this.#o),this.#o=0),{value:t,done:!1}}#j(){this.#p=!0,this.#m=[],this.#f=[],this.#c=[],this.#b=[],this.#w=[],this.#E?.();for(let t of this.#S.splice(0))this.#g?(t.reject(this.#g.er),this.#g=void 0):t.resolve(Et)}#N=t=>{this.#p||(this.#g={er:t},this.matches=[],this.#o=0,this.#j())};#q=()=>{this.#u--,this.#A()};#H(t,e,s){if(this.#u--,!this.#p){try{this.#D(t,e,s,!1)}catch(i){return this.#N(i)}this.#A()}}#A(){if(!(this.#d||this.#p)){this.#d=!0;try{for(;!this.#p;){if(this.signal?.aborted){this.#N(this.signal.reason);break}for(;this.#S.length&&this.#o<this.matches.length;)this.#S.shift()?.resolve(this.#G());if(this.matches.length-this.#o>=this.#x||!this.#L(!1))break}}catch(t){this.#N(t)}this.#d=!1,!this.#p&&this.#u===0&&!this.#m.length&&this.#j()}}walk(){return new Promise((t,e)=>{this.#E=()=>this.#g?e(this.#g.er):t(this.matches),this.#B()})}walkSync(){if(this.signal?.aborted)throw this.signal.reason;for(this.#U();this.#_(););return this.matches}iterate(){this.#x=lt;let t=!1;return{next:()=>{if(t||(t=!0,this.#B()),this.signal?.aborted)return this.#N(this.signal.reason),this.matches=[],this.#o=0,this.#g=void 0,Promise.reject(this.signal.reason);if(this.#o<this.matches.length){let e=this.#G();return this.#A(),Promise.resolve(e)}if(this.#g){let{er:e}=this.#g;return this.#g=void 0,Promise.reject(e)}return this.#p?Promise.resolve(Et):new Promise((e,s)=>{this.#S.push({resolve:e,reject:s}),this.#A()})},return:()=>(this.matches=[],this.#o=0,this.#j(),Promise.resolve(Et)),[Symbol.asyncIterator](){return this}}}iterateSync(){let t=!1;return{next:()=>{if(this.signal?.aborted)throw this.signal.reason;for(t||(t=!0,this.#U());this.#o===this.matches.length;)if(this.matches=[],this.#o=0,!this.#_())return Et;return{value:this.matches[this.#o++],done:!1}},[Symbol.iterator](){return this}}}};var wi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",D=class{absolute;cwd;root;dot;dotRelative;follow;ignore;magicalBraces;mark;matchBase;maxDepth;nobrace;nocase;nodir;noext;noglobstar;pattern;platform;realpath;scurry;stat;signal;windowsPathsNoEscape;withFileTypes;includeChildMatches;opts;patterns;constructor(t,e){if(!e)throw new TypeError("glob options required");if(this.withFileTypes=!!e.withFileTypes,this.signal=e.signal,this.follow=!!e.follow,this.dot=!!e.dot,this.dotRelative=!!e.dotRelative,this.nodir=!!e.nodir,this.mark=!!e.mark,e.cwd?(e.cwd instanceof URL||e.cwd.startsWith("file://"))&&(e.cwd=(0,external_node_url_.fileURLToPath)(e.cwd)):this.cwd="",this.cwd=e.cwd||"",this.root=e.root,this.magicalBraces=!!e.magicalBraces,this.nobrace=!!e.nobrace,this.noext=!!e.noext,this.realpath=!!e.realpath,this.absolute=e.absolute,this.includeChildMatches=e.includeChildMatches!==!1,this.noglobstar=!!e.noglobstar,this.matchBase=!!e.matchBase,this.maxDepth=typeof e.maxDepth=="number"?e.maxDepth:1/0,this.stat=!!e.stat,this.ignore=e.ignore,this.withFileTypes&&this.absolute!==void 0)throw new Error("cannot set absolute and withFileTypes:true");let s=typeof t=="string"?[t]:t;if(this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e.allowWindowsEscape===!1,this.windowsPathsNoEscape&&(s=s.map(l=>l.replace(/\\/g,"/"))),this.matchBase){if(e.noglobstar)throw new TypeError("base matching requires globstar");s=s.map(l=>l.includes("/")?l:`./**/${l}`)}if(this.pattern=s,this.platform=e.platform||wi,this.opts={...e,platform:this.platform},e.scurry){if(this.scurry=e.scurry,e.nocase!==void 0&&e.nocase!==e.scurry.nocase)throw new Error("nocase option contradicts provided scurry option")}else{let l=e.platform==="win32"?K:e.platform==="darwin"?ct:e.platform?Z:je;this.scurry=new l(this.cwd,{nocase:e.nocase,fs:e.fs})}this.nocase=this.scurry.nocase;let i=this.platform==="darwin"||this.platform==="win32",n={braceExpandMax:1e4,...e,dot:this.dot,matchBase:this.matchBase,nobrace:this.nobrace,nocase:this.nocase,nocaseMagicOnly:i,nocomment:!0,noext:this.noext,nonegate:!0,optimizationLevel:2,platform:this.platform,windowsPathsNoEscape:this.windowsPathsNoEscape},r=this.pattern.map(l=>new C(l,n)),[h,a]=r.reduce((l,c)=>(l[0].push(...c.set),l[1].push(...c.globParts),l),[[],[]]);this.patterns=h.map((l,c)=>{let f=a[c];if(!f)throw new Error("invalid pattern object");return new V(l,f,0,this.platform)})}async walk(){return await new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walk()}walkSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walkSync()}iterateSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterateSync()}[Symbol.iterator](){return this.iterateSync()}iterate(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterate()}[Symbol.asyncIterator](){return this.iterate()}};var ee=(o,t={})=>{for(let e of Array.isArray(o)?o:[o])if(new C(e,t).hasMagic())return!0;return!1};function Be(o,t={}){return new D(o,t).walkSync()}async function _e(o,t={}){return new D(o,t).walk()}function Mt(o,t={}){return new D(o,t).iterateSync()}function Ge(o,t={}){return new D(o,t).iterate()}var bi=Mt,yi=Object.assign(Ge,{sync:Mt}),Si=Object.assign(Be,{iterate:Mt}),Ue=Object.assign(_e,{glob:_e,globSync:Be,sync:Si,globIterate:Ge,iterate:yi,globIterateSync:Mt,iterateSync:bi,Glob:D,hasMagic:ee,escape:W,unescape:G});Ue.glob=Ue;
+`)},Lt=class{gen;threads=[];match=!1;runs=[];ids=[];constructor(t){this.gen=t}get dead(){return!this.threads.length&&!this.match&&!this.runs.length}},ye=(o,t)=>o.ids.length!==t.ids.length||o.runs.length!==t.runs.length||o.ids.some((e,s)=>e!==t.ids[s])?!1:o.runs.every(e=>t.runs.some(s=>s.neg===e.neg&&ye(s.state,e.state))),ue=o=>({has:new Float64Array(o),seen:new Float64Array(o),gen:0}),st=class{dots;dotStart;#t;constructor(t,e,s){this.dots=t,this.dotStart=e,this.#t=s}state(){return new Lt(++this.#t.gen)}done(t){return t.ids=t.threads.map(e=>e.id).sort((e,s)=>e-s),t.match&&t.ids.unshift(It.id),t}#e(t,e){let{seen:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,!0)}#s(t,e){let{has:s}=this.#t;return s[e.id]===t.gen?!1:(s[e.id]=t.gen,t.threads.push(e),!0)}restricted(t,e){return e&&(this.dots||this.dotStart&&t===0)}add(t,e,s,i){switch(e.t){case"split":if(!this.#e(t,e))return;for(let r of e.out)this.add(t,r,s,i);return;case"neg":if(!this.#e(t,e))return;let n=this.state();return this.add(n,e.sub,s,!1),this.done(n),this.addRun(t,{t:"run",neg:e,state:n},s,i);case"star":if(this.restricted(s,i))return;this.#s(t,e)&&this.add(t,e.next,s,i);return;case"match":t.match=!0;return;default:this.#s(t,e)}}addRun(t,e,s,i){for(let n of t.runs)if(n.neg===e.neg&&ye(n.state,e.state))return;t.runs.push(e),e.state.match||this.add(t,e.neg.next,s,i)}step(t,e,s,i){let n=this.state();for(let r of t.threads)switch(r.t){case"lit":jt(r,e)&&this.add(n,r.next,s+1,i);break;case"any":this.restricted(s,i)||this.add(n,r.next,s+1,i);break;case"class":!this.restricted(s,i)&&r.re.test(e)&&this.add(n,r.next,s+1,i);break;case"star":this.restricted(s,i)||this.add(n,r,s+1,i)}if(!this.restricted(s,i))for(let r of t.runs){if(r.state.dead){this.addRun(n,r,s+1,i);continue}let h=this.step(r.state,e,s,!1);this.addRun(n,{t:"run",neg:r.neg,state:h},s+1,i)}return this.done(n)}},Se=o=>{let t=o.ids.join();if(!o.runs.length)return t;let e=o.runs.map(s=>`${s.neg.id}(${Se(s.state)})`);return`${t}|${e.sort().join("|")}`},xs=1<<18,zt=class{#t;#e=new Map;#s=0;#r;#n;#a;#h;constructor(t,e){this.#t=t,this.#a=new st(!1,!1,e),this.#h=new st(!1,!0,e)}#l(t){return{state:t,match:t.match,dead:t.dead,next:new Map}}#i(t){let e=Se(t),s=this.#e.get(e);if(s)return s;this.#s>xs&&this.#o();let i=this.#l(t);return this.#e.set(e,i),this.#s+=e.length+1,i}#o(){this.#e.clear(),this.#s=0,this.#r=void 0,this.#n=void 0}start(t){if(t){if(this.#n)return this.#n;let s=this.#h.state();return this.#h.add(s,this.#t,0,!0),this.#n=this.#l(this.#h.done(s))}if(this.#r)return this.#r;let e=this.#a.state();return this.#a.add(e,this.#t,0,!0),this.#r=this.#i(this.#a.done(e))}next(t,e){let s=e.charCodeAt(0),i=s<128?void 0:t.next.get(e);if(i)return i;let n=t===this.#n?this.#i(this.#h.step(t.state,e,0,!0)):this.#i(this.#a.step(t.state,e,1,!0));return s<128?(t.ascii||(t.ascii=new Array(128),this.#s+=128),t.ascii[s]=n):t.next.set(e,n),this.#s++,n}},ks=o=>{let t=[];for(let e=o;e.t!=="match";e=e.next){if(e.t==="split"||e.t==="neg")return;t.push(e)}return t},vs=(o,t,e,s)=>{let i=0,n=e,r=-1,h=0;for(;n<s;){let a=o[i];if(a?.t==="star"){r=i++,h=n;continue}let l=t[n];if(a&&(a.t==="any"||a.t==="lit"&&jt(a,l)||a.t==="class"&&a.re.test(l))){i++,n++;continue}if(r===-1)return!1;i=r+1,n=++h}for(;o[i]?.t==="star";)i++;return i===o.length},xe=o=>{let t=0,e=0;for(let s of o){let[i,n]=Cs(s);t+=i,e+=n}return[t,e]},Cs=o=>{if(o.t==="star")return[0,1/0];if(o.t!=="ext")return[1,1];if(o.type==="!")return[0,1/0];let t=o.alts.map(xe),e=Math.min(...t.map(n=>n[0])),s=Math.max(...t.map(n=>n[1])),i=s===0?0:1/0;return o.type==="@"?[e,s]:o.type==="?"?[0,s]:o.type==="*"?[0,i]:[e,i]},de=(o,t,e)=>{for(let s=0;s<o.length;s++)if(!jt(o[s],t[e+s]))return!1;return!0},Es=/[/\ud800-\udfff]/,Ms=/[\ud800-\udfff]/,ut=o=>Ms.test(o)?[...o]:o,pe=o=>{if(o.includes("/"))throw new Error("can only match a single path portion, got: "+o)},it=class{pattern;options;#t;#e;#s;#r;#n;#a=!1;#h;#l;#i=!1;#o=0;#m=1/0;#f=[];#c=[];#b;#w;#x=!1;#u;#d;constructor(t,e={}){if(t.includes("/"))throw new Error("can only match a single path portion, got pattern: "+t);this.pattern=t,this.options=e;let{nocase:s=!1,noext:i=!1,normalize:n}=e;this.#d=n===!0?"NFC":n||void 0;let r=/^[?*+@]\(\)$/.test(t),h=ws(t,s,i||r,this.#d,e.rangeMark),[a]=we(h,bs(h),0,h.length,!0);this.#d&&(a=be(a,this.#d));let[l,c]=ys(a,s);if(this.#t=l,this.#e=c,a.every(f=>f.t==="lit"))this.#n=a.map(f=>f.ch).join(""),this.#a=s;else{let f=p=>p.t!=="lit"?void 0:s?{ch:p.ch,re:me(p.ch)}:{ch:p.ch};for(let p of a){let g=f(p);if(!g)break;this.#f.push(g)}for(let p=a.length-1;p>=0;p--){let g=f(a[p]);if(!g)break;this.#c.unshift(g)}this.#x=!!(this.#f.length||this.#c.length),s||(this.#b=this.#f.map(p=>p.ch).join(""),this.#w=this.#c.map(p=>p.ch).join("")),this.#l=ks(this.#t)?.slice(this.#f.length,-this.#c.length||void 0),this.#i=!!this.#l?.every(p=>p.t==="star"||p.t==="any");let[u,d]=xe(a);this.#o=u,this.#m=d}}test(t){return this.#d?(pe(t),this.#p(t.normalize(this.#d))):Es.test(t)?(pe(t),this.#p(t,[...t])):this.#p(t,t)}testUnchecked(t){return this.#p(this.#d?t.normalize(this.#d):t)}#p(t,e){if(this.#n!==void 0)return this.#a?(this.#h??=ge(this.#n)).test(t):t===this.#n;let s=this.#o,i=this.#m;if(e===void 0){let c=t.length,f=c+1>>1;if(c<s||f>i)return!1;(f<s||c>i)&&(e=ut(t))}if(e!==void 0&&(e.length<s||e.length>i))return!1;let n=this.#f.length;if(this.#x)if(this.#b!==void 0&&this.#w!==void 0){if(!t.startsWith(this.#b)||!t.endsWith(this.#w))return!1}else{e??=ut(t);let c=e.length-this.#c.length;if(!de(this.#f,e,0)||!de(this.#c,e,c))return!1}let r=!this.options.dot&&t.startsWith(".");if(this.#l){if(t==="."||t===".."||r&&!n)return!1;if(this.#i)return!0;e??=ut(t);let c=e.length-this.#c.length;return vs(this.#l,e,n,c)}if(e??=ut(t),t==="."||t===".."){this.#s??=ue(this.#e);let c=this.#r??=new st(!0,!1,this.#s),f=c.state();c.add(f,this.#t,0,!0);let u=c.done(f);for(let d=0;d<e.length;d++)u=c.step(u,e[d],d,!0);return u.match}this.#s??=ue(this.#e);let h=this.#u??=new zt(this.#t,this.#s),a=h.start(r),l=e===t;for(let c=0;c<e.length;c++){if(a.dead)return!1;let f=l?t.charCodeAt(c):e[c].charCodeAt(0);a=a.ascii?.[f]??h.next(a,e[c])}return a.match}toString(){return Ss(this.#t)}};var nt=o=>{if(typeof o!="string")throw new TypeError("invalid pattern");if(o.length>65536)throw new TypeError("pattern is too long")};var W=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!1}={})=>e?t?o.replace(/[?*()[\]{}]/g,"[$&]"):o.replace(/[?*()[\]\\{}]/g,"\\$&"):t?o.replace(/[?*()[\]]/g,"[$&]"):o.replace(/[?*()[\]\\]/g,"\\$&");var G=(o,{windowsPathsNoEscape:t=!1,magicalBraces:e=!0}={})=>e?t?o.replace(/\[([^/\\])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\])\]/g,"$1$2").replace(/\\([^/])/g,"$1"):t?o.replace(/\[([^/\\{}])\]/g,"$1"):o.replace(/((?!\\).|^)\[([^/\\{}])\]/g,"$1$2").replace(/\\([^/{}])/g,"$1");var v=(o,t,e={})=>(nt(t),!e.nocomment&&t.charAt(0)==="#"?!1:Ps(t,e).match(o)),q=new Map,Rs=256,Ps=(o,t)=>{let e=o+"\0"+JSON.stringify(t),s=q.get(e);return s?q.delete(e):(s=new C(o,{...t}),q.size>=Rs&&q.delete(q.keys().next().value)),q.set(e,s),s},Re=typeof process=="object"&&process?process.env?.__MINIMATCH_TESTING_PLATFORM__||process.platform:"posix",ke={win32:{sep:"\\"},posix:{sep:"/"}},Ns=Re==="win32"?ke.win32.sep:ke.posix.sep;v.sep=Ns;var y=Symbol("globstar **");v.GLOBSTAR=y;var As=(o,t={})=>e=>v(e,o,t);v.filter=As;var $=(o,t={})=>Object.assign({},o,t),Os=o=>{if(!o||typeof o!="object"||!Object.keys(o).length)return v;let t=v;return Object.assign((s,i,n={})=>t(s,i,$(o,n)),{Minimatch:class extends t.Minimatch{constructor(i,n={}){super(i,$(o,n))}static defaults(i){return t.defaults($(o,i)).Minimatch}},unescape:(s,i={})=>t.unescape(s,$(o,i)),escape:(s,i={})=>t.escape(s,$(o,i)),filter:(s,i={})=>t.filter(s,$(o,i)),defaults:s=>t.defaults($(o,s)),braceExpand:(s,i={})=>t.braceExpand(s,$(o,i)),match:(s,i,n={})=>t.match(s,i,$(o,n)),sep:t.sep,GLOBSTAR:y})};v.defaults=Os;var qt=(o,t={})=>(nt(o),t.nobrace||!/\{(?:(?!\{).)*\}/.test(o)?[o]:ae(o,{max:t.braceExpandMax}));v.braceExpand=qt;var $s=100,Ts=/(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g,Ds=(o,t,e={})=>{let s=new C(t,e);return o=o.filter(i=>s.match(i)),s.options.nonull&&!o.length&&o.push(t),o};v.match=Ds;var ve=/[?*]|[+@!]\(.*?\)|\[|\]/,Pe=(o,t)=>{let e=t+1;(o.charAt(e)==="!"||o.charAt(e)==="^")&&e++;let s=!1;for(;e<o.length;e++){let i=o.charAt(e);if(i==="]"&&s)return e;s=!0,i==="\\"&&e++}return-1},Fs=(o,t)=>{if(!t&&(o==="+()"||o==="@()"))return o;let e="";for(let s=0;s<o.length;s++){let i=o.charAt(s);if(i==="\\")e+=o.charAt(++s)||i;else{if(i==="*"||i==="?")return;if(i==="["){let n=Pe(o,s);if(n===-1){e+=i;continue}let r=o.slice(s+1,n);if(r.startsWith("\\")&&(r=r.slice(1)),[...r].length!==1||"!^".includes(o.charAt(s+1)))return;e+=r,s=n}else{if(!t&&"+@!".includes(i)&&o.charAt(s+1)==="("&&o.includes(")",s+2))return;e+=i}}}return e},Ws=o=>{if(/^[?*+@]\(\)$/.test(o)||o.includes("[:"))return!1;let t=0;for(let e=0;e<o.length;e++){let s=o.charAt(e);if(s==="\\"){if(++e===o.length)return!1}else if(s==="["){let i=Pe(o,e);i!==-1&&(e=i)}else if("+@!?*".includes(s)&&o.charAt(e+1)==="(")t++,e++;else if(s===")"){if(!t--)return!1}else if(s==="|"&&!t)return!1}return!t},_t,Ce,I=(o,t)=>typeof o=="string"?t===o:t!==""&&o.testUnchecked(t),Ee=(o,t,e,s,i)=>I(o,t)?e:s!==void 0&&I(o,s)?i:-1,Ht=o=>o==="."||o==="..",Ut=o=>typeof o=="string"&&/^[a-z]:$/i.test(o),pt=o=>typeof o=="string"&&/^unc$/i.test(o),Bt=o=>{if(o[0]!==""||o[1]!=="")return-1;let t=o[2]!=="?"?2:pt(o[3])?4:-1,e=o[t],s=o[t+1];return t!==-1&&e!==void 0&&e!==""&&e!==y&&s!==void 0&&s!==""&&s!==y?t:-1},dt=(o,t)=>!Ht(o)&&(t||!o.startsWith(".")),rt=(o,t,e,s,i)=>{for(let n=t;n<e;){if(o.charCodeAt(n)===46){if(!s)return!0;let h=o.charCodeAt(n+1)===46?n+2:n+1;if(h>=e||gt(o.charCodeAt(h),i))return!0}let r=Xt(o,n,i);if(r===-1)return!1;for(n=r+1;n<e&&gt(o.charCodeAt(n),i);)n++}return!1},gt=(o,t)=>t==="/"?o===47:t==="\\"?o===92:o===47||o===92,Xt=(o,t,e)=>{if(e!=="both")return o.indexOf(e,t);let s=o.indexOf("/",t),i=o.indexOf("\\",t);return s===-1?i:i===-1?s:Math.min(s,i)},Me=(o,t,e)=>e!=="both"?o.lastIndexOf(e,t):Math.max(o.lastIndexOf("/",t),o.lastIndexOf("\\",t)),Gt={},C=class{options;set;pattern;windowsPathsNoEscape;nonegate;negate;comment;empty;preserveMultipleSlashes;partial;globSet;globParts;nocase;isWindows;platform;windowsNoMagicRoot;maxGlobstarRecursion;#t;#e;#s;#r;#n=[];#a=[];#h=[];#l=new Map;#i=!1;#o;#m=new WeakMap;constructor(t,e={}){nt(t),e=e||{},this.options=e,this.maxGlobstarRecursion=e.maxGlobstarRecursion??200,this.pattern=t,this.platform=e.platform||Re,this.isWindows=this.platform==="win32";let s="allowWindowsEscape";this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e[s]===!1,this.windowsPathsNoEscape&&(this.pattern=this.pattern.replace(/\\/g,"/")),this.preserveMultipleSlashes=!!e.preserveMultipleSlashes,this.negate=!1,this.nonegate=!!e.nonegate,this.comment=!1,this.empty=!1,this.partial=!!e.partial,this.nocase=!!this.options.nocase,this.windowsNoMagicRoot=e.windowsNoMagicRoot!==void 0?e.windowsNoMagicRoot:!!(this.isWindows&&this.nocase),this.globSet=[],this.globParts=[],this.set=[],this.#t=!this.preserveMultipleSlashes,this.#s=(e.optimizationLevel??1)>=2;let i=e.normalize;this.#r=i===!0?"NFC":i||void 0,this.make();let n=this.set.map(r=>this.#c(r));this.#h=this.set.map((r,h)=>this.#t&&r.length-1>n[h]),this.#n=this.set.map((r,h)=>{let a=this.#h[h]?r.length-1:r.length,l=r.slice(n[h]+1,a).filter(c=>typeof c=="string"&&!!c);return[...new Set(l)]}),this.#e=this.#n.some(r=>r.length),this.#a=this.set.map((r,h)=>{let[a,l,c]=r;if(this.#h[h]&&r.length===2&&a===y&&l!==y)return"tail";if(this.#h[h]&&e.matchBase&&r.length===1&&a!==y&&a!=="")return"base";if(!(!this.#t||n[h]!==-1)){if(r.length===3&&a===y&&c===y&&l!==y&&l!==""&&this.maxGlobstarRecursion>0)return"mid";if(r.length===2&&l===y&&a!==y&&a!=="")return"head"}})}#f(t){return this.#r?t.normalize(this.#r):t}#c(t){if(!this.isWindows)return-1;if(Ut(t[0]))return 0;if(t[0]===""&&t[1]===""&&t[2]==="?"&&Ut(t[3]))return 3;let s=Bt(t);return s===-1?-1:s+1}hasMagic(){if(this.options.magicalBraces&&this.set.length>1)return!0;for(let t of this.set)for(let e of t)if(typeof e!="string")return!0;return!1}make(){let t=this.pattern,e=this.options;if(!e.nocomment&&t.charAt(0)==="#"){this.comment=!0;return}if(!t){this.empty=!0;return}this.parseNegate(),this.globSet=[...new Set(this.#C())];let s=this.globSet.map(n=>this.#k(n));this.globParts=this.preprocess(s),this.#i=!0;let i=this.globParts.map((n,r,h)=>{if(this.isWindows&&this.windowsNoMagicRoot){let a=n[2]==="?"&&pt(n[3])?6:4,l=n[0]===""&&n[1]===""&&(n[2]==="?"||!ve.test(n[2]))&&n.slice(3,a).every(f=>!ve.test(f)),c=/^[a-z]:/i.test(n[0]);if(l)return[...n.slice(0,a).map(f=>this.#f(f)),...n.slice(a).map(f=>this.parse(f))];if(c)return[this.#f(n[0]),...n.slice(1).map(f=>this.parse(f))]}return n.map(a=>this.parse(a))});if(this.set=i.filter(n=>n.indexOf(!1)===-1),this.isWindows)for(let n=0;n<this.set.length;n++){let r=this.set[n];r[0]===""&&r[1]===""&&this.globParts[n][2]==="?"&&(Ut(r[3])||pt(this.globParts[n][3]))&&(pt(this.globParts[n][3])&&(r[3]="UNC"),r[2]="?")}e.noext||this.mergeRows(),this.#i=!1,this.set.forEach((n,r)=>{for(let h=0;h<n.length;h++)n[h]===Gt&&(n[h]=this.parse(this.globParts[r][h]))})}mergeRows(){let t=!0;for(;t;){t=!1;let e=Math.max(0,...this.set.map(s=>s.length));for(let s=0;s<e;s++){let i=new Map;this.set.forEach((r,h)=>{if(!(r[s]instanceof it||r[s]===Gt)||!Ws(this.globParts[h][s]))return;let a=[...this.globParts[h]];a[s]="";let l=`${r.length}/${a.join("/")}`,c=i.get(l);c?c.push(h):i.set(l,[h])});let n=new Set;for(let r of i.values()){if(r.length<2)continue;let[h,...a]=r,c=`@(${r.map(f=>this.globParts[f][s]).join("|")})`;this.globParts[h][s]=c,this.set[h][s]=this.parse(c);for(let f of a)n.add(f)}n.size&&(t=!0,this.set=this.set.filter((r,h)=>!n.has(h)),this.globParts=this.globParts.filter((r,h)=>!n.has(h)))}}}preprocess(t){if(this.options.noglobstar)for(let s of t)for(let i=0;i<s.length;i++)s[i]==="**"&&(s[i]="*");let{optimizationLevel:e=1}=this.options;return e>=2?(t=this.firstPhasePreProcess(t),t=this.secondPhasePreProcess(t)):e>=1?t=this.levelOneOptimize(t):t=this.adjascentGlobstarOptimize(t),t}adjascentGlobstarOptimize(t){return t.map(e=>{let s=-1;for(;(s=e.indexOf("**",s+1))!==-1;){let i=s;for(;e[i+1]==="**";)i++;i!==s&&e.splice(s,i-s)}return e})}levelOneOptimize(t){return t.map(e=>{let s=this.#c(e)+1;return e=e.reduce((i,n)=>{let r=i[i.length-1];return n==="**"&&r==="**"?i:n===".."&&i.length>s&&r&&r!==".."&&r!=="."&&r!=="**"?(i.pop(),i):(i.push(n),i)},[]),e.length===0?[""]:e})}#b(t){let e=!this.isWindows||!t.includes("\\")?"/":t.includes("/")?"both":"\\",s=this.#t?0:-1,i="",n=0,r,h=0,a=!!this.options.dot;t:for(let l=0;l<this.set.length;l++){let c=this.set[l],f=c[c.length-1],u=s!==-1&&this.#h[l]&&f!==y;if(u&&s===0){let g=Me(t,t.length,e);if(n=g+1,i=t.slice(n),i===""&&g>=0){let m=g;for(;m>0&&gt(t.charCodeAt(m-1),e);)m--;h=m===0?0:Me(t,m-1,e)+1,r=t.slice(h,m)}let w=this.#s&&(Ht(i)||i===""&&r!==void 0&&Ht(r));s=w?-1:1,u=!w}let d=-1;if(u&&typeof f=="string"&&(d=Ee(f,i,n,r,h),d===-1))continue;if(this.#e){for(let g of this.#n[l])if(!t.includes(g))continue t}if(u&&typeof f=="object"&&(d=Ee(f,i,n,r,h),d===-1))continue;let p=this.#a[l];if(p==="base"&&u)return"yes";if(p==="tail"&&u){if(this.#s&&rt(t,0,d,!0,e))return"maybe";if(!rt(t,0,d,a,e))return"yes";continue}if(p==="mid"||p==="head"){let g=this.#x(t,c,p==="head",a,e);if(g!=="no")return g;continue}return"maybe"}return"no"}#w(t,e,s){let i=!!this.options.dot,n=t.length;if(s==="head"){if(n<2||!I(e[0],t[0]))return!1;for(let h=1;h<n;h++)if(!dt(t[h],i))return!1;return!0}let r=e[1];if(s==="tail"){let h=n-1;if(!I(r,t[h])&&(t[h]!==""||n===1||!I(r,t[--h])))return!1;for(let a=0;a<h;a++)if(!dt(t[a],i))return!1;return!0}for(let h=0;h<n;h++){if(I(r,t[h])&&h+1<n){let a=h+1;for(;a<n&&dt(t[a],i);)a++;if(a===n)return!0}if(!dt(t[h],i))return!1}return!1}#x(t,e,s,i,n){if(this.#s&&rt(t,0,t.length,!0,n))return"maybe";let r=e[s?0:1],h=0;for(let a=Xt(t,h,n);a!==-1;a=Xt(t,h,n)){let l=a+1;for(;l<t.length&&gt(t.charCodeAt(l),n);)l++;if((typeof r=="string"?a-h===r.length&&t.startsWith(r,h):a>h&&r.testUnchecked(t.slice(h,a)))&&!rt(t,l,t.length,i,n))return"yes";if(s||rt(t,h,l,i,n))return"no";h=l}return"no"}#u(t){let e=_t;return e?.f===t&&e.isWindows===this.isWindows&&e.preserveMultipleSlashes===this.preserveMultipleSlashes&&e.normalize===this.#r?e:void 0}#d(t){let{isWindows:e,preserveMultipleSlashes:s}=this,i=this.#k(e?t.split("\\").join("/"):t),n=this.#r;return n&&(i=i.map(r=>r.normalize(n))),_t={f:t,isWindows:e,preserveMultipleSlashes:s,normalize:n,parts:i},_t}#p(t){let e=[...t],s=!1;do{if(s=!1,!this.preserveMultipleSlashes){for(let r=1;r<e.length-1;r++){let h=e[r];r===1&&h===""&&e[0]===""||(h==="."||h==="")&&(s=!0,e.splice(r,1),r--)}e[0]==="."&&e.length===2&&(e[1]==="."||e[1]==="")&&(s=!0,e.pop())}let i=this.#c(e)+1,n=i;for(;(n=e.indexOf("..",n+1))!==-1;){let r=e[n-1];r&&r!=="."&&r!==".."&&r!=="**"&&(s=!0,e.splice(n-1,2),n=Math.max(n-2,i))}}while(s);return e.length===0?[""]:e}firstPhasePreProcess(t){let{braceExpandMax:e=1e5}=this.options,s=0,i=1e6,n=!1;do{n=!1;for(let r of t){let h=-1;for(;(h=r.indexOf("**",h+1))!==-1;){let c=h;for(;r[c+1]==="**";)c++;c>h&&r.splice(h+1,c-h);let f=r[h+1],u=r[h+2],d=r[h+3];if(f!==".."||!u||u==="."||u===".."||!d||d==="."||d==="..")continue;let p=r.length-1;if(t.length>=e||s+p>i)throw new RangeError("optimizationLevel 2: too many patterns from '**/..'");n=!0,r.splice(h,1);let g=r.slice(0);g[h]="**",s+=p,t.push(g),h--}if(!this.preserveMultipleSlashes){for(let c=1;c<r.length-1;c++){let f=r[c];c===1&&f===""&&r[0]===""||(f==="."||f==="")&&(n=!0,r.splice(c,1),c--)}r[0]==="."&&r.length===2&&(r[1]==="."||r[1]==="")&&(n=!0,r.pop())}let a=this.#c(r)+1,l=a;for(;(l=r.indexOf("..",l+1))!==-1;){let c=r[l-1];if(c&&c!=="."&&c!==".."&&c!=="**"){n=!0;let u=l===1&&r[l+1]==="**"?["."]:[];r.splice(l-1,2,...u),r.length===0&&r.push(""),l=Math.max(l-2,a)}}}}while(n);return t}secondPhasePreProcess(t){let e=new Set,s=t.filter(r=>{let h=r.join("/");return e.has(h)?!1:(e.add(h),!0)}),i=new Map;for(let r of s){let h=[];for(let a=0;a<r.length;a++)r[a]==="*"&&h.push(a);h.length&&i.set(h.join(","),h)}if(!i.size||s.length*i.size>1e5)return s;let{dot:n}=this.options;return s.filter(r=>{for(let h of i.values()){if(h[h.length-1]>=r.length)continue;let a=[...r],l=!0,c=!1;for(let f of h){let u=r[f];if(u!=="*"){if(!u||u==="**"||!n&&u.startsWith(".")){l=!1;break}a[f]="*",c=!0}}if(l&&c&&e.has(a.join("/")))return!1}return!0})}parseNegate(){if(this.nonegate)return;let t=this.pattern,e=!1,s=0;for(let i=0;i<t.length&&t.charAt(i)==="!";i++)e=!e,s++;s&&(this.pattern=t.slice(s)),this.negate=e}#g(t,e,s,i){let n=0,r=0,h=this.isWindows?Bt(e):-1,a=h===-1?-1:Bt(s);if(a!==-1){let l=s[a],c=s[a+1];typeof l!="string"||typeof c!="string"?(n=h,r=a):e[h].toLowerCase()===l.toLowerCase()&&e[h+1].toLowerCase()===c.toLowerCase()&&(n=h+2,r=a+2)}else if(this.isWindows){let l=typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0]),c=!l&&t[0]===""&&t[1]===""&&t[2]==="?"&&/^[a-z]:$/i.test(t[3]),f=typeof s[0]=="string"&&/^[a-z]:$/i.test(s[0]),u=!f&&s[0]===""&&s[1]===""&&s[2]==="?"&&typeof s[3]=="string"&&/^[a-z]:$/i.test(s[3]),d=c?3:l?0:void 0,p=u?3:f?0:void 0;if(typeof d=="number"&&typeof p=="number"){let[g,w]=[t[d],s[p]];g.toLowerCase()===w.toLowerCase()&&(r=p+1,n=d+1)}}return t=e,s.includes(y)?this.#E(t,s,i,n,r):this.#y(t,s,i,n,r)}#E(t,e,s,i,n){let{head:r,body:h,tail:a,segments:l}=this.#S(e,s,n);if(r.length){let f=i+r.length;if(!this.#y(t,r,s,i,0,f))return!1;i+=r.length,n+=r.length}let c=0;if(a.length){if(a.length+i>t.length)return!1;let f=t.length-a.length;if(this.#y(t,a,s,f,0))c=a.length;else{if(t[t.length-1]!==""||i+a.length===t.length||(f--,!this.#y(t,a,s,f,0)))return!1;c=a.length+1}}if(!h.length){let f=!!c;for(let u=i;u<t.length-c;u++){let d=String(t[u]);if(f=!0,d==="."||d===".."||!this.options.dot&&d.startsWith("."))return!1}return s||f}return!!this.#v(t,l,t.length-c,i,0,s,0,!!c,new Set)}#S(t,e,s){let i=this.#m.get(t);i||(i=[],this.#m.set(t,i));let n=s*2+(e?1:0),r=i[n];if(r)return r;let h=t.indexOf(y,s),a=t.lastIndexOf(y),l=t.slice(s,h),c=t.slice(h+1,e?void 0:a),f=e?[]:t.slice(a+1),u=[[[],0]],d=u[0],p=0,g=[0];for(let m of c)m===y?(g.push(p),d=[[],0],u.push(d)):(d[0].push(m),p++);u.forEach((m,b)=>{m[1]=p-g[b]});let w={head:l,body:c,tail:f,segments:u};return i[n]=w,w}#v(t,e,s,i,n,r,h,a,l){let c=e[n];if(!c){if(r)return i>=s||i===s-1&&t[i]==="";for(let p=i;p<s;p++){a=!0;let g=t[p];if(g==="."||g===".."||!this.options.dot&&g.startsWith("."))return!1}return a}let[f,u]=c,d=r?s:s-u;for(;i<=d;){let p=n*(t.length+1)+i;if(l.has(p))return!1;if(l.add(p),this.#y(t,f,r,i,0,i+f.length)&&h<this.maxGlobstarRecursion){let m=this.#v(t,e,s,i+f.length,n+1,r,h+1,a,l);if(m!==!1)return m}if(i===d)break;let w=t[i];if(w==="."||w===".."||!this.options.dot&&w.startsWith("."))return!1;i++}return r||null}#y(t,e,s,i,n,r=t.length){let h,a,l,c;for(h=i,a=n,c=Math.min(r,t.length),l=e.length;h<c&&a<l;h++,a++){let f=e[a],u=t[h];if(f===!1||f===y||!I(f,u))return!1}if(h===c&&a===l)return!0;if(h===c)return s;if(a===l)return h===c-1&&t[h]==="";throw new Error("wtf?")}braceExpand(){return qt(this.pattern,this.options)}#C(){let{pattern:t}=this;if(this.options.nobrace)return this.braceExpand();let e=57344;for(;t.includes(String.fromCharCode(e));)if(++e>63743)return this.braceExpand();let s=String.fromCharCode(e),i=!1,n=t.replace(Ts,(h,a,l)=>{let c=Number(a),f=Number(l);return!Number.isSafeInteger(c)||!Number.isSafeInteger(f)||Math.abs(c-f)+1<$s?h:(i=!0,`${s}${a}..${l}${s}`)});if(!i)return this.braceExpand();let r=qt(n,this.options);for(let h of r)for(let a of h.split("/")){let l=a.indexOf("[");if(l!==-1&&l<a.lastIndexOf(s))return this.braceExpand()}return this.#o=s,r}parse(t){nt(t);let e=this.options;if(t==="**")return y;if(t==="")return"";let{nocase:s,nocaseMagicOnly:i,noext:n=!1,dot:r,normalize:h}=e,a=this.#o,l=a&&t.includes(a)?void 0:Fs(t,n);if(l!==void 0&&!(s&&!i&&t.toUpperCase()!==t.toLowerCase()))return this.#f(l);if(this.#i)return Gt;let c=this.#l.get(t);return c||(c=new it(t,{nocase:s,noext:n,dot:r,normalize:h,...a&&{rangeMark:a}}),this.#l.set(t,c)),c}#k(t){return this.preserveMultipleSlashes?t.split("/"):this.isWindows&&/^\/\/[^/]+/.test(t)?["",...t.split(/\/+/)]:t.split(/\/+/)}match(t,e=this.partial){if(this.comment)return!1;if(this.empty)return t==="";if(t==="/"&&e)return!0;let s=this.options,i=this.#u(t);if(!i){if(!e&&!this.#r&&(this.#t||this.#e)&&Ce!==t){Ce=t;let l=this.#b(t);if(l==="no")return s.flipNegate?!1:this.negate;if(l==="yes")return s.flipNegate?!0:!this.negate}i=this.#d(t)}let n=i.parts,r=this.#s?i.resolved??=this.#p(n):n,h=this.set,a=n[n.length-1];if(!a)for(let l=n.length-2;!a&&l>=0;l--)a=n[l];for(let l=0;l<h.length;l++){let c=h[l],f=e?void 0:this.#a[l];if(f==="base"?I(c[0],a):f?this.#w(r,c,f):s.matchBase&&c.length===1?this.#g([a],[a],c,e):this.#g(n,r,c,e))return s.flipNegate?!0:!this.negate}return s.flipNegate?!1:this.negate}static defaults(t){return v.defaults(t).Minimatch}};v.Minimatch=C;v.escape=W;v.unescape=G;var qs=external_fs_namespaceObject.realpathSync.native,ht={lstatSync:external_fs_namespaceObject.lstatSync,readdir:external_fs_namespaceObject.readdir,readdirSync:external_fs_namespaceObject.readdirSync,readlinkSync:external_fs_namespaceObject.readlinkSync,realpathSync:qs,promises:{lstat:promises_.lstat,readdir:promises_.readdir,readlink:promises_.readlink,realpath:promises_.realpath}},Vs=o=>!o||o===ht||o===external_node_fs_namespaceObject?ht:{...ht,...o,promises:{...ht.promises,...o.promises}},Js=/^\\\\\?\\([a-z]:)\\?$/i,Ys=/^\\\\\?\\UNC\\([^\\]+\\[^\\]+)\\?$/i,Qs=/^\\\\[^\\?]+\\[^\\]+$/,Ne=o=>o.replace(/\//g,"\\").replace(Js,"$1\\").replace(Ys,"\\\\$1\\").replace(Qs,"$&\\"),ti=/^[\\/]{2}\?[\\/]unc[\\/][^\\/]+[\\/][^\\/]+(?:[\\/]|$)/i,ei=/^[\\/]{2}\?[\\/](?=[a-z]:)/i,si=/^[\\/]{2}\?[\\/]unc(?=[\\/][^\\/]+[\\/][^\\/])/i,ii=/[\\/]/,Zt=/^[a-z]:(?:$|[^\\/])/i,N=0,De=1,Fe=2,M=4,We=6,Ie=8,T=10,Le=12,E=15,ot=~E,Kt=16,Ae=32,at=64,P=128,mt=256,bt=512,Oe=at|P|bt,ni=1023,wt=o=>o.isFile()?Ie:o.isDirectory()?M:o.isSymbolicLink()?T:o.isCharacterDevice()?Fe:o.isBlockDevice()?We:o.isSocket()?Le:o.isFIFO()?De:N,ri=/[^\x00-\x7f]/,z=o=>ri.test(o)?o.normalize("NFKD"):o,X=o=>z(o.toLowerCase()),oi=256,$e=(o,t,e)=>{o.size>=oi&&o.clear(),o.set(t,e)},Vt=class{max;gen=1;young=[];old=[];constructor(t=16*1024){this.max=t}},Te=()=>Object.assign([],{provisional:0}),hi=16,ze=Symbol("PathScurry setAsCwd"),Jt=Symbol("PathScurry makeEntry"),lt=1024,k=class{name;parent;isCWD=!1;#t;#e;get dev(){return this.#e?.dev}get mode(){return this.#e?.mode}get nlink(){return this.#e?.nlink}get uid(){return this.#e?.uid}get gid(){return this.#e?.gid}get rdev(){return this.#e?.rdev}get blksize(){return this.#e?.blksize}get ino(){return this.#e?.ino}get size(){return this.#e?.size}get blocks(){return this.#e?.blocks}get atimeMs(){return this.#e?.atimeMs}get mtimeMs(){return this.#e?.mtimeMs}get ctimeMs(){return this.#e?.ctimeMs}get birthtimeMs(){return this.#e?.birthtimeMs}get atime(){return this.#e?.atime}get mtime(){return this.#e?.mtime}get ctime(){return this.#e?.ctime}get birthtime(){return this.#e?.birthtime}#s;#r;#n;#a;#h;#l;#i;#o;#m=0;#f;#c;get parentPath(){return(this.parent||this).fullpath()}get path(){return this.parentPath}constructor(t,e,s,i){this.name=t,this.#i=e&ni,this.#n=i,#t in s?(this.parent=s,this.#t=s.#t):this.#t={root:this,roots:s.roots,nocase:s.nocase,children:s.children,fs:s.fs},this.#s=this.#t.nocase?X(t):z(t)}get root(){return this.#t.root}get roots(){return this.#t.roots}get nocase(){return this.#t.nocase}get fs(){return this.#t.fs}depth(){return this.#r!==void 0?this.#r:this.parent?this.#r=this.parent.depth()+1:this.#r=0}resolve(t){if(!t)return this;let e=this.getRootString(t),i=t.substring(e.length).split(this.splitSep);return e?this.getRoot(e).#b(i):this.#b(i)}#b(t){let e=this;for(let s of t)e=e.child(s);return e}children(){let t=this.#w();return t.holes&&this.#d(t),t}#w(){let t=this.#o;if(t)return this.#m!==this.#t.children.gen&&this.#x(),t;let e=[];return e.provisional=0,this.#o=e,this.#i&=~Kt,this.#x(),e}#x(){let t=this.#t.children;if(this.#m=t.gen,t.young.push(this)>t.max){for(let e of t.old)e.#m!==t.gen&&(e.#o=void 0);t.old=t.young,t.young=[],t.gen++}}child(t,e){if(t===""||t===".")return this;if(t==="..")return this.parent||this;let s=this.children(),i=this.#t.nocase?X(t):z(t),n=s.index;if(!n&&s.length>=hi){n=s.index=new Map;for(let l of s)n.set(l.#s,l)}if(n){let l=n.get(i);if(l)return l}else for(let l of s)if(l.#s===i)return l;let r=this.parent?this.sep:"",h=this.#n?this.#n+r+t:void 0,a=this.newChild(t,N,h);return e&&(a.#h=e.relative,a.#l=e.relativePosix),this.canReaddir()||(a.#i|=P),s.push(a),n?.set(i,a),a}relative(){if(this.isCWD)return"";if(this.#h!==void 0)return this.#h;let t=this.name,e=this.parent;if(!e)return this.#h=this.name;let s=e.relative();return s+(!s||!e.parent?"":this.sep)+t}relativePosix(){if(this.sep==="/")return this.relative();if(this.isCWD)return"";if(this.#l!==void 0)return this.#l;let t=this.name,e=this.parent;if(!e)return this.#l=this.fullpathPosix();let s=e.relativePosix();return s+(!s||!e.parent?"":"/")+t}fullpath(){if(this.#n!==void 0)return this.#n;let t=this.name,e=this.parent;if(!e)return this.#n=this.name;let i=e.fullpath()+(e.parent?this.sep:"")+t;return this.#n=i}fullpathPosix(){if(this.#a!==void 0)return this.#a;if(this.sep==="/")return this.#a=this.fullpath();if(!this.parent){let i=this.fullpath().replace(/\\/g,"/");return this.#a=/^[a-z]:\//i.test(i)?`//?/${i}`:i}let t=this.parent,e=t.fullpathPosix(),s=e+(!e||!t.parent?"":"/")+this.name;return this.#a=s}isUnknown(){return(this.#i&E)===N}isType(t){return this[`is${t}`]()}getType(){return this.isUnknown()?"Unknown":this.isDirectory()?"Directory":this.isFile()?"File":this.isSymbolicLink()?"SymbolicLink":this.isFIFO()?"FIFO":this.isCharacterDevice()?"CharacterDevice":this.isBlockDevice()?"BlockDevice":this.isSocket()?"Socket":"Unknown"}isFile(){return(this.#i&E)===Ie}isDirectory(){return(this.#i&E)===M}isCharacterDevice(){return(this.#i&E)===Fe}isBlockDevice(){return(this.#i&E)===We}isFIFO(){return(this.#i&E)===De}isSocket(){return(this.#i&E)===Le}isSymbolicLink(){return(this.#i&T)===T}lstatCached(){return this.#i&Ae?this:void 0}readlinkCached(){return this.#f}realpathCached(){return this.#c}readdirCached(){return this.#u(this.children())}#u(t){return t.holes&&this.#d(t),t.slice(0,t.provisional)}#d(t){let e=t.names.length;for(let s=0;s<e;s++)t[s]||this[Jt](t,s)}[Jt](t,e){let s=this.#p(t.names[e],t.types[e]);return t[e]=s,t.holes--,s}#p(t,e){let s=this.newChild(t,e);return e!==M&&e!==T&&e!==N&&(s.#i|=at),s}#g(t){let e=t.provisional;if(t.names?.length!==e){let s=t.names=new Array(e),i=t.types=new Array(e);for(let n=0;n<e;n++){let r=t[n];s[n]=r.name,i[n]=r.#i&E}t.holes=0}return new Yt(this,t,this.#t.nocase)}canReadlink(){if(this.#f)return!0;if(!this.parent)return!1;let t=this.#i&E;return!(t!==N&&t!==T||this.#i&mt||this.#i&P)}calledReaddir(){return!!(this.#i&Kt)}isENOENT(){return!!(this.#i&P)}isNamed(t){return this.#t.nocase?this.#s===X(t):this.#s===z(t)}async readlink(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=await this.#t.fs.promises.readlink(this.fullpath()),s=(await this.parent.realpath())?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}readlinkSync(){let t=this.#f;if(t)return t;if(this.canReadlink()&&this.parent)try{let e=this.#t.fs.readlinkSync(this.fullpath()),s=this.parent.realpathSync()?.resolve(e);if(s)return this.#f=s}catch(e){this.#$(e.code);return}}#E(t){this.#i|=Kt;for(let e=t.provisional;e<t.length;e++){let s=t[e];s&&s.#S()}}#S(){this.#i&P||(this.#i=(this.#i|P)&ot,this.#v())}#v(){let t=this.children();t.provisional=0;for(let e of t)e.#S()}#y(){this.#i|=bt,this.#C()}#C(){if(this.#i&at)return;let t=this.#i;(t&E)===M&&(t&=ot),this.#i=t|at,this.#v()}#k(t=""){t==="ENOTDIR"||t==="EPERM"?this.#C():t==="ENOENT"?this.#S():this.children().provisional=0}#O(t=""){t==="ENOTDIR"?this.parent.#C():t==="ENOENT"&&this.#S()}#$(t=""){let e=this.#i;e|=mt,t==="ENOENT"&&(e|=P),(t==="EINVAL"||t==="UNKNOWN")&&(e&=ot),this.#i=e,t==="ENOTDIR"&&this.parent&&this.parent.#C()}#R(t,e){if(!e.provisional){if(e.provisional<e.length)this.#W(t,e);else for(let s of t)this.#I(s,e);this.#E(e)}}#W(t,e){let s=new Map;for(let i=e.provisional;i<e.length;i++){let n=e[i];s.set(n.#s,n)}e.length=e.provisional;for(let i of t){let n=this.#t.nocase?X(i.name):z(i.name),r=s.get(n);if(!r){this.#I(i,e);continue}s.delete(n),r.#i=r.#i&ot|wt(i),r.name=i.name,e.provisional=e.push(r)}for(let i of s.values())e.push(i)}#I(t,e){let s=this.#p(t.name,wt(t));e.provisional=e.push(s),e.index?.set(s.#s,s)}#T(t,e){if(e.length)return this.#R(t,e);let s=t.length,i=e.names=new Array(s),n=e.types=new Array(s);for(let r=0;r<s;r++){let h=t[r];i[r]=h.name,n[r]=wt(h)}e.length=e.provisional=e.holes=s,this.#E(e)}async lstat(){if((this.#i&P)===0)try{return this.#D(await this.#t.fs.promises.lstat(this.fullpath())),this}catch(t){this.#O(t.code)}}lstatSync(){if((this.#i&P)===0)try{return this.#D(this.#t.fs.lstatSync(this.fullpath())),this}catch(t){this.#O(t.code)}}#D(t){this.#e=t;let e=wt(t);this.#i=this.#i&ot|e|Ae,e!==N&&e!==M&&e!==T&&(this.#i|=at)}#M;#L(t){let e=this.#M;this.#M=void 0;for(let s of e)s(t)}readdirCB(t,e=!1){this.#F(s=>t(null,this.#u(s)),e,!1)}readdirLazyCB(t,e=!1){this.#F(s=>t(this.#g(s)),e,!0)}#F(t,e,s){let i=this.canReaddir(),n=i?this.#w():Te();if(!i||this.calledReaddir()){e?t(n):queueMicrotask(()=>t(n));return}if(this.#M){this.#M.push(t);return}this.#M=[t];let r=this.fullpath();this.#t.fs.readdir(r,{withFileTypes:!0},(h,a)=>{h?(this.#k(h.code),n.provisional=0):s?this.#T(a,n):this.#R(a,n),this.#L(n)})}#P;async readdir(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();if(this.#P)await this.#P;else{let s=()=>{};this.#P=new Promise(i=>s=i);try{this.#R(await this.#t.fs.promises.readdir(e,{withFileTypes:!0}),t)}catch(i){this.#k(i.code),t.provisional=0}this.#P=void 0,s()}return this.#u(t)}readdirSync(){if(!this.canReaddir())return[];let t=this.children();if(this.calledReaddir())return this.#u(t);let e=this.fullpath();try{this.#R(this.#t.fs.readdirSync(e,{withFileTypes:!0}),t)}catch(s){this.#k(s.code),t.provisional=0}return this.#u(t)}readdirLazySync(){let t=this.canReaddir(),e=t?this.#w():Te();if(t&&!this.calledReaddir())try{this.#T(this.#t.fs.readdirSync(this.fullpath(),{withFileTypes:!0}),e)}catch(s){this.#k(s.code),e.provisional=0}return this.#g(e)}canReaddir(){if(this.#i&Oe)return!1;let t=E&this.#i;return t===N||t===M||t===T}shouldWalk(t,e){return(this.#i&M)===M&&!(this.#i&Oe)&&!t?.has(this)&&(!e||e(this))}async realpath(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=await this.#t.fs.promises.realpath(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}realpathSync(){if(this.#c)return this.#c;if(!((bt|mt|P)&this.#i))try{let t=this.#t.fs.realpathSync(this.fullpath());return this.#c=this.resolve(t)}catch{this.#y()}}[ze](t){if(t===this)return;t.isCWD=!1,this.isCWD=!0;let e=new Set([]),s=[],i=this;for(;i.parent;)e.add(i),i.#h=s.join(this.sep),i.#l=s.join("/"),i=i.parent,s.push("..");for(i=t;i.parent&&!e.has(i);)i.#h=void 0,i.#l=void 0,i=i.parent}},Yt=class{dir;#t;#e;#s;#r;#n;#a;length;constructor(t,e,s){this.dir=t,this.#t=e,this.#e=e.names,this.#s=e.types,this.#r=s,this.length=e.provisional}name(t){return this.#e[t]}path(t){return this.#t[t]??this.dir[Jt](this.#t,t)}cached(t){return this.#t[t]}isNamed(t,e){let s=this.#t[t];if(s)return s.isNamed(e);let i=this.#e[t];return i===e?!0:(e!==this.#n&&(this.#n=e,this.#a=this.#r?X(e):z(e)),(this.#r?X(i):z(i))===this.#a)}isUnknown(t){let e=this.#t[t];return e?e.isUnknown():this.#s[t]===N}isDirectory(t){let e=this.#t[t];return e?e.isDirectory():this.#s[t]===M}isSymbolicLink(t){let e=this.#t[t];return e?e.isSymbolicLink():this.#s[t]===T}canReaddir(t){let e=this.#t[t];if(e)return e.canReaddir();let s=this.#s[t];return s===M||s===T||s===N}},yt=class o extends k{get sep(){return"\\"}get splitSep(){return ii}newChild(t,e=N,s){return new o(t,e,this,s)}resolve(t){return t&&Zt.test(t)&&(t=this.sameRoot(t.slice(0,2)+this.sep)?"."+this.sep+t.slice(2):external_node_path_.win32.resolve(this.fullpath(),t)),super.resolve(t)}getRootString(t){return ti.exec(t)?.[0]??external_node_path_.win32.parse(t).root}getRoot(t){if(t=Ne(t.toUpperCase()),t===this.root.name||/^[\\/]$/.test(t))return this.root;for(let[e,s]of Object.entries(this.roots))if(this.sameRoot(t,e))return this.roots[t]=s;return this.roots[t]=new K(t,{nocase:this.nocase,fs:this.fs}).root}sameRoot(t,e=this.root.name){return Ne(t.toUpperCase())===e}},St=class o extends k{get splitSep(){return"/"}get sep(){return"/"}getRootString(t){return t.startsWith("/")?"/":""}getRoot(t){return this.root}newChild(t,e=N,s){return new o(t,e,this,s)}},xt=class{root;rootPath;roots;cwd;#t=new Map;#e=new Map;#s;nocase;#r;constructor(t=process.cwd(),e,s,{nocase:i,childrenCacheSize:n=16*1024,fs:r=ht}={}){this.#r=Vs(r),(t instanceof URL||t.startsWith("file://"))&&(t=(0,external_node_url_namespaceObject.fileURLToPath)(t));let h=e.resolve(t);this.roots=Object.create(null),this.rootPath=this.parseRootPath(h),this.#s=new Vt(n);let a=h.substring(this.rootPath.length).split(s);if(a.length===1&&!a[0]&&a.pop(),i===void 0)throw new TypeError("must provide nocase setting to PathScurryBase ctor");this.nocase=i,this.root=this.newRoot(this.#r),this.roots[this.rootPath]=this.root;let l=this.root,c=a.length-1,f=e.sep;for(let u of a){let d=c--;l=l.child(u,{relative:new Array(d).fill("..").join(f),relativePosix:new Array(d).fill("..").join("/")})}this.cwd=l}depth(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.depth()}childrenCache(){return this.#s}resolve(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#t.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpath();return $e(this.#t,e,i),i}resolvePosix(...t){let e="";for(let n=t.length-1;n>=0;n--){let r=t[n];if(!(!r||r===".")&&(e=e?`${r}/${e}`:r,this.isAbsolute(r)))break}let s=this.#e.get(e);if(s!==void 0)return s;let i=this.cwd.resolve(e).fullpathPosix();return $e(this.#e,e,i),i}relative(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relative()}relativePosix(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.relativePosix()}basename(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.name}dirname(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),(t.parent||t).fullpath()}async readdir(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;if(t.canReaddir()){let i=await t.readdir();return s?i:i.map(n=>n.name)}else return[]}readdirSync(t=this.cwd,e={withFileTypes:!0}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s}=e;return t.canReaddir()?s?t.readdirSync():t.readdirSync().map(i=>i.name):[]}async lstat(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstat()}lstatSync(t=this.cwd){return typeof t=="string"&&(t=this.cwd.resolve(t)),t.lstatSync()}async readlink(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.readlink();return e?s:s?.fullpath()}readlinkSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.readlinkSync();return e?s:s?.fullpath()}async realpath(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=await t.realpath();return e?s:s?.fullpath()}realpathSync(t=this.cwd,{withFileTypes:e}={withFileTypes:!1}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t.withFileTypes,t=this.cwd);let s=t.realpathSync();return e?s:s?.fullpath()}async walk(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set:void 0,l=(f,u)=>{a?.add(f),f.readdirCB((d,p)=>{try{if(d)return u(d);let g=p.length;if(!g)return u();let w=m=>{if(m)return u(m);--g===0&&u()};for(let m of p)(!n||n(m))&&h.push(s?m:m.fullpath()),i&&m.isSymbolicLink()?m.realpath().then(b=>b?.isUnknown()?b.lstat():b).then(b=>b?.shouldWalk(a,r)?l(b,w):w()).catch(w):m.shouldWalk(a,r)?l(m,w):w()}catch(g){u(g)}},!0)},c=t;return new Promise((f,u)=>{l(c,d=>{if(d)return u(d);f(h)})})}walkSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=[];(!n||n(t))&&h.push(s?t:t.fullpath());let a=i?new Set([t]):void 0,l=[t];for(let c of l){let f=c.readdirSync();for(let u of f){(!n||n(u))&&h.push(s?u:u.fullpath());let d=u;if(u.isSymbolicLink()){if(!(i&&(d=u.realpathSync())))continue;d.isUnknown()&&d.lstatSync()}d.shouldWalk(a,r)&&(a?.add(d),l.push(d))}}return h}[Symbol.asyncIterator](){return this.iterate()}iterate(t,e){return this.#n(t,e,!1)}iterateBatches(t,e){return this.#n(t,e,!0)}#n(t=this.cwd,e={},s){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:i=!0,follow:n=!1,filter:r,walkFilter:h}=e,a={value:void 0,done:!0},l=[],c=0,f=[t],u=0,d=n?new Set(f):void 0,p=0,g=!1,w=!1,m,b=[],A=()=>{if(s){let x=l;return l=[],{value:x,done:!1}}let S=l[c++];return c===l.length?(l=[],c=0):c>=lt&&c*2>=l.length&&(l=l.slice(c),c=0),{value:S,done:!1}},O=()=>{w=!0;for(let S of b.splice(0))m?(S.reject(m.er),m=void 0):S.resolve(a)},R=S=>{m={er:S},l=[],c=0,O()},Y=S=>{(!r||r(S))&&l.push(i?S:S.fullpath())},U=S=>{if(!w){try{for(let x of S){Y(x);let F=x;x.isSymbolicLink()&&!(n&&(F=x.realpathCached()))||F.shouldWalk(d,h)&&(d?.add(F),f.push(F))}}catch(x){return R(x)}p--,Rt()}},B=(S,x)=>{if(n){let F=[];for(let se of x)se.isSymbolicLink()&&F.push(se.realpath().then(Pt=>Pt?.isUnknown()?Pt.lstat():Pt));if(F.length){Promise.all(F).then(()=>U(x));return}}U(x)},Rt=()=>{if(!g){for(g=!0;!w;){for(;b.length&&c<l.length;)b.shift()?.resolve(A());let S=f[u];if(!S||l.length-c>=lt)break;u++,p++,S.readdirCB(B,!0)}g=!1,!w&&p===0&&u===f.length&&c===l.length&&O()}};return Y(t),{next(){if(m){let{er:S}=m;return m=void 0,Promise.reject(S)}if(c<l.length){let S=A();return Rt(),Promise.resolve(S)}return w?Promise.resolve(a):new Promise((S,x)=>{b.push({resolve:S,reject:x}),Rt()})},return(){return l=[],c=0,O(),Promise.resolve(a)},[Symbol.asyncIterator](){return this}}}[Symbol.iterator](){return this.iterateSync()}iterateSync(t=this.cwd,e={}){typeof t=="string"?t=this.cwd.resolve(t):t instanceof k||(e=t,t=this.cwd);let{withFileTypes:s=!0,follow:i=!1,filter:n,walkFilter:r}=e,h=t,a=i?new Set([h]):void 0,l=[h],c=0,f=[],u=0,d=!1;return{next(){if(!d&&(d=!0,!n||n(h)))return{value:s?h:h.fullpath(),done:!1};for(;;){for(;u===f.length;){let w=l[c];if(!w)return{value:void 0,done:!0};c++,f=w.readdirSync(),u=0}let p=f[u++],g=p;if(p.isSymbolicLink()&&(g=i?p.realpathSync():void 0,g?.isUnknown()&&g.lstatSync()),g?.shouldWalk(a,r)&&(a?.add(g),l.push(g)),!n||n(p))return{value:s?p:p.fullpath(),done:!1}}},[Symbol.iterator](){return this}}}chdir(t=this.cwd){let e=this.cwd;this.cwd=typeof t=="string"?this.cwd.resolve(t):t,this.#t.clear(),this.#e.clear(),this.cwd[ze](e)}},K=class extends xt{sep="\\";constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;typeof t=="string"&&!t.startsWith("file://")&&(t=t.replace(ei,"").replace(si,"\\")),super(t,external_node_path_.win32,"\\",{...e,nocase:s}),this.nocase=s}resolve(...t){return t.some(e=>Zt.test(e))?super.resolve(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolve(...t)}resolvePosix(...t){return t.some(e=>Zt.test(e))?super.resolvePosix(external_node_path_.win32.resolve(this.cwd.fullpath(),...t)):super.resolvePosix(...t)}parseRootPath(t){return external_node_path_.win32.parse(t).root.toUpperCase()}newRoot(t){return new yt(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")||t.startsWith("\\")||/^[a-z]:(\/|\\)/i.test(t)}},Z=class extends xt{sep="/";constructor(t=process.cwd(),e={}){let{nocase:s=!1}=e;super(t,external_node_path_.posix,"/",{...e,nocase:s}),this.nocase=s}parseRootPath(t){return"/"}newRoot(t){return new St(this.rootPath,M,{roots:this.roots,nocase:this.nocase,children:this.childrenCache(),fs:t})}isAbsolute(t){return t.startsWith("/")}},ct=class extends Z{constructor(t=process.cwd(),e={}){let{nocase:s=!0}=e;super(t,{...e,nocase:s})}},qi=process.platform==="win32"?yt:St,je=process.platform==="win32"?K:process.platform==="darwin"?ct:Z;var ai=o=>o.length>=1,li=o=>o.length>=1,ci=Symbol.for("nodejs.util.inspect.custom"),V=class o{#t;#e;#s;length;#r;#n;#a;#h;#l;#i;constructor(t,e,s,i){if(!ai(t))throw new TypeError("empty pattern list");if(!li(e))throw new TypeError("empty glob list");if(e.length!==t.length)throw new TypeError("mismatched pattern list and glob list lengths");if(this.length=t.length,s<0||s>=this.length)throw new TypeError("index out of range");if(this.#t=t,this.#e=e,this.#s=s,this.#r=i,this.#s===0){if(this.isUNC()){let n=this.#o()?6:4,r=this.#t.slice(0,n),h=this.#e.slice(0,n),a=this.#t.slice(n),l=this.#e.slice(n);a[0]===""&&(a.shift(),l.shift());let c=[...r,""].join("/"),f=[...h,""].join("/");this.#t=[c,...a],this.#e=[f,...l],this.length=this.#t.length}else if(this.isDrive()||this.isAbsolute()){let[n,...r]=this.#t,[h,...a]=this.#e;r[0]===""&&(r.shift(),a.shift());let l=`${n}/`,c=`${h}/`;this.#t=[l,...r],this.#e=[c,...a],this.length=this.#t.length}}}[ci](){return`Pattern <${this.#e.slice(this.#s).join("/")}>`}pattern(){return this.#t[this.#s]}isString(){return typeof this.#t[this.#s]=="string"}isGlobstar(){return this.#t[this.#s]===y}isMatcher(){return typeof this.#t[this.#s]=="object"}globString(){return this.#a=this.#a||(this.#s===0?this.isAbsolute()?this.#e[0]+this.#e.slice(1).join("/"):this.#e.join("/"):this.#e.slice(this.#s).join("/"))}hasMore(){return this.length>this.#s+1}rest(){return this.#n!==void 0?this.#n:this.hasMore()?(this.#n=new o(this.#t,this.#e,this.#s+1,this.#r),this.#n.#i=this.#i,this.#n.#l=this.#l,this.#n.#h=this.#h,this.#n):this.#n=null}#o(){let t=this.#t;return t[2]==="?"&&typeof t[3]=="string"&&/^unc$/i.test(t[3])}isUNC(){let t=this.#t,e=this.#o()?4:2;return this.#l!==void 0?this.#l:this.#l=this.#r==="win32"&&this.#s===0&&t[0]===""&&t[1]===""&&typeof t[e]=="string"&&!!t[e]&&typeof t[e+1]=="string"&&!!t[e+1]}isDrive(){let t=this.#t;return this.#h!==void 0?this.#h:this.#h=this.#r==="win32"&&this.#s===0&&this.length>1&&typeof t[0]=="string"&&/^[a-z]:$/i.test(t[0])}isAbsolute(){let t=this.#t;return this.#i!==void 0?this.#i:this.#i=t[0]===""&&t.length>1||this.isDrive()||this.isUNC()}root(){let t=this.#t[0];return typeof t=="string"&&this.isAbsolute()&&this.#s===0?t:""}checkFollowGlobstar(){return this.#s!==0&&this.isGlobstar()}};var fi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",j=class{relative;relativeChildren;absolute;absoluteChildren;platform;mmopts;slashRoot;constructor(t,{nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,platform:h=fi,root:a,windowsPathsNoEscape:l,allowWindowsEscape:c,braceExpandMax:f=1e4},u){this.relative=[],this.absolute=[],this.relativeChildren=[],this.absoluteChildren=[],this.platform=h,l=!!l||c===!1,this.mmopts={braceExpandMax:f,dot:!0,nobrace:e,nocase:s,noext:i,noglobstar:n,normalize:r,optimizationLevel:2,platform:h,nocomment:!0,nonegate:!0,windowsPathsNoEscape:l};let d=u?.resolve(a??"/").fullpath()??"/";this.slashRoot=W(d.replace(/\\/g,"/").replace(/\/$/,""),{magicalBraces:!0,windowsPathsNoEscape:l});for(let p of t)this.add(p)}add(t){let e=new C(t,this.mmopts);for(let s=0;s<e.set.length;s++){let i=e.set[s],n=e.globParts[s];if(!i||!n)throw new Error("invalid pattern object");for(;i[0]==="."&&n[0]==="."&&i.length>1&&i[1]!=="";)i.shift(),n.shift();let r=new V(i,n,0,this.platform),h=r.root()==="/"?`${this.slashRoot}/${r.rest()?.globString()??""}`:r.globString(),a=new C(h,this.mmopts),l=n[n.length-1]==="**",c=r.isAbsolute();c?this.absolute.push(a):this.relative.push(a),l&&(c?this.absoluteChildren.push(a):this.relativeChildren.push(a))}}ignored(t){return this.ignoredPath(this.relative.length?t.relative():"",this.absolute.length?t.fullpath():"")}ignoredPath(t,e){if(this.relative.length){t||=".";let s=`${t}/`;for(let i of this.relative)if(i.match(t)||i.match(s))return!0}if(this.absolute.length){let s=`${e}/`;for(let i of this.absolute)if(i.match(e)||i.match(s))return!0}return!1}childrenIgnored(t){if(this.relativeChildren.length){let e=`${t.relative()||"."}/`;for(let s of this.relativeChildren)if(s.match(e))return!0}if(this.absoluteChildren.length){let e=`${t.fullpath()}/`;for(let s of this.absoluteChildren)if(s.match(e))return!0}return!1}};var Qt,kt=class o{parent;store;#t;constructor(t){if(t instanceof o){this.parent=t,this.#t=t.#t;return}this.#t=new Set;for(let e of t){let s=e,i;for(;s&&(i=s.rest());)s.isString()&&this.#t.add(i.globString()),s=i}}stores(t){return this.#t.size!==0&&this.#t.has(t.globString())&&!(t.isGlobstar()&&!t.checkFollowGlobstar())}copy(){return this.#t.size?new o(this):this}#e(t){let e=this.store?.get(t);return e||!this.parent?e:this.parent.#e(t)}hasWalked(t,e){return!!this.#e(t.fullpath())?.has(e.globString())}storeWalked(t,e){if(!this.stores(e))return;let s=e.globString(),i=t.fullpath(),n=this.#e(i);n?n.add(s):(this.store??=new Map).set(i,new Set([s]))}},J=class{static ABSOLUTE=2;static IF_DIR=1;paths=[];flags=[];#t;add(t,e,s){let{paths:i}=this,n=i.length-1;n>=0&&i[n]!==t&&(this.#t??=new Map(i.map((r,h)=>[r,h])),n=this.#t.get(t)??-1),n===-1&&this.#t?.set(t,i.length),this.#e(n,t,e,s)}#e(t,e,s,i){let n=(s?Qt.ABSOLUTE:0)|(i?Qt.IF_DIR:0);t===-1?(this.paths.push(e),this.flags.push(n)):this.flags[t]=n&this.flags[t]}};Qt=J;var vt=class{targets=[];patterns=[];#t;add(t,e){let{targets:s}=this,i=s.length-1;i>=0&&s[i]!==t&&(this.#t??=new Map(s.map((n,r)=>[n,r])),i=this.#t.get(t)??-1),this.#e(i,t,e)}addEntry(t,e){if(this.#t)return this.add(t,e);let s=this.targets.length-1;this.#e(s>=0&&this.targets[s]===t?s:-1,t,e)}#e(t,e,s){if(e.canReaddir())if(t>=0){let i=this.patterns[t],n=s.globString(),r=s.checkFollowGlobstar();for(let h of i)if(h===s||h.globString()===n&&h.checkFollowGlobstar()===r)return;i.push(s)}else this.#t?.set(e,this.targets.length),this.targets.push(e),this.patterns.push([s])}},Ct=class o{hasWalkedCache;matches=new J;subwalks=new vt;patterns;follow;dot;opts;constructor(t,e){this.opts=t,this.follow=!!t.follow,this.dot=!!t.dot,this.hasWalkedCache=e}processPatterns(t,e){this.patterns=e;for(let s of e){let i=t;this.hasWalkedCache.storeWalked(i,s);let n=s.root(),r=s.isAbsolute()&&this.opts.absolute!==!1;if(n){i=i.resolve(n==="/"&&this.opts.root!==void 0?this.opts.root:n);let c=s.rest();if(c)s=c;else{this.matches.add(i,!0,!1);continue}}if(i.isENOENT())continue;let h,a,l=!1;for(;typeof(h=s.pattern())=="string"&&(a=s.rest());)i=i.resolve(h),s=a,l=!0;if(h=s.pattern(),a=s.rest(),l){if(this.hasWalkedCache.hasWalked(i,s))continue;this.hasWalkedCache.storeWalked(i,s)}if(typeof h=="string"){let c=h===".."||h===""||h===".";this.matches.add(i.resolve(h),r,c);continue}else if(h===y){(!i.isSymbolicLink()||this.follow||s.checkFollowGlobstar())&&this.subwalks.add(i,s);let c=a?.pattern(),f=a?.rest();if(!a||(c===""||c===".")&&!f)this.matches.add(i,r,c===""||c===".");else if(c===".."){let u=i.parent||i;f?this.hasWalkedCache.hasWalked(u,f)||this.subwalks.add(u,f):this.matches.add(u,r,!0)}}else typeof h=="object"&&this.subwalks.add(i,s)}return this}child(){return new o(this.opts,this.hasWalkedCache.copy())}filterEntries(t,e){let s=new te(e,this.dot,this.follow),{matches:i,matched:n,subwalks:r}=s,{targets:h}=r;for(let a=0;a<e.length;a++){let l=i.length;for(let c of t){let f=c.isAbsolute(),u=c.pattern(),d=c.rest();u===y?s.testGlobstar(a,c,d,f):typeof u=="object"?s.testMatcher(a,u,d,f):s.testString(a,u,d,f)}for(;n.length<h.length;)n.push(i.length>l)}return s}},te=class{entries;matches=[];absolute=[];subwalks=new vt;matched=[];dot;follow;constructor(t,e,s){this.entries=t,this.dot=e,this.follow=s}#t(t,e){let s=this.matches.length-1;s>=0&&this.matches[s]===t?e||(this.absolute[s]=!1):(this.matches.push(t),this.absolute.push(e))}testGlobstar(t,e,s,i){let n=this.entries;if((this.dot||!n.name(t).startsWith("."))&&(e.hasMore()||this.#t(t,i),n.canReaddir(t)&&(this.follow||!n.isSymbolicLink(t)?this.subwalks.addEntry(n.path(t),e):s&&e.checkFollowGlobstar()&&this.subwalks.addEntry(n.path(t),s))),s){let r=s.pattern();typeof r=="string"&&r!==".."&&r!==""&&r!=="."?this.testString(t,r,s.rest(),i):r===".."?this.subwalks.add(n.dir,s):typeof r=="object"&&this.testMatcher(t,r,s.rest(),i)}}testMatcher(t,e,s,i){let n=this.entries;e.testUnchecked(n.name(t))&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}testString(t,e,s,i){let n=this.entries,r=e.charCodeAt(0),h=n.name(t).charCodeAt(0);r<128&&h<128&&(r|32)!==(h|32)||n.isNamed(t,e)&&(s?n.canReaddir(t)&&this.subwalks.addEntry(n.path(t),s):this.#t(t,i))}};var{ABSOLUTE:ui,IF_DIR:di}=J,pi=(o,t,e)=>typeof o=="string"?new j([o],t,e):Array.isArray(o)?new j(o,t,e):o,gi=o=>{let t;for(let e of o){let s=e,i="";for(;s?.isString();s=s.rest())i+=`${s.globString()}
+`;if(!s||t!==void 0&&i!==t)return!1;for(t=i;s;s=s.rest())if(s.isString())return!1}return!0},Et={value:void 0,done:!0},_=class{path;patterns;opts;seen=new Set;matches=[];#t;#e;#s;#r;#n;signal;maxDepth;includeChildMatches;#a;#h;#l;#i="";#o=0;#m=[];#f=[];#c=[];#b=[];#w=[];#x=1/0;#u=0;#d=!1;#p=!1;#g;#E;#S=[];constructor(t,e,s){if(this.patterns=t,this.path=e,this.opts=s,this.#n=!s.posix&&s.platform==="win32"?"\\":"/",this.includeChildMatches=s.includeChildMatches!==!1,(s.ignore||!this.includeChildMatches)&&(this.#s=pi(s.ignore??[],s,e),!this.includeChildMatches&&typeof this.#s.add!="function")){let i="cannot ignore child matches, ignore lacks add() method.";throw new Error(i)}this.maxDepth=s.maxDepth||1/0,this.signal=s.signal,this.#t=!!s.realpath||!gi(t),this.includeChildMatches&&this.#s instanceof j&&this.#s!==s.ignore&&(!s.posix||e.sep==="/")&&(this.#r=this.#s),this.#e=!(this.#t||this.#s&&!this.#r||s.withFileTypes||s.stat)}#v(t){return this.seen.has(t)||this.#y(t)}#y(t){let e=this.#r;return e?e.ignoredPath(e.relative.length?this.#O(t):"",e.absolute.length?t.fullpath():""):!!this.#s?.ignored?.(t)}#C(t){return!!this.#s?.childrenIgnored?.(t)}async matchCheck(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||await t.realpath(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?await i.lstat():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=await r.realpath();h&&(h.isUnknown()||this.opts.stat)&&await h.lstat()}return this.matchCheckTest(r,e)}matchCheckTest(t,e){return t&&(this.maxDepth===1/0||t.depth()<=this.maxDepth)&&(!e||t.canReaddir())&&(!this.opts.nodir||!t.isDirectory())&&(!this.opts.nodir||!this.opts.follow||!t.isSymbolicLink()||!t.realpathCached()?.isDirectory())&&!this.#y(t)?t:void 0}matchCheckSync(t,e){if(e&&this.opts.nodir)return;let s,i;if(this.opts.realpath){if(s=t.realpathCached()||t.realpathSync(),!s)return;i=s}else i=t;let r=i.isUnknown()||this.opts.stat?i.lstatSync():i;if(this.opts.follow&&this.opts.nodir&&r?.isSymbolicLink()){let h=r.realpathSync();h&&(h?.isUnknown()||this.opts.stat)&&h.lstatSync()}return this.matchCheckTest(r,e)}matchFinish(t,e){this.#y(t)||this.#k(t,e)}#k(t,e){if(this.#t){let{seen:r}=this,h=r.size;if(r.add(t),r.size===h)return}if(!this.includeChildMatches&&this.#s?.add){let r=`${t.relativePosix()}/**`;this.#s.add(r)}let s=this.opts.absolute===void 0?e:this.opts.absolute,i=this.opts.mark&&t.isDirectory()?this.#n:"",n=this.matches;if(this.opts.withFileTypes)n.push(t);else if(s){let r=this.opts.posix?t.fullpathPosix():t.fullpath();n.push(r+i)}else{let r=this.#O(t),h=this.opts.dotRelative&&!r.startsWith(`..${this.#n}`)?`.${this.#n}`:"";n.push(r?h+r+i:`.${i}`)}}#O(t){let e=t.parent,s=e&&this.#$(e);return s!==void 0?s+t.name:this.opts.posix?t.relativePosix():t.relative()}#$(t){if(t!==this.#a){let e=this.opts.posix,s=e?t.relativePosix():t.relative();this.#a=t,this.#h=!t.parent||s.endsWith("..")?void 0:s?s+(e?"/":t.sep):""}return this.#h}#R(t,e,s){let{opts:i}=this;if(!this.#e||t.cached(e)||t.isUnknown(e)||i.follow&&i.nodir&&t.isSymbolicLink(e))return!1;let n=t.isDirectory(e);if(n&&i.nodir)return!0;let r=n&&i.mark?this.#n:"",{dir:h}=t,a=this.#r,l=i.absolute??s,c="";(l||a?.absolute.length)&&(h!==this.#l&&(this.#l=h,this.#i=i.posix?h.fullpathPosix()+(h.parent?"/":""):h.fullpath()+(h.parent?h.sep:"")),c=this.#i+t.name(e));let f="";if(!l||a?.relative.length){let d=this.#$(h);if(d===void 0)return!1;f=d+t.name(e)}if(a?.ignoredPath(f,c))return!0;if(l)return this.matches.push(c+r),!0;let u=i.dotRelative&&!f.startsWith(`..${this.#n}`)?`.${this.#n}`:"";return this.matches.push(u+f+r),!0}async match(t,e,s){let i=await this.matchCheck(t,s);i&&this.matchFinish(i,e)}matchSync(t,e,s){let i=this.matchCheckSync(t,s);i&&this.#k(i,e)}#W(t,e,s,i,n){this.#m.push(t),this.#f.push(e),this.#c.push(s),this.#b.push(i),this.#w.push(n)}#I(t,e,s){let{paths:i,flags:n}=t.matches;for(let r=0;r<i.length;r++){let h=i[r];if(h===s)continue;let a=n[r];this.#T(h,!!(a&ui),!!(a&di),e)}}#T(t,e,s,i){let{realpath:n,stat:r,follow:h,nodir:a}=this.opts;if(i||!(n||r||t.isUnknown()||h&&a&&t.isSymbolicLink())){if(n&&this.#v(t))return;this.matchSync(t,e,s)}else{if(this.#v(t))return;this.#u++,this.match(t,e,s).then(this.#q,this.#N)}}#D(t,e,s,i){let n=s.filterEntries(e,t),{matches:r,absolute:h,matched:a}=n;for(let u=0;u<r.length;u++){let d=r[u],p=h[u];this.#R(t,d,p)||this.#T(t.path(d),p,!1,i)}let{targets:l,patterns:c}=n.subwalks,f=!this.#t;for(let u=0;u<l.length;u++){let d=l[u];if(d.canReaddir()){let p=c[u],g=f&&a[u],w=this.#M(d,p,g,s);this.#W(d,p,w?s:s.child(),g,w)}}}#M(t,e,s,i){if(t.isSymbolicLink()&&!this.opts.follow)return!1;let n=i.hasWalkedCache;for(let r of e){if(n.stores(r))return!1;if(r.isMatcher())continue;if(!r.isGlobstar())return!1;let h=r.rest();if(!h){if(!s)return!1;continue}let a=h.pattern();if(a===""||a==="."||a==="..")return!1}return!0}#L(t){let e=this.#m.pop();if(!e)return!1;let s=this.#f.pop(),i=this.#c.pop(),n=this.#b.pop(),r=this.#w.pop();if(this.#C(e))return!0;if(r)return this.#F(e,s,i,t),!0;i.processPatterns(e,s),this.#I(i,t,n?e:void 0);let{targets:h,patterns:a}=i.subwalks;for(let l=0;l<h.length;l++)this.#F(h[l],a[l],i,t);return!0}#F(t,e,s,i){this.#P(t)&&(i?this.#D(t.readdirLazySync(),e,s,!0):(this.#u++,t.readdirLazyCB(n=>this.#H(n,e,s),!0)))}#P(t){return t.canReaddir()&&(this.maxDepth===1/0||t.depth()<this.maxDepth)}#z(){this.#W(this.path,this.patterns,new Ct(this.opts,new kt(this.patterns)),!1,!1)}#_(){if(this.signal?.aborted)throw this.signal.reason;return this.#L(!0)}#U(){this.path.isUnknown()&&this.path.lstatSync(),this.#z()}#B(){if(this.signal?.aborted)return this.#N(this.signal.reason);this.path.isUnknown()?(this.#u++,this.path.lstat().then(()=>{this.#u--,this.#z(),this.#A()})):(this.#z(),this.#A())}#G(){let t=this.matches[this.#o++];return this.#o===this.matches.length?(this.matches=[],this.#o=0):this.#o>=lt&&this.#o*2>=this.matches.length&&(this.matches=this.matches.slice(this.#o),this.#o=0),{value:t,done:!1}}#j(){this.#p=!0,this.#m=[],this.#f=[],this.#c=[],this.#b=[],this.#w=[],this.#E?.();for(let t of this.#S.splice(0))this.#g?(t.reject(this.#g.er),this.#g=void 0):t.resolve(Et)}#N=t=>{this.#p||(this.#g={er:t},this.matches=[],this.#o=0,this.#j())};#q=()=>{this.#u--,this.#A()};#H(t,e,s){if(this.#u--,!this.#p){try{this.#D(t,e,s,!1)}catch(i){return this.#N(i)}this.#A()}}#A(){if(!(this.#d||this.#p)){this.#d=!0;try{for(;!this.#p;){if(this.signal?.aborted){this.#N(this.signal.reason);break}for(;this.#S.length&&this.#o<this.matches.length;)this.#S.shift()?.resolve(this.#G());if(this.matches.length-this.#o>=this.#x||!this.#L(!1))break}}catch(t){this.#N(t)}this.#d=!1,!this.#p&&this.#u===0&&!this.#m.length&&this.#j()}}walk(){return new Promise((t,e)=>{this.#E=()=>this.#g?e(this.#g.er):t(this.matches),this.#B()})}walkSync(){if(this.signal?.aborted)throw this.signal.reason;for(this.#U();this.#_(););return this.matches}iterate(){this.#x=lt;let t=!1;return{next:()=>{if(t||(t=!0,this.#B()),this.signal?.aborted)return this.#N(this.signal.reason),this.matches=[],this.#o=0,this.#g=void 0,Promise.reject(this.signal.reason);if(this.#o<this.matches.length){let e=this.#G();return this.#A(),Promise.resolve(e)}if(this.#g){let{er:e}=this.#g;return this.#g=void 0,Promise.reject(e)}return this.#p?Promise.resolve(Et):new Promise((e,s)=>{this.#S.push({resolve:e,reject:s}),this.#A()})},return:()=>(this.matches=[],this.#o=0,this.#j(),Promise.resolve(Et)),[Symbol.asyncIterator](){return this}}}iterateSync(){let t=!1;return{next:()=>{if(this.signal?.aborted)throw this.signal.reason;for(t||(t=!0,this.#U());this.#o===this.matches.length;)if(this.matches=[],this.#o=0,!this.#_())return Et;return{value:this.matches[this.#o++],done:!1}},[Symbol.iterator](){return this}}}};var wi=typeof process=="object"&&process&&typeof process.platform=="string"?process.platform:"linux",D=class{absolute;cwd;root;dot;dotRelative;follow;ignore;magicalBraces;mark;matchBase;maxDepth;nobrace;nocase;nodir;noext;noglobstar;pattern;platform;realpath;scurry;stat;signal;windowsPathsNoEscape;withFileTypes;includeChildMatches;opts;patterns;constructor(t,e){if(!e)throw new TypeError("glob options required");if(this.withFileTypes=!!e.withFileTypes,this.signal=e.signal,this.follow=!!e.follow,this.dot=!!e.dot,this.dotRelative=!!e.dotRelative,this.nodir=!!e.nodir,this.mark=!!e.mark,e.cwd?(e.cwd instanceof URL||e.cwd.startsWith("file://"))&&(e.cwd=(0,external_node_url_namespaceObject.fileURLToPath)(e.cwd)):this.cwd="",this.cwd=e.cwd||"",this.root=e.root,this.magicalBraces=!!e.magicalBraces,this.nobrace=!!e.nobrace,this.noext=!!e.noext,this.realpath=!!e.realpath,this.absolute=e.absolute,this.includeChildMatches=e.includeChildMatches!==!1,this.noglobstar=!!e.noglobstar,this.matchBase=!!e.matchBase,this.maxDepth=typeof e.maxDepth=="number"?e.maxDepth:1/0,this.stat=!!e.stat,this.ignore=e.ignore,this.withFileTypes&&this.absolute!==void 0)throw new Error("cannot set absolute and withFileTypes:true");let s=typeof t=="string"?[t]:t;if(this.windowsPathsNoEscape=!!e.windowsPathsNoEscape||e.allowWindowsEscape===!1,this.windowsPathsNoEscape&&(s=s.map(l=>l.replace(/\\/g,"/"))),this.matchBase){if(e.noglobstar)throw new TypeError("base matching requires globstar");s=s.map(l=>l.includes("/")?l:`./**/${l}`)}if(this.pattern=s,this.platform=e.platform||wi,this.opts={...e,platform:this.platform},e.scurry){if(this.scurry=e.scurry,e.nocase!==void 0&&e.nocase!==e.scurry.nocase)throw new Error("nocase option contradicts provided scurry option")}else{let l=e.platform==="win32"?K:e.platform==="darwin"?ct:e.platform?Z:je;this.scurry=new l(this.cwd,{nocase:e.nocase,fs:e.fs})}this.nocase=this.scurry.nocase;let i=this.platform==="darwin"||this.platform==="win32",n={braceExpandMax:1e4,...e,dot:this.dot,matchBase:this.matchBase,nobrace:this.nobrace,nocase:this.nocase,nocaseMagicOnly:i,nocomment:!0,noext:this.noext,nonegate:!0,optimizationLevel:2,platform:this.platform,windowsPathsNoEscape:this.windowsPathsNoEscape},r=this.pattern.map(l=>new C(l,n)),[h,a]=r.reduce((l,c)=>(l[0].push(...c.set),l[1].push(...c.globParts),l),[[],[]]);this.patterns=h.map((l,c)=>{let f=a[c];if(!f)throw new Error("invalid pattern object");return new V(l,f,0,this.platform)})}async walk(){return await new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walk()}walkSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).walkSync()}iterateSync(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterateSync()}[Symbol.iterator](){return this.iterateSync()}iterate(){return new _(this.patterns,this.scurry.cwd,{...this.opts,maxDepth:this.maxDepth!==1/0?this.maxDepth+this.scurry.cwd.depth():1/0,platform:this.platform,nocase:this.nocase,includeChildMatches:this.includeChildMatches}).iterate()}[Symbol.asyncIterator](){return this.iterate()}};var ee=(o,t={})=>{for(let e of Array.isArray(o)?o:[o])if(new C(e,t).hasMagic())return!0;return!1};function Be(o,t={}){return new D(o,t).walkSync()}async function _e(o,t={}){return new D(o,t).walk()}function Mt(o,t={}){return new D(o,t).iterateSync()}function Ge(o,t={}){return new D(o,t).iterate()}var bi=Mt,yi=Object.assign(Ge,{sync:Mt}),Si=Object.assign(Be,{iterate:Mt}),Ue=Object.assign(_e,{glob:_e,globSync:Be,sync:Si,globIterate:Ge,iterate:yi,globIterateSync:Mt,iterateSync:bi,Glob:D,hasMagic:ee,escape:W,unescape:G});Ue.glob=Ue;
 //# sourceMappingURL=index.min.js.map
 
-;// CONCATENATED MODULE: ./src/files.ts
+;// CONCATENATED MODULE: ./src/publish/files.ts
 
 
 
@@ -48750,9 +49448,9 @@ function checkKeys(files, versionPrefix, opts) {
     }
 }
 
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __nccwpck_require__(5919);
-;// CONCATENATED MODULE: ./src/hash.ts
+;// CONCATENATED MODULE: external "node:worker_threads"
+const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
+;// CONCATENATED MODULE: ./src/publish/hash.ts
 
 
 /**
@@ -48820,7 +49518,7 @@ class HashPool {
     }
     start() {
         this.started++;
-        const worker = new external_node_worker_threads_.Worker(`(${hashWorker.toString()})()`, { eval: true });
+        const worker = new external_node_worker_threads_namespaceObject.Worker(`(${hashWorker.toString()})()`, { eval: true });
         // One that dies while idle must not be handed out again.
         worker.once('exit', () => this.dropIdle(worker));
         return worker;
@@ -48958,7 +49656,7 @@ function hashWorker() {
     });
 }
 
-;// CONCATENATED MODULE: ./src/part-size.ts
+;// CONCATENATED MODULE: ./src/publish/part-size.ts
 
 
 
@@ -49010,7 +49708,7 @@ function multipartPartSize(fileSize, thresholdBytes, requested, fileName) {
     return partCount(fileSize, partSize) > 1 ? partSize : undefined;
 }
 
-;// CONCATENATED MODULE: ./src/copy.ts
+;// CONCATENATED MODULE: ./src/publish/copy.ts
 
 
 
@@ -49143,7 +49841,7 @@ function explainCopyError(err, action, bucket) {
     return new AwsError(explained.message, 'The source object changed after it was listed, or another run wrote the destination meanwhile (an ETag no longer matches). Run the step again.', explained.code, explained.httpStatus, { cause: err });
 }
 
-;// CONCATENATED MODULE: ./src/lost-race.ts
+;// CONCATENATED MODULE: ./src/aws/lost-race.ts
 
 
 /**
@@ -49183,7 +49881,7 @@ async function settleLostRace(s3, where, intended) {
         'a run of the same bytes succeeds once it runs again.');
 }
 
-;// CONCATENATED MODULE: ./src/manifest-store.ts
+;// CONCATENATED MODULE: ./src/publish/manifest-store.ts
 
 
 
@@ -49254,7 +49952,7 @@ async function writeManifest(s3, bucket, key, body, opts = {}) {
         'listing other files; it was kept and this run stopped.', 'Two runs published one version at once. Publish different files under a new `version-prefix`.');
 }
 
-;// CONCATENATED MODULE: ./src/alias.ts
+;// CONCATENATED MODULE: ./src/release/alias.ts
 
 
 
@@ -50719,7 +51417,7 @@ _Mime_extensionToType = new WeakMap(), _Mime_typeToExtension = new WeakMap(), _M
 
 /* harmony default export */ const src = (new src_Mime(standard, other)._freeze());
 
-;// CONCATENATED MODULE: ./src/content-type.ts
+;// CONCATENATED MODULE: ./src/publish/content-type.ts
 
 const BINARY = 'application/octet-stream';
 /**
@@ -50737,7 +51435,7 @@ function contentTypeFor(relativePath, override) {
     return type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
-;// CONCATENATED MODULE: ./src/hash-queue.ts
+;// CONCATENATED MODULE: ./src/publish/hash-queue.ts
 /**
  * Hashes files `workers` at a time, in their order, except that the ones a decision waits for
  * (`first`) jump ahead of those not started yet. Every file's result is a promise from the start,
@@ -50849,7 +51547,7 @@ function pendingHashes() {
     return { promise, resolve, reject };
 }
 
-;// CONCATENATED MODULE: ./src/reuse.ts
+;// CONCATENATED MODULE: ./src/publish/reuse.ts
 
 
 
@@ -51107,7 +51805,7 @@ function sourceGone(err) {
     return err.code === 'PreconditionFailed' || err.code === 'NoSuchKey' || err.httpStatus === 404;
 }
 
-;// CONCATENATED MODULE: ./src/plan.ts
+;// CONCATENATED MODULE: ./src/publish/plan.ts
 
 
 
@@ -51291,7 +51989,7 @@ function immutableError(conflicts, differences, bucket) {
     return new ImmutableVersionError(`${conflicts.length} key(s) already hold a different object (released versions are immutable); nothing was uploaded:\n- ${shown.join('\n- ')}${more}`, 'Publish under a new `version-prefix`, or set `overwrite: true` to replace these objects (their CloudFront paths are then invalidated).');
 }
 
-;// CONCATENATED MODULE: ./src/release.ts
+;// CONCATENATED MODULE: ./src/release/promote.ts
 
 
 
@@ -51359,859 +52057,7 @@ async function promoteVersion(clients, inputs, urlBase, deps) {
     return moveAlias(clients, inputs, version, urlBase, deps);
 }
 
-;// CONCATENATED MODULE: ./src/distribution.ts
-
-
-/** GetDistribution, sent once per run: the pre-flight checks and getDistribution share its answer. */
-function requestDistribution(cf, id, signal) {
-    return cf.send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), { abortSignal: signal });
-}
-/** The distribution as a deploy needs it: its domain is the default URL base, and a typo in the id fails here, before any upload. */
-async function getDistribution(response, id) {
-    try {
-        const { Distribution: d } = await response;
-        if (!d?.DomainName)
-            throw new Error('GetDistribution returned no domain name');
-        return {
-            id,
-            domain: d.DomainName,
-            arn: d.ARN,
-            enabled: d.DistributionConfig?.Enabled ?? true,
-            status: d.Status
-        };
-    }
-    catch (err) {
-        throw errors_explainAwsError(err, {
-            action: `reading CloudFront distribution ${id}`,
-            distributionId: id
-        });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/preflight.ts
-/**
- * Pre-flight: read-only checks, before the first upload, that the bucket and the distribution are
- * set up so the models end up private and reachable. Each finding says what is wrong and how to
- * fix it. Severity follows one rule: `error` when every request for the deployed models would
- * fail (AccessDenied, 403, wrong origin) or a private setup would serve them to anyone; `warning`
- * when the deploy works but something is weaker than the documented setup (rollback, cleanup,
- * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
- */
-
-
-
-
-
-/** The IAM actions pre-flight reads with, by SDK call; none of them changes anything. */
-const PREFLIGHT_PERMISSIONS = {
-    getDistribution: 'cloudfront:GetDistribution',
-    getOriginAccessControl: 'cloudfront:GetOriginAccessControl',
-    getKeyGroup: 'cloudfront:GetKeyGroup',
-    listKeyGroups: 'cloudfront:ListKeyGroups',
-    getPublicKey: 'cloudfront:GetPublicKey',
-    getBucketPolicy: 's3:GetBucketPolicy',
-    getPublicAccessBlock: 's3:GetBucketPublicAccessBlock',
-    getBucketVersioning: 's3:GetBucketVersioning',
-    getLifecycleConfiguration: 's3:GetLifecycleConfiguration'
-};
-/** The order findings are reported in: from the distribution down to the bucket. */
-const CHECK_ORDER = [
-    'bucket',
-    'distribution',
-    'origin',
-    'origin-access-control',
-    'bucket-policy',
-    'signed-urls',
-    'public-access-block',
-    'versioning',
-    'lifecycle'
-];
-function read(promise) {
-    return promise.then((value) => ({ ok: true, value }), (err) => ({ ok: false, err }));
-}
-const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
-/** S3 errors that mean the bucket itself is wrong, not one of its settings. */
-const BUCKET_UNREACHABLE = new Set([
-    'NoSuchBucket',
-    'PermanentRedirect',
-    'AuthorizationHeaderMalformed',
-    'IllegalLocationConstraintException'
-]);
-/** A read that failed: "could not check" (with the permission when it was denied), never an error. */
-function readFailure(check, what, permission, err, target) {
-    const action = PREFLIGHT_PERMISSIONS[permission];
-    if (DENIED.has(awsErrorCode(err) ?? '')) {
-        return {
-            check,
-            status: 'unchecked',
-            message: `Could not check ${what} (needs permission ${action}).`,
-            fix: `Allow ${action} to the role this step runs as for a complete pre-flight` +
-                (permission === 'getDistribution'
-                    ? ' (the deploy reads the distribution too).'
-                    : '; the deploy itself does not need it.')
-        };
-    }
-    const explained = errors_explainAwsError(err, {
-        action: `reading ${what}`,
-        bucket: target.bucket,
-        distributionId: target.distributionId
-    });
-    return {
-        check,
-        status: 'unchecked',
-        message: `Could not check ${what}: ${explained.message}`,
-        fix: explained.hint
-    };
-}
-// --- Patterns: CloudFront path patterns and IAM ARN/action patterns (`*` any run, `?` one char) ---
-/** Positions in the pattern reachable after matching all of `text`. */
-function globPositions(pattern, text) {
-    const close = (set) => {
-        // A Set iterates over what is added during iteration: this is the closure over `*`.
-        for (const i of set)
-            if (pattern[i] === '*')
-                set.add(i + 1);
-        return set;
-    };
-    let states = close(new Set([0]));
-    for (const char of text) {
-        const next = new Set();
-        for (const i of states) {
-            if (pattern[i] === '*')
-                next.add(i);
-            else if (pattern[i] === '?' || pattern[i] === char)
-                next.add(i + 1);
-        }
-        states = close(next);
-        if (states.size === 0)
-            break;
-    }
-    return states;
-}
-function globMatch(pattern, text) {
-    const chars = [...pattern];
-    return globPositions(chars, text).has(chars.length);
-}
-/**
- * Which strings that start with `base` (and go on) a `*`/`?` pattern matches: `all` of them, only
- * `some`, or `none`. Case-sensitive, as CloudFront path patterns and IAM resources are.
- */
-function patternCoverage(pattern, base) {
-    const chars = [...pattern];
-    const states = [...globPositions(chars, base)].filter((i) => i < chars.length);
-    if (states.some((i) => chars.slice(i).every((c) => c === '*')))
-        return 'all';
-    return states.length > 0 ? 'some' : 'none';
-}
-/**
- * The cache behaviours that serve keys under the version prefix, in CloudFront's order: every
- * behaviour whose path pattern matches some of them, up to the first that matches all, else
- * the default behaviour too.
- */
-function servingBehaviors(config, versionPrefix) {
-    const base = `${toInvalidationPath(versionPrefix)}/`;
-    const serving = [];
-    for (const behavior of config.CacheBehaviors?.Items ?? []) {
-        const pattern = behavior.PathPattern ?? '';
-        // The leading `/` of a path pattern is optional.
-        const coverage = patternCoverage(pattern.startsWith('/') ? pattern : `/${pattern}`, base);
-        if (coverage === 'none')
-            continue;
-        serving.push({ label: `cache behavior "${pattern}"`, behavior });
-        if (coverage === 'all')
-            return serving;
-    }
-    if (config.DefaultCacheBehavior) {
-        serving.push({ label: 'the default cache behavior', behavior: config.DefaultCacheBehavior });
-    }
-    return serving;
-}
-const S3_WEBSITE = /^(.+)\.s3-website[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
-const S3_REST = [
-    /^(.+)\.s3\.amazonaws\.com$/,
-    /^(.+)\.s3\.(?:dualstack\.)?([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
-    /^(.+)\.s3-([a-z0-9-]+)\.amazonaws\.com$/
-];
-/** The bucket (and region) an origin domain names, for S3 REST and website endpoints. */
-function parseS3Domain(domain) {
-    const name = domain.toLowerCase().replace(/\.$/, '');
-    const website = S3_WEBSITE.exec(name);
-    if (website)
-        return { bucket: website[1], region: website[2], website: true };
-    for (const pattern of S3_REST) {
-        const rest = pattern.exec(name);
-        if (rest)
-            return { bucket: rest[1], region: rest[2], website: false };
-    }
-    return undefined;
-}
-async function distributionChecks(cloudfront, target, id, signal, sent) {
-    const got = await read(sent ?? requestDistribution(cloudfront, id, signal));
-    const none = { oaiIds: [], usesOac: false };
-    if (!got.ok) {
-        if (awsErrorCode(got.err) === 'NoSuchDistribution') {
-            const finding = {
-                check: 'distribution',
-                status: 'error',
-                message: `Distribution ${id} does not exist, or belongs to another account than these credentials.`,
-                fix: 'Set `distribution-id` to the ID (like E2ABCDEFGHIJKL, not the domain name) of the distribution in front of the bucket: ' +
-                    '`aws cloudfront list-distributions --query "DistributionList.Items[].[Id,DomainName,Origins.Items[0].DomainName]"`.'
-            };
-            return { findings: [finding], ...none };
-        }
-        const what = `distribution ${id}, its origin, origin access, the bucket policy and the signed-URL settings`;
-        return {
-            findings: [readFailure('distribution', what, 'getDistribution', got.err, target)],
-            ...none
-        };
-    }
-    const distribution = got.value.Distribution;
-    const config = distribution?.DistributionConfig;
-    if (!distribution?.ARN || !config) {
-        const finding = {
-            check: 'distribution',
-            status: 'unchecked',
-            message: `Could not check distribution ${id}: GetDistribution returned no ARN or configuration.`
-        };
-        return { findings: [finding], ...none };
-    }
-    const findings = distributionState(id, distribution.DomainName, config, distribution.Status);
-    const serving = servingBehaviors(config, target.versionPrefix);
-    const origin = originChecks(target, id, config, serving);
-    findings.push(...origin.findings);
-    const [access, signing] = await Promise.all([
-        Promise.all(origin.checked.map((o) => originAccessCheck(cloudfront, target, id, o, signal))),
-        target.signingKeyPairId
-            ? signedUrlChecks(cloudfront, target, id, serving, target.signingKeyPairId, signal)
-            : []
-    ]);
-    findings.push(...access, ...signing);
-    const restOrigins = origin.checked.filter((o) => !parseS3Domain(o.DomainName ?? '')?.website);
-    return {
-        findings,
-        arn: distribution.ARN,
-        usesOac: restOrigins.length === 0 || restOrigins.some((o) => o.OriginAccessControlId),
-        oaiIds: restOrigins
-            .map((o) => o.S3OriginConfig?.OriginAccessIdentity?.split('/').pop() ?? '')
-            .filter((oai) => oai !== '')
-    };
-}
-function distributionState(id, domain, config, status) {
-    const findings = [];
-    if (config.Enabled === false) {
-        findings.push({
-            check: 'distribution',
-            status: 'warning',
-            message: `Distribution ${id} is disabled: CloudFront serves nothing from it, so the URLs of this deploy answer nothing until it is enabled.`,
-            fix: `Enable it: CloudFront console → Distributions → ${id} → Enable (or set Enabled to true in its config and run \`aws cloudfront update-distribution\`).`
-        });
-    }
-    if (status !== undefined && status !== 'Deployed') {
-        findings.push({
-            check: 'distribution',
-            status: 'warning',
-            message: `Distribution ${id} is ${status}: a configuration change is still reaching the edge locations, which may serve the previous settings for a few minutes.`,
-            fix: `Wait for it before relying on the URLs: \`aws cloudfront wait distribution-deployed --id ${id}\`.`
-        });
-    }
-    if (findings.length === 0) {
-        findings.push({
-            check: 'distribution',
-            status: 'ok',
-            message: `Distribution ${id}${domain ? ` (${domain})` : ''} is enabled and deployed.`
-        });
-    }
-    return findings;
-}
-function originChecks(target, id, config, serving) {
-    const { bucket, region, versionPrefix } = target;
-    const origins = config.Origins?.Items ?? [];
-    const isBucket = (o) => parseS3Domain(o?.DomainName ?? '')?.bucket === bucket;
-    const bucketOrigins = origins.filter(isBucket);
-    const restDomain = `${bucket}.s3.${region}.amazonaws.com`;
-    if (bucketOrigins.length === 0) {
-        const list = origins.map((o) => `"${o.Id}" → ${o.DomainName}`).join(', ') || 'none';
-        const finding = {
-            check: 'origin',
-            status: 'error',
-            message: `No origin of distribution ${id} is bucket "${bucket}" (its origins: ${list}): requests for the deployed keys go elsewhere.`,
-            fix: `Add an origin with domain ${restDomain} and an Origin Access Control (CloudFront console → Distributions → ${id} → Origins → Create origin, ` +
-                `choose the bucket, Origin access: "Origin access control settings"), then make the cache behavior serving /${versionPrefix}/ use it.`
-        };
-        return { findings: [finding], checked: [] };
-    }
-    const findings = [];
-    const byId = new Map(origins.map((o) => [o.Id, o]));
-    const groups = new Map((config.OriginGroups?.Items ?? []).map((g) => [
-        g.Id,
-        (g.Members?.Items ?? []).map((m) => m.OriginId)
-    ]));
-    const targeted = new Map();
-    for (const { label, behavior } of serving) {
-        const originId = behavior.TargetOriginId ?? '';
-        // An origin group fails over between its members: any member may serve.
-        const members = (groups.get(originId) ?? [originId]).map((m) => byId.get(m)).filter(isBucket);
-        for (const o of members)
-            targeted.set(o.Id ?? '', o);
-        if (members.length === 0) {
-            const domain = byId.get(originId)?.DomainName;
-            findings.push({
-                check: 'origin',
-                status: 'error',
-                message: `${capitalise(label)} of distribution ${id} sends requests for /${versionPrefix}/… to origin "${originId}"${domain ? ` (${domain})` : ''}, not to bucket "${bucket}".`,
-                fix: `Set its origin to "${bucketOrigins[0].Id}" (CloudFront console → Distributions → ${id} → Behaviors → Edit → Origin and origin groups), or add a cache behavior with path pattern /${versionPrefix}/* that uses it.`
-            });
-        }
-    }
-    const checked = targeted.size > 0 ? [...targeted.values()] : bucketOrigins;
-    for (const o of checked) {
-        const s3 = parseS3Domain(o.DomainName ?? '');
-        if (s3.website) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" is the website endpoint of bucket "${bucket}" (${o.DomainName}): Origin Access Control does not work with website endpoints, so the bucket has to be public for CloudFront to read it.`,
-                fix: `Use the REST endpoint ${restDomain} as the origin domain, with an Origin Access Control, and keep the bucket private.`
-            });
-        }
-        else if (s3.region !== undefined && s3.region !== region) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" uses the ${s3.region} endpoint (${o.DomainName}), but the bucket is in ${region} (\`aws-region\`): S3 redirects or refuses those requests.`,
-                fix: `Set the origin domain to ${restDomain}.`
-            });
-        }
-        if (o.OriginPath) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" has origin path "${o.OriginPath}": CloudFront reads <origin path>/<URL path> from the bucket, so the URL of key ${versionPrefix}/<file> (which this action reports) does not reach it.`,
-                fix: 'Clear the origin path (Origins → Edit → Origin path), or publish with a version prefix and URLs that account for it.'
-            });
-        }
-    }
-    if (findings.length === 0) {
-        findings.push({
-            check: 'origin',
-            status: 'ok',
-            message: `Origin "${checked[0].Id}" (${checked[0].DomainName}) is bucket "${bucket}" and serves /${versionPrefix}/….`
-        });
-    }
-    return { findings, checked };
-}
-function capitalise(text) {
-    return text.charAt(0).toUpperCase() + text.slice(1);
-}
-function attachOacFix(target, id, originId) {
-    return (`Create one: \`aws cloudfront create-origin-access-control --origin-access-control-config ` +
-        `Name=${target.bucket}-oac,SigningProtocol=sigv4,SigningBehavior=always,OriginAccessControlOriginType=s3\`, ` +
-        `then attach it: CloudFront console → Distributions → ${id} → Origins → "${originId}" → Edit → Origin access: ` +
-        `"Origin access control settings (recommended)" → choose it → Save (CLI: \`aws cloudfront get-distribution-config --id ${id}\`, ` +
-        `set the origin's OriginAccessControlId to the new Id and S3OriginConfig.OriginAccessIdentity to "", then ` +
-        `\`aws cloudfront update-distribution --id ${id} --if-match <ETag> --distribution-config file://config.json\`).`);
-}
-async function originAccessCheck(cloudfront, target, id, origin, signal) {
-    const check = 'origin-access-control';
-    const name = `Origin "${origin.Id}"`;
-    if (parseS3Domain(origin.DomainName ?? '')?.website) {
-        return {
-            check,
-            status: 'warning',
-            message: `${name} is a website endpoint, which cannot use an Origin Access Control.`,
-            fix: `Switch the origin to ${target.bucket}.s3.${target.region}.amazonaws.com, then: ${attachOacFix(target, id, origin.Id)}`
-        };
-    }
-    const oacId = origin.OriginAccessControlId;
-    if (!oacId) {
-        const oai = origin.S3OriginConfig?.OriginAccessIdentity;
-        if (oai) {
-            return {
-                check,
-                status: 'warning',
-                message: `${name} reads the bucket with a legacy origin access identity (${oai}) instead of an Origin Access Control. It works, but OAI cannot read SSE-KMS objects or buckets in newer regions, and AWS recommends migrating.`,
-                fix: `${attachOacFix(target, id, origin.Id)} Then give the distribution access in the bucket policy (see bucket-policy) and remove the OAI statement.`
-            };
-        }
-        return {
-            check,
-            status: 'error',
-            message: `${name} has no Origin Access Control: CloudFront reads the bucket unsigned, so S3 answers AccessDenied to every request (unless the bucket is public, and the models with it).`,
-            fix: attachOacFix(target, id, origin.Id)
-        };
-    }
-    const got = await read(cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
-    if (!got.ok) {
-        if (awsErrorCode(got.err) === 'NoSuchOriginAccessControl') {
-            return {
-                check,
-                status: 'error',
-                message: `${name} names Origin Access Control ${oacId}, which does not exist: CloudFront cannot sign its requests to the bucket.`,
-                fix: attachOacFix(target, id, origin.Id)
-            };
-        }
-        const what = `the settings of Origin Access Control ${oacId}, attached to origin "${origin.Id}"`;
-        return readFailure(check, what, 'getOriginAccessControl', got.err, target);
-    }
-    const config = got.value.OriginAccessControl?.OriginAccessControlConfig;
-    if (config?.OriginAccessControlOriginType !== 's3') {
-        return {
-            check,
-            status: 'error',
-            message: `Origin Access Control ${oacId} of ${name.toLowerCase()} is for origin type "${config?.OriginAccessControlOriginType}", not "s3": CloudFront does not sign S3 requests with it.`,
-            fix: attachOacFix(target, id, origin.Id)
-        };
-    }
-    if (config.SigningBehavior === 'never') {
-        return {
-            check,
-            status: 'error',
-            message: `Origin Access Control ${oacId} (${config.Name}) of ${name.toLowerCase()} has signing behavior "never": CloudFront sends unsigned requests and S3 answers AccessDenied.`,
-            fix: `Set its signing behavior to "always": \`aws cloudfront get-origin-access-control-config --id ${oacId}\`, change SigningBehavior, then \`aws cloudfront update-origin-access-control --id ${oacId} --if-match <ETag> --origin-access-control-config file://oac.json\` (console: Security → Origin access → ${config.Name} → Edit → "Sign requests").`
-        };
-    }
-    return {
-        check,
-        status: 'ok',
-        message: `${name} signs its requests to the bucket with Origin Access Control ${oacId} (${config.Name}, signing ${config.SigningBehavior}).`
-    };
-}
-// --- Signed URLs: the serving behaviours must trust a key group holding the key ---
-function keyGroupNames(ids, groups) {
-    return ids
-        .map((g) => {
-        const name = groups.get(g)?.value?.KeyGroupConfig?.Name;
-        return name ? `${g} (${name})` : g;
-    })
-        .join(', ');
-}
-async function listKeyGroups(cloudfront, signal) {
-    const all = [];
-    let marker;
-    do {
-        const { KeyGroupList: list } = await cloudfront.send(new client_cloudfront_dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
-            abortSignal: signal
-        });
-        for (const item of list?.Items ?? [])
-            if (item.KeyGroup)
-                all.push(item.KeyGroup);
-        marker = list?.NextMarker || undefined;
-    } while (marker);
-    return all;
-}
-async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
-    const check = 'signed-urls';
-    const trusted = (b) => b.TrustedKeyGroups?.Enabled ? (b.TrustedKeyGroups.Items ?? []) : [];
-    const ids = [...new Set(serving.flatMap((s) => trusted(s.behavior)))];
-    const groups = new Map(await Promise.all(ids.map(async (g) => [
-        g,
-        await read(cloudfront
-            .send(new client_cloudfront_dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
-            .then((r) => r.KeyGroup))
-    ])));
-    // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
-    let whereabouts;
-    const locateKey = () => (whereabouts ??= Promise.all([
-        read(cloudfront.send(new client_cloudfront_dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
-        read(listKeyGroups(cloudfront, signal))
-    ]));
-    const findings = [];
-    for (const { label, behavior } of serving) {
-        const where = `${label} of distribution ${id}`;
-        const groupIds = trusted(behavior);
-        if (groupIds.length === 0) {
-            const signers = behavior.TrustedSigners;
-            if (signers?.Enabled && signers.Items?.length) {
-                findings.push({
-                    check,
-                    status: 'warning',
-                    message: `${capitalise(where)} trusts legacy CloudFront key pairs of account(s) ${signers.Items.join(', ')} (trusted signers), not key groups: pre-flight cannot check that key ${keyId} is one of them.`,
-                    fix: `Move to a trusted key group: upload the public key (CloudFront → Key management → Public keys), put it in a key group, and select that group under Behaviors → Edit → Restrict viewer access → Trusted key groups.`
-                });
-                continue;
-            }
-            findings.push({
-                check,
-                status: 'error',
-                message: `${capitalise(where)} does not restrict viewer access: CloudFront serves /${target.versionPrefix}/… to anyone, signed URL or not, so signing protects nothing.`,
-                fix: `Restrict it to a key group holding public key ${keyId}: CloudFront console → Distributions → ${id} → Behaviors → ${label} → Edit → ` +
-                    `Restrict viewer access: Yes → Trusted key groups → add the group (create it under Key management → Key groups). ` +
-                    `In the distribution config: TrustedKeyGroups = {"Enabled":true,"Quantity":1,"Items":["<key group id>"]}.`
-            });
-            continue;
-        }
-        const holding = groupIds.filter((g) => groups.get(g)?.value?.KeyGroupConfig?.Items?.includes(keyId));
-        if (holding.length > 0) {
-            findings.push({
-                check,
-                status: 'ok',
-                message: `${capitalise(where)} trusts key group ${keyGroupNames(holding.slice(0, 1), groups)}, which holds public key ${keyId}.`
-            });
-            continue;
-        }
-        const unreadable = groupIds.find((g) => {
-            const got = groups.get(g);
-            return got?.ok === false && awsErrorCode(got.err) !== 'NoSuchResource';
-        });
-        if (unreadable !== undefined) {
-            const what = `that public key ${keyId} is in a key group trusted by ${where}`;
-            findings.push(readFailure(check, what, 'getKeyGroup', groups.get(unreadable)?.err, target));
-            continue;
-        }
-        const missing = groupIds.filter((g) => groups.get(g)?.ok === false);
-        const existing = groupIds.filter((g) => !missing.includes(g));
-        const trustedText = (existing.length
-            ? `it trusts key group(s) ${keyGroupNames(existing, groups)}`
-            : 'it trusts no existing key group') +
-            (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
-        const [publicKey, allGroups] = await locateKey();
-        const message = (problem) => `${problem} ${capitalise(where)} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
-        if (awsErrorCode(publicKey.err) === 'NoSuchPublicKey') {
-            findings.push({
-                check,
-                status: 'error',
-                message: message(`No public key with ID ${keyId} exists in this account.`),
-                fix: `Set \`signing-key-pair-id\` to the ID of the public key that matches the private key (CloudFront → Key management → Public keys, or \`aws cloudfront list-public-keys\`), and make sure it is in ${existing[0] ?? 'a key group the behavior trusts'}.`
-            });
-            continue;
-        }
-        const holders = (allGroups.value ?? []).filter((g) => g.KeyGroupConfig?.Items?.includes(keyId));
-        if (holders.length > 0) {
-            const holder = holders[0];
-            findings.push({
-                check,
-                status: 'error',
-                message: message(`Public key ${keyId} is in key group ${holder.Id} (${holder.KeyGroupConfig?.Name}), which ${label} does not trust.`),
-                fix: `Add key group ${holder.Id} to the trusted key groups of ${label}: CloudFront console → Distributions → ${id} → Behaviors → Edit → ` +
-                    `Trusted key groups → add "${holder.KeyGroupConfig?.Name}" (config: TrustedKeyGroups.Items += "${holder.Id}"), ` +
-                    `or add public key ${keyId} to ${existing[0] ?? 'a trusted key group'}.`
-            });
-            continue;
-        }
-        const addTo = existing[0];
-        findings.push({
-            check,
-            status: 'error',
-            message: message(`Public key ${keyId} is not in any key group ${label} trusts${allGroups.value ? ' (nor in any other key group)' : ''}.`),
-            fix: addTo
-                ? `Add public key ${keyId} to key group ${addTo}: CloudFront console → Key management → Key groups → ${keyGroupNames([addTo], groups)} → Edit → add the key ` +
-                    `(CLI: \`aws cloudfront get-key-group-config --id ${addTo}\`, add "${keyId}" to Items, then \`aws cloudfront update-key-group --id ${addTo} --if-match <ETag> --key-group-config file://key-group.json\`); ` +
-                    'or, if the URLs are signed with another key, set `signing-key-pair-id` to that public key ID.'
-                : `Create a key group holding public key ${keyId} (CloudFront → Key management → Key groups) and trust it in ${label} (Behaviors → Edit → Trusted key groups).`
-        });
-    }
-    return findings;
-}
-function strings(value) {
-    if (typeof value === 'string')
-        return [value];
-    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
-}
-function record(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? value
-        : undefined;
-}
-/** The AWS:SourceArn values a statement is limited to, as exact ARNs or as patterns. */
-function sourceArns(condition) {
-    const found = [];
-    for (const [operator, block] of Object.entries(record(condition) ?? {})) {
-        const op = operator
-            .replace(/^For(Any|All)Values:/i, '')
-            .replace(/IfExists$/i, '')
-            .toLowerCase();
-        if (!['stringequals', 'arnequals', 'stringlike', 'arnlike'].includes(op))
-            continue;
-        for (const [key, value] of Object.entries(record(block) ?? {})) {
-            if (key.toLowerCase() === 'aws:sourcearn') {
-                found.push({ values: strings(value), like: op.endsWith('like') });
-            }
-        }
-    }
-    return found;
-}
-function policyStatementFor(bucket, partition, arn) {
-    return JSON.stringify({
-        Sid: 'AllowCloudFrontServicePrincipalReadOnly',
-        Effect: 'Allow',
-        Principal: { Service: 'cloudfront.amazonaws.com' },
-        Action: 's3:GetObject',
-        Resource: `arn:${partition}:s3:::${bucket}/*`,
-        Condition: { StringEquals: { 'AWS:SourceArn': arn } }
-    });
-}
-function policyCheck(target, got, distribution) {
-    const check = 'bucket-policy';
-    const { bucket, versionPrefix } = target;
-    const { id, arn } = distribution;
-    let policy = '';
-    if (!got.ok) {
-        if (awsErrorCode(got.err) !== 'NoSuchBucketPolicy') {
-            return readFailure(check, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
-        }
-    }
-    else
-        policy = got.value ?? '';
-    let statements = [];
-    if (policy) {
-        try {
-            const doc = record(JSON.parse(policy));
-            statements = [doc?.Statement].flat().map((s) => record(s) ?? {});
-        }
-        catch {
-            return {
-                check,
-                status: 'unchecked',
-                message: `Could not check the policy of bucket "${bucket}": it is not JSON.`
-            };
-        }
-    }
-    const partition = arn.split(':')[1] || 'aws';
-    const base = `arn:${partition}:s3:::${bucket}/${versionPrefix}/`;
-    // Deny statements are not evaluated: the usual ones (aws:SecureTransport) do not affect
-    // CloudFront's signed HTTPS requests.
-    const grants = statements.filter((s) => s.Effect === 'Allow' &&
-        !s.NotPrincipal &&
-        !s.NotAction &&
-        !s.NotResource &&
-        strings(s.Action).some((a) => globMatch(a.toLowerCase(), 's3:getobject')));
-    const covers = (s) => strings(s.Resource).some((r) => patternCoverage(r, base) === 'all');
-    const statement = policyStatementFor(bucket, partition, arn);
-    const addFix = `Add this statement to the bucket policy (S3 console → ${bucket} → Permissions → Bucket policy → Edit, or ` +
-        `\`aws s3api put-bucket-policy --bucket ${bucket} --policy file://policy.json\` with the existing statements kept): ${statement}`;
-    if (!distribution.usesOac && distribution.oaiIds.length > 0) {
-        const oaiGranted = distribution.oaiIds.find((oai) => grants.some((s) => covers(s) &&
-            strings(record(s.Principal)?.AWS).some((p) => p.endsWith(`Origin Access Identity ${oai}`))));
-        if (oaiGranted) {
-            return {
-                check,
-                status: 'ok',
-                message: `Bucket policy lets the legacy origin access identity ${oaiGranted} read ${bucket}/${versionPrefix}/*.`
-            };
-        }
-        return {
-            check,
-            status: 'error',
-            message: `Bucket policy does not let origin access identity ${distribution.oaiIds.join(', ')}, which the origin uses, read ${bucket}/${versionPrefix}/*: every request through ${id} gets AccessDenied from S3.`,
-            fix: `Attach an Origin Access Control to the origin (see origin-access-control), then: ${addFix}`
-        };
-    }
-    const isPublic = (s) => s.Principal === '*' || strings(record(s.Principal)?.AWS).includes('*');
-    const toCloudFront = grants.filter((s) => isPublic(s) || strings(record(s.Principal)?.Service).includes('cloudfront.amazonaws.com'));
-    const pinsThis = (s) => sourceArns(s.Condition).some((c) => c.values.some((v) => (c.like ? globMatch(v, arn) : v === arn)));
-    const unpinned = toCloudFront.filter((s) => sourceArns(s.Condition).length === 0 && covers(s));
-    // A public grant leaks the models whatever else the policy says, so it is reported first.
-    if (unpinned.some(isPublic)) {
-        return {
-            check,
-            status: target.signingKeyPairId ? 'error' : 'warning',
-            message: `Bucket policy lets anyone (Principal "*") read ${bucket}/${versionPrefix}/*, with no AWS:SourceArn condition: the models are public, bypassing CloudFront${target.signingKeyPairId ? ' and the signed URLs' : ''}.`,
-            fix: `Replace that statement with one for this distribution only: ${statement}`
-        };
-    }
-    if (toCloudFront.some((s) => pinsThis(s) && covers(s))) {
-        return {
-            check,
-            status: 'ok',
-            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for this distribution only (AWS:SourceArn ${arn}).`
-        };
-    }
-    if (unpinned.length > 0) {
-        return {
-            check,
-            status: 'warning',
-            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* without an AWS:SourceArn condition: any CloudFront distribution, in any AWS account, can read the models through its own Origin Access Control.`,
-            fix: `Limit the statement to this distribution with the condition {"StringEquals":{"AWS:SourceArn":"${arn}"}}, as in: ${statement}`
-        };
-    }
-    const narrow = toCloudFront.filter(pinsThis).flatMap((s) => strings(s.Resource));
-    if (narrow.length > 0) {
-        return {
-            check,
-            status: 'error',
-            message: `Bucket policy lets this distribution read only ${narrow.join(', ')}, not ${bucket}/${versionPrefix}/*: CloudFront gets AccessDenied for the deployed models.`,
-            fix: addFix
-        };
-    }
-    const others = [
-        ...new Set(toCloudFront.flatMap((s) => sourceArns(s.Condition).flatMap((c) => c.values)))
-    ];
-    const problem = others.length
-        ? `Bucket policy lets CloudFront read the bucket only for ${others.join(', ')}, not for this distribution (${arn})`
-        : policy
-            ? `Bucket policy has no statement that lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for distribution ${arn}`
-            : `Bucket "${bucket}" has no bucket policy, so nothing lets CloudFront read it`;
-    return {
-        check,
-        status: 'error',
-        message: `${problem}: every request through ${id} gets AccessDenied from S3.`,
-        fix: policy
-            ? addFix
-            : `Set this bucket policy: \`aws s3api put-bucket-policy --bucket ${bucket} --policy '{"Version":"2012-10-17","Statement":[${statement}]}'\`.`
-    };
-}
-const PUBLIC_ACCESS_FLAGS = [
-    'BlockPublicAcls',
-    'IgnorePublicAcls',
-    'BlockPublicPolicy',
-    'RestrictPublicBuckets'
-];
-function publicAccessCheck(target, got) {
-    const check = 'public-access-block';
-    const { bucket } = target;
-    if (!got.ok && awsErrorCode(got.err) !== 'NoSuchPublicAccessBlockConfiguration') {
-        return readFailure(check, `the public access block of bucket "${bucket}"`, 'getPublicAccessBlock', got.err, target);
-    }
-    const off = PUBLIC_ACCESS_FLAGS.filter((flag) => got.value?.[flag] !== true);
-    if (off.length === 0) {
-        return { check, status: 'ok', message: `Bucket "${bucket}" blocks all public access.` };
-    }
-    const state = off.length === PUBLIC_ACCESS_FLAGS.length
-        ? 'is off'
-        : `is partly off (${off.join(', ')} not set)`;
-    const risk = target.signingKeyPairId
-        ? 'a bucket policy or ACL can make the models public, and a public bucket serves them to anyone, bypassing the signed URLs'
-        : 'a bucket policy or ACL can make the models readable by anyone, bypassing CloudFront';
-    return {
-        check,
-        // Signing means the models are meant to be private: a door around it is an error.
-        status: target.signingKeyPairId ? 'error' : 'warning',
-        message: `Block Public Access ${state} on bucket "${bucket}": ${risk}. (An account-level block is not checked.)`,
-        fix: `\`aws s3api put-public-access-block --bucket ${bucket} --public-access-block-configuration ` +
-            'BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true` ' +
-            "(CloudFront's Origin Access Control is not public access: it keeps working)."
-    };
-}
-function versioningCheck(target, got) {
-    const check = 'versioning';
-    const { bucket } = target;
-    if (!got.ok) {
-        return readFailure(check, `the versioning of bucket "${bucket}"`, 'getBucketVersioning', got.err, target);
-    }
-    if (got.value === 'Enabled') {
-        return {
-            check,
-            status: 'ok',
-            message: `Bucket "${bucket}" keeps object versions (rollback possible).`
-        };
-    }
-    return {
-        check,
-        status: 'warning',
-        message: `Versioning is ${got.value === 'Suspended' ? 'suspended' : 'not enabled'} on bucket "${bucket}": a model overwritten (\`overwrite: true\`) or deleted cannot be restored.`,
-        fix: `\`aws s3api put-bucket-versioning --bucket ${bucket} --versioning-configuration Status=Enabled\` ` +
-            '(a lifecycle rule with NoncurrentVersionExpiration bounds what old versions cost).'
-    };
-}
-function lifecycleCheck(target, got) {
-    const check = 'lifecycle';
-    const { bucket, versionPrefix } = target;
-    const missing = awsErrorCode(got.err) === 'NoSuchLifecycleConfiguration';
-    if (!got.ok && !missing) {
-        return readFailure(check, `the lifecycle rules of bucket "${bucket}"`, 'getLifecycleConfiguration', got.err, target);
-    }
-    const applies = (rule) => {
-        const filter = rule.Filter;
-        // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
-        if (filter?.Tag || filter?.And?.Tags?.length)
-            return false;
-        const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
-        return `${versionPrefix}/`.startsWith(prefix);
-    };
-    const rule = (got.value ?? []).find((r) => r.Status === 'Enabled' &&
-        r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined &&
-        applies(r));
-    if (rule) {
-        return {
-            check,
-            status: 'ok',
-            message: `Lifecycle rule "${rule.ID ?? '(no id)'}" aborts incomplete multipart uploads after ${rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation} day(s).`
-        };
-    }
-    const newRule = JSON.stringify({
-        ID: 'abort-incomplete-multipart-uploads',
-        Status: 'Enabled',
-        Filter: { Prefix: '' },
-        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
-    });
-    return {
-        check,
-        status: 'warning',
-        message: `No enabled lifecycle rule of bucket "${bucket}" aborts incomplete multipart uploads under ${versionPrefix}/: the parts of an interrupted upload (a cancelled job, a lost runner) stay stored and billed, invisible to listings.`,
-        fix: missing
-            ? `\`aws s3api put-bucket-lifecycle-configuration --bucket ${bucket} --lifecycle-configuration '{"Rules":[${newRule}]}'\``
-            : `Add this rule to the bucket's lifecycle rules (put-bucket-lifecycle-configuration replaces them all, so send the existing ones too: ` +
-                `\`aws s3api get-bucket-lifecycle-configuration --bucket ${bucket}\`): ${newRule}`
-    };
-}
-/**
- * Runs every check that applies, concurrently where independent, with read-only calls. Never
- * throws for what it finds or cannot read; rethrows only when `signal` aborts.
- */
-async function runPreflight(clients, target, opts = {}) {
-    const { s3, cloudfront } = clients;
-    const { bucket, distributionId } = target;
-    const send = { abortSignal: opts.signal };
-    const [policy, publicAccess, versioning, lifecycle, distribution] = await Promise.all([
-        read(s3.send(new dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
-        read(s3
-            .send(new dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
-            .then((r) => r.PublicAccessBlockConfiguration)),
-        read(s3.send(new dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
-        read(s3
-            .send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
-            .then((r) => r.Rules)),
-        distributionId
-            ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
-            : undefined
-    ]);
-    if (opts.signal?.aborted)
-        throw opts.signal.reason;
-    const findings = [...(distribution?.findings ?? [])];
-    const bucketError = [policy, publicAccess, versioning, lifecycle]
-        .map((r) => r.err)
-        .find((err) => BUCKET_UNREACHABLE.has(awsErrorCode(err) ?? ''));
-    if (bucketError !== undefined) {
-        const explained = errors_explainAwsError(bucketError, { action: `reading bucket "${bucket}"`, bucket });
-        findings.push({
-            check: 'bucket',
-            status: 'error',
-            message: explained.message,
-            fix: explained.hint
-        });
-    }
-    else {
-        if (distributionId && distribution?.arn) {
-            findings.push(policyCheck(target, policy, { ...distribution, id: distributionId, arn: distribution.arn }));
-        }
-        findings.push(publicAccessCheck(target, publicAccess), versioningCheck(target, versioning), lifecycleCheck(target, lifecycle));
-    }
-    return findings.sort((a, b) => CHECK_ORDER.indexOf(a.check) - CHECK_ORDER.indexOf(b.check));
-}
-/** A finding as the log shows it: the message, then the fix on its own line. */
-function formatFinding(finding) {
-    return `Pre-flight ${finding.check}: ${finding.message}${finding.fix ? `\nFix: ${finding.fix}` : ''}`;
-}
-/** Pre-flight found errors; carries every finding, so the job summary can show the table. */
-class PreflightError extends DeployError {
-    findings;
-    constructor(message, hint, findings) {
-        super(message, hint);
-        this.findings = findings;
-    }
-}
-/** One PreflightError listing every error finding with its fix, or undefined when there is none. */
-function preflightFailure(findings) {
-    const errors = findings.filter((f) => f.status === 'error');
-    if (errors.length === 0)
-        return undefined;
-    const list = errors
-        .map((f, i) => `${i + 1}. ${f.check}: ${f.message}${f.fix ? `\n   Fix: ${f.fix}` : ''}`)
-        .join('\n');
-    return new PreflightError(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.', findings);
-}
-
-;// CONCATENATED MODULE: ./src/target.ts
+;// CONCATENATED MODULE: ./src/cdn/target.ts
 
 
 
@@ -52260,201 +52106,11 @@ async function resolveTarget(inputs, clients, deps) {
     return { distribution, urlBase, preflight };
 }
 
-;// CONCATENATED MODULE: ./src/verify.ts
-/**
- * Verification after a deploy: every published URL is requested as a client would (HEAD through
- * `url-base`, signed when signing is configured) and must serve what was uploaded: status 200,
- * its size and its SHA-256 (x-amz-meta-sha256). With signing, the unsigned URL must be refused.
- */
-
-
-
-
-
-/**
- * 2 + 4 + 8 = 14 s of retries: longer than the 10 s CloudFront caches an error response by
- * default (ErrorCachingMinTTL), so a 404/403 cached by a request made just before the upload,
- * which invalidation does not clear for keys that are new, has expired by the last attempt.
- */
-const RETRY_DELAYS_MS = [2000, 4000, 8000];
-const DEFAULT_CONCURRENCY = 8;
-const DEFAULT_TIMEOUT_MS = 30_000;
-const SHA256_HEADER = `x-amz-meta-${SHA256_METADATA_KEY}`;
-function throwIfAborted(signal) {
-    if (signal?.aborted)
-        throw signal.reason;
-}
-/** Why fetch failed, without the URL (undici puts the reason in `cause`). */
-function describeFetchError(err, timeoutMs) {
-    // Duck-typed: fetch's errors (DOMException, undici's TypeError) may come from another realm.
-    const e = err;
-    if (e?.name === 'TimeoutError')
-        return `no answer within ${timeoutMs / 1000} s`;
-    const reason = [e?.cause?.code, e?.cause?.message, e?.message].find((part) => typeof part === 'string' && part !== '');
-    return redact(reason ?? String(err));
-}
-/** One HEAD request; redirects are answers, not followed. */
-async function head(url, ctx) {
-    throwIfAborted(ctx.signal);
-    const timeout = AbortSignal.timeout(ctx.timeoutMs);
-    try {
-        const response = await ctx.fetch(url, {
-            method: 'HEAD',
-            redirect: 'manual',
-            // Content-Length must be the stored object's size, not that of a compressed variant.
-            headers: { 'accept-encoding': 'identity' },
-            signal: ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout
-        });
-        await response.body?.cancel();
-        return { status: response.status, headers: response.headers };
-    }
-    catch (err) {
-        throwIfAborted(ctx.signal);
-        return { error: describeFetchError(err, ctx.timeoutMs) };
-    }
-}
-function describeAnswer(answer) {
-    return 'error' in answer ? answer.error : `HTTP ${answer.status}`;
-}
-/** Network failures, 5xx and 429: they pass on their own, so asking again is always worth it. */
-function verify_isTransient(answer) {
-    return 'error' in answer || answer.status >= 500 || answer.status === 429;
-}
-/** Asks again with backoff while `retryable` says the answer may change. */
-async function headWithRetries(url, retryable, ctx) {
-    for (let attempt = 0;; attempt++) {
-        const answer = await head(url, ctx);
-        if (attempt >= ctx.delays.length || !retryable(answer)) {
-            return { answer, attempts: attempt + 1 };
-        }
-        const wait = ctx.delays[attempt];
-        ctx.logger.debug(`HEAD ${redact(url)}: ${describeAnswer(answer)}; asking again in ${wait / 1000} s.`);
-        await ctx.sleep(wait);
-    }
-}
-async function verifyOne(file, signedUrl, ctx) {
-    const problems = [];
-    const kinds = new Set();
-    const add = (kind, text) => {
-        kinds.add(kind);
-        problems.push(text);
-    };
-    const which = signedUrl ? 'the signed URL' : 'the URL';
-    const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
-        (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
-    if ('error' in answer) {
-        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
-    }
-    else if (answer.status === 200) {
-        checkHeaders(file, answer.headers, add);
-    }
-    else {
-        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
-        if (answer.status === 403 || answer.status === 404) {
-            if (attempts > ctx.delays.length)
-                ctx.persistentClientError = true;
-            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-        else if (answer.status >= 300 && answer.status < 400) {
-            const location = answer.headers.get('location');
-            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${redact(location)}` : ''}; expected 200`);
-        }
-        else {
-            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-    }
-    if (signedUrl) {
-        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
-        if ('error' in bare.answer) {
-            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
-        }
-        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
-            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
-        }
-        else if (bare.answer.status !== 403) {
-            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
-        }
-    }
-    return {
-        relativePath: file.relativePath,
-        url: file.url,
-        ok: problems.length === 0,
-        status: 'status' in answer ? answer.status : undefined,
-        problems,
-        kinds: [...kinds]
-    };
-}
-function checkHeaders(file, headers, add) {
-    const length = headers.get('content-length');
-    const encoding = headers.get('content-encoding');
-    if (length === null) {
-        add('unexpected', `no Content-Length header, expected ${file.size} bytes`);
-    }
-    else if (Number(length) !== file.size) {
-        add('content', `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`);
-    }
-    const sha256 = headers.get(SHA256_HEADER);
-    if (sha256 === null) {
-        add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`);
-    }
-    else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
-        add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`);
-    }
-}
-/**
- * Requests each published URL with HEAD (signed ones from `signedUrls`), at most `concurrency`
- * at once, and compares status, Content-Length and x-amz-meta-sha256 with what was uploaded.
- * Transient answers are retried (see RETRY_DELAYS_MS); a cancelled run rejects with the reason.
- */
-async function verifyPublished(files, options) {
-    const signal = options.signal;
-    const ctx = {
-        logger: options.logger,
-        fetch: options.fetch ?? fetch,
-        sleep: options.sleep ??
-            ((ms) => (0,external_node_timers_promises_namespaceObject.setTimeout)(ms, undefined, { signal }).catch((err) => {
-                throw signal?.aborted ? signal.reason : err;
-            })),
-        signal,
-        timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-        delays: options.retryDelaysMs ?? RETRY_DELAYS_MS,
-        persistentClientError: false
-    };
-    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, (file) => verifyOne(file, options.signedUrls?.[file.relativePath], ctx));
-    return { verified: results.every((r) => r.ok), results };
-}
-/** What to check for each kind of failure, in the order they are shown. */
-const HINTS = {
-    content: 'Other bytes than were uploaded were served: an edge still caches an older copy (let the invalidation finish with `wait-for-invalidation: true`, or use `invalidate: all`), or something else overwrote the object after this upload.',
-    'no-checksum': 'No x-amz-meta-sha256 header: the object was not uploaded by this action, or something between S3 and the client (a response headers policy, another origin) drops x-amz-meta-* headers.',
-    refused: '403: CloudFront or S3 refused the request. Check that the bucket policy lets the distribution read (s3:GetObject with the distribution ARN as AWS:SourceArn, through OAC); with signing, that `signing-key-pair-id` is a public key in a key group the cache behaviour trusts, matching `signing-private-key`. Without s3:ListBucket S3 also answers 403 for a missing object, so check `url-base` too.',
-    missing: "404: nothing at that URL. Check that `url-base` serves the bucket's root (keys are appended to it) and that the distribution's origin is this bucket.",
-    'unsigned-served': 'The files are served without a signature: restrict viewer access on the cache behaviour to the trusted key group of `signing-key-pair-id`, or stop signing if the files are meant to be public.',
-    redirect: '`url-base` redirects (http to https, or to another host): set it to the URL that answers directly. Verification does not follow redirects, as clients of signed URLs may not.',
-    unreachable: 'The URL gave no answer, or a server error, after retries: check that the distribution is deployed and enabled and that `url-base` resolves from the runner, then run again (files already in place are skipped). Set `verify: false` if the URLs are not reachable from the runner.',
-    unexpected: 'An unexpected answer: check that `url-base` is the URL of the distribution or bucket.'
-};
-/** At most this many failing files are listed in the message; the summary has them all. */
-const MAX_LISTED = 20;
-/** The error for a failed verification (verified: false): each failing URL and what differed. */
-function verificationError(result) {
-    const failed = result.results.filter((r) => !r.ok);
-    const lines = failed.slice(0, MAX_LISTED).map((r) => `- ${r.url}: ${r.problems.join('; ')}`);
-    if (failed.length > MAX_LISTED) {
-        lines.push(`- and ${failed.length - MAX_LISTED} more (see the job summary)`);
-    }
-    const kinds = new Set(failed.flatMap((r) => r.kinds));
-    const hints = Object.keys(HINTS)
-        .filter((kind) => kinds.has(kind))
-        .map((kind) => HINTS[kind]);
-    return new DeployError(redact(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
-}
-
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: ./src/file-body.ts
+;// CONCATENATED MODULE: ./src/publish/file-body.ts
 
 
 /**
@@ -52642,7 +52298,7 @@ function withBody(request, body) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/resume.ts
+;// CONCATENATED MODULE: ./src/publish/resume.ts
 /**
  * Resuming a multipart upload left open by a runner that died, or by a run that failed after its
  * retries: the parts S3 already holds that match the local file are kept, so a re-run of the
@@ -52801,7 +52457,7 @@ async function md5Of(handle, { start, length }, buffer, signal) {
     return md5.digest('hex');
 }
 
-;// CONCATENATED MODULE: ./src/upload.ts
+;// CONCATENATED MODULE: ./src/publish/upload.ts
 
 
 
@@ -53201,7 +52857,7 @@ function explain(err, file, bucket) {
     return errors_explainAwsError(err, { action: `uploading ${target}`, bucket });
 }
 
-;// CONCATENATED MODULE: ./src/deploy.ts
+;// CONCATENATED MODULE: ./src/commands/deploy.ts
 
 
 
@@ -53792,7 +53448,46 @@ function logPlan(files, inputs, logger) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/outputs.ts
+;// CONCATENATED MODULE: ./src/commands/promote.ts
+
+
+
+/** Points `alias` at an existing version (a rollback too), without uploading. */
+async function promote_promote(inputs, clients, deps) {
+    const { warnings, warn } = collectWarnings(deps.logger);
+    const alias = inputs.alias;
+    const target = await resolveTarget(inputs, clients, { ...deps, warn });
+    const move = await promoteVersion(clients, { ...inputs, alias }, target.urlBase, {
+        ...deps,
+        warn
+    });
+    return { bucket: inputs.bucket, versionPrefix: inputs.versionPrefix, move, warnings };
+}
+
+;// CONCATENATED MODULE: ./src/commands/run.ts
+
+
+
+
+/** Runs the `mode` the inputs ask for. */
+async function runMode(inputs, clients, deps) {
+    switch (inputs.mode) {
+        case 'deploy': {
+            const report = await deploy(inputs, clients, deps);
+            // Published, but the URLs do not serve what was uploaded.
+            const failure = report.verification && !report.verification.verified
+                ? verificationError(report.verification)
+                : undefined;
+            return { mode: 'deploy', report, failure };
+        }
+        case 'promote':
+            return { mode: 'promote', report: await promote_promote(inputs, clients, deps) };
+        case 'cleanup':
+            return { mode: 'cleanup', report: await cleanupVersion(inputs, clients, deps) };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/outputs.ts
 
 
 /**
@@ -53894,7 +53589,38 @@ function kilobytes(bytes) {
     return `${Math.ceil(bytes / 1000)} KB`;
 }
 
-;// CONCATENATED MODULE: ./src/summary.ts
+;// CONCATENATED MODULE: ./src/report/markdown.ts
+/** Text made safe for GitHub Markdown (job summaries and PR comments). */
+const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+/**
+ * Makes text safe in a Markdown table cell, link text or list item: HTML-significant characters
+ * become entities, Markdown punctuation (including `|` and `\`, which would split or un-escape a
+ * cell) is backslash-escaped, and line breaks become `<br>`.
+ */
+function escapeMarkdown(text) {
+    return text
+        .replace(/[&<>]/g, (c) => HTML_ENTITIES[c])
+        .replace(/[\\`|*_[\]~$]/g, '\\$&')
+        .replace(/\r\n|\r|\n/g, '<br>');
+}
+/**
+ * A code span holding `text` literally: inside one, GitHub renders no markdown, @mentions,
+ * #references, emoji or autolinks, and `<` stays text. The fence is longer than any backtick run
+ * in the text; control characters (file names may hold a newline) are shown as their symbols.
+ */
+function inlineCode(text) {
+    const visible = text.replace(/\p{Cc}/gu, (c) => {
+        const n = c.charCodeAt(0);
+        return n < 0x20 ? String.fromCharCode(0x2400 + n) : n === 0x7f ? '\u2421' : '\ufffd';
+    });
+    const longestRun = Math.max(0, ...(visible.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each side when both have one: pad so nothing is lost.
+    const pad = /^[` ]|[` ]$/.test(visible) ? ' ' : '';
+    return `${fence}${pad}${visible}${pad}${fence}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
 
 
 
@@ -54131,6 +53857,19 @@ function preflightFailureSummary(findings) {
         preflightSection(findings)
     ].join('\n');
 }
+/** The summary of the command line's `check`: every finding, and the verdict. */
+function checkSummary(bucket, findings) {
+    const errors = findings.filter((f) => f.status === 'error').length;
+    return [
+        `## Model CDN check: ${escapeMarkdown(bucket)}`,
+        '',
+        errors
+            ? `${errors} problem(s) would leave the models unreachable or unprotected; a deploy would stop before writing.`
+            : 'No problem found: a deploy would pass its pre-flight.',
+        '',
+        preflightSection(findings)
+    ].join('\n');
+}
 /** The summary of `mode: promote`: the alias move and its invalidation. */
 function promoteSummary(move, bucket, warnings) {
     return ([
@@ -54261,187 +54000,99 @@ function formatDuration(ms) {
     return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds} s`;
 }
 
-;// CONCATENATED MODULE: ./src/modes.ts
+;// CONCATENATED MODULE: ./src/report/render.ts
 
 
 
-
-
-
-
-
-
-
-
-
-
-/** Runs the `mode` the inputs ask for. */
-async function runMode(inputs, clients, deps) {
-    // Read first: a broken event payload is reported before anything is written.
-    const pr = pullRequestFromEvent(deps.env);
-    switch (inputs.mode) {
-        case 'deploy':
-            return deployMode(inputs, clients, deps, pr);
-        case 'promote':
-            return promoteMode(inputs, clients, deps);
-        case 'cleanup':
-            return cleanupMode(inputs, clients, deps, pr);
-    }
-}
-async function deployMode(inputs, clients, deps, pr) {
-    // Preview objects carry a tag, so a lifecycle rule can expire previews nobody cleaned up.
-    const report = await deploy(inputs, clients, {
-        ...deps,
-        objectTagging: pr ? previewTagging() : undefined
-    });
-    const failure = report.verification && !report.verification.verified
-        ? verificationError(report.verification)
-        : undefined;
-    // A comment would advertise URLs that do not serve what was uploaded.
-    const comment = pr && inputs.prComment && !failure
-        ? await commentOnPullRequest(inputs, pr, previewCommentBody({
-            pr,
-            versionPrefix: report.versionPrefix,
-            commentId: inputs.prCommentId,
-            files: report.files,
-            manifestUrl: report.manifest ? report.manifestUrl : undefined,
-            signedUrlsExpireAt: report.signing?.expiresAt,
-            updatedAt: new Date(deps.now())
-        }), deps, true)
-        : undefined;
-    const built = buildOutputs({
-        ...report,
-        aliasUrls: report.alias?.urls,
-        aliasInvalidation: report.alias?.invalidation
-    });
-    for (const warning of built.warnings)
-        deps.logger.warning(warning);
-    return {
-        outputs: { ...built.outputs, [Outputs.CommentUrl]: comment?.url ?? '' },
-        summary: buildSummary({
-            ...report,
-            warnings: [...report.warnings, ...built.warnings, ...commentWarnings(comment)],
-            comment: comment?.message
-        }),
-        failure
-    };
-}
-async function promoteMode(inputs, clients, deps) {
-    const { warnings, warn } = collectWarnings(deps.logger);
-    const alias = inputs.alias;
-    const target = await resolveTarget(inputs, clients, { ...deps, warn });
-    const move = await promoteVersion(clients, { ...inputs, alias }, target.urlBase, {
-        ...deps,
-        warn
-    });
-    return {
-        outputs: {
-            [Outputs.VersionPrefix]: inputs.versionPrefix,
-            [Outputs.AliasUrls]: sortedJson(move.urls),
-            [Outputs.InvalidationIds]: JSON.stringify(move.invalidation.ids),
-            [Outputs.InvalidationStatus]: move.invalidation.status
-        },
-        summary: promoteSummary(move, inputs.bucket, warnings)
-    };
-}
-async function cleanupMode(inputs, clients, deps, pr) {
-    const { warnings, warn } = collectWarnings(deps.logger);
-    const plan = (signal) => planCleanup(clients.s3, {
-        bucket: inputs.bucket,
-        versionPrefix: inputs.versionPrefix,
-        aliases: [...inputs.aliases, ...(inputs.alias ? [inputs.alias] : [])]
-    }, { concurrency: inputs.concurrency, logger: deps.logger, signal });
-    const execute = (planned, signal) => executeCleanup(clients.s3, planned, { logger: deps.logger, dryRun: inputs.dryRun, signal });
-    // Read-only first: a refused clean-up, a dry run or an empty prefix writes nothing, no lock.
-    const first = await plan(deps.signal);
-    const nothingToRemove = first.objects.length === 0 && first.uploads.length === 0;
-    // Then under the version's lock, planned again: a deploy of the same prefix still running
-    // finishes first, and what it published is removed too instead of written back afterwards.
-    const result = inputs.dryRun || nothingToRemove
-        ? await execute(first, deps.signal)
-        : await withLock(clients.s3, { bucket: inputs.bucket, prefix: inputs.versionPrefix, purpose: 'cleanup' }, lockDeps(inputs, deps), async (lock) => {
-            const signal = anySignal(deps.signal, lock?.lost);
-            return execute(await plan(signal), signal);
-        }, (why) => warn(`Removing ${inputs.versionPrefix} without its lock (${why}): a deploy of it running now could write files back. Grant s3:PutObject on the bucket's objects to make clean-ups wait for it.`));
-    const paths = inputs.distributionId ? [result.invalidationPath] : [];
-    const invalidation = {
-        reason: inputs.distributionId
-            ? `the objects under ${inputs.versionPrefix}/ were deleted; edges may still cache them.`
-            : 'No distribution-id given, so there is nothing to invalidate.',
-        paths,
-        ids: [],
-        status: 'none',
-        waitedMs: 0
-    };
-    // Even with nothing left to delete: an earlier, interrupted clean-up may have left edge copies.
-    if (inputs.distributionId && !inputs.dryRun) {
-        await invalidateAndWait(clients.cloudfront, inputs.distributionId, invalidation, {
-            env: deps.env,
-            logger: deps.logger,
-            sleep: deps.sleep,
-            now: deps.now,
-            wait: inputs.waitForInvalidation,
-            waitTimeoutMinutes: inputs.waitTimeoutMinutes,
-            warn
-        });
-    }
-    const comment = pr && inputs.prComment
-        ? await commentOnPullRequest(inputs, pr, removedCommentBody({
-            pr,
-            versionPrefix: inputs.versionPrefix,
-            commentId: inputs.prCommentId,
-            deletedObjects: result.deleted,
-            deletedBytes: result.bytes,
-            removedAt: new Date(deps.now())
-        }), deps, false)
-        : undefined;
-    return {
-        outputs: {
-            [Outputs.VersionPrefix]: inputs.versionPrefix,
-            [Outputs.Deleted]: String(result.deleted),
-            [Outputs.InvalidationIds]: JSON.stringify(invalidation.ids),
-            [Outputs.InvalidationStatus]: invalidation.status,
-            [Outputs.CommentUrl]: comment?.url ?? ''
-        },
-        summary: cleanupSummary(result, inputs, invalidation, [...warnings, ...commentWarnings(comment)], comment?.message)
-    };
-}
-/**
- * Creates or edits this step's comment on the pull request. Never fails the run: the deploy has
- * succeeded by then, so a missing permission (fork PRs get a read-only token) is a warning.
- */
-async function commentOnPullRequest(inputs, pr, body, deps, create) {
-    try {
-        const github = await createGitHubClient(inputs.githubToken, deps.env);
-        return await upsertPreviewComment(github, pr, body, {
-            dryRun: inputs.dryRun,
-            logger: deps.logger,
-            create,
-            signal: deps.signal,
-            sleep: deps.sleep
-        });
-    }
-    catch (err) {
-        if (!(err instanceof InputError))
-            throw err;
-        const warning = `${err.message} ${err.hint ?? ''}`.trim();
-        deps.logger.warning(warning);
-        return { action: 'failed', warning, message: 'not written (no token)' };
-    }
-}
-/** The comment's warning, already logged, for the summary. */
-function commentWarnings(comment) {
-    return comment?.warning ? [comment.warning] : [];
-}
-function collectWarnings(logger) {
-    const warnings = [];
-    return {
-        warnings,
-        warn: (message) => {
-            warnings.push(message);
-            logger.warning(message);
+/** The same outputs and summary for both front-ends, so `--json` holds what the Action sets. */
+function renderResult(result, comment) {
+    const commentWarnings = comment?.warning ? [comment.warning] : [];
+    switch (result.mode) {
+        case 'deploy': {
+            const report = result.report;
+            const built = buildOutputs({
+                ...report,
+                aliasUrls: report.alias?.urls,
+                aliasInvalidation: report.alias?.invalidation
+            });
+            return {
+                outputs: { ...built.outputs, [Outputs.CommentUrl]: comment?.url ?? '' },
+                summary: buildSummary({
+                    ...report,
+                    warnings: [...report.warnings, ...built.warnings, ...commentWarnings],
+                    comment: comment?.message
+                }),
+                warnings: built.warnings
+            };
         }
-    };
+        case 'promote': {
+            const { move, bucket, versionPrefix, warnings } = result.report;
+            return {
+                outputs: {
+                    [Outputs.VersionPrefix]: versionPrefix,
+                    [Outputs.AliasUrls]: sortedJson(move.urls),
+                    [Outputs.InvalidationIds]: JSON.stringify(move.invalidation.ids),
+                    [Outputs.InvalidationStatus]: move.invalidation.status
+                },
+                summary: promoteSummary(move, bucket, warnings),
+                warnings: []
+            };
+        }
+        case 'cleanup': {
+            const report = result.report;
+            return {
+                outputs: {
+                    [Outputs.VersionPrefix]: report.versionPrefix,
+                    [Outputs.Deleted]: String(report.result.deleted),
+                    [Outputs.InvalidationIds]: JSON.stringify(report.invalidation.ids),
+                    [Outputs.InvalidationStatus]: report.invalidation.status,
+                    [Outputs.CommentUrl]: comment?.url ?? ''
+                },
+                summary: cleanupSummary(report.result, report, report.invalidation, [...report.warnings, ...commentWarnings], comment?.message),
+                warnings: []
+            };
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cli/check.ts
+
+
+const MARKS = {
+    ok: 'ok',
+    warning: 'warning',
+    error: 'ERROR',
+    unchecked: 'not checked'
+};
+/**
+ * `check`'s result: each finding on a line (its fix below it), then the verdict; or with `--json`
+ * `{"passed": …, "findings": [...]}`. Returns whether it passed (no error finding).
+ */
+async function showCheck(report, show, io) {
+    if (show.summaryFile)
+        await (0,promises_.writeFile)(show.summaryFile, checkSummary(report.bucket, report.findings));
+    io.stdout.write(show.json
+        ? `${JSON.stringify({ passed: !report.failure, findings: report.findings })}\n`
+        : findingsText(report));
+    // The findings and their fixes are on stdout already (or in the JSON).
+    if (report.failure) {
+        const errors = report.findings.filter((f) => f.status === 'error').length;
+        io.stderr.write(`error: the set-up has ${errors} problem(s); each is listed with its fix.\n`);
+    }
+    return !report.failure;
+}
+function findingsText(report) {
+    const width = Math.max(...report.findings.map((f) => f.check.length));
+    const lines = report.findings.map((f) => {
+        const fix = f.fix && f.status !== 'ok' ? `\n${' '.repeat(width + 16)}Fix: ${f.fix}` : '';
+        return `${MARKS[f.status].padEnd(12)}  ${f.check.padEnd(width)}  ${f.message}${fix}`;
+    });
+    const count = (status) => report.findings.filter((f) => f.status === status).length;
+    const where = `${report.bucket}${report.distributionId ? ` behind ${report.distributionId}` : ''}`;
+    const verdict = report.failure
+        ? `${where}: ${count('error')} problem(s) to fix before a deploy can pass its pre-flight.`
+        : `${where}: no problem found${count('warning') ? `, ${count('warning')} warning(s)` : ''}; a deploy would pass its pre-flight.`;
+    return `${[...lines, '', verdict].join('\n')}\n`;
 }
 
 // EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
@@ -54506,6 +54157,10 @@ function payload(s) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
+
+
+
+
 
 
 
@@ -54620,8 +54275,6 @@ async function runCommand(command, flags, io) {
         // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
         const mode = command === 'check' ? 'cleanup' : command;
         inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name, io.env)), io.env);
-        if (command === 'check')
-            inputs = { ...inputs, preflight: true };
     }
     catch (err) {
         io.stderr.write(`error: ${failureMessage(err)}\n`);
@@ -54638,19 +54291,29 @@ async function runCommand(command, flags, io) {
             process.exit(EXIT_FAILED);
         }
     });
+    const show = { json: flags.json === true, summaryFile: flags.summaryFile };
     try {
         const deps = { logger, env: io.env, sleep: cancellation.sleep, signal: cancellation.signal };
-        if (command === 'check')
-            return await check(inputs, clients, deps, io);
-        const outcome = await runMode(inputs, clients, { ...deps, now: Date.now });
-        if (typeof flags.summaryFile === 'string')
-            await (0,promises_.writeFile)(flags.summaryFile, outcome.summary);
-        io.stdout.write(flags.json ? `${JSON.stringify(jsonOutputs(outcome.outputs))}\n` : main_text(outcome.outputs));
-        if (outcome.failure)
-            throw outcome.failure;
+        if (command === 'check') {
+            const passed = await showCheck(await check(inputs, clients, deps), show, io);
+            return passed ? EXIT_OK : EXIT_FAILED;
+        }
+        const result = await runMode(inputs, clients, { ...deps, now: Date.now });
+        const rendered = renderResult(result);
+        for (const warning of rendered.warnings)
+            logger.warning(warning);
+        if (show.summaryFile)
+            await (0,promises_.writeFile)(show.summaryFile, rendered.summary);
+        io.stdout.write(show.json ? `${JSON.stringify(jsonOutputs(rendered.outputs))}\n` : main_text(rendered.outputs));
+        if (result.failure)
+            throw result.failure;
         return EXIT_OK;
     }
     catch (err) {
+        // The summary's table of every check and fix, as the action writes it.
+        if (err instanceof PreflightError && show.summaryFile) {
+            await (0,promises_.writeFile)(show.summaryFile, preflightFailureSummary(err.findings));
+        }
         io.stderr.write(`error: ${failureMessage(err)}\n`);
         return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED;
     }
@@ -54659,19 +54322,6 @@ async function runCommand(command, flags, io) {
         clients.s3.destroy();
         clients.cloudfront.destroy();
     }
-}
-/** `check`: the pre-flight checks alone; each finding is logged, an error fails the command. */
-async function check(inputs, clients, deps, io) {
-    const warnings = [];
-    const target = await resolveTarget(inputs, clients, {
-        ...deps,
-        warn: (message) => {
-            warnings.push(message);
-            deps.logger.warning(message);
-        }
-    });
-    io.stdout.write(`The set-up serves ${inputs.bucket} at ${target.urlBase}: no error found${warnings.length ? `, ${warnings.length} warning(s)` : ''}.\n`);
-    return EXIT_OK;
 }
 function jsonOutputs(outputs) {
     return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [
@@ -54690,52 +54340,10 @@ function main_text(outputs) {
 
 /***/ }),
 
-/***/ 2613:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
-
-/***/ }),
-
 /***/ 4434:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("events");
-
-/***/ }),
-
-/***/ 9896:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-
-/***/ }),
-
-/***/ 8611:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
-
-/***/ }),
-
-/***/ 5692:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
-
-/***/ }),
-
-/***/ 9278:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("net");
-
-/***/ }),
-
-/***/ 4589:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:assert");
 
 /***/ }),
 
@@ -54746,13 +54354,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:async_h
 
 /***/ }),
 
-/***/ 4573:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:buffer");
-
-/***/ }),
-
 /***/ 1421:
 /***/ ((module) => {
 
@@ -54760,31 +54361,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_p
 
 /***/ }),
 
-/***/ 7540:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:console");
-
-/***/ }),
-
 /***/ 7598:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-
-/***/ }),
-
-/***/ 3053:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:diagnostics_channel");
-
-/***/ }),
-
-/***/ 610:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:dns");
 
 /***/ }),
 
@@ -54830,13 +54410,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https")
 
 /***/ }),
 
-/***/ 7030:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-
-/***/ }),
-
 /***/ 8161:
 /***/ ((module) => {
 
@@ -54851,24 +54424,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
-/***/ 643:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_hooks");
-
-/***/ }),
-
 /***/ 1708:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process");
-
-/***/ }),
-
-/***/ 1792:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:querystring");
 
 /***/ }),
 
@@ -54879,38 +54438,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream"
 
 /***/ }),
 
-/***/ 1692:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:tls");
-
-/***/ }),
-
-/***/ 3136:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
-
-/***/ }),
-
 /***/ 7975:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-
-/***/ }),
-
-/***/ 3429:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util/types");
-
-/***/ }),
-
-/***/ 5919:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 
 /***/ }),
 
@@ -54921,38 +54452,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
 
 /***/ }),
 
-/***/ 857:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-
-/***/ }),
-
 /***/ 3785:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("readline");
-
-/***/ }),
-
-/***/ 3193:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
-
-/***/ }),
-
-/***/ 4756:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tls");
-
-/***/ }),
-
-/***/ 9023:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
@@ -59255,9 +58758,6 @@ exports.suggestSimilar = suggestSimilar;
 /******/ 	return module.exports;
 /******/ }
 /******/ 
-/******/ // expose the modules object (__webpack_modules__)
-/******/ __nccwpck_require__.m = __webpack_modules__;
-/******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
 /******/ if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = decodeURIComponent(new URL('.', import.meta.url).pathname).slice(import.meta.url.match(/^file:\/\/\/\w:/) ? 1 : 0, -1) + "/";
@@ -59385,28 +58885,6 @@ exports.suggestSimilar = suggestSimilar;
 /******/ 	};
 /******/ })();
 /******/ 
-/******/ /* webpack/runtime/ensure chunk */
-/******/ (() => {
-/******/ 	__nccwpck_require__.f = {};
-/******/ 	// This file contains only the entry chunk.
-/******/ 	// The chunk loading function for additional chunks
-/******/ 	__nccwpck_require__.e = (chunkId) => {
-/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
-/******/ 			__nccwpck_require__.f[key](chunkId, promises);
-/******/ 			return promises;
-/******/ 		}, []));
-/******/ 	};
-/******/ })();
-/******/ 
-/******/ /* webpack/runtime/get javascript chunk filename */
-/******/ (() => {
-/******/ 	// This function allow to reference async chunks
-/******/ 	__nccwpck_require__.u = (chunkId) => {
-/******/ 		// return url for filenames based on template
-/******/ 		return "" + chunkId + ".index.js";
-/******/ 	};
-/******/ })();
-/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
@@ -59421,69 +58899,6 @@ exports.suggestSimilar = suggestSimilar;
 /******/ 		}
 /******/ 		Object.defineProperty(exports, '__esModule', { value: true });
 /******/ 	};
-/******/ })();
-/******/ 
-/******/ /* webpack/runtime/import chunk loading */
-/******/ (() => {
-/******/ 	// no baseURI
-/******/ 	
-/******/ 	// object to store loaded and loading chunks
-/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
-/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
-/******/ 	var installedChunks = {
-/******/ 		792: 0
-/******/ 	};
-/******/ 	
-/******/ 	var installChunk = (data) => {
-/******/ 		var {ids, modules, runtime} = data;
-/******/ 		// add "modules" to the modules object,
-/******/ 		// then flag all "ids" as loaded and fire callback
-/******/ 		var moduleId, chunkId, i = 0;
-/******/ 		for(moduleId in modules) {
-/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
-/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
-/******/ 			}
-/******/ 		}
-/******/ 		if(runtime) runtime(__nccwpck_require__);
-/******/ 		for(;i < ids.length; i++) {
-/******/ 			chunkId = ids[i];
-/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
-/******/ 				installedChunks[chunkId][0]();
-/******/ 			}
-/******/ 			installedChunks[ids[i]] = 0;
-/******/ 		}
-/******/ 	
-/******/ 	}
-/******/ 	
-/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
-/******/ 			// import() chunk loading for javascript
-/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
-/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
-/******/ 	
-/******/ 				// a Promise means "currently loading".
-/******/ 				if(installedChunkData) {
-/******/ 					promises.push(installedChunkData[1]);
-/******/ 				} else {
-/******/ 					if(true) { // all chunks have JS
-/******/ 						// setup Promise in chunk cache
-/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
-/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
-/******/ 							throw e;
-/******/ 						});
-/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
-/******/ 						promises.push(installedChunkData[1] = promise);
-/******/ 					}
-/******/ 				}
-/******/ 			}
-/******/ 	};
-/******/ 	
-/******/ 	// no prefetching
-/******/ 	
-/******/ 	// no preloaded
-/******/ 	
-/******/ 	// no external install chunk
-/******/ 	
-/******/ 	// no on chunks loaded
 /******/ })();
 /******/ 
 /************************************************************************/

@@ -4,7 +4,7 @@ import { createClients, type Clients } from '../aws/clients.js'
 import { Inputs, State } from '../common/constants.js'
 import { failureMessage } from '../common/errors.js'
 import { parseInputs } from '../inputs/parse.js'
-import { runMode } from '../commands/modes.js'
+import { runActionMode } from './mode.js'
 import { prepareCleanup } from './post.js'
 import { PreflightError } from '../cdn/preflight.js'
 import { maskCredentials, maskSecret } from '../common/secrets.js'
@@ -31,7 +31,7 @@ export async function run(): Promise<void> {
     const { signal, sleep } = cancellation
     // A cancelled run's uploads are aborted by the post step too; a failed run's are resumed.
     signal.addEventListener('abort', () => core.saveState(State.Cancelled, 'true'), { once: true })
-    const outcome = await runMode(inputs, clients, {
+    const outcome = await runActionMode(inputs, clients, {
       logger,
       sleep,
       env: process.env,

@@ -1,16 +1,20 @@
 import { writeFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { cancelOnSignals } from '../commands/cancellation.js'
-import { createClients, type Clients } from '../aws/clients.js'
+import { createClients } from '../aws/clients.js'
 import { Outputs } from '../common/constants.js'
 import { InputError, failureMessage } from '../common/errors.js'
 import { INPUT_SPECS, type InputSpec } from '../inputs/schema.js'
 import { parseInputs } from '../inputs/parse.js'
-import { runMode } from '../commands/modes.js'
+import { check } from '../commands/check.js'
+import { runMode } from '../commands/run.js'
+import { PreflightError } from '../cdn/preflight.js'
+import { renderResult } from '../report/render.js'
+import { preflightFailureSummary } from '../report/summary.js'
+import { showCheck } from './check.js'
 import { trackMultipartUploads } from '../aws/multipart-tracker.js'
-import { resolveTarget } from '../cdn/target.js'
 import { terminalLogger } from './terminal.js'
-import type { DeployInputs, Logger, Mode } from '../common/types.js'
+import type { DeployInputs, Mode } from '../common/types.js'
 
 /** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
 const EXIT_OK = 0
@@ -135,7 +139,6 @@ async function runCommand(
     // `check` reads no files and moves no alias: parsed as a clean-up, which needs neither.
     const mode = command === 'check' ? 'cleanup' : command
     inputs = parseInputs((name) => (name === 'mode' ? mode : readFlag(flags, name, io.env)), io.env)
-    if (command === 'check') inputs = { ...inputs, preflight: true }
   } catch (err) {
     io.stderr.write(`error: ${failureMessage(err)}\n`)
     return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED
@@ -151,17 +154,27 @@ async function runCommand(
       process.exit(EXIT_FAILED)
     }
   })
+  const show = { json: flags.json === true, summaryFile: flags.summaryFile as string | undefined }
   try {
     const deps = { logger, env: io.env, sleep: cancellation.sleep, signal: cancellation.signal }
-    if (command === 'check') return await check(inputs, clients, deps, io)
-    const outcome = await runMode(inputs, clients, { ...deps, now: Date.now })
-    if (typeof flags.summaryFile === 'string') await writeFile(flags.summaryFile, outcome.summary)
+    if (command === 'check') {
+      const passed = await showCheck(await check(inputs, clients, deps), show, io)
+      return passed ? EXIT_OK : EXIT_FAILED
+    }
+    const result = await runMode(inputs, clients, { ...deps, now: Date.now })
+    const rendered = renderResult(result)
+    for (const warning of rendered.warnings) logger.warning(warning)
+    if (show.summaryFile) await writeFile(show.summaryFile, rendered.summary)
     io.stdout.write(
-      flags.json ? `${JSON.stringify(jsonOutputs(outcome.outputs))}\n` : text(outcome.outputs)
+      show.json ? `${JSON.stringify(jsonOutputs(rendered.outputs))}\n` : text(rendered.outputs)
     )
-    if (outcome.failure) throw outcome.failure
+    if (result.failure) throw result.failure
     return EXIT_OK
   } catch (err) {
+    // The summary's table of every check and fix, as the action writes it.
+    if (err instanceof PreflightError && show.summaryFile) {
+      await writeFile(show.summaryFile, preflightFailureSummary(err.findings))
+    }
     io.stderr.write(`error: ${failureMessage(err)}\n`)
     return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED
   } finally {
@@ -169,27 +182,6 @@ async function runCommand(
     clients.s3.destroy()
     clients.cloudfront.destroy()
   }
-}
-
-/** `check`: the pre-flight checks alone; each finding is logged, an error fails the command. */
-async function check(
-  inputs: DeployInputs,
-  clients: Clients,
-  deps: { logger: Logger; env: NodeJS.ProcessEnv; signal: AbortSignal },
-  io: CliIo
-): Promise<number> {
-  const warnings: string[] = []
-  const target = await resolveTarget(inputs, clients, {
-    ...deps,
-    warn: (message) => {
-      warnings.push(message)
-      deps.logger.warning(message)
-    }
-  })
-  io.stdout.write(
-    `The set-up serves ${inputs.bucket} at ${target.urlBase}: no error found${warnings.length ? `, ${warnings.length} warning(s)` : ''}.\n`
-  )
-  return EXIT_OK
 }
 
 function jsonOutputs(outputs: Record<string, string>): Record<string, unknown> {

@@ -11,7 +11,11 @@ import { LOCK_FILE_NAME, type LockRecord } from '../aws/publish-lock.js'
 import type { DeployInputs } from '../common/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { dataPuts, lockPuts, makeWorkspace, mockAwsClients } from '../../__fixtures__/aws-mocks.js'
-import { installMockBucket, publishVersion, type MockObject } from '../../__tests__/helpers/mock-bucket.js'
+import {
+  installMockBucket,
+  publishVersion,
+  type MockObject
+} from '../../__tests__/helpers/mock-bucket.js'
 
 const { s3Mock, clients } = mockAwsClients()
 const BUCKET = 'models'

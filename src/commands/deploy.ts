@@ -13,7 +13,12 @@ import { invalidateAndWait, planInvalidation } from '../cdn/invalidation.js'
 import { loadVersion } from '../release/alias.js'
 import { MANIFEST_FILE_NAME } from '../common/constants.js'
 import { writeCondition } from '../aws/lost-race.js'
-import { buildManifest, gitContextFromEnv, manifestKey, serializeManifest } from '../publish/manifest.js'
+import {
+  buildManifest,
+  gitContextFromEnv,
+  manifestKey,
+  serializeManifest
+} from '../publish/manifest.js'
 import { sameFiles, writeManifest } from '../publish/manifest-store.js'
 import {
   abortFailureWarning,

@@ -292,6 +292,20 @@ export function preflightFailureSummary(findings: PreflightFinding[]): string {
   ].join('\n')
 }
 
+/** The summary of the command line's `check`: every finding, and the verdict. */
+export function checkSummary(bucket: string, findings: PreflightFinding[]): string {
+  const errors = findings.filter((f) => f.status === 'error').length
+  return [
+    `## Model CDN check: ${escapeMarkdown(bucket)}`,
+    '',
+    errors
+      ? `${errors} problem(s) would leave the models unreachable or unprotected; a deploy would stop before writing.`
+      : 'No problem found: a deploy would pass its pre-flight.',
+    '',
+    preflightSection(findings)
+  ].join('\n')
+}
+
 /** The summary of `mode: promote`: the alias move and its invalidation. */
 export function promoteSummary(move: AliasMove, bucket: string, warnings: string[]): string {
   return (

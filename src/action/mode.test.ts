@@ -1,5 +1,5 @@
 /**
- * runMode: deploy, promote and cleanup as main runs them, with S3 and CloudFront mocked (an
+ * runActionMode: deploy, promote and cleanup as main runs them, with S3 and CloudFront mocked (an
  * in-memory bucket) and the pull request comment written to a fake GitHub on loopback.
  */
 import fs from 'node:fs'
@@ -10,7 +10,8 @@ import { Outputs } from '../common/constants.js'
 import { DeployError } from '../common/errors.js'
 import { parseInputs } from '../inputs/parse.js'
 import { LOCK_FILE_NAME } from '../aws/publish-lock.js'
-import { runMode, type ModeDeps } from './modes.js'
+import type { ModeDeps } from '../commands/mode-deps.js'
+import { runActionMode } from './mode.js'
 import { sortedJson } from '../report/outputs.js'
 import type { DeployInputs } from '../common/types.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
@@ -131,9 +132,9 @@ function pointAlias(alias: string, version: string): void {
   }
 }
 
-describe('runMode: deploy', () => {
+describe('runActionMode: deploy', () => {
   it('tags a pull request preview and comments its URLs on the pull request', async () => {
-    const outcome = await runMode(inputs({}), clients, deps(prEnv()))
+    const outcome = await runActionMode(inputs({}), clients, deps(prEnv()))
     expect(outcome.failure).toBeUndefined()
     expect(
       puts()
@@ -168,7 +169,7 @@ describe('runMode: deploy', () => {
   })
 
   it('neither tags nor comments outside a pull request', async () => {
-    const outcome = await runMode(inputs({}), clients, deps(pushEnv()))
+    const outcome = await runActionMode(inputs({}), clients, deps(pushEnv()))
     expect(puts()).toHaveLength(3)
     expect(puts().every((p) => p.Tagging === undefined)).toBe(true)
     expect(gh.requests).toEqual([])
@@ -177,7 +178,7 @@ describe('runMode: deploy', () => {
   })
 
   it('tags but does not comment with pr-comment: false', async () => {
-    const outcome = await runMode(inputs({ 'pr-comment': 'false' }), clients, deps(prEnv()))
+    const outcome = await runActionMode(inputs({ 'pr-comment': 'false' }), clients, deps(prEnv()))
     expect(puts().every((p) => p.Tagging === PREVIEW_TAGGING)).toBe(true)
     expect(gh.requests).toEqual([])
     expect(outcome.outputs[Outputs.CommentUrl]).toBe('')
@@ -185,7 +186,7 @@ describe('runMode: deploy', () => {
 
   it('turns a missing token into a warning, not a failure', async () => {
     const d = deps(prEnv())
-    const outcome = await runMode(inputs({ 'github-token': '' }), clients, d)
+    const outcome = await runActionMode(inputs({ 'github-token': '' }), clients, d)
     expect(outcome.failure).toBeUndefined()
     expect(gh.requests).toEqual([])
     expect(d.logger.warnings).toContainEqual(
@@ -200,7 +201,7 @@ describe('runMode: deploy', () => {
       staleSha256: { 'previews/pr-7/a.onnx': sha256Hex('stale') }
     })
     try {
-      const outcome = await runMode(
+      const outcome = await runActionMode(
         inputs({ 'url-base': cdn.urlBase, verify: 'true' }),
         clients,
         deps(prEnv())
@@ -228,7 +229,7 @@ describe('runMode: deploy', () => {
   it('comments when verification passes', async () => {
     const cdn = await startBucketServer(objects)
     try {
-      const outcome = await runMode(
+      const outcome = await runActionMode(
         inputs({ 'url-base': cdn.urlBase, verify: 'true' }),
         clients,
         deps(prEnv())
@@ -242,7 +243,7 @@ describe('runMode: deploy', () => {
   })
 })
 
-describe('runMode: promote', () => {
+describe('runActionMode: promote', () => {
   beforeEach(() => {
     publishVersion(objects, BUCKET, 'v1', { 'a.onnx': 'A1', 'b.json': '{"b":1}' })
     publishVersion(objects, BUCKET, 'v2', { 'a.onnx': 'A2', 'b.json': '{"b":1}' })
@@ -261,7 +262,7 @@ describe('runMode: promote', () => {
     })
 
   it('moves the alias and sets the promote outputs and summary', async () => {
-    const outcome = await runMode(promoteInputs(), clients, deps(pushEnv()))
+    const outcome = await runActionMode(promoteInputs(), clients, deps(pushEnv()))
     expect(outcome.failure).toBeUndefined()
     expect(outcome.outputs).toEqual({
       [Outputs.VersionPrefix]: 'v2',
@@ -286,7 +287,11 @@ describe('runMode: promote', () => {
   })
 
   it('in a dry run changes nothing and says what it would do', async () => {
-    const outcome = await runMode(promoteInputs({ 'dry-run': 'true' }), clients, deps(pushEnv()))
+    const outcome = await runActionMode(
+      promoteInputs({ 'dry-run': 'true' }),
+      clients,
+      deps(pushEnv())
+    )
     expect(outcome.outputs[Outputs.InvalidationIds]).toBe('[]')
     expect(outcome.outputs[Outputs.InvalidationStatus]).toBe('none')
     expect(cfMock.commandCalls(CreateInvalidationCommand)).toHaveLength(0)
@@ -296,13 +301,13 @@ describe('runMode: promote', () => {
   })
 
   it('writes no comment, even on a pull request', async () => {
-    const outcome = await runMode(promoteInputs(), clients, deps(prEnv()))
+    const outcome = await runActionMode(promoteInputs(), clients, deps(prEnv()))
     expect(gh.requests).toEqual([])
     expect(outcome.outputs[Outputs.CommentUrl]).toBeUndefined()
   })
 })
 
-describe('runMode: cleanup', () => {
+describe('runActionMode: cleanup', () => {
   beforeEach(() => {
     publishVersion(objects, BUCKET, 'previews/pr-7', { 'a.onnx': 'A', 'b.json': '{"b":2}' })
     publishVersion(objects, BUCKET, 'previews/pr-8', { 'a.onnx': 'A8' })
@@ -312,7 +317,7 @@ describe('runMode: cleanup', () => {
     inputs({ mode: 'cleanup', artifacts: '', 'distribution-id': DIST, ...values })
 
   it('deletes the prefix and invalidates /<prefix>/*', async () => {
-    const outcome = await runMode(cleanupInputs(), clients, deps(pushEnv()))
+    const outcome = await runActionMode(cleanupInputs(), clients, deps(pushEnv()))
     expect(keysUnder('previews/pr-7')).toEqual([])
     expect(keysUnder('previews/pr-8')).toHaveLength(2)
     expect(invalidated()).toEqual([['/previews/pr-7/*']])
@@ -350,7 +355,7 @@ describe('runMode: cleanup', () => {
       objects.delete(lock)
     }
 
-    const outcome = await runMode(cleanupInputs(), clients, waiting)
+    const outcome = await runActionMode(cleanupInputs(), clients, waiting)
 
     expect(keysUnder('previews/pr-7')).toEqual([])
     expect(outcome.outputs[Outputs.Deleted]).toBe('4')
@@ -370,7 +375,7 @@ describe('runMode: cleanup', () => {
         $metadata: { httpStatusCode: 403 }
       })
     )
-    const outcome = await runMode(cleanupInputs(), clients, deps(pushEnv()))
+    const outcome = await runActionMode(cleanupInputs(), clients, deps(pushEnv()))
     expect(keysUnder('previews/pr-7')).toEqual([])
     expect(outcome.summary).toMatch(
       /Removing previews\/pr-7 without its lock \(Failed writing the lock .*AccessDenied.*\): a deploy of it running now could write files back\./
@@ -378,7 +383,7 @@ describe('runMode: cleanup', () => {
   })
 
   it('invalidates nothing without a distribution', async () => {
-    const outcome = await runMode(
+    const outcome = await runActionMode(
       cleanupInputs({ 'distribution-id': '' }),
       clients,
       deps(pushEnv())
@@ -392,7 +397,11 @@ describe('runMode: cleanup', () => {
   })
 
   it('in a dry run deletes and invalidates nothing', async () => {
-    const outcome = await runMode(cleanupInputs({ 'dry-run': 'true' }), clients, deps(pushEnv()))
+    const outcome = await runActionMode(
+      cleanupInputs({ 'dry-run': 'true' }),
+      clients,
+      deps(pushEnv())
+    )
     expect(keysUnder('previews/pr-7')).toHaveLength(3)
     expect(s3Mock.commandCalls(DeleteObjectsCommand)).toHaveLength(0)
     expect(cfMock.calls()).toHaveLength(0)
@@ -406,7 +415,7 @@ describe('runMode: cleanup', () => {
     ['aliases', { aliases: 'stable' }, 'stable']
   ])('refuses a prefix the %s input points to, deleting nothing', async (_, values, alias) => {
     pointAlias(alias, 'previews/pr-7')
-    const promise = runMode(cleanupInputs(values), clients, deps(prEnv()))
+    const promise = runActionMode(cleanupInputs(values), clients, deps(prEnv()))
     await expect(promise).rejects.toThrow(DeployError)
     await expect(promise).rejects.toThrow(
       `Refusing to delete s3://models/previews/pr-7/: the alias ${alias}/ points to it`
@@ -419,13 +428,13 @@ describe('runMode: cleanup', () => {
 
   it('does not look for an alias outside the parent unless named', async () => {
     pointAlias('latest', 'previews/pr-7')
-    await runMode(cleanupInputs(), clients, deps(pushEnv()))
+    await runActionMode(cleanupInputs(), clients, deps(pushEnv()))
     expect(keysUnder('previews/pr-7')).toEqual([])
   })
 
   it("edits the pull request's preview comment to say it was removed", async () => {
     const [seeded] = gh.seedComments('acme', 'models', 7, [`${MARKER}\n### Model preview`])
-    const outcome = await runMode(
+    const outcome = await runActionMode(
       cleanupInputs(),
       clients,
       deps(prEnv(prPayload({ action: 'closed', merged: true })))
@@ -444,7 +453,7 @@ describe('runMode: cleanup', () => {
   })
 
   it('never creates a comment when the pull request has none', async () => {
-    const outcome = await runMode(cleanupInputs(), clients, deps(prEnv()))
+    const outcome = await runActionMode(cleanupInputs(), clients, deps(prEnv()))
     expect(gh.requests.map((r) => r.method)).toEqual(['GET'])
     expect(comments()).toEqual([])
     expect(outcome.outputs[Outputs.CommentUrl]).toBe('')
@@ -454,9 +463,9 @@ describe('runMode: cleanup', () => {
   })
 })
 
-describe('runMode: a broken pull request payload', () => {
+describe('runActionMode: a broken pull request payload', () => {
   it.each(['deploy', 'promote', 'cleanup'])('fails %s before anything is sent', async (mode) => {
-    const promise = runMode(
+    const promise = runActionMode(
       inputs({ mode, alias: mode === 'promote' ? 'latest' : '' }),
       clients,
       deps(prEnv('{"pull_request": '))
@@ -469,7 +478,7 @@ describe('runMode: a broken pull request payload', () => {
   })
 
   it('fails when the payload has no pull request number', async () => {
-    const promise = runMode(inputs({}), clients, deps(prEnv({ action: 'opened' })))
+    const promise = runActionMode(inputs({}), clients, deps(prEnv({ action: 'opened' })))
     await expect(promise).rejects.toThrow('has no pull_request with a number and a head.sha')
     expect(s3Mock.calls()).toHaveLength(0)
   })
