@@ -10,8 +10,19 @@ import { HashQueue } from './hash-queue.js'
 import { manifestKey } from './manifest.js'
 import { readStoredManifest } from './manifest-store.js'
 import { multipartPartSize } from './part-size.js'
-import { findReusableObjects, listReuseCandidates, type ReuseSearch } from './reuse.js'
-import { headObject, listPrefix, objectDifference, type ListedObject } from '../aws/stored-objects.js'
+import {
+  findReusableObjects,
+  listReuseCandidates,
+  type ReuseCandidates,
+  type ReuseSearch
+} from './reuse.js'
+import {
+  headObject,
+  listPrefix,
+  objectDifference,
+  type ListedObject,
+  type StoredObject
+} from '../aws/stored-objects.js'
 import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from '../common/types.js'
 
 /** HEAD requests at once when checking existing keys. */
@@ -85,6 +96,56 @@ export async function planDeploy(
   }
 ): Promise<Plan> {
   const { logger, signal, hash = hashFile } = deps
+  const { keys, partSizes } = checkFiles(local, inputs)
+  const hashing = await startHashing(s3, local, partSizes, { hash, signal, dryRun: inputs.dryRun })
+  let read: Awaited<ReturnType<typeof readAndHash>>
+  try {
+    read = await readAndHash(s3, local, keys, inputs, hashing, { reuse: deps.reuse, signal })
+  } catch (err) {
+    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
+    hashing.queue.stop(err)
+    throw err
+  }
+  const { version, known } = read
+  const { existing, storedManifest, candidates } = version
+  logger.info(
+    `Hashed ${known.size} of ${local.length} file(s)` +
+      `${known.size < local.length ? ' (the others are hashed as they are uploaded)' : ''}; ` +
+      `${existing.size} object(s) already under ${inputs.versionPrefix}/.`
+  )
+
+  const { files, differences } = decideFiles(local, keys, version, known, inputs)
+  const conflicts = files.filter((f) => differences.has(f.key))
+  if (conflicts.length > 0 && !inputs.overwrite) {
+    const err = immutableError(conflicts, differences, inputs.bucket)
+    hashing.queue.stop(err)
+    throw err
+  }
+  const hashes = hashesFor(keys, hashing.queue)
+  return {
+    files: deps.reuse
+      ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err: unknown) => {
+          hashing.queue.stop(err)
+          throw err
+        })
+      : files,
+    existing,
+    storedManifest,
+    ...hashes
+  }
+}
+
+/**
+ * Each file's key and part size: rejects keys S3 cannot take and files the part-size rules
+ * cannot upload.
+ */
+function checkFiles(
+  local: LocalFile[],
+  inputs: Pick<
+    PlanInputs,
+    'versionPrefix' | 'manifest' | 'multipartThresholdBytes' | 'partSizeBytes'
+  >
+): { keys: string[]; partSizes: (number | undefined)[] } {
   checkKeys(local, inputs.versionPrefix, { manifest: inputs.manifest })
   // Also checks every file against S3's part limits before anything is read or sent.
   const partSizes = local.map((file) =>
@@ -96,108 +157,180 @@ export async function planDeploy(
     )
   )
   const keys = local.map((file) => objectKey(inputs.versionPrefix, file.relativePath))
+  return { keys, partSizes }
+}
+
+/** The files' hashing, running in order, and which of them a decision waits for. */
+interface Hashing {
+  queue: HashQueue
+  /** Files whose hashes a decision waits for. */
+  needed: Set<number>
+  /** Hashes these files first, and has the plan wait for them. */
+  need(indices: number[]): void
+}
+
+async function startHashing(
+  s3: S3Client,
+  local: LocalFile[],
+  partSizes: (number | undefined)[],
+  opts: { hash: typeof hashFile; signal?: AbortSignal; dryRun: boolean }
+): Promise<Hashing> {
   // On AWS every part is sent with its CRC32: computed in the hashing read, not a second one.
   const partCrc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
-
-  const hashes = new HashQueue(
+  const queue = new HashQueue(
     local.map((file) => file.size),
     // No more than the pool runs: a file waiting inside the pool could not be moved ahead.
     { workers: HASH_WORKERS, aheadBytes: HASH_LOOKAHEAD_BYTES },
     (i, hashSignal) =>
-      hash(local[i].absolutePath, {
+      opts.hash(local[i].absolutePath, {
         signal: hashSignal,
         partSize: partCrc32 ? partSizes[i] : undefined
       }),
-    signal
+    opts.signal
   )
-  /** Files whose hashes a decision waits for. */
-  const needed = new Set<number>(inputs.dryRun ? local.keys() : [])
+  const needed = new Set<number>(opts.dryRun ? local.keys() : [])
   const need = (indices: number[]): void => {
     for (const i of indices) needed.add(i)
-    hashes.first(indices)
+    queue.first(indices)
   }
+  return { queue, needed, need }
+}
 
-  const readAndHash = async () => {
-    const existing = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
-    // Only keys of the file's size are read: a different size proves different bytes.
-    const sameSize = [...local.keys()].filter((i) => existing.get(keys[i])?.size === local[i].size)
-    need(sameSize)
-    const manifestObjectKey = manifestKey(inputs.versionPrefix)
-    const likelyNew = local.filter((_, i) => existing.get(keys[i])?.size !== local[i].size)
-    const [stored, storedManifest, candidates] = await Promise.all([
-      mapLimit(sameSize, HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
-      inputs.manifest && existing.has(manifestObjectKey)
-        ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
-        : undefined,
-      // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
-      deps.reuse && likelyNew.length > 0
-        ? listReuseCandidates(s3, local, likelyNew, deps.reuse).then((found) => {
-            // A file the size of an object found may be copied from it: its hash decides.
-            need([...local.keys()].filter((i) => found?.bySize.has(local[i].size)))
-            return found
-          })
-        : undefined
-    ])
-    const [known] = await Promise.all([
-      Promise.all([...needed].map(async (i) => [i, await hashes.of(i)] as const)),
-      // The files hashed while uploading must be readable now, before any byte is sent.
-      mapLimit(
-        [...local.keys()].filter((i) => !needed.has(i)),
-        HEAD_CONCURRENCY,
-        (i) => checkReadable(local[i])
-      )
-    ])
-    // Cancelled while no hash was awaited: stop here all the same, before any upload.
-    signal?.throwIfAborted()
-    return {
-      existing,
-      stored: new Map(sameSize.map((i, n) => [i, stored[n]])),
-      storedManifest,
-      candidates,
-      known: new Map(known)
-    }
-  }
-  let planned: Awaited<ReturnType<typeof readAndHash>>
-  try {
-    planned = await readAndHash()
-  } catch (err) {
-    // A failed request stops the hashing too: a multi-GB file must not hold up the error.
-    hashes.stop(err)
-    throw err
-  }
-  const { existing, stored, storedManifest, candidates, known } = planned
-  logger.info(
-    `Hashed ${known.size} of ${local.length} file(s)` +
-      `${known.size < local.length ? ' (the others are hashed as they are uploaded)' : ''}; ` +
-      `${existing.size} object(s) already under ${inputs.versionPrefix}/.`
-  )
+/** What the version holds before this run, as far as the decisions need to know. */
+interface StoredVersion {
+  existing: Map<string, ListedObject>
+  /** What HEAD says of each file (by index) whose key holds an object of its size. */
+  stored: Map<number, StoredObject | undefined>
+  storedManifest?: Manifest
+  candidates?: ReuseCandidates
+}
 
+/** Every request the plan makes, then the hashes the decisions wait for. */
+async function readAndHash(
+  s3: S3Client,
+  local: LocalFile[],
+  keys: string[],
+  inputs: Pick<PlanInputs, 'bucket' | 'versionPrefix' | 'manifest'>,
+  hashing: Hashing,
+  opts: { reuse?: ReuseSearch; signal?: AbortSignal }
+): Promise<{ version: StoredVersion; known: Map<number, FileHashes> }> {
+  const version = await readVersion(s3, local, keys, inputs, hashing, opts.reuse)
+  const known = await neededHashes(local, hashing)
+  // Cancelled while no hash was awaited: stop here all the same, before any upload.
+  opts.signal?.throwIfAborted()
+  return { version, known }
+}
+
+/**
+ * Lists the version, then HEADs the keys of the files' sizes, reads the stored manifest and
+ * searches for identical objects at once; each asks for the hashes its decisions need.
+ */
+async function readVersion(
+  s3: S3Client,
+  local: LocalFile[],
+  keys: string[],
+  inputs: Pick<PlanInputs, 'bucket' | 'versionPrefix' | 'manifest'>,
+  hashing: Hashing,
+  reuse?: ReuseSearch
+): Promise<StoredVersion> {
+  const existing = await listPrefix(s3, inputs.bucket, inputs.versionPrefix)
+  // Only keys of the file's size are read: a different size proves different bytes.
+  const sameSize = [...local.keys()].filter((i) => existing.get(keys[i])?.size === local[i].size)
+  hashing.need(sameSize)
+  const manifestObjectKey = manifestKey(inputs.versionPrefix)
+  const likelyNew = local.filter((_, i) => existing.get(keys[i])?.size !== local[i].size)
+  const [stored, storedManifest, candidates] = await Promise.all([
+    mapLimit(sameSize, HEAD_CONCURRENCY, (i) => headObject(s3, inputs.bucket, keys[i])),
+    inputs.manifest && existing.has(manifestObjectKey)
+      ? readStoredManifest(s3, inputs.bucket, manifestObjectKey)
+      : undefined,
+    // A re-deploy searches nowhere; a same-size key that turns out to differ is searched later.
+    reuse && likelyNew.length > 0
+      ? listReuseCandidates(s3, local, likelyNew, reuse).then((found) => {
+          // A file the size of an object found may be copied from it: its hash decides.
+          hashing.need([...local.keys()].filter((i) => found?.bySize.has(local[i].size)))
+          return found
+        })
+      : undefined
+  ])
+  return {
+    existing,
+    stored: new Map(sameSize.map((i, n) => [i, stored[n]])),
+    storedManifest,
+    candidates
+  }
+}
+
+/** The hashes of the files a decision needs, by index; the others need only be readable. */
+async function neededHashes(
+  local: LocalFile[],
+  hashing: Hashing
+): Promise<Map<number, FileHashes>> {
+  const [known] = await Promise.all([
+    Promise.all([...hashing.needed].map(async (i) => [i, await hashing.queue.of(i)] as const)),
+    // The files hashed while uploading must be readable now, before any byte is sent.
+    mapLimit(
+      [...local.keys()].filter((i) => !hashing.needed.has(i)),
+      HEAD_CONCURRENCY,
+      (i) => checkReadable(local[i])
+    )
+  ])
+  return new Map(known)
+}
+
+/** Each file's action, and why each existing key that differs cannot be skipped. */
+function decideFiles(
+  local: LocalFile[],
+  keys: string[],
+  version: StoredVersion,
+  known: Map<number, FileHashes>,
+  inputs: Pick<PlanInputs, 'contentType' | 'cacheControl' | 'metadata'>
+): { files: PlannedFile[]; differences: Map<string, string> } {
   /** Why each existing key cannot be skipped. */
   const differences = new Map<string, string>()
   const files = local.map((localFile, i): PlannedFile => {
     const crcs = known.get(i)?.partCrc32 ?? []
     const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile
-    const sha256 = known.get(i)?.sha256
-    const key = keys[i]
-    const contentType = contentTypeFor(file.relativePath, inputs.contentType)
-    const storedSize = existing.get(key)?.size
-    const storedObject = stored.get(i)
-    // Not listed, or gone by the time of the HEAD: a new key.
-    if (storedSize === undefined || (storedSize === file.size && !storedObject))
-      return { ...file, key, sha256, contentType, action: 'upload', existed: false }
-    // The HEAD's ETag is the newer, when there was one.
-    const storedETag = storedObject?.eTag ?? existing.get(key)?.eTag
-    const difference =
-      storedSize !== file.size
-        ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
-        : objectDifference(storedObject!, {
-            sha256: sha256!,
-            contentType,
-            cacheControl: inputs.cacheControl,
-            metadata: inputs.metadata
-          })
-    if (difference) differences.set(key, difference)
-    return {
+    const planned = decideFile(file, keys[i], known.get(i)?.sha256, {
+      listed: version.existing.get(keys[i]),
+      headed: version.stored.get(i),
+      inputs
+    })
+    if (planned.difference) differences.set(keys[i], planned.difference)
+    return planned.file
+  })
+  return { files, differences }
+}
+
+function decideFile(
+  file: LocalFile & Pick<PlannedFile, 'partCrc32'>,
+  key: string,
+  sha256: string | undefined,
+  opts: {
+    listed?: ListedObject
+    headed?: StoredObject
+    inputs: Pick<PlanInputs, 'contentType' | 'cacheControl' | 'metadata'>
+  }
+): { file: PlannedFile; difference?: string } {
+  const { inputs, headed: storedObject } = opts
+  const contentType = contentTypeFor(file.relativePath, inputs.contentType)
+  const storedSize = opts.listed?.size
+  // Not listed, or gone by the time of the HEAD: a new key.
+  if (storedSize === undefined || (storedSize === file.size && !storedObject))
+    return { file: { ...file, key, sha256, contentType, action: 'upload', existed: false } }
+  // The HEAD's ETag is the newer, when there was one.
+  const storedETag = storedObject?.eTag ?? opts.listed?.eTag
+  const difference =
+    storedSize !== file.size
+      ? `different bytes: ${storedSize} bytes stored, ${file.size} bytes here`
+      : objectDifference(storedObject!, {
+          sha256: sha256!,
+          contentType,
+          cacheControl: inputs.cacheControl,
+          metadata: inputs.metadata
+        })
+  return {
+    file: {
       ...file,
       key,
       sha256,
@@ -205,29 +338,22 @@ export async function planDeploy(
       action: difference ? 'upload' : 'skip',
       existed: true,
       storedETag
-    }
-  })
-
-  const conflicts = files.filter((f) => differences.has(f.key))
-  if (conflicts.length > 0 && !inputs.overwrite) {
-    const err = immutableError(conflicts, differences, inputs.bucket)
-    hashes.stop(err)
-    throw err
+    },
+    difference
   }
+}
+
+/** The plan's access to the hashes: those it read at once, the others from the queue. */
+function hashesFor(
+  keys: string[],
+  queue: HashQueue
+): Pick<Plan, 'hashesOf' | 'hashed' | 'stopHashing'> {
   const indexOf = new Map(keys.map((key, i) => [key, i]))
   const hashesOf = (file: PlannedFile): Promise<FileHashes> =>
     file.sha256 !== undefined
       ? Promise.resolve({ sha256: file.sha256, partCrc32: file.partCrc32 ?? [] })
-      : hashes.take(indexOf.get(file.key)!)
+      : queue.take(indexOf.get(file.key)!)
   return {
-    files: deps.reuse
-      ? await findReusableObjects(s3, files, deps.reuse, candidates).catch((err: unknown) => {
-          hashes.stop(err)
-          throw err
-        })
-      : files,
-    existing,
-    storedManifest,
     hashesOf,
     hashed: (some) =>
       Promise.all(
@@ -236,7 +362,7 @@ export async function planDeploy(
           return { ...file, sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) }
         })
       ),
-    stopHashing: (reason) => hashes.stop(reason)
+    stopHashing: (reason) => queue.stop(reason)
   }
 }
 
