@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { cancelOnSignals } from '../commands/cancellation.js'
 import { createClients } from '../aws/clients.js'
-import { Outputs } from '../common/constants.js'
 import { InputError, failureMessage } from '../common/errors.js'
+import { OUTPUT_SPECS } from '../common/outputs-schema.js'
 import { INPUT_SPECS, type InputSpec } from '../inputs/schema.js'
 import { parseInputs } from '../inputs/parse.js'
 import { check } from '../commands/check.js'
@@ -39,14 +39,7 @@ const COMMANDS: Record<Mode | 'check', string> = {
 const ACTION_ONLY = new Set(['mode', 'pr-comment', 'pr-comment-id', 'github-token'])
 
 /** The action's outputs that are JSON text, embedded as JSON values with `--json`. */
-const JSON_OUTPUTS = new Set<string>([
-  Outputs.Urls,
-  Outputs.Manifest,
-  Outputs.InvalidationIds,
-  Outputs.SignedUrls,
-  Outputs.SignedCookies,
-  Outputs.AliasUrls
-])
+const JSON_OUTPUTS = new Set(OUTPUT_SPECS.filter((s) => s.json).map((s) => s.name))
 
 /**
  * `model-cdn-deploy <command> [flags]`: the action's inputs as flags (`--version-prefix v3`,

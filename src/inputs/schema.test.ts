@@ -1,29 +1,40 @@
 /**
- * action.yml's `inputs:` and the README's inputs table are generated from src/inputs/schema.ts, and
- * checked here so that they cannot drift from it. `UPDATE_DOCS=1 npm test -- inputs/schema`
- * rewrites both from the schema.
+ * action.yml's `inputs:` and `outputs:`, and the README's inputs and outputs tables, are generated
+ * from src/inputs/schema.ts and src/common/outputs-schema.ts, and checked here so that they cannot
+ * drift from them. `UPDATE_DOCS=1 npm test -- inputs/schema` rewrites all four from the schemas.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as prettier from 'prettier'
-import { Inputs } from '../common/constants.js'
+import { Inputs, Outputs } from '../common/constants.js'
+import { OUTPUT_SPECS, type OutputSpec } from '../common/outputs-schema.js'
 import { INPUT_SPECS, type InputSpec } from './schema.js'
 import { REPO_ROOT, parseActionInputs } from '../../__tests__/helpers/run-action.js'
 
 const UPDATE = process.env.UPDATE_DOCS === '1'
 const ACTION_YML = join(REPO_ROOT, 'action.yml')
 const README = join(REPO_ROOT, 'README.md')
-const TABLE_START =
-  '<!-- inputs: generated from src/inputs/schema.ts (UPDATE_DOCS=1 npm test -- inputs/schema) -->'
-const TABLE_END = '<!-- /inputs -->'
+const INPUTS_TABLE = {
+  start:
+    '<!-- inputs: generated from src/inputs/schema.ts (UPDATE_DOCS=1 npm test -- inputs/schema) -->',
+  end: '<!-- /inputs -->'
+}
+const OUTPUTS_TABLE = {
+  start:
+    '<!-- outputs: generated from src/common/outputs-schema.ts (UPDATE_DOCS=1 npm test -- inputs/schema) -->',
+  end: '<!-- /outputs -->'
+}
+
+/** Markdown as action.yml shows it, plain text: links become their text and the page. */
+const plainDescription = (markdown: string) =>
+  markdown.replace(/\[([^\]]+)\]\(([^)#]+)(#[^)]*)?\)/g, '$1 ($2)')
 
 /**
- * A description as action.yml gives it: shown as plain text, so links become their text and the
- * page (`See Pre-flight (docs/private-models.md).`), and the modes it is required in are said.
+ * An input's description as action.yml gives it (`See Pre-flight (docs/private-models.md).`),
+ * with the modes it is required in.
  */
 const actionDescription = (spec: InputSpec) =>
-  spec.description.replace(/\[([^\]]+)\]\(([^)#]+)(#[^)]*)?\)/g, '$1 ($2)') +
-  (spec.requiredIn ? ` Required in ${spec.requiredIn}.` : '')
+  plainDescription(spec.description) + (spec.requiredIn ? ` Required in ${spec.requiredIn}.` : '')
 
 /** Words wrapped at `width` columns, each line indented. */
 function wrap(text: string, indent: number, width = 100): string[] {
@@ -54,10 +65,36 @@ function actionInputsBlock(specs: readonly InputSpec[]): string {
   return `${lines.join('\n')}\n`
 }
 
+/** action.yml's `outputs:` block for the schema. */
+function actionOutputsBlock(specs: readonly OutputSpec[]): string {
+  const lines = ['outputs:']
+  for (const spec of specs) {
+    lines.push(
+      `  ${spec.name}:`,
+      '    description: >-',
+      ...wrap(plainDescription(spec.description), 6)
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/**
+ * Compares action.yml's block from `\n<key>:\n` up to `end` with `expected`, or with UPDATE_DOCS=1
+ * writes it; returns the file's text.
+ */
+function checkActionBlock(key: string, end: string, expected: string): string {
+  const text = readFileSync(ACTION_YML, 'utf8')
+  const { at, to } = between(text, `\n${key}:\n`, end)
+  const start = at - `${key}:\n`.length
+  if (UPDATE) writeFileSync(ACTION_YML, text.slice(0, start) + expected + text.slice(to + 1))
+  else expect(text.slice(start, to + 1)).toBe(expected)
+  return text
+}
+
 const code = (value: string) => `\`${value}\``
 
-/** The README table's rows for the schema, as cells. */
-function tableRows(specs: readonly InputSpec[]): string[][] {
+/** The README inputs table's rows for the schema, as cells. */
+function inputRows(specs: readonly InputSpec[]): string[][] {
   return specs.map((spec) => [
     code(spec.name),
     spec.required ? 'yes' : spec.requiredIn ? `in ${spec.requiredIn}` : 'no',
@@ -87,6 +124,26 @@ function between(text: string, start: string, end: string): { at: number; to: nu
   return { at: at + start.length, to }
 }
 
+/** Compares the README's table between the markers with `rows`, or with UPDATE_DOCS=1 writes it. */
+async function checkReadmeTable(
+  markers: { start: string; end: string },
+  header: string[],
+  rows: string[][]
+): Promise<void> {
+  const text = readFileSync(README, 'utf8')
+  const { at, to } = between(text, markers.start, markers.end)
+  if (!UPDATE) {
+    expect(parseTable(text.slice(at, to))).toEqual(rows)
+    return
+  }
+  const table = [header, header.map(() => '---'), ...rows]
+    .map((cells) => `| ${cells.join(' | ')} |`)
+    .join('\n')
+  const updated = `${text.slice(0, at)}\n\n${table}\n\n${text.slice(to)}`
+  const options = await prettier.resolveConfig(README)
+  writeFileSync(README, await prettier.format(updated, { ...options, filepath: README }))
+}
+
 describe('the input schema', () => {
   it('names every input the action reads, once', () => {
     const names = INPUT_SPECS.map((s) => s.name)
@@ -104,16 +161,25 @@ describe('the input schema', () => {
     }
   })
 
-  it('is what action.yml declares: names in order, required, defaults and descriptions', () => {
-    const text = readFileSync(ACTION_YML, 'utf8')
-    const { at, to } = between(text, '\ninputs:\n', '\noutputs:')
-    const start = at - 'inputs:\n'.length
-    const expected = actionInputsBlock(INPUT_SPECS)
-    if (UPDATE) {
-      writeFileSync(ACTION_YML, text.slice(0, start) + expected + text.slice(to + 1))
-      return
+  it('gives a number its range, and states it in its description', () => {
+    for (const spec of INPUT_SPECS) {
+      expect([spec.name, spec.kind === 'number']).toEqual([spec.name, spec.range !== undefined])
+      if (!spec.range) continue
+      const { min, max } = spec.range
+      expect([spec.name, spec.description]).toEqual([
+        spec.name,
+        expect.stringContaining(`(${min} to ${max})`)
+      ])
+      if (spec.default) {
+        const value = Number(spec.default)
+        expect([spec.name, value >= min && value <= max]).toEqual([spec.name, true])
+      }
     }
-    expect(text.slice(start, to + 1)).toBe(expected)
+  })
+
+  it('is what action.yml declares: names in order, required, defaults and descriptions', () => {
+    const text = checkActionBlock('inputs', '\noutputs:', actionInputsBlock(INPUT_SPECS))
+    if (UPDATE) return
     // And as the runner reads it.
     const declared = parseActionInputs(text)
     expect([...declared.keys()]).toEqual(INPUT_SPECS.map((s) => s.name))
@@ -127,20 +193,30 @@ describe('the input schema', () => {
   })
 
   it('is the README inputs table', async () => {
-    const text = readFileSync(README, 'utf8')
-    const { at, to } = between(text, TABLE_START, TABLE_END)
-    const rows = tableRows(INPUT_SPECS)
-    if (UPDATE) {
-      const table = [
-        '| Input | Required | Default | Description |',
-        '| --- | --- | --- | --- |',
-        ...rows.map((cells) => `| ${cells.join(' | ')} |`)
-      ].join('\n')
-      const updated = `${text.slice(0, at)}\n\n${table}\n\n${text.slice(to)}`
-      const options = await prettier.resolveConfig(README)
-      writeFileSync(README, await prettier.format(updated, { ...options, filepath: README }))
-      return
-    }
-    expect(parseTable(text.slice(at, to))).toEqual(rows)
+    await checkReadmeTable(
+      INPUTS_TABLE,
+      ['Input', 'Required', 'Default', 'Description'],
+      inputRows(INPUT_SPECS)
+    )
+  })
+})
+
+describe('the output schema', () => {
+  it('names every output the action sets, once', () => {
+    const names = OUTPUT_SPECS.map((s) => s.name)
+    expect(new Set(names).size).toBe(names.length)
+    expect([...names].sort()).toEqual(Object.values(Outputs).sort())
+  })
+
+  it('is what action.yml declares: names in order and descriptions', () => {
+    checkActionBlock('outputs', '\n\nruns:', actionOutputsBlock(OUTPUT_SPECS))
+  })
+
+  it('is the README outputs table', async () => {
+    await checkReadmeTable(
+      OUTPUTS_TABLE,
+      ['Output', 'Description'],
+      OUTPUT_SPECS.map((spec) => [code(spec.name), spec.description])
+    )
   })
 })

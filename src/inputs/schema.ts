@@ -1,17 +1,38 @@
 /**
  * Every input, defined once: its name (the action's input, the command line's `--<name>`), kind,
- * default, when it is required, and its help text. action.yml's `inputs:` and the README's inputs
- * table are generated from it and checked against it (`src/inputs/schema.test.ts`;
- * `UPDATE_DOCS=1` rewrites them); parsing and validation are in inputs.ts.
+ * default, choices or range, when it is required, and its help text. action.yml's `inputs:` and the
+ * README's inputs table are generated from it and checked against it (`src/inputs/schema.test.ts`;
+ * `UPDATE_DOCS=1` rewrites them); parse.ts reads the inputs by it (values.ts) and validates them.
  */
+import { type Inputs, MAX_PART_SIZE, MiB, MIN_PART_SIZE } from '../common/constants.js'
+import {
+  DEFAULT_EXPIRES_IN_SECONDS,
+  MAX_EXPIRES_IN_SECONDS,
+  MIN_EXPIRES_IN_SECONDS
+} from '../cdn/signing.js'
+
+/** The name of an input, as `Inputs` spells it. */
+export type InputName = (typeof Inputs)[keyof typeof Inputs]
 
 /** How a value is written: one line, one item a line, a boolean, a number, one of `choices`. */
 export type InputKind = 'text' | 'lines' | 'boolean' | 'number' | 'choice' | 'secret'
 
+/** The values a `number` accepts, both ends included, and the unit its messages give them in. */
+export interface InputRange {
+  min: number
+  max: number
+  unit?: string
+  /** Whole numbers only. */
+  integer?: boolean
+}
+
 export interface InputSpec {
+  /** One of the `Inputs` names (schema.test.ts checks that each has one spec). */
   name: string
   kind: InputKind
   choices?: readonly string[]
+  /** A `number`'s range; its description states it as `(<min> to <max>)`. */
+  range?: InputRange
   /** Required whatever the mode (action.yml `required: true`). */
   required?: boolean
   /** The modes in which it is required, when only some are, e.g. `` `mode: deploy` ``. */
@@ -96,6 +117,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'wait-timeout-minutes',
     kind: 'number',
+    range: { min: 0, max: 360, unit: 'minutes' },
     default: '15',
     description:
       'How long to wait for invalidations (0 to 360). On timeout the step warns (does not fail) and reports the status.'
@@ -103,6 +125,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'lock-timeout-minutes',
     kind: 'number',
+    range: { min: 0, max: 360, unit: 'minutes' },
     default: '60',
     description:
       'How long to wait (0 to 360) for another run publishing the same `version-prefix`, or moving the same `alias`, before failing. See [Concurrent runs](docs/reliability.md#concurrent-runs).'
@@ -110,6 +133,8 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'multipart-threshold-mb',
     kind: 'number',
+    // Above 1 GiB a single PutObject is a poor bet: a failure late in it resends every byte.
+    range: { min: 5, max: 1024, unit: 'MiB' },
     default: '16',
     description:
       'Files at least this large (MiB) are uploaded with multipart transfers when they need more than one part (5 to 1024); smaller files are streamed in one PutObject.'
@@ -117,6 +142,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'part-size-mb',
     kind: 'number',
+    range: { min: MIN_PART_SIZE / MiB, max: MAX_PART_SIZE / MiB, unit: 'MiB' },
     default: '',
     description:
       'Multipart part size in MiB (5 to 5120). Empty: automatic, 16 MiB or larger so that no file needs more than 10,000 parts.'
@@ -124,6 +150,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'concurrency',
     kind: 'number',
+    range: { min: 1, max: 64, integer: true },
     default: '8',
     description:
       'Parts (or small files) in flight at once, across all files (1 to 64). Bodies are streamed, so memory does not grow with part or file size.'
@@ -242,7 +269,14 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'signed-url-expires-in',
     kind: 'number',
-    default: '3600',
+    // cdn/signing.ts checks it (parseExpiresIn), with its own messages; these are its limits.
+    range: {
+      min: MIN_EXPIRES_IN_SECONDS,
+      max: MAX_EXPIRES_IN_SECONDS,
+      unit: 'seconds',
+      integer: true
+    },
+    default: String(DEFAULT_EXPIRES_IN_SECONDS),
     description: 'Lifetime of signed URLs and cookies, in seconds (300 to 31536000).'
   },
   {
