@@ -12,7 +12,12 @@ import {
   UploadPartCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
-import { PREVIEW_TAG, executeCleanup, planCleanup, previewTagging } from '../../src/release/cleanup.js'
+import {
+  PREVIEW_TAG,
+  executeCleanup,
+  planCleanup,
+  previewTagging
+} from '../../src/release/cleanup.js'
 import { mapLimit } from '../../src/common/concurrency.js'
 import { DeployError } from '../../src/common/errors.js'
 import { serializeManifest } from '../../src/publish/manifest.js'

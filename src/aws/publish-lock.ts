@@ -7,7 +7,13 @@ import {
   PutObjectCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
-import { AwsError, DeployError, awsErrorCode, explainAwsError, httpStatusOf } from '../common/errors.js'
+import {
+  AwsError,
+  DeployError,
+  awsErrorCode,
+  explainAwsError,
+  httpStatusOf
+} from '../common/errors.js'
 import type { Logger, Sleep } from '../common/types.js'
 
 /**

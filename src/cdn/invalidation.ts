@@ -4,7 +4,13 @@ import {
   GetInvalidationCommand,
   type CloudFrontClient
 } from '@aws-sdk/client-cloudfront'
-import { DeployError, InputError, awsErrorCode, explainAwsError, httpStatusOf } from '../common/errors.js'
+import {
+  DeployError,
+  InputError,
+  awsErrorCode,
+  explainAwsError,
+  httpStatusOf
+} from '../common/errors.js'
 import { retryWithBackoff } from '../aws/retry.js'
 import { redact } from '../common/secrets.js'
 import type { InvalidationOutcome, Logger, Sleep } from '../common/types.js'

@@ -13,7 +13,7 @@ import {
   type PutObjectCommandInput
 } from '@aws-sdk/client-s3'
 import { cancelOnSignals, type Cancellation } from './cancellation.js'
-import { deploy } from './deploy.js'
+import { deploy } from './deploy/deploy.js'
 import { DeployError } from '../common/errors.js'
 import { parseInputs } from '../inputs/parse.js'
 import type { MultipartUpload } from '../aws/multipart-tracker.js'

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/types.js'
-import type { DeployDeps } from './deploy.js'
+import type { DeployDeps } from './deploy/deploy.js'
 
 /** What every command runs with: the deploy's dependencies and a clock. */
 export type ModeDeps = DeployDeps & { now: () => number }

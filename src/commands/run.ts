@@ -3,7 +3,7 @@ import { verificationError } from '../cdn/verify.js'
 import type { DeployError } from '../common/errors.js'
 import type { DeployInputs } from '../common/types.js'
 import { cleanupVersion, type CleanupReport } from './cleanup.js'
-import { deploy, type DeployReport } from './deploy.js'
+import { deploy, type DeployReport } from './deploy/deploy.js'
 import type { ModeDeps } from './mode-deps.js'
 import { promote, type PromoteReport } from './promote.js'
 

@@ -3,7 +3,11 @@ import { mockClient } from 'aws-sdk-client-mock'
 import { ConcurrentPublishError } from '../common/errors.js'
 import { serializeManifest } from './manifest.js'
 import { writeManifest } from './manifest-store.js'
-import { installMockBucket, publishVersion, type MockObject } from '../../__tests__/helpers/mock-bucket.js'
+import {
+  installMockBucket,
+  publishVersion,
+  type MockObject
+} from '../../__tests__/helpers/mock-bucket.js'
 
 const s3Mock = mockClient(S3Client)
 const s3 = new S3Client({ region: 'us-east-1' })

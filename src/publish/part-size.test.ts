@@ -1,11 +1,6 @@
 import { GiB, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB } from '../common/constants.js'
 import { InputError } from '../common/errors.js'
-import {
-  DEFAULT_PART_SIZE,
-  MAX_OBJECT_SIZE,
-  choosePartSize,
-  partCount
-} from './part-size.js'
+import { DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, choosePartSize, partCount } from './part-size.js'
 
 const TiB = 1024 * GiB
 

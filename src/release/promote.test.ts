@@ -11,7 +11,11 @@ import { moveAlias, promoteVersion, type ReleaseDeps } from './promote.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { mockAwsClients } from '../../__fixtures__/aws-mocks.js'
 import { invalidation } from '../../__fixtures__/cloudfront.js'
-import { installMockBucket, publishVersion, type MockObject } from '../../__tests__/helpers/mock-bucket.js'
+import {
+  installMockBucket,
+  publishVersion,
+  type MockObject
+} from '../../__tests__/helpers/mock-bucket.js'
 
 const BUCKET = 'models'
 const DIST = 'E2ABCDEFGHIJKL'

@@ -1,8 +1,8 @@
-import type { Clients } from '../aws/clients.js'
-import type { PreflightFinding } from '../cdn/preflight.js'
-import type { SigningReport } from '../cdn/signing.js'
-import { objectUrl } from '../cdn/urls.js'
-import type { VerifyResult } from '../cdn/verify.js'
+import type { Clients } from '../../aws/clients.js'
+import type { PreflightFinding } from '../../cdn/preflight.js'
+import type { SigningReport } from '../../cdn/signing.js'
+import { objectUrl } from '../../cdn/urls.js'
+import type { VerifyResult } from '../../cdn/verify.js'
 import type {
   DeployInputs,
   InvalidationOutcome,
@@ -10,9 +10,9 @@ import type {
   Manifest,
   PublishedFile,
   Sleep
-} from '../common/types.js'
-import type { Plan } from '../publish/plan.js'
-import { moveAlias, type AliasMove, type ReleaseDeps } from '../release/promote.js'
+} from '../../common/types.js'
+import type { Plan } from '../../publish/plan.js'
+import { moveAlias, type AliasMove, type ReleaseDeps } from '../../release/promote.js'
 import {
   decideManifestAndInvalidation,
   logPlan,

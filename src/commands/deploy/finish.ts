@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
-import type { Clients } from '../aws/clients.js'
-import { invalidateAndWait } from '../cdn/invalidation.js'
-import { signPublished, type SigningReport } from '../cdn/signing.js'
-import { objectUrl } from '../cdn/urls.js'
-import { verifyPublished, type VerifyResult, type VerifyTarget } from '../cdn/verify.js'
-import { MANIFEST_FILE_NAME } from '../common/constants.js'
+import type { Clients } from '../../aws/clients.js'
+import { invalidateAndWait } from '../../cdn/invalidation.js'
+import { signPublished, type SigningReport } from '../../cdn/signing.js'
+import { objectUrl } from '../../cdn/urls.js'
+import { verifyPublished, type VerifyResult, type VerifyTarget } from '../../cdn/verify.js'
+import { MANIFEST_FILE_NAME } from '../../common/constants.js'
 import type {
   DeployInputs,
   InvalidationOutcome,
@@ -12,10 +12,10 @@ import type {
   Manifest,
   PublishedFile,
   Sleep
-} from '../common/types.js'
-import { serializeManifest } from '../publish/manifest.js'
-import { loadVersion } from '../release/alias.js'
-import { moveAlias, type AliasMove, type ReleaseDeps } from '../release/promote.js'
+} from '../../common/types.js'
+import { serializeManifest } from '../../publish/manifest.js'
+import { loadVersion } from '../../release/alias.js'
+import { moveAlias, type AliasMove, type ReleaseDeps } from '../../release/promote.js'
 import type { Decisions } from './decide.js'
 import { stopIfCancelled } from './stop-if-cancelled.js'
 

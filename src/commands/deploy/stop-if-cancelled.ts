@@ -1,4 +1,4 @@
-import { DeployError } from '../common/errors.js'
+import { DeployError } from '../../common/errors.js'
 
 /** Ends the deploy between stages once it is cancelled, saying how far it got. */
 export function stopIfCancelled(signal: AbortSignal | undefined, state: string): void {

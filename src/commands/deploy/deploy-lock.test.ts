@@ -5,17 +5,22 @@
  */
 import fs from 'node:fs'
 import { deploy } from './deploy.js'
-import { ConcurrentPublishError } from '../common/errors.js'
-import { parseInputs } from '../inputs/parse.js'
-import { LOCK_FILE_NAME, type LockRecord } from '../aws/publish-lock.js'
-import type { DeployInputs } from '../common/types.js'
-import { silentLogger } from '../../__fixtures__/logger.js'
-import { dataPuts, lockPuts, makeWorkspace, mockAwsClients } from '../../__fixtures__/aws-mocks.js'
+import { ConcurrentPublishError } from '../../common/errors.js'
+import { parseInputs } from '../../inputs/parse.js'
+import { LOCK_FILE_NAME, type LockRecord } from '../../aws/publish-lock.js'
+import type { DeployInputs } from '../../common/types.js'
+import { silentLogger } from '../../../__fixtures__/logger.js'
+import {
+  dataPuts,
+  lockPuts,
+  makeWorkspace,
+  mockAwsClients
+} from '../../../__fixtures__/aws-mocks.js'
 import {
   installMockBucket,
   publishVersion,
   type MockObject
-} from '../../__tests__/helpers/mock-bucket.js'
+} from '../../../__tests__/helpers/mock-bucket.js'
 
 const { s3Mock, clients } = mockAwsClients()
 const BUCKET = 'models'

@@ -1,6 +1,6 @@
-import { planInvalidation } from '../cdn/invalidation.js'
-import { objectUrl } from '../cdn/urls.js'
-import { formatBytes } from '../common/progress.js'
+import { planInvalidation } from '../../cdn/invalidation.js'
+import { objectUrl } from '../../cdn/urls.js'
+import { formatBytes } from '../../common/progress.js'
 import type {
   DeployInputs,
   InvalidationOutcome,
@@ -8,10 +8,10 @@ import type {
   Manifest,
   PlannedFile,
   PublishedFile
-} from '../common/types.js'
-import { buildManifest, gitContextFromEnv, manifestKey } from '../publish/manifest.js'
-import { sameFiles } from '../publish/manifest-store.js'
-import type { Plan } from '../publish/plan.js'
+} from '../../common/types.js'
+import { buildManifest, gitContextFromEnv, manifestKey } from '../../publish/manifest.js'
+import { sameFiles } from '../../publish/manifest-store.js'
+import type { Plan } from '../../publish/plan.js'
 
 /** What happens to the manifest object. */
 export type ManifestAction = 'written' | 'unchanged' | 'none'

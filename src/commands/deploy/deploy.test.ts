@@ -15,17 +15,17 @@ import {
   PutObjectCommand
 } from '@aws-sdk/client-s3'
 import { deploy } from './deploy.js'
-import { AwsError } from '../common/errors.js'
-import { parseInputs } from '../inputs/parse.js'
-import type { DeployInputs } from '../common/types.js'
-import { silentLogger } from '../../__fixtures__/logger.js'
+import { AwsError } from '../../common/errors.js'
+import { parseInputs } from '../../inputs/parse.js'
+import type { DeployInputs } from '../../common/types.js'
+import { silentLogger } from '../../../__fixtures__/logger.js'
 import {
   dataPuts,
   makeWorkspace,
   mockAwsClients,
   mockDeployedDistribution
-} from '../../__fixtures__/aws-mocks.js'
-import { deployedDistribution, invalidation } from '../../__fixtures__/cloudfront.js'
+} from '../../../__fixtures__/aws-mocks.js'
+import { deployedDistribution, invalidation } from '../../../__fixtures__/cloudfront.js'
 
 const { s3Mock, cfMock, clients } = mockAwsClients()
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')

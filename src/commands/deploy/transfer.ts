@@ -1,15 +1,15 @@
-import type { Clients } from '../aws/clients.js'
+import type { Clients } from '../../aws/clients.js'
 import {
   abortFailureWarning,
   abortMultipartUploads,
   listOpenUploads,
   type MultipartUpload
-} from '../aws/multipart-tracker.js'
-import type { HeldLock, JournaledUpload } from '../aws/publish-lock.js'
-import { explainAwsError } from '../common/errors.js'
-import type { DeployInputs, Logger, PlannedFile } from '../common/types.js'
-import { copyFiles } from '../publish/reuse.js'
-import { uploadFiles, type UploadOptions } from '../publish/upload.js'
+} from '../../aws/multipart-tracker.js'
+import type { HeldLock, JournaledUpload } from '../../aws/publish-lock.js'
+import { explainAwsError } from '../../common/errors.js'
+import type { DeployInputs, Logger, PlannedFile } from '../../common/types.js'
+import { copyFiles } from '../../publish/reuse.js'
+import { uploadFiles, type UploadOptions } from '../../publish/upload.js'
 
 /** What the objects are written with, and how many parts at once. */
 export type TransferInputs = Pick<

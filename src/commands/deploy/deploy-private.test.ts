@@ -7,15 +7,15 @@ import fs from 'node:fs'
 import { CreateInvalidationCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront'
 import { CopyObjectCommand } from '@aws-sdk/client-s3'
 import { deploy } from './deploy.js'
-import { parseInputs } from '../inputs/parse.js'
-import type { DeployInputs } from '../common/types.js'
-import { silentLogger } from '../../__fixtures__/logger.js'
+import { parseInputs } from '../../inputs/parse.js'
+import type { DeployInputs } from '../../common/types.js'
+import { silentLogger } from '../../../__fixtures__/logger.js'
 import {
   makeWorkspace,
   mockAwsClients,
   mockDeployedDistribution
-} from '../../__fixtures__/aws-mocks.js'
-import { decodeCloudFrontBase64, generateSigningKeys } from '../../__fixtures__/signing.js'
+} from '../../../__fixtures__/aws-mocks.js'
+import { decodeCloudFrontBase64, generateSigningKeys } from '../../../__fixtures__/signing.js'
 import {
   installMockBucket,
   publishVersion,
@@ -23,7 +23,7 @@ import {
   startBucketServer,
   type BucketServer,
   type MockObject
-} from '../../__tests__/helpers/mock-bucket.js'
+} from '../../../__tests__/helpers/mock-bucket.js'
 
 const BUCKET = 'models'
 const KEY_PAIR_ID = 'K2JCJMDEHXQW5F'
