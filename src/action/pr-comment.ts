@@ -185,8 +185,26 @@ function title(input: CommentCommon, suffix = ''): string {
 
 /** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
 export function previewCommentBody(input: PreviewBodyInput): string {
-  const { pr, files } = input
+  const { files } = input
   const signed = input.signedUrlsExpireAt !== undefined
+  const head = previewHead(input)
+  const tail = previewTail(input, signed)
+  if (files.length === 0) return [...head, 'No files were published.', ...tail].join('\n')
+  const header = signed
+    ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
+    : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |']
+  const rows = files.map((f) => fileRow(f, signed))
+  const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs'
+  const note = (n: number): string => `… and ${n} more file(s) (see ${where}).`
+  // The blank line ends the table: a text line right after it would become a row.
+  const join = (kept: string[], extra?: string): string =>
+    [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n')
+  return fitRows(rows, join, note, input.maxLength ?? MAX_COMMENT_LENGTH)
+}
+
+/** Marker, title, the totals line and, for signed URLs, why they are not shown. */
+function previewHead(input: PreviewBodyInput): string[] {
+  const { files } = input
   const total = files.reduce((sum, f) => sum + f.size, 0)
   const head = [
     previewMarker(input.commentId),
@@ -195,27 +213,30 @@ export function previewCommentBody(input: PreviewBodyInput): string {
     `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
     ''
   ]
-  if (signed) {
+  if (input.signedUrlsExpireAt !== undefined) {
     head.push(
-      `> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt as Date)}. They are not ` +
+      `> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
         'shown here, since anyone who can read this pull request could use them: take them from ' +
         'the step output `signed-urls`.',
       ''
     )
   }
-  const header = signed
-    ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
-    : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |']
-  const rows = files.map((f) => {
-    const cells = [
-      cell(inlineCode(f.relativePath)),
-      formatBytes(f.size),
-      inlineCode(f.sha256.slice(0, 12))
-    ]
-    if (!signed) cells.push(`[link](<${href(f.url)}>)`)
-    return `| ${cells.join(' | ')} |`
-  })
+  return head
+}
 
+function fileRow(f: PreviewFile, signed: boolean): string {
+  const cells = [
+    cell(inlineCode(f.relativePath)),
+    formatBytes(f.size),
+    inlineCode(f.sha256.slice(0, 12))
+  ]
+  if (!signed) cells.push(`[link](<${href(f.url)}>)`)
+  return `| ${cells.join(' | ')} |`
+}
+
+/** The manifest's link, if one was written, and the commit, run and time the preview is of. */
+function previewTail(input: PreviewBodyInput, signed: boolean): string[] {
+  const { pr } = input
   const manifestKey = `${input.versionPrefix}/manifest.json`
   const tail = ['']
   if (input.manifestUrl !== undefined) {
@@ -234,26 +255,27 @@ export function previewCommentBody(input: PreviewBodyInput): string {
       `updated ${utc(input.updatedAt)}`
     ].join(' · ')
   )
+  return tail
+}
 
-  if (files.length === 0) return [...head, 'No files were published.', ...tail].join('\n')
-  const max = input.maxLength ?? MAX_COMMENT_LENGTH
-  const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs'
-  const note = (n: number): string => `… and ${n} more file(s) (see ${where}).`
-  // The blank line ends the table: a text line right after it would become a row.
-  const join = (kept: string[], extra?: string): string =>
-    [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n')
-
+/** The whole table if it fits in `max`, else as many rows as fit followed by a note. */
+function fitRows(
+  rows: string[],
+  join: (kept: string[], extra?: string) => string,
+  note: (n: number) => string,
+  max: number
+): string {
   const full = join(rows)
   if (full.length <= max) return full
   // Row by row while the rest, including the longest note it could need, still fits.
-  let used = join([], note(files.length)).length
+  let used = join([], note(rows.length)).length
   const kept: string[] = []
   for (const row of rows) {
     if (used + 1 + row.length > max) break
     kept.push(row)
     used += row.length + 1
   }
-  return join(kept, note(files.length - kept.length))
+  return join(kept, note(rows.length - kept.length))
 }
 
 export interface RemovedBodyInput extends CommentCommon {
@@ -444,6 +466,22 @@ function failureWarning(
 }
 
 /**
+ * What the requests of one upsert share. `stage` names the request under way (`look for`,
+ * `update`, `create`) and `attempts` counts the tries, for the retry log and the warning.
+ */
+interface CommentWrite {
+  octokit: GitHubClient
+  target: CommentTarget
+  marker: string
+  body: string
+  dryRun: boolean
+  create: boolean
+  request: () => { signal: AbortSignal }
+  stage: string
+  attempts: number
+}
+
+/**
  * Creates the marked comment on the pull request, or edits it when a run made one already. The
  * marker is the body's first line (see previewMarker). Failures come back as a warning.
  *
@@ -462,108 +500,20 @@ export async function upsertPreviewComment(
   if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
     throw new TypeError('The comment body must start with previewMarker()')
   }
-  const { owner, repo, number } = target
   const { logger } = opts
-  const maxAttempts = opts.maxAttempts ?? 3
-  const timeoutMs = opts.timeoutMs ?? 30_000
-  const request = (): { signal: AbortSignal } => ({
-    signal: opts.signal
-      ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
-      : AbortSignal.timeout(timeoutMs)
-  })
-  let stage = 'look for'
-
-  const find = async (): Promise<IssueComment | undefined> => {
-    stage = 'look for'
-    let response: { data: unknown; headers: { link?: string } } =
-      await octokit.rest.issues.listComments({
-        owner,
-        repo,
-        issue_number: number,
-        per_page: 100,
-        request: request()
-      })
-    for (;;) {
-      const found = (response.data as IssueComment[]).find((c) => hasMarker(c.body, marker))
-      if (found) return found
-      // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
-      const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1]
-      if (!next) return undefined
-      response = await octokit.request({ method: 'GET', url: next, request: request() })
-    }
+  const write: CommentWrite = {
+    octokit,
+    target,
+    marker,
+    body,
+    dryRun: opts.dryRun,
+    create: opts.create !== false,
+    request: requestOptions(opts.signal, opts.timeoutMs ?? 30_000),
+    stage: 'look for',
+    attempts: 0
   }
-
-  const write = async (): Promise<CommentOutcome> => {
-    const existing = await find()
-    if (opts.dryRun) {
-      const message = existing
-        ? `Dry run: would update the preview comment ${existing.html_url}.`
-        : opts.create === false
-          ? `Dry run: pull request #${number} has no preview comment to update.`
-          : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`
-      return { action: 'skipped', message }
-    }
-    if (existing) {
-      stage = 'update'
-      try {
-        const { data } = await octokit.rest.issues.updateComment({
-          owner,
-          repo,
-          comment_id: existing.id,
-          body,
-          request: request()
-        })
-        return {
-          action: 'updated',
-          url: data.html_url,
-          message: `Updated the preview comment ${data.html_url}.`
-        }
-      } catch (err) {
-        // Deleted since we listed it: look again rather than report a permission problem.
-        if (httpStatus(err) === 404) throw new StaleComment('the comment was deleted meanwhile')
-        throw err
-      }
-    }
-    if (opts.create === false) {
-      return {
-        action: 'skipped',
-        message: `Pull request #${number} has no preview comment to update.`
-      }
-    }
-    stage = 'create'
-    const { data } = await octokit.rest.issues.createComment({
-      owner,
-      repo,
-      issue_number: number,
-      body,
-      request: request()
-    })
-    return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` }
-  }
-
-  let attempts = 0
   try {
-    // The unit retried is find-then-write: after a failed create GitHub may have stored the
-    // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
-    const outcome = await retryWithBackoff(
-      () => {
-        attempts++
-        return write()
-      },
-      (err) => !opts.signal?.aborted && isTransient(err),
-      {
-        attempts: maxAttempts,
-        baseMs: 1000,
-        capMs: 8000,
-        sleep: opts.sleep ?? realSleep,
-        random: opts.random,
-        onRetry: (err, attempt, delayMs) =>
-          logger.info(
-            `Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
-              `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`
-          )
-      }
-    )
+    const outcome = await writeWithRetries(write, opts)
     logger.info(outcome.message)
     if (opts.dryRun) logger.debug(`The comment would read:\n${body}`)
     return outcome
@@ -573,8 +523,125 @@ export async function upsertPreviewComment(
         cause: opts.signal.reason
       })
     }
-    const warning = failureWarning(err, stage, target, attempts)
+    const warning = failureWarning(err, write.stage, target, write.attempts)
     logger.warning(warning)
     return { action: 'failed', warning, message: warning }
+  }
+}
+
+function writeWithRetries(
+  write: CommentWrite,
+  opts: Pick<UpsertOptions, 'logger' | 'signal' | 'sleep' | 'random' | 'maxAttempts'>
+): Promise<CommentOutcome> {
+  const maxAttempts = opts.maxAttempts ?? 3
+  // The unit retried is find-then-write: after a failed create GitHub may have stored the
+  // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
+  return retryWithBackoff(
+    () => {
+      write.attempts++
+      return writeComment(write)
+    },
+    (err) => !opts.signal?.aborted && isTransient(err),
+    {
+      attempts: maxAttempts,
+      baseMs: 1000,
+      capMs: 8000,
+      sleep: opts.sleep ?? realSleep,
+      random: opts.random,
+      onRetry: (err, attempt, delayMs) =>
+        opts.logger.info(
+          `Could not ${write.stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
+            `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`
+        )
+    }
+  )
+}
+
+/** Fresh request options per call: each request has its own timeout, and stops on `signal`. */
+function requestOptions(
+  signal: AbortSignal | undefined,
+  timeoutMs: number
+): () => { signal: AbortSignal } {
+  return () => ({
+    signal: signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+      : AbortSignal.timeout(timeoutMs)
+  })
+}
+
+/** One attempt: find the marked comment, then edit it, create one, or in a dry run say which. */
+async function writeComment(write: CommentWrite): Promise<CommentOutcome> {
+  const { owner, repo, number } = write.target
+  const existing = await findMarkedComment(write)
+  if (write.dryRun) {
+    const message = existing
+      ? `Dry run: would update the preview comment ${existing.html_url}.`
+      : !write.create
+        ? `Dry run: pull request #${number} has no preview comment to update.`
+        : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`
+    return { action: 'skipped', message }
+  }
+  if (existing) return updateMarkedComment(write, existing)
+  if (!write.create) {
+    return {
+      action: 'skipped',
+      message: `Pull request #${number} has no preview comment to update.`
+    }
+  }
+  write.stage = 'create'
+  const { data } = await write.octokit.rest.issues.createComment({
+    owner,
+    repo,
+    issue_number: number,
+    body: write.body,
+    request: write.request()
+  })
+  return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` }
+}
+
+/** The oldest comment whose first line is the marker, page by page until one matches. */
+async function findMarkedComment(write: CommentWrite): Promise<IssueComment | undefined> {
+  const { octokit, target, marker } = write
+  write.stage = 'look for'
+  let response: { data: unknown; headers: { link?: string } } =
+    await octokit.rest.issues.listComments({
+      owner: target.owner,
+      repo: target.repo,
+      issue_number: target.number,
+      per_page: 100,
+      request: write.request()
+    })
+  for (;;) {
+    const found = (response.data as IssueComment[]).find((c) => hasMarker(c.body, marker))
+    if (found) return found
+    // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
+    const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1]
+    if (!next) return undefined
+    response = await octokit.request({ method: 'GET', url: next, request: write.request() })
+  }
+}
+
+async function updateMarkedComment(
+  write: CommentWrite,
+  existing: IssueComment
+): Promise<CommentOutcome> {
+  write.stage = 'update'
+  try {
+    const { data } = await write.octokit.rest.issues.updateComment({
+      owner: write.target.owner,
+      repo: write.target.repo,
+      comment_id: existing.id,
+      body: write.body,
+      request: write.request()
+    })
+    return {
+      action: 'updated',
+      url: data.html_url,
+      message: `Updated the preview comment ${data.html_url}.`
+    }
+  } catch (err) {
+    // Deleted since we listed it: look again rather than report a permission problem.
+    if (httpStatus(err) === 404) throw new StaleComment('the comment was deleted meanwhile')
+    throw err
   }
 }

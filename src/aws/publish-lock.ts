@@ -213,8 +213,6 @@ export async function acquireLock(
   deps: LockDeps
 ): Promise<HeldLock> {
   const now = deps.now ?? Date.now
-  const key = lockKey(target.prefix)
-  const where = `s3://${target.bucket}/${key}`
   const record = (uploads: JournaledUpload[]): LockRecord => ({
     schemaVersion: 1,
     prefix: target.prefix,
@@ -224,10 +222,8 @@ export async function acquireLock(
     updatedAt: new Date(now()).toISOString(),
     uploads
   })
-  const started = now()
+  const waitForHolder = lockWaiter(target, deps, now)
   let waitedFor: LockOwner | undefined
-  let poll = FIRST_POLL_MS
-  let lastLog = -Infinity
   /** The ETag seen and since when, to tell a lock nobody renews. */
   let watched: { eTag?: string; since: number } | undefined
   for (;;) {
@@ -236,7 +232,7 @@ export async function acquireLock(
     if (created !== undefined)
       return holdLock(s3, target, { eTag: created, record: record([]), waitedFor }, deps)
 
-    const stored = await readLock(s3, target.bucket, key)
+    const stored = await readLock(s3, target.bucket, lockKey(target.prefix))
     if (!stored) {
       // Released (deleted) in between, or another creation still in progress (409): soon again.
       await deps.sleep(RETRY_CREATE_MS)
@@ -248,26 +244,55 @@ export async function acquireLock(
       return holdLock(s3, target, { eTag: stored.eTag ?? '', record: mine, waitedFor }, deps)
     }
     if (!watched || stored.eTag !== watched.eTag) watched = { eTag: stored.eTag, since: now() }
-    const holder = stored.record
     const why = takeoverReason(stored, watched.since, deps, now())
     if (why) {
-      const uploads = holder?.uploads ?? []
-      const taken = await putLock(s3, target, record(uploads), { IfMatch: stored.eTag })
-      if (taken !== undefined) {
-        if (holder?.state === 'held') {
-          deps.logger.warning(`Took over the lock ${where} from ${describeHolder(holder)}: ${why}.`)
-        }
-        return holdLock(
-          s3,
-          target,
-          { eTag: taken, record: record(uploads), waitedFor, previous: holder },
-          deps
-        )
-      }
+      const taken = await takeOver(s3, target, stored, why, record, deps.logger)
+      if (taken) return holdLock(s3, target, { ...taken, waitedFor }, deps)
       continue // another run took it first
     }
 
-    waitedFor ??= holder?.owner
+    waitedFor ??= stored.record?.owner
+    await waitForHolder(stored.record)
+  }
+}
+
+/**
+ * Takes over a lock found released or abandoned, keeping the uploads it journals; undefined when
+ * another run took it first.
+ */
+async function takeOver(
+  s3: S3Client,
+  target: LockTarget,
+  stored: StoredLock,
+  why: string,
+  record: (uploads: JournaledUpload[]) => LockRecord,
+  logger: Logger
+): Promise<{ eTag: string; record: LockRecord; previous?: LockRecord } | undefined> {
+  const holder = stored.record
+  const uploads = holder?.uploads ?? []
+  const taken = await putLock(s3, target, record(uploads), { IfMatch: stored.eTag })
+  if (taken === undefined) return undefined
+  if (holder?.state === 'held') {
+    const where = `s3://${target.bucket}/${lockKey(target.prefix)}`
+    logger.warning(`Took over the lock ${where} from ${describeHolder(holder)}: ${why}.`)
+  }
+  return { eTag: taken, record: record(uploads), previous: holder }
+}
+
+/**
+ * Waits out one poll of a lock a live holder has: sooner at first, saying so once a minute, and
+ * failing once `deps.timeoutMs` have passed since the waiter was made.
+ */
+function lockWaiter(
+  target: LockTarget,
+  deps: Pick<LockDeps, 'logger' | 'sleep' | 'timeoutMs'>,
+  now: () => number
+): (holder: LockRecord | undefined) => Promise<void> {
+  const where = `s3://${target.bucket}/${lockKey(target.prefix)}`
+  const started = now()
+  let poll = FIRST_POLL_MS
+  let lastLog = -Infinity
+  return async (holder) => {
     const waited = now() - started
     if (waited >= deps.timeoutMs) throw lockTimeout(target, holder, waited)
     if (now() - lastLog >= WAIT_LOG_MS) {
@@ -473,6 +498,24 @@ function parseLock(text: string): LockRecord | undefined {
   }
 }
 
+/** A held lock's state, shared by its renewals and its release. */
+interface Holding {
+  s3: S3Client
+  target: LockTarget
+  deps: LockDeps
+  now: () => number
+  record: LockRecord
+  /** The ETag this run last wrote; '' when the store returns none. */
+  eTag: string
+  lastWritten: number
+  lost: AbortController
+  timer?: NodeJS.Timeout
+  /** The last write queued: writes run one after another. */
+  writing: Promise<void>
+  /** A write is queued that has not started, so it will carry any change made now. */
+  queued: boolean
+}
+
 /** The lock held: renewed on a timer and whenever the journal changes, until released. */
 function holdLock(
   s3: S3Client,
@@ -481,85 +524,103 @@ function holdLock(
   deps: LockDeps
 ): HeldLock {
   const now = deps.now ?? Date.now
-  const key = lockKey(target.prefix)
-  const lostController = new AbortController()
-  let eTag = initial.eTag
-  const record = initial.record
-  let lastWritten = now()
-  let writing: Promise<void> = Promise.resolve()
-  let queued = false
-
-  const loseLock = (why: string): void => {
-    if (lostController.signal.aborted) return
-    clearInterval(timer)
-    lostController.abort(
-      new DeployError(
-        `Lost the lock s3://${target.bucket}/${key}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`,
-        'Run again: files already in place are skipped, and uploads left open are resumed.'
-      )
-    )
+  const holding: Holding = {
+    s3,
+    target,
+    deps,
+    now,
+    record: initial.record,
+    eTag: initial.eTag,
+    lastWritten: now(),
+    lost: new AbortController(),
+    writing: Promise.resolve(),
+    queued: false
   }
-  const write = async (): Promise<void> => {
-    queued = false
-    if (lostController.signal.aborted) return
-    record.updatedAt = new Date(now()).toISOString()
-    try {
-      const written =
-        (await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {})) ??
-        (await ownWrite(s3, target, deps.owner))
-      if (written === undefined) return loseLock('another run took it over')
-      eTag = written
-      lastWritten = now()
-    } catch (err) {
-      deps.logger.warning(
-        `Could not renew the lock s3://${target.bucket}/${key}: ${(err as Error).message}`
-      )
-      if (now() - lastWritten >= LEASE_MS - (deps.renewEveryMs ?? RENEW_MS)) {
-        loseLock(`it could not be renewed for ${Math.round((now() - lastWritten) / 1000)} s`)
-      }
-    }
-  }
-  const schedule = (): Promise<void> => {
-    if (!queued) {
-      queued = true
-      writing = writing.then(write)
-    }
-    return writing
-  }
-  const timer = setInterval(() => void schedule(), deps.renewEveryMs ?? RENEW_MS)
-  timer.unref()
+  holding.timer = setInterval(() => void scheduleWrite(holding), deps.renewEveryMs ?? RENEW_MS)
+  holding.timer.unref()
 
   return {
     previous: initial.previous,
     waitedFor: initial.waitedFor,
-    lost: lostController.signal,
+    lost: holding.lost.signal,
     started(upload) {
-      record.uploads.push(upload)
-      void schedule()
+      holding.record.uploads.push(upload)
+      void scheduleWrite(holding)
     },
     ended(uploadId) {
-      const before = record.uploads.length
-      record.uploads = record.uploads.filter((u) => u.uploadId !== uploadId)
       // Written with the next renewal: a journal naming an ended upload only costs a lookup.
-      if (record.uploads.length === before) return
+      holding.record.uploads = holding.record.uploads.filter((u) => u.uploadId !== uploadId)
     },
-    async release(outcome) {
-      clearInterval(timer)
-      await writing
-      if (lostController.signal.aborted) return
-      try {
-        // Kept only while it journals uploads a re-run can resume.
-        if (record.uploads.length === 0 && (await removeLock(s3, target, eTag))) return
-        record.state = 'released'
-        record.outcome = outcome
-        await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {})
-      } catch (err) {
-        deps.logger.warning(
-          `Could not release the lock s3://${target.bucket}/${key} (${(err as Error).message}); ` +
-            `another run takes it over once it is ${LEASE_MS / 60_000} minutes old.`
-        )
-      }
+    release: (outcome) => releaseLock(holding, outcome)
+  }
+}
+
+/** Queues a write of the record, unless one is queued already; resolves once it is done. */
+function scheduleWrite(holding: Holding): Promise<void> {
+  if (!holding.queued) {
+    holding.queued = true
+    holding.writing = holding.writing.then(() => renewLock(holding))
+  }
+  return holding.writing
+}
+
+/** Writes the record over the lock this run wrote last; loses the lock if another run took it. */
+async function renewLock(holding: Holding): Promise<void> {
+  const { s3, target, deps, now, record } = holding
+  holding.queued = false
+  if (holding.lost.signal.aborted) return
+  record.updatedAt = new Date(now()).toISOString()
+  try {
+    const written =
+      (await putLock(s3, target, record, holding.eTag ? { IfMatch: holding.eTag } : {})) ??
+      (await ownWrite(s3, target, deps.owner))
+    if (written === undefined) return loseLock(holding, 'another run took it over')
+    holding.eTag = written
+    holding.lastWritten = now()
+  } catch (err) {
+    deps.logger.warning(
+      `Could not renew the lock s3://${target.bucket}/${lockKey(target.prefix)}: ${(err as Error).message}`
+    )
+    if (now() - holding.lastWritten >= LEASE_MS - (deps.renewEveryMs ?? RENEW_MS)) {
+      loseLock(
+        holding,
+        `it could not be renewed for ${Math.round((now() - holding.lastWritten) / 1000)} s`
+      )
     }
+  }
+}
+
+function loseLock(holding: Holding, why: string): void {
+  const { target, lost } = holding
+  if (lost.signal.aborted) return
+  clearInterval(holding.timer)
+  lost.abort(
+    new DeployError(
+      `Lost the lock s3://${target.bucket}/${lockKey(target.prefix)}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`,
+      'Run again: files already in place are skipped, and uploads left open are resumed.'
+    )
+  )
+}
+
+async function releaseLock(
+  holding: Holding,
+  outcome: 'succeeded' | 'failed' | 'cancelled'
+): Promise<void> {
+  const { s3, target, record } = holding
+  clearInterval(holding.timer)
+  await holding.writing
+  if (holding.lost.signal.aborted) return
+  try {
+    // Kept only while it journals uploads a re-run can resume.
+    if (record.uploads.length === 0 && (await removeLock(s3, target, holding.eTag))) return
+    record.state = 'released'
+    record.outcome = outcome
+    await putLock(s3, target, record, holding.eTag ? { IfMatch: holding.eTag } : {})
+  } catch (err) {
+    holding.deps.logger.warning(
+      `Could not release the lock s3://${target.bucket}/${lockKey(target.prefix)} (${(err as Error).message}); ` +
+        `another run takes it over once it is ${LEASE_MS / 60_000} minutes old.`
+    )
   }
 }
 

@@ -113,6 +113,15 @@ function describeOtherBlocks(blocks: PemBlock[]): string | undefined {
 export function parsePrivateKey(raw: string): string {
   const text = unescapeKeyText(raw)
   if (!text) throw keyProblem('is empty')
+  const block = privateKeyBlock(text)
+  checkKeyBlock(block)
+  const pem = canonicalPem(block)
+  checkRsa2048(pem)
+  return pem
+}
+
+/** The one private key block of the text; else an error naming what the text holds instead. */
+function privateKeyBlock(text: string): PemBlock {
   const blocks = pemBlocks(text)
   const keys = blocks.filter((b) => b.label.endsWith('PRIVATE KEY'))
   if (keys.length === 0) {
@@ -133,8 +142,11 @@ export function parsePrivateKey(raw: string): string {
     throw keyProblem('is not a PEM private key (no "-----BEGIN … PRIVATE KEY-----" line)')
   }
   if (keys.length > 1) throw keyProblem(`holds ${keys.length} private keys; give exactly one`)
+  return keys[0]
+}
 
-  const [block] = keys
+/** What the block's label and text show: a plain RSA key (PKCS#1 or PKCS#8) in base64. */
+function checkKeyBlock(block: PemBlock): void {
   if (block.label === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,\s*ENCRYPTED/i.test(block.body)) {
     throw keyProblem(
       'is an encrypted (passphrase-protected) key',
@@ -158,8 +170,10 @@ export function parsePrivateKey(raw: string): string {
       'Paste the PEM file again, unchanged, as the secret.'
     )
   }
+}
 
-  const pem = canonicalPem(block)
+/** What the key itself is, once read: RSA of 2048 bits, the only keys CloudFront takes. */
+function checkRsa2048(pem: string): void {
   let key: KeyObject
   try {
     key = createPrivateKey({ key: pem, format: 'pem' })
@@ -183,7 +197,6 @@ export function parsePrivateKey(raw: string): string {
       `is an RSA ${bits}-bit key: CloudFront key groups accept RSA keys of 2048 bits only, so no public key there can match it`
     )
   }
-  return pem
 }
 
 function ecKeyProblem(): InputError {

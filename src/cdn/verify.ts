@@ -150,6 +150,9 @@ async function headWithRetries(
   }
 }
 
+/** Records a problem of one file, and its kind. */
+type AddProblem = (kind: VerifyProblemKind, text: string) => void
+
 async function verifyOne(
   file: VerifyTarget,
   signedUrl: string | undefined,
@@ -157,12 +160,10 @@ async function verifyOne(
 ): Promise<FileVerification> {
   const problems: string[] = []
   const kinds = new Set<VerifyProblemKind>()
-  const add = (kind: VerifyProblemKind, text: string): void => {
+  const add: AddProblem = (kind, text) => {
     kinds.add(kind)
     problems.push(text)
   }
-  const which = signedUrl ? 'the signed URL' : 'the URL'
-
   const { answer, attempts } = await headWithRetries(
     signedUrl ?? file.url,
     (a) =>
@@ -170,49 +171,8 @@ async function verifyOne(
       (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)),
     ctx
   )
-  if ('error' in answer) {
-    add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`)
-  } else if (answer.status === 200) {
-    checkHeaders(file, answer.headers, add)
-  } else {
-    const tried = attempts > 1 ? ` after ${attempts} attempts` : ''
-    if (answer.status === 403 || answer.status === 404) {
-      if (attempts > ctx.delays.length) ctx.persistentClientError = true
-      add(
-        answer.status === 403 ? 'refused' : 'missing',
-        `${which} answered HTTP ${answer.status}${tried}, expected 200`
-      )
-    } else if (answer.status >= 300 && answer.status < 400) {
-      const location = answer.headers.get('location')
-      add(
-        'redirect',
-        `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${redact(location)}` : ''}; expected 200`
-      )
-    } else {
-      add(
-        isTransient(answer) ? 'unreachable' : 'unexpected',
-        `${which} answered HTTP ${answer.status}${tried}, expected 200`
-      )
-    }
-  }
-
-  if (signedUrl) {
-    const bare = await headWithRetries(file.url, isTransient, ctx)
-    if ('error' in bare.answer) {
-      add(
-        'unreachable',
-        `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`
-      )
-    } else if (bare.answer.status >= 200 && bare.answer.status < 300) {
-      add(
-        'unsigned-served',
-        `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`
-      )
-    } else if (bare.answer.status !== 403) {
-      add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`)
-    }
-  }
-
+  checkServed(file, { answer, attempts, which: signedUrl ? 'the signed URL' : 'the URL' }, ctx, add)
+  if (signedUrl) await checkUnsignedRefused(file, ctx, add)
   return {
     relativePath: file.relativePath,
     url: file.url,
@@ -223,11 +183,65 @@ async function verifyOne(
   }
 }
 
-function checkHeaders(
+/** The file's URL (`which`) must answer 200 with the file's headers. */
+function checkServed(
   file: VerifyTarget,
-  headers: Headers,
-  add: (kind: VerifyProblemKind, text: string) => void
+  { answer, attempts, which }: { answer: Answer; attempts: number; which: string },
+  ctx: Context,
+  add: AddProblem
 ): void {
+  if ('error' in answer) {
+    add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`)
+    return
+  }
+  if (answer.status === 200) {
+    checkHeaders(file, answer.headers, add)
+    return
+  }
+  const tried = attempts > 1 ? ` after ${attempts} attempts` : ''
+  if (answer.status === 403 || answer.status === 404) {
+    if (attempts > ctx.delays.length) ctx.persistentClientError = true
+    add(
+      answer.status === 403 ? 'refused' : 'missing',
+      `${which} answered HTTP ${answer.status}${tried}, expected 200`
+    )
+  } else if (answer.status >= 300 && answer.status < 400) {
+    const location = answer.headers.get('location')
+    add(
+      'redirect',
+      `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${redact(location)}` : ''}; expected 200`
+    )
+  } else {
+    add(
+      isTransient(answer) ? 'unreachable' : 'unexpected',
+      `${which} answered HTTP ${answer.status}${tried}, expected 200`
+    )
+  }
+}
+
+/** With signing, the file's unsigned URL must be refused (403). */
+async function checkUnsignedRefused(
+  file: VerifyTarget,
+  ctx: Context,
+  add: AddProblem
+): Promise<void> {
+  const bare = await headWithRetries(file.url, isTransient, ctx)
+  if ('error' in bare.answer) {
+    add(
+      'unreachable',
+      `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`
+    )
+  } else if (bare.answer.status >= 200 && bare.answer.status < 300) {
+    add(
+      'unsigned-served',
+      `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`
+    )
+  } else if (bare.answer.status !== 403) {
+    add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`)
+  }
+}
+
+function checkHeaders(file: VerifyTarget, headers: Headers, add: AddProblem): void {
   const length = headers.get('content-length')
   const encoding = headers.get('content-encoding')
   if (length === null) {

@@ -115,30 +115,75 @@ export async function copyObject(
   return copyMultipart(s3, request, headers, source, opts, what)
 }
 
+type CopySourceHeaders = { CopySource: string; CopySourceIfMatch?: string }
+type OpenCopy = { Bucket: string; Key: string; UploadId: string }
+
 async function copyMultipart(
   s3: S3Client,
   request: CopyRequest,
   headers: { Bucket: string; Key: string },
-  source: { CopySource: string; CopySourceIfMatch?: string },
+  source: CopySourceHeaders,
   opts: CopyOptions,
   what: string
 ): Promise<CopyResult> {
   const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey)
   const count = partCount(request.size, partSize)
+  const upload = await startCopyUpload(s3, headers, opts.signal, what)
+  const copied = await copyParts(s3, request, { upload, source, partSize }, opts, what)
+  let failure = copied.failure
+  if (failure === undefined && !opts.signal?.aborted) {
+    try {
+      const { ETag } = await s3.send(
+        new CompleteMultipartUploadCommand({
+          ...upload,
+          ...request.destCondition,
+          MultipartUpload: { Parts: copied.parts }
+        })
+      )
+      return { eTag: ETag, parts: count, multipart: true }
+    } catch (err) {
+      failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket)
+    }
+  }
+  const outcome = await abortMultipartUploads(s3, [upload])
+  for (const f of outcome.failed) opts.logger?.warning(abortFailureWarning(f))
+  throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted')
+}
+
+/** Creates the multipart upload of the destination, with its headers. */
+async function startCopyUpload(
+  s3: S3Client,
+  headers: { Bucket: string; Key: string },
+  signal: AbortSignal | undefined,
+  what: string
+): Promise<OpenCopy> {
   let uploadId: string | undefined
   try {
     ;({ UploadId: uploadId } = await s3.send(new CreateMultipartUploadCommand(headers), {
-      abortSignal: opts.signal
+      abortSignal: signal
     }))
   } catch (err) {
-    throwIfCancelled(opts.signal, what)
-    throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket)
+    throwIfCancelled(signal, what)
+    throw explainCopyError(err, `starting a multipart upload for ${what}`, headers.Bucket)
   }
   if (!uploadId) {
     throw new DeployError(`Failed ${what}: CreateMultipartUpload returned no UploadId.`)
   }
-  const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId }
+  return { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId }
+}
 
+/**
+ * Copies the source's ranges into the upload's parts, `opts.concurrency` at a time. Starts no
+ * further part after the first failure (returned) or the cancel.
+ */
+async function copyParts(
+  s3: S3Client,
+  request: CopyRequest,
+  { upload, source, partSize }: { upload: OpenCopy; source: CopySourceHeaders; partSize: number },
+  opts: CopyOptions,
+  what: string
+): Promise<{ parts: CompletedPart[]; failure?: DeployError }> {
+  const count = partCount(request.size, partSize)
   const parts: CompletedPart[] = new Array(count)
   let next = 0
   let failure: DeployError | undefined
@@ -168,24 +213,7 @@ async function copyMultipart(
     }
   }
   await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker))
-
-  if (failure === undefined && !opts.signal?.aborted) {
-    try {
-      const { ETag } = await s3.send(
-        new CompleteMultipartUploadCommand({
-          ...upload,
-          ...request.destCondition,
-          MultipartUpload: { Parts: parts }
-        })
-      )
-      return { eTag: ETag, parts: count, multipart: true }
-    } catch (err) {
-      failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket)
-    }
-  }
-  const outcome = await abortMultipartUploads(s3, [upload])
-  for (const f of outcome.failed) opts.logger?.warning(abortFailureWarning(f))
-  throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted')
+  return { parts, failure }
 }
 
 function cancelled(signal: AbortSignal | undefined, what: string, state: string): DeployError {

@@ -1,7 +1,7 @@
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from '../common/concurrency.js'
 import { MiB, SHA256_METADATA_KEY } from '../common/constants.js'
-import { copyObject } from './copy.js'
+import { copyObject, type CopyRequest } from './copy.js'
 import { AwsError, DeployError, explainAwsError, httpStatusOf } from '../common/errors.js'
 import { settleLostRace, writeCondition } from '../aws/lost-race.js'
 import { formatBytes } from '../common/progress.js'
@@ -258,6 +258,13 @@ export interface CopyFilesOptions {
   signal?: AbortSignal
 }
 
+/** What copyFiles did: bytes copied, files to upload after all, keys another run wrote first. */
+interface CopiedFiles {
+  bytesCopied: number
+  fallBack: PlannedFile[]
+  alreadyThere: string[]
+}
+
 /**
  * Copies the files whose action is `copy` from their sources, with this run's headers (the
  * source's own headers and tags do not follow). A source that changed or vanished since it was
@@ -267,11 +274,9 @@ export async function copyFiles(
   s3: S3Client,
   files: PlannedFile[],
   opts: CopyFilesOptions
-): Promise<{ bytesCopied: number; fallBack: PlannedFile[]; alreadyThere: string[] }> {
+): Promise<CopiedFiles> {
   const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom)
-  const fallBack: PlannedFile[] = []
-  const alreadyThere: string[] = []
-  let bytesCopied = 0
+  const copied: CopiedFiles = { bytesCopied: 0, fallBack: [], alreadyThere: [] }
   // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
   const perCopy = Math.max(1, Math.floor(opts.concurrency / 2))
   let failed = false
@@ -284,53 +289,74 @@ export async function copyFiles(
       throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`)
     const sha256 = file.sha256
     try {
-      await copyObject(
-        s3,
-        {
-          bucket: opts.bucket,
-          sourceKey: source.key,
-          destKey: file.key,
-          size: file.size,
-          contentType: file.contentType,
-          cacheControl: opts.cacheControl,
-          metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
-          sourceETag: source.eTag,
-          tagging: opts.tagging,
-          destCondition: writeCondition(file)
-        },
-        {
-          partSize: opts.partSizeBytes,
-          concurrency: perCopy,
-          signal: opts.signal,
-          logger: opts.logger
-        }
-      )
-      bytesCopied += file.size
+      await copyObject(s3, copyRequest(file, source, sha256, opts), {
+        partSize: opts.partSizeBytes,
+        concurrency: perCopy,
+        signal: opts.signal,
+        logger: opts.logger
+      })
+      copied.bytesCopied += file.size
       opts.logger.info(
         `Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`
       )
     } catch (err) {
-      if (err instanceof AwsError && lostRace(err) && (await destinationChanged(s3, file, opts))) {
-        // The destination's condition failed: another run wrote the key.
-        const intended = { sha256, contentType: file.contentType, ...opts }
-        await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended)
-        alreadyThere.push(file.key)
-        return
-      }
-      if (err instanceof AwsError && sourceGone(err)) {
-        opts.logger.warning(
-          `${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`
-        )
-        fallBack.push({ ...file, action: 'upload', copyFrom: undefined })
-        return
-      }
+      if (await absorbCopyFailure(s3, err, { file, source, sha256 }, opts, copied)) return
       failed = true
       throw err instanceof DeployError
         ? err
         : explainAwsError(err, { action: 'copying', bucket: opts.bucket })
     }
   })
-  return { bytesCopied, fallBack, alreadyThere }
+  return copied
+}
+
+function copyRequest(
+  file: PlannedFile,
+  source: CopySource,
+  sha256: string,
+  opts: CopyFilesOptions
+): CopyRequest {
+  return {
+    bucket: opts.bucket,
+    sourceKey: source.key,
+    destKey: file.key,
+    size: file.size,
+    contentType: file.contentType,
+    cacheControl: opts.cacheControl,
+    metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
+    sourceETag: source.eTag,
+    tagging: opts.tagging,
+    destCondition: writeCondition(file)
+  }
+}
+
+/**
+ * True when a failed copy is no failure of the deploy: another run wrote the same file first
+ * (added to `alreadyThere`), or the source changed or vanished since it was found (the file is
+ * added to `fallBack`, to be uploaded).
+ */
+async function absorbCopyFailure(
+  s3: S3Client,
+  err: unknown,
+  { file, source, sha256 }: { file: PlannedFile; source: CopySource; sha256: string },
+  opts: CopyFilesOptions,
+  copied: CopiedFiles
+): Promise<boolean> {
+  if (err instanceof AwsError && lostRace(err) && (await destinationChanged(s3, file, opts))) {
+    // The destination's condition failed: another run wrote the key.
+    const intended = { sha256, contentType: file.contentType, ...opts }
+    await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended)
+    copied.alreadyThere.push(file.key)
+    return true
+  }
+  if (err instanceof AwsError && sourceGone(err)) {
+    opts.logger.warning(
+      `${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`
+    )
+    copied.fallBack.push({ ...file, action: 'upload', copyFrom: undefined })
+    return true
+  }
+  return false
 }
 
 /** Whether the key no longer holds what the plan saw there (nothing, or the object of `storedETag`). */

@@ -121,20 +121,7 @@ export async function uploadFiles(
   const budget = Math.max(1, Math.floor(opts.concurrency))
   // Part sizes are checked for every file before any byte is sent.
   const jobs = files.filter((f) => f.action === 'upload').map((f) => planJob(f, opts, budget))
-
-  const controller = new AbortController()
-  const cancel = controller.signal
-  // A listener or two per file in flight, each removed when it settles: no leak, so no warning.
-  setMaxListeners(0, cancel)
-  const cancelled = new Error('Upload cancelled.')
-  const onSignal = (): void => controller.abort(cancelled)
-  if (opts.signal?.aborted) onSignal()
-  opts.signal?.addEventListener('abort', onSignal, { once: true })
-
-  let free = budget
-  let wake: (() => void) | undefined
-  cancel.addEventListener('abort', () => wake?.(), { once: true })
-
+  const { cancel, cancelled, stop, unlink } = uploadCancellation(opts.signal)
   const progress = createProgressReporter({
     ...opts.clock,
     totalBytes: jobs.reduce((sum, job) => sum + job.file.size, 0),
@@ -143,71 +130,124 @@ export async function uploadFiles(
     intervalMs: opts.progressIntervalMs
   })
   const ctx: JobContext = { s3, opts, progress, cancel, cancelled }
-  let failure: DeployError | undefined
-  let filesDone = 0
-  let bytesUploaded = 0
-  const alreadyThere: string[] = []
-  const running: Promise<void>[] = []
+  const run: UploadRun = { filesDone: 0, bytesUploaded: 0, alreadyThere: [], stop }
   try {
-    for (const job of jobs) {
-      // Slots first: asking for the hash tells the hashing this file is being sent now, and only
-      // this loop takes slots, so waiting for them before the hash delays no byte.
-      while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
-      // Asking would start hashing a file nothing will send.
-      if (cancel.aborted) break
-      try {
-        job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel)
-      } catch (err) {
-        failure = explain(err, job.file, opts.bucket)
-        controller.abort(cancelled)
-      }
-      if (cancel.aborted) break
-      free -= job.slots
-      progress.begin()
-      const run = sendOrSettle(job, ctx).then(
-        (sent) => {
-          filesDone++
-          progress.fileDone()
-          if (sent === undefined) {
-            alreadyThere.push(job.file.key)
-            opts.logger.info(alreadyThereLine(job, opts.bucket))
-            return
-          }
-          bytesUploaded += sent
-          opts.logger.info(uploadedLine(job, opts.bucket, sent))
-        },
-        (err: unknown) => {
-          if (!cancel.aborted) {
-            failure = explain(err, job.file, opts.bucket)
-            controller.abort(cancelled)
-          } else if (err !== cancelled && (err as Error | undefined)?.name !== 'AbortError') {
-            // Not the cancellation itself: a transfer that failed on its own meanwhile.
-            opts.logger.warning(`While stopping: ${explain(err, job.file, opts.bucket).message}`)
-          }
-        }
-      )
-      running.push(
-        run.finally(() => {
-          free += job.slots
-          wake?.()
-        })
-      )
-    }
-    await Promise.all(running)
+    await runJobs(jobs, budget, ctx, run)
   } finally {
     progress.stop()
-    opts.signal?.removeEventListener('abort', onSignal)
+    unlink()
   }
 
-  if (failure) throw failure
+  if (run.failure) throw run.failure
   if (cancel.aborted) {
     throw new DeployError(
-      `Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`,
+      `Upload to s3://${opts.bucket} cancelled: ${run.filesDone} of ${jobs.length} file(s) were uploaded.`,
       undefined,
       { cause: opts.signal?.reason }
     )
   }
-  return { bytesUploaded, alreadyThere }
+  return { bytesUploaded: run.bytesUploaded, alreadyThere: run.alreadyThere }
+}
+
+/** How the upload is going: counts for the result, and the first failure, which stops it. */
+interface UploadRun {
+  filesDone: number
+  bytesUploaded: number
+  alreadyThere: string[]
+  failure?: DeployError
+  /** Cancels the transfers in flight: no further file is admitted. */
+  stop: () => void
+}
+
+/**
+ * The upload's own signal: aborted with `cancelled` when the caller's `signal` aborts or on the
+ * first failure (`stop`). `unlink` detaches it from the caller's signal.
+ */
+function uploadCancellation(signal: AbortSignal | undefined): {
+  cancel: AbortSignal
+  cancelled: Error
+  stop: () => void
+  unlink: () => void
+} {
+  const controller = new AbortController()
+  const cancel = controller.signal
+  // A listener or two per file in flight, each removed when it settles: no leak, so no warning.
+  setMaxListeners(0, cancel)
+  const cancelled = new Error('Upload cancelled.')
+  const stop = (): void => controller.abort(cancelled)
+  if (signal?.aborted) stop()
+  signal?.addEventListener('abort', stop, { once: true })
+  return { cancel, cancelled, stop, unlink: () => signal?.removeEventListener('abort', stop) }
+}
+
+/**
+ * Admits the jobs in order, each once it has its slots and its hashes, and waits until every
+ * job started has settled. Admits nothing more once the upload is cancelled or has failed.
+ */
+async function runJobs(
+  jobs: Job[],
+  budget: number,
+  ctx: JobContext,
+  run: UploadRun
+): Promise<void> {
+  const { cancel, opts } = ctx
+  let free = budget
+  let wake: (() => void) | undefined
+  cancel.addEventListener('abort', () => wake?.(), { once: true })
+  const running: Promise<void>[] = []
+  for (const job of jobs) {
+    // Slots first: asking for the hash tells the hashing this file is being sent now, and only
+    // this loop takes slots, so waiting for them before the hash delays no byte.
+    while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
+    // Asking would start hashing a file nothing will send.
+    if (cancel.aborted) break
+    try {
+      job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel)
+    } catch (err) {
+      run.failure = explain(err, job.file, opts.bucket)
+      run.stop()
+    }
+    if (cancel.aborted) break
+    free -= job.slots
+    ctx.progress.begin()
+    running.push(
+      startJob(job, ctx, run).finally(() => {
+        free += job.slots
+        wake?.()
+      })
+    )
+  }
+  await Promise.all(running)
+}
+
+/**
+ * Sends the job and counts what it sent. Its failure stops the upload; once the upload is
+ * stopping, a failure of its own is only logged.
+ */
+function startJob(job: Job, ctx: JobContext, run: UploadRun): Promise<void> {
+  const { opts, cancel } = ctx
+  return sendOrSettle(job, ctx).then(
+    (sent) => {
+      run.filesDone++
+      ctx.progress.fileDone()
+      if (sent === undefined) {
+        run.alreadyThere.push(job.file.key)
+        opts.logger.info(alreadyThereLine(job, opts.bucket))
+        return
+      }
+      run.bytesUploaded += sent
+      opts.logger.info(uploadedLine(job, opts.bucket, sent))
+    },
+    (err: unknown) => {
+      if (!cancel.aborted) {
+        run.failure = explain(err, job.file, opts.bucket)
+        run.stop()
+      } else if (err !== ctx.cancelled && (err as Error | undefined)?.name !== 'AbortError') {
+        // Not the cancellation itself: a transfer that failed on its own meanwhile.
+        opts.logger.warning(`While stopping: ${explain(err, job.file, opts.bucket).message}`)
+      }
+    }
+  )
 }
 
 /**
@@ -330,24 +370,47 @@ async function sendMultipart(
   params: UploadParams,
   ctx: JobContext
 ): Promise<number> {
-  const { s3, progress, cancel } = ctx
   const { file } = job
   const count = partCount(file.size, partSize)
   // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
-  const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
+  const crc32 = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
   if (crc32 && partCrc32.length !== count) {
     // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
     throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`)
   }
+  const checksums = crc32 ? partCrc32 : undefined
   const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}) }
-  const { upload, parts } = await openUpload(
-    job,
-    partSize,
-    crc32 ? partCrc32 : undefined,
-    created,
-    ctx
-  )
+  const opened = await openUpload(job, partSize, checksums, created, ctx)
+  const { upload, parts } = opened
+  let failure: unknown
+  try {
+    const outcome = await sendParts(job, partSize, checksums, opened, ctx)
+    failure = outcome.failure
+    if (failure === undefined && ctx.cancel.aborted) failure = ctx.cancelled
+    if (failure === undefined) {
+      await completeUpload(upload, parts as CompletedPart[], file, ctx)
+      return outcome.sent
+    }
+  } catch (err) {
+    failure ??= err
+  }
+  await endFailedUpload(upload, failure, ctx)
+  throw failure
+}
 
+/**
+ * Sends the parts `parts` lacks, `job.slots` at a time, each streamed from the file, filling
+ * `parts` in. Starts no further part after the first failure or the cancel; never rejects.
+ */
+async function sendParts(
+  job: Job,
+  partSize: number,
+  partCrc32: string[] | undefined,
+  { upload, parts }: { upload: OpenUpload; parts: (CompletedPart | undefined)[] },
+  ctx: JobContext
+): Promise<{ sent: number; failure: unknown }> {
+  const { s3, progress, cancel } = ctx
+  const { file } = job
   let next = 0
   let sent = 0
   let failure: unknown
@@ -360,7 +423,7 @@ async function sendMultipart(
       try {
         // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
         // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
-        const checksum = crc32 ? { ChecksumCRC32: partCrc32[index] } : {}
+        const checksum = partCrc32 ? { ChecksumCRC32: partCrc32[index] } : {}
         const part = new UploadPartCommand({
           ...upload,
           ...checksum,
@@ -381,18 +444,8 @@ async function sendMultipart(
       }
     }
   }
-  try {
-    await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker))
-    if (failure === undefined && cancel.aborted) failure = ctx.cancelled
-    if (failure === undefined) {
-      await completeUpload(upload, parts as CompletedPart[], file, ctx)
-      return sent
-    }
-  } catch (err) {
-    failure ??= err
-  }
-  await endFailedUpload(upload, failure, ctx)
-  throw failure
+  await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker))
+  return { sent, failure }
 }
 
 /** An upload an earlier run left open for these bytes and headers, with its parts; else a new one. */

@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from '../common/concurrency.js'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES, SHA256_METADATA_KEY } from '../common/constants.js'
-import { copyObject, MAX_SINGLE_COPY_BYTES, type CopyRequest } from '../publish/copy.js'
+import {
+  copyObject,
+  MAX_SINGLE_COPY_BYTES,
+  type CopyOptions,
+  type CopyRequest
+} from '../publish/copy.js'
 import { DeployError, InputError } from '../common/errors.js'
 import { checkAliasName, objectKey } from '../common/paths.js'
 import { toInvalidationPath } from '../cdn/invalidation.js'
@@ -174,54 +179,20 @@ export async function planAlias(
   inputs: AliasInputs,
   version: VersionSource
 ): Promise<AliasPlan> {
-  const { bucket, alias, aliasCacheControl } = inputs
-  const { versionPrefix, manifest } = version
+  const { bucket, alias } = inputs
+  const { versionPrefix } = version
   checkAliasName(alias, versionPrefix)
+  checkAliasKeyLengths(alias, version.manifest)
   const aliasManifestKey = manifestKey(alias)
-  const tooLong = manifest.files
-    .map((f) => objectKey(alias, f.path))
-    .filter((key) => Buffer.byteLength(key) > MAX_KEY_BYTES)
-  if (tooLong.length > 0) {
-    throw new InputError(
-      `Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${MAX_KEY_BYTES} bytes: ${listed(tooLong)}`,
-      'Use a shorter `alias`.'
-    )
-  }
+  const { held, current } = await readAlias(s3, bucket, alias)
 
-  const held = await listPrefix(s3, bucket, alias)
-  const current = held.has(aliasManifestKey)
-    ? await readStoredManifest(s3, bucket, aliasManifestKey)
-    : undefined
-  if (current?.versionPrefix === alias) {
-    throw new InputError(
-      `${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`,
-      'Choose an `alias` name no version is published under.'
-    )
-  }
-
-  const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) =>
-    planEntry(s3, held, {
-      bucket,
-      path: file.path,
-      sourceKey: file.key,
-      destKey: objectKey(alias, file.path),
-      size: file.size,
-      contentType: file.contentType,
-      cacheControl: aliasCacheControl,
-      metadata: { ...file.metadata, [SHA256_METADATA_KEY]: file.sha256 },
-      sourceETag: version.objects?.get(file.key)?.eTag
-    })
-  )
+  const files = await planFileEntries(s3, held, inputs, version)
   const manifestEntry = await planEntry(
     s3,
     held,
     await manifestCopy(s3, inputs, version, aliasManifestKey)
   )
-
-  const wanted = new Set(files.map((f) => f.destKey))
-  const stale = [...held.keys()]
-    .filter((key) => key !== aliasManifestKey && !wanted.has(key))
-    .sort(compareCodeUnits)
+  const stale = staleAliasKeys(held, files, aliasManifestKey)
   if (stale.length > 0 && current === undefined) {
     throw new DeployError(
       `s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
@@ -245,6 +216,76 @@ export async function planAlias(
   }
 }
 
+function checkAliasKeyLengths(alias: string, manifest: Manifest): void {
+  const tooLong = manifest.files
+    .map((f) => objectKey(alias, f.path))
+    .filter((key) => Buffer.byteLength(key) > MAX_KEY_BYTES)
+  if (tooLong.length > 0) {
+    throw new InputError(
+      `Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${MAX_KEY_BYTES} bytes: ${listed(tooLong)}`,
+      'Use a shorter `alias`.'
+    )
+  }
+}
+
+/**
+ * The objects under `<alias>/` and the manifest among them, if any; refuses a prefix whose
+ * manifest describes itself, which is a version, not an alias.
+ */
+async function readAlias(
+  s3: S3Client,
+  bucket: string,
+  alias: string
+): Promise<{ held: Map<string, ListedObject>; current?: Manifest }> {
+  const aliasManifestKey = manifestKey(alias)
+  const held = await listPrefix(s3, bucket, alias)
+  const current = held.has(aliasManifestKey)
+    ? await readStoredManifest(s3, bucket, aliasManifestKey)
+    : undefined
+  if (current?.versionPrefix === alias) {
+    throw new InputError(
+      `${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`,
+      'Choose an `alias` name no version is published under.'
+    )
+  }
+  return { held, current }
+}
+
+/** One entry per file of the version's manifest, with the alias's Cache-Control. */
+function planFileEntries(
+  s3: S3Client,
+  held: Map<string, ListedObject>,
+  inputs: AliasInputs,
+  version: VersionSource
+): Promise<AliasEntry[]> {
+  const { bucket, alias, aliasCacheControl } = inputs
+  return mapLimit(version.manifest.files, HEAD_CONCURRENCY, (file) =>
+    planEntry(s3, held, {
+      bucket,
+      path: file.path,
+      sourceKey: file.key,
+      destKey: objectKey(alias, file.path),
+      size: file.size,
+      contentType: file.contentType,
+      cacheControl: aliasCacheControl,
+      metadata: { ...file.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+      sourceETag: version.objects?.get(file.key)?.eTag
+    })
+  )
+}
+
+/** Alias keys, the manifest apart, that no file of the version will occupy. */
+function staleAliasKeys(
+  held: Map<string, ListedObject>,
+  files: AliasEntry[],
+  aliasManifestKey: string
+): string[] {
+  const wanted = new Set(files.map((f) => f.destKey))
+  return [...held.keys()]
+    .filter((key) => key !== aliasManifestKey && !wanted.has(key))
+    .sort(compareCodeUnits)
+}
+
 /**
  * Moves the alias as planned, in the order that keeps it readable: the files first, then the
  * manifest (which names the version once all its files are in place), then the stale keys
@@ -256,46 +297,68 @@ export async function applyAlias(
   plan: AliasPlan,
   opts: ApplyAliasOptions
 ): Promise<AliasResult> {
-  const { logger, signal } = opts
-  const copies = plan.files.filter((f) => f.action === 'copy')
-  const result: AliasResult = {
-    alias: plan.alias,
-    versionPrefix: plan.versionPrefix,
-    previousVersion: plan.previousVersion,
-    dryRun: opts.dryRun === true,
-    files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
-    copied: copies.map((f) => f.destKey),
-    unchanged: plan.files.filter((f) => f.action === 'unchanged').map((f) => f.destKey),
-    removed: plan.stale,
-    manifestKey: plan.manifest.destKey,
-    manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
-    invalidationPaths: plan.invalidationPaths
-  }
+  const { logger } = opts
+  const result = aliasResult(plan, opts.dryRun === true)
   const move = `alias ${plan.alias} from ${plan.previousVersion ?? '(none)'} to ${plan.versionPrefix}`
   if (opts.dryRun) {
     logger.info(
-      `Dry run: would move ${move}: copy ${copies.length} file(s), keep ${result.unchanged.length}, ` +
+      `Dry run: would move ${move}: copy ${result.copied.length} file(s), keep ${result.unchanged.length}, ` +
         `${plan.manifest.action === 'copy' ? 'copy' : 'keep'} ${plan.manifest.destKey}, remove ` +
         `${plan.stale.length}, invalidate ${plan.invalidationPaths.length} path(s)` +
         `${plan.invalidationPaths.length ? `: ${plan.invalidationPaths.join(' ')}` : ''}. Nothing was changed.`
     )
     return result
   }
+  await copyAliasFiles(s3, plan, move, opts)
+  if (plan.manifest.action === 'copy') {
+    await copyObject(s3, plan.manifest, copyOptions(opts))
+    logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`)
+  }
+  await removeStaleKeys(s3, plan, move, opts)
+  return result
+}
 
-  const copyOpts = {
+function copyOptions(opts: ApplyAliasOptions): CopyOptions {
+  return {
     concurrency: opts.concurrency,
-    signal,
-    logger,
+    signal: opts.signal,
+    logger: opts.logger,
     maxSingleCopyBytes: opts.maxSingleCopyBytes,
     partSize: opts.partSize
   }
-  const copy = async (entry: AliasEntry): Promise<void> => {
-    const { parts } = await copyObject(s3, entry, copyOpts)
-    logger.info(
-      `Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
-        `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`
-    )
+}
+
+function aliasResult(plan: AliasPlan, dryRun: boolean): AliasResult {
+  const keysOf = (action: AliasEntry['action']): string[] =>
+    plan.files.filter((f) => f.action === action).map((f) => f.destKey)
+  return {
+    alias: plan.alias,
+    versionPrefix: plan.versionPrefix,
+    previousVersion: plan.previousVersion,
+    dryRun,
+    files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
+    copied: keysOf('copy'),
+    unchanged: keysOf('unchanged'),
+    removed: plan.stale,
+    manifestKey: plan.manifest.destKey,
+    manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
+    invalidationPaths: plan.invalidationPaths
   }
+}
+
+/**
+ * Copies the plan's files (the manifest apart), stopping at the first failure or at the cancel;
+ * either is thrown once the copies under way have ended.
+ */
+async function copyAliasFiles(
+  s3: S3Client,
+  plan: AliasPlan,
+  move: string,
+  opts: ApplyAliasOptions
+): Promise<void> {
+  const { logger, signal } = opts
+  const copyOpts = copyOptions(opts)
+  const copies = plan.files.filter((f) => f.action === 'copy')
   // Small copies run side by side; a large one uses the whole budget for its parts.
   const maxSingle = opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES
   let done = 0
@@ -303,7 +366,11 @@ export async function applyAlias(
   const run = async (entry: AliasEntry): Promise<void> => {
     if (failure !== undefined || signal?.aborted) return
     try {
-      await copy(entry)
+      const { parts } = await copyObject(s3, entry, copyOpts)
+      logger.info(
+        `Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
+          `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`
+      )
       done++
     } catch (err) {
       failure ??= err
@@ -328,11 +395,15 @@ export async function applyAlias(
     logger.warning(`Stopped moving ${move}: ${state}. Running the step again completes the move.`)
     throw failure
   }
+}
 
-  if (plan.manifest.action === 'copy') {
-    await copyObject(s3, plan.manifest, copyOpts)
-    logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`)
-  }
+/** Deletes the alias keys the version does not have, once the manifest names the version. */
+async function removeStaleKeys(
+  s3: S3Client,
+  plan: AliasPlan,
+  move: string,
+  { logger, signal }: Pick<ApplyAliasOptions, 'logger' | 'signal'>
+): Promise<void> {
   if (plan.stale.length > 0 && signal?.aborted) {
     throw new DeployError(
       `Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`,
@@ -354,7 +425,6 @@ export async function applyAlias(
       `Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`
     )
   }
-  return result
 }
 
 /**

@@ -201,12 +201,7 @@ export async function executeCleanup(
   }
 
   if (opts.dryRun) {
-    opts.logger.info(
-      `Dry run: would delete ${objects.length} object(s) (${formatBytes(plan.bytes)}) under ` +
-        `${where} and abort ${uploads.length} multipart upload(s).`
-    )
-    for (const o of objects) opts.logger.debug(`Would delete s3://${bucket}/${o.key}`)
-    for (const u of uploads) opts.logger.debug(`Would abort ${describeUpload(u)}`)
+    logDryRun(plan, where, opts.logger)
     return result
   }
 
@@ -216,37 +211,59 @@ export async function executeCleanup(
   for (const failure of outcome.failed) opts.logger.warning(abortFailureWarning(failure))
   result.abortedUploads = outcome.aborted.length + outcome.gone.length
 
-  let deleted = 0
-  let refused: RefusedDelete[]
-  try {
-    ;({ deleted, refused } = await deleteKeys(
-      s3,
-      bucket,
-      objects.map((o) => o.key),
-      {
-        what: `object(s) under ${where}`,
-        signal: opts.signal,
-        onBatch: (count) => {
-          deleted = count
-          opts.logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`)
-        }
-      }
-    ))
-  } catch (err) {
-    if (!opts.signal?.aborted) throw err
-    throw new DeployError(
-      `Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`,
-      'Run the clean-up again: it deletes what is left.',
-      { cause: opts.signal.reason }
-    )
-  }
-
+  const { deleted, refused } = await deletePlannedObjects(s3, plan, where, opts)
   if (refused.length > 0) throw deleteFailure(where, refused, deleted, objects.length)
   opts.logger.info(
     `Removed ${where}: ${deleted} object(s), ${formatBytes(plan.bytes)}; ` +
       `${result.abortedUploads} multipart upload(s) aborted.`
   )
   return result
+}
+
+function logDryRun(plan: CleanupPlan, where: string, logger: Logger): void {
+  const { bucket, objects, uploads } = plan
+  logger.info(
+    `Dry run: would delete ${objects.length} object(s) (${formatBytes(plan.bytes)}) under ` +
+      `${where} and abort ${uploads.length} multipart upload(s).`
+  )
+  for (const o of objects) logger.debug(`Would delete s3://${bucket}/${o.key}`)
+  for (const u of uploads) logger.debug(`Would abort ${describeUpload(u)}`)
+}
+
+/**
+ * Deletes the plan's objects, logging each batch; the keys S3 refused come back. A cancel is
+ * thrown as a DeployError that counts the objects deleted before it.
+ */
+async function deletePlannedObjects(
+  s3: S3Client,
+  plan: CleanupPlan,
+  where: string,
+  { logger, signal }: Pick<ExecuteCleanupOptions, 'logger' | 'signal'>
+): Promise<{ deleted: number; refused: RefusedDelete[] }> {
+  const { objects } = plan
+  let deleted = 0
+  try {
+    return await deleteKeys(
+      s3,
+      plan.bucket,
+      objects.map((o) => o.key),
+      {
+        what: `object(s) under ${where}`,
+        signal,
+        onBatch: (count) => {
+          deleted = count
+          logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`)
+        }
+      }
+    )
+  } catch (err) {
+    if (!signal?.aborted) throw err
+    throw new DeployError(
+      `Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`,
+      'Run the clean-up again: it deletes what is left.',
+      { cause: signal.reason }
+    )
+  }
 }
 
 function deleteFailure(
