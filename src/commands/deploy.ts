@@ -23,7 +23,7 @@ import {
 } from '../aws/multipart-tracker.js'
 import { planDeploy, type Plan } from '../publish/plan.js'
 import { formatBytes } from '../common/progress.js'
-import type { PreflightFinding } from '../cdn/preflight.js'
+import type { PreflightFinding } from '../cdn/preflight/index.js'
 import {
   describeOwner,
   lockDeps,
