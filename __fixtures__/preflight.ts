@@ -1,6 +1,6 @@
 /** Pre-flight: reading findings, and the tutorial's settings as AWS answers them; unit and integration tests alike. */
 import type { OriginAccessControlConfig } from '@aws-sdk/client-cloudfront'
-import type { PreflightCheck, PreflightFinding } from '../src/cdn/preflight.js'
+import type { PreflightCheck, PreflightFinding } from '../src/cdn/preflight/index.js'
 
 /** Every check, in the order runPreflight reports them for a signed world with a distribution. */
 export const ALL_CHECKS: PreflightCheck[] = [

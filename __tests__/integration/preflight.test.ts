@@ -27,7 +27,11 @@ import {
 import { TEST_REGION, setupWorld, type World } from '../../scripts/lib/emulator.mjs'
 import { generateSigningKeys, publicKeyPem as pemOf } from '../../__fixtures__/signing.js'
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator-world.js'
-import { preflightFailure, runPreflight, type PreflightTarget } from '../../src/cdn/preflight.js'
+import {
+  preflightFailure,
+  runPreflight,
+  type PreflightTarget
+} from '../../src/cdn/preflight/index.js'
 import {
   ALL_CHECKS,
   BUCKET_CHECKS,

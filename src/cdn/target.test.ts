@@ -10,7 +10,7 @@ import {
   GetPublicAccessBlockCommand
 } from '@aws-sdk/client-s3'
 import { DeployError } from '../common/errors.js'
-import { formatFinding } from './preflight.js'
+import { formatFinding } from './preflight/index.js'
 import { resolveTarget, type TargetDeps } from './target.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 import { mockAwsClients } from '../../__fixtures__/aws-mocks.js'

@@ -5,7 +5,7 @@ import {
   preflightFailure,
   runPreflight,
   type PreflightFinding
-} from './preflight.js'
+} from './preflight/index.js'
 import { s3UrlBase } from './urls.js'
 import type { DeployInputs, Logger } from '../common/types.js'
 

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import type { PreflightFinding } from '../cdn/preflight.js'
+import type { PreflightFinding } from '../cdn/preflight/index.js'
 import type { CheckReport } from '../commands/check.js'
 import { checkSummary } from '../report/summary.js'
 

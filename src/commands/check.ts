@@ -4,7 +4,7 @@ import {
   runPreflight,
   type PreflightError,
   type PreflightFinding
-} from '../cdn/preflight.js'
+} from '../cdn/preflight/index.js'
 import type { DeployInputs } from '../common/types.js'
 
 /** What `check` found: every pre-flight finding, and the failure its errors make. */

@@ -1,7 +1,7 @@
 import type { CleanupResult } from '../release/cleanup.js'
 import { Outputs } from '../common/constants.js'
 import { buildOutputs, OUTPUTS_BUDGET_BYTES, type OutputsReport } from './outputs.js'
-import type { PreflightFinding } from '../cdn/preflight.js'
+import type { PreflightFinding } from '../cdn/preflight/index.js'
 import type { AliasMove } from '../release/promote.js'
 import { signPublished, type SigningReport } from '../cdn/signing.js'
 import {

@@ -1,7 +1,7 @@
 import type { CleanupResult } from '../release/cleanup.js'
 import { compareCodeUnits } from '../publish/manifest.js'
 import { escapeMarkdown, inlineCode } from './markdown.js'
-import type { PreflightFinding } from '../cdn/preflight.js'
+import type { PreflightFinding } from '../cdn/preflight/index.js'
 import { formatBytes } from '../common/progress.js'
 import type { AliasMove } from '../release/promote.js'
 import type { SigningReport } from '../cdn/signing.js'

@@ -1,5 +1,5 @@
 import type { Clients } from '../../aws/clients.js'
-import type { PreflightFinding } from '../../cdn/preflight.js'
+import type { PreflightFinding } from '../../cdn/preflight/index.js'
 import type { SigningReport } from '../../cdn/signing.js'
 import { objectUrl } from '../../cdn/urls.js'
 import type { VerifyResult } from '../../cdn/verify.js'
