@@ -72170,7 +72170,7 @@ module.exports = {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
 /* harmony import */ var _common_constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8952);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(371);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3788);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7718);
 
 
@@ -72184,7 +72184,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 371:
+/***/ 3788:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72746,6 +72746,14 @@ function parsePrivateKey(raw) {
     const text = unescapeKeyText(raw);
     if (!text)
         throw keyProblem('is empty');
+    const block = privateKeyBlock(text);
+    checkKeyBlock(block);
+    const pem = canonicalPem(block);
+    checkRsa2048(pem);
+    return pem;
+}
+/** The one private key block of the text; else an error naming what the text holds instead. */
+function privateKeyBlock(text) {
     const blocks = pemBlocks(text);
     const keys = blocks.filter((b) => b.label.endsWith('PRIVATE KEY'));
     if (keys.length === 0) {
@@ -72762,7 +72770,10 @@ function parsePrivateKey(raw) {
     }
     if (keys.length > 1)
         throw keyProblem(`holds ${keys.length} private keys; give exactly one`);
-    const [block] = keys;
+    return keys[0];
+}
+/** What the block's label and text show: a plain RSA key (PKCS#1 or PKCS#8) in base64. */
+function checkKeyBlock(block) {
     if (block.label === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,\s*ENCRYPTED/i.test(block.body)) {
         throw keyProblem('is an encrypted (passphrase-protected) key', 'Decrypt it once (`openssl pkey -in key.pem -out plain.pem`) and store the plain key as the secret: the secret store protects it.');
     }
@@ -72778,7 +72789,9 @@ function parsePrivateKey(raw) {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(block.body.replace(/\s+/g, ''))) {
         throw keyProblem('is damaged: the text between its BEGIN and END lines is not base64', 'Paste the PEM file again, unchanged, as the secret.');
     }
-    const pem = canonicalPem(block);
+}
+/** What the key itself is, once read: RSA of 2048 bits, the only keys CloudFront takes. */
+function checkRsa2048(pem) {
     let key;
     try {
         key = (0,external_node_crypto_.createPrivateKey)({ key: pem, format: 'pem' });
@@ -72797,7 +72810,6 @@ function parsePrivateKey(raw) {
     if (bits !== 2048) {
         throw keyProblem(`is an RSA ${bits}-bit key: CloudFront key groups accept RSA keys of 2048 bits only, so no public key there can match it`);
     }
-    return pem;
 }
 function ecKeyProblem() {
     return keyProblem('is an EC key: CloudFront signed URLs need RSA here (@aws-sdk/cloudfront-signer signs with RSA only)');
@@ -73709,42 +73721,11 @@ async function verifyOne(file, signedUrl, ctx) {
         kinds.add(kind);
         problems.push(text);
     };
-    const which = signedUrl ? 'the signed URL' : 'the URL';
     const { answer, attempts } = await headWithRetries(signedUrl ?? file.url, (a) => verify_isTransient(a) ||
         (!ctx.persistentClientError && 'status' in a && (a.status === 403 || a.status === 404)), ctx);
-    if ('error' in answer) {
-        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
-    }
-    else if (answer.status === 200) {
-        checkHeaders(file, answer.headers, add);
-    }
-    else {
-        const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
-        if (answer.status === 403 || answer.status === 404) {
-            if (attempts > ctx.delays.length)
-                ctx.persistentClientError = true;
-            add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-        else if (answer.status >= 300 && answer.status < 400) {
-            const location = answer.headers.get('location');
-            add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${(0,secrets/* redact */.E$)(location)}` : ''}; expected 200`);
-        }
-        else {
-            add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
-        }
-    }
-    if (signedUrl) {
-        const bare = await headWithRetries(file.url, verify_isTransient, ctx);
-        if ('error' in bare.answer) {
-            add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
-        }
-        else if (bare.answer.status >= 200 && bare.answer.status < 300) {
-            add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
-        }
-        else if (bare.answer.status !== 403) {
-            add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
-        }
-    }
+    checkServed(file, { answer, attempts, which: signedUrl ? 'the signed URL' : 'the URL' }, ctx, add);
+    if (signedUrl)
+        await checkUnsignedRefused(file, ctx, add);
     return {
         relativePath: file.relativePath,
         url: file.url,
@@ -73753,6 +73734,43 @@ async function verifyOne(file, signedUrl, ctx) {
         problems,
         kinds: [...kinds]
     };
+}
+/** The file's URL (`which`) must answer 200 with the file's headers. */
+function checkServed(file, { answer, attempts, which }, ctx, add) {
+    if ('error' in answer) {
+        add('unreachable', `${which} got no answer after ${attempts} attempt(s): ${answer.error}`);
+        return;
+    }
+    if (answer.status === 200) {
+        checkHeaders(file, answer.headers, add);
+        return;
+    }
+    const tried = attempts > 1 ? ` after ${attempts} attempts` : '';
+    if (answer.status === 403 || answer.status === 404) {
+        if (attempts > ctx.delays.length)
+            ctx.persistentClientError = true;
+        add(answer.status === 403 ? 'refused' : 'missing', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+    }
+    else if (answer.status >= 300 && answer.status < 400) {
+        const location = answer.headers.get('location');
+        add('redirect', `${which} answered HTTP ${answer.status}, a redirect${location ? ` to ${(0,secrets/* redact */.E$)(location)}` : ''}; expected 200`);
+    }
+    else {
+        add(verify_isTransient(answer) ? 'unreachable' : 'unexpected', `${which} answered HTTP ${answer.status}${tried}, expected 200`);
+    }
+}
+/** With signing, the file's unsigned URL must be refused (403). */
+async function checkUnsignedRefused(file, ctx, add) {
+    const bare = await headWithRetries(file.url, verify_isTransient, ctx);
+    if ('error' in bare.answer) {
+        add('unreachable', `the unsigned URL got no answer after ${bare.attempts} attempt(s): ${bare.answer.error}`);
+    }
+    else if (bare.answer.status >= 200 && bare.answer.status < 300) {
+        add('unsigned-served', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403: anyone can download it without a signature`);
+    }
+    else if (bare.answer.status !== 403) {
+        add('unexpected', `the unsigned URL answered HTTP ${bare.answer.status}, expected 403`);
+    }
 }
 function checkHeaders(file, headers, add) {
     const length = headers.get('content-length');
@@ -74222,12 +74240,7 @@ async function executeCleanup(s3, plan, opts) {
         invalidationPath
     };
     if (opts.dryRun) {
-        opts.logger.info(`Dry run: would delete ${objects.length} object(s) (${formatBytes(plan.bytes)}) under ` +
-            `${where} and abort ${uploads.length} multipart upload(s).`);
-        for (const o of objects)
-            opts.logger.debug(`Would delete s3://${bucket}/${o.key}`);
-        for (const u of uploads)
-            opts.logger.debug(`Would abort ${(0,multipart_tracker/* describeUpload */.bp)(u)}`);
+        logDryRun(plan, where, opts.logger);
         return result;
     }
     opts.signal?.throwIfAborted();
@@ -74236,29 +74249,44 @@ async function executeCleanup(s3, plan, opts) {
     for (const failure of outcome.failed)
         opts.logger.warning((0,multipart_tracker/* abortFailureWarning */.dB)(failure));
     result.abortedUploads = outcome.aborted.length + outcome.gone.length;
-    let deleted = 0;
-    let refused;
-    try {
-        ;
-        ({ deleted, refused } = await deleteKeys(s3, bucket, objects.map((o) => o.key), {
-            what: `object(s) under ${where}`,
-            signal: opts.signal,
-            onBatch: (count) => {
-                deleted = count;
-                opts.logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`);
-            }
-        }));
-    }
-    catch (err) {
-        if (!opts.signal?.aborted)
-            throw err;
-        throw new errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: opts.signal.reason });
-    }
+    const { deleted, refused } = await deletePlannedObjects(s3, plan, where, opts);
     if (refused.length > 0)
         throw deleteFailure(where, refused, deleted, objects.length);
     opts.logger.info(`Removed ${where}: ${deleted} object(s), ${formatBytes(plan.bytes)}; ` +
         `${result.abortedUploads} multipart upload(s) aborted.`);
     return result;
+}
+function logDryRun(plan, where, logger) {
+    const { bucket, objects, uploads } = plan;
+    logger.info(`Dry run: would delete ${objects.length} object(s) (${formatBytes(plan.bytes)}) under ` +
+        `${where} and abort ${uploads.length} multipart upload(s).`);
+    for (const o of objects)
+        logger.debug(`Would delete s3://${bucket}/${o.key}`);
+    for (const u of uploads)
+        logger.debug(`Would abort ${(0,multipart_tracker/* describeUpload */.bp)(u)}`);
+}
+/**
+ * Deletes the plan's objects, logging each batch; the keys S3 refused come back. A cancel is
+ * thrown as a DeployError that counts the objects deleted before it.
+ */
+async function deletePlannedObjects(s3, plan, where, { logger, signal }) {
+    const { objects } = plan;
+    let deleted = 0;
+    try {
+        return await deleteKeys(s3, plan.bucket, objects.map((o) => o.key), {
+            what: `object(s) under ${where}`,
+            signal,
+            onBatch: (count) => {
+                deleted = count;
+                logger.info(`Deleted ${count} of ${objects.length} object(s) under ${where}`);
+            }
+        });
+    }
+    catch (err) {
+        if (!signal?.aborted)
+            throw err;
+        throw new errors/* DeployError */.sH(`Clean-up of ${where} cancelled: ${deleted} of ${objects.length} object(s) deleted.`, 'Run the clean-up again: it deletes what is left.', { cause: signal.reason });
+    }
 }
 function deleteFailure(where, failures, deleted, total) {
     const shown = failures
@@ -74604,21 +74632,51 @@ async function copyObject(s3, request, opts) {
 async function copyMultipart(s3, request, headers, source, opts, what) {
     const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey);
     const count = partCount(request.size, partSize);
+    const upload = await startCopyUpload(s3, headers, opts.signal, what);
+    const copied = await copyParts(s3, request, { upload, source, partSize }, opts, what);
+    let failure = copied.failure;
+    if (failure === undefined && !opts.signal?.aborted) {
+        try {
+            const { ETag } = await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+                ...upload,
+                ...request.destCondition,
+                MultipartUpload: { Parts: copied.parts }
+            }));
+            return { eTag: ETag, parts: count, multipart: true };
+        }
+        catch (err) {
+            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
+        }
+    }
+    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
+    for (const f of outcome.failed)
+        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
+    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
+}
+/** Creates the multipart upload of the destination, with its headers. */
+async function startCopyUpload(s3, headers, signal, what) {
     let uploadId;
     try {
         ;
         ({ UploadId: uploadId } = await s3.send(new client_s3_dist_cjs/* CreateMultipartUploadCommand */.nG4(headers), {
-            abortSignal: opts.signal
+            abortSignal: signal
         }));
     }
     catch (err) {
-        throwIfCancelled(opts.signal, what);
-        throw explainCopyError(err, `starting a multipart upload for ${what}`, request.bucket);
+        throwIfCancelled(signal, what);
+        throw explainCopyError(err, `starting a multipart upload for ${what}`, headers.Bucket);
     }
     if (!uploadId) {
         throw new errors/* DeployError */.sH(`Failed ${what}: CreateMultipartUpload returned no UploadId.`);
     }
-    const upload = { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
+    return { Bucket: headers.Bucket, Key: headers.Key, UploadId: uploadId };
+}
+/**
+ * Copies the source's ranges into the upload's parts, `opts.concurrency` at a time. Starts no
+ * further part after the first failure (returned) or the cancel.
+ */
+async function copyParts(s3, request, { upload, source, partSize }, opts, what) {
+    const count = partCount(request.size, partSize);
     const parts = new Array(count);
     let next = 0;
     let failure;
@@ -74643,23 +74701,7 @@ async function copyMultipart(s3, request, headers, source, opts, what) {
         }
     };
     await Promise.all(Array.from({ length: Math.min(Math.max(1, opts.concurrency), count) }, worker));
-    if (failure === undefined && !opts.signal?.aborted) {
-        try {
-            const { ETag } = await s3.send(new client_s3_dist_cjs/* CompleteMultipartUploadCommand */.Gym({
-                ...upload,
-                ...request.destCondition,
-                MultipartUpload: { Parts: parts }
-            }));
-            return { eTag: ETag, parts: count, multipart: true };
-        }
-        catch (err) {
-            failure = explainCopyError(err, `completing the multipart upload for ${what}`, request.bucket);
-        }
-    }
-    const outcome = await (0,multipart_tracker/* abortMultipartUploads */.Xy)(s3, [upload]);
-    for (const f of outcome.failed)
-        opts.logger?.warning((0,multipart_tracker/* abortFailureWarning */.dB)(f));
-    throw failure ?? cancelled(opts.signal, what, '; the incomplete multipart upload was aborted');
+    return { parts, failure };
 }
 function cancelled(signal, what, state) {
     return new errors/* DeployError */.sH(`Cancelled ${what}${state}.`, undefined, { cause: signal?.reason });
@@ -74854,39 +74896,15 @@ async function loadVersion(s3, bucket, versionPrefix, stored) {
  * that holds no alias manifest (it is then not known to be an alias this action manages).
  */
 async function planAlias(s3, inputs, version) {
-    const { bucket, alias, aliasCacheControl } = inputs;
-    const { versionPrefix, manifest } = version;
+    const { bucket, alias } = inputs;
+    const { versionPrefix } = version;
     checkAliasName(alias, versionPrefix);
+    checkAliasKeyLengths(alias, version.manifest);
     const aliasManifestKey = manifestKey(alias);
-    const tooLong = manifest.files
-        .map((f) => objectKey(alias, f.path))
-        .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
-    if (tooLong.length > 0) {
-        throw new errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
-    }
-    const held = await listPrefix(s3, bucket, alias);
-    const current = held.has(aliasManifestKey)
-        ? await readStoredManifest(s3, bucket, aliasManifestKey)
-        : undefined;
-    if (current?.versionPrefix === alias) {
-        throw new errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
-    }
-    const files = await mapLimit(manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
-        bucket,
-        path: file.path,
-        sourceKey: file.key,
-        destKey: objectKey(alias, file.path),
-        size: file.size,
-        contentType: file.contentType,
-        cacheControl: aliasCacheControl,
-        metadata: { ...file.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
-        sourceETag: version.objects?.get(file.key)?.eTag
-    }));
+    const { held, current } = await readAlias(s3, bucket, alias);
+    const files = await planFileEntries(s3, held, inputs, version);
     const manifestEntry = await planEntry(s3, held, await manifestCopy(s3, inputs, version, aliasManifestKey));
-    const wanted = new Set(files.map((f) => f.destKey));
-    const stale = [...held.keys()]
-        .filter((key) => key !== aliasManifestKey && !wanted.has(key))
-        .sort(compareCodeUnits);
+    const stale = staleAliasKeys(held, files, aliasManifestKey);
     if (stale.length > 0 && current === undefined) {
         throw new errors/* DeployError */.sH(`s3://${bucket}/${alias}/ holds ${stale.length} object(s) ${versionPrefix} does not have, but no ` +
             `${aliasManifestKey}, so it is not an alias this action manages; nothing was changed: ${listed(stale)}`, `Choose another \`alias\`, or remove those objects from s3://${bucket}/${alias}/ first.`);
@@ -74905,6 +74923,51 @@ async function planAlias(s3, inputs, version) {
         invalidationPaths: aliasInvalidationPaths(alias, [...overwritten, ...stale])
     };
 }
+function checkAliasKeyLengths(alias, manifest) {
+    const tooLong = manifest.files
+        .map((f) => objectKey(alias, f.path))
+        .filter((key) => Buffer.byteLength(key) > constants/* MAX_KEY_BYTES */.Xd);
+    if (tooLong.length > 0) {
+        throw new errors/* InputError */.dz(`Under alias "${alias}" ${tooLong.length} key(s) would be longer than S3's ${constants/* MAX_KEY_BYTES */.Xd} bytes: ${listed(tooLong)}`, 'Use a shorter `alias`.');
+    }
+}
+/**
+ * The objects under `<alias>/` and the manifest among them, if any; refuses a prefix whose
+ * manifest describes itself, which is a version, not an alias.
+ */
+async function readAlias(s3, bucket, alias) {
+    const aliasManifestKey = manifestKey(alias);
+    const held = await listPrefix(s3, bucket, alias);
+    const current = held.has(aliasManifestKey)
+        ? await readStoredManifest(s3, bucket, aliasManifestKey)
+        : undefined;
+    if (current?.versionPrefix === alias) {
+        throw new errors/* InputError */.dz(`${alias} is a published version (s3://${bucket}/${aliasManifestKey} describes it), not an alias.`, 'Choose an `alias` name no version is published under.');
+    }
+    return { held, current };
+}
+/** One entry per file of the version's manifest, with the alias's Cache-Control. */
+function planFileEntries(s3, held, inputs, version) {
+    const { bucket, alias, aliasCacheControl } = inputs;
+    return mapLimit(version.manifest.files, HEAD_CONCURRENCY, (file) => planEntry(s3, held, {
+        bucket,
+        path: file.path,
+        sourceKey: file.key,
+        destKey: objectKey(alias, file.path),
+        size: file.size,
+        contentType: file.contentType,
+        cacheControl: aliasCacheControl,
+        metadata: { ...file.metadata, [constants/* SHA256_METADATA_KEY */.U6]: file.sha256 },
+        sourceETag: version.objects?.get(file.key)?.eTag
+    }));
+}
+/** Alias keys, the manifest apart, that no file of the version will occupy. */
+function staleAliasKeys(held, files, aliasManifestKey) {
+    const wanted = new Set(files.map((f) => f.destKey));
+    return [...held.keys()]
+        .filter((key) => key !== aliasManifestKey && !wanted.has(key))
+        .sort(compareCodeUnits);
+}
 /**
  * Moves the alias as planned, in the order that keeps it readable: the files first, then the
  * manifest (which names the version once all its files are in place), then the stale keys
@@ -74912,41 +74975,57 @@ async function planAlias(s3, inputs, version) {
  * is sent and the result says what would be done.
  */
 async function applyAlias(s3, plan, opts) {
-    const { logger, signal } = opts;
-    const copies = plan.files.filter((f) => f.action === 'copy');
-    const result = {
-        alias: plan.alias,
-        versionPrefix: plan.versionPrefix,
-        previousVersion: plan.previousVersion,
-        dryRun: opts.dryRun === true,
-        files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
-        copied: copies.map((f) => f.destKey),
-        unchanged: plan.files.filter((f) => f.action === 'unchanged').map((f) => f.destKey),
-        removed: plan.stale,
-        manifestKey: plan.manifest.destKey,
-        manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
-        invalidationPaths: plan.invalidationPaths
-    };
+    const { logger } = opts;
+    const result = aliasResult(plan, opts.dryRun === true);
     const move = `alias ${plan.alias} from ${plan.previousVersion ?? '(none)'} to ${plan.versionPrefix}`;
     if (opts.dryRun) {
-        logger.info(`Dry run: would move ${move}: copy ${copies.length} file(s), keep ${result.unchanged.length}, ` +
+        logger.info(`Dry run: would move ${move}: copy ${result.copied.length} file(s), keep ${result.unchanged.length}, ` +
             `${plan.manifest.action === 'copy' ? 'copy' : 'keep'} ${plan.manifest.destKey}, remove ` +
             `${plan.stale.length}, invalidate ${plan.invalidationPaths.length} path(s)` +
             `${plan.invalidationPaths.length ? `: ${plan.invalidationPaths.join(' ')}` : ''}. Nothing was changed.`);
         return result;
     }
-    const copyOpts = {
+    await copyAliasFiles(s3, plan, move, opts);
+    if (plan.manifest.action === 'copy') {
+        await copyObject(s3, plan.manifest, copyOptions(opts));
+        logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
+    }
+    await removeStaleKeys(s3, plan, move, opts);
+    return result;
+}
+function copyOptions(opts) {
+    return {
         concurrency: opts.concurrency,
-        signal,
-        logger,
+        signal: opts.signal,
+        logger: opts.logger,
         maxSingleCopyBytes: opts.maxSingleCopyBytes,
         partSize: opts.partSize
     };
-    const copy = async (entry) => {
-        const { parts } = await copyObject(s3, entry, copyOpts);
-        logger.info(`Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
-            `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`);
+}
+function aliasResult(plan, dryRun) {
+    const keysOf = (action) => plan.files.filter((f) => f.action === action).map((f) => f.destKey);
+    return {
+        alias: plan.alias,
+        versionPrefix: plan.versionPrefix,
+        previousVersion: plan.previousVersion,
+        dryRun,
+        files: plan.files.map((f) => ({ path: f.path, key: f.destKey })),
+        copied: keysOf('copy'),
+        unchanged: keysOf('unchanged'),
+        removed: plan.stale,
+        manifestKey: plan.manifest.destKey,
+        manifestAction: plan.manifest.action === 'copy' ? 'copied' : 'unchanged',
+        invalidationPaths: plan.invalidationPaths
     };
+}
+/**
+ * Copies the plan's files (the manifest apart), stopping at the first failure or at the cancel;
+ * either is thrown once the copies under way have ended.
+ */
+async function copyAliasFiles(s3, plan, move, opts) {
+    const { logger, signal } = opts;
+    const copyOpts = copyOptions(opts);
+    const copies = plan.files.filter((f) => f.action === 'copy');
     // Small copies run side by side; a large one uses the whole budget for its parts.
     const maxSingle = opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY_BYTES;
     let done = 0;
@@ -74955,7 +75034,9 @@ async function applyAlias(s3, plan, opts) {
         if (failure !== undefined || signal?.aborted)
             return;
         try {
-            await copy(entry);
+            const { parts } = await copyObject(s3, entry, copyOpts);
+            logger.info(`Copied s3://${plan.bucket}/${entry.sourceKey} → ${entry.destKey} ` +
+                `(${formatBytes(entry.size)}${parts > 1 ? `, ${parts} parts` : ''})`);
             done++;
         }
         catch (err) {
@@ -74977,10 +75058,9 @@ async function applyAlias(s3, plan, opts) {
         logger.warning(`Stopped moving ${move}: ${state}. Running the step again completes the move.`);
         throw failure;
     }
-    if (plan.manifest.action === 'copy') {
-        await copyObject(s3, plan.manifest, copyOpts);
-        logger.info(`Copied ${plan.manifest.sourceKey} → ${plan.manifest.destKey}: ${move}.`);
-    }
+}
+/** Deletes the alias keys the version does not have, once the manifest names the version. */
+async function removeStaleKeys(s3, plan, move, { logger, signal }) {
     if (plan.stale.length > 0 && signal?.aborted) {
         throw new errors/* DeployError */.sH(`Cancelled after moving ${move}, before removing ${plan.stale.length} stale key(s) from it.`, 'Running the step again removes them.', { cause: signal.reason });
     }
@@ -74993,7 +75073,6 @@ async function applyAlias(s3, plan, opts) {
     if (plan.stale.length > 0) {
         logger.info(`Removed ${plan.stale.length} key(s) ${plan.versionPrefix} does not have from ${plan.alias}/.`);
     }
-    return result;
 }
 /**
  * Points the alias at an existing version without uploading anything (promote, rollback): checks
@@ -75415,19 +75494,11 @@ async function getDistribution(response, id) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/cdn/preflight.ts
+;// CONCATENATED MODULE: ./src/cdn/preflight/read.ts
 /**
- * Pre-flight: read-only checks, before the first upload, that the bucket and the distribution are
- * set up so the models end up private and reachable. Each finding says what is wrong and how to
- * fix it. Severity follows one rule: `error` when every request for the deployed models would
- * fail (AccessDenied, 403, wrong origin) or a private setup would serve them to anyone; `warning`
- * when the deploy works but something is weaker than the documented setup (rollback, cleanup,
- * legacy OAI). A check the credentials may not read is `unchecked`, never a failure.
+ * Reading a setting for pre-flight: a read never throws, and one that fails is reported as
+ * "could not check" (naming the permission when it was denied), never as a failure.
  */
-
-
-
-
 
 /** The IAM actions pre-flight reads with, by SDK call; none of them changes anything. */
 const PREFLIGHT_PERMISSIONS = {
@@ -75441,29 +75512,10 @@ const PREFLIGHT_PERMISSIONS = {
     getBucketVersioning: 's3:GetBucketVersioning',
     getLifecycleConfiguration: 's3:GetLifecycleConfiguration'
 };
-/** The order findings are reported in: from the distribution down to the bucket. */
-const CHECK_ORDER = [
-    'bucket',
-    'distribution',
-    'origin',
-    'origin-access-control',
-    'bucket-policy',
-    'signed-urls',
-    'public-access-block',
-    'versioning',
-    'lifecycle'
-];
 function read(promise) {
     return promise.then((value) => ({ ok: true, value }), (err) => ({ ok: false, err }));
 }
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
-/** S3 errors that mean the bucket itself is wrong, not one of its settings. */
-const BUCKET_UNREACHABLE = new Set([
-    'NoSuchBucket',
-    'PermanentRedirect',
-    'AuthorizationHeaderMalformed',
-    'IllegalLocationConstraintException'
-]);
 /** A read that failed: "could not check" (with the permission when it was denied), never an error. */
 function readFailure(check, what, permission, err, target) {
     const action = PREFLIGHT_PERMISSIONS[permission];
@@ -75490,592 +75542,56 @@ function readFailure(check, what, permission, err, target) {
         fix: explained.hint
     };
 }
-// --- Patterns: CloudFront path patterns and IAM ARN/action patterns (`*` any run, `?` one char) ---
-/** Positions in the pattern reachable after matching all of `text`. */
-function globPositions(pattern, text) {
-    const close = (set) => {
-        // A Set iterates over what is added during iteration: this is the closure over `*`.
-        for (const i of set)
-            if (pattern[i] === '*')
-                set.add(i + 1);
-        return set;
-    };
-    let states = close(new Set([0]));
-    for (const char of text) {
-        const next = new Set();
-        for (const i of states) {
-            if (pattern[i] === '*')
-                next.add(i);
-            else if (pattern[i] === '?' || pattern[i] === char)
-                next.add(i + 1);
-        }
-        states = close(next);
-        if (states.size === 0)
-            break;
-    }
-    return states;
-}
-function globMatch(pattern, text) {
-    const chars = [...pattern];
-    return globPositions(chars, text).has(chars.length);
-}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/bucket.ts
 /**
- * Which strings that start with `base` (and go on) a `*`/`?` pattern matches: `all` of them, only
- * `some`, or `none`. Case-sensitive, as CloudFront path patterns and IAM resources are.
+ * The bucket's own settings: whether the bucket can be reached at all, then its public access
+ * block, versioning and lifecycle rules. (Its policy, which depends on the distribution, is in
+ * bucket-policy.ts.)
  */
-function patternCoverage(pattern, base) {
-    const chars = [...pattern];
-    const states = [...globPositions(chars, base)].filter((i) => i < chars.length);
-    if (states.some((i) => chars.slice(i).every((c) => c === '*')))
-        return 'all';
-    return states.length > 0 ? 'some' : 'none';
-}
-/**
- * The cache behaviours that serve keys under the version prefix, in CloudFront's order: every
- * behaviour whose path pattern matches some of them, up to the first that matches all, else
- * the default behaviour too.
- */
-function servingBehaviors(config, versionPrefix) {
-    const base = `${toInvalidationPath(versionPrefix)}/`;
-    const serving = [];
-    for (const behavior of config.CacheBehaviors?.Items ?? []) {
-        const pattern = behavior.PathPattern ?? '';
-        // The leading `/` of a path pattern is optional.
-        const coverage = patternCoverage(pattern.startsWith('/') ? pattern : `/${pattern}`, base);
-        if (coverage === 'none')
-            continue;
-        serving.push({ label: `cache behavior "${pattern}"`, behavior });
-        if (coverage === 'all')
-            return serving;
-    }
-    if (config.DefaultCacheBehavior) {
-        serving.push({ label: 'the default cache behavior', behavior: config.DefaultCacheBehavior });
-    }
-    return serving;
-}
-const S3_WEBSITE = /^(.+)\.s3-website[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
-const S3_REST = [
-    /^(.+)\.s3\.amazonaws\.com$/,
-    /^(.+)\.s3\.(?:dualstack\.)?([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
-    /^(.+)\.s3-([a-z0-9-]+)\.amazonaws\.com$/
-];
-/** The bucket (and region) an origin domain names, for S3 REST and website endpoints. */
-function parseS3Domain(domain) {
-    const name = domain.toLowerCase().replace(/\.$/, '');
-    const website = S3_WEBSITE.exec(name);
-    if (website)
-        return { bucket: website[1], region: website[2], website: true };
-    for (const pattern of S3_REST) {
-        const rest = pattern.exec(name);
-        if (rest)
-            return { bucket: rest[1], region: rest[2], website: false };
-    }
-    return undefined;
-}
-async function distributionChecks(cloudfront, target, id, signal, sent) {
-    const got = await read(sent ?? requestDistribution(cloudfront, id, signal));
-    const none = { oaiIds: [], usesOac: false };
-    if (!got.ok) {
-        if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchDistribution') {
-            const finding = {
-                check: 'distribution',
-                status: 'error',
-                message: `Distribution ${id} does not exist, or belongs to another account than these credentials.`,
-                fix: 'Set `distribution-id` to the ID (like E2ABCDEFGHIJKL, not the domain name) of the distribution in front of the bucket: ' +
-                    '`aws cloudfront list-distributions --query "DistributionList.Items[].[Id,DomainName,Origins.Items[0].DomainName]"`.'
-            };
-            return { findings: [finding], ...none };
-        }
-        const what = `distribution ${id}, its origin, origin access, the bucket policy and the signed-URL settings`;
-        return {
-            findings: [readFailure('distribution', what, 'getDistribution', got.err, target)],
-            ...none
-        };
-    }
-    const distribution = got.value.Distribution;
-    const config = distribution?.DistributionConfig;
-    if (!distribution?.ARN || !config) {
-        const finding = {
-            check: 'distribution',
-            status: 'unchecked',
-            message: `Could not check distribution ${id}: GetDistribution returned no ARN or configuration.`
-        };
-        return { findings: [finding], ...none };
-    }
-    const findings = distributionState(id, distribution.DomainName, config, distribution.Status);
-    const serving = servingBehaviors(config, target.versionPrefix);
-    const origin = originChecks(target, id, config, serving);
-    findings.push(...origin.findings);
-    const [access, signing] = await Promise.all([
-        Promise.all(origin.checked.map((o) => originAccessCheck(cloudfront, target, id, o, signal))),
-        target.signingKeyPairId
-            ? signedUrlChecks(cloudfront, target, id, serving, target.signingKeyPairId, signal)
-            : []
+
+
+
+/** Sends the four reads at once. */
+async function readBucketSettings(s3, bucket, signal) {
+    const send = { abortSignal: signal };
+    const [policy, publicAccess, versioning, lifecycle] = await Promise.all([
+        read(s3.send(new client_s3_dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
+        read(s3
+            .send(new client_s3_dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
+            .then((r) => r.PublicAccessBlockConfiguration)),
+        read(s3.send(new client_s3_dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
+        read(s3
+            .send(new client_s3_dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
+            .then((r) => r.Rules))
     ]);
-    findings.push(...access, ...signing);
-    const restOrigins = origin.checked.filter((o) => !parseS3Domain(o.DomainName ?? '')?.website);
-    return {
-        findings,
-        arn: distribution.ARN,
-        usesOac: restOrigins.length === 0 || restOrigins.some((o) => o.OriginAccessControlId),
-        oaiIds: restOrigins
-            .map((o) => o.S3OriginConfig?.OriginAccessIdentity?.split('/').pop() ?? '')
-            .filter((oai) => oai !== '')
-    };
+    return { policy, publicAccess, versioning, lifecycle };
 }
-function distributionState(id, domain, config, status) {
-    const findings = [];
-    if (config.Enabled === false) {
-        findings.push({
-            check: 'distribution',
-            status: 'warning',
-            message: `Distribution ${id} is disabled: CloudFront serves nothing from it, so the URLs of this deploy answer nothing until it is enabled.`,
-            fix: `Enable it: CloudFront console → Distributions → ${id} → Enable (or set Enabled to true in its config and run \`aws cloudfront update-distribution\`).`
-        });
-    }
-    if (status !== undefined && status !== 'Deployed') {
-        findings.push({
-            check: 'distribution',
-            status: 'warning',
-            message: `Distribution ${id} is ${status}: a configuration change is still reaching the edge locations, which may serve the previous settings for a few minutes.`,
-            fix: `Wait for it before relying on the URLs: \`aws cloudfront wait distribution-deployed --id ${id}\`.`
-        });
-    }
-    if (findings.length === 0) {
-        findings.push({
-            check: 'distribution',
-            status: 'ok',
-            message: `Distribution ${id}${domain ? ` (${domain})` : ''} is enabled and deployed.`
-        });
-    }
-    return findings;
+/** S3 errors that mean the bucket itself is wrong, not one of its settings. */
+const BUCKET_UNREACHABLE = new Set([
+    'NoSuchBucket',
+    'PermanentRedirect',
+    'AuthorizationHeaderMalformed',
+    'IllegalLocationConstraintException'
+]);
+/** One error when a read says the bucket itself is wrong (instead of one per setting), else undefined. */
+function unreachableBucketCheck(bucket, settings) {
+    const { policy, publicAccess, versioning, lifecycle } = settings;
+    const bucketError = [policy, publicAccess, versioning, lifecycle]
+        .map((r) => r.err)
+        .find((err) => BUCKET_UNREACHABLE.has((0,errors/* awsErrorCode */.J6)(err) ?? ''));
+    if (bucketError === undefined)
+        return undefined;
+    const explained = (0,errors/* explainAwsError */.Ni)(bucketError, { action: `reading bucket "${bucket}"`, bucket });
+    return { check: 'bucket', status: 'error', message: explained.message, fix: explained.hint };
 }
-function originChecks(target, id, config, serving) {
-    const { bucket, region, versionPrefix } = target;
-    const origins = config.Origins?.Items ?? [];
-    const isBucket = (o) => parseS3Domain(o?.DomainName ?? '')?.bucket === bucket;
-    const bucketOrigins = origins.filter(isBucket);
-    const restDomain = `${bucket}.s3.${region}.amazonaws.com`;
-    if (bucketOrigins.length === 0) {
-        const list = origins.map((o) => `"${o.Id}" → ${o.DomainName}`).join(', ') || 'none';
-        const finding = {
-            check: 'origin',
-            status: 'error',
-            message: `No origin of distribution ${id} is bucket "${bucket}" (its origins: ${list}): requests for the deployed keys go elsewhere.`,
-            fix: `Add an origin with domain ${restDomain} and an Origin Access Control (CloudFront console → Distributions → ${id} → Origins → Create origin, ` +
-                `choose the bucket, Origin access: "Origin access control settings"), then make the cache behavior serving /${versionPrefix}/ use it.`
-        };
-        return { findings: [finding], checked: [] };
-    }
-    const findings = [];
-    const byId = new Map(origins.map((o) => [o.Id, o]));
-    const groups = new Map((config.OriginGroups?.Items ?? []).map((g) => [
-        g.Id,
-        (g.Members?.Items ?? []).map((m) => m.OriginId)
-    ]));
-    const targeted = new Map();
-    for (const { label, behavior } of serving) {
-        const originId = behavior.TargetOriginId ?? '';
-        // An origin group fails over between its members: any member may serve.
-        const members = (groups.get(originId) ?? [originId]).map((m) => byId.get(m)).filter(isBucket);
-        for (const o of members)
-            targeted.set(o.Id ?? '', o);
-        if (members.length === 0) {
-            const domain = byId.get(originId)?.DomainName;
-            findings.push({
-                check: 'origin',
-                status: 'error',
-                message: `${capitalise(label)} of distribution ${id} sends requests for /${versionPrefix}/… to origin "${originId}"${domain ? ` (${domain})` : ''}, not to bucket "${bucket}".`,
-                fix: `Set its origin to "${bucketOrigins[0].Id}" (CloudFront console → Distributions → ${id} → Behaviors → Edit → Origin and origin groups), or add a cache behavior with path pattern /${versionPrefix}/* that uses it.`
-            });
-        }
-    }
-    const checked = targeted.size > 0 ? [...targeted.values()] : bucketOrigins;
-    for (const o of checked) {
-        const s3 = parseS3Domain(o.DomainName ?? '');
-        if (s3.website) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" is the website endpoint of bucket "${bucket}" (${o.DomainName}): Origin Access Control does not work with website endpoints, so the bucket has to be public for CloudFront to read it.`,
-                fix: `Use the REST endpoint ${restDomain} as the origin domain, with an Origin Access Control, and keep the bucket private.`
-            });
-        }
-        else if (s3.region !== undefined && s3.region !== region) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" uses the ${s3.region} endpoint (${o.DomainName}), but the bucket is in ${region} (\`aws-region\`): S3 redirects or refuses those requests.`,
-                fix: `Set the origin domain to ${restDomain}.`
-            });
-        }
-        if (o.OriginPath) {
-            findings.push({
-                check: 'origin',
-                status: 'warning',
-                message: `Origin "${o.Id}" has origin path "${o.OriginPath}": CloudFront reads <origin path>/<URL path> from the bucket, so the URL of key ${versionPrefix}/<file> (which this action reports) does not reach it.`,
-                fix: 'Clear the origin path (Origins → Edit → Origin path), or publish with a version prefix and URLs that account for it.'
-            });
-        }
-    }
-    if (findings.length === 0) {
-        findings.push({
-            check: 'origin',
-            status: 'ok',
-            message: `Origin "${checked[0].Id}" (${checked[0].DomainName}) is bucket "${bucket}" and serves /${versionPrefix}/….`
-        });
-    }
-    return { findings, checked };
-}
-function capitalise(text) {
-    return text.charAt(0).toUpperCase() + text.slice(1);
-}
-function attachOacFix(target, id, originId) {
-    return (`Create one: \`aws cloudfront create-origin-access-control --origin-access-control-config ` +
-        `Name=${target.bucket}-oac,SigningProtocol=sigv4,SigningBehavior=always,OriginAccessControlOriginType=s3\`, ` +
-        `then attach it: CloudFront console → Distributions → ${id} → Origins → "${originId}" → Edit → Origin access: ` +
-        `"Origin access control settings (recommended)" → choose it → Save (CLI: \`aws cloudfront get-distribution-config --id ${id}\`, ` +
-        `set the origin's OriginAccessControlId to the new Id and S3OriginConfig.OriginAccessIdentity to "", then ` +
-        `\`aws cloudfront update-distribution --id ${id} --if-match <ETag> --distribution-config file://config.json\`).`);
-}
-async function originAccessCheck(cloudfront, target, id, origin, signal) {
-    const check = 'origin-access-control';
-    const name = `Origin "${origin.Id}"`;
-    if (parseS3Domain(origin.DomainName ?? '')?.website) {
-        return {
-            check,
-            status: 'warning',
-            message: `${name} is a website endpoint, which cannot use an Origin Access Control.`,
-            fix: `Switch the origin to ${target.bucket}.s3.${target.region}.amazonaws.com, then: ${attachOacFix(target, id, origin.Id)}`
-        };
-    }
-    const oacId = origin.OriginAccessControlId;
-    if (!oacId) {
-        const oai = origin.S3OriginConfig?.OriginAccessIdentity;
-        if (oai) {
-            return {
-                check,
-                status: 'warning',
-                message: `${name} reads the bucket with a legacy origin access identity (${oai}) instead of an Origin Access Control. It works, but OAI cannot read SSE-KMS objects or buckets in newer regions, and AWS recommends migrating.`,
-                fix: `${attachOacFix(target, id, origin.Id)} Then give the distribution access in the bucket policy (see bucket-policy) and remove the OAI statement.`
-            };
-        }
-        return {
-            check,
-            status: 'error',
-            message: `${name} has no Origin Access Control: CloudFront reads the bucket unsigned, so S3 answers AccessDenied to every request (unless the bucket is public, and the models with it).`,
-            fix: attachOacFix(target, id, origin.Id)
-        };
-    }
-    const got = await read(cloudfront.send(new dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
-    if (!got.ok) {
-        if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
-            return {
-                check,
-                status: 'error',
-                message: `${name} names Origin Access Control ${oacId}, which does not exist: CloudFront cannot sign its requests to the bucket.`,
-                fix: attachOacFix(target, id, origin.Id)
-            };
-        }
-        const what = `the settings of Origin Access Control ${oacId}, attached to origin "${origin.Id}"`;
-        return readFailure(check, what, 'getOriginAccessControl', got.err, target);
-    }
-    const config = got.value.OriginAccessControl?.OriginAccessControlConfig;
-    if (config?.OriginAccessControlOriginType !== 's3') {
-        return {
-            check,
-            status: 'error',
-            message: `Origin Access Control ${oacId} of ${name.toLowerCase()} is for origin type "${config?.OriginAccessControlOriginType}", not "s3": CloudFront does not sign S3 requests with it.`,
-            fix: attachOacFix(target, id, origin.Id)
-        };
-    }
-    if (config.SigningBehavior === 'never') {
-        return {
-            check,
-            status: 'error',
-            message: `Origin Access Control ${oacId} (${config.Name}) of ${name.toLowerCase()} has signing behavior "never": CloudFront sends unsigned requests and S3 answers AccessDenied.`,
-            fix: `Set its signing behavior to "always": \`aws cloudfront get-origin-access-control-config --id ${oacId}\`, change SigningBehavior, then \`aws cloudfront update-origin-access-control --id ${oacId} --if-match <ETag> --origin-access-control-config file://oac.json\` (console: Security → Origin access → ${config.Name} → Edit → "Sign requests").`
-        };
-    }
-    return {
-        check,
-        status: 'ok',
-        message: `${name} signs its requests to the bucket with Origin Access Control ${oacId} (${config.Name}, signing ${config.SigningBehavior}).`
-    };
-}
-// --- Signed URLs: the serving behaviours must trust a key group holding the key ---
-function keyGroupNames(ids, groups) {
-    return ids
-        .map((g) => {
-        const name = groups.get(g)?.value?.KeyGroupConfig?.Name;
-        return name ? `${g} (${name})` : g;
-    })
-        .join(', ');
-}
-async function listKeyGroups(cloudfront, signal) {
-    const all = [];
-    let marker;
-    do {
-        const { KeyGroupList: list } = await cloudfront.send(new dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
-            abortSignal: signal
-        });
-        for (const item of list?.Items ?? [])
-            if (item.KeyGroup)
-                all.push(item.KeyGroup);
-        marker = list?.NextMarker || undefined;
-    } while (marker);
-    return all;
-}
-async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
-    const check = 'signed-urls';
-    const trusted = (b) => b.TrustedKeyGroups?.Enabled ? (b.TrustedKeyGroups.Items ?? []) : [];
-    const ids = [...new Set(serving.flatMap((s) => trusted(s.behavior)))];
-    const groups = new Map(await Promise.all(ids.map(async (g) => [
-        g,
-        await read(cloudfront
-            .send(new dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
-            .then((r) => r.KeyGroup))
-    ])));
-    // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
-    let whereabouts;
-    const locateKey = () => (whereabouts ??= Promise.all([
-        read(cloudfront.send(new dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
-        read(listKeyGroups(cloudfront, signal))
-    ]));
-    const findings = [];
-    for (const { label, behavior } of serving) {
-        const where = `${label} of distribution ${id}`;
-        const groupIds = trusted(behavior);
-        if (groupIds.length === 0) {
-            const signers = behavior.TrustedSigners;
-            if (signers?.Enabled && signers.Items?.length) {
-                findings.push({
-                    check,
-                    status: 'warning',
-                    message: `${capitalise(where)} trusts legacy CloudFront key pairs of account(s) ${signers.Items.join(', ')} (trusted signers), not key groups: pre-flight cannot check that key ${keyId} is one of them.`,
-                    fix: `Move to a trusted key group: upload the public key (CloudFront → Key management → Public keys), put it in a key group, and select that group under Behaviors → Edit → Restrict viewer access → Trusted key groups.`
-                });
-                continue;
-            }
-            findings.push({
-                check,
-                status: 'error',
-                message: `${capitalise(where)} does not restrict viewer access: CloudFront serves /${target.versionPrefix}/… to anyone, signed URL or not, so signing protects nothing.`,
-                fix: `Restrict it to a key group holding public key ${keyId}: CloudFront console → Distributions → ${id} → Behaviors → ${label} → Edit → ` +
-                    `Restrict viewer access: Yes → Trusted key groups → add the group (create it under Key management → Key groups). ` +
-                    `In the distribution config: TrustedKeyGroups = {"Enabled":true,"Quantity":1,"Items":["<key group id>"]}.`
-            });
-            continue;
-        }
-        const holding = groupIds.filter((g) => groups.get(g)?.value?.KeyGroupConfig?.Items?.includes(keyId));
-        if (holding.length > 0) {
-            findings.push({
-                check,
-                status: 'ok',
-                message: `${capitalise(where)} trusts key group ${keyGroupNames(holding.slice(0, 1), groups)}, which holds public key ${keyId}.`
-            });
-            continue;
-        }
-        const unreadable = groupIds.find((g) => {
-            const got = groups.get(g);
-            return got?.ok === false && (0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchResource';
-        });
-        if (unreadable !== undefined) {
-            const what = `that public key ${keyId} is in a key group trusted by ${where}`;
-            findings.push(readFailure(check, what, 'getKeyGroup', groups.get(unreadable)?.err, target));
-            continue;
-        }
-        const missing = groupIds.filter((g) => groups.get(g)?.ok === false);
-        const existing = groupIds.filter((g) => !missing.includes(g));
-        const trustedText = (existing.length
-            ? `it trusts key group(s) ${keyGroupNames(existing, groups)}`
-            : 'it trusts no existing key group') +
-            (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
-        const [publicKey, allGroups] = await locateKey();
-        const message = (problem) => `${problem} ${capitalise(where)} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
-        if ((0,errors/* awsErrorCode */.J6)(publicKey.err) === 'NoSuchPublicKey') {
-            findings.push({
-                check,
-                status: 'error',
-                message: message(`No public key with ID ${keyId} exists in this account.`),
-                fix: `Set \`signing-key-pair-id\` to the ID of the public key that matches the private key (CloudFront → Key management → Public keys, or \`aws cloudfront list-public-keys\`), and make sure it is in ${existing[0] ?? 'a key group the behavior trusts'}.`
-            });
-            continue;
-        }
-        const holders = (allGroups.value ?? []).filter((g) => g.KeyGroupConfig?.Items?.includes(keyId));
-        if (holders.length > 0) {
-            const holder = holders[0];
-            findings.push({
-                check,
-                status: 'error',
-                message: message(`Public key ${keyId} is in key group ${holder.Id} (${holder.KeyGroupConfig?.Name}), which ${label} does not trust.`),
-                fix: `Add key group ${holder.Id} to the trusted key groups of ${label}: CloudFront console → Distributions → ${id} → Behaviors → Edit → ` +
-                    `Trusted key groups → add "${holder.KeyGroupConfig?.Name}" (config: TrustedKeyGroups.Items += "${holder.Id}"), ` +
-                    `or add public key ${keyId} to ${existing[0] ?? 'a trusted key group'}.`
-            });
-            continue;
-        }
-        const addTo = existing[0];
-        findings.push({
-            check,
-            status: 'error',
-            message: message(`Public key ${keyId} is not in any key group ${label} trusts${allGroups.value ? ' (nor in any other key group)' : ''}.`),
-            fix: addTo
-                ? `Add public key ${keyId} to key group ${addTo}: CloudFront console → Key management → Key groups → ${keyGroupNames([addTo], groups)} → Edit → add the key ` +
-                    `(CLI: \`aws cloudfront get-key-group-config --id ${addTo}\`, add "${keyId}" to Items, then \`aws cloudfront update-key-group --id ${addTo} --if-match <ETag> --key-group-config file://key-group.json\`); ` +
-                    'or, if the URLs are signed with another key, set `signing-key-pair-id` to that public key ID.'
-                : `Create a key group holding public key ${keyId} (CloudFront → Key management → Key groups) and trust it in ${label} (Behaviors → Edit → Trusted key groups).`
-        });
-    }
-    return findings;
-}
-function strings(value) {
-    if (typeof value === 'string')
-        return [value];
-    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
-}
-function record(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? value
-        : undefined;
-}
-/** The AWS:SourceArn values a statement is limited to, as exact ARNs or as patterns. */
-function sourceArns(condition) {
-    const found = [];
-    for (const [operator, block] of Object.entries(record(condition) ?? {})) {
-        const op = operator
-            .replace(/^For(Any|All)Values:/i, '')
-            .replace(/IfExists$/i, '')
-            .toLowerCase();
-        if (!['stringequals', 'arnequals', 'stringlike', 'arnlike'].includes(op))
-            continue;
-        for (const [key, value] of Object.entries(record(block) ?? {})) {
-            if (key.toLowerCase() === 'aws:sourcearn') {
-                found.push({ values: strings(value), like: op.endsWith('like') });
-            }
-        }
-    }
-    return found;
-}
-function policyStatementFor(bucket, partition, arn) {
-    return JSON.stringify({
-        Sid: 'AllowCloudFrontServicePrincipalReadOnly',
-        Effect: 'Allow',
-        Principal: { Service: 'cloudfront.amazonaws.com' },
-        Action: 's3:GetObject',
-        Resource: `arn:${partition}:s3:::${bucket}/*`,
-        Condition: { StringEquals: { 'AWS:SourceArn': arn } }
-    });
-}
-function policyCheck(target, got, distribution) {
-    const check = 'bucket-policy';
-    const { bucket, versionPrefix } = target;
-    const { id, arn } = distribution;
-    let policy = '';
-    if (!got.ok) {
-        if ((0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchBucketPolicy') {
-            return readFailure(check, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
-        }
-    }
-    else
-        policy = got.value ?? '';
-    let statements = [];
-    if (policy) {
-        try {
-            const doc = record(JSON.parse(policy));
-            statements = [doc?.Statement].flat().map((s) => record(s) ?? {});
-        }
-        catch {
-            return {
-                check,
-                status: 'unchecked',
-                message: `Could not check the policy of bucket "${bucket}": it is not JSON.`
-            };
-        }
-    }
-    const partition = arn.split(':')[1] || 'aws';
-    const base = `arn:${partition}:s3:::${bucket}/${versionPrefix}/`;
-    // Deny statements are not evaluated: the usual ones (aws:SecureTransport) do not affect
-    // CloudFront's signed HTTPS requests.
-    const grants = statements.filter((s) => s.Effect === 'Allow' &&
-        !s.NotPrincipal &&
-        !s.NotAction &&
-        !s.NotResource &&
-        strings(s.Action).some((a) => globMatch(a.toLowerCase(), 's3:getobject')));
-    const covers = (s) => strings(s.Resource).some((r) => patternCoverage(r, base) === 'all');
-    const statement = policyStatementFor(bucket, partition, arn);
-    const addFix = `Add this statement to the bucket policy (S3 console → ${bucket} → Permissions → Bucket policy → Edit, or ` +
-        `\`aws s3api put-bucket-policy --bucket ${bucket} --policy file://policy.json\` with the existing statements kept): ${statement}`;
-    if (!distribution.usesOac && distribution.oaiIds.length > 0) {
-        const oaiGranted = distribution.oaiIds.find((oai) => grants.some((s) => covers(s) &&
-            strings(record(s.Principal)?.AWS).some((p) => p.endsWith(`Origin Access Identity ${oai}`))));
-        if (oaiGranted) {
-            return {
-                check,
-                status: 'ok',
-                message: `Bucket policy lets the legacy origin access identity ${oaiGranted} read ${bucket}/${versionPrefix}/*.`
-            };
-        }
-        return {
-            check,
-            status: 'error',
-            message: `Bucket policy does not let origin access identity ${distribution.oaiIds.join(', ')}, which the origin uses, read ${bucket}/${versionPrefix}/*: every request through ${id} gets AccessDenied from S3.`,
-            fix: `Attach an Origin Access Control to the origin (see origin-access-control), then: ${addFix}`
-        };
-    }
-    const isPublic = (s) => s.Principal === '*' || strings(record(s.Principal)?.AWS).includes('*');
-    const toCloudFront = grants.filter((s) => isPublic(s) || strings(record(s.Principal)?.Service).includes('cloudfront.amazonaws.com'));
-    const pinsThis = (s) => sourceArns(s.Condition).some((c) => c.values.some((v) => (c.like ? globMatch(v, arn) : v === arn)));
-    const unpinned = toCloudFront.filter((s) => sourceArns(s.Condition).length === 0 && covers(s));
-    // A public grant leaks the models whatever else the policy says, so it is reported first.
-    if (unpinned.some(isPublic)) {
-        return {
-            check,
-            status: target.signingKeyPairId ? 'error' : 'warning',
-            message: `Bucket policy lets anyone (Principal "*") read ${bucket}/${versionPrefix}/*, with no AWS:SourceArn condition: the models are public, bypassing CloudFront${target.signingKeyPairId ? ' and the signed URLs' : ''}.`,
-            fix: `Replace that statement with one for this distribution only: ${statement}`
-        };
-    }
-    if (toCloudFront.some((s) => pinsThis(s) && covers(s))) {
-        return {
-            check,
-            status: 'ok',
-            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for this distribution only (AWS:SourceArn ${arn}).`
-        };
-    }
-    if (unpinned.length > 0) {
-        return {
-            check,
-            status: 'warning',
-            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* without an AWS:SourceArn condition: any CloudFront distribution, in any AWS account, can read the models through its own Origin Access Control.`,
-            fix: `Limit the statement to this distribution with the condition {"StringEquals":{"AWS:SourceArn":"${arn}"}}, as in: ${statement}`
-        };
-    }
-    const narrow = toCloudFront.filter(pinsThis).flatMap((s) => strings(s.Resource));
-    if (narrow.length > 0) {
-        return {
-            check,
-            status: 'error',
-            message: `Bucket policy lets this distribution read only ${narrow.join(', ')}, not ${bucket}/${versionPrefix}/*: CloudFront gets AccessDenied for the deployed models.`,
-            fix: addFix
-        };
-    }
-    const others = [
-        ...new Set(toCloudFront.flatMap((s) => sourceArns(s.Condition).flatMap((c) => c.values)))
+/** The findings on the bucket's settings that do not depend on the distribution. */
+function bucketSettingChecks(target, settings) {
+    return [
+        publicAccessCheck(target, settings.publicAccess),
+        versioningCheck(target, settings.versioning),
+        lifecycleCheck(target, settings.lifecycle)
     ];
-    const problem = others.length
-        ? `Bucket policy lets CloudFront read the bucket only for ${others.join(', ')}, not for this distribution (${arn})`
-        : policy
-            ? `Bucket policy has no statement that lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for distribution ${arn}`
-            : `Bucket "${bucket}" has no bucket policy, so nothing lets CloudFront read it`;
-    return {
-        check,
-        status: 'error',
-        message: `${problem}: every request through ${id} gets AccessDenied from S3.`,
-        fix: policy
-            ? addFix
-            : `Set this bucket policy: \`aws s3api put-bucket-policy --bucket ${bucket} --policy '{"Version":"2012-10-17","Statement":[${statement}]}'\`.`
-    };
 }
 const PUBLIC_ACCESS_FLAGS = [
     'BlockPublicAcls',
@@ -76137,17 +75653,7 @@ function lifecycleCheck(target, got) {
     if (!got.ok && !missing) {
         return readFailure(check, `the lifecycle rules of bucket "${bucket}"`, 'getLifecycleConfiguration', got.err, target);
     }
-    const applies = (rule) => {
-        const filter = rule.Filter;
-        // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
-        if (filter?.Tag || filter?.And?.Tags?.length)
-            return false;
-        const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
-        return `${versionPrefix}/`.startsWith(prefix);
-    };
-    const rule = (got.value ?? []).find((r) => r.Status === 'Enabled' &&
-        r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined &&
-        applies(r));
+    const rule = (got.value ?? []).find((r) => abortsUploadsUnder(r, versionPrefix));
     if (rule) {
         return {
             check,
@@ -76171,47 +75677,804 @@ function lifecycleCheck(target, got) {
                 `\`aws s3api get-bucket-lifecycle-configuration --bucket ${bucket}\`): ${newRule}`
     };
 }
+/** Whether an enabled rule aborts the incomplete multipart uploads of every key under the prefix. */
+function abortsUploadsUnder(rule, versionPrefix) {
+    if (rule.Status !== 'Enabled')
+        return false;
+    if (rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation === undefined)
+        return false;
+    const filter = rule.Filter;
+    // A tag-filtered rule is not enough: release uploads carry no tags (only previews do).
+    if (filter?.Tag || filter?.And?.Tags?.length)
+        return false;
+    const prefix = filter?.Prefix ?? filter?.And?.Prefix ?? rule.Prefix ?? '';
+    return `${versionPrefix}/`.startsWith(prefix);
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/patterns.ts
+/** CloudFront path patterns and IAM ARN/action patterns: `*` any run, `?` one char. */
+/** Positions in the pattern reachable after matching all of `text`. */
+function globPositions(pattern, text) {
+    const close = (set) => {
+        // A Set iterates over what is added during iteration: this is the closure over `*`.
+        for (const i of set)
+            if (pattern[i] === '*')
+                set.add(i + 1);
+        return set;
+    };
+    let states = close(new Set([0]));
+    for (const char of text) {
+        const next = new Set();
+        for (const i of states) {
+            if (pattern[i] === '*')
+                next.add(i);
+            else if (pattern[i] === '?' || pattern[i] === char)
+                next.add(i + 1);
+        }
+        states = close(next);
+        if (states.size === 0)
+            break;
+    }
+    return states;
+}
+function globMatch(pattern, text) {
+    const chars = [...pattern];
+    return globPositions(chars, text).has(chars.length);
+}
+/**
+ * Which strings that start with `base` (and go on) a `*`/`?` pattern matches: `all` of them, only
+ * `some`, or `none`. Case-sensitive, as CloudFront path patterns and IAM resources are.
+ */
+function patternCoverage(pattern, base) {
+    const chars = [...pattern];
+    const states = [...globPositions(chars, base)].filter((i) => i < chars.length);
+    if (states.some((i) => chars.slice(i).every((c) => c === '*')))
+        return 'all';
+    return states.length > 0 ? 'some' : 'none';
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/bucket-policy.ts
+/**
+ * The bucket-policy check: the policy lets this distribution (through its Origin Access Control,
+ * or a legacy origin access identity) read every key under the version prefix, and no one else.
+ */
+
+
+
+const CHECK = 'bucket-policy';
+function policyCheck(target, got, distribution) {
+    const { bucket } = target;
+    if (!got.ok && (0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchBucketPolicy') {
+        return readFailure(CHECK, `the policy of bucket "${bucket}"`, 'getBucketPolicy', got.err, target);
+    }
+    const policy = got.value ?? '';
+    const statements = parseStatements(policy);
+    if (statements === undefined) {
+        return {
+            check: CHECK,
+            status: 'unchecked',
+            message: `Could not check the policy of bucket "${bucket}": it is not JSON.`
+        };
+    }
+    const need = neededGrant(target, distribution);
+    const grants = getObjectGrants(statements);
+    if (!distribution.usesOac && distribution.oaiIds.length > 0)
+        return oaiGrantCheck(need, grants);
+    return cloudFrontGrantCheck(need, grants, policy !== '');
+}
+/** The statements of a policy document (none without a policy), or undefined when it is not JSON. */
+function parseStatements(policy) {
+    if (!policy)
+        return [];
+    try {
+        const doc = record(JSON.parse(policy));
+        return [doc?.Statement].flat().map((s) => record(s) ?? {});
+    }
+    catch {
+        return undefined;
+    }
+}
+function neededGrant(target, distribution) {
+    const { bucket, versionPrefix } = target;
+    const partition = distribution.arn.split(':')[1] || 'aws';
+    const base = `arn:${partition}:s3:::${bucket}/${versionPrefix}/`;
+    const statement = policyStatementFor(bucket, partition, distribution.arn);
+    return {
+        target,
+        distribution,
+        covers: (s) => strings(s.Resource).some((r) => patternCoverage(r, base) === 'all'),
+        statement,
+        addFix: `Add this statement to the bucket policy (S3 console → ${bucket} → Permissions → Bucket policy → Edit, or ` +
+            `\`aws s3api put-bucket-policy --bucket ${bucket} --policy file://policy.json\` with the existing statements kept): ${statement}`
+    };
+}
+function policyStatementFor(bucket, partition, arn) {
+    return JSON.stringify({
+        Sid: 'AllowCloudFrontServicePrincipalReadOnly',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudfront.amazonaws.com' },
+        Action: 's3:GetObject',
+        Resource: `arn:${partition}:s3:::${bucket}/*`,
+        Condition: { StringEquals: { 'AWS:SourceArn': arn } }
+    });
+}
+/** The statements that allow s3:GetObject to the principals they name. */
+function getObjectGrants(statements) {
+    // Deny statements are not evaluated: the usual ones (aws:SecureTransport) do not affect
+    // CloudFront's signed HTTPS requests.
+    return statements.filter((s) => s.Effect === 'Allow' &&
+        !s.NotPrincipal &&
+        !s.NotAction &&
+        !s.NotResource &&
+        strings(s.Action).some((a) => globMatch(a.toLowerCase(), 's3:getobject')));
+}
+/** A legacy setup: the origins read with OAIs, so the policy must grant one of them. */
+function oaiGrantCheck(need, grants) {
+    const { bucket, versionPrefix } = need.target;
+    const { id, oaiIds } = need.distribution;
+    const oaiGranted = oaiIds.find((oai) => grants.some((s) => need.covers(s) &&
+        strings(record(s.Principal)?.AWS).some((p) => p.endsWith(`Origin Access Identity ${oai}`))));
+    if (oaiGranted) {
+        return {
+            check: CHECK,
+            status: 'ok',
+            message: `Bucket policy lets the legacy origin access identity ${oaiGranted} read ${bucket}/${versionPrefix}/*.`
+        };
+    }
+    return {
+        check: CHECK,
+        status: 'error',
+        message: `Bucket policy does not let origin access identity ${oaiIds.join(', ')}, which the origin uses, read ${bucket}/${versionPrefix}/*: every request through ${id} gets AccessDenied from S3.`,
+        fix: `Attach an Origin Access Control to the origin (see origin-access-control), then: ${need.addFix}`
+    };
+}
+/** An OAC setup: the policy must let CloudFront read the prefix for this distribution only. */
+function cloudFrontGrantCheck(need, grants, hasPolicy) {
+    const { bucket, versionPrefix } = need.target;
+    const { arn } = need.distribution;
+    const toCloudFront = grants.filter((s) => isPublic(s) || strings(record(s.Principal)?.Service).includes('cloudfront.amazonaws.com'));
+    const pinsThis = (s) => isLimitedTo(s, arn);
+    const unpinned = toCloudFront.filter((s) => sourceArns(s.Condition).length === 0 && need.covers(s));
+    // A public grant leaks the models whatever else the policy says, so it is reported first.
+    if (unpinned.some(isPublic))
+        return publicGrantFinding(need);
+    if (toCloudFront.some((s) => pinsThis(s) && need.covers(s))) {
+        return {
+            check: CHECK,
+            status: 'ok',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for this distribution only (AWS:SourceArn ${arn}).`
+        };
+    }
+    if (unpinned.length > 0) {
+        return {
+            check: CHECK,
+            status: 'warning',
+            message: `Bucket policy lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* without an AWS:SourceArn condition: any CloudFront distribution, in any AWS account, can read the models through its own Origin Access Control.`,
+            fix: `Limit the statement to this distribution with the condition {"StringEquals":{"AWS:SourceArn":"${arn}"}}, as in: ${need.statement}`
+        };
+    }
+    const narrow = toCloudFront.filter(pinsThis).flatMap((s) => strings(s.Resource));
+    if (narrow.length > 0) {
+        return {
+            check: CHECK,
+            status: 'error',
+            message: `Bucket policy lets this distribution read only ${narrow.join(', ')}, not ${bucket}/${versionPrefix}/*: CloudFront gets AccessDenied for the deployed models.`,
+            fix: need.addFix
+        };
+    }
+    return missingGrantFinding(need, toCloudFront, hasPolicy);
+}
+function publicGrantFinding({ target, statement }) {
+    const { bucket, versionPrefix, signingKeyPairId } = target;
+    return {
+        check: CHECK,
+        status: signingKeyPairId ? 'error' : 'warning',
+        message: `Bucket policy lets anyone (Principal "*") read ${bucket}/${versionPrefix}/*, with no AWS:SourceArn condition: the models are public, bypassing CloudFront${signingKeyPairId ? ' and the signed URLs' : ''}.`,
+        fix: `Replace that statement with one for this distribution only: ${statement}`
+    };
+}
+/** Nothing lets this distribution read the prefix: say what the policy grants instead. */
+function missingGrantFinding(need, toCloudFront, hasPolicy) {
+    const { bucket, versionPrefix } = need.target;
+    const { id, arn } = need.distribution;
+    const others = [
+        ...new Set(toCloudFront.flatMap((s) => sourceArns(s.Condition).flatMap((c) => c.values)))
+    ];
+    const problem = others.length
+        ? `Bucket policy lets CloudFront read the bucket only for ${others.join(', ')}, not for this distribution (${arn})`
+        : hasPolicy
+            ? `Bucket policy has no statement that lets cloudfront.amazonaws.com read ${bucket}/${versionPrefix}/* for distribution ${arn}`
+            : `Bucket "${bucket}" has no bucket policy, so nothing lets CloudFront read it`;
+    return {
+        check: CHECK,
+        status: 'error',
+        message: `${problem}: every request through ${id} gets AccessDenied from S3.`,
+        fix: hasPolicy
+            ? need.addFix
+            : `Set this bucket policy: \`aws s3api put-bucket-policy --bucket ${bucket} --policy '{"Version":"2012-10-17","Statement":[${need.statement}]}'\`.`
+    };
+}
+function isPublic(s) {
+    return s.Principal === '*' || strings(record(s.Principal)?.AWS).includes('*');
+}
+/** Whether an AWS:SourceArn condition of the statement admits `arn`. */
+function isLimitedTo(s, arn) {
+    return sourceArns(s.Condition).some((c) => c.values.some((v) => (c.like ? globMatch(v, arn) : v === arn)));
+}
+/** The AWS:SourceArn values a statement is limited to, as exact ARNs or as patterns. */
+function sourceArns(condition) {
+    const found = [];
+    for (const [operator, block] of Object.entries(record(condition) ?? {})) {
+        const op = operator
+            .replace(/^For(Any|All)Values:/i, '')
+            .replace(/IfExists$/i, '')
+            .toLowerCase();
+        if (!['stringequals', 'arnequals', 'stringlike', 'arnlike'].includes(op))
+            continue;
+        for (const [key, value] of Object.entries(record(block) ?? {})) {
+            if (key.toLowerCase() === 'aws:sourcearn') {
+                found.push({ values: strings(value), like: op.endsWith('like') });
+            }
+        }
+    }
+    return found;
+}
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+function record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/behaviors.ts
+
+
+/**
+ * The cache behaviours that serve keys under the version prefix, in CloudFront's order: every
+ * behaviour whose path pattern matches some of them, up to the first that matches all, else
+ * the default behaviour too.
+ */
+function servingBehaviors(config, versionPrefix) {
+    const base = `${toInvalidationPath(versionPrefix)}/`;
+    const serving = [];
+    for (const behavior of config.CacheBehaviors?.Items ?? []) {
+        const pattern = behavior.PathPattern ?? '';
+        // The leading `/` of a path pattern is optional.
+        const coverage = patternCoverage(pattern.startsWith('/') ? pattern : `/${pattern}`, base);
+        if (coverage === 'none')
+            continue;
+        serving.push({ label: `cache behavior "${pattern}"`, behavior });
+        if (coverage === 'all')
+            return serving;
+    }
+    if (config.DefaultCacheBehavior) {
+        serving.push({ label: 'the default cache behavior', behavior: config.DefaultCacheBehavior });
+    }
+    return serving;
+}
+/** A behaviour's label at the start of a sentence. */
+function capitalise(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/origin.ts
+
+const S3_WEBSITE = /^(.+)\.s3-website[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
+const S3_REST = [
+    /^(.+)\.s3\.amazonaws\.com$/,
+    /^(.+)\.s3\.(?:dualstack\.)?([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/,
+    /^(.+)\.s3-([a-z0-9-]+)\.amazonaws\.com$/
+];
+/** The bucket (and region) an origin domain names, for S3 REST and website endpoints. */
+function parseS3Domain(domain) {
+    const name = domain.toLowerCase().replace(/\.$/, '');
+    const website = S3_WEBSITE.exec(name);
+    if (website)
+        return { bucket: website[1], region: website[2], website: true };
+    for (const pattern of S3_REST) {
+        const rest = pattern.exec(name);
+        if (rest)
+            return { bucket: rest[1], region: rest[2], website: false };
+    }
+    return undefined;
+}
+/** The bucket's REST endpoint in its region: the origin domain the fixes recommend. */
+function bucketRestDomain({ bucket, region }) {
+    return `${bucket}.s3.${region}.amazonaws.com`;
+}
+function originChecks(target, id, config, serving) {
+    const { bucket, versionPrefix } = target;
+    const origins = config.Origins?.Items ?? [];
+    const bucketOrigins = origins.filter((o) => isBucketOrigin(bucket, o));
+    if (bucketOrigins.length === 0) {
+        return { findings: [noBucketOrigin(target, id, origins)], checked: [] };
+    }
+    const routed = routeServingBehaviors(target, id, config, serving, bucketOrigins[0]);
+    const checked = routed.targeted.length > 0 ? routed.targeted : bucketOrigins;
+    const findings = [...routed.findings, ...checked.flatMap((o) => endpointChecks(target, o))];
+    if (findings.length === 0) {
+        findings.push({
+            check: 'origin',
+            status: 'ok',
+            message: `Origin "${checked[0].Id}" (${checked[0].DomainName}) is bucket "${bucket}" and serves /${versionPrefix}/….`
+        });
+    }
+    return { findings, checked };
+}
+function isBucketOrigin(bucket, origin) {
+    return parseS3Domain(origin?.DomainName ?? '')?.bucket === bucket;
+}
+function noBucketOrigin(target, id, origins) {
+    const { bucket, versionPrefix } = target;
+    const list = origins.map((o) => `"${o.Id}" → ${o.DomainName}`).join(', ') || 'none';
+    return {
+        check: 'origin',
+        status: 'error',
+        message: `No origin of distribution ${id} is bucket "${bucket}" (its origins: ${list}): requests for the deployed keys go elsewhere.`,
+        fix: `Add an origin with domain ${bucketRestDomain(target)} and an Origin Access Control (CloudFront console → Distributions → ${id} → Origins → Create origin, ` +
+            `choose the bucket, Origin access: "Origin access control settings"), then make the cache behavior serving /${versionPrefix}/ use it.`
+    };
+}
+/**
+ * The bucket origins the serving behaviours send requests to, and an error for each behaviour
+ * that sends them elsewhere.
+ */
+function routeServingBehaviors(target, id, config, serving, bucketOrigin) {
+    const { bucket, versionPrefix } = target;
+    const byId = new Map((config.Origins?.Items ?? []).map((o) => [o.Id, o]));
+    const groups = new Map((config.OriginGroups?.Items ?? []).map((g) => [
+        g.Id,
+        (g.Members?.Items ?? []).map((m) => m.OriginId)
+    ]));
+    const targeted = new Map();
+    const findings = [];
+    for (const { label, behavior } of serving) {
+        const originId = behavior.TargetOriginId ?? '';
+        // An origin group fails over between its members: any member may serve.
+        const members = (groups.get(originId) ?? [originId])
+            .map((m) => byId.get(m))
+            .filter((o) => isBucketOrigin(bucket, o));
+        for (const o of members)
+            targeted.set(o.Id ?? '', o);
+        if (members.length === 0) {
+            const domain = byId.get(originId)?.DomainName;
+            findings.push({
+                check: 'origin',
+                status: 'error',
+                message: `${capitalise(label)} of distribution ${id} sends requests for /${versionPrefix}/… to origin "${originId}"${domain ? ` (${domain})` : ''}, not to bucket "${bucket}".`,
+                fix: `Set its origin to "${bucketOrigin.Id}" (CloudFront console → Distributions → ${id} → Behaviors → Edit → Origin and origin groups), or add a cache behavior with path pattern /${versionPrefix}/* that uses it.`
+            });
+        }
+    }
+    return { targeted: [...targeted.values()], findings };
+}
+/** Warnings for a bucket origin CloudFront cannot read the deployed keys through as reported. */
+function endpointChecks(target, origin) {
+    const { bucket, region, versionPrefix } = target;
+    const s3 = parseS3Domain(origin.DomainName ?? '');
+    const findings = [];
+    if (s3.website) {
+        findings.push({
+            check: 'origin',
+            status: 'warning',
+            message: `Origin "${origin.Id}" is the website endpoint of bucket "${bucket}" (${origin.DomainName}): Origin Access Control does not work with website endpoints, so the bucket has to be public for CloudFront to read it.`,
+            fix: `Use the REST endpoint ${bucketRestDomain(target)} as the origin domain, with an Origin Access Control, and keep the bucket private.`
+        });
+    }
+    else if (s3.region !== undefined && s3.region !== region) {
+        findings.push({
+            check: 'origin',
+            status: 'warning',
+            message: `Origin "${origin.Id}" uses the ${s3.region} endpoint (${origin.DomainName}), but the bucket is in ${region} (\`aws-region\`): S3 redirects or refuses those requests.`,
+            fix: `Set the origin domain to ${bucketRestDomain(target)}.`
+        });
+    }
+    if (origin.OriginPath) {
+        findings.push({
+            check: 'origin',
+            status: 'warning',
+            message: `Origin "${origin.Id}" has origin path "${origin.OriginPath}": CloudFront reads <origin path>/<URL path> from the bucket, so the URL of key ${versionPrefix}/<file> (which this action reports) does not reach it.`,
+            fix: 'Clear the origin path (Origins → Edit → Origin path), or publish with a version prefix and URLs that account for it.'
+        });
+    }
+    return findings;
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/origin-access-control.ts
+/**
+ * The origin-access-control check: each bucket origin signs its requests to the bucket with an
+ * Origin Access Control for S3 (a legacy origin access identity works, but is weaker).
+ */
+
+
+
+
+const origin_access_control_CHECK = 'origin-access-control';
+async function originAccessCheck(cloudfront, target, id, origin, signal) {
+    const name = `Origin "${origin.Id}"`;
+    if (parseS3Domain(origin.DomainName ?? '')?.website) {
+        return {
+            check: origin_access_control_CHECK,
+            status: 'warning',
+            message: `${name} is a website endpoint, which cannot use an Origin Access Control.`,
+            fix: `Switch the origin to ${bucketRestDomain(target)}, then: ${attachOacFix(target, id, origin.Id)}`
+        };
+    }
+    const oacId = origin.OriginAccessControlId;
+    if (!oacId)
+        return noOacCheck(target, id, origin);
+    const got = await read(cloudfront.send(new dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: oacId }), { abortSignal: signal }));
+    if (!got.ok) {
+        if ((0,errors/* awsErrorCode */.J6)(got.err) === 'NoSuchOriginAccessControl') {
+            return {
+                check: origin_access_control_CHECK,
+                status: 'error',
+                message: `${name} names Origin Access Control ${oacId}, which does not exist: CloudFront cannot sign its requests to the bucket.`,
+                fix: attachOacFix(target, id, origin.Id)
+            };
+        }
+        const what = `the settings of Origin Access Control ${oacId}, attached to origin "${origin.Id}"`;
+        return readFailure(origin_access_control_CHECK, what, 'getOriginAccessControl', got.err, target);
+    }
+    const config = got.value.OriginAccessControl?.OriginAccessControlConfig;
+    return oacSettingsCheck(target, id, origin, oacId, config);
+}
+/** An origin without an OAC: a legacy OAI still reads the bucket, nothing else does. */
+function noOacCheck(target, id, origin) {
+    const name = `Origin "${origin.Id}"`;
+    const oai = origin.S3OriginConfig?.OriginAccessIdentity;
+    if (oai) {
+        return {
+            check: origin_access_control_CHECK,
+            status: 'warning',
+            message: `${name} reads the bucket with a legacy origin access identity (${oai}) instead of an Origin Access Control. It works, but OAI cannot read SSE-KMS objects or buckets in newer regions, and AWS recommends migrating.`,
+            fix: `${attachOacFix(target, id, origin.Id)} Then give the distribution access in the bucket policy (see bucket-policy) and remove the OAI statement.`
+        };
+    }
+    return {
+        check: origin_access_control_CHECK,
+        status: 'error',
+        message: `${name} has no Origin Access Control: CloudFront reads the bucket unsigned, so S3 answers AccessDenied to every request (unless the bucket is public, and the models with it).`,
+        fix: attachOacFix(target, id, origin.Id)
+    };
+}
+/** The attached OAC's settings: for S3, and signing. */
+function oacSettingsCheck(target, id, origin, oacId, config) {
+    const name = `Origin "${origin.Id}"`;
+    if (config?.OriginAccessControlOriginType !== 's3') {
+        return {
+            check: origin_access_control_CHECK,
+            status: 'error',
+            message: `Origin Access Control ${oacId} of ${name.toLowerCase()} is for origin type "${config?.OriginAccessControlOriginType}", not "s3": CloudFront does not sign S3 requests with it.`,
+            fix: attachOacFix(target, id, origin.Id)
+        };
+    }
+    if (config.SigningBehavior === 'never') {
+        return {
+            check: origin_access_control_CHECK,
+            status: 'error',
+            message: `Origin Access Control ${oacId} (${config.Name}) of ${name.toLowerCase()} has signing behavior "never": CloudFront sends unsigned requests and S3 answers AccessDenied.`,
+            fix: `Set its signing behavior to "always": \`aws cloudfront get-origin-access-control-config --id ${oacId}\`, change SigningBehavior, then \`aws cloudfront update-origin-access-control --id ${oacId} --if-match <ETag> --origin-access-control-config file://oac.json\` (console: Security → Origin access → ${config.Name} → Edit → "Sign requests").`
+        };
+    }
+    return {
+        check: origin_access_control_CHECK,
+        status: 'ok',
+        message: `${name} signs its requests to the bucket with Origin Access Control ${oacId} (${config.Name}, signing ${config.SigningBehavior}).`
+    };
+}
+function attachOacFix(target, id, originId) {
+    return (`Create one: \`aws cloudfront create-origin-access-control --origin-access-control-config ` +
+        `Name=${target.bucket}-oac,SigningProtocol=sigv4,SigningBehavior=always,OriginAccessControlOriginType=s3\`, ` +
+        `then attach it: CloudFront console → Distributions → ${id} → Origins → "${originId}" → Edit → Origin access: ` +
+        `"Origin access control settings (recommended)" → choose it → Save (CLI: \`aws cloudfront get-distribution-config --id ${id}\`, ` +
+        `set the origin's OriginAccessControlId to the new Id and S3OriginConfig.OriginAccessIdentity to "", then ` +
+        `\`aws cloudfront update-distribution --id ${id} --if-match <ETag> --distribution-config file://config.json\`).`);
+}
+/**
+ * How the checked origins read the bucket, for the bucket-policy check: with an OAC, or else
+ * with the legacy OAIs (website endpoints use neither).
+ */
+function originAccess(checked) {
+    const restOrigins = checked.filter((o) => !parseS3Domain(o.DomainName ?? '')?.website);
+    return {
+        usesOac: restOrigins.length === 0 || restOrigins.some((o) => o.OriginAccessControlId),
+        oaiIds: restOrigins
+            .map((o) => o.S3OriginConfig?.OriginAccessIdentity?.split('/').pop() ?? '')
+            .filter((oai) => oai !== '')
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/signed-urls.ts
+/**
+ * The signed-urls check: every behaviour serving the version prefix requires signed URLs and
+ * trusts a key group holding the public key they are signed with.
+ */
+
+
+
+
+const signed_urls_CHECK = 'signed-urls';
+async function signedUrlChecks(cloudfront, target, id, serving, keyId, signal) {
+    const ids = [...new Set(serving.flatMap((s) => trustedKeyGroupIds(s.behavior)))];
+    const groups = await readKeyGroups(cloudfront, ids, signal);
+    // Only when the key is in no trusted group: where it is, if anywhere, makes the fix exact.
+    let whereabouts;
+    const locateKey = () => (whereabouts ??= Promise.all([
+        read(cloudfront.send(new dist_cjs/* GetPublicKeyCommand */.QSA({ Id: keyId }), { abortSignal: signal })),
+        read(listKeyGroups(cloudfront, signal))
+    ]));
+    const context = { target, id, keyId, groups, locateKey };
+    const findings = [];
+    for (const behavior of serving)
+        findings.push(await behaviorCheck(context, behavior));
+    return findings;
+}
+function trustedKeyGroupIds(behavior) {
+    return behavior.TrustedKeyGroups?.Enabled ? (behavior.TrustedKeyGroups.Items ?? []) : [];
+}
+async function readKeyGroups(cloudfront, ids, signal) {
+    return new Map(await Promise.all(ids.map(async (g) => [
+        g,
+        await read(cloudfront
+            .send(new dist_cjs/* GetKeyGroupCommand */.qVg({ Id: g }), { abortSignal: signal })
+            .then((r) => r.KeyGroup))
+    ])));
+}
+async function listKeyGroups(cloudfront, signal) {
+    const all = [];
+    let marker;
+    do {
+        const { KeyGroupList: list } = await cloudfront.send(new dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), {
+            abortSignal: signal
+        });
+        for (const item of list?.Items ?? [])
+            if (item.KeyGroup)
+                all.push(item.KeyGroup);
+        marker = list?.NextMarker || undefined;
+    } while (marker);
+    return all;
+}
+/** Where a finding is: `<behaviour label> of distribution <id>`. */
+function behaviorOf(id, label) {
+    return `${label} of distribution ${id}`;
+}
+function keyGroupNames(ids, groups) {
+    return ids
+        .map((g) => {
+        const name = groups.get(g)?.value?.KeyGroupConfig?.Name;
+        return name ? `${g} (${name})` : g;
+    })
+        .join(', ');
+}
+/** One finding for one serving behaviour. */
+async function behaviorCheck(context, serving) {
+    const { target, id, keyId, groups } = context;
+    const where = behaviorOf(id, serving.label);
+    const groupIds = trustedKeyGroupIds(serving.behavior);
+    if (groupIds.length === 0)
+        return noKeyGroupCheck(context, serving);
+    const holding = groupIds.filter((g) => groups.get(g)?.value?.KeyGroupConfig?.Items?.includes(keyId));
+    if (holding.length > 0) {
+        return {
+            check: signed_urls_CHECK,
+            status: 'ok',
+            message: `${capitalise(where)} trusts key group ${keyGroupNames(holding.slice(0, 1), groups)}, which holds public key ${keyId}.`
+        };
+    }
+    const unreadable = groupIds.find((g) => {
+        const got = groups.get(g);
+        return got?.ok === false && (0,errors/* awsErrorCode */.J6)(got.err) !== 'NoSuchResource';
+    });
+    if (unreadable !== undefined) {
+        const what = `that public key ${keyId} is in a key group trusted by ${where}`;
+        return readFailure(signed_urls_CHECK, what, 'getKeyGroup', groups.get(unreadable)?.err, target);
+    }
+    return keyNotTrustedCheck(context, serving, groupIds);
+}
+/** A behaviour that trusts no key group: legacy trusted signers, or no restriction at all. */
+function noKeyGroupCheck({ target, id, keyId }, { label, behavior }) {
+    const where = behaviorOf(id, label);
+    const signers = behavior.TrustedSigners;
+    if (signers?.Enabled && signers.Items?.length) {
+        return {
+            check: signed_urls_CHECK,
+            status: 'warning',
+            message: `${capitalise(where)} trusts legacy CloudFront key pairs of account(s) ${signers.Items.join(', ')} (trusted signers), not key groups: pre-flight cannot check that key ${keyId} is one of them.`,
+            fix: `Move to a trusted key group: upload the public key (CloudFront → Key management → Public keys), put it in a key group, and select that group under Behaviors → Edit → Restrict viewer access → Trusted key groups.`
+        };
+    }
+    return {
+        check: signed_urls_CHECK,
+        status: 'error',
+        message: `${capitalise(where)} does not restrict viewer access: CloudFront serves /${target.versionPrefix}/… to anyone, signed URL or not, so signing protects nothing.`,
+        fix: `Restrict it to a key group holding public key ${keyId}: CloudFront console → Distributions → ${id} → Behaviors → ${label} → Edit → ` +
+            `Restrict viewer access: Yes → Trusted key groups → add the group (create it under Key management → Key groups). ` +
+            `In the distribution config: TrustedKeyGroups = {"Enabled":true,"Quantity":1,"Items":["<key group id>"]}.`
+    };
+}
+/**
+ * A behaviour whose trusted key groups (those that exist) lack the key: the error, and a fix
+ * that depends on where the key is, if anywhere.
+ */
+async function keyNotTrustedCheck(context, { label }, groupIds) {
+    const { id, keyId, groups } = context;
+    const missing = groupIds.filter((g) => groups.get(g)?.ok === false);
+    const existing = groupIds.filter((g) => !missing.includes(g));
+    const trustedText = (existing.length
+        ? `it trusts key group(s) ${keyGroupNames(existing, groups)}`
+        : 'it trusts no existing key group') +
+        (missing.length ? ` (key group(s) ${missing.join(', ')} it names do not exist)` : '');
+    const [publicKey, allGroups] = await context.locateKey();
+    const message = (problem) => `${problem} ${capitalise(behaviorOf(id, label))} requires signed URLs, and ${trustedText}: CloudFront answers 403 to every URL signed with ${keyId}.`;
+    if ((0,errors/* awsErrorCode */.J6)(publicKey.err) === 'NoSuchPublicKey') {
+        return {
+            check: signed_urls_CHECK,
+            status: 'error',
+            message: message(`No public key with ID ${keyId} exists in this account.`),
+            fix: `Set \`signing-key-pair-id\` to the ID of the public key that matches the private key (CloudFront → Key management → Public keys, or \`aws cloudfront list-public-keys\`), and make sure it is in ${existing[0] ?? 'a key group the behavior trusts'}.`
+        };
+    }
+    const holder = (allGroups.value ?? []).find((g) => g.KeyGroupConfig?.Items?.includes(keyId));
+    if (holder) {
+        return {
+            check: signed_urls_CHECK,
+            status: 'error',
+            message: message(`Public key ${keyId} is in key group ${holder.Id} (${holder.KeyGroupConfig?.Name}), which ${label} does not trust.`),
+            fix: trustHolderFix(context, label, holder, existing[0])
+        };
+    }
+    return {
+        check: signed_urls_CHECK,
+        status: 'error',
+        message: message(`Public key ${keyId} is not in any key group ${label} trusts${allGroups.value ? ' (nor in any other key group)' : ''}.`),
+        fix: addKeyFix(context, label, existing[0])
+    };
+}
+/** The key is in a group the behaviour does not trust: trust that group, or move the key. */
+function trustHolderFix({ id, keyId }, label, holder, trustedGroup) {
+    return (`Add key group ${holder.Id} to the trusted key groups of ${label}: CloudFront console → Distributions → ${id} → Behaviors → Edit → ` +
+        `Trusted key groups → add "${holder.KeyGroupConfig?.Name}" (config: TrustedKeyGroups.Items += "${holder.Id}"), ` +
+        `or add public key ${keyId} to ${trustedGroup ?? 'a trusted key group'}.`);
+}
+/** The key is in no group (as far as pre-flight can tell): add it to a trusted one. */
+function addKeyFix({ keyId, groups }, label, addTo) {
+    return addTo
+        ? `Add public key ${keyId} to key group ${addTo}: CloudFront console → Key management → Key groups → ${keyGroupNames([addTo], groups)} → Edit → add the key ` +
+            `(CLI: \`aws cloudfront get-key-group-config --id ${addTo}\`, add "${keyId}" to Items, then \`aws cloudfront update-key-group --id ${addTo} --if-match <ETag> --key-group-config file://key-group.json\`); ` +
+            'or, if the URLs are signed with another key, set `signing-key-pair-id` to that public key ID.'
+        : `Create a key group holding public key ${keyId} (CloudFront → Key management → Key groups) and trust it in ${label} (Behaviors → Edit → Trusted key groups).`;
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/distribution.ts
+
+
+
+
+
+
+
+async function distributionChecks(cloudfront, target, id, signal, sent) {
+    const got = await read(sent ?? requestDistribution(cloudfront, id, signal));
+    if (!got.ok)
+        return onlyFinding(unreadableDistribution(target, id, got.err));
+    const distribution = got.value.Distribution;
+    const config = distribution?.DistributionConfig;
+    if (!distribution?.ARN || !config) {
+        return onlyFinding({
+            check: 'distribution',
+            status: 'unchecked',
+            message: `Could not check distribution ${id}: GetDistribution returned no ARN or configuration.`
+        });
+    }
+    const findings = distributionState(id, distribution.DomainName, config, distribution.Status);
+    const serving = servingBehaviors(config, target.versionPrefix);
+    const origin = originChecks(target, id, config, serving);
+    findings.push(...origin.findings);
+    const [access, signing] = await Promise.all([
+        Promise.all(origin.checked.map((o) => originAccessCheck(cloudfront, target, id, o, signal))),
+        target.signingKeyPairId
+            ? signedUrlChecks(cloudfront, target, id, serving, target.signingKeyPairId, signal)
+            : []
+    ]);
+    findings.push(...access, ...signing);
+    return { findings, arn: distribution.ARN, ...originAccess(origin.checked) };
+}
+/** The distribution could not be read: one finding, and nothing known about its origins. */
+function onlyFinding(finding) {
+    return { findings: [finding], oaiIds: [], usesOac: false };
+}
+function unreadableDistribution(target, id, err) {
+    if ((0,errors/* awsErrorCode */.J6)(err) === 'NoSuchDistribution') {
+        return {
+            check: 'distribution',
+            status: 'error',
+            message: `Distribution ${id} does not exist, or belongs to another account than these credentials.`,
+            fix: 'Set `distribution-id` to the ID (like E2ABCDEFGHIJKL, not the domain name) of the distribution in front of the bucket: ' +
+                '`aws cloudfront list-distributions --query "DistributionList.Items[].[Id,DomainName,Origins.Items[0].DomainName]"`.'
+        };
+    }
+    const what = `distribution ${id}, its origin, origin access, the bucket policy and the signed-URL settings`;
+    return readFailure('distribution', what, 'getDistribution', err, target);
+}
+function distributionState(id, domain, config, status) {
+    const findings = [];
+    if (config.Enabled === false) {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is disabled: CloudFront serves nothing from it, so the URLs of this deploy answer nothing until it is enabled.`,
+            fix: `Enable it: CloudFront console → Distributions → ${id} → Enable (or set Enabled to true in its config and run \`aws cloudfront update-distribution\`).`
+        });
+    }
+    if (status !== undefined && status !== 'Deployed') {
+        findings.push({
+            check: 'distribution',
+            status: 'warning',
+            message: `Distribution ${id} is ${status}: a configuration change is still reaching the edge locations, which may serve the previous settings for a few minutes.`,
+            fix: `Wait for it before relying on the URLs: \`aws cloudfront wait distribution-deployed --id ${id}\`.`
+        });
+    }
+    if (findings.length === 0) {
+        findings.push({
+            check: 'distribution',
+            status: 'ok',
+            message: `Distribution ${id}${domain ? ` (${domain})` : ''} is enabled and deployed.`
+        });
+    }
+    return findings;
+}
+
+;// CONCATENATED MODULE: ./src/cdn/preflight/index.ts
+
+
+
+
+
+/** The order findings are reported in: from the distribution down to the bucket. */
+const CHECK_ORDER = [
+    'bucket',
+    'distribution',
+    'origin',
+    'origin-access-control',
+    'bucket-policy',
+    'signed-urls',
+    'public-access-block',
+    'versioning',
+    'lifecycle'
+];
 /**
  * Runs every check that applies, concurrently where independent, with read-only calls. Never
  * throws for what it finds or cannot read; rethrows only when `signal` aborts.
  */
 async function runPreflight(clients, target, opts = {}) {
-    const { s3, cloudfront } = clients;
     const { bucket, distributionId } = target;
-    const send = { abortSignal: opts.signal };
-    const [policy, publicAccess, versioning, lifecycle, distribution] = await Promise.all([
-        read(s3.send(new client_s3_dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), send).then((r) => r.Policy)),
-        read(s3
-            .send(new client_s3_dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), send)
-            .then((r) => r.PublicAccessBlockConfiguration)),
-        read(s3.send(new client_s3_dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), send).then((r) => r.Status)),
-        read(s3
-            .send(new client_s3_dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), send)
-            .then((r) => r.Rules)),
+    const [settings, distribution] = await Promise.all([
+        readBucketSettings(clients.s3, bucket, opts.signal),
         distributionId
-            ? distributionChecks(cloudfront, target, distributionId, opts.signal, opts.distribution)
+            ? distributionChecks(clients.cloudfront, target, distributionId, opts.signal, opts.distribution)
             : undefined
     ]);
     if (opts.signal?.aborted)
         throw opts.signal.reason;
     const findings = [...(distribution?.findings ?? [])];
-    const bucketError = [policy, publicAccess, versioning, lifecycle]
-        .map((r) => r.err)
-        .find((err) => BUCKET_UNREACHABLE.has((0,errors/* awsErrorCode */.J6)(err) ?? ''));
-    if (bucketError !== undefined) {
-        const explained = (0,errors/* explainAwsError */.Ni)(bucketError, { action: `reading bucket "${bucket}"`, bucket });
-        findings.push({
-            check: 'bucket',
-            status: 'error',
-            message: explained.message,
-            fix: explained.hint
-        });
+    const unreachable = unreachableBucketCheck(bucket, settings);
+    if (unreachable) {
+        findings.push(unreachable);
     }
     else {
         if (distributionId && distribution?.arn) {
-            findings.push(policyCheck(target, policy, { ...distribution, id: distributionId, arn: distribution.arn }));
+            findings.push(policyCheck(target, settings.policy, {
+                ...distribution,
+                id: distributionId,
+                arn: distribution.arn
+            }));
         }
-        findings.push(publicAccessCheck(target, publicAccess), versioningCheck(target, versioning), lifecycleCheck(target, lifecycle));
+        findings.push(...bucketSettingChecks(target, settings));
     }
     return findings.sort((a, b) => CHECK_ORDER.indexOf(a.check) - CHECK_ORDER.indexOf(b.check));
 }
@@ -78168,9 +78431,7 @@ async function headSha256(s3, bucket, key, signal) {
  */
 async function copyFiles(s3, files, opts) {
     const toCopy = files.filter((f) => f.action === 'copy' && f.copyFrom);
-    const fallBack = [];
-    const alreadyThere = [];
-    let bytesCopied = 0;
+    const copied = { bytesCopied: 0, fallBack: [], alreadyThere: [] };
     // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
     const perCopy = Math.max(1, Math.floor(opts.concurrency / 2));
     let failed = false;
@@ -78184,46 +78445,59 @@ async function copyFiles(s3, files, opts) {
             throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`);
         const sha256 = file.sha256;
         try {
-            await copyObject(s3, {
-                bucket: opts.bucket,
-                sourceKey: source.key,
-                destKey: file.key,
-                size: file.size,
-                contentType: file.contentType,
-                cacheControl: opts.cacheControl,
-                metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
-                sourceETag: source.eTag,
-                tagging: opts.tagging,
-                destCondition: writeCondition(file)
-            }, {
+            await copyObject(s3, copyRequest(file, source, sha256, opts), {
                 partSize: opts.partSizeBytes,
                 concurrency: perCopy,
                 signal: opts.signal,
                 logger: opts.logger
             });
-            bytesCopied += file.size;
+            copied.bytesCopied += file.size;
             opts.logger.info(`Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`);
         }
         catch (err) {
-            if (err instanceof errors/* AwsError */.Gy && (0,publish_lock/* lostRace */.gA)(err) && (await destinationChanged(s3, file, opts))) {
-                // The destination's condition failed: another run wrote the key.
-                const intended = { sha256, contentType: file.contentType, ...opts };
-                await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended);
-                alreadyThere.push(file.key);
+            if (await absorbCopyFailure(s3, err, { file, source, sha256 }, opts, copied))
                 return;
-            }
-            if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
-                opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
-                fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
-                return;
-            }
             failed = true;
             throw err instanceof errors/* DeployError */.sH
                 ? err
                 : (0,errors/* explainAwsError */.Ni)(err, { action: 'copying', bucket: opts.bucket });
         }
     });
-    return { bytesCopied, fallBack, alreadyThere };
+    return copied;
+}
+function copyRequest(file, source, sha256, opts) {
+    return {
+        bucket: opts.bucket,
+        sourceKey: source.key,
+        destKey: file.key,
+        size: file.size,
+        contentType: file.contentType,
+        cacheControl: opts.cacheControl,
+        metadata: { ...opts.metadata, [constants/* SHA256_METADATA_KEY */.U6]: sha256 },
+        sourceETag: source.eTag,
+        tagging: opts.tagging,
+        destCondition: writeCondition(file)
+    };
+}
+/**
+ * True when a failed copy is no failure of the deploy: another run wrote the same file first
+ * (added to `alreadyThere`), or the source changed or vanished since it was found (the file is
+ * added to `fallBack`, to be uploaded).
+ */
+async function absorbCopyFailure(s3, err, { file, source, sha256 }, opts, copied) {
+    if (err instanceof errors/* AwsError */.Gy && (0,publish_lock/* lostRace */.gA)(err) && (await destinationChanged(s3, file, opts))) {
+        // The destination's condition failed: another run wrote the key.
+        const intended = { sha256, contentType: file.contentType, ...opts };
+        await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended);
+        copied.alreadyThere.push(file.key);
+        return true;
+    }
+    if (err instanceof errors/* AwsError */.Gy && sourceGone(err)) {
+        opts.logger.warning(`${source.key} changed or was deleted after it was found (${err.code}); uploading ${file.relativePath} instead.`);
+        copied.fallBack.push({ ...file, action: 'upload', copyFrom: undefined });
+        return true;
+    }
+    return false;
 }
 /** Whether the key no longer holds what the plan saw there (nothing, or the object of `storedETag`). */
 async function destinationChanged(s3, file, opts) {
@@ -78945,18 +79219,7 @@ async function uploadFiles(s3, files, opts) {
     const budget = Math.max(1, Math.floor(opts.concurrency));
     // Part sizes are checked for every file before any byte is sent.
     const jobs = files.filter((f) => f.action === 'upload').map((f) => planJob(f, opts, budget));
-    const controller = new AbortController();
-    const cancel = controller.signal;
-    // A listener or two per file in flight, each removed when it settles: no leak, so no warning.
-    (0,external_node_events_.setMaxListeners)(0, cancel);
-    const cancelled = new Error('Upload cancelled.');
-    const onSignal = () => controller.abort(cancelled);
-    if (opts.signal?.aborted)
-        onSignal();
-    opts.signal?.addEventListener('abort', onSignal, { once: true });
-    let free = budget;
-    let wake;
-    cancel.addEventListener('abort', () => wake?.(), { once: true });
+    const { cancel, cancelled, stop, unlink } = uploadCancellation(opts.signal);
     const progress = createProgressReporter({
         ...opts.clock,
         totalBytes: jobs.reduce((sum, job) => sum + job.file.size, 0),
@@ -78965,68 +79228,99 @@ async function uploadFiles(s3, files, opts) {
         intervalMs: opts.progressIntervalMs
     });
     const ctx = { s3, opts, progress, cancel, cancelled };
-    let failure;
-    let filesDone = 0;
-    let bytesUploaded = 0;
-    const alreadyThere = [];
-    const running = [];
+    const run = { filesDone: 0, bytesUploaded: 0, alreadyThere: [], stop };
     try {
-        for (const job of jobs) {
-            // Slots first: asking for the hash tells the hashing this file is being sent now, and only
-            // this loop takes slots, so waiting for them before the hash delays no byte.
-            while (free < job.slots && !cancel.aborted)
-                await new Promise((r) => (wake = r));
-            // Asking would start hashing a file nothing will send.
-            if (cancel.aborted)
-                break;
-            try {
-                job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel);
-            }
-            catch (err) {
-                failure = explain(err, job.file, opts.bucket);
-                controller.abort(cancelled);
-            }
-            if (cancel.aborted)
-                break;
-            free -= job.slots;
-            progress.begin();
-            const run = sendOrSettle(job, ctx).then((sent) => {
-                filesDone++;
-                progress.fileDone();
-                if (sent === undefined) {
-                    alreadyThere.push(job.file.key);
-                    opts.logger.info(alreadyThereLine(job, opts.bucket));
-                    return;
-                }
-                bytesUploaded += sent;
-                opts.logger.info(uploadedLine(job, opts.bucket, sent));
-            }, (err) => {
-                if (!cancel.aborted) {
-                    failure = explain(err, job.file, opts.bucket);
-                    controller.abort(cancelled);
-                }
-                else if (err !== cancelled && err?.name !== 'AbortError') {
-                    // Not the cancellation itself: a transfer that failed on its own meanwhile.
-                    opts.logger.warning(`While stopping: ${explain(err, job.file, opts.bucket).message}`);
-                }
-            });
-            running.push(run.finally(() => {
-                free += job.slots;
-                wake?.();
-            }));
-        }
-        await Promise.all(running);
+        await runJobs(jobs, budget, ctx, run);
     }
     finally {
         progress.stop();
-        opts.signal?.removeEventListener('abort', onSignal);
+        unlink();
     }
-    if (failure)
-        throw failure;
+    if (run.failure)
+        throw run.failure;
     if (cancel.aborted) {
-        throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
+        throw new errors/* DeployError */.sH(`Upload to s3://${opts.bucket} cancelled: ${run.filesDone} of ${jobs.length} file(s) were uploaded.`, undefined, { cause: opts.signal?.reason });
     }
-    return { bytesUploaded, alreadyThere };
+    return { bytesUploaded: run.bytesUploaded, alreadyThere: run.alreadyThere };
+}
+/**
+ * The upload's own signal: aborted with `cancelled` when the caller's `signal` aborts or on the
+ * first failure (`stop`). `unlink` detaches it from the caller's signal.
+ */
+function uploadCancellation(signal) {
+    const controller = new AbortController();
+    const cancel = controller.signal;
+    // A listener or two per file in flight, each removed when it settles: no leak, so no warning.
+    (0,external_node_events_.setMaxListeners)(0, cancel);
+    const cancelled = new Error('Upload cancelled.');
+    const stop = () => controller.abort(cancelled);
+    if (signal?.aborted)
+        stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    return { cancel, cancelled, stop, unlink: () => signal?.removeEventListener('abort', stop) };
+}
+/**
+ * Admits the jobs in order, each once it has its slots and its hashes, and waits until every
+ * job started has settled. Admits nothing more once the upload is cancelled or has failed.
+ */
+async function runJobs(jobs, budget, ctx, run) {
+    const { cancel, opts } = ctx;
+    let free = budget;
+    let wake;
+    cancel.addEventListener('abort', () => wake?.(), { once: true });
+    const running = [];
+    for (const job of jobs) {
+        // Slots first: asking for the hash tells the hashing this file is being sent now, and only
+        // this loop takes slots, so waiting for them before the hash delays no byte.
+        while (free < job.slots && !cancel.aborted)
+            await new Promise((r) => (wake = r));
+        // Asking would start hashing a file nothing will send.
+        if (cancel.aborted)
+            break;
+        try {
+            job.hashes = await untilCancelled(hashesOf(job.file, opts), cancel);
+        }
+        catch (err) {
+            run.failure = explain(err, job.file, opts.bucket);
+            run.stop();
+        }
+        if (cancel.aborted)
+            break;
+        free -= job.slots;
+        ctx.progress.begin();
+        running.push(startJob(job, ctx, run).finally(() => {
+            free += job.slots;
+            wake?.();
+        }));
+    }
+    await Promise.all(running);
+}
+/**
+ * Sends the job and counts what it sent. Its failure stops the upload; once the upload is
+ * stopping, a failure of its own is only logged.
+ */
+function startJob(job, ctx, run) {
+    const { opts, cancel } = ctx;
+    return sendOrSettle(job, ctx).then((sent) => {
+        run.filesDone++;
+        ctx.progress.fileDone();
+        if (sent === undefined) {
+            run.alreadyThere.push(job.file.key);
+            opts.logger.info(alreadyThereLine(job, opts.bucket));
+            return;
+        }
+        run.bytesUploaded += sent;
+        opts.logger.info(uploadedLine(job, opts.bucket, sent));
+    }, (err) => {
+        if (!cancel.aborted) {
+            run.failure = explain(err, job.file, opts.bucket);
+            run.stop();
+        }
+        else if (err !== ctx.cancelled && err?.name !== 'AbortError') {
+            // Not the cancellation itself: a transfer that failed on its own meanwhile.
+            opts.logger.warning(`While stopping: ${explain(err, job.file, opts.bucket).message}`);
+        }
+    });
 }
 /**
  * Sends the file; the bytes sent, or undefined when a conditional write lost the race to another
@@ -79131,17 +79425,42 @@ async function sendFile(job, ctx) {
  * there is a journal. Returns the bytes sent.
  */
 async function sendMultipart(job, partSize, partCrc32, params, ctx) {
-    const { s3, progress, cancel } = ctx;
     const { file } = job;
     const count = partCount(file.size, partSize);
     // On AWS (WHEN_SUPPORTED) every part carries a CRC32 S3 checks, as the SDK would add itself.
-    const crc32 = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    const crc32 = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
     if (crc32 && partCrc32.length !== count) {
         // The planner hashes with the same part size (multipartPartSize); anything else is a bug.
         throw new Error(`${file.relativePath} was planned without the CRC32s of its ${count} parts.`);
     }
+    const checksums = crc32 ? partCrc32 : undefined;
     const created = { ...params, ...(crc32 ? { ChecksumAlgorithm: client_s3_dist_cjs/* ChecksumAlgorithm */.VD4.CRC32 } : {}) };
-    const { upload, parts } = await openUpload(job, partSize, crc32 ? partCrc32 : undefined, created, ctx);
+    const opened = await openUpload(job, partSize, checksums, created, ctx);
+    const { upload, parts } = opened;
+    let failure;
+    try {
+        const outcome = await sendParts(job, partSize, checksums, opened, ctx);
+        failure = outcome.failure;
+        if (failure === undefined && ctx.cancel.aborted)
+            failure = ctx.cancelled;
+        if (failure === undefined) {
+            await completeUpload(upload, parts, file, ctx);
+            return outcome.sent;
+        }
+    }
+    catch (err) {
+        failure ??= err;
+    }
+    await endFailedUpload(upload, failure, ctx);
+    throw failure;
+}
+/**
+ * Sends the parts `parts` lacks, `job.slots` at a time, each streamed from the file, filling
+ * `parts` in. Starts no further part after the first failure or the cancel; never rejects.
+ */
+async function sendParts(job, partSize, partCrc32, { upload, parts }, ctx) {
+    const { s3, progress, cancel } = ctx;
+    const { file } = job;
     let next = 0;
     let sent = 0;
     let failure;
@@ -79154,7 +79473,7 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
             try {
                 // On AWS every part carries a CRC32 S3 checks, computed by the planner in the same read
                 // as the SHA-256 rather than by the SDK from the body, which would have to be a Buffer.
-                const checksum = crc32 ? { ChecksumCRC32: partCrc32[index] } : {};
+                const checksum = partCrc32 ? { ChecksumCRC32: partCrc32[index] } : {};
                 const part = new client_s3_dist_cjs/* UploadPartCommand */.iVK({
                     ...upload,
                     ...checksum,
@@ -79176,20 +79495,8 @@ async function sendMultipart(job, partSize, partCrc32, params, ctx) {
             }
         }
     };
-    try {
-        await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker));
-        if (failure === undefined && cancel.aborted)
-            failure = ctx.cancelled;
-        if (failure === undefined) {
-            await completeUpload(upload, parts, file, ctx);
-            return sent;
-        }
-    }
-    catch (err) {
-        failure ??= err;
-    }
-    await endFailedUpload(upload, failure, ctx);
-    throw failure;
+    await Promise.all(Array.from({ length: Math.min(job.slots, pending.length) }, worker));
+    return { sent, failure };
 }
 /** An upload an earlier run left open for these bytes and headers, with its parts; else a new one. */
 async function openUpload(job, partSize, partCrc32, created, ctx) {
@@ -80353,8 +80660,25 @@ function title(input, suffix = '') {
 }
 /** The comment of a published preview; rows beyond GitHub's length limit are summarised. */
 function previewCommentBody(input) {
-    const { pr, files } = input;
+    const { files } = input;
     const signed = input.signedUrlsExpireAt !== undefined;
+    const head = previewHead(input);
+    const tail = previewTail(input, signed);
+    if (files.length === 0)
+        return [...head, 'No files were published.', ...tail].join('\n');
+    const header = signed
+        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
+        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
+    const rows = files.map((f) => pr_comment_fileRow(f, signed));
+    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
+    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
+    // The blank line ends the table: a text line right after it would become a row.
+    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
+    return fitRows(rows, join, note, input.maxLength ?? MAX_COMMENT_LENGTH);
+}
+/** Marker, title, the totals line and, for signed URLs, why they are not shown. */
+function previewHead(input) {
+    const { files } = input;
     const total = files.reduce((sum, f) => sum + f.size, 0);
     const head = [
         previewMarker(input.commentId),
@@ -80363,24 +80687,26 @@ function previewCommentBody(input) {
         `${files.length} file(s), ${formatBytes(total)}, under ${inlineCode(`${input.versionPrefix}/`)}.`,
         ''
     ];
-    if (signed) {
+    if (input.signedUrlsExpireAt !== undefined) {
         head.push(`> The URLs are signed and expire at ${utc(input.signedUrlsExpireAt)}. They are not ` +
             'shown here, since anyone who can read this pull request could use them: take them from ' +
             'the step output `signed-urls`.', '');
     }
-    const header = signed
-        ? ['| File | Size | SHA-256 |', '| --- | ---: | --- |']
-        : ['| File | Size | SHA-256 | URL |', '| --- | ---: | --- | --- |'];
-    const rows = files.map((f) => {
-        const cells = [
-            cell(inlineCode(f.relativePath)),
-            formatBytes(f.size),
-            inlineCode(f.sha256.slice(0, 12))
-        ];
-        if (!signed)
-            cells.push(`[link](<${href(f.url)}>)`);
-        return `| ${cells.join(' | ')} |`;
-    });
+    return head;
+}
+function pr_comment_fileRow(f, signed) {
+    const cells = [
+        cell(inlineCode(f.relativePath)),
+        formatBytes(f.size),
+        inlineCode(f.sha256.slice(0, 12))
+    ];
+    if (!signed)
+        cells.push(`[link](<${href(f.url)}>)`);
+    return `| ${cells.join(' | ')} |`;
+}
+/** The manifest's link, if one was written, and the commit, run and time the preview is of. */
+function previewTail(input, signed) {
+    const { pr } = input;
     const manifestKey = `${input.versionPrefix}/manifest.json`;
     const tail = [''];
     if (input.manifestUrl !== undefined) {
@@ -80394,18 +80720,15 @@ function previewCommentBody(input) {
         ...(pr.runUrl ? [`[workflow run](${pr.runUrl})`] : []),
         `updated ${utc(input.updatedAt)}`
     ].join(' · '));
-    if (files.length === 0)
-        return [...head, 'No files were published.', ...tail].join('\n');
-    const max = input.maxLength ?? MAX_COMMENT_LENGTH;
-    const where = input.manifestUrl !== undefined ? 'the manifest' : 'the step outputs';
-    const note = (n) => `… and ${n} more file(s) (see ${where}).`;
-    // The blank line ends the table: a text line right after it would become a row.
-    const join = (kept, extra) => [...head, ...header, ...kept, ...(extra ? ['', extra] : []), ...tail].join('\n');
+    return tail;
+}
+/** The whole table if it fits in `max`, else as many rows as fit followed by a note. */
+function fitRows(rows, join, note, max) {
     const full = join(rows);
     if (full.length <= max)
         return full;
     // Row by row while the rest, including the longest note it could need, still fits.
-    let used = join([], note(files.length)).length;
+    let used = join([], note(rows.length)).length;
     const kept = [];
     for (const row of rows) {
         if (used + 1 + row.length > max)
@@ -80413,7 +80736,7 @@ function previewCommentBody(input) {
         kept.push(row);
         used += row.length + 1;
     }
-    return join(kept, note(files.length - kept.length));
+    return join(kept, note(rows.length - kept.length));
 }
 /** The comment once the preview's objects are deleted (clean-up mode). */
 function removedCommentBody(input) {
@@ -80550,101 +80873,20 @@ async function upsertPreviewComment(octokit, target, body, opts) {
     if (!marker.startsWith(`<!-- ${MARKER_PREFIX}`)) {
         throw new TypeError('The comment body must start with previewMarker()');
     }
-    const { owner, repo, number } = target;
     const { logger } = opts;
-    const maxAttempts = opts.maxAttempts ?? 3;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const request = () => ({
-        signal: opts.signal
-            ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
-            : AbortSignal.timeout(timeoutMs)
-    });
-    let stage = 'look for';
-    const find = async () => {
-        stage = 'look for';
-        let response = await octokit.rest.issues.listComments({
-            owner,
-            repo,
-            issue_number: number,
-            per_page: 100,
-            request: request()
-        });
-        for (;;) {
-            const found = response.data.find((c) => hasMarker(c.body, marker));
-            if (found)
-                return found;
-            // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
-            const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
-            if (!next)
-                return undefined;
-            response = await octokit.request({ method: 'GET', url: next, request: request() });
-        }
+    const write = {
+        octokit,
+        target,
+        marker,
+        body,
+        dryRun: opts.dryRun,
+        create: opts.create !== false,
+        request: requestOptions(opts.signal, opts.timeoutMs ?? 30_000),
+        stage: 'look for',
+        attempts: 0
     };
-    const write = async () => {
-        const existing = await find();
-        if (opts.dryRun) {
-            const message = existing
-                ? `Dry run: would update the preview comment ${existing.html_url}.`
-                : opts.create === false
-                    ? `Dry run: pull request #${number} has no preview comment to update.`
-                    : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
-            return { action: 'skipped', message };
-        }
-        if (existing) {
-            stage = 'update';
-            try {
-                const { data } = await octokit.rest.issues.updateComment({
-                    owner,
-                    repo,
-                    comment_id: existing.id,
-                    body,
-                    request: request()
-                });
-                return {
-                    action: 'updated',
-                    url: data.html_url,
-                    message: `Updated the preview comment ${data.html_url}.`
-                };
-            }
-            catch (err) {
-                // Deleted since we listed it: look again rather than report a permission problem.
-                if (httpStatus(err) === 404)
-                    throw new StaleComment('the comment was deleted meanwhile');
-                throw err;
-            }
-        }
-        if (opts.create === false) {
-            return {
-                action: 'skipped',
-                message: `Pull request #${number} has no preview comment to update.`
-            };
-        }
-        stage = 'create';
-        const { data } = await octokit.rest.issues.createComment({
-            owner,
-            repo,
-            issue_number: number,
-            body,
-            request: request()
-        });
-        return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
-    };
-    let attempts = 0;
     try {
-        // The unit retried is find-then-write: after a failed create GitHub may have stored the
-        // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
-        const outcome = await retryWithBackoff(() => {
-            attempts++;
-            return write();
-        }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
-            attempts: maxAttempts,
-            baseMs: 1000,
-            capMs: 8000,
-            sleep: opts.sleep ?? sleep,
-            random: opts.random,
-            onRetry: (err, attempt, delayMs) => logger.info(`Could not ${stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
-                `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
-        });
+        const outcome = await writeWithRetries(write, opts);
         logger.info(outcome.message);
         if (opts.dryRun)
             logger.debug(`The comment would read:\n${body}`);
@@ -80656,9 +80898,109 @@ async function upsertPreviewComment(octokit, target, body, opts) {
                 cause: opts.signal.reason
             });
         }
-        const warning = failureWarning(err, stage, target, attempts);
+        const warning = failureWarning(err, write.stage, target, write.attempts);
         logger.warning(warning);
         return { action: 'failed', warning, message: warning };
+    }
+}
+function writeWithRetries(write, opts) {
+    const maxAttempts = opts.maxAttempts ?? 3;
+    // The unit retried is find-then-write: after a failed create GitHub may have stored the
+    // comment anyway, and finding it first turns the retry into an edit, not a duplicate.
+    return retryWithBackoff(() => {
+        write.attempts++;
+        return writeComment(write);
+    }, (err) => !opts.signal?.aborted && pr_comment_isTransient(err), {
+        attempts: maxAttempts,
+        baseMs: 1000,
+        capMs: 8000,
+        sleep: opts.sleep ?? sleep,
+        random: opts.random,
+        onRetry: (err, attempt, delayMs) => opts.logger.info(`Could not ${write.stage} the preview comment (${said(err)}); attempt ${attempt + 1} of ` +
+            `${maxAttempts} in ${(delayMs / 1000).toFixed(1)} s.`)
+    });
+}
+/** Fresh request options per call: each request has its own timeout, and stops on `signal`. */
+function requestOptions(signal, timeoutMs) {
+    return () => ({
+        signal: signal
+            ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+            : AbortSignal.timeout(timeoutMs)
+    });
+}
+/** One attempt: find the marked comment, then edit it, create one, or in a dry run say which. */
+async function writeComment(write) {
+    const { owner, repo, number } = write.target;
+    const existing = await findMarkedComment(write);
+    if (write.dryRun) {
+        const message = existing
+            ? `Dry run: would update the preview comment ${existing.html_url}.`
+            : !write.create
+                ? `Dry run: pull request #${number} has no preview comment to update.`
+                : `Dry run: would comment on pull request #${number} of ${owner}/${repo}.`;
+        return { action: 'skipped', message };
+    }
+    if (existing)
+        return updateMarkedComment(write, existing);
+    if (!write.create) {
+        return {
+            action: 'skipped',
+            message: `Pull request #${number} has no preview comment to update.`
+        };
+    }
+    write.stage = 'create';
+    const { data } = await write.octokit.rest.issues.createComment({
+        owner,
+        repo,
+        issue_number: number,
+        body: write.body,
+        request: write.request()
+    });
+    return { action: 'created', url: data.html_url, message: `Commented ${data.html_url}.` };
+}
+/** The oldest comment whose first line is the marker, page by page until one matches. */
+async function findMarkedComment(write) {
+    const { octokit, target, marker } = write;
+    write.stage = 'look for';
+    let response = await octokit.rest.issues.listComments({
+        owner: target.owner,
+        repo: target.repo,
+        issue_number: target.number,
+        per_page: 100,
+        request: write.request()
+    });
+    for (;;) {
+        const found = response.data.find((c) => hasMarker(c.body, marker));
+        if (found)
+            return found;
+        // Follow GitHub's own next link, as octokit.paginate does, rather than guessing page URLs.
+        const next = /<([^<>]+)>;\s*rel="next"/.exec(response.headers.link ?? '')?.[1];
+        if (!next)
+            return undefined;
+        response = await octokit.request({ method: 'GET', url: next, request: write.request() });
+    }
+}
+async function updateMarkedComment(write, existing) {
+    write.stage = 'update';
+    try {
+        const { data } = await write.octokit.rest.issues.updateComment({
+            owner: write.target.owner,
+            repo: write.target.repo,
+            comment_id: existing.id,
+            body: write.body,
+            request: write.request()
+        });
+        return {
+            action: 'updated',
+            url: data.html_url,
+            message: `Updated the preview comment ${data.html_url}.`
+        };
+    }
+    catch (err) {
+        // Deleted since we listed it: look again rather than report a permission problem.
+        if (httpStatus(err) === 404)
+            throw new StaleComment('the comment was deleted meanwhile');
+        throw err;
     }
 }
 
@@ -81380,8 +81722,6 @@ function processAlive(pid) {
  */
 async function acquireLock(s3, target, deps) {
     const now = deps.now ?? Date.now;
-    const key = lockKey(target.prefix);
-    const where = `s3://${target.bucket}/${key}`;
     const record = (uploads) => ({
         schemaVersion: 1,
         prefix: target.prefix,
@@ -81391,10 +81731,8 @@ async function acquireLock(s3, target, deps) {
         updatedAt: new Date(now()).toISOString(),
         uploads
     });
-    const started = now();
+    const waitForHolder = lockWaiter(target, deps, now);
     let waitedFor;
-    let poll = FIRST_POLL_MS;
-    let lastLog = -Infinity;
     /** The ETag seen and since when, to tell a lock nobody renews. */
     let watched;
     for (;;) {
@@ -81402,7 +81740,7 @@ async function acquireLock(s3, target, deps) {
         const created = await putLock(s3, target, record([]), { IfNoneMatch: '*' });
         if (created !== undefined)
             return holdLock(s3, target, { eTag: created, record: record([]), waitedFor }, deps);
-        const stored = await readLock(s3, target.bucket, key);
+        const stored = await readLock(s3, target.bucket, lockKey(target.prefix));
         if (!stored) {
             // Released (deleted) in between, or another creation still in progress (409): soon again.
             await deps.sleep(RETRY_CREATE_MS);
@@ -81415,20 +81753,43 @@ async function acquireLock(s3, target, deps) {
         }
         if (!watched || stored.eTag !== watched.eTag)
             watched = { eTag: stored.eTag, since: now() };
-        const holder = stored.record;
         const why = takeoverReason(stored, watched.since, deps, now());
         if (why) {
-            const uploads = holder?.uploads ?? [];
-            const taken = await putLock(s3, target, record(uploads), { IfMatch: stored.eTag });
-            if (taken !== undefined) {
-                if (holder?.state === 'held') {
-                    deps.logger.warning(`Took over the lock ${where} from ${describeHolder(holder)}: ${why}.`);
-                }
-                return holdLock(s3, target, { eTag: taken, record: record(uploads), waitedFor, previous: holder }, deps);
-            }
+            const taken = await takeOver(s3, target, stored, why, record, deps.logger);
+            if (taken)
+                return holdLock(s3, target, { ...taken, waitedFor }, deps);
             continue; // another run took it first
         }
-        waitedFor ??= holder?.owner;
+        waitedFor ??= stored.record?.owner;
+        await waitForHolder(stored.record);
+    }
+}
+/**
+ * Takes over a lock found released or abandoned, keeping the uploads it journals; undefined when
+ * another run took it first.
+ */
+async function takeOver(s3, target, stored, why, record, logger) {
+    const holder = stored.record;
+    const uploads = holder?.uploads ?? [];
+    const taken = await putLock(s3, target, record(uploads), { IfMatch: stored.eTag });
+    if (taken === undefined)
+        return undefined;
+    if (holder?.state === 'held') {
+        const where = `s3://${target.bucket}/${lockKey(target.prefix)}`;
+        logger.warning(`Took over the lock ${where} from ${describeHolder(holder)}: ${why}.`);
+    }
+    return { eTag: taken, record: record(uploads), previous: holder };
+}
+/**
+ * Waits out one poll of a lock a live holder has: sooner at first, saying so once a minute, and
+ * failing once `deps.timeoutMs` have passed since the waiter was made.
+ */
+function lockWaiter(target, deps, now) {
+    const where = `s3://${target.bucket}/${lockKey(target.prefix)}`;
+    const started = now();
+    let poll = FIRST_POLL_MS;
+    let lastLog = -Infinity;
+    return async (holder) => {
         const waited = now() - started;
         if (waited >= deps.timeoutMs)
             throw lockTimeout(target, holder, waited);
@@ -81439,7 +81800,7 @@ async function acquireLock(s3, target, deps) {
         }
         await deps.sleep(Math.min(poll, Math.max(0, deps.timeoutMs - waited)));
         poll = Math.min(MAX_POLL_MS, poll * 2);
-    }
+    };
 }
 /** Why a lock found held may be taken now, or undefined while its holder may still be at work. */
 function takeoverReason(stored, unchangedSince, deps, now) {
@@ -81591,82 +81952,90 @@ function parseLock(text) {
 /** The lock held: renewed on a timer and whenever the journal changes, until released. */
 function holdLock(s3, target, initial, deps) {
     const now = deps.now ?? Date.now;
-    const key = lockKey(target.prefix);
-    const lostController = new AbortController();
-    let eTag = initial.eTag;
-    const record = initial.record;
-    let lastWritten = now();
-    let writing = Promise.resolve();
-    let queued = false;
-    const loseLock = (why) => {
-        if (lostController.signal.aborted)
-            return;
-        clearInterval(timer);
-        lostController.abort(new _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`Lost the lock s3://${target.bucket}/${key}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`, 'Run again: files already in place are skipped, and uploads left open are resumed.'));
+    const holding = {
+        s3,
+        target,
+        deps,
+        now,
+        record: initial.record,
+        eTag: initial.eTag,
+        lastWritten: now(),
+        lost: new AbortController(),
+        writing: Promise.resolve(),
+        queued: false
     };
-    const write = async () => {
-        queued = false;
-        if (lostController.signal.aborted)
-            return;
-        record.updatedAt = new Date(now()).toISOString();
-        try {
-            const written = (await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {})) ??
-                (await ownWrite(s3, target, deps.owner));
-            if (written === undefined)
-                return loseLock('another run took it over');
-            eTag = written;
-            lastWritten = now();
-        }
-        catch (err) {
-            deps.logger.warning(`Could not renew the lock s3://${target.bucket}/${key}: ${err.message}`);
-            if (now() - lastWritten >= LEASE_MS - (deps.renewEveryMs ?? RENEW_MS)) {
-                loseLock(`it could not be renewed for ${Math.round((now() - lastWritten) / 1000)} s`);
-            }
-        }
-    };
-    const schedule = () => {
-        if (!queued) {
-            queued = true;
-            writing = writing.then(write);
-        }
-        return writing;
-    };
-    const timer = setInterval(() => void schedule(), deps.renewEveryMs ?? RENEW_MS);
-    timer.unref();
+    holding.timer = setInterval(() => void scheduleWrite(holding), deps.renewEveryMs ?? RENEW_MS);
+    holding.timer.unref();
     return {
         previous: initial.previous,
         waitedFor: initial.waitedFor,
-        lost: lostController.signal,
+        lost: holding.lost.signal,
         started(upload) {
-            record.uploads.push(upload);
-            void schedule();
+            holding.record.uploads.push(upload);
+            void scheduleWrite(holding);
         },
         ended(uploadId) {
-            const before = record.uploads.length;
-            record.uploads = record.uploads.filter((u) => u.uploadId !== uploadId);
             // Written with the next renewal: a journal naming an ended upload only costs a lookup.
-            if (record.uploads.length === before)
-                return;
+            holding.record.uploads = holding.record.uploads.filter((u) => u.uploadId !== uploadId);
         },
-        async release(outcome) {
-            clearInterval(timer);
-            await writing;
-            if (lostController.signal.aborted)
-                return;
-            try {
-                // Kept only while it journals uploads a re-run can resume.
-                if (record.uploads.length === 0 && (await removeLock(s3, target, eTag)))
-                    return;
-                record.state = 'released';
-                record.outcome = outcome;
-                await putLock(s3, target, record, eTag ? { IfMatch: eTag } : {});
-            }
-            catch (err) {
-                deps.logger.warning(`Could not release the lock s3://${target.bucket}/${key} (${err.message}); ` +
-                    `another run takes it over once it is ${LEASE_MS / 60_000} minutes old.`);
-            }
-        }
+        release: (outcome) => releaseLock(holding, outcome)
     };
+}
+/** Queues a write of the record, unless one is queued already; resolves once it is done. */
+function scheduleWrite(holding) {
+    if (!holding.queued) {
+        holding.queued = true;
+        holding.writing = holding.writing.then(() => renewLock(holding));
+    }
+    return holding.writing;
+}
+/** Writes the record over the lock this run wrote last; loses the lock if another run took it. */
+async function renewLock(holding) {
+    const { s3, target, deps, now, record } = holding;
+    holding.queued = false;
+    if (holding.lost.signal.aborted)
+        return;
+    record.updatedAt = new Date(now()).toISOString();
+    try {
+        const written = (await putLock(s3, target, record, holding.eTag ? { IfMatch: holding.eTag } : {})) ??
+            (await ownWrite(s3, target, deps.owner));
+        if (written === undefined)
+            return loseLock(holding, 'another run took it over');
+        holding.eTag = written;
+        holding.lastWritten = now();
+    }
+    catch (err) {
+        deps.logger.warning(`Could not renew the lock s3://${target.bucket}/${lockKey(target.prefix)}: ${err.message}`);
+        if (now() - holding.lastWritten >= LEASE_MS - (deps.renewEveryMs ?? RENEW_MS)) {
+            loseLock(holding, `it could not be renewed for ${Math.round((now() - holding.lastWritten) / 1000)} s`);
+        }
+    }
+}
+function loseLock(holding, why) {
+    const { target, lost } = holding;
+    if (lost.signal.aborted)
+        return;
+    clearInterval(holding.timer);
+    lost.abort(new _common_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .DeployError */ .sH(`Lost the lock s3://${target.bucket}/${lockKey(target.prefix)}: ${why}. This run stopped ${activity(target)} so that the two cannot mix.`, 'Run again: files already in place are skipped, and uploads left open are resumed.'));
+}
+async function releaseLock(holding, outcome) {
+    const { s3, target, record } = holding;
+    clearInterval(holding.timer);
+    await holding.writing;
+    if (holding.lost.signal.aborted)
+        return;
+    try {
+        // Kept only while it journals uploads a re-run can resume.
+        if (record.uploads.length === 0 && (await removeLock(s3, target, holding.eTag)))
+            return;
+        record.state = 'released';
+        record.outcome = outcome;
+        await putLock(s3, target, record, holding.eTag ? { IfMatch: holding.eTag } : {});
+    }
+    catch (err) {
+        holding.deps.logger.warning(`Could not release the lock s3://${target.bucket}/${lockKey(target.prefix)} (${err.message}); ` +
+            `another run takes it over once it is ${LEASE_MS / 60_000} minutes old.`);
+    }
 }
 /**
  * Removes the lock a process of this machine held and can no longer release (a cancelled run

@@ -269,5 +269,10 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
     expect(r.stdout).toMatch(/--version-prefix <value>/)
     expect(r.stdout).toMatch(/--lock-timeout-minutes <value>/)
     expect(r.stdout).not.toMatch(/--github-token/)
+    // Written for a terminal, not a workflow: commands, the current directory, docs/ pages.
+    expect(r.stdout).not.toMatch(/\$\{\{|workspace|mode: |newline-separated|the (action|step)\b/i)
+    expect(r.stdout).toMatch(/relative to the current directory/)
+    expect(r.stdout).toMatch(/The cleanup command refuses/)
+    expect(r.stdout).toMatch(/\(docs\/reliability\.md#concurrent-runs\)/)
   })
 })

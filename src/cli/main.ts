@@ -81,7 +81,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
 /** The flag(s) of one input: `--name <value>`, a list, or `--name` / `--no-name`. */
 function optionsFor(spec: InputSpec): Option[] {
-  const help = plainText(spec.description)
+  const help = terminalHelp(spec.description)
   switch (spec.kind) {
     case 'boolean':
       // `--verify`, `--no-verify`, or a value as the action takes it (`--verify false`).
@@ -107,8 +107,24 @@ function optionsFor(spec: InputSpec): Option[] {
   }
 }
 
-const plainText = (markdown: string) =>
-  markdown.replace(/\[([^\]]+)\]\([^)]+\)/g, '$1').replace(/`/g, '')
+/**
+ * An input's help as a terminal shows it: the schema's Markdown is written for a workflow, so
+ * modes become commands, the workspace the current directory, list inputs take several values,
+ * workflow expressions go, and links show the page they point to (docs/ ships in the package).
+ */
+export function terminalHelp(markdown: string): string {
+  return markdown
+    .replace(/ [^.]*\$\{\{ secrets\.[^.]*\./g, '')
+    .replace(/^`mode: (\w+)`/, 'The $1 command')
+    .replace(/`mode: (\w+)`/g, 'the $1 command')
+    .replace(/\bA line starting with\b/g, 'A pattern starting with')
+    .replace(/\bthe (action|step)\b/g, 'the command')
+    .replace(/\bworkspace\b/g, 'current directory')
+    .replace(/\bNewline-separated\b/g, 'One or more')
+    .replace(/\bnewline-separated\b/g, 'one or more')
+    .replace(/\[([^\]]+)\]\(([^)]+)\)/g, '$1 ($2)')
+    .replace(/`/g, '')
+}
 
 /** The environment variable a secret input is read from when its flag is not given. */
 const secretVariable = (name: string) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`
