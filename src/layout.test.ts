@@ -13,7 +13,7 @@ const LAYERS = [
   ['report'],
   ['commands'],
   ['inputs'],
-  ['release'],
+  ['release', 'setup'],
   ['publish', 'cdn'],
   ['aws'],
   ['common']
