@@ -28,6 +28,8 @@ export type Operation =
   | 'GetObject'
   | 'ListObjectsV2'
   | 'ListMultipartUploads'
+  | 'HeadBucket'
+  | 'PutBucketPolicy'
   | 'CreateInvalidation'
   | 'GetInvalidation'
   | 'ListInvalidations'
@@ -157,6 +159,8 @@ function classify(
   }
   if (method === 'GET' && has('uploads'))
     return { operation: 'ListMultipartUploads', target: bucket }
+  if (method === 'HEAD') return { operation: 'HeadBucket', target: bucket }
+  if (method === 'PUT' && has('policy')) return { operation: 'PutBucketPolicy', target: bucket }
   return { operation: 'Other', target: pathname }
 }
 

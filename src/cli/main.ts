@@ -1,10 +1,13 @@
 import { writeFile } from 'node:fs/promises'
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError } from 'commander'
 import { cancelOnSignals } from '../commands/cancellation.js'
 import { createClients } from '../aws/clients.js'
 import { InputError, failureMessage } from '../common/errors.js'
 import { OUTPUT_SPECS } from '../common/outputs-schema.js'
-import { INPUT_SPECS, type InputSpec } from '../inputs/schema.js'
+import { INPUT_SPECS } from '../inputs/schema.js'
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIo } from './io.js'
+import { optionsFor, readFlag } from './flags.js'
+import { addSetupCommand } from './setup.js'
 import { parseInputs } from '../inputs/parse.js'
 import { check } from '../commands/check.js'
 import { runMode } from '../commands/run.js'
@@ -15,18 +18,6 @@ import { showCheck } from './check.js'
 import { trackMultipartUploads } from '../aws/multipart-tracker.js'
 import { terminalLogger } from './terminal.js'
 import type { DeployInputs, Mode } from '../common/types.js'
-
-/** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
-const EXIT_OK = 0
-const EXIT_FAILED = 1
-const EXIT_USAGE = 2
-
-export interface CliIo {
-  env: NodeJS.ProcessEnv
-  stdout: Pick<NodeJS.WriteStream, 'write'>
-  /** The log, and on a terminal (isTTY) the progress bar. */
-  stderr: NodeJS.WritableStream & { isTTY?: boolean }
-}
 
 const COMMANDS: Record<Mode | 'check', string> = {
   deploy: 'Publish files as a version: upload, copy known bytes, write the manifest, invalidate.',
@@ -67,6 +58,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         exitCode = await runCommand(name as Mode | 'check', flags, io)
       })
   }
+  addSetupCommand(program, io, (code) => (exitCode = code))
   try {
     await program.parseAsync(argv, { from: 'user' })
   } catch (err) {
@@ -77,64 +69,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     throw err
   }
   return exitCode
-}
-
-/** The flag(s) of one input: `--name <value>`, a list, or `--name` / `--no-name`. */
-function optionsFor(spec: InputSpec): Option[] {
-  const help = terminalHelp(spec.description)
-  switch (spec.kind) {
-    case 'boolean':
-      // `--verify`, `--no-verify`, or a value as the action takes it (`--verify false`).
-      return [
-        new Option(`--${spec.name} [boolean]`, `${help} (default: ${spec.default})`),
-        new Option(`--no-${spec.name}`).hideHelp()
-      ]
-    case 'lines':
-      return [new Option(`--${spec.name} <value...>`, help)]
-    case 'choice':
-      return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])]
-    case 'secret':
-      return [
-        new Option(
-          `--${spec.name} <value>`,
-          `${help} Better given as the environment variable ${secretVariable(spec.name)}, which keeps it out of process lists and shell history.`
-        )
-      ]
-    default: {
-      const option = new Option(`--${spec.name} <value>`, help)
-      return [spec.required ? option.makeOptionMandatory() : option]
-    }
-  }
-}
-
-/**
- * An input's help as a terminal shows it: the schema's Markdown is written for a workflow, so
- * modes become commands, the workspace the current directory, list inputs take several values,
- * workflow expressions go, and links show the page they point to (docs/ ships in the package).
- */
-export function terminalHelp(markdown: string): string {
-  return markdown
-    .replace(/ [^.]*\$\{\{ secrets\.[^.]*\./g, '')
-    .replace(/^`mode: (\w+)`/, 'The $1 command')
-    .replace(/`mode: (\w+)`/g, 'the $1 command')
-    .replace(/\bA line starting with\b/g, 'A pattern starting with')
-    .replace(/\bthe (action|step)\b/g, 'the command')
-    .replace(/\bworkspace\b/g, 'current directory')
-    .replace(/\bNewline-separated\b/g, 'One or more')
-    .replace(/\bnewline-separated\b/g, 'one or more')
-    .replace(/\[([^\]]+)\]\(([^)]+)\)/g, '$1 ($2)')
-    .replace(/`/g, '')
-}
-
-/** The environment variable a secret input is read from when its flag is not given. */
-const secretVariable = (name: string) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`
-const SECRETS = new Set(INPUT_SPECS.filter((s) => s.kind === 'secret').map((s) => s.name))
-
-/** What the action would read as the input: flags as text, lists one item a line. */
-function readFlag(flags: Record<string, unknown>, name: string, env: NodeJS.ProcessEnv): string {
-  const value = flags[name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]
-  if (value === undefined) return SECRETS.has(name) ? (env[secretVariable(name)] ?? '') : ''
-  return Array.isArray(value) ? value.join('\n') : String(value)
 }
 
 async function runCommand(
