@@ -12,8 +12,8 @@ import {
   UploadPartCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
+import { PREVIEW_TAG } from '../../src/common/constants.js'
 import {
-  PREVIEW_TAG,
   executeCleanup,
   planCleanup,
   previewTagging

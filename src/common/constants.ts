@@ -98,3 +98,6 @@ export const MAX_PARTS = 10_000
 /** S3 limits on keys and user metadata. */
 export const MAX_KEY_BYTES = 1024
 export const MAX_METADATA_BYTES = 2048
+
+/** The object tag of preview uploads, which setup's lifecycle rule expires. */
+export const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' } as const

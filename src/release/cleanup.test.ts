@@ -8,8 +8,8 @@ import {
   type GetObjectCommandOutput
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
+import { PREVIEW_TAG } from '../common/constants.js'
 import {
-  PREVIEW_TAG,
   executeCleanup,
   findAliasesOf,
   planCleanup,

@@ -5,7 +5,7 @@ import {
   type S3Client
 } from '@aws-sdk/client-s3'
 import { mapLimit } from '../common/concurrency.js'
-import { MANIFEST_FILE_NAME } from '../common/constants.js'
+import { MANIFEST_FILE_NAME, PREVIEW_TAG } from '../common/constants.js'
 import { DeployError, awsErrorCode, explainAwsError, httpStatusOf } from '../common/errors.js'
 import { toInvalidationPath } from '../cdn/invalidation.js'
 import { deleteKeys, listPrefix, type RefusedDelete } from '../aws/stored-objects.js'
@@ -18,9 +18,6 @@ import {
 } from '../aws/multipart-tracker.js'
 import { formatBytes } from '../common/progress.js'
 import type { Logger } from '../common/types.js'
-
-/** The object tag of preview uploads, which a lifecycle rule can expire (see the README). */
-export const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' } as const
 
 /**
  * The bytes read from a manifest to learn its `versionPrefix`: serializeManifest writes
