@@ -1,30 +1,39 @@
 /**
- * The unit tests of setup's steps: a SetupContext whose clients aws-sdk-client-mock answers, and
- * the changes a step recorded.
+ * The unit tests of setup's steps: a SetupContext whose clients aws-sdk-client-mock answers (a
+ * stub answers every client of its class), with the changes a step recorded and what it logged.
  */
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import { IAMClient } from '@aws-sdk/client-iam'
 import { S3Client } from '@aws-sdk/client-s3'
 import { STSClient } from '@aws-sdk/client-sts'
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock'
-import type { SetupChange, SetupClients, SetupContext } from '../src/setup/types.js'
+import type { SetupChange, SetupContext } from '../src/setup/types.js'
+import { silentLogger } from './logger.js'
 
-/** Stubs S3 (reset before each test); `context()` gives a fresh context and its recorded changes. */
-export function mockSetupS3() {
+/** A fresh context (a dry run when asked), the changes it was told of, and its logger. */
+export function setupContext(dryRun = false) {
+  const changes: SetupChange[] = []
+  const logger = silentLogger()
+  const region = 'us-east-1'
+  const ctx: SetupContext = {
+    clients: {
+      s3: new S3Client({ region }),
+      cloudfront: new CloudFrontClient({ region }),
+      iam: new IAMClient({ region }),
+      sts: new STSClient({ region })
+    },
+    dryRun,
+    logger,
+    change: (change) => void changes.push(change)
+  }
+  return { ctx, changes, logger }
+}
+
+/** Stubs S3, reset before each test. */
+export function mockSetupS3(): AwsClientStub<S3Client> {
   const s3Mock = mockClient(S3Client)
   beforeEach(() => s3Mock.reset())
-  const clients: SetupClients = {
-    s3: new S3Client({ region: 'us-east-1' }),
-    cloudfront: new CloudFrontClient({ region: 'us-east-1' }),
-    iam: new IAMClient({ region: 'us-east-1' }),
-    sts: new STSClient({ region: 'us-east-1' })
-  }
-  function context(dryRun = false): { ctx: SetupContext; changes: SetupChange[] } {
-    const changes: SetupChange[] = []
-    const logger = { info: () => undefined, warning: () => undefined, debug: () => undefined }
-    return { ctx: { clients, dryRun, logger, change: (c) => changes.push(c) }, changes }
-  }
-  return { s3Mock, clients, context }
+  return s3Mock
 }
 
 /** The names of the commands an S3 stub received, in order. */

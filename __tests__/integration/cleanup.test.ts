@@ -13,11 +13,7 @@ import {
   type S3Client
 } from '@aws-sdk/client-s3'
 import { PREVIEW_TAG } from '../../src/common/constants.js'
-import {
-  executeCleanup,
-  planCleanup,
-  previewTagging
-} from '../../src/release/cleanup.js'
+import { executeCleanup, planCleanup, previewTagging } from '../../src/release/cleanup.js'
 import { mapLimit } from '../../src/common/concurrency.js'
 import { DeployError } from '../../src/common/errors.js'
 import { serializeManifest } from '../../src/publish/manifest.js'

@@ -215,7 +215,7 @@ describe('setup from an empty account', () => {
     }
     expect(trust.Statement[0].Condition).toEqual({
       StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com' },
-      StringLike: { 'token.actions.githubusercontent.com:sub': 'repo:acme/resnet:*' }
+      StringLike: { 'token.actions.githubusercontent.com:sub': ['repo:acme/resnet:*'] }
     })
   })
 
@@ -242,7 +242,7 @@ describe('setup from an empty account', () => {
     })
     expectSuccess(r)
     expect(r.warnings).toEqual([])
-    expect(r.outputs['uploaded-count']).toBe('1')
+    expect(r.outputs.uploaded).toBe('1')
   }, 60_000)
 
   it('a second run changes nothing and creates no duplicate', async () => {

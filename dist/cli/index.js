@@ -10688,7 +10688,7 @@ __webpack_unused_export__ = CreateDistributionTenantCommand;
 __webpack_unused_export__ = CreateDistributionTenantRequest$;
 __webpack_unused_export__ = CreateDistributionTenantResult$;
 __webpack_unused_export__ = CreateDistributionWithTags$;
-__webpack_unused_export__ = CreateDistributionWithTagsCommand;
+exports.RB4 = CreateDistributionWithTagsCommand;
 __webpack_unused_export__ = CreateDistributionWithTagsRequest$;
 __webpack_unused_export__ = CreateDistributionWithTagsResult$;
 __webpack_unused_export__ = CreateFieldLevelEncryptionConfig$;
@@ -10712,7 +10712,7 @@ __webpack_unused_export__ = CreateInvalidationForDistributionTenantResult$;
 __webpack_unused_export__ = CreateInvalidationRequest$;
 __webpack_unused_export__ = CreateInvalidationResult$;
 __webpack_unused_export__ = CreateKeyGroup$;
-__webpack_unused_export__ = CreateKeyGroupCommand;
+exports.WQb = CreateKeyGroupCommand;
 __webpack_unused_export__ = CreateKeyGroupRequest$;
 __webpack_unused_export__ = CreateKeyGroupResult$;
 __webpack_unused_export__ = CreateKeyValueStore$;
@@ -10724,7 +10724,7 @@ __webpack_unused_export__ = CreateMonitoringSubscriptionCommand;
 __webpack_unused_export__ = CreateMonitoringSubscriptionRequest$;
 __webpack_unused_export__ = CreateMonitoringSubscriptionResult$;
 __webpack_unused_export__ = CreateOriginAccessControl$;
-__webpack_unused_export__ = CreateOriginAccessControlCommand;
+exports.RRV = CreateOriginAccessControlCommand;
 __webpack_unused_export__ = CreateOriginAccessControlRequest$;
 __webpack_unused_export__ = CreateOriginAccessControlResult$;
 __webpack_unused_export__ = CreateOriginRequestPolicy$;
@@ -10732,7 +10732,7 @@ __webpack_unused_export__ = CreateOriginRequestPolicyCommand;
 __webpack_unused_export__ = CreateOriginRequestPolicyRequest$;
 __webpack_unused_export__ = CreateOriginRequestPolicyResult$;
 __webpack_unused_export__ = CreatePublicKey$;
-__webpack_unused_export__ = CreatePublicKeyCommand;
+exports.c$N = CreatePublicKeyCommand;
 __webpack_unused_export__ = CreatePublicKeyRequest$;
 __webpack_unused_export__ = CreatePublicKeyResult$;
 __webpack_unused_export__ = CreateRealtimeLogConfig$;
@@ -11266,7 +11266,7 @@ __webpack_unused_export__ = ListDistributionsByWebACLId$;
 __webpack_unused_export__ = ListDistributionsByWebACLIdCommand;
 __webpack_unused_export__ = ListDistributionsByWebACLIdRequest$;
 __webpack_unused_export__ = ListDistributionsByWebACLIdResult$;
-__webpack_unused_export__ = ListDistributionsCommand;
+exports.jPJ = ListDistributionsCommand;
 __webpack_unused_export__ = ListDistributionsRequest$;
 __webpack_unused_export__ = ListDistributionsResult$;
 __webpack_unused_export__ = ListDomainConflicts$;
@@ -11302,7 +11302,7 @@ __webpack_unused_export__ = ListKeyValueStoresCommand;
 __webpack_unused_export__ = ListKeyValueStoresRequest$;
 __webpack_unused_export__ = ListKeyValueStoresResult$;
 __webpack_unused_export__ = ListOriginAccessControls$;
-__webpack_unused_export__ = ListOriginAccessControlsCommand;
+exports.Ouu = ListOriginAccessControlsCommand;
 __webpack_unused_export__ = ListOriginAccessControlsRequest$;
 __webpack_unused_export__ = ListOriginAccessControlsResult$;
 __webpack_unused_export__ = ListOriginRequestPolicies$;
@@ -11310,7 +11310,7 @@ __webpack_unused_export__ = ListOriginRequestPoliciesCommand;
 __webpack_unused_export__ = ListOriginRequestPoliciesRequest$;
 __webpack_unused_export__ = ListOriginRequestPoliciesResult$;
 __webpack_unused_export__ = ListPublicKeys$;
-__webpack_unused_export__ = ListPublicKeysCommand;
+exports.XRJ = ListPublicKeysCommand;
 __webpack_unused_export__ = ListPublicKeysRequest$;
 __webpack_unused_export__ = ListPublicKeysResult$;
 __webpack_unused_export__ = ListRealtimeLogConfigs$;
@@ -11326,7 +11326,7 @@ __webpack_unused_export__ = ListStreamingDistributionsCommand;
 __webpack_unused_export__ = ListStreamingDistributionsRequest$;
 __webpack_unused_export__ = ListStreamingDistributionsResult$;
 __webpack_unused_export__ = ListTagsForResource$;
-__webpack_unused_export__ = ListTagsForResourceCommand;
+exports.a_e = ListTagsForResourceCommand;
 __webpack_unused_export__ = ListTagsForResourceRequest$;
 __webpack_unused_export__ = ListTagsForResourceResult$;
 __webpack_unused_export__ = ListTrustStores$;
@@ -11523,7 +11523,7 @@ __webpack_unused_export__ = StringSchemaConfig$;
 __webpack_unused_export__ = Tag$;
 __webpack_unused_export__ = TagKeys$;
 __webpack_unused_export__ = TagResource$;
-__webpack_unused_export__ = TagResourceCommand;
+exports.eqU = TagResourceCommand;
 __webpack_unused_export__ = TagResourceRequest$;
 __webpack_unused_export__ = Tags$;
 __webpack_unused_export__ = TenantConfig$;
@@ -11683,7 +11683,7 @@ __webpack_unused_export__ = UpdateContinuousDeploymentPolicyCommand;
 __webpack_unused_export__ = UpdateContinuousDeploymentPolicyRequest$;
 __webpack_unused_export__ = UpdateContinuousDeploymentPolicyResult$;
 __webpack_unused_export__ = UpdateDistribution$;
-__webpack_unused_export__ = UpdateDistributionCommand;
+exports.ZJl = UpdateDistributionCommand;
 __webpack_unused_export__ = UpdateDistributionRequest$;
 __webpack_unused_export__ = UpdateDistributionResult$;
 __webpack_unused_export__ = UpdateDistributionTenant$;
@@ -11711,7 +11711,7 @@ __webpack_unused_export__ = UpdateFunctionCommand;
 __webpack_unused_export__ = UpdateFunctionRequest$;
 __webpack_unused_export__ = UpdateFunctionResult$;
 __webpack_unused_export__ = UpdateKeyGroup$;
-__webpack_unused_export__ = UpdateKeyGroupCommand;
+exports.D_L = UpdateKeyGroupCommand;
 __webpack_unused_export__ = UpdateKeyGroupRequest$;
 __webpack_unused_export__ = UpdateKeyGroupResult$;
 __webpack_unused_export__ = UpdateKeyValueStore$;
@@ -11719,7 +11719,7 @@ __webpack_unused_export__ = UpdateKeyValueStoreCommand;
 __webpack_unused_export__ = UpdateKeyValueStoreRequest$;
 __webpack_unused_export__ = UpdateKeyValueStoreResult$;
 __webpack_unused_export__ = UpdateOriginAccessControl$;
-__webpack_unused_export__ = UpdateOriginAccessControlCommand;
+exports.E48 = UpdateOriginAccessControlCommand;
 __webpack_unused_export__ = UpdateOriginAccessControlRequest$;
 __webpack_unused_export__ = UpdateOriginAccessControlResult$;
 __webpack_unused_export__ = UpdateOriginRequestPolicy$;
@@ -11793,6 +11793,6425 @@ __webpack_unused_export__ = waitUntilDistributionDeployed;
 __webpack_unused_export__ = waitUntilInvalidationCompleted;
 __webpack_unused_export__ = waitUntilInvalidationForDistributionTenantCompleted;
 __webpack_unused_export__ = waitUntilStreamingDistributionDeployed;
+
+
+/***/ }),
+
+/***/ 6764:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+var __webpack_unused_export__;
+const { awsEndpointFunctions, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion$1, createDefaultUserAgentProvider, getDefaultSocketTimeout, NODE_APP_ID_CONFIG_OPTIONS, getAwsRegionExtensionConfiguration, resolveAwsRegionExtensionConfiguration, resolveUserAgentConfig, resolveHostHeaderConfig, getUserAgentPlugin, getHostHeaderPlugin, getLoggerPlugin, getRecursionDetectionPlugin } = __nccwpck_require__(5152);
+const { getHttpAuthSchemeEndpointRuleSetPlugin, DefaultIdentityProviderConfig, getHttpSigningPlugin, createPaginator } = __nccwpck_require__(402);
+const { normalizeProvider, getSmithyContext, ServiceException, NoOpLogger, emitWarningIfUnsupportedVersion, loadConfigsForDefaultMode, getDefaultExtensionConfiguration, resolveDefaultRuntimeConfig, Client, makeBuilder, createWaiter, checkExceptions, WaiterState, createAggregatedClient } = __nccwpck_require__(2658);
+const { Command: $Command } = __nccwpck_require__(2658);
+__webpack_unused_export__ = $Command;
+__webpack_unused_export__ = Client;
+const { resolveDefaultsModeConfig, loadConfig, NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS, NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS, NODE_REGION_CONFIG_OPTIONS, NODE_REGION_CONFIG_FILE_OPTIONS, resolveRegionConfig } = __nccwpck_require__(7291);
+const { BinaryDecisionDiagram, EndpointCache, decideEndpoint, customEndpointFunctions, resolveEndpointConfig, getEndpointPlugin } = __nccwpck_require__(2085);
+const { parseUrl, getHttpHandlerExtensionConfiguration, resolveHttpHandlerRuntimeConfig, getContentLengthPlugin } = __nccwpck_require__(3422);
+const { DEFAULT_RETRY_MODE, NODE_RETRY_MODE_CONFIG_OPTIONS, NODE_MAX_ATTEMPT_CONFIG_OPTIONS, resolveRetryConfig, getRetryPlugin } = __nccwpck_require__(3609);
+const { TypeRegistry, getSchemaSerdePlugin } = __nccwpck_require__(6890);
+const { resolveAwsSdkSigV4Config, AwsSdkSigV4Signer, NODE_AUTH_SCHEME_PREFERENCE_OPTIONS } = __nccwpck_require__(7523);
+const { defaultProvider } = __nccwpck_require__(5861);
+const { toUtf8, fromUtf8, toBase64, fromBase64, calculateBodyLength } = __nccwpck_require__(2430);
+const { streamCollector, NodeHttpHandler } = __nccwpck_require__(1279);
+const { AwsQueryProtocol } = __nccwpck_require__(7288);
+const { Sha256 } = __nccwpck_require__(9542);
+
+const defaultIAMHttpAuthSchemeParametersProvider = async (config, context, input) => {
+    return {
+        operation: getSmithyContext(context).operation,
+        region: await normalizeProvider(config.region)() || (() => {
+            throw new Error("expected `region` to be configured for `aws.auth#sigv4`");
+        })(),
+    };
+};
+function createAwsAuthSigv4HttpAuthOption(authParameters) {
+    return {
+        schemeId: "aws.auth#sigv4",
+        signingProperties: {
+            name: "iam",
+            region: authParameters.region,
+        },
+        propertiesExtractor: (config, context) => ({
+            signingProperties: {
+                config,
+                context,
+            },
+        }),
+    };
+}
+const defaultIAMHttpAuthSchemeProvider = (authParameters) => {
+    const options = [];
+    switch (authParameters.operation) {
+        default: {
+            options.push(createAwsAuthSigv4HttpAuthOption(authParameters));
+        }
+    }
+    return options;
+};
+const resolveHttpAuthSchemeConfig = (config) => {
+    const config_0 = resolveAwsSdkSigV4Config(config);
+    return Object.assign(config_0, {
+        authSchemePreference: normalizeProvider(config.authSchemePreference ?? []),
+    });
+};
+
+const resolveClientEndpointParameters = (options) => {
+    return Object.assign(options, {
+        useDualstackEndpoint: options.useDualstackEndpoint ?? false,
+        useFipsEndpoint: options.useFipsEndpoint ?? false,
+        defaultSigningName: "iam",
+    });
+};
+const commonParams = {
+    UseFIPS: { type: "builtInParams", name: "useFipsEndpoint" },
+    Endpoint: { type: "builtInParams", name: "endpoint" },
+    Region: { type: "builtInParams", name: "region" },
+    UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
+};
+
+var version = "3.1177.0";
+var packageInfo = {
+	version: version};
+
+const v = "ref", w = "authSchemes", x = "name", y = "signingRegion";
+const a = -1, b = true, c = "isSet", d = "PartitionResult", e = "stringEquals", f = "booleanEquals", g = "getAttr", h = { [v]: "Endpoint" }, i = { "fn": g, "argv": [{ [v]: d }, "name"] }, j = { [v]: d }, k = { [w]: [{ [x]: "sigv4", [y]: "us-east-1" }] }, l = { [w]: [{ [x]: "sigv4", [y]: "cn-north-1" }] }, m = { [w]: [{ [x]: "sigv4", [y]: "us-gov-west-1" }] }, n = { [w]: [{ [x]: "sigv4", [y]: "us-iso-east-1" }] }, o = { [w]: [{ [x]: "sigv4", [y]: "us-isob-east-1" }] }, p = { [w]: [{ [x]: "sigv4", [y]: "eu-isoe-west-1" }] }, q = { [w]: [{ [x]: "sigv4", [y]: "us-isof-south-1" }] }, s = { [w]: [{ [x]: "sigv4", [y]: "eusc-de-east-1" }] }, t = { [w]: [{ [x]: "sigv4", [y]: "{PartitionResult#implicitGlobalRegion}" }] }, u = [{ [v]: "Region" }];
+const _data = {
+    conditions: [
+        [c, [h]],
+        [c, u],
+        ["aws.partition", u, d],
+        [e, [i, "aws"]],
+        [e, [i, "aws-cn"]],
+        [e, [i, "aws-us-gov"]],
+        [e, [i, "aws-iso"]],
+        [f, [{ [v]: "UseFIPS" }, b]],
+        [f, [{ [v]: "UseDualStack" }, b]],
+        [e, [i, "aws-iso-b"]],
+        [e, [i, "aws-iso-e"]],
+        [e, [i, "aws-iso-f"]],
+        [e, [i, "aws-eusc"]],
+        [f, [{ fn: g, argv: [j, "supportsDualStack"] }, b]],
+        [f, [{ fn: g, argv: [j, "supportsFIPS"] }, b]]
+    ],
+    results: [
+        [a],
+        [a, "Invalid Configuration: FIPS and custom endpoint are not supported"],
+        [a, "Invalid Configuration: Dualstack and custom endpoint are not supported"],
+        [h, {}],
+        ["https://iam.amazonaws.com", k],
+        ["https://iam-fips.amazonaws.com", k],
+        ["https://iam.global.api.aws", k],
+        ["https://iam-fips.global.api.aws", k],
+        ["https://iam.global.api.amazonwebservices.com.cn", l],
+        ["https://iam-fips.api.amazonwebservices.com.cn", l],
+        ["https://iam.cn-north-1.amazonaws.com.cn", l],
+        ["https://iam-fips.amazonaws.com.cn", l],
+        ["https://iam.us-gov.api.aws", m],
+        ["https://iam.us-gov.amazonaws.com", m],
+        ["https://iam.us-iso-east-1.c2s.ic.gov", n],
+        ["https://iam-fips.us-iso-east-1.c2s.ic.gov", n],
+        ["https://iam.api.aws.ic.gov", n],
+        ["https://iam-fips.api.aws.ic.gov", n],
+        ["https://iam.us-isob-east-1.sc2s.sgov.gov", o],
+        ["https://iam-fips.us-isob-east-1.sc2s.sgov.gov", o],
+        ["https://iam.api.aws.scloud", o],
+        ["https://iam-fips.api.aws.scloud", o],
+        ["https://iam.eu-isoe-west-1.cloud.adc-e.uk", p],
+        ["https://iam-fips.cloud.adc-e.uk", p],
+        ["https://iam.api.cloud-aws.adc-e.uk", p],
+        ["https://iam-fips.api.cloud-aws.adc-e.uk", p],
+        ["https://iam.us-isof-south-1.csp.hci.ic.gov", q],
+        ["https://iam-fips.csp.hci.ic.gov", q],
+        ["https://iam.api.aws.hci.ic.gov", q],
+        ["https://iam-fips.api.aws.hci.ic.gov", q],
+        ["https://iam.eusc-de-east-1.amazonaws.eu", s],
+        ["https://iam-fips.amazonaws.eu", s],
+        ["https://iam.global.api.amazonwebservices.eu", s],
+        ["https://iam-fips.api.amazonwebservices.eu", s],
+        ["https://iam-fips.{PartitionResult#implicitGlobalRegion}.{PartitionResult#dualStackDnsSuffix}", t],
+        [a, "FIPS and DualStack are enabled, but this partition does not support one or both"],
+        ["https://iam-fips.{PartitionResult#implicitGlobalRegion}.{PartitionResult#dnsSuffix}", t],
+        [a, "FIPS is enabled but this partition does not support FIPS"],
+        ["https://iam.{PartitionResult#implicitGlobalRegion}.{PartitionResult#dualStackDnsSuffix}", t],
+        [a, "DualStack is enabled but this partition does not support DualStack"],
+        ["https://iam.{PartitionResult#implicitGlobalRegion}.{PartitionResult#dnsSuffix}", t],
+        [a, "Invalid Configuration: Missing Region"]
+    ]
+};
+const root = 2;
+const r = 100_000_000;
+const nodes = new Int32Array([
+    -1, 1, -1,
+    0, 42, 3,
+    1, 4, r + 41,
+    2, 5, r + 41,
+    3, 39, 6,
+    4, 36, 7,
+    5, 35, 8,
+    6, 32, 9,
+    7, 20, 10,
+    8, 15, 11,
+    9, r + 18, 12,
+    10, r + 22, 13,
+    11, r + 26, 14,
+    12, r + 30, r + 40,
+    9, r + 20, 16,
+    10, r + 24, 17,
+    11, r + 28, 18,
+    12, r + 32, 19,
+    13, r + 38, r + 39,
+    8, 26, 21,
+    9, r + 19, 22,
+    10, r + 23, 23,
+    11, r + 27, 24,
+    12, r + 31, 25,
+    14, r + 36, r + 37,
+    9, r + 21, 27,
+    10, r + 25, 28,
+    11, r + 29, 29,
+    12, r + 33, 30,
+    13, 31, r + 35,
+    14, r + 34, r + 35,
+    7, 34, 33,
+    8, r + 16, r + 14,
+    8, r + 17, r + 15,
+    8, r + 12, r + 13,
+    7, 38, 37,
+    8, r + 8, r + 10,
+    8, r + 9, r + 11,
+    7, 41, 40,
+    8, r + 6, r + 4,
+    8, r + 7, r + 5,
+    7, r + 1, 43,
+    8, r + 2, r + 3,
+]);
+const bdd = BinaryDecisionDiagram.from(nodes, root, _data.conditions, _data.results);
+
+const cache = new EndpointCache({
+    size: 50,
+    params: ["Endpoint", "Region", "UseDualStack", "UseFIPS"],
+});
+const defaultEndpointResolver = (endpointParams, context = {}) => {
+    return cache.get(endpointParams, () => decideEndpoint(bdd, {
+        endpointParams: endpointParams,
+        logger: context.logger,
+    }));
+};
+customEndpointFunctions.aws = awsEndpointFunctions;
+
+class IAMServiceException extends ServiceException {
+    static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.iam#IAMServiceException";
+    constructor(options) {
+        super(options);
+        Object.setPrototypeOf(this, IAMServiceException.prototype);
+    }
+}
+
+class ConcurrentModificationException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#ConcurrentModificationException";
+    name = "ConcurrentModificationException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "ConcurrentModificationException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ConcurrentModificationException.prototype);
+    }
+}
+class NoSuchEntityException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#NoSuchEntityException";
+    name = "NoSuchEntityException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "NoSuchEntityException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, NoSuchEntityException.prototype);
+    }
+}
+class ServiceFailureException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#ServiceFailureException";
+    name = "ServiceFailureException";
+    $fault = "server";
+    constructor(opts) {
+        super({
+            name: "ServiceFailureException",
+            $fault: "server",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ServiceFailureException.prototype);
+    }
+}
+class AccountNotManagementOrDelegatedAdministratorException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#AccountNotManagementOrDelegatedAdministratorException";
+    name = "AccountNotManagementOrDelegatedAdministratorException";
+    $fault = "client";
+    Message;
+    constructor(opts) {
+        super({
+            name: "AccountNotManagementOrDelegatedAdministratorException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, AccountNotManagementOrDelegatedAdministratorException.prototype);
+        this.Message = opts.Message;
+    }
+}
+class EntityAlreadyExistsException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#EntityAlreadyExistsException";
+    name = "EntityAlreadyExistsException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "EntityAlreadyExistsException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, EntityAlreadyExistsException.prototype);
+    }
+}
+class InvalidInputException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#InvalidInputException";
+    name = "InvalidInputException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidInputException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidInputException.prototype);
+    }
+}
+class LimitExceededException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#LimitExceededException";
+    name = "LimitExceededException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "LimitExceededException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, LimitExceededException.prototype);
+    }
+}
+class MalformedPolicyDocumentException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#MalformedPolicyDocumentException";
+    name = "MalformedPolicyDocumentException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "MalformedPolicyDocumentException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, MalformedPolicyDocumentException.prototype);
+    }
+}
+class NameConflictException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#NameConflictException";
+    name = "NameConflictException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "NameConflictException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, NameConflictException.prototype);
+    }
+}
+class RoleModifiedException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#RoleModifiedException";
+    name = "RoleModifiedException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "RoleModifiedException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, RoleModifiedException.prototype);
+    }
+}
+class RoleTemplateDisabledException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#RoleTemplateDisabledException";
+    name = "RoleTemplateDisabledException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "RoleTemplateDisabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, RoleTemplateDisabledException.prototype);
+    }
+}
+class UnmodifiableEntityException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#UnmodifiableEntityException";
+    name = "UnmodifiableEntityException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "UnmodifiableEntityException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, UnmodifiableEntityException.prototype);
+    }
+}
+class PolicyNotAttachableException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#PolicyNotAttachableException";
+    name = "PolicyNotAttachableException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "PolicyNotAttachableException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, PolicyNotAttachableException.prototype);
+    }
+}
+class EntityTemporarilyUnmodifiableException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#EntityTemporarilyUnmodifiableException";
+    name = "EntityTemporarilyUnmodifiableException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "EntityTemporarilyUnmodifiableException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, EntityTemporarilyUnmodifiableException.prototype);
+    }
+}
+class InvalidUserTypeException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#InvalidUserTypeException";
+    name = "InvalidUserTypeException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidUserTypeException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidUserTypeException.prototype);
+    }
+}
+class PasswordPolicyViolationException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#PasswordPolicyViolationException";
+    name = "PasswordPolicyViolationException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "PasswordPolicyViolationException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, PasswordPolicyViolationException.prototype);
+    }
+}
+class OpenIdIdpCommunicationErrorException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#OpenIdIdpCommunicationErrorException";
+    name = "OpenIdIdpCommunicationErrorException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "OpenIdIdpCommunicationErrorException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, OpenIdIdpCommunicationErrorException.prototype);
+    }
+}
+class ServiceNotSupportedException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#ServiceNotSupportedException";
+    name = "ServiceNotSupportedException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "ServiceNotSupportedException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ServiceNotSupportedException.prototype);
+    }
+}
+class DeleteConflictException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#DeleteConflictException";
+    name = "DeleteConflictException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "DeleteConflictException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, DeleteConflictException.prototype);
+    }
+}
+class OrganizationNotFoundException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#OrganizationNotFoundException";
+    name = "OrganizationNotFoundException";
+    $fault = "client";
+    Message;
+    constructor(opts) {
+        super({
+            name: "OrganizationNotFoundException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, OrganizationNotFoundException.prototype);
+        this.Message = opts.Message;
+    }
+}
+class OrganizationNotInAllFeaturesModeException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#OrganizationNotInAllFeaturesModeException";
+    name = "OrganizationNotInAllFeaturesModeException";
+    $fault = "client";
+    Message;
+    constructor(opts) {
+        super({
+            name: "OrganizationNotInAllFeaturesModeException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, OrganizationNotInAllFeaturesModeException.prototype);
+        this.Message = opts.Message;
+    }
+}
+class ServiceAccessNotEnabledException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#ServiceAccessNotEnabledException";
+    name = "ServiceAccessNotEnabledException";
+    $fault = "client";
+    Message;
+    constructor(opts) {
+        super({
+            name: "ServiceAccessNotEnabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ServiceAccessNotEnabledException.prototype);
+        this.Message = opts.Message;
+    }
+}
+class FeatureDisabledException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#FeatureDisabledException";
+    name = "FeatureDisabledException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "FeatureDisabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, FeatureDisabledException.prototype);
+    }
+}
+class InvalidAuthenticationCodeException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#InvalidAuthenticationCodeException";
+    name = "InvalidAuthenticationCodeException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidAuthenticationCodeException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidAuthenticationCodeException.prototype);
+    }
+}
+class CallerIsNotManagementAccountException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#CallerIsNotManagementAccountException";
+    name = "CallerIsNotManagementAccountException";
+    $fault = "client";
+    Message;
+    constructor(opts) {
+        super({
+            name: "CallerIsNotManagementAccountException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, CallerIsNotManagementAccountException.prototype);
+        this.Message = opts.Message;
+    }
+}
+class FeatureEnabledException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#FeatureEnabledException";
+    name = "FeatureEnabledException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "FeatureEnabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, FeatureEnabledException.prototype);
+    }
+}
+class ReportGenerationLimitExceededException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#ReportGenerationLimitExceededException";
+    name = "ReportGenerationLimitExceededException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "ReportGenerationLimitExceededException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ReportGenerationLimitExceededException.prototype);
+    }
+}
+class CredentialReportExpiredException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#CredentialReportExpiredException";
+    name = "CredentialReportExpiredException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "CredentialReportExpiredException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, CredentialReportExpiredException.prototype);
+    }
+}
+class CredentialReportNotPresentException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#CredentialReportNotPresentException";
+    name = "CredentialReportNotPresentException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "CredentialReportNotPresentException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, CredentialReportNotPresentException.prototype);
+    }
+}
+class CredentialReportNotReadyException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#CredentialReportNotReadyException";
+    name = "CredentialReportNotReadyException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "CredentialReportNotReadyException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, CredentialReportNotReadyException.prototype);
+    }
+}
+class UnrecognizedPublicKeyEncodingException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#UnrecognizedPublicKeyEncodingException";
+    name = "UnrecognizedPublicKeyEncodingException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "UnrecognizedPublicKeyEncodingException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, UnrecognizedPublicKeyEncodingException.prototype);
+    }
+}
+class PolicyEvaluationException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#PolicyEvaluationException";
+    name = "PolicyEvaluationException";
+    $fault = "server";
+    constructor(opts) {
+        super({
+            name: "PolicyEvaluationException",
+            $fault: "server",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, PolicyEvaluationException.prototype);
+    }
+}
+class KeyPairMismatchException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#KeyPairMismatchException";
+    name = "KeyPairMismatchException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "KeyPairMismatchException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, KeyPairMismatchException.prototype);
+    }
+}
+class MalformedCertificateException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#MalformedCertificateException";
+    name = "MalformedCertificateException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "MalformedCertificateException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, MalformedCertificateException.prototype);
+    }
+}
+class DuplicateCertificateException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#DuplicateCertificateException";
+    name = "DuplicateCertificateException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "DuplicateCertificateException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, DuplicateCertificateException.prototype);
+    }
+}
+class InvalidCertificateException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#InvalidCertificateException";
+    name = "InvalidCertificateException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidCertificateException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidCertificateException.prototype);
+    }
+}
+class DuplicateSSHPublicKeyException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#DuplicateSSHPublicKeyException";
+    name = "DuplicateSSHPublicKeyException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "DuplicateSSHPublicKeyException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, DuplicateSSHPublicKeyException.prototype);
+    }
+}
+class InvalidPublicKeyException extends IAMServiceException {
+    static shapeId = "com.amazonaws.iam#InvalidPublicKeyException";
+    name = "InvalidPublicKeyException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidPublicKeyException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidPublicKeyException.prototype);
+    }
+}
+
+const _A = "Arn";
+const _AA = "AccountAlias";
+const _AAc = "AccountAliases";
+const _ABO = "AllowedByOrganizations";
+const _ABPB = "AllowedByPermissionsBoundary";
+const _AC = "AuthenticationCode1";
+const _ACIDTOIDCP = "AddClientIDToOpenIDConnectProvider";
+const _ACIDTOIDCPR = "AddClientIDToOpenIDConnectProviderRequest";
+const _ACt = "AttachmentCount";
+const _ACu = "AuthenticationCode2";
+const _AD = "AccessDetail";
+const _ADR = "AcceptDelegationRequest";
+const _ADRR = "AcceptDelegationRequestRequest";
+const _ADRRs = "AssociateDelegationRequestRequest";
+const _ADRs = "AssociateDelegationRequest";
+const _ADc = "AccessDetails";
+const _AEM = "AssertionEncryptionMode";
+const _AGP = "AttachGroupPolicy";
+const _AGPR = "AttachGroupPolicyRequest";
+const _AI = "ApproverId";
+const _AK = "AccessKey";
+const _AKI = "AccessKeyId";
+const _AKLU = "AccessKeyLastUsed";
+const _AKM = "AccessKeyMetadata";
+const _AMP = "AttachedManagedPolicies";
+const _AN = "AttachmentName";
+const _ANMODAE = "AccountNotManagementOrDelegatedAdministratorException";
+const _ANc = "ActionNames";
+const _ANct = "ActionName";
+const _AP = "AttachedPolicy";
+const _APB = "AttachedPermissionsBoundary";
+const _APK = "AddPrivateKey";
+const _APt = "AttachedPolicies";
+const _AR = "AcquireRole";
+const _ARP = "AttachRolePolicy";
+const _ARPD = "AssumeRolePolicyDocument";
+const _ARPDT = "AssumeRolePolicyDocumentTemplate";
+const _ARPR = "AttachRolePolicyRequest";
+const _ARR = "AcquireRoleRequest";
+const _ARRc = "AcquireRoleResponse";
+const _ARTIP = "AddRoleToInstanceProfile";
+const _ARTIPR = "AddRoleToInstanceProfileRequest";
+const _AS = "AssignmentStatus";
+const _AT = "AttachmentType";
+const _AU = "AllUsers";
+const _AUP = "AttachUserPolicy";
+const _AUPR = "AttachUserPolicyRequest";
+const _AUTCP = "AllowUsersToChangePassword";
+const _AUTG = "AddUserToGroup";
+const _AUTGR = "AddUserToGroupRequest";
+const _AWSSN = "AWSServiceName";
+const _BD = "BootstrapDatum";
+const _BSS = "Base32StringSeed";
+const _C = "Code";
+const _CA = "CallerArn";
+const _CAA = "CreateAccountAlias";
+const _CAAR = "CreateAccountAliasRequest";
+const _CAD = "CredentialAgeDays";
+const _CAK = "CreateAccessKey";
+const _CAKR = "CreateAccessKeyRequest";
+const _CAKRr = "CreateAccessKeyResponse";
+const _CB = "CertificateBody";
+const _CC = "CertificateChain";
+const _CD = "CreateDate";
+const _CDL = "ConsoleDeepLink";
+const _CDR = "CreateDelegationRequest";
+const _CDRR = "CreateDelegationRequestRequest";
+const _CDRRr = "CreateDelegationRequestResponse";
+const _CE = "ContextEntry";
+const _CELT = "ContextEntryListType";
+const _CEo = "ContextEntries";
+const _CG = "CreateGroup";
+const _CGR = "CreateGroupRequest";
+const _CGRr = "CreateGroupResponse";
+const _CI = "CertificateId";
+const _CID = "ClientID";
+const _CIDL = "ClientIDList";
+const _CINMAE = "CallerIsNotManagementAccountException";
+const _CIP = "CreateInstanceProfile";
+const _CIPR = "CreateInstanceProfileRequest";
+const _CIPRr = "CreateInstanceProfileResponse";
+const _CKN = "ContextKeyName";
+const _CKNo = "ContextKeyNames";
+const _CKT = "ContextKeyType";
+const _CKV = "ContextKeyValues";
+const _CLP = "CreateLoginProfile";
+const _CLPR = "CreateLoginProfileRequest";
+const _CLPRr = "CreateLoginProfileResponse";
+const _CME = "ConcurrentModificationException";
+const _COIDCP = "CreateOpenIDConnectProvider";
+const _COIDCPR = "CreateOpenIDConnectProviderRequest";
+const _COIDCPRr = "CreateOpenIDConnectProviderResponse";
+const _CP = "ContextProvider";
+const _CPKD = "ContextProviderKeyDefinition";
+const _CPR = "ChangePasswordRequest";
+const _CPRr = "CreatePolicyRequest";
+const _CPRre = "CreatePolicyResponse";
+const _CPV = "CreatePolicyVersion";
+const _CPVR = "CreatePolicyVersionRequest";
+const _CPVRr = "CreatePolicyVersionResponse";
+const _CPh = "ChangePassword";
+const _CPr = "CreatePolicy";
+const _CR = "CreateRole";
+const _CREE = "CredentialReportExpiredException";
+const _CRNPE = "CredentialReportNotPresentException";
+const _CRNRE = "CredentialReportNotReadyException";
+const _CRR = "CreateRoleRequest";
+const _CRRr = "CreateRoleResponse";
+const _CS = "CustomSuffix";
+const _CSAMLP = "CreateSAMLProvider";
+const _CSAMLPR = "CreateSAMLProviderRequest";
+const _CSAMLPRr = "CreateSAMLProviderResponse";
+const _CSLR = "CreateServiceLinkedRole";
+const _CSLRR = "CreateServiceLinkedRoleRequest";
+const _CSLRRr = "CreateServiceLinkedRoleResponse";
+const _CSSC = "CreateServiceSpecificCredential";
+const _CSSCR = "CreateServiceSpecificCredentialRequest";
+const _CSSCRr = "CreateServiceSpecificCredentialResponse";
+const _CT = "CreateTimestamp";
+const _CU = "CreateUser";
+const _CUR = "CreateUserRequest";
+const _CURr = "CreateUserResponse";
+const _CVMFAD = "CreateVirtualMFADevice";
+const _CVMFADR = "CreateVirtualMFADeviceRequest";
+const _CVMFADRr = "CreateVirtualMFADeviceResponse";
+const _Ce = "Certifications";
+const _Cer = "Certificates";
+const _Cert = "Certificate";
+const _Co = "Content";
+const _Col = "Column";
+const _D = "Description";
+const _DAA = "DeleteAccountAlias";
+const _DAAR = "DeleteAccountAliasRequest";
+const _DAK = "DeleteAccessKey";
+const _DAKR = "DeleteAccessKeyRequest";
+const _DAPP = "DeleteAccountPasswordPolicy";
+const _DCE = "DeleteConflictException";
+const _DCEu = "DuplicateCertificateException";
+const _DG = "DeleteGroup";
+const _DGP = "DeleteGroupPolicy";
+const _DGPR = "DeleteGroupPolicyRequest";
+const _DGPRe = "DetachGroupPolicyRequest";
+const _DGPe = "DetachGroupPolicy";
+const _DGR = "DeleteGroupRequest";
+const _DIP = "DeleteInstanceProfile";
+const _DIPR = "DeleteInstanceProfileRequest";
+const _DLP = "DeleteLoginProfile";
+const _DLPR = "DeleteLoginProfileRequest";
+const _DMFAD = "DeactivateMFADevice";
+const _DMFADR = "DeactivateMFADeviceRequest";
+const _DMV = "DefaultMinorVersion";
+const _DOIDCP = "DeleteOpenIDConnectProvider";
+const _DOIDCPR = "DeleteOpenIDConnectProviderRequest";
+const _DORCM = "DisableOrganizationsRootCredentialsManagement";
+const _DORCMR = "DisableOrganizationsRootCredentialsManagementRequest";
+const _DORCMRi = "DisableOrganizationsRootCredentialsManagementResponse";
+const _DORS = "DisableOrganizationsRootSessions";
+const _DORSR = "DisableOrganizationsRootSessionsRequest";
+const _DORSRi = "DisableOrganizationsRootSessionsResponse";
+const _DOWIF = "DisableOutboundWebIdentityFederation";
+const _DP = "DelegationPermission";
+const _DPC = "DelegationPermissionCheck";
+const _DPR = "DeletePolicyRequest";
+const _DPV = "DeletePolicyVersion";
+const _DPVR = "DeletePolicyVersionRequest";
+const _DPe = "DeletePolicy";
+const _DR = "DelegationRequest";
+const _DRI = "DelegationRequestId";
+const _DRP = "DeleteRolePolicy";
+const _DRPB = "DeleteRolePermissionsBoundary";
+const _DRPBR = "DeleteRolePermissionsBoundaryRequest";
+const _DRPR = "DeleteRolePolicyRequest";
+const _DRPRe = "DetachRolePolicyRequest";
+const _DRPe = "DetachRolePolicy";
+const _DRR = "DeleteRoleRequest";
+const _DRe = "DelegationRequests";
+const _DRel = "DeleteRole";
+const _DSAMLP = "DeleteSAMLProvider";
+const _DSAMLPR = "DeleteSAMLProviderRequest";
+const _DSC = "DeleteServerCertificate";
+const _DSCR = "DeleteServerCertificateRequest";
+const _DSCRe = "DeleteSigningCertificateRequest";
+const _DSCe = "DeleteSigningCertificate";
+const _DSLR = "DeleteServiceLinkedRole";
+const _DSLRR = "DeleteServiceLinkedRoleRequest";
+const _DSLRRe = "DeleteServiceLinkedRoleResponse";
+const _DSSC = "DeleteServiceSpecificCredential";
+const _DSSCR = "DeleteServiceSpecificCredentialRequest";
+const _DSSHPK = "DeleteSSHPublicKey";
+const _DSSHPKE = "DuplicateSSHPublicKeyException";
+const _DSSHPKR = "DeleteSSHPublicKeyRequest";
+const _DTFRT = "DeletionTaskFailureReasonType";
+const _DTI = "DeletionTaskId";
+const _DU = "DeleteUser";
+const _DUP = "DeleteUserPolicy";
+const _DUPB = "DeleteUserPermissionsBoundary";
+const _DUPBR = "DeleteUserPermissionsBoundaryRequest";
+const _DUPR = "DeleteUserPolicyRequest";
+const _DUPRe = "DetachUserPolicyRequest";
+const _DUPe = "DetachUserPolicy";
+const _DUR = "DeleteUserRequest";
+const _DV = "DefaultValue";
+const _DVI = "DefaultVersionId";
+const _DVMFAD = "DeleteVirtualMFADevice";
+const _DVMFADR = "DeleteVirtualMFADeviceRequest";
+const _Do = "Document";
+const _E = "Error";
+const _EA = "EntityArn";
+const _EAEE = "EntityAlreadyExistsException";
+const _EAN = "EvalActionName";
+const _ED = "EntityDetails";
+const _EDD = "EvalDecisionDetails";
+const _EDL = "EntityDetailsList";
+const _EDn = "EnableDate";
+const _EDr = "ErrorDetails";
+const _EDv = "EvalDecision";
+const _EDx = "ExpirationDate";
+const _EF = "EnabledFeatures";
+const _EFn = "EntityFilter";
+const _EI = "EntityInfo";
+const _EMFAD = "EnableMFADevice";
+const _EMFADR = "EnableMFADeviceRequest";
+const _EN = "EntityName";
+const _EORCM = "EnableOrganizationsRootCredentialsManagement";
+const _EORCMR = "EnableOrganizationsRootCredentialsManagementRequest";
+const _EORCMRn = "EnableOrganizationsRootCredentialsManagementResponse";
+const _EORS = "EnableOrganizationsRootSessions";
+const _EORSR = "EnableOrganizationsRootSessionsRequest";
+const _EORSRn = "EnableOrganizationsRootSessionsResponse";
+const _EOWIF = "EnableOutboundWebIdentityFederation";
+const _EOWIFR = "EnableOutboundWebIdentityFederationResponse";
+const _EP = "EntityPath";
+const _EPn = "EndPosition";
+const _EPx = "ExpirePasswords";
+const _ER = "EvaluationResult";
+const _ERD = "EvalResourceDecision";
+const _ERLT = "EvaluationResultsListType";
+const _ERN = "EvalResourceName";
+const _ERv = "EvaluationResults";
+const _ET = "ExpirationTime";
+const _ETUE = "EntityTemporarilyUnmodifiableException";
+const _ETn = "EntityType";
+const _En = "Encoding";
+const _Ena = "Enabled";
+const _Ex = "Expiration";
+const _F = "Filter";
+const _FDE = "FeatureDisabledException";
+const _FEE = "FeatureEnabledException";
+const _Fi = "Fingerprint";
+const _G = "Group";
+const _GAAD = "GetAccountAuthorizationDetails";
+const _GAADR = "GetAccountAuthorizationDetailsRequest";
+const _GAADRe = "GetAccountAuthorizationDetailsResponse";
+const _GAKLU = "GetAccessKeyLastUsed";
+const _GAKLUR = "GetAccessKeyLastUsedRequest";
+const _GAKLURe = "GetAccessKeyLastUsedResponse";
+const _GAP = "GetAccountProperties";
+const _GAPP = "GetAccountPasswordPolicy";
+const _GAPPR = "GetAccountPasswordPolicyResponse";
+const _GAPR = "GetAccountPropertiesRequest";
+const _GAPRe = "GetAccountPropertiesResponse";
+const _GAS = "GetAccountSummary";
+const _GASR = "GetAccountSummaryResponse";
+const _GCKFCP = "GetContextKeysForCustomPolicy";
+const _GCKFCPR = "GetContextKeysForCustomPolicyRequest";
+const _GCKFPP = "GetContextKeysForPrincipalPolicy";
+const _GCKFPPR = "GetContextKeysForPrincipalPolicyRequest";
+const _GCKFPR = "GetContextKeysForPolicyResponse";
+const _GCR = "GenerateCredentialReport";
+const _GCRR = "GenerateCredentialReportResponse";
+const _GCRRe = "GetCredentialReportResponse";
+const _GCRe = "GetCredentialReport";
+const _GD = "GroupDetail";
+const _GDL = "GroupDetailList";
+const _GDR = "GetDelegationRequest";
+const _GDRR = "GetDelegationRequestRequest";
+const _GDRRe = "GetDelegationRequestResponse";
+const _GETV = "GlobalEndpointTokenVersion";
+const _GG = "GetGroup";
+const _GGP = "GetGroupPolicy";
+const _GGPR = "GetGroupPolicyRequest";
+const _GGPRe = "GetGroupPolicyResponse";
+const _GGR = "GetGroupRequest";
+const _GGRe = "GetGroupResponse";
+const _GHRS = "GetHumanReadableSummary";
+const _GHRSR = "GetHumanReadableSummaryRequest";
+const _GHRSRe = "GetHumanReadableSummaryResponse";
+const _GI = "GroupId";
+const _GIP = "GetInstanceProfile";
+const _GIPR = "GetInstanceProfileRequest";
+const _GIPRe = "GetInstanceProfileResponse";
+const _GL = "GroupList";
+const _GLP = "GetLoginProfile";
+const _GLPR = "GetLoginProfileRequest";
+const _GLPRe = "GetLoginProfileResponse";
+const _GMFAD = "GetMFADevice";
+const _GMFADR = "GetMFADeviceRequest";
+const _GMFADRe = "GetMFADeviceResponse";
+const _GN = "GroupName";
+const _GOAR = "GenerateOrganizationsAccessReport";
+const _GOARR = "GenerateOrganizationsAccessReportRequest";
+const _GOARRe = "GenerateOrganizationsAccessReportResponse";
+const _GOARRet = "GetOrganizationsAccessReportRequest";
+const _GOARRetr = "GetOrganizationsAccessReportResponse";
+const _GOARe = "GetOrganizationsAccessReport";
+const _GOIDCP = "GetOpenIDConnectProvider";
+const _GOIDCPR = "GetOpenIDConnectProviderRequest";
+const _GOIDCPRe = "GetOpenIDConnectProviderResponse";
+const _GOWIFI = "GetOutboundWebIdentityFederationInfo";
+const _GOWIFIR = "GetOutboundWebIdentityFederationInfoResponse";
+const _GP = "GetPolicy";
+const _GPL = "GroupPolicyList";
+const _GPR = "GetPolicyRequest";
+const _GPRe = "GetPolicyResponse";
+const _GPV = "GetPolicyVersion";
+const _GPVR = "GetPolicyVersionRequest";
+const _GPVRe = "GetPolicyVersionResponse";
+const _GR = "GetRole";
+const _GRP = "GetRolePolicy";
+const _GRPR = "GetRolePolicyRequest";
+const _GRPRe = "GetRolePolicyResponse";
+const _GRR = "GetRoleRequest";
+const _GRRe = "GetRoleResponse";
+const _GRTV = "GetRoleTemplateVersion";
+const _GRTVR = "GetRoleTemplateVersionRequest";
+const _GRTVRe = "GetRoleTemplateVersionResponse";
+const _GSAMLP = "GetSAMLProvider";
+const _GSAMLPR = "GetSAMLProviderRequest";
+const _GSAMLPRe = "GetSAMLProviderResponse";
+const _GSC = "GetServerCertificate";
+const _GSCR = "GetServerCertificateRequest";
+const _GSCRe = "GetServerCertificateResponse";
+const _GSLAD = "GenerateServiceLastAccessedDetails";
+const _GSLADR = "GenerateServiceLastAccessedDetailsRequest";
+const _GSLADRe = "GenerateServiceLastAccessedDetailsResponse";
+const _GSLADRet = "GetServiceLastAccessedDetailsRequest";
+const _GSLADRete = "GetServiceLastAccessedDetailsResponse";
+const _GSLADWE = "GetServiceLastAccessedDetailsWithEntities";
+const _GSLADWER = "GetServiceLastAccessedDetailsWithEntitiesRequest";
+const _GSLADWERe = "GetServiceLastAccessedDetailsWithEntitiesResponse";
+const _GSLADe = "GetServiceLastAccessedDetails";
+const _GSLRDS = "GetServiceLinkedRoleDeletionStatus";
+const _GSLRDSR = "GetServiceLinkedRoleDeletionStatusRequest";
+const _GSLRDSRe = "GetServiceLinkedRoleDeletionStatusResponse";
+const _GSSHPK = "GetSSHPublicKey";
+const _GSSHPKR = "GetSSHPublicKeyRequest";
+const _GSSHPKRe = "GetSSHPublicKeyResponse";
+const _GT = "GeneratedTime";
+const _GU = "GetUser";
+const _GUP = "GetUserPolicy";
+const _GUPR = "GetUserPolicyRequest";
+const _GUPRe = "GetUserPolicyResponse";
+const _GUR = "GetUserRequest";
+const _GURe = "GetUserResponse";
+const _Gr = "Granularity";
+const _Gro = "Groups";
+const _HE = "HardExpiry";
+const _I = "Id";
+const _IA = "IsAttachable";
+const _IACE = "InvalidAuthenticationCodeException";
+const _ICE = "InvalidCertificateException";
+const _ICIA = "IdentityCenterInstanceArn";
+const _IDV = "IsDefaultVersion";
+const _II = "IssuerIdentifier";
+const _IIE = "InvalidInputException";
+const _IP = "InstanceProfile";
+const _IPI = "InstanceProfileId";
+const _IPIT = "InlinePolicyIdentifierType";
+const _IPIn = "InlinePolicyIdentifier";
+const _IPKE = "InvalidPublicKeyException";
+const _IPL = "InstanceProfileList";
+const _IPN = "InstanceProfileName";
+const _IPT = "InlinePolicyTemplates";
+const _IPn = "InlinePolicy";
+const _IPns = "InstanceProfiles";
+const _IR = "IsRequired";
+const _ISA = "IdentityStoreArn";
+const _IT = "IsTruncated";
+const _ITIPE = "IsTrustedIdentityPropagationEnabled";
+const _IURL = "IssuerURL";
+const _IUTE = "InvalidUserTypeException";
+const _Im = "Immutable";
+const _JCD = "JobCreationDate";
+const _JCDo = "JobCompletionDate";
+const _JI = "JobId";
+const _JS = "JobStatus";
+const _JT = "JobType";
+const _JVE = "JwtVendingEnabled";
+const _K = "Key";
+const _KDL = "KeyDefinitionList";
+const _KH = "KeyHashes";
+const _KI = "KeyId";
+const _KPME = "KeyPairMismatchException";
+const _L = "Locale";
+const _LA = "LastAuthenticated";
+const _LAA = "ListAccountAliases";
+const _LAAR = "ListAccountAliasesRequest";
+const _LAARi = "ListAccountAliasesResponse";
+const _LAE = "LastAuthenticatedEntity";
+const _LAEa = "LastAccessedEntity";
+const _LAGP = "ListAttachedGroupPolicies";
+const _LAGPR = "ListAttachedGroupPoliciesRequest";
+const _LAGPRi = "ListAttachedGroupPoliciesResponse";
+const _LAK = "ListAccessKeys";
+const _LAKR = "ListAccessKeysRequest";
+const _LAKRi = "ListAccessKeysResponse";
+const _LAR = "LastAuthenticatedRegion";
+const _LARP = "ListAttachedRolePolicies";
+const _LARPR = "ListAttachedRolePoliciesRequest";
+const _LARPRi = "ListAttachedRolePoliciesResponse";
+const _LARa = "LastAccessedRegion";
+const _LAT = "LastAuthenticatedTime";
+const _LATa = "LastAccessedTime";
+const _LAUP = "ListAttachedUserPolicies";
+const _LAUPR = "ListAttachedUserPoliciesRequest";
+const _LAUPRi = "ListAttachedUserPoliciesResponse";
+const _LDR = "ListDelegationRequests";
+const _LDRR = "ListDelegationRequestsRequest";
+const _LDRRi = "ListDelegationRequestsResponse";
+const _LEE = "LimitExceededException";
+const _LEFP = "ListEntitiesForPolicy";
+const _LEFPR = "ListEntitiesForPolicyRequest";
+const _LEFPRi = "ListEntitiesForPolicyResponse";
+const _LG = "ListGroups";
+const _LGFU = "ListGroupsForUser";
+const _LGFUR = "ListGroupsForUserRequest";
+const _LGFURi = "ListGroupsForUserResponse";
+const _LGP = "ListGroupPolicies";
+const _LGPR = "ListGroupPoliciesRequest";
+const _LGPRi = "ListGroupPoliciesResponse";
+const _LGR = "ListGroupsRequest";
+const _LGRi = "ListGroupsResponse";
+const _LIP = "ListInstanceProfiles";
+const _LIPFR = "ListInstanceProfilesForRole";
+const _LIPFRR = "ListInstanceProfilesForRoleRequest";
+const _LIPFRRi = "ListInstanceProfilesForRoleResponse";
+const _LIPR = "ListInstanceProfilesRequest";
+const _LIPRi = "ListInstanceProfilesResponse";
+const _LIPT = "ListInstanceProfileTags";
+const _LIPTR = "ListInstanceProfileTagsRequest";
+const _LIPTRi = "ListInstanceProfileTagsResponse";
+const _LMFAD = "ListMFADevices";
+const _LMFADR = "ListMFADevicesRequest";
+const _LMFADRi = "ListMFADevicesResponse";
+const _LMFADT = "ListMFADeviceTags";
+const _LMFADTR = "ListMFADeviceTagsRequest";
+const _LMFADTRi = "ListMFADeviceTagsResponse";
+const _LOF = "ListOrganizationsFeatures";
+const _LOFR = "ListOrganizationsFeaturesRequest";
+const _LOFRi = "ListOrganizationsFeaturesResponse";
+const _LOIDCP = "ListOpenIDConnectProviders";
+const _LOIDCPR = "ListOpenIDConnectProvidersRequest";
+const _LOIDCPRi = "ListOpenIDConnectProvidersResponse";
+const _LOIDCPT = "ListOpenIDConnectProviderTags";
+const _LOIDCPTR = "ListOpenIDConnectProviderTagsRequest";
+const _LOIDCPTRi = "ListOpenIDConnectProviderTagsResponse";
+const _LP = "LoginProfile";
+const _LPGSA = "ListPoliciesGrantingServiceAccess";
+const _LPGSAE = "ListPoliciesGrantingServiceAccessEntry";
+const _LPGSAR = "ListPoliciesGrantingServiceAccessRequest";
+const _LPGSARi = "ListPoliciesGrantingServiceAccessResponse";
+const _LPR = "ListPoliciesRequest";
+const _LPRi = "ListPoliciesResponse";
+const _LPT = "ListPolicyTags";
+const _LPTR = "ListPolicyTagsRequest";
+const _LPTRi = "ListPolicyTagsResponse";
+const _LPV = "ListPolicyVersions";
+const _LPVR = "ListPolicyVersionsRequest";
+const _LPVRi = "ListPolicyVersionsResponse";
+const _LPi = "ListPolicies";
+const _LR = "ListRoles";
+const _LRP = "ListRolePolicies";
+const _LRPR = "ListRolePoliciesRequest";
+const _LRPRi = "ListRolePoliciesResponse";
+const _LRR = "ListRolesRequest";
+const _LRRi = "ListRolesResponse";
+const _LRT = "ListRoleTags";
+const _LRTR = "ListRoleTagsRequest";
+const _LRTRi = "ListRoleTagsResponse";
+const _LSAMLP = "ListSAMLProviders";
+const _LSAMLPR = "ListSAMLProvidersRequest";
+const _LSAMLPRi = "ListSAMLProvidersResponse";
+const _LSAMLPT = "ListSAMLProviderTags";
+const _LSAMLPTR = "ListSAMLProviderTagsRequest";
+const _LSAMLPTRi = "ListSAMLProviderTagsResponse";
+const _LSC = "ListServerCertificates";
+const _LSCR = "ListServerCertificatesRequest";
+const _LSCRi = "ListServerCertificatesResponse";
+const _LSCRis = "ListSigningCertificatesRequest";
+const _LSCRist = "ListSigningCertificatesResponse";
+const _LSCT = "ListServerCertificateTags";
+const _LSCTR = "ListServerCertificateTagsRequest";
+const _LSCTRi = "ListServerCertificateTagsResponse";
+const _LSCi = "ListSigningCertificates";
+const _LSSC = "ListServiceSpecificCredentials";
+const _LSSCR = "ListServiceSpecificCredentialsRequest";
+const _LSSCRi = "ListServiceSpecificCredentialsResponse";
+const _LSSHPK = "ListSSHPublicKeys";
+const _LSSHPKR = "ListSSHPublicKeysRequest";
+const _LSSHPKRi = "ListSSHPublicKeysResponse";
+const _LU = "ListUsers";
+const _LUD = "LastUsedDate";
+const _LUP = "ListUserPolicies";
+const _LUPR = "ListUserPoliciesRequest";
+const _LUPRi = "ListUserPoliciesResponse";
+const _LUR = "ListUsersRequest";
+const _LURi = "ListUsersResponse";
+const _LUT = "ListUserTags";
+const _LUTR = "ListUserTagsRequest";
+const _LUTRi = "ListUserTagsResponse";
+const _LVMFAD = "ListVirtualMFADevices";
+const _LVMFADR = "ListVirtualMFADevicesRequest";
+const _LVMFADRi = "ListVirtualMFADevicesResponse";
+const _Li = "Line";
+const _M = "Message";
+const _MBT = "ManagedByType";
+const _MBV = "ManagedByValue";
+const _MCE = "MalformedCertificateException";
+const _MCV = "MissingContextValues";
+const _MFAD = "MFADevices";
+const _MFADe = "MFADevice";
+const _MI = "MaxItems";
+const _MPA = "MaxPasswordAge";
+const _MPAa = "ManagedPolicyArns";
+const _MPD = "ManagedPolicyDetail";
+const _MPDE = "MalformedPolicyDocumentException";
+const _MPDLT = "ManagedPolicyDetailListType";
+const _MPL = "MinimumPasswordLength";
+const _MS = "MatchedStatements";
+const _MSD = "MaxSessionDuration";
+const _MSSD = "MaxSigninSessionDuration";
+const _MV = "MinorVersion";
+const _MVa = "MajorVersion";
+const _Ma = "Marker";
+const _N = "Name";
+const _NC = "NotificationChannel";
+const _NCE = "NameConflictException";
+const _NGN = "NewGroupName";
+const _NOSA = "NumberOfServicesAccessible";
+const _NOSNA = "NumberOfServicesNotAccessed";
+const _NP = "NewPassword";
+const _NPe = "NewPath";
+const _NSCN = "NewServerCertificateName";
+const _NSEE = "NoSuchEntityException";
+const _NUN = "NewUserName";
+const _No = "Notes";
+const _OA = "OnlyAttached";
+const _OAI = "OwnerAccountId";
+const _ODD = "OrganizationsDecisionDetail";
+const _OI = "OwnerId";
+const _OIDCPA = "OpenIDConnectProviderArn";
+const _OIDCPL = "OpenIDConnectProviderList";
+const _OIDCPLE = "OpenIDConnectProviderListEntry";
+const _OIDCPLT = "OpenIDConnectProviderListType";
+const _OIICEE = "OpenIdIdpCommunicationErrorException";
+const _OIr = "OrganizationId";
+const _ONFE = "OrganizationNotFoundException";
+const _ONIAFME = "OrganizationNotInAllFeaturesModeException";
+const _OOPIL = "OrderedOrganizationPolicyInputList";
+const _OOPT = "OrderedOrganizationPolicyType";
+const _OP = "OldPassword";
+const _OPI = "OrganizationsPolicyId";
+const _OPLT = "OrganizationPolicyListType";
+const _OSBO = "OnlySendByOwner";
+const _P = "Permissions";
+const _PA = "PolicyArn";
+const _PAP = "PutAccountProperties";
+const _PAPR = "PutAccountPropertiesRequest";
+const _PAPRu = "PutAccountPropertiesResponse";
+const _PB = "PermissionsBoundary";
+const _PBA = "PermissionsBoundaryArn";
+const _PBAe = "PermissionBoundaryArn";
+const _PBDD = "PermissionsBoundaryDecisionDetail";
+const _PBPIL = "PermissionsBoundaryPolicyInputList";
+const _PBT = "PermissionsBoundaryType";
+const _PBUC = "PermissionsBoundaryUsageCount";
+const _PCR = "PermissionCheckResult";
+const _PCS = "PermissionCheckStatus";
+const _PD = "PolicyDocument";
+const _PDa = "ParameterDefinition";
+const _PDar = "ParametersDefinition";
+const _PDo = "PolicyDetail";
+const _PEE = "PolicyEvaluationException";
+const _PEL = "PolicyExclusionList";
+const _PELT = "PolicyExclusionsListType";
+const _PG = "PolicyGroups";
+const _PGLT = "PolicyGroupListType";
+const _PGP = "PutGroupPolicy";
+const _PGPR = "PutGroupPolicyRequest";
+const _PGSA = "PoliciesGrantingServiceAccess";
+const _PGSAo = "PolicyGrantingServiceAccess";
+const _PGo = "PolicyGroup";
+const _PI = "PolicyId";
+const _PIL = "PolicyInputList";
+const _PIo = "PolicyIdentifier";
+const _PK = "PrivateKey";
+const _PKL = "PrivateKeyList";
+const _PLU = "PasswordLastUsed";
+const _PN = "PolicyName";
+const _PNAE = "PolicyNotAttachableException";
+const _PNo = "PolicyNames";
+const _PP = "PermissionPolicy";
+const _PPVE = "PasswordPolicyViolationException";
+const _PPa = "PasswordPolicy";
+const _PPat = "PathPrefix";
+const _PPo = "PolicyParameter";
+const _PR = "PolicyRoles";
+const _PRLT = "PolicyRoleListType";
+const _PRP = "PasswordReusePrevention";
+const _PRPB = "PutRolePermissionsBoundary";
+const _PRPBR = "PutRolePermissionsBoundaryRequest";
+const _PRPR = "PutRolePolicyRequest";
+const _PRPu = "PutRolePolicy";
+const _PRR = "PasswordResetRequired";
+const _PRo = "PolicyRole";
+const _PSA = "PolicySourceArn";
+const _PT = "PolicyType";
+const _PTA = "PolicyTemplateArn";
+const _PU = "PolicyUsers";
+const _PUF = "PolicyUsageFilter";
+const _PULT = "PolicyUserListType";
+const _PUP = "PutUserPolicy";
+const _PUPB = "PutUserPermissionsBoundary";
+const _PUPBR = "PutUserPermissionsBoundaryRequest";
+const _PUPR = "PutUserPolicyRequest";
+const _PUo = "PolicyUser";
+const _PV = "PolicyVersion";
+const _PVL = "PolicyVersionList";
+const _Pa = "Path";
+const _Par = "Parameters";
+const _Pas = "Password";
+const _Po = "Policy";
+const _Pol = "Policies";
+const _Pos = "Position";
+const _Pr = "Properties";
+const _QRCPNG = "QRCodePNG";
+const _R = "Region";
+const _RA = "ResourceArns";
+const _RCIDFOIDCP = "RemoveClientIDFromOpenIDConnectProvider";
+const _RCIDFOIDCPR = "RemoveClientIDFromOpenIDConnectProviderRequest";
+const _RCP = "RemoveContextProvider";
+const _RD = "RoleDetail";
+const _RDL = "RoleDetailList";
+const _RDP = "RoleDescriptionPattern";
+const _RDR = "RejectDelegationRequest";
+const _RDRR = "RejectDelegationRequestRequest";
+const _RF = "ReportFormat";
+const _RGLEE = "ReportGenerationLimitExceededException";
+const _RHO = "ResourceHandlingOption";
+const _RI = "RequestorId";
+const _RICI = "RemoveIdentityCenterInstance";
+const _RIo = "RoleId";
+const _RLC = "RequireLowercaseCharacters";
+const _RLU = "RoleLastUsed";
+const _RM = "RequestMessage";
+const _RME = "RoleModifiedException";
+const _RMFAD = "ResyncMFADevice";
+const _RMFADR = "ResyncMFADeviceRequest";
+const _RMSSD = "ResetMaxSigninSessionDuration";
+const _RN = "RoleName";
+const _RNP = "RoleNamePattern";
+const _RNe = "RequestorName";
+const _RNeq = "RequireNumbers";
+const _RO = "ResourceOwner";
+const _RP = "ResourcePolicy";
+const _RPK = "RemovePrivateKey";
+const _RPL = "RolePolicyList";
+const _RPP = "RolePathPattern";
+const _RPRA = "RolePermissionRestrictionArns";
+const _RR = "RejectionReason";
+const _RRFIP = "RemoveRoleFromInstanceProfile";
+const _RRFIPR = "RemoveRoleFromInstanceProfileRequest";
+const _RS = "RequireSymbols";
+const _RSR = "ResourceSpecificResults";
+const _RSRLT = "ResourceSpecificResultListType";
+const _RSRe = "ResourceSpecificResult";
+const _RSSC = "ResetServiceSpecificCredential";
+const _RSSCR = "ResetServiceSpecificCredentialRequest";
+const _RSSCRe = "ResetServiceSpecificCredentialResponse";
+const _RTDE = "RoleTemplateDisabledException";
+const _RTT = "RoleTagsTemplate";
+const _RTV = "RoleTemplateVersion";
+const _RU = "RedirectUrl";
+const _RUC = "RequireUppercaseCharacters";
+const _RUFG = "RemoveUserFromGroup";
+const _RUFGR = "RemoveUserFromGroupRequest";
+const _RUL = "RoleUsageList";
+const _RULT = "RoleUsageListType";
+const _RUT = "RoleUsageType";
+const _RV = "ReplacementValues";
+const _RVE = "ReplacementValueEntry";
+const _RWI = "RequestorWorkflowId";
+const _Re = "Reason";
+const _Res = "Resources";
+const _Ro = "Role";
+const _Rol = "Roles";
+const _S = "Status";
+const _SAD = "SetAsDefault";
+const _SAK = "SecretAccessKey";
+const _SAMLKH = "SAMLKeyHashes";
+const _SAMLKHE = "SAMLKeyHashEntry";
+const _SAMLKHLT = "SAMLKeyHashListType";
+const _SAMLMD = "SAMLMetadataDocument";
+const _SAMLPA = "SAMLProviderArn";
+const _SAMLPK = "SAMLPrivateKey";
+const _SAMLPL = "SAMLProviderList";
+const _SAMLPLE = "SAMLProviderListEntry";
+const _SAMLPLT = "SAMLProviderListType";
+const _SAMLPUUID = "SAMLProviderUUID";
+const _SANEE = "ServiceAccessNotEnabledException";
+const _SC = "SummaryContent";
+const _SCA = "ServiceCredentialAlias";
+const _SCI = "ServerCertificateId";
+const _SCM = "ServerCertificateMetadata";
+const _SCML = "ServerCertificateMetadataList";
+const _SCN = "ServerCertificateName";
+const _SCP = "SimulateCustomPolicy";
+const _SCPIL = "ServiceControlPolicyInputList";
+const _SCPR = "SimulateCustomPolicyRequest";
+const _SCS = "ServiceCredentialSecret";
+const _SCe = "ServerCertificate";
+const _SCi = "SigningCertificate";
+const _SD = "SessionDuration";
+const _SDPV = "SetDefaultPolicyVersion";
+const _SDPVR = "SetDefaultPolicyVersionRequest";
+const _SDT = "SendDelegationToken";
+const _SDTR = "SendDelegationTokenRequest";
+const _SFE = "ServiceFailureException";
+const _SK = "SourceKey";
+const _SKo = "SortKey";
+const _SLA = "ServicesLastAccessed";
+const _SLAe = "ServiceLastAccessed";
+const _SLT = "StatementListType";
+const _SM = "SummaryMap";
+const _SN = "ServiceName";
+const _SNSE = "ServiceNotSupportedException";
+const _SNe = "ServiceNamespace";
+const _SNer = "SerialNumber";
+const _SNerv = "ServiceNamespaces";
+const _SP = "ServicePassword";
+const _SPI = "SourcePolicyId";
+const _SPP = "SimulatePrincipalPolicy";
+const _SPPR = "SimulatePrincipalPolicyRequest";
+const _SPR = "SimulatePolicyResponse";
+const _SPT = "SourcePolicyType";
+const _SPt = "StartPosition";
+const _SRT = "SourceRoleTemplate";
+const _SS = "SummaryState";
+const _SSC = "ServiceSpecificCredential";
+const _SSCI = "ServiceSpecificCredentialId";
+const _SSCLT = "ServiceSpecificCredentialsListType";
+const _SSCM = "ServiceSpecificCredentialMetadata";
+const _SSCe = "ServiceSpecificCredentials";
+const _SSHPK = "SSHPublicKey";
+const _SSHPKB = "SSHPublicKeyBody";
+const _SSHPKI = "SSHPublicKeyId";
+const _SSHPKLT = "SSHPublicKeyListType";
+const _SSHPKM = "SSHPublicKeyMetadata";
+const _SSHPKu = "SSHPublicKeys";
+const _SSK = "SubjectSourceKey";
+const _SSTSP = "SetSecurityTokenServicePreferences";
+const _SSTSPR = "SetSecurityTokenServicePreferencesRequest";
+const _ST = "SubType";
+const _STSK = "SubjectTypeSourceKey";
+const _STV = "SubjectTypeValue";
+const _SUN = "ServiceUserName";
+const _Sc = "Scope";
+const _St = "State";
+const _Sta = "Statement";
+const _T = "Tags";
+const _TA = "TemplateArn";
+const _TAE = "TotalAuthenticatedEntities";
+const _TALA = "TrackedActionsLastAccessed";
+const _TALAr = "TrackedActionLastAccessed";
+const _TIP = "TagInstanceProfile";
+const _TIPR = "TagInstanceProfileRequest";
+const _TK = "TargetKey";
+const _TKa = "TagKeys";
+const _TL = "ThumbprintList";
+const _TMFAD = "TagMFADevice";
+const _TMFADR = "TagMFADeviceRequest";
+const _TMV = "TemplateMinorVersion";
+const _TN = "TemplateName";
+const _TOIDCP = "TagOpenIDConnectProvider";
+const _TOIDCPR = "TagOpenIDConnectProviderRequest";
+const _TP = "TagPolicy";
+const _TPR = "TagPolicyRequest";
+const _TR = "TagRole";
+const _TRR = "TagRoleRequest";
+const _TSAMLP = "TagSAMLProvider";
+const _TSAMLPR = "TagSAMLProviderRequest";
+const _TSC = "TagServerCertificate";
+const _TSCR = "TagServerCertificateRequest";
+const _TT = "TagTemplate";
+const _TU = "TagUser";
+const _TUR = "TagUserRequest";
+const _TVI = "TemplateVersionId";
+const _Ta = "Tag";
+const _Ti = "Timestamp";
+const _Ty = "Type";
+const _U = "Url";
+const _UAK = "UpdateAccessKey";
+const _UAKR = "UpdateAccessKeyRequest";
+const _UAPP = "UpdateAccountPasswordPolicy";
+const _UAPPR = "UpdateAccountPasswordPolicyRequest";
+const _UARP = "UpdateAssumeRolePolicy";
+const _UARPR = "UpdateAssumeRolePolicyRequest";
+const _UD = "UpdateDate";
+const _UDL = "UserDetailList";
+const _UDR = "UpdateDelegationRequest";
+const _UDRR = "UpdateDelegationRequestRequest";
+const _UDp = "UploadDate";
+const _UDs = "UserDetail";
+const _UEE = "UnmodifiableEntityException";
+const _UG = "UpdateGroup";
+const _UGR = "UpdateGroupRequest";
+const _UI = "UserId";
+const _UIP = "UntagInstanceProfile";
+const _UIPR = "UntagInstanceProfileRequest";
+const _ULP = "UpdateLoginProfile";
+const _ULPR = "UpdateLoginProfileRequest";
+const _UMFAD = "UntagMFADevice";
+const _UMFADR = "UntagMFADeviceRequest";
+const _UN = "UserName";
+const _UOIDCP = "UntagOpenIDConnectProvider";
+const _UOIDCPR = "UntagOpenIDConnectProviderRequest";
+const _UOIDCPRp = "UpdateOpenIDConnectProviderRequest";
+const _UOIDCPT = "UpdateOpenIDConnectProviderThumbprint";
+const _UOIDCPTR = "UpdateOpenIDConnectProviderThumbprintRequest";
+const _UOIDCPp = "UpdateOpenIDConnectProvider";
+const _UP = "UntagPolicy";
+const _UPKEE = "UnrecognizedPublicKeyEncodingException";
+const _UPL = "UserPolicyList";
+const _UPR = "UntagPolicyRequest";
+const _UR = "UntagRole";
+const _URD = "UpdateRoleDescription";
+const _URDR = "UpdateRoleDescriptionRequest";
+const _URDRp = "UpdateRoleDescriptionResponse";
+const _URR = "UntagRoleRequest";
+const _URRp = "UpdateRoleRequest";
+const _URRpd = "UpdateRoleResponse";
+const _URp = "UpdateRole";
+const _USAMLP = "UntagSAMLProvider";
+const _USAMLPR = "UntagSAMLProviderRequest";
+const _USAMLPRp = "UpdateSAMLProviderRequest";
+const _USAMLPRpd = "UpdateSAMLProviderResponse";
+const _USAMLPp = "UpdateSAMLProvider";
+const _USC = "UntagServerCertificate";
+const _USCR = "UntagServerCertificateRequest";
+const _USCRp = "UpdateServerCertificateRequest";
+const _USCRpd = "UpdateSigningCertificateRequest";
+const _USCRpl = "UploadServerCertificateRequest";
+const _USCRplo = "UploadServerCertificateResponse";
+const _USCRploa = "UploadSigningCertificateRequest";
+const _USCRpload = "UploadSigningCertificateResponse";
+const _USCp = "UpdateServerCertificate";
+const _USCpd = "UpdateSigningCertificate";
+const _USCpl = "UploadServerCertificate";
+const _USCplo = "UploadSigningCertificate";
+const _USSC = "UpdateServiceSpecificCredential";
+const _USSCR = "UpdateServiceSpecificCredentialRequest";
+const _USSHPK = "UpdateSSHPublicKey";
+const _USSHPKR = "UpdateSSHPublicKeyRequest";
+const _USSHPKRp = "UploadSSHPublicKeyRequest";
+const _USSHPKRpl = "UploadSSHPublicKeyResponse";
+const _USSHPKp = "UploadSSHPublicKey";
+const _UT = "UpdatedTime";
+const _UTp = "UpdateTimestamp";
+const _UU = "UntagUser";
+const _UUR = "UntagUserRequest";
+const _UURp = "UpdateUserRequest";
+const _UUp = "UpdateUser";
+const _Us = "User";
+const _Use = "Users";
+const _V = "Versions";
+const _VE = "VersionEnabled";
+const _VI = "VersionId";
+const _VMFAD = "VirtualMFADevice";
+const _VMFADN = "VirtualMFADeviceName";
+const _VMFADi = "VirtualMFADevices";
+const _VU = "ValidUntil";
+const _Va = "Values";
+const _Val = "Value";
+const _aKMLT = "accessKeyMetadataListType";
+const _aKST = "accessKeySecretType";
+const _aPLT = "attachedPoliciesListType";
+const _aQE = "awsQueryError";
+const _c = "client";
+const _cLT = "certificateListType";
+const _dRLT = "delegationRequestsListType";
+const _e = "error";
+const _eDLT = "entityDetailsListType";
+const _gDLT = "groupDetailListType";
+const _gLT = "groupListType";
+const _hE = "httpError";
+const _iPLT = "instanceProfileListType";
+const _iPTLT = "inlinePolicyTemplateListType";
+const _iT = "isTruncated";
+const _kDLT = "keyDefinitionListType";
+const _lPGSARLT = "listPolicyGrantingServiceAccessResponseListType";
+const _m = "message";
+const _mDLT = "mfaDeviceListType";
+const _mSRVE = "mapStringReplacementValueEntry";
+const _pDLT = "parametersDefinitionListType";
+const _pDLTo = "policyDetailListType";
+const _pDVLT = "policyDocumentVersionListType";
+const _pGSALT = "policyGrantingServiceAccessListType";
+const _pKL = "privateKeyList";
+const _pKT = "privateKeyType";
+const _pLT = "policyListType";
+const _pPLT = "policyParameterListType";
+const _pT = "passwordType";
+const _rDLT = "roleDetailListType";
+const _rLT = "roleListType";
+const _s = "smithy.ts.sdk.synthetic.com.amazonaws.iam";
+const _sCMLT = "serverCertificateMetadataListType";
+const _sCS = "serviceCredentialSecret";
+const _sP = "servicePassword";
+const _se = "server";
+const _tLT = "tagListType";
+const _tTLT = "tagTemplateListType";
+const _uDLT = "userDetailListType";
+const _uLT = "userListType";
+const _vMFADLT = "virtualMFADeviceListType";
+const n0 = "com.amazonaws.iam";
+const _s_registry = new TypeRegistry(_s);
+var IAMServiceException$ = [-3, _s, "IAMServiceException", 0, [], []];
+_s_registry.registerError(IAMServiceException$, IAMServiceException);
+const n0_registry = new TypeRegistry(n0);
+var AccountNotManagementOrDelegatedAdministratorException$ = [-3, n0, _ANMODAE,
+    { [_e]: _c, [_hE]: 400 },
+    [_M],
+    [0]
+];
+n0_registry.registerError(AccountNotManagementOrDelegatedAdministratorException$, AccountNotManagementOrDelegatedAdministratorException);
+var CallerIsNotManagementAccountException$ = [-3, n0, _CINMAE,
+    { [_e]: _c, [_hE]: 400 },
+    [_M],
+    [0]
+];
+n0_registry.registerError(CallerIsNotManagementAccountException$, CallerIsNotManagementAccountException);
+var ConcurrentModificationException$ = [-3, n0, _CME,
+    { [_aQE]: [`ConcurrentModification`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ConcurrentModificationException$, ConcurrentModificationException);
+var CredentialReportExpiredException$ = [-3, n0, _CREE,
+    { [_aQE]: [`ReportExpired`, 410], [_e]: _c, [_hE]: 410 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(CredentialReportExpiredException$, CredentialReportExpiredException);
+var CredentialReportNotPresentException$ = [-3, n0, _CRNPE,
+    { [_aQE]: [`ReportNotPresent`, 410], [_e]: _c, [_hE]: 410 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(CredentialReportNotPresentException$, CredentialReportNotPresentException);
+var CredentialReportNotReadyException$ = [-3, n0, _CRNRE,
+    { [_aQE]: [`ReportInProgress`, 404], [_e]: _c, [_hE]: 404 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(CredentialReportNotReadyException$, CredentialReportNotReadyException);
+var DeleteConflictException$ = [-3, n0, _DCE,
+    { [_aQE]: [`DeleteConflict`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(DeleteConflictException$, DeleteConflictException);
+var DuplicateCertificateException$ = [-3, n0, _DCEu,
+    { [_aQE]: [`DuplicateCertificate`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(DuplicateCertificateException$, DuplicateCertificateException);
+var DuplicateSSHPublicKeyException$ = [-3, n0, _DSSHPKE,
+    { [_aQE]: [`DuplicateSSHPublicKey`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(DuplicateSSHPublicKeyException$, DuplicateSSHPublicKeyException);
+var EntityAlreadyExistsException$ = [-3, n0, _EAEE,
+    { [_aQE]: [`EntityAlreadyExists`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(EntityAlreadyExistsException$, EntityAlreadyExistsException);
+var EntityTemporarilyUnmodifiableException$ = [-3, n0, _ETUE,
+    { [_aQE]: [`EntityTemporarilyUnmodifiable`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(EntityTemporarilyUnmodifiableException$, EntityTemporarilyUnmodifiableException);
+var FeatureDisabledException$ = [-3, n0, _FDE,
+    { [_aQE]: [`FeatureDisabled`, 404], [_e]: _c, [_hE]: 404 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(FeatureDisabledException$, FeatureDisabledException);
+var FeatureEnabledException$ = [-3, n0, _FEE,
+    { [_aQE]: [`FeatureEnabled`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(FeatureEnabledException$, FeatureEnabledException);
+var InvalidAuthenticationCodeException$ = [-3, n0, _IACE,
+    { [_aQE]: [`InvalidAuthenticationCode`, 403], [_e]: _c, [_hE]: 403 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidAuthenticationCodeException$, InvalidAuthenticationCodeException);
+var InvalidCertificateException$ = [-3, n0, _ICE,
+    { [_aQE]: [`InvalidCertificate`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidCertificateException$, InvalidCertificateException);
+var InvalidInputException$ = [-3, n0, _IIE,
+    { [_aQE]: [`InvalidInput`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidInputException$, InvalidInputException);
+var InvalidPublicKeyException$ = [-3, n0, _IPKE,
+    { [_aQE]: [`InvalidPublicKey`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidPublicKeyException$, InvalidPublicKeyException);
+var InvalidUserTypeException$ = [-3, n0, _IUTE,
+    { [_aQE]: [`InvalidUserType`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidUserTypeException$, InvalidUserTypeException);
+var KeyPairMismatchException$ = [-3, n0, _KPME,
+    { [_aQE]: [`KeyPairMismatch`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(KeyPairMismatchException$, KeyPairMismatchException);
+var LimitExceededException$ = [-3, n0, _LEE,
+    { [_aQE]: [`LimitExceeded`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(LimitExceededException$, LimitExceededException);
+var MalformedCertificateException$ = [-3, n0, _MCE,
+    { [_aQE]: [`MalformedCertificate`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(MalformedCertificateException$, MalformedCertificateException);
+var MalformedPolicyDocumentException$ = [-3, n0, _MPDE,
+    { [_aQE]: [`MalformedPolicyDocument`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(MalformedPolicyDocumentException$, MalformedPolicyDocumentException);
+var NameConflictException$ = [-3, n0, _NCE,
+    { [_aQE]: [`NameConflict`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(NameConflictException$, NameConflictException);
+var NoSuchEntityException$ = [-3, n0, _NSEE,
+    { [_aQE]: [`NoSuchEntity`, 404], [_e]: _c, [_hE]: 404 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(NoSuchEntityException$, NoSuchEntityException);
+var OpenIdIdpCommunicationErrorException$ = [-3, n0, _OIICEE,
+    { [_aQE]: [`OpenIdIdpCommunicationError`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(OpenIdIdpCommunicationErrorException$, OpenIdIdpCommunicationErrorException);
+var OrganizationNotFoundException$ = [-3, n0, _ONFE,
+    { [_e]: _c, [_hE]: 400 },
+    [_M],
+    [0]
+];
+n0_registry.registerError(OrganizationNotFoundException$, OrganizationNotFoundException);
+var OrganizationNotInAllFeaturesModeException$ = [-3, n0, _ONIAFME,
+    { [_e]: _c, [_hE]: 400 },
+    [_M],
+    [0]
+];
+n0_registry.registerError(OrganizationNotInAllFeaturesModeException$, OrganizationNotInAllFeaturesModeException);
+var PasswordPolicyViolationException$ = [-3, n0, _PPVE,
+    { [_aQE]: [`PasswordPolicyViolation`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(PasswordPolicyViolationException$, PasswordPolicyViolationException);
+var PolicyEvaluationException$ = [-3, n0, _PEE,
+    { [_aQE]: [`PolicyEvaluation`, 500], [_e]: _se, [_hE]: 500 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(PolicyEvaluationException$, PolicyEvaluationException);
+var PolicyNotAttachableException$ = [-3, n0, _PNAE,
+    { [_aQE]: [`PolicyNotAttachable`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(PolicyNotAttachableException$, PolicyNotAttachableException);
+var ReportGenerationLimitExceededException$ = [-3, n0, _RGLEE,
+    { [_aQE]: [`ReportGenerationLimitExceeded`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ReportGenerationLimitExceededException$, ReportGenerationLimitExceededException);
+var RoleModifiedException$ = [-3, n0, _RME,
+    { [_aQE]: [`RoleModified`, 409], [_e]: _c, [_hE]: 409 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(RoleModifiedException$, RoleModifiedException);
+var RoleTemplateDisabledException$ = [-3, n0, _RTDE,
+    { [_aQE]: [`RoleTemplateDisabled`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(RoleTemplateDisabledException$, RoleTemplateDisabledException);
+var ServiceAccessNotEnabledException$ = [-3, n0, _SANEE,
+    { [_e]: _c, [_hE]: 400 },
+    [_M],
+    [0]
+];
+n0_registry.registerError(ServiceAccessNotEnabledException$, ServiceAccessNotEnabledException);
+var ServiceFailureException$ = [-3, n0, _SFE,
+    { [_aQE]: [`ServiceFailure`, 500], [_e]: _se, [_hE]: 500 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ServiceFailureException$, ServiceFailureException);
+var ServiceNotSupportedException$ = [-3, n0, _SNSE,
+    { [_aQE]: [`NotSupportedService`, 404], [_e]: _c, [_hE]: 404 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ServiceNotSupportedException$, ServiceNotSupportedException);
+var UnmodifiableEntityException$ = [-3, n0, _UEE,
+    { [_aQE]: [`UnmodifiableEntity`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(UnmodifiableEntityException$, UnmodifiableEntityException);
+var UnrecognizedPublicKeyEncodingException$ = [-3, n0, _UPKEE,
+    { [_aQE]: [`UnrecognizedPublicKeyEncoding`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(UnrecognizedPublicKeyEncodingException$, UnrecognizedPublicKeyEncodingException);
+const errorTypeRegistries = [
+    _s_registry,
+    n0_registry,
+];
+var accessKeySecretType = [0, n0, _aKST, 8, 0];
+var BootstrapDatum = [0, n0, _BD, 8, 21];
+var passwordType = [0, n0, _pT, 8, 0];
+var privateKeyType = [0, n0, _pKT, 8, 0];
+var serviceCredentialSecret = [0, n0, _sCS, 8, 0];
+var servicePassword = [0, n0, _sP, 8, 0];
+var AcceptDelegationRequestRequest$ = [3, n0, _ADRR,
+    0,
+    [_DRI],
+    [0], 1
+];
+var AccessDetail$ = [3, n0, _AD,
+    0,
+    [_SN, _SNe, _R, _EP, _LAT, _TAE],
+    [0, 0, 0, 0, 4, 1], 2
+];
+var AccessKey$ = [3, n0, _AK,
+    0,
+    [_UN, _AKI, _S, _SAK, _CD],
+    [0, 0, 0, [() => accessKeySecretType, 0], 4], 4
+];
+var AccessKeyLastUsed$ = [3, n0, _AKLU,
+    0,
+    [_SN, _R, _LUD],
+    [0, 0, 4], 2
+];
+var AccessKeyMetadata$ = [3, n0, _AKM,
+    0,
+    [_UN, _AKI, _S, _CD],
+    [0, 0, 0, 4]
+];
+var AcquireRoleRequest$ = [3, n0, _ARR,
+    0,
+    [_TA, _TMV, _RV],
+    [0, 1, () => mapStringReplacementValueEntry], 1
+];
+var AcquireRoleResponse$ = [3, n0, _ARRc,
+    0,
+    [_Ro],
+    [() => Role$], 1
+];
+var AddClientIDToOpenIDConnectProviderRequest$ = [3, n0, _ACIDTOIDCPR,
+    0,
+    [_OIDCPA, _CID],
+    [0, 0], 2
+];
+var AddRoleToInstanceProfileRequest$ = [3, n0, _ARTIPR,
+    0,
+    [_IPN, _RN],
+    [0, 0], 2
+];
+var AddUserToGroupRequest$ = [3, n0, _AUTGR,
+    0,
+    [_GN, _UN],
+    [0, 0], 2
+];
+var AssociateDelegationRequestRequest$ = [3, n0, _ADRRs,
+    0,
+    [_DRI],
+    [0], 1
+];
+var AttachedPermissionsBoundary$ = [3, n0, _APB,
+    0,
+    [_PBT, _PBA],
+    [0, 0]
+];
+var AttachedPolicy$ = [3, n0, _AP,
+    0,
+    [_PN, _PA],
+    [0, 0]
+];
+var AttachGroupPolicyRequest$ = [3, n0, _AGPR,
+    0,
+    [_GN, _PA],
+    [0, 0], 2
+];
+var AttachRolePolicyRequest$ = [3, n0, _ARPR,
+    0,
+    [_RN, _PA],
+    [0, 0], 2
+];
+var AttachUserPolicyRequest$ = [3, n0, _AUPR,
+    0,
+    [_UN, _PA],
+    [0, 0], 2
+];
+var ChangePasswordRequest$ = [3, n0, _CPR,
+    0,
+    [_OP, _NP],
+    [[() => passwordType, 0], [() => passwordType, 0]], 2
+];
+var ContextEntry$ = [3, n0, _CE,
+    0,
+    [_CKN, _CKV, _CKT],
+    [0, 64 | 0, 0]
+];
+var ContextProvider$ = [3, n0, _CP,
+    0,
+    [_SSK, _KDL, _STV, _STSK],
+    [0, () => keyDefinitionListType, 0, 0], 1
+];
+var ContextProviderKeyDefinition$ = [3, n0, _CPKD,
+    0,
+    [_SK, _TK],
+    [0, 0], 1
+];
+var CreateAccessKeyRequest$ = [3, n0, _CAKR,
+    0,
+    [_UN],
+    [0]
+];
+var CreateAccessKeyResponse$ = [3, n0, _CAKRr,
+    0,
+    [_AK],
+    [[() => AccessKey$, 0]], 1
+];
+var CreateAccountAliasRequest$ = [3, n0, _CAAR,
+    0,
+    [_AA],
+    [0], 1
+];
+var CreateDelegationRequestRequest$ = [3, n0, _CDRR,
+    0,
+    [_D, _P, _RWI, _NC, _SD, _OAI, _RM, _RU, _OSBO],
+    [0, () => DelegationPermission$, 0, 0, 1, 0, 0, 0, 2], 5
+];
+var CreateDelegationRequestResponse$ = [3, n0, _CDRRr,
+    0,
+    [_CDL, _DRI],
+    [0, 0]
+];
+var CreateGroupRequest$ = [3, n0, _CGR,
+    0,
+    [_GN, _Pa],
+    [0, 0], 1
+];
+var CreateGroupResponse$ = [3, n0, _CGRr,
+    0,
+    [_G],
+    [() => Group$], 1
+];
+var CreateInstanceProfileRequest$ = [3, n0, _CIPR,
+    0,
+    [_IPN, _Pa, _T],
+    [0, 0, () => tagListType], 1
+];
+var CreateInstanceProfileResponse$ = [3, n0, _CIPRr,
+    0,
+    [_IP],
+    [() => InstanceProfile$], 1
+];
+var CreateLoginProfileRequest$ = [3, n0, _CLPR,
+    0,
+    [_UN, _Pas, _PRR, _MSSD],
+    [0, [() => passwordType, 0], 2, 1]
+];
+var CreateLoginProfileResponse$ = [3, n0, _CLPRr,
+    0,
+    [_LP],
+    [() => LoginProfile$], 1
+];
+var CreateOpenIDConnectProviderRequest$ = [3, n0, _COIDCPR,
+    0,
+    [_U, _CIDL, _TL, _T, _CP, _ICIA],
+    [0, 64 | 0, 64 | 0, () => tagListType, () => ContextProvider$, 0], 1
+];
+var CreateOpenIDConnectProviderResponse$ = [3, n0, _COIDCPRr,
+    0,
+    [_OIDCPA, _T],
+    [0, () => tagListType]
+];
+var CreatePolicyRequest$ = [3, n0, _CPRr,
+    0,
+    [_PN, _PD, _Pa, _D, _T],
+    [0, 0, 0, 0, () => tagListType], 2
+];
+var CreatePolicyResponse$ = [3, n0, _CPRre,
+    0,
+    [_Po],
+    [() => Policy$]
+];
+var CreatePolicyVersionRequest$ = [3, n0, _CPVR,
+    0,
+    [_PA, _PD, _SAD],
+    [0, 0, 2], 2
+];
+var CreatePolicyVersionResponse$ = [3, n0, _CPVRr,
+    0,
+    [_PV],
+    [() => PolicyVersion$]
+];
+var CreateRoleRequest$ = [3, n0, _CRR,
+    0,
+    [_RN, _ARPD, _Pa, _D, _MSD, _MSSD, _PB, _T],
+    [0, 0, 0, 0, 1, 1, 0, () => tagListType], 2
+];
+var CreateRoleResponse$ = [3, n0, _CRRr,
+    0,
+    [_Ro],
+    [() => Role$], 1
+];
+var CreateSAMLProviderRequest$ = [3, n0, _CSAMLPR,
+    0,
+    [_SAMLMD, _N, _T, _AEM, _APK, _CP, _ICIA],
+    [0, 0, () => tagListType, 0, [() => privateKeyType, 0], () => ContextProvider$, 0], 2
+];
+var CreateSAMLProviderResponse$ = [3, n0, _CSAMLPRr,
+    0,
+    [_SAMLPA, _T],
+    [0, () => tagListType]
+];
+var CreateServiceLinkedRoleRequest$ = [3, n0, _CSLRR,
+    0,
+    [_AWSSN, _D, _CS],
+    [0, 0, 0], 1
+];
+var CreateServiceLinkedRoleResponse$ = [3, n0, _CSLRRr,
+    0,
+    [_Ro],
+    [() => Role$]
+];
+var CreateServiceSpecificCredentialRequest$ = [3, n0, _CSSCR,
+    0,
+    [_UN, _SN, _CAD],
+    [0, 0, 1], 2
+];
+var CreateServiceSpecificCredentialResponse$ = [3, n0, _CSSCRr,
+    0,
+    [_SSC],
+    [[() => ServiceSpecificCredential$, 0]]
+];
+var CreateUserRequest$ = [3, n0, _CUR,
+    0,
+    [_UN, _Pa, _PB, _T],
+    [0, 0, 0, () => tagListType], 1
+];
+var CreateUserResponse$ = [3, n0, _CURr,
+    0,
+    [_Us],
+    [() => User$]
+];
+var CreateVirtualMFADeviceRequest$ = [3, n0, _CVMFADR,
+    0,
+    [_VMFADN, _Pa, _T],
+    [0, 0, () => tagListType], 1
+];
+var CreateVirtualMFADeviceResponse$ = [3, n0, _CVMFADRr,
+    0,
+    [_VMFAD],
+    [[() => VirtualMFADevice$, 0]], 1
+];
+var DeactivateMFADeviceRequest$ = [3, n0, _DMFADR,
+    0,
+    [_SNer, _UN],
+    [0, 0], 1
+];
+var DelegationPermission$ = [3, n0, _DP,
+    0,
+    [_PTA, _Par],
+    [0, () => policyParameterListType]
+];
+var DelegationRequest$ = [3, n0, _DR,
+    0,
+    [_DRI, _OAI, _D, _RM, _P, _PP, _RPRA, _OI, _AI, _St, _ET, _RI, _RNe, _CD, _SD, _RU, _No, _RR, _OSBO, _UT],
+    [0, 0, 0, 0, () => DelegationPermission$, 0, 64 | 0, 0, 0, 0, 4, 0, 0, 4, 1, 0, 0, 0, 2, 4]
+];
+var DeleteAccessKeyRequest$ = [3, n0, _DAKR,
+    0,
+    [_AKI, _UN],
+    [0, 0], 1
+];
+var DeleteAccountAliasRequest$ = [3, n0, _DAAR,
+    0,
+    [_AA],
+    [0], 1
+];
+var DeleteGroupPolicyRequest$ = [3, n0, _DGPR,
+    0,
+    [_GN, _PN],
+    [0, 0], 2
+];
+var DeleteGroupRequest$ = [3, n0, _DGR,
+    0,
+    [_GN],
+    [0], 1
+];
+var DeleteInstanceProfileRequest$ = [3, n0, _DIPR,
+    0,
+    [_IPN],
+    [0], 1
+];
+var DeleteLoginProfileRequest$ = [3, n0, _DLPR,
+    0,
+    [_UN],
+    [0]
+];
+var DeleteOpenIDConnectProviderRequest$ = [3, n0, _DOIDCPR,
+    0,
+    [_OIDCPA],
+    [0], 1
+];
+var DeletePolicyRequest$ = [3, n0, _DPR,
+    0,
+    [_PA],
+    [0], 1
+];
+var DeletePolicyVersionRequest$ = [3, n0, _DPVR,
+    0,
+    [_PA, _VI],
+    [0, 0], 2
+];
+var DeleteRolePermissionsBoundaryRequest$ = [3, n0, _DRPBR,
+    0,
+    [_RN],
+    [0], 1
+];
+var DeleteRolePolicyRequest$ = [3, n0, _DRPR,
+    0,
+    [_RN, _PN],
+    [0, 0], 2
+];
+var DeleteRoleRequest$ = [3, n0, _DRR,
+    0,
+    [_RN],
+    [0], 1
+];
+var DeleteSAMLProviderRequest$ = [3, n0, _DSAMLPR,
+    0,
+    [_SAMLPA],
+    [0], 1
+];
+var DeleteServerCertificateRequest$ = [3, n0, _DSCR,
+    0,
+    [_SCN],
+    [0], 1
+];
+var DeleteServiceLinkedRoleRequest$ = [3, n0, _DSLRR,
+    0,
+    [_RN],
+    [0], 1
+];
+var DeleteServiceLinkedRoleResponse$ = [3, n0, _DSLRRe,
+    0,
+    [_DTI],
+    [0], 1
+];
+var DeleteServiceSpecificCredentialRequest$ = [3, n0, _DSSCR,
+    0,
+    [_SSCI, _UN],
+    [0, 0], 1
+];
+var DeleteSigningCertificateRequest$ = [3, n0, _DSCRe,
+    0,
+    [_CI, _UN],
+    [0, 0], 1
+];
+var DeleteSSHPublicKeyRequest$ = [3, n0, _DSSHPKR,
+    0,
+    [_UN, _SSHPKI],
+    [0, 0], 2
+];
+var DeleteUserPermissionsBoundaryRequest$ = [3, n0, _DUPBR,
+    0,
+    [_UN],
+    [0], 1
+];
+var DeleteUserPolicyRequest$ = [3, n0, _DUPR,
+    0,
+    [_UN, _PN],
+    [0, 0], 2
+];
+var DeleteUserRequest$ = [3, n0, _DUR,
+    0,
+    [_UN],
+    [0], 1
+];
+var DeleteVirtualMFADeviceRequest$ = [3, n0, _DVMFADR,
+    0,
+    [_SNer],
+    [0], 1
+];
+var DeletionTaskFailureReasonType$ = [3, n0, _DTFRT,
+    0,
+    [_Re, _RUL],
+    [0, () => RoleUsageListType]
+];
+var DetachGroupPolicyRequest$ = [3, n0, _DGPRe,
+    0,
+    [_GN, _PA],
+    [0, 0], 2
+];
+var DetachRolePolicyRequest$ = [3, n0, _DRPRe,
+    0,
+    [_RN, _PA],
+    [0, 0], 2
+];
+var DetachUserPolicyRequest$ = [3, n0, _DUPRe,
+    0,
+    [_UN, _PA],
+    [0, 0], 2
+];
+var DisableOrganizationsRootCredentialsManagementRequest$ = [3, n0, _DORCMR,
+    0,
+    [],
+    []
+];
+var DisableOrganizationsRootCredentialsManagementResponse$ = [3, n0, _DORCMRi,
+    0,
+    [_OIr, _EF],
+    [0, 64 | 0]
+];
+var DisableOrganizationsRootSessionsRequest$ = [3, n0, _DORSR,
+    0,
+    [],
+    []
+];
+var DisableOrganizationsRootSessionsResponse$ = [3, n0, _DORSRi,
+    0,
+    [_OIr, _EF],
+    [0, 64 | 0]
+];
+var EnableMFADeviceRequest$ = [3, n0, _EMFADR,
+    0,
+    [_UN, _SNer, _AC, _ACu],
+    [0, 0, 0, 0], 4
+];
+var EnableOrganizationsRootCredentialsManagementRequest$ = [3, n0, _EORCMR,
+    0,
+    [],
+    []
+];
+var EnableOrganizationsRootCredentialsManagementResponse$ = [3, n0, _EORCMRn,
+    0,
+    [_OIr, _EF],
+    [0, 64 | 0]
+];
+var EnableOrganizationsRootSessionsRequest$ = [3, n0, _EORSR,
+    0,
+    [],
+    []
+];
+var EnableOrganizationsRootSessionsResponse$ = [3, n0, _EORSRn,
+    0,
+    [_OIr, _EF],
+    [0, 64 | 0]
+];
+var EnableOutboundWebIdentityFederationResponse$ = [3, n0, _EOWIFR,
+    0,
+    [_II],
+    [0]
+];
+var EntityDetails$ = [3, n0, _ED,
+    0,
+    [_EI, _LA],
+    [() => EntityInfo$, 4], 1
+];
+var EntityInfo$ = [3, n0, _EI,
+    0,
+    [_A, _N, _Ty, _I, _Pa],
+    [0, 0, 0, 0, 0], 4
+];
+var ErrorDetails$ = [3, n0, _EDr,
+    0,
+    [_M, _C],
+    [0, 0], 2
+];
+var EvaluationResult$ = [3, n0, _ER,
+    0,
+    [_EAN, _EDv, _ERN, _MS, _MCV, _ODD, _PBDD, _EDD, _RSR],
+    [0, 0, 0, () => StatementListType, 64 | 0, () => OrganizationsDecisionDetail$, () => PermissionsBoundaryDecisionDetail$, 128 | 0, () => ResourceSpecificResultListType], 2
+];
+var GenerateCredentialReportResponse$ = [3, n0, _GCRR,
+    0,
+    [_St, _D],
+    [0, 0]
+];
+var GenerateOrganizationsAccessReportRequest$ = [3, n0, _GOARR,
+    0,
+    [_EP, _OPI],
+    [0, 0], 1
+];
+var GenerateOrganizationsAccessReportResponse$ = [3, n0, _GOARRe,
+    0,
+    [_JI],
+    [0]
+];
+var GenerateServiceLastAccessedDetailsRequest$ = [3, n0, _GSLADR,
+    0,
+    [_A, _Gr],
+    [0, 0], 1
+];
+var GenerateServiceLastAccessedDetailsResponse$ = [3, n0, _GSLADRe,
+    0,
+    [_JI],
+    [0]
+];
+var GetAccessKeyLastUsedRequest$ = [3, n0, _GAKLUR,
+    0,
+    [_AKI],
+    [0], 1
+];
+var GetAccessKeyLastUsedResponse$ = [3, n0, _GAKLURe,
+    0,
+    [_UN, _AKLU],
+    [0, () => AccessKeyLastUsed$]
+];
+var GetAccountAuthorizationDetailsRequest$ = [3, n0, _GAADR,
+    0,
+    [_F, _MI, _Ma],
+    [64 | 0, 1, 0]
+];
+var GetAccountAuthorizationDetailsResponse$ = [3, n0, _GAADRe,
+    0,
+    [_UDL, _GDL, _RDL, _Pol, _IT, _Ma],
+    [() => userDetailListType, () => groupDetailListType, () => roleDetailListType, () => ManagedPolicyDetailListType, 2, 0]
+];
+var GetAccountPasswordPolicyResponse$ = [3, n0, _GAPPR,
+    0,
+    [_PPa],
+    [() => PasswordPolicy$], 1
+];
+var GetAccountPropertiesRequest$ = [3, n0, _GAPR,
+    0,
+    [],
+    []
+];
+var GetAccountPropertiesResponse$ = [3, n0, _GAPRe,
+    0,
+    [_Pr],
+    [128 | 0]
+];
+var GetAccountSummaryResponse$ = [3, n0, _GASR,
+    0,
+    [_SM],
+    [128 | 1]
+];
+var GetContextKeysForCustomPolicyRequest$ = [3, n0, _GCKFCPR,
+    0,
+    [_PIL],
+    [64 | 0], 1
+];
+var GetContextKeysForPolicyResponse$ = [3, n0, _GCKFPR,
+    0,
+    [_CKNo],
+    [64 | 0]
+];
+var GetContextKeysForPrincipalPolicyRequest$ = [3, n0, _GCKFPPR,
+    0,
+    [_PSA, _PIL],
+    [0, 64 | 0], 1
+];
+var GetCredentialReportResponse$ = [3, n0, _GCRRe,
+    0,
+    [_Co, _RF, _GT],
+    [21, 0, 4]
+];
+var GetDelegationRequestRequest$ = [3, n0, _GDRR,
+    0,
+    [_DRI, _DPC],
+    [0, 2], 1
+];
+var GetDelegationRequestResponse$ = [3, n0, _GDRRe,
+    0,
+    [_DR, _PCS, _PCR],
+    [() => DelegationRequest$, 0, 0]
+];
+var GetGroupPolicyRequest$ = [3, n0, _GGPR,
+    0,
+    [_GN, _PN],
+    [0, 0], 2
+];
+var GetGroupPolicyResponse$ = [3, n0, _GGPRe,
+    0,
+    [_GN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var GetGroupRequest$ = [3, n0, _GGR,
+    0,
+    [_GN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var GetGroupResponse$ = [3, n0, _GGRe,
+    0,
+    [_G, _Use, _IT, _Ma],
+    [() => Group$, () => userListType, 2, 0], 2
+];
+var GetHumanReadableSummaryRequest$ = [3, n0, _GHRSR,
+    0,
+    [_EA, _L],
+    [0, 0], 1
+];
+var GetHumanReadableSummaryResponse$ = [3, n0, _GHRSRe,
+    0,
+    [_SC, _L, _SS],
+    [0, 0, 0]
+];
+var GetInstanceProfileRequest$ = [3, n0, _GIPR,
+    0,
+    [_IPN],
+    [0], 1
+];
+var GetInstanceProfileResponse$ = [3, n0, _GIPRe,
+    0,
+    [_IP],
+    [() => InstanceProfile$], 1
+];
+var GetLoginProfileRequest$ = [3, n0, _GLPR,
+    0,
+    [_UN],
+    [0]
+];
+var GetLoginProfileResponse$ = [3, n0, _GLPRe,
+    0,
+    [_LP],
+    [() => LoginProfile$], 1
+];
+var GetMFADeviceRequest$ = [3, n0, _GMFADR,
+    0,
+    [_SNer, _UN],
+    [0, 0], 1
+];
+var GetMFADeviceResponse$ = [3, n0, _GMFADRe,
+    0,
+    [_SNer, _UN, _EDn, _Ce],
+    [0, 0, 4, 128 | 0], 1
+];
+var GetOpenIDConnectProviderRequest$ = [3, n0, _GOIDCPR,
+    0,
+    [_OIDCPA],
+    [0], 1
+];
+var GetOpenIDConnectProviderResponse$ = [3, n0, _GOIDCPRe,
+    0,
+    [_U, _CIDL, _TL, _CD, _T, _CP, _ICIA, _ISA],
+    [0, 64 | 0, 64 | 0, 4, () => tagListType, () => ContextProvider$, 0, 0]
+];
+var GetOrganizationsAccessReportRequest$ = [3, n0, _GOARRet,
+    0,
+    [_JI, _MI, _Ma, _SKo],
+    [0, 1, 0, 0], 1
+];
+var GetOrganizationsAccessReportResponse$ = [3, n0, _GOARRetr,
+    0,
+    [_JS, _JCD, _JCDo, _NOSA, _NOSNA, _ADc, _IT, _Ma, _EDr],
+    [0, 4, 4, 1, 1, () => AccessDetails, 2, 0, () => ErrorDetails$], 2
+];
+var GetOutboundWebIdentityFederationInfoResponse$ = [3, n0, _GOWIFIR,
+    0,
+    [_II, _JVE],
+    [0, 2]
+];
+var GetPolicyRequest$ = [3, n0, _GPR,
+    0,
+    [_PA],
+    [0], 1
+];
+var GetPolicyResponse$ = [3, n0, _GPRe,
+    0,
+    [_Po],
+    [() => Policy$]
+];
+var GetPolicyVersionRequest$ = [3, n0, _GPVR,
+    0,
+    [_PA, _VI],
+    [0, 0], 2
+];
+var GetPolicyVersionResponse$ = [3, n0, _GPVRe,
+    0,
+    [_PV],
+    [() => PolicyVersion$]
+];
+var GetRolePolicyRequest$ = [3, n0, _GRPR,
+    0,
+    [_RN, _PN],
+    [0, 0], 2
+];
+var GetRolePolicyResponse$ = [3, n0, _GRPRe,
+    0,
+    [_RN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var GetRoleRequest$ = [3, n0, _GRR,
+    0,
+    [_RN],
+    [0], 1
+];
+var GetRoleResponse$ = [3, n0, _GRRe,
+    0,
+    [_Ro],
+    [() => Role$], 1
+];
+var GetRoleTemplateVersionRequest$ = [3, n0, _GRTVR,
+    0,
+    [_TA, _MV],
+    [0, 1], 1
+];
+var GetRoleTemplateVersionResponse$ = [3, n0, _GRTVRe,
+    0,
+    [_RTV],
+    [() => RoleTemplateVersion$], 1
+];
+var GetSAMLProviderRequest$ = [3, n0, _GSAMLPR,
+    0,
+    [_SAMLPA],
+    [0], 1
+];
+var GetSAMLProviderResponse$ = [3, n0, _GSAMLPRe,
+    0,
+    [_SAMLPUUID, _SAMLMD, _CP, _SAMLKH, _CD, _VU, _T, _AEM, _PKL, _ICIA, _ISA],
+    [0, 0, () => ContextProvider$, () => SAMLKeyHashListType, 4, 4, () => tagListType, 0, () => privateKeyList, 0, 0]
+];
+var GetServerCertificateRequest$ = [3, n0, _GSCR,
+    0,
+    [_SCN],
+    [0], 1
+];
+var GetServerCertificateResponse$ = [3, n0, _GSCRe,
+    0,
+    [_SCe],
+    [() => ServerCertificate$], 1
+];
+var GetServiceLastAccessedDetailsRequest$ = [3, n0, _GSLADRet,
+    0,
+    [_JI, _MI, _Ma],
+    [0, 1, 0], 1
+];
+var GetServiceLastAccessedDetailsResponse$ = [3, n0, _GSLADRete,
+    0,
+    [_JS, _JCD, _SLA, _JCDo, _JT, _IT, _Ma, _E],
+    [0, 4, () => ServicesLastAccessed, 4, 0, 2, 0, () => ErrorDetails$], 4
+];
+var GetServiceLastAccessedDetailsWithEntitiesRequest$ = [3, n0, _GSLADWER,
+    0,
+    [_JI, _SNe, _MI, _Ma],
+    [0, 0, 1, 0], 2
+];
+var GetServiceLastAccessedDetailsWithEntitiesResponse$ = [3, n0, _GSLADWERe,
+    0,
+    [_JS, _JCD, _JCDo, _EDL, _IT, _Ma, _E],
+    [0, 4, 4, () => entityDetailsListType, 2, 0, () => ErrorDetails$], 4
+];
+var GetServiceLinkedRoleDeletionStatusRequest$ = [3, n0, _GSLRDSR,
+    0,
+    [_DTI],
+    [0], 1
+];
+var GetServiceLinkedRoleDeletionStatusResponse$ = [3, n0, _GSLRDSRe,
+    0,
+    [_S, _Re],
+    [0, () => DeletionTaskFailureReasonType$], 1
+];
+var GetSSHPublicKeyRequest$ = [3, n0, _GSSHPKR,
+    0,
+    [_UN, _SSHPKI, _En],
+    [0, 0, 0], 3
+];
+var GetSSHPublicKeyResponse$ = [3, n0, _GSSHPKRe,
+    0,
+    [_SSHPK],
+    [() => SSHPublicKey$]
+];
+var GetUserPolicyRequest$ = [3, n0, _GUPR,
+    0,
+    [_UN, _PN],
+    [0, 0], 2
+];
+var GetUserPolicyResponse$ = [3, n0, _GUPRe,
+    0,
+    [_UN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var GetUserRequest$ = [3, n0, _GUR,
+    0,
+    [_UN],
+    [0]
+];
+var GetUserResponse$ = [3, n0, _GURe,
+    0,
+    [_Us],
+    [() => User$], 1
+];
+var Group$ = [3, n0, _G,
+    0,
+    [_Pa, _GN, _GI, _A, _CD],
+    [0, 0, 0, 0, 4], 5
+];
+var GroupDetail$ = [3, n0, _GD,
+    0,
+    [_Pa, _GN, _GI, _A, _CD, _GPL, _AMP],
+    [0, 0, 0, 0, 4, () => policyDetailListType, () => attachedPoliciesListType]
+];
+var InlinePolicy$ = [3, n0, _IPn,
+    0,
+    [_PN, _PD],
+    [0, 0], 2
+];
+var InlinePolicyIdentifierType$ = [3, n0, _IPIT,
+    0,
+    [_PN, _AT, _AN],
+    [0, 0, 0], 3
+];
+var InstanceProfile$ = [3, n0, _IP,
+    0,
+    [_Pa, _IPN, _IPI, _A, _CD, _Rol, _T],
+    [0, 0, 0, 0, 4, () => roleListType, () => tagListType], 6
+];
+var ListAccessKeysRequest$ = [3, n0, _LAKR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListAccessKeysResponse$ = [3, n0, _LAKRi,
+    0,
+    [_AKM, _IT, _Ma],
+    [() => accessKeyMetadataListType, 2, 0], 1
+];
+var ListAccountAliasesRequest$ = [3, n0, _LAAR,
+    0,
+    [_Ma, _MI],
+    [0, 1]
+];
+var ListAccountAliasesResponse$ = [3, n0, _LAARi,
+    0,
+    [_AAc, _IT, _Ma],
+    [64 | 0, 2, 0], 1
+];
+var ListAttachedGroupPoliciesRequest$ = [3, n0, _LAGPR,
+    0,
+    [_GN, _PPat, _Ma, _MI],
+    [0, 0, 0, 1], 1
+];
+var ListAttachedGroupPoliciesResponse$ = [3, n0, _LAGPRi,
+    0,
+    [_APt, _IT, _Ma],
+    [() => attachedPoliciesListType, 2, 0]
+];
+var ListAttachedRolePoliciesRequest$ = [3, n0, _LARPR,
+    0,
+    [_RN, _PPat, _Ma, _MI],
+    [0, 0, 0, 1], 1
+];
+var ListAttachedRolePoliciesResponse$ = [3, n0, _LARPRi,
+    0,
+    [_APt, _IT, _Ma],
+    [() => attachedPoliciesListType, 2, 0]
+];
+var ListAttachedUserPoliciesRequest$ = [3, n0, _LAUPR,
+    0,
+    [_UN, _PPat, _Ma, _MI],
+    [0, 0, 0, 1], 1
+];
+var ListAttachedUserPoliciesResponse$ = [3, n0, _LAUPRi,
+    0,
+    [_APt, _IT, _Ma],
+    [() => attachedPoliciesListType, 2, 0]
+];
+var ListDelegationRequestsRequest$ = [3, n0, _LDRR,
+    0,
+    [_OI, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListDelegationRequestsResponse$ = [3, n0, _LDRRi,
+    0,
+    [_DRe, _Ma, _iT],
+    [() => delegationRequestsListType, 0, 2]
+];
+var ListEntitiesForPolicyRequest$ = [3, n0, _LEFPR,
+    0,
+    [_PA, _EFn, _PPat, _PUF, _Ma, _MI],
+    [0, 0, 0, 0, 0, 1], 1
+];
+var ListEntitiesForPolicyResponse$ = [3, n0, _LEFPRi,
+    0,
+    [_PG, _PU, _PR, _IT, _Ma],
+    [() => PolicyGroupListType, () => PolicyUserListType, () => PolicyRoleListType, 2, 0]
+];
+var ListGroupPoliciesRequest$ = [3, n0, _LGPR,
+    0,
+    [_GN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListGroupPoliciesResponse$ = [3, n0, _LGPRi,
+    0,
+    [_PNo, _IT, _Ma],
+    [64 | 0, 2, 0], 1
+];
+var ListGroupsForUserRequest$ = [3, n0, _LGFUR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListGroupsForUserResponse$ = [3, n0, _LGFURi,
+    0,
+    [_Gro, _IT, _Ma],
+    [() => groupListType, 2, 0], 1
+];
+var ListGroupsRequest$ = [3, n0, _LGR,
+    0,
+    [_PPat, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListGroupsResponse$ = [3, n0, _LGRi,
+    0,
+    [_Gro, _IT, _Ma],
+    [() => groupListType, 2, 0], 1
+];
+var ListInstanceProfilesForRoleRequest$ = [3, n0, _LIPFRR,
+    0,
+    [_RN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListInstanceProfilesForRoleResponse$ = [3, n0, _LIPFRRi,
+    0,
+    [_IPns, _IT, _Ma],
+    [() => instanceProfileListType, 2, 0], 1
+];
+var ListInstanceProfilesRequest$ = [3, n0, _LIPR,
+    0,
+    [_PPat, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListInstanceProfilesResponse$ = [3, n0, _LIPRi,
+    0,
+    [_IPns, _IT, _Ma],
+    [() => instanceProfileListType, 2, 0], 1
+];
+var ListInstanceProfileTagsRequest$ = [3, n0, _LIPTR,
+    0,
+    [_IPN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListInstanceProfileTagsResponse$ = [3, n0, _LIPTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListMFADevicesRequest$ = [3, n0, _LMFADR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListMFADevicesResponse$ = [3, n0, _LMFADRi,
+    0,
+    [_MFAD, _IT, _Ma],
+    [() => mfaDeviceListType, 2, 0], 1
+];
+var ListMFADeviceTagsRequest$ = [3, n0, _LMFADTR,
+    0,
+    [_SNer, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListMFADeviceTagsResponse$ = [3, n0, _LMFADTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListOpenIDConnectProvidersRequest$ = [3, n0, _LOIDCPR,
+    0,
+    [],
+    []
+];
+var ListOpenIDConnectProvidersResponse$ = [3, n0, _LOIDCPRi,
+    0,
+    [_OIDCPL],
+    [() => OpenIDConnectProviderListType]
+];
+var ListOpenIDConnectProviderTagsRequest$ = [3, n0, _LOIDCPTR,
+    0,
+    [_OIDCPA, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListOpenIDConnectProviderTagsResponse$ = [3, n0, _LOIDCPTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListOrganizationsFeaturesRequest$ = [3, n0, _LOFR,
+    0,
+    [],
+    []
+];
+var ListOrganizationsFeaturesResponse$ = [3, n0, _LOFRi,
+    0,
+    [_OIr, _EF],
+    [0, 64 | 0]
+];
+var ListPoliciesGrantingServiceAccessEntry$ = [3, n0, _LPGSAE,
+    0,
+    [_SNe, _Pol],
+    [0, () => policyGrantingServiceAccessListType]
+];
+var ListPoliciesGrantingServiceAccessRequest$ = [3, n0, _LPGSAR,
+    0,
+    [_A, _SNerv, _Ma],
+    [0, 64 | 0, 0], 2
+];
+var ListPoliciesGrantingServiceAccessResponse$ = [3, n0, _LPGSARi,
+    0,
+    [_PGSA, _IT, _Ma],
+    [() => listPolicyGrantingServiceAccessResponseListType, 2, 0], 1
+];
+var ListPoliciesRequest$ = [3, n0, _LPR,
+    0,
+    [_Sc, _OA, _PPat, _PUF, _Ma, _MI],
+    [0, 2, 0, 0, 0, 1]
+];
+var ListPoliciesResponse$ = [3, n0, _LPRi,
+    0,
+    [_Pol, _IT, _Ma],
+    [() => policyListType, 2, 0]
+];
+var ListPolicyTagsRequest$ = [3, n0, _LPTR,
+    0,
+    [_PA, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListPolicyTagsResponse$ = [3, n0, _LPTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListPolicyVersionsRequest$ = [3, n0, _LPVR,
+    0,
+    [_PA, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListPolicyVersionsResponse$ = [3, n0, _LPVRi,
+    0,
+    [_V, _IT, _Ma],
+    [() => policyDocumentVersionListType, 2, 0]
+];
+var ListRolePoliciesRequest$ = [3, n0, _LRPR,
+    0,
+    [_RN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListRolePoliciesResponse$ = [3, n0, _LRPRi,
+    0,
+    [_PNo, _IT, _Ma],
+    [64 | 0, 2, 0], 1
+];
+var ListRolesRequest$ = [3, n0, _LRR,
+    0,
+    [_PPat, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListRolesResponse$ = [3, n0, _LRRi,
+    0,
+    [_Rol, _IT, _Ma],
+    [() => roleListType, 2, 0], 1
+];
+var ListRoleTagsRequest$ = [3, n0, _LRTR,
+    0,
+    [_RN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListRoleTagsResponse$ = [3, n0, _LRTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListSAMLProvidersRequest$ = [3, n0, _LSAMLPR,
+    0,
+    [],
+    []
+];
+var ListSAMLProvidersResponse$ = [3, n0, _LSAMLPRi,
+    0,
+    [_SAMLPL],
+    [() => SAMLProviderListType]
+];
+var ListSAMLProviderTagsRequest$ = [3, n0, _LSAMLPTR,
+    0,
+    [_SAMLPA, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListSAMLProviderTagsResponse$ = [3, n0, _LSAMLPTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListServerCertificatesRequest$ = [3, n0, _LSCR,
+    0,
+    [_PPat, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListServerCertificatesResponse$ = [3, n0, _LSCRi,
+    0,
+    [_SCML, _IT, _Ma],
+    [() => serverCertificateMetadataListType, 2, 0], 1
+];
+var ListServerCertificateTagsRequest$ = [3, n0, _LSCTR,
+    0,
+    [_SCN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListServerCertificateTagsResponse$ = [3, n0, _LSCTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListServiceSpecificCredentialsRequest$ = [3, n0, _LSSCR,
+    0,
+    [_UN, _SN, _AU, _Ma, _MI],
+    [0, 0, 2, 0, 1]
+];
+var ListServiceSpecificCredentialsResponse$ = [3, n0, _LSSCRi,
+    0,
+    [_SSCe, _Ma, _IT],
+    [() => ServiceSpecificCredentialsListType, 0, 2]
+];
+var ListSigningCertificatesRequest$ = [3, n0, _LSCRis,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListSigningCertificatesResponse$ = [3, n0, _LSCRist,
+    0,
+    [_Cer, _IT, _Ma],
+    [() => certificateListType, 2, 0], 1
+];
+var ListSSHPublicKeysRequest$ = [3, n0, _LSSHPKR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListSSHPublicKeysResponse$ = [3, n0, _LSSHPKRi,
+    0,
+    [_SSHPKu, _IT, _Ma],
+    [() => SSHPublicKeyListType, 2, 0]
+];
+var ListUserPoliciesRequest$ = [3, n0, _LUPR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListUserPoliciesResponse$ = [3, n0, _LUPRi,
+    0,
+    [_PNo, _IT, _Ma],
+    [64 | 0, 2, 0], 1
+];
+var ListUsersRequest$ = [3, n0, _LUR,
+    0,
+    [_PPat, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListUsersResponse$ = [3, n0, _LURi,
+    0,
+    [_Use, _IT, _Ma],
+    [() => userListType, 2, 0], 1
+];
+var ListUserTagsRequest$ = [3, n0, _LUTR,
+    0,
+    [_UN, _Ma, _MI],
+    [0, 0, 1], 1
+];
+var ListUserTagsResponse$ = [3, n0, _LUTRi,
+    0,
+    [_T, _IT, _Ma],
+    [() => tagListType, 2, 0], 1
+];
+var ListVirtualMFADevicesRequest$ = [3, n0, _LVMFADR,
+    0,
+    [_AS, _Ma, _MI],
+    [0, 0, 1]
+];
+var ListVirtualMFADevicesResponse$ = [3, n0, _LVMFADRi,
+    0,
+    [_VMFADi, _IT, _Ma],
+    [[() => virtualMFADeviceListType, 0], 2, 0], 1
+];
+var LoginProfile$ = [3, n0, _LP,
+    0,
+    [_UN, _CD, _PRR, _MSSD],
+    [0, 4, 2, 1], 2
+];
+var ManagedPolicyDetail$ = [3, n0, _MPD,
+    0,
+    [_PN, _PI, _A, _Pa, _DVI, _ACt, _PBUC, _IA, _D, _CD, _UD, _PVL],
+    [0, 0, 0, 0, 0, 1, 1, 2, 0, 4, 4, () => policyDocumentVersionListType]
+];
+var MFADevice$ = [3, n0, _MFADe,
+    0,
+    [_UN, _SNer, _EDn],
+    [0, 0, 4], 3
+];
+var OpenIDConnectProviderListEntry$ = [3, n0, _OIDCPLE,
+    0,
+    [_A, _ITIPE],
+    [0, 2]
+];
+var OrderedOrganizationPolicyType$ = [3, n0, _OOPT,
+    0,
+    [_SCPIL],
+    [64 | 0]
+];
+var OrganizationsDecisionDetail$ = [3, n0, _ODD,
+    0,
+    [_ABO],
+    [2]
+];
+var ParameterDefinition$ = [3, n0, _PDa,
+    0,
+    [_N, _Ty, _ST, _D, _IR, _DV, _Im],
+    [0, 0, 0, 0, 2, 0, 2], 2
+];
+var PasswordPolicy$ = [3, n0, _PPa,
+    0,
+    [_MPL, _RS, _RNeq, _RUC, _RLC, _AUTCP, _EPx, _MPA, _PRP, _HE],
+    [1, 2, 2, 2, 2, 2, 2, 1, 1, 2]
+];
+var PermissionsBoundaryDecisionDetail$ = [3, n0, _PBDD,
+    0,
+    [_ABPB],
+    [2]
+];
+var Policy$ = [3, n0, _Po,
+    0,
+    [_PN, _PI, _A, _Pa, _DVI, _ACt, _PBUC, _IA, _D, _CD, _UD, _T],
+    [0, 0, 0, 0, 0, 1, 1, 2, 0, 4, 4, () => tagListType]
+];
+var PolicyDetail$ = [3, n0, _PDo,
+    0,
+    [_PN, _PD],
+    [0, 0]
+];
+var PolicyGrantingServiceAccess$ = [3, n0, _PGSAo,
+    0,
+    [_PN, _PT, _PA, _ETn, _EN],
+    [0, 0, 0, 0, 0], 2
+];
+var PolicyGroup$ = [3, n0, _PGo,
+    0,
+    [_GN, _GI],
+    [0, 0]
+];
+var PolicyParameter$ = [3, n0, _PPo,
+    0,
+    [_N, _Va, _Ty],
+    [0, 64 | 0, 0]
+];
+var PolicyRole$ = [3, n0, _PRo,
+    0,
+    [_RN, _RIo],
+    [0, 0]
+];
+var PolicyUser$ = [3, n0, _PUo,
+    0,
+    [_UN, _UI],
+    [0, 0]
+];
+var PolicyVersion$ = [3, n0, _PV,
+    0,
+    [_Do, _VI, _IDV, _CD],
+    [0, 0, 2, 4]
+];
+var Position$ = [3, n0, _Pos,
+    0,
+    [_Li, _Col],
+    [1, 1]
+];
+var PutAccountPropertiesRequest$ = [3, n0, _PAPR,
+    0,
+    [_Pr],
+    [128 | 0], 1
+];
+var PutAccountPropertiesResponse$ = [3, n0, _PAPRu,
+    0,
+    [],
+    []
+];
+var PutGroupPolicyRequest$ = [3, n0, _PGPR,
+    0,
+    [_GN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var PutRolePermissionsBoundaryRequest$ = [3, n0, _PRPBR,
+    0,
+    [_RN, _PB],
+    [0, 0], 2
+];
+var PutRolePolicyRequest$ = [3, n0, _PRPR,
+    0,
+    [_RN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var PutUserPermissionsBoundaryRequest$ = [3, n0, _PUPBR,
+    0,
+    [_UN, _PB],
+    [0, 0], 2
+];
+var PutUserPolicyRequest$ = [3, n0, _PUPR,
+    0,
+    [_UN, _PN, _PD],
+    [0, 0, 0], 3
+];
+var RejectDelegationRequestRequest$ = [3, n0, _RDRR,
+    0,
+    [_DRI, _No],
+    [0, 0], 1
+];
+var RemoveClientIDFromOpenIDConnectProviderRequest$ = [3, n0, _RCIDFOIDCPR,
+    0,
+    [_OIDCPA, _CID],
+    [0, 0], 2
+];
+var RemoveRoleFromInstanceProfileRequest$ = [3, n0, _RRFIPR,
+    0,
+    [_IPN, _RN],
+    [0, 0], 2
+];
+var RemoveUserFromGroupRequest$ = [3, n0, _RUFGR,
+    0,
+    [_GN, _UN],
+    [0, 0], 2
+];
+var ReplacementValueEntry$ = [3, n0, _RVE,
+    0,
+    [_Va],
+    [64 | 0], 1
+];
+var ResetServiceSpecificCredentialRequest$ = [3, n0, _RSSCR,
+    0,
+    [_SSCI, _UN],
+    [0, 0], 1
+];
+var ResetServiceSpecificCredentialResponse$ = [3, n0, _RSSCRe,
+    0,
+    [_SSC],
+    [[() => ServiceSpecificCredential$, 0]]
+];
+var ResourceSpecificResult$ = [3, n0, _RSRe,
+    0,
+    [_ERN, _ERD, _MS, _MCV, _EDD, _PBDD],
+    [0, 0, () => StatementListType, 64 | 0, 128 | 0, () => PermissionsBoundaryDecisionDetail$], 2
+];
+var ResyncMFADeviceRequest$ = [3, n0, _RMFADR,
+    0,
+    [_UN, _SNer, _AC, _ACu],
+    [0, 0, 0, 0], 4
+];
+var Role$ = [3, n0, _Ro,
+    0,
+    [_Pa, _RN, _RIo, _A, _CD, _ARPD, _D, _MSD, _MSSD, _PB, _T, _RLU, _SRT],
+    [0, 0, 0, 0, 4, 0, 0, 1, 1, () => AttachedPermissionsBoundary$, () => tagListType, () => RoleLastUsed$, () => SourceRoleTemplate$], 5
+];
+var RoleDetail$ = [3, n0, _RD,
+    0,
+    [_Pa, _RN, _RIo, _A, _CD, _ARPD, _IPL, _RPL, _AMP, _PB, _T, _RLU],
+    [0, 0, 0, 0, 4, 0, () => instanceProfileListType, () => policyDetailListType, () => attachedPoliciesListType, () => AttachedPermissionsBoundary$, () => tagListType, () => RoleLastUsed$]
+];
+var RoleLastUsed$ = [3, n0, _RLU,
+    0,
+    [_LUD, _R],
+    [4, 0]
+];
+var RoleTemplateVersion$ = [3, n0, _RTV,
+    0,
+    [_TA, _TN, _TVI, _D, _MVa, _DMV, _MBT, _MBV, _Ena, _MV, _RNP, _RPP, _RDP, _ARPDT, _IPT, _MPAa, _PBAe, _PDar, _RTT, _MSD, _VE, _CT, _UTp],
+    [0, 0, 0, 0, 1, 1, 0, 0, 2, 1, 0, 0, 0, 0, () => inlinePolicyTemplateListType, 64 | 0, 0, () => parametersDefinitionListType, () => tagTemplateListType, 1, 2, 4, 4]
+];
+var RoleUsageType$ = [3, n0, _RUT,
+    0,
+    [_R, _Res],
+    [0, 64 | 0]
+];
+var SAMLKeyHashEntry$ = [3, n0, _SAMLKHE,
+    0,
+    [_IURL, _KH],
+    [0, 64 | 0]
+];
+var SAMLPrivateKey$ = [3, n0, _SAMLPK,
+    0,
+    [_KI, _Ti],
+    [0, 4]
+];
+var SAMLProviderListEntry$ = [3, n0, _SAMLPLE,
+    0,
+    [_A, _VU, _CD, _ITIPE],
+    [0, 4, 4, 2]
+];
+var SendDelegationTokenRequest$ = [3, n0, _SDTR,
+    0,
+    [_DRI],
+    [0], 1
+];
+var ServerCertificate$ = [3, n0, _SCe,
+    0,
+    [_SCM, _CB, _CC, _T],
+    [() => ServerCertificateMetadata$, 0, 0, () => tagListType], 2
+];
+var ServerCertificateMetadata$ = [3, n0, _SCM,
+    0,
+    [_Pa, _SCN, _SCI, _A, _UDp, _Ex],
+    [0, 0, 0, 0, 4, 4], 4
+];
+var ServiceLastAccessed$ = [3, n0, _SLAe,
+    0,
+    [_SN, _SNe, _LA, _LAE, _LAR, _TAE, _TALA],
+    [0, 0, 4, 0, 0, 1, () => TrackedActionsLastAccessed], 2
+];
+var ServiceSpecificCredential$ = [3, n0, _SSC,
+    0,
+    [_CD, _SN, _SSCI, _UN, _S, _EDx, _SUN, _SP, _SCA, _SCS],
+    [4, 0, 0, 0, 0, 4, 0, [() => servicePassword, 0], 0, [() => serviceCredentialSecret, 0]], 5
+];
+var ServiceSpecificCredentialMetadata$ = [3, n0, _SSCM,
+    0,
+    [_UN, _S, _CD, _SSCI, _SN, _SUN, _SCA, _EDx],
+    [0, 0, 4, 0, 0, 0, 0, 4], 5
+];
+var SetDefaultPolicyVersionRequest$ = [3, n0, _SDPVR,
+    0,
+    [_PA, _VI],
+    [0, 0], 2
+];
+var SetSecurityTokenServicePreferencesRequest$ = [3, n0, _SSTSPR,
+    0,
+    [_GETV],
+    [0], 1
+];
+var SigningCertificate$ = [3, n0, _SCi,
+    0,
+    [_UN, _CI, _CB, _S, _UDp],
+    [0, 0, 0, 0, 4], 4
+];
+var SimulateCustomPolicyRequest$ = [3, n0, _SCPR,
+    0,
+    [_PIL, _ANc, _PBPIL, _OOPIL, _RA, _RP, _RO, _CA, _CEo, _RHO, _MI, _Ma],
+    [64 | 0, 64 | 0, 64 | 0, () => OrganizationPolicyListType, 64 | 0, 0, 0, 0, () => ContextEntryListType, 0, 1, 0], 2
+];
+var SimulatePolicyResponse$ = [3, n0, _SPR,
+    0,
+    [_ERv, _IT, _Ma],
+    [() => EvaluationResultsListType, 2, 0]
+];
+var SimulatePrincipalPolicyRequest$ = [3, n0, _SPPR,
+    0,
+    [_PSA, _ANc, _PIL, _PBPIL, _PEL, _RA, _RP, _RO, _CA, _CEo, _RHO, _MI, _Ma],
+    [0, 64 | 0, 64 | 0, 64 | 0, () => PolicyExclusionsListType, 64 | 0, 0, 0, 0, () => ContextEntryListType, 0, 1, 0], 2
+];
+var SourceRoleTemplate$ = [3, n0, _SRT,
+    0,
+    [_TA, _TMV],
+    [0, 1], 2
+];
+var SSHPublicKey$ = [3, n0, _SSHPK,
+    0,
+    [_UN, _SSHPKI, _Fi, _SSHPKB, _S, _UDp],
+    [0, 0, 0, 0, 0, 4], 5
+];
+var SSHPublicKeyMetadata$ = [3, n0, _SSHPKM,
+    0,
+    [_UN, _SSHPKI, _S, _UDp],
+    [0, 0, 0, 4], 4
+];
+var Statement$ = [3, n0, _Sta,
+    0,
+    [_SPI, _SPT, _SPt, _EPn],
+    [0, 0, () => Position$, () => Position$]
+];
+var Tag$ = [3, n0, _Ta,
+    0,
+    [_K, _Val],
+    [0, 0], 2
+];
+var TagInstanceProfileRequest$ = [3, n0, _TIPR,
+    0,
+    [_IPN, _T],
+    [0, () => tagListType], 2
+];
+var TagMFADeviceRequest$ = [3, n0, _TMFADR,
+    0,
+    [_SNer, _T],
+    [0, () => tagListType], 2
+];
+var TagOpenIDConnectProviderRequest$ = [3, n0, _TOIDCPR,
+    0,
+    [_OIDCPA, _T],
+    [0, () => tagListType], 2
+];
+var TagPolicyRequest$ = [3, n0, _TPR,
+    0,
+    [_PA, _T],
+    [0, () => tagListType], 2
+];
+var TagRoleRequest$ = [3, n0, _TRR,
+    0,
+    [_RN, _T],
+    [0, () => tagListType], 2
+];
+var TagSAMLProviderRequest$ = [3, n0, _TSAMLPR,
+    0,
+    [_SAMLPA, _T],
+    [0, () => tagListType], 2
+];
+var TagServerCertificateRequest$ = [3, n0, _TSCR,
+    0,
+    [_SCN, _T],
+    [0, () => tagListType], 2
+];
+var TagTemplate$ = [3, n0, _TT,
+    0,
+    [_K, _Val],
+    [0, 0], 2
+];
+var TagUserRequest$ = [3, n0, _TUR,
+    0,
+    [_UN, _T],
+    [0, () => tagListType], 2
+];
+var TrackedActionLastAccessed$ = [3, n0, _TALAr,
+    0,
+    [_ANct, _LAEa, _LATa, _LARa],
+    [0, 0, 4, 0]
+];
+var UntagInstanceProfileRequest$ = [3, n0, _UIPR,
+    0,
+    [_IPN, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagMFADeviceRequest$ = [3, n0, _UMFADR,
+    0,
+    [_SNer, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagOpenIDConnectProviderRequest$ = [3, n0, _UOIDCPR,
+    0,
+    [_OIDCPA, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagPolicyRequest$ = [3, n0, _UPR,
+    0,
+    [_PA, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagRoleRequest$ = [3, n0, _URR,
+    0,
+    [_RN, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagSAMLProviderRequest$ = [3, n0, _USAMLPR,
+    0,
+    [_SAMLPA, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagServerCertificateRequest$ = [3, n0, _USCR,
+    0,
+    [_SCN, _TKa],
+    [0, 64 | 0], 2
+];
+var UntagUserRequest$ = [3, n0, _UUR,
+    0,
+    [_UN, _TKa],
+    [0, 64 | 0], 2
+];
+var UpdateAccessKeyRequest$ = [3, n0, _UAKR,
+    0,
+    [_AKI, _S, _UN],
+    [0, 0, 0], 2
+];
+var UpdateAccountPasswordPolicyRequest$ = [3, n0, _UAPPR,
+    0,
+    [_MPL, _RS, _RNeq, _RUC, _RLC, _AUTCP, _MPA, _PRP, _HE],
+    [1, 2, 2, 2, 2, 2, 1, 1, 2]
+];
+var UpdateAssumeRolePolicyRequest$ = [3, n0, _UARPR,
+    0,
+    [_RN, _PD],
+    [0, 0], 2
+];
+var UpdateDelegationRequestRequest$ = [3, n0, _UDRR,
+    0,
+    [_DRI, _No],
+    [0, 0], 1
+];
+var UpdateGroupRequest$ = [3, n0, _UGR,
+    0,
+    [_GN, _NPe, _NGN],
+    [0, 0, 0], 1
+];
+var UpdateLoginProfileRequest$ = [3, n0, _ULPR,
+    0,
+    [_UN, _Pas, _PRR, _MSSD, _RMSSD],
+    [0, [() => passwordType, 0], 2, 1, 2], 1
+];
+var UpdateOpenIDConnectProviderRequest$ = [3, n0, _UOIDCPRp,
+    0,
+    [_OIDCPA, _CP, _ICIA, _RCP, _RICI],
+    [0, () => ContextProvider$, 0, 2, 2], 1
+];
+var UpdateOpenIDConnectProviderThumbprintRequest$ = [3, n0, _UOIDCPTR,
+    0,
+    [_OIDCPA, _TL],
+    [0, 64 | 0], 2
+];
+var UpdateRoleDescriptionRequest$ = [3, n0, _URDR,
+    0,
+    [_RN, _D],
+    [0, 0], 2
+];
+var UpdateRoleDescriptionResponse$ = [3, n0, _URDRp,
+    0,
+    [_Ro],
+    [() => Role$]
+];
+var UpdateRoleRequest$ = [3, n0, _URRp,
+    0,
+    [_RN, _D, _MSD, _MSSD, _RMSSD],
+    [0, 0, 1, 1, 2], 1
+];
+var UpdateRoleResponse$ = [3, n0, _URRpd,
+    0,
+    [],
+    []
+];
+var UpdateSAMLProviderRequest$ = [3, n0, _USAMLPRp,
+    0,
+    [_SAMLPA, _SAMLMD, _AEM, _APK, _RPK, _CP, _ICIA, _RCP, _RICI],
+    [0, 0, 0, [() => privateKeyType, 0], 0, () => ContextProvider$, 0, 2, 2], 1
+];
+var UpdateSAMLProviderResponse$ = [3, n0, _USAMLPRpd,
+    0,
+    [_SAMLPA],
+    [0]
+];
+var UpdateServerCertificateRequest$ = [3, n0, _USCRp,
+    0,
+    [_SCN, _NPe, _NSCN],
+    [0, 0, 0], 1
+];
+var UpdateServiceSpecificCredentialRequest$ = [3, n0, _USSCR,
+    0,
+    [_SSCI, _S, _UN],
+    [0, 0, 0], 2
+];
+var UpdateSigningCertificateRequest$ = [3, n0, _USCRpd,
+    0,
+    [_CI, _S, _UN],
+    [0, 0, 0], 2
+];
+var UpdateSSHPublicKeyRequest$ = [3, n0, _USSHPKR,
+    0,
+    [_UN, _SSHPKI, _S],
+    [0, 0, 0], 3
+];
+var UpdateUserRequest$ = [3, n0, _UURp,
+    0,
+    [_UN, _NPe, _NUN],
+    [0, 0, 0], 1
+];
+var UploadServerCertificateRequest$ = [3, n0, _USCRpl,
+    0,
+    [_SCN, _CB, _PK, _Pa, _CC, _T],
+    [0, 0, [() => privateKeyType, 0], 0, 0, () => tagListType], 3
+];
+var UploadServerCertificateResponse$ = [3, n0, _USCRplo,
+    0,
+    [_SCM, _T],
+    [() => ServerCertificateMetadata$, () => tagListType]
+];
+var UploadSigningCertificateRequest$ = [3, n0, _USCRploa,
+    0,
+    [_CB, _UN],
+    [0, 0], 1
+];
+var UploadSigningCertificateResponse$ = [3, n0, _USCRpload,
+    0,
+    [_Cert],
+    [() => SigningCertificate$], 1
+];
+var UploadSSHPublicKeyRequest$ = [3, n0, _USSHPKRp,
+    0,
+    [_UN, _SSHPKB],
+    [0, 0], 2
+];
+var UploadSSHPublicKeyResponse$ = [3, n0, _USSHPKRpl,
+    0,
+    [_SSHPK],
+    [() => SSHPublicKey$]
+];
+var User$ = [3, n0, _Us,
+    0,
+    [_Pa, _UN, _UI, _A, _CD, _PLU, _PB, _T],
+    [0, 0, 0, 0, 4, 4, () => AttachedPermissionsBoundary$, () => tagListType], 5
+];
+var UserDetail$ = [3, n0, _UDs,
+    0,
+    [_Pa, _UN, _UI, _A, _CD, _UPL, _GL, _AMP, _PB, _T],
+    [0, 0, 0, 0, 4, () => policyDetailListType, 64 | 0, () => attachedPoliciesListType, () => AttachedPermissionsBoundary$, () => tagListType]
+];
+var VirtualMFADevice$ = [3, n0, _VMFAD,
+    0,
+    [_SNer, _BSS, _QRCPNG, _Us, _EDn, _T],
+    [0, [() => BootstrapDatum, 0], [() => BootstrapDatum, 0], () => User$, 4, () => tagListType], 1
+];
+var __Unit = "unit";
+var AccessDetails = [1, n0, _ADc,
+    0, () => AccessDetail$
+];
+var accessKeyMetadataListType = [1, n0, _aKMLT,
+    0, () => AccessKeyMetadata$
+];
+var attachedPoliciesListType = [1, n0, _aPLT,
+    0, () => AttachedPolicy$
+];
+var certificateListType = [1, n0, _cLT,
+    0, () => SigningCertificate$
+];
+var ContextEntryListType = [1, n0, _CELT,
+    0, () => ContextEntry$
+];
+var delegationRequestsListType = [1, n0, _dRLT,
+    0, () => DelegationRequest$
+];
+var entityDetailsListType = [1, n0, _eDLT,
+    0, () => EntityDetails$
+];
+var EvaluationResultsListType = [1, n0, _ERLT,
+    0, () => EvaluationResult$
+];
+var groupDetailListType = [1, n0, _gDLT,
+    0, () => GroupDetail$
+];
+var groupListType = [1, n0, _gLT,
+    0, () => Group$
+];
+var inlinePolicyTemplateListType = [1, n0, _iPTLT,
+    0, () => InlinePolicy$
+];
+var instanceProfileListType = [1, n0, _iPLT,
+    0, () => InstanceProfile$
+];
+var keyDefinitionListType = [1, n0, _kDLT,
+    0, () => ContextProviderKeyDefinition$
+];
+var listPolicyGrantingServiceAccessResponseListType = [1, n0, _lPGSARLT,
+    0, () => ListPoliciesGrantingServiceAccessEntry$
+];
+var ManagedPolicyDetailListType = [1, n0, _MPDLT,
+    0, () => ManagedPolicyDetail$
+];
+var mfaDeviceListType = [1, n0, _mDLT,
+    0, () => MFADevice$
+];
+var OpenIDConnectProviderListType = [1, n0, _OIDCPLT,
+    0, () => OpenIDConnectProviderListEntry$
+];
+var OrganizationPolicyListType = [1, n0, _OPLT,
+    0, () => OrderedOrganizationPolicyType$
+];
+var parametersDefinitionListType = [1, n0, _pDLT,
+    0, () => ParameterDefinition$
+];
+var policyDetailListType = [1, n0, _pDLTo,
+    0, () => PolicyDetail$
+];
+var policyDocumentVersionListType = [1, n0, _pDVLT,
+    0, () => PolicyVersion$
+];
+var PolicyExclusionsListType = [1, n0, _PELT,
+    0, () => PolicyIdentifier$
+];
+var policyGrantingServiceAccessListType = [1, n0, _pGSALT,
+    0, () => PolicyGrantingServiceAccess$
+];
+var PolicyGroupListType = [1, n0, _PGLT,
+    0, () => PolicyGroup$
+];
+var policyListType = [1, n0, _pLT,
+    0, () => Policy$
+];
+var policyParameterListType = [1, n0, _pPLT,
+    0, () => PolicyParameter$
+];
+var PolicyRoleListType = [1, n0, _PRLT,
+    0, () => PolicyRole$
+];
+var PolicyUserListType = [1, n0, _PULT,
+    0, () => PolicyUser$
+];
+var privateKeyList = [1, n0, _pKL,
+    0, () => SAMLPrivateKey$
+];
+var ResourceSpecificResultListType = [1, n0, _RSRLT,
+    0, () => ResourceSpecificResult$
+];
+var roleDetailListType = [1, n0, _rDLT,
+    0, () => RoleDetail$
+];
+var roleListType = [1, n0, _rLT,
+    0, () => Role$
+];
+var RoleUsageListType = [1, n0, _RULT,
+    0, () => RoleUsageType$
+];
+var SAMLKeyHashListType = [1, n0, _SAMLKHLT,
+    0, () => SAMLKeyHashEntry$
+];
+var SAMLProviderListType = [1, n0, _SAMLPLT,
+    0, () => SAMLProviderListEntry$
+];
+var serverCertificateMetadataListType = [1, n0, _sCMLT,
+    0, () => ServerCertificateMetadata$
+];
+var ServicesLastAccessed = [1, n0, _SLA,
+    0, () => ServiceLastAccessed$
+];
+var ServiceSpecificCredentialsListType = [1, n0, _SSCLT,
+    0, () => ServiceSpecificCredentialMetadata$
+];
+var SSHPublicKeyListType = [1, n0, _SSHPKLT,
+    0, () => SSHPublicKeyMetadata$
+];
+var StatementListType = [1, n0, _SLT,
+    0, () => Statement$
+];
+var tagListType = [1, n0, _tLT,
+    0, () => Tag$
+];
+var tagTemplateListType = [1, n0, _tTLT,
+    0, () => TagTemplate$
+];
+var TrackedActionsLastAccessed = [1, n0, _TALA,
+    0, () => TrackedActionLastAccessed$
+];
+var userDetailListType = [1, n0, _uDLT,
+    0, () => UserDetail$
+];
+var userListType = [1, n0, _uLT,
+    0, () => User$
+];
+var virtualMFADeviceListType = [1, n0, _vMFADLT,
+    0, [() => VirtualMFADevice$,
+        0]
+];
+var mapStringReplacementValueEntry = [2, n0, _mSRVE,
+    0, 0, () => ReplacementValueEntry$
+];
+var PolicyIdentifier$ = [4, n0, _PIo,
+    0,
+    [_PT, _PA, _IPIn],
+    [0, 0, () => InlinePolicyIdentifierType$]
+];
+var AcceptDelegationRequest$ = [9, n0, _ADR,
+    0, () => AcceptDelegationRequestRequest$, () => __Unit
+];
+var AcquireRole$ = [9, n0, _AR,
+    0, () => AcquireRoleRequest$, () => AcquireRoleResponse$
+];
+var AddClientIDToOpenIDConnectProvider$ = [9, n0, _ACIDTOIDCP,
+    0, () => AddClientIDToOpenIDConnectProviderRequest$, () => __Unit
+];
+var AddRoleToInstanceProfile$ = [9, n0, _ARTIP,
+    0, () => AddRoleToInstanceProfileRequest$, () => __Unit
+];
+var AddUserToGroup$ = [9, n0, _AUTG,
+    0, () => AddUserToGroupRequest$, () => __Unit
+];
+var AssociateDelegationRequest$ = [9, n0, _ADRs,
+    0, () => AssociateDelegationRequestRequest$, () => __Unit
+];
+var AttachGroupPolicy$ = [9, n0, _AGP,
+    0, () => AttachGroupPolicyRequest$, () => __Unit
+];
+var AttachRolePolicy$ = [9, n0, _ARP,
+    0, () => AttachRolePolicyRequest$, () => __Unit
+];
+var AttachUserPolicy$ = [9, n0, _AUP,
+    0, () => AttachUserPolicyRequest$, () => __Unit
+];
+var ChangePassword$ = [9, n0, _CPh,
+    0, () => ChangePasswordRequest$, () => __Unit
+];
+var CreateAccessKey$ = [9, n0, _CAK,
+    0, () => CreateAccessKeyRequest$, () => CreateAccessKeyResponse$
+];
+var CreateAccountAlias$ = [9, n0, _CAA,
+    0, () => CreateAccountAliasRequest$, () => __Unit
+];
+var CreateDelegationRequest$ = [9, n0, _CDR,
+    0, () => CreateDelegationRequestRequest$, () => CreateDelegationRequestResponse$
+];
+var CreateGroup$ = [9, n0, _CG,
+    0, () => CreateGroupRequest$, () => CreateGroupResponse$
+];
+var CreateInstanceProfile$ = [9, n0, _CIP,
+    0, () => CreateInstanceProfileRequest$, () => CreateInstanceProfileResponse$
+];
+var CreateLoginProfile$ = [9, n0, _CLP,
+    0, () => CreateLoginProfileRequest$, () => CreateLoginProfileResponse$
+];
+var CreateOpenIDConnectProvider$ = [9, n0, _COIDCP,
+    0, () => CreateOpenIDConnectProviderRequest$, () => CreateOpenIDConnectProviderResponse$
+];
+var CreatePolicy$ = [9, n0, _CPr,
+    0, () => CreatePolicyRequest$, () => CreatePolicyResponse$
+];
+var CreatePolicyVersion$ = [9, n0, _CPV,
+    0, () => CreatePolicyVersionRequest$, () => CreatePolicyVersionResponse$
+];
+var CreateRole$ = [9, n0, _CR,
+    0, () => CreateRoleRequest$, () => CreateRoleResponse$
+];
+var CreateSAMLProvider$ = [9, n0, _CSAMLP,
+    0, () => CreateSAMLProviderRequest$, () => CreateSAMLProviderResponse$
+];
+var CreateServiceLinkedRole$ = [9, n0, _CSLR,
+    0, () => CreateServiceLinkedRoleRequest$, () => CreateServiceLinkedRoleResponse$
+];
+var CreateServiceSpecificCredential$ = [9, n0, _CSSC,
+    0, () => CreateServiceSpecificCredentialRequest$, () => CreateServiceSpecificCredentialResponse$
+];
+var CreateUser$ = [9, n0, _CU,
+    0, () => CreateUserRequest$, () => CreateUserResponse$
+];
+var CreateVirtualMFADevice$ = [9, n0, _CVMFAD,
+    0, () => CreateVirtualMFADeviceRequest$, () => CreateVirtualMFADeviceResponse$
+];
+var DeactivateMFADevice$ = [9, n0, _DMFAD,
+    0, () => DeactivateMFADeviceRequest$, () => __Unit
+];
+var DeleteAccessKey$ = [9, n0, _DAK,
+    0, () => DeleteAccessKeyRequest$, () => __Unit
+];
+var DeleteAccountAlias$ = [9, n0, _DAA,
+    0, () => DeleteAccountAliasRequest$, () => __Unit
+];
+var DeleteAccountPasswordPolicy$ = [9, n0, _DAPP,
+    0, () => __Unit, () => __Unit
+];
+var DeleteGroup$ = [9, n0, _DG,
+    0, () => DeleteGroupRequest$, () => __Unit
+];
+var DeleteGroupPolicy$ = [9, n0, _DGP,
+    0, () => DeleteGroupPolicyRequest$, () => __Unit
+];
+var DeleteInstanceProfile$ = [9, n0, _DIP,
+    0, () => DeleteInstanceProfileRequest$, () => __Unit
+];
+var DeleteLoginProfile$ = [9, n0, _DLP,
+    0, () => DeleteLoginProfileRequest$, () => __Unit
+];
+var DeleteOpenIDConnectProvider$ = [9, n0, _DOIDCP,
+    0, () => DeleteOpenIDConnectProviderRequest$, () => __Unit
+];
+var DeletePolicy$ = [9, n0, _DPe,
+    0, () => DeletePolicyRequest$, () => __Unit
+];
+var DeletePolicyVersion$ = [9, n0, _DPV,
+    0, () => DeletePolicyVersionRequest$, () => __Unit
+];
+var DeleteRole$ = [9, n0, _DRel,
+    0, () => DeleteRoleRequest$, () => __Unit
+];
+var DeleteRolePermissionsBoundary$ = [9, n0, _DRPB,
+    0, () => DeleteRolePermissionsBoundaryRequest$, () => __Unit
+];
+var DeleteRolePolicy$ = [9, n0, _DRP,
+    0, () => DeleteRolePolicyRequest$, () => __Unit
+];
+var DeleteSAMLProvider$ = [9, n0, _DSAMLP,
+    0, () => DeleteSAMLProviderRequest$, () => __Unit
+];
+var DeleteServerCertificate$ = [9, n0, _DSC,
+    0, () => DeleteServerCertificateRequest$, () => __Unit
+];
+var DeleteServiceLinkedRole$ = [9, n0, _DSLR,
+    0, () => DeleteServiceLinkedRoleRequest$, () => DeleteServiceLinkedRoleResponse$
+];
+var DeleteServiceSpecificCredential$ = [9, n0, _DSSC,
+    0, () => DeleteServiceSpecificCredentialRequest$, () => __Unit
+];
+var DeleteSigningCertificate$ = [9, n0, _DSCe,
+    0, () => DeleteSigningCertificateRequest$, () => __Unit
+];
+var DeleteSSHPublicKey$ = [9, n0, _DSSHPK,
+    0, () => DeleteSSHPublicKeyRequest$, () => __Unit
+];
+var DeleteUser$ = [9, n0, _DU,
+    0, () => DeleteUserRequest$, () => __Unit
+];
+var DeleteUserPermissionsBoundary$ = [9, n0, _DUPB,
+    0, () => DeleteUserPermissionsBoundaryRequest$, () => __Unit
+];
+var DeleteUserPolicy$ = [9, n0, _DUP,
+    0, () => DeleteUserPolicyRequest$, () => __Unit
+];
+var DeleteVirtualMFADevice$ = [9, n0, _DVMFAD,
+    0, () => DeleteVirtualMFADeviceRequest$, () => __Unit
+];
+var DetachGroupPolicy$ = [9, n0, _DGPe,
+    0, () => DetachGroupPolicyRequest$, () => __Unit
+];
+var DetachRolePolicy$ = [9, n0, _DRPe,
+    0, () => DetachRolePolicyRequest$, () => __Unit
+];
+var DetachUserPolicy$ = [9, n0, _DUPe,
+    0, () => DetachUserPolicyRequest$, () => __Unit
+];
+var DisableOrganizationsRootCredentialsManagement$ = [9, n0, _DORCM,
+    0, () => DisableOrganizationsRootCredentialsManagementRequest$, () => DisableOrganizationsRootCredentialsManagementResponse$
+];
+var DisableOrganizationsRootSessions$ = [9, n0, _DORS,
+    0, () => DisableOrganizationsRootSessionsRequest$, () => DisableOrganizationsRootSessionsResponse$
+];
+var DisableOutboundWebIdentityFederation$ = [9, n0, _DOWIF,
+    0, () => __Unit, () => __Unit
+];
+var EnableMFADevice$ = [9, n0, _EMFAD,
+    0, () => EnableMFADeviceRequest$, () => __Unit
+];
+var EnableOrganizationsRootCredentialsManagement$ = [9, n0, _EORCM,
+    0, () => EnableOrganizationsRootCredentialsManagementRequest$, () => EnableOrganizationsRootCredentialsManagementResponse$
+];
+var EnableOrganizationsRootSessions$ = [9, n0, _EORS,
+    0, () => EnableOrganizationsRootSessionsRequest$, () => EnableOrganizationsRootSessionsResponse$
+];
+var EnableOutboundWebIdentityFederation$ = [9, n0, _EOWIF,
+    0, () => __Unit, () => EnableOutboundWebIdentityFederationResponse$
+];
+var GenerateCredentialReport$ = [9, n0, _GCR,
+    0, () => __Unit, () => GenerateCredentialReportResponse$
+];
+var GenerateOrganizationsAccessReport$ = [9, n0, _GOAR,
+    0, () => GenerateOrganizationsAccessReportRequest$, () => GenerateOrganizationsAccessReportResponse$
+];
+var GenerateServiceLastAccessedDetails$ = [9, n0, _GSLAD,
+    0, () => GenerateServiceLastAccessedDetailsRequest$, () => GenerateServiceLastAccessedDetailsResponse$
+];
+var GetAccessKeyLastUsed$ = [9, n0, _GAKLU,
+    0, () => GetAccessKeyLastUsedRequest$, () => GetAccessKeyLastUsedResponse$
+];
+var GetAccountAuthorizationDetails$ = [9, n0, _GAAD,
+    0, () => GetAccountAuthorizationDetailsRequest$, () => GetAccountAuthorizationDetailsResponse$
+];
+var GetAccountPasswordPolicy$ = [9, n0, _GAPP,
+    0, () => __Unit, () => GetAccountPasswordPolicyResponse$
+];
+var GetAccountProperties$ = [9, n0, _GAP,
+    0, () => GetAccountPropertiesRequest$, () => GetAccountPropertiesResponse$
+];
+var GetAccountSummary$ = [9, n0, _GAS,
+    0, () => __Unit, () => GetAccountSummaryResponse$
+];
+var GetContextKeysForCustomPolicy$ = [9, n0, _GCKFCP,
+    0, () => GetContextKeysForCustomPolicyRequest$, () => GetContextKeysForPolicyResponse$
+];
+var GetContextKeysForPrincipalPolicy$ = [9, n0, _GCKFPP,
+    0, () => GetContextKeysForPrincipalPolicyRequest$, () => GetContextKeysForPolicyResponse$
+];
+var GetCredentialReport$ = [9, n0, _GCRe,
+    0, () => __Unit, () => GetCredentialReportResponse$
+];
+var GetDelegationRequest$ = [9, n0, _GDR,
+    0, () => GetDelegationRequestRequest$, () => GetDelegationRequestResponse$
+];
+var GetGroup$ = [9, n0, _GG,
+    0, () => GetGroupRequest$, () => GetGroupResponse$
+];
+var GetGroupPolicy$ = [9, n0, _GGP,
+    0, () => GetGroupPolicyRequest$, () => GetGroupPolicyResponse$
+];
+var GetHumanReadableSummary$ = [9, n0, _GHRS,
+    0, () => GetHumanReadableSummaryRequest$, () => GetHumanReadableSummaryResponse$
+];
+var GetInstanceProfile$ = [9, n0, _GIP,
+    0, () => GetInstanceProfileRequest$, () => GetInstanceProfileResponse$
+];
+var GetLoginProfile$ = [9, n0, _GLP,
+    0, () => GetLoginProfileRequest$, () => GetLoginProfileResponse$
+];
+var GetMFADevice$ = [9, n0, _GMFAD,
+    0, () => GetMFADeviceRequest$, () => GetMFADeviceResponse$
+];
+var GetOpenIDConnectProvider$ = [9, n0, _GOIDCP,
+    0, () => GetOpenIDConnectProviderRequest$, () => GetOpenIDConnectProviderResponse$
+];
+var GetOrganizationsAccessReport$ = [9, n0, _GOARe,
+    0, () => GetOrganizationsAccessReportRequest$, () => GetOrganizationsAccessReportResponse$
+];
+var GetOutboundWebIdentityFederationInfo$ = [9, n0, _GOWIFI,
+    0, () => __Unit, () => GetOutboundWebIdentityFederationInfoResponse$
+];
+var GetPolicy$ = [9, n0, _GP,
+    0, () => GetPolicyRequest$, () => GetPolicyResponse$
+];
+var GetPolicyVersion$ = [9, n0, _GPV,
+    0, () => GetPolicyVersionRequest$, () => GetPolicyVersionResponse$
+];
+var GetRole$ = [9, n0, _GR,
+    0, () => GetRoleRequest$, () => GetRoleResponse$
+];
+var GetRolePolicy$ = [9, n0, _GRP,
+    0, () => GetRolePolicyRequest$, () => GetRolePolicyResponse$
+];
+var GetRoleTemplateVersion$ = [9, n0, _GRTV,
+    0, () => GetRoleTemplateVersionRequest$, () => GetRoleTemplateVersionResponse$
+];
+var GetSAMLProvider$ = [9, n0, _GSAMLP,
+    0, () => GetSAMLProviderRequest$, () => GetSAMLProviderResponse$
+];
+var GetServerCertificate$ = [9, n0, _GSC,
+    0, () => GetServerCertificateRequest$, () => GetServerCertificateResponse$
+];
+var GetServiceLastAccessedDetails$ = [9, n0, _GSLADe,
+    0, () => GetServiceLastAccessedDetailsRequest$, () => GetServiceLastAccessedDetailsResponse$
+];
+var GetServiceLastAccessedDetailsWithEntities$ = [9, n0, _GSLADWE,
+    0, () => GetServiceLastAccessedDetailsWithEntitiesRequest$, () => GetServiceLastAccessedDetailsWithEntitiesResponse$
+];
+var GetServiceLinkedRoleDeletionStatus$ = [9, n0, _GSLRDS,
+    0, () => GetServiceLinkedRoleDeletionStatusRequest$, () => GetServiceLinkedRoleDeletionStatusResponse$
+];
+var GetSSHPublicKey$ = [9, n0, _GSSHPK,
+    0, () => GetSSHPublicKeyRequest$, () => GetSSHPublicKeyResponse$
+];
+var GetUser$ = [9, n0, _GU,
+    0, () => GetUserRequest$, () => GetUserResponse$
+];
+var GetUserPolicy$ = [9, n0, _GUP,
+    0, () => GetUserPolicyRequest$, () => GetUserPolicyResponse$
+];
+var ListAccessKeys$ = [9, n0, _LAK,
+    0, () => ListAccessKeysRequest$, () => ListAccessKeysResponse$
+];
+var ListAccountAliases$ = [9, n0, _LAA,
+    0, () => ListAccountAliasesRequest$, () => ListAccountAliasesResponse$
+];
+var ListAttachedGroupPolicies$ = [9, n0, _LAGP,
+    0, () => ListAttachedGroupPoliciesRequest$, () => ListAttachedGroupPoliciesResponse$
+];
+var ListAttachedRolePolicies$ = [9, n0, _LARP,
+    0, () => ListAttachedRolePoliciesRequest$, () => ListAttachedRolePoliciesResponse$
+];
+var ListAttachedUserPolicies$ = [9, n0, _LAUP,
+    0, () => ListAttachedUserPoliciesRequest$, () => ListAttachedUserPoliciesResponse$
+];
+var ListDelegationRequests$ = [9, n0, _LDR,
+    0, () => ListDelegationRequestsRequest$, () => ListDelegationRequestsResponse$
+];
+var ListEntitiesForPolicy$ = [9, n0, _LEFP,
+    0, () => ListEntitiesForPolicyRequest$, () => ListEntitiesForPolicyResponse$
+];
+var ListGroupPolicies$ = [9, n0, _LGP,
+    0, () => ListGroupPoliciesRequest$, () => ListGroupPoliciesResponse$
+];
+var ListGroups$ = [9, n0, _LG,
+    0, () => ListGroupsRequest$, () => ListGroupsResponse$
+];
+var ListGroupsForUser$ = [9, n0, _LGFU,
+    0, () => ListGroupsForUserRequest$, () => ListGroupsForUserResponse$
+];
+var ListInstanceProfiles$ = [9, n0, _LIP,
+    0, () => ListInstanceProfilesRequest$, () => ListInstanceProfilesResponse$
+];
+var ListInstanceProfilesForRole$ = [9, n0, _LIPFR,
+    0, () => ListInstanceProfilesForRoleRequest$, () => ListInstanceProfilesForRoleResponse$
+];
+var ListInstanceProfileTags$ = [9, n0, _LIPT,
+    0, () => ListInstanceProfileTagsRequest$, () => ListInstanceProfileTagsResponse$
+];
+var ListMFADevices$ = [9, n0, _LMFAD,
+    0, () => ListMFADevicesRequest$, () => ListMFADevicesResponse$
+];
+var ListMFADeviceTags$ = [9, n0, _LMFADT,
+    0, () => ListMFADeviceTagsRequest$, () => ListMFADeviceTagsResponse$
+];
+var ListOpenIDConnectProviders$ = [9, n0, _LOIDCP,
+    0, () => ListOpenIDConnectProvidersRequest$, () => ListOpenIDConnectProvidersResponse$
+];
+var ListOpenIDConnectProviderTags$ = [9, n0, _LOIDCPT,
+    0, () => ListOpenIDConnectProviderTagsRequest$, () => ListOpenIDConnectProviderTagsResponse$
+];
+var ListOrganizationsFeatures$ = [9, n0, _LOF,
+    0, () => ListOrganizationsFeaturesRequest$, () => ListOrganizationsFeaturesResponse$
+];
+var ListPolicies$ = [9, n0, _LPi,
+    0, () => ListPoliciesRequest$, () => ListPoliciesResponse$
+];
+var ListPoliciesGrantingServiceAccess$ = [9, n0, _LPGSA,
+    0, () => ListPoliciesGrantingServiceAccessRequest$, () => ListPoliciesGrantingServiceAccessResponse$
+];
+var ListPolicyTags$ = [9, n0, _LPT,
+    0, () => ListPolicyTagsRequest$, () => ListPolicyTagsResponse$
+];
+var ListPolicyVersions$ = [9, n0, _LPV,
+    0, () => ListPolicyVersionsRequest$, () => ListPolicyVersionsResponse$
+];
+var ListRolePolicies$ = [9, n0, _LRP,
+    0, () => ListRolePoliciesRequest$, () => ListRolePoliciesResponse$
+];
+var ListRoles$ = [9, n0, _LR,
+    0, () => ListRolesRequest$, () => ListRolesResponse$
+];
+var ListRoleTags$ = [9, n0, _LRT,
+    0, () => ListRoleTagsRequest$, () => ListRoleTagsResponse$
+];
+var ListSAMLProviders$ = [9, n0, _LSAMLP,
+    0, () => ListSAMLProvidersRequest$, () => ListSAMLProvidersResponse$
+];
+var ListSAMLProviderTags$ = [9, n0, _LSAMLPT,
+    0, () => ListSAMLProviderTagsRequest$, () => ListSAMLProviderTagsResponse$
+];
+var ListServerCertificates$ = [9, n0, _LSC,
+    0, () => ListServerCertificatesRequest$, () => ListServerCertificatesResponse$
+];
+var ListServerCertificateTags$ = [9, n0, _LSCT,
+    0, () => ListServerCertificateTagsRequest$, () => ListServerCertificateTagsResponse$
+];
+var ListServiceSpecificCredentials$ = [9, n0, _LSSC,
+    0, () => ListServiceSpecificCredentialsRequest$, () => ListServiceSpecificCredentialsResponse$
+];
+var ListSigningCertificates$ = [9, n0, _LSCi,
+    0, () => ListSigningCertificatesRequest$, () => ListSigningCertificatesResponse$
+];
+var ListSSHPublicKeys$ = [9, n0, _LSSHPK,
+    0, () => ListSSHPublicKeysRequest$, () => ListSSHPublicKeysResponse$
+];
+var ListUserPolicies$ = [9, n0, _LUP,
+    0, () => ListUserPoliciesRequest$, () => ListUserPoliciesResponse$
+];
+var ListUsers$ = [9, n0, _LU,
+    0, () => ListUsersRequest$, () => ListUsersResponse$
+];
+var ListUserTags$ = [9, n0, _LUT,
+    0, () => ListUserTagsRequest$, () => ListUserTagsResponse$
+];
+var ListVirtualMFADevices$ = [9, n0, _LVMFAD,
+    0, () => ListVirtualMFADevicesRequest$, () => ListVirtualMFADevicesResponse$
+];
+var PutAccountProperties$ = [9, n0, _PAP,
+    0, () => PutAccountPropertiesRequest$, () => PutAccountPropertiesResponse$
+];
+var PutGroupPolicy$ = [9, n0, _PGP,
+    0, () => PutGroupPolicyRequest$, () => __Unit
+];
+var PutRolePermissionsBoundary$ = [9, n0, _PRPB,
+    0, () => PutRolePermissionsBoundaryRequest$, () => __Unit
+];
+var PutRolePolicy$ = [9, n0, _PRPu,
+    0, () => PutRolePolicyRequest$, () => __Unit
+];
+var PutUserPermissionsBoundary$ = [9, n0, _PUPB,
+    0, () => PutUserPermissionsBoundaryRequest$, () => __Unit
+];
+var PutUserPolicy$ = [9, n0, _PUP,
+    0, () => PutUserPolicyRequest$, () => __Unit
+];
+var RejectDelegationRequest$ = [9, n0, _RDR,
+    0, () => RejectDelegationRequestRequest$, () => __Unit
+];
+var RemoveClientIDFromOpenIDConnectProvider$ = [9, n0, _RCIDFOIDCP,
+    0, () => RemoveClientIDFromOpenIDConnectProviderRequest$, () => __Unit
+];
+var RemoveRoleFromInstanceProfile$ = [9, n0, _RRFIP,
+    0, () => RemoveRoleFromInstanceProfileRequest$, () => __Unit
+];
+var RemoveUserFromGroup$ = [9, n0, _RUFG,
+    0, () => RemoveUserFromGroupRequest$, () => __Unit
+];
+var ResetServiceSpecificCredential$ = [9, n0, _RSSC,
+    0, () => ResetServiceSpecificCredentialRequest$, () => ResetServiceSpecificCredentialResponse$
+];
+var ResyncMFADevice$ = [9, n0, _RMFAD,
+    0, () => ResyncMFADeviceRequest$, () => __Unit
+];
+var SendDelegationToken$ = [9, n0, _SDT,
+    0, () => SendDelegationTokenRequest$, () => __Unit
+];
+var SetDefaultPolicyVersion$ = [9, n0, _SDPV,
+    0, () => SetDefaultPolicyVersionRequest$, () => __Unit
+];
+var SetSecurityTokenServicePreferences$ = [9, n0, _SSTSP,
+    0, () => SetSecurityTokenServicePreferencesRequest$, () => __Unit
+];
+var SimulateCustomPolicy$ = [9, n0, _SCP,
+    0, () => SimulateCustomPolicyRequest$, () => SimulatePolicyResponse$
+];
+var SimulatePrincipalPolicy$ = [9, n0, _SPP,
+    0, () => SimulatePrincipalPolicyRequest$, () => SimulatePolicyResponse$
+];
+var TagInstanceProfile$ = [9, n0, _TIP,
+    0, () => TagInstanceProfileRequest$, () => __Unit
+];
+var TagMFADevice$ = [9, n0, _TMFAD,
+    0, () => TagMFADeviceRequest$, () => __Unit
+];
+var TagOpenIDConnectProvider$ = [9, n0, _TOIDCP,
+    0, () => TagOpenIDConnectProviderRequest$, () => __Unit
+];
+var TagPolicy$ = [9, n0, _TP,
+    0, () => TagPolicyRequest$, () => __Unit
+];
+var TagRole$ = [9, n0, _TR,
+    0, () => TagRoleRequest$, () => __Unit
+];
+var TagSAMLProvider$ = [9, n0, _TSAMLP,
+    0, () => TagSAMLProviderRequest$, () => __Unit
+];
+var TagServerCertificate$ = [9, n0, _TSC,
+    0, () => TagServerCertificateRequest$, () => __Unit
+];
+var TagUser$ = [9, n0, _TU,
+    0, () => TagUserRequest$, () => __Unit
+];
+var UntagInstanceProfile$ = [9, n0, _UIP,
+    0, () => UntagInstanceProfileRequest$, () => __Unit
+];
+var UntagMFADevice$ = [9, n0, _UMFAD,
+    0, () => UntagMFADeviceRequest$, () => __Unit
+];
+var UntagOpenIDConnectProvider$ = [9, n0, _UOIDCP,
+    0, () => UntagOpenIDConnectProviderRequest$, () => __Unit
+];
+var UntagPolicy$ = [9, n0, _UP,
+    0, () => UntagPolicyRequest$, () => __Unit
+];
+var UntagRole$ = [9, n0, _UR,
+    0, () => UntagRoleRequest$, () => __Unit
+];
+var UntagSAMLProvider$ = [9, n0, _USAMLP,
+    0, () => UntagSAMLProviderRequest$, () => __Unit
+];
+var UntagServerCertificate$ = [9, n0, _USC,
+    0, () => UntagServerCertificateRequest$, () => __Unit
+];
+var UntagUser$ = [9, n0, _UU,
+    0, () => UntagUserRequest$, () => __Unit
+];
+var UpdateAccessKey$ = [9, n0, _UAK,
+    0, () => UpdateAccessKeyRequest$, () => __Unit
+];
+var UpdateAccountPasswordPolicy$ = [9, n0, _UAPP,
+    0, () => UpdateAccountPasswordPolicyRequest$, () => __Unit
+];
+var UpdateAssumeRolePolicy$ = [9, n0, _UARP,
+    0, () => UpdateAssumeRolePolicyRequest$, () => __Unit
+];
+var UpdateDelegationRequest$ = [9, n0, _UDR,
+    0, () => UpdateDelegationRequestRequest$, () => __Unit
+];
+var UpdateGroup$ = [9, n0, _UG,
+    0, () => UpdateGroupRequest$, () => __Unit
+];
+var UpdateLoginProfile$ = [9, n0, _ULP,
+    0, () => UpdateLoginProfileRequest$, () => __Unit
+];
+var UpdateOpenIDConnectProvider$ = [9, n0, _UOIDCPp,
+    0, () => UpdateOpenIDConnectProviderRequest$, () => __Unit
+];
+var UpdateOpenIDConnectProviderThumbprint$ = [9, n0, _UOIDCPT,
+    0, () => UpdateOpenIDConnectProviderThumbprintRequest$, () => __Unit
+];
+var UpdateRole$ = [9, n0, _URp,
+    0, () => UpdateRoleRequest$, () => UpdateRoleResponse$
+];
+var UpdateRoleDescription$ = [9, n0, _URD,
+    0, () => UpdateRoleDescriptionRequest$, () => UpdateRoleDescriptionResponse$
+];
+var UpdateSAMLProvider$ = [9, n0, _USAMLPp,
+    0, () => UpdateSAMLProviderRequest$, () => UpdateSAMLProviderResponse$
+];
+var UpdateServerCertificate$ = [9, n0, _USCp,
+    0, () => UpdateServerCertificateRequest$, () => __Unit
+];
+var UpdateServiceSpecificCredential$ = [9, n0, _USSC,
+    0, () => UpdateServiceSpecificCredentialRequest$, () => __Unit
+];
+var UpdateSigningCertificate$ = [9, n0, _USCpd,
+    0, () => UpdateSigningCertificateRequest$, () => __Unit
+];
+var UpdateSSHPublicKey$ = [9, n0, _USSHPK,
+    0, () => UpdateSSHPublicKeyRequest$, () => __Unit
+];
+var UpdateUser$ = [9, n0, _UUp,
+    0, () => UpdateUserRequest$, () => __Unit
+];
+var UploadServerCertificate$ = [9, n0, _USCpl,
+    0, () => UploadServerCertificateRequest$, () => UploadServerCertificateResponse$
+];
+var UploadSigningCertificate$ = [9, n0, _USCplo,
+    0, () => UploadSigningCertificateRequest$, () => UploadSigningCertificateResponse$
+];
+var UploadSSHPublicKey$ = [9, n0, _USSHPKp,
+    0, () => UploadSSHPublicKeyRequest$, () => UploadSSHPublicKeyResponse$
+];
+
+const getRuntimeConfig$1 = (config) => {
+    return {
+        apiVersion: "2010-05-08",
+        base64Decoder: config?.base64Decoder ?? fromBase64,
+        base64Encoder: config?.base64Encoder ?? toBase64,
+        disableHostPrefix: config?.disableHostPrefix ?? false,
+        endpointProvider: config?.endpointProvider ?? defaultEndpointResolver,
+        extensions: config?.extensions ?? [],
+        httpAuthSchemeProvider: config?.httpAuthSchemeProvider ?? defaultIAMHttpAuthSchemeProvider,
+        httpAuthSchemes: config?.httpAuthSchemes ?? [
+            {
+                schemeId: "aws.auth#sigv4",
+                identityProvider: (ipc) => ipc.getIdentityProvider("aws.auth#sigv4"),
+                signer: new AwsSdkSigV4Signer(),
+            },
+        ],
+        logger: config?.logger ?? new NoOpLogger(),
+        protocol: config?.protocol ?? AwsQueryProtocol,
+        protocolSettings: config?.protocolSettings ?? {
+            defaultNamespace: "com.amazonaws.iam",
+            errorTypeRegistries,
+            xmlNamespace: "https://iam.amazonaws.com/doc/2010-05-08/",
+            version: "2010-05-08",
+            serviceTarget: "AWSIdentityManagementV20100508",
+        },
+        serviceId: config?.serviceId ?? "IAM",
+        sha256: config?.sha256 ?? Sha256,
+        urlParser: config?.urlParser ?? parseUrl,
+        utf8Decoder: config?.utf8Decoder ?? fromUtf8,
+        utf8Encoder: config?.utf8Encoder ?? toUtf8,
+    };
+};
+
+const getRuntimeConfig = (config) => {
+    emitWarningIfUnsupportedVersion(process.version);
+    const defaultsMode = resolveDefaultsModeConfig(config);
+    const defaultConfigProvider = () => defaultsMode().then(loadConfigsForDefaultMode);
+    const clientSharedValues = getRuntimeConfig$1(config);
+    emitWarningIfUnsupportedVersion$1(process.version);
+    const loaderConfig = {
+        profile: config?.profile,
+        logger: clientSharedValues.logger,
+    };
+    return {
+        ...clientSharedValues,
+        ...config,
+        runtime: "node",
+        defaultsMode,
+        authSchemePreference: config?.authSchemePreference ?? loadConfig(NODE_AUTH_SCHEME_PREFERENCE_OPTIONS, loaderConfig),
+        bodyLengthChecker: config?.bodyLengthChecker ?? calculateBodyLength,
+        credentialDefaultProvider: config?.credentialDefaultProvider ?? defaultProvider,
+        defaultSocketTimeout: getDefaultSocketTimeout(config?.requestHandler, 300_000),
+        defaultUserAgentProvider: config?.defaultUserAgentProvider ?? createDefaultUserAgentProvider({ serviceId: clientSharedValues.serviceId, clientVersion: packageInfo.version }),
+        maxAttempts: config?.maxAttempts ?? loadConfig(NODE_MAX_ATTEMPT_CONFIG_OPTIONS, config),
+        region: config?.region ?? loadConfig(NODE_REGION_CONFIG_OPTIONS, { ...NODE_REGION_CONFIG_FILE_OPTIONS, ...loaderConfig }),
+        requestHandler: NodeHttpHandler.create(config?.requestHandler ?? defaultConfigProvider),
+        retryMode: config?.retryMode ??
+            loadConfig({
+                ...NODE_RETRY_MODE_CONFIG_OPTIONS,
+                default: async () => (await defaultConfigProvider()).retryMode || DEFAULT_RETRY_MODE,
+            }, config),
+        streamCollector: config?.streamCollector ?? streamCollector,
+        useDualstackEndpoint: config?.useDualstackEndpoint ?? loadConfig(NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS, loaderConfig),
+        useFipsEndpoint: config?.useFipsEndpoint ?? loadConfig(NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS, loaderConfig),
+        userAgentAppId: config?.userAgentAppId ?? loadConfig(NODE_APP_ID_CONFIG_OPTIONS, loaderConfig),
+    };
+};
+
+const getHttpAuthExtensionConfiguration = (runtimeConfig) => {
+    const _httpAuthSchemes = runtimeConfig.httpAuthSchemes;
+    let _httpAuthSchemeProvider = runtimeConfig.httpAuthSchemeProvider;
+    let _credentials = runtimeConfig.credentials;
+    return {
+        setHttpAuthScheme(httpAuthScheme) {
+            const index = _httpAuthSchemes.findIndex((scheme) => scheme.schemeId === httpAuthScheme.schemeId);
+            if (index === -1) {
+                _httpAuthSchemes.push(httpAuthScheme);
+            }
+            else {
+                _httpAuthSchemes.splice(index, 1, httpAuthScheme);
+            }
+        },
+        httpAuthSchemes() {
+            return _httpAuthSchemes;
+        },
+        setHttpAuthSchemeProvider(httpAuthSchemeProvider) {
+            _httpAuthSchemeProvider = httpAuthSchemeProvider;
+        },
+        httpAuthSchemeProvider() {
+            return _httpAuthSchemeProvider;
+        },
+        setCredentials(credentials) {
+            _credentials = credentials;
+        },
+        credentials() {
+            return _credentials;
+        },
+    };
+};
+const resolveHttpAuthRuntimeConfig = (config) => {
+    return {
+        httpAuthSchemes: config.httpAuthSchemes(),
+        httpAuthSchemeProvider: config.httpAuthSchemeProvider(),
+        credentials: config.credentials(),
+    };
+};
+
+const resolveRuntimeExtensions = (runtimeConfig, extensions) => {
+    const extensionConfiguration = Object.assign(getAwsRegionExtensionConfiguration(runtimeConfig), getDefaultExtensionConfiguration(runtimeConfig), getHttpHandlerExtensionConfiguration(runtimeConfig), getHttpAuthExtensionConfiguration(runtimeConfig));
+    extensions.forEach((extension) => extension.configure(extensionConfiguration));
+    return Object.assign(runtimeConfig, resolveAwsRegionExtensionConfiguration(extensionConfiguration), resolveDefaultRuntimeConfig(extensionConfiguration), resolveHttpHandlerRuntimeConfig(extensionConfiguration), resolveHttpAuthRuntimeConfig(extensionConfiguration));
+};
+
+class IAMClient extends Client {
+    config;
+    constructor(...[configuration]) {
+        const _config_0 = getRuntimeConfig(configuration || {});
+        super(_config_0);
+        this.initConfig = _config_0;
+        const _config_1 = resolveClientEndpointParameters(_config_0);
+        const _config_2 = resolveUserAgentConfig(_config_1);
+        const _config_3 = resolveRetryConfig(_config_2);
+        const _config_4 = resolveRegionConfig(_config_3);
+        const _config_5 = resolveHostHeaderConfig(_config_4);
+        const _config_6 = resolveEndpointConfig(_config_5);
+        const _config_7 = resolveHttpAuthSchemeConfig(_config_6);
+        const _config_8 = resolveRuntimeExtensions(_config_7, configuration?.extensions || []);
+        this.config = _config_8;
+        this.middlewareStack.use(getSchemaSerdePlugin(this.config));
+        this.middlewareStack.use(getUserAgentPlugin(this.config));
+        this.middlewareStack.use(getRetryPlugin(this.config));
+        this.middlewareStack.use(getContentLengthPlugin(this.config));
+        this.middlewareStack.use(getHostHeaderPlugin(this.config));
+        this.middlewareStack.use(getLoggerPlugin(this.config));
+        this.middlewareStack.use(getRecursionDetectionPlugin(this.config));
+        this.middlewareStack.use(getHttpAuthSchemeEndpointRuleSetPlugin(this.config, {
+            httpAuthSchemeParametersProvider: defaultIAMHttpAuthSchemeParametersProvider,
+            identityProviderConfigProvider: async (config) => new DefaultIdentityProviderConfig({
+                "aws.auth#sigv4": config.credentials,
+            }),
+        }));
+        this.middlewareStack.use(getHttpSigningPlugin(this.config));
+    }
+    destroy() {
+        super.destroy();
+    }
+}
+
+const command = makeBuilder(commonParams, "AWSIdentityManagementV20100508", "IAMClient", getEndpointPlugin);
+const _ep0 = {};
+const _mw0 = (Command, cs, config, o) => [];
+
+class AcceptDelegationRequestCommand extends command(_ep0, _mw0, "AcceptDelegationRequest", AcceptDelegationRequest$) {
+}
+
+class AcquireRoleCommand extends command(_ep0, _mw0, "AcquireRole", AcquireRole$) {
+}
+
+class AddClientIDToOpenIDConnectProviderCommand extends command(_ep0, _mw0, "AddClientIDToOpenIDConnectProvider", AddClientIDToOpenIDConnectProvider$) {
+}
+
+class AddRoleToInstanceProfileCommand extends command(_ep0, _mw0, "AddRoleToInstanceProfile", AddRoleToInstanceProfile$) {
+}
+
+class AddUserToGroupCommand extends command(_ep0, _mw0, "AddUserToGroup", AddUserToGroup$) {
+}
+
+class AssociateDelegationRequestCommand extends command(_ep0, _mw0, "AssociateDelegationRequest", AssociateDelegationRequest$) {
+}
+
+class AttachGroupPolicyCommand extends command(_ep0, _mw0, "AttachGroupPolicy", AttachGroupPolicy$) {
+}
+
+class AttachRolePolicyCommand extends command(_ep0, _mw0, "AttachRolePolicy", AttachRolePolicy$) {
+}
+
+class AttachUserPolicyCommand extends command(_ep0, _mw0, "AttachUserPolicy", AttachUserPolicy$) {
+}
+
+class ChangePasswordCommand extends command(_ep0, _mw0, "ChangePassword", ChangePassword$) {
+}
+
+class CreateAccessKeyCommand extends command(_ep0, _mw0, "CreateAccessKey", CreateAccessKey$) {
+}
+
+class CreateAccountAliasCommand extends command(_ep0, _mw0, "CreateAccountAlias", CreateAccountAlias$) {
+}
+
+class CreateDelegationRequestCommand extends command(_ep0, _mw0, "CreateDelegationRequest", CreateDelegationRequest$) {
+}
+
+class CreateGroupCommand extends command(_ep0, _mw0, "CreateGroup", CreateGroup$) {
+}
+
+class CreateInstanceProfileCommand extends command(_ep0, _mw0, "CreateInstanceProfile", CreateInstanceProfile$) {
+}
+
+class CreateLoginProfileCommand extends command(_ep0, _mw0, "CreateLoginProfile", CreateLoginProfile$) {
+}
+
+class CreateOpenIDConnectProviderCommand extends command(_ep0, _mw0, "CreateOpenIDConnectProvider", CreateOpenIDConnectProvider$) {
+}
+
+class CreatePolicyCommand extends command(_ep0, _mw0, "CreatePolicy", CreatePolicy$) {
+}
+
+class CreatePolicyVersionCommand extends command(_ep0, _mw0, "CreatePolicyVersion", CreatePolicyVersion$) {
+}
+
+class CreateRoleCommand extends command(_ep0, _mw0, "CreateRole", CreateRole$) {
+}
+
+class CreateSAMLProviderCommand extends command(_ep0, _mw0, "CreateSAMLProvider", CreateSAMLProvider$) {
+}
+
+class CreateServiceLinkedRoleCommand extends command(_ep0, _mw0, "CreateServiceLinkedRole", CreateServiceLinkedRole$) {
+}
+
+class CreateServiceSpecificCredentialCommand extends command(_ep0, _mw0, "CreateServiceSpecificCredential", CreateServiceSpecificCredential$) {
+}
+
+class CreateUserCommand extends command(_ep0, _mw0, "CreateUser", CreateUser$) {
+}
+
+class CreateVirtualMFADeviceCommand extends command(_ep0, _mw0, "CreateVirtualMFADevice", CreateVirtualMFADevice$) {
+}
+
+class DeactivateMFADeviceCommand extends command(_ep0, _mw0, "DeactivateMFADevice", DeactivateMFADevice$) {
+}
+
+class DeleteAccessKeyCommand extends command(_ep0, _mw0, "DeleteAccessKey", DeleteAccessKey$) {
+}
+
+class DeleteAccountAliasCommand extends command(_ep0, _mw0, "DeleteAccountAlias", DeleteAccountAlias$) {
+}
+
+class DeleteAccountPasswordPolicyCommand extends command(_ep0, _mw0, "DeleteAccountPasswordPolicy", DeleteAccountPasswordPolicy$) {
+}
+
+class DeleteGroupCommand extends command(_ep0, _mw0, "DeleteGroup", DeleteGroup$) {
+}
+
+class DeleteGroupPolicyCommand extends command(_ep0, _mw0, "DeleteGroupPolicy", DeleteGroupPolicy$) {
+}
+
+class DeleteInstanceProfileCommand extends command(_ep0, _mw0, "DeleteInstanceProfile", DeleteInstanceProfile$) {
+}
+
+class DeleteLoginProfileCommand extends command(_ep0, _mw0, "DeleteLoginProfile", DeleteLoginProfile$) {
+}
+
+class DeleteOpenIDConnectProviderCommand extends command(_ep0, _mw0, "DeleteOpenIDConnectProvider", DeleteOpenIDConnectProvider$) {
+}
+
+class DeletePolicyCommand extends command(_ep0, _mw0, "DeletePolicy", DeletePolicy$) {
+}
+
+class DeletePolicyVersionCommand extends command(_ep0, _mw0, "DeletePolicyVersion", DeletePolicyVersion$) {
+}
+
+class DeleteRoleCommand extends command(_ep0, _mw0, "DeleteRole", DeleteRole$) {
+}
+
+class DeleteRolePermissionsBoundaryCommand extends command(_ep0, _mw0, "DeleteRolePermissionsBoundary", DeleteRolePermissionsBoundary$) {
+}
+
+class DeleteRolePolicyCommand extends command(_ep0, _mw0, "DeleteRolePolicy", DeleteRolePolicy$) {
+}
+
+class DeleteSAMLProviderCommand extends command(_ep0, _mw0, "DeleteSAMLProvider", DeleteSAMLProvider$) {
+}
+
+class DeleteServerCertificateCommand extends command(_ep0, _mw0, "DeleteServerCertificate", DeleteServerCertificate$) {
+}
+
+class DeleteServiceLinkedRoleCommand extends command(_ep0, _mw0, "DeleteServiceLinkedRole", DeleteServiceLinkedRole$) {
+}
+
+class DeleteServiceSpecificCredentialCommand extends command(_ep0, _mw0, "DeleteServiceSpecificCredential", DeleteServiceSpecificCredential$) {
+}
+
+class DeleteSigningCertificateCommand extends command(_ep0, _mw0, "DeleteSigningCertificate", DeleteSigningCertificate$) {
+}
+
+class DeleteSSHPublicKeyCommand extends command(_ep0, _mw0, "DeleteSSHPublicKey", DeleteSSHPublicKey$) {
+}
+
+class DeleteUserCommand extends command(_ep0, _mw0, "DeleteUser", DeleteUser$) {
+}
+
+class DeleteUserPermissionsBoundaryCommand extends command(_ep0, _mw0, "DeleteUserPermissionsBoundary", DeleteUserPermissionsBoundary$) {
+}
+
+class DeleteUserPolicyCommand extends command(_ep0, _mw0, "DeleteUserPolicy", DeleteUserPolicy$) {
+}
+
+class DeleteVirtualMFADeviceCommand extends command(_ep0, _mw0, "DeleteVirtualMFADevice", DeleteVirtualMFADevice$) {
+}
+
+class DetachGroupPolicyCommand extends command(_ep0, _mw0, "DetachGroupPolicy", DetachGroupPolicy$) {
+}
+
+class DetachRolePolicyCommand extends command(_ep0, _mw0, "DetachRolePolicy", DetachRolePolicy$) {
+}
+
+class DetachUserPolicyCommand extends command(_ep0, _mw0, "DetachUserPolicy", DetachUserPolicy$) {
+}
+
+class DisableOrganizationsRootCredentialsManagementCommand extends command(_ep0, _mw0, "DisableOrganizationsRootCredentialsManagement", DisableOrganizationsRootCredentialsManagement$) {
+}
+
+class DisableOrganizationsRootSessionsCommand extends command(_ep0, _mw0, "DisableOrganizationsRootSessions", DisableOrganizationsRootSessions$) {
+}
+
+class DisableOutboundWebIdentityFederationCommand extends command(_ep0, _mw0, "DisableOutboundWebIdentityFederation", DisableOutboundWebIdentityFederation$) {
+}
+
+class EnableMFADeviceCommand extends command(_ep0, _mw0, "EnableMFADevice", EnableMFADevice$) {
+}
+
+class EnableOrganizationsRootCredentialsManagementCommand extends command(_ep0, _mw0, "EnableOrganizationsRootCredentialsManagement", EnableOrganizationsRootCredentialsManagement$) {
+}
+
+class EnableOrganizationsRootSessionsCommand extends command(_ep0, _mw0, "EnableOrganizationsRootSessions", EnableOrganizationsRootSessions$) {
+}
+
+class EnableOutboundWebIdentityFederationCommand extends command(_ep0, _mw0, "EnableOutboundWebIdentityFederation", EnableOutboundWebIdentityFederation$) {
+}
+
+class GenerateCredentialReportCommand extends command(_ep0, _mw0, "GenerateCredentialReport", GenerateCredentialReport$) {
+}
+
+class GenerateOrganizationsAccessReportCommand extends command(_ep0, _mw0, "GenerateOrganizationsAccessReport", GenerateOrganizationsAccessReport$) {
+}
+
+class GenerateServiceLastAccessedDetailsCommand extends command(_ep0, _mw0, "GenerateServiceLastAccessedDetails", GenerateServiceLastAccessedDetails$) {
+}
+
+class GetAccessKeyLastUsedCommand extends command(_ep0, _mw0, "GetAccessKeyLastUsed", GetAccessKeyLastUsed$) {
+}
+
+class GetAccountAuthorizationDetailsCommand extends command(_ep0, _mw0, "GetAccountAuthorizationDetails", GetAccountAuthorizationDetails$) {
+}
+
+class GetAccountPasswordPolicyCommand extends command(_ep0, _mw0, "GetAccountPasswordPolicy", GetAccountPasswordPolicy$) {
+}
+
+class GetAccountPropertiesCommand extends command(_ep0, _mw0, "GetAccountProperties", GetAccountProperties$) {
+}
+
+class GetAccountSummaryCommand extends command(_ep0, _mw0, "GetAccountSummary", GetAccountSummary$) {
+}
+
+class GetContextKeysForCustomPolicyCommand extends command(_ep0, _mw0, "GetContextKeysForCustomPolicy", GetContextKeysForCustomPolicy$) {
+}
+
+class GetContextKeysForPrincipalPolicyCommand extends command(_ep0, _mw0, "GetContextKeysForPrincipalPolicy", GetContextKeysForPrincipalPolicy$) {
+}
+
+class GetCredentialReportCommand extends command(_ep0, _mw0, "GetCredentialReport", GetCredentialReport$) {
+}
+
+class GetDelegationRequestCommand extends command(_ep0, _mw0, "GetDelegationRequest", GetDelegationRequest$) {
+}
+
+class GetGroupCommand extends command(_ep0, _mw0, "GetGroup", GetGroup$) {
+}
+
+class GetGroupPolicyCommand extends command(_ep0, _mw0, "GetGroupPolicy", GetGroupPolicy$) {
+}
+
+class GetHumanReadableSummaryCommand extends command(_ep0, _mw0, "GetHumanReadableSummary", GetHumanReadableSummary$) {
+}
+
+class GetInstanceProfileCommand extends command(_ep0, _mw0, "GetInstanceProfile", GetInstanceProfile$) {
+}
+
+class GetLoginProfileCommand extends command(_ep0, _mw0, "GetLoginProfile", GetLoginProfile$) {
+}
+
+class GetMFADeviceCommand extends command(_ep0, _mw0, "GetMFADevice", GetMFADevice$) {
+}
+
+class GetOpenIDConnectProviderCommand extends command(_ep0, _mw0, "GetOpenIDConnectProvider", GetOpenIDConnectProvider$) {
+}
+
+class GetOrganizationsAccessReportCommand extends command(_ep0, _mw0, "GetOrganizationsAccessReport", GetOrganizationsAccessReport$) {
+}
+
+class GetOutboundWebIdentityFederationInfoCommand extends command(_ep0, _mw0, "GetOutboundWebIdentityFederationInfo", GetOutboundWebIdentityFederationInfo$) {
+}
+
+class GetPolicyCommand extends command(_ep0, _mw0, "GetPolicy", GetPolicy$) {
+}
+
+class GetPolicyVersionCommand extends command(_ep0, _mw0, "GetPolicyVersion", GetPolicyVersion$) {
+}
+
+class GetRoleCommand extends command(_ep0, _mw0, "GetRole", GetRole$) {
+}
+
+class GetRolePolicyCommand extends command(_ep0, _mw0, "GetRolePolicy", GetRolePolicy$) {
+}
+
+class GetRoleTemplateVersionCommand extends command(_ep0, _mw0, "GetRoleTemplateVersion", GetRoleTemplateVersion$) {
+}
+
+class GetSAMLProviderCommand extends command(_ep0, _mw0, "GetSAMLProvider", GetSAMLProvider$) {
+}
+
+class GetServerCertificateCommand extends command(_ep0, _mw0, "GetServerCertificate", GetServerCertificate$) {
+}
+
+class GetServiceLastAccessedDetailsCommand extends command(_ep0, _mw0, "GetServiceLastAccessedDetails", GetServiceLastAccessedDetails$) {
+}
+
+class GetServiceLastAccessedDetailsWithEntitiesCommand extends command(_ep0, _mw0, "GetServiceLastAccessedDetailsWithEntities", GetServiceLastAccessedDetailsWithEntities$) {
+}
+
+class GetServiceLinkedRoleDeletionStatusCommand extends command(_ep0, _mw0, "GetServiceLinkedRoleDeletionStatus", GetServiceLinkedRoleDeletionStatus$) {
+}
+
+class GetSSHPublicKeyCommand extends command(_ep0, _mw0, "GetSSHPublicKey", GetSSHPublicKey$) {
+}
+
+class GetUserCommand extends command(_ep0, _mw0, "GetUser", GetUser$) {
+}
+
+class GetUserPolicyCommand extends command(_ep0, _mw0, "GetUserPolicy", GetUserPolicy$) {
+}
+
+class ListAccessKeysCommand extends command(_ep0, _mw0, "ListAccessKeys", ListAccessKeys$) {
+}
+
+class ListAccountAliasesCommand extends command(_ep0, _mw0, "ListAccountAliases", ListAccountAliases$) {
+}
+
+class ListAttachedGroupPoliciesCommand extends command(_ep0, _mw0, "ListAttachedGroupPolicies", ListAttachedGroupPolicies$) {
+}
+
+class ListAttachedRolePoliciesCommand extends command(_ep0, _mw0, "ListAttachedRolePolicies", ListAttachedRolePolicies$) {
+}
+
+class ListAttachedUserPoliciesCommand extends command(_ep0, _mw0, "ListAttachedUserPolicies", ListAttachedUserPolicies$) {
+}
+
+class ListDelegationRequestsCommand extends command(_ep0, _mw0, "ListDelegationRequests", ListDelegationRequests$) {
+}
+
+class ListEntitiesForPolicyCommand extends command(_ep0, _mw0, "ListEntitiesForPolicy", ListEntitiesForPolicy$) {
+}
+
+class ListGroupPoliciesCommand extends command(_ep0, _mw0, "ListGroupPolicies", ListGroupPolicies$) {
+}
+
+class ListGroupsCommand extends command(_ep0, _mw0, "ListGroups", ListGroups$) {
+}
+
+class ListGroupsForUserCommand extends command(_ep0, _mw0, "ListGroupsForUser", ListGroupsForUser$) {
+}
+
+class ListInstanceProfilesCommand extends command(_ep0, _mw0, "ListInstanceProfiles", ListInstanceProfiles$) {
+}
+
+class ListInstanceProfilesForRoleCommand extends command(_ep0, _mw0, "ListInstanceProfilesForRole", ListInstanceProfilesForRole$) {
+}
+
+class ListInstanceProfileTagsCommand extends command(_ep0, _mw0, "ListInstanceProfileTags", ListInstanceProfileTags$) {
+}
+
+class ListMFADevicesCommand extends command(_ep0, _mw0, "ListMFADevices", ListMFADevices$) {
+}
+
+class ListMFADeviceTagsCommand extends command(_ep0, _mw0, "ListMFADeviceTags", ListMFADeviceTags$) {
+}
+
+class ListOpenIDConnectProvidersCommand extends command(_ep0, _mw0, "ListOpenIDConnectProviders", ListOpenIDConnectProviders$) {
+}
+
+class ListOpenIDConnectProviderTagsCommand extends command(_ep0, _mw0, "ListOpenIDConnectProviderTags", ListOpenIDConnectProviderTags$) {
+}
+
+class ListOrganizationsFeaturesCommand extends command(_ep0, _mw0, "ListOrganizationsFeatures", ListOrganizationsFeatures$) {
+}
+
+class ListPoliciesCommand extends command(_ep0, _mw0, "ListPolicies", ListPolicies$) {
+}
+
+class ListPoliciesGrantingServiceAccessCommand extends command(_ep0, _mw0, "ListPoliciesGrantingServiceAccess", ListPoliciesGrantingServiceAccess$) {
+}
+
+class ListPolicyTagsCommand extends command(_ep0, _mw0, "ListPolicyTags", ListPolicyTags$) {
+}
+
+class ListPolicyVersionsCommand extends command(_ep0, _mw0, "ListPolicyVersions", ListPolicyVersions$) {
+}
+
+class ListRolePoliciesCommand extends command(_ep0, _mw0, "ListRolePolicies", ListRolePolicies$) {
+}
+
+class ListRolesCommand extends command(_ep0, _mw0, "ListRoles", ListRoles$) {
+}
+
+class ListRoleTagsCommand extends command(_ep0, _mw0, "ListRoleTags", ListRoleTags$) {
+}
+
+class ListSAMLProvidersCommand extends command(_ep0, _mw0, "ListSAMLProviders", ListSAMLProviders$) {
+}
+
+class ListSAMLProviderTagsCommand extends command(_ep0, _mw0, "ListSAMLProviderTags", ListSAMLProviderTags$) {
+}
+
+class ListServerCertificatesCommand extends command(_ep0, _mw0, "ListServerCertificates", ListServerCertificates$) {
+}
+
+class ListServerCertificateTagsCommand extends command(_ep0, _mw0, "ListServerCertificateTags", ListServerCertificateTags$) {
+}
+
+class ListServiceSpecificCredentialsCommand extends command(_ep0, _mw0, "ListServiceSpecificCredentials", ListServiceSpecificCredentials$) {
+}
+
+class ListSigningCertificatesCommand extends command(_ep0, _mw0, "ListSigningCertificates", ListSigningCertificates$) {
+}
+
+class ListSSHPublicKeysCommand extends command(_ep0, _mw0, "ListSSHPublicKeys", ListSSHPublicKeys$) {
+}
+
+class ListUserPoliciesCommand extends command(_ep0, _mw0, "ListUserPolicies", ListUserPolicies$) {
+}
+
+class ListUsersCommand extends command(_ep0, _mw0, "ListUsers", ListUsers$) {
+}
+
+class ListUserTagsCommand extends command(_ep0, _mw0, "ListUserTags", ListUserTags$) {
+}
+
+class ListVirtualMFADevicesCommand extends command(_ep0, _mw0, "ListVirtualMFADevices", ListVirtualMFADevices$) {
+}
+
+class PutAccountPropertiesCommand extends command(_ep0, _mw0, "PutAccountProperties", PutAccountProperties$) {
+}
+
+class PutGroupPolicyCommand extends command(_ep0, _mw0, "PutGroupPolicy", PutGroupPolicy$) {
+}
+
+class PutRolePermissionsBoundaryCommand extends command(_ep0, _mw0, "PutRolePermissionsBoundary", PutRolePermissionsBoundary$) {
+}
+
+class PutRolePolicyCommand extends command(_ep0, _mw0, "PutRolePolicy", PutRolePolicy$) {
+}
+
+class PutUserPermissionsBoundaryCommand extends command(_ep0, _mw0, "PutUserPermissionsBoundary", PutUserPermissionsBoundary$) {
+}
+
+class PutUserPolicyCommand extends command(_ep0, _mw0, "PutUserPolicy", PutUserPolicy$) {
+}
+
+class RejectDelegationRequestCommand extends command(_ep0, _mw0, "RejectDelegationRequest", RejectDelegationRequest$) {
+}
+
+class RemoveClientIDFromOpenIDConnectProviderCommand extends command(_ep0, _mw0, "RemoveClientIDFromOpenIDConnectProvider", RemoveClientIDFromOpenIDConnectProvider$) {
+}
+
+class RemoveRoleFromInstanceProfileCommand extends command(_ep0, _mw0, "RemoveRoleFromInstanceProfile", RemoveRoleFromInstanceProfile$) {
+}
+
+class RemoveUserFromGroupCommand extends command(_ep0, _mw0, "RemoveUserFromGroup", RemoveUserFromGroup$) {
+}
+
+class ResetServiceSpecificCredentialCommand extends command(_ep0, _mw0, "ResetServiceSpecificCredential", ResetServiceSpecificCredential$) {
+}
+
+class ResyncMFADeviceCommand extends command(_ep0, _mw0, "ResyncMFADevice", ResyncMFADevice$) {
+}
+
+class SendDelegationTokenCommand extends command(_ep0, _mw0, "SendDelegationToken", SendDelegationToken$) {
+}
+
+class SetDefaultPolicyVersionCommand extends command(_ep0, _mw0, "SetDefaultPolicyVersion", SetDefaultPolicyVersion$) {
+}
+
+class SetSecurityTokenServicePreferencesCommand extends command(_ep0, _mw0, "SetSecurityTokenServicePreferences", SetSecurityTokenServicePreferences$) {
+}
+
+class SimulateCustomPolicyCommand extends command(_ep0, _mw0, "SimulateCustomPolicy", SimulateCustomPolicy$) {
+}
+
+class SimulatePrincipalPolicyCommand extends command(_ep0, _mw0, "SimulatePrincipalPolicy", SimulatePrincipalPolicy$) {
+}
+
+class TagInstanceProfileCommand extends command(_ep0, _mw0, "TagInstanceProfile", TagInstanceProfile$) {
+}
+
+class TagMFADeviceCommand extends command(_ep0, _mw0, "TagMFADevice", TagMFADevice$) {
+}
+
+class TagOpenIDConnectProviderCommand extends command(_ep0, _mw0, "TagOpenIDConnectProvider", TagOpenIDConnectProvider$) {
+}
+
+class TagPolicyCommand extends command(_ep0, _mw0, "TagPolicy", TagPolicy$) {
+}
+
+class TagRoleCommand extends command(_ep0, _mw0, "TagRole", TagRole$) {
+}
+
+class TagSAMLProviderCommand extends command(_ep0, _mw0, "TagSAMLProvider", TagSAMLProvider$) {
+}
+
+class TagServerCertificateCommand extends command(_ep0, _mw0, "TagServerCertificate", TagServerCertificate$) {
+}
+
+class TagUserCommand extends command(_ep0, _mw0, "TagUser", TagUser$) {
+}
+
+class UntagInstanceProfileCommand extends command(_ep0, _mw0, "UntagInstanceProfile", UntagInstanceProfile$) {
+}
+
+class UntagMFADeviceCommand extends command(_ep0, _mw0, "UntagMFADevice", UntagMFADevice$) {
+}
+
+class UntagOpenIDConnectProviderCommand extends command(_ep0, _mw0, "UntagOpenIDConnectProvider", UntagOpenIDConnectProvider$) {
+}
+
+class UntagPolicyCommand extends command(_ep0, _mw0, "UntagPolicy", UntagPolicy$) {
+}
+
+class UntagRoleCommand extends command(_ep0, _mw0, "UntagRole", UntagRole$) {
+}
+
+class UntagSAMLProviderCommand extends command(_ep0, _mw0, "UntagSAMLProvider", UntagSAMLProvider$) {
+}
+
+class UntagServerCertificateCommand extends command(_ep0, _mw0, "UntagServerCertificate", UntagServerCertificate$) {
+}
+
+class UntagUserCommand extends command(_ep0, _mw0, "UntagUser", UntagUser$) {
+}
+
+class UpdateAccessKeyCommand extends command(_ep0, _mw0, "UpdateAccessKey", UpdateAccessKey$) {
+}
+
+class UpdateAccountPasswordPolicyCommand extends command(_ep0, _mw0, "UpdateAccountPasswordPolicy", UpdateAccountPasswordPolicy$) {
+}
+
+class UpdateAssumeRolePolicyCommand extends command(_ep0, _mw0, "UpdateAssumeRolePolicy", UpdateAssumeRolePolicy$) {
+}
+
+class UpdateDelegationRequestCommand extends command(_ep0, _mw0, "UpdateDelegationRequest", UpdateDelegationRequest$) {
+}
+
+class UpdateGroupCommand extends command(_ep0, _mw0, "UpdateGroup", UpdateGroup$) {
+}
+
+class UpdateLoginProfileCommand extends command(_ep0, _mw0, "UpdateLoginProfile", UpdateLoginProfile$) {
+}
+
+class UpdateOpenIDConnectProviderCommand extends command(_ep0, _mw0, "UpdateOpenIDConnectProvider", UpdateOpenIDConnectProvider$) {
+}
+
+class UpdateOpenIDConnectProviderThumbprintCommand extends command(_ep0, _mw0, "UpdateOpenIDConnectProviderThumbprint", UpdateOpenIDConnectProviderThumbprint$) {
+}
+
+class UpdateRoleCommand extends command(_ep0, _mw0, "UpdateRole", UpdateRole$) {
+}
+
+class UpdateRoleDescriptionCommand extends command(_ep0, _mw0, "UpdateRoleDescription", UpdateRoleDescription$) {
+}
+
+class UpdateSAMLProviderCommand extends command(_ep0, _mw0, "UpdateSAMLProvider", UpdateSAMLProvider$) {
+}
+
+class UpdateServerCertificateCommand extends command(_ep0, _mw0, "UpdateServerCertificate", UpdateServerCertificate$) {
+}
+
+class UpdateServiceSpecificCredentialCommand extends command(_ep0, _mw0, "UpdateServiceSpecificCredential", UpdateServiceSpecificCredential$) {
+}
+
+class UpdateSigningCertificateCommand extends command(_ep0, _mw0, "UpdateSigningCertificate", UpdateSigningCertificate$) {
+}
+
+class UpdateSSHPublicKeyCommand extends command(_ep0, _mw0, "UpdateSSHPublicKey", UpdateSSHPublicKey$) {
+}
+
+class UpdateUserCommand extends command(_ep0, _mw0, "UpdateUser", UpdateUser$) {
+}
+
+class UploadServerCertificateCommand extends command(_ep0, _mw0, "UploadServerCertificate", UploadServerCertificate$) {
+}
+
+class UploadSigningCertificateCommand extends command(_ep0, _mw0, "UploadSigningCertificate", UploadSigningCertificate$) {
+}
+
+class UploadSSHPublicKeyCommand extends command(_ep0, _mw0, "UploadSSHPublicKey", UploadSSHPublicKey$) {
+}
+
+const paginateGetAccountAuthorizationDetails = createPaginator(IAMClient, GetAccountAuthorizationDetailsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateGetGroup = createPaginator(IAMClient, GetGroupCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListAccessKeys = createPaginator(IAMClient, ListAccessKeysCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListAccountAliases = createPaginator(IAMClient, ListAccountAliasesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListAttachedGroupPolicies = createPaginator(IAMClient, ListAttachedGroupPoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListAttachedRolePolicies = createPaginator(IAMClient, ListAttachedRolePoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListAttachedUserPolicies = createPaginator(IAMClient, ListAttachedUserPoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListEntitiesForPolicy = createPaginator(IAMClient, ListEntitiesForPolicyCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListGroupPolicies = createPaginator(IAMClient, ListGroupPoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListGroupsForUser = createPaginator(IAMClient, ListGroupsForUserCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListGroups = createPaginator(IAMClient, ListGroupsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListInstanceProfilesForRole = createPaginator(IAMClient, ListInstanceProfilesForRoleCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListInstanceProfiles = createPaginator(IAMClient, ListInstanceProfilesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListInstanceProfileTags = createPaginator(IAMClient, ListInstanceProfileTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListMFADevices = createPaginator(IAMClient, ListMFADevicesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListMFADeviceTags = createPaginator(IAMClient, ListMFADeviceTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListOpenIDConnectProviderTags = createPaginator(IAMClient, ListOpenIDConnectProviderTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListPolicies = createPaginator(IAMClient, ListPoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListPolicyTags = createPaginator(IAMClient, ListPolicyTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListPolicyVersions = createPaginator(IAMClient, ListPolicyVersionsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListRolePolicies = createPaginator(IAMClient, ListRolePoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListRoles = createPaginator(IAMClient, ListRolesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListRoleTags = createPaginator(IAMClient, ListRoleTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListSAMLProviderTags = createPaginator(IAMClient, ListSAMLProviderTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListServerCertificates = createPaginator(IAMClient, ListServerCertificatesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListServerCertificateTags = createPaginator(IAMClient, ListServerCertificateTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListSigningCertificates = createPaginator(IAMClient, ListSigningCertificatesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListSSHPublicKeys = createPaginator(IAMClient, ListSSHPublicKeysCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListUserPolicies = createPaginator(IAMClient, ListUserPoliciesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListUsers = createPaginator(IAMClient, ListUsersCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListUserTags = createPaginator(IAMClient, ListUserTagsCommand, "Marker", "Marker", "MaxItems");
+
+const paginateListVirtualMFADevices = createPaginator(IAMClient, ListVirtualMFADevicesCommand, "Marker", "Marker", "MaxItems");
+
+const paginateSimulateCustomPolicy = createPaginator(IAMClient, SimulateCustomPolicyCommand, "Marker", "Marker", "MaxItems");
+
+const paginateSimulatePrincipalPolicy = createPaginator(IAMClient, SimulatePrincipalPolicyCommand, "Marker", "Marker", "MaxItems");
+
+const checkState$3 = async (client, input) => {
+    let reason;
+    try {
+        let result = await client.send(new GetInstanceProfileCommand(input));
+        reason = result;
+        return { state: WaiterState.SUCCESS, reason };
+    }
+    catch (exception) {
+        reason = exception;
+        if (exception.name === "NoSuchEntityException") {
+            return { state: WaiterState.RETRY, reason };
+        }
+    }
+    return { state: WaiterState.RETRY, reason };
+};
+const waitForInstanceProfileExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    return createWaiter({ ...serviceDefaults, ...params }, input, checkState$3);
+};
+const waitUntilInstanceProfileExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    const result = await createWaiter({ ...serviceDefaults, ...params }, input, checkState$3);
+    return checkExceptions(result);
+};
+
+const checkState$2 = async (client, input) => {
+    let reason;
+    try {
+        let result = await client.send(new GetPolicyCommand(input));
+        reason = result;
+        return { state: WaiterState.SUCCESS, reason };
+    }
+    catch (exception) {
+        reason = exception;
+        if (exception.name === "NoSuchEntityException") {
+            return { state: WaiterState.RETRY, reason };
+        }
+    }
+    return { state: WaiterState.RETRY, reason };
+};
+const waitForPolicyExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    return createWaiter({ ...serviceDefaults, ...params }, input, checkState$2);
+};
+const waitUntilPolicyExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    const result = await createWaiter({ ...serviceDefaults, ...params }, input, checkState$2);
+    return checkExceptions(result);
+};
+
+const checkState$1 = async (client, input) => {
+    let reason;
+    try {
+        let result = await client.send(new GetRoleCommand(input));
+        reason = result;
+        return { state: WaiterState.SUCCESS, reason };
+    }
+    catch (exception) {
+        reason = exception;
+        if (exception.name === "NoSuchEntityException") {
+            return { state: WaiterState.RETRY, reason };
+        }
+    }
+    return { state: WaiterState.RETRY, reason };
+};
+const waitForRoleExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    return createWaiter({ ...serviceDefaults, ...params }, input, checkState$1);
+};
+const waitUntilRoleExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    const result = await createWaiter({ ...serviceDefaults, ...params }, input, checkState$1);
+    return checkExceptions(result);
+};
+
+const checkState = async (client, input) => {
+    let reason;
+    try {
+        let result = await client.send(new GetUserCommand(input));
+        reason = result;
+        return { state: WaiterState.SUCCESS, reason };
+    }
+    catch (exception) {
+        reason = exception;
+        if (exception.name === "NoSuchEntityException") {
+            return { state: WaiterState.RETRY, reason };
+        }
+    }
+    return { state: WaiterState.RETRY, reason };
+};
+const waitForUserExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    return createWaiter({ ...serviceDefaults, ...params }, input, checkState);
+};
+const waitUntilUserExists = async (params, input) => {
+    const serviceDefaults = { minDelay: 1, maxDelay: 120 };
+    const result = await createWaiter({ ...serviceDefaults, ...params }, input, checkState);
+    return checkExceptions(result);
+};
+
+const commands = {
+    AcceptDelegationRequestCommand,
+    AcquireRoleCommand,
+    AddClientIDToOpenIDConnectProviderCommand,
+    AddRoleToInstanceProfileCommand,
+    AddUserToGroupCommand,
+    AssociateDelegationRequestCommand,
+    AttachGroupPolicyCommand,
+    AttachRolePolicyCommand,
+    AttachUserPolicyCommand,
+    ChangePasswordCommand,
+    CreateAccessKeyCommand,
+    CreateAccountAliasCommand,
+    CreateDelegationRequestCommand,
+    CreateGroupCommand,
+    CreateInstanceProfileCommand,
+    CreateLoginProfileCommand,
+    CreateOpenIDConnectProviderCommand,
+    CreatePolicyCommand,
+    CreatePolicyVersionCommand,
+    CreateRoleCommand,
+    CreateSAMLProviderCommand,
+    CreateServiceLinkedRoleCommand,
+    CreateServiceSpecificCredentialCommand,
+    CreateUserCommand,
+    CreateVirtualMFADeviceCommand,
+    DeactivateMFADeviceCommand,
+    DeleteAccessKeyCommand,
+    DeleteAccountAliasCommand,
+    DeleteAccountPasswordPolicyCommand,
+    DeleteGroupCommand,
+    DeleteGroupPolicyCommand,
+    DeleteInstanceProfileCommand,
+    DeleteLoginProfileCommand,
+    DeleteOpenIDConnectProviderCommand,
+    DeletePolicyCommand,
+    DeletePolicyVersionCommand,
+    DeleteRoleCommand,
+    DeleteRolePermissionsBoundaryCommand,
+    DeleteRolePolicyCommand,
+    DeleteSAMLProviderCommand,
+    DeleteServerCertificateCommand,
+    DeleteServiceLinkedRoleCommand,
+    DeleteServiceSpecificCredentialCommand,
+    DeleteSigningCertificateCommand,
+    DeleteSSHPublicKeyCommand,
+    DeleteUserCommand,
+    DeleteUserPermissionsBoundaryCommand,
+    DeleteUserPolicyCommand,
+    DeleteVirtualMFADeviceCommand,
+    DetachGroupPolicyCommand,
+    DetachRolePolicyCommand,
+    DetachUserPolicyCommand,
+    DisableOrganizationsRootCredentialsManagementCommand,
+    DisableOrganizationsRootSessionsCommand,
+    DisableOutboundWebIdentityFederationCommand,
+    EnableMFADeviceCommand,
+    EnableOrganizationsRootCredentialsManagementCommand,
+    EnableOrganizationsRootSessionsCommand,
+    EnableOutboundWebIdentityFederationCommand,
+    GenerateCredentialReportCommand,
+    GenerateOrganizationsAccessReportCommand,
+    GenerateServiceLastAccessedDetailsCommand,
+    GetAccessKeyLastUsedCommand,
+    GetAccountAuthorizationDetailsCommand,
+    GetAccountPasswordPolicyCommand,
+    GetAccountPropertiesCommand,
+    GetAccountSummaryCommand,
+    GetContextKeysForCustomPolicyCommand,
+    GetContextKeysForPrincipalPolicyCommand,
+    GetCredentialReportCommand,
+    GetDelegationRequestCommand,
+    GetGroupCommand,
+    GetGroupPolicyCommand,
+    GetHumanReadableSummaryCommand,
+    GetInstanceProfileCommand,
+    GetLoginProfileCommand,
+    GetMFADeviceCommand,
+    GetOpenIDConnectProviderCommand,
+    GetOrganizationsAccessReportCommand,
+    GetOutboundWebIdentityFederationInfoCommand,
+    GetPolicyCommand,
+    GetPolicyVersionCommand,
+    GetRoleCommand,
+    GetRolePolicyCommand,
+    GetRoleTemplateVersionCommand,
+    GetSAMLProviderCommand,
+    GetServerCertificateCommand,
+    GetServiceLastAccessedDetailsCommand,
+    GetServiceLastAccessedDetailsWithEntitiesCommand,
+    GetServiceLinkedRoleDeletionStatusCommand,
+    GetSSHPublicKeyCommand,
+    GetUserCommand,
+    GetUserPolicyCommand,
+    ListAccessKeysCommand,
+    ListAccountAliasesCommand,
+    ListAttachedGroupPoliciesCommand,
+    ListAttachedRolePoliciesCommand,
+    ListAttachedUserPoliciesCommand,
+    ListDelegationRequestsCommand,
+    ListEntitiesForPolicyCommand,
+    ListGroupPoliciesCommand,
+    ListGroupsCommand,
+    ListGroupsForUserCommand,
+    ListInstanceProfilesCommand,
+    ListInstanceProfilesForRoleCommand,
+    ListInstanceProfileTagsCommand,
+    ListMFADevicesCommand,
+    ListMFADeviceTagsCommand,
+    ListOpenIDConnectProvidersCommand,
+    ListOpenIDConnectProviderTagsCommand,
+    ListOrganizationsFeaturesCommand,
+    ListPoliciesCommand,
+    ListPoliciesGrantingServiceAccessCommand,
+    ListPolicyTagsCommand,
+    ListPolicyVersionsCommand,
+    ListRolePoliciesCommand,
+    ListRolesCommand,
+    ListRoleTagsCommand,
+    ListSAMLProvidersCommand,
+    ListSAMLProviderTagsCommand,
+    ListServerCertificatesCommand,
+    ListServerCertificateTagsCommand,
+    ListServiceSpecificCredentialsCommand,
+    ListSigningCertificatesCommand,
+    ListSSHPublicKeysCommand,
+    ListUserPoliciesCommand,
+    ListUsersCommand,
+    ListUserTagsCommand,
+    ListVirtualMFADevicesCommand,
+    PutAccountPropertiesCommand,
+    PutGroupPolicyCommand,
+    PutRolePermissionsBoundaryCommand,
+    PutRolePolicyCommand,
+    PutUserPermissionsBoundaryCommand,
+    PutUserPolicyCommand,
+    RejectDelegationRequestCommand,
+    RemoveClientIDFromOpenIDConnectProviderCommand,
+    RemoveRoleFromInstanceProfileCommand,
+    RemoveUserFromGroupCommand,
+    ResetServiceSpecificCredentialCommand,
+    ResyncMFADeviceCommand,
+    SendDelegationTokenCommand,
+    SetDefaultPolicyVersionCommand,
+    SetSecurityTokenServicePreferencesCommand,
+    SimulateCustomPolicyCommand,
+    SimulatePrincipalPolicyCommand,
+    TagInstanceProfileCommand,
+    TagMFADeviceCommand,
+    TagOpenIDConnectProviderCommand,
+    TagPolicyCommand,
+    TagRoleCommand,
+    TagSAMLProviderCommand,
+    TagServerCertificateCommand,
+    TagUserCommand,
+    UntagInstanceProfileCommand,
+    UntagMFADeviceCommand,
+    UntagOpenIDConnectProviderCommand,
+    UntagPolicyCommand,
+    UntagRoleCommand,
+    UntagSAMLProviderCommand,
+    UntagServerCertificateCommand,
+    UntagUserCommand,
+    UpdateAccessKeyCommand,
+    UpdateAccountPasswordPolicyCommand,
+    UpdateAssumeRolePolicyCommand,
+    UpdateDelegationRequestCommand,
+    UpdateGroupCommand,
+    UpdateLoginProfileCommand,
+    UpdateOpenIDConnectProviderCommand,
+    UpdateOpenIDConnectProviderThumbprintCommand,
+    UpdateRoleCommand,
+    UpdateRoleDescriptionCommand,
+    UpdateSAMLProviderCommand,
+    UpdateServerCertificateCommand,
+    UpdateServiceSpecificCredentialCommand,
+    UpdateSigningCertificateCommand,
+    UpdateSSHPublicKeyCommand,
+    UpdateUserCommand,
+    UploadServerCertificateCommand,
+    UploadSigningCertificateCommand,
+    UploadSSHPublicKeyCommand,
+};
+const paginators = {
+    paginateGetAccountAuthorizationDetails,
+    paginateGetGroup,
+    paginateListAccessKeys,
+    paginateListAccountAliases,
+    paginateListAttachedGroupPolicies,
+    paginateListAttachedRolePolicies,
+    paginateListAttachedUserPolicies,
+    paginateListEntitiesForPolicy,
+    paginateListGroupPolicies,
+    paginateListGroups,
+    paginateListGroupsForUser,
+    paginateListInstanceProfiles,
+    paginateListInstanceProfilesForRole,
+    paginateListInstanceProfileTags,
+    paginateListMFADevices,
+    paginateListMFADeviceTags,
+    paginateListOpenIDConnectProviderTags,
+    paginateListPolicies,
+    paginateListPolicyTags,
+    paginateListPolicyVersions,
+    paginateListRolePolicies,
+    paginateListRoles,
+    paginateListRoleTags,
+    paginateListSAMLProviderTags,
+    paginateListServerCertificates,
+    paginateListServerCertificateTags,
+    paginateListSigningCertificates,
+    paginateListSSHPublicKeys,
+    paginateListUserPolicies,
+    paginateListUsers,
+    paginateListUserTags,
+    paginateListVirtualMFADevices,
+    paginateSimulateCustomPolicy,
+    paginateSimulatePrincipalPolicy,
+};
+const waiters = {
+    waitUntilInstanceProfileExists,
+    waitUntilPolicyExists,
+    waitUntilRoleExists,
+    waitUntilUserExists,
+};
+class IAM extends IAMClient {
+}
+createAggregatedClient(commands, IAM, { paginators, waiters });
+
+const AccessAdvisorUsageGranularityType = {
+    ACTION_LEVEL: "ACTION_LEVEL",
+    SERVICE_LEVEL: "SERVICE_LEVEL",
+};
+const StatusType = {
+    Active: "Active",
+    Expired: "Expired",
+    Inactive: "Inactive",
+};
+const PermissionsBoundaryAttachmentType = {
+    Policy: "PermissionsBoundaryPolicy",
+};
+const AssertionEncryptionModeType = {
+    Allowed: "Allowed",
+    Required: "Required",
+};
+const AssignmentStatusType = {
+    Any: "Any",
+    Assigned: "Assigned",
+    Unassigned: "Unassigned",
+};
+const AttachmentType = {
+    GROUP: "group",
+    ROLE: "role",
+    USER: "user",
+};
+const PolicyParameterTypeEnum = {
+    STRING: "string",
+    STRING_LIST: "stringList",
+};
+const FeatureType = {
+    ROOT_CREDENTIALS_MANAGEMENT: "RootCredentialsManagement",
+    ROOT_SESSIONS: "RootSessions",
+};
+const ReportStateType = {
+    COMPLETE: "COMPLETE",
+    INPROGRESS: "INPROGRESS",
+    STARTED: "STARTED",
+};
+const EntityType = {
+    AWSManagedPolicy: "AWSManagedPolicy",
+    Group: "Group",
+    LocalManagedPolicy: "LocalManagedPolicy",
+    Role: "Role",
+    User: "User",
+};
+const SummaryKeyType = {
+    AccessKeysPerUserQuota: "AccessKeysPerUserQuota",
+    AccountAccessKeysPresent: "AccountAccessKeysPresent",
+    AccountMFAEnabled: "AccountMFAEnabled",
+    AccountPasswordPresent: "AccountPasswordPresent",
+    AccountSigningCertificatesPresent: "AccountSigningCertificatesPresent",
+    AssumeRolePolicySizeQuota: "AssumeRolePolicySizeQuota",
+    AttachedPoliciesPerGroupQuota: "AttachedPoliciesPerGroupQuota",
+    AttachedPoliciesPerRoleQuota: "AttachedPoliciesPerRoleQuota",
+    AttachedPoliciesPerUserQuota: "AttachedPoliciesPerUserQuota",
+    GlobalEndpointTokenVersion: "GlobalEndpointTokenVersion",
+    GroupPolicySizeQuota: "GroupPolicySizeQuota",
+    Groups: "Groups",
+    GroupsPerUserQuota: "GroupsPerUserQuota",
+    GroupsQuota: "GroupsQuota",
+    InstanceProfiles: "InstanceProfiles",
+    InstanceProfilesQuota: "InstanceProfilesQuota",
+    MFADevices: "MFADevices",
+    MFADevicesInUse: "MFADevicesInUse",
+    Policies: "Policies",
+    PoliciesQuota: "PoliciesQuota",
+    PolicySizeQuota: "PolicySizeQuota",
+    PolicyVersionsInUse: "PolicyVersionsInUse",
+    PolicyVersionsInUseQuota: "PolicyVersionsInUseQuota",
+    Providers: "Providers",
+    RolePolicySizeQuota: "RolePolicySizeQuota",
+    Roles: "Roles",
+    RolesQuota: "RolesQuota",
+    ServerCertificates: "ServerCertificates",
+    ServerCertificatesQuota: "ServerCertificatesQuota",
+    SigningCertificatesPerUserQuota: "SigningCertificatesPerUserQuota",
+    UserPolicySizeQuota: "UserPolicySizeQuota",
+    Users: "Users",
+    UsersQuota: "UsersQuota",
+    VersionsPerPolicyQuota: "VersionsPerPolicyQuota",
+};
+const ReportFormatType = {
+    text_csv: "text/csv",
+};
+const StateType = {
+    ACCEPTED: "ACCEPTED",
+    ASSIGNED: "ASSIGNED",
+    EXPIRED: "EXPIRED",
+    FINALIZED: "FINALIZED",
+    PENDING_APPROVAL: "PENDING_APPROVAL",
+    REJECTED: "REJECTED",
+    UNASSIGNED: "UNASSIGNED",
+};
+const PermissionCheckResultType = {
+    ALLOWED: "ALLOWED",
+    DENIED: "DENIED",
+    UNSURE: "UNSURE",
+};
+const PermissionCheckStatusType = {
+    COMPLETE: "COMPLETE",
+    FAILED: "FAILED",
+    IN_PROGRESS: "IN_PROGRESS",
+};
+const SummaryStateType = {
+    AVAILABLE: "AVAILABLE",
+    FAILED: "FAILED",
+    NOT_AVAILABLE: "NOT_AVAILABLE",
+    NOT_SUPPORTED: "NOT_SUPPORTED",
+};
+const SortKeyType = {
+    LAST_AUTHENTICATED_TIME_ASCENDING: "LAST_AUTHENTICATED_TIME_ASCENDING",
+    LAST_AUTHENTICATED_TIME_DESCENDING: "LAST_AUTHENTICATED_TIME_DESCENDING",
+    SERVICE_NAMESPACE_ASCENDING: "SERVICE_NAMESPACE_ASCENDING",
+    SERVICE_NAMESPACE_DESCENDING: "SERVICE_NAMESPACE_DESCENDING",
+};
+const JobStatusType = {
+    COMPLETED: "COMPLETED",
+    FAILED: "FAILED",
+    IN_PROGRESS: "IN_PROGRESS",
+};
+const ManagedByTypeType = {
+    Service: "Service",
+};
+const ParameterTypeType = {
+    Arn: "Arn",
+    ArnList: "ArnList",
+    Number: "Number",
+    NumberList: "NumberList",
+    String: "String",
+    StringList: "StringList",
+};
+const PolicyOwnerEntityType = {
+    GROUP: "GROUP",
+    ROLE: "ROLE",
+    USER: "USER",
+};
+const DeletionTaskStatusType = {
+    FAILED: "FAILED",
+    IN_PROGRESS: "IN_PROGRESS",
+    NOT_STARTED: "NOT_STARTED",
+    SUCCEEDED: "SUCCEEDED",
+};
+const EncodingType = {
+    PEM: "PEM",
+    SSH: "SSH",
+};
+const PolicyUsageType = {
+    PermissionsBoundary: "PermissionsBoundary",
+    PermissionsPolicy: "PermissionsPolicy",
+};
+const PolicyScopeType = {
+    AWS: "AWS",
+    All: "All",
+    Local: "Local",
+};
+const PolicyType = {
+    INLINE: "INLINE",
+    MANAGED: "MANAGED",
+};
+const GlobalEndpointTokenVersion = {
+    v1Token: "v1Token",
+    v2Token: "v2Token",
+};
+const ContextKeyTypeEnum = {
+    BINARY: "binary",
+    BINARY_LIST: "binaryList",
+    BOOLEAN: "boolean",
+    BOOLEAN_LIST: "booleanList",
+    DATE: "date",
+    DATE_LIST: "dateList",
+    IP: "ip",
+    IP_LIST: "ipList",
+    NUMERIC: "numeric",
+    NUMERIC_LIST: "numericList",
+    STRING: "string",
+    STRING_LIST: "stringList",
+};
+const PolicyEvaluationDecisionType = {
+    ALLOWED: "allowed",
+    EXPLICIT_DENY: "explicitDeny",
+    IMPLICIT_DENY: "implicitDeny",
+};
+const PolicySourceType = {
+    AWS_MANAGED: "aws-managed",
+    GROUP: "group",
+    NONE: "none",
+    RESOURCE: "resource",
+    ROLE: "role",
+    USER: "user",
+    USER_MANAGED: "user-managed",
+};
+const PolicyIdentifierPolicyType = {
+    AWS_MANAGED: "aws-managed",
+    INLINE: "inline",
+    PERMISSION_BOUNDARY: "permission-boundary",
+    RCP: "rcp",
+    SCP: "scp",
+    USER_MANAGED: "user-managed",
+};
+
+__webpack_unused_export__ = AcceptDelegationRequest$;
+__webpack_unused_export__ = AcceptDelegationRequestCommand;
+__webpack_unused_export__ = AcceptDelegationRequestRequest$;
+__webpack_unused_export__ = AccessAdvisorUsageGranularityType;
+__webpack_unused_export__ = AccessDetail$;
+__webpack_unused_export__ = AccessKey$;
+__webpack_unused_export__ = AccessKeyLastUsed$;
+__webpack_unused_export__ = AccessKeyMetadata$;
+__webpack_unused_export__ = AccountNotManagementOrDelegatedAdministratorException;
+__webpack_unused_export__ = AccountNotManagementOrDelegatedAdministratorException$;
+__webpack_unused_export__ = AcquireRole$;
+__webpack_unused_export__ = AcquireRoleCommand;
+__webpack_unused_export__ = AcquireRoleRequest$;
+__webpack_unused_export__ = AcquireRoleResponse$;
+__webpack_unused_export__ = AddClientIDToOpenIDConnectProvider$;
+exports.gST = AddClientIDToOpenIDConnectProviderCommand;
+__webpack_unused_export__ = AddClientIDToOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = AddRoleToInstanceProfile$;
+__webpack_unused_export__ = AddRoleToInstanceProfileCommand;
+__webpack_unused_export__ = AddRoleToInstanceProfileRequest$;
+__webpack_unused_export__ = AddUserToGroup$;
+__webpack_unused_export__ = AddUserToGroupCommand;
+__webpack_unused_export__ = AddUserToGroupRequest$;
+__webpack_unused_export__ = AssertionEncryptionModeType;
+__webpack_unused_export__ = AssignmentStatusType;
+__webpack_unused_export__ = AssociateDelegationRequest$;
+__webpack_unused_export__ = AssociateDelegationRequestCommand;
+__webpack_unused_export__ = AssociateDelegationRequestRequest$;
+__webpack_unused_export__ = AttachGroupPolicy$;
+__webpack_unused_export__ = AttachGroupPolicyCommand;
+__webpack_unused_export__ = AttachGroupPolicyRequest$;
+__webpack_unused_export__ = AttachRolePolicy$;
+__webpack_unused_export__ = AttachRolePolicyCommand;
+__webpack_unused_export__ = AttachRolePolicyRequest$;
+__webpack_unused_export__ = AttachUserPolicy$;
+__webpack_unused_export__ = AttachUserPolicyCommand;
+__webpack_unused_export__ = AttachUserPolicyRequest$;
+__webpack_unused_export__ = AttachedPermissionsBoundary$;
+__webpack_unused_export__ = AttachedPolicy$;
+__webpack_unused_export__ = AttachmentType;
+__webpack_unused_export__ = CallerIsNotManagementAccountException;
+__webpack_unused_export__ = CallerIsNotManagementAccountException$;
+__webpack_unused_export__ = ChangePassword$;
+__webpack_unused_export__ = ChangePasswordCommand;
+__webpack_unused_export__ = ChangePasswordRequest$;
+__webpack_unused_export__ = ConcurrentModificationException;
+__webpack_unused_export__ = ConcurrentModificationException$;
+__webpack_unused_export__ = ContextEntry$;
+__webpack_unused_export__ = ContextKeyTypeEnum;
+__webpack_unused_export__ = ContextProvider$;
+__webpack_unused_export__ = ContextProviderKeyDefinition$;
+__webpack_unused_export__ = CreateAccessKey$;
+__webpack_unused_export__ = CreateAccessKeyCommand;
+__webpack_unused_export__ = CreateAccessKeyRequest$;
+__webpack_unused_export__ = CreateAccessKeyResponse$;
+__webpack_unused_export__ = CreateAccountAlias$;
+__webpack_unused_export__ = CreateAccountAliasCommand;
+__webpack_unused_export__ = CreateAccountAliasRequest$;
+__webpack_unused_export__ = CreateDelegationRequest$;
+__webpack_unused_export__ = CreateDelegationRequestCommand;
+__webpack_unused_export__ = CreateDelegationRequestRequest$;
+__webpack_unused_export__ = CreateDelegationRequestResponse$;
+__webpack_unused_export__ = CreateGroup$;
+__webpack_unused_export__ = CreateGroupCommand;
+__webpack_unused_export__ = CreateGroupRequest$;
+__webpack_unused_export__ = CreateGroupResponse$;
+__webpack_unused_export__ = CreateInstanceProfile$;
+__webpack_unused_export__ = CreateInstanceProfileCommand;
+__webpack_unused_export__ = CreateInstanceProfileRequest$;
+__webpack_unused_export__ = CreateInstanceProfileResponse$;
+__webpack_unused_export__ = CreateLoginProfile$;
+__webpack_unused_export__ = CreateLoginProfileCommand;
+__webpack_unused_export__ = CreateLoginProfileRequest$;
+__webpack_unused_export__ = CreateLoginProfileResponse$;
+__webpack_unused_export__ = CreateOpenIDConnectProvider$;
+exports.QJe = CreateOpenIDConnectProviderCommand;
+__webpack_unused_export__ = CreateOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = CreateOpenIDConnectProviderResponse$;
+__webpack_unused_export__ = CreatePolicy$;
+__webpack_unused_export__ = CreatePolicyCommand;
+__webpack_unused_export__ = CreatePolicyRequest$;
+__webpack_unused_export__ = CreatePolicyResponse$;
+__webpack_unused_export__ = CreatePolicyVersion$;
+__webpack_unused_export__ = CreatePolicyVersionCommand;
+__webpack_unused_export__ = CreatePolicyVersionRequest$;
+__webpack_unused_export__ = CreatePolicyVersionResponse$;
+__webpack_unused_export__ = CreateRole$;
+exports.IS = CreateRoleCommand;
+__webpack_unused_export__ = CreateRoleRequest$;
+__webpack_unused_export__ = CreateRoleResponse$;
+__webpack_unused_export__ = CreateSAMLProvider$;
+__webpack_unused_export__ = CreateSAMLProviderCommand;
+__webpack_unused_export__ = CreateSAMLProviderRequest$;
+__webpack_unused_export__ = CreateSAMLProviderResponse$;
+__webpack_unused_export__ = CreateServiceLinkedRole$;
+__webpack_unused_export__ = CreateServiceLinkedRoleCommand;
+__webpack_unused_export__ = CreateServiceLinkedRoleRequest$;
+__webpack_unused_export__ = CreateServiceLinkedRoleResponse$;
+__webpack_unused_export__ = CreateServiceSpecificCredential$;
+__webpack_unused_export__ = CreateServiceSpecificCredentialCommand;
+__webpack_unused_export__ = CreateServiceSpecificCredentialRequest$;
+__webpack_unused_export__ = CreateServiceSpecificCredentialResponse$;
+__webpack_unused_export__ = CreateUser$;
+__webpack_unused_export__ = CreateUserCommand;
+__webpack_unused_export__ = CreateUserRequest$;
+__webpack_unused_export__ = CreateUserResponse$;
+__webpack_unused_export__ = CreateVirtualMFADevice$;
+__webpack_unused_export__ = CreateVirtualMFADeviceCommand;
+__webpack_unused_export__ = CreateVirtualMFADeviceRequest$;
+__webpack_unused_export__ = CreateVirtualMFADeviceResponse$;
+__webpack_unused_export__ = CredentialReportExpiredException;
+__webpack_unused_export__ = CredentialReportExpiredException$;
+__webpack_unused_export__ = CredentialReportNotPresentException;
+__webpack_unused_export__ = CredentialReportNotPresentException$;
+__webpack_unused_export__ = CredentialReportNotReadyException;
+__webpack_unused_export__ = CredentialReportNotReadyException$;
+__webpack_unused_export__ = DeactivateMFADevice$;
+__webpack_unused_export__ = DeactivateMFADeviceCommand;
+__webpack_unused_export__ = DeactivateMFADeviceRequest$;
+__webpack_unused_export__ = DelegationPermission$;
+__webpack_unused_export__ = DelegationRequest$;
+__webpack_unused_export__ = DeleteAccessKey$;
+__webpack_unused_export__ = DeleteAccessKeyCommand;
+__webpack_unused_export__ = DeleteAccessKeyRequest$;
+__webpack_unused_export__ = DeleteAccountAlias$;
+__webpack_unused_export__ = DeleteAccountAliasCommand;
+__webpack_unused_export__ = DeleteAccountAliasRequest$;
+__webpack_unused_export__ = DeleteAccountPasswordPolicy$;
+__webpack_unused_export__ = DeleteAccountPasswordPolicyCommand;
+__webpack_unused_export__ = DeleteConflictException;
+__webpack_unused_export__ = DeleteConflictException$;
+__webpack_unused_export__ = DeleteGroup$;
+__webpack_unused_export__ = DeleteGroupCommand;
+__webpack_unused_export__ = DeleteGroupPolicy$;
+__webpack_unused_export__ = DeleteGroupPolicyCommand;
+__webpack_unused_export__ = DeleteGroupPolicyRequest$;
+__webpack_unused_export__ = DeleteGroupRequest$;
+__webpack_unused_export__ = DeleteInstanceProfile$;
+__webpack_unused_export__ = DeleteInstanceProfileCommand;
+__webpack_unused_export__ = DeleteInstanceProfileRequest$;
+__webpack_unused_export__ = DeleteLoginProfile$;
+__webpack_unused_export__ = DeleteLoginProfileCommand;
+__webpack_unused_export__ = DeleteLoginProfileRequest$;
+__webpack_unused_export__ = DeleteOpenIDConnectProvider$;
+__webpack_unused_export__ = DeleteOpenIDConnectProviderCommand;
+__webpack_unused_export__ = DeleteOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = DeletePolicy$;
+__webpack_unused_export__ = DeletePolicyCommand;
+__webpack_unused_export__ = DeletePolicyRequest$;
+__webpack_unused_export__ = DeletePolicyVersion$;
+__webpack_unused_export__ = DeletePolicyVersionCommand;
+__webpack_unused_export__ = DeletePolicyVersionRequest$;
+__webpack_unused_export__ = DeleteRole$;
+__webpack_unused_export__ = DeleteRoleCommand;
+__webpack_unused_export__ = DeleteRolePermissionsBoundary$;
+__webpack_unused_export__ = DeleteRolePermissionsBoundaryCommand;
+__webpack_unused_export__ = DeleteRolePermissionsBoundaryRequest$;
+__webpack_unused_export__ = DeleteRolePolicy$;
+__webpack_unused_export__ = DeleteRolePolicyCommand;
+__webpack_unused_export__ = DeleteRolePolicyRequest$;
+__webpack_unused_export__ = DeleteRoleRequest$;
+__webpack_unused_export__ = DeleteSAMLProvider$;
+__webpack_unused_export__ = DeleteSAMLProviderCommand;
+__webpack_unused_export__ = DeleteSAMLProviderRequest$;
+__webpack_unused_export__ = DeleteSSHPublicKey$;
+__webpack_unused_export__ = DeleteSSHPublicKeyCommand;
+__webpack_unused_export__ = DeleteSSHPublicKeyRequest$;
+__webpack_unused_export__ = DeleteServerCertificate$;
+__webpack_unused_export__ = DeleteServerCertificateCommand;
+__webpack_unused_export__ = DeleteServerCertificateRequest$;
+__webpack_unused_export__ = DeleteServiceLinkedRole$;
+__webpack_unused_export__ = DeleteServiceLinkedRoleCommand;
+__webpack_unused_export__ = DeleteServiceLinkedRoleRequest$;
+__webpack_unused_export__ = DeleteServiceLinkedRoleResponse$;
+__webpack_unused_export__ = DeleteServiceSpecificCredential$;
+__webpack_unused_export__ = DeleteServiceSpecificCredentialCommand;
+__webpack_unused_export__ = DeleteServiceSpecificCredentialRequest$;
+__webpack_unused_export__ = DeleteSigningCertificate$;
+__webpack_unused_export__ = DeleteSigningCertificateCommand;
+__webpack_unused_export__ = DeleteSigningCertificateRequest$;
+__webpack_unused_export__ = DeleteUser$;
+__webpack_unused_export__ = DeleteUserCommand;
+__webpack_unused_export__ = DeleteUserPermissionsBoundary$;
+__webpack_unused_export__ = DeleteUserPermissionsBoundaryCommand;
+__webpack_unused_export__ = DeleteUserPermissionsBoundaryRequest$;
+__webpack_unused_export__ = DeleteUserPolicy$;
+__webpack_unused_export__ = DeleteUserPolicyCommand;
+__webpack_unused_export__ = DeleteUserPolicyRequest$;
+__webpack_unused_export__ = DeleteUserRequest$;
+__webpack_unused_export__ = DeleteVirtualMFADevice$;
+__webpack_unused_export__ = DeleteVirtualMFADeviceCommand;
+__webpack_unused_export__ = DeleteVirtualMFADeviceRequest$;
+__webpack_unused_export__ = DeletionTaskFailureReasonType$;
+__webpack_unused_export__ = DeletionTaskStatusType;
+__webpack_unused_export__ = DetachGroupPolicy$;
+__webpack_unused_export__ = DetachGroupPolicyCommand;
+__webpack_unused_export__ = DetachGroupPolicyRequest$;
+__webpack_unused_export__ = DetachRolePolicy$;
+__webpack_unused_export__ = DetachRolePolicyCommand;
+__webpack_unused_export__ = DetachRolePolicyRequest$;
+__webpack_unused_export__ = DetachUserPolicy$;
+__webpack_unused_export__ = DetachUserPolicyCommand;
+__webpack_unused_export__ = DetachUserPolicyRequest$;
+__webpack_unused_export__ = DisableOrganizationsRootCredentialsManagement$;
+__webpack_unused_export__ = DisableOrganizationsRootCredentialsManagementCommand;
+__webpack_unused_export__ = DisableOrganizationsRootCredentialsManagementRequest$;
+__webpack_unused_export__ = DisableOrganizationsRootCredentialsManagementResponse$;
+__webpack_unused_export__ = DisableOrganizationsRootSessions$;
+__webpack_unused_export__ = DisableOrganizationsRootSessionsCommand;
+__webpack_unused_export__ = DisableOrganizationsRootSessionsRequest$;
+__webpack_unused_export__ = DisableOrganizationsRootSessionsResponse$;
+__webpack_unused_export__ = DisableOutboundWebIdentityFederation$;
+__webpack_unused_export__ = DisableOutboundWebIdentityFederationCommand;
+__webpack_unused_export__ = DuplicateCertificateException;
+__webpack_unused_export__ = DuplicateCertificateException$;
+__webpack_unused_export__ = DuplicateSSHPublicKeyException;
+__webpack_unused_export__ = DuplicateSSHPublicKeyException$;
+__webpack_unused_export__ = EnableMFADevice$;
+__webpack_unused_export__ = EnableMFADeviceCommand;
+__webpack_unused_export__ = EnableMFADeviceRequest$;
+__webpack_unused_export__ = EnableOrganizationsRootCredentialsManagement$;
+__webpack_unused_export__ = EnableOrganizationsRootCredentialsManagementCommand;
+__webpack_unused_export__ = EnableOrganizationsRootCredentialsManagementRequest$;
+__webpack_unused_export__ = EnableOrganizationsRootCredentialsManagementResponse$;
+__webpack_unused_export__ = EnableOrganizationsRootSessions$;
+__webpack_unused_export__ = EnableOrganizationsRootSessionsCommand;
+__webpack_unused_export__ = EnableOrganizationsRootSessionsRequest$;
+__webpack_unused_export__ = EnableOrganizationsRootSessionsResponse$;
+__webpack_unused_export__ = EnableOutboundWebIdentityFederation$;
+__webpack_unused_export__ = EnableOutboundWebIdentityFederationCommand;
+__webpack_unused_export__ = EnableOutboundWebIdentityFederationResponse$;
+__webpack_unused_export__ = EncodingType;
+__webpack_unused_export__ = EntityAlreadyExistsException;
+__webpack_unused_export__ = EntityAlreadyExistsException$;
+__webpack_unused_export__ = EntityDetails$;
+__webpack_unused_export__ = EntityInfo$;
+__webpack_unused_export__ = EntityTemporarilyUnmodifiableException;
+__webpack_unused_export__ = EntityTemporarilyUnmodifiableException$;
+__webpack_unused_export__ = EntityType;
+__webpack_unused_export__ = ErrorDetails$;
+__webpack_unused_export__ = EvaluationResult$;
+__webpack_unused_export__ = FeatureDisabledException;
+__webpack_unused_export__ = FeatureDisabledException$;
+__webpack_unused_export__ = FeatureEnabledException;
+__webpack_unused_export__ = FeatureEnabledException$;
+__webpack_unused_export__ = FeatureType;
+__webpack_unused_export__ = GenerateCredentialReport$;
+__webpack_unused_export__ = GenerateCredentialReportCommand;
+__webpack_unused_export__ = GenerateCredentialReportResponse$;
+__webpack_unused_export__ = GenerateOrganizationsAccessReport$;
+__webpack_unused_export__ = GenerateOrganizationsAccessReportCommand;
+__webpack_unused_export__ = GenerateOrganizationsAccessReportRequest$;
+__webpack_unused_export__ = GenerateOrganizationsAccessReportResponse$;
+__webpack_unused_export__ = GenerateServiceLastAccessedDetails$;
+__webpack_unused_export__ = GenerateServiceLastAccessedDetailsCommand;
+__webpack_unused_export__ = GenerateServiceLastAccessedDetailsRequest$;
+__webpack_unused_export__ = GenerateServiceLastAccessedDetailsResponse$;
+__webpack_unused_export__ = GetAccessKeyLastUsed$;
+__webpack_unused_export__ = GetAccessKeyLastUsedCommand;
+__webpack_unused_export__ = GetAccessKeyLastUsedRequest$;
+__webpack_unused_export__ = GetAccessKeyLastUsedResponse$;
+__webpack_unused_export__ = GetAccountAuthorizationDetails$;
+__webpack_unused_export__ = GetAccountAuthorizationDetailsCommand;
+__webpack_unused_export__ = GetAccountAuthorizationDetailsRequest$;
+__webpack_unused_export__ = GetAccountAuthorizationDetailsResponse$;
+__webpack_unused_export__ = GetAccountPasswordPolicy$;
+__webpack_unused_export__ = GetAccountPasswordPolicyCommand;
+__webpack_unused_export__ = GetAccountPasswordPolicyResponse$;
+__webpack_unused_export__ = GetAccountProperties$;
+__webpack_unused_export__ = GetAccountPropertiesCommand;
+__webpack_unused_export__ = GetAccountPropertiesRequest$;
+__webpack_unused_export__ = GetAccountPropertiesResponse$;
+__webpack_unused_export__ = GetAccountSummary$;
+__webpack_unused_export__ = GetAccountSummaryCommand;
+__webpack_unused_export__ = GetAccountSummaryResponse$;
+__webpack_unused_export__ = GetContextKeysForCustomPolicy$;
+__webpack_unused_export__ = GetContextKeysForCustomPolicyCommand;
+__webpack_unused_export__ = GetContextKeysForCustomPolicyRequest$;
+__webpack_unused_export__ = GetContextKeysForPolicyResponse$;
+__webpack_unused_export__ = GetContextKeysForPrincipalPolicy$;
+__webpack_unused_export__ = GetContextKeysForPrincipalPolicyCommand;
+__webpack_unused_export__ = GetContextKeysForPrincipalPolicyRequest$;
+__webpack_unused_export__ = GetCredentialReport$;
+__webpack_unused_export__ = GetCredentialReportCommand;
+__webpack_unused_export__ = GetCredentialReportResponse$;
+__webpack_unused_export__ = GetDelegationRequest$;
+__webpack_unused_export__ = GetDelegationRequestCommand;
+__webpack_unused_export__ = GetDelegationRequestRequest$;
+__webpack_unused_export__ = GetDelegationRequestResponse$;
+__webpack_unused_export__ = GetGroup$;
+__webpack_unused_export__ = GetGroupCommand;
+__webpack_unused_export__ = GetGroupPolicy$;
+__webpack_unused_export__ = GetGroupPolicyCommand;
+__webpack_unused_export__ = GetGroupPolicyRequest$;
+__webpack_unused_export__ = GetGroupPolicyResponse$;
+__webpack_unused_export__ = GetGroupRequest$;
+__webpack_unused_export__ = GetGroupResponse$;
+__webpack_unused_export__ = GetHumanReadableSummary$;
+__webpack_unused_export__ = GetHumanReadableSummaryCommand;
+__webpack_unused_export__ = GetHumanReadableSummaryRequest$;
+__webpack_unused_export__ = GetHumanReadableSummaryResponse$;
+__webpack_unused_export__ = GetInstanceProfile$;
+__webpack_unused_export__ = GetInstanceProfileCommand;
+__webpack_unused_export__ = GetInstanceProfileRequest$;
+__webpack_unused_export__ = GetInstanceProfileResponse$;
+__webpack_unused_export__ = GetLoginProfile$;
+__webpack_unused_export__ = GetLoginProfileCommand;
+__webpack_unused_export__ = GetLoginProfileRequest$;
+__webpack_unused_export__ = GetLoginProfileResponse$;
+__webpack_unused_export__ = GetMFADevice$;
+__webpack_unused_export__ = GetMFADeviceCommand;
+__webpack_unused_export__ = GetMFADeviceRequest$;
+__webpack_unused_export__ = GetMFADeviceResponse$;
+__webpack_unused_export__ = GetOpenIDConnectProvider$;
+exports.cCT = GetOpenIDConnectProviderCommand;
+__webpack_unused_export__ = GetOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = GetOpenIDConnectProviderResponse$;
+__webpack_unused_export__ = GetOrganizationsAccessReport$;
+__webpack_unused_export__ = GetOrganizationsAccessReportCommand;
+__webpack_unused_export__ = GetOrganizationsAccessReportRequest$;
+__webpack_unused_export__ = GetOrganizationsAccessReportResponse$;
+__webpack_unused_export__ = GetOutboundWebIdentityFederationInfo$;
+__webpack_unused_export__ = GetOutboundWebIdentityFederationInfoCommand;
+__webpack_unused_export__ = GetOutboundWebIdentityFederationInfoResponse$;
+__webpack_unused_export__ = GetPolicy$;
+__webpack_unused_export__ = GetPolicyCommand;
+__webpack_unused_export__ = GetPolicyRequest$;
+__webpack_unused_export__ = GetPolicyResponse$;
+__webpack_unused_export__ = GetPolicyVersion$;
+__webpack_unused_export__ = GetPolicyVersionCommand;
+__webpack_unused_export__ = GetPolicyVersionRequest$;
+__webpack_unused_export__ = GetPolicyVersionResponse$;
+__webpack_unused_export__ = GetRole$;
+exports.kbp = GetRoleCommand;
+__webpack_unused_export__ = GetRolePolicy$;
+exports.WHQ = GetRolePolicyCommand;
+__webpack_unused_export__ = GetRolePolicyRequest$;
+__webpack_unused_export__ = GetRolePolicyResponse$;
+__webpack_unused_export__ = GetRoleRequest$;
+__webpack_unused_export__ = GetRoleResponse$;
+__webpack_unused_export__ = GetRoleTemplateVersion$;
+__webpack_unused_export__ = GetRoleTemplateVersionCommand;
+__webpack_unused_export__ = GetRoleTemplateVersionRequest$;
+__webpack_unused_export__ = GetRoleTemplateVersionResponse$;
+__webpack_unused_export__ = GetSAMLProvider$;
+__webpack_unused_export__ = GetSAMLProviderCommand;
+__webpack_unused_export__ = GetSAMLProviderRequest$;
+__webpack_unused_export__ = GetSAMLProviderResponse$;
+__webpack_unused_export__ = GetSSHPublicKey$;
+__webpack_unused_export__ = GetSSHPublicKeyCommand;
+__webpack_unused_export__ = GetSSHPublicKeyRequest$;
+__webpack_unused_export__ = GetSSHPublicKeyResponse$;
+__webpack_unused_export__ = GetServerCertificate$;
+__webpack_unused_export__ = GetServerCertificateCommand;
+__webpack_unused_export__ = GetServerCertificateRequest$;
+__webpack_unused_export__ = GetServerCertificateResponse$;
+__webpack_unused_export__ = GetServiceLastAccessedDetails$;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsCommand;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsRequest$;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsResponse$;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsWithEntities$;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsWithEntitiesCommand;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsWithEntitiesRequest$;
+__webpack_unused_export__ = GetServiceLastAccessedDetailsWithEntitiesResponse$;
+__webpack_unused_export__ = GetServiceLinkedRoleDeletionStatus$;
+__webpack_unused_export__ = GetServiceLinkedRoleDeletionStatusCommand;
+__webpack_unused_export__ = GetServiceLinkedRoleDeletionStatusRequest$;
+__webpack_unused_export__ = GetServiceLinkedRoleDeletionStatusResponse$;
+__webpack_unused_export__ = GetUser$;
+__webpack_unused_export__ = GetUserCommand;
+__webpack_unused_export__ = GetUserPolicy$;
+__webpack_unused_export__ = GetUserPolicyCommand;
+__webpack_unused_export__ = GetUserPolicyRequest$;
+__webpack_unused_export__ = GetUserPolicyResponse$;
+__webpack_unused_export__ = GetUserRequest$;
+__webpack_unused_export__ = GetUserResponse$;
+__webpack_unused_export__ = GlobalEndpointTokenVersion;
+__webpack_unused_export__ = Group$;
+__webpack_unused_export__ = GroupDetail$;
+__webpack_unused_export__ = IAM;
+exports.h8v = IAMClient;
+__webpack_unused_export__ = IAMServiceException;
+__webpack_unused_export__ = IAMServiceException$;
+__webpack_unused_export__ = InlinePolicy$;
+__webpack_unused_export__ = InlinePolicyIdentifierType$;
+__webpack_unused_export__ = InstanceProfile$;
+__webpack_unused_export__ = InvalidAuthenticationCodeException;
+__webpack_unused_export__ = InvalidAuthenticationCodeException$;
+__webpack_unused_export__ = InvalidCertificateException;
+__webpack_unused_export__ = InvalidCertificateException$;
+__webpack_unused_export__ = InvalidInputException;
+__webpack_unused_export__ = InvalidInputException$;
+__webpack_unused_export__ = InvalidPublicKeyException;
+__webpack_unused_export__ = InvalidPublicKeyException$;
+__webpack_unused_export__ = InvalidUserTypeException;
+__webpack_unused_export__ = InvalidUserTypeException$;
+__webpack_unused_export__ = JobStatusType;
+__webpack_unused_export__ = KeyPairMismatchException;
+__webpack_unused_export__ = KeyPairMismatchException$;
+__webpack_unused_export__ = LimitExceededException;
+__webpack_unused_export__ = LimitExceededException$;
+__webpack_unused_export__ = ListAccessKeys$;
+__webpack_unused_export__ = ListAccessKeysCommand;
+__webpack_unused_export__ = ListAccessKeysRequest$;
+__webpack_unused_export__ = ListAccessKeysResponse$;
+__webpack_unused_export__ = ListAccountAliases$;
+__webpack_unused_export__ = ListAccountAliasesCommand;
+__webpack_unused_export__ = ListAccountAliasesRequest$;
+__webpack_unused_export__ = ListAccountAliasesResponse$;
+__webpack_unused_export__ = ListAttachedGroupPolicies$;
+__webpack_unused_export__ = ListAttachedGroupPoliciesCommand;
+__webpack_unused_export__ = ListAttachedGroupPoliciesRequest$;
+__webpack_unused_export__ = ListAttachedGroupPoliciesResponse$;
+__webpack_unused_export__ = ListAttachedRolePolicies$;
+__webpack_unused_export__ = ListAttachedRolePoliciesCommand;
+__webpack_unused_export__ = ListAttachedRolePoliciesRequest$;
+__webpack_unused_export__ = ListAttachedRolePoliciesResponse$;
+__webpack_unused_export__ = ListAttachedUserPolicies$;
+__webpack_unused_export__ = ListAttachedUserPoliciesCommand;
+__webpack_unused_export__ = ListAttachedUserPoliciesRequest$;
+__webpack_unused_export__ = ListAttachedUserPoliciesResponse$;
+__webpack_unused_export__ = ListDelegationRequests$;
+__webpack_unused_export__ = ListDelegationRequestsCommand;
+__webpack_unused_export__ = ListDelegationRequestsRequest$;
+__webpack_unused_export__ = ListDelegationRequestsResponse$;
+__webpack_unused_export__ = ListEntitiesForPolicy$;
+__webpack_unused_export__ = ListEntitiesForPolicyCommand;
+__webpack_unused_export__ = ListEntitiesForPolicyRequest$;
+__webpack_unused_export__ = ListEntitiesForPolicyResponse$;
+__webpack_unused_export__ = ListGroupPolicies$;
+__webpack_unused_export__ = ListGroupPoliciesCommand;
+__webpack_unused_export__ = ListGroupPoliciesRequest$;
+__webpack_unused_export__ = ListGroupPoliciesResponse$;
+__webpack_unused_export__ = ListGroups$;
+__webpack_unused_export__ = ListGroupsCommand;
+__webpack_unused_export__ = ListGroupsForUser$;
+__webpack_unused_export__ = ListGroupsForUserCommand;
+__webpack_unused_export__ = ListGroupsForUserRequest$;
+__webpack_unused_export__ = ListGroupsForUserResponse$;
+__webpack_unused_export__ = ListGroupsRequest$;
+__webpack_unused_export__ = ListGroupsResponse$;
+__webpack_unused_export__ = ListInstanceProfileTags$;
+__webpack_unused_export__ = ListInstanceProfileTagsCommand;
+__webpack_unused_export__ = ListInstanceProfileTagsRequest$;
+__webpack_unused_export__ = ListInstanceProfileTagsResponse$;
+__webpack_unused_export__ = ListInstanceProfiles$;
+__webpack_unused_export__ = ListInstanceProfilesCommand;
+__webpack_unused_export__ = ListInstanceProfilesForRole$;
+__webpack_unused_export__ = ListInstanceProfilesForRoleCommand;
+__webpack_unused_export__ = ListInstanceProfilesForRoleRequest$;
+__webpack_unused_export__ = ListInstanceProfilesForRoleResponse$;
+__webpack_unused_export__ = ListInstanceProfilesRequest$;
+__webpack_unused_export__ = ListInstanceProfilesResponse$;
+__webpack_unused_export__ = ListMFADeviceTags$;
+__webpack_unused_export__ = ListMFADeviceTagsCommand;
+__webpack_unused_export__ = ListMFADeviceTagsRequest$;
+__webpack_unused_export__ = ListMFADeviceTagsResponse$;
+__webpack_unused_export__ = ListMFADevices$;
+__webpack_unused_export__ = ListMFADevicesCommand;
+__webpack_unused_export__ = ListMFADevicesRequest$;
+__webpack_unused_export__ = ListMFADevicesResponse$;
+__webpack_unused_export__ = ListOpenIDConnectProviderTags$;
+__webpack_unused_export__ = ListOpenIDConnectProviderTagsCommand;
+__webpack_unused_export__ = ListOpenIDConnectProviderTagsRequest$;
+__webpack_unused_export__ = ListOpenIDConnectProviderTagsResponse$;
+__webpack_unused_export__ = ListOpenIDConnectProviders$;
+exports.vfi = ListOpenIDConnectProvidersCommand;
+__webpack_unused_export__ = ListOpenIDConnectProvidersRequest$;
+__webpack_unused_export__ = ListOpenIDConnectProvidersResponse$;
+__webpack_unused_export__ = ListOrganizationsFeatures$;
+__webpack_unused_export__ = ListOrganizationsFeaturesCommand;
+__webpack_unused_export__ = ListOrganizationsFeaturesRequest$;
+__webpack_unused_export__ = ListOrganizationsFeaturesResponse$;
+__webpack_unused_export__ = ListPolicies$;
+__webpack_unused_export__ = ListPoliciesCommand;
+__webpack_unused_export__ = ListPoliciesGrantingServiceAccess$;
+__webpack_unused_export__ = ListPoliciesGrantingServiceAccessCommand;
+__webpack_unused_export__ = ListPoliciesGrantingServiceAccessEntry$;
+__webpack_unused_export__ = ListPoliciesGrantingServiceAccessRequest$;
+__webpack_unused_export__ = ListPoliciesGrantingServiceAccessResponse$;
+__webpack_unused_export__ = ListPoliciesRequest$;
+__webpack_unused_export__ = ListPoliciesResponse$;
+__webpack_unused_export__ = ListPolicyTags$;
+__webpack_unused_export__ = ListPolicyTagsCommand;
+__webpack_unused_export__ = ListPolicyTagsRequest$;
+__webpack_unused_export__ = ListPolicyTagsResponse$;
+__webpack_unused_export__ = ListPolicyVersions$;
+__webpack_unused_export__ = ListPolicyVersionsCommand;
+__webpack_unused_export__ = ListPolicyVersionsRequest$;
+__webpack_unused_export__ = ListPolicyVersionsResponse$;
+__webpack_unused_export__ = ListRolePolicies$;
+__webpack_unused_export__ = ListRolePoliciesCommand;
+__webpack_unused_export__ = ListRolePoliciesRequest$;
+__webpack_unused_export__ = ListRolePoliciesResponse$;
+__webpack_unused_export__ = ListRoleTags$;
+__webpack_unused_export__ = ListRoleTagsCommand;
+__webpack_unused_export__ = ListRoleTagsRequest$;
+__webpack_unused_export__ = ListRoleTagsResponse$;
+__webpack_unused_export__ = ListRoles$;
+__webpack_unused_export__ = ListRolesCommand;
+__webpack_unused_export__ = ListRolesRequest$;
+__webpack_unused_export__ = ListRolesResponse$;
+__webpack_unused_export__ = ListSAMLProviderTags$;
+__webpack_unused_export__ = ListSAMLProviderTagsCommand;
+__webpack_unused_export__ = ListSAMLProviderTagsRequest$;
+__webpack_unused_export__ = ListSAMLProviderTagsResponse$;
+__webpack_unused_export__ = ListSAMLProviders$;
+__webpack_unused_export__ = ListSAMLProvidersCommand;
+__webpack_unused_export__ = ListSAMLProvidersRequest$;
+__webpack_unused_export__ = ListSAMLProvidersResponse$;
+__webpack_unused_export__ = ListSSHPublicKeys$;
+__webpack_unused_export__ = ListSSHPublicKeysCommand;
+__webpack_unused_export__ = ListSSHPublicKeysRequest$;
+__webpack_unused_export__ = ListSSHPublicKeysResponse$;
+__webpack_unused_export__ = ListServerCertificateTags$;
+__webpack_unused_export__ = ListServerCertificateTagsCommand;
+__webpack_unused_export__ = ListServerCertificateTagsRequest$;
+__webpack_unused_export__ = ListServerCertificateTagsResponse$;
+__webpack_unused_export__ = ListServerCertificates$;
+__webpack_unused_export__ = ListServerCertificatesCommand;
+__webpack_unused_export__ = ListServerCertificatesRequest$;
+__webpack_unused_export__ = ListServerCertificatesResponse$;
+__webpack_unused_export__ = ListServiceSpecificCredentials$;
+__webpack_unused_export__ = ListServiceSpecificCredentialsCommand;
+__webpack_unused_export__ = ListServiceSpecificCredentialsRequest$;
+__webpack_unused_export__ = ListServiceSpecificCredentialsResponse$;
+__webpack_unused_export__ = ListSigningCertificates$;
+__webpack_unused_export__ = ListSigningCertificatesCommand;
+__webpack_unused_export__ = ListSigningCertificatesRequest$;
+__webpack_unused_export__ = ListSigningCertificatesResponse$;
+__webpack_unused_export__ = ListUserPolicies$;
+__webpack_unused_export__ = ListUserPoliciesCommand;
+__webpack_unused_export__ = ListUserPoliciesRequest$;
+__webpack_unused_export__ = ListUserPoliciesResponse$;
+__webpack_unused_export__ = ListUserTags$;
+__webpack_unused_export__ = ListUserTagsCommand;
+__webpack_unused_export__ = ListUserTagsRequest$;
+__webpack_unused_export__ = ListUserTagsResponse$;
+__webpack_unused_export__ = ListUsers$;
+__webpack_unused_export__ = ListUsersCommand;
+__webpack_unused_export__ = ListUsersRequest$;
+__webpack_unused_export__ = ListUsersResponse$;
+__webpack_unused_export__ = ListVirtualMFADevices$;
+__webpack_unused_export__ = ListVirtualMFADevicesCommand;
+__webpack_unused_export__ = ListVirtualMFADevicesRequest$;
+__webpack_unused_export__ = ListVirtualMFADevicesResponse$;
+__webpack_unused_export__ = LoginProfile$;
+__webpack_unused_export__ = MFADevice$;
+__webpack_unused_export__ = MalformedCertificateException;
+__webpack_unused_export__ = MalformedCertificateException$;
+__webpack_unused_export__ = MalformedPolicyDocumentException;
+__webpack_unused_export__ = MalformedPolicyDocumentException$;
+__webpack_unused_export__ = ManagedByTypeType;
+__webpack_unused_export__ = ManagedPolicyDetail$;
+__webpack_unused_export__ = NameConflictException;
+__webpack_unused_export__ = NameConflictException$;
+__webpack_unused_export__ = NoSuchEntityException;
+__webpack_unused_export__ = NoSuchEntityException$;
+__webpack_unused_export__ = OpenIDConnectProviderListEntry$;
+__webpack_unused_export__ = OpenIdIdpCommunicationErrorException;
+__webpack_unused_export__ = OpenIdIdpCommunicationErrorException$;
+__webpack_unused_export__ = OrderedOrganizationPolicyType$;
+__webpack_unused_export__ = OrganizationNotFoundException;
+__webpack_unused_export__ = OrganizationNotFoundException$;
+__webpack_unused_export__ = OrganizationNotInAllFeaturesModeException;
+__webpack_unused_export__ = OrganizationNotInAllFeaturesModeException$;
+__webpack_unused_export__ = OrganizationsDecisionDetail$;
+__webpack_unused_export__ = ParameterDefinition$;
+__webpack_unused_export__ = ParameterTypeType;
+__webpack_unused_export__ = PasswordPolicy$;
+__webpack_unused_export__ = PasswordPolicyViolationException;
+__webpack_unused_export__ = PasswordPolicyViolationException$;
+__webpack_unused_export__ = PermissionCheckResultType;
+__webpack_unused_export__ = PermissionCheckStatusType;
+__webpack_unused_export__ = PermissionsBoundaryAttachmentType;
+__webpack_unused_export__ = PermissionsBoundaryDecisionDetail$;
+__webpack_unused_export__ = Policy$;
+__webpack_unused_export__ = PolicyDetail$;
+__webpack_unused_export__ = PolicyEvaluationDecisionType;
+__webpack_unused_export__ = PolicyEvaluationException;
+__webpack_unused_export__ = PolicyEvaluationException$;
+__webpack_unused_export__ = PolicyGrantingServiceAccess$;
+__webpack_unused_export__ = PolicyGroup$;
+__webpack_unused_export__ = PolicyIdentifier$;
+__webpack_unused_export__ = PolicyIdentifierPolicyType;
+__webpack_unused_export__ = PolicyNotAttachableException;
+__webpack_unused_export__ = PolicyNotAttachableException$;
+__webpack_unused_export__ = PolicyOwnerEntityType;
+__webpack_unused_export__ = PolicyParameter$;
+__webpack_unused_export__ = PolicyParameterTypeEnum;
+__webpack_unused_export__ = PolicyRole$;
+__webpack_unused_export__ = PolicyScopeType;
+__webpack_unused_export__ = PolicySourceType;
+__webpack_unused_export__ = PolicyType;
+__webpack_unused_export__ = PolicyUsageType;
+__webpack_unused_export__ = PolicyUser$;
+__webpack_unused_export__ = PolicyVersion$;
+__webpack_unused_export__ = Position$;
+__webpack_unused_export__ = PutAccountProperties$;
+__webpack_unused_export__ = PutAccountPropertiesCommand;
+__webpack_unused_export__ = PutAccountPropertiesRequest$;
+__webpack_unused_export__ = PutAccountPropertiesResponse$;
+__webpack_unused_export__ = PutGroupPolicy$;
+__webpack_unused_export__ = PutGroupPolicyCommand;
+__webpack_unused_export__ = PutGroupPolicyRequest$;
+__webpack_unused_export__ = PutRolePermissionsBoundary$;
+__webpack_unused_export__ = PutRolePermissionsBoundaryCommand;
+__webpack_unused_export__ = PutRolePermissionsBoundaryRequest$;
+__webpack_unused_export__ = PutRolePolicy$;
+exports.pMt = PutRolePolicyCommand;
+__webpack_unused_export__ = PutRolePolicyRequest$;
+__webpack_unused_export__ = PutUserPermissionsBoundary$;
+__webpack_unused_export__ = PutUserPermissionsBoundaryCommand;
+__webpack_unused_export__ = PutUserPermissionsBoundaryRequest$;
+__webpack_unused_export__ = PutUserPolicy$;
+__webpack_unused_export__ = PutUserPolicyCommand;
+__webpack_unused_export__ = PutUserPolicyRequest$;
+__webpack_unused_export__ = RejectDelegationRequest$;
+__webpack_unused_export__ = RejectDelegationRequestCommand;
+__webpack_unused_export__ = RejectDelegationRequestRequest$;
+__webpack_unused_export__ = RemoveClientIDFromOpenIDConnectProvider$;
+__webpack_unused_export__ = RemoveClientIDFromOpenIDConnectProviderCommand;
+__webpack_unused_export__ = RemoveClientIDFromOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = RemoveRoleFromInstanceProfile$;
+__webpack_unused_export__ = RemoveRoleFromInstanceProfileCommand;
+__webpack_unused_export__ = RemoveRoleFromInstanceProfileRequest$;
+__webpack_unused_export__ = RemoveUserFromGroup$;
+__webpack_unused_export__ = RemoveUserFromGroupCommand;
+__webpack_unused_export__ = RemoveUserFromGroupRequest$;
+__webpack_unused_export__ = ReplacementValueEntry$;
+__webpack_unused_export__ = ReportFormatType;
+__webpack_unused_export__ = ReportGenerationLimitExceededException;
+__webpack_unused_export__ = ReportGenerationLimitExceededException$;
+__webpack_unused_export__ = ReportStateType;
+__webpack_unused_export__ = ResetServiceSpecificCredential$;
+__webpack_unused_export__ = ResetServiceSpecificCredentialCommand;
+__webpack_unused_export__ = ResetServiceSpecificCredentialRequest$;
+__webpack_unused_export__ = ResetServiceSpecificCredentialResponse$;
+__webpack_unused_export__ = ResourceSpecificResult$;
+__webpack_unused_export__ = ResyncMFADevice$;
+__webpack_unused_export__ = ResyncMFADeviceCommand;
+__webpack_unused_export__ = ResyncMFADeviceRequest$;
+__webpack_unused_export__ = Role$;
+__webpack_unused_export__ = RoleDetail$;
+__webpack_unused_export__ = RoleLastUsed$;
+__webpack_unused_export__ = RoleModifiedException;
+__webpack_unused_export__ = RoleModifiedException$;
+__webpack_unused_export__ = RoleTemplateDisabledException;
+__webpack_unused_export__ = RoleTemplateDisabledException$;
+__webpack_unused_export__ = RoleTemplateVersion$;
+__webpack_unused_export__ = RoleUsageType$;
+__webpack_unused_export__ = SAMLKeyHashEntry$;
+__webpack_unused_export__ = SAMLPrivateKey$;
+__webpack_unused_export__ = SAMLProviderListEntry$;
+__webpack_unused_export__ = SSHPublicKey$;
+__webpack_unused_export__ = SSHPublicKeyMetadata$;
+__webpack_unused_export__ = SendDelegationToken$;
+__webpack_unused_export__ = SendDelegationTokenCommand;
+__webpack_unused_export__ = SendDelegationTokenRequest$;
+__webpack_unused_export__ = ServerCertificate$;
+__webpack_unused_export__ = ServerCertificateMetadata$;
+__webpack_unused_export__ = ServiceAccessNotEnabledException;
+__webpack_unused_export__ = ServiceAccessNotEnabledException$;
+__webpack_unused_export__ = ServiceFailureException;
+__webpack_unused_export__ = ServiceFailureException$;
+__webpack_unused_export__ = ServiceLastAccessed$;
+__webpack_unused_export__ = ServiceNotSupportedException;
+__webpack_unused_export__ = ServiceNotSupportedException$;
+__webpack_unused_export__ = ServiceSpecificCredential$;
+__webpack_unused_export__ = ServiceSpecificCredentialMetadata$;
+__webpack_unused_export__ = SetDefaultPolicyVersion$;
+__webpack_unused_export__ = SetDefaultPolicyVersionCommand;
+__webpack_unused_export__ = SetDefaultPolicyVersionRequest$;
+__webpack_unused_export__ = SetSecurityTokenServicePreferences$;
+__webpack_unused_export__ = SetSecurityTokenServicePreferencesCommand;
+__webpack_unused_export__ = SetSecurityTokenServicePreferencesRequest$;
+__webpack_unused_export__ = SigningCertificate$;
+__webpack_unused_export__ = SimulateCustomPolicy$;
+__webpack_unused_export__ = SimulateCustomPolicyCommand;
+__webpack_unused_export__ = SimulateCustomPolicyRequest$;
+__webpack_unused_export__ = SimulatePolicyResponse$;
+__webpack_unused_export__ = SimulatePrincipalPolicy$;
+__webpack_unused_export__ = SimulatePrincipalPolicyCommand;
+__webpack_unused_export__ = SimulatePrincipalPolicyRequest$;
+__webpack_unused_export__ = SortKeyType;
+__webpack_unused_export__ = SourceRoleTemplate$;
+__webpack_unused_export__ = StateType;
+__webpack_unused_export__ = Statement$;
+__webpack_unused_export__ = StatusType;
+__webpack_unused_export__ = SummaryKeyType;
+__webpack_unused_export__ = SummaryStateType;
+__webpack_unused_export__ = Tag$;
+__webpack_unused_export__ = TagInstanceProfile$;
+__webpack_unused_export__ = TagInstanceProfileCommand;
+__webpack_unused_export__ = TagInstanceProfileRequest$;
+__webpack_unused_export__ = TagMFADevice$;
+__webpack_unused_export__ = TagMFADeviceCommand;
+__webpack_unused_export__ = TagMFADeviceRequest$;
+__webpack_unused_export__ = TagOpenIDConnectProvider$;
+__webpack_unused_export__ = TagOpenIDConnectProviderCommand;
+__webpack_unused_export__ = TagOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = TagPolicy$;
+__webpack_unused_export__ = TagPolicyCommand;
+__webpack_unused_export__ = TagPolicyRequest$;
+__webpack_unused_export__ = TagRole$;
+exports.Wcv = TagRoleCommand;
+__webpack_unused_export__ = TagRoleRequest$;
+__webpack_unused_export__ = TagSAMLProvider$;
+__webpack_unused_export__ = TagSAMLProviderCommand;
+__webpack_unused_export__ = TagSAMLProviderRequest$;
+__webpack_unused_export__ = TagServerCertificate$;
+__webpack_unused_export__ = TagServerCertificateCommand;
+__webpack_unused_export__ = TagServerCertificateRequest$;
+__webpack_unused_export__ = TagTemplate$;
+__webpack_unused_export__ = TagUser$;
+__webpack_unused_export__ = TagUserCommand;
+__webpack_unused_export__ = TagUserRequest$;
+__webpack_unused_export__ = TrackedActionLastAccessed$;
+__webpack_unused_export__ = UnmodifiableEntityException;
+__webpack_unused_export__ = UnmodifiableEntityException$;
+__webpack_unused_export__ = UnrecognizedPublicKeyEncodingException;
+__webpack_unused_export__ = UnrecognizedPublicKeyEncodingException$;
+__webpack_unused_export__ = UntagInstanceProfile$;
+__webpack_unused_export__ = UntagInstanceProfileCommand;
+__webpack_unused_export__ = UntagInstanceProfileRequest$;
+__webpack_unused_export__ = UntagMFADevice$;
+__webpack_unused_export__ = UntagMFADeviceCommand;
+__webpack_unused_export__ = UntagMFADeviceRequest$;
+__webpack_unused_export__ = UntagOpenIDConnectProvider$;
+__webpack_unused_export__ = UntagOpenIDConnectProviderCommand;
+__webpack_unused_export__ = UntagOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = UntagPolicy$;
+__webpack_unused_export__ = UntagPolicyCommand;
+__webpack_unused_export__ = UntagPolicyRequest$;
+__webpack_unused_export__ = UntagRole$;
+__webpack_unused_export__ = UntagRoleCommand;
+__webpack_unused_export__ = UntagRoleRequest$;
+__webpack_unused_export__ = UntagSAMLProvider$;
+__webpack_unused_export__ = UntagSAMLProviderCommand;
+__webpack_unused_export__ = UntagSAMLProviderRequest$;
+__webpack_unused_export__ = UntagServerCertificate$;
+__webpack_unused_export__ = UntagServerCertificateCommand;
+__webpack_unused_export__ = UntagServerCertificateRequest$;
+__webpack_unused_export__ = UntagUser$;
+__webpack_unused_export__ = UntagUserCommand;
+__webpack_unused_export__ = UntagUserRequest$;
+__webpack_unused_export__ = UpdateAccessKey$;
+__webpack_unused_export__ = UpdateAccessKeyCommand;
+__webpack_unused_export__ = UpdateAccessKeyRequest$;
+__webpack_unused_export__ = UpdateAccountPasswordPolicy$;
+__webpack_unused_export__ = UpdateAccountPasswordPolicyCommand;
+__webpack_unused_export__ = UpdateAccountPasswordPolicyRequest$;
+__webpack_unused_export__ = UpdateAssumeRolePolicy$;
+exports.tuH = UpdateAssumeRolePolicyCommand;
+__webpack_unused_export__ = UpdateAssumeRolePolicyRequest$;
+__webpack_unused_export__ = UpdateDelegationRequest$;
+__webpack_unused_export__ = UpdateDelegationRequestCommand;
+__webpack_unused_export__ = UpdateDelegationRequestRequest$;
+__webpack_unused_export__ = UpdateGroup$;
+__webpack_unused_export__ = UpdateGroupCommand;
+__webpack_unused_export__ = UpdateGroupRequest$;
+__webpack_unused_export__ = UpdateLoginProfile$;
+__webpack_unused_export__ = UpdateLoginProfileCommand;
+__webpack_unused_export__ = UpdateLoginProfileRequest$;
+__webpack_unused_export__ = UpdateOpenIDConnectProvider$;
+__webpack_unused_export__ = UpdateOpenIDConnectProviderCommand;
+__webpack_unused_export__ = UpdateOpenIDConnectProviderRequest$;
+__webpack_unused_export__ = UpdateOpenIDConnectProviderThumbprint$;
+__webpack_unused_export__ = UpdateOpenIDConnectProviderThumbprintCommand;
+__webpack_unused_export__ = UpdateOpenIDConnectProviderThumbprintRequest$;
+__webpack_unused_export__ = UpdateRole$;
+__webpack_unused_export__ = UpdateRoleCommand;
+__webpack_unused_export__ = UpdateRoleDescription$;
+__webpack_unused_export__ = UpdateRoleDescriptionCommand;
+__webpack_unused_export__ = UpdateRoleDescriptionRequest$;
+__webpack_unused_export__ = UpdateRoleDescriptionResponse$;
+__webpack_unused_export__ = UpdateRoleRequest$;
+__webpack_unused_export__ = UpdateRoleResponse$;
+__webpack_unused_export__ = UpdateSAMLProvider$;
+__webpack_unused_export__ = UpdateSAMLProviderCommand;
+__webpack_unused_export__ = UpdateSAMLProviderRequest$;
+__webpack_unused_export__ = UpdateSAMLProviderResponse$;
+__webpack_unused_export__ = UpdateSSHPublicKey$;
+__webpack_unused_export__ = UpdateSSHPublicKeyCommand;
+__webpack_unused_export__ = UpdateSSHPublicKeyRequest$;
+__webpack_unused_export__ = UpdateServerCertificate$;
+__webpack_unused_export__ = UpdateServerCertificateCommand;
+__webpack_unused_export__ = UpdateServerCertificateRequest$;
+__webpack_unused_export__ = UpdateServiceSpecificCredential$;
+__webpack_unused_export__ = UpdateServiceSpecificCredentialCommand;
+__webpack_unused_export__ = UpdateServiceSpecificCredentialRequest$;
+__webpack_unused_export__ = UpdateSigningCertificate$;
+__webpack_unused_export__ = UpdateSigningCertificateCommand;
+__webpack_unused_export__ = UpdateSigningCertificateRequest$;
+__webpack_unused_export__ = UpdateUser$;
+__webpack_unused_export__ = UpdateUserCommand;
+__webpack_unused_export__ = UpdateUserRequest$;
+__webpack_unused_export__ = UploadSSHPublicKey$;
+__webpack_unused_export__ = UploadSSHPublicKeyCommand;
+__webpack_unused_export__ = UploadSSHPublicKeyRequest$;
+__webpack_unused_export__ = UploadSSHPublicKeyResponse$;
+__webpack_unused_export__ = UploadServerCertificate$;
+__webpack_unused_export__ = UploadServerCertificateCommand;
+__webpack_unused_export__ = UploadServerCertificateRequest$;
+__webpack_unused_export__ = UploadServerCertificateResponse$;
+__webpack_unused_export__ = UploadSigningCertificate$;
+__webpack_unused_export__ = UploadSigningCertificateCommand;
+__webpack_unused_export__ = UploadSigningCertificateRequest$;
+__webpack_unused_export__ = UploadSigningCertificateResponse$;
+__webpack_unused_export__ = User$;
+__webpack_unused_export__ = UserDetail$;
+__webpack_unused_export__ = VirtualMFADevice$;
+__webpack_unused_export__ = errorTypeRegistries;
+__webpack_unused_export__ = paginateGetAccountAuthorizationDetails;
+__webpack_unused_export__ = paginateGetGroup;
+__webpack_unused_export__ = paginateListAccessKeys;
+__webpack_unused_export__ = paginateListAccountAliases;
+__webpack_unused_export__ = paginateListAttachedGroupPolicies;
+__webpack_unused_export__ = paginateListAttachedRolePolicies;
+__webpack_unused_export__ = paginateListAttachedUserPolicies;
+__webpack_unused_export__ = paginateListEntitiesForPolicy;
+__webpack_unused_export__ = paginateListGroupPolicies;
+__webpack_unused_export__ = paginateListGroups;
+__webpack_unused_export__ = paginateListGroupsForUser;
+__webpack_unused_export__ = paginateListInstanceProfileTags;
+__webpack_unused_export__ = paginateListInstanceProfiles;
+__webpack_unused_export__ = paginateListInstanceProfilesForRole;
+__webpack_unused_export__ = paginateListMFADeviceTags;
+__webpack_unused_export__ = paginateListMFADevices;
+__webpack_unused_export__ = paginateListOpenIDConnectProviderTags;
+__webpack_unused_export__ = paginateListPolicies;
+__webpack_unused_export__ = paginateListPolicyTags;
+__webpack_unused_export__ = paginateListPolicyVersions;
+__webpack_unused_export__ = paginateListRolePolicies;
+__webpack_unused_export__ = paginateListRoleTags;
+__webpack_unused_export__ = paginateListRoles;
+__webpack_unused_export__ = paginateListSAMLProviderTags;
+__webpack_unused_export__ = paginateListSSHPublicKeys;
+__webpack_unused_export__ = paginateListServerCertificateTags;
+__webpack_unused_export__ = paginateListServerCertificates;
+__webpack_unused_export__ = paginateListSigningCertificates;
+__webpack_unused_export__ = paginateListUserPolicies;
+__webpack_unused_export__ = paginateListUserTags;
+__webpack_unused_export__ = paginateListUsers;
+__webpack_unused_export__ = paginateListVirtualMFADevices;
+__webpack_unused_export__ = paginateSimulateCustomPolicy;
+__webpack_unused_export__ = paginateSimulatePrincipalPolicy;
+__webpack_unused_export__ = waitForInstanceProfileExists;
+__webpack_unused_export__ = waitForPolicyExists;
+__webpack_unused_export__ = waitForRoleExists;
+__webpack_unused_export__ = waitForUserExists;
+__webpack_unused_export__ = waitUntilInstanceProfileExists;
+__webpack_unused_export__ = waitUntilPolicyExists;
+__webpack_unused_export__ = waitUntilRoleExists;
+__webpack_unused_export__ = waitUntilUserExists;
 
 
 /***/ }),
@@ -17871,7 +24290,7 @@ __webpack_unused_export__ = CopyObjectRequest$;
 __webpack_unused_export__ = CopyObjectResult$;
 __webpack_unused_export__ = CopyPartResult$;
 __webpack_unused_export__ = CreateBucket$;
-__webpack_unused_export__ = CreateBucketCommand;
+exports.cZX = CreateBucketCommand;
 __webpack_unused_export__ = CreateBucketConfiguration$;
 __webpack_unused_export__ = CreateBucketMetadataConfiguration$;
 __webpack_unused_export__ = CreateBucketMetadataConfigurationCommand;
@@ -18064,7 +24483,7 @@ __webpack_unused_export__ = GetBucketRequestPaymentCommand;
 __webpack_unused_export__ = GetBucketRequestPaymentOutput$;
 __webpack_unused_export__ = GetBucketRequestPaymentRequest$;
 __webpack_unused_export__ = GetBucketTagging$;
-__webpack_unused_export__ = GetBucketTaggingCommand;
+exports.fp5 = GetBucketTaggingCommand;
 __webpack_unused_export__ = GetBucketTaggingOutput$;
 __webpack_unused_export__ = GetBucketTaggingRequest$;
 __webpack_unused_export__ = GetBucketVersioning$;
@@ -18120,7 +24539,7 @@ __webpack_unused_export__ = GlacierJobParameters$;
 __webpack_unused_export__ = Grant$;
 __webpack_unused_export__ = Grantee$;
 __webpack_unused_export__ = HeadBucket$;
-__webpack_unused_export__ = HeadBucketCommand;
+exports.kuI = HeadBucketCommand;
 __webpack_unused_export__ = HeadBucketOutput$;
 __webpack_unused_export__ = HeadBucketRequest$;
 __webpack_unused_export__ = HeadObject$;
@@ -18317,7 +24736,7 @@ __webpack_unused_export__ = PutBucketInventoryConfiguration$;
 __webpack_unused_export__ = PutBucketInventoryConfigurationCommand;
 __webpack_unused_export__ = PutBucketInventoryConfigurationRequest$;
 __webpack_unused_export__ = PutBucketLifecycleConfiguration$;
-__webpack_unused_export__ = PutBucketLifecycleConfigurationCommand;
+exports.RJe = PutBucketLifecycleConfigurationCommand;
 __webpack_unused_export__ = PutBucketLifecycleConfigurationOutput$;
 __webpack_unused_export__ = PutBucketLifecycleConfigurationRequest$;
 __webpack_unused_export__ = PutBucketLogging$;
@@ -18333,7 +24752,7 @@ __webpack_unused_export__ = PutBucketOwnershipControls$;
 __webpack_unused_export__ = PutBucketOwnershipControlsCommand;
 __webpack_unused_export__ = PutBucketOwnershipControlsRequest$;
 __webpack_unused_export__ = PutBucketPolicy$;
-__webpack_unused_export__ = PutBucketPolicyCommand;
+exports.BfN = PutBucketPolicyCommand;
 __webpack_unused_export__ = PutBucketPolicyRequest$;
 __webpack_unused_export__ = PutBucketReplication$;
 __webpack_unused_export__ = PutBucketReplicationCommand;
@@ -18342,10 +24761,10 @@ __webpack_unused_export__ = PutBucketRequestPayment$;
 __webpack_unused_export__ = PutBucketRequestPaymentCommand;
 __webpack_unused_export__ = PutBucketRequestPaymentRequest$;
 __webpack_unused_export__ = PutBucketTagging$;
-__webpack_unused_export__ = PutBucketTaggingCommand;
+exports.yCr = PutBucketTaggingCommand;
 __webpack_unused_export__ = PutBucketTaggingRequest$;
 __webpack_unused_export__ = PutBucketVersioning$;
-__webpack_unused_export__ = PutBucketVersioningCommand;
+exports.XjQ = PutBucketVersioningCommand;
 __webpack_unused_export__ = PutBucketVersioningRequest$;
 __webpack_unused_export__ = PutBucketWebsite$;
 __webpack_unused_export__ = PutBucketWebsiteCommand;
@@ -18379,7 +24798,7 @@ __webpack_unused_export__ = PutObjectTaggingCommand;
 __webpack_unused_export__ = PutObjectTaggingOutput$;
 __webpack_unused_export__ = PutObjectTaggingRequest$;
 __webpack_unused_export__ = PutPublicAccessBlock$;
-__webpack_unused_export__ = PutPublicAccessBlockCommand;
+exports.ZXv = PutPublicAccessBlockCommand;
 __webpack_unused_export__ = PutPublicAccessBlockRequest$;
 __webpack_unused_export__ = QueueConfiguration$;
 __webpack_unused_export__ = QuoteFields;
@@ -18512,6 +24931,1414 @@ __webpack_unused_export__ = waitUntilBucketExists;
 __webpack_unused_export__ = waitUntilBucketNotExists;
 __webpack_unused_export__ = waitUntilObjectExists;
 __webpack_unused_export__ = waitUntilObjectNotExists;
+
+
+/***/ }),
+
+/***/ 1695:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+var __webpack_unused_export__;
+const { awsEndpointFunctions, emitWarningIfUnsupportedVersion: emitWarningIfUnsupportedVersion$1, createDefaultUserAgentProvider, getDefaultSocketTimeout, NODE_APP_ID_CONFIG_OPTIONS, getAwsRegionExtensionConfiguration, resolveAwsRegionExtensionConfiguration, resolveUserAgentConfig, resolveHostHeaderConfig, getUserAgentPlugin, getHostHeaderPlugin, getLoggerPlugin, getRecursionDetectionPlugin, setCredentialFeature, stsRegionDefaultResolver } = __nccwpck_require__(5152);
+const { NoAuthSigner, getHttpAuthSchemeEndpointRuleSetPlugin, DefaultIdentityProviderConfig, getHttpSigningPlugin } = __nccwpck_require__(402);
+const { normalizeProvider, getSmithyContext, ServiceException, NoOpLogger, emitWarningIfUnsupportedVersion, loadConfigsForDefaultMode, getDefaultExtensionConfiguration, resolveDefaultRuntimeConfig, Client, makeBuilder, createAggregatedClient } = __nccwpck_require__(2658);
+const { Command: $Command } = __nccwpck_require__(2658);
+__webpack_unused_export__ = $Command;
+__webpack_unused_export__ = Client;
+const { resolveDefaultsModeConfig, loadConfig, NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS, NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS, NODE_REGION_CONFIG_OPTIONS, NODE_REGION_CONFIG_FILE_OPTIONS, resolveRegionConfig } = __nccwpck_require__(7291);
+const { BinaryDecisionDiagram, EndpointCache, decideEndpoint, customEndpointFunctions, resolveParams, resolveEndpointConfig, getEndpointPlugin } = __nccwpck_require__(2085);
+const { parseUrl, getHttpHandlerExtensionConfiguration, resolveHttpHandlerRuntimeConfig, getContentLengthPlugin } = __nccwpck_require__(3422);
+const { DEFAULT_RETRY_MODE, NODE_RETRY_MODE_CONFIG_OPTIONS, NODE_MAX_ATTEMPT_CONFIG_OPTIONS, resolveRetryConfig, getRetryPlugin } = __nccwpck_require__(3609);
+const { TypeRegistry, getSchemaSerdePlugin } = __nccwpck_require__(6890);
+const { resolveAwsSdkSigV4Config, resolveAwsSdkSigV4AConfig, AwsSdkSigV4Signer, AwsSdkSigV4ASigner, NODE_SIGV4A_CONFIG_OPTIONS, NODE_AUTH_SCHEME_PREFERENCE_OPTIONS } = __nccwpck_require__(7523);
+const { SignatureV4MultiRegion } = __nccwpck_require__(5785);
+const { defaultProvider } = __nccwpck_require__(5861);
+const { toUtf8, fromUtf8, toBase64, fromBase64, calculateBodyLength } = __nccwpck_require__(2430);
+const { streamCollector, NodeHttpHandler } = __nccwpck_require__(1279);
+const { AwsQueryProtocol } = __nccwpck_require__(7288);
+const { Sha256 } = __nccwpck_require__(9542);
+
+const q = "ref";
+const a = -1, b = true, c = "isSet", d = "PartitionResult", e = "booleanEquals", f = "stringEquals", g = "getAttr", h = "us-east-1", i = "sigv4", j = "sts", k = "https://sts.{Region}.{PartitionResult#dnsSuffix}", l = { [q]: "Endpoint" }, m = { [q]: "Region" }, n = { [q]: d }, o = {}, p = [m];
+const _data = {
+    conditions: [
+        [c, [l]],
+        [c, p],
+        ["aws.partition", p, d],
+        [e, [{ [q]: "UseFIPS" }, b]],
+        [e, [{ [q]: "UseDualStack" }, b]],
+        [f, [m, "aws-global"]],
+        [e, [{ [q]: "UseGlobalEndpoint" }, b]],
+        [f, [m, "eu-central-1"]],
+        [e, [{ fn: g, argv: [n, "supportsDualStack"] }, b]],
+        [e, [{ fn: g, argv: [n, "supportsFIPS"] }, b]],
+        [f, [m, "ap-south-1"]],
+        [f, [m, "eu-north-1"]],
+        [f, [m, "eu-west-1"]],
+        [f, [m, "eu-west-2"]],
+        [f, [m, "eu-west-3"]],
+        [f, [m, "sa-east-1"]],
+        [f, [m, h]],
+        [f, [m, "us-east-2"]],
+        [f, [m, "us-west-2"]],
+        [f, [m, "us-west-1"]],
+        [f, [m, "ca-central-1"]],
+        [f, [m, "ap-southeast-1"]],
+        [f, [m, "ap-northeast-1"]],
+        [f, [m, "ap-southeast-2"]],
+        [f, [{ fn: g, argv: [n, "name"] }, "aws-us-gov"]]
+    ],
+    results: [
+        [a],
+        ["https://sts.amazonaws.com", { authSchemes: [{ name: i, signingName: j, signingRegion: h }] }],
+        [k, { authSchemes: [{ name: i, signingName: j, signingRegion: "{Region}" }] }],
+        [a, "Invalid Configuration: FIPS and custom endpoint are not supported"],
+        [a, "Invalid Configuration: Dualstack and custom endpoint are not supported"],
+        [l, o],
+        ["https://sts-fips.{Region}.{PartitionResult#dualStackDnsSuffix}", o],
+        [a, "FIPS and DualStack are enabled, but this partition does not support one or both"],
+        ["https://sts.{Region}.amazonaws.com", o],
+        ["https://sts-fips.{Region}.{PartitionResult#dnsSuffix}", o],
+        [a, "FIPS is enabled but this partition does not support FIPS"],
+        ["https://sts.{Region}.{PartitionResult#dualStackDnsSuffix}", o],
+        [a, "DualStack is enabled but this partition does not support DualStack"],
+        [k, o],
+        [a, "Invalid Configuration: Missing Region"]
+    ]
+};
+const root = 2;
+const r = 100_000_000;
+const nodes = new Int32Array([
+    -1, 1, -1,
+    0, 30, 3,
+    1, 4, r + 14,
+    2, 5, r + 14,
+    3, 25, 6,
+    4, 24, 7,
+    5, r + 1, 8,
+    6, 9, r + 13,
+    7, r + 1, 10,
+    10, r + 1, 11,
+    11, r + 1, 12,
+    12, r + 1, 13,
+    13, r + 1, 14,
+    14, r + 1, 15,
+    15, r + 1, 16,
+    16, r + 1, 17,
+    17, r + 1, 18,
+    18, r + 1, 19,
+    19, r + 1, 20,
+    20, r + 1, 21,
+    21, r + 1, 22,
+    22, r + 1, 23,
+    23, r + 1, r + 2,
+    8, r + 11, r + 12,
+    4, 28, 26,
+    9, 27, r + 10,
+    24, r + 8, r + 9,
+    8, 29, r + 7,
+    9, r + 6, r + 7,
+    3, r + 3, 31,
+    4, r + 4, r + 5,
+]);
+const bdd = BinaryDecisionDiagram.from(nodes, root, _data.conditions, _data.results);
+
+const cache = new EndpointCache({
+    size: 50,
+    params: ["Endpoint", "Region", "UseDualStack", "UseFIPS", "UseGlobalEndpoint"],
+});
+const defaultEndpointResolver = (endpointParams, context = {}) => {
+    return cache.get(endpointParams, () => decideEndpoint(bdd, {
+        endpointParams: endpointParams,
+        logger: context.logger,
+    }));
+};
+customEndpointFunctions.aws = awsEndpointFunctions;
+
+const createEndpointRuleSetHttpAuthSchemeParametersProvider = (defaultHttpAuthSchemeParametersProvider) => async (config, context, input) => {
+    if (!input) {
+        throw new Error("Could not find `input` for `defaultEndpointRuleSetHttpAuthSchemeParametersProvider`");
+    }
+    const defaultParameters = await defaultHttpAuthSchemeParametersProvider(config, context, input);
+    const instructionsFn = getSmithyContext(context)?.commandInstance?.constructor
+        ?.getEndpointParameterInstructions;
+    if (!instructionsFn) {
+        throw new Error(`getEndpointParameterInstructions() is not defined on '${context.commandName}'`);
+    }
+    const endpointParameters = await resolveParams(input, { getEndpointParameterInstructions: instructionsFn }, config);
+    return Object.assign(defaultParameters, endpointParameters);
+};
+const _defaultSTSHttpAuthSchemeParametersProvider = async (config, context, input) => {
+    return {
+        operation: getSmithyContext(context).operation,
+        region: await normalizeProvider(config.region)() || (() => {
+            throw new Error("expected `region` to be configured for `aws.auth#sigv4`");
+        })(),
+    };
+};
+const defaultSTSHttpAuthSchemeParametersProvider = createEndpointRuleSetHttpAuthSchemeParametersProvider(_defaultSTSHttpAuthSchemeParametersProvider);
+function createAwsAuthSigv4HttpAuthOption(authParameters) {
+    return {
+        schemeId: "aws.auth#sigv4",
+        signingProperties: {
+            name: "sts",
+            region: authParameters.region,
+        },
+        propertiesExtractor: (config, context) => ({
+            signingProperties: {
+                config,
+                context,
+            },
+        }),
+    };
+}
+function createAwsAuthSigv4aHttpAuthOption(authParameters) {
+    return {
+        schemeId: "aws.auth#sigv4a",
+        signingProperties: {
+            name: "sts",
+            region: authParameters.region,
+        },
+        propertiesExtractor: (config, context) => ({
+            signingProperties: {
+                config,
+                context,
+            },
+        }),
+    };
+}
+function createSmithyApiNoAuthHttpAuthOption(authParameters) {
+    return {
+        schemeId: "smithy.api#noAuth",
+    };
+}
+const createEndpointRuleSetHttpAuthSchemeProvider = (defaultEndpointResolver, defaultHttpAuthSchemeResolver, createHttpAuthOptionFunctions) => {
+    const endpointRuleSetHttpAuthSchemeProvider = (authParameters) => {
+        const endpoint = defaultEndpointResolver(authParameters);
+        const authSchemes = endpoint.properties?.authSchemes;
+        if (!authSchemes) {
+            return defaultHttpAuthSchemeResolver(authParameters);
+        }
+        const options = [];
+        for (const scheme of authSchemes) {
+            const { name: resolvedName, properties = {}, ...rest } = scheme;
+            const name = resolvedName.toLowerCase();
+            if (resolvedName !== name) {
+                console.warn(`HttpAuthScheme has been normalized with lowercasing: '${resolvedName}' to '${name}'`);
+            }
+            let schemeId;
+            if (name === "sigv4a") {
+                schemeId = "aws.auth#sigv4a";
+                const sigv4Present = authSchemes.find((s) => {
+                    const name = s.name.toLowerCase();
+                    return name !== "sigv4a" && name.startsWith("sigv4");
+                });
+                if (SignatureV4MultiRegion.sigv4aDependency() === "none" && sigv4Present) {
+                    continue;
+                }
+            }
+            else if (name.startsWith("sigv4")) {
+                schemeId = "aws.auth#sigv4";
+            }
+            else {
+                throw new Error(`Unknown HttpAuthScheme found in '@smithy.rules#endpointRuleSet': '${name}'`);
+            }
+            const createOption = createHttpAuthOptionFunctions[schemeId];
+            if (!createOption) {
+                throw new Error(`Could not find HttpAuthOption create function for '${schemeId}'`);
+            }
+            const option = createOption(authParameters);
+            option.schemeId = schemeId;
+            option.signingProperties = { ...(option.signingProperties || {}), ...rest, ...properties };
+            options.push(option);
+        }
+        return options;
+    };
+    return endpointRuleSetHttpAuthSchemeProvider;
+};
+const _defaultSTSHttpAuthSchemeProvider = (authParameters) => {
+    const options = [];
+    switch (authParameters.operation) {
+        case "AssumeRoleWithSAML": {
+            options.push(createSmithyApiNoAuthHttpAuthOption());
+            options.push(createAwsAuthSigv4aHttpAuthOption(authParameters));
+            break;
+        }
+        case "AssumeRoleWithWebIdentity": {
+            options.push(createSmithyApiNoAuthHttpAuthOption());
+            options.push(createAwsAuthSigv4aHttpAuthOption(authParameters));
+            break;
+        }
+        default: {
+            options.push(createAwsAuthSigv4HttpAuthOption(authParameters));
+            options.push(createAwsAuthSigv4aHttpAuthOption(authParameters));
+        }
+    }
+    return options;
+};
+const defaultSTSHttpAuthSchemeProvider = createEndpointRuleSetHttpAuthSchemeProvider(defaultEndpointResolver, _defaultSTSHttpAuthSchemeProvider, {
+    "aws.auth#sigv4": createAwsAuthSigv4HttpAuthOption,
+    "aws.auth#sigv4a": createAwsAuthSigv4aHttpAuthOption,
+    "smithy.api#noAuth": createSmithyApiNoAuthHttpAuthOption,
+});
+const resolveHttpAuthSchemeConfig = (config) => {
+    const config_0 = resolveAwsSdkSigV4Config(config);
+    const config_1 = resolveAwsSdkSigV4AConfig(config_0);
+    return Object.assign(config_1, {
+        authSchemePreference: normalizeProvider(config.authSchemePreference ?? []),
+    });
+};
+
+const resolveClientEndpointParameters = (options) => {
+    return Object.assign(options, {
+        useDualstackEndpoint: options.useDualstackEndpoint ?? false,
+        useFipsEndpoint: options.useFipsEndpoint ?? false,
+        useGlobalEndpoint: options.useGlobalEndpoint ?? false,
+        defaultSigningName: "sts",
+    });
+};
+const commonParams = {
+    UseGlobalEndpoint: { type: "builtInParams", name: "useGlobalEndpoint" },
+    UseFIPS: { type: "builtInParams", name: "useFipsEndpoint" },
+    Endpoint: { type: "builtInParams", name: "endpoint" },
+    Region: { type: "builtInParams", name: "region" },
+    UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
+};
+
+var version = "3.1177.0";
+var packageInfo = {
+	version: version};
+
+class STSServiceException extends ServiceException {
+    static shapeId = "smithy.ts.sdk.synthetic.com.amazonaws.sts#STSServiceException";
+    constructor(options) {
+        super(options);
+        Object.setPrototypeOf(this, STSServiceException.prototype);
+    }
+}
+
+class ExpiredTokenException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#ExpiredTokenException";
+    name = "ExpiredTokenException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "ExpiredTokenException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ExpiredTokenException.prototype);
+    }
+}
+class InvalidContextAssertionException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InvalidContextAssertionException";
+    name = "InvalidContextAssertionException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidContextAssertionException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidContextAssertionException.prototype);
+    }
+}
+class MalformedPolicyDocumentException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#MalformedPolicyDocumentException";
+    name = "MalformedPolicyDocumentException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "MalformedPolicyDocumentException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, MalformedPolicyDocumentException.prototype);
+    }
+}
+class PackedPolicyTooLargeException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#PackedPolicyTooLargeException";
+    name = "PackedPolicyTooLargeException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "PackedPolicyTooLargeException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, PackedPolicyTooLargeException.prototype);
+    }
+}
+class RegionDisabledException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#RegionDisabledException";
+    name = "RegionDisabledException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "RegionDisabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, RegionDisabledException.prototype);
+    }
+}
+class IDPRejectedClaimException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#IDPRejectedClaimException";
+    name = "IDPRejectedClaimException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "IDPRejectedClaimException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, IDPRejectedClaimException.prototype);
+    }
+}
+class InvalidIdentityTokenException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InvalidIdentityTokenException";
+    name = "InvalidIdentityTokenException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidIdentityTokenException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidIdentityTokenException.prototype);
+    }
+}
+class IDPCommunicationErrorException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#IDPCommunicationErrorException";
+    name = "IDPCommunicationErrorException";
+    $fault = "client";
+    $retryable = {};
+    constructor(opts) {
+        super({
+            name: "IDPCommunicationErrorException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, IDPCommunicationErrorException.prototype);
+    }
+}
+class InvalidAuthorizationMessageException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InvalidAuthorizationMessageException";
+    name = "InvalidAuthorizationMessageException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidAuthorizationMessageException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidAuthorizationMessageException.prototype);
+    }
+}
+class ExpiredTradeInTokenException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#ExpiredTradeInTokenException";
+    name = "ExpiredTradeInTokenException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "ExpiredTradeInTokenException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, ExpiredTradeInTokenException.prototype);
+    }
+}
+class InsufficientSessionLifetimeException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InsufficientSessionLifetimeException";
+    name = "InsufficientSessionLifetimeException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InsufficientSessionLifetimeException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InsufficientSessionLifetimeException.prototype);
+    }
+}
+class InvalidSubjectCredentialsException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InvalidSubjectCredentialsException";
+    name = "InvalidSubjectCredentialsException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidSubjectCredentialsException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidSubjectCredentialsException.prototype);
+    }
+}
+class JWTPayloadSizeExceededException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#JWTPayloadSizeExceededException";
+    name = "JWTPayloadSizeExceededException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "JWTPayloadSizeExceededException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, JWTPayloadSizeExceededException.prototype);
+    }
+}
+class OutboundWebIdentityFederationDisabledException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#OutboundWebIdentityFederationDisabledException";
+    name = "OutboundWebIdentityFederationDisabledException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "OutboundWebIdentityFederationDisabledException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, OutboundWebIdentityFederationDisabledException.prototype);
+    }
+}
+class SessionDurationEscalationException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#SessionDurationEscalationException";
+    name = "SessionDurationEscalationException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "SessionDurationEscalationException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, SessionDurationEscalationException.prototype);
+    }
+}
+
+const _A = "Arn";
+const _AKI = "AccessKeyId";
+const _AP = "AssumedPrincipal";
+const _AR = "AssumeRole";
+const _ARI = "AssumedRoleId";
+const _ARR = "AssumeRoleRequest";
+const _ARRs = "AssumeRoleResponse";
+const _ARRss = "AssumeRootRequest";
+const _ARRssu = "AssumeRootResponse";
+const _ARU = "AssumedRoleUser";
+const _ARWSAML = "AssumeRoleWithSAML";
+const _ARWSAMLR = "AssumeRoleWithSAMLRequest";
+const _ARWSAMLRs = "AssumeRoleWithSAMLResponse";
+const _ARWWI = "AssumeRoleWithWebIdentity";
+const _ARWWIR = "AssumeRoleWithWebIdentityRequest";
+const _ARWWIRs = "AssumeRoleWithWebIdentityResponse";
+const _ARs = "AssumeRoot";
+const _Ac = "Account";
+const _Au = "Audience";
+const _C = "Credentials";
+const _CA = "ContextAssertion";
+const _DAM = "DecodeAuthorizationMessage";
+const _DAMR = "DecodeAuthorizationMessageRequest";
+const _DAMRe = "DecodeAuthorizationMessageResponse";
+const _DM = "DecodedMessage";
+const _DS = "DurationSeconds";
+const _E = "Expiration";
+const _EI = "ExternalId";
+const _EM = "EncodedMessage";
+const _ETE = "ExpiredTokenException";
+const _ETITE = "ExpiredTradeInTokenException";
+const _FPA = "FederatedProviderArn";
+const _FU = "FederatedUser";
+const _FUI = "FederatedUserId";
+const _GAKI = "GetAccessKeyInfo";
+const _GAKIR = "GetAccessKeyInfoRequest";
+const _GAKIRe = "GetAccessKeyInfoResponse";
+const _GCI = "GetCallerIdentity";
+const _GCIR = "GetCallerIdentityRequest";
+const _GCIRe = "GetCallerIdentityResponse";
+const _GDAT = "GetDelegatedAccessToken";
+const _GDATR = "GetDelegatedAccessTokenRequest";
+const _GDATRe = "GetDelegatedAccessTokenResponse";
+const _GFT = "GetFederationToken";
+const _GFTR = "GetFederationTokenRequest";
+const _GFTRe = "GetFederationTokenResponse";
+const _GSC = "GetScopedCredentials";
+const _GSCR = "GetScopedCredentialsRequest";
+const _GSCRe = "GetScopedCredentialsResponse";
+const _GST = "GetSessionToken";
+const _GSTR = "GetSessionTokenRequest";
+const _GSTRe = "GetSessionTokenResponse";
+const _GWIT = "GetWebIdentityToken";
+const _GWITR = "GetWebIdentityTokenRequest";
+const _GWITRe = "GetWebIdentityTokenResponse";
+const _I = "Issuer";
+const _IAME = "InvalidAuthorizationMessageException";
+const _ICAE = "InvalidContextAssertionException";
+const _IDPCEE = "IDPCommunicationErrorException";
+const _IDPRCE = "IDPRejectedClaimException";
+const _IITE = "InvalidIdentityTokenException";
+const _IP = "IdentityProvider";
+const _ISCE = "InvalidSubjectCredentialsException";
+const _ISLE = "InsufficientSessionLifetimeException";
+const _JWTPSEE = "JWTPayloadSizeExceededException";
+const _K = "Key";
+const _MPDE = "MalformedPolicyDocumentException";
+const _MSTS = "MinimumSessionTokenSize";
+const _N = "Name";
+const _NQ = "NameQualifier";
+const _OI = "OriginIdentity";
+const _OWIFDE = "OutboundWebIdentityFederationDisabledException";
+const _P = "Policy";
+const _PA = "PolicyArns";
+const _PAr = "PrincipalArn";
+const _PAro = "ProviderArn";
+const _PC = "ProvidedContexts";
+const _PCLT = "ProvidedContextsListType";
+const _PCr = "ProvidedContext";
+const _PDT = "PolicyDescriptorType";
+const _PI = "ProviderId";
+const _PPS = "PackedPolicySize";
+const _PPTLE = "PackedPolicyTooLargeException";
+const _Pr = "Provider";
+const _RA = "RoleArn";
+const _RDE = "RegionDisabledException";
+const _RSN = "RoleSessionName";
+const _S = "Subject";
+const _SA = "SigningAlgorithm";
+const _SAK = "SecretAccessKey";
+const _SAMLA = "SAMLAssertion";
+const _SAMLAT = "SAMLAssertionType";
+const _SDEE = "SessionDurationEscalationException";
+const _SFWIT = "SubjectFromWebIdentityToken";
+const _SI = "SourceIdentity";
+const _SIe = "SessionInfo";
+const _SM = "SubjectMode";
+const _SN = "SerialNumber";
+const _SPC = "ScopedPoliciesCount";
+const _SS = "ScopedSession";
+const _SSD = "ScopedSessionDescription";
+const _SSI = "ScopedSessionId";
+const _ST = "SubjectType";
+const _STS = "SessionTokenSize";
+const _STU = "SessionTokenUtilization";
+const _STe = "SessionToken";
+const _Sc = "Scope";
+const _T = "Tags";
+const _TC = "TokenCode";
+const _TCr = "TransactionContext";
+const _TIPC = "TrustedIdentityPropagationContext";
+const _TIT = "TradeInToken";
+const _TP = "TargetPrincipal";
+const _TPA = "TaskPolicyArn";
+const _TTK = "TransitiveTagKeys";
+const _Ta = "Tag";
+const _UI = "UserId";
+const _V = "Value";
+const _WIT = "WebIdentityToken";
+const _a = "arn";
+const _aKST = "accessKeySecretType";
+const _aQE = "awsQueryError";
+const _c = "client";
+const _cTT = "clientTokenType";
+const _e = "error";
+const _hE = "httpError";
+const _m = "message";
+const _oIIT = "originIdentityIssuerType";
+const _oIST = "originIdentitySubjectType";
+const _oISTT = "originIdentitySubjectTypeType";
+const _pDLT = "policyDescriptorListType";
+const _s = "smithy.ts.sdk.synthetic.com.amazonaws.sts";
+const _tCIPMT = "transactionContextIdentityProviderMapType";
+const _tCVT = "transactionContextValueType";
+const _tITT = "tradeInTokenType";
+const _tLT = "tagListType";
+const _wITT = "webIdentityTokenType";
+const n0 = "com.amazonaws.sts";
+const _s_registry = new TypeRegistry(_s);
+var STSServiceException$ = [-3, _s, "STSServiceException", 0, [], []];
+_s_registry.registerError(STSServiceException$, STSServiceException);
+const n0_registry = new TypeRegistry(n0);
+var ExpiredTokenException$ = [-3, n0, _ETE,
+    { [_aQE]: [`ExpiredTokenException`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ExpiredTokenException$, ExpiredTokenException);
+var ExpiredTradeInTokenException$ = [-3, n0, _ETITE,
+    { [_aQE]: [`ExpiredTradeInTokenException`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(ExpiredTradeInTokenException$, ExpiredTradeInTokenException);
+var IDPCommunicationErrorException$ = [-3, n0, _IDPCEE,
+    { [_aQE]: [`IDPCommunicationError`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(IDPCommunicationErrorException$, IDPCommunicationErrorException);
+var IDPRejectedClaimException$ = [-3, n0, _IDPRCE,
+    { [_aQE]: [`IDPRejectedClaim`, 403], [_e]: _c, [_hE]: 403 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(IDPRejectedClaimException$, IDPRejectedClaimException);
+var InsufficientSessionLifetimeException$ = [-3, n0, _ISLE,
+    { [_aQE]: [`InsufficientSessionLifetime`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InsufficientSessionLifetimeException$, InsufficientSessionLifetimeException);
+var InvalidAuthorizationMessageException$ = [-3, n0, _IAME,
+    { [_aQE]: [`InvalidAuthorizationMessageException`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidAuthorizationMessageException$, InvalidAuthorizationMessageException);
+var InvalidContextAssertionException$ = [-3, n0, _ICAE,
+    { [_aQE]: [`InvalidContextAssertion`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidContextAssertionException$, InvalidContextAssertionException);
+var InvalidIdentityTokenException$ = [-3, n0, _IITE,
+    { [_aQE]: [`InvalidIdentityToken`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidIdentityTokenException$, InvalidIdentityTokenException);
+var InvalidSubjectCredentialsException$ = [-3, n0, _ISCE,
+    { [_aQE]: [`InvalidSubjectCredentials`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidSubjectCredentialsException$, InvalidSubjectCredentialsException);
+var JWTPayloadSizeExceededException$ = [-3, n0, _JWTPSEE,
+    { [_aQE]: [`JWTPayloadSizeExceededException`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(JWTPayloadSizeExceededException$, JWTPayloadSizeExceededException);
+var MalformedPolicyDocumentException$ = [-3, n0, _MPDE,
+    { [_aQE]: [`MalformedPolicyDocument`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(MalformedPolicyDocumentException$, MalformedPolicyDocumentException);
+var OutboundWebIdentityFederationDisabledException$ = [-3, n0, _OWIFDE,
+    { [_aQE]: [`OutboundWebIdentityFederationDisabledException`, 403], [_e]: _c, [_hE]: 403 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(OutboundWebIdentityFederationDisabledException$, OutboundWebIdentityFederationDisabledException);
+var PackedPolicyTooLargeException$ = [-3, n0, _PPTLE,
+    { [_aQE]: [`PackedPolicyTooLarge`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(PackedPolicyTooLargeException$, PackedPolicyTooLargeException);
+var RegionDisabledException$ = [-3, n0, _RDE,
+    { [_aQE]: [`RegionDisabledException`, 403], [_e]: _c, [_hE]: 403 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(RegionDisabledException$, RegionDisabledException);
+var SessionDurationEscalationException$ = [-3, n0, _SDEE,
+    { [_aQE]: [`SessionDurationEscalationException`, 403], [_e]: _c, [_hE]: 403 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(SessionDurationEscalationException$, SessionDurationEscalationException);
+const errorTypeRegistries = [
+    _s_registry,
+    n0_registry,
+];
+var accessKeySecretType = [0, n0, _aKST, 8, 0];
+var clientTokenType = [0, n0, _cTT, 8, 0];
+var originIdentityIssuerType = [0, n0, _oIIT, 8, 0];
+var originIdentitySubjectType = [0, n0, _oIST, 8, 0];
+var originIdentitySubjectTypeType = [0, n0, _oISTT, 8, 0];
+var SAMLAssertionType = [0, n0, _SAMLAT, 8, 0];
+var tradeInTokenType = [0, n0, _tITT, 8, 0];
+var transactionContextValueType = [0, n0, _tCVT, 8, 0];
+var webIdentityTokenType = [0, n0, _wITT, 8, 0];
+var AssumedRoleUser$ = [3, n0, _ARU,
+    0,
+    [_ARI, _A],
+    [0, 0], 2
+];
+var AssumeRoleRequest$ = [3, n0, _ARR,
+    0,
+    [_RA, _RSN, _PA, _P, _DS, _T, _TTK, _EI, _SN, _TC, _SI, _PC, _MSTS],
+    [0, 0, () => policyDescriptorListType, 0, 1, () => tagListType, 64 | 0, 0, 0, 0, 0, () => ProvidedContextsListType, 1], 2
+];
+var AssumeRoleResponse$ = [3, n0, _ARRs,
+    0,
+    [_C, _ARU, _PPS, _SI, _STU, _STS],
+    [[() => Credentials$, 0], () => AssumedRoleUser$, 1, 0, 1, 1]
+];
+var AssumeRoleWithSAMLRequest$ = [3, n0, _ARWSAMLR,
+    0,
+    [_RA, _PAr, _SAMLA, _PA, _P, _DS, _MSTS],
+    [0, 0, [() => SAMLAssertionType, 0], () => policyDescriptorListType, 0, 1, 1], 3
+];
+var AssumeRoleWithSAMLResponse$ = [3, n0, _ARWSAMLRs,
+    0,
+    [_C, _ARU, _PPS, _S, _ST, _I, _Au, _NQ, _SI, _STU, _STS, _TIPC],
+    [[() => Credentials$, 0], () => AssumedRoleUser$, 1, 0, 0, 0, 0, 0, 0, 1, 1, [() => TrustedIdentityPropagationContext$, 0]]
+];
+var AssumeRoleWithWebIdentityRequest$ = [3, n0, _ARWWIR,
+    0,
+    [_RA, _RSN, _WIT, _PI, _PA, _P, _DS, _MSTS],
+    [0, 0, [() => clientTokenType, 0], 0, () => policyDescriptorListType, 0, 1, 1], 3
+];
+var AssumeRoleWithWebIdentityResponse$ = [3, n0, _ARWWIRs,
+    0,
+    [_C, _SFWIT, _ARU, _PPS, _Pr, _Au, _SI, _STU, _STS, _TIPC],
+    [[() => Credentials$, 0], 0, () => AssumedRoleUser$, 1, 0, 0, 0, 1, 1, [() => TrustedIdentityPropagationContext$, 0]]
+];
+var AssumeRootRequest$ = [3, n0, _ARRss,
+    0,
+    [_TP, _TPA, _DS, _MSTS],
+    [0, () => PolicyDescriptorType$, 1, 1], 2
+];
+var AssumeRootResponse$ = [3, n0, _ARRssu,
+    0,
+    [_C, _SI, _STU, _STS],
+    [[() => Credentials$, 0], 0, 1, 1]
+];
+var Credentials$ = [3, n0, _C,
+    0,
+    [_AKI, _SAK, _STe, _E],
+    [0, [() => accessKeySecretType, 0], 0, 4], 4
+];
+var DecodeAuthorizationMessageRequest$ = [3, n0, _DAMR,
+    0,
+    [_EM],
+    [0], 1
+];
+var DecodeAuthorizationMessageResponse$ = [3, n0, _DAMRe,
+    0,
+    [_DM],
+    [0]
+];
+var FederatedUser$ = [3, n0, _FU,
+    0,
+    [_FUI, _A],
+    [0, 0], 2
+];
+var GetAccessKeyInfoRequest$ = [3, n0, _GAKIR,
+    0,
+    [_AKI],
+    [0], 1
+];
+var GetAccessKeyInfoResponse$ = [3, n0, _GAKIRe,
+    0,
+    [_Ac],
+    [0]
+];
+var GetCallerIdentityRequest$ = [3, n0, _GCIR,
+    0,
+    [],
+    []
+];
+var GetCallerIdentityResponse$ = [3, n0, _GCIRe,
+    0,
+    [_UI, _Ac, _A],
+    [0, 0, 0]
+];
+var GetDelegatedAccessTokenRequest$ = [3, n0, _GDATR,
+    0,
+    [_TIT],
+    [[() => tradeInTokenType, 0]], 1
+];
+var GetDelegatedAccessTokenResponse$ = [3, n0, _GDATRe,
+    0,
+    [_C, _PPS, _AP],
+    [[() => Credentials$, 0], 1, 0]
+];
+var GetFederationTokenRequest$ = [3, n0, _GFTR,
+    0,
+    [_N, _P, _PA, _DS, _T, _MSTS],
+    [0, 0, () => policyDescriptorListType, 1, () => tagListType, 1], 1
+];
+var GetFederationTokenResponse$ = [3, n0, _GFTRe,
+    0,
+    [_C, _FU, _PPS, _STU, _STS],
+    [[() => Credentials$, 0], () => FederatedUser$, 1, 1, 1]
+];
+var GetScopedCredentialsRequest$ = [3, n0, _GSCR,
+    0,
+    [_P, _DS, _MSTS, _SSD],
+    [0, 1, 1, 0]
+];
+var GetScopedCredentialsResponse$ = [3, n0, _GSCRe,
+    0,
+    [_C, _SIe, _STU, _STS, _SPC, _SI],
+    [[() => Credentials$, 0], () => ScopedSession$, 1, 1, 1, 0]
+];
+var GetSessionTokenRequest$ = [3, n0, _GSTR,
+    0,
+    [_DS, _SN, _TC, _MSTS],
+    [1, 0, 0, 1]
+];
+var GetSessionTokenResponse$ = [3, n0, _GSTRe,
+    0,
+    [_C, _STU, _STS],
+    [[() => Credentials$, 0], 1, 1]
+];
+var GetWebIdentityTokenRequest$ = [3, n0, _GWITR,
+    0,
+    [_Au, _SA, _DS, _Sc, _SM, _T],
+    [64 | 0, 0, 1, 0, 0, () => tagListType], 2
+];
+var GetWebIdentityTokenResponse$ = [3, n0, _GWITRe,
+    0,
+    [_WIT, _E],
+    [[() => webIdentityTokenType, 0], 4]
+];
+var OriginIdentity$ = [3, n0, _OI,
+    0,
+    [_S, _ST, _I, _FPA],
+    [[() => originIdentitySubjectType, 0], [() => originIdentitySubjectTypeType, 0], [() => originIdentityIssuerType, 0], 0]
+];
+var PolicyDescriptorType$ = [3, n0, _PDT,
+    0,
+    [_a],
+    [0]
+];
+var ProvidedContext$ = [3, n0, _PCr,
+    0,
+    [_PAro, _CA],
+    [0, 0]
+];
+var ScopedSession$ = [3, n0, _SS,
+    0,
+    [_SSI, _A],
+    [0, 0], 2
+];
+var Tag$ = [3, n0, _Ta,
+    0,
+    [_K, _V],
+    [0, 0], 2
+];
+var TransactionContext$ = [3, n0, _TCr,
+    0,
+    [_IP],
+    [[() => transactionContextIdentityProviderMapType, 0]]
+];
+var TrustedIdentityPropagationContext$ = [3, n0, _TIPC,
+    8,
+    [_OI, _TCr],
+    [[() => OriginIdentity$, 0], [() => TransactionContext$, 0]]
+];
+var policyDescriptorListType = [1, n0, _pDLT,
+    0, () => PolicyDescriptorType$
+];
+var ProvidedContextsListType = [1, n0, _PCLT,
+    0, () => ProvidedContext$
+];
+var tagListType = [1, n0, _tLT,
+    0, () => Tag$
+];
+var transactionContextIdentityProviderMapType = [2, n0, _tCIPMT,
+    0, [0,
+        0],
+    [() => transactionContextValueType,
+        0]
+];
+var AssumeRole$ = [9, n0, _AR,
+    0, () => AssumeRoleRequest$, () => AssumeRoleResponse$
+];
+var AssumeRoleWithSAML$ = [9, n0, _ARWSAML,
+    0, () => AssumeRoleWithSAMLRequest$, () => AssumeRoleWithSAMLResponse$
+];
+var AssumeRoleWithWebIdentity$ = [9, n0, _ARWWI,
+    0, () => AssumeRoleWithWebIdentityRequest$, () => AssumeRoleWithWebIdentityResponse$
+];
+var AssumeRoot$ = [9, n0, _ARs,
+    0, () => AssumeRootRequest$, () => AssumeRootResponse$
+];
+var DecodeAuthorizationMessage$ = [9, n0, _DAM,
+    0, () => DecodeAuthorizationMessageRequest$, () => DecodeAuthorizationMessageResponse$
+];
+var GetAccessKeyInfo$ = [9, n0, _GAKI,
+    0, () => GetAccessKeyInfoRequest$, () => GetAccessKeyInfoResponse$
+];
+var GetCallerIdentity$ = [9, n0, _GCI,
+    0, () => GetCallerIdentityRequest$, () => GetCallerIdentityResponse$
+];
+var GetDelegatedAccessToken$ = [9, n0, _GDAT,
+    0, () => GetDelegatedAccessTokenRequest$, () => GetDelegatedAccessTokenResponse$
+];
+var GetFederationToken$ = [9, n0, _GFT,
+    0, () => GetFederationTokenRequest$, () => GetFederationTokenResponse$
+];
+var GetScopedCredentials$ = [9, n0, _GSC,
+    0, () => GetScopedCredentialsRequest$, () => GetScopedCredentialsResponse$
+];
+var GetSessionToken$ = [9, n0, _GST,
+    0, () => GetSessionTokenRequest$, () => GetSessionTokenResponse$
+];
+var GetWebIdentityToken$ = [9, n0, _GWIT,
+    0, () => GetWebIdentityTokenRequest$, () => GetWebIdentityTokenResponse$
+];
+
+const getRuntimeConfig$1 = (config) => {
+    return {
+        apiVersion: "2011-06-15",
+        base64Decoder: config?.base64Decoder ?? fromBase64,
+        base64Encoder: config?.base64Encoder ?? toBase64,
+        disableHostPrefix: config?.disableHostPrefix ?? false,
+        endpointProvider: config?.endpointProvider ?? defaultEndpointResolver,
+        extensions: config?.extensions ?? [],
+        httpAuthSchemeProvider: config?.httpAuthSchemeProvider ?? defaultSTSHttpAuthSchemeProvider,
+        httpAuthSchemes: config?.httpAuthSchemes ?? [
+            {
+                schemeId: "aws.auth#sigv4",
+                identityProvider: (ipc) => ipc.getIdentityProvider("aws.auth#sigv4"),
+                signer: new AwsSdkSigV4Signer(),
+            },
+            {
+                schemeId: "aws.auth#sigv4a",
+                identityProvider: (ipc) => ipc.getIdentityProvider("aws.auth#sigv4a"),
+                signer: new AwsSdkSigV4ASigner(),
+            },
+            {
+                schemeId: "smithy.api#noAuth",
+                identityProvider: (ipc) => ipc.getIdentityProvider("smithy.api#noAuth") || (async () => ({})),
+                signer: new NoAuthSigner(),
+            },
+        ],
+        logger: config?.logger ?? new NoOpLogger(),
+        protocol: config?.protocol ?? AwsQueryProtocol,
+        protocolSettings: config?.protocolSettings ?? {
+            defaultNamespace: "com.amazonaws.sts",
+            errorTypeRegistries,
+            xmlNamespace: "https://sts.amazonaws.com/doc/2011-06-15/",
+            version: "2011-06-15",
+            serviceTarget: "AWSSecurityTokenServiceV20110615",
+        },
+        serviceId: config?.serviceId ?? "STS",
+        sha256: config?.sha256 ?? Sha256,
+        signerConstructor: config?.signerConstructor ?? SignatureV4MultiRegion,
+        urlParser: config?.urlParser ?? parseUrl,
+        utf8Decoder: config?.utf8Decoder ?? fromUtf8,
+        utf8Encoder: config?.utf8Encoder ?? toUtf8,
+    };
+};
+
+const getRuntimeConfig = (config) => {
+    emitWarningIfUnsupportedVersion(process.version);
+    const defaultsMode = resolveDefaultsModeConfig(config);
+    const defaultConfigProvider = () => defaultsMode().then(loadConfigsForDefaultMode);
+    const clientSharedValues = getRuntimeConfig$1(config);
+    emitWarningIfUnsupportedVersion$1(process.version);
+    const loaderConfig = {
+        profile: config?.profile,
+        logger: clientSharedValues.logger,
+    };
+    return {
+        ...clientSharedValues,
+        ...config,
+        runtime: "node",
+        defaultsMode,
+        authSchemePreference: config?.authSchemePreference ?? loadConfig(NODE_AUTH_SCHEME_PREFERENCE_OPTIONS, loaderConfig),
+        bodyLengthChecker: config?.bodyLengthChecker ?? calculateBodyLength,
+        credentialDefaultProvider: config?.credentialDefaultProvider ?? defaultProvider,
+        defaultSocketTimeout: getDefaultSocketTimeout(config?.requestHandler, 300_000),
+        defaultUserAgentProvider: config?.defaultUserAgentProvider ?? createDefaultUserAgentProvider({ serviceId: clientSharedValues.serviceId, clientVersion: packageInfo.version }),
+        httpAuthSchemes: config?.httpAuthSchemes ?? [
+            {
+                schemeId: "aws.auth#sigv4",
+                identityProvider: (ipc) => ipc.getIdentityProvider("aws.auth#sigv4") || (async (idProps) => await defaultProvider(idProps?.__config || {})()),
+                signer: new AwsSdkSigV4Signer(),
+            },
+            {
+                schemeId: "aws.auth#sigv4a",
+                identityProvider: (ipc) => ipc.getIdentityProvider("aws.auth#sigv4a"),
+                signer: new AwsSdkSigV4ASigner(),
+            },
+            {
+                schemeId: "smithy.api#noAuth",
+                identityProvider: (ipc) => ipc.getIdentityProvider("smithy.api#noAuth") || (async () => ({})),
+                signer: new NoAuthSigner(),
+            },
+        ],
+        maxAttempts: config?.maxAttempts ?? loadConfig(NODE_MAX_ATTEMPT_CONFIG_OPTIONS, config),
+        region: config?.region ?? loadConfig(NODE_REGION_CONFIG_OPTIONS, { ...NODE_REGION_CONFIG_FILE_OPTIONS, ...loaderConfig }),
+        requestHandler: NodeHttpHandler.create(config?.requestHandler ?? defaultConfigProvider),
+        retryMode: config?.retryMode ??
+            loadConfig({
+                ...NODE_RETRY_MODE_CONFIG_OPTIONS,
+                default: async () => (await defaultConfigProvider()).retryMode || DEFAULT_RETRY_MODE,
+            }, config),
+        sigv4aSigningRegionSet: config?.sigv4aSigningRegionSet ?? loadConfig(NODE_SIGV4A_CONFIG_OPTIONS, loaderConfig),
+        streamCollector: config?.streamCollector ?? streamCollector,
+        useDualstackEndpoint: config?.useDualstackEndpoint ?? loadConfig(NODE_USE_DUALSTACK_ENDPOINT_CONFIG_OPTIONS, loaderConfig),
+        useFipsEndpoint: config?.useFipsEndpoint ?? loadConfig(NODE_USE_FIPS_ENDPOINT_CONFIG_OPTIONS, loaderConfig),
+        userAgentAppId: config?.userAgentAppId ?? loadConfig(NODE_APP_ID_CONFIG_OPTIONS, loaderConfig),
+    };
+};
+
+const getHttpAuthExtensionConfiguration = (runtimeConfig) => {
+    const _httpAuthSchemes = runtimeConfig.httpAuthSchemes;
+    let _httpAuthSchemeProvider = runtimeConfig.httpAuthSchemeProvider;
+    let _credentials = runtimeConfig.credentials;
+    return {
+        setHttpAuthScheme(httpAuthScheme) {
+            const index = _httpAuthSchemes.findIndex((scheme) => scheme.schemeId === httpAuthScheme.schemeId);
+            if (index === -1) {
+                _httpAuthSchemes.push(httpAuthScheme);
+            }
+            else {
+                _httpAuthSchemes.splice(index, 1, httpAuthScheme);
+            }
+        },
+        httpAuthSchemes() {
+            return _httpAuthSchemes;
+        },
+        setHttpAuthSchemeProvider(httpAuthSchemeProvider) {
+            _httpAuthSchemeProvider = httpAuthSchemeProvider;
+        },
+        httpAuthSchemeProvider() {
+            return _httpAuthSchemeProvider;
+        },
+        setCredentials(credentials) {
+            _credentials = credentials;
+        },
+        credentials() {
+            return _credentials;
+        },
+    };
+};
+const resolveHttpAuthRuntimeConfig = (config) => {
+    return {
+        httpAuthSchemes: config.httpAuthSchemes(),
+        httpAuthSchemeProvider: config.httpAuthSchemeProvider(),
+        credentials: config.credentials(),
+    };
+};
+
+const resolveRuntimeExtensions = (runtimeConfig, extensions) => {
+    const extensionConfiguration = Object.assign(getAwsRegionExtensionConfiguration(runtimeConfig), getDefaultExtensionConfiguration(runtimeConfig), getHttpHandlerExtensionConfiguration(runtimeConfig), getHttpAuthExtensionConfiguration(runtimeConfig));
+    extensions.forEach((extension) => extension.configure(extensionConfiguration));
+    return Object.assign(runtimeConfig, resolveAwsRegionExtensionConfiguration(extensionConfiguration), resolveDefaultRuntimeConfig(extensionConfiguration), resolveHttpHandlerRuntimeConfig(extensionConfiguration), resolveHttpAuthRuntimeConfig(extensionConfiguration));
+};
+
+class STSClient extends Client {
+    config;
+    constructor(...[configuration]) {
+        const _config_0 = getRuntimeConfig(configuration || {});
+        super(_config_0);
+        this.initConfig = _config_0;
+        const _config_1 = resolveClientEndpointParameters(_config_0);
+        const _config_2 = resolveUserAgentConfig(_config_1);
+        const _config_3 = resolveRetryConfig(_config_2);
+        const _config_4 = resolveRegionConfig(_config_3);
+        const _config_5 = resolveHostHeaderConfig(_config_4);
+        const _config_6 = resolveEndpointConfig(_config_5);
+        const _config_7 = resolveHttpAuthSchemeConfig(_config_6);
+        const _config_8 = resolveRuntimeExtensions(_config_7, configuration?.extensions || []);
+        this.config = _config_8;
+        this.middlewareStack.use(getSchemaSerdePlugin(this.config));
+        this.middlewareStack.use(getUserAgentPlugin(this.config));
+        this.middlewareStack.use(getRetryPlugin(this.config));
+        this.middlewareStack.use(getContentLengthPlugin(this.config));
+        this.middlewareStack.use(getHostHeaderPlugin(this.config));
+        this.middlewareStack.use(getLoggerPlugin(this.config));
+        this.middlewareStack.use(getRecursionDetectionPlugin(this.config));
+        this.middlewareStack.use(getHttpAuthSchemeEndpointRuleSetPlugin(this.config, {
+            httpAuthSchemeParametersProvider: defaultSTSHttpAuthSchemeParametersProvider,
+            identityProviderConfigProvider: async (config) => new DefaultIdentityProviderConfig({
+                "aws.auth#sigv4": config.credentials,
+                "aws.auth#sigv4a": config.credentials,
+            }),
+        }));
+        this.middlewareStack.use(getHttpSigningPlugin(this.config));
+    }
+    destroy() {
+        super.destroy();
+    }
+}
+
+const command = makeBuilder(commonParams, "AWSSecurityTokenServiceV20110615", "STSClient", getEndpointPlugin);
+const _ep0 = {};
+const _mw0 = (Command, cs, config, o) => [];
+
+class AssumeRoleCommand extends command(_ep0, _mw0, "AssumeRole", AssumeRole$) {
+}
+
+class AssumeRoleWithSAMLCommand extends command(_ep0, _mw0, "AssumeRoleWithSAML", AssumeRoleWithSAML$) {
+}
+
+class AssumeRoleWithWebIdentityCommand extends command(_ep0, _mw0, "AssumeRoleWithWebIdentity", AssumeRoleWithWebIdentity$) {
+}
+
+class AssumeRootCommand extends command(_ep0, _mw0, "AssumeRoot", AssumeRoot$) {
+}
+
+class DecodeAuthorizationMessageCommand extends command(_ep0, _mw0, "DecodeAuthorizationMessage", DecodeAuthorizationMessage$) {
+}
+
+class GetAccessKeyInfoCommand extends command(_ep0, _mw0, "GetAccessKeyInfo", GetAccessKeyInfo$) {
+}
+
+class GetCallerIdentityCommand extends command(_ep0, _mw0, "GetCallerIdentity", GetCallerIdentity$) {
+}
+
+class GetDelegatedAccessTokenCommand extends command(_ep0, _mw0, "GetDelegatedAccessToken", GetDelegatedAccessToken$) {
+}
+
+class GetFederationTokenCommand extends command(_ep0, _mw0, "GetFederationToken", GetFederationToken$) {
+}
+
+class GetScopedCredentialsCommand extends command(_ep0, _mw0, "GetScopedCredentials", GetScopedCredentials$) {
+}
+
+class GetSessionTokenCommand extends command(_ep0, _mw0, "GetSessionToken", GetSessionToken$) {
+}
+
+class GetWebIdentityTokenCommand extends command(_ep0, _mw0, "GetWebIdentityToken", GetWebIdentityToken$) {
+}
+
+const commands = {
+    AssumeRoleCommand,
+    AssumeRoleWithSAMLCommand,
+    AssumeRoleWithWebIdentityCommand,
+    AssumeRootCommand,
+    DecodeAuthorizationMessageCommand,
+    GetAccessKeyInfoCommand,
+    GetCallerIdentityCommand,
+    GetDelegatedAccessTokenCommand,
+    GetFederationTokenCommand,
+    GetScopedCredentialsCommand,
+    GetSessionTokenCommand,
+    GetWebIdentityTokenCommand,
+};
+class STS extends STSClient {
+}
+createAggregatedClient(commands, STS);
+
+const WebIdentityTokenSubjectModeType = {
+    AWS_IDENTITY: "AWSIdentity",
+    ORIGIN_IDENTITY: "OriginIdentity",
+};
+
+const getAccountIdFromAssumedRoleUser = (assumedRoleUser) => {
+    if (typeof assumedRoleUser?.Arn === "string") {
+        const arnComponents = assumedRoleUser.Arn.split(":");
+        if (arnComponents.length > 4 && arnComponents[4] !== "") {
+            return arnComponents[4];
+        }
+    }
+    return undefined;
+};
+const resolveRegion = async (_region, _parentRegion, credentialProviderLogger, loaderConfig = {}) => {
+    const region = typeof _region === "function" ? await _region() : _region;
+    const parentRegion = typeof _parentRegion === "function" ? await _parentRegion() : _parentRegion;
+    let stsDefaultRegion = "";
+    const resolvedRegion = region ?? parentRegion ?? (stsDefaultRegion = await stsRegionDefaultResolver(loaderConfig)());
+    credentialProviderLogger?.debug?.("@aws-sdk/client-sts::resolveRegion", "accepting first of:", `${region} (credential provider clientConfig)`, `${parentRegion} (contextual client)`, `${stsDefaultRegion} (STS default: AWS_REGION, profile region, or us-east-1)`);
+    return resolvedRegion;
+};
+const getDefaultRoleAssumer$1 = (stsOptions, STSClient) => {
+    let stsClient;
+    let closureSourceCreds;
+    return async (sourceCreds, params) => {
+        closureSourceCreds = sourceCreds;
+        if (!stsClient) {
+            const { logger = stsOptions?.parentClientConfig?.logger, profile = stsOptions?.parentClientConfig?.profile, region, requestHandler = stsOptions?.parentClientConfig?.requestHandler, credentialProviderLogger, userAgentAppId = stsOptions?.parentClientConfig?.userAgentAppId, } = stsOptions;
+            const resolvedRegion = await resolveRegion(region, stsOptions?.parentClientConfig?.region, credentialProviderLogger, {
+                logger,
+                profile,
+            });
+            const isCompatibleRequestHandler = !isH2(requestHandler);
+            stsClient = new STSClient({
+                ...stsOptions,
+                userAgentAppId,
+                profile,
+                credentialDefaultProvider: () => async () => closureSourceCreds,
+                region: resolvedRegion,
+                requestHandler: isCompatibleRequestHandler ? requestHandler : undefined,
+                logger: logger,
+            });
+        }
+        const { Credentials, AssumedRoleUser } = await stsClient.send(new AssumeRoleCommand(params));
+        if (!Credentials || !Credentials.AccessKeyId || !Credentials.SecretAccessKey) {
+            throw new Error(`Invalid response from STS.assumeRole call with role ${params.RoleArn}`);
+        }
+        const accountId = getAccountIdFromAssumedRoleUser(AssumedRoleUser);
+        const credentials = {
+            accessKeyId: Credentials.AccessKeyId,
+            secretAccessKey: Credentials.SecretAccessKey,
+            sessionToken: Credentials.SessionToken,
+            expiration: Credentials.Expiration,
+            ...(Credentials.CredentialScope && { credentialScope: Credentials.CredentialScope }),
+            ...(accountId && { accountId }),
+        };
+        setCredentialFeature(credentials, "CREDENTIALS_STS_ASSUME_ROLE", "i");
+        return credentials;
+    };
+};
+const getDefaultRoleAssumerWithWebIdentity$1 = (stsOptions, STSClient) => {
+    let stsClient;
+    return async (params) => {
+        if (!stsClient) {
+            const { logger = stsOptions?.parentClientConfig?.logger, profile = stsOptions?.parentClientConfig?.profile, region, requestHandler = stsOptions?.parentClientConfig?.requestHandler, credentialProviderLogger, userAgentAppId = stsOptions?.parentClientConfig?.userAgentAppId, } = stsOptions;
+            const resolvedRegion = await resolveRegion(region, stsOptions?.parentClientConfig?.region, credentialProviderLogger, {
+                logger,
+                profile,
+            });
+            const isCompatibleRequestHandler = !isH2(requestHandler);
+            stsClient = new STSClient({
+                ...stsOptions,
+                userAgentAppId,
+                profile,
+                region: resolvedRegion,
+                requestHandler: isCompatibleRequestHandler ? requestHandler : undefined,
+                logger: logger,
+            });
+        }
+        const { Credentials, AssumedRoleUser } = await stsClient.send(new AssumeRoleWithWebIdentityCommand(params));
+        if (!Credentials || !Credentials.AccessKeyId || !Credentials.SecretAccessKey) {
+            throw new Error(`Invalid response from STS.assumeRoleWithWebIdentity call with role ${params.RoleArn}`);
+        }
+        const accountId = getAccountIdFromAssumedRoleUser(AssumedRoleUser);
+        const credentials = {
+            accessKeyId: Credentials.AccessKeyId,
+            secretAccessKey: Credentials.SecretAccessKey,
+            sessionToken: Credentials.SessionToken,
+            expiration: Credentials.Expiration,
+            ...(Credentials.CredentialScope && { credentialScope: Credentials.CredentialScope }),
+            ...(accountId && { accountId }),
+        };
+        if (accountId) {
+            setCredentialFeature(credentials, "RESOLVED_ACCOUNT_ID", "T");
+        }
+        setCredentialFeature(credentials, "CREDENTIALS_STS_ASSUME_ROLE_WEB_ID", "k");
+        return credentials;
+    };
+};
+const isH2 = (requestHandler) => {
+    return requestHandler?.metadata?.handlerProtocol === "h2";
+};
+
+const getCustomizableStsClientCtor = (baseCtor, customizations) => {
+    if (!customizations)
+        return baseCtor;
+    else
+        return class CustomizableSTSClient extends baseCtor {
+            constructor(config) {
+                super(config);
+                for (const customization of customizations) {
+                    this.middlewareStack.use(customization);
+                }
+            }
+        };
+};
+const getDefaultRoleAssumer = (stsOptions = {}, stsPlugins) => getDefaultRoleAssumer$1(stsOptions, getCustomizableStsClientCtor(STSClient, stsPlugins));
+const getDefaultRoleAssumerWithWebIdentity = (stsOptions = {}, stsPlugins) => getDefaultRoleAssumerWithWebIdentity$1(stsOptions, getCustomizableStsClientCtor(STSClient, stsPlugins));
+const decorateDefaultCredentialProvider = (provider) => (input) => provider({
+    roleAssumer: getDefaultRoleAssumer(input),
+    roleAssumerWithWebIdentity: getDefaultRoleAssumerWithWebIdentity(input),
+    ...input,
+});
+
+__webpack_unused_export__ = AssumeRole$;
+__webpack_unused_export__ = AssumeRoleCommand;
+__webpack_unused_export__ = AssumeRoleRequest$;
+__webpack_unused_export__ = AssumeRoleResponse$;
+__webpack_unused_export__ = AssumeRoleWithSAML$;
+__webpack_unused_export__ = AssumeRoleWithSAMLCommand;
+__webpack_unused_export__ = AssumeRoleWithSAMLRequest$;
+__webpack_unused_export__ = AssumeRoleWithSAMLResponse$;
+__webpack_unused_export__ = AssumeRoleWithWebIdentity$;
+__webpack_unused_export__ = AssumeRoleWithWebIdentityCommand;
+__webpack_unused_export__ = AssumeRoleWithWebIdentityRequest$;
+__webpack_unused_export__ = AssumeRoleWithWebIdentityResponse$;
+__webpack_unused_export__ = AssumeRoot$;
+__webpack_unused_export__ = AssumeRootCommand;
+__webpack_unused_export__ = AssumeRootRequest$;
+__webpack_unused_export__ = AssumeRootResponse$;
+__webpack_unused_export__ = AssumedRoleUser$;
+__webpack_unused_export__ = Credentials$;
+__webpack_unused_export__ = DecodeAuthorizationMessage$;
+__webpack_unused_export__ = DecodeAuthorizationMessageCommand;
+__webpack_unused_export__ = DecodeAuthorizationMessageRequest$;
+__webpack_unused_export__ = DecodeAuthorizationMessageResponse$;
+__webpack_unused_export__ = ExpiredTokenException;
+__webpack_unused_export__ = ExpiredTokenException$;
+__webpack_unused_export__ = ExpiredTradeInTokenException;
+__webpack_unused_export__ = ExpiredTradeInTokenException$;
+__webpack_unused_export__ = FederatedUser$;
+__webpack_unused_export__ = GetAccessKeyInfo$;
+__webpack_unused_export__ = GetAccessKeyInfoCommand;
+__webpack_unused_export__ = GetAccessKeyInfoRequest$;
+__webpack_unused_export__ = GetAccessKeyInfoResponse$;
+__webpack_unused_export__ = GetCallerIdentity$;
+exports.zI = GetCallerIdentityCommand;
+__webpack_unused_export__ = GetCallerIdentityRequest$;
+__webpack_unused_export__ = GetCallerIdentityResponse$;
+__webpack_unused_export__ = GetDelegatedAccessToken$;
+__webpack_unused_export__ = GetDelegatedAccessTokenCommand;
+__webpack_unused_export__ = GetDelegatedAccessTokenRequest$;
+__webpack_unused_export__ = GetDelegatedAccessTokenResponse$;
+__webpack_unused_export__ = GetFederationToken$;
+__webpack_unused_export__ = GetFederationTokenCommand;
+__webpack_unused_export__ = GetFederationTokenRequest$;
+__webpack_unused_export__ = GetFederationTokenResponse$;
+__webpack_unused_export__ = GetScopedCredentials$;
+__webpack_unused_export__ = GetScopedCredentialsCommand;
+__webpack_unused_export__ = GetScopedCredentialsRequest$;
+__webpack_unused_export__ = GetScopedCredentialsResponse$;
+__webpack_unused_export__ = GetSessionToken$;
+__webpack_unused_export__ = GetSessionTokenCommand;
+__webpack_unused_export__ = GetSessionTokenRequest$;
+__webpack_unused_export__ = GetSessionTokenResponse$;
+__webpack_unused_export__ = GetWebIdentityToken$;
+__webpack_unused_export__ = GetWebIdentityTokenCommand;
+__webpack_unused_export__ = GetWebIdentityTokenRequest$;
+__webpack_unused_export__ = GetWebIdentityTokenResponse$;
+__webpack_unused_export__ = IDPCommunicationErrorException;
+__webpack_unused_export__ = IDPCommunicationErrorException$;
+__webpack_unused_export__ = IDPRejectedClaimException;
+__webpack_unused_export__ = IDPRejectedClaimException$;
+__webpack_unused_export__ = InsufficientSessionLifetimeException;
+__webpack_unused_export__ = InsufficientSessionLifetimeException$;
+__webpack_unused_export__ = InvalidAuthorizationMessageException;
+__webpack_unused_export__ = InvalidAuthorizationMessageException$;
+__webpack_unused_export__ = InvalidContextAssertionException;
+__webpack_unused_export__ = InvalidContextAssertionException$;
+__webpack_unused_export__ = InvalidIdentityTokenException;
+__webpack_unused_export__ = InvalidIdentityTokenException$;
+__webpack_unused_export__ = InvalidSubjectCredentialsException;
+__webpack_unused_export__ = InvalidSubjectCredentialsException$;
+__webpack_unused_export__ = JWTPayloadSizeExceededException;
+__webpack_unused_export__ = JWTPayloadSizeExceededException$;
+__webpack_unused_export__ = MalformedPolicyDocumentException;
+__webpack_unused_export__ = MalformedPolicyDocumentException$;
+__webpack_unused_export__ = OriginIdentity$;
+__webpack_unused_export__ = OutboundWebIdentityFederationDisabledException;
+__webpack_unused_export__ = OutboundWebIdentityFederationDisabledException$;
+__webpack_unused_export__ = PackedPolicyTooLargeException;
+__webpack_unused_export__ = PackedPolicyTooLargeException$;
+__webpack_unused_export__ = PolicyDescriptorType$;
+__webpack_unused_export__ = ProvidedContext$;
+__webpack_unused_export__ = RegionDisabledException;
+__webpack_unused_export__ = RegionDisabledException$;
+__webpack_unused_export__ = STS;
+exports.iM = STSClient;
+__webpack_unused_export__ = STSServiceException;
+__webpack_unused_export__ = STSServiceException$;
+__webpack_unused_export__ = ScopedSession$;
+__webpack_unused_export__ = SessionDurationEscalationException;
+__webpack_unused_export__ = SessionDurationEscalationException$;
+__webpack_unused_export__ = Tag$;
+__webpack_unused_export__ = TransactionContext$;
+__webpack_unused_export__ = TrustedIdentityPropagationContext$;
+__webpack_unused_export__ = WebIdentityTokenSubjectModeType;
+__webpack_unused_export__ = decorateDefaultCredentialProvider;
+__webpack_unused_export__ = errorTypeRegistries;
+__webpack_unused_export__ = getDefaultRoleAssumer;
+__webpack_unused_export__ = getDefaultRoleAssumerWithWebIdentity;
 
 
 /***/ }),
@@ -18840,6 +26667,7 @@ exports.A = getSignedUrl;
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const { HttpRequest, parseUrl } = __nccwpck_require__(3422);
+const { NoOpLogger } = __nccwpck_require__(2658);
 const { InvokeStore } = __nccwpck_require__(9320);
 const { normalizeProvider } = __nccwpck_require__(402);
 const { RETRY_MODES } = __nccwpck_require__(3609);
@@ -18976,18 +26804,22 @@ const getHostHeaderPlugin = (options) => ({
 const loggerMiddleware = () => (next, context) => async (args) => {
     try {
         const response = await next(args);
-        const { clientName, commandName, logger, dynamoDbDocumentClientOptions = {} } = context;
-        const { overrideInputFilterSensitiveLog, overrideOutputFilterSensitiveLog } = dynamoDbDocumentClientOptions;
-        const inputFilterSensitiveLog = overrideInputFilterSensitiveLog ?? context.inputFilterSensitiveLog;
-        const outputFilterSensitiveLog = overrideOutputFilterSensitiveLog ?? context.outputFilterSensitiveLog;
-        const { $metadata, ...outputWithoutMetadata } = response.output;
-        logger?.info?.({
-            clientName,
-            commandName,
-            input: inputFilterSensitiveLog(args.input),
-            output: outputFilterSensitiveLog(outputWithoutMetadata),
-            metadata: $metadata,
-        });
+        const { logger } = context;
+        const isNoOpLogger = logger instanceof NoOpLogger;
+        if (logger && !isNoOpLogger) {
+            const { clientName, commandName, dynamoDbDocumentClientOptions = {} } = context;
+            const { overrideInputFilterSensitiveLog, overrideOutputFilterSensitiveLog } = dynamoDbDocumentClientOptions;
+            const inputFilterSensitiveLog = overrideInputFilterSensitiveLog ?? context.inputFilterSensitiveLog;
+            const outputFilterSensitiveLog = overrideOutputFilterSensitiveLog ?? context.outputFilterSensitiveLog;
+            const { $metadata, ...outputWithoutMetadata } = response.output;
+            logger.info?.({
+                clientName,
+                commandName,
+                input: inputFilterSensitiveLog(args.input),
+                output: outputFilterSensitiveLog(outputWithoutMetadata),
+                metadata: $metadata,
+            });
+        }
         return response;
     }
     catch (error) {
@@ -24254,7 +32086,7 @@ const commonParams = {
     UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
 };
 
-var version = "3.998.2";
+var version = "3.998.4";
 var packageInfo = {
 	version: version};
 
@@ -24738,6 +32570,7 @@ const OAuth2ErrorCode = {
     CONFLICT: "CONFLICT",
     INSUFFICIENT_PERMISSIONS: "INSUFFICIENT_PERMISSIONS",
     INVALID_REQUEST: "INVALID_REQUEST",
+    OAUTH_INVALID_CLIENT: "invalid_client",
     OAUTH_INVALID_GRANT: "invalid_grant",
     OAUTH_INVALID_REQUEST: "invalid_request",
     OAUTH_INVALID_SCOPE: "invalid_scope",
@@ -24864,7 +32697,7 @@ const commonParams = {
     UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
 };
 
-var version = "3.998.2";
+var version = "3.998.4";
 var packageInfo = {
 	version: version};
 
@@ -25558,7 +33391,7 @@ const commonParams = {
     UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
 };
 
-var version = "3.998.2";
+var version = "3.998.4";
 var packageInfo = {
 	version: version};
 
@@ -26219,7 +34052,7 @@ const commonParams = {
     UseDualStack: { type: "builtInParams", name: "useDualstackEndpoint" },
 };
 
-var version = "3.998.2";
+var version = "3.998.4";
 var packageInfo = {
 	version: version};
 
@@ -26242,6 +34075,19 @@ class ExpiredTokenException extends STSServiceException {
             ...opts,
         });
         Object.setPrototypeOf(this, ExpiredTokenException.prototype);
+    }
+}
+class InvalidContextAssertionException extends STSServiceException {
+    static shapeId = "com.amazonaws.sts#InvalidContextAssertionException";
+    name = "InvalidContextAssertionException";
+    $fault = "client";
+    constructor(opts) {
+        super({
+            name: "InvalidContextAssertionException",
+            $fault: "client",
+            ...opts,
+        });
+        Object.setPrototypeOf(this, InvalidContextAssertionException.prototype);
     }
 }
 class MalformedPolicyDocumentException extends STSServiceException {
@@ -26341,12 +34187,17 @@ const _DS = "DurationSeconds";
 const _E = "Expiration";
 const _EI = "ExternalId";
 const _ETE = "ExpiredTokenException";
+const _FPA = "FederatedProviderArn";
+const _I = "Issuer";
+const _ICAE = "InvalidContextAssertionException";
 const _IDPCEE = "IDPCommunicationErrorException";
 const _IDPRCE = "IDPRejectedClaimException";
 const _IITE = "InvalidIdentityTokenException";
+const _IP = "IdentityProvider";
 const _K = "Key";
 const _MPDE = "MalformedPolicyDocumentException";
 const _MSTS = "MinimumSessionTokenSize";
+const _OI = "OriginIdentity";
 const _P = "Policy";
 const _PA = "PolicyArns";
 const _PAr = "ProviderArn";
@@ -26361,6 +34212,7 @@ const _Pr = "Provider";
 const _RA = "RoleArn";
 const _RDE = "RegionDisabledException";
 const _RSN = "RoleSessionName";
+const _S = "Subject";
 const _SAK = "SecretAccessKey";
 const _SFWIT = "SubjectFromWebIdentityToken";
 const _SI = "SourceIdentity";
@@ -26368,8 +34220,11 @@ const _SN = "SerialNumber";
 const _ST = "SessionToken";
 const _STS = "SessionTokenSize";
 const _STU = "SessionTokenUtilization";
+const _STu = "SubjectType";
 const _T = "Tags";
 const _TC = "TokenCode";
+const _TCr = "TransactionContext";
+const _TIPC = "TrustedIdentityPropagationContext";
 const _TTK = "TransitiveTagKeys";
 const _Ta = "Tag";
 const _V = "Value";
@@ -26382,8 +34237,13 @@ const _cTT = "clientTokenType";
 const _e = "error";
 const _hE = "httpError";
 const _m = "message";
+const _oIIT = "originIdentityIssuerType";
+const _oIST = "originIdentitySubjectType";
+const _oISTT = "originIdentitySubjectTypeType";
 const _pDLT = "policyDescriptorListType";
 const _s = "smithy.ts.sdk.synthetic.com.amazonaws.sts";
+const _tCIPMT = "transactionContextIdentityProviderMapType";
+const _tCVT = "transactionContextValueType";
 const _tLT = "tagListType";
 const n0 = "com.amazonaws.sts";
 const _s_registry = new TypeRegistry(_s);
@@ -26408,6 +34268,12 @@ var IDPRejectedClaimException$ = [-3, n0, _IDPRCE,
     [0]
 ];
 n0_registry.registerError(IDPRejectedClaimException$, IDPRejectedClaimException);
+var InvalidContextAssertionException$ = [-3, n0, _ICAE,
+    { [_aQE]: [`InvalidContextAssertion`, 400], [_e]: _c, [_hE]: 400 },
+    [_m],
+    [0]
+];
+n0_registry.registerError(InvalidContextAssertionException$, InvalidContextAssertionException);
 var InvalidIdentityTokenException$ = [-3, n0, _IITE,
     { [_aQE]: [`InvalidIdentityToken`, 400], [_e]: _c, [_hE]: 400 },
     [_m],
@@ -26438,6 +34304,10 @@ const errorTypeRegistries = [
 ];
 var accessKeySecretType = [0, n0, _aKST, 8, 0];
 var clientTokenType = [0, n0, _cTT, 8, 0];
+var originIdentityIssuerType = [0, n0, _oIIT, 8, 0];
+var originIdentitySubjectType = [0, n0, _oIST, 8, 0];
+var originIdentitySubjectTypeType = [0, n0, _oISTT, 8, 0];
+var transactionContextValueType = [0, n0, _tCVT, 8, 0];
 var AssumedRoleUser$ = [3, n0, _ARU,
     0,
     [_ARI, _A],
@@ -26460,13 +34330,18 @@ var AssumeRoleWithWebIdentityRequest$ = [3, n0, _ARWWIR,
 ];
 var AssumeRoleWithWebIdentityResponse$ = [3, n0, _ARWWIRs,
     0,
-    [_C, _SFWIT, _ARU, _PPS, _Pr, _Au, _SI, _STU, _STS],
-    [[() => Credentials$, 0], 0, () => AssumedRoleUser$, 1, 0, 0, 0, 1, 1]
+    [_C, _SFWIT, _ARU, _PPS, _Pr, _Au, _SI, _STU, _STS, _TIPC],
+    [[() => Credentials$, 0], 0, () => AssumedRoleUser$, 1, 0, 0, 0, 1, 1, [() => TrustedIdentityPropagationContext$, 0]]
 ];
 var Credentials$ = [3, n0, _C,
     0,
     [_AKI, _SAK, _ST, _E],
     [0, [() => accessKeySecretType, 0], 0, 4], 4
+];
+var OriginIdentity$ = [3, n0, _OI,
+    0,
+    [_S, _STu, _I, _FPA],
+    [[() => originIdentitySubjectType, 0], [() => originIdentitySubjectTypeType, 0], [() => originIdentityIssuerType, 0], 0]
 ];
 var PolicyDescriptorType$ = [3, n0, _PDT,
     0,
@@ -26483,6 +34358,16 @@ var Tag$ = [3, n0, _Ta,
     [_K, _V],
     [0, 0], 2
 ];
+var TransactionContext$ = [3, n0, _TCr,
+    0,
+    [_IP],
+    [[() => transactionContextIdentityProviderMapType, 0]]
+];
+var TrustedIdentityPropagationContext$ = [3, n0, _TIPC,
+    8,
+    [_OI, _TCr],
+    [[() => OriginIdentity$, 0], [() => TransactionContext$, 0]]
+];
 var policyDescriptorListType = [1, n0, _pDLT,
     0, () => PolicyDescriptorType$
 ];
@@ -26491,6 +34376,12 @@ var ProvidedContextsListType = [1, n0, _PCLT,
 ];
 var tagListType = [1, n0, _tLT,
     0, () => Tag$
+];
+var transactionContextIdentityProviderMapType = [2, n0, _tCIPMT,
+    0, [0,
+        0],
+    [() => transactionContextValueType,
+        0]
 ];
 var AssumeRole$ = [9, n0, _AR,
     0, () => AssumeRoleRequest$, () => AssumeRoleResponse$
@@ -26830,10 +34721,13 @@ exports.IDPCommunicationErrorException = IDPCommunicationErrorException;
 exports.IDPCommunicationErrorException$ = IDPCommunicationErrorException$;
 exports.IDPRejectedClaimException = IDPRejectedClaimException;
 exports.IDPRejectedClaimException$ = IDPRejectedClaimException$;
+exports.InvalidContextAssertionException = InvalidContextAssertionException;
+exports.InvalidContextAssertionException$ = InvalidContextAssertionException$;
 exports.InvalidIdentityTokenException = InvalidIdentityTokenException;
 exports.InvalidIdentityTokenException$ = InvalidIdentityTokenException$;
 exports.MalformedPolicyDocumentException = MalformedPolicyDocumentException;
 exports.MalformedPolicyDocumentException$ = MalformedPolicyDocumentException$;
+exports.OriginIdentity$ = OriginIdentity$;
 exports.PackedPolicyTooLargeException = PackedPolicyTooLargeException;
 exports.PackedPolicyTooLargeException$ = PackedPolicyTooLargeException$;
 exports.PolicyDescriptorType$ = PolicyDescriptorType$;
@@ -26845,6 +34739,8 @@ exports.STSClient = STSClient;
 exports.STSServiceException = STSServiceException;
 exports.STSServiceException$ = STSServiceException$;
 exports.Tag$ = Tag$;
+exports.TransactionContext$ = TransactionContext$;
+exports.TrustedIdentityPropagationContext$ = TrustedIdentityPropagationContext$;
 exports.decorateDefaultCredentialProvider = decorateDefaultCredentialProvider;
 exports.errorTypeRegistries = errorTypeRegistries;
 exports.getDefaultRoleAssumer = getDefaultRoleAssumer;
@@ -38273,7 +46169,7 @@ const race = (promise, signal) => {
     }
     let cleanup = () => { };
     const aborted = new Promise((_, reject) => {
-        const handler = () => reject(createAbortError());
+        const handler = () => reject(createAbortError(signal));
         if (signal.aborted) {
             handler();
         }
@@ -38287,7 +46183,13 @@ const race = (promise, signal) => {
     });
     return Promise.race([promise, aborted]).finally(cleanup);
 };
-const createAbortError = () => Object.assign(new Error("Request aborted"), { name: "AbortError" });
+const createAbortError = (signal) => {
+    const reason = signal.reason;
+    if (reason instanceof Error) {
+        return Object.assign(new Error("Request aborted"), { name: "AbortError", cause: reason });
+    }
+    return Object.assign(new Error(reason ? String(reason) : "Request aborted"), { name: "AbortError" });
+};
 const isAbortError = (error) => typeof error === "object" && error !== null && "name" in error && error.name === "AbortError";
 
 const DEFAULT_RETRY_DELAY_BASE = 100;
@@ -38400,10 +46302,13 @@ function bindRetryMiddleware(isStreamingPayload) {
                         throw lastError;
                     }
                     try {
+                        if (abortSignal?.aborted) {
+                            throw lastError;
+                        }
                         retryToken = await race(retryStrategy.refreshRetryTokenForRetry(retryToken, retryErrorInfo), abortSignal);
                     }
                     catch (refreshError) {
-                        if (abortSignal?.aborted && isAbortError(refreshError)) {
+                        if (refreshError !== lastError && abortSignal?.aborted && isAbortError(refreshError)) {
                             throw refreshError;
                         }
                         if (!lastError.$metadata) {
@@ -45226,7 +53131,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9149);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(383);
 
 // The SDK warns on Node < 22 that its releases after early January 2027 will need Node 22. The
 // bundle pins its SDK version, so the warning is for whoever updates it (package.json engines),
@@ -45244,7 +53149,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9149:
+/***/ 383:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -45252,8 +53157,6 @@ __webpack_async_result__();
 __nccwpck_require__.d(__webpack_exports__, {
   a: () => (/* binding */ runCli)
 });
-
-// UNUSED EXPORTS: terminalHelp
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
@@ -45659,7 +53562,13 @@ var external_node_http_ = __nccwpck_require__(7067);
 var external_node_https_ = __nccwpck_require__(4708);
 // EXTERNAL MODULE: ./node_modules/@aws-sdk/client-cloudfront/dist-cjs/index.js
 var client_cloudfront_dist_cjs = __nccwpck_require__(3169);
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-iam/dist-cjs/index.js
+var client_iam_dist_cjs = __nccwpck_require__(6764);
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-sts/dist-cjs/index.js
+var client_sts_dist_cjs = __nccwpck_require__(1695);
 ;// CONCATENATED MODULE: ./src/aws/clients.ts
+
+
 
 
 
@@ -45735,6 +53644,15 @@ function createClients(inputs, env = process.env, options = {}) {
         cloudfront.middlewareStack.addRelativeTo(logRetries('CloudFront', logger), RETRY_LOG_POSITION);
     }
     return { s3, cloudfront };
+}
+/** Clients for `setup`: its calls are few, so no tuning of sockets. */
+function createSetupClients(region, env = process.env) {
+    const { s3, cloudfront } = createClients({ region, concurrency: 1 }, env);
+    const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS };
+    // IAM and STS endpoints come from AWS_ENDPOINT_URL(_IAM/_STS) through the SDK itself.
+    const iam = new client_iam_dist_cjs/* IAMClient */.h8v({ region: 'us-east-1', ...retry });
+    const sts = new client_sts_dist_cjs/* STSClient */.iM({ region, ...retry });
+    return { s3, cloudfront, iam, sts };
 }
 /** Inside the retry middleware, so it runs once per attempt. */
 const RETRY_LOG_POSITION = {
@@ -45988,6 +53906,8 @@ const MAX_PARTS = 10_000;
 /** S3 limits on keys and user metadata. */
 const MAX_KEY_BYTES = 1024;
 const MAX_METADATA_BYTES = 2048;
+/** The object tag of preview uploads, which setup's lifecycle rule expires. */
+const constants_PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' };
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
@@ -46548,790 +54468,66 @@ const INPUT_SPECS = [
     }
 ];
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-;// CONCATENATED MODULE: ./src/common/paths.ts
+;// CONCATENATED MODULE: ./src/cli/io.ts
+/** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+;// CONCATENATED MODULE: ./src/cli/flags.ts
 
 
-/**
- * Path and key rules shared by the inputs, file discovery and the alias: under everything that
- * uses them, so none of those imports another for them.
- */
-/** Whether `child` is `parent` or inside it (both absolute, resolved). */
-function isInside(child, parent) {
-    const rel = external_node_path_default().relative(parent, child);
-    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
-}
-function toPosix(p) {
-    return p.split((external_node_path_default()).sep).join('/');
-}
-/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
-function objectKey(versionPrefix, relativePath) {
-    return `${versionPrefix}/${relativePath}`;
-}
-/**
- * Throws InputError when the alias and the version prefix overlap (one is the other or inside
- * it): moving the alias would then delete objects of the version.
- */
-function checkAliasName(alias, versionPrefix) {
-    const nested = (a, b) => a === b || a.startsWith(`${b}/`);
-    if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
-        throw new InputError(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
-            'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
-    }
-}
-
-;// CONCATENATED MODULE: ./src/aws/retry.ts
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-/** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
-function backoffDelay(attempt, opts) {
-    const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** attempt);
-    return Math.round(ceiling / 2 + (opts.random ?? Math.random)() * (ceiling / 2));
-}
-/** Runs `fn`, retrying the errors `isRetryable` accepts with capped, jittered backoff. */
-async function retryWithBackoff(fn, isRetryable, opts) {
-    for (let attempt = 0;; attempt++) {
-        try {
-            return await fn(attempt);
-        }
-        catch (err) {
-            if (attempt + 1 >= opts.attempts || !isRetryable(err))
-                throw err;
-            const delay = backoffDelay(attempt, opts);
-            opts.onRetry?.(err, attempt + 1, delay);
-            await opts.sleep(delay);
+/** The flag(s) of one input: `--name <value>`, a list, or `--name` / `--no-name`. */
+function optionsFor(spec) {
+    const help = terminalHelp(spec.description);
+    switch (spec.kind) {
+        case 'boolean':
+            // `--verify`, `--no-verify`, or a value as the action takes it (`--verify false`).
+            return [
+                new Option(`--${spec.name} [boolean]`, `${help} (default: ${spec.default})`),
+                new Option(`--no-${spec.name}`).hideHelp()
+            ];
+        case 'lines':
+            return [new Option(`--${spec.name} <value...>`, help)];
+        case 'choice':
+            return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])];
+        case 'secret':
+            return [
+                new Option(`--${spec.name} <value>`, `${help} Better given as the environment variable ${secretVariable(spec.name)}, which keeps it out of process lists and shell history.`)
+            ];
+        default: {
+            const option = new Option(`--${spec.name} <value>`, help);
+            return [spec.required ? option.makeOptionMandatory() : option];
         }
     }
-}
-
-;// CONCATENATED MODULE: ./src/cdn/invalidation.ts
-
-
-
-
-
-/** CloudFront quotas (see the Developer Guide, "Invalidation quotas"). */
-const MAX_PATHS_PER_BATCH = 3000;
-const MAX_WILDCARDS_IN_PROGRESS = 15;
-const MAX_PATH_LENGTH = 4000;
-/*
- * CloudFront compares invalidation paths with the encoded request path, so the encoding must be
- * exactly what AWS documents: "If the path includes non-ASCII characters or unsafe characters as
- * defined in RFC 1738, URL-encode those characters. Do not URL-encode any other characters in the
- * path, or CloudFront will not invalidate the old version of the updated file."
- * (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/invalidation-specifying-objects.html#invalidation-specifying-objects-paths)
- * RFC 1738 section 2.2 lists the unsafe characters and requires control characters to be encoded;
- * `?` would start a query string and `*` would become a wildcard, so a key's own are encoded too.
- */
-const ENCODED_ASCII = new Set([...' "#%<>{}|\\^~[]`?*']);
-function percentEncode(char) {
-    return [...Buffer.from(char, 'utf8')]
-        .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)
-        .join('');
-}
-function encodePathPart(text) {
-    let out = '';
-    for (const char of text) {
-        const code = char.codePointAt(0);
-        out += code < 0x20 || code >= 0x7f || ENCODED_ASCII.has(char) ? percentEncode(char) : char;
-    }
-    return out;
-}
-/** The CloudFront path of an S3 key, e.g. `v1/my model.onnx` -> `/v1/my%20model.onnx`. */
-function toInvalidationPath(key) {
-    return '/' + key.split('/').map(encodePathPart).join('/');
-}
-/** Checks a user-supplied `invalidation-paths` entry; returns it unchanged. */
-function validateExtraPath(path) {
-    const problem = (what, fix) => new InputError(`Invalidation path "${path}" ${what}.`, fix);
-    if (!path.startsWith('/')) {
-        throw problem('does not start with "/"', `Write it relative to the distribution root: "/${path}".`);
-    }
-    const star = path.indexOf('*');
-    if (star !== -1 && star !== path.length - 1) {
-        throw problem('has "*" before its end', 'CloudFront accepts "*" only as the last character (e.g. "/models/v1/*"); encode a literal "*" as %2A.');
-    }
-    if (path.length > MAX_PATH_LENGTH) {
-        throw problem(`is ${path.length} characters long`, `CloudFront accepts at most ${MAX_PATH_LENGTH} characters; use a shorter path or a wildcard.`);
-    }
-    // Whitespace, control and non-ASCII characters: CloudFront needs them percent-encoded.
-    const raw = [...path].find((char) => /[^\x21-\x7e]/u.test(char));
-    if (raw !== undefined) {
-        throw problem(`contains the unencoded character ${JSON.stringify(raw)}`, `URL-encode it as ${percentEncode(raw)} (CloudFront matches the encoded request path).`);
-    }
-    return path;
-}
-function parentDir(key) {
-    const slash = key.lastIndexOf('/');
-    return slash === -1 ? '' : key.slice(0, slash);
-}
-/** The deepest directory holding all the keys (`''` for the bucket root). */
-function commonDir(keys) {
-    let common = parentDir(keys[0]);
-    for (const key of keys) {
-        while (common !== '' && !key.startsWith(common + '/'))
-            common = parentDir(common);
-    }
-    return common;
-}
-const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-/**
- * The paths to invalidate: one per key, except that a directory whose keys all changed becomes
- * `/<dir>/*` (a wildcard costs one path). Directories above the common directory of
- * keysUnderPrefix are never collapsed: they may hold objects outside the version prefix, which
- * that list does not show, and the bucket root may be shared with other origins.
- */
-function planInvalidation(input) {
-    const changed = new Set(input.keys);
-    const extras = [...new Set(input.extraPaths)];
-    const budget = (input.maxWildcards ?? MAX_WILDCARDS_IN_PROGRESS) - extras.filter((p) => p.endsWith('*')).length;
-    const wildcardDirs = [];
-    if (budget > 0 && input.keysUnderPrefix.length > 0) {
-        const top = commonDir(input.keysUnderPrefix);
-        // Per directory at or below `top`: keys under it in all, and how many of them changed.
-        const total = new Map();
-        const hit = new Map();
-        for (const key of new Set([...input.keysUnderPrefix, ...changed])) {
-            if (top !== '' && !key.startsWith(top + '/'))
-                continue;
-            for (let dir = parentDir(key);; dir = parentDir(dir)) {
-                total.set(dir, (total.get(dir) ?? 0) + 1);
-                if (changed.has(key))
-                    hit.set(dir, (hit.get(dir) ?? 0) + 1);
-                if (dir === top)
-                    break;
-            }
-        }
-        const full = (dir) => dir !== '' && (hit.get(dir) ?? 0) >= 2 && hit.get(dir) === total.get(dir);
-        // A full directory's parent, if full too, covers it with the same single path.
-        const highest = [...total.keys()].filter((dir) => full(dir) && (dir === top || !full(parentDir(dir))));
-        highest.sort((a, b) => hit.get(b) - hit.get(a) || byString(a, b));
-        wildcardDirs.push(...highest.slice(0, budget));
-    }
-    const covered = (key) => wildcardDirs.some((dir) => key.startsWith(dir + '/'));
-    const planned = [
-        ...wildcardDirs.map((dir) => `${toInvalidationPath(dir)}/*`),
-        ...[...changed].filter((key) => !covered(key)).map(toInvalidationPath)
-    ];
-    // A user wildcard already clears what it matches; listing those paths again would be billed.
-    const userPrefixes = extras.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-    const kept = planned.filter((path) => !userPrefixes.some((prefix) => path.startsWith(prefix)));
-    return [...new Set([...kept, ...extras])].sort(byString);
-}
-function toBatches(paths, maxPerBatch = MAX_PATHS_PER_BATCH) {
-    if (!Number.isInteger(maxPerBatch) || maxPerBatch < 1) {
-        throw new RangeError(`maxPerBatch must be a positive integer, got ${maxPerBatch}`);
-    }
-    const batches = [];
-    for (let i = 0; i < paths.length; i += maxPerBatch)
-        batches.push(paths.slice(i, i + maxPerBatch));
-    return batches;
 }
 /**
- * Same run, attempt and paths -> same reference, so CloudFront answers a repeated request with the
- * invalidation it already created instead of starting (and billing) a second one.
+ * An input's help as a terminal shows it: the schema's Markdown is written for a workflow, so
+ * modes become commands, the workspace the current directory, list inputs take several values,
+ * workflow expressions go, and links show the page they point to (docs/ ships in the package).
  */
-function callerReference(runId, runAttempt, batch) {
-    const digest = (0,external_node_crypto_.createHash)('sha256')
-        .update([...batch].sort(byString).join('\n'))
-        .digest('hex');
-    return `${runId}-${runAttempt}-${digest.slice(0, 16)}`;
+function terminalHelp(markdown) {
+    return markdown
+        .replace(/ [^.]*\$\{\{ secrets\.[^.]*\./g, '')
+        .replace(/^`mode: (\w+)`/, 'The $1 command')
+        .replace(/`mode: (\w+)`/g, 'the $1 command')
+        .replace(/\bA line starting with\b/g, 'A pattern starting with')
+        .replace(/\bthe (action|step)\b/g, 'the command')
+        .replace(/\bworkspace\b/g, 'current directory')
+        .replace(/\bNewline-separated\b/g, 'One or more')
+        .replace(/\bnewline-separated\b/g, 'one or more')
+        .replace(/\[([^\]]+)\]\(([^)]+)\)/g, '$1 ($2)')
+        .replace(/`/g, '');
 }
-const THROTTLING_CODES = new Set([
-    'Throttling',
-    'ThrottlingException',
-    'TooManyRequestsException',
-    'RequestLimitExceeded'
-]);
-const NETWORK_ERRORS = new Set([
-    'ECONNRESET',
-    'ECONNREFUSED',
-    'ETIMEDOUT',
-    'EPIPE',
-    'ENOTFOUND',
-    'EAI_AGAIN',
-    'ENETUNREACH',
-    'EHOSTUNREACH'
-]);
-/** Node's errno (`ECONNRESET`...) for network failures, else the AWS error code. */
-function errorCode(err) {
-    const errno = err?.code;
-    return typeof errno === 'string' ? errno : awsErrorCode(err);
-}
-/** Throttling, 5xx and network failures: worth asking again. */
-function isTransient(err) {
-    const code = errorCode(err) ?? '';
-    const status = httpStatusOf(err);
-    if (THROTTLING_CODES.has(code))
-        return true;
-    if (status !== undefined)
-        return status === 429 || status >= 500;
-    return NETWORK_ERRORS.has(code) || awsErrorCode(err) === 'TimeoutError';
-}
-function describeError(err) {
-    const status = httpStatusOf(err);
-    const reason = redact(err instanceof Error ? err.message : String(err));
-    return `${errorCode(err) ?? 'error'}${status ? `, HTTP ${status}` : ''}: ${reason}`;
-}
-function seconds(ms) {
-    return `${(ms / 1000).toFixed(1)} s`;
-}
-/** Sends one CreateInvalidation per batch, in order; returns the invalidation ids. */
-async function createInvalidations(cf, distributionId, batches, opts) {
-    const attempts = opts.maxAttempts ?? 8;
-    const ids = [];
-    for (const [index, batch] of batches.entries()) {
-        const reference = callerReference(opts.runId, opts.runAttempt, batch);
-        const action = `creating a CloudFront invalidation for ${batch.length} paths on distribution ${distributionId}`;
-        let id;
-        try {
-            const result = await retryWithBackoff(() => cf.send(new client_cloudfront_dist_cjs/* CreateInvalidationCommand */.Yo6({
-                DistributionId: distributionId,
-                InvalidationBatch: {
-                    CallerReference: reference,
-                    Paths: { Quantity: batch.length, Items: batch }
-                }
-            })), 
-            // TooManyInvalidationsInProgress is a client fault the SDK never retries, yet it clears as
-            // running invalidations finish; the CallerReference makes every retry idempotent.
-            (err) => awsErrorCode(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
-                attempts,
-                baseMs: opts.baseDelayMs ?? 5000,
-                capMs: opts.maxDelayMs ?? 60_000,
-                sleep: opts.sleep,
-                random: opts.random,
-                onRetry: (err, attempt, delayMs) => opts.logger.info(`CloudFront answered ${describeError(err)} for invalidation batch ` +
-                    `${index + 1}/${batches.length} (${batch.length} paths); retry ${attempt} of ` +
-                    `${attempts - 1} in ${seconds(delayMs)}`)
-            });
-            id = result.Invalidation?.Id;
-        }
-        catch (err) {
-            throw errors_explainAwsError(err, { action, distributionId });
-        }
-        if (!id)
-            throw new DeployError(`Failed ${action}: CloudFront returned no invalidation id.`);
-        opts.logger.info(`Created invalidation ${id} for ${batch.length} paths (batch ${index + 1}/${batches.length}, ` +
-            `caller reference ${reference})`);
-        ids.push(id);
-    }
-    return ids;
-}
-/**
- * Polls GetInvalidation until every id is completed or the timeout passes. Not the SDK waiter: it
- * accepts only the exact status `Completed` (moto says `COMPLETED`) and retries every error, so
- * AccessDenied would spin until the timeout.
- */
-async function waitForInvalidations(cf, distributionId, ids, opts) {
-    if (ids.length === 0)
-        return { status: 'Completed', waitedMs: 0, pending: [] };
-    const now = opts.now ?? Date.now;
-    const maxPollMs = opts.maxPollMs ?? 20_000;
-    const start = now();
-    const deadline = start + opts.timeoutMs;
-    let pending = [...ids];
-    let pollMs = opts.initialPollMs ?? 5000;
-    while (pending.length > 0) {
-        const stillPending = [];
-        for (const id of pending) {
-            try {
-                const result = await cf.send(new client_cloudfront_dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
-                const status = result.Invalidation?.Status ?? 'unknown';
-                opts.logger.info(`Invalidation ${id}: ${status} after ${seconds(now() - start)}`);
-                if (status.toLowerCase() !== 'completed')
-                    stillPending.push(id);
-            }
-            catch (err) {
-                if (!isTransient(err)) {
-                    throw errors_explainAwsError(err, {
-                        action: `checking invalidation ${id} on distribution ${distributionId}`,
-                        distributionId
-                    });
-                }
-                opts.logger.warning(`Could not check invalidation ${id} (${describeError(err)}); polling again`);
-                stillPending.push(id);
-            }
-        }
-        pending = stillPending;
-        const remaining = deadline - now();
-        if (pending.length === 0 || remaining <= 0)
-            break;
-        await opts.sleep(Math.min(pollMs, remaining));
-        pollMs = Math.min(maxPollMs, pollMs * 2);
-    }
-    return {
-        status: pending.length === 0 ? 'Completed' : 'InProgress',
-        waitedMs: now() - start,
-        pending
-    };
-}
-/**
- * Invalidates `outcome.paths` in batches, waits for them when asked, and records the ids, status
- * and wait in `outcome`; what the deploy, an alias move and a clean-up do alike. The status is
- * InProgress when not waited for or timed out (a warning then says edge caches may serve old
- * bytes until CloudFront finishes).
- */
-async function invalidateAndWait(cf, distributionId, outcome, opts) {
-    const { paths } = outcome;
-    const batches = toBatches(paths);
-    const ids = await createInvalidations(cf, distributionId, batches, {
-        runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
-        runAttempt: opts.env.GITHUB_RUN_ATTEMPT ?? '1',
-        logger: opts.logger,
-        sleep: opts.sleep,
-        // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress quota,
-        // which takes minutes: give it ~25 min of capped backoff rather than ~3.
-        maxAttempts: batches.length > 1 ? 30 : undefined
-    });
-    const label = opts.label ? ` (${opts.label})` : '';
-    opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`);
-    Object.assign(outcome, { ids, status: 'InProgress', waitedMs: 0 });
-    if (!opts.wait)
-        return;
-    const waited = await waitForInvalidations(cf, distributionId, ids, {
-        timeoutMs: opts.waitTimeoutMinutes * 60_000,
-        logger: opts.logger,
-        sleep: opts.sleep,
-        now: opts.now
-    });
-    Object.assign(outcome, { status: waited.status, waitedMs: waited.waitedMs });
-    if (waited.status !== 'Completed') {
-        opts.warn(`Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/inputs/checks.ts
-
-
-
-/** Characters a version segment may hold: safe unencoded in S3 keys, URLs and CloudFront paths. */
-const SAFE_SEGMENT = /^[A-Za-z0-9._+=@,-]+$/;
-const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-/** A key prefix given as an input (`version-prefix`, `alias`…): normalised, or problems added. */
-function validatePrefix(raw, problems, name = Inputs.VersionPrefix) {
-    if (!raw)
-        return raw;
-    const where = `\`${name}\` "${raw}"`;
-    if (raw.startsWith('/'))
-        problems.push(`${where} must not start with "/" (write v3, not /v3).`);
-    const prefix = raw.replace(/^\/+/, '').replace(/\/$/, '');
-    const segments = prefix.split('/');
-    if (segments.some((s) => s === ''))
-        problems.push(`${where} has an empty segment ("//").`);
-    if (segments.some((s) => s === '.' || s === '..')) {
-        problems.push(`${where} must not contain "." or ".." segments.`);
-    }
-    const bad = segments.filter((s) => s && s !== '.' && s !== '..' && !SAFE_SEGMENT.test(s));
-    if (bad.length > 0) {
-        problems.push(`${where} may only use letters, digits and . _ - + = @ , (S3, URLs and CloudFront paths treat other characters differently).`);
-    }
-    return prefix;
-}
-/** `auto` (the default), `none`, or the prefixes to search for identical objects. */
-function parseReuseFrom(entries, problems) {
-    if (entries.length === 1 && entries[0].toLowerCase() === 'auto')
-        return 'auto';
-    if (entries.length === 1 && entries[0].toLowerCase() === 'none')
-        return [];
-    return entries.map((entry) => validatePrefix(entry, problems, Inputs.ReuseFrom));
-}
-function parseMetadata(entries, problems) {
-    const metadata = {};
-    for (const line of entries) {
-        const eq = line.indexOf('=');
-        if (eq <= 0) {
-            problems.push(`\`metadata\` line "${line}" must be key=value.`);
-            continue;
-        }
-        const key = line.slice(0, eq).trim().toLowerCase();
-        const value = line.slice(eq + 1).trim();
-        if (!METADATA_KEY.test(key)) {
-            problems.push(`\`metadata\` key "${key}" may only use letters, digits, "-" and "_".`);
-        }
-        else if (key === SHA256_METADATA_KEY) {
-            problems.push(`\`metadata\` key "${key}" is reserved: the action stores each file's SHA-256 there.`);
-        }
-        else if (key in metadata) {
-            problems.push(`\`metadata\` key "${key}" is given twice (keys are case-insensitive).`);
-        }
-        else if (!isAscii(value)) {
-            problems.push(`\`metadata\` value of "${key}" must be printable ASCII (S3 sends metadata as HTTP headers).`);
-        }
-        else {
-            metadata[key] = value;
-        }
-    }
-    // S3 counts user metadata as the UTF-8 bytes of keys and values; the sha256 entry is ours.
-    const size = Object.entries({ ...metadata, [SHA256_METADATA_KEY]: '0'.repeat(64) }).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
-    if (size > MAX_METADATA_BYTES) {
-        problems.push(`\`metadata\` is ${size} bytes with the sha256 entry; S3 allows ${MAX_METADATA_BYTES} bytes of user metadata per object.`);
-    }
-    return metadata;
-}
-/** A reason the pattern reaches outside the workspace, or undefined when it stays inside. */
-function patternEscapesWorkspace(pattern, workspace) {
-    const body = pattern.replace(/^!+/, '');
-    const resolved = external_node_path_default().resolve(workspace, body);
-    if (!isInside(resolved, workspace)) {
-        return `artifact pattern "${pattern}" points outside the workspace ${workspace}; patterns are relative to the workspace.`;
-    }
-    return undefined;
-}
-function isHttpUrl(value) {
-    try {
-        const url = new URL(value);
-        return url.protocol === 'https:' || url.protocol === 'http:';
-    }
-    catch {
-        return false;
-    }
-}
-function isAscii(value) {
-    return /^[\x20-\x7e]*$/.test(value);
-}
-
-;// CONCATENATED MODULE: ./src/inputs/values.ts
-
-
-const SPECS = new Map(INPUT_SPECS.map((spec) => [spec.name, spec]));
-function specOf(name) {
-    const spec = SPECS.get(name);
-    if (!spec)
-        throw new Error(`No input named ${name} in the schema.`);
-    return spec;
-}
-/** `true`/`false`, also `yes`/`no`, `on`/`off`, `1`/`0`; undefined when it is none of them. */
-function parseBoolean(value) {
-    if (/^(true|yes|on|1)$/i.test(value))
-        return true;
-    if (/^(false|no|off|0)$/i.test(value))
-        return false;
-    return undefined;
-}
-function rangeProblem(name, range, n, given) {
-    const { min, max, unit, integer } = range;
-    if (n < min || n > max) {
-        return `\`${name}\` must be between ${min} and ${max}${unit ? ` ${unit}` : ''}, got ${given}.`;
-    }
-    if (integer && !Number.isInteger(n))
-        return `\`${name}\` must be a whole number, got ${n}.`;
-    return undefined;
-}
-const splitLines = (value) => value
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'));
-/**
- * The inputs read as the schema describes them: an empty input is its default, a choice must be
- * one of its choices, a number must be in its range. A value refused adds a problem and reads as
- * the default, so that parsing goes on and every mistake of a run is reported at once.
- */
-class InputValues {
-    problems = [];
-    read;
-    constructor(read) {
-        this.read = read;
-    }
-    problem(message) {
-        this.problems.push(message);
-    }
-    /** Runs a check that throws InputError; its message becomes a problem. */
-    attempt(parse) {
-        return collectInputError(this.problems, parse);
-    }
-    /** The value as given, untrimmed. */
-    raw(name) {
-        return this.read(name);
-    }
-    /** The value, trimmed; '' when not given (the default is not applied). */
-    text(name) {
-        return this.read(name).trim();
-    }
-    /** The value, trimmed, or the default when not given. */
-    textOrDefault(name) {
-        return this.text(name) || (specOf(name).default ?? '');
-    }
-    required(name) {
-        const value = this.text(name);
-        if (!value)
-            this.problem(`\`${name}\` is required.`);
-        return value;
-    }
-    /** One of the choices, lower-cased (what was given is returned even when it is not one). */
-    choice(name) {
-        const { choices = [] } = specOf(name);
-        const value = this.textOrDefault(name).toLowerCase();
-        if (!choices.includes(value)) {
-            this.problem(`\`${name}\` must be one of ${choices.join(', ')}; got "${this.text(name)}".`);
-        }
-        return value;
-    }
-    bool(name) {
-        const fallback = parseBoolean(specOf(name).default ?? '') ?? false;
-        const value = this.text(name);
-        if (!value)
-            return fallback;
-        const parsed = parseBoolean(value);
-        if (parsed === undefined)
-            this.problem(`\`${name}\` must be true or false, got "${value}".`);
-        return parsed ?? fallback;
-    }
-    /** A number with a default: the value in range, or the default. */
-    number(name) {
-        const value = this.optionalNumber(name);
-        if (value === undefined)
-            throw new Error(`The input ${name} has no default in the schema.`);
-        return value;
-    }
-    /** A number in range; the default (undefined when it has none) when not given or refused. */
-    optionalNumber(name) {
-        const spec = specOf(name);
-        const fallback = spec.default ? Number(spec.default) : undefined;
-        const value = this.text(name);
-        if (!value)
-            return fallback;
-        const n = Number(value);
-        if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n)) {
-            this.problem(`\`${name}\` must be a number, got "${value}".`);
-            return fallback;
-        }
-        const problem = spec.range && rangeProblem(name, spec.range, n, value);
-        if (problem)
-            this.problem(problem);
-        return problem ? fallback : n;
-    }
-    /** One item a line, blank lines and `#` comments left out; the default's when there are none. */
-    lines(name) {
-        const items = splitLines(this.read(name));
-        return items.length > 0 ? items : splitLines(specOf(name).default ?? '');
-    }
-}
-
-;// CONCATENATED MODULE: ./src/inputs/parse.ts
-
-
-
-
-
-
-
-
-/** S3 bucket naming rules (general purpose buckets). */
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-/** CloudFront ids: upper-case letters and digits, e.g. E1A2B3C4D5E6F7. */
-const DISTRIBUTION_ID = /^[A-Z0-9]{8,32}$/;
-/** AWS regions (us-east-1), and the names S3-compatible stores use (R2's `auto`). */
-const REGION = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-const MIME_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/;
-/**
- * Parses and validates every input at once, so a run with several mistakes reports all of
- * them before anything is sent.
- */
-function parseInputs(read, env = process.env) {
-    const values = new InputValues(read);
-    const workspace = external_node_path_default().resolve(env.GITHUB_WORKSPACE || process.cwd());
-    // The problems are listed in the order of these calls; later groups check against earlier ones.
-    const mode = values.choice(Inputs.Mode);
-    const sources = parseSources(values, { mode, workspace });
-    const target = parseTarget(values);
-    const invalidation = parseInvalidation(values, target);
-    const transfer = parseTransfer(values);
-    const objects = parseObjects(values);
-    const release = parseRelease(values, {
-        mode,
-        versionPrefix: target.versionPrefix,
-        manifest: objects.manifest
-    });
-    const signing = parseSigning(values, target);
-    const prCommentId = parsePrCommentId(values);
-    const aws = parseAws(values, env);
-    const waits = parseWaits(values);
-    const switches = parseSwitches(values);
-    if (values.problems.length > 0) {
-        const { problems } = values;
-        throw new InputError(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
-    }
-    return {
-        mode,
-        workspace,
-        ...sources,
-        ...target,
-        ...invalidation,
-        ...transfer,
-        ...objects,
-        ...release,
-        signing,
-        prCommentId,
-        ...aws,
-        ...waits,
-        ...switches,
-        // Its default (`${{ github.token }}`) is an expression only the runner expands.
-        githubToken: values.text(Inputs.GithubToken)
-    };
-}
-/** The files to publish: the patterns, and the directory their keys are relative to. */
-function parseSources(values, { mode, workspace }) {
-    const artifacts = values.lines(Inputs.Artifacts);
-    if (artifacts.length === 0 && mode === 'deploy') {
-        values.problem('`artifacts` is required: one glob pattern per line.');
-    }
-    for (const pattern of artifacts) {
-        const problem = patternEscapesWorkspace(pattern, workspace);
-        if (problem)
-            values.problem(problem);
-    }
-    const rootInput = values.text(Inputs.Root);
-    if (!rootInput)
-        return { artifacts, root: undefined };
-    const root = external_node_path_default().resolve(workspace, rootInput);
-    if (!isInside(root, workspace)) {
-        values.problem(`\`root\` "${rootInput}" is outside the workspace ${workspace}; give a directory inside it, relative to the workspace, or leave \`root\` empty.`);
-    }
-    return { artifacts, root };
-}
-/** Where the files go: the bucket, the version's prefix, the distribution and its URL. */
-function parseTarget(values) {
-    const bucket = values.required(Inputs.Bucket);
-    if (bucket && !BUCKET_NAME.test(bucket)) {
-        values.problem(`\`bucket\` "${bucket}" is not a valid S3 bucket name (3–63 characters: lower-case letters, digits, dots, hyphens). Give the name only, not an ARN or s3:// URL.`);
-    }
-    const versionPrefix = validatePrefix(values.required(Inputs.VersionPrefix), values.problems);
-    const distributionId = values.text(Inputs.DistributionId) || undefined;
-    if (distributionId && !DISTRIBUTION_ID.test(distributionId)) {
-        values.problem(`\`distribution-id\` "${distributionId}" is not a CloudFront distribution id (upper-case letters and digits, e.g. E1A2B3C4D5E6F7). Give the id, not the domain or ARN.`);
-    }
-    const urlBaseInput = values.text(Inputs.UrlBase);
-    const urlBase = urlBaseInput ? urlBaseInput.replace(/\/+$/, '') : undefined;
-    if (urlBase !== undefined && !isHttpUrl(urlBase)) {
-        values.problem(`\`url-base\` "${urlBase}" must be an http(s) URL.`);
-    }
-    return { bucket, versionPrefix, distributionId, urlBase };
-}
-/** Which paths to invalidate. */
-function parseInvalidation(values, { distributionId }) {
-    const invalidate = values.choice(Inputs.Invalidate);
-    const invalidationPaths = [];
-    for (const p of values.lines(Inputs.InvalidationPaths)) {
-        try {
-            invalidationPaths.push(validateExtraPath(p));
-        }
-        catch (err) {
-            values.problem(err.message);
-        }
-    }
-    if (invalidationPaths.length > 0 && !distributionId) {
-        values.problem('`invalidation-paths` needs `distribution-id`.');
-    }
-    return { invalidate, invalidationPaths };
-}
-/** How the bytes are sent: multipart threshold, part size, parallelism. */
-function parseTransfer(values) {
-    const multipartThresholdMb = values.number(Inputs.MultipartThresholdMb);
-    const partSizeMb = values.optionalNumber(Inputs.PartSizeMb);
-    return {
-        multipartThresholdBytes: Math.round(multipartThresholdMb * MiB),
-        partSizeBytes: partSizeMb === undefined ? undefined : Math.round(partSizeMb * MiB),
-        concurrency: values.number(Inputs.Concurrency)
-    };
-}
-/** What is written with each object, where its bytes may be copied from, and the manifest. */
-function parseObjects(values) {
-    const contentType = values.text(Inputs.ContentType) || undefined;
-    if (contentType && !MIME_TYPE.test(contentType)) {
-        values.problem(`\`content-type\` "${contentType}" is not a MIME type such as application/octet-stream.`);
-    }
-    return {
-        contentType,
-        cacheControl: parseCacheControl(values, Inputs.CacheControl),
-        metadata: parseMetadata(values.lines(Inputs.Metadata), values.problems),
-        reuseFrom: parseReuseFrom(values.lines(Inputs.ReuseFrom), values.problems),
-        manifest: values.bool(Inputs.Manifest)
-    };
-}
-function parseCacheControl(values, name) {
-    const cacheControl = values.textOrDefault(name);
-    if (/[\r\n]/.test(cacheControl) || !isAscii(cacheControl)) {
-        values.problem(`\`${name}\` must be one line of ASCII text.`);
-    }
-    return cacheControl;
-}
-/** The alias moved to the version, and the aliases a clean-up must not delete. */
-function parseRelease(values, { mode, versionPrefix, manifest }) {
-    const alias = validatePrefix(values.text(Inputs.Alias), values.problems, Inputs.Alias) || undefined;
-    if (alias && versionPrefix)
-        values.attempt(() => checkAliasName(alias, versionPrefix));
-    if (mode === 'promote' && !alias) {
-        values.problem('`mode: promote` needs `alias`: the alias to point at `version-prefix`.');
-    }
-    if (alias && mode === 'deploy' && !manifest) {
-        values.problem('`alias` needs `manifest: true`: `<alias>/manifest.json` is how clients and later runs tell which version the alias points to.');
-    }
-    return {
-        alias,
-        aliasCacheControl: parseCacheControl(values, Inputs.AliasCacheControl),
-        aliases: values
-            .lines(Inputs.Aliases)
-            .map((a) => validatePrefix(a, values.problems, Inputs.Aliases))
-    };
-}
-/** The key that signs URLs and cookies, and their lifetime (checked by cdn/signing.ts). */
-function parseSigning(values, { distributionId, urlBase }) {
-    const signing = parseSigningInputs({
-        keyPairId: values.raw(Inputs.SigningKeyPairId),
-        privateKey: values.raw(Inputs.SigningPrivateKey),
-        expiresIn: values.text(Inputs.SignedUrlExpiresIn)
-    }, values.problems);
-    if (signing && !distributionId && !urlBase) {
-        values.problem('`signing-private-key` needs `distribution-id` or `url-base`: signed URLs are CloudFront URLs.');
-    }
-    return signing;
-}
-function parsePrCommentId(values) {
-    const id = values.text(Inputs.PrCommentId);
-    return id ? values.attempt(() => validateCommentId(id)) : undefined;
-}
-/** The region, and the endpoint of an S3-compatible store. */
-function parseAws(values, env) {
-    const region = values.text(Inputs.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
-    if (!REGION.test(region)) {
-        values.problem(`\`aws-region\` "${region}" is not a region name such as us-east-1.`);
-    }
-    const endpointUrl = values.text(Inputs.EndpointUrl) || undefined;
-    if (endpointUrl && !isHttpUrl(endpointUrl)) {
-        values.problem(`\`endpoint-url\` "${endpointUrl}" must be an http(s) URL.`);
-    }
-    return { region, endpointUrl };
-}
-/** How long the run waits: for its invalidations, and for another run's lock. */
-function parseWaits(values) {
-    return {
-        waitForInvalidation: values.bool(Inputs.WaitForInvalidation),
-        waitTimeoutMinutes: values.number(Inputs.WaitTimeoutMinutes),
-        lockTimeoutMinutes: values.number(Inputs.LockTimeoutMinutes)
-    };
-}
-/** The on/off inputs that depend on no other. */
-function parseSwitches(values) {
-    return {
-        overwrite: values.bool(Inputs.Overwrite),
-        dryRun: values.bool(Inputs.DryRun),
-        preflight: values.bool(Inputs.Preflight),
-        verify: values.bool(Inputs.Verify),
-        prComment: values.bool(Inputs.PrComment)
-    };
-}
-const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
-/**
- * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
- * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
- */
-function validateCommentId(id) {
-    const trimmed = id.trim();
-    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
-        throw new InputError(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
-    }
-    return trimmed;
+/** The environment variable a secret input is read from when its flag is not given. */
+const secretVariable = (name) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`;
+const SECRETS = new Set(INPUT_SPECS.filter((s) => s.kind === 'secret').map((s) => s.name));
+/** What the action would read as the input: flags as text, lists one item a line. */
+function readFlag(flags, name, env) {
+    const value = flags[name.replace(/-([a-z])/g, (_, c) => c.toUpperCase())];
+    if (value === undefined)
+        return SECRETS.has(name) ? (env[secretVariable(name)] ?? '') : '';
+    return Array.isArray(value) ? value.join('\n') : String(value);
 }
 
 ;// CONCATENATED MODULE: ./src/cdn/preflight/read.ts
@@ -47796,6 +54992,325 @@ async function getDistribution(response, id) {
             action: `reading CloudFront distribution ${id}`,
             distributionId: id
         });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/aws/retry.ts
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** "Equal jitter" backoff: half of min(cap, base * 2^attempt) plus a random share of the other half. */
+function backoffDelay(attempt, opts) {
+    const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** attempt);
+    return Math.round(ceiling / 2 + (opts.random ?? Math.random)() * (ceiling / 2));
+}
+/** Runs `fn`, retrying the errors `isRetryable` accepts with capped, jittered backoff. */
+async function retryWithBackoff(fn, isRetryable, opts) {
+    for (let attempt = 0;; attempt++) {
+        try {
+            return await fn(attempt);
+        }
+        catch (err) {
+            if (attempt + 1 >= opts.attempts || !isRetryable(err))
+                throw err;
+            const delay = backoffDelay(attempt, opts);
+            opts.onRetry?.(err, attempt + 1, delay);
+            await opts.sleep(delay);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cdn/invalidation.ts
+
+
+
+
+
+/** CloudFront quotas (see the Developer Guide, "Invalidation quotas"). */
+const MAX_PATHS_PER_BATCH = 3000;
+const MAX_WILDCARDS_IN_PROGRESS = 15;
+const MAX_PATH_LENGTH = 4000;
+/*
+ * CloudFront compares invalidation paths with the encoded request path, so the encoding must be
+ * exactly what AWS documents: "If the path includes non-ASCII characters or unsafe characters as
+ * defined in RFC 1738, URL-encode those characters. Do not URL-encode any other characters in the
+ * path, or CloudFront will not invalidate the old version of the updated file."
+ * (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/invalidation-specifying-objects.html#invalidation-specifying-objects-paths)
+ * RFC 1738 section 2.2 lists the unsafe characters and requires control characters to be encoded;
+ * `?` would start a query string and `*` would become a wildcard, so a key's own are encoded too.
+ */
+const ENCODED_ASCII = new Set([...' "#%<>{}|\\^~[]`?*']);
+function percentEncode(char) {
+    return [...Buffer.from(char, 'utf8')]
+        .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)
+        .join('');
+}
+function encodePathPart(text) {
+    let out = '';
+    for (const char of text) {
+        const code = char.codePointAt(0);
+        out += code < 0x20 || code >= 0x7f || ENCODED_ASCII.has(char) ? percentEncode(char) : char;
+    }
+    return out;
+}
+/** The CloudFront path of an S3 key, e.g. `v1/my model.onnx` -> `/v1/my%20model.onnx`. */
+function toInvalidationPath(key) {
+    return '/' + key.split('/').map(encodePathPart).join('/');
+}
+/** Checks a user-supplied `invalidation-paths` entry; returns it unchanged. */
+function validateExtraPath(path) {
+    const problem = (what, fix) => new InputError(`Invalidation path "${path}" ${what}.`, fix);
+    if (!path.startsWith('/')) {
+        throw problem('does not start with "/"', `Write it relative to the distribution root: "/${path}".`);
+    }
+    const star = path.indexOf('*');
+    if (star !== -1 && star !== path.length - 1) {
+        throw problem('has "*" before its end', 'CloudFront accepts "*" only as the last character (e.g. "/models/v1/*"); encode a literal "*" as %2A.');
+    }
+    if (path.length > MAX_PATH_LENGTH) {
+        throw problem(`is ${path.length} characters long`, `CloudFront accepts at most ${MAX_PATH_LENGTH} characters; use a shorter path or a wildcard.`);
+    }
+    // Whitespace, control and non-ASCII characters: CloudFront needs them percent-encoded.
+    const raw = [...path].find((char) => /[^\x21-\x7e]/u.test(char));
+    if (raw !== undefined) {
+        throw problem(`contains the unencoded character ${JSON.stringify(raw)}`, `URL-encode it as ${percentEncode(raw)} (CloudFront matches the encoded request path).`);
+    }
+    return path;
+}
+function parentDir(key) {
+    const slash = key.lastIndexOf('/');
+    return slash === -1 ? '' : key.slice(0, slash);
+}
+/** The deepest directory holding all the keys (`''` for the bucket root). */
+function commonDir(keys) {
+    let common = parentDir(keys[0]);
+    for (const key of keys) {
+        while (common !== '' && !key.startsWith(common + '/'))
+            common = parentDir(common);
+    }
+    return common;
+}
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * The paths to invalidate: one per key, except that a directory whose keys all changed becomes
+ * `/<dir>/*` (a wildcard costs one path). Directories above the common directory of
+ * keysUnderPrefix are never collapsed: they may hold objects outside the version prefix, which
+ * that list does not show, and the bucket root may be shared with other origins.
+ */
+function planInvalidation(input) {
+    const changed = new Set(input.keys);
+    const extras = [...new Set(input.extraPaths)];
+    const budget = (input.maxWildcards ?? MAX_WILDCARDS_IN_PROGRESS) - extras.filter((p) => p.endsWith('*')).length;
+    const wildcardDirs = [];
+    if (budget > 0 && input.keysUnderPrefix.length > 0) {
+        const top = commonDir(input.keysUnderPrefix);
+        // Per directory at or below `top`: keys under it in all, and how many of them changed.
+        const total = new Map();
+        const hit = new Map();
+        for (const key of new Set([...input.keysUnderPrefix, ...changed])) {
+            if (top !== '' && !key.startsWith(top + '/'))
+                continue;
+            for (let dir = parentDir(key);; dir = parentDir(dir)) {
+                total.set(dir, (total.get(dir) ?? 0) + 1);
+                if (changed.has(key))
+                    hit.set(dir, (hit.get(dir) ?? 0) + 1);
+                if (dir === top)
+                    break;
+            }
+        }
+        const full = (dir) => dir !== '' && (hit.get(dir) ?? 0) >= 2 && hit.get(dir) === total.get(dir);
+        // A full directory's parent, if full too, covers it with the same single path.
+        const highest = [...total.keys()].filter((dir) => full(dir) && (dir === top || !full(parentDir(dir))));
+        highest.sort((a, b) => hit.get(b) - hit.get(a) || byString(a, b));
+        wildcardDirs.push(...highest.slice(0, budget));
+    }
+    const covered = (key) => wildcardDirs.some((dir) => key.startsWith(dir + '/'));
+    const planned = [
+        ...wildcardDirs.map((dir) => `${toInvalidationPath(dir)}/*`),
+        ...[...changed].filter((key) => !covered(key)).map(toInvalidationPath)
+    ];
+    // A user wildcard already clears what it matches; listing those paths again would be billed.
+    const userPrefixes = extras.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+    const kept = planned.filter((path) => !userPrefixes.some((prefix) => path.startsWith(prefix)));
+    return [...new Set([...kept, ...extras])].sort(byString);
+}
+function toBatches(paths, maxPerBatch = MAX_PATHS_PER_BATCH) {
+    if (!Number.isInteger(maxPerBatch) || maxPerBatch < 1) {
+        throw new RangeError(`maxPerBatch must be a positive integer, got ${maxPerBatch}`);
+    }
+    const batches = [];
+    for (let i = 0; i < paths.length; i += maxPerBatch)
+        batches.push(paths.slice(i, i + maxPerBatch));
+    return batches;
+}
+/**
+ * Same run, attempt and paths -> same reference, so CloudFront answers a repeated request with the
+ * invalidation it already created instead of starting (and billing) a second one.
+ */
+function callerReference(runId, runAttempt, batch) {
+    const digest = (0,external_node_crypto_.createHash)('sha256')
+        .update([...batch].sort(byString).join('\n'))
+        .digest('hex');
+    return `${runId}-${runAttempt}-${digest.slice(0, 16)}`;
+}
+const THROTTLING_CODES = new Set([
+    'Throttling',
+    'ThrottlingException',
+    'TooManyRequestsException',
+    'RequestLimitExceeded'
+]);
+const NETWORK_ERRORS = new Set([
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'ETIMEDOUT',
+    'EPIPE',
+    'ENOTFOUND',
+    'EAI_AGAIN',
+    'ENETUNREACH',
+    'EHOSTUNREACH'
+]);
+/** Node's errno (`ECONNRESET`...) for network failures, else the AWS error code. */
+function errorCode(err) {
+    const errno = err?.code;
+    return typeof errno === 'string' ? errno : awsErrorCode(err);
+}
+/** Throttling, 5xx and network failures: worth asking again. */
+function isTransient(err) {
+    const code = errorCode(err) ?? '';
+    const status = httpStatusOf(err);
+    if (THROTTLING_CODES.has(code))
+        return true;
+    if (status !== undefined)
+        return status === 429 || status >= 500;
+    return NETWORK_ERRORS.has(code) || awsErrorCode(err) === 'TimeoutError';
+}
+function describeError(err) {
+    const status = httpStatusOf(err);
+    const reason = redact(err instanceof Error ? err.message : String(err));
+    return `${errorCode(err) ?? 'error'}${status ? `, HTTP ${status}` : ''}: ${reason}`;
+}
+function seconds(ms) {
+    return `${(ms / 1000).toFixed(1)} s`;
+}
+/** Sends one CreateInvalidation per batch, in order; returns the invalidation ids. */
+async function createInvalidations(cf, distributionId, batches, opts) {
+    const attempts = opts.maxAttempts ?? 8;
+    const ids = [];
+    for (const [index, batch] of batches.entries()) {
+        const reference = callerReference(opts.runId, opts.runAttempt, batch);
+        const action = `creating a CloudFront invalidation for ${batch.length} paths on distribution ${distributionId}`;
+        let id;
+        try {
+            const result = await retryWithBackoff(() => cf.send(new client_cloudfront_dist_cjs/* CreateInvalidationCommand */.Yo6({
+                DistributionId: distributionId,
+                InvalidationBatch: {
+                    CallerReference: reference,
+                    Paths: { Quantity: batch.length, Items: batch }
+                }
+            })), 
+            // TooManyInvalidationsInProgress is a client fault the SDK never retries, yet it clears as
+            // running invalidations finish; the CallerReference makes every retry idempotent.
+            (err) => awsErrorCode(err) === 'TooManyInvalidationsInProgress' || isTransient(err), {
+                attempts,
+                baseMs: opts.baseDelayMs ?? 5000,
+                capMs: opts.maxDelayMs ?? 60_000,
+                sleep: opts.sleep,
+                random: opts.random,
+                onRetry: (err, attempt, delayMs) => opts.logger.info(`CloudFront answered ${describeError(err)} for invalidation batch ` +
+                    `${index + 1}/${batches.length} (${batch.length} paths); retry ${attempt} of ` +
+                    `${attempts - 1} in ${seconds(delayMs)}`)
+            });
+            id = result.Invalidation?.Id;
+        }
+        catch (err) {
+            throw errors_explainAwsError(err, { action, distributionId });
+        }
+        if (!id)
+            throw new DeployError(`Failed ${action}: CloudFront returned no invalidation id.`);
+        opts.logger.info(`Created invalidation ${id} for ${batch.length} paths (batch ${index + 1}/${batches.length}, ` +
+            `caller reference ${reference})`);
+        ids.push(id);
+    }
+    return ids;
+}
+/**
+ * Polls GetInvalidation until every id is completed or the timeout passes. Not the SDK waiter: it
+ * accepts only the exact status `Completed` (moto says `COMPLETED`) and retries every error, so
+ * AccessDenied would spin until the timeout.
+ */
+async function waitForInvalidations(cf, distributionId, ids, opts) {
+    if (ids.length === 0)
+        return { status: 'Completed', waitedMs: 0, pending: [] };
+    const now = opts.now ?? Date.now;
+    const maxPollMs = opts.maxPollMs ?? 20_000;
+    const start = now();
+    const deadline = start + opts.timeoutMs;
+    let pending = [...ids];
+    let pollMs = opts.initialPollMs ?? 5000;
+    while (pending.length > 0) {
+        const stillPending = [];
+        for (const id of pending) {
+            try {
+                const result = await cf.send(new client_cloudfront_dist_cjs/* GetInvalidationCommand */.Wwh({ DistributionId: distributionId, Id: id }));
+                const status = result.Invalidation?.Status ?? 'unknown';
+                opts.logger.info(`Invalidation ${id}: ${status} after ${seconds(now() - start)}`);
+                if (status.toLowerCase() !== 'completed')
+                    stillPending.push(id);
+            }
+            catch (err) {
+                if (!isTransient(err)) {
+                    throw errors_explainAwsError(err, {
+                        action: `checking invalidation ${id} on distribution ${distributionId}`,
+                        distributionId
+                    });
+                }
+                opts.logger.warning(`Could not check invalidation ${id} (${describeError(err)}); polling again`);
+                stillPending.push(id);
+            }
+        }
+        pending = stillPending;
+        const remaining = deadline - now();
+        if (pending.length === 0 || remaining <= 0)
+            break;
+        await opts.sleep(Math.min(pollMs, remaining));
+        pollMs = Math.min(maxPollMs, pollMs * 2);
+    }
+    return {
+        status: pending.length === 0 ? 'Completed' : 'InProgress',
+        waitedMs: now() - start,
+        pending
+    };
+}
+/**
+ * Invalidates `outcome.paths` in batches, waits for them when asked, and records the ids, status
+ * and wait in `outcome`; what the deploy, an alias move and a clean-up do alike. The status is
+ * InProgress when not waited for or timed out (a warning then says edge caches may serve old
+ * bytes until CloudFront finishes).
+ */
+async function invalidateAndWait(cf, distributionId, outcome, opts) {
+    const { paths } = outcome;
+    const batches = toBatches(paths);
+    const ids = await createInvalidations(cf, distributionId, batches, {
+        runId: opts.env.GITHUB_RUN_ID ?? `local-${opts.now()}`,
+        runAttempt: opts.env.GITHUB_RUN_ATTEMPT ?? '1',
+        logger: opts.logger,
+        sleep: opts.sleep,
+        // A second batch waits for the first to leave CloudFront's 3,000-paths-in-progress quota,
+        // which takes minutes: give it ~25 min of capped backoff rather than ~3.
+        maxAttempts: batches.length > 1 ? 30 : undefined
+    });
+    const label = opts.label ? ` (${opts.label})` : '';
+    opts.logger.info(`Created invalidation(s) ${ids.join(', ')} for ${paths.length} path(s)${label}.`);
+    Object.assign(outcome, { ids, status: 'InProgress', waitedMs: 0 });
+    if (!opts.wait)
+        return;
+    const waited = await waitForInvalidations(cf, distributionId, ids, {
+        timeoutMs: opts.waitTimeoutMinutes * 60_000,
+        logger: opts.logger,
+        sleep: opts.sleep,
+        now: opts.now
+    });
+    Object.assign(outcome, { status: waited.status, waitedMs: waited.waitedMs });
+    if (waited.status !== 'Completed') {
+        opts.warn(`Invalidation(s) ${waited.pending.join(', ')}${label} still in progress after ${opts.waitTimeoutMinutes} min; CloudFront finishes them on its own. Edge caches may serve the old bytes until then.`);
     }
 }
 
@@ -48370,6 +55885,3042 @@ function preflightFailure(findings) {
     return new PreflightError(`Pre-flight found ${errors.length} problem(s) that would leave the models unreachable or unprotected; nothing was uploaded.\n${list}`, 'Fix the setup as described and run again, or set `preflight: false` to deploy without these checks.', findings);
 }
 
+;// CONCATENATED MODULE: ./src/setup/aws-call.ts
+/**
+ * How a setup step talks to AWS. Setup runs with an administrator's credentials, not the deploy
+ * role's, so every request names the IAM action it needs: a refusal says which permission to
+ * grant, and its hint is about setup's permissions, not the deploy's. Every change is recorded
+ * as it is made, or, in a dry run, recorded and not made.
+ */
+
+/** IAM's answer for a role or a role's policy that does not exist (its code, or its class). */
+const NO_SUCH_ENTITY = ['NoSuchEntity', 'NoSuchEntityException'];
+const REFUSED = new Set(['AccessDenied', 'AccessDeniedException', 'Forbidden']);
+/** 403s that are about the credentials themselves, not a permission they lack. */
+const BAD_CREDENTIALS = /token|signature|accesskey|credential/i;
+async function awsCall(ctx, call, send, absent = []) {
+    try {
+        return await send({ abortSignal: ctx.signal });
+    }
+    catch (err) {
+        if (absent.includes(awsErrorCode(err) ?? ''))
+            return undefined;
+        throw setupAwsError(err, call);
+    }
+}
+function setupAwsError(err, { doing, permission, bucket }) {
+    const explained = errors_explainAwsError(err, { action: `${doing} (${permission})`, bucket });
+    if (!(explained instanceof AwsError) || !isRefused(err))
+        return explained;
+    const onBucket = bucket ? ` on bucket "${bucket}"` : '';
+    // explainAwsError's hint lists what a deploy needs; setup needs other actions.
+    return new AwsError(explained.message, `The credentials running setup may not call ${permission}${onBucket}: allow it to them, or ` +
+        'run setup as an administrator of the account. Then run setup again: what it already set ' +
+        'up is found again and kept.', explained.code, explained.httpStatus, { cause: err });
+}
+/** Whether AWS refused the request to these credentials (S3 answers a HEAD with a bare 403). */
+function isRefused(err) {
+    const code = awsErrorCode(err) ?? '';
+    return REFUSED.has(code) || (httpStatusOf(err) === 403 && !BAD_CREDENTIALS.test(code));
+}
+/**
+ * Makes the changes with `write` and records them once made; in a dry run only records them (as
+ * what would be done) and resolves undefined. No changes: nothing is written.
+ */
+async function applyChanges(ctx, changes, write) {
+    if (changes.length === 0)
+        return undefined;
+    const result = ctx.dryRun ? undefined : await write();
+    for (const change of changes)
+        ctx.change(change);
+    return result;
+}
+/** The id of what a real run created: an answer without one is a failure, not a dry run. */
+function createdId(ctx, id, request) {
+    if (!ctx.dryRun && !id)
+        throw new DeployError(`${request} returned no id.`);
+    return id;
+}
+/** Every item of a CloudFront list, page after page. */
+async function listAll(page) {
+    const all = [];
+    let marker;
+    do {
+        const list = await page(marker);
+        all.push(...(list?.Items ?? []));
+        marker = list?.NextMarker || undefined;
+    } while (marker);
+    return all;
+}
+
+;// CONCATENATED MODULE: ./src/setup/account.ts
+/** The AWS account setup runs in: its id goes into the ARNs of the deploy policy. */
+
+
+
+/** The id of the account the credentials belong to (STS GetCallerIdentity needs no permission). */
+async function accountIdOf(ctx) {
+    const identity = await awsCall(ctx, { doing: 'reading the account id', permission: 'sts:GetCallerIdentity' }, (sendOptions) => ctx.clients.sts.send(new client_sts_dist_cjs/* GetCallerIdentityCommand */.zI({}), sendOptions));
+    if (!identity.Account) {
+        throw new DeployError('STS GetCallerIdentity returned no account id.');
+    }
+    return identity.Account;
+}
+
+;// CONCATENATED MODULE: ./src/setup/bucket-lifecycle.ts
+/**
+ * The lifecycle rules setup keeps on the bucket, found again by their IDs, next to every rule of
+ * the bucket's own: interrupted uploads are aborted, old versions and previews expire.
+ */
+
+
+
+/** The IDs of setup's rules (and of its CloudFormation template's), by which it finds them again. */
+const LIFECYCLE_RULE_IDS = {
+    abortUploads: 'model-cdn-deploy-abort-incomplete-uploads',
+    noncurrentVersions: 'model-cdn-deploy-noncurrent-versions',
+    previews: 'model-cdn-deploy-previews'
+};
+async function readLifecycle(ctx, bucket) {
+    const got = await awsCall(ctx, {
+        doing: `reading the lifecycle rules of bucket "${bucket}"`,
+        permission: 's3:GetLifecycleConfiguration',
+        bucket
+    }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* GetBucketLifecycleConfigurationCommand */.iQ1({ Bucket: bucket }), sendOptions), ['NoSuchLifecycleConfiguration']);
+    return {
+        rules: got?.Rules ?? [],
+        transitionDefaultMinimumObjectSize: got?.TransitionDefaultMinimumObjectSize
+    };
+}
+/** Adds setup's rules that are missing and corrects those that differ; other rules are kept. */
+async function ensureLifecycleRules(ctx, bucket, current, days) {
+    const { rules, changes } = mergeRules(current.rules, setupRules(days));
+    const command = new dist_cjs/* PutBucketLifecycleConfigurationCommand */.RJe({
+        Bucket: bucket,
+        LifecycleConfiguration: { Rules: rules.map(withFilter) },
+        TransitionDefaultMinimumObjectSize: current.transitionDefaultMinimumObjectSize
+    });
+    await applyChanges(ctx, changes, () => awsCall(ctx, {
+        doing: `setting the lifecycle rules of bucket "${bucket}"`,
+        permission: 's3:PutLifecycleConfiguration',
+        bucket
+    }, (sendOptions) => ctx.clients.s3.send(command, sendOptions)));
+}
+function setupRules({ noncurrentVersionDays, previewDays }) {
+    const { key, value } = constants_PREVIEW_TAG;
+    return [
+        {
+            // The whole bucket: S3 refuses AbortIncompleteMultipartUpload in a tag-filtered rule, and
+            // release uploads carry no tag. Pre-flight's lifecycle check looks for this rule.
+            rule: {
+                ID: LIFECYCLE_RULE_IDS.abortUploads,
+                Status: 'Enabled',
+                Filter: { Prefix: '' },
+                AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+            },
+            does: 'aborts incomplete multipart uploads after 1 day'
+        },
+        {
+            // Versioning keeps every overwritten or deleted object: this bounds what they cost. A
+            // delete marker whose last old version expired is removed too (it hides nothing any more).
+            rule: {
+                ID: LIFECYCLE_RULE_IDS.noncurrentVersions,
+                Status: 'Enabled',
+                Filter: { Prefix: '' },
+                NoncurrentVersionExpiration: { NoncurrentDays: noncurrentVersionDays },
+                Expiration: { ExpiredObjectDeleteMarker: true }
+            },
+            does: `deletes noncurrent object versions after ${noncurrentVersionDays} days`
+        },
+        {
+            // Expiring a preview leaves a noncurrent version, which the rule above deletes later.
+            rule: {
+                ID: LIFECYCLE_RULE_IDS.previews,
+                Status: 'Enabled',
+                Filter: { Tag: { Key: key, Value: value } },
+                Expiration: { Days: previewDays }
+            },
+            does: `expires objects tagged ${key}=${value} after ${previewDays} days`
+        }
+    ];
+}
+/** The bucket's rules with setup's added or corrected in place, and what that changed. */
+function mergeRules(existing, wanted) {
+    const rules = [...existing];
+    const changes = [];
+    for (const { rule, does } of wanted) {
+        const at = rules.findIndex((r) => r.ID === rule.ID);
+        if (at >= 0 && canonical(withFilter(rules[at])) === canonical(rule))
+            continue;
+        if (at >= 0)
+            rules[at] = rule;
+        else
+            rules.push(rule);
+        changes.push({
+            resource: 'bucket',
+            action: 'update',
+            detail: `lifecycle rule ${rule.ID} ${at >= 0 ? 'corrected' : 'added'} (${does})`
+        });
+    }
+    return { rules, changes };
+}
+/**
+ * A rule in the Filter form. The rule-level Prefix (the API's first form, deprecated) means the
+ * same as a Filter with that Prefix, and a rule with neither applies to the whole bucket; so a
+ * rule read back compares equal to the one written, and the configuration sent uses one form.
+ */
+function withFilter(rule) {
+    if (rule.Filter && Object.keys(rule.Filter).length > 0)
+        return rule;
+    const { Prefix, ...rest } = rule;
+    return { ...rest, Filter: { Prefix: Prefix ?? '' } };
+}
+/** A value as JSON with its keys sorted, to compare what was read with what is wanted. */
+function canonical(value) {
+    return JSON.stringify(value, (_key, v) => v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+        : v);
+}
+
+;// CONCATENATED MODULE: ./src/setup/types.ts
+/** Names setup gives what it creates, so a second run finds them again. */
+const SETUP_TAG = { key: 'model-cdn-deploy', value: 'setup' };
+
+;// CONCATENATED MODULE: ./src/setup/bucket.ts
+/**
+ * The bucket of setup: checked before anything is changed anywhere (a valid name, not another
+ * account's, in the region given), then created when missing and tightened: all public access
+ * blocked, versioning on, the lifecycle rules of bucket-lifecycle.ts, the setup tag. Its policy,
+ * which needs the distribution, is bucket-policy.ts.
+ */
+
+
+
+
+
+/**
+ * Read only: whether the bucket exists. Fails when the name is not a valid bucket name, when the
+ * bucket is another account's, or when it is in another region.
+ */
+async function inspectBucket(clients, { bucket, region }, signal) {
+    checkBucketName(bucket);
+    const head = await headBucket(clients, bucket, signal);
+    if (head.status === 404)
+        return { exists: false };
+    if (head.status === 403) {
+        throw new DeployError(`Bucket "${bucket}" exists but is owned by another account or not readable by these credentials (HeadBucket answered 403).`, `Bucket names are global across all AWS accounts: choose another --bucket name. If the bucket is yours, allow s3:ListBucket on it to the identity setup runs as.`);
+    }
+    if (head.region !== undefined && head.region !== region) {
+        throw new DeployError(`Bucket "${bucket}" is in ${head.region}, not in ${region}.`, `Pass --aws-region ${head.region} (a bucket cannot move to another region), or choose another --bucket name to create one in ${region}.`);
+    }
+    if (head.status === 301) {
+        throw new DeployError(`Bucket "${bucket}" is in another region than ${region} (S3 answered 301 without naming it).`, `Pass the bucket's region with --aws-region (the S3 console lists it).`);
+    }
+    if (head.err !== undefined) {
+        throw errors_explainAwsError(head.err, { action: `looking up bucket "${bucket}"`, bucket });
+    }
+    return { exists: true };
+}
+/** HeadBucket's answer: its HTTP status and the bucket's region, also when it is an error. */
+async function headBucket(clients, bucket, signal) {
+    try {
+        const head = await clients.s3.send(new dist_cjs/* HeadBucketCommand */.kuI({ Bucket: bucket }), {
+            abortSignal: signal
+        });
+        return { status: 200, region: head.BucketRegion };
+    }
+    catch (err) {
+        const status = httpStatusOf(err);
+        if (status === undefined) {
+            throw errors_explainAwsError(err, { action: `looking up bucket "${bucket}"`, bucket });
+        }
+        // S3 names the bucket's region in a header of its error answers too (a 301 from another region).
+        const headers = err.$response?.headers;
+        return { status, region: headers?.['x-amz-bucket-region'], err };
+    }
+}
+/** S3's naming rules for general purpose buckets: what each one requires, and its test. */
+const BUCKET_NAME_RULES = [
+    ['it must be 3 to 63 characters long', (n) => n.length >= 3 && n.length <= 63],
+    ['it may hold only lower-case letters, digits, dots and hyphens', (n) => /^[a-z0-9.-]*$/.test(n)],
+    ['it must start and end with a letter or a digit', (n) => /^[a-z0-9](.*[a-z0-9])?$/.test(n)],
+    ['it must not hold two dots in a row', (n) => !n.includes('..')],
+    ['it must not look like an IP address', (n) => !/^\d+\.\d+\.\d+\.\d+$/.test(n)],
+    [
+        'it must not start with xn--, sthree- or amzn-s3-demo- (reserved by AWS)',
+        (n) => !/^(xn--|sthree-|amzn-s3-demo-)/.test(n)
+    ],
+    [
+        'it must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (reserved by AWS)',
+        (n) => !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(n)
+    ]
+];
+function checkBucketName(bucket) {
+    const broken = BUCKET_NAME_RULES.find(([, holds]) => !holds(bucket));
+    if (broken) {
+        throw new InputError(`--bucket "${bucket}" is not a valid S3 bucket name: ${broken[0]}.`, 'Give the name only (not an ARN or s3:// URL), e.g. my-org-models.');
+    }
+}
+/** A bucket just created (or, in a dry run, to be created) has none of them. */
+const NEW_BUCKET = { lifecycle: { rules: [] }, tags: [] };
+/** Creates the bucket when missing, then tightens its settings; a second run changes nothing. */
+async function ensureBucket(ctx, opts) {
+    const { bucket } = opts;
+    if (!opts.exists)
+        await createBucket(ctx, opts);
+    const settings = opts.exists ? await readSettings(ctx, bucket) : NEW_BUCKET;
+    // Public access first: the bucket is never open while the rest is being set.
+    await blockPublicAccess(ctx, bucket, settings.publicAccess);
+    await enableVersioning(ctx, bucket, settings.versioning);
+    await ensureLifecycleRules(ctx, bucket, settings.lifecycle, opts);
+    await tagBucket(ctx, bucket, settings.tags);
+}
+async function createBucket(ctx, { bucket, region }) {
+    // us-east-1 is S3's default location and refuses to be named as a LocationConstraint.
+    const location = region === 'us-east-1' ? undefined : { LocationConstraint: region };
+    const command = new dist_cjs/* CreateBucketCommand */.cZX({
+        Bucket: bucket,
+        CreateBucketConfiguration: location,
+        ObjectOwnership: 'BucketOwnerEnforced'
+    });
+    const change = {
+        resource: 'bucket',
+        action: 'create',
+        detail: `s3://${bucket} in ${region}, ACLs disabled (objects owned by the bucket owner)`
+    };
+    await applyChanges(ctx, [change], () => awsCall(ctx, { doing: `creating bucket "${bucket}"`, permission: 's3:CreateBucket', bucket }, (sendOptions) => ctx.clients.s3.send(command, sendOptions)));
+}
+async function readSettings(ctx, bucket) {
+    const { s3 } = ctx.clients;
+    const [publicAccess, versioning, lifecycle, tags] = await Promise.all([
+        awsCall(ctx, {
+            doing: `reading the public access block of bucket "${bucket}"`,
+            permission: 's3:GetBucketPublicAccessBlock',
+            bucket
+        }, (sendOptions) => s3.send(new dist_cjs/* GetPublicAccessBlockCommand */.GLk({ Bucket: bucket }), sendOptions), ['NoSuchPublicAccessBlockConfiguration']),
+        awsCall(ctx, {
+            doing: `reading the versioning of bucket "${bucket}"`,
+            permission: 's3:GetBucketVersioning',
+            bucket
+        }, (sendOptions) => s3.send(new dist_cjs/* GetBucketVersioningCommand */._rj({ Bucket: bucket }), sendOptions)),
+        readLifecycle(ctx, bucket),
+        awsCall(ctx, {
+            doing: `reading the tags of bucket "${bucket}"`,
+            permission: 's3:GetBucketTagging',
+            bucket
+        }, (sendOptions) => s3.send(new dist_cjs/* GetBucketTaggingCommand */.fp5({ Bucket: bucket }), sendOptions), ['NoSuchTagSet'])
+    ]);
+    return {
+        publicAccess: publicAccess?.PublicAccessBlockConfiguration,
+        versioning: versioning.Status,
+        lifecycle,
+        tags: tags?.TagSet ?? []
+    };
+}
+const bucketUpdate = (detail) => ({
+    resource: 'bucket',
+    action: 'update',
+    detail
+});
+const bucket_PUBLIC_ACCESS_FLAGS = [
+    'BlockPublicAcls',
+    'IgnorePublicAcls',
+    'BlockPublicPolicy',
+    'RestrictPublicBuckets'
+];
+/** Turns on each of the four flags that is off; one that is on is never turned off. */
+async function blockPublicAccess(ctx, bucket, current) {
+    const off = bucket_PUBLIC_ACCESS_FLAGS.filter((flag) => current?.[flag] !== true);
+    const changes = off.length ? [bucketUpdate(`public access blocked (${off.join(', ')} on)`)] : [];
+    const allOn = Object.fromEntries(bucket_PUBLIC_ACCESS_FLAGS.map((flag) => [flag, true]));
+    await applyChanges(ctx, changes, () => awsCall(ctx, {
+        doing: `blocking public access of bucket "${bucket}"`,
+        permission: 's3:PutBucketPublicAccessBlock',
+        bucket
+    }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* PutPublicAccessBlockCommand */.ZXv({
+        Bucket: bucket,
+        PublicAccessBlockConfiguration: allOn
+    }), sendOptions)));
+}
+async function enableVersioning(ctx, bucket, current) {
+    const changes = current === 'Enabled'
+        ? []
+        : [bucketUpdate(`versioning Enabled${current ? ` (was ${current})` : ''}`)];
+    await applyChanges(ctx, changes, () => awsCall(ctx, {
+        doing: `enabling versioning of bucket "${bucket}"`,
+        permission: 's3:PutBucketVersioning',
+        bucket
+    }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* PutBucketVersioningCommand */.XjQ({
+        Bucket: bucket,
+        VersioningConfiguration: { Status: 'Enabled' }
+    }), sendOptions)));
+}
+/** Adds SETUP_TAG; PutBucketTagging replaces every tag, so the bucket's others are sent too. */
+async function tagBucket(ctx, bucket, current) {
+    const tagged = current.some((t) => t.Key === SETUP_TAG.key && t.Value === SETUP_TAG.value);
+    const changes = tagged ? [] : [bucketUpdate(`tag ${SETUP_TAG.key}=${SETUP_TAG.value} added`)];
+    const TagSet = [
+        ...current.filter((t) => t.Key !== SETUP_TAG.key),
+        { Key: SETUP_TAG.key, Value: SETUP_TAG.value }
+    ];
+    await applyChanges(ctx, changes, () => awsCall(ctx, { doing: `tagging bucket "${bucket}"`, permission: 's3:PutBucketTagging', bucket }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* PutBucketTaggingCommand */.yCr({ Bucket: bucket, Tagging: { TagSet } }), sendOptions)));
+}
+
+;// CONCATENATED MODULE: ./src/setup/bucket-policy.ts
+/**
+ * The bucket policy of setup: CloudFront may read every object for this distribution only (its
+ * Origin Access Control signs the requests), and nobody else may read anything. Every statement
+ * of the bucket's own is kept, except a grant to anyone, which is removed.
+ */
+
+
+
+/** The Sid of setup's statement, by which a second run finds it again. */
+const CLOUDFRONT_READ_SID = 'ModelCdnDeployCloudFrontRead';
+/** Adds (or corrects) setup's statement and removes public grants; a second run changes nothing. */
+async function ensureBucketPolicy(ctx, opts) {
+    const { bucket } = opts;
+    if (!ctx.dryRun && opts.distributionArn === undefined) {
+        throw new Error('ensureBucketPolicy needs the distribution ARN outside a dry run.');
+    }
+    const current = await readPolicy(ctx, bucket);
+    const plan = withoutPublicGrants(statementsOf(current));
+    const { statements, changes } = withCloudFrontRead(plan, opts, current !== undefined);
+    const policy = JSON.stringify({ Version: '2012-10-17', ...current, Statement: statements });
+    await applyChanges(ctx, changes, () => awsCall(ctx, {
+        doing: `setting the policy of bucket "${bucket}"`,
+        permission: 's3:PutBucketPolicy',
+        bucket
+    }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* PutBucketPolicyCommand */.BfN({ Bucket: bucket, Policy: policy }), sendOptions)));
+}
+/** The policy as read; undefined when the bucket has none (or, in a dry run, does not exist yet). */
+async function readPolicy(ctx, bucket) {
+    const got = await awsCall(ctx, { doing: `reading the policy of bucket "${bucket}"`, permission: 's3:GetBucketPolicy', bucket }, (sendOptions) => ctx.clients.s3.send(new dist_cjs/* GetBucketPolicyCommand */.mCJ({ Bucket: bucket }), sendOptions), ctx.dryRun ? ['NoSuchBucketPolicy', 'NoSuchBucket'] : ['NoSuchBucketPolicy']);
+    const policy = got?.Policy;
+    if (!policy)
+        return undefined;
+    let doc;
+    try {
+        doc = JSON.parse(policy);
+    }
+    catch {
+        // S3 stores only valid JSON; this guards against rewriting what could not be understood.
+    }
+    if (!bucket_policy_record(doc)) {
+        throw new DeployError(`The policy of bucket "${bucket}" is not a JSON object: setup will not rewrite it.`, `Look at it with \`aws s3api get-bucket-policy --bucket ${bucket}\` and fix it, then run setup again.`);
+    }
+    return doc;
+}
+function statementsOf(doc) {
+    return doc?.Statement === undefined ? [] : [doc.Statement].flat();
+}
+/**
+ * Removes each statement that allows anyone (Principal "*") with no condition limiting who. Such
+ * a grant bypasses CloudFront (and its signed URLs); and ensureBucket turned BlockPublicPolicy on,
+ * so S3 would refuse the new policy (403 AccessDenied) while it still held one.
+ */
+function withoutPublicGrants(statements) {
+    const changes = statements.flatMap((s, i) => {
+        if (!isPublicGrant(s))
+            return [];
+        const sid = bucket_policy_record(s)?.Sid;
+        const name = typeof sid === 'string' ? `"${sid}"` : `#${i + 1}`;
+        const actions = bucket_policy_strings(bucket_policy_record(s)?.Action).join(', ') || 'its actions';
+        return [policyChange('update', `public statement ${name} removed (it let anyone ${actions})`)];
+    });
+    return { statements: statements.filter((s) => !isPublicGrant(s)), changes };
+}
+/** Adds setup's statement, or corrects it when it differs; an identical grant counts as it. */
+function withCloudFrontRead(plan, opts, hadPolicy) {
+    const { statements, changes } = plan;
+    const at = statements.findIndex((s) => bucket_policy_record(s)?.Sid === CLOUDFRONT_READ_SID);
+    const action = hadPolicy ? 'update' : 'create';
+    if (opts.distributionArn === undefined) {
+        // A dry run before the distribution exists: what the statement will name is not known yet.
+        const detail = `statement ${CLOUDFRONT_READ_SID} ${at >= 0 ? 'corrected' : 'added'} for the new distribution`;
+        return { statements, changes: [...changes, policyChange(action, detail)] };
+    }
+    const wanted = cloudFrontRead(opts.bucket, opts.distributionArn, opts.partition);
+    const sameGrant = (s) => grantOf(s) === grantOf(wanted);
+    if (at >= 0 ? sameGrant(statements[at]) : statements.some(sameGrant))
+        return plan;
+    const detail = `statement ${CLOUDFRONT_READ_SID} ${at >= 0 ? 'corrected' : 'added'}: cloudfront.amazonaws.com ` +
+        `may read ${wanted.Resource} for ${opts.distributionArn} only`;
+    return {
+        statements: at >= 0 ? statements.map((s, i) => (i === at ? wanted : s)) : [...statements, wanted],
+        changes: [...changes, policyChange(action, detail)]
+    };
+}
+/** What pre-flight's bucket-policy check asks for (src/cdn/preflight/bucket-policy.ts). */
+function cloudFrontRead(bucket, distributionArn, partition) {
+    const arnPartition = partition ?? (distributionArn.split(':')[1] || 'aws');
+    return {
+        Sid: CLOUDFRONT_READ_SID,
+        Effect: 'Allow',
+        Principal: { Service: 'cloudfront.amazonaws.com' },
+        Action: 's3:GetObject',
+        Resource: `arn:${arnPartition}:s3:::${bucket}/*`,
+        Condition: { StringEquals: { 'AWS:SourceArn': distributionArn } }
+    };
+}
+function policyChange(action, detail) {
+    return { resource: 'bucket-policy', action, detail };
+}
+/**
+ * A statement's grant, comparable: its Sid left out, a one-element list the same as its element,
+ * lists in any order, actions and condition keys in any case (IAM ignores case in both).
+ */
+function grantOf(statement) {
+    const grant = { ...bucket_policy_record(statement), Sid: undefined };
+    const condition = Object.entries(bucket_policy_record(grant.Condition) ?? {}).map(([operator, block]) => [
+        operator,
+        Object.fromEntries(Object.entries(bucket_policy_record(block) ?? {}).map(([k, v]) => [k.toLowerCase(), v]))
+    ]);
+    const normal = {
+        ...grant,
+        Action: bucket_policy_strings(grant.Action).map((a) => a.toLowerCase()),
+        Condition: grant.Condition === undefined ? undefined : Object.fromEntries(condition)
+    };
+    return JSON.stringify(normal, (_key, v) => {
+        if (Array.isArray(v))
+            return v.length === 1 ? v[0] : [...v].sort();
+        const r = bucket_policy_record(v);
+        return r ? Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1))) : v;
+    });
+}
+/**
+ * Condition keys that, with fixed values (no wildcard, no policy variable), make a grant to "*"
+ * not public for S3 ("The meaning of public" in the S3 User Guide): BlockPublicPolicy lets such a
+ * statement be, so setup keeps it (e.g. access from one VPC endpoint).
+ */
+const PINNING_KEYS = new Set([
+    'aws:sourcearn',
+    'aws:sourceaccount',
+    'aws:sourceowner',
+    'aws:sourcevpc',
+    'aws:sourcevpce',
+    'aws:sourceip',
+    'aws:sourceorgid',
+    'aws:userid',
+    'aws:principalarn',
+    'aws:principalaccount',
+    'aws:principalorgid',
+    's3:x-amz-server-side-encryption-aws-kms-key-id',
+    's3:dataaccesspointarn',
+    's3:dataaccesspointaccount'
+]);
+/** Operators that hold only for the values given (not a negation, not …IfExists). */
+const PINNING_OPERATOR = /^(ForAnyValue:)?(StringEquals|StringEqualsIgnoreCase|StringLike|ArnEquals|ArnLike|IpAddress)$/i;
+function isPublicGrant(statement) {
+    const s = bucket_policy_record(statement);
+    if (s?.Effect !== 'Allow')
+        return false;
+    const everyone = s.Principal === '*' ||
+        Object.values(bucket_policy_record(s.Principal) ?? {}).some((p) => bucket_policy_strings(p).includes('*'));
+    return everyone && !pinsWho(s.Condition);
+}
+function pinsWho(condition) {
+    const fixed = (v) => !/[*?]|\$\{/.test(v) && !v.endsWith('/0');
+    return Object.entries(bucket_policy_record(condition) ?? {}).some(([operator, block]) => PINNING_OPERATOR.test(operator) &&
+        Object.entries(bucket_policy_record(block) ?? {}).some(([key, value]) => PINNING_KEYS.has(key.toLowerCase()) &&
+            bucket_policy_strings(value).length > 0 &&
+            bucket_policy_strings(value).every(fixed)));
+}
+function bucket_policy_strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+function bucket_policy_record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/setup/distribution.ts
+/**
+ * Setup's CloudFront distribution in front of the bucket. Found again by its comment
+ * (`model-cdn-deploy: <bucket>`), or as given (`distributionId`: adopted, and tagged so that a
+ * later run finds it without the id); created when missing. An existing one is tightened: the
+ * bucket's origins sign with our Origin Access Control, viewers are sent to HTTPS, HTTP/3 is on,
+ * and the behaviours to sign trust our key group. Nothing is ever loosened or removed.
+ */
+
+
+
+
+
+/**
+ * The managed cache policy CachingOptimized: TTLs from 1 second to a year (a day by default, the
+ * objects' Cache-Control rules), and neither cookies nor query strings in the cache key: right
+ * for versioned keys whose bytes never change. Signed URLs need no query string in the key:
+ * CloudFront checks the signature at the edge on every request, before it looks in the cache,
+ * and removes Expires, Policy, Signature and Key-Pair-Id before forwarding to the origin
+ * (CloudFront Developer Guide: "How signed URLs work"; "Query string parameters"), so every
+ * signed URL of a file is served from one cached copy.
+ */
+const CACHING_OPTIMIZED = '658327ea-f89d-4fab-a63d-7e88639e58f6';
+const RESOURCE = 'distribution';
+/** CloudFront takes certificates for alternate domain names from ACM in us-east-1 only. */
+const ACM_US_EAST_1 = /^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[\w-]+$/;
+function distributionComment(bucket) {
+    return `model-cdn-deploy: ${bucket}`;
+}
+/** The id of the bucket's origin in the distribution setup (or its template) creates. */
+function bucketOriginId(bucket) {
+    return `s3-${bucket}`;
+}
+/**
+ * Setup's distribution, created or tightened as needed; undefined in a dry run that would
+ * create it.
+ */
+async function ensureDistribution(ctx, options) {
+    checkAlternateDomain(options);
+    requireIds(ctx, options);
+    const found = options.distributionId
+        ? await adoptDistribution(ctx, options.distributionId)
+        : await findDistribution(ctx, options.bucket);
+    if (!found)
+        return createDistribution(ctx, options);
+    await tightenDistribution(ctx, options, found);
+    return { id: found.id, arn: found.arn, domain: found.domain };
+}
+function checkAlternateDomain({ domain, certificateArn }) {
+    if (!domain && !certificateArn)
+        return;
+    if (!domain || !certificateArn) {
+        throw new InputError('An alternate domain name needs a certificate, and a certificate a domain name.', 'Give both --domain and --certificate-arn (an ACM certificate in us-east-1 that covers the domain), or neither.');
+    }
+    if (!ACM_US_EAST_1.test(certificateArn)) {
+        throw new InputError('--certificate-arn is not the ARN of an ACM certificate in us-east-1.', 'CloudFront takes certificates from ACM in us-east-1 only: request or import it there (arn:aws:acm:us-east-1:<account>:certificate/<id>).');
+    }
+}
+/** Only a dry run may lack them: without them, tightening would clear an origin's OAC. */
+function requireIds(ctx, options) {
+    if (ctx.dryRun)
+        return;
+    if (!options.originAccessControlId || (signsUrls(options) && !options.keyGroupId)) {
+        throw new Error('Outside a dry run, the distribution needs the ids of the Origin Access Control and, for signed URLs, of the key group.');
+    }
+}
+/** Setup's distribution of the bucket: by its comment, else an adopted one by its tag. */
+async function findDistribution(ctx, bucket) {
+    const all = await listDistributions(ctx);
+    const commented = all.filter((d) => d.Comment === distributionComment(bucket));
+    if (commented.length > 1) {
+        throw new DeployError(`Several distributions have setup's comment "${distributionComment(bucket)}": ${commented.map((d) => d.Id).join(', ')}.`, 'Run setup with --distribution-id <id> to choose one; change the comment of the others.');
+    }
+    if (commented[0]?.Id)
+        return readDistribution(ctx, commented[0].Id);
+    const serving = all.filter((d) => (d.Origins?.Items ?? []).some((o) => isBucket(o, bucket)));
+    for (const d of serving) {
+        if (d.Id && d.ARN && (await hasSetupTag(ctx, d.ARN)))
+            return readDistribution(ctx, d.Id);
+    }
+    if (serving.length > 0) {
+        ctx.logger.warning(`Distribution(s) ${serving.map((d) => d.Id).join(', ')} already serve bucket "${bucket}" but were not set up by model-cdn-deploy: setup creates its own. To use one of them instead, run setup with --distribution-id <id>.`);
+    }
+    return undefined;
+}
+function listDistributions(ctx) {
+    return listAll(async (marker) => {
+        const { DistributionList: list } = await awsCall(ctx, { doing: 'listing the CloudFront distributions', permission: 'cloudfront:ListDistributions' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* ListDistributionsCommand */.jPJ({ Marker: marker }), sendOptions));
+        return list;
+    });
+}
+function isBucket(origin, bucket) {
+    return parseS3Domain(origin.DomainName ?? '')?.bucket === bucket;
+}
+async function hasSetupTag(ctx, arn) {
+    const { Tags: tags } = await awsCall(ctx, { doing: `reading the tags of ${arn}`, permission: 'cloudfront:ListTagsForResource' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* ListTagsForResourceCommand */.a_e({ Resource: arn }), sendOptions));
+    return (tags?.Items ?? []).some((t) => t.Key === SETUP_TAG.key && t.Value === SETUP_TAG.value);
+}
+async function readDistribution(ctx, id) {
+    const got = await awsCall(ctx, { doing: `reading distribution ${id}`, permission: 'cloudfront:GetDistribution' }, (sendOptions) => ctx.clients.cloudfront
+        .send(new client_cloudfront_dist_cjs/* GetDistributionCommand */.seO({ Id: id }), sendOptions)
+        .catch((err) => {
+        throw awsErrorCode(err) === 'NoSuchDistribution' ? noSuchDistribution(id, err) : err;
+    }));
+    const d = got.Distribution;
+    if (!d?.ARN || !d.DomainName || !d.DistributionConfig) {
+        throw new DeployError(`GetDistribution ${id} returned no ARN, domain or configuration.`);
+    }
+    return { id, arn: d.ARN, domain: d.DomainName, config: d.DistributionConfig, etag: got.ETag };
+}
+function noSuchDistribution(id, cause) {
+    return new InputError(`Distribution ${id} does not exist, or belongs to another account than these credentials.`, 'Give --distribution-id the ID of a distribution (like E2ABCDEFGHIJKL, see `aws cloudfront list-distributions`), or leave it out to let setup create one.', { cause });
+}
+/** The distribution given: read, and tagged as setup's so that a later run finds it without its id. */
+async function adoptDistribution(ctx, id) {
+    const found = await readDistribution(ctx, id);
+    if (!(await hasSetupTag(ctx, found.arn))) {
+        const change = {
+            resource: RESOURCE,
+            action: 'update',
+            detail: `${id}: tag ${SETUP_TAG.key}=${SETUP_TAG.value} added, so setup finds it again`
+        };
+        await applyChanges(ctx, [change], () => awsCall(ctx, { doing: `tagging distribution ${id}`, permission: 'cloudfront:TagResource' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* TagResourceCommand */.eqU({
+            Resource: found.arn,
+            Tags: { Items: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }] }
+        }), sendOptions)));
+    }
+    return found;
+}
+function signsUrls(options) {
+    return options.signedUrls ?? options.keyGroupId !== undefined;
+}
+async function createDistribution(ctx, options) {
+    const change = { resource: RESOURCE, action: 'create', detail: describeNew(options) };
+    const created = await applyChanges(ctx, [change], () => awsCall(ctx, {
+        doing: `creating the distribution of bucket ${options.bucket}`,
+        permission: 'cloudfront:CreateDistribution and cloudfront:TagResource'
+    }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* CreateDistributionWithTagsCommand */.RB4({
+        DistributionConfigWithTags: {
+            DistributionConfig: newDistributionConfig(options),
+            Tags: { Items: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }] }
+        }
+    }), sendOptions)));
+    if (!created)
+        return undefined;
+    const d = created.Distribution;
+    if (!d?.Id || !d.ARN || !d.DomainName) {
+        throw new DeployError('CreateDistributionWithTags returned no id, ARN or domain.');
+    }
+    return { id: d.Id, arn: d.ARN, domain: d.DomainName };
+}
+/** The new distribution, for a person: one change detail. */
+function describeNew(options) {
+    const { bucket, region, originAccessControlId, keyGroupId, signedPathPattern } = options;
+    const signing = signsUrls(options)
+        ? `signed URLs (key group ${keyGroupId ?? 'to be created'}) required for ${signedPathPattern ? `"${signedPathPattern}"` : 'every path'}`
+        : 'no signed URLs';
+    return (`"${distributionComment(bucket)}": origin ${bucketRestDomain({ bucket, region })} with Origin Access Control ${originAccessControlId ?? '(to be created)'}, ` +
+        `HTTPS (redirect), HTTP/2 and 3, CachingOptimized, ${signing}, ${options.priceClass}` +
+        (options.domain ? `, alternate domain ${options.domain}` : ''));
+}
+/** The configuration setup creates: one private bucket origin, read with our OAC. */
+function newDistributionConfig(options) {
+    const { bucket, region, originAccessControlId, keyGroupId, signedPathPattern } = options;
+    if (!originAccessControlId)
+        throw new Error('A new distribution needs the Origin Access Control.');
+    const trusted = signsUrls(options) ? keyGroupId : undefined;
+    if (signsUrls(options) && !trusted)
+        throw new Error('Signed URLs need the key group.');
+    const originId = bucketOriginId(bucket);
+    const origin = {
+        Id: originId,
+        DomainName: bucketRestDomain({ bucket, region }),
+        S3OriginConfig: { OriginAccessIdentity: '' },
+        OriginAccessControlId: originAccessControlId
+    };
+    return {
+        // Unique per create, and the same across the SDK's retries of it.
+        CallerReference: `model-cdn-deploy-${bucket}-${Date.now()}`,
+        Comment: distributionComment(bucket),
+        Enabled: true,
+        PriceClass: options.priceClass,
+        HttpVersion: 'http2and3',
+        IsIPV6Enabled: true,
+        Origins: { Quantity: 1, Items: [origin] },
+        DefaultCacheBehavior: cacheBehavior(originId, signedPathPattern ? undefined : trusted),
+        CacheBehaviors: signedPathPattern && trusted
+            ? {
+                Quantity: 1,
+                Items: [{ PathPattern: signedPathPattern, ...cacheBehavior(originId, trusted) }]
+            }
+            : { Quantity: 0 },
+        ...viewerCertificate(options)
+    };
+}
+function cacheBehavior(originId, keyGroupId) {
+    const methods = { Quantity: 2, Items: ['GET', 'HEAD'] };
+    return {
+        TargetOriginId: originId,
+        ViewerProtocolPolicy: 'redirect-to-https',
+        CachePolicyId: CACHING_OPTIMIZED,
+        AllowedMethods: { ...methods, CachedMethods: methods },
+        Compress: true,
+        TrustedKeyGroups: keyGroupId
+            ? { Enabled: true, Quantity: 1, Items: [keyGroupId] }
+            : { Enabled: false, Quantity: 0 }
+    };
+}
+function viewerCertificate({ domain, certificateArn }) {
+    if (!domain || !certificateArn) {
+        return { Aliases: { Quantity: 0 }, ViewerCertificate: { CloudFrontDefaultCertificate: true } };
+    }
+    return {
+        Aliases: { Quantity: 1, Items: [domain] },
+        ViewerCertificate: {
+            ACMCertificateArn: certificateArn,
+            SSLSupportMethod: 'sni-only',
+            MinimumProtocolVersion: 'TLSv1.2_2021'
+        }
+    };
+}
+/** Sends the tightened configuration, if anything was loose; one recorded change per field. */
+async function tightenDistribution(ctx, options, found) {
+    const config = structuredClone(found.config);
+    const changes = tightenConfig(config, options).map((detail) => ({
+        resource: RESOURCE,
+        action: 'update',
+        detail: `${found.id}: ${detail}`
+    }));
+    await applyChanges(ctx, changes, () => awsCall(ctx, { doing: `updating distribution ${found.id}`, permission: 'cloudfront:UpdateDistribution' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* UpdateDistributionCommand */.ZJl({
+        Id: found.id,
+        IfMatch: found.etag,
+        DistributionConfig: config
+    }), sendOptions)));
+}
+/**
+ * Tightens the configuration in place: what it changed, one detail per field. Behaviours that
+ * serve other origins are left as they are: they are not setup's to change.
+ */
+function tightenConfig(config, options) {
+    const origins = bucketOrigins(config, options);
+    const behaviors = bucketBehaviors(config, origins);
+    return [
+        ...origins.flatMap((o) => attachOac(o, options.originAccessControlId)),
+        ...behaviors.flatMap(([label, b]) => requireHttps(label, b)),
+        ...enableHttp3(config),
+        ...(signsUrls(options) ? trustKeyGroup(config, behaviors, origins[0], options) : [])
+    ];
+}
+/** The bucket's REST origins (an OAC cannot sign for a website endpoint); an error without any. */
+function bucketOrigins(config, { bucket, region }) {
+    const origins = (config.Origins?.Items ?? []).filter((o) => isBucket(o, bucket) && !parseS3Domain(o.DomainName ?? '')?.website);
+    if (origins.length === 0) {
+        throw new DeployError(`The distribution has no origin for bucket "${bucket}" (its REST endpoint ${bucketRestDomain({ bucket, region })}).`, 'Setup does not re-route an existing distribution: add that origin and point the behaviours at it yourself, or leave --distribution-id out to let setup create its own distribution.');
+    }
+    return origins;
+}
+/** The behaviours that send requests to the bucket, directly or through an origin group. */
+function bucketBehaviors(config, origins) {
+    const targets = new Set(origins.map((o) => o.Id));
+    for (const group of config.OriginGroups?.Items ?? []) {
+        if (group.Members?.Items?.some((m) => targets.has(m.OriginId)))
+            targets.add(group.Id);
+    }
+    const all = [
+        ...(config.CacheBehaviors?.Items ?? []).map((b) => [
+            `cache behavior "${b.PathPattern}"`,
+            b
+        ]),
+        ...(config.DefaultCacheBehavior
+            ? [['default cache behavior', config.DefaultCacheBehavior]]
+            : [])
+    ];
+    return all.filter(([, b]) => targets.has(b.TargetOriginId));
+}
+/**
+ * Our OAC on a bucket origin. A legacy origin access identity goes at the same time: CloudFront
+ * refuses an origin with both (IllegalOriginAccessConfiguration). That loosens nothing: the
+ * OAC signs every request as this distribution, the bucket policy still decides what it may
+ * read, and the OAI's own grant stays in the policy (setup deletes nothing), unused.
+ */
+function attachOac(origin, oacId) {
+    if (oacId !== undefined && origin.OriginAccessControlId === oacId)
+        return [];
+    const was = origin.OriginAccessControlId || 'none';
+    const details = [
+        `origin "${origin.Id}": Origin Access Control ${was} → ${oacId ?? 'the new one'}`
+    ];
+    origin.OriginAccessControlId = oacId;
+    const oai = origin.S3OriginConfig?.OriginAccessIdentity;
+    if (oai) {
+        origin.S3OriginConfig = { ...origin.S3OriginConfig, OriginAccessIdentity: '' };
+        details.push(`origin "${origin.Id}": origin access identity ${oai} replaced by the Origin Access Control`);
+    }
+    return details;
+}
+/** HTTP is redirected to HTTPS; `https-only` stays (it is tighter). */
+function requireHttps(label, behavior) {
+    if (behavior.ViewerProtocolPolicy !== 'allow-all')
+        return [];
+    behavior.ViewerProtocolPolicy = 'redirect-to-https';
+    return [`${label}: viewer protocol allow-all → redirect-to-https`];
+}
+function enableHttp3(config) {
+    const was = config.HttpVersion;
+    if (was !== 'http1.1' && was !== 'http2')
+        return [];
+    config.HttpVersion = 'http2and3';
+    return [`HTTP version ${was} → http2and3`];
+}
+/**
+ * Our key group on the behaviours to sign: the one of `signedPathPattern` (added, first, when
+ * missing), else every behaviour serving the bucket. Other trusted groups stay.
+ */
+function trustKeyGroup(config, behaviors, origin, { keyGroupId, signedPathPattern }) {
+    if (!signedPathPattern)
+        return behaviors.flatMap(([label, b]) => addKeyGroup(label, b, keyGroupId));
+    const label = `cache behavior "${signedPathPattern}"`;
+    const existing = config.CacheBehaviors?.Items?.find((b) => b.PathPattern === signedPathPattern);
+    if (existing)
+        return addKeyGroup(label, existing, keyGroupId);
+    // First: CloudFront uses the first behaviour whose pattern matches a path.
+    const items = [
+        { PathPattern: signedPathPattern, ...cacheBehavior(origin.Id ?? '', keyGroupId) },
+        ...(config.CacheBehaviors?.Items ?? [])
+    ];
+    config.CacheBehaviors = { Quantity: items.length, Items: items };
+    return [`${label} added, requiring signed URLs (key group ${keyGroupId ?? 'to be created'})`];
+}
+function addKeyGroup(label, behavior, keyGroupId) {
+    const trusted = behavior.TrustedKeyGroups;
+    if (keyGroupId !== undefined && trusted?.Enabled && trusted.Items?.includes(keyGroupId))
+        return [];
+    const items = [...(trusted?.Items ?? []), ...(keyGroupId ? [keyGroupId] : [])];
+    behavior.TrustedKeyGroups = { Enabled: true, Quantity: items.length, Items: items };
+    return [`${label}: trusts key group ${keyGroupId ?? '(to be created)'}, requiring signed URLs`];
+}
+
+;// CONCATENATED MODULE: ./src/setup/github-oidc-provider.ts
+/**
+ * The account's IAM OIDC provider for GitHub Actions, which lets a workflow take a role with
+ * GitHub's token instead of stored keys. IAM allows one provider per URL in an account, shared
+ * by every role that trusts GitHub: setup finds it (creating it only when missing) and never
+ * changes more of it than the audience the deploy needs.
+ */
+
+
+
+const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
+const GITHUB_OIDC_URL = `https://${GITHUB_OIDC_HOST}`;
+/** The audience aws-actions/configure-aws-credentials asks GitHub's tokens for. */
+const GITHUB_OIDC_AUDIENCE = 'sts.amazonaws.com';
+/**
+ * GitHub's published certificate thumbprints. IAM no longer checks them for GitHub (it trusts
+ * the certificate authority GitHub's certificate chains to), and today's IAM API lets them out,
+ * but CloudFormation's AWS::IAM::OIDCProvider and older API versions require a list: giving
+ * GitHub's own keeps setup and the template alike.
+ */
+const GITHUB_OIDC_THUMBPRINTS = [
+    '6938fd4d98bab03faadb97b34396831e3780aea1',
+    '1c58a3a8518e8759bf075b76b750d4f2df264fcd'
+];
+const github_oidc_provider_RESOURCE = 'github-oidc-provider';
+/** The provider's ARN in an account: IAM names it after its URL, so it is known in advance. */
+function githubOidcProviderArn(accountId, partition = 'aws') {
+    return `arn:${partition}:iam::${accountId}:oidc-provider/${GITHUB_OIDC_HOST}`;
+}
+/**
+ * The provider's ARN, after creating the provider when missing or adding the `sts.amazonaws.com`
+ * audience when it lacks it; undefined in a dry run that would create it.
+ */
+async function ensureGitHubOidcProvider(ctx) {
+    const arn = await findGitHubOidcProvider(ctx);
+    if (arn === undefined)
+        return createGitHubOidcProvider(ctx);
+    await ensureAudience(ctx, arn);
+    return arn;
+}
+async function findGitHubOidcProvider(ctx) {
+    const { OpenIDConnectProviderList: providers = [] } = await awsCall(ctx, { doing: 'listing the IAM OIDC providers', permission: 'iam:ListOpenIDConnectProviders' }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* ListOpenIDConnectProvidersCommand */.vfi({}), sendOptions));
+    return providers
+        .map((provider) => provider.Arn)
+        .find((arn) => arn?.endsWith(`:oidc-provider/${GITHUB_OIDC_HOST}`));
+}
+async function ensureAudience(ctx, arn) {
+    const provider = await awsCall(ctx, { doing: `reading the IAM OIDC provider ${arn}`, permission: 'iam:GetOpenIDConnectProvider' }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* GetOpenIDConnectProviderCommand */.cCT({ OpenIDConnectProviderArn: arn }), sendOptions));
+    if (provider.ClientIDList?.includes(GITHUB_OIDC_AUDIENCE))
+        return;
+    const change = {
+        resource: github_oidc_provider_RESOURCE,
+        action: 'update',
+        detail: `client id ${GITHUB_OIDC_AUDIENCE} added`
+    };
+    await applyChanges(ctx, [change], () => awsCall(ctx, {
+        doing: `adding the client id ${GITHUB_OIDC_AUDIENCE} to the IAM OIDC provider ${arn}`,
+        permission: 'iam:AddClientIDToOpenIDConnectProvider'
+    }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* AddClientIDToOpenIDConnectProviderCommand */.gST({
+        OpenIDConnectProviderArn: arn,
+        ClientID: GITHUB_OIDC_AUDIENCE
+    }), sendOptions)));
+}
+async function createGitHubOidcProvider(ctx) {
+    const change = {
+        resource: github_oidc_provider_RESOURCE,
+        action: 'create',
+        detail: `${GITHUB_OIDC_URL} (client id ${GITHUB_OIDC_AUDIENCE})`
+    };
+    const created = await applyChanges(ctx, [change], () => awsCall(ctx, {
+        doing: `creating the IAM OIDC provider ${GITHUB_OIDC_URL}`,
+        permission: 'iam:CreateOpenIDConnectProvider'
+    }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* CreateOpenIDConnectProviderCommand */.QJe({
+        Url: GITHUB_OIDC_URL,
+        ClientIDList: [GITHUB_OIDC_AUDIENCE],
+        ThumbprintList: GITHUB_OIDC_THUMBPRINTS,
+        Tags: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }]
+    }), sendOptions)));
+    return created?.OpenIDConnectProviderArn;
+}
+
+;// CONCATENATED MODULE: ./src/setup/deploy-policy.ts
+/** The policy a role needs to deploy to `bucket` and invalidate the distribution. */
+function deployPolicy(options) {
+    const { bucket, accountId, distributionId, partition = 'aws' } = options;
+    const distribution = `arn:${partition}:cloudfront::${accountId}:distribution/${distributionId}`;
+    return {
+        Version: '2012-10-17',
+        Statement: [
+            ...s3Statements(`arn:${partition}:s3:::${bucket}`),
+            ...cloudFrontStatements(distribution)
+        ]
+    };
+}
+function s3Statements(bucketArn) {
+    const objects = `${bucketArn}/*`;
+    return [
+        // Without it S3 answers 403 instead of 404 for a key that does not exist.
+        { Sid: 'ListTheVersionPrefix', Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn },
+        // Its own statement, so that a role confined to some prefixes can keep it whole.
+        {
+            Sid: 'FindLeftoverMultipartUploads',
+            Effect: 'Allow',
+            Action: 's3:ListBucketMultipartUploads',
+            Resource: bucketArn
+        },
+        {
+            Sid: 'ReadAndWriteModelObjects',
+            Effect: 'Allow',
+            Action: [
+                's3:GetObject',
+                's3:PutObject',
+                's3:AbortMultipartUpload',
+                's3:ListMultipartUploadParts'
+            ],
+            Resource: objects
+        },
+        {
+            Sid: 'RemoveLocksStaleAliasKeysAndPreviews',
+            Effect: 'Allow',
+            Action: 's3:DeleteObject',
+            Resource: objects
+        },
+        // S3 requires it for any write that carries tags (previews are tagged).
+        { Sid: 'TagPreviewUploads', Effect: 'Allow', Action: 's3:PutObjectTagging', Resource: objects },
+        {
+            Sid: 'PreflightReadBucketSettings',
+            Effect: 'Allow',
+            Action: [
+                's3:GetBucketPolicy',
+                's3:GetBucketPublicAccessBlock',
+                's3:GetBucketVersioning',
+                's3:GetLifecycleConfiguration'
+            ],
+            Resource: bucketArn
+        }
+    ];
+}
+function cloudFrontStatements(distributionArn) {
+    return [
+        {
+            Sid: 'InvalidateTheDistribution',
+            Effect: 'Allow',
+            Action: [
+                'cloudfront:GetDistribution',
+                'cloudfront:CreateInvalidation',
+                'cloudfront:GetInvalidation'
+            ],
+            Resource: distributionArn
+        },
+        // Pre-flight finds the origin access control and the key groups through the distribution,
+        // so their ids are not known when the policy is written (and ListKeyGroups takes no resource).
+        {
+            Sid: 'PreflightReadOriginAccessAndKeyGroups',
+            Effect: 'Allow',
+            Action: [
+                'cloudfront:GetOriginAccessControl',
+                'cloudfront:GetKeyGroup',
+                'cloudfront:ListKeyGroups',
+                'cloudfront:GetPublicKey'
+            ],
+            Resource: '*'
+        }
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/setup/names.ts
+/**
+ * The names setup gives what it creates, `model-cdn-deploy-<bucket>` fitted to each API's rules,
+ * so that a second run finds them again.
+ */
+
+const NAME_PREFIX = 'model-cdn-deploy-';
+function sha256Hex(data) {
+    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
+}
+/**
+ * `model-cdn-deploy-<bucket>`, within an API's `limit`. A name that had to be cut ends with 8 hex
+ * digits of the bucket name's SHA-256, so that two long bucket names that begin alike never share
+ * one. CloudFront takes only letters, digits, `-` and `_` in names: there a bucket's dots become
+ * `-`, and the name gets the hash too (`a.b` is not `a-b`). IAM takes dots in a role's name
+ * (`dotsAllowed`), so a role's name keeps them.
+ */
+function setupName(bucket, limit, { dotsAllowed = false } = {}) {
+    const name = `${NAME_PREFIX}${bucket}`;
+    const dotsReplaced = !dotsAllowed && bucket.includes('.');
+    if (name.length <= limit && !dotsReplaced)
+        return name;
+    const hash = sha256Hex(bucket).slice(0, 8);
+    const allowed = dotsReplaced ? name.replace(/\./g, '-') : name;
+    return `${allowed.slice(0, limit - hash.length - 1)}-${hash}`;
+}
+
+;// CONCATENATED MODULE: ./src/setup/policy-document.ts
+/**
+ * IAM policy documents as setup writes them and as IAM returns them. IAM answers GetRole and
+ * GetRolePolicy with the document URL-encoded, and may keep the whitespace and key order it was
+ * sent with, so documents are compared parsed, never as text.
+ */
+
+/** A policy document as IAM returns it (URL-encoded JSON) or as it was written (plain JSON). */
+function parsePolicyDocument(text, what) {
+    try {
+        const json = text.trimStart().startsWith('{') ? text : decodeURIComponent(text);
+        const doc = JSON.parse(json);
+        // A single statement may be written as an object rather than a list of one.
+        return { ...doc, Statement: [doc.Statement ?? []].flat() };
+    }
+    catch (err) {
+        throw new DeployError(`Could not read ${what}: IAM returned a policy document that is not JSON.`, 'Check it in the IAM console (Roles → the role), fix or remove it, and run setup again.', { cause: err });
+    }
+}
+/** Whether two policy documents or statements say the same, whatever their key order. */
+function samePolicy(a, b) {
+    return JSON.stringify(policy_document_canonical(a)) === JSON.stringify(policy_document_canonical(b));
+}
+/** The value with every object's keys sorted; list order is kept (it is the author's). */
+function policy_document_canonical(value) {
+    if (Array.isArray(value))
+        return value.map(policy_document_canonical);
+    if (typeof value !== 'object' || value === null)
+        return value;
+    return Object.fromEntries(Object.keys(value)
+        .sort()
+        .map((key) => [key, policy_document_canonical(value[key])]));
+}
+
+;// CONCATENATED MODULE: ./src/setup/github-role.ts
+/**
+ * The role GitHub Actions workflows deploy with: it trusts GitHub's OIDC tokens for the chosen
+ * repository (branch, environment) and holds the deploy's permissions as an inline policy. Setup
+ * finds it by name; on a role that exists it corrects only its own trust statement (found by its
+ * Sid, the others kept), its tag and its inline policy.
+ */
+
+
+
+
+
+
+
+
+/** The Sid of setup's statement in the role's trust policy: how a second run finds it. */
+const GITHUB_TRUST_SID = 'ModelCdnDeployGitHubOidc';
+/** The name of the role's inline policy holding the deploy's permissions. */
+const DEPLOY_POLICY_NAME = 'model-cdn-deploy';
+const ROLE_NAME_LIMIT = 64;
+/** `model-cdn-deploy-<bucket>`, cut to IAM's 64 characters (names.ts says how). */
+function defaultRoleName(bucket) {
+    return setupName(bucket, ROLE_NAME_LIMIT, { dotsAllowed: true });
+}
+/**
+ * The trust statement: GitHub's tokens for the audience STS expects, whose `sub` matches one of
+ * the subjects. Generic so that the CloudFormation template builds the same statement from its
+ * parameters.
+ */
+function githubTrustStatement(providerArn, subjects) {
+    return {
+        Sid: GITHUB_TRUST_SID,
+        Effect: 'Allow',
+        Principal: { Federated: providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: {
+            StringEquals: { [`${GITHUB_OIDC_HOST}:aud`]: GITHUB_OIDC_AUDIENCE },
+            StringLike: { [`${GITHUB_OIDC_HOST}:sub`]: subjects }
+        }
+    };
+}
+/** The role's ARN, after creating or correcting it; undefined in a dry run that would create it. */
+async function ensureGitHubRole(ctx, options) {
+    const { roleName, accountId, partition, distributionId } = options;
+    const providerArn = options.providerArn ?? githubOidcProviderArn(accountId, partition);
+    const trust = githubTrustStatement(providerArn, options.subjects);
+    const policy = distributionId === undefined ? undefined : deployPolicy({ ...options, distributionId });
+    const role = await awsCall(ctx, { doing: `reading IAM role "${roleName}"`, permission: 'iam:GetRole' }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* GetRoleCommand */.kbp({ RoleName: roleName }), sendOptions), NO_SUCH_ENTITY);
+    if (role?.Role === undefined)
+        return createRole(ctx, options, trust, policy);
+    await ensureTrust(ctx, role.Role, trust, options.subjects);
+    await ensureTag(ctx, role.Role);
+    await ensureInlinePolicy(ctx, options, policy);
+    return role.Role.Arn;
+}
+async function createRole(ctx, options, trust, policy) {
+    const { roleName, bucket } = options;
+    const change = {
+        resource: 'role',
+        action: 'create',
+        detail: `${roleName}, trusting GitHub Actions of ${options.subjects.join(', ')}`
+    };
+    const created = await applyChanges(ctx, [change], () => awsCall(ctx, { doing: `creating IAM role "${roleName}"`, permission: 'iam:CreateRole and iam:TagRole' }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* CreateRoleCommand */.IS({
+        RoleName: roleName,
+        AssumeRolePolicyDocument: JSON.stringify(trustPolicy([trust])),
+        Description: `model-cdn-deploy: deploys to s3://${bucket} from GitHub Actions`,
+        Tags: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }]
+    }), sendOptions)));
+    await putInlinePolicy(ctx, options, policy, 'create');
+    return created?.Role?.Arn;
+}
+const trustPolicy = (Statement) => ({
+    Version: '2012-10-17',
+    Statement
+});
+/** Adds setup's trust statement, or corrects it; the role's other statements stay as they are. */
+async function ensureTrust(ctx, role, trust, subjects) {
+    const roleName = role.RoleName ?? '';
+    const current = parsePolicyDocument(role.AssumeRolePolicyDocument ?? '', `the trust policy of IAM role "${roleName}"`);
+    const ours = current.Statement.find((statement) => statement.Sid === GITHUB_TRUST_SID);
+    if (ours && samePolicy(ours, trust))
+        return;
+    const statements = ours
+        ? current.Statement.map((statement) => (statement === ours ? trust : statement))
+        : [...current.Statement, trust];
+    const change = {
+        resource: 'role',
+        action: 'update',
+        detail: `trust statement ${GITHUB_TRUST_SID} ${ours ? 'corrected' : 'added'} (${subjects.join(', ')})`
+    };
+    await applyChanges(ctx, [change], () => awsCall(ctx, {
+        doing: `updating the trust policy of IAM role "${roleName}"`,
+        permission: 'iam:UpdateAssumeRolePolicy'
+    }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* UpdateAssumeRolePolicyCommand */.tuH({
+        RoleName: roleName,
+        PolicyDocument: JSON.stringify({ ...current, Statement: statements })
+    }), sendOptions)));
+}
+async function ensureTag(ctx, role) {
+    const tagged = role.Tags?.some((t) => t.Key === SETUP_TAG.key && t.Value === SETUP_TAG.value);
+    if (tagged)
+        return;
+    const roleName = role.RoleName ?? '';
+    const change = {
+        resource: 'role',
+        action: 'update',
+        detail: `tag ${SETUP_TAG.key}=${SETUP_TAG.value} added`
+    };
+    await applyChanges(ctx, [change], () => awsCall(ctx, { doing: `tagging IAM role "${roleName}"`, permission: 'iam:TagRole' }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* TagRoleCommand */.Wcv({
+        RoleName: roleName,
+        Tags: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }]
+    }), sendOptions)));
+}
+async function ensureInlinePolicy(ctx, options, policy) {
+    const { roleName } = options;
+    const current = await awsCall(ctx, {
+        doing: `reading the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`,
+        permission: 'iam:GetRolePolicy'
+    }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* GetRolePolicyCommand */.WHQ({ RoleName: roleName, PolicyName: DEPLOY_POLICY_NAME }), sendOptions), NO_SUCH_ENTITY);
+    const what = `the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`;
+    const same = current?.PolicyDocument !== undefined &&
+        policy !== undefined &&
+        samePolicy(parsePolicyDocument(current.PolicyDocument, what), policy);
+    if (!same)
+        await putInlinePolicy(ctx, options, policy, current ? 'update' : 'create');
+}
+async function putInlinePolicy(ctx, options, policy, action) {
+    const { roleName, bucket, distributionId = '(to be created)' } = options;
+    const change = {
+        resource: 'role-policy',
+        action,
+        detail: `${DEPLOY_POLICY_NAME} on role ${roleName}: deploy to s3://${bucket}, invalidate distribution ${distributionId}`
+    };
+    await applyChanges(ctx, [change], () => {
+        if (policy === undefined) {
+            // Only a dry run may not know the distribution yet: a real run has created it before.
+            throw new DeployError(`No distribution id for the deploy policy of IAM role "${roleName}".`);
+        }
+        return awsCall(ctx, {
+            doing: `writing the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`,
+            permission: 'iam:PutRolePolicy'
+        }, (sendOptions) => ctx.clients.iam.send(new client_iam_dist_cjs/* PutRolePolicyCommand */.pMt({
+            RoleName: roleName,
+            PolicyName: DEPLOY_POLICY_NAME,
+            PolicyDocument: JSON.stringify(policy)
+        }), sendOptions));
+    });
+}
+
+;// CONCATENATED MODULE: ./src/setup/github-subjects.ts
+/**
+ * Which GitHub workflows may take the deploy role: the `sub` claims of GitHub's OIDC tokens the
+ * role's trust policy accepts (IAM matches them with StringLike, so `*` is a wildcard). GitHub
+ * writes `repo:OWNER/NAME:ref:refs/heads/BRANCH` for a job on a branch, and
+ * `repo:OWNER/NAME:environment:ENV` instead for a job that names an environment.
+ */
+
+// GitHub's rules: an owner (user or organisation) is 1 to 39 letters, digits or hyphens, not
+// starting with a hyphen; a repository name is 1 to 100 of letters, digits, `.`, `_` and `-`,
+// but not `.` or `..`.
+const OWNER = '[A-Za-z0-9][A-Za-z0-9-]{0,38}';
+const NAME = '[A-Za-z0-9._-]{1,100}';
+/** `OWNER/NAME` as a regular expression's source (the CloudFormation template checks it too). */
+const GITHUB_REPO_PATTERN = `${OWNER}/${NAME}`;
+const REPO = new RegExp(`^${GITHUB_REPO_PATTERN}$`);
+/** `OWNER/NAME` as GitHub allows it; an InputError otherwise. */
+function parseGitHubRepo(text) {
+    const [owner, name] = text.trim().split('/');
+    const valid = REPO.test(text.trim()) && name !== '.' && name !== '..';
+    if (!valid) {
+        throw new InputError(`Invalid GitHub repository "${text}".`, 'Give it as OWNER/NAME, e.g. `--github-repo my-org/my-models`: the owner is 1 to 39 letters, ' +
+            'digits or hyphens (not starting with one), the name 1 to 100 letters, digits, `.`, `_` or `-`.');
+    }
+    return { owner, name };
+}
+/**
+ * The `sub` patterns of the trust policy: any workflow of the repository by default; with a
+ * branch and/or an environment, only jobs on that branch or in that environment (either, when
+ * both are given: a job in an environment carries the environment in its claim, not the branch).
+ */
+function githubSubjects(options) {
+    const { owner, name } = parseGitHubRepo(options.repo);
+    return subjectPatterns(`${owner}/${name}`, {
+        branch: nonEmpty(options.branch, 'branch'),
+        environment: nonEmpty(options.environment, 'environment')
+    });
+}
+/**
+ * The patterns for a repository already checked (or a CloudFormation `${GitHubRepo}`, which
+ * is why this takes the text as it is).
+ */
+function subjectPatterns(repo, narrowing) {
+    const { branch, environment } = narrowing;
+    const subjects = [
+        ...(branch !== undefined ? [`repo:${repo}:ref:refs/heads/${branch}`] : []),
+        ...(environment !== undefined ? [`repo:${repo}:environment:${environment}`] : [])
+    ];
+    return subjects.length > 0 ? subjects : [`repo:${repo}:*`];
+}
+/** undefined when not given; an InputError when given empty or with spaces around it. */
+function nonEmpty(value, what) {
+    if (value === undefined)
+        return undefined;
+    if (value === '' || value.trim() !== value) {
+        throw new InputError(`Invalid GitHub ${what} "${value}".`, `Give the ${what} name exactly as GitHub shows it, or leave it out.`);
+    }
+    return value;
+}
+
+;// CONCATENATED MODULE: ./src/setup/origin-access-control.ts
+/**
+ * Setup's Origin Access Control: what CloudFront signs its requests to the private bucket with.
+ * Found again by its name; created for S3, signing every request with SigV4; one of ours that
+ * signs less than always is tightened to always.
+ */
+
+
+
+
+/** CloudFront's limit on an Origin Access Control's name. */
+const OAC_NAME_LIMIT = 64;
+const origin_access_control_RESOURCE = 'origin-access-control';
+function originAccessControlName(bucket) {
+    return setupName(bucket, OAC_NAME_LIMIT);
+}
+/**
+ * Setup's Origin Access Control for the bucket, created or tightened as needed; its id, or
+ * undefined in a dry run that would create it.
+ */
+async function ensureOriginAccessControl(ctx, { bucket }) {
+    const name = originAccessControlName(bucket);
+    const ours = (await listOriginAccessControls(ctx)).find((oac) => oac.Name === name);
+    if (!ours?.Id)
+        return createOriginAccessControl(ctx, bucket, name);
+    if (ours.OriginAccessControlOriginType !== 's3') {
+        throw new DeployError(`Origin Access Control ${ours.Id} (${name}) is for origin type "${ours.OriginAccessControlOriginType}", not S3: CloudFront cannot sign requests to the bucket with it.`, 'Setup never deletes anything: delete or rename it (CloudFront console → Security → Origin access), then run setup again.');
+    }
+    if (ours.SigningBehavior !== 'always')
+        await signAlways(ctx, ours.Id, name, ours.SigningBehavior);
+    return ours.Id;
+}
+function listOriginAccessControls(ctx) {
+    return listAll(async (marker) => {
+        const { OriginAccessControlList: list } = await awsCall(ctx, {
+            doing: 'listing the Origin Access Controls',
+            permission: 'cloudfront:ListOriginAccessControls'
+        }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* ListOriginAccessControlsCommand */.Ouu({ Marker: marker }), sendOptions));
+        return list;
+    });
+}
+async function createOriginAccessControl(ctx, bucket, name) {
+    const change = {
+        resource: origin_access_control_RESOURCE,
+        action: 'create',
+        detail: `${name}: for S3, signs every request (SigV4, always)`
+    };
+    const created = await applyChanges(ctx, [change], () => awsCall(ctx, {
+        doing: `creating Origin Access Control ${name}`,
+        permission: 'cloudfront:CreateOriginAccessControl'
+    }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* CreateOriginAccessControlCommand */.RRV({
+        OriginAccessControlConfig: {
+            Name: name,
+            Description: `model-cdn-deploy setup: CloudFront reads bucket ${bucket} with signed requests`,
+            OriginAccessControlOriginType: 's3',
+            SigningProtocol: 'sigv4',
+            // `no-override` would pass a viewer's own Authorization header on to S3 instead.
+            SigningBehavior: 'always'
+        }
+    }), sendOptions)));
+    return createdId(ctx, created?.OriginAccessControl?.Id, `CreateOriginAccessControl ${name}`);
+}
+/** Tightens one of ours that signs never, or only requests without their own Authorization. */
+async function signAlways(ctx, id, name, was) {
+    const change = {
+        resource: origin_access_control_RESOURCE,
+        action: 'update',
+        detail: `${name}: signing behavior ${was} → always`
+    };
+    await applyChanges(ctx, [change], async () => {
+        const cloudfront = ctx.clients.cloudfront;
+        const got = await awsCall(ctx, { doing: `reading ${name}`, permission: 'cloudfront:GetOriginAccessControl' }, (sendOptions) => cloudfront.send(new client_cloudfront_dist_cjs/* GetOriginAccessControlCommand */.FU4({ Id: id }), sendOptions));
+        const config = got.OriginAccessControl?.OriginAccessControlConfig;
+        if (!config)
+            throw new DeployError(`GetOriginAccessControl ${id} returned no configuration.`);
+        await awsCall(ctx, { doing: `updating ${name}`, permission: 'cloudfront:UpdateOriginAccessControl' }, (sendOptions) => cloudfront.send(new client_cloudfront_dist_cjs/* UpdateOriginAccessControlCommand */.E48({
+            Id: id,
+            IfMatch: got.ETag,
+            OriginAccessControlConfig: { ...config, SigningBehavior: 'always' }
+        }), sendOptions));
+    });
+}
+
+;// CONCATENATED MODULE: ./src/setup/signing-keys.ts
+/**
+ * The signing keys of setup: the public key CloudFront checks signed URLs with, and the key group
+ * the distribution trusts. A public key is found again by its key (whatever its name), a key
+ * group by its name. A new key is added to the group next to the old ones, never instead of them:
+ * rotating keys keeps the URLs signed with the old one working until the person removes it.
+ */
+
+
+
+
+
+
+/** CloudFront's limit on public key and key group names. */
+const NAME_LIMIT = 128;
+const signing_keys_PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+const PUBLIC_KEY_HINT = 'Give the public half of the signing key pair, as `openssl rsa -pubout -in private_key.pem -out public_key.pem` writes it ' +
+    '(-----BEGIN PUBLIC KEY-----): CloudFront takes RSA 2048 public keys.';
+function signing_keys_keyProblem(what, hint = PUBLIC_KEY_HINT) {
+    return new InputError(`The public key ${what}.`, hint);
+}
+/**
+ * Checks the public key to upload: one RSA 2048 public key in PEM, SubjectPublicKeyInfo
+ * (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`). Returns it as canonical
+ * SubjectPublicKeyInfo PEM, the form CloudFront takes. A private key is refused without being
+ * read: setup never uploads one, and never quotes key text.
+ */
+function checkPublicKeyPem(pem) {
+    const text = unescapeKeyText(pem);
+    if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) {
+        throw signing_keys_keyProblem('file holds a PRIVATE key: setup uploads only the public key to CloudFront, never a private key', 'Extract the public key with `openssl rsa -pubout -in private_key.pem -out public_key.pem` and give public_key.pem; ' +
+            'keep private_key.pem secret (the deploy signs with it, from the `signing-private-key` secret).');
+    }
+    const blocks = [...text.matchAll(signing_keys_PEM_BLOCK)];
+    const keys = blocks.filter(([, label]) => label === 'PUBLIC KEY' || label === 'RSA PUBLIC KEY');
+    if (keys.length !== 1)
+        throw notOnePublicKey(text, keys.length, blocks[0]?.[1]);
+    const key = readPublicKey(keys[0][0]);
+    if (key.asymmetricKeyType !== 'rsa') {
+        throw signing_keys_keyProblem(`is a ${key.asymmetricKeyType} key: CloudFront signed URLs need RSA 2048`);
+    }
+    const bits = key.asymmetricKeyDetails?.modulusLength;
+    if (bits !== 2048) {
+        throw signing_keys_keyProblem(`is an RSA ${bits}-bit key: CloudFront key groups take RSA 2048 keys only`);
+    }
+    return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+function notOnePublicKey(text, keys, firstLabel) {
+    if (keys > 1)
+        return signing_keys_keyProblem(`file holds ${keys} public keys; give exactly one`);
+    if (/^ssh-rsa /.test(text)) {
+        return signing_keys_keyProblem('is in OpenSSH format', 'Convert it to PEM with `ssh-keygen -e -m PKCS8 -f key.pub > public_key.pem`. ' +
+            PUBLIC_KEY_HINT);
+    }
+    if (firstLabel)
+        return signing_keys_keyProblem(`file holds a PEM "${firstLabel}" block, not a public key`);
+    return signing_keys_keyProblem('is not PEM (no "-----BEGIN PUBLIC KEY-----" line)');
+}
+function readPublicKey(block) {
+    try {
+        return (0,external_node_crypto_.createPublicKey)({ key: block, format: 'pem' });
+    }
+    catch (err) {
+        throw signing_keys_keyProblem(`could not be read (${err instanceof Error ? err.message : String(err)})`, 'The PEM text is damaged or incomplete: give the public key file again, unchanged.');
+    }
+}
+/** The key's SubjectPublicKeyInfo bytes: one key, whatever the PEM's line breaks or format. */
+function spkiDer(pem) {
+    return (0,external_node_crypto_.createPublicKey)({ key: pem, format: 'pem' }).export({ type: 'spki', format: 'der' });
+}
+/**
+ * The id of the CloudFront public key holding this key: one already uploaded (under any name),
+ * else a new one; undefined in a dry run that would upload it.
+ */
+async function ensurePublicKey(ctx, { bucket, publicKeyPem }) {
+    const pem = checkPublicKeyPem(publicKeyPem);
+    const der = spkiDer(pem);
+    return (await findPublicKey(ctx, der)) ?? uploadPublicKey(ctx, bucket, pem, der);
+}
+async function findPublicKey(ctx, der) {
+    const summaries = await listAll(async (marker) => {
+        const { PublicKeyList: list } = await awsCall(ctx, { doing: 'listing the CloudFront public keys', permission: 'cloudfront:ListPublicKeys' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* ListPublicKeysCommand */.XRJ({ Marker: marker }), sendOptions));
+        return list;
+    });
+    for (const { Id: id, EncodedKey: listed } of summaries) {
+        if (!id)
+            continue;
+        const encoded = listed || (await readEncodedKey(ctx, id));
+        if (encoded && sameKey(encoded, der))
+            return id;
+    }
+    return undefined;
+}
+async function readEncodedKey(ctx, id) {
+    const got = await awsCall(ctx, { doing: `reading public key ${id}`, permission: 'cloudfront:GetPublicKey' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* GetPublicKeyCommand */.QSA({ Id: id }), sendOptions));
+    return got.PublicKey?.PublicKeyConfig?.EncodedKey;
+}
+function sameKey(encoded, der) {
+    try {
+        return spkiDer(encoded).equals(der);
+    }
+    catch {
+        return false; // not a key this process can read: not ours to match
+    }
+}
+async function uploadPublicKey(ctx, bucket, pem, der) {
+    const fingerprint = sha256Hex(der);
+    const name = `${setupName(bucket, NAME_LIMIT - 9)}-${fingerprint.slice(0, 8)}`;
+    const change = {
+        resource: 'public-key',
+        action: 'create',
+        detail: `${name}: RSA 2048, SHA-256 ${fingerprint.slice(0, 16)}…`
+    };
+    const id = await applyChanges(ctx, [change], () => awsCall(ctx, { doing: `uploading public key ${name}`, permission: 'cloudfront:CreatePublicKey' }, (sendOptions) => ctx.clients.cloudfront
+        .send(new client_cloudfront_dist_cjs/* CreatePublicKeyCommand */.c$N({
+        PublicKeyConfig: {
+            // One per key: a create whose answer was lost cannot upload the key twice.
+            CallerReference: `model-cdn-deploy-${fingerprint}`,
+            Name: name,
+            EncodedKey: pem,
+            Comment: `model-cdn-deploy setup, bucket ${bucket}`
+        }
+    }), sendOptions)
+        .then((created) => created.PublicKey?.Id, async (err) => {
+        // Uploaded by another setup run (same CallerReference) since it was looked for.
+        const uploaded = awsErrorCode(err) === 'PublicKeyAlreadyExists' && (await findPublicKey(ctx, der));
+        if (uploaded)
+            return uploaded;
+        throw err;
+    })));
+    return createdId(ctx, id, `CreatePublicKey ${name}`);
+}
+function keyGroupName(bucket) {
+    return setupName(bucket, NAME_LIMIT);
+}
+/**
+ * Setup's key group, holding the public key: created with it, or the key added to it. Its id, or
+ * undefined in a dry run that would create it. `publicKeyId` is undefined only in a dry run that
+ * would upload the key.
+ */
+async function ensureKeyGroup(ctx, { bucket, publicKeyId }) {
+    const name = keyGroupName(bucket);
+    const ours = (await signing_keys_listKeyGroups(ctx)).find((group) => group.KeyGroupConfig?.Name === name);
+    if (!ours?.Id)
+        return createKeyGroup(ctx, name, publicKeyId);
+    if (publicKeyId === undefined || !ours.KeyGroupConfig?.Items?.includes(publicKeyId)) {
+        await addPublicKey(ctx, ours.Id, name, publicKeyId);
+    }
+    return ours.Id;
+}
+function signing_keys_listKeyGroups(ctx) {
+    return listAll(async (marker) => {
+        const { KeyGroupList: list } = await awsCall(ctx, { doing: 'listing the CloudFront key groups', permission: 'cloudfront:ListKeyGroups' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* ListKeyGroupsCommand */.pEf({ Marker: marker }), sendOptions));
+        return (list && {
+            NextMarker: list.NextMarker,
+            Items: list.Items?.flatMap((item) => (item.KeyGroup ? [item.KeyGroup] : []))
+        });
+    });
+}
+function keyText(publicKeyId) {
+    return publicKeyId ? `public key ${publicKeyId}` : 'the new public key';
+}
+async function createKeyGroup(ctx, name, publicKeyId) {
+    const change = {
+        resource: 'key-group',
+        action: 'create',
+        detail: `${name}, holding ${keyText(publicKeyId)}`
+    };
+    const created = await applyChanges(ctx, [change], () => {
+        if (!publicKeyId)
+            throw new Error(`Key group ${name} needs the public key's id to be created.`);
+        return awsCall(ctx, { doing: `creating key group ${name}`, permission: 'cloudfront:CreateKeyGroup' }, (sendOptions) => ctx.clients.cloudfront.send(new client_cloudfront_dist_cjs/* CreateKeyGroupCommand */.WQb({
+            KeyGroupConfig: {
+                Name: name,
+                Items: [publicKeyId],
+                Comment: 'model-cdn-deploy setup: the keys signed URLs are checked with'
+            }
+        }), sendOptions));
+    });
+    return createdId(ctx, created?.KeyGroup?.Id, `CreateKeyGroup ${name}`);
+}
+/** Adds the key next to the group's other keys: none is ever removed. */
+async function addPublicKey(ctx, id, name, publicKeyId) {
+    const change = {
+        resource: 'key-group',
+        action: 'update',
+        detail: `${name}: ${keyText(publicKeyId)} added (its other keys kept)`
+    };
+    await applyChanges(ctx, [change], async () => {
+        if (!publicKeyId)
+            throw new Error(`Adding a key to key group ${name} needs its id.`);
+        const cloudfront = ctx.clients.cloudfront;
+        const got = await awsCall(ctx, { doing: `reading key group ${name}`, permission: 'cloudfront:GetKeyGroup' }, (sendOptions) => cloudfront.send(new client_cloudfront_dist_cjs/* GetKeyGroupCommand */.qVg({ Id: id }), sendOptions));
+        const config = got.KeyGroup?.KeyGroupConfig;
+        if (!config)
+            throw new DeployError(`GetKeyGroup ${id} returned no configuration.`);
+        await awsCall(ctx, {
+            doing: `adding ${publicKeyId} to key group ${name}`,
+            permission: 'cloudfront:UpdateKeyGroup'
+        }, (sendOptions) => cloudfront
+            .send(new client_cloudfront_dist_cjs/* UpdateKeyGroupCommand */.D_L({
+            Id: id,
+            IfMatch: got.ETag,
+            KeyGroupConfig: { ...config, Items: [...(config.Items ?? []), publicKeyId] }
+        }), sendOptions)
+            .catch((err) => {
+            throw awsErrorCode(err) === 'TooManyPublicKeysInKeyGroup'
+                ? fullKeyGroup(name, err)
+                : err;
+        }));
+    });
+}
+function fullKeyGroup(name, cause) {
+    return new DeployError(`Key group ${name} already holds as many public keys as CloudFront allows (5 unless raised), so the new key cannot be added.`, 'Remove a key no URL is signed with any more (CloudFront console → Key management → Key groups → Edit), or request a higher quota, then run setup again. Setup never removes keys itself: that would break the URLs signed with them.', { cause });
+}
+
+;// CONCATENATED MODULE: ./src/commands/setup.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * Creates what is missing and tightens what is loose, in dependency order: the bucket, the
+ * signing keys and the OAC, the distribution that uses them, the bucket policy naming the
+ * distribution, the GitHub role naming both. Read-only checks come first, so a bucket of another
+ * account or region, or a refused read, stops it before anything is changed.
+ */
+async function setup(options, clients, deps) {
+    const changes = [];
+    const ctx = {
+        clients,
+        dryRun: options.dryRun,
+        logger: deps.logger,
+        signal: deps.signal,
+        change: (change) => {
+            changes.push(change);
+            const verb = options.dryRun
+                ? `Would ${change.action}`
+                : `${change.action === 'create' ? 'Created' : 'Updated'}`;
+            deps.logger.info(`${verb} ${change.resource}: ${change.detail}`);
+        }
+    };
+    const { bucket, region } = options;
+    const { exists } = await inspectBucket(clients, { bucket, region }, deps.signal);
+    const accountId = await accountIdOf(ctx);
+    await ensureBucket(ctx, { ...options, exists });
+    // An adopted distribution switches its origin to the OAC below: the bucket must already let
+    // it read, or it serves 403s in between.
+    if (options.distributionId) {
+        const distributionArn = `arn:aws:cloudfront::${accountId}:distribution/${options.distributionId}`;
+        await ensureBucketPolicy(ctx, { bucket, distributionArn });
+    }
+    const signing = await ensureSigningKeys(ctx, options);
+    const originAccessControlId = await ensureOriginAccessControl(ctx, { bucket });
+    const distribution = await ensureDistribution(ctx, {
+        ...options,
+        originAccessControlId,
+        keyGroupId: signing.keyGroupId,
+        signedUrls: options.publicKeyPem !== undefined
+    });
+    await ensureBucketPolicy(ctx, { bucket, distributionArn: distribution?.arn });
+    const roleArn = await ensureRole(ctx, options, accountId, distribution?.id);
+    const report = {
+        bucket,
+        region,
+        dryRun: options.dryRun,
+        distributionId: distribution?.id,
+        distributionDomain: distribution?.domain,
+        originAccessControlId,
+        ...signing,
+        roleArn,
+        changes
+    };
+    if (options.dryRun || !distribution)
+        return report;
+    return { ...report, preflight: await checkResult(clients, options, report, deps.signal) };
+}
+async function ensureSigningKeys(ctx, options) {
+    if (!options.publicKeyPem)
+        return {};
+    const publicKeyId = await ensurePublicKey(ctx, {
+        bucket: options.bucket,
+        publicKeyPem: options.publicKeyPem
+    });
+    const keyGroupId = await ensureKeyGroup(ctx, { bucket: options.bucket, publicKeyId });
+    return { publicKeyId, keyGroupId };
+}
+async function ensureRole(ctx, options, accountId, distributionId) {
+    if (!options.github)
+        return undefined;
+    const providerArn = await ensureGitHubOidcProvider(ctx);
+    return ensureGitHubRole(ctx, {
+        roleName: options.roleName,
+        providerArn,
+        subjects: githubSubjects(options.github),
+        bucket: options.bucket,
+        accountId,
+        distributionId
+    });
+}
+/** The checks a deploy runs before its first write, on what setup made: none may fail. */
+function checkResult(clients, options, report, signal) {
+    return runPreflight(clients, {
+        bucket: options.bucket,
+        region: options.region,
+        distributionId: report.distributionId,
+        // A version as a deploy would publish it: under the signed path pattern when there is one.
+        versionPrefix: samplePrefix(options.signedPathPattern),
+        signingKeyPairId: report.publicKeyId
+    }, { signal });
+}
+/** `private/*` → `private/v1`: a prefix the pattern covers. */
+function samplePrefix(pattern) {
+    if (!pattern)
+        return 'v1';
+    const base = pattern.replace(/\*.*$/, '').replace(/\/+$/, '');
+    return base ? `${base}/v1` : 'v1';
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
+;// CONCATENATED MODULE: ./src/inputs/setup.ts
+/**
+ * The `setup` command's flags, defined once (name, kind, default, help) and parsed here: all
+ * problems reported at once, before any AWS call.
+ */
+
+
+
+
+
+const PRICE_CLASSES = ['PriceClass_All', 'PriceClass_200', 'PriceClass_100'];
+/** Noncurrent versions (what a re-publish or clean-up left) are kept this long for rollback. */
+const DEFAULT_NONCURRENT_VERSION_DAYS = 30;
+/** Pull request previews nobody cleaned up expire after this long. */
+const DEFAULT_PREVIEW_DAYS = 14;
+const SETUP_SPECS = [
+    {
+        name: 'bucket',
+        kind: 'text',
+        required: true,
+        description: 'Name of the S3 bucket to create or complete.'
+    },
+    {
+        name: 'aws-region',
+        kind: 'text',
+        default: '',
+        description: 'Region of the bucket. Empty: AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1.'
+    },
+    {
+        name: 'public-key',
+        kind: 'text',
+        default: '',
+        description: 'A PEM file holding an RSA 2048 public key: becomes a CloudFront public key in a key group the distribution trusts, so versions can be served through signed URLs. The private key stays with you.'
+    },
+    {
+        name: 'signed-path-pattern',
+        kind: 'text',
+        default: '',
+        description: 'With `public-key`: trust the key group only for this path pattern (e.g. `private/*`), leaving the rest unsigned. Empty: the default behaviour, so every URL must be signed.'
+    },
+    {
+        name: 'github-repo',
+        kind: 'text',
+        default: '',
+        description: 'OWNER/NAME: creates the GitHub OIDC provider (if absent) and a role that workflows of this repository can assume, with the least-privilege deploy policy.'
+    },
+    {
+        name: 'github-branch',
+        kind: 'text',
+        default: '',
+        description: 'With `github-repo`: only workflows running on this branch may assume the role.'
+    },
+    {
+        name: 'github-environment',
+        kind: 'text',
+        default: '',
+        description: 'With `github-repo`: only jobs in this GitHub environment may assume the role.'
+    },
+    {
+        name: 'role-name',
+        kind: 'text',
+        default: '',
+        description: 'Name of the role. Empty: `model-cdn-deploy-<bucket>`.'
+    },
+    {
+        name: 'distribution-id',
+        kind: 'text',
+        default: '',
+        description: 'Complete this existing distribution instead of finding or creating the one setup manages.'
+    },
+    {
+        name: 'domain',
+        kind: 'text',
+        default: '',
+        description: 'A custom domain for the distribution (e.g. `models.example.com`); needs `certificate-arn`.'
+    },
+    {
+        name: 'certificate-arn',
+        kind: 'text',
+        default: '',
+        description: 'ACM certificate for `domain`, in us-east-1 (CloudFront reads certificates only there).'
+    },
+    {
+        name: 'price-class',
+        kind: 'choice',
+        choices: PRICE_CLASSES,
+        default: 'PriceClass_All',
+        description: 'CloudFront edge locations: all (fastest everywhere), or the cheaper subsets `PriceClass_200` and `PriceClass_100`.'
+    },
+    {
+        name: 'noncurrent-version-days',
+        kind: 'number',
+        default: String(DEFAULT_NONCURRENT_VERSION_DAYS),
+        range: { min: 1, max: 3650, unit: 'days', integer: true },
+        description: `Days a replaced or deleted object's old version is kept for rollback before it expires (1 to 3650).`
+    },
+    {
+        name: 'preview-days',
+        kind: 'number',
+        default: String(DEFAULT_PREVIEW_DAYS),
+        range: { min: 1, max: 3650, unit: 'days', integer: true },
+        description: 'Days after which pull request preview objects (tagged by the action) expire, if no clean-up removed them (1 to 3650).'
+    },
+    {
+        name: 'dry-run',
+        kind: 'boolean',
+        default: 'false',
+        description: 'Print what would be created or changed, and change nothing.'
+    }
+];
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[\w-]+$/;
+const PATH_PATTERN = /^[A-Za-z0-9_\-.*$/~"'@:+&]{1,255}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** Reads and checks every flag; what AWS accepts (key, repository) is checked by its step. */
+function parseSetupOptions(read, env) {
+    const problems = [];
+    const text = (name) => read(name).trim();
+    const attempt = (fn) => {
+        try {
+            return fn();
+        }
+        catch (err) {
+            if (!(err instanceof InputError))
+                throw err;
+            problems.push(`${err.message}${err.hint ? ` ${err.hint}` : ''}`);
+            return undefined;
+        }
+    };
+    const bucket = text('bucket');
+    if (!bucket)
+        problems.push('`bucket` is required.');
+    const region = text('aws-region') || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+    if (!REGION.test(region))
+        problems.push(`\`aws-region\` "${region}" is not an AWS region (e.g. us-east-1).`);
+    const options = {
+        bucket,
+        region,
+        publicKeyPem: attempt(() => setup_readPublicKey(text('public-key'))),
+        signedPathPattern: pathPattern(text('signed-path-pattern'), text('public-key'), problems),
+        github: github(text, problems, attempt),
+        roleName: text('role-name') || defaultRoleName(bucket),
+        distributionId: optional(text('distribution-id')),
+        ...customDomain(text('domain'), text('certificate-arn'), problems),
+        priceClass: priceClass(text('price-class'), problems),
+        noncurrentVersionDays: days(text, 'noncurrent-version-days', problems),
+        previewDays: days(text, 'preview-days', problems),
+        dryRun: /^(true|yes|on|1)$/i.test(text('dry-run'))
+    };
+    if (!/^[\w+=,.@-]{1,64}$/.test(options.roleName)) {
+        problems.push(`\`role-name\` "${options.roleName}" is not a valid IAM role name (1 to 64 of letters, digits and +=,.@_-).`);
+    }
+    if (problems.length) {
+        throw new InputError(`Invalid setup flags:\n- ${problems.join('\n- ')}`, 'Run `model-cdn-deploy setup --help` for each flag.');
+    }
+    return options;
+}
+const optional = (value) => value || undefined;
+function setup_readPublicKey(file) {
+    if (!file)
+        return undefined;
+    let pem;
+    try {
+        pem = (0,external_node_fs_.readFileSync)(file, 'utf8');
+    }
+    catch (err) {
+        throw new InputError(`Cannot read the public key file ${file}: ${err.message}.`, 'Pass the path of a PEM file, e.g. `--public-key public_key.pem`.');
+    }
+    return checkPublicKeyPem(pem);
+}
+function pathPattern(pattern, publicKey, problems) {
+    if (!pattern)
+        return undefined;
+    if (!publicKey)
+        problems.push('`signed-path-pattern` needs `public-key`: it says where signed URLs are required.');
+    if (!PATH_PATTERN.test(pattern) || pattern === '*') {
+        problems.push(`\`signed-path-pattern\` "${pattern}" is not a CloudFront path pattern other than the default (e.g. \`private/*\`).`);
+    }
+    return pattern.replace(/^\/+/, '');
+}
+function github(text, problems, attempt) {
+    const repo = text('github-repo');
+    const branch = optional(text('github-branch'));
+    const environment = optional(text('github-environment'));
+    if (!repo) {
+        if (branch || environment)
+            problems.push('`github-branch` and `github-environment` narrow `github-repo`, which is not given.');
+        return undefined;
+    }
+    const parsed = attempt(() => parseGitHubRepo(repo));
+    return parsed ? { repo: `${parsed.owner}/${parsed.name}`, branch, environment } : undefined;
+}
+function customDomain(domain, certificateArn, problems) {
+    if (!domain && !certificateArn)
+        return {};
+    if (!domain || !certificateArn)
+        problems.push('`domain` and `certificate-arn` go together: CloudFront serves a custom domain only with its certificate.');
+    if (domain && !DOMAIN.test(domain.toLowerCase()))
+        problems.push(`\`domain\` "${domain}" is not a domain name.`);
+    const region = CERTIFICATE_ARN.exec(certificateArn)?.[1];
+    if (certificateArn && !region)
+        problems.push(`\`certificate-arn\` "${certificateArn}" is not an ACM certificate ARN.`);
+    else if (region && region !== 'us-east-1')
+        problems.push(`\`certificate-arn\` is in ${region}; CloudFront uses certificates in us-east-1 only: request or import it there.`);
+    return { domain: optional(domain.toLowerCase()), certificateArn: optional(certificateArn) };
+}
+function priceClass(value, problems) {
+    const given = value || 'PriceClass_All';
+    const found = PRICE_CLASSES.find((c) => c.toLowerCase() === given.toLowerCase());
+    if (!found)
+        problems.push(`\`price-class\` must be one of ${PRICE_CLASSES.join(', ')}, got "${value}".`);
+    return found ?? 'PriceClass_All';
+}
+function days(text, name, problems) {
+    const spec = SETUP_SPECS.find((s) => s.name === name);
+    const given = text(name) || spec.default;
+    const n = Number(given);
+    const { min, max } = spec.range;
+    if (!Number.isInteger(n) || n < min || n > max) {
+        problems.push(`\`${name}\` must be a whole number of days between ${min} and ${max}, got ${given}.`);
+        return Number(spec.default);
+    }
+    return n;
+}
+
+;// CONCATENATED MODULE: ./src/report/setup.ts
+/** `--json`'s object: the ids by name (empty where not asked for), what changed, the checks. */
+function setupOutputs(report) {
+    return {
+        bucket: report.bucket,
+        'distribution-id': report.distributionId ?? '',
+        'distribution-domain': report.distributionDomain ?? '',
+        'origin-access-control-id': report.originAccessControlId ?? '',
+        'public-key-id': report.publicKeyId ?? '',
+        'key-group-id': report.keyGroupId ?? '',
+        'role-arn': report.roleArn ?? '',
+        changes: report.changes,
+        preflight: report.preflight ?? null,
+        'dry-run': report.dryRun
+    };
+}
+/** What a person reads: what changed, the ids, the checks, and the workflow to paste. */
+function setupText(report) {
+    const changes = report.changes.length
+        ? report.changes.map((c) => `  ${report.dryRun ? `would ${c.action}` : `${c.action}d`}  ${c.resource}: ${c.detail}`)
+        : ['  nothing: the set-up was complete already.'];
+    const ids = Object.entries(setupOutputs(report))
+        .filter(([, value]) => typeof value === 'string' && value !== '')
+        .map(([name, value]) => `  ${name.padEnd(26)}${value}`);
+    return [
+        `${report.dryRun ? 'Dry run, nothing changed. Would change' : 'Changed'} in ${report.bucket} (${report.region}):`,
+        ...changes,
+        '',
+        ...ids,
+        ...preflightLines(report),
+        '',
+        'A workflow that publishes to it:',
+        '',
+        workflowSnippet(report)
+    ].join('\n');
+}
+function preflightLines(report) {
+    if (!report.preflight)
+        return [];
+    const problems = report.preflight.filter((f) => f.status !== 'ok');
+    return [
+        '',
+        problems.length
+            ? `Pre-flight: ${problems.length} finding(s) to look at:`
+            : `Pre-flight: all ${report.preflight.length} checks pass; a deploy will too.`,
+        ...problems.map((f) => `  ${f.status}  ${f.check}: ${f.message}${f.fix ? `\n    Fix: ${f.fix}` : ''}`)
+    ];
+}
+/** The GitHub workflow with the ids filled in (placeholders where setup made no role or key). */
+function workflowSnippet(report) {
+    const signing = report.publicKeyId
+        ? [
+            `          signing-key-pair-id: ${report.publicKeyId}`,
+            '          signing-private-key: ${{ secrets.CLOUDFRONT_PRIVATE_KEY }}'
+        ]
+        : [];
+    return [
+        'jobs:',
+        '  publish:',
+        '    runs-on: ubuntu-latest',
+        '    permissions:',
+        '      id-token: write',
+        '      contents: read',
+        '    steps:',
+        '      - uses: actions/checkout@v4',
+        '      - uses: aws-actions/configure-aws-credentials@v4',
+        '        with:',
+        `          role-to-assume: ${report.roleArn || 'arn:aws:iam::ACCOUNT_ID:role/ROLE (setup --github-repo OWNER/NAME makes one)'}`,
+        `          aws-region: ${report.region}`,
+        '      - uses: acme/model-cdn-deploy@v1',
+        '        with:',
+        '          artifacts: models/**',
+        `          bucket: ${report.bucket}`,
+        '          version-prefix: v1',
+        `          distribution-id: ${report.distributionId || 'DISTRIBUTION_ID'}`,
+        ...signing
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/setup/template.ts
+/**
+ * What `setup` creates, as a CloudFormation template, for accounts that manage their resources
+ * as stacks: the private bucket, the Origin Access Control and distribution in front of it, the
+ * bucket policy scoped to that distribution, optionally the signing key group, and optionally
+ * GitHub's OIDC provider and the deploy role. The deploy policy and the trust statement are
+ * built by the same code as setup's, from the template's parameters.
+ *
+ * Names differ from setup's in one way: CloudFormation cannot cut a parameter to a length, so
+ * the names with a limit (the OAC's 64 characters) are made from the stack's id, and the role
+ * is named by CloudFormation; the bucket is in their comments and descriptions instead.
+ */
+
+
+
+
+
+
+
+
+
+const ref = (name) => ({ Ref: name });
+const sub = (text) => ({ 'Fn::Sub': text });
+const getAtt = (resource, attribute) => ({
+    'Fn::GetAtt': [resource, attribute]
+});
+const ifThen = (condition, then, otherwise) => ({
+    'Fn::If': [condition, then, otherwise]
+});
+const NO_VALUE = ref('AWS::NoValue');
+const tags = [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }];
+const ORIGIN_ID = sub(bucketOriginId('${BucketName}'));
+/** `model-cdn-deploy-<the stack's UUID>`: unique, and within every name limit (53 characters). */
+const stackScopedName = {
+    'Fn::Join': [
+        '-',
+        ['model-cdn-deploy', { 'Fn::Select': [2, { 'Fn::Split': ['/', ref('AWS::StackId')] }] }]
+    ]
+};
+/** The template, its parameters defaulting to `options`. */
+function cloudFormationTemplate(options = {}) {
+    if (options.githubRepo)
+        parseGitHubRepo(options.githubRepo);
+    return {
+        AWSTemplateFormatVersion: '2010-09-09',
+        Description: 'model-cdn-deploy: a private S3 bucket for models behind CloudFront (Origin Access ' +
+            'Control), with optionally a signing key group and a GitHub Actions deploy role',
+        Parameters: parameters(options),
+        Conditions: CONDITIONS,
+        Resources: {
+            ...bucketResources(),
+            ...distributionResources(),
+            ...signingResources(),
+            ...githubResources()
+        },
+        Outputs: OUTPUTS
+    };
+}
+function parameters(options) {
+    const text = (Description, Default = '') => ({ Type: 'String', Description, Default });
+    const days = (Description, Default) => ({
+        Type: 'Number',
+        Description,
+        Default,
+        MinValue: 1
+    });
+    return {
+        BucketName: {
+            Type: 'String',
+            Description: 'The bucket to create for the models.',
+            AllowedPattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+            ...(options.bucket ? { Default: options.bucket } : {})
+        },
+        PublicKeyPem: text('The PEM public key CloudFront checks signed URLs with; empty: the models are public through CloudFront.', options.publicKeyPem),
+        GitHubRepo: {
+            ...text('OWNER/NAME of the repository that deploys; empty: no role.', options.githubRepo),
+            AllowedPattern: `^$|^${GITHUB_REPO_PATTERN}$`
+        },
+        GitHubBranch: text('Only jobs on this branch may deploy; empty: any.', options.githubBranch),
+        GitHubEnvironment: text('Only jobs in this GitHub environment may deploy (with GitHubBranch: either).', options.githubEnvironment),
+        GitHubOidcProviderArn: text('The account’s IAM OIDC provider for token.actions.githubusercontent.com, if it has one ' +
+            '(an account has at most one, shared by every stack); empty: the stack creates it.', options.githubOidcProviderArn),
+        NoncurrentVersionDays: days('Days an overwritten or deleted model version is kept.', options.noncurrentVersionDays ?? 30),
+        PreviewDays: days('Days after which what pull request previews wrote expires.', options.previewDays ?? 30),
+        PriceClass: {
+            ...text('CloudFront edge locations to serve from.', options.priceClass ?? 'PriceClass_100'),
+            AllowedValues: ['PriceClass_100', 'PriceClass_200', 'PriceClass_All']
+        }
+    };
+}
+const given = (parameter) => ({ 'Fn::Not': [{ 'Fn::Equals': [ref(parameter), ''] }] });
+const CONDITIONS = {
+    HasPublicKey: given('PublicKeyPem'),
+    HasGitHubRepo: given('GitHubRepo'),
+    HasGitHubBranch: given('GitHubBranch'),
+    HasGitHubEnvironment: given('GitHubEnvironment'),
+    CreateGitHubOidcProvider: {
+        'Fn::And': [
+            { Condition: 'HasGitHubRepo' },
+            { 'Fn::Equals': [ref('GitHubOidcProviderArn'), ''] }
+        ]
+    }
+};
+function bucketResources() {
+    return {
+        Bucket: {
+            Type: 'AWS::S3::Bucket',
+            // Never deletes: the models outlive the stack.
+            DeletionPolicy: 'Retain',
+            UpdateReplacePolicy: 'Retain',
+            Properties: {
+                BucketName: ref('BucketName'),
+                VersioningConfiguration: { Status: 'Enabled' },
+                PublicAccessBlockConfiguration: {
+                    BlockPublicAcls: true,
+                    IgnorePublicAcls: true,
+                    BlockPublicPolicy: true,
+                    RestrictPublicBuckets: true
+                },
+                OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+                LifecycleConfiguration: { Rules: lifecycleRules() },
+                Tags: tags
+            }
+        },
+        BucketPolicy: {
+            Type: 'AWS::S3::BucketPolicy',
+            Properties: {
+                Bucket: ref('Bucket'),
+                PolicyDocument: {
+                    Version: '2012-10-17',
+                    Statement: [
+                        {
+                            Sid: CLOUDFRONT_READ_SID,
+                            Effect: 'Allow',
+                            Principal: { Service: 'cloudfront.amazonaws.com' },
+                            Action: 's3:GetObject',
+                            Resource: sub('${Bucket.Arn}/*'),
+                            Condition: { StringEquals: { 'AWS:SourceArn': sub(DISTRIBUTION_ARN) } }
+                        }
+                    ]
+                }
+            }
+        }
+    };
+}
+const DISTRIBUTION_ARN = 'arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}';
+function lifecycleRules() {
+    return [
+        // The parts of an interrupted multipart upload are billed, and invisible to listings.
+        {
+            Id: LIFECYCLE_RULE_IDS.abortUploads,
+            Status: 'Enabled',
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+        },
+        {
+            Id: LIFECYCLE_RULE_IDS.noncurrentVersions,
+            Status: 'Enabled',
+            NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') }
+        },
+        // A preview whose clean-up never ran (docs/release-channels.md); a preview push replaces
+        // its files, so their old versions go a day later.
+        {
+            Id: LIFECYCLE_RULE_IDS.previews,
+            Status: 'Enabled',
+            TagFilters: [{ Key: constants_PREVIEW_TAG.key, Value: constants_PREVIEW_TAG.value }],
+            ExpirationInDays: ref('PreviewDays'),
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 }
+        }
+    ];
+}
+function distributionResources() {
+    return {
+        OriginAccessControl: {
+            Type: 'AWS::CloudFront::OriginAccessControl',
+            Properties: {
+                OriginAccessControlConfig: {
+                    Name: stackScopedName,
+                    Description: sub('model-cdn-deploy: ${BucketName}'),
+                    OriginAccessControlOriginType: 's3',
+                    SigningBehavior: 'always',
+                    SigningProtocol: 'sigv4'
+                }
+            }
+        },
+        Distribution: {
+            Type: 'AWS::CloudFront::Distribution',
+            Properties: { DistributionConfig: distributionConfig(), Tags: tags }
+        }
+    };
+}
+function distributionConfig() {
+    const getAndHead = ['GET', 'HEAD'];
+    return {
+        Enabled: true,
+        Comment: sub(distributionComment('${BucketName}')),
+        PriceClass: ref('PriceClass'),
+        HttpVersion: 'http2and3',
+        IPV6Enabled: true,
+        Origins: [
+            {
+                Id: ORIGIN_ID,
+                DomainName: getAtt('Bucket', 'RegionalDomainName'),
+                OriginAccessControlId: getAtt('OriginAccessControl', 'Id'),
+                // Empty: the origin reads through the OAC, not a legacy origin access identity.
+                S3OriginConfig: { OriginAccessIdentity: '' }
+            }
+        ],
+        DefaultCacheBehavior: {
+            TargetOriginId: ORIGIN_ID,
+            ViewerProtocolPolicy: 'redirect-to-https',
+            AllowedMethods: getAndHead,
+            CachedMethods: getAndHead,
+            CachePolicyId: CACHING_OPTIMIZED,
+            Compress: true,
+            TrustedKeyGroups: ifThen('HasPublicKey', [ref('KeyGroup')], NO_VALUE)
+        }
+    };
+}
+function signingResources() {
+    return {
+        PublicKey: {
+            Type: 'AWS::CloudFront::PublicKey',
+            Condition: 'HasPublicKey',
+            Properties: {
+                PublicKeyConfig: {
+                    CallerReference: stackScopedName,
+                    Name: stackScopedName,
+                    EncodedKey: ref('PublicKeyPem'),
+                    Comment: sub('model-cdn-deploy: signed URLs of ${BucketName}')
+                }
+            }
+        },
+        KeyGroup: {
+            Type: 'AWS::CloudFront::KeyGroup',
+            Condition: 'HasPublicKey',
+            Properties: {
+                KeyGroupConfig: {
+                    Name: stackScopedName,
+                    Items: [ref('PublicKey')],
+                    Comment: sub('model-cdn-deploy: signed URLs of ${BucketName}')
+                }
+            }
+        }
+    };
+}
+function githubResources() {
+    const providerArn = ifThen('CreateGitHubOidcProvider', ref('GitHubOidcProvider'), ref('GitHubOidcProviderArn'));
+    return {
+        GitHubOidcProvider: {
+            Type: 'AWS::IAM::OIDCProvider',
+            Condition: 'CreateGitHubOidcProvider',
+            Properties: {
+                Url: GITHUB_OIDC_URL,
+                ClientIdList: [GITHUB_OIDC_AUDIENCE],
+                ThumbprintList: GITHUB_OIDC_THUMBPRINTS,
+                Tags: tags
+            }
+        },
+        GitHubDeployRole: {
+            Type: 'AWS::IAM::Role',
+            Condition: 'HasGitHubRepo',
+            Properties: {
+                Description: sub('model-cdn-deploy: deploys to s3://${BucketName} from GitHub Actions'),
+                AssumeRolePolicyDocument: {
+                    Version: '2012-10-17',
+                    Statement: [githubTrustStatement(providerArn, subjects())]
+                },
+                Policies: [{ PolicyName: DEPLOY_POLICY_NAME, PolicyDocument: templateDeployPolicy() }],
+                Tags: tags
+            }
+        }
+    };
+}
+/** githubSubjects' patterns, chosen by which of branch and environment are given. */
+function subjects() {
+    const patterns = (narrowing) => subjectPatterns('${GitHubRepo}', narrowing).map(sub);
+    const branch = '${GitHubBranch}';
+    const environment = '${GitHubEnvironment}';
+    return ifThen('HasGitHubBranch', ifThen('HasGitHubEnvironment', patterns({ branch, environment }), patterns({ branch })), ifThen('HasGitHubEnvironment', patterns({ environment }), patterns({})));
+}
+/** deployPolicy with the stack's bucket, account, partition and distribution substituted in. */
+function templateDeployPolicy() {
+    const policy = deployPolicy({
+        bucket: '${Bucket}',
+        accountId: '${AWS::AccountId}',
+        distributionId: '${Distribution}',
+        partition: '${AWS::Partition}'
+    });
+    return JSON.parse(JSON.stringify(policy), (_key, value) => typeof value === 'string' && value.includes('${') ? sub(value) : value);
+}
+const output = (Description, Value, Condition) => ({
+    Description,
+    Value,
+    ...(Condition ? { Condition } : {})
+});
+const OUTPUTS = {
+    BucketName: output('The bucket (input `bucket`).', ref('Bucket')),
+    DistributionId: output('The distribution (input `distribution-id`).', ref('Distribution')),
+    DistributionDomain: output('The domain CloudFront serves the models from (the default of input `url-base`).', getAtt('Distribution', 'DomainName')),
+    OriginAccessControlId: output('How CloudFront reads the bucket.', getAtt('OriginAccessControl', 'Id')),
+    PublicKeyId: output('The key pair id of signed URLs (input `signing-key-pair-id`).', ref('PublicKey'), 'HasPublicKey'),
+    KeyGroupId: output('The key group the distribution trusts.', ref('KeyGroup'), 'HasPublicKey'),
+    RoleArn: output('The role for aws-actions/configure-aws-credentials (`role-to-assume`).', getAtt('GitHubDeployRole', 'Arn'), 'HasGitHubRepo')
+};
+
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __nccwpck_require__(8502);
+var cli_progress_default = /*#__PURE__*/__nccwpck_require__.n(cli_progress);
+;// CONCATENATED MODULE: ./src/common/progress.ts
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    let value = n / 1024;
+    let unit = 0;
+    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
+    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
+function formatProgress(s) {
+    // Rounded down, so 100% means done.
+    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
+    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
+    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    const eta = bytesPerSecond > 0
+        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
+        : 'unknown';
+    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
+}
+/** `33s`, `2m 05s`, `1h 02m`. */
+function formatEta(seconds) {
+    const s = Math.ceil(seconds);
+    if (s < 60)
+        return `${s}s`;
+    if (s < 3600)
+        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}
+function pad(n) {
+    return String(n).padStart(2, '0');
+}
+/**
+ * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
+ * events, and a log line per part buries everything else. Silent when nothing changed since the
+ * last line, so a transfer that ends before the first tick prints none.
+ */
+function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
+    let started = now();
+    let begun = false;
+    let sentBytes = 0;
+    let filesDone = 0;
+    let logged = { sentBytes, filesDone };
+    const view = logger.progress;
+    const snapshot = () => {
+        const elapsedMs = now() - started;
+        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
+    };
+    const handle = setInterval(() => {
+        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
+            return;
+        logged = { sentBytes, filesDone };
+        if (view)
+            view.update(snapshot());
+        else
+            logger.info(formatProgress(snapshot()));
+    }, view?.intervalMs ?? intervalMs);
+    return {
+        begin: () => {
+            if (!begun)
+                started = now();
+            begun = true;
+        },
+        addBytes: (n) => {
+            sentBytes += n;
+        },
+        fileDone: () => {
+            filesDone++;
+        },
+        stop: () => {
+            clearInterval(handle);
+            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
+            if (!view || totalFiles === 0)
+                return;
+            view.update(snapshot());
+            view.end();
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/terminal.ts
+
+
+/** How often the bar is redrawn: often enough to look alive, rarely enough to cost nothing. */
+const BAR_INTERVAL_MS = 250;
+/**
+ * The command line's log on stderr: plain lines, and on a terminal a progress bar for the
+ * transfers (cli-progress), with the log lines printed above it while it runs.
+ */
+function terminalLogger(stderr) {
+    let bars;
+    let bar;
+    const line = (text) => {
+        if (bars)
+            bars.log(`${text}\n`);
+        else
+            stderr.write(`${text}\n`);
+    };
+    const progress = {
+        intervalMs: BAR_INTERVAL_MS,
+        update: (s) => {
+            if (!bars) {
+                bars = new (cli_progress_default()).MultiBar({
+                    stream: stderr,
+                    format: '{bar} {percentage}% | {sent} of {size} | {files} | {rate} | ETA {eta_formatted}',
+                    hideCursor: true,
+                    clearOnComplete: true,
+                    etaBuffer: 50
+                }, (cli_progress_default()).Presets.shades_classic);
+                bar = bars.create(s.totalBytes, 0, payload(s));
+            }
+            bar?.update(s.sentBytes, payload(s));
+        },
+        end: () => {
+            // A last redraw: the final numbers, and the log lines buffered since the one before.
+            bars?.update();
+            bars?.stop();
+            bars = undefined;
+            bar = undefined;
+        }
+    };
+    return {
+        info: line,
+        warning: (message) => line(`warning: ${message}`),
+        debug: () => undefined,
+        ...(stderr.isTTY ? { progress } : {})
+    };
+}
+function payload(s) {
+    const rate = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
+    return {
+        sent: formatBytes(s.sentBytes),
+        size: formatBytes(s.totalBytes),
+        files: `${s.filesDone} of ${s.totalFiles} files`,
+        rate: `${(rate / 1e6).toFixed(1)} MB/s`
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/setup.ts
+
+
+
+
+
+
+
+
+
+/**
+ * `setup`: creates the bucket, CloudFront with OAC, the bucket policy, signing keys and the
+ * GitHub role, or completes them; or, with `--template cloudformation`, prints the same set-up as
+ * a CloudFormation template and calls nothing.
+ */
+function addSetupCommand(program, io, exit) {
+    const command = program
+        .command('setup')
+        .description('Create (or complete) the private bucket, CloudFront with OAC, the bucket policy, signing keys and the GitHub OIDC role; safe to re-run.')
+        .exitOverride();
+    for (const spec of SETUP_SPECS)
+        for (const option of optionsFor(spec))
+            command.addOption(option);
+    command
+        .option('--json', 'print one JSON object with the ids and the changes on stdout, and nothing else')
+        .option('--template <format>', 'print the set-up as a template instead (cloudformation) and change nothing')
+        .action(async (flags) => exit(await runSetup(flags, io)));
+}
+async function runSetup(flags, io) {
+    if (flags.template !== undefined)
+        return printTemplate(String(flags.template), flags, io);
+    const logger = terminalLogger(io.stderr);
+    let clients;
+    try {
+        const options = parseSetupOptions((name) => readFlag(flags, name, io.env), io.env);
+        clients = createSetupClients(options.region, io.env);
+        const report = await setup(options, clients, { logger });
+        io.stdout.write(flags.json ? `${JSON.stringify(setupOutputs(report))}\n` : `${setupText(report)}\n`);
+        const failed = report.preflight?.some((f) => f.status === 'error');
+        if (failed)
+            io.stderr.write('error: the set-up still fails pre-flight; see the findings.\n');
+        return failed ? EXIT_FAILED : EXIT_OK;
+    }
+    catch (err) {
+        io.stderr.write(`error: ${failureMessage(err)}\n`);
+        return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED;
+    }
+    finally {
+        for (const client of Object.values(clients ?? {}))
+            client.destroy();
+    }
+}
+/** The template, its parameters' defaults taken from the flags given. */
+function printTemplate(format, flags, io) {
+    if (format !== 'cloudformation') {
+        io.stderr.write(`error: --template takes cloudformation, got "${format}".\n`);
+        return EXIT_USAGE;
+    }
+    const flag = (name) => readFlag(flags, name, io.env) || undefined;
+    try {
+        const template = cloudFormationTemplate({
+            bucket: flag('bucket'),
+            githubRepo: flag('github-repo'),
+            githubBranch: flag('github-branch'),
+            githubEnvironment: flag('github-environment')
+        });
+        io.stdout.write(`${JSON.stringify(template, null, 2)}\n`);
+        return EXIT_OK;
+    }
+    catch (err) {
+        io.stderr.write(`error: ${failureMessage(err)}\n`);
+        return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED;
+    }
+}
+
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./src/common/paths.ts
+
+
+/**
+ * Path and key rules shared by the inputs, file discovery and the alias: under everything that
+ * uses them, so none of those imports another for them.
+ */
+/** Whether `child` is `parent` or inside it (both absolute, resolved). */
+function isInside(child, parent) {
+    const rel = external_node_path_default().relative(parent, child);
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
+}
+function toPosix(p) {
+    return p.split((external_node_path_default()).sep).join('/');
+}
+/** `<prefix>/<relative path>`; keys always use `/`, also on Windows runners. */
+function objectKey(versionPrefix, relativePath) {
+    return `${versionPrefix}/${relativePath}`;
+}
+/**
+ * Throws InputError when the alias and the version prefix overlap (one is the other or inside
+ * it): moving the alias would then delete objects of the version.
+ */
+function checkAliasName(alias, versionPrefix) {
+    const nested = (a, b) => a === b || a.startsWith(`${b}/`);
+    if (nested(alias, versionPrefix) || nested(versionPrefix, alias)) {
+        throw new InputError(`\`alias\` "${alias}" and \`version-prefix\` "${versionPrefix}" overlap: ` +
+            'moving the alias would delete objects of the version.', 'Choose an alias that is neither the version prefix nor inside it (e.g. `latest`), nor contains it.');
+    }
+}
+
+;// CONCATENATED MODULE: ./src/inputs/checks.ts
+
+
+
+/** Characters a version segment may hold: safe unencoded in S3 keys, URLs and CloudFront paths. */
+const SAFE_SEGMENT = /^[A-Za-z0-9._+=@,-]+$/;
+const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+/** A key prefix given as an input (`version-prefix`, `alias`…): normalised, or problems added. */
+function validatePrefix(raw, problems, name = Inputs.VersionPrefix) {
+    if (!raw)
+        return raw;
+    const where = `\`${name}\` "${raw}"`;
+    if (raw.startsWith('/'))
+        problems.push(`${where} must not start with "/" (write v3, not /v3).`);
+    const prefix = raw.replace(/^\/+/, '').replace(/\/$/, '');
+    const segments = prefix.split('/');
+    if (segments.some((s) => s === ''))
+        problems.push(`${where} has an empty segment ("//").`);
+    if (segments.some((s) => s === '.' || s === '..')) {
+        problems.push(`${where} must not contain "." or ".." segments.`);
+    }
+    const bad = segments.filter((s) => s && s !== '.' && s !== '..' && !SAFE_SEGMENT.test(s));
+    if (bad.length > 0) {
+        problems.push(`${where} may only use letters, digits and . _ - + = @ , (S3, URLs and CloudFront paths treat other characters differently).`);
+    }
+    return prefix;
+}
+/** `auto` (the default), `none`, or the prefixes to search for identical objects. */
+function parseReuseFrom(entries, problems) {
+    if (entries.length === 1 && entries[0].toLowerCase() === 'auto')
+        return 'auto';
+    if (entries.length === 1 && entries[0].toLowerCase() === 'none')
+        return [];
+    return entries.map((entry) => validatePrefix(entry, problems, Inputs.ReuseFrom));
+}
+function parseMetadata(entries, problems) {
+    const metadata = {};
+    for (const line of entries) {
+        const eq = line.indexOf('=');
+        if (eq <= 0) {
+            problems.push(`\`metadata\` line "${line}" must be key=value.`);
+            continue;
+        }
+        const key = line.slice(0, eq).trim().toLowerCase();
+        const value = line.slice(eq + 1).trim();
+        if (!METADATA_KEY.test(key)) {
+            problems.push(`\`metadata\` key "${key}" may only use letters, digits, "-" and "_".`);
+        }
+        else if (key === SHA256_METADATA_KEY) {
+            problems.push(`\`metadata\` key "${key}" is reserved: the action stores each file's SHA-256 there.`);
+        }
+        else if (key in metadata) {
+            problems.push(`\`metadata\` key "${key}" is given twice (keys are case-insensitive).`);
+        }
+        else if (!isAscii(value)) {
+            problems.push(`\`metadata\` value of "${key}" must be printable ASCII (S3 sends metadata as HTTP headers).`);
+        }
+        else {
+            metadata[key] = value;
+        }
+    }
+    // S3 counts user metadata as the UTF-8 bytes of keys and values; the sha256 entry is ours.
+    const size = Object.entries({ ...metadata, [SHA256_METADATA_KEY]: '0'.repeat(64) }).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+    if (size > MAX_METADATA_BYTES) {
+        problems.push(`\`metadata\` is ${size} bytes with the sha256 entry; S3 allows ${MAX_METADATA_BYTES} bytes of user metadata per object.`);
+    }
+    return metadata;
+}
+/** A reason the pattern reaches outside the workspace, or undefined when it stays inside. */
+function patternEscapesWorkspace(pattern, workspace) {
+    const body = pattern.replace(/^!+/, '');
+    const resolved = external_node_path_default().resolve(workspace, body);
+    if (!isInside(resolved, workspace)) {
+        return `artifact pattern "${pattern}" points outside the workspace ${workspace}; patterns are relative to the workspace.`;
+    }
+    return undefined;
+}
+function isHttpUrl(value) {
+    try {
+        const url = new URL(value);
+        return url.protocol === 'https:' || url.protocol === 'http:';
+    }
+    catch {
+        return false;
+    }
+}
+function isAscii(value) {
+    return /^[\x20-\x7e]*$/.test(value);
+}
+
+;// CONCATENATED MODULE: ./src/inputs/values.ts
+
+
+const SPECS = new Map(INPUT_SPECS.map((spec) => [spec.name, spec]));
+function specOf(name) {
+    const spec = SPECS.get(name);
+    if (!spec)
+        throw new Error(`No input named ${name} in the schema.`);
+    return spec;
+}
+/** `true`/`false`, also `yes`/`no`, `on`/`off`, `1`/`0`; undefined when it is none of them. */
+function parseBoolean(value) {
+    if (/^(true|yes|on|1)$/i.test(value))
+        return true;
+    if (/^(false|no|off|0)$/i.test(value))
+        return false;
+    return undefined;
+}
+function rangeProblem(name, range, n, given) {
+    const { min, max, unit, integer } = range;
+    if (n < min || n > max) {
+        return `\`${name}\` must be between ${min} and ${max}${unit ? ` ${unit}` : ''}, got ${given}.`;
+    }
+    if (integer && !Number.isInteger(n))
+        return `\`${name}\` must be a whole number, got ${n}.`;
+    return undefined;
+}
+const splitLines = (value) => value
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+/**
+ * The inputs read as the schema describes them: an empty input is its default, a choice must be
+ * one of its choices, a number must be in its range. A value refused adds a problem and reads as
+ * the default, so that parsing goes on and every mistake of a run is reported at once.
+ */
+class InputValues {
+    problems = [];
+    read;
+    constructor(read) {
+        this.read = read;
+    }
+    problem(message) {
+        this.problems.push(message);
+    }
+    /** Runs a check that throws InputError; its message becomes a problem. */
+    attempt(parse) {
+        return collectInputError(this.problems, parse);
+    }
+    /** The value as given, untrimmed. */
+    raw(name) {
+        return this.read(name);
+    }
+    /** The value, trimmed; '' when not given (the default is not applied). */
+    text(name) {
+        return this.read(name).trim();
+    }
+    /** The value, trimmed, or the default when not given. */
+    textOrDefault(name) {
+        return this.text(name) || (specOf(name).default ?? '');
+    }
+    required(name) {
+        const value = this.text(name);
+        if (!value)
+            this.problem(`\`${name}\` is required.`);
+        return value;
+    }
+    /** One of the choices, lower-cased (what was given is returned even when it is not one). */
+    choice(name) {
+        const { choices = [] } = specOf(name);
+        const value = this.textOrDefault(name).toLowerCase();
+        if (!choices.includes(value)) {
+            this.problem(`\`${name}\` must be one of ${choices.join(', ')}; got "${this.text(name)}".`);
+        }
+        return value;
+    }
+    bool(name) {
+        const fallback = parseBoolean(specOf(name).default ?? '') ?? false;
+        const value = this.text(name);
+        if (!value)
+            return fallback;
+        const parsed = parseBoolean(value);
+        if (parsed === undefined)
+            this.problem(`\`${name}\` must be true or false, got "${value}".`);
+        return parsed ?? fallback;
+    }
+    /** A number with a default: the value in range, or the default. */
+    number(name) {
+        const value = this.optionalNumber(name);
+        if (value === undefined)
+            throw new Error(`The input ${name} has no default in the schema.`);
+        return value;
+    }
+    /** A number in range; the default (undefined when it has none) when not given or refused. */
+    optionalNumber(name) {
+        const spec = specOf(name);
+        const fallback = spec.default ? Number(spec.default) : undefined;
+        const value = this.text(name);
+        if (!value)
+            return fallback;
+        const n = Number(value);
+        if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n)) {
+            this.problem(`\`${name}\` must be a number, got "${value}".`);
+            return fallback;
+        }
+        const problem = spec.range && rangeProblem(name, spec.range, n, value);
+        if (problem)
+            this.problem(problem);
+        return problem ? fallback : n;
+    }
+    /** One item a line, blank lines and `#` comments left out; the default's when there are none. */
+    lines(name) {
+        const items = splitLines(this.read(name));
+        return items.length > 0 ? items : splitLines(specOf(name).default ?? '');
+    }
+}
+
+;// CONCATENATED MODULE: ./src/inputs/parse.ts
+
+
+
+
+
+
+
+
+/** S3 bucket naming rules (general purpose buckets). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** CloudFront ids: upper-case letters and digits, e.g. E1A2B3C4D5E6F7. */
+const DISTRIBUTION_ID = /^[A-Z0-9]{8,32}$/;
+/** AWS regions (us-east-1), and the names S3-compatible stores use (R2's `auto`). */
+const parse_REGION = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const MIME_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/;
+/**
+ * Parses and validates every input at once, so a run with several mistakes reports all of
+ * them before anything is sent.
+ */
+function parseInputs(read, env = process.env) {
+    const values = new InputValues(read);
+    const workspace = external_node_path_default().resolve(env.GITHUB_WORKSPACE || process.cwd());
+    // The problems are listed in the order of these calls; later groups check against earlier ones.
+    const mode = values.choice(Inputs.Mode);
+    const sources = parseSources(values, { mode, workspace });
+    const target = parseTarget(values);
+    const invalidation = parseInvalidation(values, target);
+    const transfer = parseTransfer(values);
+    const objects = parseObjects(values);
+    const release = parseRelease(values, {
+        mode,
+        versionPrefix: target.versionPrefix,
+        manifest: objects.manifest
+    });
+    const signing = parseSigning(values, target);
+    const prCommentId = parsePrCommentId(values);
+    const aws = parseAws(values, env);
+    const waits = parseWaits(values);
+    const switches = parseSwitches(values);
+    if (values.problems.length > 0) {
+        const { problems } = values;
+        throw new InputError(`Invalid input${problems.length > 1 ? 's' : ''}; nothing was uploaded:\n- ${problems.join('\n- ')}`);
+    }
+    return {
+        mode,
+        workspace,
+        ...sources,
+        ...target,
+        ...invalidation,
+        ...transfer,
+        ...objects,
+        ...release,
+        signing,
+        prCommentId,
+        ...aws,
+        ...waits,
+        ...switches,
+        // Its default (`${{ github.token }}`) is an expression only the runner expands.
+        githubToken: values.text(Inputs.GithubToken)
+    };
+}
+/** The files to publish: the patterns, and the directory their keys are relative to. */
+function parseSources(values, { mode, workspace }) {
+    const artifacts = values.lines(Inputs.Artifacts);
+    if (artifacts.length === 0 && mode === 'deploy') {
+        values.problem('`artifacts` is required: one glob pattern per line.');
+    }
+    for (const pattern of artifacts) {
+        const problem = patternEscapesWorkspace(pattern, workspace);
+        if (problem)
+            values.problem(problem);
+    }
+    const rootInput = values.text(Inputs.Root);
+    if (!rootInput)
+        return { artifacts, root: undefined };
+    const root = external_node_path_default().resolve(workspace, rootInput);
+    if (!isInside(root, workspace)) {
+        values.problem(`\`root\` "${rootInput}" is outside the workspace ${workspace}; give a directory inside it, relative to the workspace, or leave \`root\` empty.`);
+    }
+    return { artifacts, root };
+}
+/** Where the files go: the bucket, the version's prefix, the distribution and its URL. */
+function parseTarget(values) {
+    const bucket = values.required(Inputs.Bucket);
+    if (bucket && !BUCKET_NAME.test(bucket)) {
+        values.problem(`\`bucket\` "${bucket}" is not a valid S3 bucket name (3–63 characters: lower-case letters, digits, dots, hyphens). Give the name only, not an ARN or s3:// URL.`);
+    }
+    const versionPrefix = validatePrefix(values.required(Inputs.VersionPrefix), values.problems);
+    const distributionId = values.text(Inputs.DistributionId) || undefined;
+    if (distributionId && !DISTRIBUTION_ID.test(distributionId)) {
+        values.problem(`\`distribution-id\` "${distributionId}" is not a CloudFront distribution id (upper-case letters and digits, e.g. E1A2B3C4D5E6F7). Give the id, not the domain or ARN.`);
+    }
+    const urlBaseInput = values.text(Inputs.UrlBase);
+    const urlBase = urlBaseInput ? urlBaseInput.replace(/\/+$/, '') : undefined;
+    if (urlBase !== undefined && !isHttpUrl(urlBase)) {
+        values.problem(`\`url-base\` "${urlBase}" must be an http(s) URL.`);
+    }
+    return { bucket, versionPrefix, distributionId, urlBase };
+}
+/** Which paths to invalidate. */
+function parseInvalidation(values, { distributionId }) {
+    const invalidate = values.choice(Inputs.Invalidate);
+    const invalidationPaths = [];
+    for (const p of values.lines(Inputs.InvalidationPaths)) {
+        try {
+            invalidationPaths.push(validateExtraPath(p));
+        }
+        catch (err) {
+            values.problem(err.message);
+        }
+    }
+    if (invalidationPaths.length > 0 && !distributionId) {
+        values.problem('`invalidation-paths` needs `distribution-id`.');
+    }
+    return { invalidate, invalidationPaths };
+}
+/** How the bytes are sent: multipart threshold, part size, parallelism. */
+function parseTransfer(values) {
+    const multipartThresholdMb = values.number(Inputs.MultipartThresholdMb);
+    const partSizeMb = values.optionalNumber(Inputs.PartSizeMb);
+    return {
+        multipartThresholdBytes: Math.round(multipartThresholdMb * MiB),
+        partSizeBytes: partSizeMb === undefined ? undefined : Math.round(partSizeMb * MiB),
+        concurrency: values.number(Inputs.Concurrency)
+    };
+}
+/** What is written with each object, where its bytes may be copied from, and the manifest. */
+function parseObjects(values) {
+    const contentType = values.text(Inputs.ContentType) || undefined;
+    if (contentType && !MIME_TYPE.test(contentType)) {
+        values.problem(`\`content-type\` "${contentType}" is not a MIME type such as application/octet-stream.`);
+    }
+    return {
+        contentType,
+        cacheControl: parseCacheControl(values, Inputs.CacheControl),
+        metadata: parseMetadata(values.lines(Inputs.Metadata), values.problems),
+        reuseFrom: parseReuseFrom(values.lines(Inputs.ReuseFrom), values.problems),
+        manifest: values.bool(Inputs.Manifest)
+    };
+}
+function parseCacheControl(values, name) {
+    const cacheControl = values.textOrDefault(name);
+    if (/[\r\n]/.test(cacheControl) || !isAscii(cacheControl)) {
+        values.problem(`\`${name}\` must be one line of ASCII text.`);
+    }
+    return cacheControl;
+}
+/** The alias moved to the version, and the aliases a clean-up must not delete. */
+function parseRelease(values, { mode, versionPrefix, manifest }) {
+    const alias = validatePrefix(values.text(Inputs.Alias), values.problems, Inputs.Alias) || undefined;
+    if (alias && versionPrefix)
+        values.attempt(() => checkAliasName(alias, versionPrefix));
+    if (mode === 'promote' && !alias) {
+        values.problem('`mode: promote` needs `alias`: the alias to point at `version-prefix`.');
+    }
+    if (alias && mode === 'deploy' && !manifest) {
+        values.problem('`alias` needs `manifest: true`: `<alias>/manifest.json` is how clients and later runs tell which version the alias points to.');
+    }
+    return {
+        alias,
+        aliasCacheControl: parseCacheControl(values, Inputs.AliasCacheControl),
+        aliases: values
+            .lines(Inputs.Aliases)
+            .map((a) => validatePrefix(a, values.problems, Inputs.Aliases))
+    };
+}
+/** The key that signs URLs and cookies, and their lifetime (checked by cdn/signing.ts). */
+function parseSigning(values, { distributionId, urlBase }) {
+    const signing = parseSigningInputs({
+        keyPairId: values.raw(Inputs.SigningKeyPairId),
+        privateKey: values.raw(Inputs.SigningPrivateKey),
+        expiresIn: values.text(Inputs.SignedUrlExpiresIn)
+    }, values.problems);
+    if (signing && !distributionId && !urlBase) {
+        values.problem('`signing-private-key` needs `distribution-id` or `url-base`: signed URLs are CloudFront URLs.');
+    }
+    return signing;
+}
+function parsePrCommentId(values) {
+    const id = values.text(Inputs.PrCommentId);
+    return id ? values.attempt(() => validateCommentId(id)) : undefined;
+}
+/** The region, and the endpoint of an S3-compatible store. */
+function parseAws(values, env) {
+    const region = values.text(Inputs.AwsRegion) || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+    if (!parse_REGION.test(region)) {
+        values.problem(`\`aws-region\` "${region}" is not a region name such as us-east-1.`);
+    }
+    const endpointUrl = values.text(Inputs.EndpointUrl) || undefined;
+    if (endpointUrl && !isHttpUrl(endpointUrl)) {
+        values.problem(`\`endpoint-url\` "${endpointUrl}" must be an http(s) URL.`);
+    }
+    return { region, endpointUrl };
+}
+/** How long the run waits: for its invalidations, and for another run's lock. */
+function parseWaits(values) {
+    return {
+        waitForInvalidation: values.bool(Inputs.WaitForInvalidation),
+        waitTimeoutMinutes: values.number(Inputs.WaitTimeoutMinutes),
+        lockTimeoutMinutes: values.number(Inputs.LockTimeoutMinutes)
+    };
+}
+/** The on/off inputs that depend on no other. */
+function parseSwitches(values) {
+    return {
+        overwrite: values.bool(Inputs.Overwrite),
+        dryRun: values.bool(Inputs.DryRun),
+        preflight: values.bool(Inputs.Preflight),
+        verify: values.bool(Inputs.Verify),
+        prComment: values.bool(Inputs.PrComment)
+    };
+}
+const COMMENT_ID = /^[A-Za-z0-9._/@+-]{1,100}$/;
+/**
+ * Checks a comment discriminator (e.g. a model name) and returns it trimmed. It goes into an
+ * HTML comment, so `--` and `>` could end the marker early; the allowed set excludes both.
+ */
+function validateCommentId(id) {
+    const trimmed = id.trim();
+    if (!COMMENT_ID.test(trimmed) || trimmed.includes('--')) {
+        throw new InputError(`Comment id "${id}" is not usable.`, 'Use 1 to 100 letters, digits and . _ / @ + - (no "--"), e.g. the model name, so each deploy step of a pull request keeps its own comment.');
+    }
+    return trimmed;
+}
+
 ;// CONCATENATED MODULE: ./src/commands/check.ts
 
 /** The pre-flight checks alone, read-only: what a deploy would check before its first write. */
@@ -48605,9 +59156,6 @@ function verificationError(result) {
     return new DeployError(redact(`Verification failed for ${failed.length} of ${result.results.length} published file(s):\n${lines.join('\n')}`), hints.join('\n') || undefined);
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 ;// CONCATENATED MODULE: ./src/aws/publish-lock.ts
@@ -49282,93 +59830,6 @@ function canonicalFile(f) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/common/progress.ts
-const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-/** Binary units, one decimal: `0 B`, `512 B`, `1.5 GiB`. */
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    let value = n / 1024;
-    let unit = 0;
-    // 1023.95 and up would print as "1024.0", so move to the next unit instead.
-    while (value >= 1023.95 && unit < BYTE_UNITS.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-/** E.g. `Uploaded 1.2 GiB of 4.0 GiB (30%), 3 of 10 files, 85.3 MB/s, ETA 33s`. */
-function formatProgress(s) {
-    // Rounded down, so 100% means done.
-    const percent = s.totalBytes > 0 ? Math.min(100, Math.floor((s.sentBytes / s.totalBytes) * 100)) : 100;
-    // The average since the start: steadier than the last interval's rate, so the ETA jumps less.
-    const bytesPerSecond = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    const eta = bytesPerSecond > 0
-        ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
-        : 'unknown';
-    return (`Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
-        `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`);
-}
-/** `33s`, `2m 05s`, `1h 02m`. */
-function formatEta(seconds) {
-    const s = Math.ceil(seconds);
-    if (s < 60)
-        return `${s}s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-    return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-}
-function pad(n) {
-    return String(n).padStart(2, '0');
-}
-/**
- * Logs one progress line per interval, not per event: a multi-GB upload emits thousands of
- * events, and a log line per part buries everything else. Silent when nothing changed since the
- * last line, so a transfer that ends before the first tick prints none.
- */
-function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 10_000, now = Date.now, setInterval = globalThis.setInterval, clearInterval = globalThis.clearInterval }) {
-    let started = now();
-    let begun = false;
-    let sentBytes = 0;
-    let filesDone = 0;
-    let logged = { sentBytes, filesDone };
-    const view = logger.progress;
-    const snapshot = () => {
-        const elapsedMs = now() - started;
-        return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles };
-    };
-    const handle = setInterval(() => {
-        if (sentBytes === logged.sentBytes && filesDone === logged.filesDone)
-            return;
-        logged = { sentBytes, filesDone };
-        if (view)
-            view.update(snapshot());
-        else
-            logger.info(formatProgress(snapshot()));
-    }, view?.intervalMs ?? intervalMs);
-    return {
-        begin: () => {
-            if (!begun)
-                started = now();
-            begun = true;
-        },
-        addBytes: (n) => {
-            sentBytes += n;
-        },
-        fileDone: () => {
-            filesDone++;
-        },
-        stop: () => {
-            clearInterval(handle);
-            // Nothing was to be sent (every file skipped or copied): no bar to show or take down.
-            if (!view || totalFiles === 0)
-                return;
-            view.update(snapshot());
-            view.end();
-        }
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/release/cleanup.ts
 
 
@@ -49379,8 +59840,6 @@ function createProgressReporter({ totalBytes, totalFiles, logger, intervalMs = 1
 
 
 
-/** The object tag of preview uploads, which a lifecycle rule can expire (see the README). */
-const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' };
 /**
  * The bytes read from a manifest to learn its `versionPrefix`: serializeManifest writes
  * `schemaVersion` then `versionPrefix` first, and keys are at most 1,024 bytes, so this holds it.
@@ -54783,67 +65242,6 @@ function findingsText(report) {
     return `${[...lines, '', verdict].join('\n')}\n`;
 }
 
-// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
-var cli_progress = __nccwpck_require__(8502);
-var cli_progress_default = /*#__PURE__*/__nccwpck_require__.n(cli_progress);
-;// CONCATENATED MODULE: ./src/cli/terminal.ts
-
-
-/** How often the bar is redrawn: often enough to look alive, rarely enough to cost nothing. */
-const BAR_INTERVAL_MS = 250;
-/**
- * The command line's log on stderr: plain lines, and on a terminal a progress bar for the
- * transfers (cli-progress), with the log lines printed above it while it runs.
- */
-function terminalLogger(stderr) {
-    let bars;
-    let bar;
-    const line = (text) => {
-        if (bars)
-            bars.log(`${text}\n`);
-        else
-            stderr.write(`${text}\n`);
-    };
-    const progress = {
-        intervalMs: BAR_INTERVAL_MS,
-        update: (s) => {
-            if (!bars) {
-                bars = new (cli_progress_default()).MultiBar({
-                    stream: stderr,
-                    format: '{bar} {percentage}% | {sent} of {size} | {files} | {rate} | ETA {eta_formatted}',
-                    hideCursor: true,
-                    clearOnComplete: true,
-                    etaBuffer: 50
-                }, (cli_progress_default()).Presets.shades_classic);
-                bar = bars.create(s.totalBytes, 0, payload(s));
-            }
-            bar?.update(s.sentBytes, payload(s));
-        },
-        end: () => {
-            // A last redraw: the final numbers, and the log lines buffered since the one before.
-            bars?.update();
-            bars?.stop();
-            bars = undefined;
-            bar = undefined;
-        }
-    };
-    return {
-        info: line,
-        warning: (message) => line(`warning: ${message}`),
-        debug: () => undefined,
-        ...(stderr.isTTY ? { progress } : {})
-    };
-}
-function payload(s) {
-    const rate = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0;
-    return {
-        sent: formatBytes(s.sentBytes),
-        size: formatBytes(s.totalBytes),
-        files: `${s.filesDone} of ${s.totalFiles} files`,
-        rate: `${(rate / 1e6).toFixed(1)} MB/s`
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 
 
@@ -54861,10 +65259,9 @@ function payload(s) {
 
 
 
-/** Exit codes: success, a run that failed, and flags or inputs refused before anything ran. */
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
+
+
+
 const COMMANDS = {
     deploy: 'Publish files as a version: upload, copy known bytes, write the manifest, invalidate.',
     promote: 'Point an alias (e.g. latest) at a published version, without uploading (rollback too).',
@@ -54902,6 +65299,7 @@ async function runCli(argv, io) {
             exitCode = await runCommand(name, flags, io);
         });
     }
+    addSetupCommand(program, io, (code) => (exitCode = code));
     try {
         await program.parseAsync(argv, { from: 'user' });
     }
@@ -54913,58 +65311,6 @@ async function runCli(argv, io) {
         throw err;
     }
     return exitCode;
-}
-/** The flag(s) of one input: `--name <value>`, a list, or `--name` / `--no-name`. */
-function optionsFor(spec) {
-    const help = terminalHelp(spec.description);
-    switch (spec.kind) {
-        case 'boolean':
-            // `--verify`, `--no-verify`, or a value as the action takes it (`--verify false`).
-            return [
-                new Option(`--${spec.name} [boolean]`, `${help} (default: ${spec.default})`),
-                new Option(`--no-${spec.name}`).hideHelp()
-            ];
-        case 'lines':
-            return [new Option(`--${spec.name} <value...>`, help)];
-        case 'choice':
-            return [new Option(`--${spec.name} <value>`, help).choices(spec.choices ?? [])];
-        case 'secret':
-            return [
-                new Option(`--${spec.name} <value>`, `${help} Better given as the environment variable ${secretVariable(spec.name)}, which keeps it out of process lists and shell history.`)
-            ];
-        default: {
-            const option = new Option(`--${spec.name} <value>`, help);
-            return [spec.required ? option.makeOptionMandatory() : option];
-        }
-    }
-}
-/**
- * An input's help as a terminal shows it: the schema's Markdown is written for a workflow, so
- * modes become commands, the workspace the current directory, list inputs take several values,
- * workflow expressions go, and links show the page they point to (docs/ ships in the package).
- */
-function terminalHelp(markdown) {
-    return markdown
-        .replace(/ [^.]*\$\{\{ secrets\.[^.]*\./g, '')
-        .replace(/^`mode: (\w+)`/, 'The $1 command')
-        .replace(/`mode: (\w+)`/g, 'the $1 command')
-        .replace(/\bA line starting with\b/g, 'A pattern starting with')
-        .replace(/\bthe (action|step)\b/g, 'the command')
-        .replace(/\bworkspace\b/g, 'current directory')
-        .replace(/\bNewline-separated\b/g, 'One or more')
-        .replace(/\bnewline-separated\b/g, 'one or more')
-        .replace(/\[([^\]]+)\]\(([^)]+)\)/g, '$1 ($2)')
-        .replace(/`/g, '');
-}
-/** The environment variable a secret input is read from when its flag is not given. */
-const secretVariable = (name) => `MODEL_CDN_DEPLOY_${name.toUpperCase().replace(/-/g, '_')}`;
-const SECRETS = new Set(INPUT_SPECS.filter((s) => s.kind === 'secret').map((s) => s.name));
-/** What the action would read as the input: flags as text, lists one item a line. */
-function readFlag(flags, name, env) {
-    const value = flags[name.replace(/-([a-z])/g, (_, c) => c.toUpperCase())];
-    if (value === undefined)
-        return SECRETS.has(name) ? (env[secretVariable(name)] ?? '') : '';
-    return Array.isArray(value) ? value.join('\n') : String(value);
 }
 async function runCommand(command, flags, io) {
     const logger = terminalLogger(io.stderr);

@@ -25,6 +25,12 @@
  * moto_server answers on threads, and without it two concurrent `If-None-Match: *` PutObjects of
  * one key can both succeed (seen with bodies over 5 MiB, which moto writes to a temporary file
  * between its check and its write), which S3 never allows.
+ *
+ * For `setup`, MOTO_PATCH makes these answer as AWS does: HeadBucket from another region (301
+ * with the bucket's region; moto answers 200), a public bucket policy under BlockPublicPolicy
+ * (403; moto stores it), an abort rule with a tag filter (400; moto accepts it), ListDistributions
+ * (each summary with its configuration, Comment and Origins, which moto leaves out), and the
+ * UpdateKeyGroup and AddClientIDToOpenIDConnectProvider handlers moto 5.2 lacks (500s).
  */
 import { spawn } from 'node:child_process'
 import {
@@ -192,6 +198,101 @@ S3Response._key_response_post = atomic(conditional_complete)
 S3Response.delete_object = atomic(S3Response.delete_object)
 # DeleteObjects and browser-form (POST) uploads.
 S3Response._bucket_response_post = atomic(S3Response._bucket_response_post)
+
+# --- setup (model-cdn-deploy setup) ---
+import json
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import S3Backend
+from moto.core.responses import ActionResult, EmptyResult
+from moto.cloudfront import responses as cloudfront_responses
+from moto.iam.responses import IamResponse
+
+# HeadBucket of a bucket in another region: AWS answers 301 with x-amz-bucket-region (setup
+# names that region); moto answers 200 from any region.
+head_bucket = S3Response.head_bucket
+
+def regional_head_bucket(self):
+    status, headers, body = head_bucket(self)
+    region = headers.get("x-amz-bucket-region")
+    if status == 200 and region and region != self.region:
+        return 301, {"x-amz-bucket-region": region}, ""
+    return status, headers, body
+
+S3Response.head_bucket = regional_head_bucket
+
+# BlockPublicPolicy: AWS refuses (403) a bucket policy that grants anyone access; moto stores it.
+# The plain case is enough here: Allow to "*" (or {"AWS": "*"}) without a Condition.
+class PublicPolicyBlocked(S3ClientError):
+    def __init__(self):
+        super().__init__(
+            "AccessDenied",
+            "User is not authorized to perform: s3:PutBucketPolicy because public policies are "
+            "blocked by the BlockPublicPolicy block public access setting.",
+        )
+
+def grants_anyone(statement):
+    principal = statement.get("Principal")
+    aws = principal.get("AWS") if isinstance(principal, dict) else None
+    everyone = principal == "*" or aws == "*" or (isinstance(aws, list) and "*" in aws)
+    return statement.get("Effect") == "Allow" and everyone and not statement.get("Condition")
+
+put_bucket_policy = S3Backend.put_bucket_policy
+
+def guarded_put_bucket_policy(self, bucket_name, policy):
+    block = self.get_bucket(bucket_name).public_access_block
+    statements = json.loads(policy).get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    if block and block.block_public_policy and any(grants_anyone(s) for s in statements):
+        raise PublicPolicyBlocked()
+    return put_bucket_policy(self, bucket_name, policy)
+
+S3Backend.put_bucket_policy = guarded_put_bucket_policy
+
+# A lifecycle rule with a tag filter cannot abort incomplete multipart uploads (AWS: 400
+# InvalidRequest); moto accepts it.
+class TaggedAbortRule(S3ClientError):
+    def __init__(self):
+        super().__init__("InvalidRequest", "AbortIncompleteMultipartUpload cannot be specified with Tags.")
+
+put_lifecycle = S3Backend.put_bucket_lifecycle_configuration
+
+def checked_put_lifecycle(self, bucket_name, rules):
+    for rule in rules:
+        rule_filter = rule.get("Filter") or {}
+        tagged = "Tag" in rule_filter or "Tag" in (rule_filter.get("And") or {})
+        if tagged and rule.get("AbortIncompleteMultipartUpload"):
+            raise TaggedAbortRule()
+    return put_lifecycle(self, bucket_name, rules)
+
+S3Backend.put_bucket_lifecycle_configuration = checked_put_lifecycle
+
+# ListDistributions: moto's summaries lack the configuration (Comment, Origins, behaviours...);
+# AWS's DistributionSummary carries them, and setup finds its distribution again by them.
+for member in ("Comment", "Origins", "OriginGroups", "DefaultCacheBehavior", "CacheBehaviors",
+               "Aliases", "Enabled", "PriceClass", "HttpVersion", "IsIPV6Enabled",
+               "ViewerCertificate", "Restrictions", "WebACLId", "CustomErrorResponses"):
+    setattr(models.Distribution, member,
+            property(lambda self, m=member: getattr(self.distribution_config, m)))
+
+# UpdateKeyGroup: no handler in moto 5.2 (a 500); IfMatch unchecked, like moto's other updates.
+def update_key_group(self):
+    group = self.backend.get_key_group(group_id=self._get_param("Id"))
+    group.name = self._get_param("KeyGroupConfig.Name")
+    group.items = self._get_param("KeyGroupConfig.Items", [])
+    group.etag = models.random_id(length=14)
+    return ActionResult({"KeyGroup": group, "ETag": group.etag})
+
+cloudfront_responses.CloudFrontResponse.update_key_group = update_key_group
+
+# IAM AddClientIDToOpenIDConnectProvider: no handler in moto 5.2 (a 500).
+def add_client_id_to_open_id_connect_provider(self):
+    provider = self.backend.get_open_id_connect_provider(self._get_param("OpenIDConnectProviderArn"))
+    client_id = self._get_param("ClientID")
+    if client_id not in provider.client_id_list:
+        provider.client_id_list.append(client_id)
+    return EmptyResult()
+
+IamResponse.add_client_id_to_open_id_connect_provider = add_client_id_to_open_id_connect_provider
 
 from moto.server import main
 main()

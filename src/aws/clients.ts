@@ -4,7 +4,7 @@ import { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import { IAMClient } from '@aws-sdk/client-iam'
 import { S3Client } from '@aws-sdk/client-s3'
 import { STSClient } from '@aws-sdk/client-sts'
-import type { FinalizeRequestMiddleware, InitializeMiddleware } from '@smithy/types'
+import type { FinalizeRequestMiddleware } from '@smithy/types'
 import { awsErrorCode, httpStatusOf } from '../common/errors.js'
 import { redact } from '../common/secrets.js'
 import type { DeployInputs, Logger } from '../common/types.js'
@@ -104,45 +104,14 @@ export interface SetupClientSet extends Clients {
   sts: STSClient
 }
 
-/**
- * Clients for `setup`. Its calls are few, so no tuning of sockets; each error carries the
- * operation that failed (`operationOf`), so a refused permission can be named.
- */
+/** Clients for `setup`: its calls are few, so no tuning of sockets. */
 export function createSetupClients(region: string, env = process.env): SetupClientSet {
   const { s3, cloudfront } = createClients({ region, concurrency: 1 }, env)
   const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS }
   // IAM and STS endpoints come from AWS_ENDPOINT_URL(_IAM/_STS) through the SDK itself.
   const iam = new IAMClient({ region: 'us-east-1', ...retry })
   const sts = new STSClient({ region, ...retry })
-  const named = { step: 'initialize', name: 'recordOperationMiddleware' } as const
-  s3.middlewareStack.add(recordOperation('s3'), named)
-  cloudfront.middlewareStack.add(recordOperation('cloudfront'), named)
-  iam.middlewareStack.add(recordOperation('iam'), named)
-  sts.middlewareStack.add(recordOperation('sts'), named)
   return { s3, cloudfront, iam, sts }
-}
-
-const OPERATION = Symbol('operation')
-
-/** `s3:PutBucketPolicy`: the service and the API operation an error came from. */
-export function operationOf(err: unknown): string | undefined {
-  return (err as { [OPERATION]?: string } | null)?.[OPERATION]
-}
-
-function recordOperation<Input extends object, Output extends object>(
-  service: string
-): InitializeMiddleware<Input, Output> {
-  return (next, context) => async (args) => {
-    try {
-      return await next(args)
-    } catch (err) {
-      if (typeof err === 'object' && err !== null) {
-        const name = (context.commandName ?? '').replace(/Command$/, '')
-        Object.defineProperty(err, OPERATION, { value: `${service}:${name}`, enumerable: false })
-      }
-      throw err
-    }
-  }
 }
 
 /** Inside the retry middleware, so it runs once per attempt. */

@@ -35,7 +35,7 @@ export function addSetupCommand(program: Command, io: CliIo, exit: (code: number
 }
 
 async function runSetup(flags: Record<string, unknown>, io: CliIo): Promise<number> {
-  if (flags.template !== undefined) return printTemplate(String(flags.template), io)
+  if (flags.template !== undefined) return printTemplate(String(flags.template), flags, io)
   const logger = terminalLogger(io.stderr)
   let clients
   try {
@@ -56,11 +56,24 @@ async function runSetup(flags: Record<string, unknown>, io: CliIo): Promise<numb
   }
 }
 
-function printTemplate(format: string, io: CliIo): number {
+/** The template, its parameters' defaults taken from the flags given. */
+function printTemplate(format: string, flags: Record<string, unknown>, io: CliIo): number {
   if (format !== 'cloudformation') {
     io.stderr.write(`error: --template takes cloudformation, got "${format}".\n`)
     return EXIT_USAGE
   }
-  io.stdout.write(`${JSON.stringify(cloudFormationTemplate(), null, 2)}\n`)
-  return EXIT_OK
+  const flag = (name: string) => readFlag(flags, name, io.env) || undefined
+  try {
+    const template = cloudFormationTemplate({
+      bucket: flag('bucket'),
+      githubRepo: flag('github-repo'),
+      githubBranch: flag('github-branch'),
+      githubEnvironment: flag('github-environment')
+    })
+    io.stdout.write(`${JSON.stringify(template, null, 2)}\n`)
+    return EXIT_OK
+  } catch (err) {
+    io.stderr.write(`error: ${failureMessage(err)}\n`)
+    return err instanceof InputError ? EXIT_USAGE : EXIT_FAILED
+  }
 }

@@ -2,17 +2,14 @@ import type { SetupClientSet } from '../aws/clients.js'
 import { runPreflight, type PreflightFinding } from '../cdn/preflight/index.js'
 import type { Logger } from '../common/types.js'
 import type { SetupOptions } from '../inputs/setup.js'
-import { inspectBucket, ensureBucket } from '../setup/bucket.js'
+import { accountIdOf } from '../setup/account.js'
+import { ensureBucket, inspectBucket } from '../setup/bucket.js'
 import { ensureBucketPolicy } from '../setup/bucket-policy.js'
 import { ensureDistribution } from '../setup/distribution.js'
-import {
-  accountIdOf,
-  ensureGitHubOidcProvider,
-  ensureGitHubRole,
-  githubSubjects
-} from '../setup/github-role.js'
+import { ensureGitHubOidcProvider } from '../setup/github-oidc-provider.js'
+import { ensureGitHubRole } from '../setup/github-role.js'
+import { githubSubjects } from '../setup/github-subjects.js'
 import { ensureOriginAccessControl } from '../setup/origin-access-control.js'
-import { refusedPermission } from '../setup/refused.js'
 import { ensureKeyGroup, ensurePublicKey } from '../setup/signing-keys.js'
 import type { SetupChange, SetupContext } from '../setup/types.js'
 
@@ -49,18 +46,6 @@ export async function setup(
   clients: SetupClientSet,
   deps: SetupDeps
 ): Promise<SetupReport> {
-  try {
-    return await setupSteps(options, clients, deps)
-  } catch (err) {
-    throw refusedPermission(err) ?? err
-  }
-}
-
-async function setupSteps(
-  options: SetupOptions,
-  clients: SetupClientSet,
-  deps: SetupDeps
-): Promise<SetupReport> {
   const changes: SetupChange[] = []
   const ctx: SetupContext = {
     clients,
@@ -79,12 +64,19 @@ async function setupSteps(
   const { exists } = await inspectBucket(clients, { bucket, region }, deps.signal)
   const accountId = await accountIdOf(ctx)
   await ensureBucket(ctx, { ...options, exists })
+  // An adopted distribution switches its origin to the OAC below: the bucket must already let
+  // it read, or it serves 403s in between.
+  if (options.distributionId) {
+    const distributionArn = `arn:aws:cloudfront::${accountId}:distribution/${options.distributionId}`
+    await ensureBucketPolicy(ctx, { bucket, distributionArn })
+  }
   const signing = await ensureSigningKeys(ctx, options)
   const originAccessControlId = await ensureOriginAccessControl(ctx, { bucket })
   const distribution = await ensureDistribution(ctx, {
     ...options,
     originAccessControlId,
-    keyGroupId: signing.keyGroupId
+    keyGroupId: signing.keyGroupId,
+    signedUrls: options.publicKeyPem !== undefined
   })
   await ensureBucketPolicy(ctx, { bucket, distributionArn: distribution?.arn })
   const roleArn = await ensureRole(ctx, options, accountId, distribution?.id)

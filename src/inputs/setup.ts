@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { InputError } from '../common/errors.js'
-import { parseGitHubRepo } from '../setup/github-role.js'
+import { defaultRoleName } from '../setup/github-role.js'
+import { parseGitHubRepo } from '../setup/github-subjects.js'
 import { checkPublicKeyPem } from '../setup/signing-keys.js'
 import type { InputSpec } from './schema.js'
 
@@ -142,10 +143,6 @@ const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[\
 const PATH_PATTERN = /^[A-Za-z0-9_\-.*$/~"'@:+&]{1,255}$/
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/
 
-/** Role names: 64 characters of letters, digits and `+=,.@_-`. */
-export const defaultRoleName = (bucket: string) =>
-  `model-cdn-deploy-${bucket}`.slice(0, 64).replace(/[^\w+=,.@-]/g, '-')
-
 /** Reads and checks every flag; what AWS accepts (key, repository) is checked by its step. */
 export function parseSetupOptions(
   read: (name: string) => string,
@@ -241,7 +238,7 @@ function github(
     return undefined
   }
   const parsed = attempt(() => parseGitHubRepo(repo))
-  return parsed ? { repo: parsed, branch, environment } : undefined
+  return parsed ? { repo: `${parsed.owner}/${parsed.name}`, branch, environment } : undefined
 }
 
 function customDomain(domain: string, certificateArn: string, problems: string[]) {
@@ -276,7 +273,9 @@ function days(text: (name: string) => string, name: string, problems: string[]):
   const n = Number(given)
   const { min, max } = spec.range as { min: number; max: number }
   if (!Number.isInteger(n) || n < min || n > max) {
-    problems.push(`\`${name}\` must be a whole number of days between ${min} and ${max}, got ${given}.`)
+    problems.push(
+      `\`${name}\` must be a whole number of days between ${min} and ${max}, got ${given}.`
+    )
     return Number(spec.default)
   }
   return n

@@ -3,17 +3,12 @@ import {
   PutBucketLifecycleConfigurationCommand,
   type LifecycleRule
 } from '@aws-sdk/client-s3'
-import { PREVIEW_TAG } from '../release/cleanup.js'
+import { PREVIEW_TAG } from '../common/constants.js'
 import { awsError, denied } from '../../__fixtures__/preflight-world.js'
-import { mockSetupS3, sentCommands } from '../../__fixtures__/setup-context.js'
-import {
-  ensureLifecycleRules,
-  LIFECYCLE_RULE_IDS,
-  PREVIEW_OBJECT_TAG,
-  readLifecycle
-} from './bucket-lifecycle.js'
+import { mockSetupS3, sentCommands, setupContext } from '../../__fixtures__/setup-context.js'
+import { ensureLifecycleRules, LIFECYCLE_RULE_IDS, readLifecycle } from './bucket-lifecycle.js'
 
-const { s3Mock, context } = mockSetupS3()
+const s3Mock = mockSetupS3()
 
 const BUCKET = 'model-bucket'
 const days = { noncurrentVersionDays: 30, previewDays: 14 }
@@ -49,12 +44,13 @@ const putRules = () =>
     .LifecycleConfiguration?.Rules
 
 describe('bucket lifecycle rules', () => {
-  it('tags previews as the deploy does', () => {
-    expect(PREVIEW_OBJECT_TAG).toEqual(PREVIEW_TAG)
+  it('expires previews by the tag the deploy puts on them', () => {
+    // previewRule is what the tests below expect ensureLifecycleRules to write.
+    expect(previewRule.Filter?.Tag).toEqual({ Key: PREVIEW_TAG.key, Value: PREVIEW_TAG.value })
   })
 
   it('adds its three rules (no tag filter on the abort rule, which S3 refuses)', async () => {
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await ensureLifecycleRules(ctx, BUCKET, { rules: [] }, days)
     expect(s3Mock.commandCalls(PutBucketLifecycleConfigurationCommand)[0].args[0].input).toEqual({
       Bucket: BUCKET,
@@ -63,7 +59,7 @@ describe('bucket lifecycle rules', () => {
   })
 
   it('changes nothing when its rules are in place, in whichever form S3 reads them back', async () => {
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     const readBack = [{ ...abortRule, Filter: {} }, theirRule, noncurrentRule, previewRule]
     await ensureLifecycleRules(ctx, BUCKET, { rules: readBack }, days)
     expect(s3Mock.calls()).toHaveLength(0)
@@ -71,7 +67,7 @@ describe('bucket lifecycle rules', () => {
   })
 
   it("keeps the bucket's rules and its default transition size, correcting its own in place", async () => {
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     const current = [
       theirRule,
       { ...previewRule, Expiration: { Days: 90 } },
@@ -99,7 +95,7 @@ describe('bucket lifecycle rules', () => {
   })
 
   it('follows the days asked for', async () => {
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     const rules = [abortRule, noncurrentRule, previewRule]
     await ensureLifecycleRules(ctx, BUCKET, { rules }, { noncurrentVersionDays: 7, previewDays: 3 })
     expect(putRules()?.map((r) => [r.NoncurrentVersionExpiration, r.Expiration])).toEqual([
@@ -111,7 +107,7 @@ describe('bucket lifecycle rules', () => {
   })
 
   it('writes a rule of the deprecated form (rule-level Prefix) in the Filter form, same meaning', async () => {
-    const { ctx } = context()
+    const { ctx } = setupContext()
     const legacy: LifecycleRule = {
       ID: 'old',
       Status: 'Enabled',
@@ -128,7 +124,7 @@ describe('bucket lifecycle rules', () => {
   })
 
   it('in a dry run, records and writes nothing', async () => {
-    const { ctx, changes } = context(true)
+    const { ctx, changes } = setupContext(true)
     await ensureLifecycleRules(ctx, BUCKET, { rules: [theirRule] }, days)
     expect(s3Mock.calls()).toHaveLength(0)
     expect(changes).toHaveLength(3)
@@ -138,7 +134,7 @@ describe('bucket lifecycle rules', () => {
     s3Mock
       .on(GetBucketLifecycleConfigurationCommand)
       .rejects(awsError('NoSuchLifecycleConfiguration', 404))
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await expect(readLifecycle(ctx, BUCKET)).resolves.toEqual({
       rules: [],
       transitionDefaultMinimumObjectSize: undefined
@@ -148,9 +144,9 @@ describe('bucket lifecycle rules', () => {
 
   it('names the permission a refused write needed', async () => {
     s3Mock.on(PutBucketLifecycleConfigurationCommand).rejects(denied())
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await expect(ensureLifecycleRules(ctx, BUCKET, { rules: [] }, days)).rejects.toThrow(
-      '(needs s3:PutLifecycleConfiguration)'
+      'Failed setting the lifecycle rules of bucket "model-bucket" (s3:PutLifecycleConfiguration): AWS said AccessDenied'
     )
     expect(changes).toEqual([])
   })

@@ -8,15 +8,11 @@ import {
   type LifecycleRule,
   type TransitionDefaultMinimumObjectSize
 } from '@aws-sdk/client-s3'
-import { applyChanges, callS3 } from './s3-call.js'
+import { PREVIEW_TAG } from '../common/constants.js'
+import { applyChanges, awsCall } from './aws-call.js'
 import type { SetupChange, SetupContext } from './types.js'
 
-/**
- * The object tag of preview uploads: release/cleanup.ts's PREVIEW_TAG, repeated because setup may
- * not import release/ (a layer beside it); bucket-lifecycle.test.ts checks they are equal.
- */
-export const PREVIEW_OBJECT_TAG = { key: 'model-cdn-deploy:preview', value: 'true' } as const
-
+/** The IDs of setup's rules (and of its CloudFormation template's), by which it finds them again. */
 export const LIFECYCLE_RULE_IDS = {
   abortUploads: 'model-cdn-deploy-abort-incomplete-uploads',
   noncurrentVersions: 'model-cdn-deploy-noncurrent-versions',
@@ -41,13 +37,19 @@ export async function readLifecycle(
   ctx: Pick<SetupContext, 'clients' | 'signal'>,
   bucket: string
 ): Promise<LifecycleSettings> {
-  const got = await callS3(
-    { bucket, permission: 's3:GetLifecycleConfiguration', doing: 'reading the lifecycle rules' },
-    () =>
-      ctx.clients.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }), {
-        abortSignal: ctx.signal
-      }),
-    { codes: ['NoSuchLifecycleConfiguration'], value: undefined }
+  const got = await awsCall(
+    ctx,
+    {
+      doing: `reading the lifecycle rules of bucket "${bucket}"`,
+      permission: 's3:GetLifecycleConfiguration',
+      bucket
+    },
+    (sendOptions) =>
+      ctx.clients.s3.send(
+        new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }),
+        sendOptions
+      ),
+    ['NoSuchLifecycleConfiguration']
   )
   return {
     rules: got?.Rules ?? [],
@@ -69,9 +71,14 @@ export async function ensureLifecycleRules(
     TransitionDefaultMinimumObjectSize: current.transitionDefaultMinimumObjectSize
   })
   await applyChanges(ctx, changes, () =>
-    callS3(
-      { bucket, permission: 's3:PutLifecycleConfiguration', doing: 'setting the lifecycle rules' },
-      () => ctx.clients.s3.send(command, { abortSignal: ctx.signal })
+    awsCall(
+      ctx,
+      {
+        doing: `setting the lifecycle rules of bucket "${bucket}"`,
+        permission: 's3:PutLifecycleConfiguration',
+        bucket
+      },
+      (sendOptions) => ctx.clients.s3.send(command, sendOptions)
     )
   )
 }
@@ -83,7 +90,7 @@ interface SetupRule {
 }
 
 function setupRules({ noncurrentVersionDays, previewDays }: LifecycleDays): SetupRule[] {
-  const { key, value } = PREVIEW_OBJECT_TAG
+  const { key, value } = PREVIEW_TAG
   return [
     {
       // The whole bucket: S3 refuses AbortIncompleteMultipartUpload in a tag-filtered rule, and

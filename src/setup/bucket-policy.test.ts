@@ -2,10 +2,10 @@ import { GetBucketPolicyCommand, PutBucketPolicyCommand } from '@aws-sdk/client-
 import { policyCheck } from '../cdn/preflight/bucket-policy.js'
 import { DeployError } from '../common/errors.js'
 import { awsError, denied, target } from '../../__fixtures__/preflight-world.js'
-import { mockSetupS3, sentCommands } from '../../__fixtures__/setup-context.js'
+import { mockSetupS3, sentCommands, setupContext } from '../../__fixtures__/setup-context.js'
 import { CLOUDFRONT_READ_SID, ensureBucketPolicy } from './bucket-policy.js'
 
-const { s3Mock, context } = mockSetupS3()
+const s3Mock = mockSetupS3()
 
 const BUCKET = target.bucket
 const ARN = 'arn:aws:cloudfront::123456789012:distribution/E2ABCDEFGHIJKL'
@@ -60,7 +60,7 @@ function preflightOf(policy: object) {
 describe('ensureBucketPolicy', () => {
   it('sets a policy where there is none, which pre-flight passes', async () => {
     s3Mock.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404))
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     const policy = written()
     expect(policy).toEqual({ Version: '2012-10-17', Statement: [ours] })
@@ -76,7 +76,7 @@ describe('ensureBucketPolicy', () => {
 
   it('changes nothing on a second run', async () => {
     mockStatements(denyInsecure, ours)
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(sentCommands(s3Mock)).toEqual(['GetBucketPolicyCommand'])
     expect(changes).toEqual([])
@@ -84,7 +84,7 @@ describe('ensureBucketPolicy', () => {
 
   it("keeps the bucket's statements and fields, adding its own", async () => {
     mockPolicy({ Version: '2012-10-17', Id: 'team-policy', Statement: [denyInsecure, ciReader] })
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     const policy = written()
     expect(policy).toEqual({
@@ -98,7 +98,7 @@ describe('ensureBucketPolicy', () => {
 
   it('reads a policy whose Statement is one object', async () => {
     mockPolicy({ Version: '2012-10-17', Statement: denyInsecure })
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(written().Statement).toEqual([denyInsecure, ours])
   })
@@ -106,7 +106,7 @@ describe('ensureBucketPolicy', () => {
   it('corrects its statement when it names another distribution', async () => {
     const stale = { ...ours, Condition: { StringEquals: { 'AWS:SourceArn': OTHER_ARN } } }
     mockStatements(stale, ciReader)
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(written().Statement).toEqual([ours, ciReader])
     expect(changes).toEqual([
@@ -126,7 +126,7 @@ describe('ensureBucketPolicy', () => {
       Principal: { Service: ['cloudfront.amazonaws.com'] },
       Condition: { StringEquals: { 'aws:sourcearn': [ARN] } }
     })
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(sentCommands(s3Mock)).toEqual(['GetBucketPolicyCommand'])
     expect(changes).toEqual([])
@@ -134,7 +134,7 @@ describe('ensureBucketPolicy', () => {
 
   it('still adds its own next to a broader grant', async () => {
     mockStatements({ ...ours, Sid: 'Broad', Action: ['s3:GetObject', 's3:ListBucket'] })
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(written().Statement).toHaveLength(2)
   })
@@ -156,7 +156,7 @@ describe('ensureBucketPolicy', () => {
       Condition: { Bool: { 'aws:SecureTransport': 'true' } }
     }
     mockStatements(denyInsecure, publicRead, anyAwsList, ours)
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     const policy = written()
     expect(policy.Statement).toEqual([denyInsecure, ours])
@@ -190,7 +190,7 @@ describe('ensureBucketPolicy', () => {
       Condition: { StringLike: { 'aws:SourceVpce': 'vpce-*' } }
     }
     mockStatements(fromEndpoint, fromAnyEndpoint, ours)
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(written().Statement).toEqual([fromEndpoint, ours])
     expect(changes.map((c) => c.detail)).toEqual([
@@ -200,7 +200,7 @@ describe('ensureBucketPolicy', () => {
 
   it('in a dry run before the distribution exists, records the statement for it', async () => {
     s3Mock.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucket', 404))
-    const { ctx, changes } = context(true)
+    const { ctx, changes } = setupContext(true)
     await ensureBucketPolicy(ctx, { bucket: BUCKET })
     expect(sentCommands(s3Mock)).toEqual(['GetBucketPolicyCommand'])
     expect(changes).toEqual([
@@ -214,7 +214,7 @@ describe('ensureBucketPolicy', () => {
 
   it('in a dry run, records what it would change and writes nothing', async () => {
     mockStatements({ ...ours, Resource: `arn:aws:s3:::${BUCKET}/public/*` })
-    const { ctx, changes } = context(true)
+    const { ctx, changes } = setupContext(true)
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })
     expect(sentCommands(s3Mock)).toEqual(['GetBucketPolicyCommand'])
     expect(changes.map((c) => c.detail)).toEqual([
@@ -224,14 +224,14 @@ describe('ensureBucketPolicy', () => {
 
   it('fails on a missing bucket outside a dry run', async () => {
     s3Mock.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucket', 404))
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await expect(ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN })).rejects.toThrow(
       'AWS said NoSuchBucket'
     )
   })
 
   it('needs the distribution outside a dry run', async () => {
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await expect(ensureBucketPolicy(ctx, { bucket: BUCKET })).rejects.toThrow(
       'needs the distribution ARN'
     )
@@ -241,7 +241,7 @@ describe('ensureBucketPolicy', () => {
   it('uses the partition of the distribution', async () => {
     s3Mock.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404))
     const cnArn = 'arn:aws-cn:cloudfront::123456789012:distribution/E2ABCDEFGHIJKL'
-    const { ctx } = context()
+    const { ctx } = setupContext()
     await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: cnArn })
     expect(written().Statement).toEqual([
       {
@@ -255,19 +255,20 @@ describe('ensureBucketPolicy', () => {
   it('names the permission a refused write needed', async () => {
     s3Mock.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404))
     s3Mock.on(PutBucketPolicyCommand).rejects(denied())
-    const { ctx, changes } = context()
+    const { ctx, changes } = setupContext()
     const err = await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN }).catch(
       (e) => e
     )
-    expect(err.message).toContain('Failed setting the policy of bucket "model-bucket"')
-    expect(err.message).toContain('(needs s3:PutBucketPolicy)')
-    expect(err.hint).toContain('not allowed s3:PutBucketPolicy')
+    expect(err.message).toContain(
+      'Failed setting the policy of bucket "model-bucket" (s3:PutBucketPolicy): AWS said AccessDenied'
+    )
+    expect(err.hint).toContain('may not call s3:PutBucketPolicy on bucket "model-bucket"')
     expect(changes).toEqual([])
   })
 
   it('will not rewrite a policy it cannot read as JSON', async () => {
     s3Mock.on(GetBucketPolicyCommand).resolves({ Policy: '{"Statement": [' })
-    const { ctx } = context()
+    const { ctx } = setupContext()
     const err = await ensureBucketPolicy(ctx, { bucket: BUCKET, distributionArn: ARN }).catch(
       (e) => e
     )

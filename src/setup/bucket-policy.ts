@@ -5,7 +5,7 @@
  */
 import { GetBucketPolicyCommand, PutBucketPolicyCommand } from '@aws-sdk/client-s3'
 import { DeployError } from '../common/errors.js'
-import { applyChanges, callS3 } from './s3-call.js'
+import { applyChanges, awsCall } from './aws-call.js'
 import type { SetupChange, SetupContext } from './types.js'
 
 /** The Sid of setup's statement, by which a second run finds it again. */
@@ -45,27 +45,32 @@ export async function ensureBucketPolicy(
   const { statements, changes } = withCloudFrontRead(plan, opts, current !== undefined)
   const policy = JSON.stringify({ Version: '2012-10-17', ...current, Statement: statements })
   await applyChanges(ctx, changes, () =>
-    callS3({ bucket, permission: 's3:PutBucketPolicy', doing: 'setting the policy' }, () =>
-      ctx.clients.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }), {
-        abortSignal: ctx.signal
-      })
+    awsCall(
+      ctx,
+      {
+        doing: `setting the policy of bucket "${bucket}"`,
+        permission: 's3:PutBucketPolicy',
+        bucket
+      },
+      (sendOptions) =>
+        ctx.clients.s3.send(
+          new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }),
+          sendOptions
+        )
     )
   )
 }
 
 /** The policy as read; undefined when the bucket has none (or, in a dry run, does not exist yet). */
 async function readPolicy(ctx: SetupContext, bucket: string): Promise<PolicyDocument | undefined> {
-  const policy = await callS3(
-    { bucket, permission: 's3:GetBucketPolicy', doing: 'reading the policy' },
-    () =>
-      ctx.clients.s3
-        .send(new GetBucketPolicyCommand({ Bucket: bucket }), { abortSignal: ctx.signal })
-        .then((r) => r.Policy),
-    {
-      codes: ctx.dryRun ? ['NoSuchBucketPolicy', 'NoSuchBucket'] : ['NoSuchBucketPolicy'],
-      value: undefined
-    }
+  const got = await awsCall(
+    ctx,
+    { doing: `reading the policy of bucket "${bucket}"`, permission: 's3:GetBucketPolicy', bucket },
+    (sendOptions) =>
+      ctx.clients.s3.send(new GetBucketPolicyCommand({ Bucket: bucket }), sendOptions),
+    ctx.dryRun ? ['NoSuchBucketPolicy', 'NoSuchBucket'] : ['NoSuchBucketPolicy']
   )
+  const policy = got?.Policy
   if (!policy) return undefined
   let doc: unknown
   try {

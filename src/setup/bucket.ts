@@ -25,7 +25,7 @@ import {
   type LifecycleDays,
   type LifecycleSettings
 } from './bucket-lifecycle.js'
-import { applyChanges, callS3 } from './s3-call.js'
+import { applyChanges, awsCall } from './aws-call.js'
 import { SETUP_TAG, type SetupChange, type SetupClients, type SetupContext } from './types.js'
 
 export interface BucketLocation {
@@ -162,39 +162,54 @@ async function createBucket(ctx: SetupContext, { bucket, region }: BucketLocatio
     detail: `s3://${bucket} in ${region}, ACLs disabled (objects owned by the bucket owner)`
   }
   await applyChanges(ctx, [change], () =>
-    callS3({ bucket, permission: 's3:CreateBucket', doing: 'creating' }, () =>
-      ctx.clients.s3.send(command, { abortSignal: ctx.signal })
+    awsCall(
+      ctx,
+      { doing: `creating bucket "${bucket}"`, permission: 's3:CreateBucket', bucket },
+      (sendOptions) => ctx.clients.s3.send(command, sendOptions)
     )
   )
 }
 
 async function readSettings(ctx: SetupContext, bucket: string): Promise<BucketSettings> {
   const { s3 } = ctx.clients
-  const send = { abortSignal: ctx.signal }
   const [publicAccess, versioning, lifecycle, tags] = await Promise.all([
-    callS3(
+    awsCall(
+      ctx,
       {
-        bucket,
+        doing: `reading the public access block of bucket "${bucket}"`,
         permission: 's3:GetBucketPublicAccessBlock',
-        doing: 'reading the public access block'
+        bucket
       },
-      () =>
-        s3
-          .send(new GetPublicAccessBlockCommand({ Bucket: bucket }), send)
-          .then((r) => r.PublicAccessBlockConfiguration),
-      { codes: ['NoSuchPublicAccessBlockConfiguration'], value: undefined }
+      (sendOptions) => s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }), sendOptions),
+      ['NoSuchPublicAccessBlockConfiguration']
     ),
-    callS3({ bucket, permission: 's3:GetBucketVersioning', doing: 'reading the versioning' }, () =>
-      s3.send(new GetBucketVersioningCommand({ Bucket: bucket }), send).then((r) => r.Status)
+    awsCall(
+      ctx,
+      {
+        doing: `reading the versioning of bucket "${bucket}"`,
+        permission: 's3:GetBucketVersioning',
+        bucket
+      },
+      (sendOptions) => s3.send(new GetBucketVersioningCommand({ Bucket: bucket }), sendOptions)
     ),
     readLifecycle(ctx, bucket),
-    callS3(
-      { bucket, permission: 's3:GetBucketTagging', doing: 'reading the tags' },
-      () => s3.send(new GetBucketTaggingCommand({ Bucket: bucket }), send).then((r) => r.TagSet),
-      { codes: ['NoSuchTagSet'], value: [] }
+    awsCall(
+      ctx,
+      {
+        doing: `reading the tags of bucket "${bucket}"`,
+        permission: 's3:GetBucketTagging',
+        bucket
+      },
+      (sendOptions) => s3.send(new GetBucketTaggingCommand({ Bucket: bucket }), sendOptions),
+      ['NoSuchTagSet']
     )
   ])
-  return { publicAccess, versioning, lifecycle, tags: tags ?? [] }
+  return {
+    publicAccess: publicAccess?.PublicAccessBlockConfiguration,
+    versioning: versioning.Status,
+    lifecycle,
+    tags: tags?.TagSet ?? []
+  }
 }
 
 const bucketUpdate = (detail: string): SetupChange => ({
@@ -220,15 +235,20 @@ async function blockPublicAccess(
   const changes = off.length ? [bucketUpdate(`public access blocked (${off.join(', ')} on)`)] : []
   const allOn = Object.fromEntries(PUBLIC_ACCESS_FLAGS.map((flag) => [flag, true]))
   await applyChanges(ctx, changes, () =>
-    callS3(
-      { bucket, permission: 's3:PutBucketPublicAccessBlock', doing: 'blocking public access' },
-      () =>
+    awsCall(
+      ctx,
+      {
+        doing: `blocking public access of bucket "${bucket}"`,
+        permission: 's3:PutBucketPublicAccessBlock',
+        bucket
+      },
+      (sendOptions) =>
         ctx.clients.s3.send(
           new PutPublicAccessBlockCommand({
             Bucket: bucket,
             PublicAccessBlockConfiguration: allOn
           }),
-          { abortSignal: ctx.signal }
+          sendOptions
         )
     )
   )
@@ -244,14 +264,21 @@ async function enableVersioning(
       ? []
       : [bucketUpdate(`versioning Enabled${current ? ` (was ${current})` : ''}`)]
   await applyChanges(ctx, changes, () =>
-    callS3({ bucket, permission: 's3:PutBucketVersioning', doing: 'enabling versioning' }, () =>
-      ctx.clients.s3.send(
-        new PutBucketVersioningCommand({
-          Bucket: bucket,
-          VersioningConfiguration: { Status: 'Enabled' }
-        }),
-        { abortSignal: ctx.signal }
-      )
+    awsCall(
+      ctx,
+      {
+        doing: `enabling versioning of bucket "${bucket}"`,
+        permission: 's3:PutBucketVersioning',
+        bucket
+      },
+      (sendOptions) =>
+        ctx.clients.s3.send(
+          new PutBucketVersioningCommand({
+            Bucket: bucket,
+            VersioningConfiguration: { Status: 'Enabled' }
+          }),
+          sendOptions
+        )
     )
   )
 }
@@ -265,10 +292,14 @@ async function tagBucket(ctx: SetupContext, bucket: string, current: Tag[]): Pro
     { Key: SETUP_TAG.key, Value: SETUP_TAG.value }
   ]
   await applyChanges(ctx, changes, () =>
-    callS3({ bucket, permission: 's3:PutBucketTagging', doing: 'tagging' }, () =>
-      ctx.clients.s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }), {
-        abortSignal: ctx.signal
-      })
+    awsCall(
+      ctx,
+      { doing: `tagging bucket "${bucket}"`, permission: 's3:PutBucketTagging', bucket },
+      (sendOptions) =>
+        ctx.clients.s3.send(
+          new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }),
+          sendOptions
+        )
     )
   )
 }

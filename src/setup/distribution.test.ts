@@ -17,7 +17,6 @@ import {
   type DistributionConfig,
   type DistributionSummary
 } from '@aws-sdk/client-cloudfront'
-import { IAMClient } from '@aws-sdk/client-iam'
 import {
   GetBucketLifecycleConfigurationCommand,
   GetBucketPolicyCommand,
@@ -25,13 +24,12 @@ import {
   GetPublicAccessBlockCommand,
   S3Client
 } from '@aws-sdk/client-s3'
-import { STSClient } from '@aws-sdk/client-sts'
 import { mockClient } from 'aws-sdk-client-mock'
 import { DeployError, InputError } from '../common/errors.js'
 import { runPreflight } from '../cdn/preflight/index.js'
 import { abortRule, awsError } from '../../__fixtures__/preflight-world.js'
 import { ALL_PUBLIC_ACCESS_BLOCKED, oacBucketPolicy } from '../../__fixtures__/preflight.js'
-import { silentLogger } from '../../__fixtures__/logger.js'
+import { setupContext } from '../../__fixtures__/setup-context.js'
 import { generateSigningKeys, publicKeyPem } from '../../__fixtures__/signing.js'
 import {
   CACHING_OPTIMIZED,
@@ -41,7 +39,6 @@ import {
 } from './distribution.js'
 import { ensureOriginAccessControl } from './origin-access-control.js'
 import { ensureKeyGroup, ensurePublicKey } from './signing-keys.js'
-import type { SetupChange, SetupContext } from './types.js'
 
 const cfMock = mockClient(CloudFrontClient)
 const s3Mock = mockClient(S3Client)
@@ -49,24 +46,6 @@ beforeEach(() => {
   cfMock.reset()
   s3Mock.reset()
 })
-
-function setupContext(dryRun = false) {
-  const changes: SetupChange[] = []
-  const logger = silentLogger()
-  const region = 'us-east-1'
-  const ctx: SetupContext = {
-    clients: {
-      s3: new S3Client({ region }),
-      cloudfront: new CloudFrontClient({ region }),
-      iam: new IAMClient({ region }),
-      sts: new STSClient({ region })
-    },
-    dryRun,
-    logger,
-    change: (change) => void changes.push(change)
-  }
-  return { ctx, changes, logger }
-}
 
 const BUCKET = 'model-bucket'
 const DIST = 'E2DIST'
@@ -254,7 +233,7 @@ describe('ensureDistribution: creating', () => {
     cfMock.on(CreateDistributionWithTagsCommand).rejects(awsError('AccessDenied', 403))
     const { ctx } = setupContext()
     await expect(ensureDistribution(ctx, options)).rejects.toThrow(
-      'Setup was refused cloudfront:CreateDistribution and cloudfront:TagResource'
+      '(cloudfront:CreateDistribution and cloudfront:TagResource): AWS said AccessDenied'
     )
   })
 })

@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-cloudfront'
 import { awsErrorCode, DeployError, InputError } from '../common/errors.js'
 import { bucketRestDomain, parseS3Domain } from '../cdn/preflight/origin.js'
-import { applyChange, listAll, request } from './origin-access-control.js'
+import { applyChanges, awsCall, listAll } from './aws-call.js'
 import { SETUP_TAG, type SetupContext } from './types.js'
 
 /**
@@ -74,6 +74,11 @@ const ACM_US_EAST_1 = /^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[\w-]+$
 
 export function distributionComment(bucket: string): string {
   return `model-cdn-deploy: ${bucket}`
+}
+
+/** The id of the bucket's origin in the distribution setup (or its template) creates. */
+export function bucketOriginId(bucket: string): string {
+  return `s3-${bucket}`
 }
 
 /**
@@ -148,13 +153,11 @@ async function findDistribution(
 
 function listDistributions(ctx: SetupContext): Promise<DistributionSummary[]> {
   return listAll(async (marker) => {
-    const { DistributionList: list } = await request(
-      'cloudfront:ListDistributions',
-      'listing the CloudFront distributions',
-      () =>
-        ctx.clients.cloudfront.send(new ListDistributionsCommand({ Marker: marker }), {
-          abortSignal: ctx.signal
-        })
+    const { DistributionList: list } = await awsCall(
+      ctx,
+      { doing: 'listing the CloudFront distributions', permission: 'cloudfront:ListDistributions' },
+      (sendOptions) =>
+        ctx.clients.cloudfront.send(new ListDistributionsCommand({ Marker: marker }), sendOptions)
     )
     return list
   })
@@ -165,24 +168,25 @@ function isBucket(origin: Origin, bucket: string): boolean {
 }
 
 async function hasSetupTag(ctx: SetupContext, arn: string): Promise<boolean> {
-  const { Tags: tags } = await request(
-    'cloudfront:ListTagsForResource',
-    `reading the tags of ${arn}`,
-    () =>
-      ctx.clients.cloudfront.send(new ListTagsForResourceCommand({ Resource: arn }), {
-        abortSignal: ctx.signal
-      })
+  const { Tags: tags } = await awsCall(
+    ctx,
+    { doing: `reading the tags of ${arn}`, permission: 'cloudfront:ListTagsForResource' },
+    (sendOptions) =>
+      ctx.clients.cloudfront.send(new ListTagsForResourceCommand({ Resource: arn }), sendOptions)
   )
   return (tags?.Items ?? []).some((t) => t.Key === SETUP_TAG.key && t.Value === SETUP_TAG.value)
 }
 
 async function readDistribution(ctx: SetupContext, id: string): Promise<FoundDistribution> {
-  const got = await request('cloudfront:GetDistribution', `reading distribution ${id}`, () =>
-    ctx.clients.cloudfront
-      .send(new GetDistributionCommand({ Id: id }), { abortSignal: ctx.signal })
-      .catch((err: unknown) => {
-        throw awsErrorCode(err) === 'NoSuchDistribution' ? noSuchDistribution(id, err) : err
-      })
+  const got = await awsCall(
+    ctx,
+    { doing: `reading distribution ${id}`, permission: 'cloudfront:GetDistribution' },
+    (sendOptions) =>
+      ctx.clients.cloudfront
+        .send(new GetDistributionCommand({ Id: id }), sendOptions)
+        .catch((err: unknown) => {
+          throw awsErrorCode(err) === 'NoSuchDistribution' ? noSuchDistribution(id, err) : err
+        })
   )
   const d = got.Distribution
   if (!d?.ARN || !d.DomainName || !d.DistributionConfig) {
@@ -208,15 +212,18 @@ async function adoptDistribution(ctx: SetupContext, id: string): Promise<FoundDi
       action: 'update' as const,
       detail: `${id}: tag ${SETUP_TAG.key}=${SETUP_TAG.value} added, so setup finds it again`
     }
-    await applyChange(ctx, change, () =>
-      request('cloudfront:TagResource', `tagging distribution ${id}`, () =>
-        ctx.clients.cloudfront.send(
-          new TagResourceCommand({
-            Resource: found.arn,
-            Tags: { Items: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }] }
-          }),
-          { abortSignal: ctx.signal }
-        )
+    await applyChanges(ctx, [change], () =>
+      awsCall(
+        ctx,
+        { doing: `tagging distribution ${id}`, permission: 'cloudfront:TagResource' },
+        (sendOptions) =>
+          ctx.clients.cloudfront.send(
+            new TagResourceCommand({
+              Resource: found.arn,
+              Tags: { Items: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }] }
+            }),
+            sendOptions
+          )
       )
     )
   }
@@ -232,11 +239,14 @@ async function createDistribution(
   options: DistributionOptions
 ): Promise<SetupDistribution | undefined> {
   const change = { resource: RESOURCE, action: 'create' as const, detail: describeNew(options) }
-  const created = await applyChange(ctx, change, () =>
-    request(
-      'cloudfront:CreateDistribution and cloudfront:TagResource',
-      `creating the distribution of bucket ${options.bucket}`,
-      () =>
+  const created = await applyChanges(ctx, [change], () =>
+    awsCall(
+      ctx,
+      {
+        doing: `creating the distribution of bucket ${options.bucket}`,
+        permission: 'cloudfront:CreateDistribution and cloudfront:TagResource'
+      },
+      (sendOptions) =>
         ctx.clients.cloudfront.send(
           new CreateDistributionWithTagsCommand({
             DistributionConfigWithTags: {
@@ -244,7 +254,7 @@ async function createDistribution(
               Tags: { Items: [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }] }
             }
           }),
-          { abortSignal: ctx.signal }
+          sendOptions
         )
     )
   )
@@ -275,7 +285,7 @@ export function newDistributionConfig(options: DistributionOptions): Distributio
   if (!originAccessControlId) throw new Error('A new distribution needs the Origin Access Control.')
   const trusted = signsUrls(options) ? keyGroupId : undefined
   if (signsUrls(options) && !trusted) throw new Error('Signed URLs need the key group.')
-  const originId = `s3-${bucket}`
+  const originId = bucketOriginId(bucket)
   const origin: Origin = {
     Id: originId,
     DomainName: bucketRestDomain({ bucket, region }),
@@ -341,23 +351,26 @@ async function tightenDistribution(
   found: FoundDistribution
 ): Promise<void> {
   const config = structuredClone(found.config)
-  const details = tightenConfig(config, options)
-  if (details.length === 0) return
-  if (!ctx.dryRun) {
-    await request('cloudfront:UpdateDistribution', `updating distribution ${found.id}`, () =>
-      ctx.clients.cloudfront.send(
-        new UpdateDistributionCommand({
-          Id: found.id,
-          IfMatch: found.etag,
-          DistributionConfig: config
-        }),
-        { abortSignal: ctx.signal }
-      )
+  const changes = tightenConfig(config, options).map((detail) => ({
+    resource: RESOURCE,
+    action: 'update' as const,
+    detail: `${found.id}: ${detail}`
+  }))
+  await applyChanges(ctx, changes, () =>
+    awsCall(
+      ctx,
+      { doing: `updating distribution ${found.id}`, permission: 'cloudfront:UpdateDistribution' },
+      (sendOptions) =>
+        ctx.clients.cloudfront.send(
+          new UpdateDistributionCommand({
+            Id: found.id,
+            IfMatch: found.etag,
+            DistributionConfig: config
+          }),
+          sendOptions
+        )
     )
-  }
-  for (const detail of details) {
-    ctx.change({ resource: RESOURCE, action: 'update', detail: `${found.id}: ${detail}` })
-  }
+  )
 }
 
 /**

@@ -6,7 +6,8 @@ import {
 } from '@aws-sdk/client-iam'
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts'
 import { awsError } from '../../__fixtures__/preflight-world.js'
-import { ACCOUNT, mockIamClients, setupContext } from '../../__fixtures__/setup-iam.js'
+import { ACCOUNT, mockIamClients } from '../../__fixtures__/setup-iam.js'
+import { setupContext } from '../../__fixtures__/setup-context.js'
 import { AwsError } from '../common/errors.js'
 import { accountIdOf } from './account.js'
 import { ensureGitHubOidcProvider, githubOidcProviderArn } from './github-oidc-provider.js'
@@ -37,7 +38,7 @@ describe('ensureGitHubOidcProvider', () => {
       OpenIDConnectProviderList: [{ Arn: OTHER }]
     })
     iamMock.on(CreateOpenIDConnectProviderCommand).resolves({ OpenIDConnectProviderArn: ARN })
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     expect(await ensureGitHubOidcProvider(ctx)).toBe(ARN)
     expect(
       iamMock.commandCalls(CreateOpenIDConnectProviderCommand).map((c) => c.args[0].input)
@@ -52,7 +53,7 @@ describe('ensureGitHubOidcProvider', () => {
         Tags: [{ Key: 'model-cdn-deploy', Value: 'setup' }]
       }
     ])
-    expect(ctx.changes).toEqual([
+    expect(changes).toEqual([
       {
         resource: 'github-oidc-provider',
         action: 'create',
@@ -63,31 +64,31 @@ describe('ensureGitHubOidcProvider', () => {
 
   it('in a dry run, records the creation, writes nothing and has no ARN yet', async () => {
     iamMock.on(ListOpenIDConnectProvidersCommand).resolves({ OpenIDConnectProviderList: [] })
-    const ctx = setupContext(true)
+    const { ctx, changes } = setupContext(true)
     expect(await ensureGitHubOidcProvider(ctx)).toBeUndefined()
     expect(writes()).toEqual([])
-    expect(ctx.changes.map((c) => c.action)).toEqual(['create'])
+    expect(changes.map((c) => c.action)).toEqual(['create'])
   })
 
   it('finds the existing provider by its ARN and changes nothing when it has the audience', async () => {
     existingProvider(['sigstore', 'sts.amazonaws.com'])
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     expect(await ensureGitHubOidcProvider(ctx)).toBe(ARN)
     expect(writes()).toEqual([])
-    expect(ctx.changes).toEqual([])
+    expect(changes).toEqual([])
     expect(iamMock.commandCalls(GetOpenIDConnectProviderCommand)).toHaveLength(1)
   })
 
   it('adds the sts.amazonaws.com audience to a provider without it, keeping the others', async () => {
     existingProvider(['sigstore'])
     iamMock.on(AddClientIDToOpenIDConnectProviderCommand).resolves({})
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     expect(await ensureGitHubOidcProvider(ctx)).toBe(ARN)
     expect(
       iamMock.commandCalls(AddClientIDToOpenIDConnectProviderCommand).map((c) => c.args[0].input)
     ).toEqual([{ OpenIDConnectProviderArn: ARN, ClientID: 'sts.amazonaws.com' }])
     expect(iamMock.commandCalls(CreateOpenIDConnectProviderCommand)).toEqual([])
-    expect(ctx.changes).toEqual([
+    expect(changes).toEqual([
       {
         resource: 'github-oidc-provider',
         action: 'update',
@@ -98,10 +99,10 @@ describe('ensureGitHubOidcProvider', () => {
 
   it('in a dry run, records the missing audience without adding it, and returns the ARN', async () => {
     existingProvider([])
-    const ctx = setupContext(true)
+    const { ctx, changes } = setupContext(true)
     expect(await ensureGitHubOidcProvider(ctx)).toBe(ARN)
     expect(writes()).toEqual([])
-    expect(ctx.changes.map((c) => c.detail)).toEqual(['client id sts.amazonaws.com added'])
+    expect(changes.map((c) => c.detail)).toEqual(['client id sts.amazonaws.com added'])
   })
 
   it('names the refused permission', async () => {
@@ -115,13 +116,13 @@ describe('ensureGitHubOidcProvider', () => {
           'User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:CreateOpenIDConnectProvider'
         )
       )
-    const err = await ensureGitHubOidcProvider(setupContext()).catch((e: unknown) => e)
+    const err = await ensureGitHubOidcProvider(setupContext().ctx).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(AwsError)
     expect((err as AwsError).message).toContain(
       'Failed creating the IAM OIDC provider https://token.actions.githubusercontent.com (iam:CreateOpenIDConnectProvider): AWS said AccessDenied (HTTP 403)'
     )
     expect((err as AwsError).hint).toBe(
-      'The credentials running setup may not call iam:CreateOpenIDConnectProvider. Allow it to them, or run setup as an administrator of the account.'
+      'The credentials running setup may not call iam:CreateOpenIDConnectProvider: allow it to them, or run setup as an administrator of the account. Then run setup again: what it already set up is found again and kept.'
     )
   })
 
@@ -131,7 +132,7 @@ describe('ensureGitHubOidcProvider', () => {
       .rejects(
         awsError('ExpiredToken', 400, 'The security token included in the request is expired')
       )
-    const err = (await ensureGitHubOidcProvider(setupContext()).catch(
+    const err = (await ensureGitHubOidcProvider(setupContext().ctx).catch(
       (e: unknown) => e
     )) as AwsError
     expect(err.message).toContain('listing the IAM OIDC providers (iam:ListOpenIDConnectProviders)')
@@ -149,15 +150,15 @@ describe('githubOidcProviderArn', () => {
 describe('accountIdOf', () => {
   it('asks STS whose credentials these are', async () => {
     stsMock.on(GetCallerIdentityCommand).resolves({ Account: ACCOUNT, Arn: 'arn:aws:iam::x' })
-    expect(await accountIdOf(setupContext())).toBe(ACCOUNT)
+    expect(await accountIdOf(setupContext().ctx)).toBe(ACCOUNT)
     expect(stsMock.commandCalls(GetCallerIdentityCommand)).toHaveLength(1)
   })
 
   it('fails clearly without an account or credentials', async () => {
     stsMock.on(GetCallerIdentityCommand).resolves({})
-    await expect(accountIdOf(setupContext())).rejects.toThrow('returned no account id')
+    await expect(accountIdOf(setupContext().ctx)).rejects.toThrow('returned no account id')
     stsMock.on(GetCallerIdentityCommand).rejects(awsError('InvalidClientTokenId', 403, 'bad'))
-    const err = (await accountIdOf(setupContext()).catch((e: unknown) => e)) as AwsError
+    const err = (await accountIdOf(setupContext().ctx).catch((e: unknown) => e)) as AwsError
     expect(err.message).toContain(
       'Failed reading the account id (sts:GetCallerIdentity): AWS said InvalidClientTokenId'
     )

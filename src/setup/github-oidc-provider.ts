@@ -10,8 +10,8 @@ import {
   GetOpenIDConnectProviderCommand,
   ListOpenIDConnectProvidersCommand
 } from '@aws-sdk/client-iam'
-import { awsCall } from './aws-call.js'
-import { SETUP_TAG, type SetupContext } from './types.js'
+import { applyChanges, awsCall } from './aws-call.js'
+import { SETUP_TAG, type SetupChange, type SetupContext } from './types.js'
 
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com'
 export const GITHUB_OIDC_URL = `https://${GITHUB_OIDC_HOST}`
@@ -68,8 +68,13 @@ async function ensureAudience(ctx: SetupContext, arn: string): Promise<void> {
       )
   )
   if (provider.ClientIDList?.includes(GITHUB_OIDC_AUDIENCE)) return
-  if (!ctx.dryRun) {
-    await awsCall(
+  const change: SetupChange = {
+    resource: RESOURCE,
+    action: 'update',
+    detail: `client id ${GITHUB_OIDC_AUDIENCE} added`
+  }
+  await applyChanges(ctx, [change], () =>
+    awsCall(
       ctx,
       {
         doing: `adding the client id ${GITHUB_OIDC_AUDIENCE} to the IAM OIDC provider ${arn}`,
@@ -84,18 +89,17 @@ async function ensureAudience(ctx: SetupContext, arn: string): Promise<void> {
           sendOptions
         )
     )
-  }
-  ctx.change({
-    resource: RESOURCE,
-    action: 'update',
-    detail: `client id ${GITHUB_OIDC_AUDIENCE} added`
-  })
+  )
 }
 
 async function createGitHubOidcProvider(ctx: SetupContext): Promise<string | undefined> {
-  let arn: string | undefined
-  if (!ctx.dryRun) {
-    const created = await awsCall(
+  const change: SetupChange = {
+    resource: RESOURCE,
+    action: 'create',
+    detail: `${GITHUB_OIDC_URL} (client id ${GITHUB_OIDC_AUDIENCE})`
+  }
+  const created = await applyChanges(ctx, [change], () =>
+    awsCall(
       ctx,
       {
         doing: `creating the IAM OIDC provider ${GITHUB_OIDC_URL}`,
@@ -112,12 +116,6 @@ async function createGitHubOidcProvider(ctx: SetupContext): Promise<string | und
           sendOptions
         )
     )
-    arn = created.OpenIDConnectProviderArn
-  }
-  ctx.change({
-    resource: RESOURCE,
-    action: 'create',
-    detail: `${GITHUB_OIDC_URL} (client id ${GITHUB_OIDC_AUDIENCE})`
-  })
-  return arn
+  )
+  return created?.OpenIDConnectProviderArn
 }

@@ -8,13 +8,8 @@ import {
   type Role
 } from '@aws-sdk/client-iam'
 import { awsError } from '../../__fixtures__/preflight-world.js'
-import {
-  ACCOUNT,
-  iamEncoded,
-  mockIamClients,
-  noSuchEntity,
-  setupContext
-} from '../../__fixtures__/setup-iam.js'
+import { ACCOUNT, iamEncoded, mockIamClients, noSuchEntity } from '../../__fixtures__/setup-iam.js'
+import { setupContext } from '../../__fixtures__/setup-context.js'
 import { AwsError, DeployError } from '../common/errors.js'
 import { deployPolicy } from './deploy-policy.js'
 import { defaultRoleName, ensureGitHubRole, type GitHubRoleOptions } from './github-role.js'
@@ -98,7 +93,7 @@ describe('ensureGitHubRole', () => {
     })
 
     it('creates it, trusting GitHub for the subjects, tagged, with the deploy policy inline', async () => {
-      const ctx = setupContext()
+      const { ctx, changes } = setupContext()
       expect(await ensureGitHubRole(ctx, OPTIONS)).toBe(ROLE_ARN)
       const [create] = inputsOf(iamMock.commandCalls(CreateRoleCommand))
       expect({
@@ -117,7 +112,7 @@ describe('ensureGitHubRole', () => {
       // A new role has no inline policy to read, nor a tag to add.
       expect(iamMock.commandCalls(GetRolePolicyCommand)).toEqual([])
       expect(iamMock.commandCalls(TagRoleCommand)).toEqual([])
-      expect(ctx.changes).toEqual([
+      expect(changes).toEqual([
         {
           resource: 'role',
           action: 'create',
@@ -132,43 +127,43 @@ describe('ensureGitHubRole', () => {
     })
 
     it('in a dry run, records both without writing, even before the provider and distribution exist', async () => {
-      const ctx = setupContext(true)
+      const { ctx, changes } = setupContext(true)
       const options = { ...OPTIONS, providerArn: undefined, distributionId: undefined }
       expect(await ensureGitHubRole(ctx, options)).toBeUndefined()
       expect(writes()).toEqual([])
-      expect(ctx.changes.map((c) => [c.resource, c.action])).toEqual([
+      expect(changes.map((c) => [c.resource, c.action])).toEqual([
         ['role', 'create'],
         ['role-policy', 'create']
       ])
-      expect(ctx.changes[1].detail).toContain('invalidate distribution (to be created)')
+      expect(changes[1].detail).toContain('invalidate distribution (to be created)')
     })
   })
 
   it('changes nothing on a second run (other trust statements, key order and encoding aside)', async () => {
     const reordered = Object.fromEntries(Object.entries(OUR_TRUST).reverse())
     existingRole([UNRELATED, reordered], { tags: [{ Key: 'team', Value: 'ml' }, ...SETUP_TAGS] })
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     expect(await ensureGitHubRole(ctx, OPTIONS)).toBe(ROLE_ARN)
     expect(writes()).toEqual([])
-    expect(ctx.changes).toEqual([])
+    expect(changes).toEqual([])
   })
 
   it('finds the provider ARN from the account when none is given (a dry run before the provider)', async () => {
     existingRole([OUR_TRUST])
-    const ctx = setupContext(true)
+    const { ctx, changes } = setupContext(true)
     await ensureGitHubRole(ctx, { ...OPTIONS, providerArn: undefined })
-    expect(ctx.changes).toEqual([])
+    expect(changes).toEqual([])
   })
 
   it('adds its trust statement to a role without it, keeping the others', async () => {
     existingRole([UNRELATED])
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     await ensureGitHubRole(ctx, OPTIONS)
     const updates = inputsOf(iamMock.commandCalls(UpdateAssumeRolePolicyCommand))
     expect(updates.map((u) => [u.RoleName, parsed(u.PolicyDocument)])).toEqual([
       [ROLE, { Version: '2012-10-17', Statement: [UNRELATED, OUR_TRUST] }]
     ])
-    expect(ctx.changes).toEqual([
+    expect(changes).toEqual([
       {
         resource: 'role',
         action: 'update',
@@ -184,23 +179,23 @@ describe('ensureGitHubRole', () => {
       Condition: { StringLike: { 'token.actions.githubusercontent.com:sub': 'repo:o/r:*' } }
     }
     existingRole([stale, UNRELATED])
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     await ensureGitHubRole(ctx, OPTIONS)
     const [update] = inputsOf(iamMock.commandCalls(UpdateAssumeRolePolicyCommand))
     expect(parsed(update.PolicyDocument).Statement).toEqual([OUR_TRUST, UNRELATED])
-    expect(ctx.changes.map((c) => c.detail)).toEqual([
+    expect(changes.map((c) => c.detail)).toEqual([
       'trust statement ModelCdnDeployGitHubOidc corrected (repo:o/r:ref:refs/heads/main)'
     ])
   })
 
   it('tags a role without the setup tag', async () => {
     existingRole([OUR_TRUST], { tags: [] })
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     await ensureGitHubRole(ctx, OPTIONS)
     expect(inputsOf(iamMock.commandCalls(TagRoleCommand))).toEqual([
       { RoleName: ROLE, Tags: SETUP_TAGS }
     ])
-    expect(ctx.changes).toEqual([
+    expect(changes).toEqual([
       { resource: 'role', action: 'update', detail: 'tag model-cdn-deploy=setup added' }
     ])
   })
@@ -210,19 +205,19 @@ describe('ensureGitHubRole', () => {
     ['different', { ...POLICY, Statement: POLICY.Statement.slice(1) }, 'update']
   ])('puts the inline policy when %s', async (_, policy, action) => {
     existingRole([OUR_TRUST], { policy })
-    const ctx = setupContext()
+    const { ctx, changes } = setupContext()
     await ensureGitHubRole(ctx, OPTIONS)
     const puts = inputsOf(iamMock.commandCalls(PutRolePolicyCommand))
     expect(puts.map((p) => parsed(p.PolicyDocument))).toEqual([POLICY])
-    expect(ctx.changes.map((c) => [c.resource, c.action])).toEqual([['role-policy', action]])
+    expect(changes.map((c) => [c.resource, c.action])).toEqual([['role-policy', action]])
   })
 
   it('in a dry run, reads the role and records every correction without writing', async () => {
     existingRole([UNRELATED], { tags: [], policy: null })
-    const ctx = setupContext(true)
+    const { ctx, changes } = setupContext(true)
     expect(await ensureGitHubRole(ctx, { ...OPTIONS, distributionId: undefined })).toBe(ROLE_ARN)
     expect(writes()).toEqual([])
-    expect(ctx.changes.map((c) => [c.resource, c.action])).toEqual([
+    expect(changes.map((c) => [c.resource, c.action])).toEqual([
       ['role', 'update'],
       ['role', 'update'],
       ['role-policy', 'create']
@@ -232,7 +227,7 @@ describe('ensureGitHubRole', () => {
   it('refuses to write a policy without a distribution outside a dry run', async () => {
     existingRole([OUR_TRUST])
     await expect(
-      ensureGitHubRole(setupContext(), { ...OPTIONS, distributionId: undefined })
+      ensureGitHubRole(setupContext().ctx, { ...OPTIONS, distributionId: undefined })
     ).rejects.toThrow(DeployError)
     expect(writes()).toEqual([])
   })
@@ -240,7 +235,7 @@ describe('ensureGitHubRole', () => {
   it('names the permission IAM refused', async () => {
     existingRole([OUR_TRUST], { policy: null })
     iamMock.on(PutRolePolicyCommand).rejects(awsError('AccessDenied', 403, 'not authorized'))
-    const err = (await ensureGitHubRole(setupContext(), OPTIONS).catch(
+    const err = (await ensureGitHubRole(setupContext().ctx, OPTIONS).catch(
       (e: unknown) => e
     )) as AwsError
     expect(err).toBeInstanceOf(AwsError)
@@ -254,7 +249,7 @@ describe('ensureGitHubRole', () => {
     iamMock.on(GetRoleCommand).resolves({
       Role: { RoleName: ROLE, Arn: ROLE_ARN, AssumeRolePolicyDocument: '%7Bnot%20json' } as Role
     })
-    await expect(ensureGitHubRole(setupContext(), OPTIONS)).rejects.toThrow(
+    await expect(ensureGitHubRole(setupContext().ctx, OPTIONS)).rejects.toThrow(
       `Could not read the trust policy of IAM role "${ROLE}"`
     )
   })

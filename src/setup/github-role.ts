@@ -4,7 +4,6 @@
  * finds it by name; on a role that exists it corrects only its own trust statement (found by its
  * Sid, the others kept), its tag and its inline policy.
  */
-import { createHash } from 'node:crypto'
 import {
   CreateRoleCommand,
   GetRoleCommand,
@@ -15,20 +14,21 @@ import {
   type Role
 } from '@aws-sdk/client-iam'
 import { DeployError } from '../common/errors.js'
-import { awsCall, awsCallUnlessMissing } from './aws-call.js'
+import { applyChanges, awsCall, NO_SUCH_ENTITY } from './aws-call.js'
 import { deployPolicy } from './deploy-policy.js'
 import {
   GITHUB_OIDC_AUDIENCE,
   GITHUB_OIDC_HOST,
   githubOidcProviderArn
 } from './github-oidc-provider.js'
+import { setupName } from './names.js'
 import {
   parsePolicyDocument,
   samePolicy,
   type PolicyDocument,
   type PolicyStatement
 } from './policy-document.js'
-import { SETUP_TAG, type SetupContext } from './types.js'
+import { SETUP_TAG, type SetupChange, type SetupContext } from './types.js'
 
 /** The Sid of setup's statement in the role's trust policy: how a second run finds it. */
 export const GITHUB_TRUST_SID = 'ModelCdnDeployGitHubOidc'
@@ -36,15 +36,9 @@ export const GITHUB_TRUST_SID = 'ModelCdnDeployGitHubOidc'
 export const DEPLOY_POLICY_NAME = 'model-cdn-deploy'
 const ROLE_NAME_LIMIT = 64
 
-/**
- * `model-cdn-deploy-<bucket>`, cut to IAM's 64 characters; a cut name ends with a hash of the
- * whole bucket name, since two long bucket names may begin alike.
- */
+/** `model-cdn-deploy-<bucket>`, cut to IAM's 64 characters (names.ts says how). */
 export function defaultRoleName(bucket: string): string {
-  const name = `model-cdn-deploy-${bucket}`
-  if (name.length <= ROLE_NAME_LIMIT) return name
-  const hash = createHash('sha256').update(bucket).digest('hex').slice(0, 8)
-  return `${name.slice(0, ROLE_NAME_LIMIT - hash.length - 1)}-${hash}`
+  return setupName(bucket, ROLE_NAME_LIMIT, { dotsAllowed: true })
 }
 
 /**
@@ -89,10 +83,11 @@ export async function ensureGitHubRole(
   const trust = githubTrustStatement(providerArn, options.subjects)
   const policy =
     distributionId === undefined ? undefined : deployPolicy({ ...options, distributionId })
-  const role = await awsCallUnlessMissing(
+  const role = await awsCall(
     ctx,
     { doing: `reading IAM role "${roleName}"`, permission: 'iam:GetRole' },
-    (sendOptions) => ctx.clients.iam.send(new GetRoleCommand({ RoleName: roleName }), sendOptions)
+    (sendOptions) => ctx.clients.iam.send(new GetRoleCommand({ RoleName: roleName }), sendOptions),
+    NO_SUCH_ENTITY
   )
   if (role?.Role === undefined) return createRole(ctx, options, trust, policy)
   await ensureTrust(ctx, role.Role, trust, options.subjects)
@@ -108,9 +103,13 @@ async function createRole(
   policy: PolicyDocument | undefined
 ): Promise<string | undefined> {
   const { roleName, bucket } = options
-  let arn: string | undefined
-  if (!ctx.dryRun) {
-    const created = await awsCall(
+  const change: SetupChange = {
+    resource: 'role',
+    action: 'create',
+    detail: `${roleName}, trusting GitHub Actions of ${options.subjects.join(', ')}`
+  }
+  const created = await applyChanges(ctx, [change], () =>
+    awsCall(
       ctx,
       { doing: `creating IAM role "${roleName}"`, permission: 'iam:CreateRole and iam:TagRole' },
       (sendOptions) =>
@@ -124,15 +123,9 @@ async function createRole(
           sendOptions
         )
     )
-    arn = created.Role?.Arn
-  }
-  ctx.change({
-    resource: 'role',
-    action: 'create',
-    detail: `${roleName}, trusting GitHub Actions of ${options.subjects.join(', ')}`
-  })
+  )
   await putInlinePolicy(ctx, options, policy, 'create')
-  return arn
+  return created?.Role?.Arn
 }
 
 const trustPolicy = (Statement: PolicyStatement[]): PolicyDocument => ({
@@ -157,8 +150,13 @@ async function ensureTrust(
   const statements = ours
     ? current.Statement.map((statement) => (statement === ours ? trust : statement))
     : [...current.Statement, trust]
-  if (!ctx.dryRun) {
-    await awsCall(
+  const change: SetupChange = {
+    resource: 'role',
+    action: 'update',
+    detail: `trust statement ${GITHUB_TRUST_SID} ${ours ? 'corrected' : 'added'} (${subjects.join(', ')})`
+  }
+  await applyChanges(ctx, [change], () =>
+    awsCall(
       ctx,
       {
         doing: `updating the trust policy of IAM role "${roleName}"`,
@@ -173,20 +171,20 @@ async function ensureTrust(
           sendOptions
         )
     )
-  }
-  ctx.change({
-    resource: 'role',
-    action: 'update',
-    detail: `trust statement ${GITHUB_TRUST_SID} ${ours ? 'corrected' : 'added'} (${subjects.join(', ')})`
-  })
+  )
 }
 
 async function ensureTag(ctx: SetupContext, role: Role): Promise<void> {
   const tagged = role.Tags?.some((t) => t.Key === SETUP_TAG.key && t.Value === SETUP_TAG.value)
   if (tagged) return
   const roleName = role.RoleName ?? ''
-  if (!ctx.dryRun) {
-    await awsCall(
+  const change: SetupChange = {
+    resource: 'role',
+    action: 'update',
+    detail: `tag ${SETUP_TAG.key}=${SETUP_TAG.value} added`
+  }
+  await applyChanges(ctx, [change], () =>
+    awsCall(
       ctx,
       { doing: `tagging IAM role "${roleName}"`, permission: 'iam:TagRole' },
       (sendOptions) =>
@@ -198,12 +196,7 @@ async function ensureTag(ctx: SetupContext, role: Role): Promise<void> {
           sendOptions
         )
     )
-  }
-  ctx.change({
-    resource: 'role',
-    action: 'update',
-    detail: `tag ${SETUP_TAG.key}=${SETUP_TAG.value} added`
-  })
+  )
 }
 
 async function ensureInlinePolicy(
@@ -212,7 +205,7 @@ async function ensureInlinePolicy(
   policy: PolicyDocument | undefined
 ): Promise<void> {
   const { roleName } = options
-  const current = await awsCallUnlessMissing(
+  const current = await awsCall(
     ctx,
     {
       doing: `reading the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`,
@@ -222,7 +215,8 @@ async function ensureInlinePolicy(
       ctx.clients.iam.send(
         new GetRolePolicyCommand({ RoleName: roleName, PolicyName: DEPLOY_POLICY_NAME }),
         sendOptions
-      )
+      ),
+    NO_SUCH_ENTITY
   )
   const what = `the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`
   const same =
@@ -239,12 +233,17 @@ async function putInlinePolicy(
   action: 'create' | 'update'
 ): Promise<void> {
   const { roleName, bucket, distributionId = '(to be created)' } = options
-  if (policy === undefined && !ctx.dryRun) {
-    // Only a dry run may not know the distribution yet: a real run has created it before.
-    throw new DeployError(`No distribution id for the deploy policy of IAM role "${roleName}".`)
+  const change: SetupChange = {
+    resource: 'role-policy',
+    action,
+    detail: `${DEPLOY_POLICY_NAME} on role ${roleName}: deploy to s3://${bucket}, invalidate distribution ${distributionId}`
   }
-  if (policy !== undefined && !ctx.dryRun) {
-    await awsCall(
+  await applyChanges(ctx, [change], () => {
+    if (policy === undefined) {
+      // Only a dry run may not know the distribution yet: a real run has created it before.
+      throw new DeployError(`No distribution id for the deploy policy of IAM role "${roleName}".`)
+    }
+    return awsCall(
       ctx,
       {
         doing: `writing the inline policy ${DEPLOY_POLICY_NAME} of IAM role "${roleName}"`,
@@ -260,10 +259,5 @@ async function putInlinePolicy(
           sendOptions
         )
     )
-  }
-  ctx.change({
-    resource: 'role-policy',
-    action,
-    detail: `${DEPLOY_POLICY_NAME} on role ${roleName}: deploy to s3://${bucket}, invalidate distribution ${distributionId}`
   })
 }

@@ -10,36 +10,15 @@ import {
   UpdateKeyGroupCommand,
   type PublicKeySummary
 } from '@aws-sdk/client-cloudfront'
-import { IAMClient } from '@aws-sdk/client-iam'
-import { S3Client } from '@aws-sdk/client-s3'
-import { STSClient } from '@aws-sdk/client-sts'
 import { mockClient } from 'aws-sdk-client-mock'
 import { DeployError, InputError } from '../common/errors.js'
 import { awsError } from '../../__fixtures__/preflight-world.js'
-import { silentLogger } from '../../__fixtures__/logger.js'
+import { setupContext } from '../../__fixtures__/setup-context.js'
 import { escapeNewlines, generateSigningKeys, publicKeyPem } from '../../__fixtures__/signing.js'
 import { checkPublicKeyPem, ensureKeyGroup, ensurePublicKey, keyGroupName } from './signing-keys.js'
-import type { SetupChange, SetupContext } from './types.js'
 
 const cfMock = mockClient(CloudFrontClient)
 beforeEach(() => cfMock.reset())
-
-function setupContext(dryRun = false): { ctx: SetupContext; changes: SetupChange[] } {
-  const changes: SetupChange[] = []
-  const region = 'us-east-1'
-  const ctx: SetupContext = {
-    clients: {
-      s3: new S3Client({ region }),
-      cloudfront: new CloudFrontClient({ region }),
-      iam: new IAMClient({ region }),
-      sts: new STSClient({ region })
-    },
-    dryRun,
-    logger: silentLogger(),
-    change: (change) => void changes.push(change)
-  }
-  return { ctx, changes }
-}
 
 const BUCKET = 'model-bucket'
 const keys = generateSigningKeys()

@@ -18,14 +18,8 @@ import {
 } from '@aws-sdk/client-cloudfront'
 import { awsErrorCode, DeployError, InputError } from '../common/errors.js'
 import { unescapeKeyText } from '../cdn/signing.js'
-import {
-  applyChange,
-  createdId,
-  listAll,
-  request,
-  setupName,
-  sha256Hex
-} from './origin-access-control.js'
+import { applyChanges, awsCall, createdId, listAll } from './aws-call.js'
+import { setupName, sha256Hex } from './names.js'
 import type { SetupChange, SetupContext } from './types.js'
 
 /** CloudFront's limit on public key and key group names. */
@@ -112,13 +106,11 @@ export async function ensurePublicKey(
 
 async function findPublicKey(ctx: SetupContext, der: Buffer): Promise<string | undefined> {
   const summaries = await listAll<PublicKeySummary>(async (marker) => {
-    const { PublicKeyList: list } = await request(
-      'cloudfront:ListPublicKeys',
-      'listing the CloudFront public keys',
-      () =>
-        ctx.clients.cloudfront.send(new ListPublicKeysCommand({ Marker: marker }), {
-          abortSignal: ctx.signal
-        })
+    const { PublicKeyList: list } = await awsCall(
+      ctx,
+      { doing: 'listing the CloudFront public keys', permission: 'cloudfront:ListPublicKeys' },
+      (sendOptions) =>
+        ctx.clients.cloudfront.send(new ListPublicKeysCommand({ Marker: marker }), sendOptions)
     )
     return list
   })
@@ -131,8 +123,10 @@ async function findPublicKey(ctx: SetupContext, der: Buffer): Promise<string | u
 }
 
 async function readEncodedKey(ctx: SetupContext, id: string): Promise<string | undefined> {
-  const got = await request('cloudfront:GetPublicKey', `reading public key ${id}`, () =>
-    ctx.clients.cloudfront.send(new GetPublicKeyCommand({ Id: id }), { abortSignal: ctx.signal })
+  const got = await awsCall(
+    ctx,
+    { doing: `reading public key ${id}`, permission: 'cloudfront:GetPublicKey' },
+    (sendOptions) => ctx.clients.cloudfront.send(new GetPublicKeyCommand({ Id: id }), sendOptions)
   )
   return got.PublicKey?.PublicKeyConfig?.EncodedKey
 }
@@ -158,31 +152,34 @@ async function uploadPublicKey(
     action: 'create',
     detail: `${name}: RSA 2048, SHA-256 ${fingerprint.slice(0, 16)}…`
   }
-  const id = await applyChange(ctx, change, () =>
-    request('cloudfront:CreatePublicKey', `uploading public key ${name}`, () =>
-      ctx.clients.cloudfront
-        .send(
-          new CreatePublicKeyCommand({
-            PublicKeyConfig: {
-              // One per key: a create whose answer was lost cannot upload the key twice.
-              CallerReference: `model-cdn-deploy-${fingerprint}`,
-              Name: name,
-              EncodedKey: pem,
-              Comment: `model-cdn-deploy setup, bucket ${bucket}`
+  const id = await applyChanges(ctx, [change], () =>
+    awsCall(
+      ctx,
+      { doing: `uploading public key ${name}`, permission: 'cloudfront:CreatePublicKey' },
+      (sendOptions) =>
+        ctx.clients.cloudfront
+          .send(
+            new CreatePublicKeyCommand({
+              PublicKeyConfig: {
+                // One per key: a create whose answer was lost cannot upload the key twice.
+                CallerReference: `model-cdn-deploy-${fingerprint}`,
+                Name: name,
+                EncodedKey: pem,
+                Comment: `model-cdn-deploy setup, bucket ${bucket}`
+              }
+            }),
+            sendOptions
+          )
+          .then(
+            (created) => created.PublicKey?.Id,
+            async (err: unknown) => {
+              // Uploaded by another setup run (same CallerReference) since it was looked for.
+              const uploaded =
+                awsErrorCode(err) === 'PublicKeyAlreadyExists' && (await findPublicKey(ctx, der))
+              if (uploaded) return uploaded
+              throw err
             }
-          }),
-          { abortSignal: ctx.signal }
-        )
-        .then(
-          (created) => created.PublicKey?.Id,
-          async (err: unknown) => {
-            // Uploaded by another setup run (same CallerReference) since it was looked for.
-            const uploaded =
-              awsErrorCode(err) === 'PublicKeyAlreadyExists' && (await findPublicKey(ctx, der))
-            if (uploaded) return uploaded
-            throw err
-          }
-        )
+          )
     )
   )
   return createdId(ctx, id, `CreatePublicKey ${name}`)
@@ -212,13 +209,11 @@ export async function ensureKeyGroup(
 
 function listKeyGroups(ctx: SetupContext): Promise<KeyGroup[]> {
   return listAll<KeyGroup>(async (marker) => {
-    const { KeyGroupList: list } = await request(
-      'cloudfront:ListKeyGroups',
-      'listing the CloudFront key groups',
-      () =>
-        ctx.clients.cloudfront.send(new ListKeyGroupsCommand({ Marker: marker }), {
-          abortSignal: ctx.signal
-        })
+    const { KeyGroupList: list } = await awsCall(
+      ctx,
+      { doing: 'listing the CloudFront key groups', permission: 'cloudfront:ListKeyGroups' },
+      (sendOptions) =>
+        ctx.clients.cloudfront.send(new ListKeyGroupsCommand({ Marker: marker }), sendOptions)
     )
     return (
       list && {
@@ -243,19 +238,22 @@ async function createKeyGroup(
     action: 'create',
     detail: `${name}, holding ${keyText(publicKeyId)}`
   }
-  const created = await applyChange(ctx, change, () => {
+  const created = await applyChanges(ctx, [change], () => {
     if (!publicKeyId) throw new Error(`Key group ${name} needs the public key's id to be created.`)
-    return request('cloudfront:CreateKeyGroup', `creating key group ${name}`, () =>
-      ctx.clients.cloudfront.send(
-        new CreateKeyGroupCommand({
-          KeyGroupConfig: {
-            Name: name,
-            Items: [publicKeyId],
-            Comment: 'model-cdn-deploy setup: the keys signed URLs are checked with'
-          }
-        }),
-        { abortSignal: ctx.signal }
-      )
+    return awsCall(
+      ctx,
+      { doing: `creating key group ${name}`, permission: 'cloudfront:CreateKeyGroup' },
+      (sendOptions) =>
+        ctx.clients.cloudfront.send(
+          new CreateKeyGroupCommand({
+            KeyGroupConfig: {
+              Name: name,
+              Items: [publicKeyId],
+              Comment: 'model-cdn-deploy setup: the keys signed URLs are checked with'
+            }
+          }),
+          sendOptions
+        )
     )
   })
   return createdId(ctx, created?.KeyGroup?.Id, `CreateKeyGroup ${name}`)
@@ -273,27 +271,37 @@ async function addPublicKey(
     action: 'update',
     detail: `${name}: ${keyText(publicKeyId)} added (its other keys kept)`
   }
-  await applyChange(ctx, change, async () => {
+  await applyChanges(ctx, [change], async () => {
     if (!publicKeyId) throw new Error(`Adding a key to key group ${name} needs its id.`)
     const cloudfront = ctx.clients.cloudfront
-    const got = await request('cloudfront:GetKeyGroup', `reading key group ${name}`, () =>
-      cloudfront.send(new GetKeyGroupCommand({ Id: id }), { abortSignal: ctx.signal })
+    const got = await awsCall(
+      ctx,
+      { doing: `reading key group ${name}`, permission: 'cloudfront:GetKeyGroup' },
+      (sendOptions) => cloudfront.send(new GetKeyGroupCommand({ Id: id }), sendOptions)
     )
     const config = got.KeyGroup?.KeyGroupConfig
     if (!config) throw new DeployError(`GetKeyGroup ${id} returned no configuration.`)
-    await request('cloudfront:UpdateKeyGroup', `adding ${publicKeyId} to key group ${name}`, () =>
-      cloudfront
-        .send(
-          new UpdateKeyGroupCommand({
-            Id: id,
-            IfMatch: got.ETag,
-            KeyGroupConfig: { ...config, Items: [...(config.Items ?? []), publicKeyId] }
-          }),
-          { abortSignal: ctx.signal }
-        )
-        .catch((err: unknown) => {
-          throw awsErrorCode(err) === 'TooManyPublicKeysInKeyGroup' ? fullKeyGroup(name, err) : err
-        })
+    await awsCall(
+      ctx,
+      {
+        doing: `adding ${publicKeyId} to key group ${name}`,
+        permission: 'cloudfront:UpdateKeyGroup'
+      },
+      (sendOptions) =>
+        cloudfront
+          .send(
+            new UpdateKeyGroupCommand({
+              Id: id,
+              IfMatch: got.ETag,
+              KeyGroupConfig: { ...config, Items: [...(config.Items ?? []), publicKeyId] }
+            }),
+            sendOptions
+          )
+          .catch((err: unknown) => {
+            throw awsErrorCode(err) === 'TooManyPublicKeysInKeyGroup'
+              ? fullKeyGroup(name, err)
+              : err
+          })
     )
   })
 }

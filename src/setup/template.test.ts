@@ -140,14 +140,14 @@ describe('cloudFormationTemplate', () => {
       })
       expect(config('Origins')).toEqual([
         {
-          Id: 'model-cdn-deploy-bucket',
+          Id: `s3-${BUCKET}`,
           DomainName: '<Bucket.RegionalDomainName>',
           OriginAccessControlId: '<OriginAccessControl.Id>',
           S3OriginConfig: { OriginAccessIdentity: '' }
         }
       ])
       expect(config('DefaultCacheBehavior')).toEqual({
-        TargetOriginId: 'model-cdn-deploy-bucket',
+        TargetOriginId: `s3-${BUCKET}`,
         ViewerProtocolPolicy: 'redirect-to-https',
         AllowedMethods: ['GET', 'HEAD'],
         CachedMethods: ['GET', 'HEAD'],

@@ -9,7 +9,11 @@
  * the names with a limit (the OAC's 64 characters) are made from the stack's id, and the role
  * is named by CloudFormation; the bucket is in their comments and descriptions instead.
  */
+import { PREVIEW_TAG } from '../common/constants.js'
+import { LIFECYCLE_RULE_IDS } from './bucket-lifecycle.js'
+import { CLOUDFRONT_READ_SID } from './bucket-policy.js'
 import { deployPolicy } from './deploy-policy.js'
+import { bucketOriginId, CACHING_OPTIMIZED, distributionComment } from './distribution.js'
 import { GITHUB_REPO_PATTERN, parseGitHubRepo, subjectPatterns } from './github-subjects.js'
 import {
   GITHUB_OIDC_AUDIENCE,
@@ -48,17 +52,6 @@ export interface TemplateOptions {
   priceClass?: PriceClass
 }
 
-export const LIFECYCLE_RULES = {
-  abortIncompleteUploads: 'model-cdn-deploy-abort-incomplete-uploads',
-  noncurrentVersions: 'model-cdn-deploy-noncurrent-versions',
-  previews: 'model-cdn-deploy-previews'
-} as const
-/** The object tag deploys on pull requests put on what they write (release/cleanup.ts). */
-export const PREVIEW_TAG = { key: 'model-cdn-deploy:preview', value: 'true' } as const
-/** CloudFront's managed cache policy CachingOptimized. */
-export const CACHING_OPTIMIZED = '658327ea-f89d-4fab-a63d-7e88639e58f6'
-export const ORIGIN_ID = 'model-cdn-deploy-bucket'
-
 export const ref = (name: string): Cfn => ({ Ref: name })
 export const sub = (text: string): Cfn => ({ 'Fn::Sub': text })
 const getAtt = (resource: string, attribute: string): Cfn => ({
@@ -69,6 +62,7 @@ const ifThen = (condition: string, then: unknown, otherwise: unknown): Cfn => ({
 })
 const NO_VALUE = ref('AWS::NoValue')
 const tags = [{ Key: SETUP_TAG.key, Value: SETUP_TAG.value }]
+const ORIGIN_ID = sub(bucketOriginId('${BucketName}'))
 
 /** `model-cdn-deploy-<the stack's UUID>`: unique, and within every name limit (53 characters). */
 const stackScopedName: Cfn = {
@@ -190,7 +184,7 @@ function bucketResources(): Record<string, Cfn> {
           Version: '2012-10-17',
           Statement: [
             {
-              Sid: 'ModelCdnDeployCloudFrontRead',
+              Sid: CLOUDFRONT_READ_SID,
               Effect: 'Allow',
               Principal: { Service: 'cloudfront.amazonaws.com' },
               Action: 's3:GetObject',
@@ -211,19 +205,19 @@ function lifecycleRules(): Cfn[] {
   return [
     // The parts of an interrupted multipart upload are billed, and invisible to listings.
     {
-      Id: LIFECYCLE_RULES.abortIncompleteUploads,
+      Id: LIFECYCLE_RULE_IDS.abortUploads,
       Status: 'Enabled',
       AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
     },
     {
-      Id: LIFECYCLE_RULES.noncurrentVersions,
+      Id: LIFECYCLE_RULE_IDS.noncurrentVersions,
       Status: 'Enabled',
       NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') }
     },
     // A preview whose clean-up never ran (docs/release-channels.md); a preview push replaces
     // its files, so their old versions go a day later.
     {
-      Id: LIFECYCLE_RULES.previews,
+      Id: LIFECYCLE_RULE_IDS.previews,
       Status: 'Enabled',
       TagFilters: [{ Key: PREVIEW_TAG.key, Value: PREVIEW_TAG.value }],
       ExpirationInDays: ref('PreviewDays'),
@@ -257,7 +251,7 @@ function distributionConfig(): Cfn {
   const getAndHead = ['GET', 'HEAD']
   return {
     Enabled: true,
-    Comment: sub('model-cdn-deploy: ${BucketName}'),
+    Comment: sub(distributionComment('${BucketName}')),
     PriceClass: ref('PriceClass'),
     HttpVersion: 'http2and3',
     IPV6Enabled: true,
