@@ -259,7 +259,9 @@ describe('setup from an empty account', () => {
   it('prints the changes, the ids and a workflow with them filled in', async () => {
     const r = await cli(['setup', ...FULL(BUCKET)])
     expect(r.code).toBe(0)
-    expect(r.stdout).toContain('nothing: the set-up was complete already.')
+    expect(r.stdout).toMatch(
+      /^Nothing to change in setup-empty-account \(us-east-1\): the set-up is complete\.$/m
+    )
     expect(r.stdout).toContain(`distribution-id: ${first['distribution-id']}`)
     expect(r.stdout).toContain(`role-to-assume: ${first['role-arn']}`)
     expect(r.stdout).toContain(`signing-key-pair-id: ${first['public-key-id']}`)
@@ -312,6 +314,32 @@ describe('setup on an existing bucket', () => {
     expect(statements).toHaveLength(2)
     expect(result.preflight?.filter((f) => f.status === 'error')).toEqual([])
   }, 120_000)
+})
+
+describe('setup --template cloudformation', () => {
+  it('prints the same set-up as a template, defaults from the flags, and calls nothing', async () => {
+    const r = await cli(['setup', '--template', 'cloudformation', '--bucket', 'setup-template'], {
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9'
+    })
+    expect(r.code).toBe(0)
+    const template = JSON.parse(r.stdout) as {
+      Parameters: Record<string, { Default?: unknown }>
+      Resources: Record<string, { Type: string }>
+    }
+    expect(template.Parameters.BucketName.Default).toBe('setup-template')
+    expect(Object.values(template.Resources).map((x) => x.Type)).toEqual(
+      expect.arrayContaining([
+        'AWS::S3::Bucket',
+        'AWS::S3::BucketPolicy',
+        'AWS::CloudFront::OriginAccessControl',
+        'AWS::CloudFront::Distribution',
+        'AWS::CloudFront::PublicKey',
+        'AWS::CloudFront::KeyGroup',
+        'AWS::IAM::OIDCProvider',
+        'AWS::IAM::Role'
+      ])
+    )
+  })
 })
 
 describe('setup --dry-run', () => {

@@ -53131,7 +53131,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(383);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(542);
 
 // The SDK warns on Node < 22 that its releases after early January 2027 will need Node 22. The
 // bundle pins its SDK version, so the warning is for whoever updates it (package.json engines),
@@ -53149,7 +53149,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 383:
+/***/ 542:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -57622,6 +57622,16 @@ function samplePrefix(pattern) {
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
+;// CONCATENATED MODULE: ./src/setup/defaults.ts
+/** What setup and its CloudFormation template choose when no flag or parameter says otherwise. */
+const PRICE_CLASSES = ['PriceClass_All', 'PriceClass_200', 'PriceClass_100'];
+/** Inference servers anywhere: every edge location. */
+const DEFAULT_PRICE_CLASS = 'PriceClass_All';
+/** Noncurrent versions (what a re-publish or clean-up left) are kept this long for rollback. */
+const DEFAULT_NONCURRENT_VERSION_DAYS = 30;
+/** Pull request previews nobody cleaned up expire after this long. */
+const DEFAULT_PREVIEW_DAYS = 14;
+
 ;// CONCATENATED MODULE: ./src/inputs/setup.ts
 /**
  * The `setup` command's flags, defined once (name, kind, default, help) and parsed here: all
@@ -57632,11 +57642,7 @@ var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(extern
 
 
 
-const PRICE_CLASSES = ['PriceClass_All', 'PriceClass_200', 'PriceClass_100'];
-/** Noncurrent versions (what a re-publish or clean-up left) are kept this long for rollback. */
-const DEFAULT_NONCURRENT_VERSION_DAYS = 30;
-/** Pull request previews nobody cleaned up expire after this long. */
-const DEFAULT_PREVIEW_DAYS = 14;
+
 const SETUP_SPECS = [
     {
         name: 'bucket',
@@ -57708,7 +57714,7 @@ const SETUP_SPECS = [
         name: 'price-class',
         kind: 'choice',
         choices: PRICE_CLASSES,
-        default: 'PriceClass_All',
+        default: DEFAULT_PRICE_CLASS,
         description: 'CloudFront edge locations: all (fastest everywhere), or the cheaper subsets `PriceClass_200` and `PriceClass_100`.'
     },
     {
@@ -57829,11 +57835,11 @@ function customDomain(domain, certificateArn, problems) {
     return { domain: optional(domain.toLowerCase()), certificateArn: optional(certificateArn) };
 }
 function priceClass(value, problems) {
-    const given = value || 'PriceClass_All';
+    const given = value || DEFAULT_PRICE_CLASS;
     const found = PRICE_CLASSES.find((c) => c.toLowerCase() === given.toLowerCase());
     if (!found)
         problems.push(`\`price-class\` must be one of ${PRICE_CLASSES.join(', ')}, got "${value}".`);
-    return found ?? 'PriceClass_All';
+    return found ?? DEFAULT_PRICE_CLASS;
 }
 function days(text, name, problems) {
     const spec = SETUP_SPECS.find((s) => s.name === name);
@@ -57865,14 +57871,16 @@ function setupOutputs(report) {
 }
 /** What a person reads: what changed, the ids, the checks, and the workflow to paste. */
 function setupText(report) {
-    const changes = report.changes.length
-        ? report.changes.map((c) => `  ${report.dryRun ? `would ${c.action}` : `${c.action}d`}  ${c.resource}: ${c.detail}`)
-        : ['  nothing: the set-up was complete already.'];
+    const where = `${report.bucket} (${report.region})`;
+    const heading = report.changes.length
+        ? `${report.dryRun ? 'Dry run, nothing changed. Would change' : 'Changed'} in ${where}:`
+        : `Nothing to change in ${where}: the set-up is complete.`;
+    const changes = report.changes.map((c) => `  ${report.dryRun ? `would ${c.action}` : `${c.action}d`}  ${c.resource}: ${c.detail}`);
     const ids = Object.entries(setupOutputs(report))
         .filter(([, value]) => typeof value === 'string' && value !== '')
         .map(([name, value]) => `  ${name.padEnd(26)}${value}`);
     return [
-        `${report.dryRun ? 'Dry run, nothing changed. Would change' : 'Changed'} in ${report.bucket} (${report.region}):`,
+        heading,
         ...changes,
         '',
         ...ids,
@@ -57911,7 +57919,7 @@ function workflowSnippet(report) {
         '      id-token: write',
         '      contents: read',
         '    steps:',
-        '      - uses: actions/checkout@v4',
+        '      - uses: actions/checkout@v5',
         '      - uses: aws-actions/configure-aws-credentials@v4',
         '        with:',
         `          role-to-assume: ${report.roleArn || 'arn:aws:iam::ACCOUNT_ID:role/ROLE (setup --github-repo OWNER/NAME makes one)'}`,
@@ -57938,6 +57946,7 @@ function workflowSnippet(report) {
  * the names with a limit (the OAC's 64 characters) are made from the stack's id, and the role
  * is named by CloudFormation; the bucket is in their comments and descriptions instead.
  */
+
 
 
 
@@ -58008,11 +58017,11 @@ function parameters(options) {
         GitHubEnvironment: text('Only jobs in this GitHub environment may deploy (with GitHubBranch: either).', options.githubEnvironment),
         GitHubOidcProviderArn: text('The account’s IAM OIDC provider for token.actions.githubusercontent.com, if it has one ' +
             '(an account has at most one, shared by every stack); empty: the stack creates it.', options.githubOidcProviderArn),
-        NoncurrentVersionDays: days('Days an overwritten or deleted model version is kept.', options.noncurrentVersionDays ?? 30),
-        PreviewDays: days('Days after which what pull request previews wrote expires.', options.previewDays ?? 30),
+        NoncurrentVersionDays: days('Days an overwritten or deleted model version is kept.', options.noncurrentVersionDays ?? DEFAULT_NONCURRENT_VERSION_DAYS),
+        PreviewDays: days('Days after which what pull request previews wrote expires.', options.previewDays ?? DEFAULT_PREVIEW_DAYS),
         PriceClass: {
-            ...text('CloudFront edge locations to serve from.', options.priceClass ?? 'PriceClass_100'),
-            AllowedValues: ['PriceClass_100', 'PriceClass_200', 'PriceClass_All']
+            ...text('CloudFront edge locations to serve from.', options.priceClass ?? DEFAULT_PRICE_CLASS),
+            AllowedValues: [...PRICE_CLASSES]
         }
     };
 }
@@ -58083,16 +58092,16 @@ function lifecycleRules() {
         {
             Id: LIFECYCLE_RULE_IDS.noncurrentVersions,
             Status: 'Enabled',
-            NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') }
+            NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') },
+            // Delete markers left alone once the versions behind them have expired.
+            ExpiredObjectDeleteMarker: true
         },
-        // A preview whose clean-up never ran (docs/release-channels.md); a preview push replaces
-        // its files, so their old versions go a day later.
+        // A preview whose clean-up never ran (docs/release-channels.md).
         {
             Id: LIFECYCLE_RULE_IDS.previews,
             Status: 'Enabled',
             TagFilters: [{ Key: constants_PREVIEW_TAG.key, Value: constants_PREVIEW_TAG.value }],
-            ExpirationInDays: ref('PreviewDays'),
-            NoncurrentVersionExpiration: { NoncurrentDays: 1 }
+            ExpirationInDays: ref('PreviewDays')
         }
     ];
 }

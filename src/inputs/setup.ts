@@ -4,18 +4,17 @@
  */
 import { readFileSync } from 'node:fs'
 import { InputError } from '../common/errors.js'
+import {
+  DEFAULT_NONCURRENT_VERSION_DAYS,
+  DEFAULT_PREVIEW_DAYS,
+  DEFAULT_PRICE_CLASS,
+  PRICE_CLASSES,
+  type PriceClass
+} from '../setup/defaults.js'
 import { defaultRoleName } from '../setup/github-role.js'
 import { parseGitHubRepo } from '../setup/github-subjects.js'
 import { checkPublicKeyPem } from '../setup/signing-keys.js'
 import type { InputSpec } from './schema.js'
-
-export const PRICE_CLASSES = ['PriceClass_All', 'PriceClass_200', 'PriceClass_100'] as const
-export type PriceClass = (typeof PRICE_CLASSES)[number]
-
-/** Noncurrent versions (what a re-publish or clean-up left) are kept this long for rollback. */
-export const DEFAULT_NONCURRENT_VERSION_DAYS = 30
-/** Pull request previews nobody cleaned up expire after this long. */
-export const DEFAULT_PREVIEW_DAYS = 14
 
 export const SETUP_SPECS: readonly InputSpec[] = [
   {
@@ -94,7 +93,7 @@ export const SETUP_SPECS: readonly InputSpec[] = [
     name: 'price-class',
     kind: 'choice',
     choices: PRICE_CLASSES,
-    default: 'PriceClass_All',
+    default: DEFAULT_PRICE_CLASS,
     description:
       'CloudFront edge locations: all (fastest everywhere), or the cheaper subsets `PriceClass_200` and `PriceClass_100`.'
   },
@@ -260,11 +259,11 @@ function customDomain(domain: string, certificateArn: string, problems: string[]
 }
 
 function priceClass(value: string, problems: string[]): PriceClass {
-  const given = value || 'PriceClass_All'
+  const given = value || DEFAULT_PRICE_CLASS
   const found = PRICE_CLASSES.find((c) => c.toLowerCase() === given.toLowerCase())
   if (!found)
     problems.push(`\`price-class\` must be one of ${PRICE_CLASSES.join(', ')}, got "${value}".`)
-  return found ?? 'PriceClass_All'
+  return found ?? DEFAULT_PRICE_CLASS
 }
 
 function days(text: (name: string) => string, name: string, problems: string[]): number {

@@ -18,17 +18,18 @@ export function setupOutputs(report: SetupReport): Record<string, unknown> {
 
 /** What a person reads: what changed, the ids, the checks, and the workflow to paste. */
 export function setupText(report: SetupReport): string {
-  const changes = report.changes.length
-    ? report.changes.map(
-        (c) =>
-          `  ${report.dryRun ? `would ${c.action}` : `${c.action}d`}  ${c.resource}: ${c.detail}`
-      )
-    : ['  nothing: the set-up was complete already.']
+  const where = `${report.bucket} (${report.region})`
+  const heading = report.changes.length
+    ? `${report.dryRun ? 'Dry run, nothing changed. Would change' : 'Changed'} in ${where}:`
+    : `Nothing to change in ${where}: the set-up is complete.`
+  const changes = report.changes.map(
+    (c) => `  ${report.dryRun ? `would ${c.action}` : `${c.action}d`}  ${c.resource}: ${c.detail}`
+  )
   const ids = Object.entries(setupOutputs(report))
     .filter(([, value]) => typeof value === 'string' && value !== '')
     .map(([name, value]) => `  ${name.padEnd(26)}${value as string}`)
   return [
-    `${report.dryRun ? 'Dry run, nothing changed. Would change' : 'Changed'} in ${report.bucket} (${report.region}):`,
+    heading,
     ...changes,
     '',
     ...ids,
@@ -70,7 +71,7 @@ export function workflowSnippet(report: SetupReport): string {
     '      id-token: write',
     '      contents: read',
     '    steps:',
-    '      - uses: actions/checkout@v4',
+    '      - uses: actions/checkout@v5',
     '      - uses: aws-actions/configure-aws-credentials@v4',
     '        with:',
     `          role-to-assume: ${report.roleArn || 'arn:aws:iam::ACCOUNT_ID:role/ROLE (setup --github-repo OWNER/NAME makes one)'}`,

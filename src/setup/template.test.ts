@@ -64,14 +64,14 @@ describe('cloudFormationTemplate', () => {
         {
           Id: 'model-cdn-deploy-noncurrent-versions',
           Status: 'Enabled',
-          NoncurrentVersionExpiration: { NoncurrentDays: '45' }
+          NoncurrentVersionExpiration: { NoncurrentDays: '45' },
+          ExpiredObjectDeleteMarker: true
         },
         {
           Id: 'model-cdn-deploy-previews',
           Status: 'Enabled',
           TagFilters: [{ Key: 'model-cdn-deploy:preview', Value: 'true' }],
-          ExpirationInDays: '14',
-          NoncurrentVersionExpiration: { NoncurrentDays: 1 }
+          ExpirationInDays: '14'
         }
       ])
     })
@@ -280,7 +280,7 @@ describe('cloudFormationTemplate', () => {
   })
 
   describe('parameters and outputs', () => {
-    it('default to the options given, and to 30 days and PriceClass_100', () => {
+    it("default to the options given, and to setup's defaults (30 and 14 days, PriceClass_All)", () => {
       const withOptions = cloudFormationTemplate({
         bucket: BUCKET,
         githubRepo: 'octo-org/models',
@@ -305,8 +305,8 @@ describe('cloudFormationTemplate', () => {
       expect(defaults(template)).toMatchObject({
         BucketName: undefined,
         NoncurrentVersionDays: 30,
-        PreviewDays: 30,
-        PriceClass: 'PriceClass_100'
+        PreviewDays: 14,
+        PriceClass: 'PriceClass_All'
       })
     })
 

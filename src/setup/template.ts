@@ -9,6 +9,13 @@
  * the names with a limit (the OAC's 64 characters) are made from the stack's id, and the role
  * is named by CloudFormation; the bucket is in their comments and descriptions instead.
  */
+import {
+  DEFAULT_NONCURRENT_VERSION_DAYS,
+  DEFAULT_PREVIEW_DAYS,
+  DEFAULT_PRICE_CLASS,
+  PRICE_CLASSES,
+  type PriceClass
+} from './defaults.js'
 import { PREVIEW_TAG } from '../common/constants.js'
 import { LIFECYCLE_RULE_IDS } from './bucket-lifecycle.js'
 import { CLOUDFRONT_READ_SID } from './bucket-policy.js'
@@ -34,8 +41,6 @@ export interface CloudFormationTemplate {
   Resources: Record<string, Cfn>
   Outputs: Record<string, Cfn>
 }
-
-export type PriceClass = 'PriceClass_100' | 'PriceClass_200' | 'PriceClass_All'
 
 /** The parameters' defaults, e.g. the flags `setup` was given. */
 export interface TemplateOptions {
@@ -127,15 +132,18 @@ function parameters(options: TemplateOptions): Record<string, Cfn> {
     ),
     NoncurrentVersionDays: days(
       'Days an overwritten or deleted model version is kept.',
-      options.noncurrentVersionDays ?? 30
+      options.noncurrentVersionDays ?? DEFAULT_NONCURRENT_VERSION_DAYS
     ),
     PreviewDays: days(
       'Days after which what pull request previews wrote expires.',
-      options.previewDays ?? 30
+      options.previewDays ?? DEFAULT_PREVIEW_DAYS
     ),
     PriceClass: {
-      ...text('CloudFront edge locations to serve from.', options.priceClass ?? 'PriceClass_100'),
-      AllowedValues: ['PriceClass_100', 'PriceClass_200', 'PriceClass_All']
+      ...text(
+        'CloudFront edge locations to serve from.',
+        options.priceClass ?? DEFAULT_PRICE_CLASS
+      ),
+      AllowedValues: [...PRICE_CLASSES]
     }
   }
 }
@@ -212,16 +220,16 @@ function lifecycleRules(): Cfn[] {
     {
       Id: LIFECYCLE_RULE_IDS.noncurrentVersions,
       Status: 'Enabled',
-      NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') }
+      NoncurrentVersionExpiration: { NoncurrentDays: ref('NoncurrentVersionDays') },
+      // Delete markers left alone once the versions behind them have expired.
+      ExpiredObjectDeleteMarker: true
     },
-    // A preview whose clean-up never ran (docs/release-channels.md); a preview push replaces
-    // its files, so their old versions go a day later.
+    // A preview whose clean-up never ran (docs/release-channels.md).
     {
       Id: LIFECYCLE_RULE_IDS.previews,
       Status: 'Enabled',
       TagFilters: [{ Key: PREVIEW_TAG.key, Value: PREVIEW_TAG.value }],
-      ExpirationInDays: ref('PreviewDays'),
-      NoncurrentVersionExpiration: { NoncurrentDays: 1 }
+      ExpirationInDays: ref('PreviewDays')
     }
   ]
 }
