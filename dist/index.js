@@ -72248,7 +72248,7 @@ module.exports = {
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
 /* harmony import */ var _common_constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8952);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3788);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2375);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7718);
 
 
@@ -72262,7 +72262,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3788:
+/***/ 2375:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -75809,11 +75809,27 @@ function patternCoverage(pattern, base) {
     return states.length > 0 ? 'some' : 'none';
 }
 
+;// CONCATENATED MODULE: ./src/common/json.ts
+/** Reading untyped JSON (policies, AWS documents): a value as the shape a reader expects, or none. */
+/** A string, or the strings of a list (IAM accepts either); [] otherwise. */
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+/** An object (not a list), or undefined. */
+function record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/cdn/preflight/bucket-policy.ts
 /**
  * The bucket-policy check: the policy lets this distribution (through its Origin Access Control,
  * or a legacy origin access identity) read every key under the version prefix, and no one else.
  */
+
 
 
 
@@ -75994,16 +76010,6 @@ function sourceArns(condition) {
         }
     }
     return found;
-}
-function strings(value) {
-    if (typeof value === 'string')
-        return [value];
-    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
-}
-function record(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? value
-        : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/cdn/preflight/behaviors.ts

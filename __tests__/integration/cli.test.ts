@@ -4,7 +4,6 @@
  * environment. Checks exit codes, that `--json` prints exactly the action's outputs for the same
  * deploy, the summary file, and what is stored.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -12,9 +11,10 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import type { World } from '../../scripts/lib/emulator.mjs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { getStored, listKeys, openUploads, sha256 } from '../helpers/emulator-state.js'
+import { runCli, type CliResult, type CliRun } from '../helpers/cli.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { shellEnv, startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
-import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
+import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
+import { expectSuccess, runAction } from '../helpers/run-action.js'
 
 const BUCKET = 'model-cdn-cli'
 const FILES = {
@@ -37,41 +37,15 @@ afterAll(async () => {
   await moto?.stop()
 })
 
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 /** `node dist/cli.js …` in the workspace, with test credentials and the emulator's endpoints. */
 function cli(
   args: string[],
-  opts: {
-    endpoint?: string
-    env?: Record<string, string>
-    onSpawn?: (child: ChildProcess) => void
-  } = {}
+  opts: { endpoint?: string; env?: Record<string, string>; onSpawn?: CliRun['onSpawn'] } = {}
 ): Promise<CliResult> {
-  const endpoint = opts.endpoint ?? moto!.emulator.endpoint
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args], {
-      cwd: workspace,
-      env: { ...shellEnv(endpoint), ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    opts.onSpawn?.(child)
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.on('error', reject)
-    child.on('close', (code) =>
-      resolve({
-        code,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8')
-      })
-    )
+  return runCli(args, {
+    ...opts,
+    cwd: workspace,
+    endpoint: opts.endpoint ?? moto!.emulator.endpoint
   })
 }
 

@@ -4,7 +4,6 @@
  * bundled action then runs with pre-flight on; a second run that changes nothing; an existing
  * bucket completed without losing its own policy; a dry run; and each error before any change.
  */
-import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
@@ -27,14 +26,10 @@ import {
   type S3Client
 } from '@aws-sdk/client-s3'
 import { generateSigningKeys, publicKeyPem } from '../../__fixtures__/signing.js'
-import {
-  shellEnv,
-  startTestEmulator,
-  writeFiles,
-  type TestEmulator
-} from '../helpers/emulator-world.js'
+import { startTestEmulator, writeFiles, type TestEmulator } from '../helpers/emulator-world.js'
+import { runCli, type CliResult } from '../helpers/cli.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
+import { expectSuccess, runAction } from '../helpers/run-action.js'
 
 let moto: TestEmulator | undefined
 let s3: S3Client
@@ -61,32 +56,8 @@ afterAll(async () => {
   await moto?.stop()
 })
 
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args], {
-      cwd: workspace,
-      env: { ...shellEnv(moto!.emulator.endpoint), ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.on('error', reject)
-    child.on('close', (code) =>
-      resolve({
-        code,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString()
-      })
-    )
-  })
+  return runCli(args, { cwd: workspace, endpoint: moto!.emulator.endpoint, env })
 }
 
 interface SetupJson {

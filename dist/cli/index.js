@@ -53131,7 +53131,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(542);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7285);
 
 // The SDK warns on Node < 22 that its releases after early January 2027 will need Node 22. The
 // bundle pins its SDK version, so the warning is for whoever updates it (package.json engines),
@@ -53149,7 +53149,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 542:
+/***/ 7285:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -54769,11 +54769,27 @@ function patternCoverage(pattern, base) {
     return states.length > 0 ? 'some' : 'none';
 }
 
+;// CONCATENATED MODULE: ./src/common/json.ts
+/** Reading untyped JSON (policies, AWS documents): a value as the shape a reader expects, or none. */
+/** A string, or the strings of a list (IAM accepts either); [] otherwise. */
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+/** An object (not a list), or undefined. */
+function record(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/cdn/preflight/bucket-policy.ts
 /**
  * The bucket-policy check: the policy lets this distribution (through its Origin Access Control,
  * or a legacy origin access identity) read every key under the version prefix, and no one else.
  */
+
 
 
 
@@ -54954,16 +54970,6 @@ function sourceArns(condition) {
         }
     }
     return found;
-}
-function strings(value) {
-    if (typeof value === 'string')
-        return [value];
-    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
-}
-function record(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? value
-        : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/cdn/distribution.ts
@@ -56275,6 +56281,7 @@ async function tagBucket(ctx, bucket, current) {
 
 
 
+
 /** The Sid of setup's statement, by which a second run finds it again. */
 const CLOUDFRONT_READ_SID = 'ModelCdnDeployCloudFrontRead';
 /** Adds (or corrects) setup's statement and removes public grants; a second run changes nothing. */
@@ -56306,7 +56313,7 @@ async function readPolicy(ctx, bucket) {
     catch {
         // S3 stores only valid JSON; this guards against rewriting what could not be understood.
     }
-    if (!bucket_policy_record(doc)) {
+    if (!record(doc)) {
         throw new DeployError(`The policy of bucket "${bucket}" is not a JSON object: setup will not rewrite it.`, `Look at it with \`aws s3api get-bucket-policy --bucket ${bucket}\` and fix it, then run setup again.`);
     }
     return doc;
@@ -56323,9 +56330,9 @@ function withoutPublicGrants(statements) {
     const changes = statements.flatMap((s, i) => {
         if (!isPublicGrant(s))
             return [];
-        const sid = bucket_policy_record(s)?.Sid;
+        const sid = record(s)?.Sid;
         const name = typeof sid === 'string' ? `"${sid}"` : `#${i + 1}`;
-        const actions = bucket_policy_strings(bucket_policy_record(s)?.Action).join(', ') || 'its actions';
+        const actions = strings(record(s)?.Action).join(', ') || 'its actions';
         return [policyChange('update', `public statement ${name} removed (it let anyone ${actions})`)];
     });
     return { statements: statements.filter((s) => !isPublicGrant(s)), changes };
@@ -56333,7 +56340,7 @@ function withoutPublicGrants(statements) {
 /** Adds setup's statement, or corrects it when it differs; an identical grant counts as it. */
 function withCloudFrontRead(plan, opts, hadPolicy) {
     const { statements, changes } = plan;
-    const at = statements.findIndex((s) => bucket_policy_record(s)?.Sid === CLOUDFRONT_READ_SID);
+    const at = statements.findIndex((s) => record(s)?.Sid === CLOUDFRONT_READ_SID);
     const action = hadPolicy ? 'update' : 'create';
     if (opts.distributionArn === undefined) {
         // A dry run before the distribution exists: what the statement will name is not known yet.
@@ -56371,20 +56378,20 @@ function policyChange(action, detail) {
  * lists in any order, actions and condition keys in any case (IAM ignores case in both).
  */
 function grantOf(statement) {
-    const grant = { ...bucket_policy_record(statement), Sid: undefined };
-    const condition = Object.entries(bucket_policy_record(grant.Condition) ?? {}).map(([operator, block]) => [
+    const grant = { ...record(statement), Sid: undefined };
+    const condition = Object.entries(record(grant.Condition) ?? {}).map(([operator, block]) => [
         operator,
-        Object.fromEntries(Object.entries(bucket_policy_record(block) ?? {}).map(([k, v]) => [k.toLowerCase(), v]))
+        Object.fromEntries(Object.entries(record(block) ?? {}).map(([k, v]) => [k.toLowerCase(), v]))
     ]);
     const normal = {
         ...grant,
-        Action: bucket_policy_strings(grant.Action).map((a) => a.toLowerCase()),
+        Action: strings(grant.Action).map((a) => a.toLowerCase()),
         Condition: grant.Condition === undefined ? undefined : Object.fromEntries(condition)
     };
     return JSON.stringify(normal, (_key, v) => {
         if (Array.isArray(v))
             return v.length === 1 ? v[0] : [...v].sort();
-        const r = bucket_policy_record(v);
+        const r = record(v);
         return r ? Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1))) : v;
     });
 }
@@ -56412,29 +56419,19 @@ const PINNING_KEYS = new Set([
 /** Operators that hold only for the values given (not a negation, not …IfExists). */
 const PINNING_OPERATOR = /^(ForAnyValue:)?(StringEquals|StringEqualsIgnoreCase|StringLike|ArnEquals|ArnLike|IpAddress)$/i;
 function isPublicGrant(statement) {
-    const s = bucket_policy_record(statement);
+    const s = record(statement);
     if (s?.Effect !== 'Allow')
         return false;
     const everyone = s.Principal === '*' ||
-        Object.values(bucket_policy_record(s.Principal) ?? {}).some((p) => bucket_policy_strings(p).includes('*'));
+        Object.values(record(s.Principal) ?? {}).some((p) => strings(p).includes('*'));
     return everyone && !pinsWho(s.Condition);
 }
 function pinsWho(condition) {
     const fixed = (v) => !/[*?]|\$\{/.test(v) && !v.endsWith('/0');
-    return Object.entries(bucket_policy_record(condition) ?? {}).some(([operator, block]) => PINNING_OPERATOR.test(operator) &&
-        Object.entries(bucket_policy_record(block) ?? {}).some(([key, value]) => PINNING_KEYS.has(key.toLowerCase()) &&
-            bucket_policy_strings(value).length > 0 &&
-            bucket_policy_strings(value).every(fixed)));
-}
-function bucket_policy_strings(value) {
-    if (typeof value === 'string')
-        return [value];
-    return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
-}
-function bucket_policy_record(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? value
-        : undefined;
+    return Object.entries(record(condition) ?? {}).some(([operator, block]) => PINNING_OPERATOR.test(operator) &&
+        Object.entries(record(block) ?? {}).some(([key, value]) => PINNING_KEYS.has(key.toLowerCase()) &&
+            strings(value).length > 0 &&
+            strings(value).every(fixed)));
 }
 
 ;// CONCATENATED MODULE: ./src/setup/distribution.ts
@@ -57729,7 +57726,7 @@ const SETUP_SPECS = [
         kind: 'number',
         default: String(DEFAULT_PREVIEW_DAYS),
         range: { min: 1, max: 3650, unit: 'days', integer: true },
-        description: 'Days after which pull request preview objects (tagged by the action) expire, if no clean-up removed them (1 to 3650).'
+        description: 'Days after which pull request preview objects (tagged by the deploy) expire, if no clean-up removed them (1 to 3650).'
     },
     {
         name: 'dry-run',
@@ -58408,9 +58405,11 @@ function addSetupCommand(program, io, exit) {
         .command('setup')
         .description('Create (or complete) the private bucket, CloudFront with OAC, the bucket policy, signing keys and the GitHub OIDC role; safe to re-run.')
         .exitOverride();
-    for (const spec of SETUP_SPECS)
-        for (const option of optionsFor(spec))
+    // `bucket` is checked with the other flags (all problems at once), and --template needs none.
+    for (const spec of SETUP_SPECS) {
+        for (const option of optionsFor({ ...spec, required: false }))
             command.addOption(option);
+    }
     command
         .option('--json', 'print one JSON object with the ids and the changes on stdout, and nothing else')
         .option('--template <format>', 'print the set-up as a template instead (cloudformation) and change nothing')

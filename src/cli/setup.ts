@@ -21,7 +21,10 @@ export function addSetupCommand(program: Command, io: CliIo, exit: (code: number
       'Create (or complete) the private bucket, CloudFront with OAC, the bucket policy, signing keys and the GitHub OIDC role; safe to re-run.'
     )
     .exitOverride()
-  for (const spec of SETUP_SPECS) for (const option of optionsFor(spec)) command.addOption(option)
+  // `bucket` is checked with the other flags (all problems at once), and --template needs none.
+  for (const spec of SETUP_SPECS) {
+    for (const option of optionsFor({ ...spec, required: false })) command.addOption(option)
+  }
   command
     .option(
       '--json',

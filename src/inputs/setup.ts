@@ -110,7 +110,7 @@ export const SETUP_SPECS: readonly InputSpec[] = [
     default: String(DEFAULT_PREVIEW_DAYS),
     range: { min: 1, max: 3650, unit: 'days', integer: true },
     description:
-      'Days after which pull request preview objects (tagged by the action) expire, if no clean-up removed them (1 to 3650).'
+      'Days after which pull request preview objects (tagged by the deploy) expire, if no clean-up removed them (1 to 3650).'
   },
   {
     name: 'dry-run',

@@ -7,6 +7,7 @@ import { GetBucketPolicyCommand, PutBucketPolicyCommand } from '@aws-sdk/client-
 import { DeployError } from '../common/errors.js'
 import { applyChanges, awsCall } from './aws-call.js'
 import type { SetupChange, SetupContext } from './types.js'
+import { record, strings } from '../common/json.js'
 
 /** The Sid of setup's statement, by which a second run finds it again. */
 export const CLOUDFRONT_READ_SID = 'ModelCdnDeployCloudFrontRead'
@@ -219,15 +220,4 @@ function pinsWho(condition: unknown): boolean {
           strings(value).every(fixed)
       )
   )
-}
-
-function strings(value: unknown): string[] {
-  if (typeof value === 'string') return [value]
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []
-}
-
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined
 }

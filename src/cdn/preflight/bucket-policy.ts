@@ -6,6 +6,7 @@ import { awsErrorCode } from '../../common/errors.js'
 import { globMatch, patternCoverage } from './patterns.js'
 import { readFailure, type Read } from './read.js'
 import type { PreflightFinding, PreflightTarget } from './types.js'
+import { record, strings } from '../../common/json.js'
 
 const CHECK = 'bucket-policy'
 
@@ -255,15 +256,4 @@ function sourceArns(condition: unknown): { values: string[]; like: boolean }[] {
     }
   }
   return found
-}
-
-function strings(value: unknown): string[] {
-  if (typeof value === 'string') return [value]
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []
-}
-
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined
 }
