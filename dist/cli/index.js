@@ -57526,19 +57526,7 @@ function fullKeyGroup(name, cause) {
  */
 async function setup(options, clients, deps) {
     const changes = [];
-    const ctx = {
-        clients,
-        dryRun: options.dryRun,
-        logger: deps.logger,
-        signal: deps.signal,
-        change: (change) => {
-            changes.push(change);
-            const verb = options.dryRun
-                ? `Would ${change.action}`
-                : `${change.action === 'create' ? 'Created' : 'Updated'}`;
-            deps.logger.info(`${verb} ${change.resource}: ${change.detail}`);
-        }
-    };
+    const ctx = setupContext(options.dryRun, clients, deps, changes);
     const { bucket, region } = options;
     const { exists } = await inspectBucket(clients, { bucket, region }, deps.signal);
     const accountId = await accountIdOf(ctx);
@@ -57573,6 +57561,22 @@ async function setup(options, clients, deps) {
     if (options.dryRun || !distribution)
         return report;
     return { ...report, preflight: await checkResult(clients, options, report, deps.signal) };
+}
+/** What each step is given: the clients, and where it records what it changed (and logs it). */
+function setupContext(dryRun, clients, deps, changes) {
+    return {
+        clients,
+        dryRun,
+        logger: deps.logger,
+        signal: deps.signal,
+        change: (change) => {
+            changes.push(change);
+            const verb = dryRun
+                ? `Would ${change.action}`
+                : `${change.action === 'create' ? 'Created' : 'Updated'}`;
+            deps.logger.info(`${verb} ${change.resource}: ${change.detail}`);
+        }
+    };
 }
 async function ensureSigningKeys(ctx, options) {
     if (!options.publicKeyPem)

@@ -47,19 +47,7 @@ export async function setup(
   deps: SetupDeps
 ): Promise<SetupReport> {
   const changes: SetupChange[] = []
-  const ctx: SetupContext = {
-    clients,
-    dryRun: options.dryRun,
-    logger: deps.logger,
-    signal: deps.signal,
-    change: (change) => {
-      changes.push(change)
-      const verb = options.dryRun
-        ? `Would ${change.action}`
-        : `${change.action === 'create' ? 'Created' : 'Updated'}`
-      deps.logger.info(`${verb} ${change.resource}: ${change.detail}`)
-    }
-  }
+  const ctx = setupContext(options.dryRun, clients, deps, changes)
   const { bucket, region } = options
   const { exists } = await inspectBucket(clients, { bucket, region }, deps.signal)
   const accountId = await accountIdOf(ctx)
@@ -93,6 +81,28 @@ export async function setup(
   }
   if (options.dryRun || !distribution) return report
   return { ...report, preflight: await checkResult(clients, options, report, deps.signal) }
+}
+
+/** What each step is given: the clients, and where it records what it changed (and logs it). */
+function setupContext(
+  dryRun: boolean,
+  clients: SetupClientSet,
+  deps: SetupDeps,
+  changes: SetupChange[]
+): SetupContext {
+  return {
+    clients,
+    dryRun,
+    logger: deps.logger,
+    signal: deps.signal,
+    change: (change) => {
+      changes.push(change)
+      const verb = dryRun
+        ? `Would ${change.action}`
+        : `${change.action === 'create' ? 'Created' : 'Updated'}`
+      deps.logger.info(`${verb} ${change.resource}: ${change.detail}`)
+    }
+  }
 }
 
 async function ensureSigningKeys(
