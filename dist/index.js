@@ -79565,7 +79565,7 @@ async function sendParts(job, partSize, partCrc32, { upload, parts }, ctx) {
                 });
                 part.middlewareStack.add(fileBodyMiddleware(), FILE_BODY_POSITION);
                 // No abortSignal: on cancel no further part starts, but the parts in flight finish
-                // before the upload is aborted; a second signal forces it (main.ts).
+                // before the upload is aborted; a second signal forces it (commands/cancellation.ts).
                 const { ETag } = await s3.send(part);
                 // Complete must repeat each part's checksum: the one sent, which S3 has checked.
                 parts[index] = { PartNumber: index + 1, ETag, ...checksum };

@@ -7,7 +7,7 @@ export type InvalidateMode = 'auto' | 'all' | 'none'
 /** deploy: publish files; promote: point an alias at an existing version; cleanup: delete one. */
 export type Mode = 'deploy' | 'promote' | 'cleanup'
 
-/** Inputs, parsed once and validated (see inputs.ts). */
+/** Inputs, parsed once and validated (see inputs/parse.ts). */
 export interface DeployInputs {
   mode: Mode
   /** Glob patterns, one per line as given; `!` lines exclude. */
