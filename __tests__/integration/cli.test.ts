@@ -14,7 +14,7 @@ import { getStored, listKeys, openUploads, sha256 } from '../helpers/emulator-st
 import { runCli, type CliResult, type CliRun } from '../helpers/cli.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { startTestWorld, writeFiles, type TestWorld } from '../helpers/emulator-world.js'
-import { expectSuccess, runAction } from '../helpers/run-action.js'
+import { REPO_ROOT, expectSuccess, runAction } from '../helpers/run-action.js'
 
 const BUCKET = 'model-cdn-cli'
 const FILES = {
@@ -235,6 +235,14 @@ describe('model-cdn-deploy (dist/cli.js)', () => {
     const parsed = JSON.parse(json.stdout) as { passed: boolean; findings: { check: string }[] }
     expect(parsed.passed).toBe(false)
     expect(parsed.findings.map((f) => f.check)).toContain('bucket')
+  })
+
+  it("prints its version, the package's", async () => {
+    const r = await cli(['--version'])
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      version: string
+    }
+    expect([r.code, r.stdout]).toEqual([0, `${version}\n`])
   })
 
   it('prints help for each command, generated from the input schema', async () => {

@@ -53131,7 +53131,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7285);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6704);
 
 // The SDK warns on Node < 22 that its releases after early January 2027 will need Node 22. The
 // bundle pins its SDK version, so the warning is for whoever updates it (package.json engines),
@@ -53149,7 +53149,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7285:
+/***/ 6704:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53181,6 +53181,8 @@ const {
   /* Help */ "_V": Help,
 } = commander;
 
+;// CONCATENATED MODULE: ./package.json
+const package_namespaceObject = {"rE":"1.0.0"};
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./src/common/secrets.ts
@@ -65274,6 +65276,7 @@ function findingsText(report) {
 
 
 
+
 const COMMANDS = {
     deploy: 'Publish files as a version: upload, copy known bytes, write the manifest, invalidate.',
     promote: 'Point an alias (e.g. latest) at a published version, without uploading (rollback too).',
@@ -65293,6 +65296,7 @@ async function runCli(argv, io) {
     let exitCode = EXIT_OK;
     const program = new Command('model-cdn-deploy')
         .description('Publish machine-learning model files to S3 behind CloudFront.')
+        .version(package_namespaceObject.rE)
         .exitOverride()
         .configureOutput({
         writeOut: (s) => void io.stdout.write(s),

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { Command, CommanderError } from 'commander'
+import packageJson from '../../package.json' with { type: 'json' }
 import { cancelOnSignals } from '../commands/cancellation.js'
 import { createClients } from '../aws/clients.js'
 import { InputError, failureMessage } from '../common/errors.js'
@@ -41,6 +42,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let exitCode = EXIT_OK
   const program = new Command('model-cdn-deploy')
     .description('Publish machine-learning model files to S3 behind CloudFront.')
+    .version(packageJson.version)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => void io.stdout.write(s),
