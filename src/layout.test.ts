@@ -42,6 +42,8 @@ describe('src/ layout', () => {
       importsOf(file)
         .filter((spec) => spec.startsWith('.'))
         .map((spec) => normalize(join(dirname(file), spec)))
+        // Outside src/: the package's own metadata (package.json, for --version).
+        .filter((target) => !relative(SRC, target).startsWith('..'))
         .filter((target) => {
           const [from, to] = [folderOf(file), folderOf(target)]
           return from !== to && level(to) <= level(from)
