@@ -29,6 +29,7 @@ import { DeployError, InputError } from '../common/errors.js'
 import { runPreflight } from '../cdn/preflight/index.js'
 import { abortRule, awsError } from '../../__fixtures__/preflight-world.js'
 import { ALL_PUBLIC_ACCESS_BLOCKED, oacBucketPolicy } from '../../__fixtures__/preflight.js'
+import { ALL_CHECKS } from '../../__fixtures__/preflight.js'
 import { setupContext } from '../../__fixtures__/setup-context.js'
 import { generateSigningKeys, publicKeyPem } from '../../__fixtures__/signing.js'
 import {
@@ -476,15 +477,6 @@ describe('a set-up the CloudFront steps create', () => {
       signingKeyPairId: publicKeyId
     })
     expect(findings.filter((f) => f.status !== 'ok')).toEqual([])
-    expect(findings.map((f) => f.check)).toEqual([
-      'distribution',
-      'origin',
-      'origin-access-control',
-      'bucket-policy',
-      'signed-urls',
-      'public-access-block',
-      'versioning',
-      'lifecycle'
-    ])
+    expect(findings.map((f) => f.check)).toEqual(ALL_CHECKS)
   })
 })
