@@ -243,7 +243,7 @@ export function publishVersion(
       body: Buffer.from(files[f.relativePath]),
       contentType: f.contentType,
       cacheControl: VERSION_CACHE_CONTROL,
-      metadata: { [SHA256_METADATA_KEY]: f.sha256 }
+      metadata: { [SHA256_METADATA_KEY]: f.sha256! }
     })
   }
   const manifest = buildManifest({

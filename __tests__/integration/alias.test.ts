@@ -58,7 +58,7 @@ async function publish(version: string, files: Record<string, Buffer>): Promise<
         Body: bytes,
         ContentType: file.contentType,
         CacheControl: VERSION_CACHE_CONTROL,
-        Metadata: { ...METADATA, sha256: file.sha256 },
+        Metadata: { ...METADATA, sha256: file.sha256! },
         // A preview tag on the version must not follow the copies into the alias.
         Tagging: 'stage=preview'
       })

@@ -86,7 +86,7 @@ describe('verifyPublished against stored objects', () => {
     const other = Buffer.alloc(model.size, 9)
     await put('v7/model.onnx', other, sha(other))
     const shorter = Buffer.alloc(1000, 2)
-    await put('v7/weights/my model – é.safetensors', shorter, weights.sha256)
+    await put('v7/weights/my model – é.safetensors', shorter, weights.sha256!)
 
     const sleeps: number[] = []
     const result = await verifyPublished(targets, {

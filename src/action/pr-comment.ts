@@ -1,3 +1,5 @@
+import { shortIntegrity } from '../common/integrity.js'
+import type { S3Checksum } from '../common/types.js'
 import { readFileSync } from 'node:fs'
 import type * as ActionsGitHub from '@actions/github'
 import { DeployError, InputError } from '../common/errors.js'
@@ -153,7 +155,8 @@ function utc(date: Date): string {
 export interface PreviewFile {
   relativePath: string
   size: number
-  sha256: string
+  sha256?: string
+  checksum?: S3Checksum
   url: string
 }
 
@@ -228,7 +231,7 @@ function fileRow(f: PreviewFile, signed: boolean): string {
   const cells = [
     cell(inlineCode(f.relativePath)),
     formatBytes(f.size),
-    inlineCode(f.sha256.slice(0, 12))
+    inlineCode(shortIntegrity(f))
   ]
   if (!signed) cells.push(`[link](<${href(f.url)}>)`)
   return `| ${cells.join(' | ')} |`

@@ -5,13 +5,16 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import { mapLimit } from '../common/concurrency.js'
-import { SHA256_METADATA_KEY } from '../common/constants.js'
+import { integrityMetadata } from '../common/integrity.js'
 import { DeployError } from '../common/errors.js'
 import { redact } from '../common/secrets.js'
 import type { Logger, PublishedFile, Sleep } from '../common/types.js'
 
 /** What is checked for one file: where it is published and what was uploaded there. */
-export type VerifyTarget = Pick<PublishedFile, 'relativePath' | 'url' | 'size' | 'sha256'>
+export type VerifyTarget = Pick<
+  PublishedFile,
+  'relativePath' | 'url' | 'size' | 'sha256' | 'checksum'
+>
 
 /** Why a file failed; selects the hints of verificationError. */
 export type VerifyProblemKind =
@@ -65,7 +68,6 @@ export interface VerifyOptions {
 export const RETRY_DELAYS_MS: readonly number[] = [2000, 4000, 8000]
 const DEFAULT_CONCURRENCY = 8
 const DEFAULT_TIMEOUT_MS = 30_000
-const SHA256_HEADER = `x-amz-meta-${SHA256_METADATA_KEY}`
 
 type Answer = { status: number; headers: Headers } | { error: string }
 
@@ -252,11 +254,15 @@ function checkHeaders(file: VerifyTarget, headers: Headers, add: AddProblem): vo
       `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`
     )
   }
-  const sha256 = headers.get(SHA256_HEADER)
-  if (sha256 === null) {
-    add('no-checksum', `no ${SHA256_HEADER} header, expected ${file.sha256}`)
-  } else if (sha256.trim().toLowerCase() !== file.sha256.toLowerCase()) {
-    add('content', `${SHA256_HEADER} ${sha256.trim()}, expected ${file.sha256}`)
+  // x-amz-meta-sha256, or for an `s3://` source's copy without one, x-amz-meta-checksum.
+  const [key, expected] = Object.entries(integrityMetadata(file))[0] ?? []
+  if (key === undefined) return
+  const header = `x-amz-meta-${key}`
+  const served = headers.get(header)
+  if (served === null) {
+    add('no-checksum', `no ${header} header, expected ${expected}`)
+  } else if (served.trim().toLowerCase() !== expected.toLowerCase()) {
+    add('content', `${header} ${served.trim()}, expected ${expected}`)
   }
 }
 

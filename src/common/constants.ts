@@ -86,6 +86,11 @@ export const State = {
 
 /** User metadata key holding the whole-object SHA-256 (S3 has none for multipart objects). */
 export const SHA256_METADATA_KEY = 'sha256'
+/**
+ * User metadata key of a copy from an `s3://` source whose SHA-256 is not known: S3's checksum
+ * of the source (integrity.ts checksumText), so a re-run and verification can compare it.
+ */
+export const CHECKSUM_METADATA_KEY = 'checksum'
 export const MANIFEST_FILE_NAME = 'manifest.json'
 export const MANIFEST_SCHEMA_VERSION = 1
 

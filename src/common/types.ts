@@ -66,8 +66,9 @@ export interface DeployInputs {
   githubToken: string
 }
 
-/** A regular file found by the artifact patterns. */
+/** A regular file found by the artifact patterns, or an object of an `s3://` source. */
 export interface LocalFile {
+  /** The file's path on this machine; for an object of an `s3://` source, its `s3://` URL. */
   absolutePath: string
   /** Relative to root, always with `/`. */
   relativePath: string
@@ -77,11 +78,37 @@ export interface LocalFile {
 /** What happens to one file: sent, copied server-side from identical bytes, or already there. */
 export type FileAction = 'upload' | 'copy' | 'skip'
 
-/** An object elsewhere in the bucket holding a file's exact bytes. */
+/** An object holding a file's exact bytes: elsewhere in the bucket, or in an `s3://` source. */
 export interface CopySource {
   key: string
   /** As listed: the copy is refused if the source changed since. */
   eTag?: string
+  /** An `s3://` source's bucket; undefined = the destination bucket (an identical object found). */
+  bucket?: string
+}
+
+/** The checksum algorithms S3 computes and reports (HeadObject with ChecksumMode ENABLED). */
+export type S3ChecksumAlgorithm = 'CRC64NVME' | 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256'
+
+/** S3's own checksum of an object, named as S3 names it. */
+export interface S3Checksum {
+  algorithm: S3ChecksumAlgorithm
+  /** FULL_OBJECT: of the whole bytes; COMPOSITE: a checksum of the parts' checksums. */
+  type: 'FULL_OBJECT' | 'COMPOSITE'
+  /** Base64, as S3 reports it (a composite one ends in `-<parts>`). */
+  value: string
+}
+
+/** An object of an `s3://` source, as listed and HEADed before anything is written. */
+export interface SourceObject extends LocalFile {
+  bucket: string
+  key: string
+  /** As listed: every copy carries it as `x-amz-copy-source-if-match`. */
+  eTag: string
+  /** Hex SHA-256, when known: x-amz-meta-sha256, a full-object SHA-256 checksum, or read. */
+  sha256?: string
+  /** S3's checksum, when the SHA-256 is not known. */
+  checksum?: S3Checksum
 }
 
 export interface PlannedFile extends LocalFile {
@@ -101,8 +128,13 @@ export interface PlannedFile extends LocalFile {
    * (`If-Match`), so one written by another run meanwhile is not replaced unseen.
    */
   storedETag?: string
-  /** Set when action is `copy`. */
+  /** Set when action is `copy`, and for every file of an `s3://` source. */
   copyFrom?: CopySource
+  /**
+   * S3's checksum of an `s3://` source's object whose SHA-256 is not known (`source-hash: known`):
+   * recorded in the manifest and in the object's metadata instead of the SHA-256.
+   */
+  checksum?: S3Checksum
   /**
    * Base64 CRC32 of each part, read with the SHA-256, for a multipart upload to AWS (which
    * checks every part's CRC32).
@@ -110,9 +142,9 @@ export interface PlannedFile extends LocalFile {
   partCrc32?: string[]
 }
 
+/** A file as published: its SHA-256, or for an `s3://` source's object without one, `checksum`. */
 export interface PublishedFile extends PlannedFile {
   url: string
-  sha256: string
 }
 
 export interface InvalidationOutcome {
@@ -129,7 +161,12 @@ export interface ManifestFile {
   key: string
   url: string
   size: number
-  sha256: string
+  /** Hex. Absent only for a file copied from an `s3://` source whose SHA-256 was not known. */
+  sha256?: string
+  /** S3's checksum of such a file, named as S3 names it. */
+  checksum?: S3Checksum
+  /** `s3://bucket/key` the file was copied from, for a file of an `s3://` source. */
+  source?: string
   contentType: string
   metadata: Record<string, string>
 }

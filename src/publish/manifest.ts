@@ -52,7 +52,8 @@ export function buildManifest(input: ManifestInput): Manifest {
       key: f.key,
       url: f.url,
       size: f.size,
-      sha256: f.sha256,
+      ...(f.sha256 !== undefined ? { sha256: f.sha256 } : { checksum: f.checksum }),
+      ...(f.copyFrom?.bucket ? { source: `s3://${f.copyFrom.bucket}/${f.copyFrom.key}` } : {}),
       contentType: f.contentType,
       metadata: input.metadata
     }))
@@ -92,7 +93,18 @@ function canonicalFile(f: ManifestFile): ManifestFile {
     key: f.key,
     url: f.url,
     size: f.size,
-    sha256: f.sha256,
+    // A file copied from an `s3://` source without a known SHA-256 has S3's checksum instead.
+    ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
+    ...(f.sha256 === undefined && f.checksum
+      ? {
+          checksum: {
+            algorithm: f.checksum.algorithm,
+            type: f.checksum.type,
+            value: f.checksum.value
+          }
+        }
+      : {}),
+    ...(f.source !== undefined ? { source: f.source } : {}),
     contentType: f.contentType,
     metadata: Object.fromEntries(
       Object.entries(f.metadata).sort(([a], [b]) => compareCodeUnits(a, b))

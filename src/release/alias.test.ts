@@ -134,7 +134,7 @@ function publish(version: string, files: Record<string, string>): Manifest {
       body: files[f.relativePath],
       contentType: f.contentType,
       cacheControl: VERSION_CACHE_CONTROL,
-      metadata: { ...USER_METADATA, sha256: f.sha256 }
+      metadata: { ...USER_METADATA, sha256: f.sha256! }
     })
   }
   const manifest = buildManifest({

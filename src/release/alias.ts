@@ -1,3 +1,4 @@
+import { integrityMetadata } from '../common/integrity.js'
 import { createHash } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { mapLimit } from '../common/concurrency.js'
@@ -268,7 +269,7 @@ function planFileEntries(
       size: file.size,
       contentType: file.contentType,
       cacheControl: aliasCacheControl,
-      metadata: { ...file.metadata, [SHA256_METADATA_KEY]: file.sha256 },
+      metadata: { ...file.metadata, ...integrityMetadata(file) },
       sourceETag: version.objects?.get(file.key)?.eTag
     })
   )

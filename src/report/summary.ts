@@ -1,3 +1,4 @@
+import { shortIntegrity } from '../common/integrity.js'
 import type { CleanupResult } from '../release/cleanup.js'
 import { compareCodeUnits } from '../publish/manifest.js'
 import { escapeMarkdown, inlineCode } from './markdown.js'
@@ -93,13 +94,24 @@ const FILE_STATUS: Record<PublishedFile['action'], [string, string]> = {
   skip: ['skipped', 'would skip']
 }
 
+/** An `s3://` source's file: "copied from s3://…" (or skipped, already there). */
+function sourceStatus(
+  source: { bucket?: string; key: string },
+  action: PublishedFile['action'],
+  dryRun: boolean
+): string {
+  const from = `s3://${source.bucket}/${source.key}`
+  if (action === 'skip') return `${dryRun ? 'would skip' : 'skipped'} (from ${escapeMarkdown(from)})`
+  return `${dryRun ? 'would copy' : 'copied'} from ${escapeMarkdown(from)}`
+}
+
 function fileRow(f: PublishedFile, dryRun: boolean): string {
   const [done, planned] = FILE_STATUS[f.action]
   const cells = [
     `[${escapeMarkdown(f.relativePath)}](${linkTarget(f.url)})`,
     formatBytes(f.size),
-    `\`${f.sha256.slice(0, 12)}\``,
-    dryRun ? planned : done
+    `\`${shortIntegrity(f)}\``,
+    f.copyFrom?.bucket ? sourceStatus(f.copyFrom, f.action, dryRun) : dryRun ? planned : done
   ]
   return `| ${cells.join(' | ')} |`
 }
