@@ -20,8 +20,10 @@ import { LOCK_FILE_NAME } from '../../src/aws/publish-lock.js'
 
 export type Operation =
   | 'PutObject'
+  | 'CopyObject'
   | 'CreateMultipartUpload'
   | 'UploadPart'
+  | 'UploadPartCopy'
   | 'CompleteMultipartUpload'
   | 'AbortMultipartUpload'
   | 'HeadObject'
@@ -42,8 +44,10 @@ export const NOT_A_LOCK = new RegExp(`^(?!.*/${LOCK_FILE_NAME.replace(/\./g, '\\
 /** The requests that write to S3. */
 export const S3_WRITES: readonly Operation[] = [
   'PutObject',
+  'CopyObject',
   'CreateMultipartUpload',
   'UploadPart',
+  'UploadPartCopy',
   'CompleteMultipartUpload'
 ]
 
@@ -81,6 +85,12 @@ export interface SeenRequest {
   method: string
   /** `bucket/key`, `bucket/key#part`, the distribution id, or the path for others. */
   target: string
+  /** The region the request is signed for (its credential scope), when signed. */
+  region?: string
+  /** Body bytes the client sent through the proxy (counted as forwarded). */
+  requestBytes: number
+  /** Body bytes the proxy passed back (counted when the answer is forwarded unchanged). */
+  responseBytes: number
 }
 
 export interface Injection extends SeenRequest {
@@ -129,10 +139,12 @@ function classify(
   const [, bucket = '', ...rest] = pathname.split('/')
   const key = decodeURIComponent(rest.join('/'))
   const has = (name: string): boolean => query.has(name)
+  const copy = headers['x-amz-copy-source'] !== undefined
   const objectOperation = (): Operation => {
     switch (method) {
       case 'PUT':
-        return has('uploadId') && has('partNumber') ? 'UploadPart' : 'PutObject'
+        if (has('uploadId') && has('partNumber')) return copy ? 'UploadPartCopy' : 'UploadPart'
+        return copy ? 'CopyObject' : 'PutObject'
       case 'POST':
         return has('uploads')
           ? 'CreateMultipartUpload'
@@ -151,7 +163,10 @@ function classify(
   }
   if (key) {
     const operation = objectOperation()
-    const part = operation === 'UploadPart' ? `#${query.get('partNumber')}` : ''
+    const part =
+      operation === 'UploadPart' || operation === 'UploadPartCopy'
+        ? `#${query.get('partNumber')}`
+        : ''
     return { operation, target: `${bucket}/${key}${part}` }
   }
   if (method === 'GET' && query.get('list-type') === '2') {
@@ -255,8 +270,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const forward = (
     req: IncomingMessage,
     res: ServerResponse,
+    seen: SeenRequest,
     onResponse: (upstreamRes: IncomingMessage) => void = (up) => {
       res.writeHead(up.statusCode ?? 502, forwardable(up.headers))
+      up.on('data', (chunk: Buffer) => (seen.responseBytes += chunk.length))
       up.pipe(res)
     }
   ): void => {
@@ -279,16 +296,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     res.on('close', () => {
       if (!res.writableFinished) out.destroy()
     })
+    req.on('data', (chunk: Buffer) => (seen.requestBytes += chunk.length))
     req.pipe(out)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const method = req.method ?? 'GET'
     const { operation, target: what } = classify(method, req.url ?? '/', req.headers)
-    const seen: SeenRequest = { operation, method, target: what }
+    const region = /Credential=[^/]+\/[^/]+\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1]
+    const seen: SeenRequest = {
+      operation,
+      method,
+      target: what,
+      ...(region ? { region } : {}),
+      requestBytes: 0,
+      responseBytes: 0
+    }
     requests.push(seen)
     const fault = faultFor(operation, what)
-    if (!fault) return forward(req, res)
+    if (!fault) return forward(req, res, seen)
     const record: Injection = { ...seen, fault: fault.kind }
     injected.push(record)
 
@@ -321,7 +347,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         })
         const resume = (go: () => void): void => later(fault.ms, () => gaveUp || go())
         if (fault.phase === 'response') {
-          return forward(req, res, (up) =>
+          return forward(req, res, seen, (up) =>
             resume(() => {
               res.writeHead(up.statusCode ?? 502, forwardable(up.headers))
               up.pipe(res)
@@ -330,10 +356,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         }
         // The body stays unread (the request stream is paused until piped). While nothing is read
         // the client's close goes unseen, so such a stall stays `pending` until it ends.
-        return resume(() => forward(req, res))
+        return resume(() => forward(req, res, seen))
       }
       case 'invalidationInProgress':
-        return forward(req, res, (up) => {
+        return forward(req, res, seen, (up) => {
           const chunks: Buffer[] = []
           up.on('data', (chunk: Buffer) => chunks.push(chunk))
           up.on('end', () => {

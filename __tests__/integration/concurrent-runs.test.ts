@@ -212,11 +212,11 @@ describe('two runs at once', () => {
   }, 240_000)
 })
 
-/** PutObjects, and CompleteMultipartUploads, per key under the prefix: the writes that create an object. */
+/** PutObjects, CopyObjects and CompleteMultipartUploads per key under the prefix: the writes that create an object. */
 function writesPerKey(requests: readonly SeenRequest[], prefix: string): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const r of requests) {
-    if (r.operation !== 'PutObject' && r.operation !== 'CompleteMultipartUpload') continue
+    if (!['PutObject', 'CopyObject', 'CompleteMultipartUpload'].includes(r.operation)) continue
     const key = r.target.replace(/#.*$/, '')
     if (!key.startsWith(`${BUCKET}/${prefix}/`) || key.endsWith(`/${LOCK_FILE_NAME}`)) continue
     counts[key] = (counts[key] ?? 0) + 1

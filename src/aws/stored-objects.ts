@@ -1,10 +1,16 @@
 import {
+  integrityFromMetadata,
+  integrityMetadata,
+  sameBytes,
+  type Integrity
+} from '../common/integrity.js'
+import {
   DeleteObjectsCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client
 } from '@aws-sdk/client-s3'
-import { SHA256_METADATA_KEY } from '../common/constants.js'
+import { CHECKSUM_METADATA_KEY, SHA256_METADATA_KEY } from '../common/constants.js'
 import { explainAwsError, httpStatusOf } from '../common/errors.js'
 import { LOCK_FILE_NAME } from './publish-lock.js'
 import { redact } from '../common/secrets.js'
@@ -74,12 +80,14 @@ export function sameMetadata(a: Record<string, string>, b: Record<string, string
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k])
 }
 
-/** What a write would store: the file's SHA-256 and the headers it is sent with. */
-export interface IntendedObject {
-  sha256: string
+/**
+ * What a write would store: the file's SHA-256 (or, for an `s3://` source's object, S3's checksum)
+ * and the headers it is sent with.
+ */
+export interface IntendedObject extends Integrity {
   contentType: string
   cacheControl: string
-  /** User metadata without SHA256_METADATA_KEY. */
+  /** User metadata without the integrity entries (integrityMetadata). */
   metadata: Record<string, string>
 }
 
@@ -92,10 +100,13 @@ export function objectDifference(
   stored: StoredObject,
   intended: IntendedObject
 ): string | undefined {
-  if (stored.sha256 === undefined) {
-    return 'same size, but stored without x-amz-meta-sha256, so its bytes cannot be compared'
+  const same = sameBytes(integrityFromMetadata(stored.metadata), intended)
+  if (same === undefined) {
+    const recorded = Object.keys(integrityMetadata(intended)).map((k) => `x-amz-meta-${k}`)
+    return `same size, but stored without ${recorded.join(' or ')}, so its bytes cannot be compared`
   }
-  if (stored.sha256 !== intended.sha256) return 'different bytes: SHA-256 differs'
+  if (!same)
+    return `different bytes: ${intended.sha256 !== undefined ? 'SHA-256' : 'checksum'} differs`
   const changed: string[] = []
   if (stored.contentType !== intended.contentType) {
     changed.push(`content-type ${stored.contentType ?? '(none)'} → ${intended.contentType}`)
@@ -105,6 +116,7 @@ export function objectDifference(
   }
   const storedMeta = { ...stored.metadata }
   delete storedMeta[SHA256_METADATA_KEY]
+  delete storedMeta[CHECKSUM_METADATA_KEY]
   if (!sameMetadata(storedMeta, intended.metadata)) {
     changed.push(`metadata ${JSON.stringify(storedMeta)} → ${JSON.stringify(intended.metadata)}`)
   }

@@ -254,15 +254,15 @@ function checkHeaders(file: VerifyTarget, headers: Headers, add: AddProblem): vo
       `Content-Length ${length}${encoding ? ` (Content-Encoding ${encoding})` : ''}, expected ${file.size}`
     )
   }
-  // x-amz-meta-sha256, or for an `s3://` source's copy without one, x-amz-meta-checksum.
-  const [key, expected] = Object.entries(integrityMetadata(file))[0] ?? []
-  if (key === undefined) return
-  const header = `x-amz-meta-${key}`
-  const served = headers.get(header)
-  if (served === null) {
-    add('no-checksum', `no ${header} header, expected ${expected}`)
-  } else if (served.trim().toLowerCase() !== expected.toLowerCase()) {
-    add('content', `${header} ${served.trim()}, expected ${expected}`)
+  // x-amz-meta-sha256, and for an `s3://` source's copy x-amz-meta-checksum (S3's checksum).
+  for (const [key, expected] of Object.entries(integrityMetadata(file))) {
+    const header = `x-amz-meta-${key}`
+    const served = headers.get(header)
+    if (served === null) {
+      add('no-checksum', `no ${header} header, expected ${expected}`)
+    } else if (served.trim() !== expected && served.trim().toLowerCase() !== expected) {
+      add('content', `${header} ${served.trim()}, expected ${expected}`)
+    }
   }
 }
 

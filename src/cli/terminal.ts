@@ -54,7 +54,7 @@ export function terminalLogger(stderr: NodeJS.WritableStream & { isTTY?: boolean
 function payload(s: ProgressSnapshot): Record<string, string> {
   const rate = s.elapsedMs > 0 ? (s.sentBytes * 1000) / s.elapsedMs : 0
   return {
-    sent: formatBytes(s.sentBytes),
+    sent: `${(s.verb ?? 'Uploaded').toLowerCase()} ${formatBytes(s.sentBytes)}`,
     size: formatBytes(s.totalBytes),
     files: `${s.filesDone} of ${s.totalFiles} files`,
     rate: `${(rate / 1e6).toFixed(1)} MB/s`

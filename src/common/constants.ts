@@ -2,6 +2,7 @@
 export const Inputs = {
   Artifacts: 'artifacts',
   Root: 'root',
+  SourceHash: 'source-hash',
   Bucket: 'bucket',
   VersionPrefix: 'version-prefix',
   DistributionId: 'distribution-id',

@@ -27,6 +27,9 @@ export class ImmutableVersionError extends DeployError {}
  */
 export class ConcurrentPublishError extends ImmutableVersionError {}
 
+/** An `s3://` source's object changed or was deleted between its listing and its copy. */
+export class SourceChangedError extends DeployError {}
+
 /** An AWS call failed; the message names the operation, the target and what AWS said. */
 export class AwsError extends DeployError {
   constructor(

@@ -16,6 +16,8 @@ export function formatBytes(n: number): string {
 }
 
 export interface ProgressSnapshot {
+  /** What is done to the bytes: `Uploaded` (default) or `Copied` (server-side, by S3). */
+  verb?: 'Uploaded' | 'Copied'
   sentBytes: number
   totalBytes: number
   elapsedMs: number
@@ -35,7 +37,7 @@ export function formatProgress(s: ProgressSnapshot): string {
       ? formatEta(Math.max(0, s.totalBytes - s.sentBytes) / bytesPerSecond)
       : 'unknown'
   return (
-    `Uploaded ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
+    `${s.verb ?? 'Uploaded'} ${formatBytes(s.sentBytes)} of ${formatBytes(s.totalBytes)} (${percent}%), ` +
     `${s.filesDone} of ${s.totalFiles} files, ${(bytesPerSecond / 1e6).toFixed(1)} MB/s, ETA ${eta}`
   )
 }
@@ -71,6 +73,7 @@ export interface ProgressClock {
 }
 
 export interface ProgressReporterOptions extends ProgressClock {
+  verb?: ProgressSnapshot['verb']
   totalBytes: number
   totalFiles: number
   logger: Logger
@@ -94,6 +97,7 @@ export interface ProgressReporter {
  * last line, so a transfer that ends before the first tick prints none.
  */
 export function createProgressReporter({
+  verb,
   totalBytes,
   totalFiles,
   logger,
@@ -110,7 +114,7 @@ export function createProgressReporter({
   const view = logger.progress
   const snapshot = (): ProgressSnapshot => {
     const elapsedMs = now() - started
-    return { sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }
+    return { ...(verb ? { verb } : {}), sentBytes, totalBytes, elapsedMs, filesDone, totalFiles }
   }
   const handle = setInterval(() => {
     if (sentBytes === logged.sentBytes && filesDone === logged.filesDone) return

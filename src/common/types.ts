@@ -14,6 +14,10 @@ export interface DeployInputs {
   artifacts: string[]
   /** Absolute directory keys are relative to; undefined = common ancestor of the search paths. */
   root?: string
+  /** When `artifacts` are `s3://` patterns: what they select (then `root` is undefined). */
+  s3Sources?: S3Selection
+  /** For `s3://` artifacts: record the integrity S3 knows, or also read each SHA-256. */
+  sourceHash: 'known' | 'read'
   bucket: string
   /** Normalised: no leading or trailing `/`. */
   versionPrefix: string
@@ -66,6 +70,25 @@ export interface DeployInputs {
   githubToken: string
 }
 
+/** One `s3://` artifact pattern, parsed. */
+export interface S3Pattern {
+  bucket: string
+  /** The literal part of the key pattern before its first glob segment: '' or ending in `/`. */
+  prefix: string
+  /** The whole key pattern (after `s3://bucket/`). */
+  glob: string
+  /** The line as given. */
+  text: string
+}
+
+/** What `s3://` artifact patterns select, and the prefix keys are relative to. */
+export interface S3Selection {
+  includes: S3Pattern[]
+  excludes: S3Pattern[]
+  /** `root` given as `s3://bucket/prefix/`; undefined = each pattern's own prefix. */
+  root?: { bucket: string; prefix: string }
+}
+
 /** A regular file found by the artifact patterns, or an object of an `s3://` source. */
 export interface LocalFile {
   /** The file's path on this machine; for an object of an `s3://` source, its `s3://` URL. */
@@ -102,12 +125,14 @@ export interface S3Checksum {
 /** An object of an `s3://` source, as listed and HEADed before anything is written. */
 export interface SourceObject extends LocalFile {
   bucket: string
+  /** The bucket's region, where it is listed and read. */
+  region: string
   key: string
   /** As listed: every copy carries it as `x-amz-copy-source-if-match`. */
   eTag: string
   /** Hex SHA-256, when known: x-amz-meta-sha256, a full-object SHA-256 checksum, or read. */
   sha256?: string
-  /** S3's checksum, when the SHA-256 is not known. */
+  /** S3's checksum, when S3 has one. */
   checksum?: S3Checksum
 }
 
@@ -131,8 +156,8 @@ export interface PlannedFile extends LocalFile {
   /** Set when action is `copy`, and for every file of an `s3://` source. */
   copyFrom?: CopySource
   /**
-   * S3's checksum of an `s3://` source's object whose SHA-256 is not known (`source-hash: known`):
-   * recorded in the manifest and in the object's metadata instead of the SHA-256.
+   * S3's checksum of an `s3://` source's object, when S3 has one: recorded in the manifest and the
+   * copy's metadata (x-amz-meta-checksum), beside the SHA-256 or, when that is not known, instead.
    */
   checksum?: S3Checksum
   /**
@@ -163,7 +188,7 @@ export interface ManifestFile {
   size: number
   /** Hex. Absent only for a file copied from an `s3://` source whose SHA-256 was not known. */
   sha256?: string
-  /** S3's checksum of such a file, named as S3 names it. */
+  /** S3's checksum of a file copied from an `s3://` source, named as S3 names it. */
   checksum?: S3Checksum
   /** `s3://bucket/key` the file was copied from, for a file of an `s3://` source. */
   source?: string

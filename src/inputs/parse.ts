@@ -14,6 +14,7 @@ import {
   validatePrefix
 } from './checks.js'
 import { InputValues, type InputReader } from './values.js'
+import { isS3Pattern, parseS3Patterns } from '../publish/s3-source.js'
 
 /** S3 bucket naming rules (general purpose buckets). */
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
@@ -73,29 +74,76 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv = process.
   }
 }
 
-/** The files to publish: the patterns, and the directory their keys are relative to. */
+/**
+ * The files to publish: the patterns, and the directory their keys are relative to; or the
+ * objects `s3://` patterns select, and the prefix their keys are relative to.
+ */
 function parseSources(
   values: InputValues,
   { mode, workspace }: Pick<DeployInputs, 'mode' | 'workspace'>
-): Pick<DeployInputs, 'artifacts' | 'root'> {
+): Pick<DeployInputs, 'artifacts' | 'root' | 's3Sources' | 'sourceHash'> {
   const artifacts = values.lines(Inputs.Artifacts)
+  const sourceHash = values.choice<DeployInputs['sourceHash']>(Inputs.SourceHash)
   if (artifacts.length === 0 && mode === 'deploy') {
     values.problem('`artifacts` is required: one glob pattern per line.')
   }
+  const s3Lines = artifacts.filter(isS3Pattern)
+  if (s3Lines.length > 0) {
+    return { artifacts, sourceHash, ...parseS3Sources(values, artifacts, s3Lines.length) }
+  }
+  return { artifacts, sourceHash, ...parseLocalSources(values, artifacts, workspace) }
+}
+
+/**
+ * `s3://` patterns: all lines must be, since a key relative to a local directory and one relative
+ * to an S3 prefix could not say which root a `root` is.
+ */
+function parseS3Sources(
+  values: InputValues,
+  artifacts: string[],
+  s3Count: number
+): Pick<DeployInputs, 's3Sources'> {
+  if (s3Count < artifacts.length) {
+    const local = artifacts.filter((line) => !isS3Pattern(line))
+    values.problem(
+      `\`artifacts\` mixes \`s3://\` patterns with local ones (${local.join(', ')}); publish S3 objects and local files in separate steps (or separate versions), or copy the local files to the source bucket first.`
+    )
+    return {}
+  }
+  try {
+    return { s3Sources: parseS3Patterns(artifacts, values.text(Inputs.Root) || undefined) }
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err
+    values.problem(err.hint ? `${err.message} ${err.hint}` : err.message)
+    return {}
+  }
+}
+
+function parseLocalSources(
+  values: InputValues,
+  artifacts: string[],
+  workspace: string
+): Pick<DeployInputs, 'root'> {
   for (const pattern of artifacts) {
     const problem = patternEscapesWorkspace(pattern, workspace)
     if (problem) values.problem(problem)
   }
 
   const rootInput = values.text(Inputs.Root)
-  if (!rootInput) return { artifacts, root: undefined }
+  if (!rootInput) return { root: undefined }
+  if (isS3Pattern(rootInput)) {
+    values.problem(
+      `\`root\` "${rootInput}" is an S3 prefix, but \`artifacts\` are local files; give \`s3://\` patterns to publish objects from S3, or a directory in the workspace as \`root\`.`
+    )
+    return { root: undefined }
+  }
   const root = path.resolve(workspace, rootInput)
   if (!isInside(root, workspace)) {
     values.problem(
       `\`root\` "${rootInput}" is outside the workspace ${workspace}; give a directory inside it, relative to the workspace, or leave \`root\` empty.`
     )
   }
-  return { artifacts, root }
+  return { root }
 }
 
 /** Where the files go: the bucket, the version's prefix, the distribution and its URL. */

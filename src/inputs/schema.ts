@@ -58,14 +58,22 @@ export const INPUT_SPECS: readonly InputSpec[] = [
     requiredIn: '`mode: deploy`',
     default: '',
     description:
-      'Newline-separated glob patterns of the files to publish, relative to the workspace. A line starting with `!` excludes. Directories are never uploaded; symlinks are not followed out of the workspace. Not used by `promote` and `cleanup`.'
+      'Newline-separated glob patterns of the files to publish, relative to the workspace. A line starting with `!` excludes. Directories are never uploaded; symlinks are not followed out of the workspace. Or objects already in S3, e.g. `s3://training-bucket/run-42/**`: copied server-side, no model bytes through the runner (all lines then `s3://`; see [S3 sources](docs/s3-sources.md)). Not used by `promote` and `cleanup`.'
   },
   {
     name: 'root',
     kind: 'text',
     default: '',
     description:
-      "Directory the object keys are relative to. Empty: the common ancestor of the patterns' search paths (as `actions/upload-artifact` does)."
+      "Directory the object keys are relative to. Empty: the common ancestor of the patterns' search paths (as `actions/upload-artifact` does). For `s3://` artifacts, an `s3://bucket/prefix/` (empty: each pattern's prefix before its first glob)."
+  },
+  {
+    name: 'source-hash',
+    kind: 'choice',
+    choices: ['known', 'read'],
+    default: 'known',
+    description:
+      "For `s3://` artifacts. `known`: record the integrity S3 already has (`x-amz-meta-sha256`, a full-object SHA-256 checksum, or S3's CRC64NVME/CRC32/composite checksum, named as such); no bytes are read. `read`: also compute each object's SHA-256 by streaming it through the runner once (costs the download time and S3 GET transfer). See [S3 sources](docs/s3-sources.md#integrity)."
   },
   {
     name: 'bucket',

@@ -13,7 +13,7 @@ import { mockClient } from 'aws-sdk-client-mock'
 import { GiB, MAX_PARTS, MIN_PART_SIZE, MiB } from '../common/constants.js'
 import { copyObject, copySource, MAX_SINGLE_COPY_BYTES, type CopyRequest } from './copy.js'
 import { AwsError, DeployError } from '../common/errors.js'
-import { DEFAULT_PART_SIZE } from './part-size.js'
+import { DEFAULT_COPY_PART_SIZE } from './part-size.js'
 import { silentLogger } from '../../__fixtures__/logger.js'
 
 // Mocks this client only: the 200-with-error tests below need real clients.
@@ -169,9 +169,10 @@ describe('copyObject, multipart', () => {
     const result = await copyObject(s3, request({ size, sourceETag: '"src"' }), {
       concurrency: 8
     })
-    expect(result).toEqual({ eTag: '"done"', parts: 321, multipart: true })
-    expectCovering(ranges(), size, DEFAULT_PART_SIZE)
-    expect(ranges()[320]).toEqual({ part: 321, first: 5 * GiB, last: 5 * GiB })
+    // 10 parts of 512 MiB and the last byte.
+    expect(result).toEqual({ eTag: '"done"', parts: 11, multipart: true })
+    expectCovering(ranges(), size, DEFAULT_COPY_PART_SIZE)
+    expect(ranges()[10]).toEqual({ part: 11, first: 5 * GiB, last: 5 * GiB })
 
     expect(s3Mock.commandCalls(CopyObjectCommand)).toHaveLength(0)
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)[0].args[0].input).toEqual({
@@ -193,7 +194,7 @@ describe('copyObject, multipart', () => {
     const complete = s3Mock.commandCalls(CompleteMultipartUploadCommand)[0].args[0].input
     expect(complete.UploadId).toBe('u1')
     expect(complete.MultipartUpload?.Parts).toEqual(
-      Array.from({ length: 321 }, (_, i) => ({ PartNumber: i + 1, ETag: `"p${i + 1}"` }))
+      Array.from({ length: 11 }, (_, i) => ({ PartNumber: i + 1, ETag: `"p${i + 1}"` }))
     )
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0)
   })
@@ -215,7 +216,7 @@ describe('copyObject, multipart', () => {
     const result = await copyObject(client, request({ size }), { concurrency: 64 })
     const sent = ranges(parts)
     const partSize = sent[0].last + 1
-    // The automatic 16 MiB would need 327,680 parts: raised to the smallest whole MiB that fits.
+    // The automatic 512 MiB would need 10,240 parts: raised to the smallest whole MiB that fits.
     expect(partSize).toBe(525 * MiB)
     expect(result).toEqual({ eTag: '"done"', parts: 9987, multipart: true })
     expectCovering(sent, size, partSize)

@@ -9,15 +9,17 @@ import {
 import { GiB } from '../common/constants.js'
 import { AwsError, DeployError, awsErrorCode, explainAwsError } from '../common/errors.js'
 import { abortFailureWarning, abortMultipartUploads } from '../aws/multipart-tracker.js'
-import { choosePartSize, partCount } from './part-size.js'
+import { choosePartSize, copyPartSize, partCount } from './part-size.js'
 import type { Logger } from '../common/types.js'
 
 /** The largest source a single CopyObject accepts; larger ones need UploadPartCopy. */
 export const MAX_SINGLE_COPY_BYTES = 5 * GiB
 
-/** One server-side copy inside a bucket, with the headers the destination must carry. */
+/** One server-side copy into `bucket`, with the headers the destination must carry. */
 export interface CopyRequest {
   bucket: string
+  /** Another bucket to copy from (an `s3://` source); undefined = `bucket`. */
+  sourceBucket?: string
   sourceKey: string
   destKey: string
   /** Size of the source in bytes: decides single or multipart copy and the part ranges. */
@@ -38,7 +40,7 @@ export interface CopyRequest {
 }
 
 export interface CopyOptions {
-  /** Part size of a multipart copy; undefined = choosePartSize's automatic size. */
+  /** Part size of a multipart copy (`part-size-mb`); undefined = copyPartSize's automatic size. */
   partSize?: number
   /** Sources above this size are copied in parts (default 5 GiB, S3's CopyObject limit). */
   maxSingleCopyBytes?: number
@@ -47,6 +49,8 @@ export interface CopyOptions {
   /** Aborting stops starting parts; the parts in flight settle and the upload is aborted. */
   signal?: AbortSignal
   logger?: Logger
+  /** Told the bytes of each part (or of the whole object) once S3 has copied them: progress. */
+  onBytesCopied?: (bytes: number) => void
 }
 
 export interface CopyResult {
@@ -79,7 +83,8 @@ export async function copyObject(
   request: CopyRequest,
   opts: CopyOptions
 ): Promise<CopyResult> {
-  const what = `copying s3://${request.bucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`
+  const sourceBucket = request.sourceBucket ?? request.bucket
+  const what = `copying s3://${sourceBucket}/${request.sourceKey} to s3://${request.bucket}/${request.destKey}`
   throwIfCancelled(opts.signal, what)
   const headers = {
     Bucket: request.bucket,
@@ -90,7 +95,7 @@ export async function copyObject(
     ...(request.tagging ? { Tagging: request.tagging } : {})
   }
   const source = {
-    CopySource: copySource(request.bucket, request.sourceKey),
+    CopySource: copySource(sourceBucket, request.sourceKey),
     ...(request.sourceETag ? { CopySourceIfMatch: request.sourceETag } : {})
   }
 
@@ -106,6 +111,7 @@ export async function copyObject(
         }),
         { abortSignal: opts.signal }
       )
+      opts.onBytesCopied?.(request.size)
       return { eTag: CopyObjectResult?.ETag, parts: 1, multipart: false }
     } catch (err) {
       throwIfCancelled(opts.signal, what)
@@ -126,7 +132,10 @@ async function copyMultipart(
   opts: CopyOptions,
   what: string
 ): Promise<CopyResult> {
-  const partSize = choosePartSize(request.size, opts.partSize, request.sourceKey)
+  const partSize =
+    opts.partSize === undefined
+      ? copyPartSize(request.size, request.sourceKey)
+      : choosePartSize(request.size, opts.partSize, request.sourceKey)
   const count = partCount(request.size, partSize)
   const upload = await startCopyUpload(s3, headers, opts.signal, what)
   const copied = await copyParts(s3, request, { upload, source, partSize }, opts, what)
@@ -191,7 +200,8 @@ async function copyParts(
     while (next < count && failure === undefined && !opts.signal?.aborted) {
       const index = next++
       const first = index * partSize
-      const range = `bytes=${first}-${Math.min(first + partSize, request.size) - 1}`
+      const end = Math.min(first + partSize, request.size)
+      const range = `bytes=${first}-${end - 1}`
       try {
         // No abortSignal: a part in flight finishes, so the abort that follows leaves no part behind.
         const { CopyPartResult } = await s3.send(
@@ -203,6 +213,7 @@ async function copyParts(
           })
         )
         parts[index] = { PartNumber: index + 1, ETag: CopyPartResult?.ETag }
+        opts.onBytesCopied?.(end - first)
       } catch (err) {
         failure ??= explainCopyError(
           err,

@@ -52,7 +52,8 @@ export function buildManifest(input: ManifestInput): Manifest {
       key: f.key,
       url: f.url,
       size: f.size,
-      ...(f.sha256 !== undefined ? { sha256: f.sha256 } : { checksum: f.checksum }),
+      ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
+      ...(f.checksum ? { checksum: f.checksum } : {}),
       ...(f.copyFrom?.bucket ? { source: `s3://${f.copyFrom.bucket}/${f.copyFrom.key}` } : {}),
       contentType: f.contentType,
       metadata: input.metadata
@@ -93,9 +94,9 @@ function canonicalFile(f: ManifestFile): ManifestFile {
     key: f.key,
     url: f.url,
     size: f.size,
-    // A file copied from an `s3://` source without a known SHA-256 has S3's checksum instead.
+    // A file copied from an `s3://` source has S3's checksum too, or only that.
     ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
-    ...(f.sha256 === undefined && f.checksum
+    ...(f.checksum
       ? {
           checksum: {
             algorithm: f.checksum.algorithm,

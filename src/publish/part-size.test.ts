@@ -1,6 +1,13 @@
 import { GiB, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB } from '../common/constants.js'
 import { InputError } from '../common/errors.js'
-import { DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, choosePartSize, partCount } from './part-size.js'
+import {
+  DEFAULT_COPY_PART_SIZE,
+  DEFAULT_PART_SIZE,
+  MAX_OBJECT_SIZE,
+  choosePartSize,
+  copyPartSize,
+  partCount
+} from './part-size.js'
 
 const TiB = 1024 * GiB
 
@@ -119,5 +126,34 @@ describe('choosePartSize, requested', () => {
     const err = inputErrorOf(() => choosePartSize(60 * GiB, 5.5 * MiB))
     expect(err.message).toMatch(/would need 11,171 parts of 5,767,168 bytes,/)
     expect(err.hint).toMatch(/at least 7,/)
+  })
+})
+
+describe('copyPartSize', () => {
+  it('copies up to 5,000 GiB in parts of 512 MiB', () => {
+    for (const size of [0, 1, 5 * GiB + 1, 100 * GiB, 5000 * GiB]) {
+      expect(copyPartSize(size)).toBe(DEFAULT_COPY_PART_SIZE)
+    }
+  })
+
+  it('raises parts to a whole MiB beyond, fitting 5 TiB in 10,000 parts of 525 MiB', () => {
+    expect(copyPartSize(MAX_OBJECT_SIZE)).toBe(525 * MiB)
+    expect(partCount(MAX_OBJECT_SIZE, 525 * MiB)).toBe(9987)
+  })
+
+  it('plans every size from 0 B to 5 TiB within S3 limits, without allocating bytes', () => {
+    // Sizes spread across the whole range (sizes are numbers: nothing is read or allocated).
+    for (let size = 0; size <= MAX_OBJECT_SIZE; size += 7 * GiB + 12_345) {
+      const part = copyPartSize(size)
+      expect(part % MiB).toBe(0)
+      expect(part).toBeLessThanOrEqual(MAX_PART_SIZE)
+      expect(partCount(size, part)).toBeLessThanOrEqual(MAX_PARTS)
+    }
+  })
+
+  it('refuses an object larger than S3 stores', () => {
+    expect(() => copyPartSize(MAX_OBJECT_SIZE + 1, 'huge.bin')).toThrow(
+      /huge\.bin .*larger than 5 TiB/
+    )
   })
 })

@@ -4,6 +4,12 @@ import { formatBytes } from '../common/progress.js'
 
 /** Automatic part size: large enough for throughput, small enough that a retried part costs little. */
 export const DEFAULT_PART_SIZE = 16 * MiB
+/**
+ * Automatic part size of a multipart copy. S3 moves the bytes, so a part costs one request, not
+ * runner memory or a resend of much data: large parts mean few requests (a 100 GiB checkpoint in
+ * 200 parts), while a 5–10 GiB file still splits into parts copied in parallel.
+ */
+export const DEFAULT_COPY_PART_SIZE = 512 * MiB
 /** The largest object S3 stores. */
 export const MAX_OBJECT_SIZE = 5 * 1024 * GiB
 
@@ -45,6 +51,15 @@ export function choosePartSize(fileSize: number, requested?: number, fileName?: 
     )
   }
   return requested
+}
+
+/**
+ * The part size of a multipart copy (UploadPartCopy) of `fileSize` bytes: DEFAULT_COPY_PART_SIZE,
+ * raised to a whole MiB so the object fits in MAX_PARTS parts (525 MiB for 5 TiB). Used when
+ * `part-size-mb` is not set.
+ */
+export function copyPartSize(fileSize: number, fileName?: string): number {
+  return Math.max(DEFAULT_COPY_PART_SIZE, choosePartSize(fileSize, undefined, fileName))
 }
 
 function size(bytes: number): string {

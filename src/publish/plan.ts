@@ -23,7 +23,14 @@ import {
   type ListedObject,
   type StoredObject
 } from '../aws/stored-objects.js'
-import type { DeployInputs, LocalFile, Logger, Manifest, PlannedFile } from '../common/types.js'
+import type {
+  DeployInputs,
+  LocalFile,
+  Logger,
+  Manifest,
+  PlannedFile,
+  SourceObject
+} from '../common/types.js'
 
 /** HEAD requests at once when checking existing keys. */
 const HEAD_CONCURRENCY = 16
@@ -57,14 +64,19 @@ export interface Plan {
   existing: Map<string, ListedObject>
   /** The version's manifest as stored before this run, when `manifest` is on and there is one. */
   storedManifest?: Manifest
+  /** The `s3://` sources' objects this plan copies (plan-s3.ts); undefined for local files. */
+  sources?: SourceObject[]
   /**
    * The hashes of one of `files`, for its upload, which is about to start: at once when the plan
    * read them, otherwise once the hashing still running gets to it (files are hashed in order, up
    * to HASH_LOOKAHEAD_BYTES ahead of the uploads, and asking moves that window on).
    */
   hashesOf(file: PlannedFile): Promise<FileHashes>
-  /** `files` (or copies of them) with every SHA-256 filled in, waiting for those still read. */
-  hashed<T extends PlannedFile>(files: T[]): Promise<(T & { sha256: string })[]>
+  /**
+   * `files` (or copies of them) with every SHA-256 filled in, waiting for those still read (an
+   * `s3://` source's object may have only S3's checksum).
+   */
+  hashed<T extends PlannedFile>(files: T[]): Promise<T[]>
   /** Ends the hashing still running: the deploy failed or was cancelled. */
   stopHashing(reason: unknown): void
 }
@@ -378,7 +390,7 @@ async function checkReadable(file: LocalFile): Promise<void> {
   }
 }
 
-function immutableError(
+export function immutableError(
   conflicts: PlannedFile[],
   differences: Map<string, string>,
   bucket: string

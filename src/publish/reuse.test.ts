@@ -13,7 +13,12 @@ import {
 } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { GiB, MiB } from '../common/constants.js'
-import { AwsError, ConcurrentPublishError, DeployError } from '../common/errors.js'
+import {
+  AwsError,
+  ConcurrentPublishError,
+  DeployError,
+  SourceChangedError
+} from '../common/errors.js'
 import {
   copyFiles,
   findReusableObjects,
@@ -869,5 +874,59 @@ describe('copyFiles', () => {
       /^Cancelled copying s3:\/\/models\/llama\/v3\/a\.bin/
     )
     expect(s3Mock.calls()).toHaveLength(0)
+  })
+
+  describe('from s3:// sources', () => {
+    const CRC = { algorithm: 'CRC64NVME', type: 'FULL_OBJECT', value: 'nC7n2J+0ELs=' } as const
+    const fromSource = (rel: string, size: number) =>
+      planned(rel, size, rel, {
+        action: 'copy',
+        sha256: undefined,
+        checksum: CRC,
+        absolutePath: `s3://training/runs/42/${rel}`,
+        copyFrom: { bucket: 'training', key: `runs/42/${rel}`, eTag: `"${rel}"` }
+      })
+
+    it("copies from the source bucket with the listed ETag, recording S3's checksum, and reports progress", async () => {
+      s3Mock.on(CopyObjectCommand).resolves({ CopyObjectResult: { ETag: '"copied"' } })
+      const files = [fromSource('w.bin', 3 * MiB), fromSource('t.json', 2 * MiB)]
+      const progress: { sentBytes: number; verb?: string; filesDone: number }[] = []
+      logger.progress = { intervalMs: 1, update: (s) => progress.push(s), end: () => undefined }
+
+      const result = await copyFiles(s3, files, options())
+
+      expect(result).toEqual({ bytesCopied: 5 * MiB, fallBack: [], alreadyThere: [] })
+      expect(copyInputs().find((c) => c.Key === 'llama/v4/w.bin')).toMatchObject({
+        Bucket: 'models',
+        CopySource: 'training/runs/42/w.bin',
+        CopySourceIfMatch: '"w.bin"',
+        IfNoneMatch: '*',
+        Metadata: { framework: 'onnx', checksum: 'CRC64NVME:nC7n2J+0ELs=' }
+      })
+      expect(progress.at(-1)).toMatchObject({ verb: 'Copied', sentBytes: 5 * MiB, filesDone: 2 })
+      expect(logger.lines).toContain(
+        'Copied w.bin → s3://models/llama/v4/w.bin (3.0 MiB) server-side from s3://training/runs/42/w.bin'
+      )
+    })
+
+    it('fails, uploading nothing instead, when a source changed after it was listed', async () => {
+      s3Mock
+        .on(CopyObjectCommand)
+        .rejects(
+          awsError(
+            'PreconditionFailed',
+            412,
+            'At least one of the pre-conditions you specified did not hold'
+          )
+        )
+      // The destination is still empty: the source's condition failed, not the destination's.
+      const err = await copyFiles(s3, [fromSource('w.bin', 3 * MiB)], options()).catch(
+        (e: unknown) => e
+      )
+      expect(err).toBeInstanceOf(SourceChangedError)
+      expect((err as Error).message).toMatch(
+        /^s3:\/\/training\/runs\/42\/w\.bin changed or was deleted after it was listed \(PreconditionFailed\): w\.bin was not published/
+      )
+    })
   })
 })

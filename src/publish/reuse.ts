@@ -2,9 +2,16 @@ import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk
 import { mapLimit } from '../common/concurrency.js'
 import { MiB, SHA256_METADATA_KEY } from '../common/constants.js'
 import { copyObject, type CopyRequest } from './copy.js'
-import { AwsError, DeployError, explainAwsError, httpStatusOf } from '../common/errors.js'
+import {
+  AwsError,
+  DeployError,
+  SourceChangedError,
+  explainAwsError,
+  httpStatusOf
+} from '../common/errors.js'
+import { integrityMetadata } from '../common/integrity.js'
 import { settleLostRace, writeCondition } from '../aws/lost-race.js'
-import { formatBytes } from '../common/progress.js'
+import { createProgressReporter, formatBytes, type ProgressReporter } from '../common/progress.js'
 import { lostRace } from '../aws/publish-lock.js'
 import { headObject } from '../aws/stored-objects.js'
 import type { CopySource, Logger, PlannedFile } from '../common/types.js'
@@ -267,8 +274,10 @@ interface CopiedFiles {
 
 /**
  * Copies the files whose action is `copy` from their sources, with this run's headers (the
- * source's own headers and tags do not follow). A source that changed or vanished since it was
- * found (ETag precondition failed, 404) is not an error: that file is returned to be uploaded.
+ * source's own headers and tags do not follow). A source elsewhere in the bucket that changed or
+ * vanished since it was found (ETag precondition failed, 404) is not an error: that file is
+ * returned to be uploaded. An `s3://` source's object has nothing to upload instead: its change
+ * fails the run. Copies from `s3://` sources report their progress (objects, bytes, rate).
  */
 export async function copyFiles(
   s3: S3Client,
@@ -279,51 +288,71 @@ export async function copyFiles(
   const copied: CopiedFiles = { bytesCopied: 0, fallBack: [], alreadyThere: [] }
   // Each copy is one request (or its parts) that S3 carries out: a few at once keep it busy.
   const perCopy = Math.max(1, Math.floor(opts.concurrency / 2))
+  const progress = sourceCopyProgress(toCopy, opts)
   let failed = false
-  await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
-    // After a failure the deploy has failed: start no further copy.
-    if (failed) return
-    const source = file.copyFrom!
-    // The plan chose the copy by this SHA-256; anything else is a bug.
-    if (file.sha256 === undefined)
-      throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`)
-    const sha256 = file.sha256
-    try {
-      await copyObject(s3, copyRequest(file, source, sha256, opts), {
-        partSize: opts.partSizeBytes,
-        concurrency: perCopy,
-        signal: opts.signal,
-        logger: opts.logger
-      })
-      copied.bytesCopied += file.size
-      opts.logger.info(
-        `Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${source.key}`
-      )
-    } catch (err) {
-      if (await absorbCopyFailure(s3, err, { file, source, sha256 }, opts, copied)) return
-      failed = true
-      throw err instanceof DeployError
-        ? err
-        : explainAwsError(err, { action: 'copying', bucket: opts.bucket })
-    }
-  })
+  try {
+    await mapLimit(toCopy, Math.max(1, opts.concurrency), async (file) => {
+      // After a failure the deploy has failed: start no further copy.
+      if (failed) return
+      const source = file.copyFrom!
+      // The plan chose the copy by the file's SHA-256 or S3's checksum; anything else is a bug.
+      if (file.sha256 === undefined && file.checksum === undefined)
+        throw new Error(`${file.relativePath} was planned to be copied without its SHA-256.`)
+      try {
+        await copyObject(s3, copyRequest(file, source, opts), {
+          partSize: opts.partSizeBytes,
+          concurrency: perCopy,
+          signal: opts.signal,
+          logger: opts.logger,
+          onBytesCopied: source.bucket ? progress.addBytes : undefined
+        })
+        copied.bytesCopied += file.size
+        if (source.bucket) progress.fileDone()
+        opts.logger.info(
+          `Copied ${file.relativePath} → s3://${opts.bucket}/${file.key} (${formatBytes(file.size)}) server-side from ${sourceName(source)}`
+        )
+      } catch (err) {
+        if (await absorbCopyFailure(s3, err, { file, source }, opts, copied)) return
+        failed = true
+        throw err instanceof DeployError
+          ? err
+          : explainAwsError(err, { action: 'copying', bucket: opts.bucket })
+      }
+    })
+  } finally {
+    progress.stop()
+  }
   return copied
 }
 
-function copyRequest(
-  file: PlannedFile,
-  source: CopySource,
-  sha256: string,
-  opts: CopyFilesOptions
-): CopyRequest {
+/** A progress line every interval (a bar on a terminal) while `s3://` sources are copied. */
+function sourceCopyProgress(files: PlannedFile[], opts: CopyFilesOptions): ProgressReporter {
+  const fromSources = files.filter((f) => f.copyFrom?.bucket)
+  const progress = createProgressReporter({
+    verb: 'Copied',
+    totalBytes: fromSources.reduce((sum, f) => sum + f.size, 0),
+    totalFiles: fromSources.length,
+    logger: opts.logger
+  })
+  progress.begin()
+  return progress
+}
+
+/** `s3://bucket/key` for an `s3://` source; the key for an object of the destination bucket. */
+function sourceName(source: CopySource): string {
+  return source.bucket ? `s3://${source.bucket}/${source.key}` : source.key
+}
+
+function copyRequest(file: PlannedFile, source: CopySource, opts: CopyFilesOptions): CopyRequest {
   return {
     bucket: opts.bucket,
+    sourceBucket: source.bucket,
     sourceKey: source.key,
     destKey: file.key,
     size: file.size,
     contentType: file.contentType,
     cacheControl: opts.cacheControl,
-    metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
+    metadata: { ...opts.metadata, ...integrityMetadata(file) },
     sourceETag: source.eTag,
     tagging: opts.tagging,
     destCondition: writeCondition(file)
@@ -338,16 +367,28 @@ function copyRequest(
 async function absorbCopyFailure(
   s3: S3Client,
   err: unknown,
-  { file, source, sha256 }: { file: PlannedFile; source: CopySource; sha256: string },
+  { file, source }: { file: PlannedFile; source: CopySource },
   opts: CopyFilesOptions,
   copied: CopiedFiles
 ): Promise<boolean> {
   if (err instanceof AwsError && lostRace(err) && (await destinationChanged(s3, file, opts))) {
     // The destination's condition failed: another run wrote the key.
-    const intended = { sha256, contentType: file.contentType, ...opts }
+    const intended = {
+      sha256: file.sha256,
+      checksum: file.checksum,
+      contentType: file.contentType,
+      ...opts
+    }
     await settleLostRace(s3, { ...opts, prefix: opts.versionPrefix, ...file }, intended)
     copied.alreadyThere.push(file.key)
     return true
+  }
+  if (err instanceof AwsError && sourceGone(err) && source.bucket) {
+    throw new SourceChangedError(
+      `s3://${source.bucket}/${source.key} changed or was deleted after it was listed (${err.code}): ${file.relativePath} was not published, and the manifest was not written.`,
+      'Run the step again once the training job has finished writing: it publishes the source as it is then (files already copied are skipped).',
+      { cause: err }
+    )
   }
   if (err instanceof AwsError && sourceGone(err)) {
     opts.logger.warning(

@@ -1,3 +1,4 @@
+import { sameBytes } from '../../common/integrity.js'
 import { planInvalidation } from '../../cdn/invalidation.js'
 import { objectUrl } from '../../cdn/urls.js'
 import { formatBytes } from '../../common/progress.js'
@@ -106,7 +107,7 @@ async function decideManifest(
   const stored = plan.storedManifest
   // A file still being hashed has a key the version lacks (or holds at another size), so the
   // stored manifest cannot already describe it: the manifest is rewritten after the uploads.
-  const allHashed = planned.every((f) => f.sha256 !== undefined)
+  const allHashed = planned.every((f) => f.sha256 !== undefined || f.checksum !== undefined)
   const current = allHashed ? build(await plan.hashed(planned)) : undefined
   // Same files: keep the stored manifest, whose provenance is the run that published them.
   const unchanged = stored !== undefined && current !== undefined && sameFiles(stored, current)
@@ -195,10 +196,19 @@ function invalidationKeys(
  * recorded: an earlier run replaced them and then failed before invalidating them.
  */
 function skippedSinceChanged(files: PlannedFile[], stored: Manifest): string[] {
-  const published = new Map(stored.files.map((f) => [f.key, f.sha256]))
+  const published = new Map(stored.files.map((f) => [f.key, f]))
   return files
-    .filter((f) => f.action === 'skip' && published.has(f.key) && published.get(f.key) !== f.sha256)
+    .filter((f) => {
+      const recorded = published.get(f.key)
+      return f.action === 'skip' && recorded !== undefined && sameBytes(recorded, f) === false
+    })
     .map((f) => f.key)
+}
+
+/** An `s3://` source's object, or the object of the bucket that holds the same bytes. */
+function copySourceText(source: PlannedFile['copyFrom']): string {
+  if (source?.bucket) return `s3://${source.bucket}/${source.key}`
+  return `${source?.key}, which holds the same bytes`
 }
 
 /** Each file's action, as decided, in the log. */
@@ -214,7 +224,7 @@ export function logPlan(
       f.action === 'skip'
         ? `${dry ? 'Would skip' : 'Skip'} ${f.relativePath}: s3://${inputs.bucket}/${f.key} already holds these bytes`
         : f.action === 'copy'
-          ? `${dry ? 'Would copy' : 'Copy'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite} server-side from ${f.copyFrom?.key}, which holds the same bytes`
+          ? `${dry ? 'Would copy' : 'Copy'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite} server-side from ${copySourceText(f.copyFrom)}`
           : `${dry ? 'Would upload' : 'Upload'} ${f.relativePath} (${formatBytes(f.size)}) → s3://${inputs.bucket}/${f.key}${overwrite}`
     logger.info(what)
   }

@@ -88,10 +88,11 @@ export async function deploy(
     logger.warning(message)
   }
 
-  const { root, files: local } = await findFiles(inputs, logger)
+  const sources = await findFiles(inputs, clients, { logger, signal: deps.signal })
+  const { root } = sources
   // Shared by a second plan, made when the version changed while this run waited for its lock.
   const hash = sharedHashes()
-  const { plan, target } = await planWithTarget(local, inputs, clients, { ...deps, warn, hash })
+  const { plan, target } = await planWithTarget(sources, inputs, clients, { ...deps, warn, hash })
   const { distribution, urlBase, preflight } = target
   const distributionRef = distribution ? { id: distribution.id, domain: distribution.domain } : null
   const decide = (current: Plan): Promise<Decisions> =>

@@ -4,14 +4,25 @@ import { resolveTarget, type Target, type TargetDeps } from '../../cdn/target.js
 import { anySignal } from '../../common/concurrency.js'
 import { ConcurrentPublishError, ImmutableVersionError } from '../../common/errors.js'
 import { formatBytes } from '../../common/progress.js'
-import type { DeployInputs, LocalFile, Logger } from '../../common/types.js'
+import type { DeployInputs, LocalFile, Logger, SourceObject } from '../../common/types.js'
 import { discoverFiles } from '../../publish/files.js'
+import { planSourceCopies } from '../../publish/plan-s3.js'
+import { readSourceIntegrity } from '../../publish/s3-integrity.js'
+import { discoverS3Sources } from '../../publish/s3-source-list.js'
 import { hashFile, type FileHashes } from '../../publish/hash.js'
 import { planDeploy, type Plan, type PlanInputs } from '../../publish/plan.js'
 import { stopIfCancelled } from './stop-if-cancelled.js'
 
-/** What planning the version reads: the plan's inputs and where identical objects are searched. */
-export type VersionPlanInputs = PlanInputs & Pick<DeployInputs, 'reuseFrom'>
+/**
+ * What planning the version reads: the plan's inputs, where identical objects are searched, and
+ * how an `s3://` source's integrity is known.
+ */
+export type VersionPlanInputs = PlanInputs & Pick<DeployInputs, 'reuseFrom' | 'sourceHash'>
+
+/** What the artifacts found: files on this machine, or objects of `s3://` sources. */
+export type FoundFiles =
+  | { kind: 'local'; root: string; files: LocalFile[] }
+  | { kind: 's3'; root: string; files: SourceObject[] }
 
 type TargetInputs = Parameters<typeof resolveTarget>[0]
 
@@ -22,18 +33,40 @@ export interface PlanVersionDeps {
   hash: typeof hashFile
 }
 
-/** The files the artifact patterns find, and the root their keys are relative to. */
+/**
+ * The files the artifact patterns find, and the root their keys are relative to; for `s3://`
+ * patterns, the objects they select (listed, nothing read).
+ */
 export async function findFiles(
-  inputs: Pick<DeployInputs, 'artifacts' | 'workspace' | 'root'>,
-  logger: Logger
-): Promise<{ root: string; files: LocalFile[] }> {
-  const { root, files } = await discoverFiles(inputs.artifacts, {
-    workspace: inputs.workspace,
-    root: inputs.root
-  })
-  const total = files.reduce((sum, f) => sum + f.size, 0)
-  logger.info(`Found ${files.length} file(s), ${formatBytes(total)}, under ${root}.`)
-  return { root, files }
+  inputs: Pick<DeployInputs, 'artifacts' | 'workspace' | 'root' | 's3Sources' | 'region'>,
+  clients: Clients,
+  deps: { logger: Logger; signal?: AbortSignal }
+): Promise<FoundFiles> {
+  const found: FoundFiles = inputs.s3Sources
+    ? {
+        kind: 's3',
+        ...(await discoverS3Sources(inputs.s3Sources, {
+          s3In: sourceClients(clients),
+          defaultRegion: inputs.region,
+          signal: deps.signal
+        }))
+      }
+    : {
+        kind: 'local',
+        ...(await discoverFiles(inputs.artifacts, {
+          workspace: inputs.workspace,
+          root: inputs.root
+        }))
+      }
+  const total = found.files.reduce((sum, f) => sum + f.size, 0)
+  const what = found.kind === 's3' ? 'object(s)' : 'file(s)'
+  deps.logger.info(`Found ${found.files.length} ${what}, ${formatBytes(total)}, under ${found.root}.`)
+  return found
+}
+
+/** An S3 client for a source bucket's region: the deploy's own when it has no other. */
+function sourceClients(clients: Pick<Clients, 's3' | 's3In'>): (region: string) => Clients['s3'] {
+  return clients.s3In ?? (() => clients.s3)
 }
 
 /**
@@ -42,13 +75,13 @@ export async function findFiles(
  * stop the plan.
  */
 export async function planWithTarget(
-  local: LocalFile[],
+  found: FoundFiles,
   inputs: VersionPlanInputs & TargetInputs,
   clients: Clients,
   deps: PlanVersionDeps & TargetDeps
 ): Promise<{ plan: Plan; target: Target }> {
   const stopPlanning = new AbortController()
-  const planning = planVersion(local, inputs, clients.s3, deps, stopPlanning.signal)
+  const planning = planVersion(found, inputs, clients, deps, stopPlanning.signal)
   // Awaited once the target is known; a target that fails first must not leave it unhandled.
   planning.catch(() => undefined)
   let target: Target
@@ -70,15 +103,28 @@ export async function planWithTarget(
   return { plan, target }
 }
 
-export function planVersion(
-  local: LocalFile[],
+/**
+ * Plans the version: local files are hashed as needed and compared with what it holds; objects of
+ * `s3://` sources have their integrity read from S3 (HEAD, or streamed with `source-hash: read`)
+ * and are compared alike.
+ */
+export async function planVersion(
+  found: FoundFiles,
   inputs: VersionPlanInputs,
-  s3: Clients['s3'],
+  clients: Pick<Clients, 's3' | 's3In'>,
   deps: PlanVersionDeps,
   stop?: AbortSignal
 ): Promise<Plan> {
   const signal = anySignal(deps.signal, stop)
-  return planDeploy(s3, local, inputs, {
+  if (found.kind === 's3') {
+    const sources = await readSourceIntegrity(found.files, inputs.sourceHash, {
+      s3In: sourceClients(clients),
+      signal,
+      logger: deps.logger
+    })
+    return planSourceCopies(clients.s3, sources, inputs, { logger: deps.logger, signal })
+  }
+  return planDeploy(clients.s3, found.files, inputs, {
     logger: deps.logger,
     signal,
     hash: deps.hash,

@@ -8,6 +8,7 @@ import type { DeployInputs, Logger, PublishedFile, Sleep } from '../../common/ty
 import { serializeManifest } from '../../publish/manifest.js'
 import { writeManifest } from '../../publish/manifest-store.js'
 import type { Plan } from '../../publish/plan.js'
+import { planSourceCopies } from '../../publish/plan-s3.js'
 import { logPlan, type Decisions } from './decide.js'
 import { planVersion, type PlanVersionDeps, type VersionPlanInputs } from './prepare.js'
 import { stopIfCancelled } from './stop-if-cancelled.js'
@@ -105,7 +106,9 @@ async function planAgainIfChanged(
     size
   }))
   try {
-    return await planVersion(local, inputs, s3, deps)
+    // The sources' integrity is known: only what the version holds now is read again.
+    if (plan.sources) return await planSourceCopies(s3, plan.sources, inputs, deps)
+    return await planVersion({ kind: 'local', root: '', files: local }, inputs, { s3 }, deps)
   } catch (err) {
     if (!(err instanceof ImmutableVersionError)) throw err
     throw new ConcurrentPublishError(
