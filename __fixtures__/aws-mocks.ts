@@ -66,3 +66,30 @@ export function makeWorkspace(prefix: string, files: Record<string, string | Buf
   }
   return dir
 }
+
+/**
+ * An S3 error as the SDK throws it: name, HTTP status and, hidden in `$response` as the SDK
+ * keeps them, the response headers (e.g. x-amz-bucket-region).
+ */
+export function s3Error(
+  name: string,
+  status: number,
+  opts: { message?: string; headers?: Record<string, string> } = {}
+): Error {
+  const err = Object.assign(new Error(opts.message ?? name), {
+    name,
+    $metadata: { httpStatusCode: status }
+  })
+  return Object.defineProperty(err, '$response', {
+    value: { statusCode: status, headers: opts.headers ?? {} }
+  })
+}
+
+/** An `s3In` as createClients gives it: one client per region, made once. */
+export function s3ClientsByRegion(): (region: string) => S3Client {
+  const made = new Map<string, S3Client>()
+  return (region) => {
+    if (!made.has(region)) made.set(region, new S3Client({ region }))
+    return made.get(region)!
+  }
+}

@@ -2,7 +2,7 @@ import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront'
 import { IAMClient } from '@aws-sdk/client-iam'
-import { S3Client } from '@aws-sdk/client-s3'
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import { STSClient } from '@aws-sdk/client-sts'
 import type { FinalizeRequestMiddleware } from '@smithy/types'
 import { awsErrorCode, httpStatusOf } from '../common/errors.js'
@@ -12,6 +12,12 @@ import type { DeployInputs, Logger } from '../common/types.js'
 export interface Clients {
   s3: S3Client
   cloudfront: CloudFrontClient
+  /**
+   * An S3 client like `s3` for another region (an `s3://` source's bucket may be anywhere), made
+   * once per region; `s3` itself for its own region. They share `s3`'s connections, so
+   * destroying `s3` closes theirs too. Set by createClients.
+   */
+  s3In?: (region: string) => S3Client
 }
 
 /**
@@ -56,7 +62,8 @@ export function createClients(
 ): Clients {
   // Enough sockets for every part in flight plus HEAD/List calls.
   const maxSockets = Math.max(50, inputs.concurrency * 2)
-  // One handler (and agents) per client: destroying one client must not close the other's sockets.
+  // One set of agents per service: destroying the CloudFront client must not close S3's sockets.
+  // The S3 clients of every region share theirs, so destroying `s3` closes them all.
   const requestHandler = () => ({
     connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
     socketTimeout: options.socketTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS,
@@ -66,13 +73,39 @@ export function createClients(
     httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
     httpAgent: new HttpAgent({ keepAlive: true, maxSockets })
   })
-  // Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them.
-  const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS }
-  const endpoint = customS3Endpoint(inputs, env)
+  const s3Connections = requestHandler()
+  const s3In = memoizeByRegion((region) =>
+    createS3Client(region, customS3Endpoint(inputs, env), s3Connections, options.logger)
+  )
+  // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
+  const cloudfront = new CloudFrontClient({
+    region: 'us-east-1',
+    ...RETRY,
+    requestHandler: requestHandler()
+  })
+  if (options.logger) {
+    cloudfront.middlewareStack.addRelativeTo(
+      logRetries('CloudFront', options.logger),
+      RETRY_LOG_POSITION
+    )
+  }
+  return { s3: s3In(inputs.region), cloudfront, s3In }
+}
+
+/** Explicit, so AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the job's environment cannot change them. */
+const RETRY = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS }
+
+/** The deploy's S3 client for `region`: every S3 client is made here, alike but for the region. */
+function createS3Client(
+  region: string,
+  endpoint: string | undefined,
+  requestHandler: S3ClientConfig['requestHandler'],
+  logger: Logger | undefined
+): S3Client {
   const s3 = new S3Client({
-    region: inputs.region,
-    ...retry,
-    requestHandler: requestHandler(),
+    region,
+    ...RETRY,
+    requestHandler,
     ...(endpoint
       ? {
           endpoint,
@@ -84,18 +117,17 @@ export function createClients(
         }
       : {})
   })
-  // CloudFront is global; AWS_ENDPOINT_URL_CLOUDFRONT is honoured by the SDK itself.
-  const cloudfront = new CloudFrontClient({
-    region: 'us-east-1',
-    ...retry,
-    requestHandler: requestHandler()
-  })
-  if (options.logger) {
-    const logger = options.logger
-    s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION)
-    cloudfront.middlewareStack.addRelativeTo(logRetries('CloudFront', logger), RETRY_LOG_POSITION)
+  if (logger) s3.middlewareStack.addRelativeTo(logRetries('S3', logger), RETRY_LOG_POSITION)
+  return s3
+}
+
+function memoizeByRegion(make: (region: string) => S3Client): (region: string) => S3Client {
+  const made = new Map<string, S3Client>()
+  return (region) => {
+    let client = made.get(region)
+    if (!client) made.set(region, (client = make(region)))
+    return client
   }
-  return { s3, cloudfront }
 }
 
 /** The clients `setup` needs: the deploy's, plus IAM and STS for the GitHub role. */
@@ -107,10 +139,9 @@ export interface SetupClientSet extends Clients {
 /** Clients for `setup`: its calls are few, so no tuning of sockets. */
 export function createSetupClients(region: string, env = process.env): SetupClientSet {
   const { s3, cloudfront } = createClients({ region, concurrency: 1 }, env)
-  const retry = { retryMode: 'standard', maxAttempts: MAX_ATTEMPTS }
   // IAM and STS endpoints come from AWS_ENDPOINT_URL(_IAM/_STS) through the SDK itself.
-  const iam = new IAMClient({ region: 'us-east-1', ...retry })
-  const sts = new STSClient({ region, ...retry })
+  const iam = new IAMClient({ region: 'us-east-1', ...RETRY })
+  const sts = new STSClient({ region, ...RETRY })
   return { s3, cloudfront, iam, sts }
 }
 

@@ -21,3 +21,24 @@ export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal 
   const present = signals.filter((s): s is AbortSignal => s !== undefined)
   return present.length > 1 ? AbortSignal.any(present) : present[0]
 }
+
+/**
+ * mapLimit for work that should stop at the first failure: `fn` gets a signal that aborts then
+ * (or when `signal` does), so requests in flight end and no item starts after it.
+ */
+export async function mapLimitUntilFailure<T, R>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, signal: AbortSignal) => Promise<R>
+): Promise<R[]> {
+  const failed = new AbortController()
+  const stop = anySignal(signal, failed.signal) ?? failed.signal
+  return mapLimit(items, limit, async (item) => {
+    stop.throwIfAborted()
+    return fn(item, stop).catch((err: unknown) => {
+      failed.abort(err)
+      throw err
+    })
+  })
+}

@@ -158,3 +158,10 @@ export function collectInputError<T>(problems: string[], parse: () => T): T | un
     return undefined
   }
 }
+
+/** Items for a message, one a line (`\n- a\n- b\n- … and 3 more`), at most `max` named. */
+export function bulletList(items: readonly string[], max = 20): string {
+  const shown = items.slice(0, max).map((item) => `\n- ${item}`)
+  const more = items.length > max ? `\n- … and ${items.length - max} more` : ''
+  return shown.join('') + more
+}

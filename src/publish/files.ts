@@ -70,12 +70,15 @@ export async function discoverFiles(patterns: string[], opts: DiscoverOptions): 
   return { root, files }
 }
 
-/** What `glob` is told: the action's pattern syntax, as `@actions/glob` reads it. */
+/**
+ * The action's pattern syntax, as `@actions/glob` reads it, for local files and `s3://` keys
+ * alike: `*` matches hidden files too; no brace or extglob expansion.
+ */
+export const PATTERN_SYNTAX = { dot: true, nobrace: true, noext: true } as const
+
+/** What `glob` is told. */
 const GLOB_OPTIONS = {
-  // `*` matches hidden files too; no brace or extglob expansion.
-  dot: true,
-  nobrace: true,
-  noext: true,
+  ...PATTERN_SYNTAX,
   // Symbolic links are followed (and checked against the workspace afterwards).
   follow: true,
   nodir: true,
