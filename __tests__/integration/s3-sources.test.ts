@@ -267,6 +267,7 @@ describe('artifacts: s3://… (dist/cli.js)', () => {
   }, 120_000)
 })
 
+/** Each an input error (exit 2), found before anything is written. */
 describe('artifacts: s3://… refused before anything is written', () => {
   const refused = async (artifacts: string[], prefix: string): Promise<CliResult> => {
     const r = await runCli(
@@ -279,13 +280,13 @@ describe('artifacts: s3://… refused before anything is written', () => {
 
   it('a source bucket that does not exist', async () => {
     const r = await refused(['s3://no-such-training-bucket/run/**'], 'v-e1')
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/no-such-training-bucket.*does not exist/)
   }, 60_000)
 
   it('patterns that match nothing', async () => {
     const r = await refused([`s3://${SOURCE}/runs/43/**`], 'v-e2')
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toContain(`s3://${SOURCE}/runs/43/**`)
   }, 60_000)
 
@@ -295,7 +296,7 @@ describe('artifacts: s3://… refused before anything is written', () => {
       ChecksumAlgorithm: 'CRC32'
     })
     const r = await refused([`s3://${SOURCE}/cold/**`], 'v-e3')
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/GLACIER/)
     expect(r.stderr).toContain('restore')
   }, 60_000)
@@ -303,11 +304,11 @@ describe('artifacts: s3://… refused before anything is written', () => {
   it('an object with no integrity S3 knows, naming source-hash: read', async () => {
     await put(SOURCE, 'bare/w.bin', randomBytes(100))
     const r = await refused([`s3://${SOURCE}/bare/**`], 'v-e4')
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.stderr).toContain('source-hash')
   }, 60_000)
 
-  it('local and s3:// patterns mixed (exit 2, an input error)', async () => {
+  it('local and s3:// patterns mixed', async () => {
     const r = await refused([`s3://${SOURCE}/runs/42/export/**`, 'models/**'], 'v-e5')
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('mixes `s3://` patterns with local ones')

@@ -73,7 +73,10 @@ export interface DeployInputs {
 /** One `s3://` artifact pattern, parsed. */
 export interface S3Pattern {
   bucket: string
-  /** The literal part of the key pattern before its first glob segment: '' or ending in `/`. */
+  /**
+   * The literal key part before the first segment with a glob character, ending in `/` (or ''):
+   * what is listed, and what keys are relative to. For a pattern naming one object, its folder.
+   */
   prefix: string
   /** The whole key pattern (after `s3://bucket/`). */
   glob: string
@@ -84,6 +87,7 @@ export interface S3Pattern {
 /** What `s3://` artifact patterns select, and the prefix keys are relative to. */
 export interface S3Selection {
   includes: S3Pattern[]
+  /** `!s3://…` lines: a key they match, or one under a folder they name, is left out. */
   excludes: S3Pattern[]
   /** `root` given as `s3://bucket/prefix/`; undefined = each pattern's own prefix. */
   root?: { bucket: string; prefix: string }

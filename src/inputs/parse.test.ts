@@ -31,6 +31,7 @@ describe('parseInputs', () => {
     expect(inputs).toEqual({
       artifacts: ['models/**'],
       root: undefined,
+      sourceHash: 'known',
       bucket: 'my-models',
       versionPrefix: 'v3',
       distributionId: undefined,
@@ -64,6 +65,39 @@ describe('parseInputs', () => {
       prCommentId: undefined,
       githubToken: ''
     })
+  })
+
+  it('reads s3:// artifacts as a selection of objects, with root as an S3 prefix', () => {
+    const inputs = parseInputs(
+      reader({
+        artifacts: 's3://training/runs/42/**\n!s3://training/runs/42/**/*.pt',
+        root: 's3://training/runs/',
+        'source-hash': 'read'
+      }),
+      env
+    )
+    expect(inputs.root).toBeUndefined()
+    expect(inputs).toMatchObject({
+      sourceHash: 'read',
+      s3Sources: {
+        includes: [{ bucket: 'training', prefix: 'runs/42/', glob: 'runs/42/**' }],
+        excludes: [{ bucket: 'training', glob: 'runs/42/**/*.pt' }],
+        root: { bucket: 'training', prefix: 'runs/' }
+      }
+    })
+  })
+
+  it('refuses s3:// artifacts mixed with local ones, an S3 root for local files, and a bad source-hash', () => {
+    expect(problemsOf({ artifacts: 's3://training/runs/42/**\nmodels/**' })).toContain(
+      '`artifacts` mixes `s3://` patterns with local ones (models/**)'
+    )
+    expect(problemsOf({ root: 's3://training/runs/' })).toContain(
+      '`root` "s3://training/runs/" is an S3 prefix, but `artifacts` are local files'
+    )
+    expect(problemsOf({ 'source-hash': 'sometimes' })).toContain(
+      '`source-hash` must be one of known, read; got "sometimes"'
+    )
+    expect(problemsOf({ artifacts: 's3://Bad_Bucket/x/**' })).toMatch(/Bad_Bucket/)
   })
 
   it('reads reuse-from as auto, none, or prefixes checked like version-prefix', () => {

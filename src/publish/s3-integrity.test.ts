@@ -12,7 +12,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock'
 import { DeployError, InputError } from '../common/errors.js'
 import { readSourceIntegrity, type SourceHashMode } from './s3-integrity.js'
-import type { LocatedSourceObject } from './s3-source-list.js'
+import type { SourceObject } from '../common/types.js'
 import { s3ClientsByRegion, s3Error } from '../../__fixtures__/aws-mocks.js'
 import { rejectionOf } from '../../__fixtures__/rejection.js'
 
@@ -23,7 +23,7 @@ const sha256Hex = (bytes: Buffer | string) => createHash('sha256').update(bytes)
 const KMS_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'
 const OTHER_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/ffff0000-12ab-34cd-56ef-1234567890ab'
 
-function source(key: string, size = 10): LocatedSourceObject {
+function source(key: string, size = 10): SourceObject {
   return {
     absolutePath: `s3://train-out/${key}`,
     relativePath: key,
@@ -66,11 +66,8 @@ beforeEach(() => {
   })
 })
 
-const run = (
-  objects: LocatedSourceObject[],
-  mode: SourceHashMode = 'known',
-  concurrency?: number
-) => readSourceIntegrity(objects, mode, { s3In, concurrency })
+const run = (objects: SourceObject[], mode: SourceHashMode = 'known', concurrency?: number) =>
+  readSourceIntegrity(objects, mode, { s3In, concurrency })
 
 const gets = () => s3Mock.commandCalls(GetObjectCommand).map((c) => c.args[0].input)
 

@@ -10,7 +10,7 @@ import { SHA256_METADATA_KEY } from '../common/constants.js'
 import { awsErrorCode, bulletList, DeployError, InputError } from '../common/errors.js'
 import { redact } from '../common/secrets.js'
 import type { S3Checksum, S3ChecksumAlgorithm, SourceObject } from '../common/types.js'
-import { headSource, type LocatedSourceObject } from './s3-source-list.js'
+import { headSource } from './s3-source-list.js'
 import { archivedError, restoreState, sourceReadError } from './s3-source-errors.js'
 
 /**
@@ -50,7 +50,7 @@ const CHECKSUM_ALGORITHMS: readonly S3ChecksumAlgorithm[] = [
  * before anything is written: archived objects, objects without any integrity value (in `known`
  * mode) and an unusable KMS key are refused with what to do.
  */
-export async function readSourceIntegrity<T extends LocatedSourceObject>(
+export async function readSourceIntegrity<T extends SourceObject>(
   objects: T[],
   mode: SourceHashMode,
   deps: SourceIntegrityDeps
@@ -136,11 +136,11 @@ function kmsKeyOf(head: HeadObjectCommandOutput): string | undefined {
  * proves: one 1-byte ranged GET per key, on a non-empty object using it. Returns bytes read.
  */
 async function proveKmsAccess(
-  objects: LocatedSourceObject[],
+  objects: SourceObject[],
   heads: HeadObjectCommandOutput[],
   deps: SourceIntegrityDeps
 ): Promise<number> {
-  const probes = new Map<string, LocatedSourceObject>()
+  const probes = new Map<string, SourceObject>()
   objects.forEach((o, i) => {
     const key = kmsKeyOf(heads[i])
     if (key !== undefined && o.size > 0 && !probes.has(key)) probes.set(key, o)

@@ -14,8 +14,8 @@ import {
   httpStatusOf,
   InputError
 } from '../common/errors.js'
-import type { SourceObject } from '../common/types.js'
-import { matchesSelection, type S3Pattern, type S3Selection } from './s3-source.js'
+import type { S3Pattern, S3Selection, SourceObject } from '../common/types.js'
+import { matchesSelection } from './s3-source.js'
 import {
   archivedError,
   listDenied,
@@ -26,7 +26,6 @@ import {
 import { sourceRegion } from './s3-source-region.js'
 
 /** An object of an `s3://` source, with the region of its bucket (where its client must be). */
-export type LocatedSourceObject = SourceObject & { region: string }
 
 export interface S3Discovery {
   /**
@@ -36,7 +35,7 @@ export interface S3Discovery {
    */
   root: string
   /** Sorted by relativePath (code-unit order). */
-  objects: LocatedSourceObject[]
+  objects: SourceObject[]
 }
 
 export interface S3DiscoveryDeps {
@@ -48,7 +47,7 @@ export interface S3DiscoveryDeps {
 
 /** An object matched by the patterns, with what the listing said of its storage. */
 interface Listed {
-  object: LocatedSourceObject
+  object: SourceObject
   storageClass?: string
 }
 
@@ -174,7 +173,7 @@ function sourceObject(
   key: string,
   root: string,
   region: string
-): LocatedSourceObject {
+): SourceObject {
   if (!item.ETag) {
     // Every copy is conditional on it; S3 always lists one.
     throw new DeployError(`The listing of s3://${bucket} gave no ETag for ${key}.`)
@@ -210,7 +209,7 @@ function nothingMatched(selection: S3Selection, seen: Map<S3Pattern, number>): I
  * Relative paths become keys under the version prefix: none may hold an empty, `.` or `..`
  * segment (URLs would not reach them), and no two may be equal. `objects` is sorted.
  */
-function checkRelativePaths(objects: LocatedSourceObject[]): void {
+function checkRelativePaths(objects: SourceObject[]): void {
   const unusable = objects
     .filter((o) => o.relativePath.split('/').some((s) => s === '' || s === '.' || s === '..'))
     .map((o) => o.absolutePath)

@@ -1,5 +1,6 @@
 import { InputError } from '../common/errors.js'
-import { isS3Pattern, matchesSelection, parseS3Patterns, type S3Selection } from './s3-source.js'
+import type { S3Selection } from '../common/types.js'
+import { isS3Pattern, matchesSelection, parseS3Patterns } from './s3-source.js'
 
 /** The InputError `fn` throws, for assertions on its message and hint. */
 function inputError(fn: () => unknown): InputError {

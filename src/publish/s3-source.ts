@@ -2,27 +2,7 @@ import { Minimatch, unescape } from 'minimatch'
 import { InputError } from '../common/errors.js'
 import { PATTERN_SYNTAX } from './files.js'
 
-/** One `s3://bucket/key-pattern` line of `artifacts`. */
-export interface S3Pattern {
-  bucket: string
-  /**
-   * The literal key part before the first segment with a glob character, ending in `/` (or ''):
-   * what is listed, and what keys are relative to. For a pattern naming one object, its folder.
-   */
-  prefix: string
-  /** The whole key pattern. */
-  glob: string
-  /** The line as given. */
-  text: string
-}
-
-/** The `s3://` lines of `artifacts`, and `root` when it is an `s3://` prefix. */
-export interface S3Selection {
-  includes: S3Pattern[]
-  /** `!s3://…` lines: a key they match, or one under a folder they name, is left out. */
-  excludes: S3Pattern[]
-  root?: { bucket: string; prefix: string }
-}
+import type { S3Pattern, S3Selection } from '../common/types.js'
 
 const SCHEME = 's3://'
 

@@ -101,7 +101,8 @@ function sourceStatus(
   dryRun: boolean
 ): string {
   const from = `s3://${source.bucket}/${source.key}`
-  if (action === 'skip') return `${dryRun ? 'would skip' : 'skipped'} (from ${escapeMarkdown(from)})`
+  if (action === 'skip')
+    return `${dryRun ? 'would skip' : 'skipped'} (from ${escapeMarkdown(from)})`
   return `${dryRun ? 'would copy' : 'copied'} from ${escapeMarkdown(from)}`
 }
 

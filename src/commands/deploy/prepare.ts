@@ -4,7 +4,13 @@ import { resolveTarget, type Target, type TargetDeps } from '../../cdn/target.js
 import { anySignal } from '../../common/concurrency.js'
 import { ConcurrentPublishError, ImmutableVersionError } from '../../common/errors.js'
 import { formatBytes } from '../../common/progress.js'
-import type { DeployInputs, LocalFile, Logger, SourceObject } from '../../common/types.js'
+import type {
+  DeployInputs,
+  LocalFile,
+  Logger,
+  S3Selection,
+  SourceObject
+} from '../../common/types.js'
 import { discoverFiles } from '../../publish/files.js'
 import { planSourceCopies } from '../../publish/plan-s3.js'
 import { readSourceIntegrity } from '../../publish/s3-integrity.js'
@@ -43,14 +49,7 @@ export async function findFiles(
   deps: { logger: Logger; signal?: AbortSignal }
 ): Promise<FoundFiles> {
   const found: FoundFiles = inputs.s3Sources
-    ? {
-        kind: 's3',
-        ...(await discoverS3Sources(inputs.s3Sources, {
-          s3In: sourceClients(clients),
-          defaultRegion: inputs.region,
-          signal: deps.signal
-        }))
-      }
+    ? await findS3Files(inputs.s3Sources, clients, { region: inputs.region, signal: deps.signal })
     : {
         kind: 'local',
         ...(await discoverFiles(inputs.artifacts, {
@@ -60,8 +59,23 @@ export async function findFiles(
       }
   const total = found.files.reduce((sum, f) => sum + f.size, 0)
   const what = found.kind === 's3' ? 'object(s)' : 'file(s)'
-  deps.logger.info(`Found ${found.files.length} ${what}, ${formatBytes(total)}, under ${found.root}.`)
+  deps.logger.info(
+    `Found ${found.files.length} ${what}, ${formatBytes(total)}, under ${found.root}.`
+  )
   return found
+}
+
+async function findS3Files(
+  selection: S3Selection,
+  clients: Clients,
+  opts: { region: string; signal?: AbortSignal }
+): Promise<FoundFiles> {
+  const { root, objects } = await discoverS3Sources(selection, {
+    s3In: sourceClients(clients),
+    defaultRegion: opts.region,
+    signal: opts.signal
+  })
+  return { kind: 's3', root, files: objects }
 }
 
 /** An S3 client for a source bucket's region: the deploy's own when it has no other. */
@@ -117,12 +131,16 @@ export async function planVersion(
 ): Promise<Plan> {
   const signal = anySignal(deps.signal, stop)
   if (found.kind === 's3') {
-    const sources = await readSourceIntegrity(found.files, inputs.sourceHash, {
+    const { objects, bytesRead } = await readSourceIntegrity(found.files, inputs.sourceHash, {
       s3In: sourceClients(clients),
-      signal,
-      logger: deps.logger
+      signal
     })
-    return planSourceCopies(clients.s3, sources, inputs, { logger: deps.logger, signal })
+    if (bytesRead > 0) {
+      deps.logger.info(
+        `Read ${formatBytes(bytesRead)} of the sources through this machine to compute SHA-256s (source-hash: ${inputs.sourceHash}).`
+      )
+    }
+    return planSourceCopies(clients.s3, objects, inputs, { logger: deps.logger, signal })
   }
   return planDeploy(clients.s3, found.files, inputs, {
     logger: deps.logger,
