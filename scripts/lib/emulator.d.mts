@@ -16,7 +16,8 @@ export interface StartEmulatorOptions {
    * Apply MOTO_PATCH (default true): origins keep OriginAccessControlId and S3OriginConfig in
    * GetDistribution, unknown key groups/public keys are 404s, and S3 conditional writes answer
    * as AWS's do (If-Match on CompleteMultipartUpload, If-None-Match/If-Match on CopyObject's
-   * destination, each check atomic with its write). The Python is `$MOTO_PYTHON`, the one
+   * destination, each check atomic with its write), copies honour x-amz-copy-source-if-match, and
+   * HeadObject names the checksum type as AWS does. The Python is `$MOTO_PYTHON`, the one
    * moto_server's script names, or python3 on PATH.
    */
   patchMoto?: boolean

@@ -26,6 +26,14 @@
  * one key can both succeed (seen with bodies over 5 MiB, which moto writes to a temporary file
  * between its check and its write), which S3 never allows.
  *
+ * For `s3://` sources, MOTO_PATCH makes CopyObject and UploadPartCopy honour
+ * x-amz-copy-source-if-match (412 for a source replaced since it was listed; moto ignores it, and
+ * answers an UploadPartCopy from a missing key with a bare 404, not NoSuchKey), stores a checksum
+ * header sent without x-amz-sdk-checksum-algorithm (moto drops it), names the checksum type in
+ * HeadObject (FULL_OBJECT, or COMPOSITE with the value's -<parts>; moto gives the bare value), and
+ * gives a CopyObject of a multipart object the full-object checksum AWS computes (moto keeps the
+ * composite value).
+ *
  * For `setup`, MOTO_PATCH makes these answer as AWS does: HeadBucket from another region (301
  * with the bucket's region; moto answers 200), a public bucket policy under BlockPublicPolicy
  * (403; moto stores it), an abort rule with a tag filter (400; moto accepts it), ListDistributions
@@ -90,9 +98,10 @@ setInterval(() => { if (!alive()) process.exit(0) }, 1000)
 `
 
 /**
- * Run before moto's server: makes moto 5.2 answer as AWS does where pre-flight and conditional
- * writes depend on it. Each fix is additive (a field moto dropped, a 404 where moto failed with
- * a 500, a precondition moto ignored, a lock where moto's threads could interleave).
+ * Run before moto's server: makes moto 5.2 answer as AWS does where pre-flight, conditional
+ * writes and copies depend on it. Each fix is additive (a field moto dropped, a 404 where moto
+ * failed with a 500, a precondition moto ignored, a lock where moto's threads could interleave),
+ * or a checksum stored as AWS stores it.
  */
 const MOTO_PATCH = `
 from moto.cloudfront import models
@@ -151,7 +160,26 @@ def check_if_match(response, key_name, existing):
     if if_match.replace('"', "") != existing.etag.replace('"', ""):
         raise PreconditionFailed("If-Match")
 
-# CopyObject: moto checks only x-amz-copy-source-if-* (the source), never the destination.
+# CopyObject and UploadPartCopy name their source in x-amz-copy-source (bucket/key[?versionId=]).
+from urllib.parse import parse_qs, unquote, urlparse
+
+def copy_source(response):
+    source = response.headers.get("x-amz-copy-source")
+    if isinstance(source, bytes):
+        source = source.decode("utf-8")
+    parsed = urlparse(source)
+    bucket, key = unquote(parsed.path).lstrip("/").split("/", 1)
+    version = parse_qs(parsed.query).get("versionId", [None])[0]
+    return key, response.backend.get_object(bucket, key, version_id=version)
+
+# x-amz-copy-source-if-match: a source replaced since it was listed fails the copy (412), as on
+# AWS; moto checks only x-amz-copy-source-if-none-match, and UploadPartCopy not even that.
+def check_copy_source_if_match(response, source):
+    if_match = response.headers.get("x-amz-copy-source-if-match")
+    if if_match and source is not None and if_match.replace('"', "") != source.etag.replace('"', ""):
+        raise PreconditionFailed("x-amz-copy-source-If-Match")
+
+# CopyObject: moto checks no condition on the destination, and of the source's only If-None-Match.
 copy_object = S3Response.copy_object
 
 def conditional_copy_object(self):
@@ -160,7 +188,19 @@ def conditional_copy_object(self):
     check_if_match(self, key_name, existing)
     if self.headers.get("If-None-Match") == "*" and existing is not None:
         raise PreconditionFailed("If-None-Match")
+    check_copy_source_if_match(self, copy_source(self)[1])
     return copy_object(self)
+
+# UploadPartCopy: moto answers a missing source with a bare 404 (AWS: NoSuchKey) and ignores
+# x-amz-copy-source-if-match.
+upload_part_copy = S3Response.upload_part_copy
+
+def conditional_upload_part_copy(self):
+    key, source = copy_source(self)
+    if source is None:
+        raise MissingKey(key=key)
+    check_copy_source_if_match(self, source)
+    return upload_part_copy(self)
 
 # CompleteMultipartUpload: moto checks If-None-Match: * but completes over any If-Match. A retried
 # completion of an upload that already completed stays moto's idempotent success, as for
@@ -193,16 +233,71 @@ def atomic(handler):
 
 S3Response.put_object = atomic(S3Response.put_object)
 S3Response.copy_object = atomic(conditional_copy_object)
+# Its source check and its read of the source, so a source replaced meanwhile cannot slip through.
+S3Response.upload_part_copy = atomic(conditional_upload_part_copy)
 # CreateMultipartUpload and CompleteMultipartUpload (and RestoreObject, SelectObjectContent).
 S3Response._key_response_post = atomic(conditional_complete)
 S3Response.delete_object = atomic(S3Response.delete_object)
 # DeleteObjects and browser-form (POST) uploads.
 S3Response._bucket_response_post = atomic(S3Response._bucket_response_post)
 
+# --- S3 checksums (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html) ---
+from moto.s3.models import S3Backend
+from moto.s3.utils import compute_checksum
+
+# A checksum header without x-amz-sdk-checksum-algorithm (the SDK's ChecksumSHA256 alone, as the
+# deploy sends on AWS): AWS stores it; moto reads only the algorithm the SDK header names. Neither
+# moto nor this checks the value against the body (AWS answers 400 BadDigest).
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+get_checksum = S3Response._get_checksum
+
+def checksum_named_by_its_header(self, response_headers):
+    if not self.headers.get("x-amz-sdk-checksum-algorithm"):
+        for algorithm in CHECKSUM_ALGORITHMS:
+            header = f"x-amz-checksum-{algorithm.lower()}"
+            if self.headers.get(header):
+                response_headers[header] = self.headers[header]
+                return algorithm, self.headers[header]
+    return get_checksum(self, response_headers)
+
+S3Response._get_checksum = checksum_named_by_its_header
+
+# HeadObject with x-amz-checksum-mode: ENABLED: AWS names the type (FULL_OBJECT, or COMPOSITE
+# with the value ending in -<parts>); moto gives the bare value.
+head_object = S3Response.head_object
+
+def head_object_with_checksum_type(self, bucket_name, query, key_name, headers):
+    status, response_headers, body = head_object(self, bucket_name, query, key_name, headers)
+    if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED":
+        return status, response_headers, body
+    version_id = query.get("versionId", [None])[0]
+    key = self.backend.get_object(bucket_name, key_name, version_id=version_id)
+    if key is not None and key.checksum_algorithm and key.checksum_value:
+        if key.checksum_type == "COMPOSITE":
+            header = f"x-amz-checksum-{key.checksum_algorithm.lower()}"
+            response_headers[header] = f"{key.checksum_value}-{key.checksum_parts}"
+        response_headers["x-amz-checksum-type"] = key.checksum_type or "FULL_OBJECT"
+    return status, response_headers, body
+
+S3Response.head_object = head_object_with_checksum_type
+
+# CopyObject of an object with a composite (multipart) checksum: AWS copies in one action and
+# stores a checksum of the full object, same algorithm; moto keeps the composite value unlabelled.
+backend_copy_object = S3Backend.copy_object
+
+def copy_object_full_checksum(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs):
+    backend_copy_object(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+    if src_key.checksum_type == "COMPOSITE":
+        copied = self.get_object(dest_bucket_name, dest_key_name)
+        value = compute_checksum(copied.value, algorithm=src_key.checksum_algorithm)
+        copied.checksum_value = value.decode("utf-8")
+        copied.checksum_type = "FULL_OBJECT"
+
+S3Backend.copy_object = copy_object_full_checksum
+
 # --- setup (model-cdn-deploy setup) ---
 import json
 from moto.s3.exceptions import S3ClientError
-from moto.s3.models import S3Backend
 from moto.core.responses import ActionResult, EmptyResult
 from moto.cloudfront import responses as cloudfront_responses
 from moto.iam.responses import IamResponse
