@@ -17,6 +17,7 @@ import { getStored, listKeys, sha256 } from '../helpers/emulator-state.js'
 import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
 import { startFaultProxy, type FaultProxy, type SeenRequest } from '../helpers/fault-proxy.js'
 import { expectSuccess, runAction } from '../helpers/run-action.js'
+import { generateSigningKeys } from '../../__fixtures__/signing.js'
 
 const BUCKET = 'model-cdn-s3src'
 const SOURCE = 'training-checkpoints'
@@ -333,6 +334,45 @@ describe('artifacts: s3://… (dist/index.js, as a runner runs it)', () => {
     const { summary } = result
     expect(summary).toContain(`copied from s3://${SOURCE}/runs/42/export/onnx/model.onnx`)
     expect(summary).toContain(`CRC32:${crc32(FILES['onnx/model.onnx'])}`)
+  }, 120_000)
+
+  it('moves an alias to the copies, signs their URLs, and verifies through them what S3 recorded', async () => {
+    const result = await runAction({
+      cwd: moto!.workspace,
+      endpoint: moto!.emulator.endpoint,
+      inputs: {
+        artifacts: `s3://${SOURCE}/runs/42/export/**\n!s3://${SOURCE}/**/optimizer*`,
+        bucket: BUCKET,
+        'version-prefix': 'v-release',
+        alias: 'latest',
+        // moto's path-style bucket URL stands in for the CDN: it serves a request carrying a
+        // `Signature` parameter, and refuses an unsigned one (see verify.test.ts).
+        'url-base': `${moto!.emulator.endpoint}/${BUCKET}`,
+        'signing-key-pair-id': 'K2JCJMDEHXQW5F',
+        'signing-private-key': generateSigningKeys().pkcs8,
+        // The key is not one the distribution trusts: that check is not what this test is about.
+        preflight: false
+      }
+    })
+    expectSuccess(result)
+    expect(result.outputs['verified']).toBe('true')
+    expect(Object.keys(JSON.parse(result.outputs['signed-urls'])).sort()).toEqual(
+      [...Object.keys(FILES), 'manifest.json'].sort()
+    )
+    for (const [path, bytes] of Object.entries(FILES)) {
+      expect((await getStored(s3, BUCKET, `latest/${path}`)).bytes.equals(bytes)).toBe(true)
+    }
+    expect((await getStored(s3, BUCKET, 'latest/onnx/model.onnx')).metadata).toMatchObject({
+      checksum: `CRC32:${crc32(FILES['onnx/model.onnx'])}`
+    })
+    const aliasManifest = JSON.parse(
+      (await getStored(s3, BUCKET, 'latest/manifest.json')).bytes.toString()
+    )
+    expect(
+      (aliasManifest.files as { path: string; checksum?: unknown }[]).find(
+        (f) => f.path === 'onnx/model.onnx'
+      )?.checksum
+    ).toEqual({ algorithm: 'CRC32', type: 'FULL_OBJECT', value: crc32(FILES['onnx/model.onnx']) })
   }, 120_000)
 })
 

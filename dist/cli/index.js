@@ -67507,6 +67507,7 @@ function regionOfError(err) {
 
 
 
+
 /** Storage classes whose objects must be restored before they can be read or copied. */
 const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 const s3_source_list_HEAD_CONCURRENCY = 16;
@@ -67529,7 +67530,7 @@ async function discoverS3Sources(selection, deps) {
     }
     if (found.length === 0)
         throw nothingMatched(selection, seen);
-    found.sort((a, b) => s3_source_list_compareCodeUnits(a.object.relativePath, b.object.relativePath));
+    found.sort((a, b) => compareCodeUnits(a.object.relativePath, b.object.relativePath));
     checkRelativePaths(found.map((l) => l.object));
     await refuseArchived(found, deps);
     return {
@@ -67623,7 +67624,6 @@ function sourceObject(item, bucket, key, root, region) {
         region
     };
 }
-const s3_source_list_compareCodeUnits = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 function nothingMatched(selection, seen) {
     const lines = [
         ...selection.includes.map((p) => `${p.text} (${seen.get(p) ?? 0} key(s) under ${s3Url(p.bucket, p.prefix)})`),

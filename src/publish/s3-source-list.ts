@@ -15,6 +15,7 @@ import {
   InputError
 } from '../common/errors.js'
 import type { S3Pattern, S3Selection, SourceObject } from '../common/types.js'
+import { compareCodeUnits } from './manifest.js'
 import { matchesSelection } from './s3-source.js'
 import {
   archivedError,
@@ -24,8 +25,6 @@ import {
   sourceReadError
 } from './s3-source-errors.js'
 import { sourceRegion } from './s3-source-region.js'
-
-/** An object of an `s3://` source, with the region of its bucket (where its client must be). */
 
 export interface S3Discovery {
   /**
@@ -188,8 +187,6 @@ function sourceObject(
     region
   }
 }
-
-const compareCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 function nothingMatched(selection: S3Selection, seen: Map<S3Pattern, number>): InputError {
   const lines = [
