@@ -7,7 +7,7 @@
  * `openssl`, trusted through NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE): it answers S3 like a store
  * (objects and their metadata are remembered for HEAD and List) but discards the bytes, so the
  * clients alone are measured. Scenario 6 repeats the main ones, smaller, against moto_server, a
- * store that keeps the bytes.
+ * store that keeps the bytes; scenario 7 publishes files already in a bucket, on moto_server.
  *
  *   1  one 1 GiB file                     ours vs `aws s3 cp`, and a single `curl -T` (the floor)
  *   2  200 files × 5 MiB                  ours vs `aws s3 cp --recursive`
@@ -15,6 +15,15 @@
  *   4  unchanged re-deploy                ours (same prefix again) vs `aws s3 sync` (fresh mtimes)
  *   5  new version, 9 of 10 shards known  ours (v3 then v4) vs `aws s3 sync`
  *   6  moto_server: 1, 2 and 4, smaller   (skipped with a note when moto_server is missing)
+ *   7  1 GiB + 2 small files promoted     ours (`artifacts: s3://bench-training-runs/run-42/**`)
+ *      from a source bucket, on moto     vs `aws s3 cp --recursive` S3 to S3 (server-side copy)
+ *                                        and vs `aws s3 cp --recursive` down to disk, then up.
+ *      Not in the default list: ~40 s to write the source, then ~2 min a pair, most of it
+ *      moto_server handling 1 GiB objects in Python. So it also reports the bytes through the
+ *      runner: the clients reach moto through a proxy that counts them (and applies --latency
+ *      and --rate). A build without `s3://` sources shows "not run: <its first error>" and the
+ *      peers still run. The source is written as an SDK with default checksums would (CRC32;
+ *      the 1 GiB file in 64 MiB parts).
  *
  * Each run is timed from spawn to exit (wall); CPU (user+sys) and peak RSS come from GNU time
  * for the peers and from getrusage inside the action's process (scripts/bench/rusage-hook.mjs,
@@ -24,7 +33,7 @@
  *
  * Usage: npm run bench -- [options]
  *   --pairs N              pairs per scenario (default 3)
- *   --scenarios 1,2,4      which scenarios (default 1,2,3,4,5,6)
+ *   --scenarios 1,2,4      which scenarios (default 1,2,3,4,5,6; 7 only when named)
  *   --large                also the 5 GiB file in scenario 3 (~6 GiB more disk, ~2 min more)
  *   --variant NAME=DIR[:k=v,…]  an action to measure: DIR holds action.yml and dist/index.js;
  *                          k=v are its inputs (e.g. part-size-mb=32,concurrency=8), env.K=V its
@@ -53,6 +62,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   readdirSync,
   rmSync,
   statSync,
@@ -374,10 +384,14 @@ async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUC
     }
   })
   if (result.exitCode !== 0) {
-    throw new Error(
+    const error = new Error(
       `${variant.name} (${variant.dir}) failed for ${prefix} (exit ${result.exitCode}${result.timedOut ? ', timed out' : ''}):\n` +
         `${result.errors.join('\n')}\n--- stdout ---\n${result.stdout.slice(-3000)}\n--- stderr ---\n${result.stderr.slice(-2000)}`
     )
+    // Why, on one line: the action's first error, else the first line of its stderr.
+    const why = result.errors[0]?.replace(/\s+/g, ' ') ?? result.stderr.trim().split('\n')[0]
+    const reason = why && why.length > 160 ? `${why.slice(0, 159)}…` : why
+    throw Object.assign(error, { reason: reason || `exit ${result.exitCode}` })
   }
   const usage = JSON.parse(readFileSync(rusageFile, 'utf8'))
   rmSync(rusageFile, { force: true })
@@ -531,9 +545,10 @@ async function startSink(https) {
  * A TCP proxy in front of `target`, like a real link: every chunk is held half the round trip in
  * each direction, and what the clients send shares `uploadMBps` (MB/s, 0 = unlimited), in order
  * and with backpressure. Requests on one connection then cost a round trip each, and uploads
- * take the time a runner's uplink would give them.
+ * take the time a runner's uplink would give them. With `counter`, the bytes each way are added
+ * to its `sent` (by the clients) and `received`.
  */
-async function startLinkProxy(target, { roundTripMs, uploadMBps }) {
+async function startLinkProxy(target, { roundTripMs, uploadMBps, counter }) {
   const { protocol, port: targetPort } = new URL(target)
   const oneWay = roundTripMs / 2
   /** Chunks held at once per direction before the sender is paused. */
@@ -548,7 +563,7 @@ async function startLinkProxy(target, { roundTripMs, uploadMBps }) {
     return link.freeAt + oneWay
   }
   // One queue per direction, delivered in order (timers of different lengths may fire out of it).
-  const relay = (from, to, link) => {
+  const relay = (from, to, link, count = () => {}) => {
     const queue = []
     let timer
     const deliver = () => {
@@ -567,7 +582,10 @@ async function startLinkProxy(target, { roundTripMs, uploadMBps }) {
       if (queue.length >= maxHeld) from.pause()
       timer ??= setTimeout(deliver, Math.max(1, queue[0].at - performance.now()))
     }
-    from.on('data', (chunk) => send(chunk, chunk.length))
+    from.on('data', (chunk) => {
+      count(chunk.length)
+      send(chunk, chunk.length)
+    })
     from.on('end', () => send(null, 0))
     to.on('drain', () => queue.length < maxHeld && from.resume())
     from.on('error', () => to.destroy())
@@ -578,8 +596,8 @@ async function startLinkProxy(target, { roundTripMs, uploadMBps }) {
     const upstream = connect(Number(targetPort), '127.0.0.1')
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    relay(client, upstream, uplink)
-    relay(upstream, client)
+    relay(client, upstream, uplink, (n) => counter && (counter.sent += n))
+    relay(upstream, client, undefined, (n) => counter && (counter.received += n))
   })
   const port = await freePort()
   await new Promise((ok, ko) => server.once('error', ko).listen(port, '127.0.0.1', ok))
@@ -630,27 +648,37 @@ async function startMoto() {
     const { s3 } = emulatorLib.makeClients(emu.endpoint)
     const sdk = await import('@aws-sdk/client-s3')
     await s3.send(new sdk.CreateBucketCommand({ Bucket: MOTO_BUCKET }))
-    /** Deletes a prefix: moto keeps objects in memory. */
-    const clear = async (prefix) => {
+    cleanups.push(async () => s3.destroy())
+    /** The objects under a prefix: key → size. */
+    const list = async (prefix, bucket = MOTO_BUCKET) => {
+      const sizes = new Map()
       let token
       do {
         const page = await s3.send(
           new sdk.ListObjectsV2Command({
-            Bucket: MOTO_BUCKET,
+            Bucket: bucket,
             Prefix: `${prefix}/`,
             ContinuationToken: token
           })
         )
-        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }))
-        if (keys.length) {
-          await s3.send(
-            new sdk.DeleteObjectsCommand({ Bucket: MOTO_BUCKET, Delete: { Objects: keys } })
-          )
-        }
+        for (const o of page.Contents ?? []) sizes.set(o.Key, o.Size)
         token = page.IsTruncated ? page.NextContinuationToken : undefined
       } while (token)
+      return sizes
     }
-    return { endpoint: emu.endpoint, clear }
+    /** Deletes a prefix: moto keeps objects in memory. */
+    const clear = async (prefix) => {
+      const keys = [...(await list(prefix)).keys()].map((Key) => ({ Key }))
+      for (let i = 0; i < keys.length; i += 1000) {
+        await s3.send(
+          new sdk.DeleteObjectsCommand({
+            Bucket: MOTO_BUCKET,
+            Delete: { Objects: keys.slice(i, i + 1000) }
+          })
+        )
+      }
+    }
+    return { endpoint: emu.endpoint, clear, list, s3, sdk }
   } catch (err) {
     return { why: err.message.split('\n')[0] }
   }
@@ -668,6 +696,8 @@ const serverCpu = () => (serverPid ? procSnapshot(serverPid).cpu : NaN)
 
 /** results[scenario][contestant][step] = measurements, one per pair */
 const results = {}
+/** notRun[scenario][variant] = why that build failed, e.g. it lacks the feature measured. */
+const notRun = {}
 
 async function runScenario(id, title, contestants) {
   console.log(`\n== ${id}: ${title}`)
@@ -682,9 +712,12 @@ async function runScenario(id, title, contestants) {
       for (const [step, m] of Object.entries(steps)) {
         ;((results[id][c.name] ??= {})[step] ??= [])[pair] = m
         const extra =
-          m.uploaded !== undefined
+          (m.uploaded !== undefined
             ? `, uploaded ${m.uploaded}, skipped ${m.skipped}${m.copied !== undefined ? `, copied ${m.copied}` : ''}, ${fmt(m.bytesUploaded / MiB, 0)} MiB sent`
-            : ''
+            : '') +
+          (m.runnerBytes !== undefined
+            ? `, ${fmt(m.runnerBytes / MiB, 1)} MiB through the runner`
+            : '')
         console.log(
           `  pair ${pair + 1}/${PAIRS} ${c.name.padEnd(10)} ${step.padEnd(6)} ` +
             `${fmt(m.wall).padStart(7)} s wall ${fmt(m.cpu).padStart(7)} CPU-s ${fmt(m.rssMB, 0).padStart(5)} MB${extra}` +
@@ -726,6 +759,156 @@ function summarize(id, step, peerName = 'aws-cli') {
       peer
     }
   })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 7: files already in a bucket (a training job's output), published by server-side copy
+// ---------------------------------------------------------------------------------------------
+
+const SOURCE_BUCKET = 'bench-training-runs'
+const SOURCE_PREFIX = 'run-42'
+/** Part size of the source's large file, as a training job's upload might use. */
+const SOURCE_PART = 64 * MiB
+
+/** The source's files: scenario 1's 1 GiB file and two small files of scenario 4's release. */
+function sourceFiles(dataDir) {
+  return {
+    'model.safetensors': join(dataDir, 'one/model.safetensors'),
+    'config.json': join(dataDir, 'release/v3/config.json'),
+    'tokenizer.json': join(dataDir, 'release/v3/tokenizer.json')
+  }
+}
+
+/**
+ * Writes the source bucket as an SDK with default checksums would (CRC32; the large file in
+ * parts, so its checksum is COMPOSITE). Returns name → size.
+ */
+async function seedSource(moto, files) {
+  const { s3, sdk } = moto
+  await s3.send(new sdk.CreateBucketCommand({ Bucket: SOURCE_BUCKET }))
+  const sizes = new Map()
+  for (const [name, path] of Object.entries(files)) {
+    const object = { Bucket: SOURCE_BUCKET, Key: `${SOURCE_PREFIX}/${name}` }
+    const size = statSync(path).size
+    if (size > SOURCE_PART) await putInParts(moto, object, path, size)
+    else {
+      const Body = readFileSync(path)
+      await s3.send(new sdk.PutObjectCommand({ ...object, Body, ChecksumAlgorithm: 'CRC32' }))
+    }
+    sizes.set(name, size)
+  }
+  return sizes
+}
+
+async function putInParts({ s3, sdk }, object, path, size) {
+  const { UploadId } = await s3.send(
+    new sdk.CreateMultipartUploadCommand({ ...object, ChecksumAlgorithm: 'CRC32' })
+  )
+  const Parts = []
+  const fd = openSync(path, 'r')
+  try {
+    for (let offset = 0; offset < size; offset += SOURCE_PART) {
+      const Body = Buffer.alloc(Math.min(SOURCE_PART, size - offset))
+      readSync(fd, Body, 0, Body.length, offset)
+      const PartNumber = Parts.length + 1
+      const part = { ...object, UploadId, PartNumber, Body, ChecksumAlgorithm: 'CRC32' }
+      const { ETag, ChecksumCRC32 } = await s3.send(new sdk.UploadPartCommand(part))
+      Parts.push({ PartNumber, ETag, ChecksumCRC32 })
+    }
+  } finally {
+    closeSync(fd)
+  }
+  await s3.send(
+    new sdk.CompleteMultipartUploadCommand({ ...object, UploadId, MultipartUpload: { Parts } })
+  )
+}
+
+/** Stops the bench unless every source file is at `prefix`/<name> with its size. */
+async function checkPublished(moto, prefix, sizes, who) {
+  const stored = await moto.list(prefix)
+  const missing = [...sizes].filter(([name, size]) => stored.get(`${prefix}/${name}`) !== size)
+  if (missing.length > 0) {
+    fail(
+      `${who} did not publish ${missing.map(([name]) => name).join(', ')} under ${prefix}/ ` +
+        `(found: ${[...stored.keys()].join(', ') || 'nothing'})`
+    )
+  }
+}
+
+/** `aws s3 cp --recursive` from `from` to a directory of the runner, then from there to `to`. */
+async function downThenUp(endpoint, from, to) {
+  const dir = join(TMP, `download-${process.hrtime.bigint()}`)
+  const down = await runPeer(endpoint, ['s3', 'cp', '--recursive', from, dir])
+  const up = await runPeer(endpoint, ['s3', 'cp', '--recursive', dir, to])
+  rmSync(dir, { recursive: true, force: true })
+  return {
+    wall: down.wall + up.wall,
+    cpu: down.cpu + up.cpu,
+    rssMB: Math.max(down.rssMB, up.rssMB)
+  }
+}
+
+/**
+ * Scenario 7. The clients reach moto through the link proxy, which counts the bytes through the
+ * runner: a server-side copy moves next to none. A build of ours that fails (one without `s3://`
+ * sources) is reported as not run, with its first error, and the peers still run.
+ */
+async function runSourceScenario(moto, { dataDir, tag, ownPrefix }) {
+  const started = now()
+  const sizes = await seedSource(moto, sourceFiles(dataDir))
+  console.log(
+    `\nWrote s3://${SOURCE_BUCKET}/${SOURCE_PREFIX}/ on moto_server in ${fmt(now() - started, 1)} s.`
+  )
+  const counter = { sent: 0, received: 0 }
+  const link = { roundTripMs: LATENCY_MS, uploadMBps: RATE_MBPS, counter }
+  const endpoint = await startLinkProxy(moto.endpoint, link)
+  const from = `s3://${SOURCE_BUCKET}/${SOURCE_PREFIX}/`
+  const to = (prefix) => `s3://${MOTO_BUCKET}/${prefix}/`
+  /** Runs `run`, then checks and removes what it published; its measurement, with runnerBytes. */
+  const measured = async (who, prefix, run) => {
+    counter.sent = counter.received = 0
+    const m = await run()
+    m.runnerBytes = counter.sent + counter.received
+    await checkPublished(moto, prefix, sizes, who)
+    await moto.clear(prefix)
+    return m
+  }
+  const ours = async (v, prefix) => {
+    const inputs = { endpoint, cwd: dataDir, bucket: MOTO_BUCKET, artifacts: `${from}**`, prefix }
+    try {
+      return { copy: await measured(v.name, prefix, () => runOurs(v, inputs)) }
+    } catch (err) {
+      if (err.reason === undefined) throw err
+      await moto.clear(prefix)
+      notRun['7'][v.name] = err.reason
+      console.log(`  ${v.name} not run: ${err.reason}`)
+      return {}
+    }
+  }
+  notRun['7'] = {}
+  const total = [...sizes.values()].reduce((a, b) => a + b, 0)
+  await runScenario('7', `${fmt(total / GiB)} GiB in ${sizes.size} files from a source bucket`, [
+    ...peerContestant(async (pair) => {
+      const p = `s7/peer-${tag(pair)}`
+      const cp = ['s3', 'cp', '--recursive', from, to(p)]
+      return { copy: await measured('aws s3 cp', p, () => runPeer(endpoint, cp)) }
+    }),
+    ...(WITH_PEER
+      ? [
+          {
+            name: 'aws-dl+up',
+            run: async (pair) => {
+              const p = `s7/dl-up-${tag(pair)}`
+              const run = () => downThenUp(endpoint, from, to(p))
+              return { copy: await measured('aws s3 cp down, then up', p, run) }
+            }
+          }
+        ]
+      : []),
+    ...ourContestants(async (v, pair) =>
+      notRun['7'][v.name] ? {} : ours(v, ownPrefix('s7', v, pair))
+    )
+  ])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -979,58 +1162,61 @@ async function main() {
   }
 
   let motoNote
-  if (SCENARIOS.has('6')) {
-    const moto = await startMoto()
-    if (!moto.endpoint) {
-      motoNote = `Scenario 6 skipped: moto_server unavailable (${moto.why}).`
-      console.warn(motoNote)
-    } else {
-      const motoDir = join(dataDir, 'moto')
-      const nMany = fileCount('moto/many')
-      const mOne = join(motoDir, 'one/model.safetensors')
-      const ours = (v, prefix, artifacts, expect) =>
-        runOurs(v, {
-          endpoint: moto.endpoint,
-          cwd: dataDir,
-          bucket: MOTO_BUCKET,
-          artifacts,
-          prefix,
-          expect
-        })
-      const peer = (args) => runPeer(moto.endpoint, args)
-      await runScenario('6a', 'moto_server (HTTP): one 256 MiB file', [
-        ...peerContestant(async (pair) => {
-          const p = `s6a/peer-${tag(pair)}`
-          const cp = await peer(['s3', 'cp', mOne, `s3://${MOTO_BUCKET}/${p}/model.safetensors`])
-          await moto.clear(p)
-          return { cp }
-        }),
-        ...ourContestants(async (v, pair) => {
-          const p = ownPrefix('s6a', v, pair)
-          const cp = await ours(v, p, 'moto/one/*.safetensors', { uploaded: 1 })
-          await moto.clear(p)
-          return { cp }
-        })
-      ])
-      await runScenario('6b', `moto_server (HTTP): ${nMany} files × 5 MiB, then unchanged again`, [
-        ...peerContestant(async (pair) => {
-          const p = `s6b/peer-${tag(pair)}`
-          const to = `s3://${MOTO_BUCKET}/${p}/`
-          const first = await peer(sync(join(motoDir, 'many'), to))
-          freshMtimes(join(motoDir, 'many'))
-          const again = await peer(sync(join(motoDir, 'many'), to))
-          await moto.clear(p)
-          return { first, again }
-        }),
-        ...ourContestants(async (v, pair) => {
-          const p = ownPrefix('s6b', v, pair)
-          const first = await ours(v, p, 'moto/many/*.bin', { uploaded: nMany })
-          const again = await ours(v, p, 'moto/many/*.bin', { uploaded: 0, 'bytes-uploaded': 0 })
-          await moto.clear(p)
-          return { first, again }
-        })
-      ])
-    }
+  const onMoto = ['6', '7'].filter((id) => SCENARIOS.has(id))
+  const moto = onMoto.length ? await startMoto() : undefined
+  if (moto && !moto.endpoint) {
+    motoNote = `Scenario ${onMoto.join(' and ')} skipped: moto_server unavailable (${moto.why}).`
+    console.warn(motoNote)
+  }
+  if (SCENARIOS.has('6') && moto?.endpoint) {
+    const motoDir = join(dataDir, 'moto')
+    const nMany = fileCount('moto/many')
+    const mOne = join(motoDir, 'one/model.safetensors')
+    const ours = (v, prefix, artifacts, expect) =>
+      runOurs(v, {
+        endpoint: moto.endpoint,
+        cwd: dataDir,
+        bucket: MOTO_BUCKET,
+        artifacts,
+        prefix,
+        expect
+      })
+    const peer = (args) => runPeer(moto.endpoint, args)
+    await runScenario('6a', 'moto_server (HTTP): one 256 MiB file', [
+      ...peerContestant(async (pair) => {
+        const p = `s6a/peer-${tag(pair)}`
+        const cp = await peer(['s3', 'cp', mOne, `s3://${MOTO_BUCKET}/${p}/model.safetensors`])
+        await moto.clear(p)
+        return { cp }
+      }),
+      ...ourContestants(async (v, pair) => {
+        const p = ownPrefix('s6a', v, pair)
+        const cp = await ours(v, p, 'moto/one/*.safetensors', { uploaded: 1 })
+        await moto.clear(p)
+        return { cp }
+      })
+    ])
+    await runScenario('6b', `moto_server (HTTP): ${nMany} files × 5 MiB, then unchanged again`, [
+      ...peerContestant(async (pair) => {
+        const p = `s6b/peer-${tag(pair)}`
+        const to = `s3://${MOTO_BUCKET}/${p}/`
+        const first = await peer(sync(join(motoDir, 'many'), to))
+        freshMtimes(join(motoDir, 'many'))
+        const again = await peer(sync(join(motoDir, 'many'), to))
+        await moto.clear(p)
+        return { first, again }
+      }),
+      ...ourContestants(async (v, pair) => {
+        const p = ownPrefix('s6b', v, pair)
+        const first = await ours(v, p, 'moto/many/*.bin', { uploaded: nMany })
+        const again = await ours(v, p, 'moto/many/*.bin', { uploaded: 0, 'bytes-uploaded': 0 })
+        await moto.clear(p)
+        return { first, again }
+      })
+    ])
+  }
+  if (SCENARIOS.has('7') && moto?.endpoint) {
+    await runSourceScenario(moto, { dataDir, tag, ownPrefix })
   }
 
   machine.loadAtEnd = os
@@ -1174,6 +1360,28 @@ function report(machine, { motoNote, releaseFiles, known }) {
     }
   }
 
+  if (results['7']) {
+    const bytes = (list) => median(list.map((m) => m?.runnerBytes))
+    const peers = [
+      ['aws-cli', 'aws s3 cp --recursive, S3 to S3'],
+      ['aws-dl+up', 'aws s3 cp --recursive down, then up']
+    ]
+    for (const [peerName, label] of peers) {
+      for (const s of summarize('7', 'copy', peerName)) {
+        const why = notRun['7'][s.variant]
+        const through = `${fmt(bytes(s.ours) / MiB, 1)} / ${fmt(bytes(s.peer) / MiB, 1)} MiB`
+        const target = why ? `not run: ${why}` : `≤ 1 MiB through the runner: ${through}`
+        add(
+          '7. 1 GiB from a source bucket',
+          label,
+          s,
+          target,
+          why ? undefined : bytes(s.ours) <= MiB
+        )
+      }
+    }
+  }
+
   const columns = [
     ['scenario', 'Scenario'],
     ['peer', 'Peer'],
@@ -1193,11 +1401,12 @@ function report(machine, { motoNote, releaseFiles, known }) {
     `${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB RAM, Linux ${machine.kernel}; ` +
     `Node ${machine.node}; ${machine.aws} (botocore ${machine.botocore}); curl ${machine.curl}; ` +
     `load average ${machine.loadAtStart} at start, ${machine.loadAtEnd} at end`
+  const motoIds = ['6', '7'].filter((id) => results[id === '6' ? '6a' : id])
   const how =
     `Medians of ${PAIRS} alternating pair(s); ratios are medians of per-pair ratios. ` +
     `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
     `${LINK ? `, behind a proxy adding ${LINK}` : ''}` +
-    `${results['6a'] ? ', and moto_server over HTTP (scenario 6)' : ''}. ` +
+    `${motoIds.length ? `, and moto_server over HTTP (scenario ${motoIds.join(', ')})` : ''}. ` +
     'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes).'
 
   console.log(`\n${'='.repeat(100)}\nResults — ${machineLine}\n${how}\n`)
