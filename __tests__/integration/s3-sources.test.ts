@@ -15,7 +15,12 @@ import type { World } from '../../scripts/lib/emulator.mjs'
 import { runCli, type CliResult } from '../helpers/cli.js'
 import { getStored, listKeys, sha256 } from '../helpers/emulator-state.js'
 import { startTestWorld, type TestWorld } from '../helpers/emulator-world.js'
-import { startFaultProxy, type FaultProxy, type SeenRequest } from '../helpers/fault-proxy.js'
+import {
+  S3_WRITES,
+  startFaultProxy,
+  type FaultProxy,
+  type SeenRequest
+} from '../helpers/fault-proxy.js'
 import { expectSuccess, runAction } from '../helpers/run-action.js'
 import { generateSigningKeys } from '../../__fixtures__/signing.js'
 
@@ -170,6 +175,18 @@ describe('artifacts: s3://… (dist/cli.js)', () => {
     expect(downloaded).toBeLessThan(16 * 1024)
   }, 120_000)
 
+  it('shows the copies in a dry run, writing nothing', async () => {
+    proxy!.setRules([])
+    const r = await deploy('v-dry', '--dry-run')
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain(
+      `Would copy onnx/model.onnx (1.0 MiB) → s3://${BUCKET}/v-dry/onnx/model.onnx server-side from s3://${SOURCE}/runs/42/export/onnx/model.onnx`
+    )
+    expect(JSON.parse(r.stdout)).toMatchObject({ copied: '4', 'bytes-uploaded': '0' })
+    expect(await listKeys(s3, BUCKET, 'v-dry/')).toEqual([])
+    expect(proxy!.requests.filter((x) => S3_WRITES.includes(x.operation))).toEqual([])
+  }, 120_000)
+
   it('copies nothing on a re-run: every key already holds its source', async () => {
     proxy!.setRules([])
     const r = await deploy('v1')
@@ -317,17 +334,23 @@ describe('artifacts: s3://… refused before anything is written', () => {
 })
 
 describe('artifacts: s3://… (dist/index.js, as a runner runs it)', () => {
-  it('publishes and marks each file "copied from s3://…" in the job summary', async () => {
-    const result = await runAction({
+  /** The action's run of the export, under `version-prefix` with `inputs` added. */
+  const publish = (versionPrefix: string, inputs: Record<string, string | boolean>) =>
+    runAction({
       cwd: moto!.workspace,
       endpoint: moto!.emulator.endpoint,
       inputs: {
         artifacts: `s3://${SOURCE}/runs/42/export/**\n!s3://${SOURCE}/**/optimizer*`,
         bucket: BUCKET,
-        'version-prefix': 'v-action',
-        'distribution-id': world.distributionId,
-        verify: false
+        'version-prefix': versionPrefix,
+        ...inputs
       }
+    })
+
+  it('publishes and marks each file "copied from s3://…" in the job summary', async () => {
+    const result = await publish('v-action', {
+      'distribution-id': world.distributionId,
+      verify: false
     })
     expectSuccess(result)
     expect(result.outputs['copied']).toBe('4')
@@ -337,22 +360,15 @@ describe('artifacts: s3://… (dist/index.js, as a runner runs it)', () => {
   }, 120_000)
 
   it('moves an alias to the copies, signs their URLs, and verifies through them what S3 recorded', async () => {
-    const result = await runAction({
-      cwd: moto!.workspace,
-      endpoint: moto!.emulator.endpoint,
-      inputs: {
-        artifacts: `s3://${SOURCE}/runs/42/export/**\n!s3://${SOURCE}/**/optimizer*`,
-        bucket: BUCKET,
-        'version-prefix': 'v-release',
-        alias: 'latest',
-        // moto's path-style bucket URL stands in for the CDN: it serves a request carrying a
-        // `Signature` parameter, and refuses an unsigned one (see verify.test.ts).
-        'url-base': `${moto!.emulator.endpoint}/${BUCKET}`,
-        'signing-key-pair-id': 'K2JCJMDEHXQW5F',
-        'signing-private-key': generateSigningKeys().pkcs8,
-        // The key is not one the distribution trusts: that check is not what this test is about.
-        preflight: false
-      }
+    const result = await publish('v-release', {
+      alias: 'latest',
+      // moto's path-style bucket URL stands in for the CDN: it serves a request carrying a
+      // `Signature` parameter, and refuses an unsigned one (see verify.test.ts).
+      'url-base': `${moto!.emulator.endpoint}/${BUCKET}`,
+      'signing-key-pair-id': 'K2JCJMDEHXQW5F',
+      'signing-private-key': generateSigningKeys().pkcs8,
+      // The key is not one the distribution trusts: that check is not what this test is about.
+      preflight: false
     })
     expectSuccess(result)
     expect(result.outputs['verified']).toBe('true')
