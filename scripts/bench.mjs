@@ -1,20 +1,33 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: the bundled action (dist/index.js, run exactly as a GitHub runner runs it, via
- * scripts/lib/run-action.mjs) against AWS CLI v1 on the same S3 endpoint, on this machine.
+ * scripts/lib/run-action.mjs) against its peers on the same S3 endpoint, on this machine:
+ *
+ *   aws-cli  AWS CLI v1 (`aws s3 cp`, `cp --recursive`, `sync`), its defaults
+ *   boto3    the seed tutorial's own path: upload_file with its TransferConfig (50 MB parts,
+ *            10 threads), one file after another (scripts/bench/boto3_seed.py)
+ *   rclone   `rclone copy` / `rclone sync`, its defaults, configured through environment
+ *            variables (see rcloneEnv for the one setting the sink needs)
+ *   curl     a single `curl -T` of the 1 GiB file: the floor (scenario 1)
  *
  * The endpoint is ../shared/bench/s3sink.mjs over HTTPS (a self-signed certificate made with
- * `openssl`, trusted through NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE): it answers S3 like a store
- * (objects and their metadata are remembered for HEAD and List) but discards the bytes, so the
- * clients alone are measured. Scenario 6 repeats the main ones, smaller, against moto_server, a
- * store that keeps the bytes; scenario 7 publishes files already in a bucket, on moto_server.
+ * `openssl`, trusted through NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE and RCLONE_CA_CERT): it answers S3
+ * like a store (objects and their metadata are remembered for HEAD and List) but discards the
+ * bytes, so the clients alone are measured. Scenario 6 repeats the main ones, smaller, against
+ * moto_server, a store that keeps the bytes; scenario 7 publishes files already in a bucket, on
+ * moto_server.
  *
- *   1  one 1 GiB file                     ours vs `aws s3 cp`, and a single `curl -T` (the floor)
- *   2  200 files × 5 MiB                  ours vs `aws s3 cp --recursive`
- *   3  peak RSS: 1 GiB (from 1) and 5 GiB ours vs `aws s3 cp` (5 GiB only with --large)
- *   4  unchanged re-deploy                ours (same prefix again) vs `aws s3 sync` (fresh mtimes)
- *   5  new version, 9 of 10 shards known  ours (v3 then v4) vs `aws s3 sync`
- *   6  moto_server: 1, 2 and 4, smaller   (skipped with a note when moto_server is missing)
+ *   1  one 1 GiB file                     ours vs each peer, and a single `curl -T` (the floor)
+ *   2  200 files × 5 MiB                  ours vs each peer
+ *   3  peak RSS: 1 GiB (from 1) and 5 GiB ours vs each peer (5 GiB only with --large)
+ *   4  first deploy, then unchanged       ours (same prefix again) vs each peer after a fresh
+ *      re-deploy (12 files, 642 MiB)      checkout (new mtimes): `aws s3 sync`, the seed's loop,
+ *                                        `rclone sync` (which then compares MD5s)
+ *   5  new version, 9 of 10 shards known  ours (v3 then v4) vs each peer to a new prefix, and
+ *                                        `rclone sync --copy-dest <v3>` (rclone's server-side
+ *                                        copy of files it finds identical there)
+ *   6  moto_server: 1, 2 and 4, smaller   ours vs the AWS CLI (skipped with a note when
+ *                                        moto_server is missing)
  *   7  1 GiB + 2 small files promoted     ours (`artifacts: s3://bench-training-runs/run-42/**`)
  *      from a source bucket, on moto     vs `aws s3 cp --recursive` S3 to S3 (server-side copy)
  *                                        and vs `aws s3 cp --recursive` down to disk, then up.
@@ -25,11 +38,24 @@
  *      peers still run. The source is written as an SDK with default checksums would (CRC32;
  *      the 1 GiB file in 64 MiB parts).
  *
+ * The targets in the table are issue 24's: behind a 200 MB/s uplink (`--rate 200`), scenario 1
+ * ≤ 0.95× the fastest peer and ≤ 1.10× curl, 2 ≤ 0.85× the CLI, 4 ≤ 0.9× (first) and ≤ 0.2× with
+ * 0 bytes sent (unchanged) of `aws s3 sync`, 5 ≤ 0.35× `aws s3 sync` with the 9 copied; on
+ * loopback, scenario 1 ≤ 0.75× the CLI's wall and ≤ 0.8× its CPU; peak RSS ≤ 160 MB for 1 GiB
+ * and ≤ 1.15× that for 5 GiB; and start-up: the first request at the endpoint within 0.2 s.
+ *
+ * Start-up is the time from spawning a contestant to its first connection at the endpoint: the
+ * link proxy sees it when there is one, else /proc/net/tcp is polled every 2 ms until it shows.
+ * Behind the proxy, each run also records when 1 MiB of its requests had gone through (its bulk
+ * upload began) and when the link delivered its last byte, and the bytes it sent.
+ *
  * Each run is timed from spawn to exit (wall); CPU (user+sys) and peak RSS come from GNU time
  * for the peers and from getrusage inside the action's process (scripts/bench/rusage-hook.mjs,
- * loaded with NODE_OPTIONS=--import) for ours, which runs in a single process. Runs alternate
- * within each pair (peer first in odd pairs, ours first in even ones); the table shows medians
- * and the median of the per-pair ratios, so a noisy machine skews both sides alike.
+ * loaded with NODE_OPTIONS=--import) for ours, which runs in a single process. A pair runs every
+ * contestant once, in an order that rotates from pair to pair; the table shows medians and the
+ * median of the per-pair ratios, so a noisy machine skews both sides alike. Python console
+ * scripts (`aws`, python3) are run directly, not through a pyenv shim, which costs ~0.4 s of bash
+ * per start here.
  *
  * Usage: npm run bench -- [options]
  *   --pairs N              pairs per scenario (default 3)
@@ -42,7 +68,9 @@
  *   --input k=v            an input for every variant (repeatable)
  *   --env K=V              environment for the action's process (repeatable); NODE_OPTIONS
  *                          is added to the bench's own (e.g. --max-semi-space-size=4)
- *   --no-peer, --no-curl   skip AWS CLI / curl (e.g. to compare variants only)
+ *   --peers a,b            which peers (default aws-cli,boto3,rclone); one missing here is
+ *                          reported as "not run" with the reason
+ *   --no-peer, --no-curl   skip every peer / curl (e.g. to compare variants only)
  *   --http                 s3sink over plain HTTP instead of HTTPS
  *   --latency MS           put MS of round-trip time between every client and s3sink (a TCP
  *                          proxy that holds each chunk MS/2 each way), as a real link to a
@@ -74,7 +102,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import os from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { REPO_ROOT, parseActionInputs, runAction } from './lib/run-action.mjs'
@@ -103,6 +131,7 @@ const { values: opt } = parseArgs({
     variant: { type: 'string', multiple: true },
     input: { type: 'string', multiple: true },
     env: { type: 'string', multiple: true },
+    peers: { type: 'string', default: 'aws-cli,boto3,rclone' },
     'no-peer': { type: 'boolean', default: false },
     'no-curl': { type: 'boolean', default: false },
     http: { type: 'boolean', default: false },
@@ -175,7 +204,13 @@ const VARIANTS = (opt.variant?.length ? opt.variant : [`ours=${REPO_ROOT}`]).map
   )
   return { name: m[1], dir, inputs, env, copies, checksOff }
 })
-const WITH_PEER = !opt['no-peer']
+const PEER_NAMES = ['aws-cli', 'boto3', 'rclone']
+const PEERS = opt['no-peer'] ? [] : opt.peers.split(',').map((name) => name.trim())
+for (const name of PEERS) {
+  if (!PEER_NAMES.includes(name))
+    usage(`--peers: unknown peer "${name}" (${PEER_NAMES.join(', ')})`)
+}
+const WITH_PEER = PEERS.includes('aws-cli')
 const WITH_CURL = !opt['no-curl']
 
 /** Copies are only expected from a build that has them, with `reuse-from` left on. */
@@ -241,6 +276,86 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What the endpoint sees of a run: when it is first reached (start-up) and, behind the link
+// proxy, when the bulk of the upload starts and ends
+// ---------------------------------------------------------------------------------------------
+
+/** Ports of the link proxies: they report what they see to the run being watched. */
+const proxyPorts = new Set()
+/** The run in progress: { first, bulk, last } as now() times, and the bytes it sent. */
+let watched
+
+/**
+ * Watches the run spawned at `started` (now()) against `endpoint`. Returns stop(), which returns,
+ * in seconds from the spawn, the run's first connection at the endpoint (`firstRequest`) and,
+ * behind a link proxy, when 1 MiB of its requests had reached the proxy (`bulkStart`: the bulk
+ * of the upload began), when the link delivered its last byte (`lastByte`), and the bytes it
+ * sent (`sentBytes`).
+ */
+function watchRun(endpoint, started) {
+  const run = { sent: 0 }
+  watched = run
+  const port = endpoint ? Number(new URL(endpoint).port) : 0
+  const proxied = proxyPorts.has(port)
+  const poll = port && !proxied ? pollFirstConnection(port, started, run) : undefined
+  const since = (t) => (t === undefined ? undefined : t - started)
+  return () => {
+    clearInterval(poll)
+    if (watched === run) watched = undefined
+    const timeline = proxied
+      ? { bulkStart: since(run.bulk), lastByte: since(run.last), sentBytes: run.sent }
+      : {}
+    return { firstRequest: since(run.first), ...timeline }
+  }
+}
+
+/** Sets run.first when /proc/net/tcp first shows a new client connection to `port`. */
+function pollFirstConnection(port, started, run) {
+  const before = clientSockets(port)
+  if (!before) return undefined
+  const timer = setInterval(() => {
+    const sockets = now() - started < 30 ? clientSockets(port) : undefined
+    if (sockets && ![...sockets].some((local) => !before.has(local))) return
+    if (sockets) run.first = now()
+    clearInterval(timer)
+  }, 2)
+  return timer
+}
+
+/** Local addresses of the sockets connecting or connected to 127.0.0.1:`port`, or undefined. */
+function clientSockets(port) {
+  let table
+  try {
+    table = readFileSync('/proc/net/tcp', 'utf8')
+  } catch {
+    return undefined
+  }
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const found = new Set()
+  for (const line of table.split('\n').slice(1)) {
+    const [, local, rem, state] = line.trim().split(/\s+/)
+    // 01 ESTABLISHED, 02 SYN_SENT: being made or made; an earlier run's are closing (06 etc.).
+    if (rem === remote && (state === '01' || state === '02')) found.add(local)
+  }
+  return found
+}
+
+/** What the link proxy reports of the run being watched. */
+const seen = {
+  connection() {
+    if (watched && watched.first === undefined) watched.first = now()
+  },
+  received(bytes) {
+    if (!watched) return
+    watched.sent += bytes
+    if (watched.bulk === undefined && watched.sent >= MiB) watched.bulk = now()
+  },
+  delivered() {
+    if (watched) watched.last = now()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Measuring one process
 // ---------------------------------------------------------------------------------------------
 
@@ -272,13 +387,15 @@ function procSnapshot(rootPid) {
 
 /**
  * Runs a command; wall from spawn to exit, CPU and peak RSS from GNU time (or, without it, by
- * sampling /proc every 20 ms, which misses the last few milliseconds of CPU).
+ * sampling /proc every 20 ms, which misses the last few milliseconds of CPU), and what `endpoint`
+ * saw of it (watchRun).
  */
-async function measureCommand(cmd, args, { env, cwd }) {
+async function measureCommand(cmd, args, { env, cwd, endpoint }) {
   const timeFile = join(TMP, `time-${process.hrtime.bigint()}.txt`)
   const argv = GNU_TIME ? ['-f', '%e %U %S %M', '-o', timeFile, cmd, ...args] : args
   const started = now()
   const child = spawn(GNU_TIME ?? cmd, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const stopWatching = watchRun(endpoint, started)
   let out = ''
   child.stdout.on('data', (b) => (out += b))
   child.stderr.on('data', (b) => (out += b))
@@ -294,14 +411,18 @@ async function measureCommand(cmd, args, { env, cwd }) {
     child.on('close', ok)
   })
   const wall = now() - started
+  const endpointSaw = stopWatching()
   if (sampler) clearInterval(sampler)
   if (code !== 0) {
     throw new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${out.slice(-3000)}`)
   }
-  if (!GNU_TIME) return { wall, cpu: sampled.cpu, rssMB: mb(sampled.hwm), log: out }
+  if (!GNU_TIME) {
+    return { wall, cpu: sampled.cpu, rssMB: mb(sampled.hwm), log: out, ...endpointSaw }
+  }
   const [, user, sys, maxKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ')
   rmSync(timeFile, { force: true })
-  return { wall, cpu: Number(user) + Number(sys), rssMB: mb(Number(maxKiB)), log: out }
+  const cpu = Number(user) + Number(sys)
+  return { wall, cpu, rssMB: mb(Number(maxKiB)), log: out, ...endpointSaw }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +432,17 @@ async function measureCommand(cmd, args, { env, cwd }) {
 let TMP
 let CERT
 let runCounter = 0
+
+/** A console script's own path, not its pyenv shim (which spends ~0.4 s in bash at each start). */
+function unshimmed(name) {
+  const path = tryRun('pyenv', ['which', name])
+  return path && existsSync(path) ? path : name
+}
+const AWS = unshimmed('aws')
+const PYTHON = unshimmed('python3')
+const BOTO3_SEED = join(REPO_ROOT, 'scripts', 'bench', 'boto3_seed.py')
+/** Peers wanted but not runnable here: name → why (a "not run" row in each scenario). */
+const missingPeers = {}
 
 function peerEnv(endpoint) {
   const env = {}
@@ -331,16 +463,61 @@ function peerEnv(endpoint) {
 
 /** `aws <args>` against the endpoint. */
 async function runPeer(endpoint, args, cwd) {
-  return measureCommand('aws', ['--endpoint-url', endpoint, ...args, '--only-show-errors'], {
+  return measureCommand(AWS, ['--endpoint-url', endpoint, ...args, '--only-show-errors'], {
     env: peerEnv(endpoint),
-    cwd
+    cwd,
+    endpoint
   })
 }
+
+/** The seed tutorial's upload code (scripts/bench/boto3_seed.py): `paths` to `prefix`/<name>. */
+async function runBoto3(endpoint, prefix, paths) {
+  return measureCommand(PYTHON, [BOTO3_SEED, BUCKET, prefix, ...paths], {
+    env: { ...peerEnv(endpoint), AWS_ENDPOINT_URL: endpoint },
+    endpoint
+  })
+}
+
+/**
+ * rclone's environment: a remote named `sink` for the endpoint, and nothing from a config file
+ * or from the machine's AWS_* variables (rclone's SDK refuses to start with an AWS_CA_BUNDLE
+ * set, as this machine sets it). One setting is not rclone's default: server_side_encryption
+ * aws:kms, which s3sink ignores, makes rclone keep each file's MD5 in its metadata instead of
+ * reading it from the ETag, as it does for SSE-KMS objects on S3. s3sink's ETags are random, so
+ * without it rclone's check after every upload fails ("corrupted on transfer"); on S3 the ETag of
+ * a plain upload is the MD5, so rclone makes the same checks there: after each upload, and on a
+ * re-deploy with new mtimes, where it hashes each file and, when the MD5s match, copies the
+ * object onto itself with the new mtime instead of uploading it.
+ */
+function rcloneEnv(endpoint) {
+  const env = {}
+  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|RCLONE_)/i.test(k)) env[k] = v
+  const remote = 'RCLONE_CONFIG_SINK_'
+  Object.assign(env, {
+    RCLONE_CONFIG: join(TMP, 'rclone.conf'), // absent: no user configuration
+    [`${remote}TYPE`]: 's3',
+    [`${remote}PROVIDER`]: 'Other',
+    [`${remote}ENDPOINT`]: endpoint,
+    [`${remote}REGION`]: 'us-east-1',
+    [`${remote}FORCE_PATH_STYLE`]: 'true',
+    [`${remote}ACCESS_KEY_ID`]: 'test',
+    [`${remote}SECRET_ACCESS_KEY`]: 'test',
+    [`${remote}SERVER_SIDE_ENCRYPTION`]: 'aws:kms'
+  })
+  if (endpoint.startsWith('https:')) env.RCLONE_CA_CERT = CERT
+  return env
+}
+
+/** `rclone <args>` against the endpoint; rcloneUrl(key) names a key there. */
+async function runRclone(endpoint, args) {
+  return measureCommand('rclone', args, { env: rcloneEnv(endpoint), endpoint })
+}
+const rcloneUrl = (key) => `sink:${BUCKET}/${key}`
 
 async function runCurl(endpoint, file, key) {
   const args = ['-sS', '--fail', '-o', '/dev/null', '-T', file, `${endpoint}/${BUCKET}/${key}`]
   if (endpoint.startsWith('https:')) args.unshift('--cacert', CERT)
-  return measureCommand('curl', args, { env: process.env })
+  return measureCommand('curl', args, { env: process.env, endpoint })
 }
 
 /**
@@ -364,6 +541,7 @@ async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUC
   env.NODE_OPTIONS = [...imports, env.NODE_OPTIONS].filter(Boolean).join(' ')
   let started
   let exited
+  let stopWatching
   const result = await runAction({
     cwd,
     actionPath: variant.dir,
@@ -380,9 +558,11 @@ async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUC
     env,
     onSpawn: (child) => {
       started = now()
+      stopWatching = watchRun(endpoint, started)
       child.on('exit', () => (exited = now()))
     }
   })
+  const endpointSaw = stopWatching?.() ?? {}
   if (result.exitCode !== 0) {
     const error = new Error(
       `${variant.name} (${variant.dir}) failed for ${prefix} (exit ${result.exitCode}${result.timedOut ? ', timed out' : ''}):\n` +
@@ -410,7 +590,8 @@ async function runOurs(variant, { endpoint, cwd, artifacts, prefix, bucket = BUC
     uploaded: Number(outputs.uploaded),
     skipped: Number(outputs.skipped),
     copied: outputs.copied === undefined ? undefined : Number(outputs.copied),
-    bytesUploaded: Number(outputs['bytes-uploaded'])
+    bytesUploaded: Number(outputs['bytes-uploaded']),
+    ...endpointSaw
   }
 }
 
@@ -546,7 +727,8 @@ async function startSink(https) {
  * each direction, and what the clients send shares `uploadMBps` (MB/s, 0 = unlimited), in order
  * and with backpressure. Requests on one connection then cost a round trip each, and uploads
  * take the time a runner's uplink would give them. With `counter`, the bytes each way are added
- * to its `sent` (by the clients) and `received`.
+ * to its `sent` (by the clients) and `received`. What it sees of the run being watched goes to
+ * `seen` (see watchRun).
  */
 async function startLinkProxy(target, { roundTripMs, uploadMBps, counter }) {
   const { protocol, port: targetPort } = new URL(target)
@@ -563,15 +745,19 @@ async function startLinkProxy(target, { roundTripMs, uploadMBps, counter }) {
     return link.freeAt + oneWay
   }
   // One queue per direction, delivered in order (timers of different lengths may fire out of it).
-  const relay = (from, to, link, count = () => {}) => {
+  const relay = (from, to, link, count, delivered = () => {}) => {
     const queue = []
     let timer
     const deliver = () => {
       timer = undefined
       while (queue.length > 0 && queue[0].at <= performance.now()) {
         const { chunk } = queue.shift()
-        if (chunk === null) to.end()
-        else if (!to.destroyed && !to.write(chunk)) from.pause()
+        if (chunk === null) {
+          to.end()
+          continue
+        }
+        if (!to.destroyed && !to.write(chunk)) from.pause()
+        delivered()
       }
       if (queue.length < maxHeld && !to.writableNeedDrain) from.resume()
       if (queue.length > 0)
@@ -593,14 +779,20 @@ async function startLinkProxy(target, { roundTripMs, uploadMBps, counter }) {
     from.on('close', () => from.readableEnded || send(null, 0))
   }
   const server = createServer((client) => {
+    seen.connection()
     const upstream = connect(Number(targetPort), '127.0.0.1')
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    relay(client, upstream, uplink, (n) => counter && (counter.sent += n))
+    const sent = (n) => {
+      seen.received(n)
+      if (counter) counter.sent += n
+    }
+    relay(client, upstream, uplink, sent, seen.delivered)
     relay(upstream, client, undefined, (n) => counter && (counter.received += n))
   })
   const port = await freePort()
   await new Promise((ok, ko) => server.once('error', ko).listen(port, '127.0.0.1', ok))
+  proxyPorts.add(port)
   cleanups.push(() => new Promise((ok) => server.close(ok)))
   return `${protocol}//127.0.0.1:${port}`
 }
@@ -696,12 +888,15 @@ const serverCpu = () => (serverPid ? procSnapshot(serverPid).cpu : NaN)
 
 /** results[scenario][contestant][step] = measurements, one per pair */
 const results = {}
+/** titles[scenario] = what it runs */
+const titles = {}
 /** notRun[scenario][variant] = why that build failed, e.g. it lacks the feature measured. */
 const notRun = {}
 
 async function runScenario(id, title, contestants) {
   console.log(`\n== ${id}: ${title}`)
   results[id] = {}
+  titles[id] = title
   for (let pair = 0; pair < PAIRS; pair++) {
     const shift = pair % contestants.length
     const order = [...contestants.slice(shift), ...contestants.slice(0, shift)]
@@ -717,6 +912,10 @@ async function runScenario(id, title, contestants) {
             : '') +
           (m.runnerBytes !== undefined
             ? `, ${fmt(m.runnerBytes / MiB, 1)} MiB through the runner`
+            : '') +
+          (m.firstRequest !== undefined ? `, first request at ${fmt(m.firstRequest)} s` : '') +
+          (m.sentBytes !== undefined
+            ? `, 1 MiB sent at ${fmt(m.bulkStart)} s, last byte at ${fmt(m.lastByte)} s, ${fmt(m.sentBytes / MiB, 0)} MiB through the link`
             : '')
         console.log(
           `  pair ${pair + 1}/${PAIRS} ${c.name.padEnd(10)} ${step.padEnd(6)} ` +
@@ -728,9 +927,17 @@ async function runScenario(id, title, contestants) {
   }
 }
 
-function peerContestant(run) {
-  return WITH_PEER ? [{ name: 'aws-cli', peer: true, run }] : []
+/**
+ * The peers' contestants: `runs` maps a contestant's name (a peer's, possibly followed by how it
+ * is run, e.g. 'rclone --copy-dest') to its run(pair). Peers not wanted, or missing here, are
+ * left out (the table reports the missing ones as not run).
+ */
+function peerContestants(runs) {
+  return Object.entries(runs)
+    .filter(([name]) => PEERS.includes(peerOf(name)) && !missingPeers[peerOf(name)])
+    .map(([name, run]) => ({ name, peer: true, run }))
 }
+const peerOf = (name) => name.split(' ')[0]
 
 function ourContestants(run) {
   return VARIANTS.map((v) => ({ name: v.name, variant: v, run: (pair) => run(v, pair) }))
@@ -755,6 +962,8 @@ function summarize(id, step, peerName = 'aws-cli') {
       cpuRatio: ratio('cpu'),
       peerRss: med(peer, 'rssMB'),
       ourRss: med(ours, 'rssMB'),
+      peerSent: med(peer, 'sentBytes'),
+      ourSent: med(ours, 'sentBytes'),
       ours,
       peer
     }
@@ -888,10 +1097,12 @@ async function runSourceScenario(moto, { dataDir, tag, ownPrefix }) {
   notRun['7'] = {}
   const total = [...sizes.values()].reduce((a, b) => a + b, 0)
   await runScenario('7', `${fmt(total / GiB)} GiB in ${sizes.size} files from a source bucket`, [
-    ...peerContestant(async (pair) => {
-      const p = `s7/peer-${tag(pair)}`
-      const cp = ['s3', 'cp', '--recursive', from, to(p)]
-      return { copy: await measured('aws s3 cp', p, () => runPeer(endpoint, cp)) }
+    ...peerContestants({
+      'aws-cli': async (pair) => {
+        const p = `s7/peer-${tag(pair)}`
+        const cp = ['s3', 'cp', '--recursive', from, to(p)]
+        return { copy: await measured('aws s3 cp', p, () => runPeer(endpoint, cp)) }
+      }
     }),
     ...(WITH_PEER
       ? [
@@ -922,11 +1133,28 @@ async function main() {
 
   // Tools, before any test data is written.
   sinkPath()
-  const awsVersion = tryRun('aws', ['--version'])
+  const awsVersion = tryRun(AWS, ['--version'])
   if (WITH_PEER && !awsVersion) fail(`AWS CLI (\`aws\`) not found. ${AWS_CLI_HINT}`)
   if (WITH_PEER && !/^aws-cli\/1\./.test(awsVersion)) {
     console.warn(`Note: the peer is meant to be AWS CLI v1; found ${awsVersion}. ${AWS_CLI_HINT}`)
   }
+  const boto3Version = PEERS.includes('boto3')
+    ? tryRun(PYTHON, [
+        '-c',
+        'import boto3, botocore; print(boto3.__version__, botocore.__version__)'
+      ])
+    : undefined
+  if (PEERS.includes('boto3') && !boto3Version) {
+    missingPeers.boto3 = `boto3 not importable by ${PYTHON} (python3 -m pip install boto3)`
+  }
+  const rcloneVersion = PEERS.includes('rclone')
+    ? tryRun('rclone', ['version'])?.split('\n')[0]
+    : undefined
+  if (PEERS.includes('rclone') && !rcloneVersion) {
+    missingPeers.rclone = 'rclone not found (apt-get install rclone)'
+  }
+  for (const [name, why] of Object.entries(missingPeers))
+    console.warn(`Note: ${name} not run: ${why}`)
   if (WITH_CURL && !tryRun('curl', ['--version'])) fail('curl not found (it gives the floor).')
   if (!GNU_TIME) {
     console.warn(
@@ -945,6 +1173,10 @@ async function main() {
     node: process.version,
     aws: awsVersion?.split(' ')[0] ?? 'not used',
     botocore: /botocore\/(\S+)/.exec(awsVersion ?? '')?.[1],
+    python: /Python\/(\S+)/.exec(awsVersion ?? '')?.[1],
+    boto3:
+      boto3Version?.replace(' ', ' (botocore ').concat(')') ?? missingPeers.boto3 ?? 'not used',
+    rclone: rcloneVersion?.replace(/^rclone /, '') ?? missingPeers.rclone ?? 'not used',
     curl: tryRun('curl', ['--version'])?.split(' ')[1],
     kernel: os.release(),
     loadAtStart: os
@@ -954,7 +1186,8 @@ async function main() {
   }
   console.log(
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB, ` +
-      `Node ${machine.node}, ${machine.aws} (botocore ${machine.botocore}), curl ${machine.curl}; ` +
+      `Node ${machine.node}, ${machine.aws} (botocore ${machine.botocore}), boto3 ${machine.boto3}, ` +
+      `rclone ${machine.rclone}, curl ${machine.curl}; ` +
       `load ${machine.loadAtStart}`
   )
   console.log(
@@ -1002,16 +1235,28 @@ async function main() {
    */
   const ownPrefix = (scenario, v, pair) => `${scenario}/${v.name}-${tag(pair)}/v1`
 
-  if (SCENARIOS.has('1') || SCENARIOS.has('3')) {
-    await runScenario('1', 'one 1 GiB file', [
-      ...peerContestant(async (pair) => ({
+  /** Each peer's upload of one file to `scenario`/<peer>-<tag>/, as its users would run it. */
+  const peersUploadFile = (scenario, file) =>
+    peerContestants({
+      'aws-cli': async (pair) => ({
         cp: await runPeer(endpoint, [
           's3',
           'cp',
-          ONE,
-          `s3://${BUCKET}/s1/peer-${tag(pair)}/model.safetensors`
+          file,
+          `s3://${BUCKET}/${scenario}/aws-${tag(pair)}/${basename(file)}`
         ])
-      })),
+      }),
+      boto3: async (pair) => ({
+        cp: await runBoto3(endpoint, `${scenario}/boto3-${tag(pair)}`, [file])
+      }),
+      rclone: async (pair) => ({
+        cp: await runRclone(endpoint, ['copy', file, rcloneUrl(`${scenario}/rclone-${tag(pair)}`)])
+      })
+    })
+
+  if (SCENARIOS.has('1') || SCENARIOS.has('3')) {
+    await runScenario('1', 'one 1 GiB file', [
+      ...peersUploadFile('s1', ONE),
       ...ourContestants(async (v, pair) => ({
         cp: await runOurs(v, {
           endpoint,
@@ -1036,16 +1281,23 @@ async function main() {
 
   if (SCENARIOS.has('2')) {
     const n = fileCount('many')
+    const many = join(dataDir, 'many')
     await runScenario('2', `${n} files × 5 MiB`, [
-      ...peerContestant(async (pair) => ({
-        cp: await runPeer(endpoint, [
-          's3',
-          'cp',
-          '--recursive',
-          join(dataDir, 'many'),
-          `s3://${BUCKET}/s2/peer-${tag(pair)}/`
-        ])
-      })),
+      ...peerContestants({
+        'aws-cli': async (pair) => ({
+          cp: await runPeer(endpoint, [
+            's3',
+            'cp',
+            '--recursive',
+            many,
+            `s3://${BUCKET}/s2/aws-${tag(pair)}/`
+          ])
+        }),
+        boto3: async (pair) => ({ cp: await runBoto3(endpoint, `s2/boto3-${tag(pair)}`, [many]) }),
+        rclone: async (pair) => ({
+          cp: await runRclone(endpoint, ['copy', many, rcloneUrl(`s2/rclone-${tag(pair)}`)])
+        })
+      }),
       ...ourContestants(async (v, pair) => ({
         cp: await runOurs(v, {
           endpoint,
@@ -1060,14 +1312,7 @@ async function main() {
 
   if (SCENARIOS.has('3') && large) {
     await runScenario('3', 'memory: one 5 GiB file', [
-      ...peerContestant(async (pair) => ({
-        cp: await runPeer(endpoint, [
-          's3',
-          'cp',
-          LARGE,
-          `s3://${BUCKET}/s3/peer-${tag(pair)}/model.safetensors`
-        ])
-      })),
+      ...peersUploadFile('s3', LARGE),
       ...ourContestants(async (v, pair) => ({
         cp: await runOurs(v, {
           endpoint,
@@ -1090,17 +1335,28 @@ async function main() {
     const t = new Date(Date.now() + 3600_000)
     for (const f of readdirSync(dir)) utimesSync(join(dir, f), t, t)
   }
+  /** A peer's deploy of v3 to `prefix`, then again from a fresh checkout of the same files. */
+  const deployTwice = async (prefix, deploy) => {
+    const first = await deploy(prefix)
+    freshMtimes(v3)
+    return { first, again: await deploy(prefix) }
+  }
 
   if (SCENARIOS.has('4')) {
     await runScenario(
       '4',
       `unchanged re-deploy (${releaseFiles} files, ${fmt(releaseBytes / MiB, 0)} MiB)`,
       [
-        ...peerContestant(async (pair) => {
-          const to = `s3://${BUCKET}/s4/peer-${tag(pair)}/`
-          const first = await runPeer(endpoint, sync(v3, to))
-          freshMtimes(v3)
-          return { first, again: await runPeer(endpoint, sync(v3, to)) }
+        ...peerContestants({
+          'aws-cli': (pair) =>
+            deployTwice(`s4/aws-${tag(pair)}`, (p) =>
+              runPeer(endpoint, sync(v3, `s3://${BUCKET}/${p}/`))
+            ),
+          boto3: (pair) => deployTwice(`s4/boto3-${tag(pair)}`, (p) => runBoto3(endpoint, p, [v3])),
+          rclone: (pair) =>
+            deployTwice(`s4/rclone-${tag(pair)}`, (p) =>
+              runRclone(endpoint, ['sync', v3, rcloneUrl(p)])
+            )
         }),
         ...ourContestants(async (v, pair) => {
           const args = {
@@ -1134,11 +1390,31 @@ async function main() {
         known.bytes += size
       }
     }
+    /** v3 to `base`/v3 with run(v3, prefix), then v4 to `base`/v4. */
+    const v3ThenV4 = async (base, run) => ({
+      full: await run(v3, `${base}/v3`),
+      next: await run(v4, `${base}/v4`)
+    })
     await runScenario('5', 'new version, 9 of 10 shards byte-identical to the previous one', [
-      ...peerContestant(async (pair) => {
-        const base = `s3://${BUCKET}/s5/peer-${tag(pair)}`
-        const full = await runPeer(endpoint, sync(v3, `${base}/v3/`))
-        return { full, next: await runPeer(endpoint, sync(v4, `${base}/v4/`)) }
+      ...peerContestants({
+        'aws-cli': (pair) =>
+          v3ThenV4(`s5/aws-${tag(pair)}`, (dir, p) =>
+            runPeer(endpoint, sync(dir, `s3://${BUCKET}/${p}/`))
+          ),
+        boto3: (pair) =>
+          v3ThenV4(`s5/boto3-${tag(pair)}`, (dir, p) => runBoto3(endpoint, p, [dir])),
+        rclone: (pair) =>
+          v3ThenV4(`s5/rclone-${tag(pair)}`, (dir, p) =>
+            runRclone(endpoint, ['sync', dir, rcloneUrl(p)])
+          ),
+        // rclone's own way to reuse: server-side copies of the files it finds identical in v3.
+        'rclone --copy-dest': (pair) => {
+          const base = `s5/rclone-copy-dest-${tag(pair)}`
+          return v3ThenV4(base, (dir, p) => {
+            const copyDest = dir === v4 ? ['--copy-dest', rcloneUrl(`${base}/v3`)] : []
+            return runRclone(endpoint, ['sync', ...copyDest, dir, rcloneUrl(p)])
+          })
+        }
       }),
       ...ourContestants(async (v, pair) => {
         const base = `s5/${v.name}-${tag(pair)}`
@@ -1183,11 +1459,13 @@ async function main() {
       })
     const peer = (args) => runPeer(moto.endpoint, args)
     await runScenario('6a', 'moto_server (HTTP): one 256 MiB file', [
-      ...peerContestant(async (pair) => {
-        const p = `s6a/peer-${tag(pair)}`
-        const cp = await peer(['s3', 'cp', mOne, `s3://${MOTO_BUCKET}/${p}/model.safetensors`])
-        await moto.clear(p)
-        return { cp }
+      ...peerContestants({
+        'aws-cli': async (pair) => {
+          const p = `s6a/peer-${tag(pair)}`
+          const cp = await peer(['s3', 'cp', mOne, `s3://${MOTO_BUCKET}/${p}/model.safetensors`])
+          await moto.clear(p)
+          return { cp }
+        }
       }),
       ...ourContestants(async (v, pair) => {
         const p = ownPrefix('s6a', v, pair)
@@ -1197,14 +1475,16 @@ async function main() {
       })
     ])
     await runScenario('6b', `moto_server (HTTP): ${nMany} files × 5 MiB, then unchanged again`, [
-      ...peerContestant(async (pair) => {
-        const p = `s6b/peer-${tag(pair)}`
-        const to = `s3://${MOTO_BUCKET}/${p}/`
-        const first = await peer(sync(join(motoDir, 'many'), to))
-        freshMtimes(join(motoDir, 'many'))
-        const again = await peer(sync(join(motoDir, 'many'), to))
-        await moto.clear(p)
-        return { first, again }
+      ...peerContestants({
+        'aws-cli': async (pair) => {
+          const p = `s6b/peer-${tag(pair)}`
+          const to = `s3://${MOTO_BUCKET}/${p}/`
+          const first = await peer(sync(join(motoDir, 'many'), to))
+          freshMtimes(join(motoDir, 'many'))
+          const again = await peer(sync(join(motoDir, 'many'), to))
+          await moto.clear(p)
+          return { first, again }
+        }
       }),
       ...ourContestants(async (v, pair) => {
         const p = ownPrefix('s6b', v, pair)
@@ -1237,10 +1517,111 @@ async function main() {
 // Report
 // ---------------------------------------------------------------------------------------------
 
-function report(machine, { motoNote, releaseFiles, known }) {
+/** Issue 24's targets: scenarios 1–5 behind a 200 MB/s uplink; scenario 1 also on loopback. */
+const TARGETS = {
+  fastestPeer: 0.95,
+  curl: 1.1,
+  many: 0.85,
+  firstDeploy: 0.9,
+  unchanged: 0.2,
+  nextVersion: 0.35,
+  loopbackWall: 0.75,
+  loopbackCpu: 0.8,
+  rssMB: 160,
+  largeRss: 1.15,
+  startupS: 0.2
+}
+const check = (ok) => (ok === undefined ? '' : ok ? 'yes' : 'NO')
+/** Contestants by scenario step: [name, how the table calls it]. */
+const LABELS = {
+  one: [
+    ['aws-cli', 'aws s3 cp'],
+    ['boto3', 'boto3 upload_file (seed)'],
+    ['rclone', 'rclone copy'],
+    ['curl', 'curl -T (floor)']
+  ],
+  many: [
+    ['aws-cli', 'aws s3 cp --recursive'],
+    ['boto3', 'boto3 seed loop'],
+    ['rclone', 'rclone copy']
+  ],
+  first: [
+    ['aws-cli', 'aws s3 sync'],
+    ['boto3', 'boto3 seed loop'],
+    ['rclone', 'rclone sync']
+  ],
+  again: [
+    ['aws-cli', 'aws s3 sync (fresh checkout)'],
+    ['boto3', 'boto3 seed loop (all again)'],
+    ['rclone', 'rclone sync (fresh checkout)']
+  ],
+  next: [
+    ['aws-cli', 'aws s3 sync (new prefix)'],
+    ['boto3', 'boto3 seed loop'],
+    ['rclone', 'rclone sync (new prefix)'],
+    ['rclone --copy-dest', 'rclone sync --copy-dest v3']
+  ]
+}
+
+function report(machine, context) {
+  const machineLine =
+    `${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB RAM, Linux ${machine.kernel}; ` +
+    `Node ${machine.node}; ${machine.aws} (botocore ${machine.botocore}, Python ${machine.python}); ` +
+    `boto3 ${machine.boto3}; rclone ${machine.rclone}; curl ${machine.curl}; ` +
+    `load average ${machine.loadAtStart} at start, ${machine.loadAtEnd} at end`
+  const motoIds = ['6', '7'].filter((id) => results[id === '6' ? '6a' : id])
+  const how =
+    `Medians of ${PAIRS} pair(s), each running every contestant once in a rotating order; ` +
+    'ratios are medians of per-pair ratios. ' +
+    `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
+    `${LINK ? `, behind a proxy adding ${LINK}` : ''}` +
+    `${motoIds.length ? `, and moto_server over HTTP (scenario ${motoIds.join(', ')})` : ''}. ` +
+    'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes). ' +
+    `Targets: issue 24's ${RATE_MBPS > 0 ? 'behind an uplink cap' : 'on loopback'}.`
+  const tables = [
+    ['', mainTable(context)],
+    ['Start-up: seconds from spawn to the first connection at the endpoint', startupTable()],
+    [
+      'Behind the link, scenario 1: seconds from spawn (1 MiB sent = the bulk upload began)',
+      timelineTable()
+    ]
+  ].filter(([, t]) => t.rows.length > 0)
+
+  console.log(`\n${'='.repeat(100)}\nResults — ${machineLine}\n${how}`)
+  for (const [title, t] of tables) printText(title, t)
+  if (context.motoNote) console.log(`\n${context.motoNote}`)
+  if (VARIANTS.length > 1) printVariantComparison()
+
+  console.log('\n--- Markdown (for docs/performance.md) ---\n')
+  console.log(`Machine: ${machineLine}.\n\n${how}`)
+  for (const [title, t] of tables) printMarkdown(title, t)
+  if (context.motoNote) console.log(`\n${context.motoNote}`)
+}
+
+/** A table as { columns: [key, heading][], rows: object[] }, aligned for the terminal. */
+function printText(title, { columns, rows }) {
+  const cell = (r, k) => r[k] ?? ''
+  const widths = columns.map(([k, h]) => Math.max(h.length, ...rows.map((r) => cell(r, k).length)))
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
+  console.log(title ? `\n${title}\n` : '')
+  console.log(line(columns.map(([, h]) => h)))
+  console.log(line(widths.map((w) => '-'.repeat(w))))
+  for (const r of rows) console.log(line(columns.map(([k]) => cell(r, k))))
+}
+
+function printMarkdown(title, { columns, rows }) {
+  console.log(title ? `\n${title}:\n` : '')
+  console.log(`| ${columns.map(([, h]) => h).join(' | ')} |`)
+  console.log(`| ${columns.map(() => '---').join(' | ')} |`)
+  for (const r of rows) {
+    console.log(`| ${columns.map(([k]) => (r[k] ?? '').replace(/\|/g, '\\|')).join(' | ')} |`)
+  }
+}
+
+/** Ours against every contestant, per scenario, with issue 24's targets. */
+function mainTable({ releaseFiles, known }) {
   const rows = []
-  const check = (ok) => (ok === undefined ? '' : ok ? 'yes' : 'NO')
-  const add = (scenario, peer, s, target = '', met) =>
+  const add = (scenario, peer, s, target = '', met = undefined) =>
     rows.push({
       scenario: VARIANTS.length > 1 ? `${scenario} [${s.variant}]` : scenario,
       peer,
@@ -1250,116 +1631,152 @@ function report(machine, { motoNote, releaseFiles, known }) {
       cpu: `${fmt(s.ourCpu)} / ${fmt(s.peerCpu)}`,
       cpuRatio: fmt(s.cpuRatio),
       rss: `${fmt(s.ourRss, 0)} / ${fmt(s.peerRss, 0)}`,
+      sent: `${fmt(s.ourSent / MiB, 0)} / ${fmt(s.peerSent / MiB, 0)}`,
       target,
       met: check(met)
     })
+  /** A row for each contestant of `labels` that ran; target(s, name) → [text, met]. */
+  const versus = (id, step, scenario, labels, target = () => []) => {
+    for (const [name, label] of labels) {
+      if (!results[id]?.[name]) continue
+      for (const s of summarize(id, step, name)) add(scenario, label, s, ...target(s, name))
+    }
+  }
+  const notRunRows = (scenario) => {
+    for (const [name, why] of Object.entries(missingPeers)) {
+      rows.push({ scenario, peer: `${name}: not run: ${why}` })
+    }
+  }
+  const behindLink = RATE_MBPS > 0
+  /** The target against one peer only, behind the link: [text, met] on its row. */
+  const against = (peer, limit) => (s, name) =>
+    behindLink && name === peer ? [`≤ ${fmt(limit)}×`, s.wallRatio <= limit] : []
 
   if (results['1']) {
-    for (const s of summarize('1', 'cp')) {
-      add(
-        '1. one 1 GiB file',
-        'aws s3 cp',
-        s,
-        'wall ≤ 0.60×, CPU ≤ 0.80×',
-        s.n && s.peer.length ? s.wallRatio <= 0.6 && s.cpuRatio <= 0.8 : undefined
-      )
-      if (results['1'].curl) {
-        const c = summarize('1', 'cp', 'curl').find((x) => x.variant === s.variant)
-        add('1. one 1 GiB file', 'curl -T (floor)', c, 'wall ≤ 1.5× curl', c.wallRatio <= 1.5)
+    const fastest = fastestPeer('1', 'cp')
+    versus('1', 'cp', '1. one 1 GiB file', LABELS.one, (s, name) => {
+      if (behindLink && name === fastest) {
+        return [
+          `≤ ${fmt(TARGETS.fastestPeer)}× the fastest peer`,
+          s.wallRatio <= TARGETS.fastestPeer
+        ]
       }
-    }
+      if (behindLink && name === 'curl')
+        return [`≤ ${fmt(TARGETS.curl)}×`, s.wallRatio <= TARGETS.curl]
+      if (!behindLink && name === 'aws-cli') {
+        return [
+          `wall ≤ ${fmt(TARGETS.loopbackWall)}×, CPU ≤ ${fmt(TARGETS.loopbackCpu)}×`,
+          s.wallRatio <= TARGETS.loopbackWall && s.cpuRatio <= TARGETS.loopbackCpu
+        ]
+      }
+      return []
+    })
+    notRunRows('1. one 1 GiB file')
   }
   if (results['2']) {
-    for (const s of summarize('2', 'cp')) {
-      add(
-        '2. 200 files × 5 MiB',
-        'aws s3 cp --recursive',
-        s,
-        'wall ≤ 0.70×',
-        s.peer.length ? s.wallRatio <= 0.7 : undefined
-      )
-    }
+    versus('2', 'cp', '2. 200 files × 5 MiB', LABELS.many, against('aws-cli', TARGETS.many))
+    notRunRows('2. 200 files × 5 MiB')
   }
-  if (results['1']) {
-    for (const s of summarize('1', 'cp')) {
-      add('3. peak RSS, 1 GiB file', 'aws s3 cp', s, 'RSS ≤ 160 MB', s.ourRss <= 160)
-    }
-  }
-  if (results['3']) {
-    const oneGiB = results['1'] ? summarize('1', 'cp') : []
-    for (const s of summarize('3', 'cp')) {
-      const base = oneGiB.find((x) => x.variant === s.variant)?.ourRss
-      add(
-        '3. peak RSS, 5 GiB file',
-        'aws s3 cp',
-        s,
-        `RSS ≤ 1.10× 1 GiB${Number.isFinite(base) ? ` (${fmt(s.ourRss / base)}×)` : ''}`,
-        Number.isFinite(base) ? s.ourRss <= 1.1 * base : undefined
-      )
-    }
-  } else if (SCENARIOS.has('3')) {
-    rows.push({ scenario: '3. peak RSS, 5 GiB file', peer: 'not run: add --large' })
-  }
+  memoryRows(add, versus)
   if (results['4']) {
-    const firsts = summarize('4', 'first')
-    for (const s of summarize('4', 'again')) {
-      const f = firsts.find((x) => x.variant === s.variant)
-      add(`4. first deploy (${releaseFiles} files)`, 'aws s3 sync', f)
-      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
-      const noBytes = s.ours.every((m) => m.bytesUploaded === 0)
-      add(
-        '4. unchanged re-deploy',
-        'aws s3 sync (fresh mtimes)',
-        s,
-        `≤ 10% of first: ${fmt(100 * share, 0)}%${noBytes ? ', 0 bytes' : ', BYTES SENT'}`,
-        share <= 0.1 && noBytes
-      )
-    }
+    const scenario = `4. first deploy (${releaseFiles} files)`
+    versus('4', 'first', scenario, LABELS.first, against('aws-cli', TARGETS.firstDeploy))
+    notRunRows(scenario)
+    const ours = summarize('4', 'again')
+    const noBytes = ours.every((s) => s.ours.every((m) => m.bytesUploaded === 0))
+    versus('4', 'again', '4. unchanged re-deploy', LABELS.again, (s, name) => {
+      if (name !== 'aws-cli') return []
+      const bytes = noBytes ? '0 bytes sent' : 'BYTES SENT'
+      return behindLink
+        ? [
+            `≤ ${fmt(TARGETS.unchanged)}×, 0 bytes: ${bytes}`,
+            s.wallRatio <= TARGETS.unchanged && noBytes
+          ]
+        : [`0 bytes: ${bytes}`, noBytes]
+    })
   }
   if (results['5']) {
-    const fulls = summarize('5', 'full')
-    for (const s of summarize('5', 'next')) {
-      const f = fulls.find((x) => x.variant === s.variant)
-      add('5. full upload (v3)', 'aws s3 sync', f)
-      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
-      const last = s.ours[s.ours.length - 1]
-      const how = last
-        ? `, ${last.uploaded} up/${last.copied ?? 0} copied/${last.skipped} skipped`
-        : ''
-      // A build with copies must copy every known file and send only the rest, in every pair.
-      const copiesAll = s.ours.every(
-        (m) => m.copied === known.count && m.bytesUploaded === known.v4Bytes - known.bytes
-      )
-      const copying = reuses(VARIANTS.find((v) => v.name === s.variant))
-      add(
-        '5. v4, 9/10 shards known',
-        'aws s3 sync (new prefix)',
-        s,
-        `≤ 20% of full: ${fmt(100 * share, 0)}%${how}` +
-          (copying
-            ? ` (${known.count} known${copiesAll ? '' : `: NOT ALL COPIED, ${fmt(median(s.ours.map((m) => m.bytesUploaded)) / MiB, 0)} MiB sent`})`
-            : ' (baseline: no server-side copy)'),
-        share <= 0.2 && (!copying || copiesAll)
-      )
-    }
+    const scenario = '5. v4, 9/10 shards known'
+    versus('5', 'next', scenario, LABELS.next, (s, name) => {
+      if (name !== 'aws-cli') return []
+      const [text, copied] = copyCheck(s, known)
+      return behindLink
+        ? [`≤ ${fmt(TARGETS.nextVersion)}×, ${text}`, s.wallRatio <= TARGETS.nextVersion && copied]
+        : [text, copied]
+    })
+    notRunRows(scenario)
   }
+  motoRows(add)
+  const columns = [
+    ['scenario', 'Scenario'],
+    ['peer', 'Peer'],
+    ['peerWall', 'Peer wall s'],
+    ['ourWall', 'Our wall s'],
+    ['wallRatio', 'Wall ours/peer'],
+    ['cpu', 'CPU s ours / peer'],
+    ['cpuRatio', 'CPU ours/peer'],
+    ['rss', 'Peak RSS MB ours / peer'],
+    ...(LINK ? [['sent', 'Sent MiB ours / peer']] : []),
+    ['target', 'Target'],
+    ['met', 'Met']
+  ]
+  return { columns, rows }
+}
+
+/** The peer (not curl) with the lowest median wall in a scenario's step. */
+function fastestPeer(id, step) {
+  const walls = Object.entries(results[id] ?? {})
+    .filter(([name]) => PEER_NAMES.includes(peerOf(name)))
+    .map(([name, steps]) => [name, median((steps[step] ?? []).map((m) => m?.wall))])
+  return walls.sort((a, b) => a[1] - b[1])[0]?.[0]
+}
+
+/** Scenario 5's check: every known file copied and only the rest sent, in every pair. */
+function copyCheck(s, known) {
+  const v = VARIANTS.find((x) => x.name === s.variant)
+  const last = s.ours[s.ours.length - 1]
+  const how = last ? `${last.copied ?? 0} copied, ${last.uploaded} uploaded` : ''
+  if (!reuses(v)) return [`${how} (baseline: no server-side copy)`, true]
+  const all = s.ours.every(
+    (m) => m.copied === known.count && m.bytesUploaded === known.v4Bytes - known.bytes
+  )
+  return [`${known.count} known copied: ${how}${all ? '' : ', NOT ALL COPIED'}`, all]
+}
+
+/** Peak RSS: the 1 GiB file of scenario 1, and the 5 GiB one (--large) against it. */
+function memoryRows(add, versus) {
+  const oneGiB = results['1'] ? summarize('1', 'cp') : []
+  for (const s of oneGiB) {
+    add(
+      '3. peak RSS, 1 GiB file',
+      'aws s3 cp',
+      s,
+      `RSS ≤ ${TARGETS.rssMB} MB`,
+      s.ourRss <= TARGETS.rssMB
+    )
+  }
+  if (results['3']) {
+    versus('3', 'cp', '3. peak RSS, 5 GiB file', LABELS.one, (s, name) => {
+      const base = oneGiB.find((x) => x.variant === s.variant)?.ourRss
+      if (name !== 'aws-cli' || !Number.isFinite(base)) return []
+      const limit = TARGETS.largeRss
+      return [`RSS ≤ ${fmt(limit)}× 1 GiB: ${fmt(s.ourRss / base)}×`, s.ourRss <= limit * base]
+    })
+  }
+}
+
+/** Scenarios 6 and 7, on moto_server, against the AWS CLI. */
+function motoRows(add) {
   if (results['6a']) {
     for (const s of summarize('6a', 'cp')) add('6. moto: one 256 MiB file', 'aws s3 cp', s)
     const firsts = summarize('6b', 'first')
     for (const s of summarize('6b', 'again')) {
       const f = firsts.find((x) => x.variant === s.variant)
       add('6. moto: 50 × 5 MiB', 'aws s3 sync', f)
-      const share = median(s.ours.map((m, i) => m.wall / f.ours[i].wall))
-      add(
-        '6. moto: unchanged again',
-        'aws s3 sync (fresh mtimes)',
-        s,
-        `≤ 10% of first: ${fmt(100 * share, 0)}%`,
-        share <= 0.1
-      )
+      const noBytes = s.ours.every((m) => m.bytesUploaded === 0)
+      add('6. moto: unchanged again', 'aws s3 sync (fresh checkout)', s, '0 bytes sent', noBytes)
     }
   }
-
   if (results['7']) {
     const bytes = (list) => median(list.map((m) => m?.runnerBytes))
     const peers = [
@@ -1381,48 +1798,60 @@ function report(machine, { motoNote, releaseFiles, known }) {
       }
     }
   }
+}
 
+/** Per scenario, the median start-up of each contestant over all its runs there. */
+function startupTable() {
+  const names = [...VARIANTS.map((v) => v.name), ...PEER_NAMES, 'curl']
+  const rows = []
+  for (const [id, byContestant] of Object.entries(results)) {
+    const startup = (name) =>
+      median(
+        Object.values(byContestant[name] ?? {}).flatMap((runs) => runs.map((m) => m?.firstRequest))
+      )
+    const row = { scenario: `${id}. ${titles[id]}` }
+    for (const name of names) row[name] = fmt(startup(name))
+    const ours = VARIANTS.map((v) => startup(v.name))
+    if (!ours.every(Number.isFinite)) continue
+    row.target = `≤ ${fmt(TARGETS.startupS)} s`
+    row.met = check(ours.every((t) => t <= TARGETS.startupS))
+    rows.push(row)
+  }
+  const used = names.filter((name) => rows.some((r) => r[name] !== '–'))
   const columns = [
     ['scenario', 'Scenario'],
-    ['peer', 'Peer'],
-    ['peerWall', 'Peer wall s'],
-    ['ourWall', 'Our wall s'],
-    ['wallRatio', 'Wall ours/peer'],
-    ['cpu', 'CPU s ours / peer'],
-    ['cpuRatio', 'CPU ours/peer'],
-    ['rss', 'Peak RSS MB ours / peer'],
-    ['target', 'Target'],
+    ...used.map((name) => [name, name]),
+    ['target', 'Target (ours)'],
     ['met', 'Met']
   ]
-  const cell = (r, k) => r[k] ?? ''
-  const widths = columns.map(([k, h]) => Math.max(h.length, ...rows.map((r) => cell(r, k).length)))
-  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
-  const machineLine =
-    `${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryGiB, 1)} GiB RAM, Linux ${machine.kernel}; ` +
-    `Node ${machine.node}; ${machine.aws} (botocore ${machine.botocore}); curl ${machine.curl}; ` +
-    `load average ${machine.loadAtStart} at start, ${machine.loadAtEnd} at end`
-  const motoIds = ['6', '7'].filter((id) => results[id === '6' ? '6a' : id])
-  const how =
-    `Medians of ${PAIRS} alternating pair(s); ratios are medians of per-pair ratios. ` +
-    `Endpoint: s3sink over ${opt.http ? 'HTTP' : 'HTTPS'} on loopback (discards bytes)` +
-    `${LINK ? `, behind a proxy adding ${LINK}` : ''}` +
-    `${motoIds.length ? `, and moto_server over HTTP (scenario ${motoIds.join(', ')})` : ''}. ` +
-    'CPU = user+sys of the whole process; RSS = peak resident set (MB = 10^6 bytes).'
+  return { columns, rows }
+}
 
-  console.log(`\n${'='.repeat(100)}\nResults — ${machineLine}\n${how}\n`)
-  console.log(line(columns.map(([, h]) => h)))
-  console.log(line(widths.map((w) => '-'.repeat(w))))
-  for (const r of rows) console.log(line(columns.map(([k]) => cell(r, k))))
-  if (motoNote) console.log(`\n${motoNote}`)
-  if (VARIANTS.length > 1) printVariantComparison()
-
-  console.log('\n--- Markdown (for the README) ---\n')
-  console.log(`Machine: ${machineLine}.\n\n${how}\n`)
-  console.log(`| ${columns.map(([, h]) => h).join(' | ')} |`)
-  console.log(`| ${columns.map(() => '---').join(' | ')} |`)
-  for (const r of rows)
-    console.log(`| ${columns.map(([k]) => cell(r, k).replace(/\|/g, '\\|')).join(' | ')} |`)
-  if (motoNote) console.log(`\n${motoNote}`)
+/** Behind the link: when each contestant of scenario 1 connected, began its bulk upload, ended. */
+function timelineTable() {
+  const rows = []
+  for (const [name, steps] of Object.entries(results['1'] ?? {})) {
+    const runs = steps.cp ?? []
+    if (!runs.some((m) => m?.sentBytes !== undefined)) continue
+    const med = (key) => fmt(median(runs.map((m) => m?.[key])))
+    rows.push({
+      name,
+      first: med('firstRequest'),
+      bulk: med('bulkStart'),
+      last: med('lastByte'),
+      exit: med('wall'),
+      sent: fmt(median(runs.map((m) => m?.sentBytes)) / MiB, 0)
+    })
+  }
+  const columns = [
+    ['name', 'Contestant'],
+    ['first', 'First request'],
+    ['bulk', '1 MiB sent'],
+    ['last', 'Last byte delivered'],
+    ['exit', 'Exit'],
+    ['sent', 'MiB sent']
+  ]
+  return { columns, rows }
 }
 
 /** Each variant against the first one, per scenario and step (per-pair ratios). */
