@@ -37,6 +37,9 @@
  *      and --rate). A build without `s3://` sources shows "not run: <its first error>" and the
  *      peers still run. The source is written as an SDK with default checksums would (CRC32;
  *      the 1 GiB file in 64 MiB parts).
+ *   8  cost per file: 2,000 and 32,000    ours vs `aws s3 cp --recursive`: wall and peak RSS
+ *      small JSON files (100,000 too     (scripts/bench/file-count.mjs). Not in the default
+ *      with --huge)                       list: ~5 min a pair, most of it the CLI's.
  *
  * The targets in the table are issue 24's: behind a 200 MB/s uplink (`--rate 200`), scenario 1
  * ≤ 0.95× the fastest peer and ≤ 1.10× curl, 2 ≤ 0.85× the CLI, 4 ≤ 0.9× (first) and ≤ 0.2× with
@@ -59,8 +62,9 @@
  *
  * Usage: npm run bench -- [options]
  *   --pairs N              pairs per scenario (default 3)
- *   --scenarios 1,2,4      which scenarios (default 1,2,3,4,5,6; 7 only when named)
+ *   --scenarios 1,2,4      which scenarios (default 1,2,3,4,5,6; 7 and 8 only when named)
  *   --large                also the 5 GiB file in scenario 3 (~6 GiB more disk, ~2 min more)
+ *   --huge                 also 100,000 files in scenario 8 (~10 min more a pair)
  *   --variant NAME=DIR[:k=v,…]  an action to measure: DIR holds action.yml and dist/index.js;
  *                          k=v are its inputs (e.g. part-size-mb=32,concurrency=8), env.K=V its
  *                          environment. Repeatable; default: ours=<this repository>. Variants
@@ -106,6 +110,12 @@ import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { REPO_ROOT, parseActionInputs, runAction } from './lib/run-action.mjs'
+import {
+  FILE_COUNTS,
+  HUGE_FILE_COUNT,
+  fileCountRows,
+  runFileCountScenario
+} from './bench/file-count.mjs'
 
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
@@ -128,6 +138,7 @@ const { values: opt } = parseArgs({
     pairs: { type: 'string', default: '3' },
     scenarios: { type: 'string', default: '1,2,3,4,5,6' },
     large: { type: 'boolean', default: false },
+    huge: { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true },
     input: { type: 'string', multiple: true },
     env: { type: 'string', multiple: true },
@@ -1437,6 +1448,14 @@ async function main() {
     ])
   }
 
+  if (SCENARIOS.has('8')) {
+    const counts = opt.huge ? [...FILE_COUNTS, HUGE_FILE_COUNT] : FILE_COUNTS
+    await runFileCountScenario(counts, {
+      ...{ runScenario, peerContestant, ourContestants, runPeer, runOurs },
+      ...{ endpoint, bucket: BUCKET, dataDir, tag, ownPrefix }
+    })
+  }
+
   let motoNote
   const onMoto = ['6', '7'].filter((id) => SCENARIOS.has(id))
   const moto = onMoto.length ? await startMoto() : undefined
@@ -1707,6 +1726,7 @@ function mainTable({ releaseFiles, known }) {
     notRunRows(scenario)
   }
   motoRows(add)
+  fileCountRows(results, summarize, add)
   const columns = [
     ['scenario', 'Scenario'],
     ['peer', 'Peer'],

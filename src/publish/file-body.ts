@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable, type Writable } from 'node:stream'
 import type { DeserializeMiddleware } from '@smithy/types'
+import { withFields } from '../common/objects.js'
 
 /**
  * Bytes per read of a file streamed into a request. 512 KiB sent a GiB as fast as 1 MiB with
@@ -54,10 +55,11 @@ export function fileBodyMiddleware<
     const request = args.request as { body?: unknown }
     const body = request.body
     if (!(body instanceof FileBody)) return next(args)
-    if (body.end < body.start) return next({ ...args, request: withBody(request, undefined) })
+    if (body.end < body.start)
+      return next(withFields(args, { request: withBody(request, undefined) }))
     const stream = new FileRangeStream(body.path, body.start, body.end)
     try {
-      return await next({ ...args, request: withBody(request, stream) })
+      return await next(withFields(args, { request: withBody(request, stream) }))
     } catch (err) {
       throw stream.readError ?? err
     } finally {

@@ -4,6 +4,7 @@ import { mapLimit } from '../common/concurrency.js'
 import { contentTypeFor } from './content-type.js'
 import { DeployError, ImmutableVersionError } from '../common/errors.js'
 import { checkKeys } from './files.js'
+import { withFields } from '../common/objects.js'
 import { objectKey } from '../common/paths.js'
 import { HASH_WORKERS, hashFile, type FileHashes } from './hash.js'
 import { HashQueue } from './hash-queue.js'
@@ -302,7 +303,7 @@ function decideFiles(
   const differences = new Map<string, string>()
   const files = local.map((localFile, i): PlannedFile => {
     const crcs = known.get(i)?.partCrc32 ?? []
-    const file = crcs.length > 0 ? { ...localFile, partCrc32: crcs } : localFile
+    const file = crcs.length > 0 ? withFields(localFile, { partCrc32: crcs }) : localFile
     const planned = decideFile(file, keys[i], known.get(i)?.sha256, {
       listed: version.existing.get(keys[i]),
       headed: version.stored.get(i),
@@ -329,7 +330,9 @@ function decideFile(
   const storedSize = opts.listed?.size
   // Not listed, or gone by the time of the HEAD: a new key.
   if (storedSize === undefined || (storedSize === file.size && !storedObject))
-    return { file: { ...file, key, sha256, contentType, action: 'upload', existed: false } }
+    return {
+      file: withFields(file, { key, sha256, contentType, action: 'upload', existed: false })
+    }
   // The HEAD's ETag is the newer, when there was one.
   const storedETag = storedObject?.eTag ?? opts.listed?.eTag
   const difference =
@@ -342,15 +345,14 @@ function decideFile(
           metadata: inputs.metadata
         })
   return {
-    file: {
-      ...file,
+    file: withFields(file, {
       key,
       sha256,
       contentType,
       action: difference ? 'upload' : 'skip',
       existed: true,
       storedETag
-    },
+    }),
     difference
   }
 }
@@ -371,7 +373,7 @@ function hashesFor(
       Promise.all(
         some.map(async (file) => {
           const { sha256, partCrc32: crcs } = await hashesOf(file)
-          return { ...file, sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) }
+          return withFields(file, { sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) })
         })
       ),
     stopHashing: (reason) => queue.stop(reason)

@@ -600,6 +600,27 @@ describe('uploadFiles, failures', () => {
     ])
   })
 
+  it('fails, starting no further file, when reporting an uploaded file fails', async () => {
+    const files = await Promise.all(['a', 'b', 'c'].map((n) => makeFile(`models/${n}.bin`, 10)))
+    const logFailure = new Error('log closed')
+    const logger = {
+      info: () => {
+        throw logFailure
+      },
+      warning: () => undefined,
+      debug: () => undefined
+    }
+    const err = await uploadFiles(
+      s3,
+      files.map((f) => f.file),
+      options({ concurrency: 1, logger })
+    ).catch((e: unknown) => e)
+
+    expect(err).toBeInstanceOf(DeployError)
+    expect((err as DeployError).cause).toBe(logFailure)
+    expect(putInputs().map((p) => p.Key)).toEqual(['v1/models/a.bin'])
+  })
+
   it('aborts the multipart upload of a file whose part fails, before rejecting', async () => {
     s3Mock.on(UploadPartCommand).callsFake(async (input: UploadPartCommandInput) => {
       if (input.PartNumber === 2) throw accessDenied()

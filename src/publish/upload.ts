@@ -15,6 +15,7 @@ import {
 import type { BuildMiddleware } from '@smithy/types'
 import { SHA256_METADATA_KEY } from '../common/constants.js'
 import { DeployError, explainAwsError } from '../common/errors.js'
+import { withFields } from '../common/objects.js'
 import { FILE_BODY_POSITION, FileBody, fileBodyMiddleware } from './file-body.js'
 import { LostRace, settleLostRace, writeCondition } from '../aws/lost-race.js'
 import {
@@ -194,7 +195,8 @@ async function runJobs(
   let free = budget
   let wake: (() => void) | undefined
   cancel.addEventListener('abort', () => wake?.(), { once: true })
-  const running: Promise<void>[] = []
+  // A count, not the jobs' promises: tens of thousands of settled ones would be kept to the end.
+  let inFlight = 0
   for (const job of jobs) {
     // Slots first: asking for the hash tells the hashing this file is being sent now, and only
     // this loop takes slots, so waiting for them before the hash delays no byte.
@@ -209,15 +211,21 @@ async function runJobs(
     }
     if (cancel.aborted) break
     free -= job.slots
+    inFlight++
     ctx.progress.begin()
-    running.push(
-      startJob(job, ctx, run).finally(() => {
+    void startJob(job, ctx, run)
+      .catch((err: unknown) => {
+        // Its bookkeeping failed (a logger that threw): that fails the upload too.
+        run.failure ??= explain(err, job.file, opts.bucket)
+        run.stop()
+      })
+      .finally(() => {
         free += job.slots
+        inFlight--
         wake?.()
       })
-    )
   }
-  await Promise.all(running)
+  while (inFlight > 0) await new Promise<void>((r) => (wake = r))
 }
 
 /**
@@ -318,21 +326,22 @@ async function sendFile(job: Job, ctx: JobContext): Promise<number> {
     Key: file.key,
     ContentType: file.contentType,
     CacheControl: opts.cacheControl,
-    Metadata: { ...opts.metadata, [SHA256_METADATA_KEY]: sha256 },
+    Metadata: withFields(opts.metadata, { [SHA256_METADATA_KEY]: sha256 }),
     ...(opts.tagging ? { Tagging: opts.tagging } : {})
   }
 
   if (job.partSize === undefined) {
     const onAws = (await ctx.s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
-    const put = new PutObjectCommand({
-      ...params,
-      ...writeCondition(file),
-      // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
-      // CRC32 the SDK would compute from the body.
-      ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
-      Body: fileRange(file.absolutePath, 0, file.size),
-      ContentLength: file.size
-    })
+    const put = new PutObjectCommand(
+      withFields(params, {
+        Body: fileRange(file.absolutePath, 0, file.size),
+        ContentLength: file.size,
+        ...writeCondition(file),
+        // On AWS, S3 checks and keeps the file's SHA-256 (known from the plan) in place of the
+        // CRC32 the SDK would compute from the body.
+        ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {})
+      })
+    )
     put.middlewareStack.add(fileBodyMiddleware(), FILE_BODY_POSITION)
     // SigV4's payload hash is the file's SHA-256, known from the plan: the signer need not
     // hash the bytes again, and S3 refuses them (XAmzContentSHA256Mismatch) if they changed.

@@ -1,6 +1,7 @@
 import { sameBytes } from '../../common/integrity.js'
 import { planInvalidation } from '../../cdn/invalidation.js'
 import { objectUrl } from '../../cdn/urls.js'
+import { withFields } from '../../common/objects.js'
 import { formatBytes } from '../../common/progress.js'
 import type {
   DeployInputs,
@@ -55,7 +56,7 @@ export async function decideManifestAndInvalidation(
   inputs: DecideInputs,
   ctx: ManifestContext
 ): Promise<Decisions> {
-  const planned = plan.files.map((f) => ({ ...f, url: objectUrl(ctx.urlBase, f.key) }))
+  const planned = plan.files.map((f) => withFields(f, { url: objectUrl(ctx.urlBase, f.key) }))
   const key = manifestKey(inputs.versionPrefix)
   const build = manifestBuilder(inputs, ctx)
   const { manifest, manifestAction, replacedEarlier } = inputs.manifest

@@ -179,15 +179,18 @@ async function withLockHolder(
 
 /** SHA-256s read once per file and part size, though two plans may ask for them. */
 export function sharedHashes(): typeof hashFile {
-  const started = new Map<string, Promise<FileHashes>>()
+  // By part size, then by path: the file's own path string is the key, no new string per file.
+  const started = new Map<number, Map<string, Promise<FileHashes>>>()
   return (path, opts = {}) => {
-    const key = `${opts.partSize ?? 0}:${path}`
-    let hashes = started.get(key)
+    const partSize = opts.partSize ?? 0
+    let byPath = started.get(partSize)
+    if (!byPath) started.set(partSize, (byPath = new Map()))
+    let hashes = byPath.get(path)
     if (!hashes) {
       hashes = hashFile(path, opts)
-      started.set(key, hashes)
+      byPath.set(path, hashes)
       // A cancelled or failed read is not kept: a later plan reads the file again.
-      hashes.catch(() => started.delete(key))
+      hashes.catch(() => byPath.delete(path))
     }
     return hashes
   }
