@@ -1451,7 +1451,7 @@ async function main() {
   if (SCENARIOS.has('8')) {
     const counts = opt.huge ? [...FILE_COUNTS, HUGE_FILE_COUNT] : FILE_COUNTS
     await runFileCountScenario(counts, {
-      ...{ runScenario, peerContestant, ourContestants, runPeer, runOurs },
+      ...{ runScenario, peerContestants, ourContestants, runPeer, runOurs },
       ...{ endpoint, bucket: BUCKET, dataDir, tag, ownPrefix }
     })
   }

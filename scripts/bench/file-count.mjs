@@ -54,7 +54,7 @@ export function fileCountBytes(count) {
 
 /**
  * Runs scenario 8 for each count, as `8-<count>`. `bench` gives bench.mjs's pieces:
- * runScenario, peerContestant, ourContestants, runPeer, runOurs, endpoint, bucket, dataDir,
+ * runScenario, peerContestants, ourContestants, runPeer, runOurs, endpoint, bucket, dataDir,
  * tag and ownPrefix.
  */
 export async function runFileCountScenario(counts, bench) {
@@ -67,15 +67,17 @@ export async function runFileCountScenario(counts, bench) {
     const dir = fileCountDir(count)
     const bytes = fileCountBytes(count)
     await bench.runScenario(`8-${count}`, `${count} small files (${(bytes / 1e6).toFixed(1)} MB)`, [
-      ...bench.peerContestant(async (pair) => ({
-        cp: await bench.runPeer(endpoint, [
-          's3',
-          'cp',
-          '--recursive',
-          join(dataDir, dir),
-          `s3://${bucket}/s8/peer-${count}-${tag(pair)}/`
-        ])
-      })),
+      ...bench.peerContestants({
+        'aws-cli': async (pair) => ({
+          cp: await bench.runPeer(endpoint, [
+            's3',
+            'cp',
+            '--recursive',
+            join(dataDir, dir),
+            `s3://${bucket}/s8/peer-${count}-${tag(pair)}/`
+          ])
+        })
+      }),
       ...bench.ourContestants(async (v, pair) => ({
         cp: await bench.runOurs(v, {
           endpoint,
