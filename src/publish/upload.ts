@@ -578,9 +578,13 @@ function fileRange(path: string, start: number, length: number): Uint8Array {
   return new FileBody(path, start, start + length - 1) as unknown as Uint8Array
 }
 
-const KNOWN_PAYLOAD_HASH_POSITION = { step: 'build', name: 'knownPayloadHashMiddleware' } as const
+export const KNOWN_PAYLOAD_HASH_POSITION = {
+  step: 'build',
+  name: 'knownPayloadHashMiddleware'
+} as const
 
-function knownPayloadHash(
+/** Has SigV4 sign the body as `sha256` (hex), which S3 checks, instead of hashing it again. */
+export function knownPayloadHash(
   sha256: string
 ): BuildMiddleware<PutObjectCommandInput, PutObjectCommandOutput> {
   return (next) => async (args) => {
