@@ -4,7 +4,9 @@ export function encodeKeyForUrl(key: string): string {
 }
 
 export function objectUrl(base: string, key: string): string {
-  return `${base}/${encodeKeyForUrl(key)}`
+  const encoded = encodeKeyForUrl(key)
+  // The key itself when nothing needed encoding: one string per file is kept, not two.
+  return `${base}/${encoded === key ? key : encoded}`
 }
 
 /** Where objects are readable without a distribution: the store's own URL for the bucket. */

@@ -9,6 +9,7 @@ import {
   FileBody,
   FileRangeStream,
   READ_CHUNK_BYTES,
+  SMALL_BODY_BYTES,
   fileBodyMiddleware
 } from './file-body.js'
 import { recordingHandler, type Reply } from '../../__fixtures__/http-handler.js'
@@ -88,28 +89,59 @@ describe('fileBodyMiddleware', () => {
     expect(sent[0].body).toHaveLength(0)
   })
 
-  it('fails the attempt with a local read error (not retried) when the file is gone', async () => {
-    const { s3, sent } = client()
-    await rm(file)
-    const err = (await s3.send(part(0, 99)).catch((e: unknown) => e)) as NodeJS.ErrnoException & {
-      $metadata?: object
-    }
-    expect(err.code).toBe('ENOENT')
-    expect(err.path).toBe(file)
-    expect(err.message).toMatch(/^ENOENT: no such file or directory, open /)
-    expect(err.$metadata).toEqual({ attempts: 1, totalRetryDelay: 0 })
-    expect(sent.length).toBeLessThanOrEqual(1)
-  })
+  // Small ranges are read whole, larger ones streamed: both fail alike.
+  const sizes = [
+    ['read whole', 100],
+    ['streamed', SMALL_BODY_BYTES + 100]
+  ] as const
 
-  it('fails at once when the file is shorter than the range it was hashed with', async () => {
-    const { s3 } = client()
-    await truncate(file, 1000)
-    const err = (await s3.send(part(0, 4999)).catch((e: unknown) => e)) as NodeJS.ErrnoException
-    expect(err.code).toBe('ESHORTREAD')
-    expect(err.path).toBe(file)
-    expect(err.message).toBe(
-      `${file} is shorter than when it was hashed: 1000 of 5000 bytes from offset 0`
+  it.each(sizes)(
+    'fails the attempt with a local read error (not retried) when the file is gone (%s)',
+    async (_, size) => {
+      const { s3, sent } = client()
+      await rm(file)
+      const err = (await s3
+        .send(part(0, size - 1))
+        .catch((e: unknown) => e)) as NodeJS.ErrnoException & {
+        $metadata?: object
+      }
+      expect(err.code).toBe('ENOENT')
+      expect(err.path).toBe(file)
+      expect(err.message).toMatch(/^ENOENT: no such file or directory, open /)
+      expect(err.$metadata).toEqual({ attempts: 1, totalRetryDelay: 0 })
+      expect(sent.length).toBeLessThanOrEqual(1)
+    }
+  )
+
+  it.each(sizes)(
+    'fails at once when the file is shorter than the range it was hashed with (%s)',
+    async (_, size) => {
+      const { s3 } = client()
+      const range = size + 4900
+      await truncate(file, size)
+      const err = (await s3
+        .send(part(0, range - 1))
+        .catch((e: unknown) => e)) as NodeJS.ErrnoException
+      expect(err.code).toBe('ESHORTREAD')
+      expect(err.path).toBe(file)
+      expect(err.message).toBe(
+        `${file} is shorter than when it was hashed: ${size} of ${range} bytes from offset 0`
+      )
+    }
+  )
+
+  it('sends a small range read whole, exactly, on every attempt', async () => {
+    const { s3, sent } = client((attempt) =>
+      attempt === 1
+        ? { status: 503, body: '<Error><Code>SlowDown</Code><Message>Slow</Message></Error>' }
+        : ok
     )
+    await s3.send(part(4090, 4090 + SMALL_BODY_BYTES - 1))
+    expect(sent).toHaveLength(2)
+    for (const request of sent) {
+      expect(request.body.equals(bytes.subarray(4090, 4090 + SMALL_BODY_BYTES))).toBe(true)
+      expect(request.headers['content-length']).toBe(String(SMALL_BODY_BYTES))
+    }
   })
 
   it('leaves other bodies alone', async () => {

@@ -3,9 +3,13 @@ import path from 'node:path'
 import { glob, hasMagic, unescape } from 'glob'
 import { MANIFEST_FILE_NAME, MAX_KEY_BYTES } from '../common/constants.js'
 import { LOCK_FILE_NAME } from '../aws/publish-lock.js'
+import { mapLimit } from '../common/concurrency.js'
 import { InputError } from '../common/errors.js'
 import { isInside, objectKey, toPosix } from '../common/paths.js'
 import type { LocalFile } from '../common/types.js'
+
+/** Matches resolved and stat'ed at once. */
+const STAT_CONCURRENCY = 32
 
 export interface DiscoverOptions {
   workspace: string
@@ -28,22 +32,21 @@ export async function discoverFiles(patterns: string[], opts: DiscoverOptions): 
   const realWorkspace = await fs.realpath(workspace)
   const { matches, searchPaths } = await matchPatterns(patterns, workspace)
 
-  const outside: string[] = []
-  const found: { absolutePath: string; size: number }[] = []
-  for (const match of matches) {
+  // Several at once: one after the other, 32,000 files took ~2 s of round trips to libuv's pool.
+  const checked = await mapLimit(matches, STAT_CONCURRENCY, async (match) => {
     const real = await fs.realpath(match).catch((err: NodeJS.ErrnoException) => {
       // A broken symbolic link matches nothing.
       if (err.code === 'ENOENT') return undefined
       throw err
     })
-    if (real === undefined) continue
-    if (!isInside(real, realWorkspace)) {
-      outside.push(`${path.relative(workspace, match)} -> ${real}`)
-      continue
-    }
+    if (real === undefined) return undefined
+    if (!isInside(real, realWorkspace))
+      return { outside: `${path.relative(workspace, match)} -> ${real}` }
     const stat = await fs.stat(real)
-    if (stat.isFile()) found.push({ absolutePath: match, size: stat.size })
-  }
+    return stat.isFile() ? { file: { absolutePath: match, size: stat.size } } : undefined
+  })
+  const outside = checked.flatMap((c) => (c?.outside !== undefined ? [c.outside] : []))
+  const found = checked.flatMap((c) => (c?.file ? [c.file] : []))
   if (outside.length > 0) {
     throw new InputError(
       `These matches are symbolic links to files outside the workspace, which this action never publishes:\n- ${outside.join('\n- ')}`,

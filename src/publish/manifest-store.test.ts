@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { mockClient } from 'aws-sdk-client-mock'
 import { ConcurrentPublishError } from '../common/errors.js'
@@ -8,6 +9,7 @@ import {
   publishVersion,
   type MockObject
 } from '../../__tests__/helpers/mock-bucket.js'
+import { recordingHandler } from '../../__fixtures__/http-handler.js'
 
 const s3Mock = mockClient(S3Client)
 const s3 = new S3Client({ region: 'us-east-1' })
@@ -65,5 +67,32 @@ describe('writeManifest, conditionally', () => {
         'other files; it was kept and this run stopped.'
     )
     expect(objects.get('v1/manifest.json')?.body).toBe(stored)
+  })
+})
+
+describe('writeManifest, on the wire (a real client, default AWS checksum mode)', () => {
+  // The class-wide mock would answer for this client too.
+  beforeEach(() => s3Mock.restore())
+
+  it('sends the bytes once encoded, signed and checked by their SHA-256', async () => {
+    const handler = recordingHandler(() => ({ status: 200, headers: { etag: '"m"' } }))
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      requestHandler: handler
+    })
+    const body = serializeManifest(
+      publishVersion(new Map(), 'models', 'v1', { 'é.bin': 'A', 'b.bin': 'B' })
+    )
+    const sha256 = createHash('sha256').update(body).digest('hex')
+
+    await expect(writeManifest(client, 'models', 'v1/manifest.json', body)).resolves.toBe('written')
+    const [sent] = handler.sent
+    expect(sent.body.toString()).toBe(body)
+    expect(sent.headers['x-amz-content-sha256']).toBe(sha256)
+    expect(sent.headers['x-amz-checksum-sha256']).toBe(
+      Buffer.from(sha256, 'hex').toString('base64')
+    )
+    expect(sent.headers['x-amz-meta-sha256']).toBe(sha256)
   })
 })

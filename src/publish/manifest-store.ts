@@ -4,6 +4,7 @@ import { SHA256_METADATA_KEY } from '../common/constants.js'
 import { ConcurrentPublishError, explainAwsError } from '../common/errors.js'
 import { lostRace } from '../aws/publish-lock.js'
 import type { Manifest } from '../common/types.js'
+import { KNOWN_PAYLOAD_HASH_POSITION, knownPayloadHash } from './upload.js'
 
 /**
  * The manifest changes only when the version's files do, so clients may cache it briefly; it is
@@ -58,20 +59,26 @@ export async function writeManifest(
     condition?: { IfNoneMatch?: string; IfMatch?: string }
   } = {}
 ): Promise<'written' | 'unchanged'> {
-  const sha256 = createHash('sha256').update(body).digest('hex')
+  // Bytes once, hashed once: given a string (~300 bytes a file), the SDK would encode it again to
+  // sign it, to checksum it on AWS and to send it.
+  const bytes = Buffer.from(body)
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  const onAws = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
+  const put = new PutObjectCommand({
+    Bucket: bucket,
+    Key: key,
+    Body: bytes,
+    ContentType: 'application/json',
+    CacheControl: MANIFEST_CACHE_CONTROL,
+    Metadata: { [SHA256_METADATA_KEY]: sha256 },
+    ...opts.condition,
+    ...(opts.tagging ? { Tagging: opts.tagging } : {}),
+    // As for the files (upload.ts): S3 checks the SHA-256 in place of a CRC32 the SDK computes.
+    ...(onAws ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {})
+  })
+  put.middlewareStack.add(knownPayloadHash(sha256), KNOWN_PAYLOAD_HASH_POSITION)
   try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/json',
-        CacheControl: MANIFEST_CACHE_CONTROL,
-        Metadata: { [SHA256_METADATA_KEY]: sha256 },
-        ...opts.condition,
-        ...(opts.tagging ? { Tagging: opts.tagging } : {})
-      })
-    )
+    await s3.send(put)
     return 'written'
   } catch (err) {
     if (!lostRace(err)) {

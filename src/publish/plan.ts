@@ -74,8 +74,8 @@ export interface Plan {
    */
   hashesOf(file: PlannedFile): Promise<FileHashes>
   /**
-   * `files` (or copies of them) with every SHA-256 filled in, waiting for those still read (an
-   * `s3://` source's object may have only S3's checksum).
+   * `files` with every SHA-256 filled in (in place), waiting for those still read (an `s3://`
+   * source's object may have only S3's checksum).
    */
   hashed<T extends PlannedFile>(files: T[]): Promise<T[]>
   /** Ends the hashing still running: the deploy failed or was cancelled. */
@@ -369,13 +369,16 @@ function hashesFor(
       : queue.take(indexOf.get(file.key)!)
   return {
     hashesOf,
-    hashed: (some) =>
-      Promise.all(
-        some.map(async (file) => {
-          const { sha256, partCrc32: crcs } = await hashesOf(file)
-          return withFields(file, { sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) })
-        })
-      ),
+    hashed: async (some) => {
+      // Filled in place: thousands of files are not copied once more for the manifest.
+      const unhashed = some.filter((file) => file.sha256 === undefined)
+      const read = await Promise.all(unhashed.map(hashesOf))
+      unhashed.forEach((file, i) => {
+        const { sha256, partCrc32: crcs } = read[i]
+        Object.assign(file, { sha256, ...(crcs.length > 0 ? { partCrc32: crcs } : {}) })
+      })
+      return some
+    },
     stopHashing: (reason) => queue.stop(reason)
   }
 }

@@ -120,20 +120,21 @@ export async function uploadFiles(
 ): Promise<UploadStats> {
   // At least one slot, or nothing could ever be admitted.
   const budget = Math.max(1, Math.floor(opts.concurrency))
-  // Part sizes are checked for every file before any byte is sent.
-  const jobs = files.filter((f) => f.action === 'upload').map((f) => planJob(f, opts, budget))
+  const uploads = files.filter((f) => f.action === 'upload')
+  // Part sizes are checked for every file before any byte is sent; each job is made as it starts.
+  for (const file of uploads) planJob(file, opts, budget)
   const { cancel, cancelled, stop, unlink } = uploadCancellation(opts.signal)
   const progress = createProgressReporter({
     ...opts.clock,
-    totalBytes: jobs.reduce((sum, job) => sum + job.file.size, 0),
-    totalFiles: jobs.length,
+    totalBytes: uploads.reduce((sum, file) => sum + file.size, 0),
+    totalFiles: uploads.length,
     logger: opts.logger,
     intervalMs: opts.progressIntervalMs
   })
   const ctx: JobContext = { s3, opts, progress, cancel, cancelled }
   const run: UploadRun = { filesDone: 0, bytesUploaded: 0, alreadyThere: [], stop }
   try {
-    await runJobs(jobs, budget, ctx, run)
+    await runJobs(uploads, budget, ctx, run)
   } finally {
     progress.stop()
     unlink()
@@ -142,7 +143,7 @@ export async function uploadFiles(
   if (run.failure) throw run.failure
   if (cancel.aborted) {
     throw new DeployError(
-      `Upload to s3://${opts.bucket} cancelled: ${run.filesDone} of ${jobs.length} file(s) were uploaded.`,
+      `Upload to s3://${opts.bucket} cancelled: ${run.filesDone} of ${uploads.length} file(s) were uploaded.`,
       undefined,
       { cause: opts.signal?.reason }
     )
@@ -186,7 +187,7 @@ function uploadCancellation(signal: AbortSignal | undefined): {
  * job started has settled. Admits nothing more once the upload is cancelled or has failed.
  */
 async function runJobs(
-  jobs: Job[],
+  files: PlannedFile[],
   budget: number,
   ctx: JobContext,
   run: UploadRun
@@ -197,7 +198,8 @@ async function runJobs(
   cancel.addEventListener('abort', () => wake?.(), { once: true })
   // A count, not the jobs' promises: tens of thousands of settled ones would be kept to the end.
   let inFlight = 0
-  for (const job of jobs) {
+  for (const file of files) {
+    const job = planJob(file, opts, budget)
     // Slots first: asking for the hash tells the hashing this file is being sent now, and only
     // this loop takes slots, so waiting for them before the hash delays no byte.
     while (free < job.slots && !cancel.aborted) await new Promise<void>((r) => (wake = r))
@@ -578,9 +580,13 @@ function fileRange(path: string, start: number, length: number): Uint8Array {
   return new FileBody(path, start, start + length - 1) as unknown as Uint8Array
 }
 
-const KNOWN_PAYLOAD_HASH_POSITION = { step: 'build', name: 'knownPayloadHashMiddleware' } as const
+export const KNOWN_PAYLOAD_HASH_POSITION = {
+  step: 'build',
+  name: 'knownPayloadHashMiddleware'
+} as const
 
-function knownPayloadHash(
+/** Has SigV4 sign the body as `sha256` (hex), which S3 checks, instead of hashing it again. */
+export function knownPayloadHash(
   sha256: string
 ): BuildMiddleware<PutObjectCommandInput, PutObjectCommandOutput> {
   return (next) => async (args) => {

@@ -122,6 +122,26 @@ describe('buildOutputs', () => {
     ])
   })
 
+  it('keeps the manifest when urls and manifest take the budget exactly, and not a byte more', () => {
+    const total = (files: PublishedFile[]) =>
+      Buffer.byteLength(outputsOf(files, true).outputs.urls) +
+      Buffer.byteLength(JSON.stringify(manifestOf(files)))
+    // ~330 bytes a file: 2,730 files come a few KB under the budget.
+    const base = Array.from({ length: 2730 }, (_, i) => published(`shards/é-${i}.bin`))
+    // A character more in the last path adds 5 bytes (path and URL in urls; path, key and URL in
+    // the manifest); a digit more in its size, 1 (the manifest only).
+    const gap = OUTPUTS_BUDGET_BYTES - total(base)
+    expect(gap).toBeGreaterThan(0)
+    const last = (digits: number) =>
+      published(`shards/é-2729${'x'.repeat(Math.floor(gap / 5))}.bin`, { size: 10 ** (2 + digits) })
+    const exact = [...base.slice(0, -1), last(gap % 5)]
+    expect(total(exact)).toBe(OUTPUTS_BUDGET_BYTES)
+    expect(outputsOf(exact, true).outputs.manifest).toBe(JSON.stringify(manifestOf(exact)))
+
+    const over = [...base.slice(0, -1), last((gap % 5) + 1)]
+    expect(outputsOf(over, true).outputs.manifest).toBe('')
+  })
+
   it('measures UTF-8 bytes, not characters', () => {
     // 600 paths of 150 CJK characters: ~630 k characters in all, but over 1.5 MB of UTF-8.
     const files = Array.from({ length: 600 }, (_, i) => published(`${i}-${'模'.repeat(150)}.gguf`))

@@ -35,17 +35,16 @@ export interface BuiltOutputs {
 export function buildOutputs(r: OutputsReport): BuiltOutputs {
   const urls = urlsJson(r.files)
   const urlsBytes = Buffer.byteLength(urls)
-  const fullManifest = r.manifest ? JSON.stringify(r.manifest) : ''
-  const bothBytes = urlsBytes + Buffer.byteLength(fullManifest)
+  const bothBytes = urlsBytes + (r.manifest ? jsonBytes(r.manifest) : 0)
   const limits =
     `the ${kilobytes(OUTPUTS_BUDGET_BYTES)} this action keeps for urls and manifest ` +
     '(GitHub allows 1 MB of outputs per job)'
   const manifestAt = r.manifestUrl && `manifest-url (${r.manifestUrl})`
   const warnings: string[] = []
 
-  let manifest = fullManifest
-  if (manifest && bothBytes > OUTPUTS_BUDGET_BYTES) {
-    manifest = ''
+  let manifest = ''
+  if (r.manifest && bothBytes <= OUTPUTS_BUDGET_BYTES) manifest = JSON.stringify(r.manifest)
+  else if (r.manifest) {
     warnings.push(
       `The manifest output is empty: with urls it would take ${kilobytes(bothBytes)}, ` +
         `over ${limits}; ` +
@@ -128,9 +127,26 @@ export function sortedJson(record: Record<string, string>): string {
   return `{${entries.join(',')}}`
 }
 
-/** relative path → URL, sorted by path. */
+/** relative path → URL, sorted by path (as sortedJson, without a record of every file first). */
 function urlsJson(files: PublishedFile[]): string {
-  return sortedJson(Object.fromEntries(files.map((f) => [f.relativePath, f.url])))
+  const entries = files
+    .map((f): [string, string] => [f.relativePath, f.url])
+    .sort(([a], [b]) => compareCodeUnits(a, b))
+    .map(([path, url]) => `${JSON.stringify(path)}:${JSON.stringify(url)}`)
+  return `{${entries.join(',')}}`
+}
+
+/**
+ * The UTF-8 bytes of JSON.stringify(manifest), counted file by file: with thousands of files the
+ * whole string (~300 bytes a file) is made only when it is small enough to be an output.
+ */
+function jsonBytes(manifest: Manifest): number {
+  const withoutFiles = Buffer.byteLength(JSON.stringify({ ...manifest, files: [] }))
+  const commas = Math.max(0, manifest.files.length - 1)
+  return manifest.files.reduce(
+    (sum, file) => sum + Buffer.byteLength(JSON.stringify(file)),
+    withoutFiles + commas
+  )
 }
 
 function kilobytes(bytes: number): string {

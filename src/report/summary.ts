@@ -68,24 +68,43 @@ export function filesSection(
   report: Pick<SummaryReport, 'files' | 'dryRun' | 'manifestUrl'>,
   limit = report.files.length
 ): string {
-  if (report.files.length === 0) return '### Files\n\nNo files.'
-  const files = [...report.files].sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
-  const shown = files.slice(0, Math.max(0, limit))
-  const lines = [
-    '### Files',
-    '',
-    '| File | Size | SHA-256 | Status |',
-    '| --- | ---: | --- | --- |',
-    ...shown.map((f) => fileRow(f, report.dryRun))
-  ]
-  if (shown.length < files.length) {
-    const fullList = report.manifestUrl && !report.dryRun ? 'manifest.json' : 'the `urls` output'
-    lines.push(
-      '',
-      `Showing ${shown.length} of ${files.length} files; the full list is in ${fullList}.`
-    )
+  return fileTable(report).text(limit)
+}
+
+/**
+ * The file table at any length, from rows rendered once, and its size in UTF-8 bytes at any
+ * length without rendering it: thousands of files would otherwise be rendered again for every
+ * length buildSummary tries.
+ */
+function fileTable(report: Pick<SummaryReport, 'files' | 'dryRun' | 'manifestUrl'>): {
+  text(limit: number): string
+  bytes(limit: number): number
+} {
+  const count = report.files.length
+  if (count === 0) {
+    const empty = '### Files\n\nNo files.'
+    return { text: () => empty, bytes: () => utf8Bytes(empty) }
   }
-  return lines.join('\n')
+  const files = [...report.files].sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
+  const rows = files.map((f) => fileRow(f, report.dryRun))
+  // rowEnd[n]: the bytes of the first n rows, each after a line break.
+  const rowEnd = [0]
+  for (const row of rows) rowEnd.push(rowEnd[rowEnd.length - 1] + utf8Bytes(row) + 1)
+  const head = ['### Files', '', '| File | Size | SHA-256 | Status |', '| --- | ---: | --- | --- |']
+  const fullList = report.manifestUrl && !report.dryRun ? 'manifest.json' : 'the `urls` output'
+  const shown = (limit: number) => Math.min(count, Math.max(0, limit))
+  const tail = (n: number) =>
+    n < count ? `\n\nShowing ${n} of ${count} files; the full list is in ${fullList}.` : ''
+  return {
+    text: (limit) => {
+      const n = shown(limit)
+      return [...head, ...rows.slice(0, n)].join('\n') + tail(n)
+    },
+    bytes: (limit) => {
+      const n = shown(limit)
+      return utf8Bytes(head.join('\n')) + rowEnd[n] + utf8Bytes(tail(n))
+    }
+  }
 }
 
 const FILE_STATUS: Record<PublishedFile['action'], [string, string]> = {
@@ -377,38 +396,36 @@ export function warningsSection(warnings: string[]): string {
  * SUMMARY_BUDGET_BYTES of UTF-8.
  */
 export function buildSummary(report: SummaryReport): string {
-  // Sorted once, so that the sort in each trial render below is a single pass.
-  const sorted = {
-    ...report,
-    files: [...report.files].sort((a, b) => compareCodeUnits(a.relativePath, b.relativePath))
-  }
+  const table = fileTable(report)
   const render = (fileLimit: number, pathLimit: number): string =>
     [
-      headingSection(sorted),
-      totalsSection(sorted),
-      filesSection(sorted, fileLimit),
-      invalidationSection(sorted, pathLimit),
-      manifestSection(sorted),
-      preflightSection(sorted.preflight),
-      aliasSection(sorted.alias, sorted.dryRun),
-      signingSection(sorted.signing),
-      verificationSection(sorted.verification),
-      commentSection(sorted.comment),
-      warningsSection(sorted.warnings)
+      headingSection(report),
+      totalsSection(report),
+      table.text(fileLimit),
+      invalidationSection(report, pathLimit),
+      manifestSection(report),
+      preflightSection(report.preflight),
+      aliasSection(report.alias, report.dryRun),
+      signingSection(report.signing),
+      verificationSection(report.verification),
+      commentSection(report.comment),
+      warningsSection(report.warnings)
     ]
       .filter((section) => section !== '')
       .join('\n\n') + '\n'
+  // The summary's size with the table at any length: with no row, plus the rows' bytes.
+  const bytes = (fileLimit: number, pathLimit: number): number =>
+    utf8Bytes(render(0, pathLimit)) - table.bytes(0) + table.bytes(fileLimit)
   const fits = (fileLimit: number, pathLimit: number): boolean =>
-    utf8Bytes(render(fileLimit, pathLimit)) <= SUMMARY_BUDGET_BYTES
+    bytes(fileLimit, pathLimit) <= SUMMARY_BUDGET_BYTES
 
-  const fileCount = sorted.files.length
-  const pathCount = sorted.invalidation.paths.length
-  const full = render(fileCount, pathCount)
-  if (utf8Bytes(full) <= SUMMARY_BUDGET_BYTES) return full
+  const fileCount = report.files.length
+  const pathCount = report.invalidation.paths.length
+  if (fits(fileCount, pathCount)) return render(fileCount, pathCount)
   // Cap the path list at its share, give the table what is left, then let the list use any rest.
   const pathShare = largestFitting(
     pathCount,
-    (n) => utf8Bytes(invalidationSection(sorted, n)) <= PATH_LIST_SHARE_BYTES
+    (n) => utf8Bytes(invalidationSection(report, n)) <= PATH_LIST_SHARE_BYTES
   )
   const fileLimit = largestFitting(fileCount, (n) => fits(n, pathShare))
   const pathLimit = largestFitting(pathCount, (n) => fits(fileLimit, n))

@@ -1,7 +1,6 @@
 import { sameBytes } from '../../common/integrity.js'
 import { planInvalidation } from '../../cdn/invalidation.js'
 import { objectUrl } from '../../cdn/urls.js'
-import { withFields } from '../../common/objects.js'
 import { formatBytes } from '../../common/progress.js'
 import type {
   DeployInputs,
@@ -56,7 +55,9 @@ export async function decideManifestAndInvalidation(
   inputs: DecideInputs,
   ctx: ManifestContext
 ): Promise<Decisions> {
-  const planned = plan.files.map((f) => withFields(f, { url: objectUrl(ctx.urlBase, f.key) }))
+  // Set on the plan's files rather than on copies: one record per file, not two, while they upload.
+  for (const f of plan.files) Object.assign(f, { url: objectUrl(ctx.urlBase, f.key) })
+  const planned = plan.files as PublishedFile[]
   const key = manifestKey(inputs.versionPrefix)
   const build = manifestBuilder(inputs, ctx)
   const { manifest, manifestAction, replacedEarlier } = inputs.manifest

@@ -50,9 +50,11 @@ export async function finishDeploy(
 ): Promise<Finished> {
   const { invalidation, manifest } = decided
   await invalidateVersion(invalidation, manifest !== null, inputs, clients.cloudfront, deps)
+  // The manifest's digest serializes it again: only for signing or verifying.
+  const withManifest = manifest && (inputs.signing || inputs.verify)
   const targets: VerifyTarget[] = [
     ...files,
-    ...(manifest ? [manifestTarget(manifest, objectUrl(urlBase, decided.manifestKey))] : [])
+    ...(withManifest ? [manifestTarget(manifest, objectUrl(urlBase, decided.manifestKey))] : [])
   ]
   const signing = inputs.signing
     ? signPublished(targets, urlBase, inputs.versionPrefix, inputs.signing, deps.now())
